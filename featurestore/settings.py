@@ -1,0 +1,73 @@
+"""Settings shared by the CLI, the library and the API: flags > environment > config file.
+
+Environment variables are ``FEATURESTORE_<NAME>``; a YAML config file is named by
+``FEATURESTORE_CONFIG`` (or ``--config``). AWS endpoint, region and credentials come from the
+standard ``AWS_*`` variables so the same code runs against AWS, MinIO or moto.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._exceptions import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the feature store, in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="FEATURESTORE_", extra="forbid")
+
+    store: str = Field("./featurestore-data/store", description="Offline store URL (path or s3://)")
+    storage_options: dict[str, Any] = Field(default_factory=dict,
+                                            description="fsspec options for the store")
+    scheduler: str | None = Field(None, description="tcp://host:port of a Dask scheduler")
+    workers: int | None = Field(None, ge=1, description="LocalCluster worker processes")
+    feature_repo: str | None = Field(None, description="Feature repository YAML (default: built-in)")
+
+    api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
+    api_require_token_for_reads: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    snapshot_poll_seconds: float = 30.0
+
+    sagemaker_role_arn: str | None = None
+    sagemaker_s3_prefix: str | None = None
+    sagemaker_instance_type: str = "ml.m5.xlarge"
+    sagemaker_region: str | None = None
+
+    alert_webhook_url: str | None = None
+    alert_sns_topic_arn: str | None = None
+    alert_threshold: float = Field(0.05, ge=0, description="Relative metric change that alerts")
+    auto_promote: bool = True
+    retrain_weekday: int = Field(0, ge=0, le=6, description="0 = Monday, for run-daily")
+
+
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
+    """Build settings from a YAML file (lowest), the environment, then explicit overrides.
+
+    ``None`` overrides are ignored so unset CLI flags do not mask the environment.
+    """
+    path = config_file or os.environ.get("FEATURESTORE_CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        try:
+            file_values = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        if not isinstance(file_values, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    env_values = Settings().model_dump(exclude_unset=True)  # only what the environment set
+    merged = {**file_values, **env_values, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings.model_validate(merged) if merged else Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,201 @@
+"""Single-pass byte scanner for wide, unquoted, tab-separated lines (numba-compiled).
+
+pyarrow's CSV reader tokenizes all 1,000+ fields of every line even when asked for seven; this
+scanner walks the decompressed buffer once, records only the byte ranges of the wanted fields,
+counts fields per line, and flags lines holding non-ASCII bytes in a wanted field so only those
+few are UTF-8 validated. Everything else (typing, validation) is vectorised numpy/Arrow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+__all__ = ["scan_lines", "gather_strings", "parse_int_fields", "valid_utf8_rows"]
+
+
+@njit(nogil=True, cache=True)
+def _scan(buf, n_lines, slot_of_col):  # pragma: no cover - compiled
+    k = 0
+    for s in slot_of_col:
+        if s >= 0:
+            k += 1
+    ncols = slot_of_col.size
+    starts = np.zeros((n_lines, k), np.int64)
+    ends = np.zeros((n_lines, k), np.int64)
+    nfields = np.zeros(n_lines, np.int64)
+    nonascii = np.zeros(n_lines, np.bool_)
+    line_starts = np.zeros(n_lines + 1, np.int64)
+    line = 0
+    col = 0
+    fstart = 0
+    hi = False
+    size = buf.size
+    for i in range(size):
+        c = buf[i]
+        if c == 9 or c == 10:
+            if col < ncols:
+                slot = slot_of_col[col]
+                if slot >= 0:
+                    starts[line, slot] = fstart
+                    ends[line, slot] = i
+                    if hi:
+                        nonascii[line] = True
+            hi = False
+            col += 1
+            fstart = i + 1
+            if c == 10:
+                nfields[line] = col
+                line += 1
+                line_starts[line] = i + 1
+                col = 0
+        elif c >= 128:
+            hi = True
+    if size > 0 and buf[size - 1] != 10:  # last line without a newline
+        if col < ncols:
+            slot = slot_of_col[col]
+            if slot >= 0:
+                starts[line, slot] = fstart
+                ends[line, slot] = size
+                if hi:
+                    nonascii[line] = True
+        nfields[line] = col + 1
+        line_starts[line + 1] = size + 1
+    return starts, ends, nfields, nonascii, line_starts
+
+
+def scan_lines(buf: np.ndarray, slot_of_col: np.ndarray):
+    """Scan ``buf`` (uint8). ``slot_of_col[i]`` is the output slot of file column ``i`` or -1.
+
+    Returns ``starts, ends`` (lines x wanted fields, byte offsets), ``nfields`` per line,
+    ``nonascii`` per line, and ``line_starts`` (n+1 offsets; line i is
+    ``buf[line_starts[i]:line_starts[i+1]-1]``).
+    """
+    n_lines = int(np.count_nonzero(buf == 10))
+    if buf.size and buf[-1] != 10:
+        n_lines += 1
+    return _scan(buf, n_lines, slot_of_col)
+
+
+@njit(nogil=True, cache=True)
+def _utf8_ok(buf, s, e):  # pragma: no cover - compiled
+    i = s
+    while i < e:
+        c = buf[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            n = 1
+        elif 0xE0 <= c <= 0xEF:
+            n = 2
+        elif 0xF0 <= c <= 0xF4:
+            n = 3
+        else:
+            return False
+        if i + n >= e:  # truncated sequence
+            return False
+        c1 = buf[i + 1]
+        # overlong / surrogate / out-of-range checks on the second byte
+        if c == 0xE0 and c1 < 0xA0:
+            return False
+        if c == 0xED and c1 > 0x9F:
+            return False
+        if c == 0xF0 and c1 < 0x90:
+            return False
+        if c == 0xF4 and c1 > 0x8F:
+            return False
+        for j in range(1, n + 1):
+            if (buf[i + j] & 0xC0) != 0x80:
+                return False
+        i += n + 1
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _valid_utf8_rows(buf, starts, ends, rows):  # pragma: no cover - compiled
+    out = np.ones(rows.size, np.bool_)
+    for r in range(rows.size):
+        line = rows[r]
+        for f in range(starts.shape[1]):
+            if not _utf8_ok(buf, starts[line, f], ends[line, f]):
+                out[r] = False
+                break
+    return out
+
+
+def valid_utf8_rows(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                    rows: np.ndarray) -> np.ndarray:
+    """For each line in ``rows``, whether all its wanted fields are valid UTF-8."""
+    return _valid_utf8_rows(buf, starts, ends, rows.astype(np.int64))
+
+
+@njit(nogil=True, cache=True)
+def _parse_int(buf, s, e):  # pragma: no cover - compiled
+    """(value, ok): a decimal integer of at most 18 digits, optional leading minus."""
+    if s >= e:
+        return 0, False
+    neg = buf[s] == 45
+    i = s + 1 if neg else s
+    if i >= e or e - i > 18:
+        return 0, False
+    v = 0
+    while i < e:
+        c = buf[i]
+        if c < 48 or c > 57:
+            return 0, False
+        v = v * 10 + (c - 48)
+        i += 1
+    return (-v if neg else v), True
+
+
+@njit(nogil=True, cache=True)
+def _parse_int_fields(buf, starts, ends, slot):  # pragma: no cover - compiled
+    n = starts.shape[0]
+    values = np.zeros(n, np.int64)
+    ok = np.zeros(n, np.bool_)
+    for i in range(n):
+        v, good = _parse_int(buf, starts[i, slot], ends[i, slot])
+        values[i] = v
+        ok[i] = good
+    return values, ok
+
+
+def parse_int_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, slot: int):
+    """Parse field ``slot`` of every line as an integer: ``(values, ok)`` arrays."""
+    return _parse_int_fields(buf, starts, ends, slot)
+
+
+@njit(nogil=True, cache=True)
+def _gather(buf, starts, ends, rows, slot):  # pragma: no cover - compiled
+    n = rows.size
+    total = 0
+    for r in range(n):
+        total += ends[rows[r], slot] - starts[rows[r], slot]
+    offsets = np.zeros(n + 1, np.int64)
+    data = np.empty(max(total, 1), np.uint8)
+    valid = np.ones(n, np.bool_)
+    pos = 0
+    for r in range(n):
+        s = starts[rows[r], slot]
+        e = ends[rows[r], slot]
+        length = e - s
+        if length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):  # "" or \N
+            valid[r] = False
+        else:
+            data[pos:pos + length] = buf[s:e]
+            pos += length
+        offsets[r + 1] = pos
+    return offsets, data[:max(pos, 1)], valid
+
+
+def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                   rows: np.ndarray, slot: int) -> pa.Array:
+    """Arrow string array of field ``slot`` for lines ``rows``; empty and ``\\N`` are null."""
+    offsets, data, valid = _gather(buf, starts, ends, rows.astype(np.int64), slot)
+    n = rows.size
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if not valid.all() else None
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data), validity
+    ).cast(pa.string())

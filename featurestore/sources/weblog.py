@@ -1,0 +1,309 @@
+"""The ``weblog`` source: daily drops of wide, headerless, gzip TSV hit files (SPEC §1).
+
+This module knows the drop layout and how to turn one file's bytes into typed hit rows plus
+quarantined bad rows. It does no I/O to the store; :mod:`featurestore.ingest` does that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import re
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from isal import igzip
+
+from .._exceptions import RejectedFileError
+from ._scan import gather_strings, parse_int_fields, scan_lines, valid_utf8_rows
+
+__all__ = [
+    "WEBLOG_COLUMNS",
+    "BAD_ROW_REASONS",
+    "EVENT_SCHEMA",
+    "QUARANTINE_SCHEMA",
+    "RawFile",
+    "ParsedFile",
+    "discover_files",
+    "parse_file",
+]
+
+#: The columns the store reads from the 1,000+ of a drop (SPEC §1). Others are ignored.
+WEBLOG_COLUMNS = (
+    "hit_time_gmt",
+    "customer_id",
+    "page_url",
+    "post_page_event",
+    "post_event_list",
+    "post_product_list",
+    "exclude_hit",
+)
+
+#: Bad-row classes, in the order they are checked: a row is quarantined for the first that fits.
+BAD_ROW_REASONS = ("field_count", "bad_utf8", "bad_time", "future_time", "bad_product")
+
+#: Hits before this are out of range (a zeroed or garbled clock), not late data.
+MIN_HIT_TIME = int(dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp())
+
+#: One product entry: ``category;product_id;quantity;price[;ignored...]``; quantity and price
+#: may be empty (Adobe leaves them empty on product views), product_id may not.
+_PRODUCT_RE = r"^[^;]*;[^;]+;(-?[0-9]+)?;(-?[0-9]+(\.[0-9]*)?|-?\.[0-9]+)?(;.*)?$"
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("hit_time_gmt", pa.int64()),
+        ("customer_id", pa.string()),
+        ("page_url", pa.string()),
+        ("post_page_event", pa.string()),
+        ("post_event_list", pa.string()),
+        ("post_product_list", pa.string()),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("line_number", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw_line", pa.binary()),
+    ]
+)
+
+_DROP_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class RawFile:
+    """One hit file of one drop, with what the drop's header and manifest say about it."""
+
+    url: str
+    drop_date: dt.date
+    name: str
+    size: int
+    columns: tuple[str, ...]
+    manifest: dict[str, Any] | None  # this file's manifest entry, when the drop has a manifest
+
+    @property
+    def file_id(self) -> str:
+        """Deterministic id, used to name everything this file produces (retries overwrite)."""
+        stem = self.name.split(".", 1)[0]
+        return f"{self.drop_date.isoformat()}-{stem}"
+
+    @property
+    def ledger_key(self) -> str:
+        return f"{self.drop_date.isoformat()}/{self.name}"
+
+
+@dataclasses.dataclass
+class ParsedFile:
+    """What one file yields: hit rows to keep, rows to quarantine, and counts."""
+
+    events: pa.Table  # EVENT_SCHEMA plus ``event_date`` (date32)
+    quarantine: pa.Table  # QUARANTINE_SCHEMA
+    lines: int
+    excluded: int
+    anonymous: int  # valid rows (excluded ones too) with no customer_id
+    late: int  # valid rows (excluded ones too) dated before the drop's day
+    md5: str
+    bad: dict[str, int]
+
+
+def discover_files(
+    raw_root: str, storage_options: dict[str, Any] | None = None
+) -> tuple[list[RawFile], list[RejectedFileError]]:
+    """List every hit file under ``raw_root/<YYYY-MM-DD>/``.
+
+    Returns the files and drop-level problems (missing header, bad manifest, required columns
+    absent) as :class:`RejectedFileError` for each file of that drop: those files are rejected.
+    """
+    fs, root = fsspec.core.url_to_fs(raw_root, **(storage_options or {}))
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    prefix = "" if protocol == "file" else f"{protocol}://"
+    if not fs.isdir(root):
+        raise FileNotFoundError(
+            f"raw root {raw_root} does not exist or is not a directory; pass the folder holding "
+            "the YYYY-MM-DD drop folders"
+        )
+    files: list[RawFile] = []
+    rejected: list[RejectedFileError] = []
+    for entry in sorted(fs.ls(root, detail=True), key=lambda e: e["name"]):
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if entry["type"] != "directory" or not _DROP_DIR.match(name):
+            continue
+        drop_date = dt.date.fromisoformat(name)
+        listing = {
+            e["name"].rsplit("/", 1)[-1]: e for e in fs.ls(entry["name"], detail=True)
+        }
+        hit_files = sorted(n for n in listing if n.endswith(".tsv.gz"))
+        if not hit_files:
+            continue
+        problem = None
+        columns: tuple[str, ...] = ()
+        manifest_files: dict[str, Any] | None = None
+        if "column_headers.tsv" not in listing:
+            problem = "the drop has no column_headers.tsv, so its columns cannot be located"
+        else:
+            with fs.open(f"{entry['name']}/column_headers.tsv", "rb") as f:
+                columns = tuple(f.read().decode("utf-8", "replace").rstrip("\r\n").split("\t"))
+            missing = [c for c in WEBLOG_COLUMNS if c not in columns]
+            if missing:
+                problem = f"column_headers.tsv lacks required column(s) {', '.join(missing)}"
+        if problem is None and "manifest.json" in listing:
+            try:
+                with fs.open(f"{entry['name']}/manifest.json", "rb") as f:
+                    manifest = json.load(f)
+                manifest_files = {m["name"]: m for m in manifest["files"]}
+                if manifest.get("date") not in (None, name):
+                    problem = f"manifest.json is dated {manifest['date']} but the folder is {name}"
+            except (ValueError, KeyError, TypeError) as exc:
+                problem = f"manifest.json is not valid ({exc}); fix or remove it"
+        for hit_name in hit_files:
+            url = f"{prefix}{entry['name']}/{hit_name}"
+            if problem:
+                rejected.append(RejectedFileError(url, problem))
+                continue
+            manifest_entry = None
+            if manifest_files is not None:
+                manifest_entry = manifest_files.get(hit_name)
+                if manifest_entry is None:
+                    rejected.append(RejectedFileError(url, "the file is not listed in manifest.json"))
+                    continue
+            files.append(
+                RawFile(url, drop_date, hit_name, int(listing[hit_name]["size"]), columns,
+                        manifest_entry)
+            )
+    return files, rejected
+
+
+def parse_file(raw: RawFile, compressed: bytes) -> ParsedFile:
+    """Validate and parse one file's bytes. Raises :class:`RejectedFileError` for whole-file
+    problems (not gzip, truncated, manifest mismatch); bad rows go to ``quarantine``."""
+    md5 = hashlib.md5(compressed).hexdigest()
+    if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
+        raise RejectedFileError(
+            raw.url, f"md5 {md5} does not match manifest.json ({raw.manifest['md5']}); the file "
+            "is incomplete or altered: re-deliver it, then re-run ingest",
+        )
+    try:
+        data = igzip.decompress(compressed)
+    except (OSError, EOFError, ValueError) as exc:  # igzip raises these for corrupt/truncated
+        raise RejectedFileError(
+            raw.url, f"not a valid gzip file ({exc}); re-deliver it, then re-run ingest"
+        ) from None
+    buf = np.frombuffer(data, dtype=np.uint8)
+
+    slot_of_col = np.full(len(raw.columns), -1, dtype=np.int64)
+    for slot, name in enumerate(WEBLOG_COLUMNS):
+        slot_of_col[raw.columns.index(name)] = slot
+    starts, ends, nfields, nonascii, line_starts = scan_lines(buf, slot_of_col)
+    n = nfields.size
+    if raw.manifest is not None and raw.manifest.get("records") not in (None, n):
+        raise RejectedFileError(
+            raw.url, f"has {n} lines but manifest.json says {raw.manifest['records']}; the file "
+            "is incomplete or altered: re-deliver it, then re-run ingest",
+        )
+
+    # status 0 = good; i+1 = BAD_ROW_REASONS[i]. Each check only looks at still-good rows.
+    status = np.where(nfields != len(raw.columns), 1, 0).astype(np.int8)
+    suspect = np.flatnonzero((status == 0) & nonascii)
+    if suspect.size:
+        status[suspect[~valid_utf8_rows(buf, starts, ends, suspect)]] = 2
+    times, time_ok = parse_int_fields(buf, starts, ends, 0)
+    drop_start = int(dt.datetime.combine(raw.drop_date, dt.time(), dt.UTC).timestamp())
+    drop_end = drop_start + 86400
+    status[(status == 0) & (~time_ok | (times < MIN_HIT_TIME))] = 3
+    status[(status == 0) & (times >= drop_end)] = 4
+    good = np.flatnonzero(status == 0)
+
+    cols = {name: gather_strings(buf, starts, ends, good, slot)
+            for slot, name in enumerate(WEBLOG_COLUMNS) if name != "hit_time_gmt"}
+    bad_product = _bad_products(cols["post_product_list"])
+    if bad_product.any():
+        status[good[bad_product]] = 5
+        keep = ~bad_product
+        good = good[keep]
+        cols = {k: v.filter(pa.array(keep)) for k, v in cols.items()}
+
+    excluded = pc.fill_null(pc.not_equal(cols["exclude_hit"], "0"), True).to_numpy(
+        zero_copy_only=False)
+    rows = good[~excluded]
+    hit_times = times[rows]
+    table = pa.table(
+        {
+            "hit_time_gmt": pa.array(hit_times, pa.int64()),
+            **{k: v.filter(pa.array(~excluded)) for k, v in cols.items()
+               if k in EVENT_SCHEMA.names},
+        }
+    ).select(EVENT_SCHEMA.names)
+    table = table.append_column(
+        "event_date", pa.array(hit_times // 86400, pa.int32()).cast(pa.date32())
+    )
+
+    bad_rows = np.flatnonzero(status > 0)
+    bad_counts = {reason: int(np.count_nonzero(status == i + 1))
+                  for i, reason in enumerate(BAD_ROW_REASONS)}
+    quarantine = _quarantine_table(raw, buf, line_starts, bad_rows, status, nfields, times,
+                                   drop_end)
+    return ParsedFile(
+        events=table,
+        quarantine=quarantine,
+        lines=n,
+        excluded=int(excluded.sum()),
+        anonymous=int(cols["customer_id"].null_count),
+        late=int(np.count_nonzero(times[good] < drop_start)),
+        md5=md5,
+        bad=bad_counts,
+    )
+
+
+def _bad_products(products: pa.Array) -> np.ndarray:
+    """Per row, whether any non-empty entry of its product list is unparseable."""
+    if len(products) == 0 or products.null_count == len(products):
+        return np.zeros(len(products), dtype=bool)
+    entries = pc.split_pattern(products, ",")
+    flat = pc.list_flatten(entries)
+    parents = pc.list_parent_indices(entries).to_numpy()
+    bad_entry = pc.and_(pc.not_equal(flat, ""), pc.invert(pc.match_substring_regex(flat,
+                                                                                   _PRODUCT_RE)))
+    out = np.zeros(len(products), dtype=bool)
+    out[parents[bad_entry.to_numpy(zero_copy_only=False)]] = True
+    return out
+
+
+def _quarantine_table(raw: RawFile, buf: np.ndarray, line_starts: np.ndarray,
+                      rows: np.ndarray, status: np.ndarray, nfields: np.ndarray,
+                      times: np.ndarray, drop_end: int) -> pa.Table:
+    details = []
+    raw_lines = []
+    for line in rows:
+        reason = BAD_ROW_REASONS[status[line] - 1]
+        if reason == "field_count":
+            detail = f"expected {len(raw.columns)} tab-separated fields, found {nfields[line]}"
+        elif reason == "bad_utf8":
+            detail = "a field the store reads is not valid UTF-8"
+        elif reason == "bad_time":
+            detail = "hit_time_gmt is not an integer Unix time on or after 2000-01-01"
+        elif reason == "future_time":
+            detail = (f"hit_time_gmt {times[line]} is after the end of the drop's day "
+                      f"{raw.drop_date} (UTC)")
+        else:
+            detail = "post_product_list has an entry that is not category;product_id;quantity;price"
+        details.append(detail)
+        raw_lines.append(bytes(buf[line_starts[line]:max(line_starts[line + 1] - 1,
+                                                          line_starts[line])]))
+    return pa.table(
+        {
+            "source_file": pa.array([raw.url] * len(rows), pa.string()),
+            "line_number": pa.array(rows + 1, pa.int64()),
+            "reason": pa.array([BAD_ROW_REASONS[status[r] - 1] for r in rows], pa.string()),
+            "detail": pa.array(details, pa.string()),
+            "raw_line": pa.array(raw_lines, pa.binary()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )

@@ -1,0 +1,243 @@
+"""The offline store: one fsspec URL (local path or ``s3://bucket/prefix``) holding every table.
+
+All writes go through :class:`Store` so the commit protocol lives in one place:
+
+* output names are deterministic, so a retry overwrites instead of duplicating;
+* a file is published atomically: on local disk written under a temporary name readers skip
+  (leading ``.``) and renamed; on object stores written with one PUT of the final key, which S3
+  makes visible all at once;
+* one writer per store, enforced by :meth:`Store.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+import pandas as pd
+
+from ._exceptions import StoreLockedError
+
+__all__ = ["Store", "parse_storage_options"]
+
+LOCK_NAME = "_lock.json"
+DEFAULT_LOCK_TTL = dt.timedelta(hours=2)
+
+
+def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
+    """Turn ``["key=value", ...]`` (the ``--storage-option`` flag) into fsspec storage options.
+
+    ``client_kwargs.endpoint_url=http://...`` sets nested keys; ``true``/``false`` and numbers
+    are converted, as dask's ``storage_options`` users expect.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            from ._exceptions import ConfigError
+
+            raise ConfigError(
+                f"--storage-option {pair!r} is not KEY=VALUE; "
+                "for example --storage-option anon=false"
+            )
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            with contextlib.suppress(ValueError):
+                value = int(raw)
+        target = options
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return options
+
+
+def _default_storage_options(protocol: str) -> dict[str, Any]:
+    """Endpoint from the standard AWS variable, so moto/MinIO work without extra flags."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if protocol in ("s3", "s3a") and endpoint:
+        return {"client_kwargs": {"endpoint_url": endpoint}}
+    return {}
+
+
+class Store:
+    """A feature store root. Cheap to create and picklable, so Dask tasks receive it whole."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        url = str(url)
+        protocol = fsspec.utils.get_protocol(url)
+        if protocol == "file":
+            url = os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
+        self.url = url.rstrip("/")
+        self.protocol = protocol
+        self.storage_options = {**_default_storage_options(protocol), **(storage_options or {})}
+        self._fs: fsspec.AbstractFileSystem | None = None
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fs": None}
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            self._fs = fsspec.filesystem(self.protocol, **self.storage_options)
+        return self._fs
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol == "file"
+
+    @property
+    def root(self) -> str:
+        """The root as a filesystem path (no protocol), for ``self.fs`` calls."""
+        return self.fs._strip_protocol(self.url)
+
+    def path(self, *parts: str) -> str:
+        """Filesystem path of ``parts`` under the root."""
+        return "/".join([self.root, *[p.strip("/") for p in parts if p]])
+
+    def uri(self, *parts: str) -> str:
+        """Full URL of ``parts`` under the root, as readers (pandas, dask, DuckDB) want it."""
+        return "/".join([self.url, *[p.strip("/") for p in parts if p]])
+
+    # -- reading ------------------------------------------------------------------------
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def listdir(self, *parts: str) -> list[str]:
+        """Base names directly under ``parts`` (empty when it does not exist)."""
+        path = self.path(*parts)
+        try:
+            entries = self.fs.ls(path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def partitions(self, table: str, key: str) -> list[str]:
+        """Values of hive partition ``key`` that hold at least one published parquet file."""
+        values = []
+        for name in self.listdir(table):
+            if name.startswith(f"{key}=") and any(
+                f.endswith(".parquet") and not f.startswith((".", "_"))
+                for f in self.listdir(table, name)
+            ):
+                values.append(name.split("=", 1)[1])
+        return sorted(values)
+
+    def read_json(self, *parts: str) -> Any:
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return json.load(f)
+
+    def read_parquet(self, *parts: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read one parquet file or hive directory with pyarrow."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.path(*parts), filesystem=self.fs, columns=columns).to_pandas()
+
+    # -- atomic writes --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _publish(self, final: str) -> Iterator[str]:
+        """Yield a path to write; on success the content appears at ``final`` all at once."""
+        parent = final.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        if not self.is_local:
+            # One PUT of the final key is atomic on S3: readers see the old object or the new one.
+            yield final
+            return
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{final.rsplit('/', 1)[-1]}"
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
+            f.write(data)
+
+    def write_json(self, obj: Any, *parts: str) -> None:
+        self.write_bytes(json.dumps(obj, indent=1, sort_keys=True, default=str).encode(), *parts)
+
+    def write_parquet(self, df: pd.DataFrame, *parts: str) -> None:
+        """Publish ``df`` as one parquet file with fastparquet, keeping the frame's dtypes.
+
+        Callers pass frames already typed as SPEC §4 says (int64 counts, float64 money, string
+        ids); fastparquet keeps int64 when the column is int64, and nullable Int64 for nulls.
+        """
+        import fastparquet
+
+        with self._publish(self.path(*parts)) as target:
+            fastparquet.write(
+                target,
+                df,
+                file_scheme="simple",
+                write_index=False,
+                compression="SNAPPY",
+                open_with=self.fs.open,
+                stats=True,
+            )
+
+    def remove(self, *parts: str, recursive: bool = False) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(*parts), recursive=recursive)
+
+    # -- one writer at a time -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, purpose: str, ttl: dt.timedelta = DEFAULT_LOCK_TTL) -> Iterator[None]:
+        """Hold the store's writer lock for the duration of the block.
+
+        A lock older than its expiry is taken over (its owner died). Otherwise another writer
+        gets :class:`StoreLockedError` naming the owner and how to clear a stale lock.
+        """
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        now = dt.datetime.now(dt.UTC)
+        record = {"owner": owner, "purpose": purpose, "since": now.isoformat(),
+                  "expires": (now + ttl).isoformat()}
+        path = self.path(LOCK_NAME)
+        self.fs.makedirs(self.root, exist_ok=True)
+        current = self._read_lock()
+        if current and dt.datetime.fromisoformat(current["expires"]) > now:
+            raise StoreLockedError(
+                f"store {self.url} is locked by {current['owner']} ({current['purpose']}, since "
+                f"{current['since']}). Wait for that run to finish; if it died, delete "
+                f"{self.uri(LOCK_NAME)} or wait until {current['expires']}."
+            )
+        if self.is_local:
+            if current:  # expired: take it over
+                os.remove(path)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                raise StoreLockedError(
+                    f"store {self.url} was locked by another run a moment ago; retry later"
+                ) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+        else:
+            # Object stores have no portable create-if-absent; write and read back to detect a race.
+            self.write_json(record, LOCK_NAME)
+            if (self._read_lock() or {}).get("owner") != owner:
+                raise StoreLockedError(f"store {self.url} was locked by another run; retry later")
+        try:
+            yield
+        finally:
+            if (self._read_lock() or {}).get("owner") == owner:
+                self.remove(LOCK_NAME)
+
+    def _read_lock(self) -> dict[str, Any] | None:
+        try:
+            return self.read_json(LOCK_NAME)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None

@@ -1,0 +1,199 @@
+"""Ingestion engine: counts against an independent reader, exactly-once, bad rows and files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from featurestore import Store, StoreLockedError
+from featurestore.ingest import ingest_weblog, ledger_entries
+from tests.conftest import SAMPLE_DROPS
+from tests.reference import kept_hits, read_drops
+
+
+def _tables(store: Store) -> dict[str, pd.DataFrame]:
+    """Every data table of a store, sorted, for exact comparison between runs."""
+    events = pd.read_parquet(store.uri("events"))
+    events["event_date"] = events["event_date"].astype(str)
+    quarantine = pd.read_parquet(store.uri("_quarantine/weblog"))
+    quarantine["drop"] = quarantine["drop"].astype(str)
+    return {
+        "events": events.sort_values(list(events.columns)).reset_index(drop=True),
+        "quarantine": quarantine.sort_values(["source_file", "line_number"]).reset_index(
+            drop=True),
+    }
+
+
+def test_sample_drops_counts_match_expected(tmp_path, client):
+    expected = json.loads((SAMPLE_DROPS.parent / "sample-drops.expected.json").read_text())
+    report = ingest_weblog(str(SAMPLE_DROPS), Store(str(tmp_path / "s")), client=client)
+    assert report.ok and report.files_ingested == 6
+    assert report.lines == expected["lines"]
+    assert report.quarantined_by_reason == expected["bad"]
+    assert report.rows_quarantined == expected["quarantined"]
+    assert report.rows_excluded == expected["excluded"]
+    assert report.rows_anonymous == expected["anonymous"]
+    assert report.rows_late == expected["late"]
+    events = pd.read_parquet(tmp_path / "s" / "events")
+    assert len(events) == expected["lines"] - expected["quarantined"] - expected["excluded"]
+
+
+def test_ingest_matches_independent_reader(drops, tmp_path, client):
+    root, generated = drops
+    store = Store(str(tmp_path / "store"))
+    report = ingest_weblog(str(root), store, client=client)
+    good, bad = read_drops(root)
+    kept = kept_hits(good)
+
+    assert report.ok
+    assert report.files_ingested == generated.files
+    assert report.lines == generated.lines == len(good) + len(bad)
+    assert report.quarantined_by_reason == bad["reason"].value_counts().reindex(
+        report.quarantined_by_reason, fill_value=0).to_dict() == generated.bad
+    assert report.rows_excluded == int((good["exclude_hit"] != "0").sum()) > 0
+    assert report.rows_late == int(good["late"].sum()) > 0
+
+    events = pd.read_parquet(store.uri("events"))
+    events["event_date"] = events["event_date"].astype(str)
+    ours = events.groupby(["customer_id", "event_date"]).size()
+    theirs = kept[kept["customer_id"] != ""].groupby(["customer_id", "event_date"]).size()
+    pd.testing.assert_series_equal(ours.sort_index(), theirs.sort_index(), check_names=False)
+    assert events["customer_id"].isna().sum() == (kept["customer_id"] == "").sum() > 0
+    # Late hits sit under their own event date, whatever drop brought them.
+    assert (pd.to_datetime(events["hit_time_gmt"], unit="s").dt.strftime("%Y-%m-%d")
+            == events["event_date"]).all()
+    # Every kept row lands with every value intact ("" and \\N are null).
+    assert str(events["hit_time_gmt"].dtype) == "int64"
+    cols = ["hit_time_gmt", "customer_id", "page_url", "post_page_event", "post_event_list",
+            "post_product_list", "event_date"]
+    ref = kept[cols].replace({"": None, "\\N": None})
+    ours_rows = events[cols].astype(object).where(events[cols].notna(), None)
+    key = lambda df: df.astype(str).sort_values(cols).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(key(ours_rows), key(ref))
+
+
+def test_quarantine_rows_keep_file_line_reason_and_raw_bytes(drops, tmp_path, client):
+    root, _ = drops
+    store = Store(str(tmp_path / "store"))
+    ingest_weblog(str(root), store, client=client)
+    q = pd.read_parquet(store.uri("_quarantine/weblog"))
+    _, bad = read_drops(root)
+    assert sorted(zip(q["source_file"].str.rsplit("/", n=1).str[-1], q["line_number"],
+                      q["reason"])) == sorted(zip(bad["file"], bad["line_number"],
+                                                  bad["reason"]))
+    messages = {
+        "field_count": "tab-separated fields, found",
+        "bad_utf8": "not valid UTF-8",
+        "bad_time": "hit_time_gmt is not an integer Unix time",
+        "future_time": "is after the end of the drop's day",
+        "bad_product": "post_product_list has an entry that is not",
+    }
+    for reason, text in messages.items():
+        rows = q[q["reason"] == reason]
+        assert len(rows) > 0, reason
+        assert rows["detail"].str.contains(text, regex=False).all(), reason
+    # The raw line is the exact bytes of that line of the file.
+    row = q.iloc[0]
+    with open(row["source_file"], "rb") as f:
+        lines = gzip.decompress(f.read()).split(b"\n")
+    assert lines[row["line_number"] - 1] == row["raw_line"]
+
+
+def test_rerun_is_noop_and_new_drop_only_adds_its_files(drops_copy, tmp_path, client):
+    root, _ = drops_copy
+    last = sorted(p for p in root.iterdir())[-1]
+    held_back = tmp_path / "held"
+    shutil.move(str(last), held_back)
+    store = Store(str(tmp_path / "store"))
+    first = ingest_weblog(str(root), store, client=client)
+    before = _tables(store)
+    again = ingest_weblog(str(root), store, client=client)
+    assert again.files_ingested == 0 and again.files_skipped == first.files_ingested
+    for name, df in _tables(store).items():
+        pd.testing.assert_frame_equal(df, before[name])
+
+    shutil.move(str(held_back), str(last))
+    third = ingest_weblog(str(root), store, client=client)
+    assert third.files_ingested == 2 and third.files_skipped == first.files_ingested
+    clean = Store(str(tmp_path / "clean"))
+    ingest_weblog(str(root), clean, client=client)
+    for name, df in _tables(store).items():
+        pd.testing.assert_frame_equal(df, _tables(clean)[name])
+
+
+def _reject_case(root, case: str) -> tuple[str, str]:
+    """Damage one file of the first drop as ``case``; return (file name, expected text)."""
+    day = sorted(p for p in root.iterdir())[0]
+    target = day / "hit_data-0000.tsv.gz"
+    data = target.read_bytes()
+    manifest = json.loads((day / "manifest.json").read_text())
+    if case in ("corrupt", "truncated"):
+        (day / "manifest.json").unlink()  # so the gzip check itself is what catches it
+        target.write_bytes(b"this is not gzip" + data[16:] if case == "corrupt"
+                           else data[: len(data) // 2])
+        return target.name, "not a valid gzip file"
+    if case == "md5":
+        target.write_bytes(gzip.compress(gzip.decompress(data)))  # same lines, other bytes
+        return target.name, "does not match manifest.json"
+    if case == "records":
+        manifest["files"][0]["records"] += 1
+        manifest["files"][0].pop("md5")
+        (day / "manifest.json").write_text(json.dumps(manifest))
+        return target.name, "lines but manifest.json says"
+    if case == "missing_column":
+        headers = (day / "column_headers.tsv").read_text().replace("customer_id", "cust")
+        (day / "column_headers.tsv").write_text(headers)
+        return target.name, "lacks required column(s) customer_id"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["corrupt", "truncated", "md5", "records", "missing_column"])
+def test_bad_file_is_rejected_whole_and_others_land(case, drops_copy, tmp_path, client):
+    root, _ = drops_copy
+    name, text = _reject_case(root, case)
+    store = Store(str(tmp_path / "store"))
+    report = ingest_weblog(str(root), store, client=client)
+    assert not report.ok
+    assert any(r["file"].endswith(name) and text in r["reason"] for r in report.rejected), (
+        report.rejected)
+    assert report.files_ingested > 0
+    events = pd.read_parquet(store.uri("events"))
+    assert len(events) == report.rows_ingested
+    day = sorted(p for p in root.iterdir())[0].name
+    assert f"{day}/{name}" not in ledger_entries(store)
+    produced = [p.name for p in (tmp_path / "store" / "events").rglob("*.parquet")]
+    assert not any(f"{day}-hit_data-0000" in p for p in produced)
+    # A rejected file is retried on the next run and rejected again (still not ingested).
+    assert not ingest_weblog(str(root), store, client=client).ok
+
+
+def test_cli_json_report_and_exit_code(drops_copy, tmp_path):
+    root, generated = drops_copy
+    cmd = [sys.executable, "-m", "featurestore", "ingest", str(root), "--store",
+           str(tmp_path / "store"), "--workers", "1", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for key in ("files_ingested", "files_skipped", "files_rejected", "rows_ingested",
+                "rows_quarantined", "rows_excluded", "seconds"):
+        assert key in report
+    assert report["files_ingested"] == generated.files
+    _reject_case(root, "corrupt")
+    shutil.rmtree(tmp_path / "store")
+    out = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 1
+    assert "not a valid gzip file" in out.stderr and "hit_data-0000.tsv.gz" in out.stderr
+
+
+def test_store_lock_refuses_a_second_writer(tmp_path, drops):
+    store = Store(str(tmp_path / "store"))
+    with store.lock("test"):
+        with pytest.raises(StoreLockedError, match="is locked by"):
+            ingest_weblog(str(drops[0]), store)
+    assert not (tmp_path / "store" / "_lock.json").exists()
