@@ -1,0 +1,70 @@
+"""The FastAPI application: ``create_app(store)``; ``uvicorn api.main:app`` uses the env settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from featurestore import FeatureStoreError, NotFoundError
+from featurestore.settings import Settings
+from featurestore.storage import Store
+
+from .routes import all_routers
+from .settings import get_settings
+
+__all__ = ["create_app", "app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    application = FastAPI(
+        title="featurestore",
+        version="0.1.0",
+        description="Customer features over REST, training-set exports and retraining.",
+    )
+    application.state.settings = settings
+    application.state.store = Store(settings.store, settings.storage_options)
+    application.dependency_overrides[get_settings] = lambda: settings
+    for router in all_routers():
+        application.include_router(router)
+    _install_error_handlers(application)
+    return application
+
+
+def _install_error_handlers(application: FastAPI) -> None:
+    """Every error is JSON ``{"detail": "<actionable message>"}``; nothing leaks as a bare 500."""
+
+    @application.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @application.exception_handler(FeatureStoreError)
+    async def _store_error(_: Request, exc: FeatureStoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @application.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=422)
+
+    @application.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @application.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); the server log has details"},
+            status_code=500,
+        )
+
+
+def __getattr__(name: str):
+    # ``uvicorn api.main:app`` builds the app lazily, from the environment's settings.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)
