@@ -1,0 +1,67 @@
+"""The numba byte scanner against Python's own decoding, on arbitrary bytes (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from featurestore.sources._scan import gather_strings, parse_int_fields, scan_lines, valid_utf8_rows
+
+
+def _scan(text: bytes, ncols: int, wanted: list[int]):
+    buf = np.frombuffer(text, dtype=np.uint8)
+    slots = np.full(ncols, -1, dtype=np.int64)
+    for slot, col in enumerate(wanted):
+        slots[col] = slot
+    return buf, scan_lines(buf, slots)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40))
+def test_utf8_validation_matches_python(field):
+    field = field.replace(b"\t", b"").replace(b"\n", b"")
+    buf, (starts, ends, nfields, nonascii, _) = _scan(field + b"\n", 1, [0])
+    ok = valid_utf8_rows(buf, starts, ends, np.array([0]))[0]
+    try:
+        field.decode("utf-8")
+        expected = True
+    except UnicodeDecodeError:
+        expected = False
+    assert ok == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet="ab\\N01", max_size=4), min_size=1, max_size=5),
+                min_size=1, max_size=8), st.booleans())
+def test_fields_and_counts_match_str_split(rows, trailing_newline):
+    text = "\n".join("\t".join(r) for r in rows) + ("\n" if trailing_newline else "")
+    buf, (starts, ends, nfields, _, line_starts) = _scan(text.encode(), 3, [0, 2])
+    lines = text.split("\n")
+    if lines[-1] == "":  # a final newline ends the last line; it does not start a new one
+        lines.pop()
+    assert list(nfields) == [len(line.split("\t")) for line in lines]
+    for i, line in enumerate(lines):
+        assert bytes(buf[line_starts[i]:line_starts[i + 1] - 1]) == line.encode()
+    full = [i for i, line in enumerate(lines) if len(line.split("\t")) >= 3]
+    col2 = gather_strings(buf, starts, ends, np.array(full, dtype=np.int64), 1).to_pylist()
+    want = [lines[i].split("\t")[2] for i in full]
+    assert col2 == [None if v in ("", "\\N") else v for v in want]
+
+
+@given(st.lists(st.one_of(st.integers(-10**17, 10**17).map(str),
+                          st.text(alphabet="0123456789x-", max_size=20)), min_size=1,
+                max_size=20))
+def test_int_parsing_matches_python(values):
+    text = "".join(v + "\n" for v in values).encode()
+    buf, (starts, ends, *_rest) = _scan(text, 1, [0])
+    parsed, ok = parse_int_fields(buf, starts, ends, 0)
+    for v, p, good in zip(values, parsed, ok):
+        try:
+            expected = int(v) if v.lstrip("-").isdigit() and len(v.lstrip("-")) <= 18 \
+                and v.count("-") <= 1 and not v.startswith("--") else None
+        except ValueError:
+            expected = None
+        assert (expected is not None) == bool(good), v
+        if good:
+            assert p == expected
