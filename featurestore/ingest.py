@@ -30,6 +30,7 @@ from distributed import Client, as_completed
 
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
+from .sources._scan import warm_up
 from .sources.weblog import BAD_ROW_REASONS, RawFile, discover_files, parse_file
 from .storage import Store
 
@@ -177,6 +178,7 @@ def ingest_weblog(
                 report.files_skipped += 1
         if todo:
             with dask_client(scheduler, workers, client) as c:
+                c.run(warm_up)  # every worker loads the scanner kernels at once, in parallel
                 futures = c.map(_ingest_one, [store] * len(todo), todo,
                                 [raw_options] * len(todo), pure=False)
                 show = progress if progress is not None else sys.stderr.isatty()

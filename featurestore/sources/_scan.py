@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["scan_lines", "gather_strings", "parse_int_fields", "valid_utf8_rows"]
+__all__ = ["scan_lines", "gather_strings", "parse_int_fields", "valid_utf8_rows", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -199,3 +199,14 @@ def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     return pa.LargeStringArray.from_buffers(
         n, pa.py_buffer(offsets), pa.py_buffer(data), validity
     ).cast(pa.string())
+
+
+def warm_up() -> None:
+    """Load (or compile) every kernel now, e.g. on each worker via ``client.run(warm_up)``,
+    so the first real file does not pay for it."""
+    buf = np.frombuffer(b"1\tx\n", dtype=np.uint8)
+    starts, ends, *_ = scan_lines(buf, np.array([0, 1], dtype=np.int64))
+    rows = np.array([0], dtype=np.int64)
+    valid_utf8_rows(buf, starts, ends, rows)
+    parse_int_fields(buf, starts, ends, 0)
+    gather_strings(buf, starts, ends, rows, 1)
