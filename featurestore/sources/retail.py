@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 import fsspec
-import numpy as np
 import pandas as pd
 from distributed import Client
 
@@ -29,7 +28,7 @@ from ..cluster import dask_client
 from ..storage import Store
 
 __all__ = ["RetailReport", "clean_retail", "ingest_retail", "materialize_retail",
-           "retail_features", "TRANSACTIONS_TABLE"]
+           "retail_features", "prepare", "read_transactions", "TRANSACTIONS_TABLE"]
 
 TRANSACTIONS_TABLE = "transactions"
 LEDGER = "_ledger/retail"
@@ -147,59 +146,88 @@ def _ingest_retail_locked(path, store, report, client, scheduler, workers, optio
 
 
 # -- features ---------------------------------------------------------------------------------
-def retail_features(tx: pd.DataFrame, features: dict[str, Any], as_of: dt.date) -> pd.DataFrame:
-    """One as-of date of a retail table from transactions ``tx`` (with a ``day`` ordinal column).
+@dataclasses.dataclass
+class Prepared:
+    """Compact per (customer, day) frames a retail table's as-of dates are computed from."""
+
+    daily: pd.DataFrame                 # customer_id, day, rows, <sum fields>
+    distinct: dict[str, pd.DataFrame]   # field -> unique (customer_id, day, field)
+    latest: dict[str, pd.DataFrame]     # field -> (customer_id, day, value of the day's last line)
+
+
+def prepare(tx: pd.DataFrame, features: dict[str, dict[str, Any]]) -> Prepared:
+    """One pass over the transactions for every retail table's features."""
+    tx = tx.copy()
+    tx["revenue"] = tx["quantity"].astype("float64") * tx["unit_price"]
+    epoch = dt.date(1970, 1, 1).toordinal()
+    tx["day"] = (tx["invoice_date"].to_numpy().astype("datetime64[D]").astype("int64")
+                 + epoch)
+    feats = [f for table in features.values() for f in table.values()]
+    sums = sorted({f.field for f in feats if f.aggregation == "sum"})
+    g = tx.groupby(["customer_id", "day"], sort=True)
+    daily = g.size().rename("rows").to_frame().join(g[sums].sum()) if sums else \
+        g.size().rename("rows").to_frame()
+    distinct = {}
+    for fld in sorted({f.field for f in feats if f.aggregation == "distinct"}):
+        col = "day" if fld == "event_date" else fld
+        distinct[fld] = tx[["customer_id", "day"] + ([col] if col != "day" else [])] \
+            .drop_duplicates().reset_index(drop=True)
+    latest = {}
+    for fld in sorted({f.field for f in feats if f.aggregation == "latest"}):
+        ordered = tx.sort_values(["customer_id", "day", "invoice_date", "invoice_no", fld],
+                                 kind="stable")
+        latest[fld] = ordered.groupby(["customer_id", "day"], sort=True)[fld].last().reset_index()
+    return Prepared(daily.reset_index(), distinct, latest)
+
+
+def retail_features(prep: Prepared, features: dict[str, Any], as_of: dt.date) -> pd.DataFrame:
+    """One as-of date of a retail table.
 
     Rows: customers with an invoice on or before ``as_of``. ``latest`` (country) is the value on
     the customer's latest invoice line: latest ``invoice_date``, ties broken by the highest
-    ``invoice_no`` then the highest value.
+    ``invoice_no``, then the highest value.
     """
-    upto = tx[tx["day"].to_numpy() <= as_of.toordinal()]
-    index = pd.Index(np.sort(upto["customer_id"].unique().astype(str)), name="customer_id")
-    out = pd.DataFrame(index=index.astype("string"))
+    day = as_of.toordinal()
+    daily = prep.daily[prep.daily["day"].to_numpy() <= day]
+    last_day = daily.groupby("customer_id", sort=True)["day"].max()
+    index = last_day.index.astype("string")
+    out = pd.DataFrame(index=index)
+
+    def window(df: pd.DataFrame, days: int) -> pd.DataFrame:
+        d = df["day"].to_numpy()
+        return df[(d <= day) & (d > day - days)]
+
     for name, f in features.items():
-        if f.aggregation in ("count", "sum", "distinct"):
-            rows = upto[upto["day"].to_numpy() >= as_of.toordinal() - f.window_days + 1]
-            g = rows.groupby("customer_id", sort=False)
-            if f.aggregation == "count":
-                s = g.size()
-            elif f.aggregation == "sum":
-                s = g[f.field].sum()
-            elif f.field == "event_date":
-                s = g["day"].nunique()
-            else:
-                s = g[f.field].nunique()
+        if f.aggregation in ("count", "sum"):
+            rows = window(daily, f.window_days).groupby("customer_id", sort=False)[
+                "rows" if f.aggregation == "count" else f.field].sum()
             dtype = "float64" if f.aggregation == "sum" and f.field != "quantity" else "int64"
-            out[name] = s.reindex(out.index, fill_value=0).astype(dtype).to_numpy()
+            out[name] = rows.reindex(index, fill_value=0).astype(dtype).to_numpy()
+        elif f.aggregation == "distinct":
+            frame = window(prep.distinct[f.field], f.window_days)
+            col = "day" if f.field == "event_date" else f.field
+            out[name] = frame.groupby("customer_id", sort=False)[col].nunique().reindex(
+                index, fill_value=0).astype("int64").to_numpy()
         elif f.aggregation == "recency":
-            last = upto.groupby("customer_id", sort=False)["day"].max()
-            out[name] = (as_of.toordinal() - last.reindex(out.index)).astype("int64").to_numpy()
+            out[name] = (day - last_day).astype("int64").to_numpy()
         elif f.aggregation == "latest":
-            ordered = upto.sort_values(["customer_id", "invoice_date", "invoice_no", f.field])
-            last = ordered.groupby("customer_id", sort=False)[f.field].last()
-            out[name] = last.reindex(out.index).astype("string").to_numpy()
+            frame = prep.latest[f.field]
+            frame = frame[frame["day"].to_numpy() <= day]
+            out[name] = frame.groupby("customer_id", sort=False)[f.field].last().reindex(
+                index).astype("string").to_numpy()
     out = out.reset_index()
     out["customer_id"] = out["customer_id"].astype("string")
     return out
 
 
-def _prepare(tx: pd.DataFrame) -> pd.DataFrame:
-    tx = tx.copy()
-    tx["revenue"] = tx["quantity"].astype("float64") * tx["unit_price"]
-    tx["day"] = (tx["invoice_date"].dt.normalize() - pd.Timestamp("1970-01-01")).dt.days + \
-        dt.date(1970, 1, 1).toordinal()
-    tx["day"] = tx["day"].astype("int64")
-    return tx
-
-
-def _retail_task(store: Store, tx: pd.DataFrame, tables: dict[str, Any],
+def _retail_task(store: Store, prep: Prepared, tables: dict[str, Any],
                  days: list[dt.date]) -> dict[str, int]:
     from ..features._io import write_table
 
     rows: dict[str, int] = {}
     for day in days:
         for name, feats in tables.items():
-            df = retail_features(tx, feats, day)
+            df = retail_features(prep, feats, day)
             write_table(store, df, name, f"as_of={day.isoformat()}", "part-0.parquet")
             rows[name] = rows.get(name, 0) + len(df)
     return rows
@@ -256,10 +284,10 @@ def materialize_retail(store: Store, repo, report, *, client: Client | None = No
             day += dt.timedelta(1)
     if due:
         days = sorted(due)
-        tx = _prepare(read_transactions(store, until=days[-1]))
         feats = {n: tables[n].features for n in tables}
+        prep = prepare(read_transactions(store, until=days[-1]), feats)
         with dask_client(scheduler, workers, client) as c:
-            tx_future = c.scatter(tx, broadcast=False)
+            tx_future = c.scatter(prep, broadcast=True)
             futures = []
             for i in range(0, len(days), CHUNK_DAYS):
                 chunk = days[i:i + CHUNK_DAYS]
