@@ -214,22 +214,30 @@ def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataF
 
 def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
     """Concatenate daily partitions of ``kind`` (a DAILY_* folder) for ``days``, with ``day``
-    (proleptic ordinal) added; missing dates (no events) contribute nothing."""
-    frames = []
-    for day in days:
-        parts = (kind, f"event_date={day.isoformat()}", "part-0.parquet")
-        if not store.exists(*parts):
-            continue
-        df = store.read_parquet(*parts)
-        df["day"] = np.int64(day.toordinal())
-        frames.append(df)
-    if not frames:
+    (proleptic ordinal) added; missing dates (no events) contribute nothing.
+
+    One listing and one multi-file read, so a 30-day window costs few filesystem calls.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    wanted = {f"event_date={d.isoformat()}": d for d in days}
+    present = [name for name in store.listdir(kind) if name in wanted]
+    files = [store.path(kind, name, "part-0.parquet") for name in present]
+    if not files:
         return pd.DataFrame({"customer_id": pd.Series([], dtype="string"),
                              "day": pd.Series([], dtype="int64")})
-    out = pd.concat(frames, ignore_index=True)
-    for c in ("customer_id", "product_id"):
-        if c in out:
-            out[c] = out[c].astype("string")
+    fragments = ds.dataset(files, format="parquet", filesystem=store.fs)
+    tables, ordinals = [], []
+    for fragment in fragments.get_fragments():
+        table = fragment.to_table()
+        tables.append(table)
+        name = fragment.path.rsplit("/", 2)[-2]  # event_date=YYYY-MM-DD
+        ordinals.append(np.full(table.num_rows, wanted[name].toordinal(), dtype="int64"))
+    table = pa.concat_tables(tables, promote_options="default")
+    out = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
+                                        pa.large_string(): pd.StringDtype()}.get)
+    out["day"] = np.concatenate(ordinals)
     return out
 
 
