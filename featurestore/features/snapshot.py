@@ -41,26 +41,65 @@ def _windowed(daily: pd.DataFrame, keys: list[str], column: str, as_of: dt.date,
     return sums.reindex(index, fill_value=0)
 
 
-def _feature(f: Feature, cust: pd.DataFrame, cp: pd.DataFrame, state: pd.DataFrame,
-             as_of: dt.date, index: pd.Index) -> pd.Series:
-    key = f.filter.key
+class _Windows:
+    """Per window length, one filter and one groupby over all daily columns (cached), so the
+    cost of a snapshot grows with the number of distinct windows, not features."""
+
+    def __init__(self, cust: pd.DataFrame, cp: pd.DataFrame, as_of: dt.date,
+                 index: pd.Index) -> None:
+        self.cust, self.cp, self.as_of, self.index = cust, cp, as_of, index
+        self._sums: dict[int, pd.DataFrame] = {}
+        self._days: dict[int, pd.DataFrame] = {}
+        self._distinct: dict[tuple[int, str], pd.Series] = {}
+
+    def _rows(self, df: pd.DataFrame, window: int) -> pd.DataFrame:
+        return df[_in_window(df["day"], self.as_of, window)]
+
+    def sums(self, window: int) -> pd.DataFrame:
+        if window not in self._sums:
+            rows = self._rows(self.cust, window)
+            cols = [c for c in rows.columns if c not in ("customer_id", "day")]
+            self._sums[window] = rows.groupby("customer_id", sort=False)[cols].sum().reindex(
+                self.index, fill_value=0)
+        return self._sums[window]
+
+    def active_days(self, window: int) -> pd.DataFrame:
+        if window not in self._days:
+            rows = self._rows(self.cust, window)
+            cols = [c for c in rows.columns if c.startswith("hits_")]
+            flags = (rows[cols] > 0).astype("int64")
+            flags["customer_id"] = rows["customer_id"].to_numpy()
+            self._days[window] = flags.groupby("customer_id", sort=False)[cols].sum().reindex(
+                self.index, fill_value=0)
+        return self._days[window]
+
+    def distinct_products(self, window: int, column: str) -> pd.Series:
+        if (window, column) not in self._distinct:
+            rows = self._rows(self.cp, window)
+            rows = rows[rows[column].to_numpy() > 0] if column in rows else rows.iloc[:0]
+            self._distinct[(window, column)] = rows.groupby("customer_id", sort=False)[
+                "product_id"].nunique().reindex(self.index, fill_value=0)
+        return self._distinct[(window, column)]
+
+
+def _column(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column in frame:
+        return frame[column]
+    return pd.Series(0, index=frame.index, dtype="int64")
+
+
+def _feature(f: Feature, win: _Windows, state: pd.DataFrame) -> pd.Series:
+    key, as_of, index = f.filter.key, win.as_of, win.index
     if f.aggregation == "count":
         col = f"{'pairs' if f.unit == 'product' else 'hits'}_{key}"
-        return _windowed(cust, ["customer_id"], col, as_of, f.window_days, index).astype("int64")
+        return _column(win.sums(f.window_days), col).astype("int64")
     if f.aggregation == "sum":
-        out = _windowed(cust, ["customer_id"], f"sum_{f.field}_{key}", as_of, f.window_days,
-                        index)
+        out = _column(win.sums(f.window_days), f"sum_{f.field}_{key}")
         return out.astype("float64" if f.field == "price" else "int64")
     if f.aggregation == "distinct":
         if f.field == "event_date":
-            rows = cust[_in_window(cust["day"], as_of, f.window_days)]
-            rows = rows[rows[f"hits_{key}"].to_numpy() > 0]
-            return rows.groupby("customer_id").size().reindex(index, fill_value=0).astype(
-                "int64")
-        rows = cp[_in_window(cp["day"], as_of, f.window_days)]
-        rows = rows[rows[f"pairs_{key}"].to_numpy() > 0]
-        return rows.groupby("customer_id")["product_id"].nunique().reindex(
-            index, fill_value=0).astype("int64")
+            return _column(win.active_days(f.window_days), f"hits_{key}").astype("int64")
+        return win.distinct_products(f.window_days, f"pairs_{key}").astype("int64")
     if f.aggregation == "recency":
         last = state[f"last_{key}"].reindex(index)
         days = (as_of.toordinal() - last).astype("Int64")
@@ -73,9 +112,10 @@ def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, cust: pd.Da
     """``customer_features``-like table at ``as_of``: one row per customer in ``state`` (every
     customer with a counted hit on or before the date), sorted by customer_id."""
     index = pd.Index(state.index.astype("string"), name="customer_id").sort_values()
+    win = _Windows(cust, cp, as_of, index)
     out = pd.DataFrame(index=index)
     for name, f in repo.tables[table].features.items():
-        out[name] = _feature(f, cust, cp, state, as_of, index).to_numpy()
+        out[name] = _feature(f, win, state).to_numpy()
         if f.aggregation == "recency" and not f.filter.is_empty:
             out[name] = out[name].astype("Int64")
     out = out.reset_index()
