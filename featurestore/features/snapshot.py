@@ -32,15 +32,6 @@ def _in_window(days: pd.Series, as_of: dt.date, window: int) -> np.ndarray:
         days <= as_of.toordinal()).to_numpy()
 
 
-def _windowed(daily: pd.DataFrame, keys: list[str], column: str, as_of: dt.date,
-              window: int, index: pd.Index) -> pd.Series:
-    rows = daily[_in_window(daily["day"], as_of, window)]
-    if column not in rows:
-        return pd.Series(0, index=index, dtype="int64")
-    sums = rows.groupby(keys, sort=False)[column].sum()
-    return sums.reindex(index, fill_value=0)
-
-
 class _Windows:
     """Per window length, one filter and one groupby over all daily columns (cached), so the
     cost of a snapshot grows with the number of distinct windows, not features."""
@@ -125,23 +116,28 @@ def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, cust: pd.Da
 
 def customer_product_snapshot(repo: FeatureRepo, table: str, as_of: dt.date,
                               cp: pd.DataFrame) -> pd.DataFrame:
-    """Customer x product features at ``as_of``; rows where some feature is non-zero."""
+    """Customer x product features at ``as_of``; rows where some feature is non-zero.
+
+    One groupby: each feature's daily column is masked to its window first, then all are summed
+    together over (customer_id, product_id)."""
     feats = repo.tables[table].features
     keys = ["customer_id", "product_id"]
     window = max(f.window_days for f in feats.values())
     rows = cp[_in_window(cp["day"], as_of, window)]
-    index = pd.MultiIndex.from_frame(rows[keys].drop_duplicates()) if len(rows) else \
-        pd.MultiIndex.from_arrays([pd.array([], dtype="string")] * 2, names=keys)
-    out = pd.DataFrame(index=index)
+    masked = pd.DataFrame({k: rows[k].to_numpy() for k in keys})
+    dtypes = {}
     for name, f in feats.items():
         col = f"pairs_{f.filter.key}" if f.aggregation == "count" else \
             f"sum_{f.field}_{f.filter.key}"
-        dtype = "float64" if f.aggregation == "sum" and f.field == "price" else "int64"
-        out[name] = _windowed(rows, keys, col, as_of, f.window_days, index).astype(
-            dtype).to_numpy()
+        dtypes[name] = "float64" if f.aggregation == "sum" and f.field == "price" else "int64"
+        values = rows[col].to_numpy() if col in rows else np.zeros(len(rows), dtype="int64")
+        masked[name] = np.where(_in_window(rows["day"], as_of, f.window_days), values, 0)
+    out = masked.groupby(keys, sort=True).sum()
     if len(feats):
         out = out[(out.to_numpy() != 0).any(axis=1)]
-    out = out.sort_index().reset_index()
+    out = out.reset_index()
     for k in keys:
         out[k] = out[k].astype("string")
+    for name, dtype in dtypes.items():
+        out[name] = out[name].astype(dtype)
     return out
