@@ -33,64 +33,68 @@ def _in_window(days: pd.Series, as_of: dt.date, window: int) -> np.ndarray:
 
 
 class _Windows:
-    """Per window length, one filter and one groupby over all daily columns (cached), so the
-    cost of a snapshot grows with the number of distinct windows, not features."""
+    """Windowed sums over the daily frames with integer codes and ``np.bincount``: the
+    customer ids are hashed once per snapshot, then every (window, column) is one vectorised
+    pass, so a snapshot's cost is a few passes over the 30 days of daily rows."""
 
     def __init__(self, cust: pd.DataFrame, cp: pd.DataFrame, as_of: dt.date,
                  index: pd.Index) -> None:
         self.cust, self.cp, self.as_of, self.index = cust, cp, as_of, index
-        self._sums: dict[int, pd.DataFrame] = {}
-        self._days: dict[int, pd.DataFrame] = {}
-        self._distinct: dict[tuple[int, str], pd.Series] = {}
+        self.n = len(index)
+        self.codes = index.get_indexer(cust["customer_id"])
+        self.days = cust["day"].to_numpy()
+        self._cp_codes: tuple[np.ndarray, np.ndarray, int] | None = None
 
-    def _rows(self, df: pd.DataFrame, window: int) -> pd.DataFrame:
-        return df[_in_window(df["day"], self.as_of, window)]
+    def _mask(self, days: np.ndarray, window: int) -> np.ndarray:
+        day = self.as_of.toordinal()
+        return (days > day - window) & (days <= day)
 
-    def sums(self, window: int) -> pd.DataFrame:
-        if window not in self._sums:
-            rows = self._rows(self.cust, window)
-            cols = [c for c in rows.columns if c not in ("customer_id", "day")]
-            self._sums[window] = rows.groupby("customer_id", sort=False)[cols].sum().reindex(
-                self.index, fill_value=0)
-        return self._sums[window]
+    def _count(self, codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(codes, weights=weights, minlength=self.n)
 
-    def active_days(self, window: int) -> pd.DataFrame:
-        if window not in self._days:
-            rows = self._rows(self.cust, window)
-            cols = [c for c in rows.columns if c.startswith("hits_")]
-            flags = (rows[cols] > 0).astype("int64")
-            flags["customer_id"] = rows["customer_id"].to_numpy()
-            self._days[window] = flags.groupby("customer_id", sort=False)[cols].sum().reindex(
-                self.index, fill_value=0)
-        return self._days[window]
+    def sum(self, window: int, column: str, dtype: str) -> np.ndarray:
+        if column not in self.cust:
+            return np.zeros(self.n, dtype=dtype)
+        mask = self._mask(self.days, window)
+        values = self.cust[column].to_numpy()[mask]
+        if dtype == "int64":  # exact integer sums (bincount weights would go through float)
+            out = np.zeros(self.n, dtype="int64")
+            np.add.at(out, self.codes[mask], values.astype("int64"))
+            return out
+        return self._count(self.codes[mask], values.astype("float64"))
 
-    def distinct_products(self, window: int, column: str) -> pd.Series:
-        if (window, column) not in self._distinct:
-            rows = self._rows(self.cp, window)
-            rows = rows[rows[column].to_numpy() > 0] if column in rows else rows.iloc[:0]
-            self._distinct[(window, column)] = rows.groupby("customer_id", sort=False)[
-                "product_id"].nunique().reindex(self.index, fill_value=0)
-        return self._distinct[(window, column)]
+    def active_days(self, window: int, column: str) -> np.ndarray:
+        if column not in self.cust:
+            return np.zeros(self.n, dtype="int64")
+        mask = self._mask(self.days, window) & (self.cust[column].to_numpy() > 0)
+        return self._count(self.codes[mask]).astype("int64")
+
+    def distinct_products(self, window: int, column: str) -> np.ndarray:
+        if column not in self.cp or not len(self.cp):
+            return np.zeros(self.n, dtype="int64")
+        if self._cp_codes is None:
+            products, uniques = pd.factorize(self.cp["product_id"])
+            self._cp_codes = (self.index.get_indexer(self.cp["customer_id"]), products,
+                              max(len(uniques), 1))
+        customers, products, width = self._cp_codes
+        mask = self._mask(self.cp["day"].to_numpy(), window) & (
+            self.cp[column].to_numpy() > 0)
+        pairs = np.unique(customers[mask].astype("int64") * width + products[mask])
+        return self._count(pairs // width).astype("int64")
 
 
-def _column(frame: pd.DataFrame, column: str) -> pd.Series:
-    if column in frame:
-        return frame[column]
-    return pd.Series(0, index=frame.index, dtype="int64")
-
-
-def _feature(f: Feature, win: _Windows, state: pd.DataFrame) -> pd.Series:
+def _feature(f: Feature, win: _Windows, state: pd.DataFrame) -> np.ndarray | pd.Series:
     key, as_of, index = f.filter.key, win.as_of, win.index
     if f.aggregation == "count":
         col = f"{'pairs' if f.unit == 'product' else 'hits'}_{key}"
-        return _column(win.sums(f.window_days), col).astype("int64")
+        return win.sum(f.window_days, col, "int64")
     if f.aggregation == "sum":
-        out = _column(win.sums(f.window_days), f"sum_{f.field}_{key}")
-        return out.astype("float64" if f.field == "price" else "int64")
+        return win.sum(f.window_days, f"sum_{f.field}_{key}",
+                       "float64" if f.field == "price" else "int64")
     if f.aggregation == "distinct":
         if f.field == "event_date":
-            return _column(win.active_days(f.window_days), f"hits_{key}").astype("int64")
-        return win.distinct_products(f.window_days, f"pairs_{key}").astype("int64")
+            return win.active_days(f.window_days, f"hits_{key}")
+        return win.distinct_products(f.window_days, f"pairs_{key}")
     if f.aggregation == "recency":
         last = state[f"last_{key}"].reindex(index)
         days = (as_of.toordinal() - last).astype("Int64")
@@ -106,7 +110,8 @@ def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, cust: pd.Da
     win = _Windows(cust, cp, as_of, index)
     out = pd.DataFrame(index=index)
     for name, f in repo.tables[table].features.items():
-        out[name] = _feature(f, win, state).to_numpy()
+        value = _feature(f, win, state)
+        out[name] = value.to_numpy() if isinstance(value, pd.Series) else value
         if f.aggregation == "recency" and not f.filter.is_empty:
             out[name] = out[name].astype("Int64")
     out = out.reset_index()
