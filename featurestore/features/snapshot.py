@@ -123,26 +123,37 @@ def customer_product_snapshot(repo: FeatureRepo, table: str, as_of: dt.date,
                               cp: pd.DataFrame) -> pd.DataFrame:
     """Customer x product features at ``as_of``; rows where some feature is non-zero.
 
-    One groupby: each feature's daily column is masked to its window first, then all are summed
-    together over (customer_id, product_id)."""
+    Keys become sorted integer codes (``factorize(sort=True)``), so one ``np.unique`` gives the
+    rows already in (customer_id, product_id) order and each feature is one ``bincount``."""
     feats = repo.tables[table].features
     keys = ["customer_id", "product_id"]
     window = max(f.window_days for f in feats.values())
     rows = cp[_in_window(cp["day"], as_of, window)]
-    masked = pd.DataFrame({k: rows[k].to_numpy() for k in keys})
-    dtypes = {}
+    customers, cust_values = pd.factorize(rows["customer_id"], sort=True)
+    products, prod_values = pd.factorize(rows["product_id"], sort=True)
+    width = max(len(prod_values), 1)
+    pairs, inverse = np.unique(customers.astype("int64") * width + products,
+                               return_inverse=True)
+    out = pd.DataFrame({
+        "customer_id": pd.array(np.asarray(cust_values, dtype=object)[pairs // width],
+                                dtype="string"),
+        "product_id": pd.array(np.asarray(prod_values, dtype=object)[pairs % width],
+                               dtype="string"),
+    })
+    day = rows["day"].to_numpy()
     for name, f in feats.items():
         col = f"pairs_{f.filter.key}" if f.aggregation == "count" else \
             f"sum_{f.field}_{f.filter.key}"
-        dtypes[name] = "float64" if f.aggregation == "sum" and f.field == "price" else "int64"
+        mask = (day > as_of.toordinal() - f.window_days) & (day <= as_of.toordinal())
         values = rows[col].to_numpy() if col in rows else np.zeros(len(rows), dtype="int64")
-        masked[name] = np.where(_in_window(rows["day"], as_of, f.window_days), values, 0)
-    out = masked.groupby(keys, sort=True).sum()
-    if len(feats):
-        out = out[(out.to_numpy() != 0).any(axis=1)]
-    out = out.reset_index()
-    for k in keys:
-        out[k] = out[k].astype("string")
-    for name, dtype in dtypes.items():
-        out[name] = out[name].astype(dtype)
-    return out
+        if f.aggregation == "sum" and f.field == "price":
+            out[name] = np.bincount(inverse[mask], weights=values[mask].astype("float64"),
+                                    minlength=len(pairs))
+        else:
+            summed = np.zeros(len(pairs), dtype="int64")
+            np.add.at(summed, inverse[mask], values[mask].astype("int64"))
+            out[name] = summed
+    names = list(feats)
+    if names:
+        out = out[(out[names].to_numpy() != 0).any(axis=1)]
+    return out[keys + names].reset_index(drop=True)
