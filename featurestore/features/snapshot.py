@@ -10,6 +10,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .daily import DailyPlan
 from .definitions import Feature, FeatureRepo
@@ -32,6 +34,14 @@ def _in_window(days: pd.Series, as_of: dt.date, window: int) -> np.ndarray:
         days <= as_of.toordinal()).to_numpy()
 
 
+def _arrow_strings(values) -> pa.Array:
+    """A pandas string array as one Arrow string array (zero-copy for Arrow-backed ones)."""
+    arr = pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
 class _Windows:
     """Windowed sums over the daily frames with integer codes and ``np.bincount``: the
     customer ids are hashed once per snapshot, then every (window, column) is one vectorised
@@ -41,9 +51,15 @@ class _Windows:
                  index: pd.Index) -> None:
         self.cust, self.cp, self.as_of, self.index = cust, cp, as_of, index
         self.n = len(index)
-        self.codes = index.get_indexer(cust["customer_id"])
+        self._value_set = _arrow_strings(index.array)
+        self.codes = self._lookup(cust["customer_id"])
         self.days = cust["day"].to_numpy()
         self._cp_codes: tuple[np.ndarray, np.ndarray, int] | None = None
+
+    def _lookup(self, ids: pd.Series) -> np.ndarray:
+        """Position of each id in the index (Arrow's hash lookup: no Python objects)."""
+        return pc.index_in(_arrow_strings(ids.array), value_set=self._value_set).to_numpy(
+            zero_copy_only=False).astype("int64")
 
     def _mask(self, days: np.ndarray, window: int) -> np.ndarray:
         day = self.as_of.toordinal()
@@ -74,7 +90,7 @@ class _Windows:
             return np.zeros(self.n, dtype="int64")
         if self._cp_codes is None:
             products, uniques = pd.factorize(self.cp["product_id"])
-            self._cp_codes = (self.index.get_indexer(self.cp["customer_id"]), products,
+            self._cp_codes = (self._lookup(self.cp["customer_id"]), products,
                               max(len(uniques), 1))
         customers, products, width = self._cp_codes
         mask = self._mask(self.cp["day"].to_numpy(), window) & (
