@@ -1,7 +1,7 @@
 """``featurestore demo``: the whole pipeline on synthetic data, no cloud account needed.
 
-generate -> ingest (local Dask cluster, local parquet) -> ... each later capability as it
-lands; then prints where everything is and what to try next.
+generate -> ingest (local Dask cluster, local parquet) -> materialize feature tables -> ...
+each later capability as it lands; then prints where everything is and what to try next.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import shutil
 import time
 from pathlib import Path
 
+from ..cluster import dask_client
+from ..features import materialize
 from ..generate import generate_weblog
 from ..ingest import ingest_weblog
 from ..storage import Store
+from ..tables import list_tables
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,24 +50,40 @@ def run(args: argparse.Namespace) -> int:
                           late_fraction=0.02)
     print(f"   {gen.files} files, {gen.lines:,} lines ({time.perf_counter() - t:.1f} s)")
 
-    t = _step(f"ingest into {store.url} on a local Dask cluster ({args.workers} workers)")
-    report = ingest_weblog(str(raw), store, workers=args.workers, progress=False)
-    print(f"   {report.files_ingested} files, {report.rows_ingested:,} rows, "
-          f"{report.rows_quarantined} quarantined, {report.rows_excluded} excluded "
-          f"({report.seconds:.1f} s)")
-    t = _step("ingest again: nothing new, every file is skipped (exactly once)")
-    again = ingest_weblog(str(raw), store, workers=args.workers, progress=False)
-    print(f"   {again.files_ingested} ingested, {again.files_skipped} skipped")
+    with dask_client(workers=args.workers) as client:
+        t = _step(f"ingest into {store.url} on a local Dask cluster ({args.workers} workers)")
+        report = ingest_weblog(str(raw), store, client=client, progress=False)
+        print(f"   {report.files_ingested} files, {report.rows_ingested:,} rows, "
+              f"{report.rows_quarantined} quarantined, {report.rows_excluded} excluded "
+              f"({report.seconds:.1f} s)")
+        t = _step("ingest again: nothing new, every file is skipped (exactly once)")
+        again = ingest_weblog(str(raw), store, client=client, progress=False)
+        print(f"   {again.files_ingested} ingested, {again.files_skipped} skipped")
+
+        t = _step("materialize the feature tables for every as-of date (incremental)")
+        mat = materialize(store, client=client)
+        for table, dates in sorted(mat.as_of_written.items()):
+            print(f"   {table}: {len(dates)} as-of dates {dates[0]} .. {dates[-1]}, "
+                  f"{mat.rows_written.get(table, 0):,} rows")
+        print(f"   ({mat.seconds:.1f} s); a second run has nothing to do: "
+              f"{materialize(store, client=client).as_of_written or 'no partition rewritten'}")
+    tables = {t.name: t for t in list_tables(store)}
+    latest = tables["customer_features"].as_of_range[1] if "customer_features" in tables else ""
 
     print(f"""
 == done. Everything is under {work}
    raw drops:   {raw}
    events:      {store.uri('events')}   (hive-partitioned by event_date)
    quarantine:  {store.uri('_quarantine/weblog')}
+   features:    {store.uri('customer_features')}, {store.uri('customer_product_features')}
+                (hive-partitioned by as_of, latest {latest})
 
 Try:
    python -c "import pandas as pd; print(pd.read_parquet('{store.uri('events')}').head())"
    featurestore ingest {raw} --store {store.url} --json
+   featurestore tables --store {store.url}
+   featurestore show --store {store.url} --table customer_features --customer C000001
+   featurestore backfill --store {store.url} --from {latest}
 """)
     if not args.no_serve:
         print("(the HTTP API is not part of this build yet; exiting)")

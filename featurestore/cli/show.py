@@ -1,0 +1,49 @@
+"""``featurestore show``: one customer's row of a feature table at an as-of date (latest by
+default)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+import pandas as pd
+
+from .._exceptions import NotFoundError
+from ..tables import read_table
+from ._common import add_store_options, print_json, settings_from, store_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="print one customer's features", description=__doc__)
+    add_store_options(p)
+    p.add_argument("--table", default="customer_features")
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--as-of", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run)
+
+
+def _plain(value):
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def run(args: argparse.Namespace) -> int:
+    store = store_from(settings_from(args))
+    df = read_table(store, args.table, as_of=args.as_of, customer_id=args.customer)
+    if df.empty:
+        raise NotFoundError(f"customer {args.customer!r} has no row in {args.table} at "
+                            f"{args.as_of or 'the latest as-of'}")
+    as_of = args.as_of.isoformat() if args.as_of else \
+        store.partitions(args.table, "as_of")[-1]
+    rows = [{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+    if args.json:
+        print_json(rows[0] if len(rows) == 1 else rows)
+        return 0
+    print(f"{args.table} as of {as_of}")
+    for row in rows:
+        for k, v in row.items():
+            print(f"  {k:<34} {v}")
+        print()
+    return 0

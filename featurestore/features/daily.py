@@ -1,0 +1,249 @@
+"""Per-event-date aggregates of the web-log events: the unit of incremental work.
+
+For each event date D one task reads ``events/event_date=D/*.parquet`` and writes
+
+* ``_daily/customer/event_date=D/part-0.parquet``: one row per customer with a counted hit on
+  D; columns ``hits_<filter>`` (hits matching a filter), ``pairs_<filter>`` ((hit, product)
+  pairs of matching hits) and ``sum_<field>_<filter>`` (price / quantity over those pairs);
+* ``_daily/customer_product/event_date=D/part-0.parquet``: one row per (customer, product)
+  with a pair on D; ``pairs_<filter>`` and ``sum_<field>_<filter>`` columns.
+
+Which columns exist is a :class:`DailyPlan`, derived from the feature repository: every
+windowed feature is a sum (or a count of non-zero rows) of these columns over D-w+1 .. D, so a
+snapshot never reads raw events. ``<filter>`` is :attr:`Filter.key`, a short hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from ..ingest import EVENTS_TABLE
+from ..storage import Store
+from .definitions import FeatureRepo, Filter
+
+__all__ = [
+    "DAILY_CUSTOMER",
+    "DAILY_CUSTOMER_PRODUCT",
+    "DailyPlan",
+    "compute_daily",
+    "daily_plan",
+    "read_daily",
+    "recency_frame",
+]
+
+DAILY_CUSTOMER = "_daily/customer"
+DAILY_CUSTOMER_PRODUCT = "_daily/customer_product"
+ALL = Filter()
+_EVENT_COLUMNS = ["customer_id", "page_url", "post_page_event", "post_event_list",
+                  "post_product_list"]
+#: scheme://host at the start of a URL; what follows up to ? or # is the path.
+_URL_HOST = r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*"
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyPlan:
+    """The daily columns the weblog tables need (sorted, so the plan is deterministic)."""
+
+    hit_filters: tuple[Filter, ...]
+    pair_filters: tuple[Filter, ...]
+    sums: tuple[tuple[str, Filter], ...]
+    cp_pair_filters: tuple[Filter, ...]
+    cp_sums: tuple[tuple[str, Filter], ...]
+    recency_filters: tuple[Filter, ...]
+
+    @property
+    def filters(self) -> list[Filter]:
+        seen: dict[str, Filter] = {}
+        for f in (*self.hit_filters, *self.pair_filters, *self.cp_pair_filters,
+                  *(f for _, f in self.sums), *(f for _, f in self.cp_sums)):
+            seen[f.key] = f
+        return [seen[k] for k in sorted(seen)]
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str).encode()
+        return hashlib.sha1(blob).hexdigest()[:16]
+
+    @property
+    def recency_fingerprint(self) -> str:
+        return ",".join(f.key for f in self.recency_filters)
+
+
+def _uniq(filters) -> tuple[Filter, ...]:
+    return tuple(sorted({f.key: f for f in filters}.values(), key=lambda f: f.key))
+
+
+def _uniq_sums(pairs) -> tuple[tuple[str, Filter], ...]:
+    return tuple(sorted({(fld, f.key): (fld, f) for fld, f in pairs}.values(),
+                        key=lambda p: (p[0], p[1].key)))
+
+
+def daily_plan(repo: FeatureRepo) -> DailyPlan:
+    hits, pairs, sums, cp_pairs, cp_sums, recency = [ALL], [], [], [], [], [ALL]
+    for name, table in repo.tables_for("weblog").items():
+        product_table = len(repo.keys(name)) == 2
+        for f in table.features.values():
+            if product_table:
+                (cp_pairs.append(f.filter) if f.aggregation == "count"
+                 else cp_sums.append((f.field, f.filter)))
+            elif f.aggregation == "count":
+                (pairs if f.unit == "product" else hits).append(f.filter)
+            elif f.aggregation == "sum":
+                sums.append((f.field, f.filter))
+            elif f.aggregation == "distinct" and f.field == "product_id":
+                cp_pairs.append(f.filter)
+            elif f.aggregation == "distinct":  # event_date: days with a matching hit
+                hits.append(f.filter)
+            elif f.aggregation == "recency":
+                hits.append(f.filter)
+                recency.append(f.filter)
+    return DailyPlan(_uniq(hits), _uniq(pairs), _uniq_sums(sums), _uniq(cp_pairs),
+                     _uniq_sums(cp_sums), _uniq(recency))
+
+
+def _mask(events: pd.DataFrame, f: Filter) -> np.ndarray:
+    """Which hits match ``f`` (all given conditions)."""
+    mask = np.ones(len(events), dtype=bool)
+    if f.event_id is not None:
+        padded = "," + events["post_event_list"].fillna("") + ","
+        mask &= padded.str.contains(f",{f.event_id},", regex=False).to_numpy(dtype=bool)
+    if f.page_event is not None:
+        mask &= (events["post_page_event"] == f.page_event).fillna(False).to_numpy(dtype=bool)
+    if f.url_path_prefix is not None:
+        path = (events["page_url"].fillna("").str.replace(_URL_HOST, "", regex=True)
+                .str.replace(r"[?#].*$", "", regex=True))
+        mask &= path.str.startswith(f.url_path_prefix).to_numpy(dtype=bool)
+    return mask
+
+
+def _products(events: pd.DataFrame, needed: np.ndarray) -> pd.DataFrame:
+    """(hit row, product_id, quantity, price) for the products of the ``needed`` hits."""
+    lists = events["post_product_list"][needed & events["post_product_list"].notna().to_numpy()]
+    entries = lists.astype(object).str.split(",").explode()
+    entries = entries[entries.notna() & (entries != "")]
+    parts = entries.str.split(";")
+    out = pd.DataFrame({
+        "row": entries.index.to_numpy(dtype=np.int64),
+        "product_id": parts.str[1].astype("string"),
+        "quantity": pd.to_numeric(parts.str[2].replace("", None), errors="coerce")
+        .fillna(0).astype("int64"),
+        "price": pd.to_numeric(parts.str[3].replace("", None), errors="coerce")
+        .fillna(0.0).astype("float64"),
+    })
+    return out.reset_index(drop=True)
+
+
+def _events(store: Store, day: dt.date) -> pd.DataFrame:
+    import pyarrow.dataset as ds
+
+    folder = store.path(EVENTS_TABLE, f"event_date={day.isoformat()}")
+    files = [f"{folder}/{n}" for n in store.listdir(EVENTS_TABLE, f"event_date={day.isoformat()}")
+             if n.endswith(".parquet") and not n.startswith((".", "_"))]
+    if not files:
+        return pd.DataFrame({c: pd.Series([], dtype="string") for c in _EVENT_COLUMNS})
+    table = ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table(
+        columns=_EVENT_COLUMNS)
+    import pyarrow as pa
+
+    df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
+                                       pa.large_string(): pd.StringDtype()}.get)
+    return df[df["customer_id"].notna()].reset_index(drop=True)
+
+
+def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataFrame,
+                                                                           pd.DataFrame]:
+    """The two daily frames of ``day`` (sorted by key, exact dtypes)."""
+    ev = _events(store, day)
+    masks = {f.key: _mask(ev, f) for f in plan.filters}
+    masks["all"] = np.ones(len(ev), dtype=bool)
+    cols: dict[str, np.ndarray] = {}
+    for f in plan.hit_filters:
+        cols[f"hits_{f.key}"] = masks[f.key].astype("int64")
+    need_products = np.zeros(len(ev), dtype=bool)
+    for f in (*plan.pair_filters, *plan.cp_pair_filters, *(f for _, f in plan.sums),
+              *(f for _, f in plan.cp_sums)):
+        need_products |= masks[f.key]
+    prod = _products(ev, need_products)
+    cust_id = ev["customer_id"]
+    hit_frame = pd.DataFrame(cols)
+    hit_frame["customer_id"] = cust_id
+    customer = hit_frame.groupby("customer_id", sort=True).sum()
+    # Per-customer sums over products, and per customer x product pairs/sums.
+    pcols: dict[str, np.ndarray] = {}
+    for f in plan.pair_filters:
+        pcols[f"pairs_{f.key}"] = masks[f.key][prod["row"]].astype("int64")
+    for fld, f in plan.sums:
+        pcols[f"sum_{fld}_{f.key}"] = np.where(masks[f.key][prod["row"]], prod[fld], 0).astype(
+            prod[fld].dtype)
+    if pcols:
+        pframe = pd.DataFrame(pcols)
+        pframe["customer_id"] = cust_id.to_numpy()[prod["row"]]
+        psum = pframe.groupby("customer_id", sort=True).sum()
+        customer = customer.join(psum, how="left")
+        for c in pcols:
+            customer[c] = customer[c].fillna(0).astype(pcols[c].dtype)
+    cp_cols: dict[str, np.ndarray] = {}
+    for f in plan.cp_pair_filters:
+        cp_cols[f"pairs_{f.key}"] = masks[f.key][prod["row"]].astype("int64")
+    for fld, f in plan.cp_sums:
+        cp_cols[f"sum_{fld}_{f.key}"] = np.where(masks[f.key][prod["row"]], prod[fld], 0).astype(
+            prod[fld].dtype)
+    cp_frame = pd.DataFrame(cp_cols)
+    cp_frame["customer_id"] = pd.array(cust_id.to_numpy()[prod["row"]], dtype="string")
+    cp_frame["product_id"] = prod["product_id"].to_numpy()
+    if cp_cols:
+        match = np.zeros(len(prod), dtype=bool)
+        for f in (*plan.cp_pair_filters, *(f for _, f in plan.cp_sums)):
+            match |= masks[f.key][prod["row"]]
+        cp_frame = cp_frame[match]
+        cp = cp_frame.groupby(["customer_id", "product_id"], sort=True).sum().reset_index()
+    else:
+        cp = cp_frame.iloc[:0][["customer_id", "product_id"]]
+    customer = customer.reset_index()
+    customer["customer_id"] = customer["customer_id"].astype("string")
+    cp["customer_id"] = cp["customer_id"].astype("string")
+    cp["product_id"] = cp["product_id"].astype("string")
+    return customer, cp.reset_index(drop=True)
+
+
+def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
+    """Concatenate daily partitions of ``kind`` (a DAILY_* folder) for ``days``, with ``day``
+    (proleptic ordinal) added; missing dates (no events) contribute nothing.
+
+    One listing and one multi-file read, so a 30-day window costs few filesystem calls.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    wanted = {f"event_date={d.isoformat()}": d for d in days}
+    present = [name for name in store.listdir(kind) if name in wanted]
+    files = [store.path(kind, name, "part-0.parquet") for name in present]
+    if not files:
+        return pd.DataFrame({"customer_id": pd.Series([], dtype="string"),
+                             "day": pd.Series([], dtype="int64")})
+    fragments = ds.dataset(files, format="parquet", filesystem=store.fs)
+    tables, ordinals = [], []
+    for fragment in fragments.get_fragments():
+        table = fragment.to_table()
+        tables.append(table)
+        name = fragment.path.rsplit("/", 2)[-2]  # event_date=YYYY-MM-DD
+        ordinals.append(np.full(table.num_rows, wanted[name].toordinal(), dtype="int64"))
+    table = pa.concat_tables(tables, promote_options="default")
+    out = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
+                                        pa.large_string(): pd.StringDtype()}.get)
+    out["day"] = np.concatenate(ordinals)
+    return out
+
+
+def recency_frame(plan: DailyPlan, customer_daily: pd.DataFrame) -> pd.DataFrame:
+    """Per customer active on the day: whether it had a hit matching each recency filter."""
+    out = pd.DataFrame({"customer_id": customer_daily["customer_id"].astype("string")})
+    for f in plan.recency_filters:
+        out[f.key] = customer_daily[f"hits_{f.key}"].to_numpy() > 0
+    return out

@@ -1,0 +1,199 @@
+"""The feature repository: feature definitions as data (SPEC §3), validated with pydantic.
+
+A repository YAML declares ``sources``, ``entities`` and ``tables``; each table lists its
+features (aggregation, filter, window). The SPEC §3 features ship as the defaults in
+``featurestore/feature_repo.yaml``; a user adds a feature by editing a copy and naming it with
+the ``feature_repo`` setting (``FEATURESTORE_FEATURE_REPO``), then runs ``featurestore backfill``.
+
+Errors name the bad key, e.g. ``tables.customer_features.features.cart_adds_30d.window_days``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .._exceptions import ConfigError
+
+__all__ = [
+    "DEFAULT_REPO",
+    "Feature",
+    "FeatureRepo",
+    "Filter",
+    "TableDef",
+    "load_feature_repo",
+]
+
+DEFAULT_REPO = Path(__file__).resolve().parents[1] / "feature_repo.yaml"
+
+#: Fields each source's aggregations may name.
+SUM_FIELDS = {"weblog": {"price", "quantity"}, "retail": {"quantity", "revenue", "unit_price"}}
+DISTINCT_FIELDS = {"weblog": {"product_id", "event_date"},
+                   "retail": {"invoice_no", "stock_code", "event_date"}}
+LATEST_FIELDS = {"retail": {"country"}}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Filter(_Strict):
+    """Which hits a feature counts; every condition given must hold (AND)."""
+
+    event_id: str | None = Field(None, description="the hit's event list contains this id")
+    page_event: str | None = Field(None, description="post_page_event equals this value")
+    url_path_prefix: str | None = Field(None, description="path of page_url starts with this")
+
+    @property
+    def is_empty(self) -> bool:
+        return self.event_id is None and self.page_event is None and self.url_path_prefix is None
+
+    @property
+    def key(self) -> str:
+        """Short deterministic name, used in daily-aggregate column names."""
+        if self.is_empty:
+            return "all"
+        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        return "f" + hashlib.sha1(blob).hexdigest()[:10]
+
+
+class Feature(_Strict):
+    """One feature: an aggregation over a window of days ending on the as-of date."""
+
+    aggregation: Literal["count", "sum", "distinct", "recency", "latest"]
+    unit: Literal["hit", "product"] = Field(
+        "hit", description="count: hits, or (hit, product) pairs")
+    field: str | None = Field(None, description="sum/distinct/latest: the field aggregated")
+    filter: Filter = Filter()
+    window_days: int | None = Field(None, ge=1, le=3660)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> Feature:
+        if self.aggregation in ("recency", "latest"):
+            if self.window_days is not None:
+                raise ValueError(f"window_days: a {self.aggregation} feature has no window "
+                                 "(it looks back over all history)")
+        elif self.window_days is None:
+            raise ValueError(f"window_days: required for a {self.aggregation} feature")
+        if self.aggregation in ("sum", "distinct", "latest") and not self.field:
+            raise ValueError(f"field: required for a {self.aggregation} feature")
+        if self.aggregation in ("count", "recency") and self.field:
+            raise ValueError(f"field: not allowed for a {self.aggregation} feature")
+        return self
+
+
+class TableDef(_Strict):
+    source: str
+    entity: str
+    features: dict[str, Feature] = Field(min_length=1)
+
+
+class Source(_Strict):
+    kind: Literal["weblog", "retail"]
+    table: str
+
+
+class Entity(_Strict):
+    keys: list[str] = Field(min_length=1)
+
+
+class FeatureRepo(_Strict):
+    """A whole repository. :meth:`tables_for` gives the tables built from one source kind."""
+
+    sources: dict[str, Source]
+    entities: dict[str, Entity]
+    tables: dict[str, TableDef]
+
+    @model_validator(mode="after")
+    def _references(self) -> FeatureRepo:
+        for tname, table in self.tables.items():
+            where = f"tables.{tname}"
+            if table.source not in self.sources:
+                raise ValueError(f"{where}.source: unknown source {table.source!r} "
+                                 f"(declared: {', '.join(self.sources)})")
+            if table.entity not in self.entities:
+                raise ValueError(f"{where}.entity: unknown entity {table.entity!r} "
+                                 f"(declared: {', '.join(self.entities)})")
+            kind = self.sources[table.source].kind
+            keys = self.entities[table.entity].keys
+            allowed_keys = (["customer_id"], ["customer_id", "product_id"]) if kind == "weblog" \
+                else (["customer_id"],)
+            if keys not in [list(k) for k in allowed_keys]:
+                raise ValueError(f"{where}.entity: a {kind} table is keyed by one of "
+                                 f"{[list(k) for k in allowed_keys]}, not {keys}")
+            for fname, f in table.features.items():
+                _check_feature(f"{where}.features.{fname}", f, kind, keys)
+        return self
+
+    def source_kind(self, table: str) -> str:
+        return self.sources[self.tables[table].source].kind
+
+    def keys(self, table: str) -> list[str]:
+        return list(self.entities[self.tables[table].entity].keys)
+
+    def tables_for(self, kind: str) -> dict[str, TableDef]:
+        return {n: t for n, t in self.tables.items() if self.sources[t.source].kind == kind}
+
+    def fingerprint(self, table: str) -> str:
+        """Changes when the table's definition changes (so its partitions must be rebuilt)."""
+        blob = json.dumps(self.tables[table].model_dump(), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def _check_feature(where: str, f: Feature, kind: str, keys: list[str]) -> None:
+    if f.aggregation == "sum" and f.field not in SUM_FIELDS[kind]:
+        raise ValueError(f"{where}.field: {kind} sums one of {sorted(SUM_FIELDS[kind])}, "
+                         f"not {f.field!r}")
+    if f.aggregation == "distinct" and f.field not in DISTINCT_FIELDS[kind]:
+        raise ValueError(f"{where}.field: {kind} counts distinct "
+                         f"{sorted(DISTINCT_FIELDS[kind])}, not {f.field!r}")
+    if f.aggregation == "latest" and f.field not in LATEST_FIELDS.get(kind, set()):
+        raise ValueError(f"{where}.aggregation: 'latest' is only for "
+                         f"{sorted(LATEST_FIELDS.get(kind, set())) or 'no'} {kind} fields")
+    if kind == "retail" and not f.filter.is_empty:
+        raise ValueError(f"{where}.filter: retail features take no filter")
+    if len(keys) == 2:  # customer x product: per-product counts and sums only
+        if f.aggregation not in ("count", "sum") or (
+                f.aggregation == "count" and f.unit != "product"):
+            raise ValueError(f"{where}.aggregation: a customer x product table holds "
+                             "'count' (unit: product) or 'sum' features only")
+
+
+def _error_message(path: str, exc: ValidationError) -> str:
+    problems = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        # Our validators put the bad key first ("window_days: ..."); join it onto the location.
+        head, sep, rest = msg.partition(": ")
+        if sep and " " not in head:
+            if "." in head:  # already a full path from the repository validator
+                loc, msg = head, rest
+            else:
+                loc, msg = ".".join(p for p in (loc, head) if p), rest
+        problems.append(f"{loc}: {msg}")
+    return f"feature repository {path}: " + "; ".join(problems)
+
+
+def load_feature_repo(path: str | None = None) -> FeatureRepo:
+    """Load and validate a repository YAML (``None``: the shipped SPEC §3 defaults)."""
+    source = Path(path) if path else DEFAULT_REPO
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read feature repository {source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"feature repository {source} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"feature repository {source} must be a mapping with sources, "
+                          "entities and tables")
+    try:
+        return FeatureRepo.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_error_message(str(source), exc)) from None

@@ -1,0 +1,305 @@
+"""The retail source (SPEC §2): UCI Online Retail CSV -> ``transactions`` -> retail features.
+
+``ingest_retail`` applies the reference notebook's cleaning (drop rows without CustomerID,
+drop rows with Quantity <= 0), writes ``transactions/event_date=D/part-<file id>.parquet`` (one
+deterministic part per source file and date) and a ledger record per file, last.
+``materialize_retail`` builds ``customer_retail_features`` (and any other table of a retail
+source in the feature repository) for every as-of date from the first to the last invoice date.
+
+Retail history is small (one year, ~400k cleaned rows), so an incremental run rebuilds every
+as-of date from the earliest date a new file touched, with the cleaned transactions up to the
+last due date held in memory and one Dask task per round of as-of dates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import time
+from typing import Any
+
+import fsspec
+import pandas as pd
+from distributed import Client
+
+from .._exceptions import RejectedFileError
+from ..cluster import dask_client
+from ..storage import Store
+
+__all__ = ["RetailReport", "clean_retail", "ingest_retail", "materialize_retail",
+           "retail_features", "prepare", "read_transactions", "TRANSACTIONS_TABLE"]
+
+TRANSACTIONS_TABLE = "transactions"
+LEDGER = "_ledger/retail"
+STATE_RECORD = "_state/retail.json"
+RAW_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+               "CustomerID", "Country"]
+CHUNK_DAYS = 32
+
+
+@dataclasses.dataclass
+class RetailReport:
+    files_ingested: int = 0
+    files_skipped: int = 0
+    rows_read: int = 0
+    rows_dropped_no_customer: int = 0
+    rows_dropped_quantity: int = 0
+    rows_ingested: int = 0
+    event_dates: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def clean_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """SPEC §2 cleaning and the ``transactions`` dtypes (SPEC §4)."""
+    no_customer = raw["CustomerID"].isna() | (raw["CustomerID"].astype("string").str.strip()
+                                              == "")
+    df = raw[~no_customer]
+    quantity = pd.to_numeric(df["Quantity"], errors="raise").astype("int64")
+    keep = (quantity > 0).to_numpy()
+    df, quantity = df[keep], quantity[keep]
+    customer = pd.to_numeric(df["CustomerID"], errors="raise").astype("int64").astype(str)
+    out = pd.DataFrame({
+        "invoice_no": df["InvoiceNo"].astype("string"),
+        "stock_code": df["StockCode"].astype("string"),
+        "description": df["Description"].astype("string"),
+        "quantity": quantity.astype("int64"),
+        "invoice_date": pd.to_datetime(df["InvoiceDate"], format="%Y-%m-%d %H:%M:%S")
+        .astype("datetime64[ms]"),
+        "unit_price": pd.to_numeric(df["UnitPrice"]).astype("float64"),
+        "customer_id": customer.astype("string"),
+        "country": df["Country"].astype("string"),
+    }).reset_index(drop=True)
+    counts = {"rows_dropped_no_customer": int(no_customer.sum()),
+              "rows_dropped_quantity": int((~keep).sum())}
+    return out, counts
+
+
+def _ledger(store: Store) -> dict[str, dict[str, Any]]:
+    return {n[:-5]: store.read_json(LEDGER, n) for n in store.listdir(LEDGER)
+            if n.endswith(".json") and not n.startswith(".")}
+
+
+def _ingest_file(store: Store, url: str, data: bytes, file_id: str) -> dict[str, Any]:
+    """Clean one file and publish its per-date parts (runs on a worker)."""
+    import io
+
+    try:
+        raw = pd.read_csv(io.BytesIO(data), compression="infer" if not url.endswith(".gz")
+                          else "gzip", dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # noqa: BLE001 - any parse failure rejects the file whole
+        raise RejectedFileError(url, f"not a readable Online Retail CSV: {exc}") from None
+    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing:
+        raise RejectedFileError(url, f"missing columns {missing}; expected {RAW_COLUMNS}")
+    df, counts = clean_retail(raw)
+    dates = df["invoice_date"].dt.strftime("%Y-%m-%d")
+    for day, part in df.groupby(dates, sort=True):
+        write_transactions(store, part.reset_index(drop=True), day, file_id)
+    return {"rows_read": len(raw), "rows_ingested": len(df), **counts,
+            "event_dates": sorted(dates.unique().tolist())}
+
+
+def write_transactions(store: Store, df: pd.DataFrame, day: str, file_id: str) -> None:
+    from ..features._io import write_table
+
+    write_table(store, df, TRANSACTIONS_TABLE, f"event_date={day}", f"part-{file_id}.parquet")
+
+
+def ingest_retail(path: str, store: Store, *, client: Client | None = None,
+                  scheduler: str | None = None, workers: int | None = None,
+                  storage_options: dict[str, Any] | None = None) -> RetailReport:
+    """Ingest one Online Retail CSV (.csv or .csv.gz) exactly once; caller holds no lock."""
+    started = time.perf_counter()
+    report = RetailReport()
+    with store.lock("ingest retail"):
+        _ingest_retail_locked(path, store, report, client, scheduler, workers, storage_options)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _ingest_retail_locked(path, store, report, client, scheduler, workers, options) -> None:
+    try:
+        with fsspec.open(path, "rb", **(options or {})) as f:
+            data = f.read()
+    except (FileNotFoundError, OSError) as exc:
+        raise RejectedFileError(str(path), f"cannot read: {exc}") from None
+    md5 = hashlib.md5(data).hexdigest()
+    name = str(path).rstrip("/").rsplit("/", 1)[-1]
+    file_id = hashlib.sha1(f"{name}:{md5}".encode()).hexdigest()[:12]
+    key = f"{name}-{file_id}"
+    if key in _ledger(store):
+        report.files_skipped += 1
+        return
+    with dask_client(scheduler, workers, client) as c:
+        result = c.submit(_ingest_file, store, str(path), data, file_id, pure=False).result()
+    entry = {"file": str(path), "size": len(data), "md5": md5, "file_id": file_id,
+             "ingested_at": dt.datetime.now(dt.UTC).isoformat(), **result}
+    store.write_json(entry, LEDGER, f"{key}.json")  # last: the parts above are published
+    report.files_ingested += 1
+    for k in ("rows_read", "rows_ingested", "rows_dropped_no_customer", "rows_dropped_quantity"):
+        setattr(report, k, getattr(report, k) + result[k])
+    report.event_dates = result["event_dates"]
+
+
+# -- features ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Prepared:
+    """Compact per (customer, day) frames a retail table's as-of dates are computed from."""
+
+    daily: pd.DataFrame                 # customer_id, day, rows, <sum fields>
+    distinct: dict[str, pd.DataFrame]   # field -> unique (customer_id, day, field)
+    latest: dict[str, pd.DataFrame]     # field -> (customer_id, day, value of the day's last line)
+
+
+def prepare(tx: pd.DataFrame, features: dict[str, dict[str, Any]]) -> Prepared:
+    """One pass over the transactions for every retail table's features."""
+    tx = tx.copy()
+    tx["revenue"] = tx["quantity"].astype("float64") * tx["unit_price"]
+    epoch = dt.date(1970, 1, 1).toordinal()
+    tx["day"] = (tx["invoice_date"].to_numpy().astype("datetime64[D]").astype("int64")
+                 + epoch)
+    feats = [f for table in features.values() for f in table.values()]
+    sums = sorted({f.field for f in feats if f.aggregation == "sum"})
+    g = tx.groupby(["customer_id", "day"], sort=True)
+    daily = g.size().rename("rows").to_frame().join(g[sums].sum()) if sums else \
+        g.size().rename("rows").to_frame()
+    distinct = {}
+    for fld in sorted({f.field for f in feats if f.aggregation == "distinct"}):
+        col = "day" if fld == "event_date" else fld
+        distinct[fld] = tx[["customer_id", "day"] + ([col] if col != "day" else [])] \
+            .drop_duplicates().reset_index(drop=True)
+    latest = {}
+    for fld in sorted({f.field for f in feats if f.aggregation == "latest"}):
+        ordered = tx.sort_values(["customer_id", "day", "invoice_date", "invoice_no", fld],
+                                 kind="stable")
+        latest[fld] = ordered.groupby(["customer_id", "day"], sort=True)[fld].last().reset_index()
+    return Prepared(daily.reset_index(), distinct, latest)
+
+
+def retail_features(prep: Prepared, features: dict[str, Any], as_of: dt.date) -> pd.DataFrame:
+    """One as-of date of a retail table.
+
+    Rows: customers with an invoice on or before ``as_of``. ``latest`` (country) is the value on
+    the customer's latest invoice line: latest ``invoice_date``, ties broken by the highest
+    ``invoice_no``, then the highest value.
+    """
+    day = as_of.toordinal()
+    daily = prep.daily[prep.daily["day"].to_numpy() <= day]
+    last_day = daily.groupby("customer_id", sort=True)["day"].max()
+    index = last_day.index.astype("string")
+    out = pd.DataFrame(index=index)
+
+    def window(df: pd.DataFrame, days: int) -> pd.DataFrame:
+        d = df["day"].to_numpy()
+        return df[(d <= day) & (d > day - days)]
+
+    for name, f in features.items():
+        if f.aggregation in ("count", "sum"):
+            rows = window(daily, f.window_days).groupby("customer_id", sort=False)[
+                "rows" if f.aggregation == "count" else f.field].sum()
+            dtype = "float64" if f.aggregation == "sum" and f.field != "quantity" else "int64"
+            out[name] = rows.reindex(index, fill_value=0).astype(dtype).to_numpy()
+        elif f.aggregation == "distinct":
+            frame = window(prep.distinct[f.field], f.window_days)
+            col = "day" if f.field == "event_date" else f.field
+            out[name] = frame.groupby("customer_id", sort=False)[col].nunique().reindex(
+                index, fill_value=0).astype("int64").to_numpy()
+        elif f.aggregation == "recency":
+            out[name] = (day - last_day).astype("int64").to_numpy()
+        elif f.aggregation == "latest":
+            frame = prep.latest[f.field]
+            frame = frame[frame["day"].to_numpy() <= day]
+            out[name] = frame.groupby("customer_id", sort=False)[f.field].last().reindex(
+                index).astype("string").to_numpy()
+    out = out.reset_index()
+    out["customer_id"] = out["customer_id"].astype("string")
+    return out
+
+
+def _retail_task(store: Store, prep: Prepared, tables: dict[str, Any],
+                 days: list[dt.date]) -> dict[str, int]:
+    from ..features._io import write_table
+
+    rows: dict[str, int] = {}
+    for day in days:
+        for name, feats in tables.items():
+            df = retail_features(prep, feats, day)
+            write_table(store, df, name, f"as_of={day.isoformat()}", "part-0.parquet")
+            rows[name] = rows.get(name, 0) + len(df)
+    return rows
+
+
+def read_transactions(store: Store, until: dt.date | None = None) -> pd.DataFrame:
+    import pyarrow.dataset as ds
+
+    files = []
+    for part in store.listdir(TRANSACTIONS_TABLE):
+        if part.startswith("event_date=") and (until is None or part[11:] <= until.isoformat()):
+            files += [store.path(TRANSACTIONS_TABLE, part, n)
+                      for n in store.listdir(TRANSACTIONS_TABLE, part)
+                      if n.endswith(".parquet") and not n.startswith((".", "_"))]
+    df = ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table().to_pandas()
+    for c in ("invoice_no", "stock_code", "description", "customer_id", "country"):
+        df[c] = df[c].astype("string")
+    return df
+
+
+def materialize_retail(store: Store, repo, report, *, client: Client | None = None,
+                       scheduler: str | None = None, workers: int | None = None,
+                       start: dt.date | None = None, end: dt.date | None = None,
+                       force: bool = False) -> None:
+    """Rebuild the retail tables' stale as-of dates (caller holds the store lock)."""
+    tables = repo.tables_for("retail")
+    ledger = _ledger(store)
+    if not tables or not ledger:
+        return
+    try:
+        record = store.read_json(STATE_RECORD)
+    except FileNotFoundError:
+        record = {}
+    record.setdefault("files", {})
+    record.setdefault("as_of", {})
+    dates = sorted({d for e in ledger.values() for d in e["event_dates"]})
+    first, last = dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[-1])
+    touched = sorted({d for k, e in ledger.items() if record["files"].get(k) != e["md5"]
+                      for d in e["event_dates"]})
+    lo, hi = max(start or first, first), min(end or last, last)
+    due: dict[dt.date, list[str]] = {}
+    for name in tables:
+        fp = repo.fingerprint(name)
+        done = record["as_of"].setdefault(name, {})
+        day = first
+        while day <= last:
+            iso = day.isoformat()
+            if done.get(iso) != fp or (touched and iso >= touched[0]) or (
+                    force and lo <= day <= hi):
+                if lo <= day <= hi:
+                    due.setdefault(day, []).append(name)
+                else:
+                    done.pop(iso, None)
+            day += dt.timedelta(1)
+    if due:
+        days = sorted(due)
+        feats = {n: tables[n].features for n in tables}
+        prep = prepare(read_transactions(store, until=days[-1]), feats)
+        with dask_client(scheduler, workers, client) as c:
+            tx_future = c.scatter(prep, broadcast=True)
+            futures = []
+            for i in range(0, len(days), CHUNK_DAYS):
+                chunk = days[i:i + CHUNK_DAYS]
+                names = {n: feats[n] for n in feats if any(n in due[d] for d in chunk)}
+                futures.append(c.submit(_retail_task, store, tx_future, names, chunk,
+                                        pure=False))
+            for fut in futures:
+                for name, n in fut.result().items():
+                    report.rows_written[name] = report.rows_written.get(name, 0) + n
+        for day, names in due.items():
+            for name in names:
+                record["as_of"][name][day.isoformat()] = repo.fingerprint(name)
+                report.as_of_written.setdefault(name, []).append(day.isoformat())
+    record["files"] = {k: e["md5"] for k, e in ledger.items()}
+    store.write_json(record, STATE_RECORD)

@@ -1,0 +1,98 @@
+"""What is in the offline store: the feature tables, their columns, as-of range and freshness.
+
+``list_tables`` and ``read_table`` are what the CLI (``tables``, ``show``), the API and the
+training-set helpers use to look at materialized tables without knowing the layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ._exceptions import NotFoundError
+from .storage import Store
+
+__all__ = ["TableInfo", "list_tables", "read_table", "as_of_dates", "KEY_COLUMNS"]
+
+#: Entity key columns, in key order; every other column of a feature table is a feature.
+KEY_COLUMNS = ("customer_id", "product_id")
+
+
+@dataclasses.dataclass
+class TableInfo:
+    name: str
+    key_columns: list[str]
+    features: dict[str, str]            # feature column -> pandas dtype
+    as_of_range: list[str]              # [first, last]
+    as_of_count: int
+    rows_latest: int                    # rows in the latest as-of partition
+    last_written: str | None            # UTC time the latest partition was published
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def as_of_dates(store: Store, table: str) -> list[str]:
+    return store.partitions(table, "as_of")
+
+
+def _latest_file(store: Store, table: str, as_of: str) -> str:
+    names = [n for n in store.listdir(table, f"as_of={as_of}")
+             if n.endswith(".parquet") and not n.startswith((".", "_"))]
+    return store.path(table, f"as_of={as_of}", names[0])
+
+
+def _modified(store: Store, path: str) -> str | None:
+    try:
+        value = store.fs.modified(path)
+    except (NotImplementedError, FileNotFoundError, OSError):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def list_tables(store: Store) -> list[TableInfo]:
+    """Every table with ``as_of=`` partitions (feature tables), sorted by name."""
+    out = []
+    for name in store.listdir():
+        if name.startswith(("_", ".")):
+            continue
+        dates = as_of_dates(store, name)
+        if not dates:
+            continue
+        path = _latest_file(store, name, dates[-1])
+        with store.fs.open(path, "rb") as f:
+            meta = pq.ParquetFile(f)
+            rows = meta.metadata.num_rows
+            schema = meta.schema_arrow
+        empty = schema.empty_table().to_pandas()
+        keys = [c for c in KEY_COLUMNS if c in empty.columns]
+        features = {c: str(empty[c].dtype) for c in empty.columns if c not in keys}
+        out.append(TableInfo(name, keys, features, [dates[0], dates[-1]], len(dates), rows,
+                             _modified(store, path)))
+    return out
+
+
+def read_table(store: Store, table: str, as_of: str | dt.date | None = None,
+               customer_id: str | None = None) -> pd.DataFrame:
+    """One as-of partition of ``table`` (the latest when ``as_of`` is None), optionally only
+    ``customer_id``'s rows. Raises :class:`NotFoundError` naming what is missing."""
+    dates = as_of_dates(store, table)
+    if not dates:
+        known = ", ".join(t.name for t in list_tables(store)) or "none yet"
+        raise NotFoundError(f"no table {table!r} in {store.url} (tables: {known}); "
+                            "run featurestore ingest or backfill")
+    day = dates[-1] if as_of is None else (as_of.isoformat() if isinstance(as_of, dt.date)
+                                           else str(as_of))
+    if day not in dates:
+        raise NotFoundError(f"table {table!r} has no as-of {day}; it has {dates[0]} .. "
+                            f"{dates[-1]}")
+    filters = [("customer_id", "==", str(customer_id))] if customer_id is not None else None
+    with store.fs.open(_latest_file(store, table, day), "rb") as f:
+        df = pq.read_table(f, filters=filters).to_pandas()
+    return df.reset_index(drop=True)
