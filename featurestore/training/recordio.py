@@ -1,0 +1,271 @@
+"""SageMaker recordIO-protobuf: our own small writer and reader (sagemaker v3 dropped its writer).
+
+Each record is an ``aialgs.data.Record`` protobuf message in RecordIO framing. The message
+layout (field numbers) comes from ``src/sagemaker/amazon/record.proto`` in
+aws/sagemaker-python-sdk (v2, commit 6a175728f4e7), proto2:
+
+* ``Float32Tensor``: ``repeated float values = 1 [packed]``, ``repeated uint64 keys = 2
+  [packed]``, ``repeated uint64 shape = 3 [packed]``;
+* ``Value``: ``oneof value { Float32Tensor float32_tensor = 2; Float64Tensor float64_tensor = 3;
+  Int32Tensor int32_tensor = 7; Bytes bytes = 9; }``;
+* ``Record``: ``map<string, Value> features = 1; map<string, Value> label = 2;`` (a map entry is
+  a message with ``key = 1``, ``value = 2``), plus optional strings uid/metadata/configuration.
+
+One record per matrix row, as the v2 SDK's ``write_spmatrix_to_sparse_tensor`` wrote them:
+features ``"values"`` holds the row's non-zeros (``keys`` = column indices, ``shape`` =
+``[n_columns]``), label ``"values"`` holds ``[y]``.
+
+RecordIO framing (MXNet's ``dmlc::RecordIOWriter``): uint32 little-endian magic ``0xced7230a``,
+uint32 little-endian word with the payload length in the low 29 bits and the continuation flag
+in the upper 3 bits (0 = a complete record), the payload, zero padding to a 4-byte boundary.
+
+The protobuf wire encoding is hand-written (varints and length-delimited fields), so there is
+no ``protoc`` build step; the tests decode our bytes with message classes built independently
+from ``descriptor_pb2``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+import scipy.sparse
+
+__all__ = ["RECORDIO_MAGIC", "write_recordio_protobuf", "read_recordio_protobuf",
+           "encode_record", "decode_record", "iter_recordio"]
+
+RECORDIO_MAGIC = 0xCED7230A
+_LENGTH_MASK = (1 << 29) - 1
+
+# wire types
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+
+
+# -- encoding ---------------------------------------------------------------------------------
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _varints(values: np.ndarray) -> bytes:
+    """Packed varint encoding of an array of non-negative integers, vectorised with numpy."""
+    v = np.asarray(values, dtype=np.uint64)
+    if v.size == 0:
+        return b""
+    shifts = np.arange(10, dtype=np.uint64) * np.uint64(7)
+    groups = (v[:, None] >> shifts[None, :]) & np.uint64(0x7F)          # (n, 10) 7-bit groups
+    # bytes needed: 1 + number of non-zero higher 7-bit groups (exact, no float math)
+    count = 1 + ((v[:, None] >> shifts[None, 1:]) != 0).sum(axis=1)
+    col = np.arange(10)[None, :]
+    keep = col < count[:, None]
+    cont = col < (count - 1)[:, None]
+    encoded = (groups | np.where(cont, np.uint64(0x80), np.uint64(0))).astype(np.uint8)
+    return encoded[keep].tobytes()                                      # row-major = in order
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | _LEN) + _varint(len(payload)) + payload
+
+
+def _float32_tensor(values: np.ndarray, keys: np.ndarray | None, shape: list[int] | None) -> bytes:
+    out = b""
+    vals = np.asarray(values, dtype="<f4")
+    if vals.size:
+        out += _field(1, vals.tobytes())
+    if keys is not None and len(keys):
+        out += _field(2, _varints(keys))
+    if shape:
+        out += _field(3, _varints(np.asarray(shape, dtype=np.uint64)))
+    return out
+
+
+def _map_entry(field_number: int, key: str, tensor: bytes) -> bytes:
+    value = _field(2, tensor)                       # Value.float32_tensor = 2
+    entry = _field(1, key.encode()) + _field(2, value)
+    return _field(field_number, entry)
+
+
+def encode_record(values: np.ndarray, keys: np.ndarray | None, n_columns: int | None,
+                  label: float | None) -> bytes:
+    """One serialized ``Record``: features["values"] (sparse when ``keys`` given), label["values"]."""
+    shape = [n_columns] if n_columns is not None else None
+    out = _map_entry(1, "values", _float32_tensor(values, keys, shape))
+    if label is not None:
+        out += _map_entry(2, "values", _float32_tensor(np.array([label]), None, None))
+    return out
+
+
+def _frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n > _LENGTH_MASK:
+        raise ValueError(f"record of {n} bytes is over the RecordIO limit of {_LENGTH_MASK}")
+    pad = (-n) % 4
+    return struct.pack("<II", RECORDIO_MAGIC, n) + payload + b"\x00" * pad
+
+
+def write_recordio_protobuf(fileobj: BinaryIO, X: scipy.sparse.csr_matrix, y: np.ndarray) -> None:
+    """Write one sparse ``Record`` per row of ``X`` with label ``y[i]`` to ``fileobj``.
+
+    ``X`` is any scipy sparse matrix (converted to CSR float32); ``y`` has one value per row.
+    """
+    X = scipy.sparse.csr_matrix(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32).ravel()
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} values")
+    X.sort_indices()
+    n_columns = X.shape[1]
+    indptr, indices, data = X.indptr, X.indices, X.data
+    buf: list[bytes] = []
+    size = 0
+    for i in range(X.shape[0]):
+        lo, hi = indptr[i], indptr[i + 1]
+        rec = _frame(encode_record(data[lo:hi], indices[lo:hi], n_columns, float(y[i])))
+        buf.append(rec)
+        size += len(rec)
+        if size > 8 << 20:              # write in ~8 MB chunks: bounded memory, few calls
+            fileobj.write(b"".join(buf))
+            buf, size = [], 0
+    if buf:
+        fileobj.write(b"".join(buf))
+
+
+# -- decoding ---------------------------------------------------------------------------------
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
+    """(field number, wire type, value) of each field of a serialized message."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        tag, pos = _read_varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == _VARINT:
+            value, pos = _read_varint(buf, pos)
+        elif wire == _LEN:
+            n, pos = _read_varint(buf, pos)
+            value, pos = buf[pos:pos + n], pos + n
+        elif wire == _I64:
+            value, pos = buf[pos:pos + 8], pos + 8
+        elif wire == _I32:
+            value, pos = buf[pos:pos + 4], pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def _unpack_varints(buf: bytes) -> list[int]:
+    out, pos = [], 0
+    while pos < len(buf):
+        v, pos = _read_varint(buf, pos)
+        out.append(v)
+    return out
+
+
+def _decode_tensor(buf: bytes) -> dict[str, np.ndarray]:
+    values: list[np.ndarray] = []
+    keys: list[int] = []
+    shape: list[int] = []
+    for number, wire, value in _fields(buf):
+        if number == 1:             # packed floats (or one unpacked fixed32)
+            values.append(np.frombuffer(value, dtype="<f4"))
+        elif number == 2:
+            keys.extend(_unpack_varints(value) if wire == _LEN else [value])
+        elif number == 3:
+            shape.extend(_unpack_varints(value) if wire == _LEN else [value])
+    return {"values": np.concatenate(values) if values else np.zeros(0, "<f4"),
+            "keys": np.asarray(keys, dtype=np.uint64), "shape": np.asarray(shape, np.uint64)}
+
+
+def _decode_map(buf: bytes) -> tuple[str, dict[str, np.ndarray]]:
+    key, tensor = "", None
+    for number, _, value in _fields(buf):
+        if number == 1:
+            key = bytes(value).decode()
+        elif number == 2:
+            for vnum, _, vval in _fields(value):
+                if vnum != 2:
+                    raise ValueError(f"only Float32Tensor values are supported (got field {vnum})")
+                tensor = _decode_tensor(vval)
+    return key, tensor if tensor is not None else _decode_tensor(b"")
+
+
+def decode_record(payload: bytes) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``{"features": {name: tensor}, "label": {name: tensor}}``; a tensor has values/keys/shape."""
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {"features": {}, "label": {}}
+    for number, _, value in _fields(payload):
+        if number in (1, 2):
+            name, tensor = _decode_map(value)
+            out["features" if number == 1 else "label"][name] = tensor
+    return out
+
+
+def iter_recordio(fileobj: BinaryIO) -> Iterator[bytes]:
+    """Payloads of a RecordIO stream; checks the magic number and refuses split records."""
+    data = fileobj.read()
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 8:
+            raise ValueError(f"truncated RecordIO header at byte {pos}")
+        magic, word = struct.unpack_from("<II", data, pos)
+        if magic != RECORDIO_MAGIC:
+            raise ValueError(f"bad RecordIO magic {magic:#x} at byte {pos}")
+        if word >> 29:
+            raise ValueError("multi-part RecordIO records are not supported")
+        n = word & _LENGTH_MASK
+        start = pos + 8
+        if start + n > len(data):
+            raise ValueError(f"truncated RecordIO record at byte {pos}")
+        yield data[start:start + n]
+        pos = start + n + ((-n) % 4)
+
+
+def read_recordio_protobuf(fileobj: BinaryIO) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """Read a file written by :func:`write_recordio_protobuf` (or SageMaker's v2 SDK) back.
+
+    Sparse rows use their ``keys`` and ``shape``; dense rows (no keys) fill columns 0..n-1.
+    """
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    labels: list[float] = []
+    n_columns = 0
+    for payload in iter_recordio(fileobj):
+        rec = decode_record(payload)
+        feat = rec["features"].get("values")
+        if feat is None:
+            raise ValueError("record has no features['values'] tensor")
+        vals = feat["values"]
+        keys = feat["keys"].astype(np.int64) if feat["keys"].size else np.arange(vals.size)
+        if feat["shape"].size:
+            n_columns = max(n_columns, int(feat["shape"][0]))
+        else:
+            n_columns = max(n_columns, int(vals.size))
+        indices.append(keys)
+        data.append(vals)
+        indptr.append(indptr[-1] + vals.size)
+        lab = rec["label"].get("values")
+        labels.append(float(lab["values"][0]) if lab is not None and lab["values"].size
+                      else np.nan)
+    X = scipy.sparse.csr_matrix(
+        (np.concatenate(data) if data else np.zeros(0, np.float32),
+         np.concatenate(indices) if indices else np.zeros(0, np.int64), np.asarray(indptr)),
+        shape=(len(labels), n_columns), dtype=np.float32)
+    return X, np.asarray(labels, dtype=np.float32)
