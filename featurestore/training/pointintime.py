@@ -148,8 +148,9 @@ def _as_of_rows(store: Store, day: dt.date, window_buyers: list[np.ndarray],
     """The training rows of one as-of date (one Dask task)."""
     feats = _read_features(store, day)
     if entity_ids is not None:
-        rows = pd.DataFrame({"customer_id": entity_ids.astype("string").to_numpy()})
+        rows = pd.DataFrame({"customer_id": pd.array(entity_ids, dtype="string")})
         rows = rows.merge(feats, on="customer_id", how="inner", sort=False)
+        rows["customer_id"] = rows["customer_id"].astype("string")
     else:
         rows = _sample(feats, fraction, seed, day).reset_index(drop=True)
     buyers = np.concatenate(window_buyers) if window_buyers else np.array([], dtype=object)
