@@ -118,3 +118,17 @@ def test_export_fm_files(retail, tmp_path):
     np.testing.assert_array_equal(y_test, m.y[idx])
     assert (out / "train" / "train.protobuf").stat().st_size > (out / "test" / "test.protobuf"
                                                                  ).stat().st_size
+
+
+def test_cli_export_fm(retail, tmp_path, capsys):
+    from featurestore.cli import main
+
+    store, clean = retail
+    out = tmp_path / "cli-fm"
+    assert main(["export-fm", "--store", store.url, "--out", str(out),
+                 "--test-fraction", "0.1", "--seed", "2"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert printed["metadata"] == meta
+    assert meta["rows"]["test"] == round(0.1 * (meta["rows"]["train"] + meta["rows"]["test"]))
+    assert (out / "train" / "train.protobuf").read_bytes()[:4] == bytes.fromhex("0a23d7ce")

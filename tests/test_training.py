@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import shutil
 
 import numpy as np
@@ -252,3 +253,107 @@ def test_xgboost_export_s3(generated, s3_bucket):
                            header=None)
 
     _check_export(meta, read, expected)
+
+
+def test_cli_training_set_csv_and_parquet(generated, cluster_client, tmp_path, capsys):
+    from featurestore.cli import main
+
+    store, events, days, expected, excluded = generated
+    sched = cluster_client.scheduler.address
+    out = tmp_path / "csv"
+    assert main(["training-set", "--store", store.url, "--from", days[0].isoformat(), "--to",
+                 days[-1].isoformat(), "--out", str(out), "--gap-days", "0",
+                 "--scheduler", sched]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert printed["metadata"] == meta and meta["gap_days"] == 0
+    assert sum(meta["rows"].values()) == len(expected)
+    out2 = tmp_path / "pq"
+    assert main(["training-set", "--store", store.url, "--out", str(out2), "--format",
+                 "parquet", "--scheduler", sched]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["rows"] == len(expected) and printed["excluded_incomplete_label"] == excluded
+    assert len(pd.read_parquet(out2)) == len(expected)
+    # an empty range is a clear error, exit code 2
+    assert main(["training-set", "--store", store.url, "--from", "2030-01-01", "--out",
+                 str(tmp_path / "x"), "--scheduler", sched]) == 2
+    assert "no customer_features partitions" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def api_server(generated, tmp_path):
+    """A real uvicorn serving the API over the generated store (module copy per test)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    store, *_ = generated
+    root = Path(__file__).resolve().parents[1]
+    dest = tmp_path / "store"
+    shutil.copytree(store.url, dest)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "FEATURESTORE_STORE": str(dest),
+           "FEATURESTORE_API_TOKEN": "secret-token"}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            cwd=root, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield url, Store(str(dest))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_api_training_sets(api_server, generated):
+    import time
+
+    import httpx
+
+    url, store = api_server
+    _, _, days, expected, excluded = generated
+    auth = {"Authorization": "Bearer secret-token"}
+    body = {"from": days[0].isoformat(), "to": days[-1].isoformat(), "format": "csv",
+            "gap_days": 0}
+    assert httpx.post(f"{url}/training-sets", json=body, timeout=60).status_code == 401
+    r = httpx.post(f"{url}/training-sets", json=body, headers=auth, timeout=120)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["status"] == "completed"
+    assert answer["out"] == store.uri("_exports", answer["id"])
+    assert sum(answer["rows"].values()) == len(expected)
+    assert answer["excluded_incomplete_label"] == excluded
+    meta = store.read_json("_exports", answer["id"], "metadata.json")
+    assert meta == answer["metadata"]
+    # outside the store: refused with an actionable JSON error
+    r = httpx.post(f"{url}/training-sets", json={**body, "out": "/tmp/elsewhere"},
+                   headers=auth, timeout=30)
+    assert r.status_code == 400 and "outside the store" in r.json()["detail"]
+    # background parquet export: 202 now, completed later
+    r = httpx.post(f"{url}/training-sets", json={"format": "parquet", "wait": False},
+                   headers=auth, timeout=30)
+    assert r.status_code == 202 and r.json()["status"] == "running"
+    export_id = r.json()["id"]
+    for _ in range(150):
+        state = httpx.get(f"{url}/training-sets/{export_id}", headers=auth, timeout=10).json()
+        if state["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert state["status"] == "completed", state
+    assert state["rows"] == len(expected)
+    assert len(pd.read_parquet(state["out"])) == len(expected)
+    r = httpx.get(f"{url}/training-sets/nope123", headers=auth, timeout=10)
+    assert r.status_code == 404 and "detail" in r.json()
