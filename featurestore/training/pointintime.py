@@ -94,8 +94,12 @@ def feature_dates(store: Store, start: dt.date | None = None,
     return [d for d in dates if (start is None or d >= start) and (end is None or d <= end)]
 
 
-def purchasers_on(store: Store, day: dt.date) -> np.ndarray:
-    """Distinct customer ids with a purchase hit on event date ``day`` (empty if no partition)."""
+def purchasers_on(store: Store, day: dt.date) -> Any:
+    """Distinct customer ids (a pyarrow array) with a purchase hit on event date ``day``.
+
+    Empty when the date has no events partition.
+    """
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -104,82 +108,117 @@ def purchasers_on(store: Store, day: dt.date) -> np.ndarray:
         table = pq.read_table(path, filesystem=store.fs,
                               columns=["customer_id", "post_event_list"])
     except (FileNotFoundError, OSError):
-        return np.array([], dtype=object)
+        return pa.array([], pa.string())
     if table.num_rows == 0:
-        return np.array([], dtype=object)
+        return pa.array([], pa.string())
     hit = pc.match_substring_regex(table["post_event_list"], PURCHASE_PATTERN)
     mask = pc.and_(pc.fill_null(hit, False), pc.is_valid(table["customer_id"]))
-    ids = pc.unique(pc.filter(table["customer_id"], mask))
-    return np.asarray(ids.to_pylist(), dtype=object)
+    ids = pc.unique(pc.filter(table["customer_id"], mask).combine_chunks())
+    return ids.cast(pa.string())
 
 
-def _read_features(store: Store, day: dt.date) -> pd.DataFrame:
+def _feature_files(store: Store, day: dt.date) -> list[str]:
+    path = store.path(FEATURES_TABLE, f"as_of={day.isoformat()}")
+    return sorted(f for f in store.fs.ls(path, detail=False)
+                  if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith((".", "_")))
+
+
+def _read_features_table(store: Store, day: dt.date) -> tuple[Any, list[str]]:
+    """The as-of partition as an Arrow table, and its nullable-int columns (pandas ``Int64``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = store.path(FEATURES_TABLE, f"as_of={day.isoformat()}")
-    files = sorted(f for f in store.fs.ls(path, detail=False)
-                   if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith((".", "_")))
-    table = pa.concat_tables([pq.read_table(f, filesystem=store.fs) for f in files])
+    tables = [pq.read_table(f, filesystem=store.fs) for f in _feature_files(store, day)]
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    meta = (table.schema.pandas_metadata or {}).get("columns", [])
+    nullable = [c["name"] for c in meta
+                if c.get("pandas_type") in ("Int64", "Int32", "Int16", "Int8")]
+    if table.schema.field("customer_id").type != pa.string():
+        table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id",
+                                 table["customer_id"].cast(pa.string()))
+    return table.replace_schema_metadata(None), nullable
+
+
+def _to_pandas(table: Any, nullable: list[str]) -> pd.DataFrame:
+    """Arrow -> pandas with SPEC dtypes: string ids, ``datetime.date`` as_of, nullable ints
+    as ``Int64`` on every date (pyarrow alone gives float64 when a date has nulls)."""
+    import pyarrow as pa
+
     df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
                                        pa.large_string(): pd.StringDtype()}.get)
-    # Nullable ints (days_since_last_purchase) come back as Int64 on every date, with or
-    # without nulls, so all as-of dates share dtypes; pyarrow alone would give float64.
-    meta = (table.schema.pandas_metadata or {}).get("columns", [])
-    for col in meta:
-        name = col.get("name")
-        if col.get("pandas_type") in ("Int64", "Int32", "Int16", "Int8") and name in df:
+    for name in nullable:
+        if name in df:
             df[name] = table.column(name).to_pandas(
                 types_mapper={pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}.get)
-    df["customer_id"] = df["customer_id"].astype("string")
     return df
 
 
-def _sample(df: pd.DataFrame, fraction: float, seed: int, day: dt.date) -> pd.DataFrame:
-    if fraction >= 1.0:
-        return df
+def _read_features(store: Store, day: dt.date) -> pd.DataFrame:
+    table, nullable = _read_features_table(store, day)
+    return _to_pandas(table, nullable)
+
+
+def _sample_indices(n: int, fraction: float, seed: int, day: dt.date) -> np.ndarray:
     # per-date seed: the sample of one date does not depend on which other dates are built
-    n = int(round(len(df) * fraction))
-    return df.sample(n=n, random_state=(seed * 1_000_003 + day.toordinal()) % 2**32)
+    rng = np.random.default_rng([seed, day.toordinal()])
+    return np.sort(rng.choice(n, size=int(round(n * fraction)), replace=False))
 
 
-def _as_of_rows(store: Store, day: dt.date, window_buyers: list[np.ndarray],
-                entity_ids: pd.Series | None, fraction: float, seed: int) -> pd.DataFrame:
-    """The training rows of one as-of date (one Dask task)."""
-    feats = _read_features(store, day)
-    if entity_ids is not None:
-        rows = pd.DataFrame({"customer_id": pd.array(entity_ids, dtype="string")})
-        rows = rows.merge(feats, on="customer_id", how="inner", sort=False)
-        rows["customer_id"] = rows["customer_id"].astype("string")
-    else:
-        rows = _sample(feats, fraction, seed, day).reset_index(drop=True)
-    buyers = np.concatenate(window_buyers) if window_buyers else np.array([], dtype=object)
-    label = rows["customer_id"].isin(pd.unique(buyers)).astype("int64").to_numpy()
-    rows.insert(1, "as_of", day)
-    rows[LABEL] = label
-    return rows.reset_index(drop=True)
-
-
-def _write_part(rows: pd.DataFrame, out: Store, day: dt.date) -> None:
+def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
+                 entity_ids: pd.Series | None, fraction: float, seed: int
+                 ) -> tuple[Any, list[str], int]:
+    """The training rows of one as-of date as an Arrow table (+ nullable cols, missing count)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
+
+    feats, nullable = _read_features_table(store, day)
+    missing = 0
+    if entity_ids is not None:
+        # keep entity order (and duplicates): position of each entity id in the partition
+        ids = pa.array(entity_ids.astype(object).where(entity_ids.notna(), None), pa.string())
+        pos = pc.index_in(ids, value_set=feats["customer_id"])
+        pos = pc.drop_null(pos)
+        missing = len(ids) - len(pos)
+        feats = feats.take(pos)
+    elif fraction < 1.0:
+        feats = feats.take(pa.array(_sample_indices(feats.num_rows, fraction, seed, day)))
+    buyers = (pc.unique(pa.chunked_array(window_buyers, pa.string()).combine_chunks())
+              if window_buyers else pa.array([], pa.string()))
+    label = pc.cast(pc.is_in(feats["customer_id"], value_set=buyers), pa.int64())
+    table = feats.add_column(1, "as_of", pa.array([day] * feats.num_rows, pa.date32()))
+    table = table.append_column(LABEL, label)
+    return table, nullable, missing
+
+
+def _pandas_metadata(table: Any, nullable: list[str]) -> dict[bytes, bytes]:
+    """Pandas metadata for ``table`` so pandas readers get ``Int64`` back for nullable ints."""
+    import pyarrow as pa
+
+    empty = _to_pandas(table.slice(0, 0), nullable)
+    return pa.Schema.from_pandas(empty, preserve_index=False).metadata
+
+
+def _write_part(table: Any, nullable: list[str], out: Store, day: dt.date) -> None:
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(rows, preserve_index=False)  # as_of -> date32
+    table = table.replace_schema_metadata(_pandas_metadata(table, nullable))
     with out._publish(out.path(f"part-{day.isoformat()}.parquet")) as target, \
             out.fs.open(target, "wb") as f:
         pq.write_table(table, f, compression="snappy")
 
 
-def _build_day(store: Store, day: dt.date, window_buyers: list[np.ndarray],
+def _build_day(store: Store, day: dt.date, window_buyers: list[Any],
                entity_ids: pd.Series | None, fraction: float, seed: int,
                out: Store | None) -> tuple[pd.DataFrame | None, int, int, int]:
-    rows = _as_of_rows(store, day, window_buyers, entity_ids, fraction, seed)
-    missing = 0 if entity_ids is None else len(entity_ids) - len(rows)
-    stats = (len(rows), int(rows[LABEL].sum()), missing)
+    import pyarrow.compute as pc
+
+    table, nullable, missing = _as_of_table(store, day, window_buyers, entity_ids, fraction,
+                                            seed)
+    stats = (table.num_rows, int(pc.sum(table[LABEL]).as_py() or 0), missing)
     if out is not None:
-        _write_part(rows, out, day)
+        _write_part(table, nullable, out, day)
         return (None, *stats)
-    return (rows, *stats)
+    return (_to_pandas(table, nullable), *stats)
 
 
 def _count_incomplete(store: Store, day: dt.date, fraction: float) -> int:
@@ -188,8 +227,7 @@ def _count_incomplete(store: Store, day: dt.date, fraction: float) -> int:
 
     path = store.path(FEATURES_TABLE, f"as_of={day.isoformat()}")
     n = sum(pq.ParquetFile(store.fs.open(f, "rb")).metadata.num_rows
-            for f in store.fs.ls(path, detail=False)
-            if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith((".", "_")))
+            for f in _feature_files(store, day))
     return n if fraction >= 1.0 else int(round(n * fraction))
 
 
