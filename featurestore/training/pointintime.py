@@ -225,9 +225,10 @@ def _count_incomplete(store: Store, day: dt.date, fraction: float) -> int:
     """Rows date-range mode would have produced for ``day`` (parquet footers only)."""
     import pyarrow.parquet as pq
 
-    path = store.path(FEATURES_TABLE, f"as_of={day.isoformat()}")
-    n = sum(pq.ParquetFile(store.fs.open(f, "rb")).metadata.num_rows
-            for f in _feature_files(store, day))
+    n = 0
+    for path in _feature_files(store, day):
+        with store.fs.open(path, "rb") as f:
+            n += pq.ParquetFile(f).metadata.num_rows
     return n if fraction >= 1.0 else int(round(n * fraction))
 
 
