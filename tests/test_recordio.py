@@ -142,3 +142,19 @@ def test_varints_match_protobuf(value):
 def test_bad_magic_is_refused():
     with pytest.raises(ValueError, match="magic"):
         read_recordio_protobuf(io.BytesIO(b"\x00" * 8))
+
+
+def test_pure_python_decoder_agrees():
+    from featurestore.training.recordio import decode_record
+
+    X, y = _matrix(seed=4)
+    buf = io.BytesIO()
+    write_recordio_protobuf(buf, X, y)
+    for i, payload in enumerate(iter_recordio(io.BytesIO(buf.getvalue()))):
+        rec = decode_record(payload)
+        feat = rec["features"]["values"]
+        row = X.getrow(i)
+        np.testing.assert_array_equal(feat["keys"], np.sort(row.indices))
+        np.testing.assert_array_equal(feat["values"], row.toarray().ravel()[np.sort(row.indices)])
+        assert feat["shape"].tolist() == [X.shape[1]]
+        assert rec["label"]["values"]["values"].tolist() == [y[i]]
