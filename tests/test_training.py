@@ -146,6 +146,11 @@ def test_entity_frame_mode(generated):
     want = expected.merge(picked, on=key).sort_values(key).reset_index(drop=True)
     got = result.frame.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want)
+    # start/end restrict the entity dates
+    one = picked["as_of"].iloc[0]
+    only = build_training_set(store, entities=entities, start=one, end=one)
+    assert set(only.frame["as_of"]) == {one}
+    assert only.rows == int((picked["as_of"] == one).sum())
 
 
 def test_sampling_is_seeded_subset(generated):

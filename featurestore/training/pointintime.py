@@ -272,7 +272,8 @@ def build_training_set(
 
     Entity mode: ``entities`` has ``customer_id`` and ``as_of`` columns; each pair becomes a
     row (pairs whose customer has no feature row on that date are dropped and counted in
-    ``missing_features``). Date-range mode: every customer of each ``customer_features``
+    ``missing_features``; ``start``/``end``, when given, keep only entity dates in range).
+    Date-range mode: every customer of each ``customer_features``
     partition in [start, end], or with ``sample="fraction"`` a random ``sample_fraction`` of
     them per date (seeded, reproducible per date).
 
@@ -303,6 +304,10 @@ def build_training_set(
                               "it needs customer_id and as_of")
         ent = pd.DataFrame({"customer_id": entities["customer_id"].astype("string"),
                             "as_of": [_as_date(v) for v in entities["as_of"]]})
+        if start is not None or end is not None:     # optional: restrict the entity dates
+            keep = [(start is None or d >= start) and (end is None or d <= end)
+                    for d in ent["as_of"]]
+            ent = ent[keep]
         available = set(feature_dates(store))
         groups = {}
         for day, part in ent.groupby("as_of", sort=True):
