@@ -1,0 +1,169 @@
+"""XGBoost export: train/validation/test CSVs split by as-of date, as SageMaker XGBoost reads them.
+
+Layout under ``out_url`` (local path or s3://...):
+
+* ``train/train.csv``, ``validation/validation.csv``, ``test/test.csv``: the label first, then
+  the numeric feature columns, no header, no index. A null feature is an empty field, which
+  SageMaker's built-in XGBoost (``content_type=text/csv``) reads as a missing value.
+* ``metadata.json``: format, feature_names (CSV order after the label), label, rows,
+  positive_rate, scale_pos_weight (negatives / positives of train), as_of ranges per split,
+  excluded_incomplete_label, gap_days.
+
+The split is by as-of date: the complete-label dates, oldest first, are cut into train,
+validation and test (``split`` fractions of the dates), so no as-of date is in two splits and
+later splits are later in time. Between splits ``gap_days`` as-of dates are purged (default the
+30-day label horizon): a train row's label window D+1..D+30 then ends before the first
+validation as-of date, so nothing the model learns from comes from the evaluation period. When
+the range is too short for the full gap, the largest gap that leaves every split a date is used
+and recorded in metadata.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._exceptions import TrainingError
+from ..storage import Store
+from .pointintime import HORIZON_DAYS, KEY_COLUMNS, LABEL, build_training_set
+
+__all__ = ["ExportResult", "export_xgboost", "split_dates", "feature_columns"]
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class ExportResult:
+    """Where an export was written and its metadata.json content."""
+
+    out_url: str
+    metadata: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": self.out_url, "files": self.files, "metadata": self.metadata}
+
+
+def split_dates(dates: list[dt.date], split: tuple[float, float, float],
+                gap_days: int) -> tuple[dict[str, list[dt.date]], int]:
+    """Cut sorted as-of dates into train/validation/test with ``gap`` purged dates between.
+
+    Returns the split and the gap actually used (shrunk when the range is too short).
+    """
+    dates = sorted(set(dates))
+    n = len(dates)
+    if n < 3:
+        raise TrainingError(
+            f"only {n} as-of date(s) with a complete {HORIZON_DAYS}-day label window; a time "
+            "split needs at least 3: widen --from/--to or ingest more days")
+    if len(split) != 3 or min(split) <= 0:
+        raise TrainingError(f"split={split}: give three positive fractions (train, val, test)")
+    gap = max(0, min(gap_days, (n - 3) // 2))
+    usable = n - 2 * gap
+    total = float(sum(split))
+    n_val = max(1, int(round(usable * split[1] / total)))
+    n_test = max(1, int(round(usable * split[2] / total)))
+    n_train = usable - n_val - n_test
+    while n_train < 1:  # tiny ranges: take back from the larger of val/test
+        if n_val >= n_test and n_val > 1:
+            n_val -= 1
+        else:
+            n_test -= 1
+        n_train = usable - n_val - n_test
+    train = dates[:n_train]
+    val = dates[n_train + gap:n_train + gap + n_val]
+    test = dates[n_train + 2 * gap + n_val:]
+    return {"train": train, "validation": val, "test": test}, gap
+
+
+def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(numeric feature columns in frame order, non-numeric columns left out of the CSV)."""
+    feats, dropped = [], []
+    for c in frame.columns:
+        if c in KEY_COLUMNS or c == LABEL:
+            continue
+        dtype = frame[c].dtype
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            feats.append(c)
+        else:
+            dropped.append(c)
+    return feats, dropped
+
+
+def _csv_bytes(part: pd.DataFrame, feats: list[str]) -> bytes:
+    cols = part[[LABEL, *feats]].copy()
+    for c in feats:
+        if pd.api.types.is_bool_dtype(cols[c].dtype):
+            cols[c] = cols[c].astype("Int64")
+    return cols.to_csv(header=False, index=False, na_rep="", lineterminator="\n").encode()
+
+
+def export_xgboost(
+    store: Store,
+    out_url: str,
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    gap_days: int = HORIZON_DAYS,
+    storage_options: dict[str, Any] | None = None,
+    client: Any = None,
+) -> ExportResult:
+    """Build the point-in-time training set for [start, end] and write the XGBoost layout."""
+    ts = build_training_set(store, start=start, end=end, client=client)
+    frame: pd.DataFrame = ts.frame
+    dates = sorted(set(frame["as_of"])) if len(frame) else []
+    parts, gap = split_dates(dates, split, gap_days)
+    if gap < gap_days:
+        log.warning("only %d complete as-of dates: purge gap between splits shrunk from %d to %d",
+                    len(dates), gap_days, gap)
+    feats, dropped = feature_columns(frame)
+    out = Store(out_url, storage_options)
+    meta: dict[str, Any] = {
+        "format": "xgboost-csv",
+        "feature_names": feats,
+        "label": LABEL,
+        "rows": {},
+        "positive_rate": {},
+        "scale_pos_weight": None,
+        "as_of": {},
+        "excluded_incomplete_label": ts.excluded_incomplete_label,
+        "gap_days": gap,
+        "gap_days_requested": gap_days,
+        "dropped_columns": dropped,
+        "purged_rows": int(len(frame) - sum(frame["as_of"].isin(d).sum()
+                                             for d in parts.values())),
+        "missing_value": "empty field",
+    }
+    files = []
+    for name in SPLITS:
+        part = frame[frame["as_of"].isin(parts[name])]
+        n = len(part)
+        pos = int(part[LABEL].sum())
+        meta["rows"][name] = n
+        meta["positive_rate"][name] = pos / n if n else None
+        meta["as_of"][name] = [parts[name][0].isoformat(), parts[name][-1].isoformat()]
+        if name == "train":
+            meta["scale_pos_weight"] = (n - pos) / pos if pos else None
+        out.write_bytes(_csv_bytes(part, feats), name, f"{name}.csv")
+        files.append(out.uri(name, f"{name}.csv"))
+    out.write_json(meta, "metadata.json")
+    files.append(out.uri("metadata.json"))
+    return ExportResult(out_url=out.url, metadata=meta, files=files)
+
+
+def read_split(out_url: str, name: str, storage_options: dict[str, Any] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read one split back as (y, X, feature_names) - for tests and local training."""
+    out = Store(out_url, storage_options)
+    meta = out.read_json("metadata.json")
+    with out.fs.open(out.path(name, f"{name}.csv"), "rb") as f:
+        df = pd.read_csv(f, header=None)
+    return df[0].to_numpy(), df.iloc[:, 1:].to_numpy(dtype=float), meta["feature_names"]
