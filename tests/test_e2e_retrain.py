@@ -45,15 +45,16 @@ def test_generate_to_alert(tmp_path, client):
     features.materialize(store, client=client)
     assert store.partitions("customer_features", "as_of")
 
-    export = training.export_xgboost(store, str(tmp_path / "export"), client=client)
+    export_url = str(tmp_path / "export")
+    result = training.export_xgboost(store, export_url, client=client)
     meta = json.loads((tmp_path / "export" / "metadata.json").read_text())
     assert meta["format"] == "xgboost-csv" and meta["rows"]["test"] > 0
-    assert export.url
+    assert result.metadata == meta
 
     with WebhookReceiver() as hook:
         settings = Settings(store=store.url, alert_webhook_url=hook.url, alert_threshold=0.1)
         first = run_job(store, new_job(store, "purchase-xgboost", "local",
-                                       export_url=export.url)["job_id"], settings)
+                                       export_url=export_url)["job_id"], settings)
         assert first["status"] == "completed", first["error"]
         m = first["metrics"]
         # The generator plants a purchase signal: the classifier must beat the base rate.
@@ -61,7 +62,7 @@ def test_generate_to_alert(tmp_path, client):
         assert registry.production_version(store, "purchase-xgboost") == "v0001"
 
         same = run_job(store, new_job(store, "purchase-xgboost", "local",
-                                      export_url=export.url)["job_id"], settings)
+                                      export_url=export_url)["job_id"], settings)
         assert same["alert"]["alert"] is False and hook.received == []
 
         bad_dir = tmp_path / "export-shuffled"

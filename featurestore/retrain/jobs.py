@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import inspect
 import logging
 import threading
 import time
@@ -110,11 +111,17 @@ def _export(store: Store, record: dict[str, Any]) -> str:
         raise TrainingError(f"building a training set needs featurestore.training ({exc}); "
                             "pass an existing export with export_url") from None
     out = store.uri("_exports", record["model"], record["job_id"])
+    export = getattr(training, spec.export)
+    accepted = inspect.signature(export).parameters
     kwargs: dict[str, Any] = {"storage_options": store.storage_options or None}
     if record.get("as_of"):
-        kwargs["end"] = record["as_of"]
-    result = getattr(training, spec.export)(store, out, **kwargs)
-    return getattr(result, "url", None) or out
+        if "end" not in accepted:
+            raise TrainingError(f"{spec.export} takes no as-of date; retrain {spec.name} "
+                                "without as_of")
+        kwargs["end"] = dt.date.fromisoformat(record["as_of"])
+    result = export(store, out, **kwargs)
+    # ExportResult names it .url in the brief, .out_url on the training branch: accept both.
+    return getattr(result, "url", None) or getattr(result, "out_url", None) or out
 
 
 def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
