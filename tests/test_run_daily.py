@@ -44,3 +44,24 @@ def test_run_daily_retrains_on_weekday_only(drops_copy, tmp_path, client):
         assert forced["ok"] is False and forced["retrain"][0]["status"] == "failed"
         assert [h["json"]["event"] for h in hook.received] == ["run_daily_problem"]
         assert forced["retrain"][0]["job_id"] in hook.received[0]["json"]["problems"][0]
+
+
+def test_cronjob_manifest_runs_a_valid_command():
+    """deploy/k8s/run-daily-cronjob.yaml: the container args parse as a featurestore command."""
+    from pathlib import Path
+
+    import yaml
+
+    from featurestore.cli import build_parser
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" / "k8s" /
+                               "run-daily-cronjob.yaml").read_text())
+    assert manifest["kind"] == "CronJob" and manifest["spec"]["concurrencyPolicy"] == "Forbid"
+    container = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "run-daily" and args.raw.startswith("s3://")
+    env = {e["name"] for e in container["env"]}
+    from featurestore.settings import Settings
+
+    known = {f"FEATURESTORE_{name.upper()}" for name in Settings.model_fields}
+    assert {e for e in env if e.startswith("FEATURESTORE_")} <= known
