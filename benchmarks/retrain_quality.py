@@ -1,7 +1,7 @@
 """Model-quality figures for the retraining docs (local backend).
 
     python benchmarks/retrain_quality.py                 # synthetic exports (tests' fixture)
-    python benchmarks/retrain_quality.py --generated     # + generate -> ingest -> materialize -> export
+    python benchmarks/retrain_quality.py --generated     # + generate, ingest, materialize, export
     python benchmarks/retrain_quality.py --retail        # + shared Online Retail -> FM export
 
 Prints PR-AUC against the positive rate (and their ratio) for the purchase classifier, and the

@@ -1,4 +1,4 @@
-"""Registry versions, production pointer, promotion rule and alerts (real HTTP receiver, moto SNS)."""
+"""Registry versions, production pointer, promotion rule, alerts (HTTP receiver, moto SNS)."""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def test_xgboost_training_job(env, tmp_path):
     assert d["ResourceConfig"]["InstanceType"] == "ml.m5.large"
     channels = {c["ChannelName"]: c for c in d["InputDataConfig"]}
     assert set(channels) == {"train", "validation"}
-    assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{bucket}/{prefix}train/"
+    train_uri = channels["train"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert train_uri == f"s3://{bucket}/{prefix}train/"
     # What the API returned is what was recorded.
     assert final["artifact"] == d["ModelArtifacts"]["S3ModelArtifacts"]
     returned = {m["MetricName"]: m["Value"] for m in d.get("FinalMetricDataList", [])}

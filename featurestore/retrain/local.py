@@ -212,8 +212,8 @@ class FactorizationMachine:
                 Xb, yb = X[idx], y[idx]
                 XV = Xb @ self.V
                 X2 = Xb.multiply(Xb).tocsr()
-                pred = (self.w0 + Xb @ self.w
-                        + 0.5 * ((XV ** 2).sum(1) - np.asarray((X2 @ (self.V ** 2)).sum(1)).ravel()))
+                pair = (XV ** 2).sum(1) - np.asarray((X2 @ (self.V ** 2)).sum(1)).ravel()
+                pred = self.w0 + Xb @ self.w + 0.5 * pair
                 r = (pred - yb) / len(idx)  # d(mean squared error / 2)/d(pred)
                 g0 = float(r.sum())
                 gw = Xb.T @ r + self.reg * self.w
@@ -225,7 +225,8 @@ class FactorizationMachine:
                 for i, g in enumerate((gw, gV)):
                     m[i] = b1 * m[i] + (1 - b1) * g
                     v[i] = b2 * v[i] + (1 - b2) * g * g
-                    params[i] -= self.lr * (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
+                    step = (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
+                    params[i] -= self.lr * step
         return self
 
     def to_bytes(self) -> bytes:
