@@ -127,3 +127,28 @@ def test_sagemaker_needs_role(env, tmp_path):
     final = run_job(store, record["job_id"], settings.model_copy(update={
         "sagemaker_role_arn": None}))
     assert final["status"] == "failed" and "SAGEMAKER_ROLE_ARN" in final["error"]
+
+
+def test_cli_retrain_sagemaker_from_environment(tmp_path, s3_bucket):
+    """`featurestore retrain --backend sagemaker --wait` with settings from FEATURESTORE_* env."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    export = fx.make_xgb_export(tmp_path / "xgb", rows=(300, 100, 100), seed=6)
+    env = {**os.environ, "PYTHONPATH": str(root),
+           "FEATURESTORE_SAGEMAKER_ROLE_ARN": ROLE,
+           "FEATURESTORE_SAGEMAKER_S3_PREFIX": f"s3://{s3_bucket}/cli",
+           "FEATURESTORE_SAGEMAKER_POLL_SECONDS": "0.05"}
+    r = subprocess.run([sys.executable, "-m", "featurestore", "retrain", "--store",
+                        str(tmp_path / "store"), "--model", "purchase-xgboost", "--backend",
+                        "sagemaker", "--export-url", str(export), "--wait"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job["status"] == "completed" and job["backend"] == "sagemaker"
+    assert job["artifact"].startswith(f"s3://{s3_bucket}/cli/purchase-xgboost/{job['job_id']}/")
+    assert f"cli/purchase-xgboost/{job['job_id']}/input/train/train.csv" in _keys(s3_bucket,
+                                                                                  "cli/")
