@@ -124,3 +124,23 @@ def test_compare_direction_and_threshold(model, old, new, alert, better):
 def test_compare_without_production_or_metric():
     assert compare(MODELS["retail-fm"], {"rmse": 1.0}, None, 0.05)["alert"] is False
     assert compare(MODELS["retail-fm"], {}, {"rmse": 1.0}, 0.05)["better"] is None
+
+
+def test_fm_job_registry_and_rmse_rule(tmp_path):
+    """retail-fm through a job: model.npz in the registry; lower RMSE wins promotion."""
+    pytest.importorskip("featurestore.training.recordio")  # the job reads with the real reader
+    store = Store(str(tmp_path / "store"))
+    settings = Settings(store=store.url, alert_threshold=0.1)
+    small = fx.make_fm_export(tmp_path / "small", seed=3, per_customer=6)  # too little data
+    full = fx.make_fm_export(tmp_path / "full", seed=3, per_customer=40)
+    jobs = []
+    for export in (small, full):
+        record = new_job(store, "retail-fm", "local", export_url=str(export))
+        jobs.append(run_job(store, record["job_id"], settings))
+    assert [j["status"] for j in jobs] == ["completed", "completed"], jobs[0]["error"]
+    assert jobs[1]["metrics"]["rmse"] < jobs[0]["metrics"]["rmse"]
+    assert jobs[1]["alert"]["direction"] == "better" and jobs[1]["alert"]["promoted"] is True
+    assert registry.production_version(store, "retail-fm") == "v0002"
+    assert store.exists("_models", "retail-fm", "v0002", "model.npz")
+    assert registry.get_version(store, "retail-fm", "v0002")["features"] == [
+        "block:customer_id", "block:stock_code"]
