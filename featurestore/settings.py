@@ -42,12 +42,21 @@ class Settings(BaseSettings):
     sagemaker_s3_prefix: str | None = None
     sagemaker_instance_type: str = "ml.m5.xlarge"
     sagemaker_region: str | None = None
+    sagemaker_poll_seconds: float = Field(30.0, gt=0, description="SageMaker status poll period")
+    sagemaker_timeout_seconds: float = Field(6 * 3600, gt=0,
+                                             description="give up polling a SageMaker job after")
+    sagemaker_max_runtime_seconds: int = Field(3600, ge=60,
+                                               description="StoppingCondition of training jobs")
 
     alert_webhook_url: str | None = None
     alert_sns_topic_arn: str | None = None
     alert_threshold: float = Field(0.05, ge=0, description="Relative metric change that alerts")
     auto_promote: bool = True
     retrain_weekday: int = Field(0, ge=0, le=6, description="0 = Monday, for run-daily")
+    retrain_models: list[str] = Field(default_factory=lambda: ["purchase-xgboost"],
+                                      description="models run-daily retrains")
+    retrain_backend: str = Field("local", description="backend run-daily uses: local|sagemaker")
+    retrain_tune: bool = Field(False, description="run-daily retrains with tuning")
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:

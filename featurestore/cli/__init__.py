@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("demo", "generate", "ingest", "backfill", "tables", "show", "training-set",
-            "export-fm")
+            "export-fm", "retrain", "models", "run-daily")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,61 @@
+"""Retraining: ``POST /retrain`` (token) queues a job; ``GET /retrain/{job_id}`` follows it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from featurestore.retrain import get_job, submit
+
+from ..deps import ReadAuth, SettingsDep, StoreDep, WriteAuth
+
+router = APIRouter(tags=["retrain"])
+
+
+class RetrainRequest(BaseModel):
+    model: Literal["purchase-xgboost", "retail-fm"]
+    backend: Literal["sagemaker", "local"] = "local"
+    tune: bool = False
+    as_of: dt.date | None = Field(None, description="last as-of date of the training set")
+    export_url: str | None = Field(
+        None, description="train on this existing export instead of building a new one")
+
+
+class RetrainAccepted(BaseModel):
+    job_id: str
+    status: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    model: str
+    backend: str
+    status: str
+    metrics: dict[str, Any]
+    error: str | None
+    submitted_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    artifact: str | None = None
+    model_version: str | None = None
+    tune: bool = False
+    as_of: str | None = None
+    export_url: str | None = None
+    alert: dict[str, Any] | None = None
+
+
+@router.post("/retrain", status_code=202, response_model=RetrainAccepted,
+             dependencies=[WriteAuth])
+def retrain(body: RetrainRequest, store: StoreDep, settings: SettingsDep) -> RetrainAccepted:
+    """Queue a retraining job; it runs in this server process's job pool."""
+    record, _ = submit(store, settings, body.model, body.backend, tune=body.tune,
+                       as_of=body.as_of, export_url=body.export_url)
+    return RetrainAccepted(job_id=record["job_id"], status=record["status"])
+
+
+@router.get("/retrain/{job_id}", response_model=JobStatus, dependencies=[ReadAuth])
+def retrain_status(job_id: str, store: StoreDep) -> JobStatus:
+    return JobStatus(**get_job(store, job_id))

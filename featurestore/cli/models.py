@@ -1,0 +1,46 @@
+"""``featurestore models``: list registered models, one model's versions, or promote one."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..retrain import registry
+from ._common import add_store_options, print_json, settings_from, store_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the model registry", description=__doc__)
+    add_store_options(p)
+    p.add_argument("name", nargs="?", help="one model's versions")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--promote", metavar="VERSION", help="make VERSION of NAME production")
+    p.set_defaults(handler=run)
+
+
+def _fmt(metrics: dict) -> str:
+    keys = [k for k in ("pr_auc", "roc_auc", "positive_rate", "rmse", "baseline_rmse")
+            if k in metrics] or sorted(metrics)[:4]
+    return " ".join(f"{k}={metrics[k]:.4g}" for k in keys)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = store_from(settings_from(args))
+    if args.promote:
+        if not args.name:
+            raise SystemExit("featurestore models: --promote needs the model NAME")
+        print_json(registry.promote(store, args.name, args.promote))
+        return 0
+    names = [args.name] if args.name else registry.list_models(store)
+    summaries = [registry.model_summary(store, n) for n in names]
+    if args.json:
+        print_json(summaries[0] if args.name else {"models": summaries})
+        return 0
+    if not summaries:
+        print("no models registered yet; train one with `featurestore retrain --model ...`")
+    for s in summaries:
+        print(f"{s['name']} (production: {s['production'] or 'none'})")
+        for v in s["versions"]:
+            mark = "*" if v["production"] else " "
+            print(f" {mark} {v['version']}  {v['created_at'][:19]}  {v['backend']:<9} "
+                  f"{_fmt(v['metrics'])}")
+    return 0

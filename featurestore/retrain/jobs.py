@@ -1,0 +1,203 @@
+"""Retraining jobs: a JSON record per job in the store, run by a small in-process thread pool.
+
+``<store>/_jobs/<job_id>.json`` holds ``job_id, model, backend, tune, as_of, status
+(queued|running|completed|failed), submitted_at, started_at, finished_at, metrics, error,
+artifact, model_version, export_url, alert``. Any process that can read the store can follow a
+job (``get_job``); only the process that runs it writes the record.
+
+A job: export the training set (``featurestore.training.export_xgboost`` / ``export_fm`` into
+``<store>/_exports/<model>/<job_id>/``, unless an existing export URL is given), train with the
+backend, register a version, compare with production (alerts, promotion), record the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+import logging
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .._exceptions import ConfigError, FeatureStoreError, NotFoundError, TrainingError
+from ..settings import Settings
+from ..storage import Store
+from . import registry
+from .alerts import evaluate_and_promote
+from .models import model_spec
+
+__all__ = ["BACKENDS", "new_job", "run_job", "submit", "get_job", "list_jobs", "wait_for",
+           "TERMINAL"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("local", "sagemaker")
+TERMINAL = ("completed", "failed")
+JOBS = "_jobs"
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _executor_instance() -> ThreadPoolExecutor:
+    # One worker: training saturates the cores; more jobs simply queue.
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrain")
+        return _executor
+
+
+def _save(store: Store, record: dict[str, Any]) -> None:
+    store.write_json(record, JOBS, f"{record['job_id']}.json")
+
+
+def new_job(store: Store, model: str, backend: str = "local", *, tune: bool = False,
+            as_of: dt.date | str | None = None, export_url: str | None = None) -> dict[str, Any]:
+    """Validate the request and write a ``queued`` record; returns it."""
+    model_spec(model)
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if as_of is not None:
+        try:
+            as_of = dt.date.fromisoformat(str(as_of)).isoformat()
+        except ValueError:
+            raise ConfigError(f"as_of {as_of!r} is not a date like 2026-03-05") from None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    record: dict[str, Any] = {
+        "job_id": f"{model}-{stamp}-{uuid.uuid4().hex[:6]}", "model": model,
+        "backend": backend, "tune": bool(tune), "as_of": as_of, "status": "queued",
+        "submitted_at": _now(), "started_at": None, "finished_at": None, "metrics": {},
+        "error": None, "artifact": None, "model_version": None, "export_url": export_url,
+        "alert": None,
+    }
+    _save(store, record)
+    return record
+
+
+def get_job(store: Store, job_id: str) -> dict[str, Any]:
+    if "/" in job_id or job_id.startswith("."):
+        raise NotFoundError(f"no retrain job {job_id!r}")
+    try:
+        return store.read_json(JOBS, f"{job_id}.json")
+    except FileNotFoundError:
+        raise NotFoundError(f"no retrain job {job_id!r} in {store.url}; POST /retrain "
+                            "returns the id to use") from None
+
+
+def list_jobs(store: Store) -> list[dict[str, Any]]:
+    out = []
+    for name in store.listdir(JOBS):
+        if name.endswith(".json") and not name.startswith("."):
+            out.append(get_job(store, name[:-5]))
+    return sorted(out, key=lambda r: r["submitted_at"])
+
+
+def _export(store: Store, record: dict[str, Any]) -> str:
+    spec = model_spec(record["model"])
+    if record.get("export_url"):
+        return record["export_url"]
+    try:
+        training = importlib.import_module("featurestore.training")
+    except ImportError as exc:
+        raise TrainingError(f"building a training set needs featurestore.training ({exc}); "
+                            "pass an existing export with export_url") from None
+    out = store.uri("_exports", record["model"], record["job_id"])
+    export = getattr(training, spec.export)
+    accepted = inspect.signature(export).parameters
+    kwargs: dict[str, Any] = {"storage_options": store.storage_options or None}
+    if record.get("as_of"):
+        if "end" not in accepted:
+            raise TrainingError(f"{spec.export} takes no as-of date; retrain {spec.name} "
+                                "without as_of")
+        kwargs["end"] = dt.date.fromisoformat(record["as_of"])
+    result = export(store, out, **kwargs)
+    # ExportResult names it .url in the brief, .out_url on the training branch: accept both.
+    return getattr(result, "url", None) or getattr(result, "out_url", None) or out
+
+
+def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
+    """Run a queued job to completion in this thread; returns the final record (never raises
+    for a training failure: the record says ``failed`` with the error)."""
+    record = get_job(store, job_id)
+    record.update(status="running", started_at=_now())
+    _save(store, record)
+    try:
+        spec = model_spec(record["model"])
+        export_url = _export(store, record)
+        record["export_url"] = export_url
+        _save(store, record)
+        if record["backend"] == "local":
+            from . import local
+
+            train = local.train_xgboost if spec.kind == "xgboost" else local.train_fm
+            result = train(export_url, storage_options=store.storage_options or None,
+                           tune=record["tune"])
+        else:
+            from . import sagemaker_backend
+
+            result = sagemaker_backend.train(spec, export_url, settings=settings,
+                                             storage_options=store.storage_options or None,
+                                             tune=record["tune"], job_id=job_id)
+        from .local import read_export_metadata
+
+        meta = read_export_metadata(export_url, store.storage_options or None)
+        features = list(meta.get("feature_names") or result.details.get("feature_names") or [])
+        version = registry.register_version(
+            store, spec.name, metrics=result.metrics, model_bytes=result.model_bytes,
+            model_filename=result.model_filename,
+            training_set={"url": export_url, "metadata": meta},
+            features=features or [f"block:{b}" for b in _block_names(meta)],
+            info={"job_id": job_id, "backend": record["backend"], "params": result.params,
+                  "artifact": result.artifact, "details": result.details})
+        artifact = result.artifact or registry.get_version(store, spec.name, version)[
+            "model_file"]
+        record.update(metrics=result.metrics, model_version=version, artifact=artifact)
+        record["alert"] = evaluate_and_promote(store, settings, spec, version, result.metrics,
+                                               job_id)
+        record.update(status="completed", finished_at=_now())
+    except Exception as exc:  # any failure is the job's outcome, not the server's
+        if not isinstance(exc, FeatureStoreError):
+            log.error("retrain job %s failed:\n%s", job_id, traceback.format_exc())
+        record.update(status="failed", finished_at=_now(),
+                      error=f"{type(exc).__name__}: {exc}")
+    _save(store, record)
+    return record
+
+
+def _block_names(meta: dict[str, Any]) -> list[str]:
+    blocks = meta.get("blocks") or []
+    if isinstance(blocks, dict):
+        return [str(k) for k in blocks]
+    return [str(b.get("name", i)) if isinstance(b, dict) else str(b) for i, b in
+            enumerate(blocks)]
+
+
+def submit(store: Store, settings: Settings, model: str, backend: str = "local", *,
+           tune: bool = False, as_of: dt.date | str | None = None,
+           export_url: str | None = None) -> tuple[dict[str, Any], Future]:
+    """Queue a job and start it on the in-process pool; returns (queued record, future)."""
+    record = new_job(store, model, backend, tune=tune, as_of=as_of, export_url=export_url)
+    future = _executor_instance().submit(run_job, store, record["job_id"], settings)
+    return record, future
+
+
+def wait_for(store: Store, job_id: str, timeout: float = 3600.0, poll: float = 0.5
+             ) -> dict[str, Any]:
+    """Poll the job record until it is completed or failed (works from any process)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = get_job(store, job_id)
+        if record["status"] in TERMINAL:
+            return record
+        if time.monotonic() > deadline:
+            raise TrainingError(f"job {job_id} still {record['status']} after {timeout:.0f} s")
+        time.sleep(poll)

@@ -1,0 +1,67 @@
+"""run-daily: ingest new drops, (materialize), retrain when due, notify on failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from featurestore.ingest import ledger_entries
+from featurestore.retrain import list_jobs, registry
+from featurestore.retrain.daily import run_daily
+from featurestore.settings import Settings
+from featurestore.storage import Store
+from tests import _retrain_fixtures as fx
+from tests._receivers import WebhookReceiver
+
+MONDAY = dt.date(2026, 3, 2)
+
+
+def test_run_daily_retrains_on_weekday_only(drops_copy, tmp_path, client):
+    raw, _ = drops_copy
+    store = Store(str(tmp_path / "store"))
+    export = fx.make_xgb_export(tmp_path / "xgb", rows=(3000, 1000, 2000), seed=9)
+    with WebhookReceiver() as hook:
+        settings = Settings(store=store.url, retrain_weekday=0, alert_webhook_url=hook.url)
+        exports = {"purchase-xgboost": str(export)}
+        tuesday = run_daily(store, str(raw), settings=settings, today=MONDAY + dt.timedelta(1),
+                            client=client, export_urls=exports)
+        assert tuesday["retrain_due"] is False and tuesday["retrain"] == []
+        assert tuesday["ingest"]["files_ingested"] == len(ledger_entries(store)) > 0
+        assert tuesday["materialize"]["status"] in ("done", "skipped")
+        assert list_jobs(store) == []
+
+        monday = run_daily(store, str(raw), settings=settings, today=MONDAY, client=client,
+                           export_urls=exports)
+        assert monday["ingest"]["files_ingested"] == 0  # exactly once: nothing new
+        assert monday["retrain_due"] is True and monday["ok"] is True
+        [job] = monday["retrain"]
+        assert job["status"] == "completed" and job["model_version"] == "v0001"
+        assert registry.production_version(store, "purchase-xgboost") == "v0001"
+
+        # Forced on a Tuesday, with a broken export: the job fails and run-daily notifies.
+        forced = run_daily(store, str(raw), settings=settings, today=MONDAY + dt.timedelta(1),
+                           client=client, force_retrain=True,
+                           export_urls={"purchase-xgboost": str(tmp_path / "missing")})
+        assert forced["ok"] is False and forced["retrain"][0]["status"] == "failed"
+        assert [h["json"]["event"] for h in hook.received] == ["run_daily_problem"]
+        assert forced["retrain"][0]["job_id"] in hook.received[0]["json"]["problems"][0]
+
+
+def test_cronjob_manifest_runs_a_valid_command():
+    """deploy/k8s/run-daily-cronjob.yaml: the container args parse as a featurestore command."""
+    from pathlib import Path
+
+    import yaml
+
+    from featurestore.cli import build_parser
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" / "k8s" /
+                               "run-daily-cronjob.yaml").read_text())
+    assert manifest["kind"] == "CronJob" and manifest["spec"]["concurrencyPolicy"] == "Forbid"
+    container = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "run-daily" and args.raw.startswith("s3://")
+    env = {e["name"] for e in container["env"]}
+    from featurestore.settings import Settings
+
+    known = {f"FEATURESTORE_{name.upper()}" for name in Settings.model_fields}
+    assert {e for e in env if e.startswith("FEATURESTORE_")} <= known
