@@ -1,7 +1,5 @@
 """End to end: generate -> ingest -> materialize -> training set -> local retrain -> registry
 -> alert on a planted quality drop (and none for an unchanged model).
-
-Guarded until the features/training branches are merged (the lead removes the guard).
 """
 
 from __future__ import annotations
@@ -13,15 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-features = pytest.importorskip("featurestore.features")
-training = pytest.importorskip("featurestore.training")
-
-from featurestore.generate import generate_weblog  # noqa: E402
-from featurestore.ingest import ingest_weblog  # noqa: E402
-from featurestore.retrain import new_job, registry, run_job  # noqa: E402
-from featurestore.settings import Settings  # noqa: E402
-from featurestore.storage import Store  # noqa: E402
-from tests._receivers import WebhookReceiver  # noqa: E402
+import featurestore.features as features
+import featurestore.training as training
+from featurestore.generate import generate_weblog
+from featurestore.ingest import ingest_weblog
+from featurestore.retrain import new_job, registry, run_job
+from featurestore.settings import Settings
+from featurestore.storage import Store
+from tests._receivers import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 

@@ -128,7 +128,6 @@ def test_compare_without_production_or_metric():
 
 def test_fm_job_registry_and_rmse_rule(tmp_path):
     """retail-fm through a job: model.npz in the registry; lower RMSE wins promotion."""
-    pytest.importorskip("featurestore.training.recordio")  # the job reads with the real reader
     store = Store(str(tmp_path / "store"))
     settings = Settings(store=store.url, alert_threshold=0.1)
     small = fx.make_fm_export(tmp_path / "small", seed=3, per_customer=6)  # too little data
