@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from featurestore.online import OnlineStore
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
 from .settings import get_settings
 
 __all__ = ["SettingsDep", "StoreDep", "require_token", "require_read_token", "WriteAuth",
-           "ReadAuth"]
+           "ReadAuth", "OnlineDep", "get_online"]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -66,3 +67,11 @@ def require_read_token(
 
 WriteAuth = Depends(require_token)
 ReadAuth = Depends(require_read_token)
+
+
+def get_online(request: Request) -> OnlineStore:
+    """The app's embedded online store (started in the lifespan)."""
+    return request.app.state.online
+
+
+OnlineDep = Annotated[OnlineStore, Depends(get_online)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 __all__ = ["ROUTER_MODULES", "all_routers"]
 
 #: Module names under ``api.routes``; each exposes ``router: APIRouter``.
-ROUTER_MODULES = ("health",)
+ROUTER_MODULES = ("health", "features", "tables", "metrics")
 
 
 def all_routers() -> list[APIRouter]:

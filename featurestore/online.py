@@ -1,0 +1,265 @@
+"""Embedded online store: the latest as-of of each feature table in memory, swapped atomically.
+
+A :class:`TableSnapshot` holds one ``as_of`` partition as columnar numpy arrays plus a dict
+``customer_id -> row`` (for ``customer_product_features``: ``customer_id -> (start, stop)`` over
+rows sorted most viewed first). A lookup is one dict get and a few array reads; memory stays near
+the decoded column size (no per-row Python objects besides the index keys).
+
+:class:`OnlineStore` holds one reference to the current :class:`OnlineSnapshot`. ``refresh()``
+builds a new snapshot off to the side and replaces that reference in one assignment, so a request
+that reads ``online.snapshot`` once sees exactly one snapshot. Older as-of dates are read from
+parquet on demand through a small LRU cache. This module never imports the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._exceptions import NotFoundError
+from .storage import Store
+
+__all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "SERVED_TABLES", "load_table"]
+
+log = logging.getLogger(__name__)
+
+#: Tables the online store serves; the first is the per-customer feature table.
+SERVED_TABLES = ("customer_features", "customer_product_features")
+#: Sort order of ``customer_product_features`` rows within a customer: most viewed first.
+PRODUCT_ORDER = (("product_views_30d", False), ("product_views_7d", False), ("product_id", True))
+
+
+@dataclass
+class TableSnapshot:
+    """One ``as_of`` partition of one table, columnar, indexed by customer id."""
+
+    table: str
+    as_of: str
+    columns: list[str]  # feature columns (customer_id excluded), in file order
+    dtypes: dict[str, str]
+    arrays: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]  # column -> True where null (only columns that have nulls)
+    index: dict[str, Any]  # customer_id -> row (int) or (start, stop) for multi-row tables
+    rows: int
+    nbytes: int
+    loaded_at: float = field(default_factory=time.time)
+
+    def _value(self, name: str, i: int) -> Any:
+        mask = self.masks.get(name)
+        if mask is not None and mask[i]:
+            return None
+        return self.arrays[name][i].item() if self.arrays[name].dtype != object \
+            else self.arrays[name][i]
+
+    def row(self, i: int, features: list[str] | None = None) -> dict[str, Any]:
+        """Row ``i`` as ``{feature: python value}`` (int, float, str or None)."""
+        return {name: self._value(name, i) for name in (features or self.columns)}
+
+    def get(self, customer_id: str, features: list[str] | None = None) -> dict[str, Any] | None:
+        """Features of one customer, or None when the customer has no row."""
+        i = self.index.get(customer_id)
+        if i is None or isinstance(i, tuple):
+            return None if i is None else self.rows_of(customer_id, features=features)[0]
+        return self.row(i, features)
+
+    def rows_of(self, customer_id: str, top: int | None = None,
+                features: list[str] | None = None) -> list[dict[str, Any]]:
+        """All rows of a customer (multi-row tables), in stored order, at most ``top``."""
+        span = self.index.get(customer_id)
+        if span is None:
+            return []
+        start, stop = span if isinstance(span, tuple) else (span, span + 1)
+        if top is not None:
+            stop = min(stop, start + top)
+        return [self.row(i, features) for i in range(start, stop)]
+
+    def check_features(self, features: list[str] | None) -> list[str]:
+        """The requested features, validated; raises NotFoundError naming the unknown ones."""
+        if not features:
+            return list(self.columns)
+        unknown = [f for f in features if f not in self.dtypes]
+        if unknown:
+            raise NotFoundError(
+                f"unknown feature(s) {', '.join(map(repr, unknown))} in table {self.table!r}; "
+                f"available: {', '.join(self.columns)}")
+        return list(features)
+
+
+@dataclass
+class OnlineSnapshot:
+    """The latest as-of of every served table, loaded together and swapped as one reference."""
+
+    tables: dict[str, TableSnapshot]
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tables.values())
+
+
+def _column_arrays(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrow column -> (values, null mask or None); integers with nulls keep int64 values."""
+    mask = None
+    if col.null_count:
+        mask = col.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_integer(col.type):
+            col = col.fill_null(0)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return np.asarray(col.to_pylist(), dtype=object), mask
+    return col.to_numpy(), mask
+
+
+def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
+    """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`."""
+    path = store.path(table, f"as_of={as_of}")
+    files = [f for f in store.listdir(table, f"as_of={as_of}")
+             if f.endswith(".parquet") and not f.startswith((".", "_"))]
+    if not files:
+        raise NotFoundError(f"table {table!r} has no partition as_of={as_of}")
+    arrow = pa.concat_tables(
+        [pq.read_table(f"{path}/{f}", filesystem=store.fs) for f in files]
+    ) if len(files) > 1 else pq.read_table(f"{path}/{files[0]}", filesystem=store.fs)
+    arrow = arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+    multi = table == "customer_product_features"
+    if multi:
+        arrow = arrow.sort_by([("customer_id", "ascending")] + [
+            (c, "ascending" if asc else "descending") for c, asc in PRODUCT_ORDER])
+    ids = arrow.column("customer_id").to_pylist()
+    columns = [c for c in arrow.column_names if c != "customer_id"]
+    arrays: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    dtypes: dict[str, str] = {}
+    for name in columns:
+        values, mask = _column_arrays(arrow.column(name))
+        arrays[name] = values
+        if mask is not None:
+            masks[name] = mask
+        dtypes[name] = str(arrow.schema.field(name).type)
+    index: dict[str, Any] = {}
+    if multi:
+        for i, cid in enumerate(ids):
+            span = index.get(cid)
+            index[cid] = (i, i + 1) if span is None else (span[0], i + 1)
+    else:
+        index = {cid: i for i, cid in enumerate(ids) if cid is not None}
+    nbytes = _measure(arrays, masks, ids)
+    return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, index, len(ids), nbytes)
+
+
+def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray], ids: list) -> int:
+    """Approximate resident bytes: numeric buffers + string objects + the index dict."""
+    import sys
+
+    total = sum(m.nbytes for m in masks.values())
+    for a in arrays.values():
+        total += a.nbytes
+        if a.dtype == object:
+            total += sum(sys.getsizeof(v) for v in a if v is not None)
+    total += sys.getsizeof({}) + 104 * len(ids) + sum(sys.getsizeof(c) for c in set(ids)
+                                                       if c is not None)
+    return total
+
+
+class OnlineStore:
+    """The current snapshot reference, its background refresher and the older-as-of cache."""
+
+    def __init__(self, store: Store, *, poll_seconds: float = 30.0,
+                 tables: tuple[str, ...] = SERVED_TABLES, cache_size: int = 8) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self.tables = tables
+        self.snapshot: OnlineSnapshot | None = None
+        self.last_error: str | None = None
+        self._cache: OrderedDict[tuple[str, str], TableSnapshot] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()  # one refresh at a time; readers never take it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- snapshot lifecycle -----------------------------------------------------------------
+    def latest_as_of(self, table: str) -> str | None:
+        dates = self.store.partitions(table, "as_of")
+        return dates[-1] if dates else None
+
+    def refresh(self) -> bool:
+        """Load any table whose latest as-of is newer than the served one; swap once. True if swapped."""
+        with self._lock:
+            current = self.snapshot
+            tables = dict(current.tables) if current else {}
+            changed = False
+            for table in self.tables:
+                latest = self.latest_as_of(table)
+                if latest is None:
+                    continue
+                old = tables.get(table)
+                if old is None or latest > old.as_of:
+                    tables[table] = load_table(self.store, table, latest)
+                    changed = True
+            if changed or (current is None and tables):
+                self.snapshot = OnlineSnapshot(tables)  # the one atomic swap
+                log.info("online snapshot: %s",
+                         {t: s.as_of for t, s in tables.items()})
+                return True
+            return False
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                self.last_error = None
+            except Exception as exc:  # keep serving the old snapshot; report on /ready
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("snapshot refresh failed")
+            self._stop.wait(self.poll_seconds if self.snapshot else min(self.poll_seconds, 1.0))
+
+    def start(self) -> None:
+        """Load the first snapshot and keep polling, in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="online-refresh", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    # -- reads -------------------------------------------------------------------------------
+    def table(self, table: str, as_of: str | None = None,
+              snapshot: OnlineSnapshot | None = None) -> TableSnapshot:
+        """The snapshot of ``table`` at ``as_of`` (latest when None): memory, else parquet (LRU)."""
+        snapshot = snapshot or self.snapshot
+        current = snapshot.tables.get(table) if snapshot else None
+        if as_of is None or (current is not None and current.as_of == as_of):
+            if current is None:
+                raise NotFoundError(
+                    f"table {table!r} has no as_of partition loaded yet; "
+                    "materialize features first (featurestore materialize)")
+            return current
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise NotFoundError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
+        key = (table, as_of)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        if as_of not in self.store.partitions(table, "as_of"):
+            dates = self.store.partitions(table, "as_of")
+            span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
+            raise NotFoundError(f"no {table!r} features as of {as_of}; available as-of dates: {span}")
+        loaded = load_table(self.store, table, as_of)
+        self._cache[key] = loaded
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return loaded
