@@ -215,3 +215,38 @@ def test_auth(served, reads_need_token):
             assert anon.json()["features"] == expected_row(frames[latest][0], cid)
             assert httpx.get(f"{base}/tables").status_code == 200
         assert httpx.get(base + "/health").status_code == 200  # liveness never needs a token
+
+
+def test_featurestore_serve_command(served):
+    """``featurestore serve`` as a subprocess: the real CLI entry point, uvicorn, one worker."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .serving_helpers import free_port
+
+    _, frames, latest, _, app = served
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "featurestore", "serve", "--store", app.state.store.url,
+         "--port", str(port), "--log-level", "warning"],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        cid = frames[latest][0]["customer_id"].iloc[-1]
+        body = httpx.get(f"{base}/customers/{cid}/features").json()
+        assert body["features"] == expected_row(frames[latest][0], cid)
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0].decode()
+    assert f"127.0.0.1:{port}" in out

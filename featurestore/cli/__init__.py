@@ -17,7 +17,7 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "generate", "ingest")
+COMMANDS = ("demo", "generate", "ingest", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
