@@ -22,7 +22,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """The store the app was created for (set once in ``create_app``)."""
     return request.app.state.store
 
@@ -48,7 +48,7 @@ def _check_token(settings: Settings, credentials: HTTPAuthorizationCredentials |
         )
 
 
-def require_token(
+async def require_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -56,7 +56,7 @@ def require_token(
     _check_token(settings, credentials)
 
 
-def require_read_token(
+async def require_read_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
@@ -69,7 +69,7 @@ WriteAuth = Depends(require_token)
 ReadAuth = Depends(require_read_token)
 
 
-def get_online(request: Request) -> OnlineStore:
+async def get_online(request: Request) -> OnlineStore:
     """The app's embedded online store (started in the lifespan)."""
     return request.app.state.online
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +49,7 @@ class TableSnapshot:
     dtypes: dict[str, str]
     arrays: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]  # column -> True where null (only columns that have nulls)
+    labels: dict[str, np.ndarray]  # string column -> distinct values; arrays hold int32 codes
     index: dict[str, Any]  # customer_id -> row (int) or (start, stop) for multi-row tables
     rows: int
     nbytes: int
@@ -57,12 +59,34 @@ class TableSnapshot:
         mask = self.masks.get(name)
         if mask is not None and mask[i]:
             return None
-        return self.arrays[name][i].item() if self.arrays[name].dtype != object \
-            else self.arrays[name][i]
+        values = self.arrays[name]
+        labels = self.labels.get(name)
+        if labels is not None:  # dictionary-encoded string column
+            return labels[values[i]]
+        return values[i].item()
 
     def row(self, i: int, features: list[str] | None = None) -> dict[str, Any]:
         """Row ``i`` as ``{feature: python value}`` (int, float, str or None)."""
         return {name: self._value(name, i) for name in (features or self.columns)}
+
+    def column_values(self, name: str, rows: np.ndarray) -> list[Any]:
+        """Python values of one column at ``rows`` (vectorised gather, nulls as None)."""
+        values = self.arrays[name][rows]
+        labels = self.labels.get(name)
+        out = labels[values].tolist() if labels is not None else values.tolist()
+        mask = self.masks.get(name)
+        if mask is not None:
+            for k in np.flatnonzero(mask[rows]).tolist():
+                out[k] = None
+        return out
+
+    def rows_at(self, rows: list[int], features: list[str]) -> list[dict[str, Any]]:
+        """Rows as dicts, one gather per column: the batch path."""
+        if not rows:
+            return []
+        idx = np.asarray(rows, dtype=np.int64)
+        columns = [self.column_values(name, idx) for name in features]
+        return [dict(zip(features, values)) for values in zip(*columns)]
 
     def get(self, customer_id: str, features: list[str] | None = None) -> dict[str, Any] | None:
         """Features of one customer, or None when the customer has no row."""
@@ -106,16 +130,24 @@ class OnlineSnapshot:
         return sum(t.nbytes for t in self.tables.values())
 
 
-def _column_arrays(col: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Arrow column -> (values, null mask or None); integers with nulls keep int64 values."""
+def _column_arrays(col: pa.ChunkedArray
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Arrow column -> (values, null mask or None, labels or None).
+
+    Integers with nulls keep int64 values plus a mask; strings are dictionary-encoded (int32
+    codes + one Python string per distinct value) so repeated ids cost 4 bytes a row.
+    """
     mask = None
     if col.null_count:
         mask = col.is_null().to_numpy(zero_copy_only=False)
-        if pa.types.is_integer(col.type):
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
             col = col.fill_null(0)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        return np.asarray(col.to_pylist(), dtype=object), mask
-    return col.to_numpy(), mask
+        encoded = col.combine_chunks().dictionary_encode()
+        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+        labels = np.asarray(encoded.dictionary.to_pylist() or [""], dtype=object)
+        return codes, mask, labels
+    return col.to_numpy(), mask, None
 
 
 def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
@@ -137,12 +169,15 @@ def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
     columns = [c for c in arrow.column_names if c != "customer_id"]
     arrays: dict[str, np.ndarray] = {}
     masks: dict[str, np.ndarray] = {}
+    labels: dict[str, np.ndarray] = {}
     dtypes: dict[str, str] = {}
     for name in columns:
-        values, mask = _column_arrays(arrow.column(name))
+        values, mask, distinct = _column_arrays(arrow.column(name))
         arrays[name] = values
         if mask is not None:
             masks[name] = mask
+        if distinct is not None:
+            labels[name] = distinct
         dtypes[name] = str(arrow.schema.field(name).type)
     index: dict[str, Any] = {}
     if multi:
@@ -151,21 +186,19 @@ def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
             index[cid] = (i, i + 1) if span is None else (span[0], i + 1)
     else:
         index = {cid: i for i, cid in enumerate(ids) if cid is not None}
-    nbytes = _measure(arrays, masks, ids)
-    return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, index, len(ids), nbytes)
+    nbytes = _measure(arrays, masks, labels, index)
+    return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, labels, index, len(ids),
+                         nbytes)
 
 
-def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray], ids: list) -> int:
-    """Approximate resident bytes: numeric buffers + string objects + the index dict."""
-    import sys
-
-    total = sum(m.nbytes for m in masks.values())
-    for a in arrays.values():
-        total += a.nbytes
-        if a.dtype == object:
-            total += sum(sys.getsizeof(v) for v in a if v is not None)
-    total += sys.getsizeof({}) + 104 * len(ids) + sum(sys.getsizeof(c) for c in set(ids)
-                                                       if c is not None)
+def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+             labels: dict[str, np.ndarray], index: dict[str, Any]) -> int:
+    """Resident bytes: numeric buffers, distinct strings, and the index (dict + keys + spans)."""
+    total = sum(a.nbytes for a in arrays.values()) + sum(m.nbytes for m in masks.values())
+    for distinct in labels.values():
+        total += distinct.nbytes + sum(sys.getsizeof(v) for v in distinct)
+    total += sys.getsizeof(index) + sum(sys.getsizeof(k) for k in index)
+    total += sum(sys.getsizeof(v) for v in index.values() if isinstance(v, tuple))
     return total
 
 
