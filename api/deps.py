@@ -17,7 +17,16 @@ from .settings import get_settings
 __all__ = ["SettingsDep", "StoreDep", "require_token", "require_read_token", "WriteAuth",
            "ReadAuth", "OnlineDep", "get_online"]
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (``get_settings()`` for ``uvicorn api.main:app``).
+
+    Read from ``app.state`` instead of a dependency override: FastAPI re-inspects overridden
+    dependencies on every request, which costs more than the whole feature lookup.
+    """
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -56,12 +65,17 @@ async def require_token(
     _check_token(settings, credentials)
 
 
-async def require_read_token(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Read endpoints need the token only with FEATURESTORE_API_REQUIRE_TOKEN_FOR_READS=true."""
+async def require_read_token(request: Request) -> None:
+    """Read endpoints need the token only with FEATURESTORE_API_REQUIRE_TOKEN_FOR_READS=true.
+
+    One dependency reading the header itself (no sub-dependencies): this runs on every feature
+    lookup, and each FastAPI dependency step costs more than the lookup.
+    """
+    settings: Settings = request.app.state.settings
     if settings.api_require_token_for_reads:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        credentials = (HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+                       if scheme.lower() == "bearer" else None)
         _check_token(settings, credentials)
 
 

@@ -46,10 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.online = online
     application.state.metrics = Metrics()
     application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
-    async def _settings() -> Settings:  # async: no threadpool hop per request
-        return settings
-
-    application.dependency_overrides[get_settings] = _settings
     for router in all_routers():
         application.include_router(router)
     _install_error_handlers(application)

@@ -53,6 +53,8 @@ class TableSnapshot:
     index: dict[str, Any]  # customer_id -> row (int) or (start, stop) for multi-row tables
     rows: int
     nbytes: int
+    blocks: list[tuple[list[str], np.ndarray]] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # columns outside the numeric blocks
     loaded_at: float = field(default_factory=time.time)
 
     def _value(self, name: str, i: int) -> Any:
@@ -66,8 +68,20 @@ class TableSnapshot:
         return values[i].item()
 
     def row(self, i: int, features: list[str] | None = None) -> dict[str, Any]:
-        """Row ``i`` as ``{feature: python value}`` (int, float, str or None)."""
-        return {name: self._value(name, i) for name in (features or self.columns)}
+        """Row ``i`` as ``{feature: python value}`` (int, float, str or None).
+
+        Numeric columns live in row-major blocks (the per-column arrays are views into them),
+        so one ``tolist()`` converts a whole row: a lookup is a dict get plus a few array reads.
+        """
+        out: dict[str, Any] = {}
+        for names, block in self.blocks:
+            out.update(zip(names, block[i].tolist()))
+        for name in self.others:
+            out[name] = self._value(name, i)
+        for name, mask in self.masks.items():
+            if mask[i]:
+                out[name] = None
+        return {name: out[name] for name in (features or self.columns)}
 
     def column_values(self, name: str, rows: np.ndarray) -> list[Any]:
         """Python values of one column at ``rows`` (vectorised gather, nulls as None)."""
@@ -186,15 +200,27 @@ def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
             index[cid] = (i, i + 1) if span is None else (span[0], i + 1)
     else:
         index = {cid: i for i, cid in enumerate(ids) if cid is not None}
+    blocks = []
+    for kind in (np.int64, np.float64):
+        names = [c for c in columns if c not in labels and arrays[c].dtype == kind]
+        if names:
+            block = np.empty((len(ids), len(names)), dtype=kind)
+            for j, name in enumerate(names):
+                block[:, j] = arrays[name]
+                arrays[name] = block[:, j]  # a view: no second copy of the column
+            blocks.append((names, block))
+    in_blocks = {n for names, _ in blocks for n in names}
+    others = [c for c in columns if c not in in_blocks]
     nbytes = _measure(arrays, masks, labels, index)
     return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, labels, index, len(ids),
-                         nbytes)
+                         nbytes, blocks, others)
 
 
 def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray],
              labels: dict[str, np.ndarray], index: dict[str, Any]) -> int:
     """Resident bytes: numeric buffers, distinct strings, and the index (dict + keys + spans)."""
     total = sum(a.nbytes for a in arrays.values()) + sum(m.nbytes for m in masks.values())
+    # (a block column view reports its own nbytes, so the blocks are counted exactly once)
     for distinct in labels.values():
         total += distinct.nbytes + sum(sys.getsizeof(v) for v in distinct)
     total += sys.getsizeof(index) + sum(sys.getsizeof(k) for k in index)

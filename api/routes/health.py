@@ -21,7 +21,7 @@ class Ready(BaseModel):
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:
     """The process is up (it may still be loading its first snapshot; see ``/ready``)."""
     return Health(status="ok")
 
