@@ -20,12 +20,23 @@ class Metrics:
             "featurestore_http_request_duration_seconds", "HTTP request latency",
             ["method", "route"], registry=self.registry,
             buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+        self._children: dict[tuple[str, str, int], tuple] = {}
         self.snapshot_age = Gauge("featurestore_snapshot_age_seconds",
                                   "seconds since the served snapshot was loaded", ["table"],
                                   registry=self.registry)
         self.snapshot_as_of = Gauge("featurestore_snapshot_as_of_timestamp_seconds",
                                     "served as_of date (unix seconds, midnight UTC)", ["table"],
                                     registry=self.registry)
+
+    def children(self, method: str, route: str, status: int):
+        """Cached labelled children: ``labels()`` validates and locks on every call."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route))
+        return found
 
     def observe_snapshot(self, snapshot) -> None:
         if snapshot is None:
@@ -60,5 +71,6 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status[0])).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            count, latency = self.metrics.children(method, template, status[0])
+            count.inc()
+            latency.observe(time.perf_counter() - start)

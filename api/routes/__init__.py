@@ -9,7 +9,7 @@ from fastapi import APIRouter
 __all__ = ["ROUTER_MODULES", "all_routers"]
 
 #: Module names under ``api.routes``; each exposes ``router: APIRouter``.
-ROUTER_MODULES = ("health", "features", "tables", "metrics")
+ROUTER_MODULES = ("features", "health", "tables", "metrics")  # hot routes first: matched in order
 
 
 def all_routers() -> list[APIRouter]:

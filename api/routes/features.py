@@ -89,10 +89,11 @@ def _parse_features(features: str | None) -> list[str] | None:
     return names or None
 
 
-# The hot endpoint reads its optional query strings from the request itself and declares them
+# The hot endpoint reads its path and query strings from the request itself and declares them
 # in OpenAPI by hand: FastAPI's per-parameter resolution costs more than the lookup (measured in
 # benchmarks/serve.py). Both are plain optional strings, so nothing is lost in validation.
 _FEATURE_QUERY = {"parameters": [
+    {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "string"}},
     {"name": "as_of", "in": "query", "required": False,
      "description": "YYYY-MM-DD; latest when omitted", "schema": {"type": "string"}},
     {"name": "features", "in": "query", "required": False,
@@ -104,8 +105,9 @@ _FEATURE_QUERY = {"parameters": [
 @router.get("/customers/{customer_id}/features", response_model=CustomerFeatures,
             responses={404: {"description": "unknown customer, as-of date or feature"}},
             openapi_extra=_FEATURE_QUERY)
-async def customer_features(customer_id: str, request: Request) -> Response:
+async def customer_features(request: Request) -> Response:
     """Features of one customer at one as-of date (query: ``as_of``, ``features``)."""
+    customer_id: str = request.path_params["customer_id"]
     query = request.query_params
     as_of, features = query.get("as_of"), query.get("features")
     table = await _table(request, "customer_features", as_of)  # read the snapshot reference once
