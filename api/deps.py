@@ -15,7 +15,7 @@ from featurestore.storage import Store
 from .settings import get_settings
 
 __all__ = ["SettingsDep", "StoreDep", "require_token", "require_read_token", "WriteAuth",
-           "ReadAuth", "OnlineDep", "get_online"]
+           "ReadAuth", "OnlineDep", "get_online", "app_settings", "get_settings"]
 
 async def app_settings(request: Request) -> Settings:
     """The settings the app was created with (``get_settings()`` for ``uvicorn api.main:app``).
