@@ -250,3 +250,40 @@ def test_featurestore_serve_command(served):
         proc.terminate()
         out = proc.communicate(timeout=20)[0].decode()
     assert f"127.0.0.1:{port}" in out
+
+
+def test_demo_ends_by_serving(tmp_path):
+    """``featurestore demo`` (tiny) ends with the serving step: URLs printed, API answering."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .serving_helpers import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "featurestore", "demo", "--workdir", str(tmp_path / "demo"),
+         "--days", "2", "--customers", "40", "--rows-per-day", "150", "--workers", "1",
+         "--port", str(port)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(900):
+            try:
+                if httpx.get(base + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
+            time.sleep(0.1)
+        tables = {t["name"] for t in httpx.get(base + "/tables").json()["tables"]}
+        assert "events" in tables
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert f"curl -s '{base}/customers/" in out
+    assert "/features/batch" in out

@@ -76,18 +76,19 @@ Try:
 def _serve(store: Store, args: argparse.Namespace) -> None:
     """Last step: serve the store over HTTP until Ctrl-C."""
     from ..settings import load_settings
-    from .serve import serve_api, try_urls
+    from .serve import example_customer, serve_api, try_urls
 
     settings = load_settings(store=store.url, host=args.host, port=args.port)
     base = f"http://{settings.host}:{settings.port}"
     _step(f"serve the API on {base} (Ctrl-C to stop)")
     if not store.partitions("customer_features", "as_of"):
         print("   no customer_features yet: /ready answers 503 until features are materialized")
+    cid = example_customer(store)
     print("   try:")
-    for url in try_urls(base):
+    for url in try_urls(base, cid):
         print(f"     curl -s '{url}'")
     print(f"     curl -s -X POST {base}/features/batch -H 'content-type: application/json' "
-          "-d '{\"customer_ids\": [\"<id>\", \"nobody\"]}'")
+          f"-d '{{\"customer_ids\": [\"{cid}\", \"nobody\"]}}'")
     try:
         serve_api(settings, log_level="warning")
     except KeyboardInterrupt:

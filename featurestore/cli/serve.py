@@ -32,10 +32,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def try_urls(base: str) -> list[str]:
+def try_urls(base: str, customer_id: str = "<customer_id>") -> list[str]:
     return [f"{base}/docs", f"{base}/ready", f"{base}/tables",
-            f"{base}/customers/<customer_id>/features",
-            f"{base}/customers/<customer_id>/products?top=5", f"{base}/metrics"]
+            f"{base}/customers/{customer_id}/features",
+            f"{base}/customers/{customer_id}/features?features=page_views_7d,purchases_30d",
+            f"{base}/customers/{customer_id}/products?top=5", f"{base}/metrics"]
+
+
+def example_customer(store) -> str:
+    """A customer id to put in the printed URLs: from the latest features, else from events."""
+    import pyarrow.parquet as pq
+
+    for table, key in (("customer_features", "as_of"), ("events", "event_date")):
+        values = store.partitions(table, key)
+        if not values:
+            continue
+        folder = f"{key}={values[-1]}"
+        files = [f for f in store.listdir(table, folder) if f.endswith(".parquet")
+                 and not f.startswith((".", "_"))]
+        ids = pq.read_table(store.path(table, folder, files[0]), filesystem=store.fs,
+                            columns=["customer_id"]).column(0).drop_null()
+        if len(ids):
+            return str(ids[0])
+    return "<customer_id>"
 
 
 def serve_api(settings: Settings, log_level: str = "info") -> None:
