@@ -54,10 +54,17 @@ def test_lookup_matches_pandas_and_is_fast(built):
     assert per_lookup < 200e-6, f"{per_lookup * 1e6:.1f} us per lookup"
 
 
-def test_memory_is_near_decoded_size(built):
-    """The reported footprint matches what tracemalloc sees, and stays within a small factor of
-    the parquet bytes (parquet is compressed; the snapshot is plain int64/float64 columns)."""
-    store, cf, _, day = built
+def test_memory_is_near_decoded_size(built, tmp_path):
+    """The reported footprint matches what tracemalloc sees and stays near the decoded size
+    (narrowed int columns, float64, one string per customer id in the index). The table is the
+    computed features repeated under new ids, so fixed overheads do not dominate."""
+    import pandas as pd
+
+    _, cf, _, day = built
+    big = pd.concat([cf.assign(customer_id=cf["customer_id"] + f"-{k}") for k in range(100)],
+                    ignore_index=True)
+    store = Store(str(tmp_path / "s"))
+    store.write_parquet(big, "customer_features", f"as_of={day}", "part-0.parquet")
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -65,9 +72,11 @@ def test_memory_is_near_decoded_size(built):
     gc.collect()
     held = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    parquet = store.fs.size(store.path("customer_features", f"as_of={day}", "part-0.parquet"))
-    assert 0.5 * held <= table.nbytes <= 2 * held, (table.nbytes, held)
-    assert held < 15 * parquet + 200_000, (held, parquet)
+    assert table.rows == len(big)
+    assert 0.5 * held <= table.nbytes <= 1.5 * held, (table.nbytes, held)
+    # no more than plain 8-byte columns plus ~200 bytes per id for the key string and dict slot
+    # (how that compares with the parquet size depends on compression; docs/api.md measures it)
+    assert held < len(big) * (8 * len(table.columns) + 200), (held, len(big))
 
 
 def test_older_as_of_from_parquet_with_lru(built, tmp_path):
@@ -158,3 +167,28 @@ def test_snapshot_swap_under_concurrent_load(built, tmp_path):
             assert as_of == new_day  # requests sent after the swap see the new snapshot
     assert sum(1 for a in answers if a[1] == day.isoformat()) > 20
     assert sum(1 for a in answers if a[1] == new_day) > 20
+
+
+def test_narrowed_ints_and_nulls_round_trip(tmp_path):
+    """Small counts are held in a narrow dtype, large ones stay int64; values, floats and nulls
+    come back exactly, through the single-row and the batch (gather) paths."""
+    import numpy as np
+    import pandas as pd
+
+    store = Store(str(tmp_path / "s"))
+    for as_of, big in (("2026-01-01", 7), ("2026-01-02", 2**40)):
+        cf = pd.DataFrame({
+            "customer_id": pd.Series(["a", "b", "c"], dtype=object),
+            "page_views_7d": pd.Series([1, big, -3], dtype="int64"),
+            "revenue_30d": pd.Series([0.1, 2.5, 1e9], dtype="float64"),
+            "days_since_last_purchase": pd.array([None, 4, 300], dtype="Int64"),
+        })
+        store.write_parquet(cf, "customer_features", f"as_of={as_of}", "part-0.parquet")
+        table = load_table(store, "customer_features", as_of)
+        block_dtype = table.blocks[0][1].dtype
+        assert block_dtype == (np.int16 if big == 7 else np.int64)
+        want = [{"page_views_7d": 1, "revenue_30d": 0.1, "days_since_last_purchase": None},
+                {"page_views_7d": big, "revenue_30d": 2.5, "days_since_last_purchase": 4},
+                {"page_views_7d": -3, "revenue_30d": 1e9, "days_since_last_purchase": 300}]
+        assert [table.get(c) for c in "abc"] == want
+        assert table.rows_at([2, 0], table.columns) == [want[2], want[0]]
