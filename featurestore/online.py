@@ -161,7 +161,13 @@ def _column_arrays(col: pa.ChunkedArray
         codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
         labels = np.asarray(encoded.dictionary.to_pylist() or [""], dtype=object)
         return codes, mask, labels
-    return col.to_numpy(), mask, None
+    values = col.to_numpy()
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        # NaN is not JSON: serve it as null, like a missing value
+        nan = np.isnan(values)
+        mask = nan if mask is None else (mask | nan)
+        values = np.where(nan, 0.0, values)
+    return values, mask, None
 
 
 def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:

@@ -180,7 +180,7 @@ def test_narrowed_ints_and_nulls_round_trip(tmp_path):
         cf = pd.DataFrame({
             "customer_id": pd.Series(["a", "b", "c"], dtype=object),
             "page_views_7d": pd.Series([1, big, -3], dtype="int64"),
-            "revenue_30d": pd.Series([0.1, 2.5, 1e9], dtype="float64"),
+            "revenue_30d": pd.Series([0.1, 2.5, float("nan")], dtype="float64"),
             "days_since_last_purchase": pd.array([None, 4, 300], dtype="Int64"),
         })
         store.write_parquet(cf, "customer_features", f"as_of={as_of}", "part-0.parquet")
@@ -189,6 +189,6 @@ def test_narrowed_ints_and_nulls_round_trip(tmp_path):
         assert block_dtype == (np.int16 if big == 7 else np.int64)
         want = [{"page_views_7d": 1, "revenue_30d": 0.1, "days_since_last_purchase": None},
                 {"page_views_7d": big, "revenue_30d": 2.5, "days_since_last_purchase": 4},
-                {"page_views_7d": -3, "revenue_30d": 1e9, "days_since_last_purchase": 300}]
+                {"page_views_7d": -3, "revenue_30d": None, "days_since_last_purchase": 300}]
         assert [table.get(c) for c in "abc"] == want
         assert table.rows_at([2, 0], table.columns) == [want[2], want[0]]
