@@ -1,12 +1,12 @@
 """Serving benchmark: the feature API vs a hello-world FastAPI app, side by side.
 
-    python benchmarks/serve.py [--customers 100000] [--seconds 10] [--connections 4]
+    python benchmarks/serve.py [--customers 100000] [--seconds 5] [--rounds 3] [--connections 4]
 
 Builds a generated store (SPEC-layout ``customer_features`` / ``customer_product_features``
 partitions with random values), starts ``featurestore serve`` (uvicorn, 1 worker, subprocess)
 and a hello-world FastAPI app (uvicorn, 1 worker, subprocess), drives each with the same load
-generator (``wrk``, a separate process: keep-alive, same threads/connections/duration) and prints
-requests/s, p50 and p99 for a single-customer GET, a 100-id batch POST and hello-world, plus the
+generator (``wrk``, a separate process: keep-alive, same threads/connections/duration) in
+interleaved rounds and prints the median requests/s, p50 and p99 for a single-customer GET, a 100-id batch POST and hello-world, plus the
 ratios against the targets (GET >= 0.8x hello req/s, GET p99 <= 2x hello p99, batch-100 p99 <
 20 ms). Needs ``wrk`` (``apt-get install -y wrk``).
 """
@@ -122,7 +122,8 @@ def wrk(url: str, script: str, seconds: int, connections: int, workdir: Path) ->
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--customers", type=int, default=100_000)
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=5, help="per endpoint per round")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=4)
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -172,23 +173,30 @@ def main() -> int:
                         "{['Content-Type']='application/json'}, bodies[n])\nend\n")
         hello_script = "request = function() return wrk.format('GET', '/hello') end\n"
         try:
-            results = {}
-            for name, port, script in (("hello-world", hello_port, hello_script),
-                                       ("single GET", api_port, get_script),
-                                       ("batch-100 POST", api_port, batch_script)):
-                # a short warm-up, then the measured run
+            plan = (("hello-world", hello_port, hello_script),
+                    ("single GET", api_port, get_script),
+                    ("batch-100 POST", api_port, batch_script))
+            for _, port, script in plan:  # warm-up
                 wrk(f"http://127.0.0.1:{port}", script, 2, args.connections, work)
-                results[name] = wrk(f"http://127.0.0.1:{port}", script, args.seconds,
-                                    args.connections, work)
+            # Interleaved rounds, median per endpoint: on a shared machine the background load
+            # drifts, and running each endpoint once in sequence would measure the drift.
+            runs: dict[str, list[dict]] = {name: [] for name, _, _ in plan}
+            for _ in range(args.rounds):
+                for name, port, script in plan:
+                    runs[name].append(wrk(f"http://127.0.0.1:{port}", script, args.seconds,
+                                          args.connections, work))
+            results = {name: {key: float(np.median([r[key] for r in rs])) for key in rs[0]}
+                       for name, rs in runs.items()}
         finally:
             for p in (api, hello_srv):
                 p.terminate()
                 p.wait(timeout=20)
-        print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s, uvicorn 1 worker each")
+        print(f"\nwrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} interleaved "
+              "rounds (median), uvicorn 1 worker each")
         print(f"{'endpoint':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
         for name, r in results.items():
             print(f"{name:<16}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
-                  f"{r['errors']:>9}")
+                  f"{r['errors']:>9.0f}")
         h, g, b = results["hello-world"], results["single GET"], results["batch-100 POST"]
         checks = [
             (f"single GET req/s / hello req/s = {g['rps'] / h['rps']:.2f}x (target >= 0.8x)",
