@@ -262,6 +262,7 @@ class OnlineStore:
         self._cache: OrderedDict[tuple[str, str], TableSnapshot] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one refresh at a time; readers never take it
+        self._cache_lock = threading.Lock()  # older-as-of LRU only (not the hot path)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -330,16 +331,18 @@ class OnlineStore:
         except ValueError:
             raise NotFoundError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
         key = (table, as_of)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
+        with self._cache_lock:  # requests run in a thread pool: guard the OrderedDict
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
         if as_of not in self.store.partitions(table, "as_of"):
             dates = self.store.partitions(table, "as_of")
             span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
             raise NotFoundError(f"no {table!r} features as of {as_of}; available as-of dates: {span}")
         loaded = load_table(self.store, table, as_of)
-        self._cache[key] = loaded
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[key] = loaded
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return loaded
