@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from featurestore import FeatureStoreError, NotFoundError
+from featurestore.online import OnlineStore
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
+from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
 
@@ -18,14 +23,29 @@ __all__ = ["create_app", "app"]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    store = Store(settings.store, settings.storage_options)
+    online = OnlineStore(store, poll_seconds=settings.snapshot_poll_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load in a background thread so /health answers at once; /ready says when loaded.
+        online.start()
+        try:
+            yield
+        finally:
+            online.stop()
+
     application = FastAPI(
         title="featurestore",
         version="0.1.0",
         description="Customer features over REST, training-set exports and retraining.",
+        lifespan=lifespan,
     )
     application.state.settings = settings
-    application.state.store = Store(settings.store, settings.storage_options)
-    application.dependency_overrides[get_settings] = lambda: settings
+    application.state.store = store
+    application.state.online = online
+    application.state.metrics = Metrics()
+    application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
     for router in all_routers():
         application.include_router(router)
     _install_error_handlers(application)

@@ -32,6 +32,11 @@ STATIC_PAGES = ("/", "/help", "/sale/", "/sale/winter", "/account", "/search?q=g
 INTENT_START_P = 0.0005
 INTENT_BUY_P = 0.6
 BASE_PURCHASE_P = 0.0001
+# While in intent: chance of a browsing day, extra views of the product on such a day (1 +
+# Poisson), and chance of a cart add that day.
+INTENT_ACTIVE_P = 0.8
+INTENT_VIEWS = 4.0
+INTENT_CART_P = 0.5
 
 
 @dataclasses.dataclass
@@ -98,10 +103,10 @@ def _simulate_day(rng, day_start: int, n_rows: int, weights: np.ndarray, intent:
             intent[c] = [int(rng.integers(n_products)), days, rng.random() < INTENT_BUY_P]
     for c, state in list(intent.items()):
         product, left, buys = state
-        if rng.random() < 0.6:
-            views = 1 + rng.poisson(2)
+        if rng.random() < INTENT_ACTIVE_P:
+            views = 1 + rng.poisson(INTENT_VIEWS)
             parts.append((np.full(views, c), np.full(views, 1), np.full(views, product)))
-            if rng.random() < 0.3:
+            if rng.random() < INTENT_CART_P:
                 parts.append((np.array([c]), np.array([2]), np.array([product])))
         state[1] -= 1
         if state[1] <= 0:

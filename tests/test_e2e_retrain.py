@@ -61,10 +61,9 @@ def test_generate_to_alert(tmp_path, client):
                                        export_url=export_url)["job_id"], settings)
         assert first["status"] == "completed", first["error"]
         m = first["metrics"]
-        # The generator plants a purchase signal. At this test size (a few dozen test
-        # positives) PR-AUC is ~4x the base rate; the >= 5x check on a larger planted-signal
-        # export is tests/test_retrain_local.py. Here: clearly above the base rate.
-        assert m["pr_auc"] >= 2 * m["positive_rate"], m
+        # The generator plants a purchase signal; the issue asks PR-AUC >= 5x the base rate
+        # on generated data (measured ~7.5x at this size and seed).
+        assert m["pr_auc"] >= 5 * m["positive_rate"], m
         assert registry.production_version(store, "purchase-xgboost") == "v0001"
 
         same = run_job(store, new_job(store, "purchase-xgboost", "local",

@@ -9,7 +9,9 @@ from fastapi import APIRouter
 __all__ = ["ROUTER_MODULES", "all_routers"]
 
 #: Module names under ``api.routes``; each exposes ``router: APIRouter``.
-ROUTER_MODULES = ("health", "training_sets", "retrain", "models")
+# Hot routes first: routes are matched in order.
+ROUTER_MODULES = ("features", "health", "tables", "metrics", "training_sets", "retrain",
+                  "models")
 
 
 def all_routers() -> list[APIRouter]:

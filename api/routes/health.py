@@ -1,9 +1,12 @@
-"""Liveness: ``GET /health``."""
+"""Liveness and readiness: ``GET /health``, ``GET /ready``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+
+from ..deps import OnlineDep
 
 router = APIRouter(tags=["health"])
 
@@ -12,7 +15,24 @@ class Health(BaseModel):
     status: str
 
 
+class Ready(BaseModel):
+    status: str
+    snapshot: dict[str, str]
+
+
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:
     """The process is up (it may still be loading its first snapshot; see ``/ready``)."""
     return Health(status="ok")
+
+
+@router.get("/ready", response_model=Ready,
+            responses={503: {"description": "no snapshot loaded yet"}})
+def ready(online: OnlineDep) -> Ready | JSONResponse:
+    """Ready once a feature snapshot is loaded; 503 with the reason until then."""
+    snapshot = online.snapshot
+    if snapshot is None or "customer_features" not in snapshot.tables:
+        reason = online.last_error or "no customer_features as_of partition in the store yet"
+        return JSONResponse({"detail": f"not ready: loading the first snapshot ({reason}); "
+                                       "materialize features and retry"}, status_code=503)
+    return Ready(status="ready", snapshot={t: s.as_of for t, s in snapshot.tables.items()})

@@ -17,8 +17,8 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "generate", "ingest", "backfill", "tables", "show", "training-set",
-            "export-fm", "retrain", "models", "run-daily")
+COMMANDS = ("demo", "generate", "ingest", "backfill", "tables", "show", "serve",
+            "training-set", "export-fm", "retrain", "models", "run-daily")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder for raw drops, the store and exports (recreated)")
     p.add_argument("--no-serve", action="store_true",
                    help="exit after the pipeline instead of serving the API")
+    p.add_argument("--host", default=None, help="API interface (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="API port (default 8000)")
     p.add_argument("--days", type=int, default=45)
     p.add_argument("--customers", type=int, default=3_000)
     p.add_argument("--rows-per-day", type=int, default=8_000)
@@ -86,5 +88,27 @@ Try:
    featurestore backfill --store {store.url} --from {latest}
 """)
     if not args.no_serve:
-        print("(the HTTP API is not part of this build yet; exiting)")
+        _serve(store, args)
     return 0
+
+
+def _serve(store: Store, args: argparse.Namespace) -> None:
+    """Last step: serve the store over HTTP until Ctrl-C."""
+    from ..settings import load_settings
+    from .serve import example_customer, serve_api, try_urls
+
+    settings = load_settings(store=store.url, host=args.host, port=args.port)
+    base = f"http://{settings.host}:{settings.port}"
+    _step(f"serve the API on {base} (Ctrl-C to stop)")
+    if not store.partitions("customer_features", "as_of"):
+        print("   no customer_features yet: /ready answers 503 until features are materialized")
+    cid = example_customer(store)
+    print("   try:")
+    for url in try_urls(base, cid):
+        print(f"     curl -s '{url}'")
+    print(f"     curl -s -X POST {base}/features/batch -H 'content-type: application/json' "
+          f"-d '{{\"customer_ids\": [\"{cid}\", \"nobody\"]}}'")
+    try:
+        serve_api(settings, log_level="warning")
+    except KeyboardInterrupt:
+        pass

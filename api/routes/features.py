@@ -1,0 +1,152 @@
+"""Customer features: ``GET /customers/{id}/features``, ``POST /features/batch``,
+``GET /customers/{id}/products`` (SPEC §6).
+
+The hot path builds the JSON body itself (``json.dumps`` of plain dicts read from the columnar
+snapshot) and returns a ``Response``: the pydantic models below document the shapes in OpenAPI
+without paying validation per request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, field_validator
+
+from featurestore import NotFoundError
+
+from ..deps import require_read_token
+
+__all__ = ["router", "MAX_BATCH"]
+
+# Read auth is checked inside ``_table`` (not as a router dependency): one FastAPI dependency
+# step per request costs more than the whole lookup on this hot path.
+router = APIRouter(tags=["features"])
+
+MAX_BATCH = 1000
+FeatureValue = int | float | str | None
+
+
+class CustomerFeatures(BaseModel):
+    customer_id: str
+    as_of: str
+    features: dict[str, FeatureValue]
+
+
+class BatchRequest(BaseModel):
+    customer_ids: list[str] = Field(description=f"1 to {MAX_BATCH} customer ids")
+    features: list[str] | None = Field(None, description="feature names (default: all)")
+    as_of: str | None = Field(None, description="YYYY-MM-DD (default: latest)")
+
+    @field_validator("customer_ids")
+    @classmethod
+    def _size(cls, ids: list[str]) -> list[str]:
+        if len(ids) > MAX_BATCH:
+            raise ValueError(f"{len(ids)} customer_ids given; at most {MAX_BATCH:,} per request "
+                             "- split the batch into several requests")
+        return ids
+
+
+class BatchResult(BaseModel):
+    customer_id: str
+    found: bool
+    features: dict[str, FeatureValue] | None
+
+
+class BatchResponse(BaseModel):
+    as_of: str
+    results: list[BatchResult]
+
+
+class CustomerProducts(BaseModel):
+    customer_id: str
+    as_of: str
+    products: list[dict[str, FeatureValue]]
+
+
+def _json(body: Any) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+async def _table(request: Request, name: str, as_of: str | None):
+    """The latest snapshot inline (a dict read); an older as-of reads parquet in a thread so the
+    event loop never blocks on storage."""
+    await require_read_token(request)
+    online = request.app.state.online  # app.state, not a dependency: cheaper per request
+    snapshot = online.snapshot
+    current = snapshot.tables.get(name) if snapshot else None
+    if current is not None and (as_of is None or as_of == current.as_of):
+        return current
+    return await run_in_threadpool(online.table, name, as_of, snapshot)
+
+
+def _parse_features(features: str | None) -> list[str] | None:
+    if features is None:
+        return None
+    names = [f.strip() for f in features.split(",") if f.strip()]
+    return names or None
+
+
+# The hot endpoint reads its path and query strings from the request itself and declares them
+# in OpenAPI by hand: FastAPI's per-parameter resolution costs more than the lookup (measured in
+# benchmarks/serve.py). Both are plain optional strings, so nothing is lost in validation.
+_FEATURE_QUERY = {"parameters": [
+    {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "as_of", "in": "query", "required": False,
+     "description": "YYYY-MM-DD; latest when omitted", "schema": {"type": "string"}},
+    {"name": "features", "in": "query", "required": False,
+     "description": "comma-separated feature names; all when omitted",
+     "schema": {"type": "string"}},
+]}
+
+
+@router.get("/customers/{customer_id}/features", response_model=CustomerFeatures,
+            responses={404: {"description": "unknown customer, as-of date or feature"}},
+            openapi_extra=_FEATURE_QUERY)
+async def customer_features(request: Request) -> Response:
+    """Features of one customer at one as-of date (query: ``as_of``, ``features``)."""
+    customer_id: str = request.path_params["customer_id"]
+    query = request.query_params
+    as_of, features = query.get("as_of"), query.get("features")
+    table = await _table(request, "customer_features", as_of)  # read the snapshot reference once
+    names = table.check_features(_parse_features(features))
+    i = table.index.get(customer_id)
+    if i is None:
+        raise NotFoundError(f"customer {customer_id!r} has no features as of {table.as_of}; "
+                            "check the id (customer ids are strings) or try another as_of")
+    return _json({"customer_id": customer_id, "as_of": table.as_of,
+                  "features": table.row(i, names)})
+
+
+@router.post("/features/batch", response_model=BatchResponse,
+             responses={404: {"description": "unknown as-of date or feature"}})
+async def features_batch(body: BatchRequest, request: Request) -> Response:
+    """Features of up to 1,000 customers; one result per id, in request order."""
+    table = await _table(request, "customer_features", body.as_of)
+    names = table.check_features(body.features)
+    index = table.index
+    hits = [index.get(cid) for cid in body.customer_ids]
+    found = iter(table.rows_at([i for i in hits if i is not None], names))  # one gather/column
+    results = [{"customer_id": cid, "found": i is not None,
+                "features": None if i is None else next(found)}
+               for cid, i in zip(body.customer_ids, hits)]
+    return _json({"as_of": table.as_of, "results": results})
+
+
+@router.get("/customers/{customer_id}/products", response_model=CustomerProducts,
+            responses={404: {"description": "unknown customer or as-of date"}})
+async def customer_products(
+    customer_id: str,
+    request: Request,
+    top: Annotated[int, Query(ge=1, le=1000, description="most viewed products to return")] = 10,
+    as_of: Annotated[str | None, Query(description="YYYY-MM-DD; latest when omitted")] = None,
+) -> Response:
+    """Customer x product features, most viewed first (30-day views, then 7-day, then id)."""
+    table = await _table(request, "customer_product_features", as_of)
+    if customer_id not in table.index:
+        raise NotFoundError(f"customer {customer_id!r} viewed no product in the 30 days before "
+                            f"{table.as_of}; check the id or try another as_of")
+    products = table.rows_of(customer_id, top=top)
+    return _json({"customer_id": customer_id, "as_of": table.as_of, "products": products})

@@ -1,0 +1,348 @@
+"""Embedded online store: the latest as-of of each feature table in memory, swapped atomically.
+
+A :class:`TableSnapshot` holds one ``as_of`` partition as columnar numpy arrays plus a dict
+``customer_id -> row`` (for ``customer_product_features``: ``customer_id -> (start, stop)`` over
+rows sorted most viewed first). A lookup is one dict get and a few array reads; memory stays near
+the decoded column size (no per-row Python objects besides the index keys).
+
+:class:`OnlineStore` holds one reference to the current :class:`OnlineSnapshot`. ``refresh()``
+builds a new snapshot off to the side and replaces that reference in one assignment, so a request
+that reads ``online.snapshot`` once sees exactly one snapshot. Older as-of dates are read from
+parquet on demand through a small LRU cache. This module never imports the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._exceptions import NotFoundError
+from .storage import Store
+
+__all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "SERVED_TABLES", "load_table"]
+
+log = logging.getLogger(__name__)
+
+#: Tables the online store serves; the first is the per-customer feature table.
+SERVED_TABLES = ("customer_features", "customer_product_features")
+#: Sort order of ``customer_product_features`` rows within a customer: most viewed first.
+PRODUCT_ORDER = (("product_views_30d", False), ("product_views_7d", False), ("product_id", True))
+
+
+@dataclass
+class TableSnapshot:
+    """One ``as_of`` partition of one table, columnar, indexed by customer id."""
+
+    table: str
+    as_of: str
+    columns: list[str]  # feature columns (customer_id excluded), in file order
+    dtypes: dict[str, str]
+    arrays: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]  # column -> True where null (only columns that have nulls)
+    labels: dict[str, np.ndarray]  # string column -> distinct values; arrays hold int32 codes
+    index: dict[str, Any]  # customer_id -> row (int) or (start, stop) for multi-row tables
+    rows: int
+    nbytes: int
+    blocks: list[tuple[list[str], np.ndarray]] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # columns outside the numeric blocks
+    loaded_at: float = field(default_factory=time.time)
+
+    def _value(self, name: str, i: int) -> Any:
+        mask = self.masks.get(name)
+        if mask is not None and mask[i]:
+            return None
+        values = self.arrays[name]
+        labels = self.labels.get(name)
+        if labels is not None:  # dictionary-encoded string column
+            return labels[values[i]]
+        return values[i].item()
+
+    def row(self, i: int, features: list[str] | None = None) -> dict[str, Any]:
+        """Row ``i`` as ``{feature: python value}`` (int, float, str or None).
+
+        Numeric columns live in row-major blocks (the per-column arrays are views into them),
+        so one ``tolist()`` converts a whole row: a lookup is a dict get plus a few array reads.
+        """
+        out: dict[str, Any] = {}
+        for names, block in self.blocks:
+            out.update(zip(names, block[i].tolist()))
+        for name in self.others:
+            out[name] = self._value(name, i)
+        for name, mask in self.masks.items():
+            if mask[i]:
+                out[name] = None
+        return {name: out[name] for name in (features or self.columns)}
+
+    def column_values(self, name: str, rows: np.ndarray) -> list[Any]:
+        """Python values of one column at ``rows`` (vectorised gather, nulls as None)."""
+        values = self.arrays[name][rows]
+        labels = self.labels.get(name)
+        out = labels[values].tolist() if labels is not None else values.tolist()
+        mask = self.masks.get(name)
+        if mask is not None:
+            for k in np.flatnonzero(mask[rows]).tolist():
+                out[k] = None
+        return out
+
+    def rows_at(self, rows: list[int], features: list[str]) -> list[dict[str, Any]]:
+        """Rows as dicts, one gather per column: the batch path."""
+        if not rows:
+            return []
+        idx = np.asarray(rows, dtype=np.int64)
+        columns = [self.column_values(name, idx) for name in features]
+        return [dict(zip(features, values)) for values in zip(*columns)]
+
+    def get(self, customer_id: str, features: list[str] | None = None) -> dict[str, Any] | None:
+        """Features of one customer, or None when the customer has no row."""
+        i = self.index.get(customer_id)
+        if i is None or isinstance(i, tuple):
+            return None if i is None else self.rows_of(customer_id, features=features)[0]
+        return self.row(i, features)
+
+    def rows_of(self, customer_id: str, top: int | None = None,
+                features: list[str] | None = None) -> list[dict[str, Any]]:
+        """All rows of a customer (multi-row tables), in stored order, at most ``top``."""
+        span = self.index.get(customer_id)
+        if span is None:
+            return []
+        start, stop = span if isinstance(span, tuple) else (span, span + 1)
+        if top is not None:
+            stop = min(stop, start + top)
+        return [self.row(i, features) for i in range(start, stop)]
+
+    def check_features(self, features: list[str] | None) -> list[str]:
+        """The requested features, validated; raises NotFoundError naming the unknown ones."""
+        if not features:
+            return list(self.columns)
+        unknown = [f for f in features if f not in self.dtypes]
+        if unknown:
+            raise NotFoundError(
+                f"unknown feature(s) {', '.join(map(repr, unknown))} in table {self.table!r}; "
+                f"available: {', '.join(self.columns)}")
+        return list(features)
+
+
+@dataclass
+class OnlineSnapshot:
+    """The latest as-of of every served table, loaded together and swapped as one reference."""
+
+    tables: dict[str, TableSnapshot]
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tables.values())
+
+
+def _column_arrays(col: pa.ChunkedArray
+                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Arrow column -> (values, null mask or None, labels or None).
+
+    Integers with nulls keep int64 values plus a mask; strings are dictionary-encoded (int32
+    codes + one Python string per distinct value) so repeated ids cost 4 bytes a row.
+    """
+    mask = None
+    if col.null_count:
+        mask = col.is_null().to_numpy(zero_copy_only=False)
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            col = col.fill_null(0)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        encoded = col.combine_chunks().dictionary_encode()
+        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+        labels = np.asarray(encoded.dictionary.to_pylist() or [""], dtype=object)
+        return codes, mask, labels
+    values = col.to_numpy()
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        # NaN is not JSON: serve it as null, like a missing value
+        nan = np.isnan(values)
+        mask = nan if mask is None else (mask | nan)
+        values = np.where(nan, 0.0, values)
+    return values, mask, None
+
+
+def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
+    """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`."""
+    path = store.path(table, f"as_of={as_of}")
+    files = [f for f in store.listdir(table, f"as_of={as_of}")
+             if f.endswith(".parquet") and not f.startswith((".", "_"))]
+    if not files:
+        raise NotFoundError(f"table {table!r} has no partition as_of={as_of}")
+    arrow = pa.concat_tables(
+        [pq.read_table(f"{path}/{f}", filesystem=store.fs) for f in files]
+    ) if len(files) > 1 else pq.read_table(f"{path}/{files[0]}", filesystem=store.fs)
+    arrow = arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+    multi = table == "customer_product_features"
+    if multi:
+        arrow = arrow.sort_by([("customer_id", "ascending")] + [
+            (c, "ascending" if asc else "descending") for c, asc in PRODUCT_ORDER])
+    ids = arrow.column("customer_id").to_pylist()
+    columns = [c for c in arrow.column_names if c != "customer_id"]
+    arrays: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    labels: dict[str, np.ndarray] = {}
+    dtypes: dict[str, str] = {}
+    for name in columns:
+        values, mask, distinct = _column_arrays(arrow.column(name))
+        arrays[name] = values
+        if mask is not None:
+            masks[name] = mask
+        if distinct is not None:
+            labels[name] = distinct
+        dtypes[name] = str(arrow.schema.field(name).type)
+    index: dict[str, Any] = {}
+    if multi:
+        for i, cid in enumerate(ids):
+            span = index.get(cid)
+            index[cid] = (i, i + 1) if span is None else (span[0], i + 1)
+    else:
+        index = {cid: i for i, cid in enumerate(ids) if cid is not None}
+    blocks = []
+    for kind in (np.int64, np.float64):
+        names = [c for c in columns if c not in labels and arrays[c].dtype == kind]
+        if names:
+            dtype = _narrow(kind, [arrays[c] for c in names])
+            block = np.empty((len(ids), len(names)), dtype=dtype)
+            for j, name in enumerate(names):
+                block[:, j] = arrays[name]
+                arrays[name] = block[:, j]  # a view: no second copy of the column
+            blocks.append((names, block))
+    in_blocks = {n for names, _ in blocks for n in names}
+    others = [c for c in columns if c not in in_blocks]
+    nbytes = _measure(arrays, masks, labels, index)
+    return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, labels, index, len(ids),
+                         nbytes, blocks, others)
+
+
+def _narrow(kind: type, columns: list[np.ndarray]) -> type:
+    """Smallest integer dtype holding every value (counts fit int16/int32): same Python ints
+    out of ``tolist()``, a quarter of the memory. Floats stay float64 (exact values)."""
+    if kind is not np.int64 or not columns or not len(columns[0]):
+        return kind
+    low = min(int(c.min()) for c in columns)
+    high = max(int(c.max()) for c in columns)
+    for small in (np.int8, np.int16, np.int32):
+        info = np.iinfo(small)
+        if info.min <= low and high <= info.max:
+            return small
+    return kind
+
+
+def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray],
+             labels: dict[str, np.ndarray], index: dict[str, Any]) -> int:
+    """Resident bytes: numeric buffers, distinct strings, and the index (dict + keys + spans)."""
+    total = sum(a.nbytes for a in arrays.values()) + sum(m.nbytes for m in masks.values())
+    # (a block column view reports its own nbytes, so the blocks are counted exactly once)
+    for distinct in labels.values():
+        total += distinct.nbytes + sum(sys.getsizeof(v) for v in distinct)
+    total += sys.getsizeof(index) + sum(sys.getsizeof(k) for k in index)
+    total += sum(sys.getsizeof(v) for v in index.values() if isinstance(v, tuple))
+    return total
+
+
+class OnlineStore:
+    """The current snapshot reference, its background refresher and the older-as-of cache."""
+
+    def __init__(self, store: Store, *, poll_seconds: float = 30.0,
+                 tables: tuple[str, ...] = SERVED_TABLES, cache_size: int = 8) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self.tables = tables
+        self.snapshot: OnlineSnapshot | None = None
+        self.last_error: str | None = None
+        self._cache: OrderedDict[tuple[str, str], TableSnapshot] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()  # one refresh at a time; readers never take it
+        self._cache_lock = threading.Lock()  # older-as-of LRU only (not the hot path)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- snapshot lifecycle -----------------------------------------------------------------
+    def latest_as_of(self, table: str) -> str | None:
+        dates = self.store.partitions(table, "as_of")
+        return dates[-1] if dates else None
+
+    def refresh(self) -> bool:
+        """Load any table whose latest as-of is newer than the served one; swap once. True if swapped."""
+        with self._lock:
+            current = self.snapshot
+            tables = dict(current.tables) if current else {}
+            changed = False
+            for table in self.tables:
+                latest = self.latest_as_of(table)
+                if latest is None:
+                    continue
+                old = tables.get(table)
+                if old is None or latest > old.as_of:
+                    tables[table] = load_table(self.store, table, latest)
+                    changed = True
+            if changed or (current is None and tables):
+                self.snapshot = OnlineSnapshot(tables)  # the one atomic swap
+                log.info("online snapshot: %s",
+                         {t: s.as_of for t, s in tables.items()})
+                return True
+            return False
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                self.last_error = None
+            except Exception as exc:  # keep serving the old snapshot; report on /ready
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("snapshot refresh failed")
+            self._stop.wait(self.poll_seconds if self.snapshot else min(self.poll_seconds, 1.0))
+
+    def start(self) -> None:
+        """Load the first snapshot and keep polling, in a daemon thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="online-refresh", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    # -- reads -------------------------------------------------------------------------------
+    def table(self, table: str, as_of: str | None = None,
+              snapshot: OnlineSnapshot | None = None) -> TableSnapshot:
+        """The snapshot of ``table`` at ``as_of`` (latest when None): memory, else parquet (LRU)."""
+        snapshot = snapshot or self.snapshot
+        current = snapshot.tables.get(table) if snapshot else None
+        if as_of is None or (current is not None and current.as_of == as_of):
+            if current is None:
+                raise NotFoundError(
+                    f"table {table!r} has no as_of partition loaded yet; "
+                    "materialize features first (featurestore materialize)")
+            return current
+        try:
+            dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise NotFoundError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
+        key = (table, as_of)
+        with self._cache_lock:  # requests run in a thread pool: guard the OrderedDict
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        if as_of not in self.store.partitions(table, "as_of"):
+            dates = self.store.partitions(table, "as_of")
+            span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
+            raise NotFoundError(f"no {table!r} features as of {as_of}; available as-of dates: {span}")
+        loaded = load_table(self.store, table, as_of)
+        with self._cache_lock:
+            self._cache[key] = loaded
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return loaded
