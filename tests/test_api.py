@@ -10,27 +10,31 @@ import pandas as pd
 import pytest
 
 from api.main import create_app
+from featurestore.features import materialize
 from featurestore.ingest import ingest_weblog
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
-from .serving_helpers import compute_features, expected_row, serve, write_feature_tables
+from .serving_helpers import expected_row, serve
 
 
 @pytest.fixture(scope="module")
 def served(drops, client, tmp_path_factory):
-    """Store with events (ingest_weblog) and two as-of partitions of each feature table."""
+    """A real store: events by ingest_weblog, feature tables by materialize. The expected
+    answers are the parquet partitions as pandas reads them (feature values themselves are
+    checked against plain pandas in tests/test_features.py)."""
     raw, _ = drops
     store = Store(str(tmp_path_factory.mktemp("api") / "store"))
     ingest_weblog(str(raw), store, client=client, progress=False)
-    events = store.read_parquet("events")
-    dates = sorted(store.partitions("events", "event_date"))
+    materialize(store, client=client)
+    dates = sorted(store.partitions("customer_features", "as_of"))
     latest, earlier = dt.date.fromisoformat(dates[-1]), dt.date.fromisoformat(dates[-2])
-    frames = {}
-    for d in (earlier, latest):
-        cf, cp = compute_features(events, d)
-        write_feature_tables(store, cf, cp, d.isoformat())
-        frames[d.isoformat()] = (cf, cp)
+    frames = {
+        d.isoformat(): tuple(
+            pd.read_parquet(store.uri(table, f"as_of={d.isoformat()}"))
+            for table in ("customer_features", "customer_product_features"))
+        for d in (earlier, latest)
+    }
     app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600))
     with serve(app) as base, httpx.Client(base_url=base) as http:
         yield http, frames, latest.isoformat(), earlier.isoformat(), app
@@ -138,12 +142,14 @@ def test_products_most_viewed_first(served):
 
 
 def test_tables(served):
-    http, frames, latest, earlier, _ = served
+    http, frames, latest, earlier, app = served
+    dates = app.state.store.partitions("customer_features", "as_of")
     tables = {t["name"]: t for t in http.get("/tables").json()["tables"]}
     assert {"events", "customer_features", "customer_product_features"} <= set(tables)
     cf = http.get("/tables/customer_features").json()
     assert cf == tables["customer_features"]
-    assert (cf["first"], cf["latest"], cf["partitions"]) == (earlier, latest, 2)
+    assert (cf["first"], cf["latest"], cf["partitions"]) == (dates[0], latest, len(dates))
+    assert len(dates) >= 2 and earlier in dates
     assert cf["latest_rows"] == len(frames[latest][0])
     assert cf["served_as_of"] == latest
     assert [c["name"] for c in cf["columns"]] == list(frames[latest][0].columns)
