@@ -67,3 +67,16 @@ def kept_hits(good: pd.DataFrame) -> pd.DataFrame:
 
 def expected_sample_counts(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def store_tables(store) -> dict[str, pd.DataFrame]:
+    """Events and quarantine tables of a store, sorted, for exact comparison between runs."""
+    events = pd.read_parquet(store.uri("events"))
+    events["event_date"] = events["event_date"].astype(str)
+    quarantine = pd.read_parquet(store.uri("_quarantine/weblog"))
+    quarantine["drop"] = quarantine["drop"].astype(str)
+    return {
+        "events": events.sort_values(list(events.columns)).reset_index(drop=True),
+        "quarantine": quarantine.sort_values(["source_file", "line_number"]).reset_index(
+            drop=True),
+    }

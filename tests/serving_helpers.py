@@ -121,3 +121,37 @@ def serve(app, ready_path: str | None = "/ready", timeout: float = 30) -> Iterat
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_subprocess(env: dict[str, str], timeout: float = 30) -> Iterator[str]:
+    """Run ``uvicorn api.main:app`` in a subprocess configured by ``env`` (``FEATURESTORE_*``
+    on top of this environment), as an operator would; yield its base URL."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            cwd=root, env={**os.environ, "PYTHONPATH": str(root), **env})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn on {base} did not start (exit {proc.poll()})")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -14,20 +14,7 @@ import pytest
 from featurestore import Store, StoreLockedError
 from featurestore.ingest import ingest_weblog, ledger_entries
 from tests.conftest import SAMPLE_DROPS
-from tests.reference import kept_hits, read_drops
-
-
-def _tables(store: Store) -> dict[str, pd.DataFrame]:
-    """Every data table of a store, sorted, for exact comparison between runs."""
-    events = pd.read_parquet(store.uri("events"))
-    events["event_date"] = events["event_date"].astype(str)
-    quarantine = pd.read_parquet(store.uri("_quarantine/weblog"))
-    quarantine["drop"] = quarantine["drop"].astype(str)
-    return {
-        "events": events.sort_values(list(events.columns)).reset_index(drop=True),
-        "quarantine": quarantine.sort_values(["source_file", "line_number"]).reset_index(
-            drop=True),
-    }
+from tests.reference import kept_hits, read_drops, store_tables
 
 
 def test_sample_drops_counts_match_expected(tmp_path, client):
@@ -112,10 +99,10 @@ def test_rerun_is_noop_and_new_drop_only_adds_its_files(drops_copy, tmp_path, cl
     shutil.move(str(last), held_back)
     store = Store(str(tmp_path / "store"))
     first = ingest_weblog(str(root), store, client=client)
-    before = _tables(store)
+    before = store_tables(store)
     again = ingest_weblog(str(root), store, client=client)
     assert again.files_ingested == 0 and again.files_skipped == first.files_ingested
-    for name, df in _tables(store).items():
+    for name, df in store_tables(store).items():
         pd.testing.assert_frame_equal(df, before[name])
 
     shutil.move(str(held_back), str(last))
@@ -123,8 +110,8 @@ def test_rerun_is_noop_and_new_drop_only_adds_its_files(drops_copy, tmp_path, cl
     assert third.files_ingested == 2 and third.files_skipped == first.files_ingested
     clean = Store(str(tmp_path / "clean"))
     ingest_weblog(str(root), clean, client=client)
-    for name, df in _tables(store).items():
-        pd.testing.assert_frame_equal(df, _tables(clean)[name])
+    for name, df in store_tables(store).items():
+        pd.testing.assert_frame_equal(df, store_tables(clean)[name])
 
 
 def _reject_case(root, case: str) -> tuple[str, str]:

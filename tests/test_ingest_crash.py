@@ -16,20 +16,9 @@ from featurestore import Store
 from featurestore.generate import generate_weblog
 from featurestore.ingest import LEDGER, _ingest_one, ingest_weblog
 from featurestore.sources.weblog import discover_files
+from tests.reference import store_tables
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tables(store: Store) -> dict[str, pd.DataFrame]:
-    events = pd.read_parquet(store.uri("events"))
-    events["event_date"] = events["event_date"].astype(str)
-    quarantine = pd.read_parquet(store.uri("_quarantine/weblog"))
-    quarantine["drop"] = quarantine["drop"].astype(str)
-    return {
-        "events": events.sort_values(list(events.columns)).reset_index(drop=True),
-        "quarantine": quarantine.sort_values(["source_file", "line_number"]).reset_index(
-            drop=True),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +54,8 @@ def test_killed_ingest_then_rerun_equals_clean_run(many_files, tmp_path, client,
     assert rerun.files_skipped == done and rerun.files_ingested == 24 - done
     clean = Store(str(tmp_path / "clean"))
     ingest_weblog(str(many_files), clean, client=client)
-    for name, df in _tables(clean).items():
-        pd.testing.assert_frame_equal(_tables(Store(str(store_dir)))[name], df)
+    for name, df in store_tables(clean).items():
+        pd.testing.assert_frame_equal(store_tables(Store(str(store_dir)))[name], df)
 
 
 def test_crash_between_publish_and_ledger_is_redone_without_duplicates(many_files, tmp_path,
@@ -79,8 +68,8 @@ def test_crash_between_publish_and_ledger_is_redone_without_duplicates(many_file
     ingest_weblog(str(many_files), store, client=client)
     clean = Store(str(tmp_path / "clean"))
     ingest_weblog(str(many_files), clean, client=client)
-    for name, df in _tables(clean).items():
-        pd.testing.assert_frame_equal(_tables(store)[name], df)
+    for name, df in store_tables(clean).items():
+        pd.testing.assert_frame_equal(store_tables(store)[name], df)
 
 
 def test_stale_lock_from_dead_run_names_the_fix(tmp_path, many_files):

@@ -16,6 +16,7 @@ import pytest
 from featurestore.retrain import wait_for
 from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
+from tests.serving_helpers import serve_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-123"
@@ -30,26 +31,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     store = tmp_path_factory.mktemp("api") / "store"
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_STORE": str(store),
-           "FEATURESTORE_API_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("uvicorn did not start")
+    with serve_subprocess({"FEATURESTORE_STORE": str(store),
+                           "FEATURESTORE_API_TOKEN": TOKEN}) as base:
         yield base, Store(str(store))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

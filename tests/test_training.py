@@ -15,6 +15,7 @@ from featurestore.storage import Store
 from featurestore.training import build_training_set, export_xgboost
 from featurestore.training.pointintime import LABEL
 from featurestore.training.xgboost_export import split_dates
+from tests.serving_helpers import serve_subprocess
 
 from ._training_data import expected_training_set, make_events, write_events, write_features
 
@@ -288,39 +289,14 @@ def test_cli_training_set_csv_and_parquet(generated, cluster_client, tmp_path, c
 @pytest.fixture()
 def api_server(generated, tmp_path):
     """A real uvicorn serving the API over the generated store (module copy per test)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
-    import httpx
 
     store, *_ = generated
-    root = Path(__file__).resolve().parents[1]
     dest = tmp_path / "store"
     shutil.copytree(store.url, dest)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "FEATURESTORE_STORE": str(dest),
-           "FEATURESTORE_API_TOKEN": "secret-token"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            cwd=root, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with serve_subprocess({"FEATURESTORE_STORE": str(dest),
+                           "FEATURESTORE_API_TOKEN": "secret-token"}) as url:
         yield url, Store(str(dest))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_api_training_sets(api_server, generated):
