@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from featurestore.retrain import local  # noqa: E402
+from featurestore.training.recordio import read_recordio_protobuf  # noqa: E402
 from tests import _retrain_fixtures as fx  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def synthetic(work: Path) -> None:
         _xgb_line(f"synthetic xgboost-csv (tune={tune})", r.metrics, time.perf_counter() - t)
     fm = fx.make_fm_export(work / "fm", seed=2)
     t = time.perf_counter()
-    r = local.train_fm(str(fm), reader=fx.recordio_reader())
+    r = local.train_fm(str(fm), reader=read_recordio_protobuf)
     _fm_line("synthetic low-rank fm-recordio", r.metrics, time.perf_counter() - t)
 
 

@@ -5,20 +5,19 @@
 * xgboost-csv: ``train/train.csv``, ``validation/validation.csv``, ``test/test.csv`` (label
   first, no header, empty field = missing) + ``metadata.json``.
 * fm-recordio: ``train/train.protobuf``, ``test/test.protobuf`` (SageMaker recordIO-protobuf)
-  + ``metadata.json``. The tiny recordIO-protobuf writer/reader below is a stand-in used only
-  when ``featurestore.training.recordio`` is not importable (the SageMaker v3 SDK's
-  ``write_spmatrix_to_sparse_tensor`` raises NotImplementedError).
+  + ``metadata.json``, written with ``featurestore.training.recordio``.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from featurestore.training.recordio import write_recordio_protobuf
 
 FEATURES = ["page_views_1d", "page_views_7d", "page_views_30d", "product_views_7d",
             "product_views_30d", "distinct_products_viewed_30d", "cart_adds_7d",
@@ -70,128 +69,6 @@ def make_xgb_export(out: Path, *, seed: int = 0, rows: tuple[int, int, int] = (6
     return out
 
 
-# -- recordIO-protobuf stand-in ---------------------------------------------------------------
-_MAGIC = 0xCED7230A
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _tensor(values: np.ndarray, keys: np.ndarray | None, shape: int | None) -> bytes:
-    body = _field(1, np.asarray(values, "<f4").tobytes())
-    if keys is not None:
-        body += _field(2, b"".join(_varint(int(k)) for k in keys))
-    if shape is not None:
-        body += _field(3, _varint(shape))
-    return _field(2, body)  # Value.float32_tensor = 2
-
-
-def _map_entry(field: int, value: bytes) -> bytes:
-    return _field(field, _field(1, b"values") + _field(2, value))
-
-
-def write_recordio_protobuf(f, X: sp.csr_matrix, y: np.ndarray) -> None:
-    X = sp.csr_matrix(X)
-    for i in range(X.shape[0]):
-        s, e = X.indptr[i], X.indptr[i + 1]
-        rec = (_map_entry(1, _tensor(X.data[s:e], X.indices[s:e], X.shape[1]))
-               + _map_entry(2, _tensor(np.array([y[i]]), None, None)))
-        f.write(struct.pack("<II", _MAGIC, len(rec)) + rec + b"\0" * (-len(rec) % 4))
-
-
-def _parse(buf: bytes) -> list[tuple[int, Any]]:
-    out, i = [], 0
-    while i < len(buf):
-        tag, i = _read_varint(buf, i)
-        num, wt = tag >> 3, tag & 7
-        if wt == 2:
-            n, i = _read_varint(buf, i)
-            out.append((num, buf[i:i + n]))
-            i += n
-        elif wt == 0:
-            v, i = _read_varint(buf, i)
-            out.append((num, v))
-        else:
-            raise ValueError(f"wire type {wt} not used by this stand-in")
-    return out
-
-
-def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return result, i
-
-
-def _tensor_of(entry: bytes) -> tuple[np.ndarray, list[int], int | None]:
-    value = dict(_parse(entry))[2]  # map value
-    tensor = dict(_parse(value))[2]  # float32_tensor
-    fields = _parse(tensor)
-    vals = np.concatenate([np.frombuffer(p, "<f4") for n, p in fields if n == 1] or [[]])
-    keys = [k for n, p in fields if n == 2 for k in _varints(p)]
-    shape = next((_varints(p)[0] for n, p in fields if n == 3), None)
-    return vals, keys, shape
-
-
-def _varints(p: bytes) -> list[int]:
-    out, i = [], 0
-    while i < len(p):
-        v, i = _read_varint(p, i)
-        out.append(v)
-    return out
-
-
-def read_recordio_protobuf(f) -> tuple[sp.csr_matrix, np.ndarray]:
-    data = f.read()
-    i, rows, cols, vals, labels, dim = 0, [], [], [], [], 0
-    while i < len(data):
-        magic, n = struct.unpack_from("<II", data, i)
-        assert magic == _MAGIC
-        rec = _parse(data[i + 8:i + 8 + n])
-        i += 8 + n + (-n % 4)
-        feats = next(p for num, p in rec if num == 1)
-        v, k, shape = _tensor_of(feats)
-        dim = max(dim, shape or 0)
-        rows += [len(labels)] * len(v)
-        cols += k
-        vals += list(v)
-        labels.append(float(_tensor_of(next(p for num, p in rec if num == 2))[0][0]))
-    X = sp.csr_matrix((vals, (rows, cols)), shape=(len(labels), dim), dtype=np.float32)
-    return X, np.asarray(labels, dtype=np.float32)
-
-
-def recordio_reader():
-    """The real reader once the training branch is merged, else this fixture's stand-in."""
-    try:
-        from featurestore.training.recordio import read_recordio_protobuf as real
-        return real
-    except ImportError:
-        return read_recordio_protobuf
-
-
-def _writer():
-    try:
-        from featurestore.training.recordio import write_recordio_protobuf as real
-        return real
-    except ImportError:
-        return write_recordio_protobuf
-
-
 # -- fm-recordio ------------------------------------------------------------------------------
 def make_fm_export(out: Path, *, seed: int = 0, customers: int = 300, items: int = 80,
                    rank: int = 3, per_customer: int = 40, test_fraction: float = 0.2) -> Path:
@@ -210,7 +87,7 @@ def make_fm_export(out: Path, *, seed: int = 0, customers: int = 300, items: int
                       shape=(len(cu), dim), dtype=np.float32)
     test = rng.random(len(cu)) < test_fraction
     out = Path(out)
-    write = _writer()
+    write = write_recordio_protobuf
     for split, mask in (("train", ~test), ("test", test)):
         (out / split).mkdir(parents=True, exist_ok=True)
         with open(out / split / f"{split}.protobuf", "wb") as f:

@@ -9,6 +9,7 @@ import xgboost as xgb
 from sklearn.metrics import average_precision_score
 
 from featurestore.retrain import local
+from featurestore.training.recordio import read_recordio_protobuf
 from tests import _retrain_fixtures as fx
 
 
@@ -56,7 +57,7 @@ def test_xgboost_rejects_wrong_format(tmp_path):
 
 def test_fm_beats_item_mean_baseline_on_low_rank_data(tmp_path):
     export = fx.make_fm_export(tmp_path / "fm", seed=2)
-    reader = fx.recordio_reader()
+    reader = read_recordio_protobuf
     result = local.train_fm(str(export), reader=reader)
     m = result.metrics
     # Independent item-mean baseline with pandas, from the files.
@@ -73,16 +74,3 @@ def test_fm_beats_item_mean_baseline_on_low_rank_data(tmp_path):
     assert result.details["baseline"] == "item-mean"
     assert m["rmse"] < 0.8 * m["baseline_rmse"], m
     assert result.params["num_factors"] == 64 and result.params["epochs"] == 20
-
-
-def test_recordio_fixture_roundtrip(tmp_path):
-    import scipy.sparse as sp
-
-    X = sp.random(30, 12, density=0.3, format="csr", dtype=np.float32, random_state=3)
-    y = np.arange(30, dtype=np.float32)
-    path = tmp_path / "x.protobuf"
-    with open(path, "wb") as f:
-        fx.write_recordio_protobuf(f, X, y)
-    with open(path, "rb") as f:
-        X2, y2 = fx.read_recordio_protobuf(f)
-    assert (X2 != X).nnz == 0 and np.array_equal(y, y2)
