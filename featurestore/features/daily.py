@@ -175,12 +175,7 @@ def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataF
     hit_frame["customer_id"] = cust_id
     customer = hit_frame.groupby("customer_id", sort=True).sum()
     # Per-customer sums over products, and per customer x product pairs/sums.
-    pcols: dict[str, np.ndarray] = {}
-    for f in plan.pair_filters:
-        pcols[f"pairs_{f.key}"] = masks[f.key][prod["row"]].astype("int64")
-    for fld, f in plan.sums:
-        pcols[f"sum_{fld}_{f.key}"] = np.where(masks[f.key][prod["row"]], prod[fld], 0).astype(
-            prod[fld].dtype)
+    pcols = _product_columns(masks, prod, plan.pair_filters, plan.sums)
     if pcols:
         pframe = pd.DataFrame(pcols)
         pframe["customer_id"] = cust_id.to_numpy()[prod["row"]]
@@ -188,12 +183,7 @@ def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataF
         customer = customer.join(psum, how="left")
         for c in pcols:
             customer[c] = customer[c].fillna(0).astype(pcols[c].dtype)
-    cp_cols: dict[str, np.ndarray] = {}
-    for f in plan.cp_pair_filters:
-        cp_cols[f"pairs_{f.key}"] = masks[f.key][prod["row"]].astype("int64")
-    for fld, f in plan.cp_sums:
-        cp_cols[f"sum_{fld}_{f.key}"] = np.where(masks[f.key][prod["row"]], prod[fld], 0).astype(
-            prod[fld].dtype)
+    cp_cols = _product_columns(masks, prod, plan.cp_pair_filters, plan.cp_sums)
     cp_frame = pd.DataFrame(cp_cols)
     cp_frame["customer_id"] = pd.array(cust_id.to_numpy()[prod["row"]], dtype="string")
     cp_frame["product_id"] = prod["product_id"].to_numpy()
@@ -247,3 +237,15 @@ def recency_frame(plan: DailyPlan, customer_daily: pd.DataFrame) -> pd.DataFrame
     for f in plan.recency_filters:
         out[f.key] = customer_daily[f"hits_{f.key}"].to_numpy() > 0
     return out
+
+
+def _product_columns(masks: dict[str, np.ndarray], prod: dict[str, np.ndarray],
+                     pair_filters, sums) -> dict[str, np.ndarray]:
+    """Per (hit, product) pair: a 0/1 column per pair filter and a masked value per sum."""
+    cols: dict[str, np.ndarray] = {}
+    for f in pair_filters:
+        cols[f"pairs_{f.key}"] = masks[f.key][prod["row"]].astype("int64")
+    for fld, f in sums:
+        cols[f"sum_{fld}_{f.key}"] = np.where(masks[f.key][prod["row"]], prod[fld], 0).astype(
+            prod[fld].dtype)
+    return cols
