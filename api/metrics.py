@@ -3,40 +3,70 @@ snapshot age and as-of. A pure ASGI middleware (cheaper than ``BaseHTTPMiddlewar
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["Metrics", "MetricsMiddleware"]
+
+
+#: Latency histogram buckets (seconds): fine below 10 ms, where the feature lookups live.
+LATENCY_BUCKETS = (.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5)
+
+
+class _RequestStats:
+    """Request counts per (method, route, status) and latency histograms per (method, route).
+
+    Plain lists and dicts updated by the middleware on the event-loop thread only, exposed as a
+    custom collector: ``Counter.inc`` and ``Histogram.observe`` take a lock and walk the buckets
+    on every request, which cost more than a feature lookup. Exposition computes the cumulative
+    buckets and the count from the per-bucket counts, so a scrape is always self-consistent.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self.histograms: dict[tuple[str, str], list] = {}  # [per-bucket counts..., sum]
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, str(status))
+        self.counts[key] = self.counts.get(key, 0) + 1
+        hist = self.histograms.get((method, route))
+        if hist is None:
+            hist = self.histograms[(method, route)] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
+        hist[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        hist[-1] += seconds
+
+    def collect(self):
+        requests = CounterMetricFamily("featurestore_http_requests", "HTTP requests",
+                                       labels=["method", "route", "status"])
+        for labels, n in list(self.counts.items()):
+            requests.add_metric(list(labels), n)
+        latency = HistogramMetricFamily("featurestore_http_request_duration_seconds",
+                                        "HTTP request latency", labels=["method", "route"])
+        for labels, hist in list(self.histograms.items()):
+            counts, total = hist[:-1], hist[-1]
+            cumulative = list(itertools.accumulate(counts))
+            bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+            latency.add_metric(list(labels), list(zip(bounds, cumulative)), total)
+        return [requests, latency]
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("featurestore_http_requests_total", "HTTP requests",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram(
-            "featurestore_http_request_duration_seconds", "HTTP request latency",
-            ["method", "route"], registry=self.registry,
-            buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
-        self._children: dict[tuple[str, str, int], tuple] = {}
+        self.requests = _RequestStats()
+        self.registry.register(self.requests)
         self.snapshot_age = Gauge("featurestore_snapshot_age_seconds",
                                   "seconds since the served snapshot was loaded", ["table"],
                                   registry=self.registry)
         self.snapshot_as_of = Gauge("featurestore_snapshot_as_of_timestamp_seconds",
                                     "served as_of date (unix seconds, midnight UTC)", ["table"],
                                     registry=self.registry)
-
-    def children(self, method: str, route: str, status: int):
-        """Cached labelled children: ``labels()`` validates and locks on every call."""
-        key = (method, route, status)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = (
-                self.requests.labels(method, route, str(status)),
-                self.latency.labels(method, route))
-        return found
 
     def observe_snapshot(self, snapshot) -> None:
         if snapshot is None:
@@ -51,7 +81,7 @@ class Metrics:
 class MetricsMiddleware:
     def __init__(self, app, metrics: Metrics) -> None:
         self.app = app
-        self.metrics = metrics
+        self.stats = metrics.requests
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -71,6 +101,4 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope.get("method", "")
-            count, latency = self.metrics.children(method, template, status[0])
-            count.inc()
-            latency.observe(time.perf_counter() - start)
+            self.stats.observe(method, template, status[0], time.perf_counter() - start)

@@ -1,13 +1,14 @@
 """Serving benchmark: the feature API vs a hello-world FastAPI app, side by side.
 
-    python benchmarks/serve.py [--customers 100000] [--seconds 5] [--rounds 3] [--connections 4]
+    python benchmarks/serve.py [--customers 100000] [--seconds 5] [--rounds 5] [--connections 4]
 
 Builds a generated store (SPEC-layout ``customer_features`` / ``customer_product_features``
 partitions with random values), starts ``featurestore serve`` (uvicorn, 1 worker, subprocess)
 and a hello-world FastAPI app (uvicorn, 1 worker, subprocess), drives each with the same load
 generator (``wrk``, a separate process: keep-alive, same threads/connections/duration) in
-interleaved rounds and prints the median requests/s, p50 and p99 for a single-customer GET, a 100-id batch POST and hello-world, plus the
-ratios against the targets (GET >= 0.8x hello req/s, GET p99 <= 2x hello p99, batch-100 p99 <
+interleaved rounds and prints the median requests/s, p50 and p99 for a single-customer GET, a
+100-id batch POST and hello-world, plus the ratios (median of the per-round ratios) against the
+targets (GET >= 0.8x hello req/s, GET p99 <= 2x hello p99, batch-100 p99 <
 20 ms). Needs ``wrk`` (``apt-get install -y wrk``).
 """
 
@@ -123,7 +124,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--customers", type=int, default=100_000)
     ap.add_argument("--seconds", type=int, default=5, help="per endpoint per round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=4)
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -198,11 +199,21 @@ def main() -> int:
             print(f"{name:<16}{r['rps']:>10.0f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
                   f"{r['errors']:>9.0f}")
         h, g, b = results["hello-world"], results["single GET"], results["batch-100 POST"]
+
+        def paired(name: str, key: str) -> float:
+            """Median over rounds of (endpoint / hello-world in the same round): adjacent runs
+            share the machine's background load, so their ratio is steadier than either."""
+            return float(np.median([r[key] / hr[key]
+                                    for r, hr in zip(runs[name], runs["hello-world"])]))
+
+        rps_ratio, p99_ratio = paired("single GET", "rps"), paired("single GET", "p99_ms")
+        print("per-round single GET / hello req/s: "
+              + " ".join(f"{r['rps'] / hr['rps']:.2f}"
+                         for r, hr in zip(runs["single GET"], runs["hello-world"])))
         checks = [
-            (f"single GET req/s / hello req/s = {g['rps'] / h['rps']:.2f}x (target >= 0.8x)",
-             g["rps"] / h["rps"] >= 0.8),
-            (f"single GET p99 / hello p99 = {g['p99_ms'] / h['p99_ms']:.2f}x (target <= 2x)",
-             g["p99_ms"] / h["p99_ms"] <= 2),
+            (f"single GET req/s / hello req/s = {rps_ratio:.2f}x (target >= 0.8x)",
+             rps_ratio >= 0.8),
+            (f"single GET p99 / hello p99 = {p99_ratio:.2f}x (target <= 2x)", p99_ratio <= 2),
             (f"batch-100 p99 = {b['p99_ms']:.2f} ms (target < 20 ms)", b["p99_ms"] < 20),
             (f"batch-100 req/s / hello req/s = {b['rps'] / h['rps']:.2f}x", True),
         ]

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -172,6 +173,34 @@ def test_metrics(served):
     stamp = float(as_of_line.rsplit(" ", 1)[1])
     assert dt.datetime.fromtimestamp(stamp, dt.timezone.utc).date().isoformat() == latest
     assert "featurestore_snapshot_age_seconds" in text
+
+
+def test_request_stats_exposition_matches_a_plain_count():
+    """The hand-rolled request collector must expose what prometheus_client's own Histogram
+    would: cumulative ``le`` buckets (a value on a bound counts in it), count and sum."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from api.metrics import LATENCY_BUCKETS, Metrics
+
+    metrics = Metrics()
+    rng = np.random.default_rng(3)
+    seconds = [*rng.exponential(0.004, 500).tolist(), 0.001, 0.005, 7.0]
+    for i, s in enumerate(seconds):
+        metrics.requests.observe("GET", "/r", 200 if i % 10 else 404, s)
+    families = {f.name: f for f in text_string_to_metric_families(
+        generate_latest(metrics.registry).decode())}
+    counts = {s.labels["status"]: s.value for s in families["featurestore_http_requests"].samples
+              if s.name.endswith("_total")}
+    assert counts == {"200": sum(1 for i in range(len(seconds)) if i % 10),
+                      "404": sum(1 for i in range(len(seconds)) if not i % 10)}
+    hist = families["featurestore_http_request_duration_seconds"].samples
+    buckets = {s.labels["le"]: s.value for s in hist if s.name.endswith("_bucket")}
+    for bound in LATENCY_BUCKETS:
+        assert buckets[str(float(bound))] == sum(1 for s in seconds if s <= bound), bound
+    assert buckets["+Inf"] == len(seconds)
+    assert next(s.value for s in hist if s.name.endswith("_count")) == len(seconds)
+    assert next(s.value for s in hist if s.name.endswith("_sum")) == pytest.approx(sum(seconds))
 
 
 def test_ready_is_503_until_a_snapshot_exists(tmp_path):
