@@ -115,11 +115,15 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any]) -> dict
     frame = _events_frame(events.drop_columns(["event_date"]))
     for day in sorted(dates):
         rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
+        # Statistics on the time column only: readers prune on time; customer ids span every
+        # file's whole range, so their min/max would prune nothing.
         store.write_parquet(frame.iloc[rows].reset_index(drop=True), EVENTS_TABLE,
-                            f"event_date={day.isoformat()}", f"part-{raw.file_id}.parquet")
+                            f"event_date={day.isoformat()}", f"part-{raw.file_id}.parquet",
+                            stats=["hit_time_gmt"])
     if parsed.quarantine.num_rows:
         store.write_parquet(parsed.quarantine.to_pandas(), QUARANTINE,
-                            f"drop={raw.drop_date.isoformat()}", f"part-{raw.file_id}.parquet")
+                            f"drop={raw.drop_date.isoformat()}", f"part-{raw.file_id}.parquet",
+                            stats=False)
     result = {
         "status": "ingested",
         "file": raw.url,

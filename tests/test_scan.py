@@ -49,6 +49,7 @@ def test_fields_and_counts_match_str_split(rows, trailing_newline):
     assert col2 == [None if v in ("", "\\N") else v for v in want]
 
 
+@settings(deadline=None)  # the first example may pay for loading the compiled kernels
 @given(st.lists(st.one_of(st.integers(-10**17, 10**17).map(str),
                           st.text(alphabet="0123456789x-", max_size=20)), min_size=1,
                 max_size=20))
@@ -65,3 +66,48 @@ def test_int_parsing_matches_python(values):
         assert (expected is not None) == bool(good), v
         if good:
             assert p == expected
+
+
+def _reference_scan(text: bytes, ncols: int, slots: list[int]):
+    """The scanner's contract in plain Python: per line, field count, byte bounds of the wanted
+    fields and whether one of them holds a byte >= 0x80."""
+    lines, pos = [], 0
+    while pos < len(text):
+        end = text.find(b"\n", pos)
+        end = len(text) if end < 0 else end
+        lines.append((pos, end))
+        pos = end + 1
+    out = []
+    for start, end in lines:
+        fields, bounds, fpos = text[start:end].split(b"\t"), {}, start
+        for col, field in enumerate(fields):
+            if col < ncols and slots[col] >= 0:
+                bounds[slots[col]] = (fpos, fpos + len(field), any(b >= 128 for b in field))
+            fpos += len(field) + 1
+        out.append((start, len(fields), bounds))
+    return out
+
+
+_WIDE_FIELD = st.binary(max_size=24).map(lambda b: b.replace(b"\t", b"").replace(b"\n", b""))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_WIDE_FIELD, min_size=1, max_size=40), min_size=1, max_size=6),
+       st.integers(1, 40), st.data(), st.booleans())
+def test_word_at_a_time_scan_matches_python(rows, ncols, data, trailing_newline):
+    """Long fields, many columns and non-ASCII bytes exercise the 8-bytes-at-a-time paths
+    (skipping unwanted fields, and running through a wanted one) as well as the byte loop."""
+    wanted = sorted(data.draw(st.sets(st.integers(0, ncols - 1), max_size=min(ncols, 6))))
+    text = b"\n".join(b"\t".join(r) for r in rows) + (b"\n" if trailing_newline else b"")
+    buf, (starts, ends, nfields, nonascii, line_starts) = _scan(text, ncols, wanted)
+    slots = [-1] * ncols
+    for slot, col in enumerate(wanted):
+        slots[col] = slot
+    expected = _reference_scan(text, ncols, slots)
+    assert len(nfields) == len(expected)
+    for line, (start, count, bounds) in enumerate(expected):
+        assert line_starts[line] == start
+        assert nfields[line] == count
+        for slot, (s, e, high) in bounds.items():
+            assert (starts[line, slot], ends[line, slot]) == (s, e)
+        assert nonascii[line] == any(high for _, _, high in bounds.values())

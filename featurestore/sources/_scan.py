@@ -15,8 +15,30 @@ from numba import njit
 __all__ = ["scan_lines", "gather_strings", "parse_int_fields", "valid_utf8_rows", "warm_up"]
 
 
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+_TABS = np.uint64(0x0909090909090909)
+_NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
+_SEVEN = np.uint64(7)
+_FIFTY_SIX = np.uint64(56)
+
+
+@njit(inline="always")
+def _zero_bytes(x):  # pragma: no cover - compiled
+    """0x80 in each byte of ``x`` that is 0x00, else 0 (exact: no false positives)."""
+    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
+
+
 @njit(nogil=True, cache=True)
-def _scan(buf, n_lines, slot_of_col):  # pragma: no cover - compiled
+def _scan(buf, words, n_lines, slot_of_col, next_wanted):  # pragma: no cover - compiled
+    """One pass over ``buf``; ``words`` is the same memory as uint64 (8 bytes at a time).
+
+    Wide lines are mostly fields nobody asked for, so a word with no newline whose tabs do not
+    reach the next wanted column is handled by one popcount (SWAR) instead of 8 branches;
+    inside a wanted field, words without a tab or newline are skipped the same way. Everything
+    else goes byte by byte: the field bounds this returns are identical either way.
+    """
     k = 0
     for s in slot_of_col:
         if s >= 0:
@@ -32,26 +54,55 @@ def _scan(buf, n_lines, slot_of_col):  # pragma: no cover - compiled
     fstart = 0
     hi = False
     size = buf.size
-    for i in range(size):
-        c = buf[i]
-        if c == 9 or c == 10:
-            if col < ncols:
-                slot = slot_of_col[col]
-                if slot >= 0:
-                    starts[line, slot] = fstart
-                    ends[line, slot] = i
-                    if hi:
-                        nonascii[line] = True
-            hi = False
-            col += 1
-            fstart = i + 1
-            if c == 10:
-                nfields[line] = col
-                line += 1
-                line_starts[line] = i + 1
-                col = 0
-        elif c >= 128:
-            hi = True
+    n_words = words.size
+    i = 0
+    while i < size:
+        if (i & 7) == 0:
+            j = i >> 3
+            if col < ncols and slot_of_col[col] >= 0:  # in a wanted field: run to its end
+                while j < n_words:
+                    w = words[j]
+                    if (_zero_bytes(w ^ _TABS) | _zero_bytes(w ^ _NEWLINES)) != 0:
+                        break
+                    if (w & _HIGH) != 0:
+                        hi = True
+                    j += 1
+            else:  # skip whole words of unwanted fields up to the next wanted one
+                limit = next_wanted[min(col + 1, ncols)]
+                while j < n_words:
+                    w = words[j]
+                    if _zero_bytes(w ^ _NEWLINES) != 0:
+                        break
+                    count = np.int64(((_zero_bytes(w ^ _TABS) >> _SEVEN) * _ONES) >> _FIFTY_SIX)
+                    if col + count >= limit:
+                        break
+                    col += count
+                    j += 1
+            i = j << 3
+            if i >= size:
+                break
+        stop = min(i + 8 - (i & 7), size)  # byte by byte up to the next word boundary
+        while i < stop:
+            c = buf[i]
+            if c == 9 or c == 10:
+                if col < ncols:
+                    slot = slot_of_col[col]
+                    if slot >= 0:
+                        starts[line, slot] = fstart
+                        ends[line, slot] = i
+                        if hi:
+                            nonascii[line] = True
+                hi = False
+                col += 1
+                fstart = i + 1
+                if c == 10:
+                    nfields[line] = col
+                    line += 1
+                    line_starts[line] = i + 1
+                    col = 0
+            elif c >= 128:
+                hi = True
+            i += 1
     if size > 0 and buf[size - 1] != 10:  # last line without a newline
         if col < ncols:
             slot = slot_of_col[col]
@@ -65,6 +116,20 @@ def _scan(buf, n_lines, slot_of_col):  # pragma: no cover - compiled
     return starts, ends, nfields, nonascii, line_starts
 
 
+@njit(nogil=True, cache=True)
+def _count_lines(buf, words):  # pragma: no cover - compiled
+    """Newlines in ``buf``, 8 bytes at a time, plus one for a last line without a newline."""
+    n = 0
+    for j in range(words.size):
+        n += np.int64(((_zero_bytes(words[j] ^ _NEWLINES) >> _SEVEN) * _ONES) >> _FIFTY_SIX)
+    for i in range(words.size * 8, buf.size):
+        if buf[i] == 10:
+            n += 1
+    if buf.size > 0 and buf[buf.size - 1] != 10:
+        n += 1
+    return n
+
+
 def scan_lines(buf: np.ndarray, slot_of_col: np.ndarray):
     """Scan ``buf`` (uint8). ``slot_of_col[i]`` is the output slot of file column ``i`` or -1.
 
@@ -72,10 +137,15 @@ def scan_lines(buf: np.ndarray, slot_of_col: np.ndarray):
     ``nonascii`` per line, and ``line_starts`` (n+1 offsets; line i is
     ``buf[line_starts[i]:line_starts[i+1]-1]``).
     """
-    n_lines = int(np.count_nonzero(buf == 10))
-    if buf.size and buf[-1] != 10:
-        n_lines += 1
-    return _scan(buf, n_lines, slot_of_col)
+    words = buf[:buf.size - buf.size % 8].view(np.uint64)
+    n_lines = _count_lines(buf, words)
+    slot_of_col = np.ascontiguousarray(slot_of_col, dtype=np.int64)
+    # next_wanted[c]: the first wanted column >= c, c = 0 .. ncols (huge when there is none)
+    none_left = np.iinfo(np.int64).max // 2
+    positions = np.append(np.where(slot_of_col >= 0, np.arange(slot_of_col.size), none_left),
+                          none_left)
+    next_wanted = np.minimum.accumulate(positions[::-1])[::-1].astype(np.int64)
+    return _scan(buf, words, n_lines, slot_of_col, next_wanted)
 
 
 @njit(nogil=True, cache=True)
@@ -168,12 +238,12 @@ def parse_int_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, slot
 
 
 @njit(nogil=True, cache=True)
-def _gather(buf, starts, ends, rows, slot):  # pragma: no cover - compiled
+def _gather(buf, starts, ends, rows, slot, offset_type):  # pragma: no cover - compiled
     n = rows.size
     total = 0
     for r in range(n):
         total += ends[rows[r], slot] - starts[rows[r], slot]
-    offsets = np.zeros(n + 1, np.int64)
+    offsets = np.zeros(n + 1, offset_type)
     data = np.empty(max(total, 1), np.uint8)
     valid = np.ones(n, np.bool_)
     pos = 0
@@ -184,7 +254,8 @@ def _gather(buf, starts, ends, rows, slot):  # pragma: no cover - compiled
         if length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):  # "" or \N
             valid[r] = False
         else:
-            data[pos:pos + length] = buf[s:e]
+            for b in range(length):  # a plain loop: slice assignment costs more for short fields
+                data[pos + b] = buf[s + b]
             pos += length
         offsets[r + 1] = pos
     return offsets, data[:max(pos, 1)], valid
@@ -193,12 +264,17 @@ def _gather(buf, starts, ends, rows, slot):  # pragma: no cover - compiled
 def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                    rows: np.ndarray, slot: int) -> pa.Array:
     """Arrow string array of field ``slot`` for lines ``rows``; empty and ``\\N`` are null."""
-    offsets, data, valid = _gather(buf, starts, ends, rows.astype(np.int64), slot)
+    rows = rows.astype(np.int64)
+    # 32-bit offsets (a plain Arrow string array) unless the column could exceed 2 GiB.
+    small = rows.size == 0 or int(np.max(ends[rows, slot] - starts[rows, slot])) * rows.size < 2**31
+    offsets, data, valid = _gather(buf, starts, ends, rows, slot,
+                                   np.int32 if small else np.int64)
     n = rows.size
     validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if not valid.all() else None
+    if small:
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), validity)
     return pa.LargeStringArray.from_buffers(
-        n, pa.py_buffer(offsets), pa.py_buffer(data), validity
-    ).cast(pa.string())
+        n, pa.py_buffer(offsets), pa.py_buffer(data), validity).cast(pa.string())
 
 
 def warm_up() -> None:
