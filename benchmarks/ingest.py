@@ -97,12 +97,13 @@ def main() -> None:
     gzip_s = _time(["gzip", "-d", "-c"], files)
     igzip_cmd, igzip_name = _igzip_cmd()
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from featurestore import Store, ingest_weblog
+    from featurestore.cluster import local_cluster
 
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # The cluster `featurestore ingest` starts (featurestore.cluster), kept running.
+    with local_cluster(args.workers) as cluster, Client(cluster) as client:
         # Steady state of a long-lived cluster: each worker has ingested a full-size file
         # before (a copy of one per worker, into a scratch store), so the timed run does not
         # pay first-use costs (kernel loading, growing the decompression buffer, allocator).

@@ -121,9 +121,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any]) -> dict
                             f"event_date={day.isoformat()}", f"part-{raw.file_id}.parquet",
                             stats=["hit_time_gmt"])
     if parsed.quarantine.num_rows:
-        store.write_parquet(parsed.quarantine.to_pandas(), QUARANTINE,
-                            f"drop={raw.drop_date.isoformat()}", f"part-{raw.file_id}.parquet",
-                            stats=False)
+        store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",
+                          f"part-{raw.file_id}.parquet")
     result = {
         "status": "ingested",
         "file": raw.url,

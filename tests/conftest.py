@@ -15,14 +15,13 @@ ONLINE_RETAIL = SHARED / "data" / "online_retail.csv.gz"
 
 @pytest.fixture(scope="session")
 def client():
-    """One real distributed LocalCluster (2 worker processes) for the whole session."""
-    from distributed import Client, LocalCluster
+    """One real distributed LocalCluster (2 worker processes) for the whole session, set up as
+    the one ``featurestore`` commands start."""
+    from distributed import Client
 
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
-        as cluster,
-        Client(cluster) as c,
-    ):
+    from featurestore.cluster import local_cluster
+
+    with local_cluster(2) as cluster, Client(cluster) as c:
         yield c
 
 

@@ -178,6 +178,24 @@ def test_cli_json_report_and_exit_code(drops_copy, tmp_path):
     assert "not a valid gzip file" in out.stderr and "hit_data-0000.tsv.gz" in out.stderr
 
 
+def test_workers_keep_glibc_malloc_defaults(client):
+    """Our clusters drop Dask's MALLOC_TRIM_THRESHOLD_ (it made every large buffer a fresh
+    mmap; see featurestore.cluster.WORKER_CONFIG), and the image's Dask config does the same."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from featurestore.cluster import WORKER_CONFIG
+
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+    config = Path(__file__).resolve().parents[1] / "deploy" / "dask-config.yaml"
+    image = yaml.safe_load(config.read_text())
+    environ = image["distributed"]["nanny"]["pre-spawn-environ"]
+    assert {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()} == \
+        WORKER_CONFIG
+
+
 def test_store_lock_refuses_a_second_writer(tmp_path, drops):
     store = Store(str(tmp_path / "store"))
     with store.lock("test"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..storage import Store
 
@@ -19,6 +18,4 @@ __all__ = ["write_table"]
 
 def write_table(store: Store, df: pd.DataFrame, *parts: str) -> None:
     """Publish ``df`` atomically as one parquet file at ``parts`` (dtypes kept for pandas)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    with store._publish(store.path(*parts)) as target, store.fs.open(target, "wb") as f:
-        pq.write_table(table, f, compression="snappy")
+    store.write_arrow(pa.Table.from_pandas(df, preserve_index=False), *parts)
