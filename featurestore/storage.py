@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -68,6 +69,10 @@ def _default_storage_options(protocol: str) -> dict[str, Any]:
     if protocol in ("s3", "s3a") and endpoint:
         return {"client_kwargs": {"endpoint_url": endpoint}}
     return {}
+
+
+#: Store locks this process holds: (store url, thread id) -> nesting depth.
+_held: dict[tuple[str, int], int] = {}
 
 
 class Store:
@@ -215,7 +220,28 @@ class Store:
 
         A lock older than its expiry is taken over (its owner died). Otherwise another writer
         gets :class:`StoreLockedError` naming the owner and how to clear a stale lock.
+
+        Re-entrant within one thread: ``featurestore ingest`` holds the lock across ingesting
+        and materializing, and the inner ``lock()`` calls of both just nest, so no other
+        writer can slip in between the two steps.
         """
+        key = (self.url, threading.get_ident())
+        if _held.get(key):
+            _held[key] += 1
+            try:
+                yield
+            finally:
+                _held[key] -= 1
+            return
+        with self._lock_file(purpose, ttl):
+            _held[key] = 1
+            try:
+                yield
+            finally:
+                del _held[key]
+
+    @contextlib.contextmanager
+    def _lock_file(self, purpose: str, ttl: dt.timedelta) -> Iterator[None]:
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         now = dt.datetime.now(dt.UTC)
         record = {"owner": owner, "purpose": purpose, "since": now.isoformat(),

@@ -197,8 +197,40 @@ def test_workers_keep_glibc_malloc_defaults(client):
 
 
 def test_store_lock_refuses_a_second_writer(tmp_path, drops):
+    """Another writer (here another thread: the lock is re-entrant only within one thread)."""
+    import threading
+
     store = Store(str(tmp_path / "store"))
-    with store.lock("test"):
-        with pytest.raises(StoreLockedError, match="is locked by"):
+    taken, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with store.lock("other writer"):
+            taken.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    try:
+        assert taken.wait(30)
+        with pytest.raises(StoreLockedError, match=r"is locked by .*\(other writer"):
             ingest_weblog(str(drops[0]), store)
+    finally:
+        release.set()
+        thread.join()
+    assert not (tmp_path / "store" / "_lock.json").exists()
+
+
+def test_store_lock_nests_within_one_run(tmp_path, drops, client):
+    """``featurestore ingest`` holds the lock across ingest and materialize: the inner takes
+    nest, the outer holder stays recorded, and the lock goes only when the outer block ends."""
+    from featurestore.features import materialize
+
+    store = Store(str(tmp_path / "store"))
+    with store.lock("ingest + materialize"):
+        report = ingest_weblog(str(drops[0]), store, client=client)
+        assert json.loads((tmp_path / "store" / "_lock.json").read_text())["purpose"] == \
+            "ingest + materialize"
+        materialize(store, client=client)
+        assert (tmp_path / "store" / "_lock.json").exists()
+    assert report.files_ingested > 0
     assert not (tmp_path / "store" / "_lock.json").exists()

@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     store = store_from(settings)
     raw_options = parse_storage_options(args.raw_storage_option) or None
-    # One Dask client for ingest and the materialization that brings every table up to date.
-    with dask_client(settings.scheduler, settings.workers) as client:
+    # One Dask client and one hold of the store lock for ingest and the materialization that
+    # brings every table up to date (no other writer can run between the two).
+    with dask_client(settings.scheduler, settings.workers) as client, \
+            store.lock(f"ingest {args.source} + materialize"):
         if args.source == "retail":
             retail = ingest_retail(args.raw_root, store, client=client,
                                    storage_options=raw_options)

@@ -51,7 +51,8 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
     today = today or dt.datetime.now(dt.UTC).date()
     report: dict[str, Any] = {"today": today.isoformat(), "ingest": None, "materialize": None,
                               "retrain": [], "ok": True}
-    with dask_client(settings.scheduler, settings.workers, client) as c:
+    with dask_client(settings.scheduler, settings.workers, client) as c, \
+            store.lock("run-daily: ingest + materialize"):
         ingest = ingest_weblog(raw_root, store, client=c)
         report["ingest"] = ingest.to_dict()
         report["ok"] &= ingest.ok
