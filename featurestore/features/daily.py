@@ -34,7 +34,6 @@ __all__ = [
     "compute_daily",
     "daily_plan",
     "read_daily",
-    "recency_frame",
 ]
 
 DAILY_CUSTOMER = "_daily/customer"
@@ -69,10 +68,6 @@ class DailyPlan:
     def fingerprint(self) -> str:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
-
-    @property
-    def recency_fingerprint(self) -> str:
-        return ",".join(f.key for f in self.recency_filters)
 
 
 def _uniq(filters) -> tuple[Filter, ...]:
@@ -228,14 +223,6 @@ def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
     out = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
                                         pa.large_string(): pd.StringDtype()}.get)
     out["day"] = np.concatenate(ordinals)
-    return out
-
-
-def recency_frame(plan: DailyPlan, customer_daily: pd.DataFrame) -> pd.DataFrame:
-    """Per customer active on the day: whether it had a hit matching each recency filter."""
-    out = pd.DataFrame({"customer_id": customer_daily["customer_id"].astype("string")})
-    for f in plan.recency_filters:
-        out[f.key] = customer_daily[f"hits_{f.key}"].to_numpy() > 0
     return out
 
 

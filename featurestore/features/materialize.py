@@ -7,13 +7,15 @@ date the definition fingerprint it was built with):
 * an event date touched by a new (or re-ingested) file, or whose daily aggregates were built
   for another set of definitions, gets its daily aggregates recomputed (one task per date);
 * every as-of date from the earliest touched event date to the latest is rebuilt (windows and
-  the recency chain both reach forward), plus as-of dates never built or built with an older
+  the state chain both reach forward), plus as-of dates never built or built with an older
   definition of the table (a new feature: ``backfill``);
-* the recency state (last date per customer and recency filter) chains day to day on the
-  client from small per-day frames, starting from the stored state of the day before the
-  first rebuilt date, so recency never rescans history;
+* the customer state (running totals and last dates per customer, :mod:`.state`) chains day to
+  day on the client from the per-day customer frames, starting from the stored state of the
+  day before the first rebuilt date, so nothing rescans history: a customer window is the
+  state of D minus the state of D - w;
 * one task per as-of date writes ``<table>/as_of=D/part-0.parquet`` for every table due that
-  day, and the state ``_state/recency/as_of=D/part-0.parquet``.
+  day (customer x product tables from the daily pairs of the longest window), and the state
+  ``_state/customer/as_of=D/part-0.parquet``.
 
 Every output name is deterministic and published atomically; the record is written last, so a
 crash followed by a re-run redoes the same work and leaves identical tables.
@@ -40,15 +42,14 @@ from .daily import (
     compute_daily,
     daily_plan,
     read_daily,
-    recency_frame,
 )
 from .definitions import FeatureRepo, load_feature_repo
-from .snapshot import customer_product_snapshot, customer_snapshot, max_window, state_columns
+from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
+from .state import CUSTOMER_STATE, advance, empty_state, load_state
 
-__all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "RECENCY_STATE"]
+__all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "CUSTOMER_STATE"]
 
 STATE_RECORD = "_state/materialize.json"
-RECENCY_STATE = "_state/recency"
 #: As-of dates submitted per round: bounds how many state frames are in flight at once.
 CHUNK = 32
 
@@ -83,13 +84,14 @@ def _read_record(store: Store) -> dict[str, Any]:
     record.setdefault("files", {})
     record.setdefault("daily", {})
     record.setdefault("as_of", {})
-    record.setdefault("recency", {})
+    record.setdefault("state", {})
     return record
 
 
 # -- tasks (run on workers) ------------------------------------------------------------------
 def _daily_task(store: Store, plan: DailyPlan, day: dt.date, recompute: bool) -> pd.DataFrame:
-    """(Re)build the daily aggregates of ``day`` when asked; return its small recency frame."""
+    """(Re)build the daily aggregates of ``day`` when asked; return its customer frame (one row
+    per customer active that day), which advances the customer state."""
     if recompute:
         cust, cp = compute_daily(store, plan, day)
         name = f"event_date={day.isoformat()}"
@@ -99,21 +101,18 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date, recompute: bool) ->
         else:  # no counted hit that day: no partition (readers treat it as empty)
             store.remove(DAILY_CUSTOMER, name, recursive=True)
             store.remove(DAILY_CUSTOMER_PRODUCT, name, recursive=True)
-    else:
-        cust = read_daily(store, DAILY_CUSTOMER, [day])
-    return recency_frame(plan, cust)
+        return cust
+    return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day")
 
 
-def _snapshot_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.date,
-                   tables: list[str], state: pd.DataFrame, window: int) -> dict[str, int]:
-    """Write the tables due at ``as_of`` and the recency state of that day."""
+def _snapshot_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
+                   state: pd.DataFrame, lags: dict[int, pd.DataFrame],
+                   window: int) -> dict[str, int]:
+    """Write the tables due at ``as_of`` and the customer state of that day."""
     name = f"as_of={as_of.isoformat()}"
-    state_out = state.reset_index()
-    state_out["customer_id"] = state_out["customer_id"].astype("string")
     rows: dict[str, int] = {}
     if tables:
         days = _days(as_of - dt.timedelta(window - 1), as_of)
-        cust = read_daily(store, DAILY_CUSTOMER, days)
         cp = read_daily(store, DAILY_CUSTOMER_PRODUCT, days)
         if "product_id" not in cp:
             cp["product_id"] = pd.Series([], dtype="string")
@@ -121,42 +120,13 @@ def _snapshot_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.d
             if len(repo.keys(table)) == 2:
                 df = customer_product_snapshot(repo, table, as_of, cp)
             else:
-                df = customer_snapshot(repo, table, as_of, cust, cp, state)
+                df = customer_snapshot(repo, table, as_of, state, lags, cp)
             write_table(store, df, table, name, "part-0.parquet")
             rows[table] = len(df)
-    write_table(store, state_out, RECENCY_STATE, name, "part-0.parquet")
+    state_out = state.reset_index()
+    state_out["customer_id"] = state_out["customer_id"].astype("string")
+    write_table(store, state_out, CUSTOMER_STATE, name, "part-0.parquet")
     return rows
-
-
-# -- the recency chain (on the client) -------------------------------------------------------
-def _empty_state(plan: DailyPlan) -> pd.DataFrame:
-    cols = {c: pd.Series([], dtype="Int64") for c in state_columns(plan)}
-    return pd.DataFrame(cols, index=pd.Index([], dtype="string", name="customer_id"))
-
-
-def _advance(state: pd.DataFrame, plan: DailyPlan, day: dt.date,
-             frame: pd.DataFrame) -> pd.DataFrame:
-    """State after ``day``: last date per customer and recency filter."""
-    if not len(frame):
-        return state
-    frame = frame.set_index("customer_id")
-    index = state.index.union(frame.index).astype("string")
-    new = state.reindex(index)
-    ordinal = day.toordinal()
-    for f in plan.recency_filters:
-        hit = frame.index[frame[f.key].to_numpy()]
-        col = new[f"last_{f.key}"].copy()
-        col.loc[hit] = ordinal
-        new[f"last_{f.key}"] = col.astype("Int64")
-    new.index.name = "customer_id"
-    return new
-
-
-def _load_state(store: Store, plan: DailyPlan, day: dt.date) -> pd.DataFrame:
-    df = store.read_parquet(RECENCY_STATE, f"as_of={day.isoformat()}", "part-0.parquet")
-    df["customer_id"] = df["customer_id"].astype("string")
-    out = df.set_index("customer_id")[state_columns(plan)]
-    return out.astype("Int64")
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -233,9 +203,9 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
                       if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]})
     earliest = dt.date.fromisoformat(touched[0]) if touched else None
     if earliest is not None:  # states from the earliest touched date on are stale
-        for d in list(record["recency"]):
+        for d in list(record["state"]):
             if d >= earliest.isoformat():
-                del record["recency"][d]
+                del record["state"][d]
     daily_dirty = {d for d in event_dates
                    if d in touched or record["daily"].get(d) != plan.fingerprint}
     if force:
@@ -258,22 +228,28 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
                 done.pop(iso, None)
     due_days = sorted(due)
 
-    # 2. the recency chain: from the stored state of the day before the first due day
+    # 2. the customer-state chain: from the stored state of the day before the first due day,
+    # if it and every older state a window reaches back to are current; else from the start
+    lags = windows(repo, "weblog")
     chain: list[dt.date] = []
-    state = _empty_state(plan)
+    state = empty_state(plan)
     if due_days:
         begin = due_days[0]
-        prev = begin - dt.timedelta(1)
-        if begin > first and record["recency"].get(prev.isoformat()) == \
-                plan.recency_fingerprint and store.exists(
-                    RECENCY_STATE, f"as_of={prev.isoformat()}", "part-0.parquet"):
-            state = _load_state(store, plan, prev)
+
+        def stored(day: dt.date) -> bool:
+            return record["state"].get(day.isoformat()) == plan.fingerprint and store.exists(
+                CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.parquet")
+
+        older = {day - dt.timedelta(w) for day in _days(begin, due_days[-1]) for w in lags}
+        older = {d for d in older | {begin - dt.timedelta(1)} if first <= d < begin}
+        if begin > first and all(stored(d) for d in older):
+            state = load_state(store, plan, begin - dt.timedelta(1))
         else:
             begin = first
         chain = _days(begin, due_days[-1])
 
     with dask_client(scheduler, workers, client) as c:
-        # 3. daily aggregates: recompute the dirty dates, read recency frames of the chain
+        # 3. daily aggregates: recompute the dirty dates, read the chain's customer frames
         need = sorted({dt.date.fromisoformat(d) for d in daily_dirty} | set(chain))
         futures = {day: c.submit(_daily_task, store, plan, day,
                                  day.isoformat() in daily_dirty, pure=False,
@@ -286,20 +262,34 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
         for d in daily_dirty:
             record["daily"][d] = plan.fingerprint
 
-        # 4. snapshots, in rounds of CHUNK days: advance the state, then one task per day
+        # 4. snapshots, in rounds of CHUNK days: advance the state on the client (small
+        # frames), then one task per day with that day's state and the states a window back
         rows = dict.fromkeys(tables, 0)
+        states: dict[dt.date, Any] = {}  # scattered states of this run's recent days
+
+        def lagged(day: dt.date) -> Any:
+            if day < first:
+                return empty_state(plan)
+            if day not in states:  # before this run's chain: stored and current (checked)
+                states[day] = c.scatter(load_state(store, plan, day), hash=False)
+            return states[day]
+
         for i in range(0, len(chain), CHUNK):
             batch = []
             for day in chain[i:i + CHUNK]:
-                state = _advance(state, plan, day, futures[day].result())
-                batch.append(c.submit(_snapshot_task, store, repo, plan, day,
-                                      due.get(day, []), state, window, pure=False,
+                state = advance(state, plan, day, futures[day].result())
+                states[day] = c.scatter(state, hash=False)
+                lag_states = {w: lagged(day - dt.timedelta(w)) for w in lags}
+                batch.append(c.submit(_snapshot_task, store, repo, day, due.get(day, []),
+                                      states[day], lag_states, window, pure=False,
                                       key=f"fs-asof-{day.isoformat()}-{time.monotonic_ns()}"))
+                for old in [d for d in states if d < day - dt.timedelta(max(lags, default=1))]:
+                    del states[old]  # no later day reaches back this far
             for fut in batch:
                 for table, n in fut.result().items():
                     rows[table] += n
         for day in chain:
-            record["recency"][day.isoformat()] = plan.recency_fingerprint
+            record["state"][day.isoformat()] = plan.fingerprint
         for day, names in due.items():
             for table in names:
                 record["as_of"][table][day.isoformat()] = repo.fingerprint(table)

@@ -13,25 +13,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .daily import DailyPlan
 from .definitions import Feature, FeatureRepo
+from .state import Aligned
 
-__all__ = ["customer_snapshot", "customer_product_snapshot", "max_window", "state_columns"]
+__all__ = ["customer_snapshot", "customer_product_snapshot", "max_window", "windows"]
+
+
+def windows(repo: FeatureRepo, kind: str = "weblog") -> list[int]:
+    """Every window length of the customer tables' windowed features (the lags a snapshot
+    needs), sorted."""
+    return sorted({f.window_days for name, t in repo.tables_for(kind).items()
+                   if len(repo.keys(name)) == 1 for f in t.features.values() if f.window_days})
 
 
 def max_window(repo: FeatureRepo, kind: str = "weblog") -> int:
     windows = [f.window_days for t in repo.tables_for(kind).values()
                for f in t.features.values() if f.window_days]
     return max(windows, default=1)
-
-
-def state_columns(plan: DailyPlan) -> list[str]:
-    return [f"last_{f.key}" for f in plan.recency_filters]
-
-
-def _in_window(days: pd.Series, as_of: dt.date, window: int) -> np.ndarray:
-    return (days >= as_of.toordinal() - window + 1).to_numpy() & (
-        days <= as_of.toordinal()).to_numpy()
 
 
 def _arrow_strings(values) -> pa.Array:
@@ -42,91 +40,76 @@ def _arrow_strings(values) -> pa.Array:
     return arr.cast(pa.large_string())
 
 
-class _Windows:
-    """Windowed sums over the daily frames with integer codes and ``np.bincount``: the
-    customer ids are hashed once per snapshot, then every (window, column) is one vectorised
-    pass, so a snapshot's cost is a few passes over the 30 days of daily rows."""
-
-    def __init__(self, cust: pd.DataFrame, cp: pd.DataFrame, as_of: dt.date,
-                 index: pd.Index) -> None:
-        self.cust, self.cp, self.as_of, self.index = cust, cp, as_of, index
-        self.n = len(index)
-        self._value_set = _arrow_strings(index.array)
-        self.codes = self._lookup(cust["customer_id"])
-        self.days = cust["day"].to_numpy()
-        self._cp_codes: tuple[np.ndarray, np.ndarray, int] | None = None
-
-    def _lookup(self, ids: pd.Series) -> np.ndarray:
-        """Position of each id in the index (Arrow's hash lookup: no Python objects)."""
-        return pc.index_in(_arrow_strings(ids.array), value_set=self._value_set).to_numpy(
-            zero_copy_only=False).astype("int64")
-
-    def _mask(self, days: np.ndarray, window: int) -> np.ndarray:
-        day = self.as_of.toordinal()
-        return (days > day - window) & (days <= day)
-
-    def _count(self, codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(codes, weights=weights, minlength=self.n)
-
-    def sum(self, window: int, column: str, dtype: str) -> np.ndarray:
-        if column not in self.cust:
-            return np.zeros(self.n, dtype=dtype)
-        mask = self._mask(self.days, window)
-        values = self.cust[column].to_numpy()[mask]
-        if dtype == "int64":  # exact integer sums (bincount weights would go through float)
-            out = np.zeros(self.n, dtype="int64")
-            np.add.at(out, self.codes[mask], values.astype("int64"))
-            return out
-        return self._count(self.codes[mask], values.astype("float64"))
-
-    def active_days(self, window: int, column: str) -> np.ndarray:
-        if column not in self.cust:
-            return np.zeros(self.n, dtype="int64")
-        mask = self._mask(self.days, window) & (self.cust[column].to_numpy() > 0)
-        return self._count(self.codes[mask]).astype("int64")
-
-    def distinct_products(self, window: int, column: str) -> np.ndarray:
-        if column not in self.cp or not len(self.cp):
-            return np.zeros(self.n, dtype="int64")
-        if self._cp_codes is None:
-            products, uniques = pd.factorize(self.cp["product_id"])
-            self._cp_codes = (self._lookup(self.cp["customer_id"]), products,
-                              max(len(uniques), 1))
-        customers, products, width = self._cp_codes
-        mask = self._mask(self.cp["day"].to_numpy(), window) & (
-            self.cp[column].to_numpy() > 0)
-        pairs = np.unique(customers[mask].astype("int64") * width + products[mask])
-        return self._count(pairs // width).astype("int64")
+def _in_window(days: pd.Series, as_of: dt.date, window: int) -> np.ndarray:
+    return (days >= as_of.toordinal() - window + 1).to_numpy() & (
+        days <= as_of.toordinal()).to_numpy()
 
 
-def _feature(f: Feature, win: _Windows, state: pd.DataFrame) -> np.ndarray | pd.Series:
-    key, as_of, index = f.filter.key, win.as_of, win.index
+def _distinct_products(cp: pd.DataFrame, index: pd.Index, as_of: dt.date, window: int,
+                       column: str) -> np.ndarray:
+    """Per customer of ``index``: distinct products with a ``column`` pair in the window."""
+    if column not in cp or not len(cp):
+        return np.zeros(len(index), dtype="int64")
+    rows = cp[_in_window(cp["day"], as_of, window) & (cp[column].to_numpy() > 0)]
+    customers = pc.index_in(_arrow_strings(rows["customer_id"].array),
+                            value_set=_arrow_strings(index.array)).to_numpy(
+        zero_copy_only=False).astype("int64")
+    products, uniques = pd.factorize(rows["product_id"])
+    width = max(len(uniques), 1)
+    pairs, _ = _unique_sorted(customers * width + products)
+    return np.bincount(pairs // width, minlength=len(index)).astype("int64")
+
+
+def _unique_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for integer keys by one argsort (numpy 2's
+    hash-based unique is several times slower on 100k+ keys)."""
+    if not len(keys):
+        return keys, np.zeros(0, dtype="int64")
+    order = np.argsort(keys)
+    ordered = keys[order]
+    first = np.empty(len(keys), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(keys), dtype="int64")
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
+def _feature(f: Feature, as_of: dt.date, state: pd.DataFrame,
+             lags: dict[int, Aligned], cp: pd.DataFrame) -> np.ndarray | pd.Series:
+    """One customer feature at ``as_of``: windows are state(D) - state(D - w) (see state.py)."""
+    key, index = f.filter.key, state.index
+
+    def window(column: str) -> np.ndarray:
+        return state[column].to_numpy() - lags[f.window_days].column(column)
+
     if f.aggregation == "count":
-        col = f"{'pairs' if f.unit == 'product' else 'hits'}_{key}"
-        return win.sum(f.window_days, col, "int64")
+        return window(f"cum_{'pairs' if f.unit == 'product' else 'hits'}_{key}")
     if f.aggregation == "sum":
-        return win.sum(f.window_days, f"sum_{f.field}_{key}",
-                       "float64" if f.field == "price" else "int64")
+        return window(f"cum_sum_{f.field}_{key}")
+    if f.aggregation == "distinct" and f.field == "event_date":
+        return window(f"days_{key}")
     if f.aggregation == "distinct":
-        if f.field == "event_date":
-            return win.active_days(f.window_days, f"hits_{key}")
-        return win.distinct_products(f.window_days, f"pairs_{key}")
+        return _distinct_products(cp, index, as_of, f.window_days, f"pairs_{key}")
     if f.aggregation == "recency":
-        last = state[f"last_{key}"].reindex(index)
-        days = (as_of.toordinal() - last).astype("Int64")
+        days = (as_of.toordinal() - state[f"last_{key}"]).astype("Int64")
         return days.astype("int64") if f.filter.is_empty else days
     raise ValueError(f"aggregation {f.aggregation!r} is not a weblog aggregation")
 
 
-def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, cust: pd.DataFrame,
-                      cp: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
+def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, state: pd.DataFrame,
+                      lags: dict[int, pd.DataFrame], cp: pd.DataFrame) -> pd.DataFrame:
     """``customer_features``-like table at ``as_of``: one row per customer in ``state`` (every
-    customer with a counted hit on or before the date), sorted by customer_id."""
-    index = pd.Index(state.index.astype("string"), name="customer_id").sort_values()
-    win = _Windows(cust, cp, as_of, index)
-    out = pd.DataFrame(index=index)
+    customer with a counted hit on or before the date), sorted by customer_id.
+
+    ``state`` is the customer state at ``as_of``, ``lags[w]`` the one at ``as_of - w`` (empty
+    before the first event date), ``cp`` the daily customer x product rows of the longest
+    window (for distinct-product counts)."""
+    state = state.sort_index()
+    aligned = {w: Aligned(lagged, state.index) for w, lagged in lags.items()}
+    out = pd.DataFrame(index=pd.Index(state.index.astype("string"), name="customer_id"))
     for name, f in repo.tables[table].features.items():
-        value = _feature(f, win, state)
+        value = _feature(f, as_of, state, aligned, cp)
         out[name] = value.to_numpy() if isinstance(value, pd.Series) else value
         if f.aggregation == "recency" and not f.filter.is_empty:
             out[name] = out[name].astype("Int64")
@@ -139,7 +122,7 @@ def customer_product_snapshot(repo: FeatureRepo, table: str, as_of: dt.date,
                               cp: pd.DataFrame) -> pd.DataFrame:
     """Customer x product features at ``as_of``; rows where some feature is non-zero.
 
-    Keys become sorted integer codes (``factorize(sort=True)``), so one ``np.unique`` gives the
+    Keys become sorted integer codes (``factorize(sort=True)``), so one sort gives the
     rows already in (customer_id, product_id) order and each feature is one ``bincount``."""
     feats = repo.tables[table].features
     keys = ["customer_id", "product_id"]
@@ -148,13 +131,10 @@ def customer_product_snapshot(repo: FeatureRepo, table: str, as_of: dt.date,
     customers, cust_values = pd.factorize(rows["customer_id"], sort=True)
     products, prod_values = pd.factorize(rows["product_id"], sort=True)
     width = max(len(prod_values), 1)
-    pairs, inverse = np.unique(customers.astype("int64") * width + products,
-                               return_inverse=True)
-    out = pd.DataFrame({
-        "customer_id": pd.array(np.asarray(cust_values, dtype=object)[pairs // width],
-                                dtype="string"),
-        "product_id": pd.array(np.asarray(prod_values, dtype=object)[pairs % width],
-                               dtype="string"),
+    pairs, inverse = _unique_sorted(customers.astype("int64") * width + products)
+    out = pd.DataFrame({  # Arrow takes: no Python string objects
+        "customer_id": pd.array(cust_values, dtype="string").take(pairs // width),
+        "product_id": pd.array(prod_values, dtype="string").take(pairs % width),
     })
     day = rows["day"].to_numpy()
     for name, f in feats.items():
