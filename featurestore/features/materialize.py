@@ -274,6 +274,8 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
                 states[day] = c.scatter(load_state(store, plan, day), hash=False)
             return states[day]
 
+        if chain and chain[0] > first:  # the stored state the chain starts from is a lag too
+            states[chain[0] - dt.timedelta(1)] = c.scatter(state, hash=False)
         for i in range(0, len(chain), CHUNK):
             batch = []
             for day in chain[i:i + CHUNK]:
