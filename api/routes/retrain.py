@@ -45,6 +45,7 @@ class JobStatus(BaseModel):
     as_of: str | None = None
     export_url: str | None = None
     alert: dict[str, Any] | None = None
+    runner: str | None = Field(None, description="host-pid of the process running the job")
 
 
 @router.post("/retrain", status_code=202, response_model=RetrainAccepted,

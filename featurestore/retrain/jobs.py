@@ -2,8 +2,9 @@
 
 ``<store>/_jobs/<job_id>.json`` holds ``job_id, model, backend, tune, as_of, status
 (queued|running|completed|failed), submitted_at, started_at, finished_at, metrics, error,
-artifact, model_version, export_url, alert``. Any process that can read the store can follow a
-job (``get_job``); only the process that runs it writes the record.
+artifact, model_version, export_url, alert, runner``. Any process that can read the store can
+follow a job (``get_job``); only the process that runs it writes the record. A job whose
+process died reads as failed (``_heartbeat``).
 
 A job: export the training set (``featurestore.training.export_xgboost`` / ``export_fm`` into
 ``<store>/_exports/<model>/<job_id>/``, unless an existing export URL is given), train with the
@@ -26,7 +27,7 @@ from typing import Any
 from .._exceptions import ConfigError, FeatureStoreError, NotFoundError, TrainingError
 from ..settings import Settings
 from ..storage import Store
-from . import registry
+from . import _heartbeat, registry
 from .alerts import evaluate_and_promote
 from .models import model_spec
 
@@ -77,8 +78,9 @@ def new_job(store: Store, model: str, backend: str = "local", *, tune: bool = Fa
         "backend": backend, "tune": bool(tune), "as_of": as_of, "status": "queued",
         "submitted_at": _now(), "started_at": None, "finished_at": None, "metrics": {},
         "error": None, "artifact": None, "model_version": None, "export_url": export_url,
-        "alert": None,
+        "alert": None, "runner": _heartbeat.RUNNER,
     }
+    _heartbeat.acquire(store)  # released when run_job finishes it
     _save(store, record)
     return record
 
@@ -87,16 +89,20 @@ def get_job(store: Store, job_id: str) -> dict[str, Any]:
     if "/" in job_id or job_id.startswith("."):
         raise NotFoundError(f"no retrain job {job_id!r}")
     try:
-        return store.read_json(JOBS, f"{job_id}.json")
+        record = store.read_json(JOBS, f"{job_id}.json")
     except FileNotFoundError:
         raise NotFoundError(f"no retrain job {job_id!r} in {store.url}; POST /retrain "
                             "returns the id to use") from None
+    reason = _heartbeat.stale_reason(store, record)
+    if reason is not None:  # its process died: it will never finish
+        record.update(status="failed", error=reason)
+    return record
 
 
 def list_jobs(store: Store) -> list[dict[str, Any]]:
     out = []
     for name in store.listdir(JOBS):
-        if name.endswith(".json") and not name.startswith("."):
+        if name.endswith(".json") and not name.startswith((".", "_")):
             out.append(get_job(store, name[:-5]))
     return sorted(out, key=lambda r: r["submitted_at"])
 
@@ -127,7 +133,10 @@ def _export(store: Store, record: dict[str, Any]) -> str:
 def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
     """Run a queued job to completion in this thread; returns the final record (never raises
     for a training failure: the record says ``failed`` with the error)."""
-    record = get_job(store, job_id)
+    record = store.read_json(JOBS, f"{job_id}.json")
+    if record.get("runner") not in (None, _heartbeat.RUNNER):  # created elsewhere: beat here
+        record["runner"] = _heartbeat.RUNNER
+        _heartbeat.acquire(store)
     record.update(status="running", started_at=_now())
     _save(store, record)
     try:
@@ -170,6 +179,7 @@ def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
         record.update(status="failed", finished_at=_now(),
                       error=f"{type(exc).__name__}: {exc}")
     _save(store, record)
+    _heartbeat.release(store)
     return record
 
 
