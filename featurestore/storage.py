@@ -173,6 +173,27 @@ class Store:
         with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
             f.write(data)
 
+    def create_new(self, data: bytes, *parts: str) -> bool:
+        """Create ``parts`` with ``data`` only if it does not exist; False if it does.
+
+        Local: ``O_CREAT | O_EXCL``, exact. Object stores have no portable create-if-absent, so
+        it is check, write, read back: two writers within the same instant could both win.
+        """
+        path = self.path(*parts)
+        if self.is_local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return True
+        if self.fs.exists(path):
+            return False
+        self.write_bytes(data, *parts)
+        return self.fs.cat_file(path) == data
+
     def write_json(self, obj: Any, *parts: str) -> None:
         self.write_bytes(json.dumps(obj, indent=1, sort_keys=True, default=str).encode(), *parts)
 

@@ -38,3 +38,11 @@ def test_ingest_from_and_to_s3_equals_local(moto_server, s3_bucket, tmp_path, cl
     again = ingest_weblog(f"s3://{s3_bucket}/raw", s3_store, client=client)
     assert again.files_skipped == 6 and again.files_ingested == 0
     assert not s3_store.exists("_lock.json")
+
+
+def test_create_new_on_s3_claims_once(moto_server, s3_bucket):
+    """The create-if-absent the model registry claims version numbers with, on real S3 calls."""
+    store = Store(f"s3://{s3_bucket}/store", _options(moto_server))
+    assert store.create_new(b"first", "_models", "m", "v0001", ".claim")
+    assert not store.create_new(b"second", "_models", "m", "v0001", ".claim")
+    assert store.fs.cat_file(store.path("_models", "m", "v0001", ".claim")) == b"first"

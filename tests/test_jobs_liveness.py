@@ -1,4 +1,5 @@
-"""A retraining job whose process died reads as failed, not "running" for ever."""
+"""Jobs from several processes: a job whose process died reads as failed, not "running" for
+ever; jobs of one model finishing together get distinct versions."""
 
 from __future__ import annotations
 
@@ -67,3 +68,31 @@ def test_jobs_of_this_process_keep_beating(tmp_path, monkeypatch):
         assert get_job(store, record["job_id"])["status"] == "queued"
     finally:
         _heartbeat.release(store)
+
+
+def test_concurrent_registrations_get_distinct_versions(tmp_path):
+    """Jobs of one model finishing together (threads here; processes alike) never share a
+    version folder."""
+    import threading
+
+    from featurestore.retrain import registry
+
+    store = Store(str(tmp_path / "store"))
+    got: list[str] = []
+
+    def register(worker: int) -> None:
+        for i in range(15):
+            got.append(registry.register_version(
+                store, "purchase-xgboost", metrics={"pr_auc": worker + i / 100},
+                model_bytes=b"{}", model_filename="model.json", training_set={"url": "x"},
+                features=["f"], info={"job_id": f"w{worker}-{i}"}))
+
+    threads = [threading.Thread(target=register, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == len(set(got)) == 45
+    versions = registry.list_versions(store, "purchase-xgboost")
+    assert sorted(v["version"] for v in versions) == sorted(got)
+    assert {v["job_id"] for v in versions} == {f"w{w}-{i}" for w in range(3) for i in range(15)}

@@ -16,6 +16,8 @@ Versions are ``v0001``, ``v0002``... in creation order. A version is written fil
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from typing import Any
 
 from .._exceptions import NotFoundError
@@ -39,9 +41,16 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
                      model_bytes: bytes | None, model_filename: str | None,
                      training_set: dict[str, Any], features: list[str],
                      info: dict[str, Any]) -> str:
-    """Write a new version and return its name (``vNNNN``)."""
-    existing = _version_names(store, name)
-    number = 1 + max((int(v[1:]) for v in existing), default=0)
+    """Write a new version and return its name (``vNNNN``).
+
+    The number is claimed first (``vNNNN/.claim``, created only if absent), so two jobs of one
+    model finishing together get two versions instead of writing into the same one.
+    """
+    claim = json.dumps({"job_id": info.get("job_id"), "at": _now(),
+                        "nonce": uuid.uuid4().hex}).encode()
+    number = 1 + max((int(v[1:]) for v in _version_names(store, name)), default=0)
+    while not store.create_new(claim, ROOT, name, f"v{number:04d}", ".claim"):
+        number += 1
     version = f"v{number:04d}"
     if model_bytes is not None and model_filename:
         store.write_bytes(model_bytes, ROOT, name, version, model_filename)
