@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Any
@@ -10,8 +11,8 @@ from typing import Any
 from ..settings import Settings, load_settings
 from ..storage import Store, parse_storage_options
 
-__all__ = ["add_store_options", "add_cluster_options", "settings_from", "store_from",
-           "print_json"]
+__all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settings_from",
+           "store_from", "print_json"]
 
 
 def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -27,6 +28,15 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="tcp://host:port of an existing Dask scheduler "
                                             "(default: start a local cluster)")
     parser.add_argument("--workers", type=int, help="local cluster worker processes")
+
+
+def add_date_range(parser: argparse.ArgumentParser, first: str, last: str) -> None:
+    """``--from`` / ``--to`` as-of dates (``args.start`` / ``args.end``); the help texts say
+    what each command does without them."""
+    parser.add_argument("--from", dest="start", type=dt.date.fromisoformat,
+                        metavar="YYYY-MM-DD", help=f"first as-of date (default: {first})")
+    parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                        help=f"last as-of date (default: {last})")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

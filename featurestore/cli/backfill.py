@@ -4,10 +4,16 @@ to the feature repository (``feature_repo`` setting / ``FEATURESTORE_FEATURE_REP
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from ..features import materialize
-from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
+from ._common import (
+    add_cluster_options,
+    add_date_range,
+    add_store_options,
+    print_json,
+    settings_from,
+    store_from,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,10 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     add_store_options(p)
     add_cluster_options(p)
-    p.add_argument("--from", dest="start", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="first as-of date (default: the first event date)")
-    p.add_argument("--to", dest="end", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="last as-of date (default: the latest drop date)")
+    add_date_range(p, first="the first event date", last="the latest drop date")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(handler=run)
 

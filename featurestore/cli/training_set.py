@@ -8,13 +8,19 @@ training set (one ``part-<as_of>.parquet`` per date plus ``_training_set.json``)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from ..cluster import dask_client
 from ..storage import Store
 from ..training import build_training_set, export_xgboost
 from ..training.pointintime import HORIZON_DAYS
-from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
+from ._common import (
+    add_cluster_options,
+    add_date_range,
+    add_store_options,
+    print_json,
+    settings_from,
+    store_from,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,10 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     add_store_options(p)
     add_cluster_options(p)
-    p.add_argument("--from", dest="start", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="first as-of date (default: the first feature partition)")
-    p.add_argument("--to", dest="end", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="last as-of date (default: the latest with a complete label window)")
+    add_date_range(p, first="the first feature partition", last="the latest with a complete label window")
     p.add_argument("--out", required=True, help="output folder: path or s3://bucket/prefix")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv",
                    help="csv: XGBoost train/validation/test layout; parquet: the plain set")
