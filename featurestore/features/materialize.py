@@ -13,9 +13,9 @@ date the definition fingerprint it was built with):
   day on the client from the per-day customer frames, starting from the stored state of the
   day before the first rebuilt date, so nothing rescans history: a customer window is the
   state of D minus the state of D - w;
-* one task per as-of date writes ``<table>/as_of=D/part-0.parquet`` for every table due that
-  day (customer x product tables from the daily pairs of the longest window), and the state
-  ``_state/customer/as_of=D/part-0.parquet``.
+* per as-of date, one task writes the customer tables due that day and the state
+  ``_state/customer/as_of=D/part-0.parquet``, and another, which needs no state and runs
+  alongside, the customer x product tables (from the daily pairs of the longest window).
 
 Every output name is deterministic and published atomically; the record is written last, so a
 crash followed by a re-run redoes the same work and leaves identical tables.
@@ -105,24 +105,40 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date, recompute: bool) ->
     return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day")
 
 
-def _snapshot_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                   state: pd.DataFrame, lags: dict[int, pd.DataFrame],
-                   window: int) -> dict[str, int]:
-    """Write the tables due at ``as_of`` and the customer state of that day."""
+def _pairs_of_window(store: Store, as_of: dt.date, window: int) -> pd.DataFrame:
+    days = _days(as_of - dt.timedelta(window - 1), as_of)
+    cp = read_daily(store, DAILY_CUSTOMER_PRODUCT, days)
+    if "product_id" not in cp:
+        cp["product_id"] = pd.Series([], dtype="string")
+    return cp
+
+
+def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
+                      window: int) -> dict[str, int]:
+    """Write the customer x product tables due at ``as_of`` (independent of the state chain,
+    so they run alongside the customer tables)."""
+    cp = _pairs_of_window(store, as_of, window)
+    rows = {}
+    for table in tables:
+        df = customer_product_snapshot(repo, table, as_of, cp)
+        write_table(store, df, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
+        rows[table] = len(df)
+    return rows
+
+
+def _customer_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
+                          state: pd.DataFrame, lags: dict[int, pd.DataFrame],
+                          window: int) -> dict[str, int]:
+    """Write the customer tables due at ``as_of`` and the customer state of that day."""
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
-    if tables:
-        days = _days(as_of - dt.timedelta(window - 1), as_of)
-        cp = read_daily(store, DAILY_CUSTOMER_PRODUCT, days)
-        if "product_id" not in cp:
-            cp["product_id"] = pd.Series([], dtype="string")
-        for table in tables:
-            if len(repo.keys(table)) == 2:
-                df = customer_product_snapshot(repo, table, as_of, cp)
-            else:
-                df = customer_snapshot(repo, table, as_of, state, lags, cp)
-            write_table(store, df, table, name, "part-0.parquet")
-            rows[table] = len(df)
+    needs_pairs = any(f.aggregation == "distinct" and f.field == "product_id"
+                      for t in tables for f in repo.tables[t].features.values())
+    cp = _pairs_of_window(store, as_of, window) if needs_pairs else None
+    for table in tables:
+        df = customer_snapshot(repo, table, as_of, state, lags, cp)
+        write_table(store, df, table, name, "part-0.parquet")
+        rows[table] = len(df)
     state_out = state.reset_index()
     state_out["customer_id"] = state_out["customer_id"].astype("string")
     write_table(store, state_out, CUSTOMER_STATE, name, "part-0.parquet")
@@ -276,13 +292,23 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
 
         if chain and chain[0] > first:  # the stored state the chain starts from is a lag too
             states[chain[0] - dt.timedelta(1)] = c.scatter(state, hash=False)
+        def split(day: dt.date) -> tuple[list[str], list[str]]:
+            names = due.get(day, [])
+            pairs = [t for t in names if len(repo.keys(t)) == 2]
+            return [t for t in names if t not in pairs], pairs
+
         for i in range(0, len(chain), CHUNK):
             batch = []
+            for day in chain[i:i + CHUNK]:  # pair tables first: they need no state
+                if split(day)[1]:
+                    batch.append(c.submit(
+                        _pair_tables_task, store, repo, day, split(day)[1], window, pure=False,
+                        key=f"fs-pairs-{day.isoformat()}-{time.monotonic_ns()}"))
             for day in chain[i:i + CHUNK]:
                 state = advance(state, plan, day, futures[day].result())
                 states[day] = c.scatter(state, hash=False)
                 lag_states = {w: lagged(day - dt.timedelta(w)) for w in lags}
-                batch.append(c.submit(_snapshot_task, store, repo, day, due.get(day, []),
+                batch.append(c.submit(_customer_tables_task, store, repo, day, split(day)[0],
                                       states[day], lag_states, window, pure=False,
                                       key=f"fs-asof-{day.isoformat()}-{time.monotonic_ns()}"))
                 for old in [d for d in states if d < day - dt.timedelta(max(lags, default=1))]:

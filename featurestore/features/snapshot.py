@@ -76,7 +76,7 @@ def _unique_sorted(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _feature(f: Feature, as_of: dt.date, state: pd.DataFrame,
-             lags: dict[int, Aligned], cp: pd.DataFrame) -> np.ndarray | pd.Series:
+             lags: dict[int, Aligned], cp: pd.DataFrame | None) -> np.ndarray | pd.Series:
     """One customer feature at ``as_of``: windows are state(D) - state(D - w) (see state.py)."""
     key, index = f.filter.key, state.index
 
@@ -98,7 +98,7 @@ def _feature(f: Feature, as_of: dt.date, state: pd.DataFrame,
 
 
 def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, state: pd.DataFrame,
-                      lags: dict[int, pd.DataFrame], cp: pd.DataFrame) -> pd.DataFrame:
+                      lags: dict[int, pd.DataFrame], cp: pd.DataFrame | None) -> pd.DataFrame:
     """``customer_features``-like table at ``as_of``: one row per customer in ``state`` (every
     customer with a counted hit on or before the date), sorted by customer_id.
 
