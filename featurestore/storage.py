@@ -267,7 +267,6 @@ class Store:
         now = dt.datetime.now(dt.UTC)
         record = {"owner": owner, "purpose": purpose, "since": now.isoformat(),
                   "expires": (now + ttl).isoformat()}
-        path = self.path(LOCK_NAME)
         self.fs.makedirs(self.root, exist_ok=True)
         current = self._read_lock()
         if current and dt.datetime.fromisoformat(current["expires"]) > now:
@@ -276,22 +275,11 @@ class Store:
                 f"{current['since']}). Wait for that run to finish; if it died, delete "
                 f"{self.uri(LOCK_NAME)} or wait until {current['expires']}."
             )
-        if self.is_local:
-            if current:  # expired: take it over
-                os.remove(path)
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                raise StoreLockedError(
-                    f"store {self.url} was locked by another run a moment ago; retry later"
-                ) from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(record, f)
-        else:
-            # Object stores have no portable create-if-absent; write and read back to detect a race.
-            self.write_json(record, LOCK_NAME)
-            if (self._read_lock() or {}).get("owner") != owner:
-                raise StoreLockedError(f"store {self.url} was locked by another run; retry later")
+        if current:  # expired: take it over
+            self.remove(LOCK_NAME)
+        if not self.create_new(json.dumps(record).encode(), LOCK_NAME):
+            raise StoreLockedError(
+                f"store {self.url} was locked by another run a moment ago; retry later")
         try:
             yield
         finally:
