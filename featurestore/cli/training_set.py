@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     add_store_options(p)
     add_cluster_options(p)
-    add_date_range(p, first="the first feature partition", last="the latest with a complete label window")
+    add_date_range(p, first="the first feature partition",
+                   last="the latest with a complete label window")
     p.add_argument("--out", required=True, help="output folder: path or s3://bucket/prefix")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv",
                    help="csv: XGBoost train/validation/test layout; parquet: the plain set")

@@ -292,23 +292,21 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
 
         if chain and chain[0] > first:  # the stored state the chain starts from is a lag too
             states[chain[0] - dt.timedelta(1)] = c.scatter(state, hash=False)
-        def split(day: dt.date) -> tuple[list[str], list[str]]:
-            names = due.get(day, [])
-            pairs = [t for t in names if len(repo.keys(t)) == 2]
-            return [t for t in names if t not in pairs], pairs
+        pair_tables = {t for t in tables if len(repo.keys(t)) == 2}
 
         for i in range(0, len(chain), CHUNK):
             batch = []
             for day in chain[i:i + CHUNK]:  # pair tables first: they need no state
-                if split(day)[1]:
+                if names := [t for t in due.get(day, []) if t in pair_tables]:
                     batch.append(c.submit(
-                        _pair_tables_task, store, repo, day, split(day)[1], window, pure=False,
+                        _pair_tables_task, store, repo, day, names, window, pure=False,
                         key=f"fs-pairs-{day.isoformat()}-{time.monotonic_ns()}"))
             for day in chain[i:i + CHUNK]:
                 state = advance(state, plan, day, futures[day].result())
                 states[day] = c.scatter(state, hash=False)
                 lag_states = {w: lagged(day - dt.timedelta(w)) for w in lags}
-                batch.append(c.submit(_customer_tables_task, store, repo, day, split(day)[0],
+                names = [t for t in due.get(day, []) if t not in pair_tables]
+                batch.append(c.submit(_customer_tables_task, store, repo, day, names,
                                       states[day], lag_states, window, pure=False,
                                       key=f"fs-asof-{day.isoformat()}-{time.monotonic_ns()}"))
                 for old in [d for d in states if d < day - dt.timedelta(max(lags, default=1))]:
