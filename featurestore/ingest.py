@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import fsspec
@@ -34,7 +35,7 @@ from .sources._scan import warm_up
 from .sources.weblog import BAD_ROW_REASONS, RawFile, discover_files, parse_file
 from .storage import Store
 
-__all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "EVENTS_TABLE"]
+__all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "EVENTS_TABLE"]
 
 EVENTS_TABLE = "events"
 LEDGER = "_ledger/weblog"
@@ -84,14 +85,24 @@ class IngestReport:
         self.event_dates = sorted(set(self.event_dates) | set(result["event_dates"]))
 
 
-def ledger_entries(store: Store) -> dict[str, dict[str, Any]]:
-    """Every ingested file's ledger record, keyed ``<drop date>/<file name>``."""
-    entries = {}
-    for drop in store.listdir(LEDGER):
-        for name in store.listdir(LEDGER, drop):
-            if name.endswith(".json") and not name.startswith("."):
-                entries[f"{drop}/{name[:-5]}"] = store.read_json(LEDGER, drop, name)
-    return entries
+def ledger_keys(store: Store) -> list[str]:
+    """Keys ``<drop date>/<file name>`` of every ingested file, from one listing (no reads).
+
+    A ledger record is written once, last, and never changed (a changed file is rejected), so
+    a key seen before needs no second read: ``materialize`` reads only the new ones.
+    """
+    keys = []
+    for rel in store.find(LEDGER):
+        drop, _, name = rel.partition("/")
+        if name.endswith(".json") and "/" not in name and not name.startswith("."):
+            keys.append(f"{drop}/{name[:-5]}")
+    return keys
+
+
+def ledger_entries(store: Store, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Ledger records keyed ``<drop date>/<file name>``: of ``keys``, or of every file."""
+    return {key: store.read_json(LEDGER, f"{key}.json")
+            for key in (ledger_keys(store) if keys is None else keys)}
 
 
 def _events_frame(table: pa.Table) -> pd.DataFrame:
@@ -167,13 +178,14 @@ def ingest_weblog(
         files, rejected = discover_files(raw_root, raw_options)
         for exc in rejected:
             report.add({"status": "rejected", "file": exc.path, "reason": exc.reason})
-        done = ledger_entries(store)
+        done = set(ledger_keys(store))
         todo = []
         for raw in files:
-            entry = done.get(raw.ledger_key)
-            if entry is None:
+            if raw.ledger_key not in done:
                 todo.append(raw)
-            elif entry["size"] != raw.size:
+                continue
+            entry = store.read_json(LEDGER, f"{raw.ledger_key}.json")
+            if entry["size"] != raw.size:
                 report.add({"status": "rejected", "file": raw.url, "reason": (
                     f"was ingested before with {entry['size']} bytes and now has {raw.size}; "
                     "the store keeps the first version. Deliver changed data as a new file")})

@@ -130,6 +130,16 @@ class Store:
             return []
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
+    def find(self, *parts: str) -> list[str]:
+        """Paths of every file below ``parts``, relative to it, sorted: one recursive listing
+        (a paginated LIST on object stores) instead of one call per folder."""
+        path = self.path(*parts)
+        try:
+            found = self.fs.find(path, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(f[len(path):].lstrip("/") for f in found)
+
     def partitions(self, table: str, key: str) -> list[str]:
         """Values of hive partition ``key`` that hold at least one published parquet file."""
         values = []
@@ -219,16 +229,18 @@ class Store:
                 stats=stats,
             )
 
-    def write_arrow(self, table: pa.Table, *parts: str) -> None:
+    def write_arrow(self, table: pa.Table, *parts: str,
+                    stats: bool | list[str] = True) -> None:
         """Publish an Arrow table as one parquet file with pyarrow (same commit protocol).
 
         For tables born in Arrow (quarantine, feature tables): no pandas round trip, and
         fastparquet's fixed cost per file (~10 ms) is paid only where its writer is wanted.
+        ``stats``: the columns to write min/max statistics for (all by default).
         """
         import pyarrow.parquet as pq
 
         with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
-            pq.write_table(table, f, compression="snappy")
+            pq.write_table(table, f, compression="snappy", write_statistics=stats)
 
     def remove(self, *parts: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -1,24 +1,24 @@
 """Bring every feature table up to date, incrementally, on the Dask cluster.
 
 What is dirty comes from comparing the ingest ledger with our own record,
-``_state/materialize.json`` (files seen with their ``ingested_at``, and per daily date / as-of
-date the definition fingerprint it was built with):
+``_state/materialize.json`` (files seen with their ``ingested_at``, every event date seen, and
+per daily date / as-of date / state the definition fingerprint it was built with). Ledger
+records never change once written, so only the keys the record has not seen are read:
 
-* an event date touched by a new (or re-ingested) file, or whose daily aggregates were built
-  for another set of definitions, gets its daily aggregates recomputed (one task per date);
+* an event date touched by a new file, or whose daily aggregates were built for another set of
+  definitions, gets its daily aggregates recomputed (one task per date);
 * every as-of date from the earliest touched event date to the latest is rebuilt (windows and
-  the state chain both reach forward), plus as-of dates never built or built with an older
+  the state both reach forward), plus as-of dates never built or built with an older
   definition of the table (a new feature: ``backfill``);
 * the customer state (running totals and last dates per customer, :mod:`.state`) chains day to
-  day on the client from the per-day customer frames, starting from the stored state of the
-  day before the first rebuilt date, so nothing rescans history: a customer window is the
-  state of D minus the state of D - w;
-* per as-of date, one task writes the customer tables due that day and the state
-  ``_state/customer/as_of=D/part-0.parquet``, and another, which needs no state and runs
-  alongside, the customer x product tables (from the daily pairs of the longest window).
+  day from the stored state of the day before the first rebuilt date, so nothing rescans
+  history: a customer window is the state of D minus the state of D - w;
+* customer x product windows (:mod:`.pairs`) are the stored days of the window aggregated
+  alongside the day's own aggregates, then merged with the day's new pairs.
 
-Every output name is deterministic and published atomically; the record is written last, so a
-crash followed by a re-run redoes the same work and leaves identical tables.
+The task graph of one as-of date is described on :class:`_Run`. Every output name is
+deterministic and published atomically; the record is written last, so a crash followed by a
+re-run redoes the same work and leaves identical tables.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ import datetime as dt
 import time
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from distributed import Client, wait
 
 from ..cluster import dask_client
-from ..ingest import ledger_entries
+from ..ingest import ledger_entries, ledger_keys
 from ..storage import Store
 from ._io import write_table
 from .daily import (
@@ -44,8 +45,10 @@ from .daily import (
     read_daily,
 )
 from .definitions import FeatureRepo, load_feature_repo
+from .pairs import PairSums, PairWindow, Spec, aggregate, pair_specs
+from .pairs import empty as empty_pairs
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
-from .state import CUSTOMER_STATE, advance, empty_state, load_state
+from .state import CUSTOMER_STATE, STATE_FORMAT, CustomerState, load_state, write_state
 
 __all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "CUSTOMER_STATE"]
 
@@ -89,9 +92,11 @@ def _read_record(store: Store) -> dict[str, Any]:
 
 
 # -- tasks (run on workers) ------------------------------------------------------------------
-def _daily_task(store: Store, plan: DailyPlan, day: dt.date, recompute: bool) -> pd.DataFrame:
-    """(Re)build the daily aggregates of ``day`` when asked; return its customer frame (one row
-    per customer active that day), which advances the customer state."""
+def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
+                recompute: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The customer frame of ``day`` (one row per customer active that day: it advances the
+    customer state) and, when asked to (re)build the day's aggregates, also its customer x
+    product frame (with ``day``), which this run's windows then take from memory."""
     if recompute:
         cust, cp = compute_daily(store, plan, day)
         name = f"event_date={day.isoformat()}"
@@ -101,47 +106,70 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date, recompute: bool) ->
         else:  # no counted hit that day: no partition (readers treat it as empty)
             store.remove(DAILY_CUSTOMER, name, recursive=True)
             store.remove(DAILY_CUSTOMER_PRODUCT, name, recursive=True)
-        return cust
-    return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day")
+        cp["day"] = day.toordinal()
+        return cust, cp
+    return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day"), None
 
 
-def _pairs_of_window(store: Store, as_of: dt.date, window: int) -> pd.DataFrame:
-    days = _days(as_of - dt.timedelta(window - 1), as_of)
-    cp = read_daily(store, DAILY_CUSTOMER_PRODUCT, days)
-    if "product_id" not in cp:
-        cp["product_id"] = pd.Series([], dtype="string")
-    return cp
+def _prior_pairs_task(store: Store, as_of: dt.date, specs: list[Spec],
+                      stored: list[dt.date], fresh: list[tuple[pd.DataFrame, Any]]) -> PairSums:
+    """The pair sums at ``as_of`` of every day of its window but the ones this run computes on
+    ``as_of`` itself: ``stored`` days read back, ``fresh`` earlier days' daily results from
+    this run. Needs nothing of the day's own aggregates, so it runs alongside them."""
+    frames = [read_daily(store, DAILY_CUSTOMER_PRODUCT, stored)] if stored else []
+    frames += [cp for _, cp in fresh if cp is not None and len(cp)]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_pairs()
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    day = rows["day"].to_numpy()
+    if len(day) and (day[1:] < day[:-1]).any():  # sum in day order: same bits on every run
+        rows = rows.iloc[np.argsort(day, kind="stable")]
+    return aggregate(rows, as_of.toordinal(), specs)
+
+
+def _window_at(as_of: dt.date, specs: list[Spec], prior: PairSums,
+               daily: tuple[pd.DataFrame, pd.DataFrame | None] | None) -> PairWindow:
+    """The prior window sums and the pairs of ``as_of`` itself when this run computed them."""
+    if daily is None or daily[1] is None:
+        return PairWindow(prior, empty_pairs())
+    return PairWindow(prior, aggregate(daily[1], as_of.toordinal(), specs))
+
+
+def _load_state_task(store: Store, plan: DailyPlan, day: dt.date, ids: bool) -> CustomerState:
+    return load_state(store, plan, day, ids=ids)
+
+
+def _advance_task(state: CustomerState | None, plan: DailyPlan, day: dt.date,
+                  daily: tuple[pd.DataFrame, pd.DataFrame | None]) -> CustomerState:
+    return (CustomerState.empty(plan) if state is None else state).advance(plan, day, daily[0])
 
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                      window: int) -> dict[str, int]:
+                      specs: list[Spec], prior: PairSums, daily) -> dict[str, int]:
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
     so they run alongside the customer tables)."""
-    cp = _pairs_of_window(store, as_of, window)
+    pairs = _window_at(as_of, specs, prior, daily).merged()
     rows = {}
     for table in tables:
-        df = customer_product_snapshot(repo, table, as_of, cp)
+        df = customer_product_snapshot(repo, table, pairs)
         write_table(store, df, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
         rows[table] = len(df)
     return rows
 
 
 def _customer_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                          state: pd.DataFrame, lags: dict[int, pd.DataFrame],
-                          window: int) -> dict[str, int]:
+                          state: CustomerState, lags: dict[int, CustomerState | None],
+                          specs: list[Spec], prior: PairSums | None, daily) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day."""
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
-    needs_pairs = any(f.aggregation == "distinct" and f.field == "product_id"
-                      for t in tables for f in repo.tables[t].features.values())
-    cp = _pairs_of_window(store, as_of, window) if needs_pairs else None
+    pairs = _window_at(as_of, specs, prior, daily) if prior is not None else None
     for table in tables:
-        df = customer_snapshot(repo, table, as_of, state, lags, cp)
+        df = customer_snapshot(repo, table, as_of, state, lags, pairs)
         write_table(store, df, table, name, "part-0.parquet")
         rows[table] = len(df)
-    state_out = state.reset_index()
-    state_out["customer_id"] = state_out["customer_id"].astype("string")
-    write_table(store, state_out, CUSTOMER_STATE, name, "part-0.parquet")
+    write_state(store, state, as_of)
     return rows
 
 
@@ -185,10 +213,8 @@ def materialize_locked(store: Store, *, client: Client | None = None,
     start, end = _as_date(start), _as_date(end)
     report = MaterializeReport()
     weblog_tables = list(repo.tables_for("weblog"))
-    ledger = ledger_entries(store)
-    if weblog_tables and ledger:
-        _materialize_weblog(store, repo, ledger, report, client, scheduler, workers, start,
-                            end, force)
+    if weblog_tables:
+        _materialize_weblog(store, repo, report, client, scheduler, workers, start, end, force)
     from ..sources.retail import materialize_retail
 
     materialize_retail(store, repo, report, client=client, scheduler=scheduler,
@@ -197,26 +223,36 @@ def materialize_locked(store: Store, *, client: Client | None = None,
     return report
 
 
-def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[str, Any]],
-                        report: MaterializeReport, client, scheduler, workers, start, end,
-                        force) -> None:
+def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeReport, client,
+                        scheduler, workers, start, end, force) -> None:
     plan = daily_plan(repo)
+    state_fp = f"{plan.fingerprint}/{STATE_FORMAT}"  # what a stored state was built for
     window = max_window(repo, "weblog")
     tables = list(repo.tables_for("weblog"))
+    fingerprints = {t: repo.fingerprint(t) for t in tables}
     record = _read_record(store)
-    event_dates = sorted({d for e in ledger.values() for d in e["event_dates"]})
+
+    # 1. what changed since the record: ledger records are written once and never change, so
+    # only the keys the record has not seen are read (a record without ``event_dates`` predates
+    # that: read everything once)
+    keys = ledger_keys(store)
+    if not keys:
+        return
+    known = record["files"] if "event_dates" in record else {}
+    entries = ledger_entries(store, [k for k in keys if k not in known])
+    touched = sorted({d for k, e in entries.items()
+                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]})
+    event_dates = sorted(set(record.get("event_dates", ()))
+                         | {d for e in entries.values() for d in e["event_dates"]})
     if not event_dates:
         return
     first = dt.date.fromisoformat(event_dates[0])
-    last = max(dt.date.fromisoformat(k.split("/", 1)[0]) for k in ledger)
-    last = max(last, dt.date.fromisoformat(event_dates[-1]))
+    last = max(max(dt.date.fromisoformat(k.split("/", 1)[0]) for k in keys),
+               dt.date.fromisoformat(event_dates[-1]))
     all_days = _days(first, last)
     report.as_of_range = [first.isoformat(), last.isoformat()]
     lo, hi = max(start or first, first), min(end or last, last)
 
-    # 1. what changed since the record
-    touched = sorted({d for k, e in ledger.items()
-                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]})
     earliest = dt.date.fromisoformat(touched[0]) if touched else None
     if earliest is not None:  # states from the earliest touched date on are stale
         for d in list(record["state"]):
@@ -230,11 +266,11 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
 
     due: dict[dt.date, list[str]] = {}
     for table in tables:
-        fp = repo.fingerprint(table)
         done = record["as_of"].setdefault(table, {})
         for day in all_days:
             iso = day.isoformat()
-            stale = (done.get(iso) != fp or (earliest is not None and day >= earliest)
+            stale = (done.get(iso) != fingerprints[table]
+                     or (earliest is not None and day >= earliest)
                      or (force and lo <= day <= hi))
             if not stale:
                 continue
@@ -248,80 +284,155 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, ledger: dict[str, dict[
     # if it and every older state a window reaches back to are current; else from the start
     lags = windows(repo, "weblog")
     chain: list[dt.date] = []
-    state = empty_state(plan)
     if due_days:
         begin = due_days[0]
 
         def stored(day: dt.date) -> bool:
-            return record["state"].get(day.isoformat()) == plan.fingerprint and store.exists(
+            return record["state"].get(day.isoformat()) == state_fp and store.exists(
                 CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.parquet")
 
         older = {day - dt.timedelta(w) for day in _days(begin, due_days[-1]) for w in lags}
         older = {d for d in older | {begin - dt.timedelta(1)} if first <= d < begin}
-        if begin > first and all(stored(d) for d in older):
-            state = load_state(store, plan, begin - dt.timedelta(1))
-        else:
+        if not (begin > first and all(stored(d) for d in older)):
             begin = first
         chain = _days(begin, due_days[-1])
 
+    dirty = {dt.date.fromisoformat(d) for d in daily_dirty}
     with dask_client(scheduler, workers, client) as c:
-        # 3. daily aggregates: recompute the dirty dates, read the chain's customer frames
-        need = sorted({dt.date.fromisoformat(d) for d in daily_dirty} | set(chain))
-        futures = {day: c.submit(_daily_task, store, plan, day,
-                                 day.isoformat() in daily_dirty, pure=False,
-                                 key=f"fs-daily-{day.isoformat()}-{time.monotonic_ns()}")
-                   for day in need}
-        wait(list(futures.values()))
-        for f in futures.values():
-            f.result()  # raise a task's error here
+        run = _Run(c, store, repo, plan, first, dirty, window, lags)
+        rows = run.submit_chain(chain, due)
         report.daily_dates = sorted(daily_dirty)
         for d in daily_dirty:
             record["daily"][d] = plan.fingerprint
-
-        # 4. snapshots, in rounds of CHUNK days: advance the state on the client (small
-        # frames), then one task per day with that day's state and the states a window back
-        rows = dict.fromkeys(tables, 0)
-        states: dict[dt.date, Any] = {}  # scattered states of this run's recent days
-
-        def lagged(day: dt.date) -> Any:
-            if day < first:
-                return empty_state(plan)
-            if day not in states:  # before this run's chain: stored and current (checked)
-                states[day] = c.scatter(load_state(store, plan, day), hash=False)
-            return states[day]
-
-        if chain and chain[0] > first:  # the stored state the chain starts from is a lag too
-            states[chain[0] - dt.timedelta(1)] = c.scatter(state, hash=False)
-        pair_tables = {t for t in tables if len(repo.keys(t)) == 2}
-
-        for i in range(0, len(chain), CHUNK):
-            batch = []
-            for day in chain[i:i + CHUNK]:  # pair tables first: they need no state
-                if names := [t for t in due.get(day, []) if t in pair_tables]:
-                    batch.append(c.submit(
-                        _pair_tables_task, store, repo, day, names, window, pure=False,
-                        key=f"fs-pairs-{day.isoformat()}-{time.monotonic_ns()}"))
-            for day in chain[i:i + CHUNK]:
-                state = advance(state, plan, day, futures[day].result())
-                states[day] = c.scatter(state, hash=False)
-                lag_states = {w: lagged(day - dt.timedelta(w)) for w in lags}
-                names = [t for t in due.get(day, []) if t not in pair_tables]
-                batch.append(c.submit(_customer_tables_task, store, repo, day, names,
-                                      states[day], lag_states, window, pure=False,
-                                      key=f"fs-asof-{day.isoformat()}-{time.monotonic_ns()}"))
-                for old in [d for d in states if d < day - dt.timedelta(max(lags, default=1))]:
-                    del states[old]  # no later day reaches back this far
-            for fut in batch:
-                for table, n in fut.result().items():
-                    rows[table] += n
         for day in chain:
-            record["state"][day.isoformat()] = plan.fingerprint
+            record["state"][day.isoformat()] = state_fp
         for day, names in due.items():
             for table in names:
-                record["as_of"][table][day.isoformat()] = repo.fingerprint(table)
+                record["as_of"][table][day.isoformat()] = fingerprints[table]
                 report.as_of_written.setdefault(table, []).append(day.isoformat())
         report.rows_written.update({t: n for t, n in rows.items() if n})
         report.state_dates = len(chain)
 
-    record["files"] = {k: e["ingested_at"] for k, e in ledger.items()}
+    record["files"] = {k: entries[k]["ingested_at"] if k in entries else record["files"][k]
+                       for k in keys}
+    record["event_dates"] = event_dates
     store.write_json(record, STATE_RECORD)  # last: everything above is published
+
+
+class _Run:
+    """One materialization's task graph, submitted a round of as-of dates at a time.
+
+    Per as-of date D of the chain:
+
+    * ``daily``: the day's aggregates (recomputed when dirty, else the stored customer frame);
+    * ``advance``: the state of D from the state of D - 1 and the day's customer frame;
+    * ``prior``: the pair sums of D's window without D's own new pairs (reads stored days);
+    * ``pairs``: customer x product tables (prior + D's pairs), needing no state;
+    * ``asof``: customer tables from the state of D and the states a window back (this run's
+      futures, or stored ones loaded by a task), and the state of D written.
+
+    ``prior`` and the state loads start at once, alongside ``daily``. Dask places a task by
+    where its inputs are, which would put every task of the day on one worker; so the state
+    and customer-table work of a day is pinned (loosely: a missing worker is replaced) to one
+    worker and the day's aggregates and customer x product tables to the next.
+    """
+
+    def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
+                 first: dt.date, dirty: set[dt.date], window: int, lags: list[int]) -> None:
+        self.c, self.store, self.repo, self.plan = client, store, repo, plan
+        self.first, self.dirty, self.window, self.lags = first, dirty, window, lags
+        self.specs = pair_specs(repo)
+        self.daily: dict[dt.date, Any] = {}
+        self.submitted: list[Any] = []  # every daily future, to surface errors at the end
+        self.states: dict[dt.date, Any] = {}
+        self.pair_tables = {t for t in repo.tables_for("weblog") if len(repo.keys(t)) == 2}
+        self.distinct = any(f.aggregation == "distinct" and f.field == "product_id"
+                            for t in repo.tables_for("weblog") if t not in self.pair_tables
+                            for f in repo.tables[t].features.values())
+        self.workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) or [None]
+
+    def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None) -> Any:
+        where = {"workers": [worker], "allow_other_workers": True} if worker else {}
+        return self.c.submit(fn, *args, pure=False, **where,
+                             key=f"fs-{kind}-{day.isoformat()}-{time.monotonic_ns()}")
+
+    def _worker(self, day: dt.date, offset: int) -> str | None:
+        return self.workers[(day.toordinal() + offset) % len(self.workers)]
+
+    def daily_of(self, day: dt.date) -> Any:
+        if day not in self.daily:
+            self.daily[day] = self._submit("daily", day, _daily_task, self.store, self.plan, day,
+                                           day in self.dirty, worker=self._worker(day, 0))
+            self.submitted.append(self.daily[day])
+        return self.daily[day]
+
+    def state_of(self, day: dt.date, worker: str | None, ids: bool = False) -> Any:
+        """The state at ``day``: this run's future, a stored one (checked current by the
+        caller), or None before the first event date (empty)."""
+        if day < self.first:
+            return None
+        if day not in self.states:
+            self.states[day] = self._submit("state", day, _load_state_task, self.store,
+                                            self.plan, day, ids, worker=worker)
+        return self.states[day]
+
+    def prior_of(self, day: dt.date, worker: str | None) -> Any:
+        days = [d for d in _days(day - dt.timedelta(self.window - 1), day) if d >= self.first]
+        stored = [d for d in days if d not in self.dirty]
+        fresh = [self.daily_of(d) for d in days if d in self.dirty and d < day]
+        return self._submit("prior", day, _prior_pairs_task, self.store, day, self.specs,
+                            stored, fresh, worker=worker)
+
+    def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
+        rows: dict[str, int] = {}
+        if chain:  # the state the chain starts from, with its ids (later lags skip them)
+            self.state_of(chain[0] - dt.timedelta(1), self._worker(chain[0], 1), ids=True)
+        for i in range(0, len(chain), CHUNK):
+            days = chain[i:i + CHUNK]
+            for day in days:  # the days' aggregates first: the critical path
+                self.daily_of(day)
+            batch = []
+            for day in days:
+                batch += self._submit_day(day, due.get(day, []))
+            for fut in batch:
+                for table, n in fut.result().items():
+                    rows[table] = rows.get(table, 0) + n
+            self._release(days[-1])
+        for day in sorted(self.dirty - set(chain)):  # outside the chain: aggregates only
+            self.daily_of(day)
+        wait(self.submitted)
+        for fut in self.submitted:
+            if fut.status == "error":
+                fut.result()  # raise the task's error here
+        return rows
+
+    def _submit_day(self, day: dt.date, names: list[str]) -> list[Any]:
+        home = self._worker(day, 1)  # state and customer tables; aggregates go to the next
+        pair_names = [t for t in names if t in self.pair_tables]
+        cust_names = [t for t in names if t not in self.pair_tables]
+        daily = self.daily_of(day)
+        fresh = daily if day in self.dirty else None
+        needs_pairs = bool(pair_names) or (self.distinct and bool(cust_names))
+        prior = self.prior_of(day, home) if needs_pairs else None
+        lagged = {w: self.state_of(day - dt.timedelta(w), home) for w in self.lags}
+        state = self._submit("advance", day, _advance_task,
+                             self.state_of(day - dt.timedelta(1), home), self.plan, day, daily,
+                             worker=home)
+        self.states[day] = state
+        out = []
+        if pair_names:
+            out.append(self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
+                                    pair_names, self.specs, prior, fresh,
+                                    worker=self._worker(day, 0)))
+        distinct = prior if self.distinct and cust_names else None
+        out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo, day,
+                                cust_names, state, lagged, self.specs, distinct, fresh,
+                                worker=home))
+        return out
+
+    def _release(self, day: dt.date) -> None:
+        """Drop the futures no as-of date after ``day`` reaches back to."""
+        for d in [d for d in self.states if d < day - dt.timedelta(max(self.lags, default=1))]:
+            del self.states[d]
+        for d in [d for d in self.daily if d <= day - dt.timedelta(self.window)]:
+            del self.daily[d]

@@ -4,33 +4,44 @@
 or before D (the row set of the customer tables) and, per customer:
 
 * ``last_<filter>``: the latest event date (proleptic ordinal) with a hit matching a recency
-  filter (nullable);
+  filter, 0 when there is none;
 * ``cum_<column>``: the running total, from the first event date to D, of every daily
   aggregate column (``hits_*``, ``pairs_*``, ``sum_*``);
 * ``days_<filter>``: the running count of days with a hit matching each hit filter.
 
 A window of w days ending on D is then ``cum(D) - cum(D - w)``: two state partitions instead of
 w daily ones, so a new day costs the same however long the history and whatever the window.
-The state of D is the state of D-1 plus the daily aggregates of D, always computed in that
-order from the first event date (or from a stored partition that was), so it is the same bits
-on every run: a resumed or repeated run writes identical tables. Float totals (revenue) give
-window sums within a few ulps of the total of the history; an empty window is exactly 0.
+
+Rows are in order of first appearance (ties by customer id), never reordered: the customers of
+the state of D - w are the first rows of the state of D, so an older state lines up with a
+newer one by position, without looking a single id up. The state of D is the state of D-1 plus
+the daily aggregates of D, always computed in that order from the first event date (or from a
+stored partition that was), so it is the same bits on every run: a resumed or repeated run
+writes identical tables. Float totals (revenue) give window sums within a few ulps of the total
+of the history; an empty window is exactly 0.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..storage import Store
+from ._io import write_arrow
 from .daily import DailyPlan
 
-__all__ = ["CUSTOMER_STATE", "daily_columns", "state_columns", "empty_state", "advance",
-           "load_state", "Aligned"]
+__all__ = ["CUSTOMER_STATE", "STATE_FORMAT", "CustomerState", "daily_columns",
+           "state_columns", "load_state", "write_state"]
 
 CUSTOMER_STATE = "_state/customer"
+#: Bumped when the layout changes, so older stored states are rebuilt rather than misread
+#: (2: rows in order of first appearance, ``last_*`` 0 for none).
+STATE_FORMAT = 2
 
 
 def daily_columns(plan: DailyPlan) -> list[str]:
@@ -47,62 +58,93 @@ def state_columns(plan: DailyPlan) -> list[str]:
 
 
 def _dtype(column: str) -> str:
-    if column.startswith("last_"):
-        return "Int64"
     return "float64" if column.startswith("cum_sum_price") else "int64"
 
 
-def empty_state(plan: DailyPlan) -> pd.DataFrame:
-    cols = {c: pd.Series([], dtype=_dtype(c)) for c in state_columns(plan)}
-    return pd.DataFrame(cols, index=pd.Index([], dtype="string", name="customer_id"))
+@dataclasses.dataclass
+class CustomerState:
+    """Customer ids (Arrow strings, in order of first appearance) and one numpy column per
+    state column, row-aligned with them."""
 
+    ids: pa.Array
+    columns: dict[str, np.ndarray]
 
-def advance(state: pd.DataFrame, plan: DailyPlan, day: dt.date,
-            daily: pd.DataFrame) -> pd.DataFrame:
-    """The state after ``day`` from the state before it and the day's customer aggregates."""
-    if not len(daily):
-        return state
-    daily = daily.set_index("customer_id")
-    index = state.index.union(daily.index).astype("string")
-    new = state.reindex(index)
-    positions = index.get_indexer(daily.index)
-    ordinal = day.toordinal()
-    for f in plan.recency_filters:
-        col = new[f"last_{f.key}"].to_numpy(dtype="float64", na_value=np.nan)
-        col[positions[daily[f"hits_{f.key}"].to_numpy() > 0]] = ordinal
-        new[f"last_{f.key}"] = pd.array(np.where(np.isnan(col), pd.NA, col), dtype="Int64")
-    for c in daily_columns(plan):
-        total = new[f"cum_{c}"].fillna(0).to_numpy(dtype=_dtype(f"cum_{c}"), copy=True)
-        total[positions] += daily[c].to_numpy(dtype=total.dtype)
-        new[f"cum_{c}"] = total
-    for f in plan.hit_filters:
-        days = new[f"days_{f.key}"].fillna(0).to_numpy(dtype="int64", copy=True)
-        days[positions] += (daily[f"hits_{f.key}"].to_numpy() > 0).astype("int64")
-        new[f"days_{f.key}"] = days
-    new.index.name = "customer_id"
-    return new
+    @classmethod
+    def empty(cls, plan: DailyPlan) -> CustomerState:
+        return cls(pa.array([], pa.large_string()),
+                   {c: np.zeros(0, dtype=_dtype(c)) for c in state_columns(plan)})
 
+    def __len__(self) -> int:
+        return len(self.ids)
 
-def load_state(store: Store, plan: DailyPlan, day: dt.date) -> pd.DataFrame:
-    df = store.read_parquet(CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.parquet")
-    df["customer_id"] = df["customer_id"].astype("string")
-    out = df.set_index("customer_id")[state_columns(plan)]
-    return out.astype({c: _dtype(c) for c in out.columns})
+    def advance(self, plan: DailyPlan, day: dt.date, daily: pd.DataFrame) -> CustomerState:
+        """The state after ``day`` from this one (before it) and the day's customer frame
+        (one row per customer active that day, sorted by id)."""
+        if not len(daily):
+            return self
+        day_ids = _large_strings(daily["customer_id"].array)
+        found = pc.index_in(day_ids, value_set=self.ids)
+        new = found.is_null().to_numpy(zero_copy_only=False)
+        positions = found.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
+        ids = self.ids
+        if new.any():  # customers never seen before: appended, in the day's (id) order
+            positions[new] = len(ids) + np.arange(int(new.sum()))
+            ids = pa.concat_arrays([ids, day_ids.filter(pa.array(new))])
+        size = len(ids)
+        columns = {}
+        for name, values in self.columns.items():
+            grown = np.zeros(size, dtype=values.dtype)
+            grown[:len(values)] = values
+            columns[name] = grown
+        ordinal = day.toordinal()
+        for f in plan.recency_filters:
+            seen = daily[f"hits_{f.key}"].to_numpy() > 0
+            columns[f"last_{f.key}"][positions[seen]] = ordinal
+        for c in daily_columns(plan):
+            total = columns[f"cum_{c}"]
+            total[positions] += daily[c].to_numpy(dtype=total.dtype)
+        for f in plan.hit_filters:
+            columns[f"days_{f.key}"][positions] += daily[f"hits_{f.key}"].to_numpy() > 0
+        return CustomerState(ids, columns)
 
-
-class Aligned:
-    """An older state's columns looked up at a newer state's customers (absent ones: 0); the
-    string lookup is done once for all columns."""
-
-    def __init__(self, lagged: pd.DataFrame, index: pd.Index) -> None:
-        self.lagged = lagged
-        self.positions = lagged.index.get_indexer(index)
-        self.missing = self.positions < 0
-
-    def column(self, name: str) -> np.ndarray:
-        values = self.lagged[name].to_numpy(dtype=_dtype(name))
-        if not len(values):
-            return np.zeros(len(self.positions), dtype=_dtype(name))
-        out = values[np.where(self.missing, 0, self.positions)]
-        out[self.missing] = 0
+    def lagged(self, older: CustomerState | None, column: str) -> np.ndarray:
+        """``column`` of an older state lined up with this one's rows (later customers: 0)."""
+        out = np.zeros(len(self.ids), dtype=_dtype(column))
+        if older is not None:
+            values = older.columns[column]
+            out[:len(values)] = values
         return out
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table({"customer_id": self.ids, **self.columns})
+
+
+def _large_strings(values) -> pa.Array:
+    """A pandas string array as one Arrow large_string array (zero-copy when Arrow-backed)."""
+    arr = pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _path(day: dt.date) -> tuple[str, str, str]:
+    return CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.parquet"
+
+
+def write_state(store: Store, state: CustomerState, day: dt.date) -> None:
+    write_arrow(store, state.to_arrow(), *_path(day))
+
+
+def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
+               ids: bool = True) -> CustomerState:
+    """The stored state of ``day``; ``ids=False`` skips the id column (enough for a state a
+    window back, which lines up by position)."""
+    import pyarrow.parquet as pq
+
+    columns = state_columns(plan)
+    table = pq.read_table(store.path(*_path(day)), filesystem=store.fs,
+                          columns=(["customer_id"] if ids else []) + columns)
+    values = {c: table.column(c).to_numpy().astype(_dtype(c), copy=True) for c in columns}
+    ids_array = table.column("customer_id").combine_chunks().cast(pa.large_string()) if ids \
+        else pa.nulls(table.num_rows, pa.large_string())
+    return CustomerState(ids_array, values)

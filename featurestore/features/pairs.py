@@ -1,0 +1,193 @@
+"""Customer x product window sums: the data behind ``customer_product_features`` and the
+distinct-product counts of ``customer_features``.
+
+A :class:`PairSums` holds, per (customer, product) pair with a row in the daily customer x
+product aggregates of a window, one sum per *spec* ``(daily column, window days)`` the tables
+ask for, pairs sorted by (customer_id, product_id). Ids are codes into sorted dictionaries, so
+the heavy work is integer work, and two sorted pair lists merge in linear time.
+
+Per as-of date D the window is built in two steps so most of the work can run before the
+day's own aggregates exist: :func:`aggregate` the stored days D-W+1 .. D-1 (a task that starts
+at once), then :func:`merge` the pairs of D itself. Rows are always summed in day order (the
+earlier days, then D), so a float sum has the same bits however a run was split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .definitions import FeatureRepo
+
+__all__ = ["PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty", "merge",
+           "pair_specs"]
+
+#: (daily customer x product column, window in days)
+Spec = tuple[str, int]
+
+
+def column_of(feature) -> str:
+    """The daily customer x product column a pair feature sums."""
+    if feature.aggregation == "sum":
+        return f"sum_{feature.field}_{feature.filter.key}"
+    return f"pairs_{feature.filter.key}"
+
+
+def pair_specs(repo: FeatureRepo) -> list[Spec]:
+    """Every (column, window) the weblog tables need per pair, sorted."""
+    specs = set()
+    for name, table in repo.tables_for("weblog").items():
+        for f in table.features.values():
+            if len(repo.keys(name)) == 2 or (f.aggregation == "distinct"
+                                              and f.field == "product_id"):
+                specs.add((column_of(f), f.window_days))
+    return sorted(specs)
+
+
+@dataclasses.dataclass
+class PairSums:
+    customers: pa.Array  # sorted distinct customer ids (large_string)
+    products: pa.Array  # sorted distinct product ids
+    cust: np.ndarray  # per pair: position in ``customers`` (pairs sorted by cust, prod)
+    prod: np.ndarray  # per pair: position in ``products``
+    sums: dict[Spec, np.ndarray]  # per spec: the sum over the window, per pair
+
+    def __len__(self) -> int:
+        return len(self.cust)
+
+    def values(self, spec: Spec, dtype) -> np.ndarray:
+        """The sums of ``spec`` (zeros when no day of the window had the column)."""
+        out = self.sums.get(spec)
+        return np.zeros(len(self), dtype=dtype) if out is None else out
+
+
+def _strings(values) -> pa.Array:
+    arr = pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _sorted_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(sorted distinct values, each value's position among them)."""
+    encoded = pc.dictionary_encode(values)
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    return encoded.dictionary.take(pa.array(order)), rank[encoded.indices.to_numpy()]
+
+
+def _dedupe(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Given ``order`` sorting ``keys``: (index of each distinct key's first row in sorted
+    order, each row's distinct-key number)."""
+    ordered = keys[order]
+    first = np.empty(len(keys), dtype=bool)
+    if len(keys):
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(keys), dtype="int64")
+    inverse[order] = np.cumsum(first) - 1
+    return order[first], inverse
+
+
+def _sum(inverse: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Per group sums, rows added in their order (bincount); integers stay exact below 2**53."""
+    out = np.bincount(inverse, weights=values.astype("float64"), minlength=size)
+    return out if values.dtype.kind == "f" else out.astype("int64")
+
+
+def empty() -> PairSums:
+    none = pa.array([], pa.large_string())
+    return PairSums(none, none, np.zeros(0, "int64"), np.zeros(0, "int64"), {})
+
+
+def aggregate(rows: pd.DataFrame, as_of: int, specs: list[Spec]) -> PairSums:
+    """Window sums at ``as_of`` (proleptic ordinal) of daily customer x product ``rows`` (with
+    ``day``; given in day order) over the days they cover, each spec its own window."""
+    if not len(rows):
+        return empty()
+    customers, cust = _sorted_codes(_strings(rows["customer_id"].array))
+    products, prod = _sorted_codes(_strings(rows["product_id"].array))
+    keys = cust * max(len(products), 1) + prod
+    firsts, inverse = _dedupe(keys, np.argsort(keys, kind="stable"))
+    day = rows["day"].to_numpy()
+    sums = {}
+    for column, window in specs:
+        if column not in rows:
+            continue
+        inside = day > as_of - window
+        values = np.where(inside, rows[column].to_numpy(), 0)
+        sums[(column, window)] = _sum(inverse, values, len(firsts))
+    return PairSums(customers, products, cust[firsts], prod[firsts], sums)
+
+
+def merge(a: PairSums, b: PairSums) -> PairSums:
+    """The pairs of both, sums added (``a``'s first): two sorted lists, one linear merge."""
+    if not len(b):
+        return a
+    if not len(a):
+        return b
+    customers = pc.unique(pa.concat_arrays([a.customers, b.customers]))
+    customers = customers.take(pc.sort_indices(customers))
+    products = pc.unique(pa.concat_arrays([a.products, b.products]))
+    products = products.take(pc.sort_indices(products))
+    width = max(len(products), 1)
+
+    def keys(p: PairSums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = pc.index_in(p.customers, value_set=customers).to_numpy()[p.cust]
+        q = pc.index_in(p.products, value_set=products).to_numpy()[p.prod]
+        return c.astype("int64") * width + q, c, q
+
+    ka, ca, qa = keys(a)
+    kb, cb, qb = keys(b)
+    joined = np.concatenate([ka, kb])
+    # Both runs are sorted and ranks keep order: the stable sort (timsort) merges in O(n),
+    # and puts a's row before b's for the same pair.
+    firsts, inverse = _dedupe(joined, np.argsort(joined, kind="stable"))
+    cust, prod = np.concatenate([ca, cb])[firsts], np.concatenate([qa, qb])[firsts]
+    sums = {}
+    for spec in a.sums.keys() | b.sums.keys():
+        dtype = (a.sums.get(spec) if spec in a.sums else b.sums[spec]).dtype
+        out = np.zeros(len(firsts), dtype=dtype)
+        out[inverse[:len(a)]] = a.values(spec, dtype)  # each side has a pair at most once
+        out[inverse[len(a):]] += b.values(spec, dtype)
+        sums[spec] = out
+    return PairSums(customers, products, cust.astype("int64"), prod.astype("int64"), sums)
+
+
+@dataclasses.dataclass
+class PairWindow:
+    """The pair sums of a window ending on D in its two parts: every day but this run's new
+    pairs of D (``prior``), and those (``day``; empty when D was not recomputed)."""
+
+    prior: PairSums
+    day: PairSums
+
+    def merged(self) -> PairSums:
+        return merge(self.prior, self.day)
+
+    def distinct(self, spec: Spec) -> tuple[pa.Array, np.ndarray]:
+        """(customer ids, count) of pairs with a non-zero ``spec`` sum (counts, so >= 0), one
+        id possibly twice: the prior's count plus the day's pairs the prior lacks. Cheaper
+        than :meth:`merged` (the customer tables only need these counts)."""
+        prior, day = self.prior, self.day
+        seen = prior.values(spec, "int64") > 0
+        counts = [np.bincount(prior.cust[seen], minlength=len(prior.customers))]
+        new = day.values(spec, "int64") > 0
+        cust, prod = day.cust[new], day.prod[new]
+        if len(prior) and len(cust):
+            width = max(len(prior.products), 1)
+            c = pc.index_in(day.customers, value_set=prior.customers).fill_null(-1)
+            q = pc.index_in(day.products, value_set=prior.products).fill_null(-1)
+            c, q = c.to_numpy()[cust], q.to_numpy()[prod]
+            keys = prior.cust * width + prior.prod  # sorted: pairs are in (cust, prod) order
+            wanted = c.astype("int64") * width + q
+            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            known = (c >= 0) & (q >= 0) & (keys[at] == wanted) & seen[at]
+            cust = cust[~known]
+        counts.append(np.bincount(cust, minlength=len(day.customers)))
+        return pa.concat_arrays([prior.customers, day.customers]), np.concatenate(counts)
