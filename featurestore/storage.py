@@ -134,6 +134,9 @@ class Store:
         """Paths of every file below ``parts``, relative to it, sorted: one recursive listing
         (a paginated LIST on object stores) instead of one call per folder."""
         path = self.path(*parts)
+        if self.is_local:  # os.walk: fsspec's local find stats every entry (10x slower)
+            return sorted(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
+                          for folder, _, names in os.walk(path) for name in names)
         try:
             found = self.fs.find(path, refresh=True)
         except FileNotFoundError:
