@@ -1,6 +1,7 @@
 """The incremental building blocks against plain pandas on arbitrary small inputs (hypothesis):
 pair window sums split as (earlier days, day D) and merged, distinct-product counts without
-merging, and the customer state's running totals lined up with an older state by position."""
+merging, the prior rolled from yesterday's stored sums, and the customer state's running totals
+lined up with an older state by position."""
 
 from __future__ import annotations
 
@@ -13,26 +14,36 @@ from hypothesis import strategies as st
 
 from featurestore.features.daily import DailyPlan, daily_plan
 from featurestore.features.definitions import load_feature_repo
-from featurestore.features.pairs import PairWindow, aggregate, empty
+from featurestore import Store
+from featurestore.features.pairs import (
+    PairWindow,
+    aggregate,
+    empty,
+    load_pairs,
+    roll,
+    rolls,
+    write_pairs,
+)
 from featurestore.features.state import CustomerState, daily_columns
 
 AS_OF = dt.date(2026, 3, 1).toordinal()
 SPECS = [("pairs_a", 3), ("pairs_a", 7), ("sum_price_a", 7)]
 
-# (day offset before D, customer, product, pair count, price) rows of a daily pair table
+# (day offset before D, customer, product, pair count, price, quantity) rows of a daily pair
+# table; quantities may be negative, so a window's sum can be 0 while the pair has rows in it
 rows_strategy = st.lists(
     st.tuples(st.integers(0, 8), st.sampled_from(["c1", "c2", "c10", "c3", "z"]),
               st.sampled_from(["p1", "p2", "p10"]), st.integers(0, 3),
-              st.sampled_from([0.0, 0.1, 2.5, 1e9])),
+              st.sampled_from([0.0, 0.1, 2.5, 1e9]), st.integers(-2, 2)),
     max_size=40)
 
 
 def _daily_frame(rows) -> pd.DataFrame:
     """One row per (day, customer, product) as the daily aggregates have it, in day order."""
     df = pd.DataFrame(rows, columns=["offset", "customer_id", "product_id", "pairs_a",
-                                     "sum_price_a"]).astype(
+                                     "sum_price_a", "sum_quantity_a"]).astype(
         {"offset": "int64", "customer_id": object, "product_id": object, "pairs_a": "int64",
-         "sum_price_a": "float64"})
+         "sum_price_a": "float64", "sum_quantity_a": "int64"})
     df = df.groupby(["offset", "customer_id", "product_id"], as_index=False).sum()
     df["day"] = AS_OF - df["offset"]
     df = df.sort_values(["day", "customer_id", "product_id"], kind="stable")
@@ -115,3 +126,34 @@ def test_state_running_totals_and_lags_by_position(days):
                 want[k] += v
         assert dict(zip(ids, window.tolist(), strict=True)) == want
         assert older.ids.to_pylist() == ids[:len(older)]  # an older state is a prefix
+
+
+INT_SPECS = [("pairs_a", 3), ("pairs_a", 7), ("sum_quantity_a", 3)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows_strategy)
+def test_rolled_prior_equals_the_window_without_today(tmp_path_factory, rows):
+    df = _daily_frame(rows).drop(columns="sum_price_a")
+    yesterday = AS_OF - 1
+    before = df[df["day"] <= yesterday]
+    prev = aggregate(before, yesterday, INT_SPECS) if len(before) else empty()  # sums at D-1
+    store = Store(str(tmp_path_factory.mktemp("pairs")))  # through the stored form
+    write_pairs(store, prev, dt.date.fromordinal(yesterday))
+    prev = load_pairs(store, dt.date.fromordinal(yesterday))
+    leaving = {w: df[df["day"] == AS_OF - w] for w in (3, 7)}
+    prior = roll(prev, AS_OF, leaving, 7)
+    kept = set(zip(prior.customers.take(prior.cust).to_pylist(),
+                   prior.products.take(prior.prod).to_pylist(), strict=True))
+    inside = df[(df["day"] > AS_OF - 7) & (df["day"] < AS_OF)]
+    assert kept == set(zip(inside["customer_id"], inside["product_id"], strict=True))
+    assert rolls(INT_SPECS) and not rolls(SPECS)
+    for column, w in INT_SPECS:
+        inside = df[(df["day"] > AS_OF - w) & (df["day"] < AS_OF)]
+        want = inside.groupby(["customer_id", "product_id"])[column].sum()
+        want = want[want != 0].to_dict()
+        values = prior.values((column, w), "int64")
+        got = {(c, p): int(v) for c, p, v in zip(prior.customers.take(prior.cust).to_pylist(),
+                                                 prior.products.take(prior.prod).to_pylist(),
+                                                 values, strict=True) if v != 0}
+        assert got == want

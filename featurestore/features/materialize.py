@@ -45,7 +45,19 @@ from .daily import (
     read_daily,
 )
 from .definitions import FeatureRepo, load_feature_repo
-from .pairs import PairSums, PairWindow, Spec, aggregate, pair_specs
+from .pairs import (
+    PAIR_STATE,
+    PairSums,
+    PairWindow,
+    Spec,
+    aggregate,
+    load_pairs,
+    merge,
+    pair_specs,
+    roll,
+    rolls,
+    write_pairs,
+)
 from .pairs import empty as empty_pairs
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
 from .state import CUSTOMER_STATE, STATE_FORMAT, CustomerState, load_state, write_state
@@ -88,6 +100,7 @@ def _read_record(store: Store) -> dict[str, Any]:
     record.setdefault("daily", {})
     record.setdefault("as_of", {})
     record.setdefault("state", {})
+    record.setdefault("pairs", {})
     return record
 
 
@@ -111,29 +124,71 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
     return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day"), None
 
 
-def _prior_pairs_task(store: Store, as_of: dt.date, specs: list[Spec],
-                      stored: list[dt.date], fresh: list[tuple[pd.DataFrame, Any]]) -> PairSums:
-    """The pair sums at ``as_of`` of every day of its window but the ones this run computes on
-    ``as_of`` itself: ``stored`` days read back, ``fresh`` earlier days' daily results from
-    this run. Needs nothing of the day's own aggregates, so it runs alongside them."""
-    frames = [read_daily(store, DAILY_CUSTOMER_PRODUCT, stored)] if stored else []
-    frames += [cp for _, cp in fresh if cp is not None and len(cp)]
-    frames = [f for f in frames if len(f)]
-    if not frames:
+def _day_pairs(store: Store, day: dt.date, source: Any, specs: list[Spec]) -> PairSums:
+    """The pairs of ``day`` alone: read back (``source`` is the date) or from this run's daily
+    result."""
+    rows = read_daily(store, DAILY_CUSTOMER_PRODUCT, [day]) if isinstance(source, dt.date) \
+        else source[1]
+    if rows is None or not len(rows):
         return empty_pairs()
-    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    day = rows["day"].to_numpy()
-    if len(day) and (day[1:] < day[:-1]).any():  # sum in day order: same bits on every run
-        rows = rows.iloc[np.argsort(day, kind="stable")]
-    return aggregate(rows, as_of.toordinal(), specs)
+    return aggregate(rows, day.toordinal(), specs)
 
 
-def _window_at(as_of: dt.date, specs: list[Spec], prior: PairSums,
+def _finish_prior(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
+                  keep: bool, stored_day: bool) -> PairWindow:
+    if keep:  # the next day's prior rolls from it
+        write_pairs(store, prior, as_of)
+    day = _day_pairs(store, as_of, as_of, specs) if stored_day else empty_pairs()
+    return PairWindow(prior, day)
+
+
+def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
+                           stored: list[dt.date], fresh: list[tuple[pd.DataFrame, Any]],
+                           keep: bool, stored_day: bool) -> PairWindow:
+    """The window at ``as_of`` as (prior, stored pairs of ``as_of`` when ``stored_day``): the
+    prior aggregated from the ``stored`` days before ``as_of`` and this run's daily results of
+    the others (``fresh``). Needs nothing of the day's own aggregates: runs alongside them."""
+    frames = [read_daily(store, DAILY_CUSTOMER_PRODUCT, stored)] if stored else []
+    frames += [cp for _, cp in fresh if cp is not None]
+    frames = [f for f in frames if len(f)]
+    prior = empty_pairs()
+    if frames:
+        rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        day = rows["day"].to_numpy()
+        if (day[1:] < day[:-1]).any():  # sum in day order: the same bits on every run
+            rows = rows.iloc[np.argsort(day, kind="stable")]
+        prior = aggregate(rows, as_of.toordinal(), specs)
+    return _finish_prior(store, as_of, specs, prior, keep, stored_day)
+
+
+def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
+                       previous: PairWindow | None, yesterday: Any, leaving: dict[int, Any],
+                       stored_day: bool) -> PairWindow:
+    """Like :func:`_aggregated_prior_task`, the prior rolled instead (see pairs.py): from the
+    window of the day before (this run's, or None: the stored prior) and that day's pairs
+    (``yesterday``: a date to read, or this run's daily result); ``leaving[w]`` is the day
+    leaving window w (a date or a daily result)."""
+    before = as_of - dt.timedelta(1)
+    if previous is None:
+        previous = PairWindow(load_pairs(store, before), empty_pairs())
+    day_before = previous.day if len(previous.day) else _day_pairs(store, before, yesterday,
+                                                                    specs)
+    rows = {w: read_daily(store, DAILY_CUSTOMER_PRODUCT, [d]) if isinstance(d, dt.date) else d[1]
+            for w, d in leaving.items()}
+    prior = roll(merge(previous.prior, day_before), as_of.toordinal(),
+                 {w: r for w, r in rows.items() if r is not None},
+                 max(w for _, w in specs))
+    return _finish_prior(store, as_of, specs, prior, True, stored_day)
+
+
+def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
                daily: tuple[pd.DataFrame, pd.DataFrame | None] | None) -> PairWindow:
-    """The prior window sums and the pairs of ``as_of`` itself when this run computed them."""
+    """The whole window at ``as_of``: the prior task's, with the day's pairs this run computed
+    when it did."""
     if daily is None or daily[1] is None:
-        return PairWindow(prior, empty_pairs())
-    return PairWindow(prior, aggregate(daily[1], as_of.toordinal(), specs))
+        return window
+    day = aggregate(daily[1], as_of.toordinal(), specs) if len(daily[1]) else empty_pairs()
+    return PairWindow(window.prior, day)
 
 
 def _load_state_task(store: Store, plan: DailyPlan, day: dt.date, ids: bool) -> CustomerState:
@@ -146,10 +201,10 @@ def _advance_task(state: CustomerState | None, plan: DailyPlan, day: dt.date,
 
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                      specs: list[Spec], prior: PairSums, daily) -> dict[str, int]:
+                      specs: list[Spec], window: PairWindow, daily) -> dict[str, int]:
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
     so they run alongside the customer tables)."""
-    pairs = _window_at(as_of, specs, prior, daily).merged()
+    pairs = _window_at(as_of, specs, window, daily).merged()
     rows = {}
     for table in tables:
         df = customer_product_snapshot(repo, table, pairs)
@@ -160,11 +215,11 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
 
 def _customer_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
                           state: CustomerState, lags: dict[int, CustomerState | None],
-                          specs: list[Spec], prior: PairSums | None, daily) -> dict[str, int]:
+                          specs: list[Spec], window: PairWindow | None, daily) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day."""
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
-    pairs = _window_at(as_of, specs, prior, daily) if prior is not None else None
+    pairs = _window_at(as_of, specs, window, daily) if window is not None else None
     for table in tables:
         df = customer_snapshot(repo, table, as_of, state, lags, pairs)
         write_table(store, df, table, name, "part-0.parquet")
@@ -227,6 +282,7 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
                         scheduler, workers, start, end, force) -> None:
     plan = daily_plan(repo)
     state_fp = f"{plan.fingerprint}/{STATE_FORMAT}"  # what a stored state was built for
+    pair_fp = f"{plan.fingerprint}/{pair_specs(repo)}"  # and stored pair sums
     window = max_window(repo, "weblog")
     tables = list(repo.tables_for("weblog"))
     fingerprints = {t: repo.fingerprint(t) for t in tables}
@@ -255,9 +311,9 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
 
     earliest = dt.date.fromisoformat(touched[0]) if touched else None
     if earliest is not None:  # states from the earliest touched date on are stale
-        for d in list(record["state"]):
-            if d >= earliest.isoformat():
-                del record["state"][d]
+        for states in (record["state"], record["pairs"]):
+            for d in [d for d in states if d >= earliest.isoformat()]:
+                del states[d]
     daily_dirty = {d for d in event_dates
                    if d in touched or record["daily"].get(d) != plan.fingerprint}
     if force:
@@ -299,13 +355,16 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
 
     dirty = {dt.date.fromisoformat(d) for d in daily_dirty}
     with dask_client(scheduler, workers, client) as c:
-        run = _Run(c, store, repo, plan, first, dirty, window, lags)
+        run = _Run(c, store, repo, plan, first, dirty, window, lags,
+                   pairs_current={d for d, fp in record["pairs"].items() if fp == pair_fp})
         rows = run.submit_chain(chain, due)
         report.daily_dates = sorted(daily_dirty)
         for d in daily_dirty:
             record["daily"][d] = plan.fingerprint
         for day in chain:
             record["state"][day.isoformat()] = state_fp
+        for day in run.pairs_kept:
+            record["pairs"][day.isoformat()] = pair_fp
         for day, names in due.items():
             for table in names:
                 record["as_of"][table][day.isoformat()] = fingerprints[table]
@@ -338,10 +397,15 @@ class _Run:
     """
 
     def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
-                 first: dt.date, dirty: set[dt.date], window: int, lags: list[int]) -> None:
+                 first: dt.date, dirty: set[dt.date], window: int, lags: list[int],
+                 pairs_current: set[str]) -> None:
         self.c, self.store, self.repo, self.plan = client, store, repo, plan
         self.first, self.dirty, self.window, self.lags = first, dirty, window, lags
         self.specs = pair_specs(repo)
+        self.rolls = rolls(self.specs)
+        self.pairs_current = pairs_current  # dates whose stored pair sums are current
+        self.windows: dict[dt.date, Any] = {}  # this run's pair windows (prior task futures)
+        self.pairs_kept: list[dt.date] = []  # dates whose prior this run writes
         self.daily: dict[dt.date, Any] = {}
         self.submitted: list[Any] = []  # every daily future, to surface errors at the end
         self.states: dict[dt.date, Any] = {}
@@ -377,11 +441,36 @@ class _Run:
         return self.states[day]
 
     def prior_of(self, day: dt.date, worker: str | None) -> Any:
-        days = [d for d in _days(day - dt.timedelta(self.window - 1), day) if d >= self.first]
-        stored = [d for d in days if d not in self.dirty]
-        fresh = [self.daily_of(d) for d in days if d in self.dirty and d < day]
-        return self._submit("prior", day, _prior_pairs_task, self.store, day, self.specs,
-                            stored, fresh, worker=worker)
+        """The pair window of ``day`` without this run's new pairs of ``day`` (a PairWindow):
+        the prior rolled from the day before when its prior is this run's or stored and
+        current, else aggregated from the window's daily partitions."""
+        before = day - dt.timedelta(1)
+        stored_day = day not in self.dirty
+        previous = self.windows.get(before)
+        if self.rolls and (previous is not None or (
+                before.isoformat() in self.pairs_current
+                and self.store.exists(PAIR_STATE, f"as_of={before.isoformat()}"))):
+            leaving = {}
+            for w in sorted({w for _, w in self.specs}):
+                gone = day - dt.timedelta(w)
+                if gone >= self.first:
+                    leaving[w] = self.daily_of(gone) if gone in self.dirty else gone
+            yesterday = self.daily_of(before) if before in self.dirty else before
+            window = self._submit("prior", day, _rolled_prior_task, self.store, day,
+                                  self.specs, previous, yesterday, leaving, stored_day,
+                                  worker=worker)
+        else:
+            days = [d for d in _days(day - dt.timedelta(self.window - 1), before)
+                    if d >= self.first]
+            window = self._submit(
+                "prior", day, _aggregated_prior_task, self.store, day, self.specs,
+                [d for d in days if d not in self.dirty],
+                [self.daily_of(d) for d in days if d in self.dirty], self.rolls, stored_day,
+                worker=worker)
+        self.windows[day] = window
+        if self.rolls:
+            self.pairs_kept.append(day)
+        return window
 
     def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
         rows: dict[str, int] = {}
@@ -436,3 +525,5 @@ class _Run:
             del self.states[d]
         for d in [d for d in self.daily if d <= day - dt.timedelta(self.window)]:
             del self.daily[d]
+        for d in [d for d in self.windows if d < day]:
+            del self.windows[d]

@@ -7,24 +7,33 @@ ask for, pairs sorted by (customer_id, product_id). Ids are codes into sorted di
 the heavy work is integer work, and two sorted pair lists merge in linear time.
 
 Per as-of date D the window is built in two steps so most of the work can run before the
-day's own aggregates exist: :func:`aggregate` the stored days D-W+1 .. D-1 (a task that starts
-at once), then :func:`merge` the pairs of D itself. Rows are always summed in day order (the
-earlier days, then D), so a float sum has the same bits however a run was split.
+day's own aggregates exist: the *prior* (every day of the window but D), then :func:`merge`
+the pairs of D itself. The prior is, by preference, :func:`roll`ed: the prior of D-1 (stored
+as ``_state/pairs/as_of=D-1/part-0.arrow``) merged with the pairs of D-1, minus, per spec, the
+one day that leaves its window (D-w): four small reads instead of W-1 daily partitions.
+Integer sums subtract exactly; float sums (a ``sum`` of price per product) would not, so a
+repository with one always :func:`aggregate`s the stored days, summed in day order so the bits
+are the same however a run was split.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import io
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..storage import Store
 from .definitions import FeatureRepo
 
-__all__ = ["PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty", "merge",
-           "pair_specs"]
+__all__ = ["PAIR_STATE", "PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty",
+           "load_pairs", "merge", "pair_specs", "roll", "rolls", "write_pairs"]
+
+PAIR_STATE = "_state/pairs"
 
 #: (daily customer x product column, window in days)
 Spec = tuple[str, int]
@@ -54,6 +63,7 @@ class PairSums:
     products: pa.Array  # sorted distinct product ids
     cust: np.ndarray  # per pair: position in ``customers`` (pairs sorted by cust, prod)
     prod: np.ndarray  # per pair: position in ``products``
+    last: np.ndarray  # per pair: the latest day (ordinal) with a daily row
     sums: dict[Spec, np.ndarray]  # per spec: the sum over the window, per pair
 
     def __len__(self) -> int:
@@ -101,8 +111,8 @@ def _sum(inverse: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
 
 
 def empty() -> PairSums:
-    none = pa.array([], pa.large_string())
-    return PairSums(none, none, np.zeros(0, "int64"), np.zeros(0, "int64"), {})
+    none, codes = pa.array([], pa.large_string()), np.zeros(0, "int64")
+    return PairSums(none, none, codes, codes, codes, {})
 
 
 def aggregate(rows: pd.DataFrame, as_of: int, specs: list[Spec]) -> PairSums:
@@ -115,6 +125,8 @@ def aggregate(rows: pd.DataFrame, as_of: int, specs: list[Spec]) -> PairSums:
     keys = cust * max(len(products), 1) + prod
     firsts, inverse = _dedupe(keys, np.argsort(keys, kind="stable"))
     day = rows["day"].to_numpy()
+    last = np.zeros(len(firsts), dtype="int64")
+    np.maximum.at(last, inverse, day)
     sums = {}
     for column, window in specs:
         if column not in rows:
@@ -122,7 +134,89 @@ def aggregate(rows: pd.DataFrame, as_of: int, specs: list[Spec]) -> PairSums:
         inside = day > as_of - window
         values = np.where(inside, rows[column].to_numpy(), 0)
         sums[(column, window)] = _sum(inverse, values, len(firsts))
-    return PairSums(customers, products, cust[firsts], prod[firsts], sums)
+    return PairSums(customers, products, cust[firsts], prod[firsts], last, sums)
+
+
+def rolls(specs: list[Spec]) -> bool:
+    """Whether the window sums can roll day to day: integer sums only (see module doc)."""
+    return not any(column.startswith("sum_price") for column, _ in specs)
+
+
+def _compact(pairs: PairSums, keep: np.ndarray) -> PairSums:
+    """The ``keep`` pairs, without the dictionary entries no kept pair uses; linear: customer
+    codes are sorted, product codes are counted."""
+    cust, prod = pairs.cust[keep], pairs.prod[keep]
+    starts = np.ones(len(cust), dtype=bool)
+    np.not_equal(cust[1:], cust[:-1], out=starts[1:])
+    used_c = cust[starts]
+    used_p = np.flatnonzero(np.bincount(prod, minlength=len(pairs.products)))
+    new_code = np.zeros(len(pairs.products), dtype="int64")
+    new_code[used_p] = np.arange(len(used_p))
+    return PairSums(pairs.customers.take(pa.array(used_c)),
+                    pairs.products.take(pa.array(used_p)),
+                    np.cumsum(starts) - 1, new_code[prod], pairs.last[keep],
+                    {spec: values[keep] for spec, values in pairs.sums.items()})
+
+
+def roll(sums: PairSums, as_of: int, leaving: dict[int, pd.DataFrame],
+         longest: int) -> PairSums:
+    """The prior at ``as_of`` from the sums at ``as_of - 1``: each spec's window loses the day
+    ``as_of - w``, whose daily customer x product rows are ``leaving[w]`` (absent or empty:
+    nothing leaves). A pair leaves once its latest row is older than the ``longest`` window
+    (not when its sums reach 0: a sum of quantities can be 0 with rows still inside)."""
+    width = max(len(sums.products), 1)
+    keys = sums.cust * width + sums.prod
+    out = {spec: values.copy() for spec, values in sums.sums.items()}
+    for (column, window), values in out.items():
+        rows = leaving.get(window)
+        if rows is None or not len(rows) or column not in rows:
+            continue
+        c = pc.index_in(_strings(rows["customer_id"].array), value_set=sums.customers)
+        q = pc.index_in(_strings(rows["product_id"].array), value_set=sums.products)
+        wanted = (c.fill_null(-1).to_numpy().astype("int64") * width
+                  + q.fill_null(-1).to_numpy())
+        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
+        if c.null_count or q.null_count or not len(keys) or (keys[at] != wanted).any():
+            raise RuntimeError(  # a day inside yesterday's window must be in its sums
+                "the stored customer x product state disagrees with the daily aggregates; "
+                "rebuild with `featurestore backfill`")
+        values[at] -= rows[column].to_numpy(dtype=values.dtype)
+    return _compact(dataclasses.replace(sums, sums=out), sums.last > as_of - longest)
+
+
+def _pairs_path(day: dt.date) -> tuple[str, str, str]:
+    return PAIR_STATE, f"as_of={day.isoformat()}", "part-0.arrow"
+
+
+def write_pairs(store: Store, pairs: PairSums, day: dt.date) -> None:
+    """Persist the sums at ``day`` (Arrow IPC: dictionaries and codes kept as they are)."""
+    table = pa.table({
+        "customer_id": pa.DictionaryArray.from_arrays(pa.array(pairs.cust, pa.int32()),
+                                                      pairs.customers),
+        "product_id": pa.DictionaryArray.from_arrays(pa.array(pairs.prod, pa.int32()),
+                                                     pairs.products),
+        "last": pairs.last,
+        **{f"{column}@{window}": values for (column, window), values in pairs.sums.items()},
+    })
+    sink = io.BytesIO()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    store.write_bytes(sink.getvalue(), *_pairs_path(day))
+
+
+def load_pairs(store: Store, day: dt.date) -> PairSums:
+    with store.fs.open(store.path(*_pairs_path(day)), "rb") as f:
+        table = pa.ipc.open_file(f).read_all().combine_chunks()
+    if not table.num_rows:
+        return empty()
+    cust, prod = table.column("customer_id").chunk(0), table.column("product_id").chunk(0)
+    sums = {}
+    for name in table.column_names[3:]:
+        column, _, window = name.rpartition("@")
+        sums[(column, int(window))] = table.column(name).to_numpy().copy()
+    return PairSums(cust.dictionary, prod.dictionary, cust.indices.to_numpy().astype("int64"),
+                    prod.indices.to_numpy().astype("int64"),
+                    table.column("last").to_numpy().copy(), sums)
 
 
 def merge(a: PairSums, b: PairSums) -> PairSums:
@@ -149,6 +243,9 @@ def merge(a: PairSums, b: PairSums) -> PairSums:
     # and puts a's row before b's for the same pair.
     firsts, inverse = _dedupe(joined, np.argsort(joined, kind="stable"))
     cust, prod = np.concatenate([ca, cb])[firsts], np.concatenate([qa, qb])[firsts]
+    last = np.zeros(len(firsts), dtype="int64")  # each side has a pair at most once
+    last[inverse[:len(a)]] = a.last
+    last[inverse[len(a):]] = np.maximum(last[inverse[len(a):]], b.last)
     sums = {}
     for spec in a.sums.keys() | b.sums.keys():
         dtype = (a.sums.get(spec) if spec in a.sums else b.sums[spec]).dtype
@@ -156,7 +253,8 @@ def merge(a: PairSums, b: PairSums) -> PairSums:
         out[inverse[:len(a)]] = a.values(spec, dtype)  # each side has a pair at most once
         out[inverse[len(a):]] += b.values(spec, dtype)
         sums[spec] = out
-    return PairSums(customers, products, cust.astype("int64"), prod.astype("int64"), sums)
+    return PairSums(customers, products, cust.astype("int64"), prod.astype("int64"), last,
+                    sums)
 
 
 @dataclasses.dataclass
