@@ -199,21 +199,39 @@ def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataF
     return customer, cp.reset_index(drop=True)
 
 
+def _to_pandas(table) -> pd.DataFrame:
+    import pyarrow as pa
+
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
+                                         pa.large_string(): pd.StringDtype()}.get)
+
+
 def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
     """Concatenate daily partitions of ``kind`` (a DAILY_* folder) for ``days``, with ``day``
     (proleptic ordinal) added; missing dates (no events) contribute nothing.
 
-    One listing and one multi-threaded dataset read, so a 30-day window costs few calls.
+    One day: one read of its known file. More: one listing and one dataset read, so a 30-day
+    window costs few calls.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
 
+    empty = pd.DataFrame({"customer_id": pd.Series([], dtype="string"),
+                          "day": pd.Series([], dtype="int64")})
+    if len(days) == 1:
+        path = store.path(kind, f"event_date={days[0].isoformat()}", "part-0.parquet")
+        try:
+            out = _to_pandas(pq.read_table(path, filesystem=store.fs))
+        except FileNotFoundError:
+            return empty
+        out["day"] = days[0].toordinal()
+        return out
     wanted = {f"event_date={d.isoformat()}" for d in days}
     present = [name for name in store.listdir(kind) if name in wanted]
     if not present:
-        return pd.DataFrame({"customer_id": pd.Series([], dtype="string"),
-                             "day": pd.Series([], dtype="int64")})
+        return empty
     partitioning = ds.partitioning(pa.schema([("event_date", pa.date32())]), flavor="hive")
     table = ds.dataset([store.path(kind, name, "part-0.parquet") for name in present],
                        format="parquet", filesystem=store.fs, partitioning=partitioning,
@@ -221,8 +239,7 @@ def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
     days_since_epoch = table.column("event_date").cast(pa.int32()).cast(pa.int64())
     table = table.drop_columns(["event_date"]).append_column(
         "day", pc.add(days_since_epoch, _EPOCH_ORDINAL))
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
-                                         pa.large_string(): pd.StringDtype()}.get)
+    return _to_pandas(table)
 
 
 def _product_columns(masks: dict[str, np.ndarray], prod: dict[str, np.ndarray],

@@ -219,41 +219,61 @@ def load_pairs(store: Store, day: dt.date) -> PairSums:
                     table.column("last").to_numpy().copy(), sums)
 
 
+def _union(x: pa.Array, y: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(sorted union of two sorted distinct arrays, new position of each of x, of each of y);
+    one hash lookup, and a sort only when y brings new values."""
+    found = pc.index_in(y, value_set=x)
+    extra = found.is_null().to_numpy(zero_copy_only=False)
+    y_codes = found.fill_null(0).to_numpy(zero_copy_only=False).astype("int64")
+    if not extra.any():
+        return x, np.arange(len(x)), y_codes
+    joined = pa.concat_arrays([x, y.filter(pa.array(extra))])
+    order = pc.sort_indices(joined).to_numpy()
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    x_codes = rank[:len(x)]
+    y_codes = x_codes[y_codes]
+    y_codes[extra] = rank[len(x):]
+    return joined.take(pa.array(order)), x_codes, y_codes
+
+
 def merge(a: PairSums, b: PairSums) -> PairSums:
-    """The pairs of both, sums added (``a``'s first): two sorted lists, one linear merge."""
+    """The pairs of both, sums added (``a``'s first): ``b``'s sorted pairs are looked up in
+    ``a``'s and the new ones inserted, in time linear in ``len(a) + len(b)``."""
     if not len(b):
         return a
     if not len(a):
         return b
-    customers = pc.unique(pa.concat_arrays([a.customers, b.customers]))
-    customers = customers.take(pc.sort_indices(customers))
-    products = pc.unique(pa.concat_arrays([a.products, b.products]))
-    products = products.take(pc.sort_indices(products))
+    customers, ca, cb = _union(a.customers, b.customers)
+    products, qa, qb = _union(a.products, b.products)
     width = max(len(products), 1)
+    a_cust, a_prod = ca[a.cust], qa[a.prod]  # ranks keep order: both stay sorted
+    b_cust, b_prod = cb[b.cust], qb[b.prod]
+    a_keys, b_keys = a_cust * width + a_prod, b_cust * width + b_prod
+    at = np.searchsorted(a_keys, b_keys)
+    hit = at < len(a_keys)
+    hit[hit] = a_keys[at[hit]] == b_keys[hit]
+    new = ~hit
+    inserted = at[new]  # each new b pair goes before a's pair at that index
+    before = np.cumsum(np.bincount(inserted, minlength=len(a_keys) + 1))[:len(a_keys)]
+    pos_a = np.arange(len(a_keys)) + before
+    pos_new = inserted + np.arange(len(inserted))
+    pos_hit = pos_a[at[hit]]
+    size = len(a_keys) + len(inserted)
 
-    def keys(p: PairSums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        c = pc.index_in(p.customers, value_set=customers).to_numpy()[p.cust]
-        q = pc.index_in(p.products, value_set=products).to_numpy()[p.prod]
-        return c.astype("int64") * width + q, c, q
+    def combine(a_values: np.ndarray, b_values: np.ndarray, add) -> np.ndarray:
+        out = np.empty(size, dtype=a_values.dtype)
+        out[pos_a] = a_values
+        out[pos_hit] = add(out[pos_hit], b_values[hit])
+        out[pos_new] = b_values[new]
+        return out
 
-    ka, ca, qa = keys(a)
-    kb, cb, qb = keys(b)
-    joined = np.concatenate([ka, kb])
-    # Both runs are sorted and ranks keep order: the stable sort (timsort) merges in O(n),
-    # and puts a's row before b's for the same pair.
-    firsts, inverse = _dedupe(joined, np.argsort(joined, kind="stable"))
-    cust, prod = np.concatenate([ca, cb])[firsts], np.concatenate([qa, qb])[firsts]
-    last = np.zeros(len(firsts), dtype="int64")  # each side has a pair at most once
-    last[inverse[:len(a)]] = a.last
-    last[inverse[len(a):]] = np.maximum(last[inverse[len(a):]], b.last)
     sums = {}
     for spec in a.sums.keys() | b.sums.keys():
         dtype = (a.sums.get(spec) if spec in a.sums else b.sums[spec]).dtype
-        out = np.zeros(len(firsts), dtype=dtype)
-        out[inverse[:len(a)]] = a.values(spec, dtype)  # each side has a pair at most once
-        out[inverse[len(a):]] += b.values(spec, dtype)
-        sums[spec] = out
-    return PairSums(customers, products, cust.astype("int64"), prod.astype("int64"), last,
+        sums[spec] = combine(a.values(spec, dtype), b.values(spec, dtype), np.add)
+    return PairSums(customers, products, combine(a_cust, b_cust, lambda x, _: x),
+                    combine(a_prod, b_prod, lambda x, _: x), combine(a.last, b.last, np.maximum),
                     sums)
 
 
