@@ -182,7 +182,7 @@ class Store:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def write_bytes(self, data: bytes, *parts: str) -> None:
+    def write_bytes(self, data: bytes | memoryview, *parts: str) -> None:
         with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
             f.write(data)
 
@@ -238,12 +238,15 @@ class Store:
 
         For tables born in Arrow (quarantine, feature tables): no pandas round trip, and
         fastparquet's fixed cost per file (~10 ms) is paid only where its writer is wanted.
-        ``stats``: the columns to write min/max statistics for (all by default).
+        ``stats``: the columns to write min/max statistics for (all by default). Encoded in
+        memory, then written in one call (pyarrow writes a Python file object in many small
+        pieces).
         """
         import pyarrow.parquet as pq
 
-        with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
-            pq.write_table(table, f, compression="snappy", write_statistics=stats)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="snappy", write_statistics=stats)
+        self.write_bytes(memoryview(sink.getvalue()), *parts)
 
     def remove(self, *parts: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ..storage import Store
 
-__all__ = ["write_arrow", "write_table"]
+__all__ = ["read_ipc", "write_arrow", "write_ipc", "write_table"]
 
 
 def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
@@ -26,6 +26,21 @@ def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
     numeric = [f.name for f in table.schema
                if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
     store.write_arrow(table, *parts, stats=numeric)
+
+
+def write_ipc(store: Store, table: pa.Table, *parts: str) -> None:
+    """Publish ``table`` atomically as one Arrow IPC file: for internal state read back only by
+    us, where parquet's encoding and compression would be pure cost."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    store.write_bytes(memoryview(sink.getvalue()), *parts)
+
+
+def read_ipc(store: Store, *parts: str, columns: list[str] | None = None) -> pa.Table:
+    with store.fs.open(store.path(*parts), "rb") as f:
+        table = pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
+    return table.select(columns) if columns is not None else table
 
 
 def write_table(store: Store, df: pd.DataFrame, *parts: str) -> None:

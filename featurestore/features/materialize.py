@@ -60,7 +60,14 @@ from .pairs import (
 )
 from .pairs import empty as empty_pairs
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
-from .state import CUSTOMER_STATE, STATE_FORMAT, CustomerState, load_state, write_state
+from .state import (
+    CUSTOMER_STATE,
+    STATE_FORMAT,
+    CustomerState,
+    load_state,
+    state_exists,
+    write_state,
+)
 
 __all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "CUSTOMER_STATE"]
 
@@ -344,8 +351,7 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
         begin = due_days[0]
 
         def stored(day: dt.date) -> bool:
-            return record["state"].get(day.isoformat()) == state_fp and store.exists(
-                CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.parquet")
+            return record["state"].get(day.isoformat()) == state_fp and state_exists(store, day)
 
         older = {day - dt.timedelta(w) for day in _days(begin, due_days[-1]) for w in lags}
         older = {d for d in older | {begin - dt.timedelta(1)} if first <= d < begin}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Store
+from ._io import read_ipc, write_ipc
 from .definitions import FeatureRepo
 
 __all__ = ["PAIR_STATE", "PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty",
@@ -198,15 +198,11 @@ def write_pairs(store: Store, pairs: PairSums, day: dt.date) -> None:
         "last": pairs.last,
         **{f"{column}@{window}": values for (column, window), values in pairs.sums.items()},
     })
-    sink = io.BytesIO()
-    with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    store.write_bytes(sink.getvalue(), *_pairs_path(day))
+    write_ipc(store, table, *_pairs_path(day))
 
 
 def load_pairs(store: Store, day: dt.date) -> PairSums:
-    with store.fs.open(store.path(*_pairs_path(day)), "rb") as f:
-        table = pa.ipc.open_file(f).read_all().combine_chunks()
+    table = read_ipc(store, *_pairs_path(day)).combine_chunks()
     if not table.num_rows:
         return empty()
     cust, prod = table.column("customer_id").chunk(0), table.column("product_id").chunk(0)

@@ -1,7 +1,7 @@
 """The per-customer running state behind ``customer_features``: one partition per as-of date.
 
-``_state/customer/as_of=D/part-0.parquet`` has a row for every customer with a counted hit on
-or before D (the row set of the customer tables) and, per customer:
+``_state/customer/as_of=D/part-0.arrow`` (Arrow IPC) has a row for every customer with a
+counted hit on or before D (the row set of the customer tables) and, per customer:
 
 * ``last_<filter>``: the latest event date (proleptic ordinal) with a hit matching a recency
   filter, 0 when there is none;
@@ -32,16 +32,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Store
-from ._io import write_arrow
+from ._io import read_ipc, write_ipc
 from .daily import DailyPlan
 
 __all__ = ["CUSTOMER_STATE", "STATE_FORMAT", "CustomerState", "daily_columns",
-           "state_columns", "load_state", "write_state"]
+           "state_columns", "load_state", "state_exists", "write_state"]
 
 CUSTOMER_STATE = "_state/customer"
 #: Bumped when the layout changes, so older stored states are rebuilt rather than misread
-#: (2: rows in order of first appearance, ``last_*`` 0 for none).
-STATE_FORMAT = 2
+#: (2: rows in order of first appearance, ``last_*`` 0 for none; 3: Arrow IPC, not parquet).
+STATE_FORMAT = 3
 
 
 def daily_columns(plan: DailyPlan) -> list[str]:
@@ -128,22 +128,23 @@ def _large_strings(values) -> pa.Array:
 
 
 def _path(day: dt.date) -> tuple[str, str, str]:
-    return CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.parquet"
+    return CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.arrow"
+
+
+def state_exists(store: Store, day: dt.date) -> bool:
+    return store.exists(*_path(day))
 
 
 def write_state(store: Store, state: CustomerState, day: dt.date) -> None:
-    write_arrow(store, state.to_arrow(), *_path(day))
+    write_ipc(store, state.to_arrow(), *_path(day))
 
 
 def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
                ids: bool = True) -> CustomerState:
     """The stored state of ``day``; ``ids=False`` skips the id column (enough for a state a
     window back, which lines up by position)."""
-    import pyarrow.parquet as pq
-
     columns = state_columns(plan)
-    table = pq.read_table(store.path(*_path(day)), filesystem=store.fs,
-                          columns=(["customer_id"] if ids else []) + columns)
+    table = read_ipc(store, *_path(day), columns=(["customer_id"] if ids else []) + columns)
     values = {c: table.column(c).to_numpy().astype(_dtype(c), copy=True) for c in columns}
     ids_array = table.column("customer_id").combine_chunks().cast(pa.large_string()) if ids \
         else pa.nulls(table.num_rows, pa.large_string())
