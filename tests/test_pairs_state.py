@@ -9,6 +9,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,6 @@ from featurestore import Store
 from featurestore.features.pairs import (
     PairWindow,
     aggregate,
-    empty,
     load_pairs,
     roll,
     rolls,
@@ -52,6 +52,10 @@ def _daily_frame(rows) -> pd.DataFrame:
     return df.drop(columns="offset").reset_index(drop=True)
 
 
+def _arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
 def _expected(df: pd.DataFrame, column: str, window: int) -> pd.Series:
     inside = df[df["day"] > AS_OF - window]
     return inside.groupby(["customer_id", "product_id"])[column].sum()
@@ -61,9 +65,8 @@ def _expected(df: pd.DataFrame, column: str, window: int) -> pd.Series:
 @given(rows_strategy)
 def test_prior_plus_day_equals_the_whole_window(rows):
     df = _daily_frame(rows)
-    earlier, today = df[df["day"] < AS_OF], df[df["day"] == AS_OF]
-    window = PairWindow(aggregate(earlier, AS_OF, SPECS) if len(earlier) else empty(),
-                        aggregate(today, AS_OF, SPECS) if len(today) else empty())
+    earlier, today = _arrow(df[df["day"] < AS_OF]), _arrow(df[df["day"] == AS_OF])
+    window = PairWindow(aggregate(earlier, AS_OF, SPECS), aggregate(today, AS_OF, SPECS))
     merged = window.merged()
     keys = pd.MultiIndex.from_arrays(
         [merged.customers.take(merged.cust).to_pylist(),
@@ -137,11 +140,11 @@ def test_rolled_prior_equals_the_window_without_today(tmp_path_factory, rows):
     df = _daily_frame(rows).drop(columns="sum_price_a")
     yesterday = AS_OF - 1
     before = df[df["day"] <= yesterday]
-    prev = aggregate(before, yesterday, INT_SPECS) if len(before) else empty()  # sums at D-1
+    prev = aggregate(_arrow(before), yesterday, INT_SPECS)  # the sums at D-1
     store = Store(str(tmp_path_factory.mktemp("pairs")))  # through the stored form
     write_pairs(store, prev, dt.date.fromordinal(yesterday))
     prev = load_pairs(store, dt.date.fromordinal(yesterday))
-    leaving = {w: df[df["day"] == AS_OF - w] for w in (3, 7)}
+    leaving = {w: _arrow(df[df["day"] == AS_OF - w]) for w in (3, 7)}
     prior = roll(prev, AS_OF, leaving, 7)
     kept = set(zip(prior.customers.take(prior.cust).to_pylist(),
                    prior.products.take(prior.prod).to_pylist(), strict=True))

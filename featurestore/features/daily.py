@@ -35,6 +35,7 @@ __all__ = [
     "compute_daily",
     "daily_plan",
     "read_daily",
+    "read_daily_table",
 ]
 
 DAILY_CUSTOMER = "_daily/customer"
@@ -207,8 +208,13 @@ def _to_pandas(table) -> pd.DataFrame:
 
 
 def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
-    """Concatenate daily partitions of ``kind`` (a DAILY_* folder) for ``days``, with ``day``
-    (proleptic ordinal) added; missing dates (no events) contribute nothing.
+    """:func:`read_daily_table` as pandas."""
+    return _to_pandas(read_daily_table(store, kind, days))
+
+
+def read_daily_table(store: Store, kind: str, days: list[dt.date]):
+    """Concatenate daily partitions of ``kind`` (a DAILY_* folder) for ``days`` as one Arrow
+    table, with ``day`` (proleptic ordinal) added; missing dates (no events) contribute nothing.
 
     One day: one read of its known file. More: one listing and one dataset read, so a 30-day
     window costs few calls.
@@ -218,16 +224,16 @@ def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    empty = pd.DataFrame({"customer_id": pd.Series([], dtype="string"),
-                          "day": pd.Series([], dtype="int64")})
+    empty = pa.table({"customer_id": pa.array([], pa.large_string()),
+                      "day": pa.array([], pa.int64())})
     if len(days) == 1:
         path = store.path(kind, f"event_date={days[0].isoformat()}", "part-0.parquet")
         try:
-            out = _to_pandas(pq.read_table(path, filesystem=store.fs))
+            table = pq.read_table(path, filesystem=store.fs)
         except FileNotFoundError:
             return empty
-        out["day"] = days[0].toordinal()
-        return out
+        return table.append_column("day", pa.array(np.full(table.num_rows,
+                                                           days[0].toordinal())))
     wanted = {f"event_date={d.isoformat()}" for d in days}
     present = [name for name in store.listdir(kind) if name in wanted]
     if not present:
@@ -237,9 +243,8 @@ def read_daily(store: Store, kind: str, days: list[dt.date]) -> pd.DataFrame:
                        format="parquet", filesystem=store.fs, partitioning=partitioning,
                        partition_base_dir=store.path(kind)).to_table()
     days_since_epoch = table.column("event_date").cast(pa.int32()).cast(pa.int64())
-    table = table.drop_columns(["event_date"]).append_column(
+    return table.drop_columns(["event_date"]).append_column(
         "day", pc.add(days_since_epoch, _EPOCH_ORDINAL))
-    return _to_pandas(table)
 
 
 def _product_columns(masks: dict[str, np.ndarray], prod: dict[str, np.ndarray],

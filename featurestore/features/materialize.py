@@ -30,12 +30,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from distributed import Client, wait
 
 from ..cluster import dask_client
 from ..ingest import ledger_entries, ledger_keys
 from ..storage import Store
-from ._io import write_table
+from ._io import write_arrow, write_table
 from .daily import (
     DAILY_CUSTOMER,
     DAILY_CUSTOMER_PRODUCT,
@@ -43,6 +44,7 @@ from .daily import (
     compute_daily,
     daily_plan,
     read_daily,
+    read_daily_table,
 )
 from .definitions import FeatureRepo, load_feature_repo
 from .pairs import (
@@ -113,30 +115,30 @@ def _read_record(store: Store) -> dict[str, Any]:
 
 # -- tasks (run on workers) ------------------------------------------------------------------
 def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
-                recompute: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                recompute: bool) -> tuple[pd.DataFrame, pa.Table | None]:
     """The customer frame of ``day`` (one row per customer active that day: it advances the
     customer state) and, when asked to (re)build the day's aggregates, also its customer x
-    product frame (with ``day``), which this run's windows then take from memory."""
+    product rows (Arrow, with ``day``), which this run's windows then take from memory."""
     if recompute:
         cust, cp = compute_daily(store, plan, day)
+        cp = pa.Table.from_pandas(cp, preserve_index=False)
         name = f"event_date={day.isoformat()}"
         if len(cust):
             write_table(store, cust, DAILY_CUSTOMER, name, "part-0.parquet")
-            write_table(store, cp, DAILY_CUSTOMER_PRODUCT, name, "part-0.parquet")
+            write_arrow(store, cp, DAILY_CUSTOMER_PRODUCT, name, "part-0.parquet")
         else:  # no counted hit that day: no partition (readers treat it as empty)
             store.remove(DAILY_CUSTOMER, name, recursive=True)
             store.remove(DAILY_CUSTOMER_PRODUCT, name, recursive=True)
-        cp["day"] = day.toordinal()
-        return cust, cp
+        return cust, cp.append_column("day", pa.array(np.full(cp.num_rows, day.toordinal())))
     return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day"), None
 
 
 def _day_pairs(store: Store, day: dt.date, source: Any, specs: list[Spec]) -> PairSums:
     """The pairs of ``day`` alone: read back (``source`` is the date) or from this run's daily
     result."""
-    rows = read_daily(store, DAILY_CUSTOMER_PRODUCT, [day]) if isinstance(source, dt.date) \
-        else source[1]
-    if rows is None or not len(rows):
+    rows = read_daily_table(store, DAILY_CUSTOMER_PRODUCT, [day]) \
+        if isinstance(source, dt.date) else source[1]
+    if rows is None or not rows.num_rows:
         return empty_pairs()
     return aggregate(rows, day.toordinal(), specs)
 
@@ -155,15 +157,15 @@ def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
     """The window at ``as_of`` as (prior, stored pairs of ``as_of`` when ``stored_day``): the
     prior aggregated from the ``stored`` days before ``as_of`` and this run's daily results of
     the others (``fresh``). Needs nothing of the day's own aggregates: runs alongside them."""
-    frames = [read_daily(store, DAILY_CUSTOMER_PRODUCT, stored)] if stored else []
-    frames += [cp for _, cp in fresh if cp is not None]
-    frames = [f for f in frames if len(f)]
+    tables = [read_daily_table(store, DAILY_CUSTOMER_PRODUCT, stored)] if stored else []
+    tables += [cp for _, cp in fresh if cp is not None]
+    tables = [t for t in tables if t.num_rows]
     prior = empty_pairs()
-    if frames:
-        rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if tables:
+        rows = pa.concat_tables(tables, promote_options="default")
         day = rows["day"].to_numpy()
         if (day[1:] < day[:-1]).any():  # sum in day order: the same bits on every run
-            rows = rows.iloc[np.argsort(day, kind="stable")]
+            rows = rows.take(pa.array(np.argsort(day, kind="stable")))
         prior = aggregate(rows, as_of.toordinal(), specs)
     return _finish_prior(store, as_of, specs, prior, keep, stored_day)
 
@@ -180,8 +182,8 @@ def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
         previous = PairWindow(load_pairs(store, before), empty_pairs())
     day_before = previous.day if len(previous.day) else _day_pairs(store, before, yesterday,
                                                                     specs)
-    rows = {w: read_daily(store, DAILY_CUSTOMER_PRODUCT, [d]) if isinstance(d, dt.date) else d[1]
-            for w, d in leaving.items()}
+    rows = {w: read_daily_table(store, DAILY_CUSTOMER_PRODUCT, [d]) if isinstance(d, dt.date)
+            else d[1] for w, d in leaving.items()}
     prior = roll(merge(previous.prior, day_before), as_of.toordinal(),
                  {w: r for w, r in rows.items() if r is not None},
                  max(w for _, w in specs))
@@ -189,12 +191,12 @@ def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
 
 
 def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
-               daily: tuple[pd.DataFrame, pd.DataFrame | None] | None) -> PairWindow:
+               daily: tuple[pd.DataFrame, pa.Table | None] | None) -> PairWindow:
     """The whole window at ``as_of``: the prior task's, with the day's pairs this run computed
     when it did."""
     if daily is None or daily[1] is None:
         return window
-    day = aggregate(daily[1], as_of.toordinal(), specs) if len(daily[1]) else empty_pairs()
+    day = aggregate(daily[1], as_of.toordinal(), specs) if daily[1].num_rows else empty_pairs()
     return PairWindow(window.prior, day)
 
 
@@ -397,9 +399,11 @@ class _Run:
       futures, or stored ones loaded by a task), and the state of D written.
 
     ``prior`` and the state loads start at once, alongside ``daily``. Dask places a task by
-    where its inputs are, which would put every task of the day on one worker; so the state
-    and customer-table work of a day is pinned (loosely: a missing worker is replaced) to one
-    worker and the day's aggregates and customer x product tables to the next.
+    where its inputs are, which would put every task of the day on one worker; so the day's
+    aggregates, state and customer tables are pinned (loosely: a missing worker is replaced)
+    to one worker and its pair window and customer x product tables to the next: the big pair
+    window then moves only to the customer tables (for distinct counts), while they wait for
+    the state anyway.
     """
 
     def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
@@ -481,7 +485,7 @@ class _Run:
     def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
         rows: dict[str, int] = {}
         if chain:  # the state the chain starts from, with its ids (later lags skip them)
-            self.state_of(chain[0] - dt.timedelta(1), self._worker(chain[0], 1), ids=True)
+            self.state_of(chain[0] - dt.timedelta(1), self._worker(chain[0], 0), ids=True)
         for i in range(0, len(chain), CHUNK):
             days = chain[i:i + CHUNK]
             for day in days:  # the days' aggregates first: the critical path
@@ -502,13 +506,14 @@ class _Run:
         return rows
 
     def _submit_day(self, day: dt.date, names: list[str]) -> list[Any]:
-        home = self._worker(day, 1)  # state and customer tables; aggregates go to the next
+        home = self._worker(day, 0)  # the day's aggregates, state and customer tables
+        side = self._worker(day, 1)  # its pair window and customer x product tables
         pair_names = [t for t in names if t in self.pair_tables]
         cust_names = [t for t in names if t not in self.pair_tables]
         daily = self.daily_of(day)
         fresh = daily if day in self.dirty else None
         needs_pairs = bool(pair_names) or (self.distinct and bool(cust_names))
-        prior = self.prior_of(day, home) if needs_pairs else None
+        prior = self.prior_of(day, side) if needs_pairs else None
         lagged = {w: self.state_of(day - dt.timedelta(w), home) for w in self.lags}
         state = self._submit("advance", day, _advance_task,
                              self.state_of(day - dt.timedelta(1), home), self.plan, day, daily,
@@ -517,8 +522,7 @@ class _Run:
         out = []
         if pair_names:
             out.append(self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
-                                    pair_names, self.specs, prior, fresh,
-                                    worker=self._worker(day, 0)))
+                                    pair_names, self.specs, prior, fresh, worker=side))
         distinct = prior if self.distinct and cust_names else None
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo, day,
                                 cust_names, state, lagged, self.specs, distinct, fresh,

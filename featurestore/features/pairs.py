@@ -22,7 +22,6 @@ import dataclasses
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -76,7 +75,7 @@ class PairSums:
 
 
 def _strings(values) -> pa.Array:
-    arr = pa.array(values)
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     return arr.cast(pa.large_string())
@@ -115,13 +114,13 @@ def empty() -> PairSums:
     return PairSums(none, none, codes, codes, codes, {})
 
 
-def aggregate(rows: pd.DataFrame, as_of: int, specs: list[Spec]) -> PairSums:
+def aggregate(rows: pa.Table, as_of: int, specs: list[Spec]) -> PairSums:
     """Window sums at ``as_of`` (proleptic ordinal) of daily customer x product ``rows`` (with
     ``day``; given in day order) over the days they cover, each spec its own window."""
-    if not len(rows):
+    if not rows.num_rows:
         return empty()
-    customers, cust = _sorted_codes(_strings(rows["customer_id"].array))
-    products, prod = _sorted_codes(_strings(rows["product_id"].array))
+    customers, cust = _sorted_codes(_strings(rows["customer_id"]))
+    products, prod = _sorted_codes(_strings(rows["product_id"]))
     keys = cust * max(len(products), 1) + prod
     firsts, inverse = _dedupe(keys, np.argsort(keys, kind="stable"))
     day = rows["day"].to_numpy()
@@ -129,7 +128,7 @@ def aggregate(rows: pd.DataFrame, as_of: int, specs: list[Spec]) -> PairSums:
     np.maximum.at(last, inverse, day)
     sums = {}
     for column, window in specs:
-        if column not in rows:
+        if column not in rows.column_names:
             continue
         inside = day > as_of - window
         values = np.where(inside, rows[column].to_numpy(), 0)
@@ -158,7 +157,7 @@ def _compact(pairs: PairSums, keep: np.ndarray) -> PairSums:
                     {spec: values[keep] for spec, values in pairs.sums.items()})
 
 
-def roll(sums: PairSums, as_of: int, leaving: dict[int, pd.DataFrame],
+def roll(sums: PairSums, as_of: int, leaving: dict[int, pa.Table],
          longest: int) -> PairSums:
     """The prior at ``as_of`` from the sums at ``as_of - 1``: each spec's window loses the day
     ``as_of - w``, whose daily customer x product rows are ``leaving[w]`` (absent or empty:
@@ -169,10 +168,10 @@ def roll(sums: PairSums, as_of: int, leaving: dict[int, pd.DataFrame],
     out = {spec: values.copy() for spec, values in sums.sums.items()}
     for (column, window), values in out.items():
         rows = leaving.get(window)
-        if rows is None or not len(rows) or column not in rows:
+        if rows is None or not rows.num_rows or column not in rows.column_names:
             continue
-        c = pc.index_in(_strings(rows["customer_id"].array), value_set=sums.customers)
-        q = pc.index_in(_strings(rows["product_id"].array), value_set=sums.products)
+        c = pc.index_in(_strings(rows["customer_id"]), value_set=sums.customers)
+        q = pc.index_in(_strings(rows["product_id"]), value_set=sums.products)
         wanted = (c.fill_null(-1).to_numpy().astype("int64") * width
                   + q.fill_null(-1).to_numpy())
         at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
@@ -180,7 +179,7 @@ def roll(sums: PairSums, as_of: int, leaving: dict[int, pd.DataFrame],
             raise RuntimeError(  # a day inside yesterday's window must be in its sums
                 "the stored customer x product state disagrees with the daily aggregates; "
                 "rebuild with `featurestore backfill`")
-        values[at] -= rows[column].to_numpy(dtype=values.dtype)
+        values[at] -= rows[column].to_numpy().astype(values.dtype, copy=False)
     return _compact(dataclasses.replace(sums, sums=out), sums.last > as_of - longest)
 
 
