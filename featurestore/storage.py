@@ -135,8 +135,11 @@ class Store:
         (a paginated LIST on object stores) instead of one call per folder."""
         path = self.path(*parts)
         if self.is_local:  # os.walk: fsspec's local find stats every entry (10x slower)
-            return sorted(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
-                          for folder, _, names in os.walk(path) for name in names)
+            found = []
+            for folder, _, names in os.walk(path):
+                prefix = folder[len(path):].strip(os.sep).replace(os.sep, "/")
+                found += [f"{prefix}/{name}" if prefix else name for name in names]
+            return sorted(found)
         try:
             found = self.fs.find(path, refresh=True)
         except FileNotFoundError:

@@ -48,7 +48,6 @@ from .daily import (
 )
 from .definitions import FeatureRepo, load_feature_repo
 from .pairs import (
-    PAIR_STATE,
     PairSums,
     PairWindow,
     Spec,
@@ -56,6 +55,7 @@ from .pairs import (
     load_pairs,
     merge,
     pair_specs,
+    pairs_exist,
     roll,
     rolls,
     write_pairs,
@@ -458,8 +458,7 @@ class _Run:
         stored_day = day not in self.dirty
         previous = self.windows.get(before)
         if self.rolls and (previous is not None or (
-                before.isoformat() in self.pairs_current
-                and self.store.exists(PAIR_STATE, f"as_of={before.isoformat()}"))):
+                before.isoformat() in self.pairs_current and pairs_exist(self.store, before))):
             leaving = {}
             for w in sorted({w for _, w in self.specs}):
                 gone = day - dt.timedelta(w)

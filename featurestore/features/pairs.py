@@ -30,7 +30,7 @@ from ._io import read_ipc, write_ipc
 from .definitions import FeatureRepo
 
 __all__ = ["PAIR_STATE", "PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty",
-           "load_pairs", "merge", "pair_specs", "roll", "rolls", "write_pairs"]
+           "load_pairs", "merge", "pair_specs", "pairs_exist", "roll", "rolls", "write_pairs"]
 
 PAIR_STATE = "_state/pairs"
 
@@ -187,6 +187,10 @@ def _pairs_path(day: dt.date) -> tuple[str, str, str]:
     return PAIR_STATE, f"as_of={day.isoformat()}", "part-0.arrow"
 
 
+def pairs_exist(store: Store, day: dt.date) -> bool:
+    return store.exists(*_pairs_path(day))
+
+
 def write_pairs(store: Store, pairs: PairSums, day: dt.date) -> None:
     """Persist the sums at ``day`` (Arrow IPC: dictionaries and codes kept as they are)."""
     table = pa.table({
@@ -194,7 +198,7 @@ def write_pairs(store: Store, pairs: PairSums, day: dt.date) -> None:
                                                       pairs.customers),
         "product_id": pa.DictionaryArray.from_arrays(pa.array(pairs.prod, pa.int32()),
                                                      pairs.products),
-        "last": pairs.last,
+        "last": pa.array(pairs.last, pa.int32()),
         **{f"{column}@{window}": values for (column, window), values in pairs.sums.items()},
     })
     write_ipc(store, table, *_pairs_path(day))
@@ -211,7 +215,7 @@ def load_pairs(store: Store, day: dt.date) -> PairSums:
         sums[(column, int(window))] = table.column(name).to_numpy().copy()
     return PairSums(cust.dictionary, prod.dictionary, cust.indices.to_numpy().astype("int64"),
                     prod.indices.to_numpy().astype("int64"),
-                    table.column("last").to_numpy().copy(), sums)
+                    table.column("last").to_numpy().astype("int64"), sums)
 
 
 def _union(x: pa.Array, y: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
