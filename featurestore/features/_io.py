@@ -8,12 +8,15 @@ protocol is the store's own (``Store._publish``: temp name + rename, or one PUT 
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..storage import Store
 
-__all__ = ["read_ipc", "write_arrow", "write_ipc", "write_table"]
+__all__ = ["arrow_table", "read_ipc", "write_arrow", "write_ipc", "write_table"]
 
 
 def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
@@ -26,6 +29,33 @@ def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
     numeric = [f.name for f in table.schema
                if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
     store.write_arrow(table, *parts, stats=numeric)
+
+
+@functools.lru_cache(maxsize=64)
+def _pandas_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
+    return pa.Schema.from_pandas(
+        pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in columns}),
+        preserve_index=False)
+
+
+def arrow_table(columns: dict[str, pa.Array | np.ndarray],
+                missing: dict[str, np.ndarray] | None = None) -> pa.Table:
+    """A table of Arrow string arrays and numpy columns, with the schema and pandas metadata
+    ``Table.from_pandas`` would give the same DataFrame (integer columns in ``missing``, with
+    their null masks, read back as nullable ``Int64``), without building the DataFrame."""
+    missing = missing or {}
+
+    def dtype(name: str, values) -> str:
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            return "string"
+        return "Int64" if name in missing else str(values.dtype)
+
+    schema = _pandas_schema(tuple((n, dtype(n, v)) for n, v in columns.items()))
+    arrays = [pa.array(v, mask=missing[n], type=f.type) if n in missing
+              else v.cast(f.type) if isinstance(v, (pa.Array, pa.ChunkedArray))
+              else pa.array(v, type=f.type)
+              for (n, v), f in zip(columns.items(), schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def write_ipc(store: Store, table: pa.Table, *parts: str) -> None:

@@ -216,9 +216,9 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
     pairs = _window_at(as_of, specs, window, daily).merged()
     rows = {}
     for table in tables:
-        df = customer_product_snapshot(repo, table, pairs)
-        write_table(store, df, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
-        rows[table] = len(df)
+        out = customer_product_snapshot(repo, table, pairs)
+        write_arrow(store, out, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
+        rows[table] = out.num_rows
     return rows
 
 
@@ -230,9 +230,9 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, table
     rows: dict[str, int] = {}
     pairs = _window_at(as_of, specs, window, daily) if window is not None else None
     for table in tables:
-        df = customer_snapshot(repo, table, as_of, state, lags, pairs)
-        write_table(store, df, table, name, "part-0.parquet")
-        rows[table] = len(df)
+        out = customer_snapshot(repo, table, as_of, state, lags, pairs)
+        write_arrow(store, out, table, name, "part-0.parquet")
+        rows[table] = out.num_rows
     write_state(store, state, as_of)
     return rows
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._io import arrow_table
 from .definitions import Feature, FeatureRepo
 from .pairs import PairSums, PairWindow, column_of
 from .state import CustomerState
@@ -31,11 +31,6 @@ def max_window(repo: FeatureRepo, kind: str = "weblog") -> int:
     windows = [f.window_days for t in repo.tables_for(kind).values()
                for f in t.features.values() if f.window_days]
     return max(windows, default=1)
-
-
-def _strings(arr: pa.Array) -> pd.api.extensions.ExtensionArray:
-    """Arrow strings as a pandas ``string`` array without a copy."""
-    return pd.arrays.ArrowStringArray(arr)
 
 
 def _distinct_products(f: Feature, state: CustomerState, pairs: PairWindow) -> np.ndarray:
@@ -73,24 +68,23 @@ def _feature(f: Feature, as_of: dt.date, state: CustomerState,
 
 def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, state: CustomerState,
                       lags: dict[int, CustomerState | None],
-                      pairs: PairWindow | None) -> pd.DataFrame:
+                      pairs: PairWindow | None) -> pa.Table:
     """``customer_features``-like table at ``as_of``: one row per customer in ``state`` (every
     customer with a counted hit on or before the date), sorted by customer_id.
 
     ``lags[w]`` is the state at ``as_of - w`` (None before the first event date), ``pairs``
     the customer x product window at ``as_of`` (for distinct-product counts)."""
     order = pc.sort_indices(state.ids).to_numpy()
-    out: dict[str, object] = {"customer_id": _strings(state.ids.take(pa.array(order)))}
+    columns: dict[str, object] = {"customer_id": state.ids.take(pa.array(order))}
+    missing = {}
     for name, f in repo.tables[table].features.items():
-        value = _feature(f, as_of, state, lags, pairs)[order]
-        if f.aggregation == "recency" and not f.filter.is_empty:
-            never = state.columns[f"last_{f.filter.key}"][order] == 0
-            value = pd.arrays.IntegerArray(value.astype("int64"), never)
-        out[name] = value
-    return pd.DataFrame(out)
+        columns[name] = _feature(f, as_of, state, lags, pairs)[order]
+        if f.aggregation == "recency" and not f.filter.is_empty:  # never: null
+            missing[name] = state.columns[f"last_{f.filter.key}"][order] == 0
+    return arrow_table(columns, missing)
 
 
-def customer_product_snapshot(repo: FeatureRepo, table: str, pairs: PairSums) -> pd.DataFrame:
+def customer_product_snapshot(repo: FeatureRepo, table: str, pairs: PairSums) -> pa.Table:
     """Customer x product features from the pair sums; rows where some feature is non-zero,
     in (customer_id, product_id) order."""
     feats = repo.tables[table].features
@@ -102,9 +96,9 @@ def customer_product_snapshot(repo: FeatureRepo, table: str, pairs: PairSums) ->
     for v in values.values():
         keep |= v != 0
     rows = np.flatnonzero(keep)
-    out: dict[str, object] = {
-        "customer_id": _strings(pairs.customers.take(pa.array(pairs.cust[rows]))),
-        "product_id": _strings(pairs.products.take(pa.array(pairs.prod[rows]))),
+    columns: dict[str, object] = {
+        "customer_id": pairs.customers.take(pa.array(pairs.cust[rows])),
+        "product_id": pairs.products.take(pa.array(pairs.prod[rows])),
     }
-    out.update({name: v[rows] for name, v in values.items()})
-    return pd.DataFrame(out)
+    columns.update({name: v[rows] for name, v in values.items()})
+    return arrow_table(columns)
