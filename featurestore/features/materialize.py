@@ -200,12 +200,18 @@ def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
     return PairWindow(window.prior, day)
 
 
-def _load_state_task(store: Store, plan: DailyPlan, day: dt.date, ids: bool) -> CustomerState:
-    return load_state(store, plan, day, ids=ids)
+def _state(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
+           ids: bool) -> CustomerState | None:
+    """A state given as this run's, a stored one's date (read here: a millisecond, cheaper
+    than a task of its own) or None (before the first event date)."""
+    if isinstance(state, dt.date):
+        return load_state(store, plan, state, ids=ids)
+    return state
 
 
-def _advance_task(state: CustomerState | None, plan: DailyPlan, day: dt.date,
-                  daily: tuple[pd.DataFrame, pd.DataFrame | None]) -> CustomerState:
+def _advance_task(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
+                  day: dt.date, daily: tuple[pd.DataFrame, pa.Table | None]) -> CustomerState:
+    state = _state(store, plan, state, ids=True)
     return (CustomerState.empty(plan) if state is None else state).advance(plan, day, daily[0])
 
 
@@ -222,12 +228,14 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
     return rows
 
 
-def _customer_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                          state: CustomerState, lags: dict[int, CustomerState | None],
-                          specs: list[Spec], window: PairWindow | None, daily) -> dict[str, int]:
+def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.date,
+                          tables: list[str], state: CustomerState,
+                          lags: dict[int, CustomerState | dt.date | None], specs: list[Spec],
+                          window: PairWindow | None, daily) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day."""
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
+    lags = {w: _state(store, plan, lag, ids=False) for w, lag in lags.items()}
     pairs = _window_at(as_of, specs, window, daily) if window is not None else None
     for table in tables:
         out = customer_snapshot(repo, table, as_of, state, lags, pairs)
@@ -440,15 +448,12 @@ class _Run:
             self.submitted.append(self.daily[day])
         return self.daily[day]
 
-    def state_of(self, day: dt.date, worker: str | None, ids: bool = False) -> Any:
-        """The state at ``day``: this run's future, a stored one (checked current by the
-        caller), or None before the first event date (empty)."""
+    def state_of(self, day: dt.date) -> Any:
+        """The state at ``day``: this run's future, the date of a stored one (checked current
+        by the caller; the task reads it), or None before the first event date (empty)."""
         if day < self.first:
             return None
-        if day not in self.states:
-            self.states[day] = self._submit("state", day, _load_state_task, self.store,
-                                            self.plan, day, ids, worker=worker)
-        return self.states[day]
+        return self.states.get(day, day)
 
     def prior_of(self, day: dt.date, worker: str | None) -> Any:
         """The pair window of ``day`` without this run's new pairs of ``day`` (a PairWindow):
@@ -483,8 +488,6 @@ class _Run:
 
     def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
         rows: dict[str, int] = {}
-        if chain:  # the state the chain starts from, with its ids (later lags skip them)
-            self.state_of(chain[0] - dt.timedelta(1), self._worker(chain[0], 0), ids=True)
         for i in range(0, len(chain), CHUNK):
             days = chain[i:i + CHUNK]
             for day in days:  # the days' aggregates first: the critical path
@@ -513,19 +516,18 @@ class _Run:
         fresh = daily if day in self.dirty else None
         needs_pairs = bool(pair_names) or (self.distinct and bool(cust_names))
         prior = self.prior_of(day, side) if needs_pairs else None
-        lagged = {w: self.state_of(day - dt.timedelta(w), home) for w in self.lags}
-        state = self._submit("advance", day, _advance_task,
-                             self.state_of(day - dt.timedelta(1), home), self.plan, day, daily,
-                             worker=home)
+        lagged = {w: self.state_of(day - dt.timedelta(w)) for w in self.lags}
+        state = self._submit("advance", day, _advance_task, self.store, self.plan,
+                             self.state_of(day - dt.timedelta(1)), day, daily, worker=home)
         self.states[day] = state
         out = []
         if pair_names:
             out.append(self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
                                     pair_names, self.specs, prior, fresh, worker=side))
         distinct = prior if self.distinct and cust_names else None
-        out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo, day,
-                                cust_names, state, lagged, self.specs, distinct, fresh,
-                                worker=home))
+        out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
+                                self.plan, day, cust_names, state, lagged, self.specs, distinct,
+                                fresh, worker=home))
         return out
 
     def _release(self, day: dt.date) -> None:
