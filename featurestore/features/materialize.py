@@ -200,6 +200,10 @@ def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
     return PairWindow(window.prior, day)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _state(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
            ids: bool) -> CustomerState | None:
     """A state given as this run's, a stored one's date (read here: a millisecond, cheaper
@@ -524,7 +528,11 @@ class _Run:
         if pair_names:
             out.append(self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
                                     pair_names, self.specs, prior, fresh, worker=side))
-        distinct = prior if self.distinct and cust_names else None
+        distinct = None
+        if self.distinct and cust_names:
+            # A copy on the customer tables' worker, made while the day's aggregates run there
+            # (a worker fetches a queued task's inputs while busy), not after the state.
+            distinct = self._submit("window", day, _same, prior, worker=home)
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
                                 self.plan, day, cust_names, state, lagged, self.specs, distinct,
                                 fresh, worker=home))
