@@ -96,7 +96,7 @@ def main() -> None:
     p.add_argument("--rows-per-day", type=int, default=20_000)
     p.add_argument("--late-fraction", type=float, default=0.0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds")
+    p.add_argument("--repeats", type=int, default=15, help="timed rounds")
     p.add_argument("--small", action="store_true", help="3,000 customers, 3,000 rows/day")
     p.add_argument("--workdir", default=None)
     args = p.parse_args()

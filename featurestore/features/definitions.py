@@ -54,7 +54,7 @@ class Filter(_Strict):
     def is_empty(self) -> bool:
         return self.event_id is None and self.page_event is None and self.url_path_prefix is None
 
-    @property
+    @functools.cached_property  # asked for per column and feature on every as-of date
     def key(self) -> str:
         """Short deterministic name, used in daily-aggregate column names."""
         if self.is_empty:

@@ -220,7 +220,8 @@ def write_pairs(store: Store, pairs: PairSums, day: dt.date) -> None:
         "product_id": pa.DictionaryArray.from_arrays(pa.array(pairs.prod, pa.int32()),
                                                      pairs.products),
         "last": pa.array(pairs.last, pa.int32()),
-        **{f"{column}@{window}": values for (column, window), values in pairs.sums.items()},
+        **{f"{column}@{window}": _narrow(values)  # half the bytes when counts fit
+           for (column, window), values in pairs.sums.items()},
     })
     write_ipc(store, table, *_pairs_path(day))
 
@@ -233,7 +234,9 @@ def load_pairs(store: Store, day: dt.date) -> PairSums:
     sums = {}
     for name in table.column_names[3:]:
         column, _, window = name.rpartition("@")
-        sums[(column, int(window))] = table.column(name).to_numpy().copy()
+        values = table.column(name).to_numpy()
+        sums[(column, int(window))] = values.astype("int64") if values.dtype == "int32" \
+            else values.copy()
     return PairSums(cust.dictionary, prod.dictionary, cust.indices.to_numpy().astype("int64"),
                     prod.indices.to_numpy().astype("int64"),
                     table.column("last").to_numpy().astype("int64"), sums)
