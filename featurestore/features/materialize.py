@@ -404,18 +404,21 @@ class _Run:
     Per as-of date D of the chain:
 
     * ``daily``: the day's aggregates (recomputed when dirty, else the stored customer frame);
-    * ``advance``: the state of D from the state of D - 1 and the day's customer frame;
-    * ``prior``: the pair sums of D's window without D's own new pairs (reads stored days);
+    * ``prior``: the pair window of D without D's own new pairs, rolled from the day before or
+      aggregated from stored days (and written, for the next day to roll from);
+    * ``advance``: the state of D from the state of D - 1 (this run's, or read from the store
+      inside the task) and the day's customer frame;
     * ``pairs``: customer x product tables (prior + D's pairs), needing no state;
-    * ``asof``: customer tables from the state of D and the states a window back (this run's
-      futures, or stored ones loaded by a task), and the state of D written.
+    * ``window``: a copy of the prior on the customer tables' worker (see below);
+    * ``asof``: customer tables from the state of D and the states a window back, and the
+      state of D written.
 
-    ``prior`` and the state loads start at once, alongside ``daily``. Dask places a task by
-    where its inputs are, which would put every task of the day on one worker; so the day's
-    aggregates, state and customer tables are pinned (loosely: a missing worker is replaced)
-    to one worker and its pair window and customer x product tables to the next: the big pair
-    window then moves only to the customer tables (for distinct counts), while they wait for
-    the state anyway.
+    ``prior`` starts at once, alongside ``daily``. Dask places a task by where its inputs
+    are, which would put every task of the day on one worker; so the day's aggregates, state
+    and customer tables are pinned (loosely: a missing worker is replaced) to one worker and
+    its pair window and customer x product tables to the next. ``window`` is queued on the
+    first worker behind ``daily``: a worker fetches a queued task's inputs while it computes,
+    so the pair window (for distinct counts) is there before the customer tables need it.
     """
 
     def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
