@@ -75,7 +75,7 @@ __all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "CUSTOMER_STATE"]
 
 STATE_RECORD = "_state/materialize.json"
 #: As-of dates submitted per round: bounds how many state frames are in flight at once.
-CHUNK = 32
+CHUNK = 16
 
 
 @dataclasses.dataclass
