@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from ..storage import Store
 
-__all__ = ["arrow_table", "read_ipc", "write_arrow", "write_ipc", "write_table"]
+__all__ = ["arrow_table", "large_strings", "read_ipc", "write_arrow", "write_ipc",
+           "write_table"]
 
 
 def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
@@ -29,6 +30,15 @@ def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
     numeric = [f.name for f in table.schema
                if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
     store.write_arrow(table, *parts, stats=numeric)
+
+
+def large_strings(values) -> pa.Array:
+    """Strings (Arrow, chunked Arrow or a pandas string array) as one Arrow large_string
+    array: zero-copy when they already are."""
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
 
 
 @functools.lru_cache(maxsize=64)

@@ -133,21 +133,25 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
     return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day"), None
 
 
-def _day_pairs(store: Store, day: dt.date, source: Any, specs: list[Spec]) -> PairSums:
-    """The pairs of ``day`` alone: read back (``source`` is the date) or from this run's daily
-    result."""
-    rows = read_daily_table(store, DAILY_CUSTOMER_PRODUCT, [day]) \
-        if isinstance(source, dt.date) else source[1]
-    if rows is None or not rows.num_rows:
-        return empty_pairs()
-    return aggregate(rows, day.toordinal(), specs)
+def _pair_rows(store: Store, source: dt.date | tuple[pd.DataFrame, pa.Table | None]
+               ) -> pa.Table | None:
+    """A day's daily customer x product rows: read back (``source`` is its date) or from this
+    run's daily result (None when that day was not recomputed)."""
+    if isinstance(source, dt.date):
+        return read_daily_table(store, DAILY_CUSTOMER_PRODUCT, [source])
+    return source[1]
+
+
+def _day_pairs(rows: pa.Table | None, day: dt.date, specs: list[Spec]) -> PairSums:
+    """The pair sums of one day's rows."""
+    return empty_pairs() if rows is None else aggregate(rows, day.toordinal(), specs)
 
 
 def _finish_prior(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
                   keep: bool, stored_day: bool) -> PairWindow:
     if keep:  # the next day's prior rolls from it
         write_pairs(store, prior, as_of)
-    day = _day_pairs(store, as_of, as_of, specs) if stored_day else empty_pairs()
+    day = _day_pairs(_pair_rows(store, as_of), as_of, specs) if stored_day else empty_pairs()
     return PairWindow(prior, day)
 
 
@@ -180,10 +184,9 @@ def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
     before = as_of - dt.timedelta(1)
     if previous is None:
         previous = PairWindow(load_pairs(store, before), empty_pairs())
-    day_before = previous.day if len(previous.day) else _day_pairs(store, before, yesterday,
-                                                                    specs)
-    rows = {w: read_daily_table(store, DAILY_CUSTOMER_PRODUCT, [d]) if isinstance(d, dt.date)
-            else d[1] for w, d in leaving.items()}
+    day_before = previous.day if len(previous.day) else \
+        _day_pairs(_pair_rows(store, yesterday), before, specs)
+    rows = {w: _pair_rows(store, source) for w, source in leaving.items()}
     prior = roll(merge(previous.prior, day_before), as_of.toordinal(),
                  {w: r for w, r in rows.items() if r is not None},
                  max(w for _, w in specs))
@@ -196,8 +199,7 @@ def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
     when it did."""
     if daily is None or daily[1] is None:
         return window
-    day = aggregate(daily[1], as_of.toordinal(), specs) if daily[1].num_rows else empty_pairs()
-    return PairWindow(window.prior, day)
+    return PairWindow(window.prior, _day_pairs(daily[1], as_of, specs))
 
 
 def _same(value: Any) -> Any:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Store
-from ._io import read_ipc, write_ipc
+from ._io import large_strings, read_ipc, write_ipc
 from .definitions import FeatureRepo
 
 __all__ = ["PAIR_STATE", "PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty",
@@ -95,20 +95,35 @@ def _narrow(values: np.ndarray) -> np.ndarray:
         else values
 
 
-def _strings(values) -> pa.Array:
-    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.cast(pa.large_string())
+def _sort_ranks(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(the order that sorts ``values``, each value's position in that order)."""
+    order = pc.sort_indices(values).to_numpy()
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    return order, rank
 
 
 def _sorted_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """(sorted distinct values, each value's position among them)."""
     encoded = pc.dictionary_encode(values)
-    order = pc.sort_indices(encoded.dictionary).to_numpy()
-    rank = np.empty(len(order), dtype="int64")
-    rank[order] = np.arange(len(order))
+    order, rank = _sort_ranks(encoded.dictionary)
     return encoded.dictionary.take(pa.array(order)), rank[encoded.indices.to_numpy()]
+
+
+def _lookup(sums: PairSums, customers: pa.Array,
+            products: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """For (customer, product) id pairs: where each is in ``sums``'s sorted pairs, and whether
+    it is there at all."""
+    c = pc.index_in(customers, value_set=sums.customers).fill_null(-1).to_numpy()
+    q = pc.index_in(products, value_set=sums.products).fill_null(-1).to_numpy()
+    if not len(sums):
+        return np.zeros(len(c), dtype="int64"), np.zeros(len(c), dtype=bool)
+    width = max(len(sums.products), 1)
+    keys = sums.cust * width + sums.prod  # sorted: pairs are in (cust, prod) order
+    wanted = c.astype("int64") * width + q
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    # c or q -1 (an id sums lacks) can still hit a real key: rule those out first
+    return at, (c >= 0) & (q >= 0) & (keys[at] == wanted)
 
 
 def _dedupe(keys: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +155,8 @@ def aggregate(rows: pa.Table, as_of: int, specs: list[Spec]) -> PairSums:
     ``day``; given in day order) over the days they cover, each spec its own window."""
     if not rows.num_rows:
         return empty()
-    customers, cust = _sorted_codes(_strings(rows["customer_id"]))
-    products, prod = _sorted_codes(_strings(rows["product_id"]))
+    customers, cust = _sorted_codes(large_strings(rows["customer_id"]))
+    products, prod = _sorted_codes(large_strings(rows["product_id"]))
     keys = cust * max(len(products), 1) + prod
     firsts, inverse = _dedupe(keys, np.argsort(keys, kind="stable"))
     day = rows["day"].to_numpy()
@@ -184,19 +199,14 @@ def roll(sums: PairSums, as_of: int, leaving: dict[int, pa.Table],
     ``as_of - w``, whose daily customer x product rows are ``leaving[w]`` (absent or empty:
     nothing leaves). A pair leaves once its latest row is older than the ``longest`` window
     (not when its sums reach 0: a sum of quantities can be 0 with rows still inside)."""
-    width = max(len(sums.products), 1)
-    keys = sums.cust * width + sums.prod
     out = {spec: values.copy() for spec, values in sums.sums.items()}
     for (column, window), values in out.items():
         rows = leaving.get(window)
         if rows is None or not rows.num_rows or column not in rows.column_names:
             continue
-        c = pc.index_in(_strings(rows["customer_id"]), value_set=sums.customers)
-        q = pc.index_in(_strings(rows["product_id"]), value_set=sums.products)
-        wanted = (c.fill_null(-1).to_numpy().astype("int64") * width
-                  + q.fill_null(-1).to_numpy())
-        at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
-        if c.null_count or q.null_count or not len(keys) or (keys[at] != wanted).any():
+        at, found = _lookup(sums, large_strings(rows["customer_id"]),
+                            large_strings(rows["product_id"]))
+        if not found.all():
             raise RuntimeError(  # a day inside yesterday's window must be in its sums
                 "the stored customer x product state disagrees with the daily aggregates; "
                 "rebuild with `featurestore backfill`")
@@ -251,9 +261,7 @@ def _union(x: pa.Array, y: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     if not extra.any():
         return x, np.arange(len(x)), y_codes
     joined = pa.concat_arrays([x, y.filter(pa.array(extra))])
-    order = pc.sort_indices(joined).to_numpy()
-    rank = np.empty(len(order), dtype="int64")
-    rank[order] = np.arange(len(order))
+    order, rank = _sort_ranks(joined)
     x_codes = rank[:len(x)]
     y_codes = x_codes[y_codes]
     y_codes[extra] = rank[len(x):]
@@ -321,14 +329,8 @@ class PairWindow:
         new = day.values(spec, "int64") > 0
         cust, prod = day.cust[new], day.prod[new]
         if len(prior) and len(cust):
-            width = max(len(prior.products), 1)
-            c = pc.index_in(day.customers, value_set=prior.customers).fill_null(-1)
-            q = pc.index_in(day.products, value_set=prior.products).fill_null(-1)
-            c, q = c.to_numpy()[cust], q.to_numpy()[prod]
-            keys = prior.cust * width + prior.prod  # sorted: pairs are in (cust, prod) order
-            wanted = c.astype("int64") * width + q
-            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-            known = (c >= 0) & (q >= 0) & (keys[at] == wanted) & seen[at]
-            cust = cust[~known]
+            at, found = _lookup(prior, day.customers.take(pa.array(cust)),
+                                day.products.take(pa.array(prod)))
+            cust = cust[~(found & seen[at])]
         counts.append(np.bincount(cust, minlength=len(day.customers)))
         return pa.concat_arrays([prior.customers, day.customers]), np.concatenate(counts)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..storage import Store
-from ._io import read_ipc, write_ipc
+from ._io import large_strings, read_ipc, write_ipc
 from .daily import DailyPlan
 
 __all__ = ["CUSTOMER_STATE", "STATE_FORMAT", "CustomerState", "daily_columns",
@@ -82,7 +82,7 @@ class CustomerState:
         (one row per customer active that day, sorted by id)."""
         if not len(daily):
             return self
-        day_ids = _large_strings(daily["customer_id"].array)
+        day_ids = large_strings(daily["customer_id"].array)
         found = pc.index_in(day_ids, value_set=self.ids)
         new = found.is_null().to_numpy(zero_copy_only=False)
         positions = found.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
@@ -117,14 +117,6 @@ class CustomerState:
 
     def to_arrow(self) -> pa.Table:
         return pa.table({"customer_id": self.ids, **self.columns})
-
-
-def _large_strings(values) -> pa.Array:
-    """A pandas string array as one Arrow large_string array (zero-copy when Arrow-backed)."""
-    arr = pa.array(values)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.cast(pa.large_string())
 
 
 def _path(day: dt.date) -> tuple[str, str, str]:
