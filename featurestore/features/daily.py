@@ -147,10 +147,7 @@ def _events(store: Store, day: dt.date) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series([], dtype="string") for c in _EVENT_COLUMNS})
     table = ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table(
         columns=_EVENT_COLUMNS)
-    import pyarrow as pa
-
-    df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
-                                       pa.large_string(): pd.StringDtype()}.get)
+    df = _to_pandas(table)
     return df[df["customer_id"].notna()].reset_index(drop=True)
 
 
@@ -201,6 +198,7 @@ def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataF
 
 
 def _to_pandas(table) -> pd.DataFrame:
+    """Arrow to pandas with strings as ``string`` (pd.NA for nulls)."""
     import pyarrow as pa
 
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
