@@ -235,21 +235,18 @@ class Store:
                 stats=stats,
             )
 
-    def write_arrow(self, table: pa.Table, *parts: str,
-                    stats: bool | list[str] = True) -> None:
+    def write_arrow(self, table: pa.Table, *parts: str, stats: bool | list[str] = True,
+                    dictionary: bool | list[str] = True) -> None:
         """Publish an Arrow table as one parquet file with pyarrow (same commit protocol).
 
         For tables born in Arrow (quarantine, feature tables): no pandas round trip, and
         fastparquet's fixed cost per file (~10 ms) is paid only where its writer is wanted.
-        ``stats``: the columns to write min/max statistics for (all by default). Encoded in
-        memory, then written in one call (pyarrow writes a Python file object in many small
-        pieces).
+        ``stats``: the columns to write min/max statistics for (all by default);
+        ``dictionary``: the columns to dictionary-encode (all by default). Encoded in memory,
+        then written in one call (pyarrow writes a Python file object in many small pieces).
+        Dictionary-typed columns are written as they are (see :func:`_parquet_bytes`).
         """
-        import pyarrow.parquet as pq
-
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="snappy", write_statistics=stats)
-        self.write_bytes(memoryview(sink.getvalue()), *parts)
+        self.write_bytes(_parquet_bytes(table, stats, dictionary), *parts)
 
     def remove(self, *parts: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -312,3 +309,34 @@ class Store:
             return self.read_json(LOCK_NAME)
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+
+
+def _parquet_bytes(table: pa.Table, stats: bool | list[str],
+                   dictionary: bool | list[str]) -> memoryview:
+    """``table`` as parquet bytes (snappy). A dictionary-typed column (codes into distinct
+    values) goes to the file's dictionary page as it is, without hashing every value again,
+    yet reads back as its value type: the stored Arrow schema (``ARROW:schema``, which pyarrow
+    readers follow; other readers see the plain parquet type) is the table's with the value
+    types, so readers cannot tell it from a write of the decoded column."""
+    import base64
+
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    options = {"compression": "snappy", "write_statistics": stats}
+    coded = [i for i, f in enumerate(table.schema) if pa.types.is_dictionary(f.type)]
+    if not coded:
+        pq.write_table(table, sink, use_dictionary=dictionary, **options)
+        return memoryview(sink.getvalue())
+    plain = table.schema
+    for i in coded:
+        plain = plain.set(i, plain.field(i).with_type(plain.field(i).type.value_type))
+    if dictionary is not True:  # a coded column is always written with its dictionary
+        dictionary = sorted({*(dictionary or []), *(table.schema.names[i] for i in coded)})
+    with pq.ParquetWriter(sink, table.schema, store_schema=False, use_dictionary=dictionary,
+                          **options) as writer:
+        writer.write_table(table)
+        metadata = {k.decode(): v.decode() for k, v in (plain.metadata or {}).items()}
+        metadata["ARROW:schema"] = base64.b64encode(plain.serialize().to_pybytes()).decode()
+        writer.add_key_value_metadata(metadata)
+    return memoryview(sink.getvalue())

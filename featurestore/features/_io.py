@@ -20,16 +20,23 @@ __all__ = ["arrow_table", "large_strings", "read_ipc", "write_arrow", "write_ipc
            "write_table"]
 
 
-def write_arrow(store: Store, table: pa.Table, *parts: str) -> None:
+def write_arrow(store: Store, table: pa.Table, *parts: str, unique: tuple[str, ...] = ()) -> None:
     """Publish ``table`` atomically as one parquet file at ``parts``.
 
     Min/max statistics for the non-string columns only: every partition spans the whole range
     of customer and product ids, so their statistics would prune nothing, and computing them
-    is a third of the time of writing a customer x product table.
+    is a third of the time of writing a customer x product table. ``unique`` names columns
+    with a distinct value per row (a table's key): a dictionary of them would save nothing.
     """
-    numeric = [f.name for f in table.schema
-               if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-    store.write_arrow(table, *parts, stats=numeric)
+    strings = {f.name for f in table.schema if _is_string(f.type)}
+    store.write_arrow(table, *parts, stats=[n for n in table.schema.names if n not in strings],
+                      dictionary=[n for n in table.schema.names if n not in unique])
+
+
+def _is_string(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def large_strings(values) -> pa.Array:
@@ -52,7 +59,10 @@ def arrow_table(columns: dict[str, pa.Array | np.ndarray],
                 missing: dict[str, np.ndarray] | None = None) -> pa.Table:
     """A table of Arrow string arrays and numpy columns, with the schema and pandas metadata
     ``Table.from_pandas`` would give the same DataFrame (integer columns in ``missing``, with
-    their null masks, read back as nullable ``Int64``), without building the DataFrame."""
+    their null masks, read back as nullable ``Int64``), without building the DataFrame.
+
+    A dictionary-encoded string array stays encoded (its field a dictionary of the string
+    type): :meth:`Store.write_arrow` writes it as a dictionary page, read back as strings."""
     missing = missing or {}
 
     def dtype(name: str, values) -> str:
@@ -61,10 +71,18 @@ def arrow_table(columns: dict[str, pa.Array | np.ndarray],
         return "Int64" if name in missing else str(values.dtype)
 
     schema = _pandas_schema(tuple((n, dtype(n, v)) for n, v in columns.items()))
-    arrays = [pa.array(v, mask=missing[n], type=f.type) if n in missing
-              else v.cast(f.type) if isinstance(v, (pa.Array, pa.ChunkedArray))
-              else pa.array(v, type=f.type)
-              for (n, v), f in zip(columns.items(), schema, strict=True)]
+    arrays = []
+    for i, ((name, values), field) in enumerate(zip(columns.items(), schema, strict=True)):
+        if name in missing:
+            values = pa.array(values, mask=missing[name], type=field.type)
+        elif isinstance(values, pa.DictionaryArray):
+            values = values.cast(pa.dictionary(values.type.index_type, field.type))
+            schema = schema.set(i, field.with_type(values.type))
+        elif isinstance(values, (pa.Array, pa.ChunkedArray)):
+            values = values.cast(field.type)
+        else:
+            values = pa.array(values, type=field.type)
+        arrays.append(values)
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

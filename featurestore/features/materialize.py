@@ -245,7 +245,7 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
     pairs = _window_at(as_of, specs, window, daily) if window is not None else None
     for table in tables:
         out = customer_snapshot(repo, table, as_of, state, lags, pairs)
-        write_arrow(store, out, table, name, "part-0.parquet")
+        write_arrow(store, out, table, name, "part-0.parquet", unique=("customer_id",))
         rows[table] = out.num_rows
     write_state(store, state, as_of)
     return rows

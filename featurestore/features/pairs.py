@@ -285,18 +285,19 @@ def merge(a: PairSums, b: PairSums) -> PairSums:
     hit = at < len(a_keys)
     hit[hit] = a_keys[at[hit]] == b_keys[hit]
     new = ~hit
-    inserted = at[new]  # each new b pair goes before a's pair at that index
-    before = np.cumsum(np.bincount(inserted, minlength=len(a_keys) + 1))[:len(a_keys)]
-    pos_a = np.arange(len(a_keys)) + before
+    inserted = at[new]  # each new b pair goes before a's pair at that index (sorted)
     pos_new = inserted + np.arange(len(inserted))
-    pos_hit = pos_a[at[hit]]
+    at_hit = at[hit]  # a's pair at_hit moves up by the new pairs inserted at or before it
+    pos_hit = at_hit + np.searchsorted(inserted, at_hit, side="right")
     size = len(a_keys) + len(inserted)
+    from_a = np.ones(size, dtype=bool)
+    from_a[pos_new] = False
 
     def combine(a_values: np.ndarray, b_values: np.ndarray, add) -> np.ndarray:
         out = np.empty(size, dtype=a_values.dtype)
-        out[pos_a] = a_values
-        out[pos_hit] = add(out[pos_hit], b_values[hit])
+        out[from_a] = a_values  # a mask, not positions: a third of the time
         out[pos_new] = b_values[new]
+        out[pos_hit] = add(out[pos_hit], b_values[hit])
         return out
 
     sums = {}

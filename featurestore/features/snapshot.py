@@ -96,9 +96,11 @@ def customer_product_snapshot(repo: FeatureRepo, table: str, pairs: PairSums) ->
     for v in values.values():
         keep |= v != 0
     rows = np.flatnonzero(keep)
-    columns: dict[str, object] = {
-        "customer_id": pairs.customers.take(pa.array(pairs.cust[rows])),
-        "product_id": pairs.products.take(pa.array(pairs.prod[rows])),
+    columns: dict[str, object] = {  # codes into the sorted ids: written without decoding
+        "customer_id": pa.DictionaryArray.from_arrays(pa.array(pairs.cust[rows], pa.int32()),
+                                                      pairs.customers),
+        "product_id": pa.DictionaryArray.from_arrays(pa.array(pairs.prod[rows], pa.int32()),
+                                                     pairs.products),
     }
     columns.update({name: v[rows] for name, v in values.items()})
     return arrow_table(columns)
