@@ -96,8 +96,14 @@ def write_ipc(store: Store, table: pa.Table, *parts: str) -> None:
 
 
 def read_ipc(store: Store, *parts: str, columns: list[str] | None = None) -> pa.Table:
-    with store.fs.open(store.path(*parts), "rb") as f:
-        table = pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
+    """Read an Arrow IPC file. A local one is memory-mapped: the columns are views of the page
+    cache (read-only), so columns not asked for are never touched and nothing is copied."""
+    if store.is_local:
+        source = pa.memory_map(store.path(*parts))
+    else:
+        with store.fs.open(store.path(*parts), "rb") as f:
+            source = pa.py_buffer(f.read())
+    table = pa.ipc.open_file(source).read_all()
     return table.select(columns) if columns is not None else table
 
 

@@ -48,12 +48,12 @@ from .daily import (
 )
 from .definitions import FeatureRepo, load_feature_repo
 from .pairs import (
+    PAIRS_FORMAT,
     PairSums,
     PairWindow,
     Spec,
     aggregate,
     load_pairs,
-    merge,
     pair_specs,
     pairs_exist,
     roll,
@@ -147,17 +147,15 @@ def _day_pairs(rows: pa.Table | None, day: dt.date, specs: list[Spec]) -> PairSu
     return empty_pairs() if rows is None else aggregate(rows, day.toordinal(), specs)
 
 
-def _finish_prior(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
-                  keep: bool, stored_day: bool) -> PairWindow:
-    if keep:  # the next day's prior rolls from it
-        write_pairs(store, prior, as_of)
+def _with_day(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
+              stored_day: bool) -> PairWindow:
     day = _day_pairs(_pair_rows(store, as_of), as_of, specs) if stored_day else empty_pairs()
     return PairWindow(prior, day)
 
 
 def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
                            stored: list[dt.date], fresh: list[tuple[pd.DataFrame, Any]],
-                           keep: bool, stored_day: bool) -> PairWindow:
+                           stored_day: bool) -> PairWindow:
     """The window at ``as_of`` as (prior, stored pairs of ``as_of`` when ``stored_day``): the
     prior aggregated from the ``stored`` days before ``as_of`` and this run's daily results of
     the others (``fresh``). Needs nothing of the day's own aggregates: runs alongside them."""
@@ -171,26 +169,20 @@ def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
         if (day[1:] < day[:-1]).any():  # sum in day order: the same bits on every run
             rows = rows.take(pa.array(np.argsort(day, kind="stable")))
         prior = aggregate(rows, as_of.toordinal(), specs)
-    return _finish_prior(store, as_of, specs, prior, keep, stored_day)
+    return _with_day(store, as_of, specs, prior, stored_day)
 
 
-def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
-                       previous: PairWindow | None, yesterday: Any, leaving: dict[int, Any],
-                       stored_day: bool) -> PairWindow:
-    """Like :func:`_aggregated_prior_task`, the prior rolled instead (see pairs.py): from the
-    window of the day before (this run's, or None: the stored prior) and that day's pairs
-    (``yesterday``: a date to read, or this run's daily result); ``leaving[w]`` is the day
-    leaving window w (a date or a daily result)."""
-    before = as_of - dt.timedelta(1)
-    if previous is None:
-        previous = PairWindow(load_pairs(store, before), empty_pairs())
-    day_before = previous.day if len(previous.day) else \
-        _day_pairs(_pair_rows(store, yesterday), before, specs)
+def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec], written: Any,
+                       leaving: dict[int, Any], stored_day: bool) -> PairWindow:
+    """Like :func:`_aggregated_prior_task`, the prior rolled instead (see pairs.py): the stored
+    window of the day before (written by this run's pair task of that day, ``written``, or by an
+    earlier run) minus, per window w, the day leaving it (``leaving[w]``: a date or a daily
+    result)."""
     rows = {w: _pair_rows(store, source) for w, source in leaving.items()}
-    prior = roll(merge(previous.prior, day_before), as_of.toordinal(),
+    prior = roll(load_pairs(store, as_of - dt.timedelta(1)), as_of.toordinal(),
                  {w: r for w, r in rows.items() if r is not None},
                  max(w for _, w in specs))
-    return _finish_prior(store, as_of, specs, prior, True, stored_day)
+    return _with_day(store, as_of, specs, prior, stored_day)
 
 
 def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
@@ -222,15 +214,18 @@ def _advance_task(store: Store, plan: DailyPlan, state: CustomerState | dt.date 
 
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                      specs: list[Spec], window: PairWindow, daily) -> dict[str, int]:
+                      specs: list[Spec], window: PairWindow, daily, keep: bool) -> dict[str, int]:
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
-    so they run alongside the customer tables)."""
+    so they run alongside the customer tables) and, when ``keep``, the whole window, for the
+    next day's prior to roll from."""
     pairs = _window_at(as_of, specs, window, daily).merged()
     rows = {}
     for table in tables:
         out = customer_product_snapshot(repo, table, pairs)
         write_arrow(store, out, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
         rows[table] = out.num_rows
+    if keep:
+        write_pairs(store, pairs, as_of)
     return rows
 
 
@@ -305,7 +300,7 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
                         scheduler, workers, start, end, force) -> None:
     plan = daily_plan(repo)
     state_fp = f"{plan.fingerprint}/{STATE_FORMAT}"  # what a stored state was built for
-    pair_fp = f"{plan.fingerprint}/{pair_specs(repo)}"  # and stored pair sums
+    pair_fp = f"{plan.fingerprint}/{pair_specs(repo)}/{PAIRS_FORMAT}"  # and stored pair sums
     window = max_window(repo, "weblog")
     tables = list(repo.tables_for("weblog"))
     fingerprints = {t: repo.fingerprint(t) for t in tables}
@@ -430,9 +425,9 @@ class _Run:
         self.first, self.dirty, self.window, self.lags = first, dirty, window, lags
         self.specs = pair_specs(repo)
         self.rolls = rolls(self.specs)
-        self.pairs_current = pairs_current  # dates whose stored pair sums are current
-        self.windows: dict[dt.date, Any] = {}  # this run's pair windows (prior task futures)
-        self.pairs_kept: list[dt.date] = []  # dates whose prior this run writes
+        self.pairs_current = pairs_current  # dates whose stored pair window is current
+        self.pair_tasks: dict[dt.date, Any] = {}  # this run's pair tasks (they store windows)
+        self.pairs_kept: list[dt.date] = []  # dates whose window this run writes
         self.daily: dict[dt.date, Any] = {}
         self.submitted: list[Any] = []  # every daily future, to surface errors at the end
         self.states: dict[dt.date, Any] = {}
@@ -466,34 +461,25 @@ class _Run:
 
     def prior_of(self, day: dt.date, worker: str | None) -> Any:
         """The pair window of ``day`` without this run's new pairs of ``day`` (a PairWindow):
-        the prior rolled from the day before when its prior is this run's or stored and
-        current, else aggregated from the window's daily partitions."""
+        rolled from the window of the day before when this run's pair task of that day stores
+        it or it is stored and current, else aggregated from the window's daily partitions."""
         before = day - dt.timedelta(1)
         stored_day = day not in self.dirty
-        previous = self.windows.get(before)
-        if self.rolls and (previous is not None or (
+        written = self.pair_tasks.get(before)
+        if self.rolls and (written is not None or (
                 before.isoformat() in self.pairs_current and pairs_exist(self.store, before))):
             leaving = {}
             for w in sorted({w for _, w in self.specs}):
                 gone = day - dt.timedelta(w)
                 if gone >= self.first:
                     leaving[w] = self.daily_of(gone) if gone in self.dirty else gone
-            yesterday = self.daily_of(before) if before in self.dirty else before
-            window = self._submit("prior", day, _rolled_prior_task, self.store, day,
-                                  self.specs, previous, yesterday, leaving, stored_day,
-                                  worker=worker)
-        else:
-            days = [d for d in _days(day - dt.timedelta(self.window - 1), before)
-                    if d >= self.first]
-            window = self._submit(
-                "prior", day, _aggregated_prior_task, self.store, day, self.specs,
-                [d for d in days if d not in self.dirty],
-                [self.daily_of(d) for d in days if d in self.dirty], self.rolls, stored_day,
-                worker=worker)
-        self.windows[day] = window
-        if self.rolls:
-            self.pairs_kept.append(day)
-        return window
+            return self._submit("prior", day, _rolled_prior_task, self.store, day, self.specs,
+                                written, leaving, stored_day, worker=worker)
+        days = [d for d in _days(day - dt.timedelta(self.window - 1), before) if d >= self.first]
+        return self._submit("prior", day, _aggregated_prior_task, self.store, day, self.specs,
+                            [d for d in days if d not in self.dirty],
+                            [self.daily_of(d) for d in days if d in self.dirty], stored_day,
+                            worker=worker)
 
     def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
         rows: dict[str, int] = {}
@@ -530,9 +516,13 @@ class _Run:
                              self.state_of(day - dt.timedelta(1)), day, daily, worker=home)
         self.states[day] = state
         out = []
-        if pair_names:
-            out.append(self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
-                                    pair_names, self.specs, prior, fresh, worker=side))
+        if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
+            pairs = self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
+                                 pair_names, self.specs, prior, fresh, self.rolls, worker=side)
+            out.append(pairs)
+            if self.rolls:
+                self.pair_tasks[day] = pairs
+                self.pairs_kept.append(day)
         distinct = None
         if self.distinct and cust_names:
             # A copy on the customer tables' worker, made while the day's aggregates run there
@@ -549,5 +539,5 @@ class _Run:
             del self.states[d]
         for d in [d for d in self.daily if d <= day - dt.timedelta(self.window)]:
             del self.daily[d]
-        for d in [d for d in self.windows if d < day]:
-            del self.windows[d]
+        for d in [d for d in self.pair_tasks if d < day]:
+            del self.pair_tasks[d]

@@ -8,9 +8,9 @@ the heavy work is integer work, and two sorted pair lists merge in linear time.
 
 Per as-of date D the window is built in two steps so most of the work can run before the
 day's own aggregates exist: the *prior* (every day of the window but D), then :func:`merge`
-the pairs of D itself. The prior is, by preference, :func:`roll`ed: the prior of D-1 (stored
-as ``_state/pairs/as_of=D-1/part-0.arrow``) merged with the pairs of D-1, minus, per spec, the
-one day that leaves its window (D-w): four small reads instead of W-1 daily partitions.
+the pairs of D itself. The prior is, by preference, :func:`roll`ed: the whole window of D-1
+(stored as ``_state/pairs/as_of=D-1/part-0.arrow``) minus, per spec, the one day that leaves
+its window (D-w): three small reads instead of W-1 daily partitions.
 Integer sums subtract exactly; float sums (a ``sum`` of price per product) would not, so a
 repository with one always :func:`aggregate`s the stored days, summed in day order so the bits
 are the same however a run was split.
@@ -29,10 +29,14 @@ from ..storage import Store
 from ._io import large_strings, read_ipc, write_ipc
 from .definitions import FeatureRepo
 
-__all__ = ["PAIR_STATE", "PairSums", "PairWindow", "Spec", "aggregate", "column_of", "empty",
-           "load_pairs", "merge", "pair_specs", "pairs_exist", "roll", "rolls", "write_pairs"]
+__all__ = ["PAIR_STATE", "PAIRS_FORMAT", "PairSums", "PairWindow", "Spec", "aggregate",
+           "column_of", "empty", "load_pairs", "merge", "pair_specs", "pairs_exist", "roll",
+           "rolls", "write_pairs"]
 
 PAIR_STATE = "_state/pairs"
+#: Part of the fingerprint of a stored window, bumped when what is stored changes, so an older
+#: one is rebuilt rather than misread (2: the whole window of D; 1 was D's prior).
+PAIRS_FORMAT = 2
 
 #: (daily customer x product column, window in days)
 Spec = tuple[str, int]
@@ -245,8 +249,7 @@ def load_pairs(store: Store, day: dt.date) -> PairSums:
     for name in table.column_names[3:]:
         column, _, window = name.rpartition("@")
         values = table.column(name).to_numpy()
-        sums[(column, int(window))] = values.astype("int64") if values.dtype == "int32" \
-            else values.copy()
+        sums[(column, int(window))] = values.astype("int64", copy=False)  # roll copies
     return PairSums(cust.dictionary, prod.dictionary, cust.indices.to_numpy().astype("int64"),
                     prod.indices.to_numpy().astype("int64"),
                     table.column("last").to_numpy().astype("int64"), sums)

@@ -137,7 +137,8 @@ def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
     window back, which lines up by position)."""
     columns = state_columns(plan)
     table = read_ipc(store, *_path(day), columns=(["customer_id"] if ids else []) + columns)
-    values = {c: table.column(c).to_numpy().astype(_dtype(c), copy=True) for c in columns}
+    # views, not copies: a state is never changed in place (advance builds new columns)
+    values = {c: table.column(c).to_numpy().astype(_dtype(c), copy=False) for c in columns}
     ids_array = table.column("customer_id").combine_chunks().cast(pa.large_string()) if ids \
         else pa.nulls(table.num_rows, pa.large_string())
     return CustomerState(ids_array, values)
