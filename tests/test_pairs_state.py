@@ -66,7 +66,7 @@ def _expected(df: pd.DataFrame, column: str, window: int) -> pd.Series:
 def test_prior_plus_day_equals_the_whole_window(rows):
     df = _daily_frame(rows)
     earlier, today = _arrow(df[df["day"] < AS_OF]), _arrow(df[df["day"] == AS_OF])
-    window = PairWindow(aggregate(earlier, AS_OF, SPECS), aggregate(today, AS_OF, SPECS))
+    window = PairWindow(aggregate(earlier, AS_OF, SPECS), today, AS_OF, SPECS)
     merged = window.merged()
     keys = pd.MultiIndex.from_arrays(
         [merged.customers.take(merged.cust).to_pylist(),
@@ -82,8 +82,9 @@ def test_prior_plus_day_equals_the_whole_window(rows):
         else:
             assert got.to_numpy().tolist() == want.to_numpy().tolist()
 
-    for w in (3, 7):  # distinct products per customer, from the two parts unmerged
-        ids, counts = window.distinct(("pairs_a", w))
+    counted = PairWindow(window.prior, today, AS_OF, SPECS).count_prior([("pairs_a", 3)])
+    for w, part in ((3, counted), (7, window), (3, window)):  # counted ahead or on demand
+        ids, counts = part.distinct(("pairs_a", w))  # distinct products, parts unmerged
         got = pd.Series(counts, index=ids.to_pylist()).groupby(level=0).sum()
         got = got[got > 0]
         sums = _expected(df, "pairs_a", w)

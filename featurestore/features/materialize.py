@@ -53,6 +53,7 @@ from .pairs import (
     PairWindow,
     Spec,
     aggregate,
+    column_of,
     load_pairs,
     pair_specs,
     pairs_exist,
@@ -142,20 +143,17 @@ def _pair_rows(store: Store, source: dt.date | tuple[pd.DataFrame, pa.Table | No
     return source[1]
 
 
-def _day_pairs(rows: pa.Table | None, day: dt.date, specs: list[Spec]) -> PairSums:
-    """The pair sums of one day's rows."""
-    return empty_pairs() if rows is None else aggregate(rows, day.toordinal(), specs)
-
-
 def _with_day(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
-              stored_day: bool) -> PairWindow:
-    day = _day_pairs(_pair_rows(store, as_of), as_of, specs) if stored_day else empty_pairs()
-    return PairWindow(prior, day)
+              stored_day: bool, distinct: list[Spec]) -> PairWindow:
+    """The prior task's result: the window with the stored rows of ``as_of`` when
+    ``stored_day`` (else this run's, added later) and the prior counted for ``distinct``."""
+    rows = _pair_rows(store, as_of) if stored_day else None
+    return PairWindow(prior, rows, as_of.toordinal(), specs).count_prior(distinct)
 
 
 def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
                            stored: list[dt.date], fresh: list[tuple[pd.DataFrame, Any]],
-                           stored_day: bool) -> PairWindow:
+                           stored_day: bool, distinct: list[Spec]) -> PairWindow:
     """The window at ``as_of`` as (prior, stored pairs of ``as_of`` when ``stored_day``): the
     prior aggregated from the ``stored`` days before ``as_of`` and this run's daily results of
     the others (``fresh``). Needs nothing of the day's own aggregates: runs alongside them."""
@@ -169,11 +167,12 @@ def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
         if (day[1:] < day[:-1]).any():  # sum in day order: the same bits on every run
             rows = rows.take(pa.array(np.argsort(day, kind="stable")))
         prior = aggregate(rows, as_of.toordinal(), specs)
-    return _with_day(store, as_of, specs, prior, stored_day)
+    return _with_day(store, as_of, specs, prior, stored_day, distinct)
 
 
 def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec], written: Any,
-                       leaving: dict[int, Any], stored_day: bool) -> PairWindow:
+                       leaving: dict[int, Any], stored_day: bool,
+                       distinct: list[Spec]) -> PairWindow:
     """Like :func:`_aggregated_prior_task`, the prior rolled instead (see pairs.py): the stored
     window of the day before (written by this run's pair task of that day, ``written``, or by an
     earlier run) minus, per window w, the day leaving it (``leaving[w]``: a date or a daily
@@ -182,16 +181,16 @@ def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec], written:
     prior = roll(load_pairs(store, as_of - dt.timedelta(1)), as_of.toordinal(),
                  {w: r for w, r in rows.items() if r is not None},
                  max(w for _, w in specs))
-    return _with_day(store, as_of, specs, prior, stored_day)
+    return _with_day(store, as_of, specs, prior, stored_day, distinct)
 
 
-def _window_at(as_of: dt.date, specs: list[Spec], window: PairWindow,
+def _window_at(window: PairWindow,
                daily: tuple[pd.DataFrame, pa.Table | None] | None) -> PairWindow:
-    """The whole window at ``as_of``: the prior task's, with the day's pairs this run computed
-    when it did."""
+    """The whole window: the prior task's, with the day's rows this run computed when it
+    did."""
     if daily is None or daily[1] is None:
         return window
-    return PairWindow(window.prior, _day_pairs(daily[1], as_of, specs))
+    return dataclasses.replace(window, rows=daily[1])
 
 
 def _same(value: Any) -> Any:
@@ -218,7 +217,7 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
     so they run alongside the customer tables) and, when ``keep``, the whole window, for the
     next day's prior to roll from."""
-    pairs = _window_at(as_of, specs, window, daily).merged()
+    pairs = _window_at(window, daily).merged()
     rows = {}
     for table in tables:
         out = customer_product_snapshot(repo, table, pairs)
@@ -237,7 +236,7 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
     lags = {w: _state(store, plan, lag, ids=False) for w, lag in lags.items()}
-    pairs = _window_at(as_of, specs, window, daily) if window is not None else None
+    pairs = _window_at(window, daily) if window is not None else None
     for table in tables:
         out = customer_snapshot(repo, table, as_of, state, lags, pairs)
         write_arrow(store, out, table, name, "part-0.parquet", unique=("customer_id",))
@@ -432,9 +431,10 @@ class _Run:
         self.submitted: list[Any] = []  # every daily future, to surface errors at the end
         self.states: dict[dt.date, Any] = {}
         self.pair_tables = {t for t in repo.tables_for("weblog") if len(repo.keys(t)) == 2}
-        self.distinct = any(f.aggregation == "distinct" and f.field == "product_id"
-                            for t in repo.tables_for("weblog") if t not in self.pair_tables
-                            for f in repo.tables[t].features.values())
+        self.distinct = sorted({  # the specs of distinct-product counts of customer tables
+            (column_of(f), f.window_days) for t in repo.tables_for("weblog")
+            if t not in self.pair_tables for f in repo.tables[t].features.values()
+            if f.aggregation == "distinct" and f.field == "product_id"})
         self.workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) or [None]
 
     def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None) -> Any:
@@ -474,12 +474,12 @@ class _Run:
                 if gone >= self.first:
                     leaving[w] = self.daily_of(gone) if gone in self.dirty else gone
             return self._submit("prior", day, _rolled_prior_task, self.store, day, self.specs,
-                                written, leaving, stored_day, worker=worker)
+                                written, leaving, stored_day, self.distinct, worker=worker)
         days = [d for d in _days(day - dt.timedelta(self.window - 1), before) if d >= self.first]
         return self._submit("prior", day, _aggregated_prior_task, self.store, day, self.specs,
                             [d for d in days if d not in self.dirty],
                             [self.daily_of(d) for d in days if d in self.dirty], stored_day,
-                            worker=worker)
+                            self.distinct, worker=worker)
 
     def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
         rows: dict[str, int] = {}

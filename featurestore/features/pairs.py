@@ -314,27 +314,50 @@ def merge(a: PairSums, b: PairSums) -> PairSums:
 
 @dataclasses.dataclass
 class PairWindow:
-    """The pair sums of a window ending on D in its two parts: every day but this run's new
-    pairs of D (``prior``), and those (``day``; empty when D was not recomputed)."""
+    """The pairs of a window ending on D in its two parts: the sums of every day but D
+    (``prior``) and D's daily customer x product rows (``rows``, one per pair, with ``day``;
+    None when there are none), kept as rows: the customer tables only look them up.
+
+    ``prior_counts[spec]``: per prior customer, its pairs with a non-zero ``spec`` sum (see
+    :meth:`count_prior`)."""
 
     prior: PairSums
-    day: PairSums
+    rows: pa.Table | None
+    as_of: int  # D (proleptic ordinal)
+    specs: list[Spec]
+    prior_counts: dict[Spec, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    def day(self) -> PairSums:
+        return empty() if self.rows is None else aggregate(self.rows, self.as_of, self.specs)
 
     def merged(self) -> PairSums:
-        return merge(self.prior, self.day)
+        return merge(self.prior, self.day())
+
+    def count_prior(self, specs: list[Spec]) -> PairWindow:
+        """Count the prior's pairs per customer for :meth:`distinct` now, ahead of the day."""
+        for spec in specs:
+            seen = self.prior.values(spec, "int64") > 0
+            self.prior_counts[spec] = np.bincount(self.prior.cust[seen],
+                                                  minlength=len(self.prior.customers))
+        return self
 
     def distinct(self, spec: Spec) -> tuple[pa.Array, np.ndarray]:
         """(customer ids, count) of pairs with a non-zero ``spec`` sum (counts, so >= 0), one
-        id possibly twice: the prior's count plus the day's pairs the prior lacks. Cheaper
-        than :meth:`merged` (the customer tables only need these counts)."""
-        prior, day = self.prior, self.day
-        seen = prior.values(spec, "int64") > 0
-        counts = [np.bincount(prior.cust[seen], minlength=len(prior.customers))]
-        new = day.values(spec, "int64") > 0
-        cust, prod = day.cust[new], day.prod[new]
-        if len(prior) and len(cust):
-            at, found = _lookup(prior, day.customers.take(pa.array(cust)),
-                                day.products.take(pa.array(prod)))
-            cust = cust[~(found & seen[at])]
-        counts.append(np.bincount(cust, minlength=len(day.customers)))
-        return pa.concat_arrays([prior.customers, day.customers]), np.concatenate(counts)
+        id possibly many times: the prior's count, plus one per row of D for a pair the prior
+        lacks. Cheaper than :meth:`merged` (the customer tables only need these counts)."""
+        prior, rows = self.prior, self.rows
+        counts = self.prior_counts.get(spec)
+        if counts is None:
+            counts = self.count_prior([spec]).prior_counts[spec]
+        ids = [prior.customers]
+        column = spec[0]
+        if rows is not None and column in rows.column_names:
+            rows = rows.filter(pc.greater(rows[column], 0))
+            customers = large_strings(rows["customer_id"])
+            if len(prior) and len(rows):
+                at, found = _lookup(prior, customers, large_strings(rows["product_id"]))
+                found &= prior.values(spec, "int64")[at] > 0
+                customers = customers.filter(pa.array(~found))
+            ids.append(customers)
+            counts = np.concatenate([counts, np.ones(len(customers), dtype=counts.dtype)])
+        return pa.concat_arrays(ids), counts
