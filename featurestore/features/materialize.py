@@ -13,8 +13,9 @@ records never change once written, so only the keys the record has not seen are 
 * the customer state (running totals and last dates per customer, :mod:`.state`) chains day to
   day from the stored state of the day before the first rebuilt date, so nothing rescans
   history: a customer window is the state of D minus the state of D - w;
-* customer x product windows (:mod:`.pairs`) are the stored days of the window aggregated
-  alongside the day's own aggregates, then merged with the day's new pairs.
+* customer x product windows (:mod:`.pairs`): the window without D is rolled from the stored
+  window of D-1 (or aggregated from the stored days) alongside the day's own aggregates, then
+  merged with the day's new pairs and stored for D+1.
 
 The task graph of one as-of date is described on :class:`_Run`. Every output name is
 deterministic and published atomically; the record is written last, so a crash followed by a
@@ -400,11 +401,12 @@ class _Run:
     Per as-of date D of the chain:
 
     * ``daily``: the day's aggregates (recomputed when dirty, else the stored customer frame);
-    * ``prior``: the pair window of D without D's own new pairs, rolled from the day before or
-      aggregated from stored days (and written, for the next day to roll from);
+    * ``prior``: the pair window of D without D's own new pairs, rolled from the stored window
+      of the day before or aggregated from stored days;
     * ``advance``: the state of D from the state of D - 1 (this run's, or read from the store
       inside the task) and the day's customer frame;
-    * ``pairs``: customer x product tables (prior + D's pairs), needing no state;
+    * ``pairs``: customer x product tables (prior + D's pairs), needing no state, and the
+      window of D stored for the next day to roll from;
     * ``window``: a copy of the prior on the customer tables' worker (see below);
     * ``asof``: customer tables from the state of D and the states a window back, and the
       state of D written.
