@@ -231,7 +231,7 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
 
 def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.date,
                           tables: list[str], state: CustomerState,
-                          lags: dict[int, CustomerState | dt.date | None], specs: list[Spec],
+                          lags: dict[int, CustomerState | dt.date | None],
                           window: PairWindow | None, daily) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day."""
     name = f"as_of={as_of.isoformat()}"
@@ -531,8 +531,8 @@ class _Run:
             # (a worker fetches a queued task's inputs while busy), not after the state.
             distinct = self._submit("window", day, _same, prior, worker=home)
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
-                                self.plan, day, cust_names, state, lagged, self.specs, distinct,
-                                fresh, worker=home))
+                                self.plan, day, cust_names, state, lagged, distinct, fresh,
+                                worker=home))
         return out
 
     def _release(self, day: dt.date) -> None:
