@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from featurestore import FeatureStoreError, NotFoundError
+from featurestore import FeatureStoreError
 from featurestore.online import OnlineStore
 from featurestore.settings import Settings
 from featurestore.storage import Store
@@ -66,13 +66,10 @@ def _add_routes(application: FastAPI, routers: list[APIRouter]) -> None:
 def _install_error_handlers(application: FastAPI) -> None:
     """Every error is JSON ``{"detail": "<actionable message>"}``; nothing leaks as a bare 500."""
 
-    @application.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
     @application.exception_handler(FeatureStoreError)
     async def _store_error(_: Request, exc: FeatureStoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        # each library error carries its status (404 not found, 409 locked, 413 too large...)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
     @application.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

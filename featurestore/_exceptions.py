@@ -1,35 +1,69 @@
-"""One exception tree for the whole library.
+"""One exception tree for the whole library (httpx style).
 
 Every error a user can hit derives from :class:`FeatureStoreError`, so callers can catch one
-class. Messages say what went wrong *and* what to do about it.
+class. Messages say what went wrong *and* what to do about it. Each class carries the HTTP
+status the API answers with and the exit code the CLI ends with, so no entry point maps errors
+by hand:
+
+* exit code 2: the user asked for something that cannot work (usage, settings, a missing path);
+* exit code 1: the request was fine but the run failed (a rejected file, a locked store).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
     "FeatureStoreError",
     "ConfigError",
+    "StoreError",
     "StoreLockedError",
     "RejectedFileError",
+    "IncompleteDeliveryError",
     "NotFoundError",
+    "RequestTooLargeError",
+    "QueueFullError",
     "TrainingError",
+    "RegistryError",
 ]
 
 
 class FeatureStoreError(Exception):
     """Base class of every error raised by :mod:`featurestore`."""
 
+    #: HTTP status the API answers with for this error.
+    http_status: ClassVar[int] = 400
+    #: Process exit code of the CLI for this error.
+    exit_code: ClassVar[int] = 1
+
 
 class ConfigError(FeatureStoreError):
     """A setting, flag or feature-repository entry is invalid; the message names the key."""
 
+    http_status = 400
+    exit_code = 2
+
+
+class StoreError(FeatureStoreError):
+    """The store cannot be used as it is (a file where its folder should be, read-only, a
+    missing bucket); raised before any work starts."""
+
+    http_status = 503
+    exit_code = 2
+
 
 class StoreLockedError(FeatureStoreError):
-    """Another run holds the store's writer lock (one writer at a time per store)."""
+    """Another live run holds the store's writer lease (one writer at a time per store)."""
+
+    http_status = 409
+    exit_code = 1
 
 
 class RejectedFileError(FeatureStoreError):
     """A raw file was rejected whole (corrupt gzip, manifest mismatch...); nothing of it landed."""
+
+    http_status = 422
+    exit_code = 1
 
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
@@ -37,9 +71,44 @@ class RejectedFileError(FeatureStoreError):
         super().__init__(f"{path}: {reason}")
 
 
+class IncompleteDeliveryError(FeatureStoreError):
+    """A drop is missing files its manifest names, or holds placeholders: the day is marked
+    incomplete and the run exits non-zero until the files arrive."""
+
+    http_status = 409
+    exit_code = 1
+
+
 class NotFoundError(FeatureStoreError):
     """A table, as-of date, customer or feature does not exist in the store."""
+
+    http_status = 404
+    exit_code = 2
+
+
+class RequestTooLargeError(FeatureStoreError):
+    """A request (body, batch) is larger than the configured bound."""
+
+    http_status = 413
+    exit_code = 2
+
+
+class QueueFullError(FeatureStoreError):
+    """A bounded queue (retrain jobs) is full; retry later."""
+
+    http_status = 429
+    exit_code = 1
 
 
 class TrainingError(FeatureStoreError):
     """A training set, export or retraining job could not be built or run."""
+
+    http_status = 422
+    exit_code = 1
+
+
+class RegistryError(FeatureStoreError):
+    """A model-registry record is damaged (unreadable or invalid); it is reported and skipped."""
+
+    http_status = 500
+    exit_code = 1

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except FeatureStoreError as exc:
         print(f"featurestore {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print(f"featurestore {args.command}: interrupted", file=sys.stderr)
         return 130
