@@ -17,6 +17,7 @@ from ._exceptions import (
     StoreLockedError,
     TrainingError,
 )
+from .feature_store import FeatureStore, IngestResult
 from .generate import generate_weblog
 from .ingest import IngestReport, ingest_weblog
 from .settings import Settings, load_settings
@@ -26,9 +27,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "FeatureStore",
     "FeatureStoreError",
     "IncompleteDeliveryError",
     "IngestReport",
+    "IngestResult",
     "NotFoundError",
     "QueueFullError",
     "RegistryError",

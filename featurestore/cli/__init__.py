@@ -17,7 +17,7 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "generate", "ingest", "backfill", "tables", "show", "serve",
+COMMANDS = ("demo", "generate", "apply", "ingest", "backfill", "tables", "show", "serve",
             "training-set", "export-fm", "retrain", "models", "run-daily")
 
 

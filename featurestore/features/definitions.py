@@ -28,6 +28,7 @@ __all__ = [
     "Filter",
     "TableDef",
     "load_feature_repo",
+    "parse_feature_repo",
 ]
 
 DEFAULT_REPO = Path(__file__).resolve().parents[1] / "feature_repo.yaml"
@@ -146,6 +147,42 @@ class FeatureRepo(_Strict):
         blob = json.dumps(self.tables[table].model_dump(), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
 
+    @property
+    def repo_fingerprint(self) -> str:
+        """Changes when any source, entity, table or feature definition changes."""
+        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:16]
+
+    def differences(self, other: FeatureRepo) -> list[str]:
+        """What ``other`` changes against this repository, one short phrase per change.
+
+        Args:
+            other: the repository compared with this one (e.g. a command's against the
+                recorded one).
+
+        Returns:
+            Phrases like ``"table customer_features: feature cart_adds_30d added"``; empty
+            when the two define the same things.
+        """
+        out: list[str] = []
+        for kind, mine, theirs in (("source", self.sources, other.sources),
+                                   ("entity", self.entities, other.entities)):
+            out += [f"{kind} {n} added" for n in theirs if n not in mine]
+            out += [f"{kind} {n} removed" for n in mine if n not in theirs]
+            out += [f"{kind} {n} changed" for n in mine if n in theirs and mine[n] != theirs[n]]
+        out += [f"table {n} added" for n in other.tables if n not in self.tables]
+        out += [f"table {n} removed" for n in self.tables if n not in other.tables]
+        for name in [n for n in self.tables if n in other.tables]:
+            a, b = self.tables[name], other.tables[name]
+            where = f"table {name}"
+            if (a.source, a.entity) != (b.source, b.entity):
+                out.append(f"{where}: source or entity changed")
+            out += [f"{where}: feature {f} added" for f in b.features if f not in a.features]
+            out += [f"{where}: feature {f} removed" for f in a.features if f not in b.features]
+            out += [f"{where}: feature {f} changed" for f in a.features
+                    if f in b.features and a.features[f] != b.features[f]]
+        return out
+
 
 def _check_feature(where: str, f: Feature, kind: str, keys: list[str]) -> None:
     if f.aggregation == "sum" and f.field not in SUM_FIELDS[kind]:
@@ -199,15 +236,31 @@ def load_feature_repo(path: str | None = None) -> FeatureRepo:
 @functools.lru_cache(maxsize=16)
 def _load_feature_repo(source: Path, size: int, mtime_ns: int) -> FeatureRepo:
     try:
-        raw = yaml.load(source.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = source.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read feature repository {source}: {exc}") from None
+    return parse_feature_repo(text, str(source))
+
+
+@functools.lru_cache(maxsize=16)
+def parse_feature_repo(text: str, origin: str) -> FeatureRepo:
+    """Validate a repository given as YAML text (a file's, or the copy recorded in a store).
+
+    Args:
+        text: the YAML document.
+        origin: where it came from, for error messages (a path or a store URL).
+
+    Returns:
+        The validated repository (cached per text: treat it as read-only).
+    """
+    try:
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"feature repository {source} is not valid YAML: {exc}") from None
+        raise ConfigError(f"feature repository {origin} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"feature repository {source} must be a mapping with sources, "
+        raise ConfigError(f"feature repository {origin} must be a mapping with sources, "
                           "entities and tables")
     try:
         return FeatureRepo.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_error_message(str(source), exc)) from None
+        raise ConfigError(_error_message(origin, exc)) from None

@@ -47,7 +47,7 @@ from .daily import (
     read_daily,
     read_daily_table,
 )
-from .definitions import FeatureRepo, load_feature_repo
+from .definitions import FeatureRepo
 from .pairs import (
     PAIRS_FORMAT,
     PairSums,
@@ -281,8 +281,10 @@ def materialize_locked(store: Store, *, client: Client | None = None,
                        force: bool = False) -> MaterializeReport:
     """:func:`materialize` for a caller that already holds the store lock (``ingest``)."""
     started = time.perf_counter()
-    if not isinstance(repo, FeatureRepo):
-        repo = load_feature_repo(repo)
+    if not isinstance(repo, FeatureRepo):  # a path or None: the store's recorded repository
+        from ..repository import resolve_repo
+
+        repo = resolve_repo(store, repo)
     start, end = _as_date(start), _as_date(end)
     report = MaterializeReport()
     weblog_tables = list(repo.tables_for("weblog"))
@@ -341,6 +343,9 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     due: dict[dt.date, list[str]] = {}
     for table in tables:
         done = record["as_of"].setdefault(table, {})
+        # A table whose definition changed is rebuilt whole, whatever the range asked for:
+        # a table never holds partitions with different columns.
+        redefined = any(fp != fingerprints[table] for fp in done.values())
         for day in all_days:
             iso = day.isoformat()
             stale = (done.get(iso) != fingerprints[table]
@@ -348,7 +353,7 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
                      or (force and lo <= day <= hi))
             if not stale:
                 continue
-            if lo <= day <= hi:
+            if lo <= day <= hi or redefined:
                 due.setdefault(day, []).append(table)
             else:  # outside the requested range: leave it marked stale for a later run
                 done.pop(iso, None)

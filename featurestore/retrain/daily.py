@@ -1,8 +1,7 @@
 """``run_daily``: what cron runs once a day.
 
 1. ingest every new drop under ``raw_root`` (exactly once; see :mod:`featurestore.ingest`);
-2. materialize the feature tables through the latest drop (``featurestore.features.materialize``,
-   when that module is installed);
+2. materialize the feature tables of the store's feature repository through the latest drop;
 3. on ``settings.retrain_weekday`` (0 = Monday), or when forced, retrain every model in
    ``settings.retrain_models`` with ``settings.retrain_backend`` - each job compares itself with
    production and alerts on its own (:mod:`.alerts`);
@@ -12,14 +11,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import time
 from typing import Any
 
 from distributed import Client
 
 from ..cluster import dask_client
+from ..features.definitions import FeatureRepo
+from ..features.materialize import materialize_locked
 from ..ingest import ingest_weblog
+from ..repository import resolve_repo
 from ..settings import Settings
 from ..storage import Store
 from .alerts import notify
@@ -28,25 +29,18 @@ from .jobs import new_job, run_job
 __all__ = ["run_daily"]
 
 
-def _materialize(store: Store, client: Client) -> dict[str, Any]:
-    try:
-        features = importlib.import_module("featurestore.features")
-    except ImportError as exc:
-        return {"status": "skipped", "reason": f"featurestore.features not installed ({exc})"}
-    result = features.materialize(store, client=client)
-    if hasattr(result, "to_dict"):
-        result = result.to_dict()
-    return {"status": "done", "result": result if isinstance(result, dict) else str(result)}
-
-
 def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain: bool = False,
               today: dt.date | None = None, client: Client | None = None,
-              export_urls: dict[str, str] | None = None) -> dict[str, Any]:
+              export_urls: dict[str, str] | None = None,
+              repo: FeatureRepo | None = None) -> dict[str, Any]:
     """Run the daily pipeline; returns a JSON-able report with ``ok``.
 
     ``export_urls`` (model -> existing export) skips building training sets, for tests and
-    for users who build exports elsewhere.
+    for users who build exports elsewhere. ``repo``: the feature repository to materialize
+    (callers pass :attr:`FeatureStore.repo`; None resolves the store's recorded one).
     """
+    if repo is None:
+        repo = resolve_repo(store, settings.feature_repo)
     start = time.monotonic()
     today = today or dt.datetime.now(dt.UTC).date()
     report: dict[str, Any] = {"today": today.isoformat(), "ingest": None, "materialize": None,
@@ -56,7 +50,8 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
         ingest = ingest_weblog(raw_root, store, client=c)
         report["ingest"] = ingest.to_dict()
         report["ok"] &= ingest.ok
-        report["materialize"] = _materialize(store, c)
+        report["materialize"] = {"status": "done", "result": materialize_locked(
+            store, client=c, repo=repo).to_dict()}
     due = force_retrain or today.weekday() == settings.retrain_weekday
     report["retrain_due"] = due
     if due:

@@ -1,0 +1,203 @@
+"""The composition root: :class:`FeatureStore`, built from :class:`Settings`.
+
+Every entry point (the CLI, the API, ``run-daily``, the demo) builds one ``FeatureStore`` and
+calls only its methods, so a setting given once (the feature repository, the scheduler, the
+storage options) holds everywhere. It owns:
+
+* the offline store (:class:`~featurestore.storage.Store`, the parquet tables and records);
+* the feature repository: the one recorded in the store by :meth:`apply`, else the configured
+  one, else the built-in default (:mod:`featurestore.repository`);
+* the Dask client factory (a LocalCluster it owns, or ``settings.scheduler``);
+* the sources, the online store and the training backends, each chosen by name or dotted
+  class path from a registry (:mod:`featurestore.plugins`).
+
+Example::
+
+    from featurestore import FeatureStore, Settings
+
+    fs = FeatureStore(Settings(store="./featurestore-data/store"))
+    fs.apply("my_repo.yaml")
+    result = fs.ingest("./featurestore-data/raw")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .cluster import dask_client
+from .features.definitions import FeatureRepo
+from .repository import ApplyResult, apply_repo, resolve_repo
+from .settings import Settings, load_settings
+from .storage import Store
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .features.materialize import MaterializeReport
+    from .online import OnlineStore
+    from .tables import TableInfo
+
+__all__ = ["FeatureStore", "IngestResult"]
+
+
+@dataclasses.dataclass
+class IngestResult:
+    """One ``ingest``: the source's report and the materialization that followed it."""
+
+    source: str
+    report: Any  # IngestReport (weblog) or RetailReport (retail): both have to_dict() and ok
+    materialize: MaterializeReport
+
+    @property
+    def ok(self) -> bool:
+        """True when every delivered row is accounted for (no rejected or missing file)."""
+        return bool(getattr(self.report, "ok", True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.report.to_dict(), "materialize": self.materialize.to_dict()}
+
+
+class FeatureStore:
+    """The feature store facade: one per process and store.
+
+    Args:
+        settings: every knob (store URL, storage options, scheduler, repository...); None
+            reads the environment and config file (:func:`~featurestore.load_settings`).
+        client: an existing Dask client to run on (else one is made per call from the
+            settings: the configured scheduler, or a LocalCluster owned by the call).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, client: Client | None = None
+                 ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.offline_store = Store(self.settings.store, self.settings.storage_options)
+        self._client = client
+        self._repo: FeatureRepo | None = None
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({self.offline_store.url!r})"
+
+    # -- wiring ----------------------------------------------------------------------------
+    @property
+    def repo(self) -> FeatureRepo:
+        """The feature repository every command on this store uses (see module docstring).
+
+        Raises:
+            ConfigError: the configured repository differs from the recorded one.
+        """
+        if self._repo is None:
+            self._repo = resolve_repo(self.offline_store, self.settings.feature_repo)
+        return self._repo
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Client]:
+        """A Dask client for the duration of the block: the one given to the constructor, the
+        configured scheduler's, or a LocalCluster that is closed at the end."""
+        with dask_client(self.settings.scheduler, self.settings.workers, self._client) as c:
+            yield c
+
+    def online_store(self) -> OnlineStore:
+        """A new online store for this store's tables (the API owns and starts it)."""
+        from .online import OnlineStore
+
+        return OnlineStore(self.offline_store, poll_seconds=self.settings.snapshot_poll_seconds)
+
+    # -- definitions -----------------------------------------------------------------------
+    def apply(self, repo_path: str | None) -> ApplyResult:
+        """Validate a feature repository and record it in the store.
+
+        Args:
+            repo_path: the repository YAML; None records the built-in default.
+
+        Returns:
+            The recorded fingerprint and tables, and what changed against the previous one
+            (changed tables are rebuilt whole by the next materialization).
+        """
+        result = apply_repo(self.offline_store, repo_path)
+        self._repo = None
+        return result
+
+    # -- pipeline --------------------------------------------------------------------------
+    def ingest(self, raw_root: str, *, source: str = "weblog",
+               raw_storage_options: dict[str, Any] | None = None,
+               progress: bool | None = None) -> IngestResult:
+        """Ingest every new raw file of ``source`` exactly once, then bring every table up to
+        date, under one hold of the store's writer lease.
+
+        Args:
+            raw_root: the drops folder (weblog) or CSV file (retail), local or fsspec URL.
+            source: ``weblog`` or ``retail``.
+            raw_storage_options: fsspec options for ``raw_root`` when they differ from the
+                store's.
+            progress: show a progress bar (None: when stderr is a terminal).
+
+        Returns:
+            The source's report and the materialization report.
+        """
+        from .features.materialize import materialize_locked
+
+        repo = self.repo
+        store = self.offline_store
+        with self.client() as client, store.lock(f"ingest {source} + materialize"):
+            if source == "retail":
+                from .sources.retail import ingest_retail
+
+                report = ingest_retail(raw_root, store, client=client,
+                                       storage_options=raw_storage_options)
+            else:
+                from .ingest import ingest_weblog
+
+                report = ingest_weblog(raw_root, store, client=client,
+                                       raw_storage_options=raw_storage_options,
+                                       progress=progress)
+            mat = materialize_locked(store, client=client, repo=repo)
+        return IngestResult(source, report, mat)
+
+    def materialize(self, *, start: dt.date | None = None, end: dt.date | None = None,
+                    force: bool = False) -> MaterializeReport:
+        """Bring every table of the repository up to date (``force``: rebuild the range).
+
+        Args:
+            start: first as-of date to (re)write (default: the first event date).
+            end: last as-of date to (re)write (default: the latest drop).
+            force: rebuild every as-of date in the range (``featurestore backfill``).
+
+        Returns:
+            What was written.
+        """
+        from .features.materialize import materialize
+
+        with self.client() as client:
+            return materialize(self.offline_store, client=client, repo=self.repo,
+                               start=start, end=end, force=force)
+
+    def tables(self) -> list[TableInfo]:
+        """Every feature table in the store with its key, as-of range and columns."""
+        from .tables import list_tables
+
+        return list_tables(self.offline_store)
+
+    def run_daily(self, raw_root: str, *, force_retrain: bool = False,
+                  today: dt.date | None = None,
+                  export_urls: dict[str, str] | None = None) -> dict[str, Any]:
+        """What cron runs once a day: ingest, materialize, retrain when due, notify.
+
+        Args:
+            raw_root: the drops folder.
+            force_retrain: retrain whatever the weekday.
+            today: the day to act as (default: today, UTC).
+            export_urls: model -> existing export, to skip building training sets.
+
+        Returns:
+            The JSON-able daily report, with ``ok``.
+        """
+        from .retrain.daily import run_daily
+
+        with self.client() as client:
+            return run_daily(self.offline_store, raw_root, settings=self.settings,
+                             force_retrain=force_retrain, today=today, client=client,
+                             export_urls=export_urls, repo=self.repo)

@@ -1,0 +1,71 @@
+"""The store layout: every path the feature store writes under its root, in one place.
+
+```
+<store>/
+    <table>/as_of=YYYY-MM-DD/part-*.parquet         feature tables (one per repository table)
+    events/event_date=YYYY-MM-DD/part-<file id>.parquet      web-log hits (source weblog)
+    transactions/event_date=YYYY-MM-DD/part-*.parquet        retail invoices (source retail)
+    _ledger/<source>/<drop>/<file>.json             one record per ingested raw file (last)
+    _quarantine/<source>/drop=<drop>/part-<file id>.parquet   bad rows with file, line, reason
+    _daily/customer|customer_product/event_date=D/  per-day aggregates (internal)
+    _state/materialize.json, _state/retail.json     materialization commit records
+    _state/customer/, _state/pairs/                 rolling customer and pair state (internal)
+    _meta/feature_repo.json                         the applied feature repository's record,
+    _meta/feature_repo-<fingerprint>.yaml           naming its YAML (written first)
+    _models/<model>/<version>/...                   model registry
+    _jobs/<job id>.json, _jobs/_runners/            retrain jobs and their runners' heartbeats
+    _exports/...                                    training-set and FM exports
+    _lock.json                                      the writer lease
+```
+
+Names starting with ``_`` or ``.`` are internal: readers of the tables skip them, and a
+temporary file being published starts with ``.``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
+    "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
+    "ledger", "quarantine", "is_published", "is_internal",
+]
+
+EVENTS = "events"
+TRANSACTIONS = "transactions"
+LEDGER_ROOT = "_ledger"
+QUARANTINE_ROOT = "_quarantine"
+DAILY_ROOT = "_daily"
+STATE_ROOT = "_state"
+META_ROOT = "_meta"
+REPO_RECORD = f"{META_ROOT}/feature_repo.json"
+MODELS = "_models"
+JOBS = "_jobs"
+EXPORTS = "_exports"
+LOCK = "_lock.json"
+
+
+def ledger(source: str) -> str:
+    """The ledger folder of one source (``_ledger/weblog``)."""
+    return f"{LEDGER_ROOT}/{source}"
+
+
+def quarantine(source: str) -> str:
+    """The quarantine folder of one source (``_quarantine/weblog``)."""
+    return f"{QUARANTINE_ROOT}/{source}"
+
+
+def repo_yaml(fingerprint: str) -> str:
+    """The recorded copy of an applied repository (content-addressed, so the record that
+    names it is the one atomic switch)."""
+    return f"{META_ROOT}/feature_repo-{fingerprint}.yaml"
+
+
+def is_internal(name: str) -> bool:
+    """Whether a file or folder name is one readers skip (``_`` or ``.`` first)."""
+    return name.startswith(("_", "."))
+
+
+def is_published(name: str) -> bool:
+    """Whether ``name`` (a base name or a relative path) is a published parquet part: the one
+    filter every reader of a table partition applies."""
+    return name.endswith(".parquet") and not is_internal(name.rsplit("/", 1)[-1])

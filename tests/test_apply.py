@@ -1,0 +1,116 @@
+"""``featurestore apply``: the store remembers its repository; every later command uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+
+from featurestore.cli import main
+from featurestore.features.definitions import DEFAULT_REPO
+
+EXTRA = """
+      cart_adds_30d: {aggregation: count, filter: {event_id: "12"}, window_days: 30}
+"""
+NEW_TABLE = """
+  customer_engagement:
+    source: weblog
+    entity: customer
+    features:
+      purchases_14d: {aggregation: count, filter: {event_id: "1"}, window_days: 14}
+      page_views_14d: {aggregation: count, filter: {page_event: "0"}, window_days: 14}
+"""
+
+
+def custom_repo(path: Path) -> Path:
+    """The default repository plus a feature in customer_features and a whole new table."""
+    text = DEFAULT_REPO.read_text()
+    anchor = "      days_since_last_purchase: {aggregation: recency, filter: {event_id: \"1\"}}\n"
+    assert anchor in text
+    text = text.replace(anchor, anchor + EXTRA.lstrip("\n"))
+    text = text.replace("\n  customer_product_features:", NEW_TABLE + "\n  customer_product_features:")
+    path.write_text(text)
+    return path
+
+
+def _columns(store: Path, table: str) -> set[frozenset[str]]:
+    """The column sets of every partition file of a table (one set when consistent)."""
+    return {frozenset(ds.dataset(str(f)).schema.names)
+            for f in (store / table).glob("as_of=*/*.parquet")}
+
+
+def test_apply_then_every_command_uses_the_recorded_repo(drops_copy, tmp_path, client,
+                                                         monkeypatch, capsys):
+    raw, _ = drops_copy
+    store = tmp_path / "store"
+    repo = custom_repo(tmp_path / "repo.yaml")
+    sched = ["--scheduler", client.scheduler.address]
+    monkeypatch.delenv("FEATURESTORE_FEATURE_REPO", raising=False)
+
+    assert main(["apply", "--repo", str(repo), "--store", str(store)]) == 0
+    assert "customer_engagement" in capsys.readouterr().out
+
+    # ingest and run-daily name no repository: the recorded one holds
+    assert main(["ingest", str(raw), "--store", str(store), *sched, "--no-progress"]) == 0
+    assert _columns(store, "customer_features") and all(
+        "cart_adds_30d" in cols for cols in _columns(store, "customer_features"))
+    engagement = pd.read_parquet(store / "customer_engagement")
+    assert len(engagement) > 0 and {"purchases_14d", "page_views_14d"} <= set(engagement)
+    assert main(["run-daily", "--store", str(store), "--raw", str(raw), *sched,
+                 "--today", "2026-03-03"]) == 0
+    assert all("cart_adds_30d" in cols for cols in _columns(store, "customer_features"))
+
+    # a different repository given by the environment is refused, naming the difference
+    monkeypatch.setenv("FEATURESTORE_FEATURE_REPO", str(DEFAULT_REPO))
+    capsys.readouterr()
+    assert main(["backfill", "--store", str(store), *sched]) == 2
+    err = capsys.readouterr().err
+    assert "differs from the one recorded" in err and "cart_adds_30d removed" in err
+    assert "table customer_engagement removed" in err and "featurestore apply" in err
+
+
+def test_changed_table_is_rebuilt_whole_even_for_a_ranged_backfill(drops_copy, tmp_path,
+                                                                   client, monkeypatch, capsys):
+    raw, _ = drops_copy
+    store = tmp_path / "store"
+    sched = ["--scheduler", client.scheduler.address]
+    monkeypatch.delenv("FEATURESTORE_FEATURE_REPO", raising=False)
+    assert main(["ingest", str(raw), "--store", str(store), *sched, "--no-progress"]) == 0
+    dates = sorted(p.name for p in (store / "customer_features").glob("as_of=*"))
+    assert len(dates) >= 3
+
+    assert main(["apply", "--repo", str(custom_repo(tmp_path / "repo.yaml")),
+                 "--store", str(store)]) == 0
+    assert "feature cart_adds_30d added" in capsys.readouterr().out
+    middle = dates[len(dates) // 2].split("=")[1]
+    assert main(["backfill", "--store", str(store), "--from", middle, "--to", middle,
+                 *sched]) == 0
+    # every partition has the new column: DuckDB and pandas read one schema
+    assert [set(c) for c in _columns(store, "customer_features")] == [
+        set(next(iter(_columns(store, "customer_features"))))]
+    assert "cart_adds_30d" in next(iter(_columns(store, "customer_features")))
+    import duckdb
+
+    n = duckdb.sql(f"select count(cart_adds_30d) from read_parquet("
+                   f"'{store}/customer_features/*/*.parquet', hive_partitioning=1)").fetchall()[0][0]
+    assert n == len(pd.read_parquet(store / "customer_features"))
+
+
+def test_a_store_with_nothing_recorded_uses_the_default(tmp_path):
+    from featurestore.repository import recorded_repo, resolve_repo
+    from featurestore.storage import Store
+
+    store = Store(str(tmp_path / "s"))
+    assert recorded_repo(store) is None
+    assert set(resolve_repo(store, None).tables) == {
+        "customer_features", "customer_product_features", "customer_retail_features"}
+
+
+def test_apply_rejects_an_invalid_repository(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_REPO.read_text().replace("window_days: 7}", "window_days: -7}", 1))
+    assert main(["apply", "--repo", str(bad), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "window_days" in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "_meta").exists()
