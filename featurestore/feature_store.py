@@ -181,6 +181,32 @@ class FeatureStore:
 
         return list_tables(self.offline_store)
 
+    def joinable_tables(self, names: list[str]) -> list[str]:
+        """Check that each named table is in the repository and keyed by ``customer_id``
+        alone, so it can be joined into a customer training set.
+
+        Args:
+            names: table names (blank entries are ignored).
+
+        Returns:
+            The names, stripped.
+
+        Raises:
+            NotFoundError: a name is not a table of the repository, or is not customer-keyed.
+        """
+        from ._exceptions import NotFoundError
+
+        repo = self.repo
+        out = [n.strip() for n in names if n.strip()]
+        for name in out:
+            if name not in repo.tables:
+                raise NotFoundError(f"no table {name!r} in the feature repository; tables: "
+                                    f"{', '.join(sorted(repo.tables))}")
+            if repo.keys(name) != ["customer_id"]:
+                raise NotFoundError(f"table {name!r} is keyed by {repo.keys(name)}: only tables "
+                                    "keyed by customer_id join into a customer training set")
+        return out
+
     def run_daily(self, raw_root: str, *, force_retrain: bool = False,
                   today: dt.date | None = None,
                   export_urls: dict[str, str] | None = None) -> dict[str, Any]:

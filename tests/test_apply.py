@@ -114,3 +114,33 @@ def test_apply_rejects_an_invalid_repository(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "window_days" in err and "Traceback" not in err
     assert not (tmp_path / "s" / "_meta").exists()
+
+
+def test_a_repo_table_joins_into_a_training_set(tmp_path, client, monkeypatch):
+    """A table that exists only in the test's repository file ends up in the training set,
+    with the values stored in its own partition of the same as-of date."""
+    from featurestore.generate import generate_weblog
+
+    monkeypatch.delenv("FEATURESTORE_FEATURE_REPO", raising=False)
+    raw, store, out = tmp_path / "raw", tmp_path / "store", tmp_path / "ts"
+    generate_weblog(str(raw), days=34, customers=60, products=10, rows_per_day=150, parts=1,
+                    seed=3)
+    sched = ["--scheduler", client.scheduler.address]
+    assert main(["apply", "--repo", str(custom_repo(tmp_path / "repo.yaml")),
+                 "--store", str(store)]) == 0
+    assert main(["ingest", str(raw), "--store", str(store), *sched, "--no-progress"]) == 0
+    assert main(["training-set", "--store", str(store), "--out", str(out), "--format",
+                 "parquet", "--tables", "customer_engagement", *sched]) == 0
+    ts = pd.read_parquet(out)
+    assert len(ts) > 0 and {"purchases_14d", "page_views_14d", "cart_adds_30d"} <= set(ts)
+    assert str(ts["purchases_14d"].dtype) == "Int64"
+    for as_of, part in ts.groupby("as_of"):
+        table = pd.read_parquet(store / "customer_engagement" / f"as_of={as_of}")
+        joined = part[["customer_id", "purchases_14d"]].merge(
+            table[["customer_id", "purchases_14d"]], on="customer_id", how="left",
+            suffixes=("", "_table"))
+        assert (joined["purchases_14d"].fillna(-1).astype(int)
+                == joined["purchases_14d_table"].fillna(-1).astype(int)).all()
+    # a customer x product table cannot be joined onto customers
+    assert main(["training-set", "--store", str(store), "--out", str(tmp_path / "x"),
+                 "--tables", "customer_product_features", *sched]) == 2

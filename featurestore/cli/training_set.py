@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..cluster import dask_client
+from ..feature_store import FeatureStore
 from ..storage import Store
 from ..training import build_training_set, export_xgboost
 from ..training.pointintime import HORIZON_DAYS
@@ -38,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-fraction", type=float, default=1.0,
                    help="keep this fraction of customers per as-of date (parquet)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tables", metavar="TABLE,TABLE",
+                   help="more customer-keyed feature tables of the repository to join at each "
+                        "as-of date (default: customer_features only)")
     p.set_defaults(handler=run)
 
 
@@ -50,16 +54,19 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     store = store_from(settings)
     options = out_options(store, args.out)
+    tables = FeatureStore(settings).joinable_tables(args.tables.split(",")) if args.tables \
+        else None
     with dask_client(settings.scheduler, settings.workers) as client:
         if args.format == "csv":
             res = export_xgboost(store, args.out, start=args.start, end=args.end,
-                                 gap_days=args.gap_days, storage_options=options, client=client)
+                                 gap_days=args.gap_days, storage_options=options, client=client,
+                                 tables=tables)
             print_json({"format": "csv", **res.to_dict()})
         else:
             fraction = args.sample_fraction
             ts = build_training_set(store, start=args.start, end=args.end,
                                     sample="all" if fraction >= 1 else "fraction",
                                     sample_fraction=fraction, seed=args.seed, client=client,
-                                    output=args.out, storage_options=options)
+                                    output=args.out, storage_options=options, tables=tables)
             print_json({"format": "parquet", **ts.to_dict()})
     return 0

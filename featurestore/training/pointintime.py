@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._exceptions import ConfigError, NotFoundError
+from ..layout import is_published
 from ..storage import Store
 
 __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "TrainingSetResult",
@@ -125,19 +126,28 @@ def purchasers_on(store: Store, day: dt.date) -> Any:
     return ids.cast(pa.string())
 
 
-def _feature_files(store: Store, day: dt.date) -> list[str]:
-    path = store.path(FEATURES_TABLE, f"as_of={day.isoformat()}")
-    return sorted(f for f in store.fs.ls(path, detail=False)
-                  if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith((".", "_")))
+def _feature_files(store: Store, day: dt.date, table: str = FEATURES_TABLE) -> list[str]:
+    path = store.path(table, f"as_of={day.isoformat()}")
+    try:
+        return sorted(f for f in store.fs.ls(path, detail=False) if is_published(f))
+    except FileNotFoundError:
+        return []
 
 
-def _read_features_table(store: Store, day: dt.date) -> tuple[Any, list[str]]:
-    """The as-of partition as an Arrow table, and its nullable-int columns (pandas ``Int64``)."""
+def _read_features_table(store: Store, day: dt.date,
+                         name: str = FEATURES_TABLE) -> tuple[Any, list[str]]:
+    """The as-of partition of table ``name`` as an Arrow table, and its nullable-int columns
+    (pandas ``Int64``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = [pq.read_table(f, filesystem=store.fs) for f in _feature_files(store, day)]
+    files = _feature_files(store, day, name)
+    if not files:
+        raise NotFoundError(f"no {name} partition as_of={day}: materialize features through "
+                            "that date (featurestore backfill)")
+    tables = [pq.read_table(f, filesystem=store.fs) for f in files]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    table = table.drop_columns([c for c in table.column_names if c == "as_of"])
     meta = (table.schema.pandas_metadata or {}).get("columns", [])
     nullable = [c["name"] for c in meta
                 if c.get("pandas_type") in ("Int64", "Int32", "Int16", "Int8")]
@@ -172,14 +182,38 @@ def _sample_indices(n: int, fraction: float, seed: int, day: dt.date) -> np.ndar
     return np.sort(rng.choice(n, size=int(round(n * fraction)), replace=False))
 
 
+def _join_tables(store: Store, day: dt.date, feats: Any, nullable: list[str],
+                 joins: tuple[str, ...]) -> tuple[Any, list[str]]:
+    """``feats`` with the columns of each customer-keyed table in ``joins`` at the same as-of
+    (a left join on customer_id: a customer without a row there gets nulls). A column whose
+    name is taken already is named ``<table>__<column>``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name in joins:
+        other, other_nullable = _read_features_table(store, day, name)
+        rows = pc.index_in(feats["customer_id"], value_set=other["customer_id"])
+        for column in other.column_names:
+            if column == "customer_id":
+                continue
+            label = column if column not in feats.column_names else f"{name}__{column}"
+            values = other[column].take(rows)
+            feats = feats.append_column(label, values)
+            if pa.types.is_integer(values.type) or column in other_nullable:
+                nullable.append(label)  # a missing row is a null: stays an integer column
+    return feats, nullable
+
+
 def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
-                 entity_ids: pd.Series | None, fraction: float, seed: int
-                 ) -> tuple[Any, list[str], int]:
+                 entity_ids: pd.Series | None, fraction: float, seed: int,
+                 joins: tuple[str, ...] = ()) -> tuple[Any, list[str], int]:
     """The training rows of one as-of date as an Arrow table (+ nullable cols, missing count)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     feats, nullable = _read_features_table(store, day)
+    if joins:
+        feats, nullable = _join_tables(store, day, feats, nullable, joins)
     missing = 0
     if entity_ids is not None:
         # keep entity order (and duplicates): position of each entity id in the partition
@@ -217,11 +251,12 @@ def _write_part(table: Any, nullable: list[str], out: Store, day: dt.date) -> No
 
 def _build_day(store: Store, day: dt.date, window_buyers: list[Any],
                entity_ids: pd.Series | None, fraction: float, seed: int,
-               out: Store | None) -> tuple[pd.DataFrame | None, int, int, int]:
+               out: Store | None, joins: tuple[str, ...] = ()
+               ) -> tuple[pd.DataFrame | None, int, int, int]:
     import pyarrow.compute as pc
 
     table, nullable, missing = _as_of_table(store, day, window_buyers, entity_ids, fraction,
-                                            seed)
+                                            seed, joins)
     stats = (table.num_rows, int(pc.sum(table[LABEL]).as_py() or 0), missing)
     if out is not None:
         _write_part(table, nullable, out, day)
@@ -267,8 +302,13 @@ def build_training_set(
     client: Any = None,
     output: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    tables: list[str] | None = None,
 ) -> TrainingSetResult:
     """Build a point-in-time training set.
+
+    ``tables``: more customer-keyed feature tables to join, each at the same as-of date as
+    the ``customer_features`` row (left join; a taken column name becomes
+    ``<table>__<column>``). Any table of the store's repository keyed by ``customer_id``.
 
     Entity mode: ``entities`` has ``customer_id`` and ``as_of`` columns; each pair becomes a
     row (pairs whose customer has no feature row on that date are dropped and counted in
@@ -328,6 +368,11 @@ def build_training_set(
         groups = {d: None for d in dates if d + dt.timedelta(days=HORIZON_DAYS) <= latest}
         incomplete_days = [d for d in dates if d not in groups]
 
+    joins = tuple(t for t in (tables or []) if t != FEATURES_TABLE)
+    missing_tables = [t for t in joins if not store.partitions(t, "as_of")]
+    if missing_tables:
+        raise NotFoundError(f"no feature table {', '.join(missing_tables)} in {store.url}: "
+                            "`featurestore tables` lists the tables; apply and backfill first")
     out = Store(output, storage_options) if output else None
     buyers_task = {}
     for day in groups:
@@ -337,7 +382,8 @@ def build_training_set(
                     store, e, dask_key_name=f"purchasers-{e.isoformat()}")
     day_tasks = [
         dask.delayed(_build_day)(store, day, [buyers_task[e] for e in _window(day)], ids,
-                                 fraction, seed, out, dask_key_name=f"as-of-{day.isoformat()}")
+                                 fraction, seed, out, joins,
+                                 dask_key_name=f"as-of-{day.isoformat()}")
         for day, ids in groups.items()
     ]
     count_tasks = [dask.delayed(_count_incomplete)(store, d, fraction) for d in incomplete_days]

@@ -115,9 +115,13 @@ def export_xgboost(
     gap_days: int = HORIZON_DAYS,
     storage_options: dict[str, Any] | None = None,
     client: Any = None,
+    tables: list[str] | None = None,
 ) -> ExportResult:
-    """Build the point-in-time training set for [start, end] and write the XGBoost layout."""
-    ts = build_training_set(store, start=start, end=end, client=client)
+    """Build the point-in-time training set for [start, end] and write the XGBoost layout.
+
+    ``tables``: more customer-keyed feature tables joined in (see ``build_training_set``).
+    """
+    ts = build_training_set(store, start=start, end=end, client=client, tables=tables)
     frame: pd.DataFrame = ts.frame
     dates = sorted(set(frame["as_of"])) if len(frame) else []
     parts, gap = split_dates(dates, split, gap_days)
