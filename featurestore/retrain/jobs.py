@@ -27,7 +27,9 @@ from typing import Any
 from .._exceptions import ConfigError, FeatureStoreError, NotFoundError, TrainingError
 from ..settings import Settings
 from ..storage import Store
+from ..plugins import TRAINING_BACKEND_CLASS_FOR_TYPE, is_known
 from . import _heartbeat, registry
+from .backends import backend_class
 from .alerts import evaluate_and_promote
 from .models import model_spec
 
@@ -36,7 +38,7 @@ __all__ = ["BACKENDS", "new_job", "run_job", "submit", "get_job", "list_jobs", "
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("local", "sagemaker")
+BACKENDS = tuple(TRAINING_BACKEND_CLASS_FOR_TYPE)  # the built-in ones
 TERMINAL = ("completed", "failed")
 JOBS = "_jobs"
 
@@ -65,8 +67,10 @@ def new_job(store: Store, model: str, backend: str = "local", *, tune: bool = Fa
             as_of: dt.date | str | None = None, export_url: str | None = None) -> dict[str, Any]:
     """Validate the request and write a ``queued`` record; returns it."""
     model_spec(model)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if not is_known(backend, TRAINING_BACKEND_CLASS_FOR_TYPE):
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)} "
+                          "or a dotted class path")
+    backend_class(backend)  # a dotted path must import before the job is queued
     if as_of is not None:
         try:
             as_of = dt.date.fromisoformat(str(as_of)).isoformat()
@@ -144,18 +148,9 @@ def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
         export_url = _export(store, record)
         record["export_url"] = export_url
         _save(store, record)
-        if record["backend"] == "local":
-            from . import local
-
-            train = local.train_xgboost if spec.kind == "xgboost" else local.train_fm
-            result = train(export_url, storage_options=store.storage_options or None,
-                           tune=record["tune"])
-        else:
-            from . import sagemaker_backend
-
-            result = sagemaker_backend.train(spec, export_url, settings=settings,
-                                             storage_options=store.storage_options or None,
-                                             tune=record["tune"], job_id=job_id)
+        backend = backend_class(record["backend"])(settings)
+        result = backend.train(spec, export_url, storage_options=store.storage_options or None,
+                               tune=record["tune"], job_id=job_id)
         from .local import read_export_metadata
 
         meta = read_export_metadata(export_url, store.storage_options or None)

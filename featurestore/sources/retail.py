@@ -272,12 +272,13 @@ def materialize_retail(store: Store, repo, report, *, client: Client | None = No
     for name in tables:
         fp = repo.fingerprint(name)
         done = record["as_of"].setdefault(name, {})
+        redefined = any(v != fp for v in done.values())  # rebuilt whole: one schema
         day = first
         while day <= last:
             iso = day.isoformat()
             if done.get(iso) != fp or (touched and iso >= touched[0]) or (
                     force and lo <= day <= hi):
-                if lo <= day <= hi:
+                if lo <= day <= hi or redefined:
                     due.setdefault(day, []).append(name)
                 else:
                     done.pop(iso, None)
