@@ -130,7 +130,8 @@ class FeatureStore:
 
         Args:
             raw_root: the drops folder (weblog) or CSV file (retail), local or fsspec URL.
-            source: ``weblog`` or ``retail``.
+            source: a source name of the repository, or a source kind (``weblog``,
+                ``retail``, or a dotted class path).
             raw_storage_options: fsspec options for ``raw_root`` when they differ from the
                 store's.
             progress: show a progress bar (None: when stderr is a terminal).
@@ -139,19 +140,14 @@ class FeatureStore:
             The source's report and the materialization report.
         """
         from .features.materialize import materialize_locked
+        from .sources.base import source_class
 
         repo = self.repo
         store = self.offline_store
+        # a source of the repository by its name, else a kind (weblog, retail, dotted path)
+        cls = source_class(repo.sources[source].kind if source in repo.sources else source)
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
-            if source == "retail":
-                from .sources.retail import ingest_retail
-
-                report = ingest_retail(raw_root, store, client=client,
-                                       storage_options=raw_storage_options)
-            else:
-                from .ingest import ingest_weblog
-
-                report = ingest_weblog(raw_root, store, client=client,
+            report = cls(store).ingest(raw_root, client=client,
                                        raw_storage_options=raw_storage_options,
                                        progress=progress)
             mat = materialize_locked(store, client=client, repo=repo)

@@ -287,13 +287,12 @@ def materialize_locked(store: Store, *, client: Client | None = None,
         repo = resolve_repo(store, repo)
     start, end = _as_date(start), _as_date(end)
     report = MaterializeReport()
-    weblog_tables = list(repo.tables_for("weblog"))
-    if weblog_tables:
-        _materialize_weblog(store, repo, report, client, scheduler, workers, start, end, force)
-    from ..sources.retail import materialize_retail
+    from ..sources.base import source_class, source_kinds
 
-    materialize_retail(store, repo, report, client=client, scheduler=scheduler,
-                       workers=workers, start=start, end=end, force=force)
+    with dask_client(scheduler, workers, client) as c:
+        for kind in source_kinds(repo):  # each source builds its own tables
+            source_class(kind)(store).materialize(repo, report, client=c, start=start,
+                                                  end=end, force=force)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -27,7 +27,7 @@ from .._exceptions import RejectedFileError
 from ..cluster import dask_client
 from ..storage import Store
 
-__all__ = ["RetailReport", "clean_retail", "ingest_retail", "materialize_retail",
+__all__ = ["RetailReport", "RetailSource", "clean_retail", "ingest_retail", "materialize_retail",
            "retail_features", "prepare", "read_transactions", "TRANSACTIONS_TABLE"]
 
 TRANSACTIONS_TABLE = "transactions"
@@ -48,6 +48,11 @@ class RetailReport:
     rows_ingested: int = 0
     event_dates: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Always True: a file that cannot be ingested raises :class:`RejectedFileError`."""
+        return True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -304,3 +309,22 @@ def materialize_retail(store: Store, repo, report, *, client: Client | None = No
                 report.as_of_written.setdefault(name, []).append(day.isoformat())
     record["files"] = {k: e["md5"] for k, e in ledger.items()}
     store.write_json(record, STATE_RECORD)
+
+
+class RetailSource:
+    """The ``retail`` :class:`~featurestore.sources.base.Source`: Online Retail CSVs into
+    ``transactions``; ``customer_retail_features`` (and any other retail table)."""
+
+    kind = "retail"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
+               progress: bool | None) -> RetailReport:
+        return ingest_retail(raw, self.store, client=client, storage_options=raw_storage_options)
+
+    def materialize(self, repo, report, *, client: Client, start: dt.date | None,
+                    end: dt.date | None, force: bool) -> None:
+        materialize_retail(self.store, repo, report, client=client, start=start, end=end,
+                           force=force)

@@ -1,0 +1,45 @@
+"""The ``weblog`` :class:`~featurestore.sources.base.Source`: daily drops of wide gzip TSV.
+
+Parsing is :mod:`featurestore.sources.weblog`, ingestion :mod:`featurestore.ingest`,
+materialization :mod:`featurestore.features.materialize`; this class is the seam's face.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..storage import Store
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ..features.definitions import FeatureRepo
+    from ..features.materialize import MaterializeReport
+    from ..ingest import IngestReport
+
+__all__ = ["WeblogSource"]
+
+
+class WeblogSource:
+    """Web-log drops (SPEC §1) into ``events``; ``customer_features`` and
+    ``customer_product_features`` (and any other weblog table of the repository)."""
+
+    kind: ClassVar[str] = "weblog"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
+               progress: bool | None) -> IngestReport:
+        from ..ingest import ingest_weblog
+
+        return ingest_weblog(raw, self.store, client=client,
+                             raw_storage_options=raw_storage_options, progress=progress)
+
+    def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,
+                    start: dt.date | None, end: dt.date | None, force: bool) -> None:
+        from ..features.materialize import _materialize_weblog
+
+        if repo.tables_for(self.kind):
+            _materialize_weblog(self.store, repo, report, client, None, None, start, end, force)
