@@ -3,9 +3,9 @@
 Each damage case (empty / corrupt ``production.json``, production pointing at a deleted version,
 empty ``metrics.json``, a corrupt model file) is made on a real registry (two real local
 retrains), then checked through the real CLI (``featurestore.cli.main``; the retrain as a
-``python -m featurestore`` subprocess), a real uvicorn server and a real webhook receiver: ``featurestore models`` exits 0 listing the damage,
-``GET /models`` answers 200 listing it, and the next retrain promotes a new good version and
-sends one alert naming the damage.
+``python -m featurestore`` subprocess), a real uvicorn server and a real webhook receiver:
+``featurestore models`` exits 0 listing the damage, ``GET /models`` answers 200 listing it, and
+the next retrain promotes a new good version and sends one alert naming the damage.
 """
 
 from __future__ import annotations
@@ -248,3 +248,23 @@ def test_half_written_versions_do_not_break_the_listing(template, tmp_path, caps
     models = json.loads(out)["models"]
     assert [m["name"] for m in models] == [MODEL]
     assert [v["version"] for v in models[0]["versions"]] == ["v0001", "v0002"]
+
+
+def test_checksums_on_s3(s3_bucket):
+    """The same validation on an S3 store (real moto server): a rewritten model is caught."""
+    import boto3
+
+    store = Store(f"s3://{s3_bucket}/store")
+    version = registry.register_version(
+        store, MODEL, metrics={"pr_auc": 0.5}, model_bytes=b'{"learner": {}}',
+        model_filename="model.json", training_set={"url": "s3://x/export"}, features=["a"],
+        info={"job_id": "j1", "backend": "local"})
+    registry.promote(store, MODEL, version)
+    assert registry.model_summary(store, MODEL)["versions"][0]["damaged"] is None
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=f"store/_models/{MODEL}/v0001/model.json",
+                                  Body=b'{"learner": []}')
+    summary = registry.model_summary(store, MODEL)
+    assert "does not match the sha256" in summary["versions"][0]["damaged"]
+    assert summary["production"] is None and "v0001 is damaged" in summary["production_damaged"]
+    with pytest.raises(RegistryError):
+        registry.load_model_bytes(store, MODEL, "v0001")
