@@ -39,7 +39,7 @@ __all__ = ["register_version", "list_versions", "get_version", "production_versi
 ROOT = "_models"
 
 # Required keys of each version record and their types (validated on every read).
-_VERSION_KEYS: dict[str, type | tuple[type, ...]] = {"version": str, "created_at": str}
+_VERSION_KEYS: dict[str, type] = {"version": str, "created_at": str}
 
 # sha256 of model files already checked, by (path, size, mtime/etag): listing the registry must
 # not download every model on every request.
@@ -114,9 +114,8 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
     return version
 
 
-def _damaged(name: str, version: str | None, reason: str) -> RegistryError:
-    where = f"model {name!r}" + (f" version {version}" if version else "")
-    return RegistryError(f"{where}: {reason}; it is skipped (retrain to replace it, or "
+def _damaged(name: str, version: str, reason: str) -> RegistryError:
+    return RegistryError(f"model {name!r} version {version}: {reason}; it is skipped (retrain to replace it, or "
                          f"promote another version with `featurestore models {name} "
                          "--promote VERSION`)", reason=reason)
 
@@ -130,15 +129,14 @@ def _read_record(store: Store, parts: tuple[str, ...], expect: type) -> Any:
     with store.fs.open(store.path(*parts), "rb") as f:
         raw = f.read()
     if not raw.strip():
-        raise RegistryError(f"{filename} is empty", reason=f"{filename} is empty")
+        raise RegistryError(f"{filename} is empty")  # message = reason: callers add context
     try:
         value = json.loads(raw)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
-        raise RegistryError(f"{filename} is not valid JSON",
-                            reason=f"{filename} is not valid JSON") from None
+        raise RegistryError(f"{filename} is not valid JSON") from None
     if not isinstance(value, expect):
         kind = "a JSON object" if expect is dict else "a JSON list"
-        raise RegistryError(f"{filename} is not {kind}", reason=f"{filename} is not {kind}")
+        raise RegistryError(f"{filename} is not {kind}")
     return value
 
 
