@@ -115,9 +115,9 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
 
 
 def _damaged(name: str, version: str, reason: str) -> RegistryError:
-    return RegistryError(f"model {name!r} version {version}: {reason}; it is skipped (retrain to replace it, or "
-                         f"promote another version with `featurestore models {name} "
-                         "--promote VERSION`)", reason=reason)
+    return RegistryError(f"model {name!r} version {version}: {reason}; it is skipped (retrain "
+                         f"to replace it, or promote another version with `featurestore models "
+                         f"{name} --promote VERSION`)", reason=reason)
 
 
 def _read_record(store: Store, parts: tuple[str, ...], expect: type) -> Any:
