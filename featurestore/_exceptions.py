@@ -108,7 +108,14 @@ class TrainingError(FeatureStoreError):
 
 
 class RegistryError(FeatureStoreError):
-    """A model-registry record is damaged (unreadable or invalid); it is reported and skipped."""
+    """A model-registry record is damaged (unreadable or invalid); it is reported and skipped.
+
+    ``reason`` is the short cause alone (``"metrics.json is empty"``), as listings show it.
+    """
 
     http_status = 500
     exit_code = 1
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        self.reason = reason or message
+        super().__init__(message)

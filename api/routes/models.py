@@ -1,4 +1,7 @@
-"""Model registry: ``GET /models`` and ``GET /models/{name}`` (versions, metrics, production)."""
+"""Model registry: ``GET /models`` and ``GET /models/{name}`` (versions, metrics, production).
+
+Damaged records are listed (``production_damaged``, per-version ``damaged``), never a 500.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ router = APIRouter(tags=["models"])
 
 @router.get("/models", dependencies=[ReadAuth])
 def list_models(store: StoreDep) -> dict[str, Any]:
-    return {"models": [registry.model_summary(store, n) for n in registry.list_models(store)]}
+    return {"models": registry.list_summaries(store)}
 
 
 @router.get("/models/{name}", dependencies=[ReadAuth])

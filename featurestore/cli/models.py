@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _fmt(metrics: dict) -> str:
     keys = [k for k in ("pr_auc", "roc_auc", "positive_rate", "rmse", "baseline_rmse")
             if k in metrics] or sorted(metrics)[:4]
-    return " ".join(f"{k}={metrics[k]:.4g}" for k in keys)
+    return " ".join(f"{k}={metrics[k]:.4g}" if metrics[k] is not None else f"{k}=-"
+                    for k in keys)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,17 +31,21 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("featurestore models: --promote needs the model NAME")
         print_json(registry.promote(store, args.name, args.promote))
         return 0
-    names = [args.name] if args.name else registry.list_models(store)
-    summaries = [registry.model_summary(store, n) for n in names]
+    summaries = ([registry.model_summary(store, args.name)] if args.name
+                 else registry.list_summaries(store))
     if args.json:
         print_json(summaries[0] if args.name else {"models": summaries})
         return 0
     if not summaries:
         print("no models registered yet; train one with `featurestore retrain --model ...`")
     for s in summaries:
-        print(f"{s['name']} (production: {s['production'] or 'none'})")
+        damaged = f" (damaged: {s['production_damaged']})" if s["production_damaged"] else ""
+        print(f"{s['name']} (production: {s['production'] or 'none'}{damaged})")
         for v in s["versions"]:
+            if v["damaged"]:  # listed, never promoted: say why so it can be fixed
+                print(f"   {v['version']}  damaged: {v['damaged']}")
+                continue
             mark = "*" if v["production"] else " "
-            print(f" {mark} {v['version']}  {v['created_at'][:19]}  {v['backend']:<9} "
+            print(f" {mark} {v['version']}  {v['created_at'][:19]}  {v['backend'] or '-':<9} "
                   f"{_fmt(v['metrics'])}")
     return 0

@@ -8,6 +8,8 @@
   production version yet or when it is strictly better on the primary metric; otherwise
   production moves only through ``featurestore models NAME --promote VERSION``.
 * Notification failures never fail the job; they are recorded in the job's ``alert`` field.
+* Damaged registry records (``registry.damage_report``) are reported once per retrain with a
+  ``registry_damaged`` event and skipped: a damaged production counts as no production.
 """
 
 from __future__ import annotations
@@ -84,17 +86,36 @@ def notify(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, version: str,
                          metrics: dict[str, Any], job_id: str) -> dict[str, Any]:
-    """Compare with production, notify on a change beyond the threshold, promote by the rule."""
-    prod = registry.production_version(store, spec.name)
+    """Compare with production, notify on a change beyond the threshold, promote by the rule.
+
+    Damaged registry records are skipped: a damaged production (or production.json) counts as
+    no production, so this version can be promoted, and one ``registry_damaged`` alert names
+    what is damaged.
+
+    Args:
+        store: the store holding the registry.
+        settings: alert channels, threshold and ``auto_promote``.
+        spec: the model.
+        version: the version just registered.
+        metrics: its held-out metrics.
+        job_id: the retrain job.
+
+    Returns:
+        The comparison record (``promoted``, ``notified``, and ``damage`` when any).
+    """
+    health = registry.damage_report(store, spec.name)
+    prod = health["production"]
     prod_metrics = (registry.get_version(store, spec.name, prod)["metrics"]
                     if prod and prod != version else None)
     result = compare(spec, metrics, prod_metrics, settings.alert_threshold)
     result["production_version"] = prod
     promoted = False
     if settings.auto_promote and (prod is None or result["better"]):
-        registry.promote(store, spec.name, version,
-                         reason="first version" if prod is None else "auto: better "
-                         f"{spec.primary_metric}")
+        if health["production_damaged"]:
+            reason = f"production record damaged ({health['production_damaged']})"
+        else:
+            reason = "first version" if prod is None else f"auto: better {spec.primary_metric}"
+        registry.promote(store, spec.name, version, reason=reason)
         promoted = True
     result["promoted"] = promoted
     if result["alert"]:
@@ -104,4 +125,11 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
                        "relative_change", "direction", "threshold", "promoted")},
                    "metrics": metrics}
         result["notified"] = notify(settings, payload)
+    if health["production_damaged"] or health["damaged_versions"]:
+        damage = {k: health[k] for k in ("production_damaged", "damaged_versions")}
+        log.warning("model %s registry is damaged: %s", spec.name, damage)
+        result["damage"] = damage
+        result["damage_notified"] = notify(settings, {
+            "event": "registry_damaged", "model": spec.name, "version": version,
+            "job_id": job_id, **damage, "production_version": prod, "promoted": promoted})
     return result
