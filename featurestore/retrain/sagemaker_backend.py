@@ -54,7 +54,11 @@ def _split_s3(url: str) -> tuple[str, str]:
 
 
 def image_uri(spec: ModelSpec, region: str) -> str:
-    from sagemaker.core import image_uris
+    try:
+        from sagemaker.core import image_uris
+    except ImportError:
+        raise ConfigError("the sagemaker backend needs the SageMaker SDK, an extra: "
+                          "pip install 'featurestore[sagemaker]'") from None
 
     if spec.kind == "xgboost":
         return image_uris.retrieve("xgboost", region=region, version=XGBOOST_VERSION)
