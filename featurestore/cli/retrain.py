@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     add_store_options(p)
     p.add_argument("--model", required=True, choices=sorted(MODELS))
-    p.add_argument("--backend", default="local", choices=BACKENDS)
+    p.add_argument("--backend", default="local",
+                   help=f"training backend: {', '.join(BACKENDS)}, or the dotted class path of "
+                        "a TrainingBackend (default: local)")
     p.add_argument("--tune", action="store_true", help="hyperparameter search / tuning job")
     p.add_argument("--as-of", help="last as-of date of the training set (YYYY-MM-DD)")
     p.add_argument("--export-url", help="train on an existing export instead of a new one")
