@@ -65,6 +65,20 @@ def _ingest(raw: Path, store: Path, client) -> None:
     assert code == 0
 
 
+def _built(drops3, client, tmp_path: Path, late_day: str
+           ) -> tuple[Path, Path, pd.DataFrame, int]:
+    """A store ingested by the CLI from the drops with ``late_day``'s ``LATE`` held back.
+
+    Returns:
+        The raw root, the store path, the stored ``customer_features`` of ``late_day`` and its
+        generation.
+    """
+    raw = _raw_without(drops3, tmp_path, [late_day])
+    store = tmp_path / "store"
+    _ingest(raw, store, client)
+    return raw, store, _stored(store, late_day), _generation(store, late_day)
+
+
 def _stored(store: Path, as_of: str) -> pd.DataFrame:
     return pd.read_parquet(store / "customer_features" / f"as_of={as_of}")
 
@@ -99,10 +113,7 @@ def test_rewritten_latest_as_of_is_served(drops3, client, tmp_path):
     answers the rewritten values and a higher generation, in the headers and on /ready."""
     _, days = drops3
     latest = days[-1]
-    raw = _raw_without(drops3, tmp_path, [latest])
-    store = tmp_path / "store"
-    _ingest(raw, store, client)
-    before, g1 = _stored(store, latest), _generation(store, latest)
+    raw, store, before, g1 = _built(drops3, client, tmp_path, latest)
     assert g1 >= 1  # the commit recorded a generation for the partition
     app = _app(store)
     with serve(app) as base, httpx.Client(base_url=base) as http:
@@ -140,10 +151,7 @@ def test_rewritten_older_as_of_is_reloaded(drops3, client, tmp_path):
     drop: the next poll drops it from the cache and the API answers the rewritten values."""
     _, days = drops3
     older = days[-2]
-    raw = _raw_without(drops3, tmp_path, [older])
-    store = tmp_path / "store"
-    _ingest(raw, store, client)
-    before, g1 = _stored(store, older), _generation(store, older)
+    raw, store, before, g1 = _built(drops3, client, tmp_path, older)
     app = _app(store)
     with serve(app) as base, httpx.Client(base_url=base) as http:
         ids = list(before["customer_id"])
@@ -175,10 +183,7 @@ def test_no_torn_reads_while_a_rewrite_is_swapped_in(drops3, client, tmp_path):
     was answered, no later request gets the old one."""
     _, days = drops3
     latest = days[-1]
-    raw = _raw_without(drops3, tmp_path, [latest])
-    store = tmp_path / "store"
-    _ingest(raw, store, client)
-    before = _stored(store, latest)
+    raw, store, before, _ = _built(drops3, client, tmp_path, latest)
     ids = list(before["customer_id"])
     answers: list[tuple[float, float, str, str, dict]] = []  # sent, received, gen, id, row
     errors: list[str] = []
@@ -242,9 +247,7 @@ def test_store_without_generations_is_served_as_generation_0(drops3, client, tmp
     """A store written before generations existed (no record) still opens: served as
     generation 0; the next commit's generation is then noticed."""
     _, days = drops3
-    raw = _raw_without(drops3, tmp_path, [days[-1]])
-    store = tmp_path / "store"
-    _ingest(raw, store, client)
+    raw, store, _, _ = _built(drops3, client, tmp_path, days[-1])
     (store / GENERATIONS).unlink()  # as today's code leaves a store
     app = _app(store)
     with serve(app) as base, httpx.Client(base_url=base) as http:
