@@ -9,6 +9,13 @@ the decoded column size (no per-row Python objects besides the index keys).
 builds a new snapshot off to the side and replaces that reference in one assignment, so a request
 that reads ``online.snapshot`` once sees exactly one snapshot. Older as-of dates are read from
 parquet on demand through a small LRU cache. This module never imports the API.
+
+Each table snapshot carries the partition's committed generation (:mod:`.generations`), read
+*before* its files: a refresh reloads the latest as-of when its generation changes (a rewrite,
+not only a newer date) and drops cached older as-of dates whose generation changed, so a
+rewritten partition is served from the next poll on. Because the generation is read first, a
+snapshot labelled g holds g's files or newer ones (a rewrite published but not yet committed),
+never older ones.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ._exceptions import NotFoundError
+from .generations import read_generations
 from .storage import Store
 
 __all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "SERVED_TABLES", "load_table"]
@@ -56,6 +64,7 @@ class TableSnapshot:
     blocks: list[tuple[list[str], np.ndarray]] = field(default_factory=list)
     others: list[str] = field(default_factory=list)  # columns outside the numeric blocks
     loaded_at: float = field(default_factory=time.time)
+    generation: int = 0  # committed generation read before the files (0: none recorded)
 
     def _value(self, name: str, i: int) -> Any:
         mask = self.masks.get(name)
@@ -170,8 +179,19 @@ def _column_arrays(col: pa.ChunkedArray
     return values, mask, None
 
 
-def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
-    """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`."""
+def load_table(store: Store, table: str, as_of: str, generation: int = 0) -> TableSnapshot:
+    """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`.
+
+    Args:
+        store: the offline store.
+        table: a served table name.
+        as_of: the partition's date, ``YYYY-MM-DD``.
+        generation: the partition's committed generation, read by the caller before this
+            call (so the label is never newer than the files).
+
+    Returns:
+        The columnar snapshot of the partition.
+    """
     path = store.path(table, f"as_of={as_of}")
     files = [f for f in store.listdir(table, f"as_of={as_of}")
              if f.endswith(".parquet") and not f.startswith((".", "_"))]
@@ -220,7 +240,7 @@ def load_table(store: Store, table: str, as_of: str) -> TableSnapshot:
     others = [c for c in columns if c not in in_blocks]
     nbytes = _measure(arrays, masks, labels, index)
     return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, labels, index, len(ids),
-                         nbytes, blocks, others)
+                         nbytes, blocks, others, generation=generation)
 
 
 def _narrow(kind: type, columns: list[np.ndarray]) -> type:
@@ -268,12 +288,28 @@ class OnlineStore:
 
     # -- snapshot lifecycle -----------------------------------------------------------------
     def latest_as_of(self, table: str) -> str | None:
-        dates = self.store.partitions(table, "as_of")
-        return dates[-1] if dates else None
+        """The newest ``as_of`` partition holding a published parquet file, or None.
+
+        Checks partitions newest first: two listings per poll, not one per partition.
+        """
+        names = [n for n in self.store.listdir(table) if n.startswith("as_of=")]
+        for name in sorted(names, reverse=True):
+            if any(f.endswith(".parquet") and not f.startswith((".", "_"))
+                   for f in self.store.listdir(table, name)):
+                return name.split("=", 1)[1]
+        return None
 
     def refresh(self) -> bool:
-        """Load any table whose latest as-of is newer than the served one; swap once. True if swapped."""
+        """Reload every table whose latest as-of is newer than the served one or was rewritten
+        (its generation changed), and swap once; drop cached older as-of dates that were
+        rewritten.
+
+        Returns:
+            True if the snapshot reference was swapped.
+        """
         with self._lock:
+            # read before any file: a partition loaded below is at least this generation
+            generations = read_generations(self.store)
             current = self.snapshot
             tables = dict(current.tables) if current else {}
             changed = False
@@ -282,15 +318,28 @@ class OnlineStore:
                 if latest is None:
                     continue
                 old = tables.get(table)
-                if old is None or latest > old.as_of:
-                    tables[table] = load_table(self.store, table, latest)
+                generation = generations.get(table, {}).get(latest, 0)
+                if old is None or latest > old.as_of or (
+                        latest == old.as_of and generation != old.generation):
+                    tables[table] = load_table(self.store, table, latest, generation)
                     changed = True
+            self._drop_rewritten(generations)
             if changed or (current is None and tables):
                 self.snapshot = OnlineSnapshot(tables)  # the one atomic swap
-                log.info("online snapshot: %s",
-                         {t: s.as_of for t, s in tables.items()})
+                log.info("online snapshot: %s", {t: f"{s.as_of} (generation {s.generation})"
+                                                 for t, s in tables.items()})
                 return True
             return False
+
+    def _drop_rewritten(self, generations: dict[str, dict[str, int]]) -> None:
+        """Forget cached older as-of dates whose committed generation changed: the next
+        request for one reads the rewritten partition (requests holding the old one finish
+        with it)."""
+        with self._cache_lock:
+            for key, cached in list(self._cache.items()):
+                table, as_of = key
+                if generations.get(table, {}).get(as_of, 0) != cached.generation:
+                    del self._cache[key]
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -340,7 +389,8 @@ class OnlineStore:
             dates = self.store.partitions(table, "as_of")
             span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
             raise NotFoundError(f"no {table!r} features as of {as_of}; available as-of dates: {span}")
-        loaded = load_table(self.store, table, as_of)
+        generation = read_generations(self.store).get(table, {}).get(as_of, 0)  # before the files
+        loaded = load_table(self.store, table, as_of, generation)
         with self._cache_lock:
             self._cache[key] = loaded
             while len(self._cache) > self._cache_size:

@@ -19,7 +19,7 @@ from featurestore import NotFoundError
 
 from ..deps import require_read_token
 
-__all__ = ["router", "MAX_BATCH"]
+__all__ = ["router", "MAX_BATCH", "AS_OF_HEADER", "GENERATION_HEADER"]
 
 # Read auth is checked inside ``_table`` (not as a router dependency): one FastAPI dependency
 # step per request costs more than the whole lookup on this hot path.
@@ -66,8 +66,18 @@ class CustomerProducts(BaseModel):
     products: list[dict[str, FeatureValue]]
 
 
-def _json(body: Any) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+#: Response headers naming the partition version a feature answer was read from (the JSON
+#: bodies keep SPEC §6's shapes).
+AS_OF_HEADER = "X-Feature-As-Of"
+GENERATION_HEADER = "X-Feature-Generation"
+
+
+def _json(body: Any, table: Any) -> Response:
+    """``body`` as JSON, with the as-of and generation of ``table`` (the snapshot it was read
+    from) in the version headers."""
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json",
+                    headers={AS_OF_HEADER: table.as_of,
+                             GENERATION_HEADER: str(table.generation)})
 
 
 async def _table(request: Request, name: str, as_of: str | None):
@@ -117,7 +127,7 @@ async def customer_features(request: Request) -> Response:
         raise NotFoundError(f"customer {customer_id!r} has no features as of {table.as_of}; "
                             "check the id (customer ids are strings) or try another as_of")
     return _json({"customer_id": customer_id, "as_of": table.as_of,
-                  "features": table.row(i, names)})
+                  "features": table.row(i, names)}, table)
 
 
 @router.post("/features/batch", response_model=BatchResponse,
@@ -132,7 +142,7 @@ async def features_batch(body: BatchRequest, request: Request) -> Response:
     results = [{"customer_id": cid, "found": i is not None,
                 "features": None if i is None else next(found)}
                for cid, i in zip(body.customer_ids, hits)]
-    return _json({"as_of": table.as_of, "results": results})
+    return _json({"as_of": table.as_of, "results": results}, table)
 
 
 @router.get("/customers/{customer_id}/products", response_model=CustomerProducts,
@@ -149,4 +159,5 @@ async def customer_products(
         raise NotFoundError(f"customer {customer_id!r} viewed no product in the 30 days before "
                             f"{table.as_of}; check the id or try another as_of")
     products = table.rows_of(customer_id, top=top)
-    return _json({"customer_id": customer_id, "as_of": table.as_of, "products": products})
+    return _json({"customer_id": customer_id, "as_of": table.as_of, "products": products},
+                 table)

@@ -15,9 +15,15 @@ class Health(BaseModel):
     status: str
 
 
+class Served(BaseModel):
+    as_of: str
+    generation: int  # committed generation of the partition (0: none recorded)
+
+
 class Ready(BaseModel):
     status: str
-    snapshot: dict[str, str]
+    snapshot: dict[str, str]  # table -> served as-of (kept as it was)
+    served: dict[str, Served]  # table -> served as-of and generation
 
 
 @router.get("/health", response_model=Health)
@@ -35,4 +41,6 @@ def ready(online: OnlineDep) -> Ready | JSONResponse:
         reason = online.last_error or "no customer_features as_of partition in the store yet"
         return JSONResponse({"detail": f"not ready: loading the first snapshot ({reason}); "
                                        "materialize features and retry"}, status_code=503)
-    return Ready(status="ready", snapshot={t: s.as_of for t, s in snapshot.tables.items()})
+    return Ready(status="ready", snapshot={t: s.as_of for t, s in snapshot.tables.items()},
+                 served={t: Served(as_of=s.as_of, generation=s.generation)
+                         for t, s in snapshot.tables.items()})

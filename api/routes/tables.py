@@ -36,6 +36,7 @@ class TableInfo(BaseModel):
     latest_rows: int
     days_since_latest: int
     served_as_of: str | None
+    served_generation: int | None = None  # generation of the served as-of (0: none recorded)
     columns: list[Column]
 
 
@@ -43,8 +44,19 @@ class TableList(BaseModel):
     tables: list[TableInfo]
 
 
-def table_info(store: Store, name: str, served_as_of: str | None = None) -> TableInfo | None:
-    """Describe one partitioned table, or None when ``name`` is not one."""
+def table_info(store: Store, name: str, served_as_of: str | None = None,
+               served_generation: int | None = None) -> TableInfo | None:
+    """Describe one partitioned table, or None when ``name`` is not one.
+
+    Args:
+        store: the offline store.
+        name: the table.
+        served_as_of: the as-of the online store serves for it (None: not served).
+        served_generation: the generation of that as-of as served.
+
+    Returns:
+        The description, or None.
+    """
     if not _NAME.match(name):
         return None
     for key in _KEYS:
@@ -61,23 +73,24 @@ def table_info(store: Store, name: str, served_as_of: str | None = None) -> Tabl
             name=name, partition_key=key, first=values[0], latest=latest,
             partitions=len(values), latest_rows=sum(m.num_rows for m in metas),
             days_since_latest=(dt.date.today() - dt.date.fromisoformat(latest)).days,
-            served_as_of=served_as_of,
+            served_as_of=served_as_of, served_generation=served_generation,
             columns=[Column(name=f.name, type=str(f.type)) for f in schema
                      if f.name != key])
     return None
 
 
-def _served(online, name: str) -> str | None:
+def _served(online, name: str) -> tuple[str | None, int | None]:
+    """The as-of and generation served for ``name`` (Nones when it is not served)."""
     snapshot = online.snapshot
     table = snapshot.tables.get(name) if snapshot else None
-    return table.as_of if table else None
+    return (table.as_of, table.generation) if table else (None, None)
 
 
 @router.get("/tables", response_model=TableList)
 def list_tables(online: OnlineDep) -> TableList:
     """Every partitioned table in the store."""
     store = online.store
-    infos = [table_info(store, n, _served(online, n)) for n in store.listdir()
+    infos = [table_info(store, n, *_served(online, n)) for n in store.listdir()
              if not n.startswith(("_", "."))]
     return TableList(tables=[i for i in infos if i is not None])
 
@@ -86,7 +99,7 @@ def list_tables(online: OnlineDep) -> TableList:
             responses={404: {"description": "no such table"}})
 def get_table(name: str, online: OnlineDep) -> TableInfo:
     """Schema, as-of (or event-date) range, freshness and latest row count of one table."""
-    info = table_info(online.store, name, _served(online, name))
+    info = table_info(online.store, name, *_served(online, name))
     if info is None:
         raise NotFoundError(f"no table {name!r} in the store; GET /tables lists them")
     return info

@@ -35,6 +35,7 @@ import pyarrow as pa
 from distributed import Client, wait
 
 from ..cluster import dask_client
+from ..generations import commit_generations
 from ..ingest import ledger_entries, ledger_keys
 from ..storage import Store
 from ._io import write_arrow, write_table
@@ -396,6 +397,10 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     record["files"] = {k: entries[k]["ingested_at"] if k in entries else record["files"][k]
                        for k in keys}
     record["event_dates"] = event_dates
+    # the partitions are published: bump their generations (before the record, so a crash in
+    # between makes the re-run rewrite and bump them again) for the online store to notice
+    commit_generations(store, {t: [d.isoformat() for d, names in due.items() if t in names]
+                               for t in tables})
     store.write_json(record, STATE_RECORD)  # last: everything above is published
 
 

@@ -25,6 +25,7 @@ from distributed import Client
 
 from .._exceptions import RejectedFileError
 from ..cluster import dask_client
+from ..generations import commit_generations
 from ..storage import Store
 
 __all__ = ["RetailReport", "RetailSource", "clean_retail", "ingest_retail", "materialize_retail",
@@ -308,6 +309,9 @@ def materialize_retail(store: Store, repo, report, *, client: Client | None = No
                 record["as_of"][name][day.isoformat()] = repo.fingerprint(name)
                 report.as_of_written.setdefault(name, []).append(day.isoformat())
     record["files"] = {k: e["md5"] for k, e in ledger.items()}
+    # published: new generations first, then the record (see featurestore.generations)
+    commit_generations(store, {n: [d.isoformat() for d, names in due.items() if n in names]
+                               for n in tables})
     store.write_json(record, STATE_RECORD)
 
 
