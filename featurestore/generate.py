@@ -20,7 +20,7 @@ import fsspec
 import numpy as np
 from isal import igzip
 
-from .sources.weblog import BAD_ROW_REASONS, WEBLOG_COLUMNS
+from .sources.weblog import BAD_ROW_REASONS, DEFAULT_MAX_LATE_DAYS, WEBLOG_COLUMNS
 
 __all__ = ["GenerateReport", "generate_weblog"]
 
@@ -168,6 +168,8 @@ def _corrupt(row: list[str], reason: str, drop_end: int) -> list[str] | bytes:
         row[0] = "12x34"
     elif reason == "future_time":
         row[0] = str(drop_end + 3600)
+    elif reason == "too_old":  # two days past the default bound, before the drop's day
+        row[0] = str(drop_end - 86400 * (DEFAULT_MAX_LATE_DAYS + 3))
     elif reason == "bad_product":
         row[5] = "Shoes;P0001;two;abc"
         row[4] = "2"

@@ -32,7 +32,13 @@ from distributed import Client, as_completed
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
 from .sources._scan import warm_up
-from .sources.weblog import BAD_ROW_REASONS, RawFile, discover_files, parse_file
+from .sources.weblog import (
+    BAD_ROW_REASONS,
+    DEFAULT_MAX_LATE_DAYS,
+    RawFile,
+    discover_files,
+    parse_file,
+)
 from .storage import Store
 
 __all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "EVENTS_TABLE"]
@@ -112,12 +118,13 @@ def _events_frame(table: pa.Table) -> pd.DataFrame:
     return df
 
 
-def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any]) -> dict[str, Any]:
+def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
+                max_late_days: int = DEFAULT_MAX_LATE_DAYS) -> dict[str, Any]:
     """Ingest one file (runs on a worker). Never raises for a bad file: returns its status."""
     try:
         with fsspec.open(raw.url, "rb", **raw_options) as f:
             compressed = f.read()
-        parsed = parse_file(raw, compressed)
+        parsed = parse_file(raw, compressed, max_late_days)
     except RejectedFileError as exc:
         return {"status": "rejected", "file": exc.path, "reason": exc.reason}
     events = parsed.events
@@ -164,11 +171,25 @@ def ingest_weblog(
     workers: int | None = None,
     raw_storage_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    max_late_days: int = DEFAULT_MAX_LATE_DAYS,
 ) -> IngestReport:
     """Ingest every not-yet-ingested file under ``raw_root`` into ``store``.
 
     Holds the store's writer lock. Rejected files are reported (``report.rejected``) and left
     out of the ledger, so a later run retries them once they are fixed.
+
+    Args:
+        raw_root: the folder (or s3:// URL) holding the ``YYYY-MM-DD`` drop folders.
+        store: the offline store written to.
+        client, scheduler, workers: the Dask cluster to run on (default: a local one).
+        raw_storage_options: fsspec options for ``raw_root`` (default: the store's when both
+            are on the same protocol).
+        progress: show a progress bar (default: when stderr is a terminal).
+        max_late_days: hits dated more than this many days before their drop's date are
+            quarantined as ``too_old`` (setting ``max_late_days``).
+
+    Returns:
+        The run's :class:`IngestReport`.
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -195,7 +216,8 @@ def ingest_weblog(
             with dask_client(scheduler, workers, client) as c:
                 c.run(warm_up)  # every worker loads the scanner kernels at once, in parallel
                 futures = c.map(_ingest_one, [store] * len(todo), todo,
-                                [raw_options] * len(todo), pure=False)
+                                [raw_options] * len(todo), [max_late_days] * len(todo),
+                                pure=False)
                 show = progress if progress is not None else sys.stderr.isatty()
                 bar = _progress_bar(len(futures)) if show else None
                 for future in as_completed(futures):

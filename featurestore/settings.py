@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     scheduler: str | None = Field(None, description="tcp://host:port of a Dask scheduler")
     workers: int | None = Field(None, ge=1, description="LocalCluster worker processes")
     feature_repo: str | None = Field(None, description="Feature repository YAML (default: built-in)")
+    max_late_days: int = Field(30, ge=0, description="ingest quarantines hits dated more than "
+                               "this many days before their drop's date (reason too_old)")
 
     api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
     api_require_token_for_reads: bool = False
@@ -73,10 +75,11 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         if not isinstance(file_values, dict):
             raise ConfigError(f"config file {path} must hold a mapping of setting: value")
-    env_values = Settings().model_dump(exclude_unset=True)  # only what the environment set
-    merged = {**file_values, **env_values, **{k: v for k, v in overrides.items() if v is not None}}
     try:
+        env_values = Settings().model_dump(exclude_unset=True)  # only what the environment set
+        merged = {**file_values, **env_values,
+                  **{k: v for k, v in overrides.items() if v is not None}}
         return Settings.model_validate(merged) if merged else Settings()
-    except ValidationError as exc:
+    except ValidationError as exc:  # a bad FEATURESTORE_* variable too: one line, no traceback
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None

@@ -18,8 +18,11 @@ NAMED = ["hit_time_gmt", "customer_id", "page_url", "post_page_event", "post_eve
 PRODUCT = re.compile(r"^[^;]*;[^;]+;(-?\d+)?;(-?\d+(\.\d*)?|-?\.\d+)?(;.*)?$")
 
 
-def read_drops(raw_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All lines of all drops: (valid rows incl. excluded, quarantined rows with reason)."""
+def read_drops(raw_root: Path, max_late_days: int = 30) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All lines of all drops: (valid rows incl. excluded, quarantined rows with reason).
+
+    Lines may end with LF or CRLF; a hit more than ``max_late_days`` before its drop's day is
+    ``too_old``."""
     good, bad = [], []
     for day_dir in sorted(p for p in Path(raw_root).iterdir() if p.is_dir()):
         cols = (day_dir / "column_headers.tsv").read_text().rstrip("\n").split("\t")
@@ -29,6 +32,7 @@ def read_drops(raw_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             lines = gzip.decompress(f.read_bytes()).split(b"\n")
             if lines and lines[-1] == b"":
                 lines.pop()
+            lines = [line.removesuffix(b"\r") for line in lines]
             for no, line in enumerate(lines, 1):
                 fields = line.split(b"\t")
                 where = {"drop": day_dir.name, "file": f.name, "line_number": no}
@@ -46,6 +50,9 @@ def read_drops(raw_root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                     continue
                 if int(t) >= drop_start + 86400:
                     bad.append({**where, "reason": "future_time"})
+                    continue
+                if int(t) < drop_start - max_late_days * 86400:
+                    bad.append({**where, "reason": "too_old"})
                     continue
                 products = [p for p in row["post_product_list"].split(",") if p]
                 if row["post_product_list"] not in ("", "\\N") and not all(

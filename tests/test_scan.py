@@ -70,7 +70,8 @@ def test_int_parsing_matches_python(values):
 
 def _reference_scan(text: bytes, ncols: int, slots: list[int]):
     """The scanner's contract in plain Python: per line, field count, byte bounds of the wanted
-    fields and whether one of them holds a byte >= 0x80."""
+    fields (the last one without the ``\r`` of a CRLF line end) and whether one of them holds a
+    byte >= 0x80."""
     lines, pos = [], 0
     while pos < len(text):
         end = text.find(b"\n", pos)
@@ -82,7 +83,9 @@ def _reference_scan(text: bytes, ncols: int, slots: list[int]):
         fields, bounds, fpos = text[start:end].split(b"\t"), {}, start
         for col, field in enumerate(fields):
             if col < ncols and slots[col] >= 0:
-                bounds[slots[col]] = (fpos, fpos + len(field), any(b >= 128 for b in field))
+                crlf = col == len(fields) - 1 and field.endswith(b"\r")
+                bounds[slots[col]] = (fpos, fpos + len(field) - crlf,
+                                      any(b >= 128 for b in field))
             fpos += len(field) + 1
         out.append((start, len(fields), bounds))
     return out

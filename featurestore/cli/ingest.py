@@ -13,6 +13,20 @@ from ..storage import parse_storage_options
 from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
 
 
+def days_count(value: str) -> int:
+    """argparse type of ``--max-late-days``: a whole number of days, 0 or more.
+
+    Args:
+        value: the flag's text.
+
+    Returns:
+        The number of days.
+    """
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of days >= 0, got {value!r}")
+    return int(value)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest new raw files into the store",
                        description=__doc__)
@@ -23,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", choices=["weblog", "retail"], default="weblog")
     p.add_argument("--raw-storage-option", action="append", metavar="KEY=VALUE", default=[],
                    help="fsspec option for the raw root when it differs from the store's")
+    p.add_argument("--max-late-days", type=days_count, metavar="N",
+                   help="quarantine hits dated more than N days before their drop's date as "
+                        "too_old (FEATURESTORE_MAX_LATE_DAYS, default 30)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
@@ -31,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.max_late_days is not None:  # the flag overrides environment and config file
+        settings = settings.model_copy(update={"max_late_days": args.max_late_days})
     store = store_from(settings)
     raw_options = parse_storage_options(args.raw_storage_option) or None
     # One Dask client and one hold of the store lock for ingest and the materialization that
@@ -50,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
                       f"{retail.rows_read}; {_summary(mat)}")
             return 0
         report = ingest_weblog(args.raw_root, store, client=client,
-                               raw_storage_options=raw_options, progress=args.progress)
+                               raw_storage_options=raw_options, progress=args.progress,
+                               max_late_days=settings.max_late_days)
         mat = materialize(store, client=client, repo=settings.feature_repo)
     report.extra["materialize"] = mat.to_dict()
     emit_report(report, args.json)

@@ -8,6 +8,7 @@ import datetime as dt
 
 from ..retrain.daily import run_daily
 from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
+from .ingest import days_count
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,12 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cluster_options(p)
     p.add_argument("--raw", required=True, help="web-log drops folder (or s3:// URL)")
     p.add_argument("--retrain", action="store_true", help="retrain today whatever the weekday")
+    p.add_argument("--max-late-days", type=days_count, metavar="N",
+                   help="quarantine hits dated more than N days before their drop's date as "
+                        "too_old (FEATURESTORE_MAX_LATE_DAYS, default 30)")
     p.add_argument("--today", help="pretend today is this date (YYYY-MM-DD), for backfills")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.max_late_days is not None:  # the flag overrides environment and config file
+        settings = settings.model_copy(update={"max_late_days": args.max_late_days})
     store = store_from(settings)
     today = dt.date.fromisoformat(args.today) if args.today else None
     report = run_daily(store, args.raw, settings=settings, force_retrain=args.retrain,

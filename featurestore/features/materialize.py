@@ -103,6 +103,21 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(n) for n in range((last - first).days + 1)]
 
 
+def _dates_its_drop(entry: dict[str, Any]) -> bool:
+    """Whether a ledger record's drop date may be an as-of date (the latest one served).
+
+    Args:
+        entry: a file's ledger record.
+
+    Returns:
+        False when every line of the file was quarantined as ``too_old``: a drop folder dated
+        long after its hits must not move the latest as-of (nor make years of as-of dates).
+        An empty file still dates its drop, as before.
+    """
+    lines = entry.get("lines", 0)
+    return lines == 0 or entry.get("bad", {}).get("too_old", 0) < lines
+
+
 def _read_record(store: Store) -> dict[str, Any]:
     try:
         record = store.read_json(STATE_RECORD)
@@ -314,17 +329,20 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     keys = ledger_keys(store)
     if not keys:
         return
-    known = record["files"] if "event_dates" in record else {}
+    known = record["files"] if "event_dates" in record and "drops" in record else {}
     entries = ledger_entries(store, [k for k in keys if k not in known])
     touched = sorted({d for k, e in entries.items()
                       if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]})
     event_dates = sorted(set(record.get("event_dates", ()))
                          | {d for e in entries.values() for d in e["event_dates"]})
+    # drop dates that may be an as-of date: not those of drops whose every hit was too old
+    drops = sorted(set(record.get("drops", ()))
+                   | {k.split("/", 1)[0] for k, e in entries.items() if _dates_its_drop(e)})
     if not event_dates:
         return
     first = dt.date.fromisoformat(event_dates[0])
-    last = max(max(dt.date.fromisoformat(k.split("/", 1)[0]) for k in keys),
-               dt.date.fromisoformat(event_dates[-1]))
+    last = max([dt.date.fromisoformat(d) for d in drops]
+               + [dt.date.fromisoformat(event_dates[-1])])
     all_days = _days(first, last)
     report.as_of_range = [first.isoformat(), last.isoformat()]
     lo, hi = max(start or first, first), min(end or last, last)
@@ -397,6 +415,7 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     record["files"] = {k: entries[k]["ingested_at"] if k in entries else record["files"][k]
                        for k in keys}
     record["event_dates"] = event_dates
+    record["drops"] = drops
     # the partitions are published: bump their generations (before the record, so a crash in
     # between makes the re-run rewrite and bump them again) for the online store to notice
     commit_generations(store, {t: [d.isoformat() for d, names in due.items() if t in names]

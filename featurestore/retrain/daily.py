@@ -47,7 +47,7 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
                               "retrain": [], "ok": True}
     with dask_client(settings.scheduler, settings.workers, client) as c, \
             store.lock("run-daily: ingest + materialize"):
-        ingest = ingest_weblog(raw_root, store, client=c)
+        ingest = ingest_weblog(raw_root, store, client=c, max_late_days=settings.max_late_days)
         report["ingest"] = ingest.to_dict()
         report["ok"] &= ingest.ok
         report["materialize"] = {"status": "done", "result": materialize_locked(

@@ -90,7 +90,11 @@ def _scan(buf, words, n_lines, slot_of_col, next_wanted):  # pragma: no cover - 
                     slot = slot_of_col[col]
                     if slot >= 0:
                         starts[line, slot] = fstart
-                        ends[line, slot] = i
+                        # CRLF: the \r before a newline ends the line, it is not data
+                        if c == 10 and i > fstart and buf[i - 1] == 13:
+                            ends[line, slot] = i - 1
+                        else:
+                            ends[line, slot] = i
                         if hi:
                             nonascii[line] = True
                 hi = False
@@ -111,7 +115,7 @@ def _scan(buf, words, n_lines, slot_of_col, next_wanted):  # pragma: no cover - 
             slot = slot_of_col[col]
             if slot >= 0:
                 starts[line, slot] = fstart
-                ends[line, slot] = size
+                ends[line, slot] = size - 1 if size > fstart and buf[size - 1] == 13 else size
                 if hi:
                     nonascii[line] = True
         nfields[line] = col + 1
@@ -136,9 +140,10 @@ def _count_lines(buf, words):  # pragma: no cover - compiled
 def scan_lines(buf: np.ndarray, slot_of_col: np.ndarray):
     """Scan ``buf`` (uint8). ``slot_of_col[i]`` is the output slot of file column ``i`` or -1.
 
-    Returns ``starts, ends`` (lines x wanted fields, byte offsets), ``nfields`` per line,
-    ``nonascii`` per line, and ``line_starts`` (n+1 offsets; line i is
-    ``buf[line_starts[i]:line_starts[i+1]-1]``).
+    Lines end with LF or CRLF (both in one file too): the ``\r`` of a CRLF is not part of
+    the last field. Returns ``starts, ends`` (lines x wanted fields, byte offsets),
+    ``nfields`` per line, ``nonascii`` per line, and ``line_starts`` (n+1 offsets; line i is
+    ``buf[line_starts[i]:line_starts[i+1]-1]``, its ``\r`` included).
     """
     words = buf[:buf.size - buf.size % 8].view(np.uint64)
     n_lines = _count_lines(buf, words)

@@ -25,6 +25,7 @@ from ._scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
 __all__ = [
     "WEBLOG_COLUMNS",
     "BAD_ROW_REASONS",
+    "DEFAULT_MAX_LATE_DAYS",
     "EVENT_SCHEMA",
     "QUARANTINE_SCHEMA",
     "RawFile",
@@ -44,8 +45,14 @@ WEBLOG_COLUMNS = (
     "exclude_hit",
 )
 
-#: Bad-row classes, in the order they are checked: a row is quarantined for the first that fits.
-BAD_ROW_REASONS = ("field_count", "bad_utf8", "bad_time", "future_time", "bad_product")
+#: Bad-row classes; a row is quarantined for the first that fits. They are checked in this
+#: order, except ``too_old`` (added later, so listed last): it is checked with the other times,
+#: right after ``future_time``.
+BAD_ROW_REASONS = ("field_count", "bad_utf8", "bad_time", "future_time", "bad_product", "too_old")
+
+#: How many days before its drop's date a hit may be (``max_late_days``); older hits are
+#: quarantined as ``too_old``: one stray old hit must not make materialization rebuild years.
+DEFAULT_MAX_LATE_DAYS = 30
 
 #: Hits before this are out of range (a zeroed or garbled clock), not late data.
 MIN_HIT_TIME = int(dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp())
@@ -77,6 +84,11 @@ QUARANTINE_SCHEMA = pa.schema(
 
 _DROP_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+#: A hit file name whose id is its stem as is (the ids stores written before keep).
+_PLAIN_NAME = re.compile(r"^([A-Za-z0-9_-]{1,100})\.tsv\.gz$")
+#: Characters kept in the readable part of other names' ids; every other becomes ``_``.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
 
 @dataclasses.dataclass(frozen=True)
 class RawFile:
@@ -91,9 +103,21 @@ class RawFile:
 
     @property
     def file_id(self) -> str:
-        """Deterministic id, used to name everything this file produces (retries overwrite)."""
-        stem = self.name.split(".", 1)[0]
-        return f"{self.drop_date.isoformat()}-{stem}"
+        """Deterministic id, used to name everything this file produces (retries overwrite).
+
+        Unique per (drop, name) whatever the name: ``hit_data-0000.tsv.gz`` gives
+        ``<drop>-hit_data-0000`` (as before); any other name (dots, spaces, unicode, over 100
+        characters) gives ``<drop>-<stem>.<first 12 hex of the name's sha256>``, the stem being
+        the name less ``.tsv.gz``, other characters than ``[A-Za-z0-9_-]`` as ``_``, cut at 60.
+        The ``.`` never occurs in the first form, so the two cannot collide; the result is at
+        most 84 characters of ``[A-Za-z0-9_.-]``, safe on disks and S3.
+        """
+        plain = _PLAIN_NAME.match(self.name)
+        if plain:
+            return f"{self.drop_date.isoformat()}-{plain.group(1)}"
+        stem = self.name[:-len(".tsv.gz")] if self.name.endswith(".tsv.gz") else self.name
+        digest = hashlib.sha256(self.name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        return f"{self.drop_date.isoformat()}-{_UNSAFE.sub('_', stem)[:60]}.{digest}"
 
     @property
     def ledger_key(self) -> str:
@@ -200,9 +224,21 @@ def _decompress(compressed: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def parse_file(raw: RawFile, compressed: bytes) -> ParsedFile:
-    """Validate and parse one file's bytes. Raises :class:`RejectedFileError` for whole-file
-    problems (not gzip, truncated, manifest mismatch); bad rows go to ``quarantine``."""
+def parse_file(raw: RawFile, compressed: bytes,
+               max_late_days: int = DEFAULT_MAX_LATE_DAYS) -> ParsedFile:
+    """Validate and parse one file's bytes.
+
+    Args:
+        raw: the file, as :func:`discover_files` found it.
+        compressed: its bytes (gzip).
+        max_late_days: hits dated more than this many days before the drop's date are
+            quarantined as ``too_old``.
+
+    Returns:
+        The kept rows, the quarantined ones and the counts. Raises
+        :class:`RejectedFileError` for whole-file problems (not gzip, truncated, manifest
+        mismatch); bad rows go to ``quarantine``.
+    """
     md5 = hashlib.md5(compressed).hexdigest()
     if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
         raise RejectedFileError(
@@ -237,6 +273,8 @@ def parse_file(raw: RawFile, compressed: bytes) -> ParsedFile:
     drop_end = drop_start + 86400
     status[(status == 0) & (~time_ok | (times < MIN_HIT_TIME))] = 3
     status[(status == 0) & (times >= drop_end)] = 4
+    oldest = drop_start - max_late_days * 86400
+    status[(status == 0) & (times < oldest)] = BAD_ROW_REASONS.index("too_old") + 1
     good = np.flatnonzero(status == 0)
 
     names = [name for name in WEBLOG_COLUMNS if name != "hit_time_gmt"]
@@ -268,7 +306,7 @@ def parse_file(raw: RawFile, compressed: bytes) -> ParsedFile:
     bad_counts = {reason: int(np.count_nonzero(status == i + 1))
                   for i, reason in enumerate(BAD_ROW_REASONS)}
     quarantine = _quarantine_table(raw, buf, line_starts, bad_rows, status, nfields, times,
-                                   drop_end)
+                                   max_late_days)
     return ParsedFile(
         events=table,
         quarantine=quarantine,
@@ -297,7 +335,7 @@ def _bad_products(products: pa.Array) -> np.ndarray:
 
 def _quarantine_table(raw: RawFile, buf: np.ndarray, line_starts: np.ndarray,
                       rows: np.ndarray, status: np.ndarray, nfields: np.ndarray,
-                      times: np.ndarray, drop_end: int) -> pa.Table:
+                      times: np.ndarray, max_late_days: int) -> pa.Table:
     details = []
     raw_lines = []
     for line in rows:
@@ -311,11 +349,15 @@ def _quarantine_table(raw: RawFile, buf: np.ndarray, line_starts: np.ndarray,
         elif reason == "future_time":
             detail = (f"hit_time_gmt {times[line]} is after the end of the drop's day "
                       f"{raw.drop_date} (UTC)")
+        elif reason == "too_old":
+            day = dt.datetime.fromtimestamp(int(times[line]), dt.UTC).date()
+            detail = (f"hit_time_gmt {times[line]} ({day}) is more than {max_late_days} days "
+                      f"before the drop's day {raw.drop_date} (max_late_days)")
         else:
             detail = "post_product_list has an entry that is not category;product_id;quantity;price"
         details.append(detail)
-        raw_lines.append(bytes(buf[line_starts[line]:max(line_starts[line + 1] - 1,
-                                                          line_starts[line])]))
+        text = bytes(buf[line_starts[line]:max(line_starts[line + 1] - 1, line_starts[line])])
+        raw_lines.append(text[:-1] if text.endswith(b"\r") else text)  # CRLF: the line as LF
     return pa.table(
         {
             "source_file": pa.array([raw.url] * len(rows), pa.string()),
