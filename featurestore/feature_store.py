@@ -147,7 +147,7 @@ class FeatureStore:
         # a source of the repository by its name, else a kind (weblog, retail, dotted path)
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
-            report = cls(store).ingest(raw_root, client=client,
+            report = cls(store, self.settings).ingest(raw_root, client=client,
                                        raw_storage_options=raw_storage_options,
                                        progress=progress)
             mat = materialize_locked(store, client=client, repo=repo)

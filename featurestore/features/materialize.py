@@ -37,6 +37,7 @@ from distributed import Client, wait
 from ..cluster import dask_client
 from ..generations import commit_generations
 from ..ingest import ledger_entries, ledger_keys
+from ..settings import Settings
 from ..storage import Store
 from ._io import write_arrow, write_table
 from .daily import (
@@ -294,9 +295,11 @@ def _as_date(value: dt.date | str | None) -> dt.date | None:
 def materialize_locked(store: Store, *, client: Client | None = None,
                        scheduler: str | None = None, workers: int | None = None,
                        repo: FeatureRepo | str | None = None, start=None, end=None,
-                       force: bool = False) -> MaterializeReport:
+                       force: bool = False, settings: Settings | None = None
+                       ) -> MaterializeReport:
     """:func:`materialize` for a caller that already holds the store lock (``ingest``)."""
     started = time.perf_counter()
+    settings = settings if settings is not None else Settings(store=store.url)
     if not isinstance(repo, FeatureRepo):  # a path or None: the store's recorded repository
         from ..repository import resolve_repo
 
@@ -307,8 +310,8 @@ def materialize_locked(store: Store, *, client: Client | None = None,
 
     with dask_client(scheduler, workers, client) as c:
         for kind in source_kinds(repo):  # each source builds its own tables
-            source_class(kind)(store).materialize(repo, report, client=c, start=start,
-                                                  end=end, force=force)
+            source_class(kind)(store, settings).materialize(repo, report, client=c,
+                                                            start=start, end=end, force=force)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -13,6 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from ..plugins import SOURCE_CLASS_FOR_TYPE, load_class
+from ..settings import Settings
 from ..storage import Store
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class Source(Protocol):
     #: The kind name the repository uses for it.
     kind: ClassVar[str]
 
-    def __init__(self, store: Store) -> None: ...
+    def __init__(self, store: Store, settings: Settings) -> None: ...
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None) -> SourceReport:

@@ -321,8 +321,9 @@ class RetailSource:
 
     kind = "retail"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: Any = None) -> None:
         self.store = store
+        self.settings = settings
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None) -> RetailReport:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..settings import Settings
 from ..storage import Store
 
 if TYPE_CHECKING:
@@ -27,15 +28,17 @@ class WeblogSource:
 
     kind: ClassVar[str] = "weblog"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
+        self.settings = settings
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None) -> IngestReport:
         from ..ingest import ingest_weblog
 
         return ingest_weblog(raw, self.store, client=client,
-                             raw_storage_options=raw_storage_options, progress=progress)
+                             raw_storage_options=raw_storage_options, progress=progress,
+                             max_late_days=self.settings.max_late_days)
 
     def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,
                     start: dt.date | None, end: dt.date | None, force: bool) -> None:

@@ -44,7 +44,7 @@ class SignupSource:
 
     kind: ClassVar[str] = SIGNUP_KIND
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
 
     def ingest(self, raw: str, *, client, raw_storage_options, progress) -> SignupReport:
@@ -140,7 +140,7 @@ def case(request, tmp_path, drops_copy):
 def test_source_ingests_once_and_materializes_its_tables(case, client):
     store, kind, raw = case
     repo = resolve_repo(store, None)
-    source = source_class(kind)(store)
+    source = source_class(kind)(store, Settings(store=store.url))
     assert isinstance(source, Source)
 
     first = source.ingest(raw, client=client, raw_storage_options=None, progress=False)
