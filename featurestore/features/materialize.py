@@ -35,7 +35,7 @@ import pyarrow as pa
 from distributed import Client, wait
 
 from ..cluster import dask_client
-from ..ingest import ledger_entries, ledger_keys
+from ..ingest import LEDGER, REPLACED, ledger_entries, ledger_keys, replaced_notes
 from ..storage import Store
 from ._io import write_arrow, write_table
 from .daily import (
@@ -313,9 +313,13 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     if not keys:
         return
     known = record["files"] if "event_dates" in record else {}
-    entries = ledger_entries(store, [k for k in keys if k not in known])
+    # a replaced file (an accepted change) rewrote its record: its note names every date the
+    # old and new versions touched
+    notes = replaced_notes(store)
+    entries = ledger_entries(store, [k for k in keys if k not in known or k in notes])
     touched = sorted({d for k, e in entries.items()
-                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]})
+                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]}
+                     | {d for n in notes.values() for d in n["event_dates"]})
     event_dates = sorted(set(record.get("event_dates", ()))
                          | {d for e in entries.values() for d in e["event_dates"]})
     if not event_dates:
@@ -393,6 +397,8 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
                        for k in keys}
     record["event_dates"] = event_dates
     store.write_json(record, STATE_RECORD)  # last: everything above is published
+    for key in notes:  # consumed (a crash before this only rebuilds those dates again)
+        store.remove(LEDGER, REPLACED, f"{key}.json")
 
 
 class _Run:
