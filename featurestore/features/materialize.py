@@ -3,7 +3,8 @@
 What is dirty comes from comparing the ingest ledger with our own record,
 ``_state/materialize.json`` (files seen with their ``ingested_at``, every event date seen, and
 per daily date / as-of date / state the definition fingerprint it was built with). Ledger
-records never change once written, so only the keys the record has not seen are read:
+records change only when a changed file is replaced, which leaves a note naming the dates both
+versions touched, so only the keys the record has not seen and noted keys are read:
 
 * an event date touched by a new file, or whose daily aggregates were built for another set of
   definitions, gets its daily aggregates recomputed (one task per date);
