@@ -411,7 +411,9 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
     by_size: dict[int, dict[str, str]] = {}
     for key, ids in ledger.content.items():
         for i in ids:
-            if i.size:  # a zero-byte record of older code is nothing to be a copy of
+            # a marker without its record (deleted by hand) stands for nothing; a zero-byte
+            # record of older code is nothing to be a copy of
+            if i.size and key in done:
                 by_md5[i.md5] = key
                 by_size.setdefault(i.size, {})[i.md5] = key
     plan = _Plan()
@@ -434,7 +436,7 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
             # another new one; else the worker checks against same-size ingested files
             md5 = manifest_md5 or (_md5_of(raw.url, raw_options)
                                    if new_sizes.get(raw.size, 0) > 1 else None)
-            if md5 is not None and md5 in by_md5:
+            if md5 is not None and by_md5.get(md5, key) != key:
                 record = _duplicate_record(raw, md5, by_md5[md5])
                 store.write_json(record, LEDGER, raw.drop_date.isoformat(), f"{raw.name}.json")
                 _write_marker(store, raw, md5)

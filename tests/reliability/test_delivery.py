@@ -167,6 +167,7 @@ def test_corrected_file_same_size_with_manifest_is_refused_then_replaced(tmp_pat
         ours, theirs = _table(store, name), _table(clean, name)
         pd.testing.assert_frame_equal(ours[ours["as_of"] >= "2026-03-01"].reset_index(drop=True),
                                       theirs)
+        assert ours[ours["as_of"] < "2026-03-01"].empty  # the old late hit is gone everywhere
     assert "C004" in set(_table(store, "customer_features")["customer_id"])
 
     code, report, _ = _ingest(capsys, root, store, client)  # now the same file: skipped
