@@ -11,12 +11,22 @@ Per file, on a Dask worker (one task per file: gzip is not splittable):
 Names are deterministic, so a crash anywhere before step 4 just means the file is redone on the
 next run and overwrites its own outputs; after step 4 it is skipped. Either way the tables equal
 one clean run's.
+
+Which files are done is decided by what they are, not only their name (docs/reliability.md,
+"Delivery rules"): the ledger also holds a content marker per file,
+``_ledger/weblog/_content/<drop>/<file>/<md5>-<size>-<stamp>``, so one listing tells every
+ingested file's md5, size and version stamp without reading a record. A zero-byte file is a
+placeholder (never ingested), a file already ingested under another name is a duplicate, and a
+file whose content changed under its old name is refused until the operator accepts it
+(``accept_changed``), which replaces its old rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -36,16 +46,22 @@ from .sources.weblog import (
     BAD_ROW_REASONS,
     DEFAULT_MAX_LATE_DAYS,
     RawFile,
-    discover_files,
+    discover_drops,
     parse_file,
 )
 from .storage import Store
 
-__all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "EVENTS_TABLE"]
+__all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "replaced_notes",
+           "drop_status", "EVENTS_TABLE"]
 
 EVENTS_TABLE = "events"
 LEDGER = "_ledger/weblog"
 QUARANTINE = "_quarantine/weblog"
+#: Under LEDGER (names starting with ``_`` are not ledger records):
+CONTENT = "_content"  # <drop>/<file>/<md5>-<size>-<stamp>: what each ingested file is
+REPLACING = "_replacing"  # <drop>/<file>: an accepted replacement not finished yet
+REPLACED = "_replaced"  # <drop>/<file>.json: dates a replacement touched, for materialize
+STATUS = "_status.json"  # <drop>/_status.json: is the drop complete (missing, placeholders)
 
 
 @dataclasses.dataclass
@@ -55,6 +71,7 @@ class IngestReport:
     files_ingested: int = 0
     files_skipped: int = 0
     files_rejected: int = 0
+    files_replaced: int = 0
     rows_ingested: int = 0
     rows_quarantined: int = 0
     rows_excluded: int = 0
@@ -66,23 +83,61 @@ class IngestReport:
         default_factory=lambda: dict.fromkeys(BAD_ROW_REASONS, 0))
     rejected: list[dict[str, str]] = dataclasses.field(default_factory=list)
     event_dates: list[str] = dataclasses.field(default_factory=list)
+    #: same name, other content, refused: ``{"file", "old_md5", "new_md5", "action"}``
+    changed: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: same name, other content, applied (``--accept-changed``): ``{"file", "old_md5", "new_md5"}``
+    replaced: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: same content as an ingested file under another name, not ingested: ``{"file", "same_as"}``
+    duplicates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: zero-byte files, not ingested: ``{"file"}``
+    placeholders: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: files a manifest names that are absent: ``{"drop", "file", "md5"}``
+    missing: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: folders that look like drops but are not a valid date: ``{"folder", "reason", "files"}``
+    bad_folders: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: drops with missing files or placeholders (their ``_status.json`` says so)
+    incomplete_drops: list[str] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.files_rejected == 0
+        """True only when every delivered file is accounted for: nothing rejected, refused,
+        missing, held as a placeholder or in a bad folder."""
+        return not (self.files_rejected or self.changed or self.missing or self.placeholders
+                    or self.bad_folders)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(out.pop("extra"))
+        out["ok"] = self.ok
         return out
+
+    def problems(self) -> list[str]:
+        """One actionable line per problem, for stderr and alerts."""
+        lines = [f"rejected {r['file']}: {r['reason']}" for r in self.rejected]
+        lines += [f"bad folder {b['folder']} ({b['files']} file(s) rejected): {b['reason']}"
+                  for b in self.bad_folders]
+        lines += [f"changed {c['file']}: {c['action']}" for c in self.changed]
+        lines += [f"placeholder {p['file']}: zero bytes, not ingested; the day stays "
+                  "incomplete until the real file is delivered" for p in self.placeholders]
+        lines += [f"missing {m['file']}: named in manifest.json but not delivered; the day "
+                  "stays incomplete until it arrives" for m in self.missing]
+        return lines
 
     def add(self, result: dict[str, Any]) -> None:
         if result["status"] == "rejected":
             self.files_rejected += 1
             self.rejected.append({"file": result["file"], "reason": result["reason"]})
             return
-        self.files_ingested += 1
+        if result["status"] == "duplicate":
+            self.duplicates.append({"file": result["file"], "same_as": result["duplicate_of"]})
+            return
+        if "replaced" in result:
+            self.files_replaced += 1
+            self.replaced.append({"file": result["file"], "old_md5": result["replaced"]["md5"],
+                                  "new_md5": result["md5"]})
+        else:
+            self.files_ingested += 1
         for key in ("rows_ingested", "rows_quarantined", "rows_excluded", "rows_anonymous",
                     "rows_late", "lines"):
             setattr(self, key, getattr(self, key) + result[key])
@@ -91,24 +146,99 @@ class IngestReport:
         self.event_dates = sorted(set(self.event_dates) | set(result["event_dates"]))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Identity:
+    """What an ingested file was, from its content marker: md5, size and version stamp."""
+
+    md5: str
+    size: int
+    stamp: str
+
+    @property
+    def marker(self) -> str:
+        return f"{self.md5}-{self.size}-{self.stamp}"
+
+    @classmethod
+    def parse(cls, marker: str) -> _Identity | None:
+        md5, _, rest = marker.partition("-")
+        size, _, stamp = rest.partition("-")
+        return cls(md5, int(size), stamp) if size.isdigit() and md5 else None
+
+
+def _token(stamp: str) -> str:
+    """A version stamp (mtime, ETag) reduced to characters safe in an object name."""
+    return re.sub(r"[^0-9A-Za-z]", "", stamp)
+
+
+@dataclasses.dataclass
+class _Ledger:
+    """Everything one listing of the ledger says (no record read)."""
+
+    keys: list[str] = dataclasses.field(default_factory=list)
+    content: dict[str, list[_Identity]] = dataclasses.field(default_factory=dict)
+    replacing: set[str] = dataclasses.field(default_factory=set)
+    statuses: set[str] = dataclasses.field(default_factory=set)
+
+
+def _list_ledger(store: Store) -> _Ledger:
+    """One recursive listing of the ledger, sorted into records, markers and statuses."""
+    out = _Ledger()
+    for rel in store.find(LEDGER):
+        parts = rel.split("/")
+        if parts[0] == CONTENT and len(parts) == 4:
+            ident = _Identity.parse(parts[3])
+            if ident is not None:
+                out.content.setdefault(f"{parts[1]}/{parts[2]}", []).append(ident)
+        elif parts[0] == REPLACING and len(parts) == 3:
+            out.replacing.add(f"{parts[1]}/{parts[2]}")
+        elif len(parts) == 2 and parts[1] == STATUS:
+            out.statuses.add(parts[0])
+        elif (len(parts) == 2 and not parts[0].startswith((".", "_"))
+              and parts[1].endswith(".json") and not parts[1].startswith((".", "_"))):
+            out.keys.append(f"{parts[0]}/{parts[1][:-5]}")
+    return out
+
+
 def ledger_keys(store: Store) -> list[str]:
     """Keys ``<drop date>/<file name>`` of every ingested file, from one listing (no reads).
 
-    A ledger record is written once, last, and never changed (a changed file is rejected), so
-    a key seen before needs no second read: ``materialize`` reads only the new ones.
+    Names starting with ``_`` or ``.`` (content markers, drop status records) are not records.
+    A record changes only when an operator accepts a changed file, and that replacement leaves
+    a note under ``_replaced/`` (:func:`replaced_notes`), so ``materialize`` reads only new keys
+    and noted ones.
     """
-    keys = []
-    for rel in store.find(LEDGER):
-        drop, _, name = rel.partition("/")
-        if name.endswith(".json") and "/" not in name and not name.startswith("."):
-            keys.append(f"{drop}/{name[:-5]}")
-    return keys
+    return _list_ledger(store).keys
 
 
 def ledger_entries(store: Store, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """Ledger records keyed ``<drop date>/<file name>``: of ``keys``, or of every file."""
     return {key: store.read_json(LEDGER, f"{key}.json")
             for key in (ledger_keys(store) if keys is None else keys)}
+
+
+def replaced_notes(store: Store) -> dict[str, dict[str, Any]]:
+    """Notes of replaced files not yet materialized, keyed ``<drop>/<file>``.
+
+    Returns:
+        Per key ``{"event_dates": [...]}``: every event date the old and new versions touched.
+    """
+    return {rel[:-5]: store.read_json(LEDGER, REPLACED, rel)
+            for rel in store.find(LEDGER, REPLACED) if rel.endswith(".json")}
+
+
+def drop_status(store: Store, drop: str) -> dict[str, Any] | None:
+    """The completeness record of ``drop`` (``YYYY-MM-DD``), None when it never had a problem.
+
+    Args:
+        drop: the drop date.
+
+    Returns:
+        ``{"drop", "complete", "missing", "placeholders", "changed", "checked_at"}`` (file names).
+    """
+    try:
+        return store.read_json(LEDGER, drop, STATUS)
+    except FileNotFoundError:
+        return None
 
 
 def _events_frame(table: pa.Table) -> pd.DataFrame:
@@ -118,12 +248,73 @@ def _events_frame(table: pa.Table) -> pd.DataFrame:
     return df
 
 
+def _md5_of(url: str, raw_options: dict[str, Any]) -> str:
+    """md5 of a raw file, streamed (only for files whose listing no longer matches)."""
+    digest = hashlib.md5()
+    with fsspec.open(url, "rb", **raw_options) as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_marker(store: Store, raw: RawFile, md5: str) -> None:
+    """Publish the content marker of ``raw`` and drop the key's older markers (after)."""
+    marker = _Identity(md5, raw.size, _token(raw.stamp)).marker
+    folder = (CONTENT, raw.drop_date.isoformat(), raw.name)
+    store.write_bytes(b"", LEDGER, *folder, marker)
+    for old in store.listdir(LEDGER, *folder):
+        if old != marker and not old.startswith("."):
+            store.remove(LEDGER, *folder, old)
+
+
+def _duplicate_record(raw: RawFile, md5: str, same_as: str) -> dict[str, Any]:
+    """Ledger record of a resend: nothing of it lands, so later runs skip it by name."""
+    return {"status": "duplicate", "file": raw.url, "size": raw.size, "md5": md5,
+            "duplicate_of": same_as, "lines": 0, "event_dates": [], "file_id": raw.file_id,
+            "ingested_at": dt.datetime.now(dt.UTC).isoformat()}
+
+
+def _remove_old_outputs(store: Store, raw: RawFile, old: dict[str, Any],
+                        result: dict[str, Any]) -> None:
+    """After a replacement is published: delete what only the old version wrote."""
+    old_id = old.get("file_id", raw.file_id)
+    new_id = result["file_id"]
+    for day in old.get("event_dates", []):
+        if old_id != new_id or day not in result["event_dates"]:
+            store.remove(EVENTS_TABLE, f"event_date={day}", f"part-{old_id}.parquet")
+    if old.get("rows_quarantined") and (old_id != new_id or not result["rows_quarantined"]):
+        store.remove(QUARANTINE, f"drop={raw.drop_date.isoformat()}", f"part-{old_id}.parquet")
+
+
 def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
+                same_size: dict[str, str] | None = None,
+                replaces: dict[str, Any] | None = None,
                 max_late_days: int = DEFAULT_MAX_LATE_DAYS) -> dict[str, Any]:
-    """Ingest one file (runs on a worker). Never raises for a bad file: returns its status."""
+    """Ingest one file (runs on a worker). Never raises for a bad file: returns its status.
+
+    Args:
+        store: the store.
+        raw: the file.
+        raw_options: fsspec options to read it.
+        same_size: md5 -> ledger key of ingested files of the same size: a match is a resend,
+            recorded as a duplicate and not ingested.
+        replaces: the ledger record of the version this one replaces (an accepted change).
+        max_late_days: hits dated more than this many days before their drop's date are
+            quarantined as ``too_old``.
+
+    Returns:
+        The ledger record written, or ``{"status": "rejected", "file", "reason"}``.
+    """
     try:
         with fsspec.open(raw.url, "rb", **raw_options) as f:
             compressed = f.read()
+        if same_size:
+            md5 = hashlib.md5(compressed).hexdigest()
+            if md5 in same_size:
+                record = _duplicate_record(raw, md5, same_size[md5])
+                store.write_json(record, LEDGER, raw.drop_date.isoformat(), f"{raw.name}.json")
+                _write_marker(store, raw, md5)
+                return record
         parsed = parse_file(raw, compressed, max_late_days)
     except RejectedFileError as exc:
         return {"status": "rejected", "file": exc.path, "reason": exc.reason}
@@ -157,9 +348,162 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         "file_id": raw.file_id,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
     }
+    drop, key = raw.drop_date.isoformat(), raw.ledger_key
+    if replaces is not None:
+        _remove_old_outputs(store, raw, replaces, result)
+        result["replaced"] = {k: replaces.get(k) for k in ("md5", "size", "event_dates",
+                                                           "ingested_at")}
+        # The note (merged with an unconsumed one: a resumed replacement keeps the first
+        # version's dates) tells materialize to rebuild every date either version touched.
+        note = _replaced_note(store, key)
+        note["event_dates"] = sorted(set(note.get("event_dates", []))
+                                     | set(replaces.get("event_dates", []))
+                                     | set(result["event_dates"]))
+        store.write_json(note, LEDGER, REPLACED, f"{key}.json")
     # The ledger record goes last: once it exists, everything above is published.
-    store.write_json(result, LEDGER, raw.drop_date.isoformat(), f"{raw.name}.json")
+    store.write_json(result, LEDGER, drop, f"{raw.name}.json")
+    _write_marker(store, raw, parsed.md5)
+    if replaces is not None:
+        store.remove(LEDGER, REPLACING, drop, raw.name)
     return result
+
+
+def _replaced_note(store: Store, key: str) -> dict[str, Any]:
+    """The unconsumed replacement note of ``key`` (empty when there is none)."""
+    try:
+        return store.read_json(LEDGER, REPLACED, f"{key}.json")
+    except FileNotFoundError:
+        return {}
+
+
+def _identity(store: Store, ledger: _Ledger, key: str) -> _Identity | None:
+    """What the ingested file ``key`` is. Records older than content markers are read once and
+    given a marker with no stamp (so the next comparison computes the md5 once)."""
+    found = ledger.content.get(key, [])
+    if len(found) == 1:
+        return found[0]
+    try:
+        record = store.read_json(LEDGER, f"{key}.json")
+    except FileNotFoundError:
+        return None
+    # no marker yet, or a crash left two: the record says which is right
+    stamp = next((i.stamp for i in found if i.md5 == record["md5"]
+                  and i.size == record["size"]), "")
+    ident = _Identity(record["md5"], int(record["size"]), stamp)
+    drop, _, name = key.partition("/")
+    store.write_bytes(b"", LEDGER, CONTENT, drop, name, ident.marker)
+    for other in found:
+        if other != ident:
+            store.remove(LEDGER, CONTENT, drop, name, other.marker)
+    ledger.content[key] = [ident]
+    return ident
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a run does with each discovered file (decided from the listing, few reads)."""
+
+    new: list[RawFile] = dataclasses.field(default_factory=list)
+    replace: list[tuple[RawFile, dict[str, Any]]] = dataclasses.field(default_factory=list)
+    same_size: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+
+
+def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
+          accept_changed: bool, report: IngestReport) -> _Plan:
+    """Sort discovered files into skipped, placeholders, duplicates, changed and to-do (the
+    rules of docs/reliability.md, "Delivery rules"); problems go straight into ``report``."""
+    ledger = _list_ledger(store)
+    done = set(ledger.keys)
+    for key in done - set(ledger.content):  # records older than markers: once per store
+        _identity(store, ledger, key)
+    by_md5: dict[str, str] = {}
+    by_size: dict[int, dict[str, str]] = {}
+    for key, ids in ledger.content.items():
+        for i in ids:
+            # a marker without its record (deleted by hand) stands for nothing; a zero-byte
+            # record of older code is nothing to be a copy of
+            if i.size and key in done:
+                by_md5[i.md5] = key
+                by_size.setdefault(i.size, {})[i.md5] = key
+    plan = _Plan()
+    new_sizes: dict[int, int] = {}  # sizes of new files: two alike may be one content twice
+    for raw in files:
+        if raw.ledger_key not in done:
+            new_sizes[raw.size] = new_sizes.get(raw.size, 0) + 1
+    for raw in files:
+        key = raw.ledger_key
+        manifest_md5 = (raw.manifest or {}).get("md5")
+        if raw.size == 0:  # a placeholder: never ingested, never recorded
+            report.placeholders.append({"file": raw.url})
+            continue
+        old = _identity(store, ledger, key) if key in done else None
+        if key in ledger.replacing and old is not None:  # accepted before, not finished
+            plan.replace.append((raw, store.read_json(LEDGER, f"{key}.json")))
+            continue
+        if old is None or old.size == 0:  # new (a zero-byte record of older code is no file)
+            # resend: the manifest md5 (free), or the md5 of a file sharing its size with
+            # another new one; else the worker checks against same-size ingested files
+            md5 = manifest_md5 or (_md5_of(raw.url, raw_options)
+                                   if new_sizes.get(raw.size, 0) > 1 else None)
+            if md5 is not None and by_md5.get(md5, key) != key:
+                record = _duplicate_record(raw, md5, by_md5[md5])
+                store.write_json(record, LEDGER, raw.drop_date.isoformat(), f"{raw.name}.json")
+                _write_marker(store, raw, md5)
+                report.add(record)
+                continue
+            if md5 is not None:
+                by_md5[md5] = key
+            else:
+                plan.same_size[key] = by_size.get(raw.size, {})
+            plan.new.append(raw)
+            continue
+        if manifest_md5:
+            md5 = manifest_md5
+        elif raw.size == old.size and _token(raw.stamp) == old.stamp:
+            md5 = old.md5  # untouched since: no read
+        else:
+            md5 = _md5_of(raw.url, raw_options)
+            if md5 == old.md5:  # touched, same content: remember the new stamp
+                _write_marker(store, raw, md5)
+        if md5 == old.md5:
+            report.files_skipped += 1
+        elif accept_changed:
+            store.write_bytes(b"", LEDGER, REPLACING, raw.drop_date.isoformat(), raw.name)
+            plan.replace.append((raw, store.read_json(LEDGER, f"{key}.json")))
+        else:
+            report.changed.append({"file": raw.url, "old_md5": old.md5, "new_md5": md5,
+                                   "action": (
+                f"changed since it was ingested (md5 {old.md5} -> {md5}); the store keeps the "
+                "old version. Re-run with --accept-changed to replace its rows, or restore the "
+                "original file")})
+    return plan
+
+
+def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -> None:
+    """Per drop, ``_status.json`` when it has a problem or had one (so it is marked complete
+    again); drops that never had one get none. Written only when it changes."""
+    listed = _list_ledger(store).statuses
+    per_drop: dict[str, dict[str, list[str]]] = {}
+
+    def note(kind: str, url: str) -> None:
+        drop, name = url.rsplit("/", 2)[-2:]
+        per_drop.setdefault(drop, {"missing": [], "placeholders": [], "changed": []})[
+            kind].append(name)
+
+    for kind, items in (("missing", report.missing), ("placeholders", report.placeholders),
+                        ("changed", report.changed)):
+        for item in items:
+            note(kind, item["file"])
+    for drop in sorted((set(per_drop) | listed) & found_drops):
+        lists = per_drop.get(drop, {"missing": [], "placeholders": [], "changed": []})
+        status = {"drop": drop, "complete": not (lists["missing"] or lists["placeholders"]),
+                  **{k: sorted(v) for k, v in lists.items()}}
+        if not status["complete"]:
+            report.incomplete_drops.append(drop)
+        previous = drop_status(store, drop) if drop in listed else None
+        if previous is None or {k: v for k, v in previous.items() if k != "checked_at"} != status:
+            store.write_json({**status, "checked_at": dt.datetime.now(dt.UTC).isoformat()},
+                             LEDGER, drop, STATUS)
 
 
 def ingest_weblog(
@@ -172,52 +516,48 @@ def ingest_weblog(
     raw_storage_options: dict[str, Any] | None = None,
     progress: bool | None = None,
     max_late_days: int = DEFAULT_MAX_LATE_DAYS,
+    accept_changed: bool = False,
 ) -> IngestReport:
     """Ingest every not-yet-ingested file under ``raw_root`` into ``store``.
 
     Holds the store's writer lock. Rejected files are reported (``report.rejected``) and left
-    out of the ledger, so a later run retries them once they are fixed.
+    out of the ledger, so a later run retries them once they are fixed. Placeholders, missing
+    files, resends and changed files follow docs/reliability.md ("Delivery rules").
 
     Args:
-        raw_root: the folder (or s3:// URL) holding the ``YYYY-MM-DD`` drop folders.
-        store: the offline store written to.
-        client, scheduler, workers: the Dask cluster to run on (default: a local one).
-        raw_storage_options: fsspec options for ``raw_root`` (default: the store's when both
-            are on the same protocol).
+        raw_root: folder or URL holding the drop folders.
+        store: the store.
+        client, scheduler, workers: the Dask cluster (see :func:`dask_client`).
+        raw_storage_options: fsspec options for ``raw_root`` (default: the store's when the
+            protocol is the same).
         progress: show a progress bar (default: when stderr is a terminal).
         max_late_days: hits dated more than this many days before their drop's date are
             quarantined as ``too_old`` (setting ``max_late_days``).
+        accept_changed: replace the rows of files whose content changed under the same name
+            (else they are refused and reported in ``report.changed``).
 
     Returns:
-        The run's :class:`IngestReport`.
+        The report; ``report.ok`` is False while anything is not accounted for.
     """
     started = time.perf_counter()
     report = IngestReport()
     raw_options = raw_storage_options if raw_storage_options is not None else (
         store.storage_options if fsspec.utils.get_protocol(raw_root) == store.protocol else {})
     with store.lock("ingest weblog"):
-        files, rejected = discover_files(raw_root, raw_options)
-        for exc in rejected:
+        found = discover_drops(raw_root, raw_options)
+        for exc in found.rejected:
             report.add({"status": "rejected", "file": exc.path, "reason": exc.reason})
-        done = set(ledger_keys(store))
-        todo = []
-        for raw in files:
-            if raw.ledger_key not in done:
-                todo.append(raw)
-                continue
-            entry = store.read_json(LEDGER, f"{raw.ledger_key}.json")
-            if entry["size"] != raw.size:
-                report.add({"status": "rejected", "file": raw.url, "reason": (
-                    f"was ingested before with {entry['size']} bytes and now has {raw.size}; "
-                    "the store keeps the first version. Deliver changed data as a new file")})
-            else:
-                report.files_skipped += 1
-        if todo:
+        report.missing = found.missing
+        report.bad_folders = found.bad_folders
+        plan = _plan(store, found.files, raw_options, accept_changed, report)
+        tasks = [(raw, plan.same_size.get(raw.ledger_key), None) for raw in plan.new]
+        tasks += [(raw, None, old) for raw, old in plan.replace]
+        if tasks:
             with dask_client(scheduler, workers, client) as c:
                 c.run(warm_up)  # every worker loads the scanner kernels at once, in parallel
-                futures = c.map(_ingest_one, [store] * len(todo), todo,
-                                [raw_options] * len(todo), [max_late_days] * len(todo),
-                                pure=False)
+                futures = [c.submit(_ingest_one, store, raw, raw_options, same, old,
+                                     max_late_days, pure=False)
+                           for raw, same, old in tasks]
                 show = progress if progress is not None else sys.stderr.isatty()
                 bar = _progress_bar(len(futures)) if show else None
                 for future in as_completed(futures):
@@ -226,6 +566,9 @@ def ingest_weblog(
                         bar.update(1)
                 if bar is not None:
                     bar.close()
+        drops = {f.drop_date.isoformat() for f in found.files} | {
+            m["drop"] for m in found.missing}
+        _write_statuses(store, report, drops)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-late-days", type=days_count, metavar="N",
                    help="quarantine hits dated more than N days before their drop's date as "
                         "too_old (FEATURESTORE_MAX_LATE_DAYS, default 30)")
+    p.add_argument("--accept-changed", action="store_true",
+                   help="replace the rows of files whose content changed since they were "
+                        "ingested (without it such files are refused and the run exits 1)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when stderr is a terminal)")
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         report = ingest_weblog(args.raw_root, store, client=client,
                                raw_storage_options=raw_options, progress=args.progress,
-                               max_late_days=settings.max_late_days)
+                               max_late_days=settings.max_late_days,
+                               accept_changed=args.accept_changed)
         mat = materialize(store, client=client, repo=settings.feature_repo)
     report.extra["materialize"] = mat.to_dict()
     emit_report(report, args.json)
@@ -90,9 +94,17 @@ def emit_report(report: IngestReport, as_json: bool) -> None:
         print_json(report.to_dict())
     else:
         print(f"ingested {report.files_ingested} file(s), skipped {report.files_skipped} "
-              f"already ingested, rejected {report.files_rejected}; "
+              f"already ingested, rejected {report.files_rejected}, replaced "
+              f"{report.files_replaced}, {len(report.duplicates)} duplicate(s), "
+              f"{len(report.changed)} changed, {len(report.placeholders)} placeholder(s), "
+              f"{len(report.missing)} missing; "
               f"{report.rows_ingested} rows, {report.rows_quarantined} quarantined "
               f"({', '.join(f'{k} {v}' for k, v in report.quarantined_by_reason.items() if v)}"
               f"), {report.rows_excluded} excluded; {report.seconds:.1f} s")
-    for r in report.rejected:
-        print(f"rejected {r['file']}: {r['reason']}", file=sys.stderr)
+    for line in report.problems():
+        print(line, file=sys.stderr)
+    for d in report.duplicates:
+        print(f"duplicate {d['file']}: same content as {d['same_as']}, not ingested again",
+              file=sys.stderr)
+    if report.incomplete_drops:
+        print(f"incomplete drop(s): {', '.join(report.incomplete_drops)}", file=sys.stderr)

@@ -3,7 +3,8 @@
 What is dirty comes from comparing the ingest ledger with our own record,
 ``_state/materialize.json`` (files seen with their ``ingested_at``, every event date seen, and
 per daily date / as-of date / state the definition fingerprint it was built with). Ledger
-records never change once written, so only the keys the record has not seen are read:
+records change only when a changed file is replaced, which leaves a note naming the dates both
+versions touched, so only the keys the record has not seen and noted keys are read:
 
 * an event date touched by a new file, or whose daily aggregates were built for another set of
   definitions, gets its daily aggregates recomputed (one task per date);
@@ -36,7 +37,7 @@ from distributed import Client, wait
 
 from ..cluster import dask_client
 from ..generations import commit_generations
-from ..ingest import ledger_entries, ledger_keys
+from ..ingest import LEDGER, REPLACED, ledger_entries, ledger_keys, replaced_notes
 from ..settings import Settings
 from ..storage import Store
 from ._io import write_arrow, write_table
@@ -333,9 +334,13 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     if not keys:
         return
     known = record["files"] if "event_dates" in record and "drops" in record else {}
-    entries = ledger_entries(store, [k for k in keys if k not in known])
+    # a replaced file (an accepted change) rewrote its record: its note names every date the
+    # old and new versions touched
+    notes = replaced_notes(store)
+    entries = ledger_entries(store, [k for k in keys if k not in known or k in notes])
     touched = sorted({d for k, e in entries.items()
-                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]})
+                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]}
+                     | {d for n in notes.values() for d in n["event_dates"]})
     event_dates = sorted(set(record.get("event_dates", ()))
                          | {d for e in entries.values() for d in e["event_dates"]})
     # drop dates that may be an as-of date: not those of drops whose every hit was too old
@@ -424,6 +429,8 @@ def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepo
     commit_generations(store, {t: [d.isoformat() for d, names in due.items() if t in names]
                                for t in tables})
     store.write_json(record, STATE_RECORD)  # last: everything above is published
+    for key in notes:  # consumed (a crash before this only rebuilds those dates again)
+        store.remove(LEDGER, REPLACED, f"{key}.json")
 
 
 class _Run:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from isal import igzip, isal_zlib
 
-from .._exceptions import RejectedFileError
+from .._exceptions import NotFoundError, RejectedFileError
 from ._scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "RawFile",
     "ParsedFile",
+    "Discovery",
+    "discover_drops",
     "discover_files",
     "parse_file",
 ]
@@ -83,6 +85,8 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 _DROP_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: A folder name meant as a drop date (``2026-13-45``, ``2026-1-1``): reported when invalid.
+_DATE_LIKE = re.compile(r"^\d{4}[-_.]\d{1,2}[-_.]\d{1,2}$")
 
 #: A hit file name whose id is its stem as is (the ids stores written before keep).
 _PLAIN_NAME = re.compile(r"^([A-Za-z0-9_-]{1,100})\.tsv\.gz$")
@@ -100,6 +104,9 @@ class RawFile:
     size: int
     columns: tuple[str, ...]
     manifest: dict[str, Any] | None  # this file's manifest entry, when the drop has a manifest
+    #: what the listing says of this version (ETag, else modification time): with the size,
+    #: tells an untouched file from one whose md5 must be computed again
+    stamp: str = ""
 
     @property
     def file_id(self) -> str:
@@ -138,34 +145,81 @@ class ParsedFile:
     bad: dict[str, int]
 
 
+@dataclasses.dataclass
+class Discovery:
+    """What a listing of the raw root found: hit files to consider and every delivery problem."""
+
+    files: list[RawFile] = dataclasses.field(default_factory=list)
+    #: files rejected before any read (drop-level problems, bad folder names)
+    rejected: list[RejectedFileError] = dataclasses.field(default_factory=list)
+    #: files a drop's manifest names that are not there: ``{"drop", "file", "md5"}``
+    missing: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: folders that look like drops but are not a valid date: ``{"folder", "reason", "files"}``
+    bad_folders: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
 def discover_files(
     raw_root: str, storage_options: dict[str, Any] | None = None
 ) -> tuple[list[RawFile], list[RejectedFileError]]:
-    """List every hit file under ``raw_root/<YYYY-MM-DD>/``.
+    """List every hit file under ``raw_root/<YYYY-MM-DD>/`` (see :func:`discover_drops`).
 
-    Returns the files and drop-level problems (missing header, bad manifest, required columns
-    absent) as :class:`RejectedFileError` for each file of that drop: those files are rejected.
+    Returns the files and the rejected ones.
+    """
+    found = discover_drops(raw_root, storage_options)
+    return found.files, found.rejected
+
+
+def _stamp(entry: dict[str, Any]) -> str:
+    """A listing entry's version stamp: the ETag on object stores, else the mtime."""
+    value = entry.get("ETag") or entry.get("etag") or entry.get("mtime") or entry.get(
+        "LastModified") or ""
+    return str(value).strip('"')
+
+
+def discover_drops(raw_root: str, storage_options: dict[str, Any] | None = None) -> Discovery:
+    """List every hit file under ``raw_root/<YYYY-MM-DD>/`` and every delivery problem.
+
+    Args:
+        raw_root: folder (or URL) holding the drop folders.
+        storage_options: fsspec options for ``raw_root``.
+
+    Returns:
+        The files (zero-byte placeholders included: the caller decides), files rejected for
+        drop-level problems (missing header, bad manifest, required columns absent, a folder
+        name that is not a valid date), files a manifest names that are absent, and the bad
+        folders. Folders that neither look like a date nor hold hit files are ignored.
     """
     fs, root = fsspec.core.url_to_fs(raw_root, **(storage_options or {}))
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if protocol == "file" else f"{protocol}://"
     if not fs.isdir(root):
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"raw root {raw_root} does not exist or is not a directory; pass the folder holding "
             "the YYYY-MM-DD drop folders"
         )
-    files: list[RawFile] = []
-    rejected: list[RejectedFileError] = []
+    found = Discovery()
     for entry in sorted(fs.ls(root, detail=True), key=lambda e: e["name"]):
         name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-        if entry["type"] != "directory" or not _DROP_DIR.match(name):
+        if entry["type"] != "directory" or name.startswith((".", "_")):
             continue
-        drop_date = dt.date.fromisoformat(name)
+        problem = _folder_problem(name)
+        if problem is None:
+            drop_date = dt.date.fromisoformat(name)
+        elif not _DATE_LIKE.match(name) and not _DROP_DIR.match(name):
+            # not meant as a drop unless it holds hit files (one listing, only for such names)
+            if not any(n.endswith(".tsv.gz") for n in fs.ls(entry["name"], detail=False)):
+                continue
         listing = {
             e["name"].rsplit("/", 1)[-1]: e for e in fs.ls(entry["name"], detail=True)
         }
         hit_files = sorted(n for n in listing if n.endswith(".tsv.gz"))
-        if not hit_files:
+        if problem is not None:
+            found.bad_folders.append({"folder": name, "reason": problem,
+                                      "files": len(hit_files)})
+            found.rejected += [RejectedFileError(f"{prefix}{entry['name']}/{n}", problem)
+                               for n in hit_files]
+            continue
+        if not hit_files and "manifest.json" not in listing:
             continue
         problem = None
         columns: tuple[str, ...] = ()
@@ -178,31 +232,50 @@ def discover_files(
             missing = [c for c in WEBLOG_COLUMNS if c not in columns]
             if missing:
                 problem = f"column_headers.tsv lacks required column(s) {', '.join(missing)}"
-        if problem is None and "manifest.json" in listing:
+        if "manifest.json" in listing:
             try:
                 with fs.open(f"{entry['name']}/manifest.json", "rb") as f:
                     manifest = json.load(f)
                 manifest_files = {m["name"]: m for m in manifest["files"]}
-                if manifest.get("date") not in (None, name):
+                if problem is None and manifest.get("date") not in (None, name):
                     problem = f"manifest.json is dated {manifest['date']} but the folder is {name}"
             except (ValueError, KeyError, TypeError) as exc:
-                problem = f"manifest.json is not valid ({exc}); fix or remove it"
+                problem = problem or f"manifest.json is not valid ({exc}); fix or remove it"
+                manifest_files = None
+        # A file the manifest names that never arrived: the day is incomplete until it does.
+        for absent in sorted(set(manifest_files or ()) - set(hit_files)):
+            found.missing.append({"drop": name, "file": f"{prefix}{entry['name']}/{absent}",
+                                  "md5": manifest_files[absent].get("md5")})
         for hit_name in hit_files:
             url = f"{prefix}{entry['name']}/{hit_name}"
             if problem:
-                rejected.append(RejectedFileError(url, problem))
+                found.rejected.append(RejectedFileError(url, problem))
                 continue
             manifest_entry = None
             if manifest_files is not None:
                 manifest_entry = manifest_files.get(hit_name)
                 if manifest_entry is None:
-                    rejected.append(RejectedFileError(url, "the file is not listed in manifest.json"))
+                    found.rejected.append(
+                        RejectedFileError(url, "the file is not listed in manifest.json"))
                     continue
-            files.append(
+            found.files.append(
                 RawFile(url, drop_date, hit_name, int(listing[hit_name]["size"]), columns,
-                        manifest_entry)
+                        manifest_entry, _stamp(listing[hit_name]))
             )
-    return files, rejected
+    return found
+
+
+def _folder_problem(name: str) -> str | None:
+    """Why folder ``name`` is not a valid drop date, or None when it is one."""
+    if not _DROP_DIR.match(name):
+        return (f"folder name {name!r} is not a valid date (YYYY-MM-DD, zero-padded); rename "
+                "it to the drop's date, then re-run ingest")
+    try:
+        dt.date.fromisoformat(name)
+    except ValueError as exc:
+        return (f"folder name {name!r} is not a valid date ({exc}); rename it to the drop's "
+                "date, then re-run ingest")
+    return None
 
 
 def _decompress(compressed: bytes) -> np.ndarray:
