@@ -30,7 +30,8 @@ class Settings(BaseSettings):
                                             description="fsspec options for the store")
     scheduler: str | None = Field(None, description="tcp://host:port of a Dask scheduler")
     workers: int | None = Field(None, ge=1, description="LocalCluster worker processes")
-    feature_repo: str | None = Field(None, description="Feature repository YAML (default: built-in)")
+    feature_repo: str | None = Field(None,
+                                     description="Feature repository YAML (default: built-in)")
 
     api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
     api_require_token_for_reads: bool = False
