@@ -14,8 +14,6 @@ import os
 import random
 import socket
 import string
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +27,8 @@ from api.main import create_app
 from featurestore.retrain import jobs, registry, wait_for
 from featurestore.settings import Settings
 from featurestore.storage import Store
-from tests.serving_helpers import free_port, serve
+from tests.serving_helpers import serve, serve_subprocess
 
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "limits-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LIMIT = 64 * 1024
@@ -51,25 +48,11 @@ def _server(tmp_path: Path, **settings) -> Iterator[tuple[str, Store]]:
 @contextlib.contextmanager
 def _uvicorn(env: dict[str, str]) -> Iterator[tuple[str, psutil.Process]]:
     """``uvicorn api.main:app`` in a subprocess (its memory is what the body test measures)."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.1)
-        yield base, psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with serve_subprocess(env) as base:
+        port = base.rsplit(":", 1)[1]
+        [server] = [p for p in psutil.Process().children()
+                    if "uvicorn" in p.cmdline() and port in p.cmdline()]
+        yield base, server
 
 
 def _raw_post(base: str, path: str, headers: dict[str, str], body: Iterator[bytes],
