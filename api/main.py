@@ -14,6 +14,8 @@ from featurestore.online import OnlineStore
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
+from .deps import hide_store
+from .guard import GuardMiddleware, write_routes
 from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
@@ -45,8 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.store = store
     application.state.online = online
     application.state.metrics = Metrics()
-    application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
     _add_routes(application, all_routers())
+    # Added first, so it runs inside the metrics middleware: rejected requests are counted too.
+    application.add_middleware(GuardMiddleware, settings=settings,
+                               writes=write_routes(application.router.routes))
+    application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
     _install_error_handlers(application)
     return application
 
@@ -67,9 +72,11 @@ def _install_error_handlers(application: FastAPI) -> None:
     """Every error is JSON ``{"detail": "<actionable message>"}``; nothing leaks as a bare 500."""
 
     @application.exception_handler(FeatureStoreError)
-    async def _store_error(_: Request, exc: FeatureStoreError) -> JSONResponse:
-        # each library error carries its status (404 not found, 409 locked, 413 too large...)
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+    async def _store_error(request: Request, exc: FeatureStoreError) -> JSONResponse:
+        # each library error carries its status (404 not found, 409 locked, 413 too large...);
+        # library messages name the store for the CLI: answer its logical name instead
+        detail = hide_store(str(exc), request.app.state.store)
+        return JSONResponse({"detail": detail}, status_code=exc.http_status)
 
     @application.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from featurestore import NotFoundError
 from featurestore.storage import Store
 
-from ..deps import OnlineDep, ReadAuth
+from ..deps import IdPath, OnlineDep, ReadAuth
 
 __all__ = ["router", "table_info"]
 
@@ -57,7 +57,7 @@ def table_info(store: Store, name: str, served_as_of: str | None = None,
     Returns:
         The description, or None.
     """
-    if not _NAME.match(name):
+    if len(name) > 128 or not _NAME.match(name):
         return None
     for key in _KEYS:
         values = store.partitions(name, key)
@@ -97,7 +97,7 @@ def list_tables(online: OnlineDep) -> TableList:
 
 @router.get("/tables/{name}", response_model=TableInfo,
             responses={404: {"description": "no such table"}})
-def get_table(name: str, online: OnlineDep) -> TableInfo:
+def get_table(name: IdPath, online: OnlineDep) -> TableInfo:
     """Schema, as-of (or event-date) range, freshness and latest row count of one table."""
     info = table_info(online.store, name, *_served(online, name))
     if info is None:
