@@ -9,10 +9,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from featurestore import FeatureStoreError
-from featurestore.online import OnlineStore
+from featurestore import FeatureStore, FeatureStoreError
 from featurestore.settings import Settings
-from featurestore.storage import Store
 
 from .deps import hide_store
 from .guard import GuardMiddleware, write_routes
@@ -25,8 +23,9 @@ __all__ = ["create_app", "app"]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    store = Store(settings.store, settings.storage_options)
-    online = OnlineStore(store, poll_seconds=settings.snapshot_poll_seconds)
+    feature_store = FeatureStore(settings)  # the composition root: one per app
+    store = feature_store.offline_store
+    online = feature_store.online_store()  # every table of the repository, with its keys
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     application.state.settings = settings
+    application.state.feature_store = feature_store
     application.state.store = store
     application.state.online = online
     application.state.metrics = Metrics()

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from .features.materialize import MaterializeReport
-    from .online import OnlineStore
+    from .online import OnlineStoreProtocol
     from .tables import TableInfo
 
 __all__ = ["FeatureStore", "IngestResult"]
@@ -100,11 +100,16 @@ class FeatureStore:
         with dask_client(self.settings.scheduler, self.settings.workers, self._client) as c:
             yield c
 
-    def online_store(self) -> OnlineStore:
-        """A new online store for this store's tables (the API owns and starts it)."""
-        from .online import OnlineStore
+    def online_store(self) -> OnlineStoreProtocol:
+        """A new online store (``settings.online_store``) serving every table of the
+        repository with its entity keys; the API owns and starts it."""
+        from .online import online_store_class
 
-        return OnlineStore(self.offline_store, poll_seconds=self.settings.snapshot_poll_seconds)
+        repo = self.repo
+        tables = tuple(repo.tables)
+        return online_store_class(self.settings.online_store)(
+            self.offline_store, poll_seconds=self.settings.snapshot_poll_seconds,
+            tables=tables, keys={t: repo.keys(t) for t in tables})
 
     # -- definitions -----------------------------------------------------------------------
     def apply(self, repo_path: str | None) -> ApplyResult:

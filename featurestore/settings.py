@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     snapshot_poll_seconds: float = 30.0
+    online_store: str = Field("memory", description="online store: memory, or the dotted class "
+                              "path of an OnlineStore implementation")
     api_max_body_bytes: int = Field(1024 * 1024, ge=1024,
                                     description="largest request body the API reads (413 beyond)")
     retrain_queue_limit: int = Field(4, ge=1, description="retrain jobs queued or running in "
