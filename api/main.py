@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app(store)``; ``uvicorn api.main:app`` uses the env settings."""
+"""The FastAPI application: ``create_app(settings)``; ``uvicorn api.main:app`` uses the env
+settings."""
 
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from ._exceptions import NotFoundError
 from .generations import read_generations
+from .layout import is_published
 from .storage import Store
 
 __all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "OnlineStoreProtocol",
@@ -229,7 +230,7 @@ def load_table(store: Store, table: str, as_of: str, generation: int = 0,
             else ["customer_id"]
     path = store.path(table, f"as_of={as_of}")
     files = [f for f in store.listdir(table, f"as_of={as_of}")
-             if f.endswith(".parquet") and not f.startswith((".", "_"))]
+             if is_published(f)]
     if not files:
         raise NotFoundError(f"table {table!r} has no partition as_of={as_of}")
     arrow = pa.concat_tables(
@@ -372,7 +373,7 @@ class OnlineStore:
         """
         names = [n for n in self.store.listdir(table) if n.startswith("as_of=")]
         for name in sorted(names, reverse=True):
-            if any(f.endswith(".parquet") and not f.startswith((".", "_"))
+            if any(is_published(f)
                    for f in self.store.listdir(table, name)):
                 return name.split("=", 1)[1]
         return None

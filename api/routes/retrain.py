@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field
 
 from featurestore.retrain import get_job, submit
 
-from ..deps import (IdPath, ReadAuth, SettingsDep, StoreDep, WriteAuth, hide_locations,
-                    is_operator)
+from ..deps import IdPath, ReadAuth, SettingsDep, StoreDep, WriteAuth, hide_locations, is_operator
 
 router = APIRouter(tags=["retrain"])
 

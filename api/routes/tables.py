@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from featurestore import NotFoundError
+from featurestore.layout import is_published
 from featurestore.storage import Store
 
 from ..deps import IdPath, OnlineDep, ReadAuth
@@ -65,7 +66,7 @@ def table_info(store: Store, name: str, served_as_of: str | None = None,
             continue
         latest = values[-1]
         files = [f for f in store.listdir(name, f"{key}={latest}")
-                 if f.endswith(".parquet") and not f.startswith((".", "_"))]
+                 if is_published(f)]
         metas = [pq.read_metadata(store.path(name, f"{key}={latest}", f), filesystem=store.fs)
                  for f in files]
         schema = metas[0].schema.to_arrow_schema()

@@ -19,9 +19,9 @@ from ..cluster import dask_client
 from ..features import materialize
 from ..generate import generate_weblog
 from ..ingest import ingest_weblog
-from ..storage import Store
 from ..retrain import new_job, run_job
 from ..settings import load_settings
+from ..storage import Store
 from ..tables import list_tables
 from ..training import export_xgboost
 

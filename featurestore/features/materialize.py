@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 from distributed import Client, wait
 
+from .. import layout
 from ..cluster import dask_client
 from ..generations import commit_generations
 from ..ingest import LEDGER, REPLACED, ledger_entries, ledger_keys, replaced_notes
@@ -78,7 +79,7 @@ from .state import (
 
 __all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "CUSTOMER_STATE"]
 
-STATE_RECORD = "_state/materialize.json"
+STATE_RECORD = layout.MATERIALIZE_RECORD
 #: As-of dates submitted per round: bounds how many state frames are in flight at once.
 CHUNK = 16
 

@@ -24,14 +24,20 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .._exceptions import (ConfigError, FeatureStoreError, NotFoundError, QueueFullError,
-                           TrainingError)
+from .. import layout
+from .._exceptions import (
+    ConfigError,
+    FeatureStoreError,
+    NotFoundError,
+    QueueFullError,
+    TrainingError,
+)
+from ..plugins import TRAINING_BACKEND_CLASS_FOR_TYPE, is_known
 from ..settings import Settings, export_roots, is_under
 from ..storage import Store
-from ..plugins import TRAINING_BACKEND_CLASS_FOR_TYPE, is_known
 from . import _heartbeat, registry
-from .backends import backend_class
 from .alerts import evaluate_and_promote
+from .backends import backend_class
 from .models import model_spec
 
 __all__ = ["BACKENDS", "new_job", "run_job", "submit", "get_job", "list_jobs", "wait_for",
@@ -41,7 +47,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = tuple(TRAINING_BACKEND_CLASS_FOR_TYPE)  # the built-in ones
 TERMINAL = ("completed", "failed")
-JOBS = "_jobs"
+JOBS = layout.JOBS
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
@@ -122,7 +128,7 @@ def _export(store: Store, record: dict[str, Any]) -> str:
     except ImportError as exc:
         raise TrainingError(f"building a training set needs featurestore.training ({exc}); "
                             "pass an existing export with export_url") from None
-    out = store.uri("_exports", record["model"], record["job_id"])
+    out = store.uri(layout.EXPORTS, record["model"], record["job_id"])
     export = getattr(training, spec.export)
     accepted = inspect.signature(export).parameters
     kwargs: dict[str, Any] = {"storage_options": store.storage_options or None}
