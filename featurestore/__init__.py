@@ -15,6 +15,7 @@ from ._exceptions import (
     RequestTooLargeError,
     StoreError,
     StoreLockedError,
+    StoreUnavailableError,
     TrainingError,
 )
 from .generate import generate_weblog
@@ -38,6 +39,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "TrainingError",
     "generate_weblog",
     "ingest_weblog",
