@@ -30,15 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.s3_fault_proxy import (  # noqa: E402
-    OPS,
-    FaultRule,
-    S3FaultProxy,
-    compare_contents,
-    ingest_cli,
-    partial_problems,
-    store_contents,
-)
+from tests.reliability import s3_fault_proxy as faults  # noqa: E402
+from tests.reliability.s3_fault_proxy import OPS, FaultRule  # noqa: E402
 
 __all__ = ["run_s3_fault_trials"]
 
@@ -116,13 +109,14 @@ def run_s3_fault_trials(trials: int, seed: int, max_attempts: int = 3) -> dict[s
             reference = Store(f"s3://{bucket()}/store", options)
             ingest_weblog(raw, reference, client=client)
             materialize(reference, client=client)
-            expected = store_contents(reference)
+            expected = faults.store_contents(reference)
             for _ in range(trials):
                 rate = rng.uniform(0.05, 0.3)
                 store = Store(f"s3://{bucket()}/store", options)
-                with S3FaultProxy(moto, _rules(rng, rate), seed=rng.randrange(2**32)) as proxy:
+                rules, proxy_seed = _rules(rng, rate), rng.randrange(2**32)
+                with faults.S3FaultProxy(moto, rules, seed=proxy_seed) as proxy:
                     try:
-                        run = ingest_cli(raw, store.url, proxy.url,
+                        run = faults.ingest_cli(raw, store.url, proxy.url,
                                          scheduler=client.scheduler.address, timeout=600,
                                          options=[f"config_kwargs.retries.max_attempts="
                                                   f"{max_attempts}"])
@@ -139,10 +133,11 @@ def run_s3_fault_trials(trials: int, seed: int, max_attempts: int = 3) -> dict[s
                     figures["runs_failed_badly"] += 1
                 if run:
                     seconds.append(run.seconds)
-                figures["partial_tables"] += len(partial_problems(store))
-                rerun = ingest_cli(raw, store.url, moto, scheduler=client.scheduler.address)
+                figures["partial_tables"] += len(faults.partial_problems(store))
+                rerun = faults.ingest_cli(raw, store.url, moto,
+                                          scheduler=client.scheduler.address)
                 figures["reruns_failed"] += rerun.returncode != 0
-                diff = compare_contents(expected, store_contents(store))
+                diff = faults.compare_contents(expected, faults.store_contents(store))
                 figures["rows_lost"] += diff["rows_lost"]
                 figures["rows_duplicated"] += diff["rows_duplicated"]
     finally:

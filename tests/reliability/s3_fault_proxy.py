@@ -48,8 +48,9 @@ _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te
 class FaultRule:
     """Inject ``fault`` into requests of ``ops`` with probability ``rate``.
 
-    ``path``: a regex the decoded request path (``/bucket/key?query``) must contain; ``times``: at most
-    that many injections by this rule (None: no limit); ``delay``: seconds, for ``"slow"``.
+    ``path``: a regex the decoded request path (``/bucket/key?query``) must contain;
+    ``times``: at most that many injections by this rule (None: no limit); ``delay``: seconds,
+    for ``"slow"``.
     """
 
     ops: Iterable[str]
@@ -262,7 +263,8 @@ def store_contents(store: Any) -> dict[str, Any]:
         if rel.endswith(".parquet"):
             table = pq.read_table(store.path(rel), filesystem=store.fs)
         elif rel.endswith(".arrow"):
-            table = pa.ipc.open_file(pa.BufferReader(store.fs.cat_file(store.path(rel)))).read_all()
+            data = store.fs.cat_file(store.path(rel))
+            table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
         elif rel.endswith(".json"):
             out[rel] = _scrub(json.loads(store.fs.cat_file(store.path(rel))))
             continue
