@@ -91,6 +91,19 @@ def _default_storage_options(protocol: str) -> dict[str, Any]:
     return options
 
 
+def _merged(defaults: dict[str, Any], given: dict[str, Any],
+            nested: bool = False) -> dict[str, Any]:
+    """``given`` over ``defaults``; ``config_kwargs`` merged key by key (and its ``retries``),
+    so one ``--storage-option config_kwargs.retries.max_attempts=3`` keeps the other defaults.
+    """
+    out = {**defaults, **given}
+    for key, value in given.items():
+        if (nested or key == "config_kwargs") and isinstance(value, dict) \
+                and isinstance(defaults.get(key), dict):
+            out[key] = _merged(defaults[key], value, nested=True)
+    return out
+
+
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """What a failing object store raises through s3fs/aiobotocore once retries are spent."""
     errors: list[type[BaseException]] = [OSError]
@@ -121,7 +134,8 @@ def store_errors(store: Store) -> Iterator[None]:
     except _transport_errors() as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise StoreUnavailableError(
-            f"store {store.url} kept failing after retries ({type(exc).__name__}: {detail}). "
+            f"a request to store {store.url} failed after retries ({type(exc).__name__}: "
+            f"{detail}). "
             "Everything published so far is whole; re-run the same command once the store "
             "answers again, and it finishes the rest without redoing or duplicating any of it"
         ) from None
@@ -141,11 +155,8 @@ class Store:
             url = os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
         self.url = url.rstrip("/")
         self.protocol = protocol
-        defaults, given = _default_storage_options(protocol), storage_options or {}
-        self.storage_options = {**defaults, **given}
-        if "config_kwargs" in defaults and "config_kwargs" in given:  # override key by key
-            self.storage_options["config_kwargs"] = {**defaults["config_kwargs"],
-                                                     **given["config_kwargs"]}
+        self.storage_options = _merged(_default_storage_options(protocol),
+                                       storage_options or {})
         self._fs: fsspec.AbstractFileSystem | None = None
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ from tests.reliability.s3_fault_proxy import (
 )
 
 # Bounded retries keep a persistent failure's test short; the defaults are in storage.py.
-FAST_FAIL = ("config_kwargs.retries.max_attempts=2", "config_kwargs.retries.mode=standard")
+FAST_FAIL = ("config_kwargs.retries.max_attempts=2",)
 
 
 def _options(endpoint: str) -> dict:
