@@ -25,9 +25,9 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
-from ._exceptions import StoreLockedError
+from ._exceptions import StoreLockedError, StoreUnavailableError
 
-__all__ = ["Store", "parse_storage_options"]
+__all__ = ["Store", "parse_storage_options", "store_errors", "S3_CLIENT_CONFIG"]
 
 LOCK_NAME = "_lock.json"
 DEFAULT_LOCK_TTL = dt.timedelta(hours=2)
@@ -63,12 +63,82 @@ def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
+#: botocore settings of S3 stores (``config_kwargs``; each key can be overridden with
+#: ``--storage-option config_kwargs.KEY=VALUE``). Standard-mode retries back off with jitter
+#: on 500/503/SlowDown, timeouts and dropped connections: 8 attempts ride out ~30 s of
+#: trouble. A stalled answer is given up after 30 s (botocore's 60 s, times 8 attempts, would
+#: look like a hang) and retried.
+S3_CLIENT_CONFIG: dict[str, Any] = {
+    "retries": {"max_attempts": 8, "mode": "standard"},
+    "connect_timeout": 10,
+    "read_timeout": 30,
+}
+
+
 def _default_storage_options(protocol: str) -> dict[str, Any]:
-    """Endpoint from the standard AWS variable, so moto/MinIO work without extra flags."""
+    """Endpoint from the standard AWS variable, so moto/MinIO work without extra flags, and
+    :data:`S3_CLIENT_CONFIG` (its retries only when ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE``,
+    which botocore reads itself, are unset)."""
+    if protocol not in ("s3", "s3a"):
+        return {}
+    config = dict(S3_CLIENT_CONFIG)
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        del config["retries"]
+    options: dict[str, Any] = {"config_kwargs": config}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if protocol in ("s3", "s3a") and endpoint:
-        return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
+
+
+def _merged(defaults: dict[str, Any], given: dict[str, Any],
+            nested: bool = False) -> dict[str, Any]:
+    """``given`` over ``defaults``; ``config_kwargs`` merged key by key (and its ``retries``),
+    so one ``--storage-option config_kwargs.retries.max_attempts=3`` keeps the other defaults.
+    """
+    out = {**defaults, **given}
+    for key, value in given.items():
+        if (nested or key == "config_kwargs") and isinstance(value, dict) \
+                and isinstance(defaults.get(key), dict):
+            out[key] = _merged(defaults[key], value, nested=True)
+    return out
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a failing object store raises through s3fs/aiobotocore once retries are spent."""
+    errors: list[type[BaseException]] = [OSError]
+    with contextlib.suppress(ImportError):
+        import botocore.exceptions
+
+        errors += [botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError]
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        errors.append(aiohttp.ClientError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def store_errors(store: Store) -> Iterator[None]:
+    """Turn an object-store failure escaping the block (after the client's retries) into one
+    :class:`StoreUnavailableError` line naming the store and what to do, not a traceback.
+
+    Args:
+        store: the store the block reads and writes.
+    """
+    if store.is_local:  # local disks raise their own clear OSErrors; only remote stores here
+        yield
+        return
+    try:
+        yield
+    except _transport_errors() as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreUnavailableError(
+            f"a request to store {store.url} failed after retries ({type(exc).__name__}: "
+            f"{detail}). "
+            "Everything published so far is whole; re-run the same command once the store "
+            "answers again, and it finishes the rest without redoing or duplicating any of it"
+        ) from None
 
 
 #: Store locks this process holds: (store url, thread id) -> nesting depth.
@@ -85,7 +155,8 @@ class Store:
             url = os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
         self.url = url.rstrip("/")
         self.protocol = protocol
-        self.storage_options = {**_default_storage_options(protocol), **(storage_options or {})}
+        self.storage_options = _merged(_default_storage_options(protocol),
+                                       storage_options or {})
         self._fs: fsspec.AbstractFileSystem | None = None
 
     def __repr__(self) -> str:

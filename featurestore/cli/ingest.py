@@ -9,7 +9,7 @@ from ..cluster import dask_client
 from ..features import materialize
 from ..ingest import IngestReport, ingest_weblog
 from ..sources.retail import ingest_retail
-from ..storage import parse_storage_options
+from ..storage import parse_storage_options, store_errors
 from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
 
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     raw_options = parse_storage_options(args.raw_storage_option) or None
     # One Dask client and one hold of the store lock for ingest and the materialization that
     # brings every table up to date (no other writer can run between the two).
-    with dask_client(settings.scheduler, settings.workers) as client, \
+    with store_errors(store), dask_client(settings.scheduler, settings.workers) as client, \
             store.lock(f"ingest {args.source} + materialize"):
         if args.source == "retail":
             retail = ingest_retail(args.raw_root, store, client=client,
