@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     scheduler: str | None = Field(None, description="tcp://host:port of a Dask scheduler")
     workers: int | None = Field(None, ge=1, description="LocalCluster worker processes")
     feature_repo: str | None = Field(None, description="Feature repository YAML (default: built-in)")
+    lease_seconds: float = Field(60.0, ge=1, description="Expiry of the store's writer lease; "
+                                 "its heartbeat renews it every third of that")
 
     api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
     api_require_token_for_reads: bool = False

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = store_from(settings)
+    store = store_from(settings, "write")
     raw_options = parse_storage_options(args.raw_storage_option) or None
     # One Dask client and one hold of the store lock for ingest and the materialization that
     # brings every table up to date (no other writer can run between the two).

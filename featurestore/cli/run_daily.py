@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = store_from(settings)
+    store = store_from(settings, "write")
     today = dt.date.fromisoformat(args.today) if args.today else None
     report = run_daily(store, args.raw, settings=settings, force_retrain=args.retrain,
                        today=today)
