@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -216,31 +217,34 @@ def test_s3_killed_owner_taken_over_and_corrupt_lock_named(moto_server, s3_bucke
 
 # -- item 7: store path problems are one error before any work --------------------------------
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "featurestore", *args], env=_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    """The real CLI entry point in this process (a subprocess costs seconds of imports):
+    its exit code and stderr. A traceback would escape main() and fail the test."""
+    capsys.readouterr()
+    rc = main(list(args))
+    return rc, capsys.readouterr().err
 
 
-def _one_error_line(res: subprocess.CompletedProcess, command: str, pattern: str) -> None:
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+def _one_error_line(res: tuple[int, str], command: str, pattern: str) -> None:
+    rc, err = res
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith(f"featurestore {command}: error: ")
-    import re
     assert re.search(pattern, lines[0]), lines[0]
 
 
-def test_file_where_the_store_should_be(tmp_path, drops):
+def test_file_where_the_store_should_be(tmp_path, drops, capsys):
     raw, _ = drops
     in_the_way = tmp_path / "store"
     in_the_way.write_text("not a store")
     started = time.monotonic()
-    res = _cli("ingest", str(raw), "--store", str(in_the_way), "--workers", "1")
+    res = _cli(capsys, "ingest", str(raw), "--store", str(in_the_way), "--workers", "1")
     _one_error_line(res, "ingest", f"store {in_the_way} is a file, not a folder")
     assert time.monotonic() - started < 15  # no cluster was started
-    res = _cli("backfill", "--store", str(in_the_way / "sub"), "--workers", "1")
+    res = _cli(capsys, "backfill", "--store", str(in_the_way / "sub"), "--workers", "1")
     _one_error_line(res, "backfill", f"{in_the_way} is a file")
-    res = _cli("tables", "--store", str(in_the_way))
+    res = _cli(capsys, "tables", "--store", str(in_the_way))
     _one_error_line(res, "tables", "is a file, not a folder")
 
 
@@ -259,32 +263,32 @@ def read_only_dir(tmp_path):
         subprocess.run(["umount", str(path)], check=True)
 
 
-def test_read_only_store_is_one_error(read_only_dir, drops):
+def test_read_only_store_is_one_error(read_only_dir, drops, capsys):
     raw, _ = drops
     store = read_only_dir / "store"
-    res = _cli("ingest", str(raw), "--store", str(store), "--workers", "1")
+    res = _cli(capsys, "ingest", str(raw), "--store", str(store), "--workers", "1")
     _one_error_line(res, "ingest", f"store {store} is not writable")
-    res = _cli("backfill", "--store", str(read_only_dir / "new"), "--workers", "1")
+    res = _cli(capsys, "backfill", "--store", str(read_only_dir / "new"), "--workers", "1")
     _one_error_line(res, "backfill", "cannot be created")
     # reading a read-only store is fine
-    assert _cli("tables", "--store", str(store)).returncode == 0
+    assert _cli(capsys, "tables", "--store", str(store))[0] == 0
 
 
-def test_missing_store_for_reading_commands(tmp_path):
+def test_missing_store_for_reading_commands(tmp_path, capsys):
     missing = tmp_path / "nothing-here"
     for args in (["tables"], ["show", "--customer", "C1"], ["models"]):
-        res = _cli(*args, "--store", str(missing))
+        res = _cli(capsys, *args, "--store", str(missing))
         _one_error_line(res, args[0], f"no store at {missing}")
     assert not missing.exists()
 
 
-def test_s3_missing_bucket_is_one_error_and_not_created(moto_server, drops):
+def test_s3_missing_bucket_is_one_error_and_not_created(moto_server, drops, capsys):
     import boto3
 
     raw, _ = drops
     env = {"--storage-option": f"client_kwargs.endpoint_url={moto_server}"}
     for args in (["ingest", str(raw), "--workers", "1"], ["tables"]):
-        res = _cli(*args, "--store", "s3://no-such-bucket-13/store",
+        res = _cli(capsys, *args, "--store", "s3://no-such-bucket-13/store",
                    *[x for kv in env.items() for x in kv])
         _one_error_line(res, args[0], "bucket no-such-bucket-13 .*does not exist")
     buckets = boto3.client("s3", endpoint_url=moto_server).list_buckets()["Buckets"]
