@@ -34,6 +34,8 @@ class Settings(BaseSettings):
                                      description="Feature repository YAML (default: built-in)")
     max_late_days: int = Field(30, ge=0, description="ingest quarantines hits dated more than "
                                "this many days before their drop's date (reason too_old)")
+    lease_seconds: float = Field(60.0, ge=1, description="Expiry of the store's writer lease; "
+                                 "its heartbeat renews it every third of that")
 
     api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
     api_require_token_for_reads: bool = False

@@ -6,13 +6,13 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from ..settings import Settings, load_settings
 from ..storage import Store, parse_storage_options
 
 __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settings_from",
-           "store_from", "print_json"]
+           "store_from", "out_from", "print_json"]
 
 
 def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -51,8 +51,44 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), **overrides)
 
 
-def store_from(settings: Settings) -> Store:
-    return Store(settings.store, settings.storage_options)
+def store_from(settings: Settings, access: Literal["read", "write"] | None = None) -> Store:
+    """The settings' store, checked before any cluster starts.
+
+    Args:
+        settings: the command's settings (``store``, ``storage_options``, ``lease_seconds``).
+        access: "write" for commands that write the store, "read" for those that only read
+            it (then it must exist); None skips the check.
+
+    Returns:
+        The :class:`Store`.
+
+    Raises:
+        StoreError: the store path cannot work (a file in the way, read-only, missing).
+    """
+    store = Store(settings.store, settings.storage_options, settings.lease_seconds)
+    if access is not None:
+        store.preflight(write=access == "write")
+    return store
+
+
+def out_from(store: Store, out: str) -> tuple[Store, dict | None]:
+    """An output folder (``--out``) checked for writing, and its storage options: the
+    store's when it is on the same filesystem protocol.
+
+    Args:
+        store: the command's store.
+        out: the output URL.
+
+    Returns:
+        (the output as a Store, the storage options to write it with).
+
+    Raises:
+        StoreError: the output path cannot be written.
+    """
+    options = store.storage_options if Store(out).protocol == store.protocol else None
+    target = Store(out, options)
+    target.preflight(write=True)
+    return target, options
 
 
 def print_json(obj: Any) -> None:

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    report = materialize(store_from(settings), scheduler=settings.scheduler,
+    report = materialize(store_from(settings, "write"), scheduler=settings.scheduler,
                          workers=settings.workers, repo=settings.feature_repo,
                          start=args.start, end=args.end, force=True)
     if args.json:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..training import export_fm
-from ._common import add_store_options, print_json, settings_from, store_from
-from .training_set import out_options
+from ._common import add_store_options, out_from, print_json, settings_from, store_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = store_from(settings)
+    store = store_from(settings, "read")
+    _, options = out_from(store, args.out)
     res = export_fm(store, args.out, test_fraction=args.test_fraction, seed=args.seed,
-                    storage_options=out_options(store, args.out))
+                    storage_options=options)
     print_json(res.to_dict())
     return 0

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.max_late_days is not None:  # the flag overrides environment and config file
         settings = settings.model_copy(update={"max_late_days": args.max_late_days})
-    store = store_from(settings)
+    store = store_from(settings, "write")
     raw_options = parse_storage_options(args.raw_storage_option) or None
     # One Dask client and one hold of the store lock for ingest and the materialization that
     # brings every table up to date (no other writer can run between the two).

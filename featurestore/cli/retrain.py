@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = store_from(settings)
+    store = store_from(settings, "write")
     record = new_job(store, args.model, args.backend, tune=args.tune, as_of=args.as_of,
                      export_url=args.export_url)
     if args.wait:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     if args.max_late_days is not None:  # the flag overrides environment and config file
         settings = settings.model_copy(update={"max_late_days": args.max_late_days})
-    store = store_from(settings)
+    store = store_from(settings, "write")
     today = dt.date.fromisoformat(args.today) if args.today else None
     report = run_daily(store, args.raw, settings=settings, force_retrain=args.retrain,
                        today=today)

@@ -30,7 +30,7 @@ def _plain(value):
 
 
 def run(args: argparse.Namespace) -> int:
-    store = store_from(settings_from(args))
+    store = store_from(settings_from(args), "read")
     df = read_table(store, args.table, as_of=args.as_of, customer_id=args.customer)
     if df.empty:
         raise NotFoundError(f"customer {args.customer!r} has no row in {args.table} at "

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    infos = list_tables(store_from(settings_from(args)))
+    infos = list_tables(store_from(settings_from(args), "read"))
     if args.json:
         print_json([t.to_dict() for t in infos])
         return 0

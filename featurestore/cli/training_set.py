@@ -11,13 +11,13 @@ import argparse
 
 from ..cluster import dask_client
 from ..feature_store import FeatureStore
-from ..storage import Store
 from ..training import build_training_set, export_xgboost
 from ..training.pointintime import HORIZON_DAYS
 from ._common import (
     add_cluster_options,
     add_date_range,
     add_store_options,
+    out_from,
     print_json,
     settings_from,
     store_from,
@@ -45,15 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def out_options(store: Store, out: str) -> dict | None:
-    """The store's storage options apply to an output on the same filesystem protocol."""
-    return store.storage_options if Store(out).protocol == store.protocol else None
-
-
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    store = store_from(settings)
-    options = out_options(store, args.out)
+    store = store_from(settings, "read")
+    _, options = out_from(store, args.out)
     tables = FeatureStore(settings).joinable_tables(args.tables.split(",")) if args.tables \
         else None
     with dask_client(settings.scheduler, settings.workers) as client:
