@@ -72,7 +72,7 @@ def run_s3_fault_trials(trials: int, seed: int, max_attempts: int = 3) -> dict[s
 
     from featurestore import Store
     from featurestore.cluster import local_cluster
-    from featurestore.features import materialize
+    from featurestore.materialization import materialize
     from featurestore.generate import generate_weblog
     from featurestore.ingest import ingest_weblog
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from api.main import create_app
-from featurestore.features import materialize
 from featurestore.ingest import ingest_weblog
+from featurestore.materialization import materialize
 from featurestore.settings import Settings
 from featurestore.storage import Store
 

@@ -328,7 +328,9 @@ class RetailSource:
         self.settings = settings
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
-               progress: bool | None) -> RetailReport:
+               progress: bool | None, accept_changed: bool = False) -> RetailReport:
+        # a retail file is keyed by its content: a changed file is a new one (accept_changed
+        # has nothing to replace)
         return ingest_retail(raw, self.store, client=client, storage_options=raw_storage_options)
 
     def materialize(self, repo, report, *, client: Client, start: dt.date | None,

@@ -28,8 +28,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 __all__ = ["FaultRule", "S3FaultProxy", "OPS", "FAULTS", "store_contents", "compare_contents",
            "partial_problems"]

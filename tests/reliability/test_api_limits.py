@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from api.main import create_app
 from featurestore.retrain import jobs, registry, wait_for

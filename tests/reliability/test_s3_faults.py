@@ -15,8 +15,8 @@ import fsspec
 import pytest
 
 from featurestore import Store
-from featurestore.features import materialize
 from featurestore.ingest import ingest_weblog
+from featurestore.materialization import materialize
 from tests.reliability.s3_fault_proxy import (
     FaultRule,
     S3FaultProxy,
