@@ -58,7 +58,10 @@ def test_cronjob_manifest_runs_a_valid_command():
                                "run-daily-cronjob.yaml").read_text())
     assert manifest["kind"] == "CronJob" and manifest["spec"]["concurrencyPolicy"] == "Forbid"
     container = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    args = build_parser().parse_args(container["args"])
+    argv = list(container.get("command", [])[1:]) + list(container["args"])
+    if argv and argv[0] == "featurestore":  # args naming the program (image entrypoint)
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
     assert args.command == "run-daily" and args.raw.startswith("s3://")
     env = {e["name"] for e in container["env"]}
     from featurestore.settings import Settings

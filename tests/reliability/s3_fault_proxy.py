@@ -336,14 +336,15 @@ def partial_problems(store: Any) -> list[str]:
                 pq.read_table(store.path(rel), filesystem=store.fs)
             except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
                 problems.append(f"{rel}: unreadable ({exc})")
-    for rel in sorted(f for f in files if f.startswith("_ledger/weblog/")):
-        record = json.loads(store.fs.cat_file(store.path(rel)))
-        drop = rel.split("/")[2]
+    from featurestore.ingest import ledger_entries
+
+    for key, record in sorted(ledger_entries(store).items()):  # the ledger's own reader
+        drop = key.split("/", 1)[0]
         wanted = [f"events/event_date={d}/part-{record['file_id']}.parquet"
-                  for d in record["event_dates"]]
-        if record["rows_quarantined"]:
+                  for d in record.get("event_dates", [])]
+        if record.get("rows_quarantined"):
             wanted.append(f"_quarantine/weblog/drop={drop}/part-{record['file_id']}.parquet")
-        problems += [f"{rel} names missing {w}" for w in wanted if w not in files]
+        problems += [f"ledger {key} names missing {w}" for w in wanted if w not in files]
     return problems
 
 
