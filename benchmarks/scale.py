@@ -131,7 +131,7 @@ def plan_materialize(store: str) -> dict:
     s = Store(store)
     t0 = time.perf_counter()
     record = _read_record(s)
-    entries, keys, days = _new_entries(s, record)
+    entries, _, days = _new_entries(s, record)
     notes = replaced_notes(s)
     return {"seconds": round(time.perf_counter() - t0, 2), "peak_mb": round(_peak_mb()),
             "day_files": len(days), "new_records_read": len(entries), "notes": len(notes)}

@@ -115,10 +115,10 @@ def test_delivery_rules_hold_on_compacted_drops(drops, clean, tmp_path, capsys, 
     shutil.copytree(drops, root)
     assert _ingest(capsys, root, store, client)[0] == 0  # (quarantine rows name their path)
     day0 = root / START.isoformat()
-    victim = sorted(day0.glob("*.tsv.gz"))[0]
+    victim = min(day0.glob("*.tsv.gz"))
     other = tmp_path / "other"
     generate_weblog(str(other), days=1, start=START, **{**KW, "seed": 99})
-    new_bytes = sorted((other / START.isoformat()).glob("*.tsv.gz"))[0].read_bytes()
+    new_bytes = min((other / START.isoformat()).glob("*.tsv.gz")).read_bytes()
     victim.write_bytes(new_bytes)
     (day0 / "manifest.json").unlink()  # no manifest: compared by size/stamp, then md5
 
