@@ -3,16 +3,20 @@
     python benchmarks/scale.py ledger [--days 365] [--files-per-day 8200]
 
 ``ledger``: a year of history at the seeds' volume. Fabricates a local store whose ingest ledger
-holds ``days x files-per-day`` file records (ledger JSON records as ingest writes them, no data)
-and whose materialization record has seen every one of them, plus the next day's drop of
+holds ``days x files-per-day`` file records in the compacted format (one day file per drop,
+``featurestore.ledger``; records as ingest writes them, sizes spread like 60-110 MB files, no
+data) and whose materialization record has seen every day file, plus the next day's drop of
 ``files-per-day`` tiny gzip files. Then times, each in a fresh process with its peak RSS
-(VmHWM), what the next daily run does before any task is submitted:
+(VmHWM), what the next daily run does around its tasks:
 
-- ingest planning: ``discover_files`` of the new drop + the ledger listing (``ledger_keys``);
-- materialization planning: the state record read + the ledger listing + reading the records
-  of the new drop's files (what ``materialize`` does first).
+- ingest planning: ``discover_drops`` of the raw root + the real ``ingest._plan`` (ledger
+  listing, day files of the delivered drop, size-filtered history for resends);
+- compaction: the new drop's ``files-per-day`` per-file records and markers folded into its
+  day file (what ingest does last);
+- materialization planning: the state record read + ``materialize._new_entries`` (ledger
+  listing, the new day file's rows) + the replacement notes.
 
-Bound (issue #15): each under 5 s and under 500 MB.
+Bound (issue #15): planning under 5 s and under 500 MB each.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-FIELDS = {"size": 86_000, "md5": "0" * 32, "lines": 100, "rows_ingested": 98,
-          "rows_quarantined": 2, "rows_excluded": 0, "rows_anonymous": 0, "rows_late": 0,
-          "bad": {"bad_timestamp": 2}}
+FIELDS = {"status": "ingested", "lines": 100, "rows_ingested": 98, "rows_quarantined": 2,
+          "rows_excluded": 0, "rows_anonymous": 0, "rows_late": 0, "bad": {"bad_timestamp": 2}}
+STAMP = "2026-01-01T03:30:00+00:00"
 
 
 def _peak_mb() -> float:
@@ -41,28 +45,48 @@ def _peak_mb() -> float:
     return float("nan")
 
 
+def _records(day: dt.date, per_day: int, rng) -> list[dict]:
+    """``per_day`` ledger records of drop ``day``, as a worker writes them."""
+    sizes = rng.integers(60_000_000, 110_000_000, per_day)
+    return [dict(FIELDS, file=f"s3://raw/weblog/{day}/hits_{j:05d}.tsv.gz", size=int(sizes[j]),
+                 md5=f"{rng.integers(1 << 62):032x}", event_dates=[day.isoformat()],
+                 file_id=f"{day}-{j}", ingested_at=STAMP) for j in range(per_day)]
+
+
+def _day_file(store: Path, day: dt.date, records: list[dict]) -> None:
+    """Write the compacted ledger day file of ``day`` (version 1) as ``ledger.compact`` does."""
+    import pyarrow as pa
+
+    from featurestore.ledger import DAY_SCHEMA, DAYS, LEDGER
+    from featurestore.storage import Store
+
+    keys = [f"{day}/{r['file'].rsplit('/', 1)[1]}" for r in records]
+    table = pa.table({"key": keys, "md5": [r["md5"] for r in records],
+                      "size": [r["size"] for r in records], "stamp": ["1"] * len(records),
+                      "ingested_at": [STAMP] * len(records), "since": [1] * len(records),
+                      "record": [json.dumps(r, sort_keys=True) for r in records]},
+                     schema=DAY_SCHEMA)
+    Store(str(store)).write_arrow(table, LEDGER, DAYS, day.isoformat(), "000001.parquet",
+                                  stats=False, dictionary=False)
+
+
 def fabricate(root: Path, days: int, per_day: int) -> tuple[Path, Path, dt.date]:
-    """A store with ``days x per_day`` ledger records and a materialization record that has
-    seen them all, and a raw root holding the next day's drop. Returns (store, raw, next day)."""
+    """A store with ``days`` compacted day files of ``per_day`` records and a materialization
+    record that has seen them all, and a raw root holding the next day's drop. Returns (store,
+    raw, next day)."""
+    import numpy as np
+
     from featurestore.features.materialize import STATE_RECORD
     from featurestore.generate import generate_weblog
-    from featurestore.ingest import LEDGER
 
     store, raw = root / "store", root / "raw"
+    rng = np.random.default_rng(0)
     start = dt.date(2025, 1, 1)
-    files: dict[str, str] = {}
-    stamp = "2026-01-01T03:30:00+00:00"
     for i in range(days):
-        day = start + dt.timedelta(days=i)
-        folder = store / LEDGER / day.isoformat()
-        folder.mkdir(parents=True)
-        body = dict(FIELDS, event_dates=[day.isoformat()], ingested_at=stamp)
-        for j in range(per_day):
-            name = f"hits_{j:05d}.tsv.gz"
-            body["file_id"] = f"{day}-{j}"
-            (folder / f"{name}.json").write_text(json.dumps(body))
-            files[f"{day.isoformat()}/{name}"] = stamp
-    record = {"files": files, "event_dates": sorted({k[:10] for k in files}),
+        _day_file(store, start + dt.timedelta(days=i), _records(start + dt.timedelta(i),
+                                                                per_day, rng))
+    seen = [(start + dt.timedelta(i)).isoformat() for i in range(days)]
+    record = {"files": {}, "days": dict.fromkeys(seen, 1), "event_dates": seen, "drops": seen,
               "daily": {}, "as_of": {}, "state": {}, "pairs": {}}
     (store / STATE_RECORD).parent.mkdir(parents=True, exist_ok=True)
     (store / STATE_RECORD).write_text(json.dumps(record))
@@ -73,33 +97,44 @@ def fabricate(root: Path, days: int, per_day: int) -> tuple[Path, Path, dt.date]
 
 
 def plan_ingest(store: str, raw: str) -> dict:
-    """What ``ingest_weblog`` does before submitting a task (lock aside)."""
-    from featurestore.ingest import ledger_keys
-    from featurestore.sources.weblog import discover_files
+    """What ``ingest_weblog`` does before submitting a task (lock aside): the real plan."""
+    from featurestore.ingest import IngestReport, _plan
+    from featurestore.sources.weblog import discover_drops
     from featurestore.storage import Store
 
     t0 = time.perf_counter()
-    files, _ = discover_files(raw)
-    done = set(ledger_keys(Store(store)))
-    todo = [f for f in files if f.ledger_key not in done]
+    found = discover_drops(raw, {})
+    report = IngestReport()
+    plan = _plan(Store(store), found.files, {}, False, report)
     return {"seconds": round(time.perf_counter() - t0, 2), "peak_mb": round(_peak_mb()),
-            "ledger_records": len(done), "files_to_ingest": len(todo)}
+            "files_to_ingest": len(plan.new), "files_skipped": report.files_skipped,
+            "same_size_history_rows": sum(len(v) for v in plan.same_size.values())}
 
 
-def plan_materialize(store: str, new_day: str) -> dict:
-    """What ``materialize`` does first: its record, the ledger listing, the new records."""
-    from featurestore.features.materialize import _read_record
-    from featurestore.ingest import ledger_entries, ledger_keys
+def compact_new(store: str, day: str) -> dict:
+    """Fold the new drop's per-file records and markers into its day file."""
+    from featurestore.ledger import compact
+    from featurestore.storage import Store
+
+    t0 = time.perf_counter()
+    done = compact(Store(store), [day])
+    return {"seconds": round(time.perf_counter() - t0, 2), "peak_mb": round(_peak_mb()),
+            "drops_compacted": len(done)}
+
+
+def plan_materialize(store: str) -> dict:
+    """What ``materialize`` does first: its record, the ledger's new rows, the notes."""
+    from featurestore.features.materialize import _new_entries, _read_record
+    from featurestore.ledger import replaced_notes
     from featurestore.storage import Store
 
     s = Store(store)
     t0 = time.perf_counter()
     record = _read_record(s)
-    keys = ledger_keys(s)
-    known = record["files"]
-    entries = ledger_entries(s, [k for k in keys if k not in known])
+    entries, _, days = _new_entries(s, record)
+    notes = replaced_notes(s)
     return {"seconds": round(time.perf_counter() - t0, 2), "peak_mb": round(_peak_mb()),
-            "ledger_records": len(keys), "new_records_read": len(entries)}
+            "day_files": len(days), "new_records_read": len(entries), "notes": len(notes)}
 
 
 def _in_fresh_process(fn: str, *args: str) -> dict:
@@ -112,23 +147,31 @@ def _in_fresh_process(fn: str, *args: str) -> dict:
 
 
 def ledger(days: int, per_day: int, workdir: str | None) -> None:
+    import numpy as np
+
+    from featurestore.ledger import CONTENT, LEDGER
+
     root = Path(workdir or tempfile.mkdtemp(prefix="scale-ledger-"))
     t0 = time.perf_counter()
     store, raw, nxt = fabricate(root, days, per_day)
     print(f"fabricated {days} x {per_day} ledger records + next drop in "
           f"{time.perf_counter() - t0:.0f} s under {root}", flush=True)
     ing = _in_fresh_process("plan_ingest", str(store), str(raw))
-    # Then the new drop is ingested: its ledger records exist, the materialization record
-    # has not seen them yet.
-    new = store / "_ledger/weblog" / nxt.isoformat()
-    new.mkdir()
-    body = dict(FIELDS, event_dates=[nxt.isoformat()], ingested_at="2026-01-02T03:30:00+00:00")
-    for j in range(per_day):
-        (new / f"hits_{j:05d}.tsv.gz.json").write_text(json.dumps(body))
-    mat = _in_fresh_process("plan_materialize", str(store), nxt.isoformat())
+    # Then the new drop is ingested: its per-file records and markers exist ...
+    new = store / LEDGER / nxt.isoformat()
+    new.mkdir(parents=True)
+    for r in _records(nxt, per_day, np.random.default_rng(1)):
+        name = r["file"].rsplit("/", 1)[1]
+        (new / f"{name}.json").write_text(json.dumps(r))
+        marker = store / LEDGER / CONTENT / nxt.isoformat() / name / f"{r['md5']}-{r['size']}-1"
+        marker.parent.mkdir(parents=True)
+        marker.touch()
+    # ... ingest compacts them, then materialization plans from the new day file
+    comp = _in_fresh_process("compact_new", str(store), nxt.isoformat())
+    mat = _in_fresh_process("plan_materialize", str(store))
     print(json.dumps({"days": days, "files_per_day": per_day, "ingest_planning": ing,
-                      "materialize_planning": mat, "bound": {"seconds": 5, "peak_mb": 500}},
-                     indent=1))
+                      "compaction_of_the_new_drop": comp, "materialize_planning": mat,
+                      "bound": {"seconds": 5, "peak_mb": 500}}, indent=1))
     if not workdir:
         shutil.rmtree(root, ignore_errors=True)
 

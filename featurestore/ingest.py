@@ -19,6 +19,9 @@ ingested file's md5, size and version stamp without reading a record. A zero-byt
 placeholder (never ingested), a file already ingested under another name is a duplicate, and a
 file whose content changed under its old name is refused until the operator accepts it
 (``accept_changed``), which replaces its old rows.
+
+When a run leaves a drop complete, its records and markers are compacted into one day file
+(:mod:`featurestore.ledger`), so planning reads O(days) objects however many files a year holds.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import re
 import sys
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import fsspec
@@ -41,6 +42,24 @@ from distributed import Client, as_completed, wait
 
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
+from .ledger import (
+    CONTENT,
+    LEDGER,
+    REPLACED,
+    REPLACING,
+    STATUS,
+    Identity,
+    Listing,
+    compact,
+    drop_status,
+    file_records,
+    ledger_entries,
+    ledger_keys,
+    list_ledger,
+    read_days,
+    replaced_notes,
+    token,
+)
 from .sources._scan import warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
@@ -55,13 +74,9 @@ __all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "re
            "drop_status", "EVENTS_TABLE"]
 
 EVENTS_TABLE = "events"
-LEDGER = "_ledger/weblog"
 QUARANTINE = "_quarantine/weblog"
-#: Under LEDGER (names starting with ``_`` are not ledger records):
-CONTENT = "_content"  # <drop>/<file>/<md5>-<size>-<stamp>: what each ingested file is
-REPLACING = "_replacing"  # <drop>/<file>: an accepted replacement not finished yet
-REPLACED = "_replaced"  # <drop>/<file>.json: dates a replacement touched, for materialize
-STATUS = "_status.json"  # <drop>/_status.json: is the drop complete (missing, placeholders)
+# The ledger's names stay importable from here (LEDGER, CONTENT, ...: featurestore.ledger).
+__all__ += ["LEDGER", "CONTENT", "REPLACING", "REPLACED", "STATUS"]
 
 
 @dataclasses.dataclass
@@ -146,101 +161,6 @@ class IngestReport:
         self.event_dates = sorted(set(self.event_dates) | set(result["event_dates"]))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Identity:
-    """What an ingested file was, from its content marker: md5, size and version stamp."""
-
-    md5: str
-    size: int
-    stamp: str
-
-    @property
-    def marker(self) -> str:
-        return f"{self.md5}-{self.size}-{self.stamp}"
-
-    @classmethod
-    def parse(cls, marker: str) -> _Identity | None:
-        md5, _, rest = marker.partition("-")
-        size, _, stamp = rest.partition("-")
-        return cls(md5, int(size), stamp) if size.isdigit() and md5 else None
-
-
-def _token(stamp: str) -> str:
-    """A version stamp (mtime, ETag) reduced to characters safe in an object name."""
-    return re.sub(r"[^0-9A-Za-z]", "", stamp)
-
-
-@dataclasses.dataclass
-class _Ledger:
-    """Everything one listing of the ledger says (no record read)."""
-
-    keys: list[str] = dataclasses.field(default_factory=list)
-    content: dict[str, list[_Identity]] = dataclasses.field(default_factory=dict)
-    replacing: set[str] = dataclasses.field(default_factory=set)
-    statuses: set[str] = dataclasses.field(default_factory=set)
-
-
-def _list_ledger(store: Store) -> _Ledger:
-    """One recursive listing of the ledger, sorted into records, markers and statuses."""
-    out = _Ledger()
-    for rel in store.find(LEDGER):
-        parts = rel.split("/")
-        if parts[0] == CONTENT and len(parts) == 4:
-            ident = _Identity.parse(parts[3])
-            if ident is not None:
-                out.content.setdefault(f"{parts[1]}/{parts[2]}", []).append(ident)
-        elif parts[0] == REPLACING and len(parts) == 3:
-            out.replacing.add(f"{parts[1]}/{parts[2]}")
-        elif len(parts) == 2 and parts[1] == STATUS:
-            out.statuses.add(parts[0])
-        elif (len(parts) == 2 and not parts[0].startswith((".", "_"))
-              and parts[1].endswith(".json") and not parts[1].startswith((".", "_"))):
-            out.keys.append(f"{parts[0]}/{parts[1][:-5]}")
-    return out
-
-
-def ledger_keys(store: Store) -> list[str]:
-    """Keys ``<drop date>/<file name>`` of every ingested file, from one listing (no reads).
-
-    Names starting with ``_`` or ``.`` (content markers, drop status records) are not records.
-    A record changes only when an operator accepts a changed file, and that replacement leaves
-    a note under ``_replaced/`` (:func:`replaced_notes`), so ``materialize`` reads only new keys
-    and noted ones.
-    """
-    return _list_ledger(store).keys
-
-
-def ledger_entries(store: Store, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Ledger records keyed ``<drop date>/<file name>``: of ``keys``, or of every file."""
-    return {key: store.read_json(LEDGER, f"{key}.json")
-            for key in (ledger_keys(store) if keys is None else keys)}
-
-
-def replaced_notes(store: Store) -> dict[str, dict[str, Any]]:
-    """Notes of replaced files not yet materialized, keyed ``<drop>/<file>``.
-
-    Returns:
-        Per key ``{"event_dates": [...]}``: every event date the old and new versions touched.
-    """
-    return {rel[:-5]: store.read_json(LEDGER, REPLACED, rel)
-            for rel in store.find(LEDGER, REPLACED) if rel.endswith(".json")}
-
-
-def drop_status(store: Store, drop: str) -> dict[str, Any] | None:
-    """The completeness record of ``drop`` (``YYYY-MM-DD``), None when it never had a problem.
-
-    Args:
-        drop: the drop date.
-
-    Returns:
-        ``{"drop", "complete", "missing", "placeholders", "changed", "checked_at"}`` (file names).
-    """
-    try:
-        return store.read_json(LEDGER, drop, STATUS)
-    except FileNotFoundError:
-        return None
-
-
 def _events_frame(table: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas with the dtypes SPEC §4 fixes (fastparquet keeps what it is given)."""
     df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
@@ -259,7 +179,7 @@ def _md5_of(url: str, raw_options: dict[str, Any]) -> str:
 
 def _write_marker(store: Store, raw: RawFile, md5: str) -> None:
     """Publish the content marker of ``raw`` and drop the key's older markers (after)."""
-    marker = _Identity(md5, raw.size, _token(raw.stamp)).marker
+    marker = Identity(md5, raw.size, token(raw.stamp)).marker
     folder = (CONTENT, raw.drop_date.isoformat(), raw.name)
     store.write_bytes(b"", LEDGER, *folder, marker)
     for old in store.listdir(LEDGER, *folder):
@@ -376,7 +296,7 @@ def _replaced_note(store: Store, key: str) -> dict[str, Any]:
         return {}
 
 
-def _identity(store: Store, ledger: _Ledger, key: str) -> _Identity | None:
+def _identity(store: Store, ledger: Listing, key: str) -> Identity | None:
     """What the ingested file ``key`` is. Records older than content markers are read once and
     given a marker with no stamp (so the next comparison computes the md5 once)."""
     found = ledger.content.get(key, [])
@@ -389,7 +309,7 @@ def _identity(store: Store, ledger: _Ledger, key: str) -> _Identity | None:
     # no marker yet, or a crash left two: the record says which is right
     stamp = next((i.stamp for i in found if i.md5 == record["md5"]
                   and i.size == record["size"]), "")
-    ident = _Identity(record["md5"], int(record["size"]), stamp)
+    ident = Identity(record["md5"], int(record["size"]), stamp)
     drop, _, name = key.partition("/")
     store.write_bytes(b"", LEDGER, CONTENT, drop, name, ident.marker)
     for other in found:
@@ -408,21 +328,67 @@ class _Plan:
     same_size: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class _Compacted:
+    """The day files' side of the ledger, as far as one plan needs it."""
+
+    #: ``<drop>/<file>`` -> identity, for the drops this run delivers
+    ids: dict[str, Identity] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, store: Store, ledger: Listing, drops: set[str]) -> _Compacted:
+        """Rows of the day files of ``drops`` (one read per drop, none for other drops)."""
+        versions = {d: v for d, v in ledger.day_versions().items() if d in drops}
+        rows = read_days(store, versions, ["key", "md5", "size", "stamp"]).to_pydict()
+        ids = {k: Identity(m, n, t) for k, m, n, t in zip(
+            rows["key"], rows["md5"], rows["size"], rows["stamp"], strict=True)}
+        for key, marked in ledger.content.items():  # a touched file's marker has its new stamp
+            row = ids.get(key)
+            stamps = [i.stamp for i in marked if row is not None and i.stamp
+                      and (i.md5, i.size) == (row.md5, row.size)]
+            if stamps:
+                ids[key] = Identity(row.md5, row.size, stamps[-1])
+        return cls(ids)
+
+
+def _old_record(store: Store, ledger: Listing, key: str) -> dict[str, Any]:
+    """The ledger record of an ingested file: its own, else its day file's row."""
+    if key in ledger.keys:
+        return file_records(store, [key])[key]
+    return ledger_entries(store, [key], listing=ledger)[key]
+
+
 def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
           accept_changed: bool, report: IngestReport) -> _Plan:
     """Sort discovered files into skipped, placeholders, duplicates, changed and to-do (the
-    rules of docs/reliability.md, "Delivery rules"); problems go straight into ``report``."""
-    ledger = _list_ledger(store)
-    done = set(ledger.keys)
-    for key in done - set(ledger.content):  # records older than markers: once per store
+    rules of docs/reliability.md, "Delivery rules"); problems go straight into ``report``.
+
+    Reads the day files of the delivered drops, and of older drops only the rows whose size
+    is that of a new file (a resend has its original's size)."""
+    ledger = list_ledger(store)
+    per_file = set(ledger.keys)
+    for key in per_file - set(ledger.content):  # records older than markers: once per store
         _identity(store, ledger, key)
+    compacted = _Compacted.of(store, ledger, {raw.drop_date.isoformat() for raw in files})
+    done = per_file | set(compacted.ids)
+
+    def identity(key: str) -> Identity | None:  # a per-file record wins over a day file's row
+        return _identity(store, ledger, key) if key in per_file else compacted.ids.get(key)
+
     by_md5: dict[str, str] = {}
     by_size: dict[int, dict[str, str]] = {}
+    wanted_sizes = {raw.size for raw in files if raw.ledger_key not in done and raw.size}
+    history = read_days(store, ledger.day_versions(), ["key", "md5", "size"],
+                        sizes=wanted_sizes).to_pydict()
+    for key, md5, size in zip(history["key"], history["md5"], history["size"], strict=True):
+        if size:
+            by_md5[md5] = key
+            by_size.setdefault(size, {})[md5] = key
     for key, ids in ledger.content.items():
         for i in ids:
             # a marker without its record (deleted by hand) stands for nothing; a zero-byte
             # record of older code is nothing to be a copy of
-            if i.size and key in done:
+            if i.size and key in per_file:
                 by_md5[i.md5] = key
                 by_size.setdefault(i.size, {})[i.md5] = key
     plan = _Plan()
@@ -436,9 +402,9 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
         if raw.size == 0:  # a placeholder: never ingested, never recorded
             report.placeholders.append({"file": raw.url})
             continue
-        old = _identity(store, ledger, key) if key in done else None
+        old = identity(key) if key in done else None
         if key in ledger.replacing and old is not None:  # accepted before, not finished
-            plan.replace.append((raw, store.read_json(LEDGER, f"{key}.json")))
+            plan.replace.append((raw, _old_record(store, ledger, key)))
             continue
         if old is None or old.size == 0:  # new (a zero-byte record of older code is no file)
             # resend: the manifest md5 (free), or the md5 of a file sharing its size with
@@ -459,7 +425,7 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
             continue
         if manifest_md5:
             md5 = manifest_md5
-        elif raw.size == old.size and _token(raw.stamp) == old.stamp:
+        elif raw.size == old.size and token(raw.stamp) == old.stamp:
             md5 = old.md5  # untouched since: no read
         else:
             md5 = _md5_of(raw.url, raw_options)
@@ -469,7 +435,7 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
             report.files_skipped += 1
         elif accept_changed:
             store.write_bytes(b"", LEDGER, REPLACING, raw.drop_date.isoformat(), raw.name)
-            plan.replace.append((raw, store.read_json(LEDGER, f"{key}.json")))
+            plan.replace.append((raw, _old_record(store, ledger, key)))
         else:
             report.changed.append({"file": raw.url, "old_md5": old.md5, "new_md5": md5,
                                    "action": (
@@ -482,7 +448,7 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
 def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -> None:
     """Per drop, ``_status.json`` when it has a problem or had one (so it is marked complete
     again); drops that never had one get none. Written only when it changes."""
-    listed = _list_ledger(store).statuses
+    listed = list_ledger(store).statuses
     per_drop: dict[str, dict[str, list[str]]] = {}
 
     def note(kind: str, url: str) -> None:
@@ -506,6 +472,19 @@ def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -
                              LEDGER, drop, STATUS)
 
 
+def _compact_settled(store: Store, report: IngestReport, found_drops: set[str]) -> None:
+    """Compact every drop this run left complete, and drops of older runs still in per-file
+    form that are complete too (stores written before compaction: migrated lazily, as their
+    drops come up or leave the raw root)."""
+    ledger = list_ledger(store)
+    unsettled = set(report.incomplete_drops) | {
+        c["file"].rsplit("/", 2)[-2] for c in report.changed}
+    older = {k.split("/", 1)[0] for k in ledger.keys} - found_drops
+    older = {d for d in older if d not in ledger.statuses
+             or (drop_status(store, d) or {}).get("complete", True)}
+    compact(store, (found_drops | older) - unsettled, listing=ledger)
+
+
 def ingest_weblog(
     raw_root: str,
     store: Store,
@@ -522,7 +501,8 @@ def ingest_weblog(
 
     Holds the store's writer lock. Rejected files are reported (``report.rejected``) and left
     out of the ledger, so a later run retries them once they are fixed. Placeholders, missing
-    files, resends and changed files follow docs/reliability.md ("Delivery rules").
+    files, resends and changed files follow docs/reliability.md ("Delivery rules"). Drops left
+    complete are compacted into one ledger day file each (:func:`featurestore.ledger.compact`).
 
     Args:
         raw_root: folder or URL holding the drop folders.
@@ -571,6 +551,7 @@ def ingest_weblog(
         drops = {f.drop_date.isoformat() for f in found.files} | {
             m["drop"] for m in found.missing}
         _write_statuses(store, report, drops)
+        _compact_settled(store, report, drops)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from featurestore import Store
 from featurestore.generate import generate_weblog
-from featurestore.ingest import ingest_weblog
+from featurestore.ingest import ingest_weblog, ledger_entries
 
 
 def _options(endpoint: str) -> dict:
@@ -34,7 +34,10 @@ def test_ingest_from_and_to_s3_equals_local(moto_server, s3_bucket, tmp_path, cl
     cols = [c for c in theirs.columns if c != "event_date"]
     key = lambda df: df[cols].sort_values(cols).reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(key(ours), key(theirs))
-    assert s3_store.exists("_ledger/weblog/2026-01-01/hit_data-0000.tsv.gz.json")
+    # complete drops are compacted into one ledger day file each (per-file records removed)
+    assert s3_store.exists("_ledger/weblog/_days/2026-01-01/000001.parquet")
+    assert not s3_store.exists("_ledger/weblog/2026-01-01/hit_data-0000.tsv.gz.json")
+    assert ledger_entries(s3_store)["2026-01-01/hit_data-0000.tsv.gz"]["status"] == "ingested"
     again = ingest_weblog(f"s3://{s3_bucket}/raw", s3_store, client=client)
     assert again.files_skipped == 6 and again.files_ingested == 0
     assert not s3_store.exists("_lock.json")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from typing import Any
 
@@ -38,7 +39,7 @@ from distributed import Client, wait
 from .. import layout
 from ..cluster import dask_client
 from ..generations import commit_generations
-from ..ingest import LEDGER, REPLACED, ledger_entries, ledger_keys, replaced_notes
+from ..ledger import LEDGER, REPLACED, file_records, list_ledger, read_days, replaced_notes
 from ..storage import Store
 from ._io import write_arrow, write_table
 from .daily import (
@@ -118,6 +119,39 @@ def _dates_its_drop(entry: dict[str, Any]) -> bool:
     """
     lines = entry.get("lines", 0)
     return lines == 0 or entry.get("bad", {}).get("too_old", 0) < lines
+
+
+def _new_entries(store: Store, record: dict[str, Any]
+                 ) -> tuple[dict[str, dict[str, Any]], list[str], dict[str, int]]:
+    """The ledger records the materialization record has not seen (see :mod:`..ledger`).
+
+    Per-file records are read when their key is not in ``record["files"]``; a drop's day file
+    when its version is not ``record["days"][drop]``, and of it only the rows added or changed
+    since that version (``since``), or every row when the record never saw the day file (a
+    row the record saw as a per-file record keeps its ``ingested_at``: not touched).
+
+    Args:
+        store: the store.
+        record: the materialization record.
+
+    Returns:
+        (key -> record of the rows to look at, per-file keys listed, drop -> day-file version).
+    """
+    listing = list_ledger(store)
+    current = "event_dates" in record and "drops" in record
+    known = record["files"] if current else {}
+    seen = record.get("days", {}) if current else {}
+    days = listing.day_versions()
+    rows = read_days(store, {d: v for d, v in days.items() if seen.get(d) != v},
+                     ["key", "since", "record"]).to_pydict()
+    entries = {}
+    for key, since, body in zip(rows["key"], rows["since"], rows["record"], strict=True):
+        was = seen.get(key.split("/", 1)[0])
+        if was is None or since > was or days[key.split("/", 1)[0]] < was:
+            entries[key] = json.loads(body)
+    # a per-file record wins over a day file's row: it is the same or newer
+    entries.update(file_records(store, [k for k in listing.keys if k not in known]))
+    return entries, listing.keys, days
 
 
 def _read_record(store: Store) -> dict[str, Any]:
@@ -281,14 +315,11 @@ def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepor
     # 1. what changed since the record: ledger records are written once and never change, so
     # only the keys the record has not seen are read (a record without ``event_dates`` predates
     # that: read everything once)
-    keys = ledger_keys(store)
-    if not keys:
+    entries, keys, days = _new_entries(store, record)
+    if not keys and not days:
         return
-    known = record["files"] if "event_dates" in record and "drops" in record else {}
-    # a replaced file (an accepted change) rewrote its record: its note names every date the
-    # old and new versions touched
     notes = replaced_notes(store)
-    entries = ledger_entries(store, [k for k in keys if k not in known or k in notes])
+    entries.update(file_records(store, [k for k in notes if k in keys and k not in entries]))
     touched = sorted({d for k, e in entries.items()
                       if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]}
                      | {d for n in notes.values() for d in n["event_dates"]})
@@ -371,8 +402,11 @@ def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepor
         report.rows_written.update({t: n for t, n in rows.items() if n})
         report.state_dates = len(chain)
 
+    # per-file keys by name; compacted drops by day-file version (their keys are not kept:
+    # the record stays O(days))
     record["files"] = {k: entries[k]["ingested_at"] if k in entries else record["files"][k]
                        for k in keys}
+    record["days"] = days
     record["event_dates"] = event_dates
     record["drops"] = drops
     # the partitions are published: bump their generations (before the record, so a crash in
