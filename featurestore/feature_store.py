@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .features.materialize import MaterializeReport
     from .online import OnlineStore
+    from .predict import PredictReport
     from .tables import TableInfo
 
 __all__ = ["FeatureStore", "IngestResult"]
@@ -223,3 +224,21 @@ class FeatureStore:
             return run_daily(self.offline_store, raw_root, settings=self.settings,
                              force_retrain=force_retrain, today=today, client=client,
                              export_urls=export_urls, repo=self.repo)
+
+    # -- models ----------------------------------------------------------------------------
+    def predict(self, *, model: str = "purchase-xgboost", as_of: dt.date | str | None = None
+                ) -> PredictReport:
+        """Score every customer of an as-of snapshot with ``model``'s production version,
+        exactly once per (version, as-of), on the Dask cluster (:mod:`featurestore.predict`).
+
+        Args:
+            model: the classifier to score with.
+            as_of: the snapshot date (default: the latest).
+
+        Returns:
+            The report (``status`` ``written`` or ``skipped``).
+        """
+        from .predict import predict
+
+        with self.client() as client:
+            return predict(self.offline_store, model=model, as_of=as_of, client=client)

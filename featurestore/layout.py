@@ -13,6 +13,8 @@
     _meta/feature_repo.json                         the applied feature repository's record,
     _meta/feature_repo-<fingerprint>.yaml           naming its YAML (written first)
     _models/<model>/<version>/...                   model registry
+    predictions/model=<model>/as_of=YYYY-MM-DD/part-*.parquet   batch scores (featurestore predict)
+    _state/predictions/<model>.json                 predictions commit record (written last)
     _jobs/<job id>.json, _jobs/_runners/            retrain jobs and their runners' heartbeats
     _exports/...                                    training-set and FM exports
     _lock.json                                      the writer lease
@@ -27,7 +29,8 @@ from __future__ import annotations
 __all__ = [
     "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
-    "ledger", "quarantine", "is_published", "is_internal",
+    "ledger", "quarantine", "is_published", "is_internal", "PREDICTIONS", "predictions",
+    "predictions_record",
 ]
 
 EVENTS = "events"
@@ -42,6 +45,7 @@ MODELS = "_models"
 JOBS = "_jobs"
 EXPORTS = "_exports"
 LOCK = "_lock.json"
+PREDICTIONS = "predictions"
 
 
 def ledger(source: str) -> str:
@@ -52,6 +56,17 @@ def ledger(source: str) -> str:
 def quarantine(source: str) -> str:
     """The quarantine folder of one source (``_quarantine/weblog``)."""
     return f"{QUARANTINE_ROOT}/{source}"
+
+
+def predictions(model: str) -> str:
+    """The predictions folder of one model (``predictions/model=purchase-xgboost``); its
+    partitions are ``as_of=YYYY-MM-DD``."""
+    return f"{PREDICTIONS}/model={model}"
+
+
+def predictions_record(model: str) -> str:
+    """The commit record of one model's predictions (which version scored which as-of)."""
+    return f"{STATE_ROOT}/predictions/{model}.json"
 
 
 def repo_yaml(fingerprint: str) -> str:

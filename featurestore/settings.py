@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
@@ -59,6 +59,11 @@ class Settings(BaseSettings):
                                       description="models run-daily retrains")
     retrain_backend: str = Field("local", description="backend run-daily uses: local|sagemaker")
     retrain_tune: bool = Field(False, description="run-daily retrains with tuning")
+    predict_schedule: Literal["daily", "weekly", "monthly", "never"] = Field(
+        "daily", description="run-daily scores every customer after ingest: daily, weekly (on "
+        "retrain_weekday), monthly (on the 1st) or never")
+    predict_models: list[str] = Field(default_factory=lambda: ["purchase-xgboost"],
+                                      description="models run-daily scores with")
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
