@@ -242,3 +242,25 @@ class FeatureStore:
 
         with self.client() as client:
             return predict(self.offline_store, model=model, as_of=as_of, client=client)
+
+    def recommend(self, customer_id: str, *, k: int = 10, exclude_purchased: bool = True
+                  ) -> dict[str, Any]:
+        """The top ``k`` products for a customer from the production ``retail-fm`` version
+        (:mod:`featurestore.recommend`).
+
+        Args:
+            customer_id: a customer the model knows.
+            k: how many products at most.
+            exclude_purchased: leave out the products the customer already bought.
+
+        Returns:
+            ``{"customer_id", "model", "version", "items": [{"product_id", "score",
+            "description"}]}``, best first.
+
+        Raises:
+            ModelUnavailableError: no production ``retail-fm`` version.
+            NotFoundError: the model does not know the customer.
+        """
+        from .recommend import Recommendations
+
+        return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)

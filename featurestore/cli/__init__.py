@@ -18,7 +18,7 @@ __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("demo", "generate", "apply", "ingest", "backfill", "tables", "show", "serve",
-            "training-set", "export-fm", "retrain", "models", "predict",
+            "training-set", "export-fm", "retrain", "models", "predict", "recommend",
             "run-daily")
 
 

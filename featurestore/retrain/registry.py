@@ -34,7 +34,7 @@ from ..storage import Store
 
 __all__ = ["register_version", "list_versions", "get_version", "production_version",
            "production_state", "promote", "list_models", "model_summary", "list_summaries",
-           "damage_report", "load_model_bytes"]
+           "damage_report", "load_model_bytes", "load_file_bytes"]
 
 ROOT = "_models"
 
@@ -69,7 +69,7 @@ def _pointer(store: Store, name: str) -> str | None:
 def register_version(store: Store, name: str, *, metrics: dict[str, Any],
                      model_bytes: bytes | None, model_filename: str | None,
                      training_set: dict[str, Any], features: list[str],
-                     info: dict[str, Any]) -> str:
+                     info: dict[str, Any], files: dict[str, bytes] | None = None) -> str:
     """Write a new version and return its name (``vNNNN``).
 
     The number is claimed first (``vNNNN/.claim``, created only if absent), so two jobs of one
@@ -86,6 +86,8 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
         training_set: ``{"url", "metadata"}`` of the export it was trained on.
         features: feature names in model order.
         info: job id, backend, params, artifact... merged into ``version.json``.
+        files: more files of the version (``index.npz`` of a recommender), name -> content;
+            their sha256 go into ``version.json`` (``files_sha256``).
 
     Returns:
         The new version's name.
@@ -106,11 +108,16 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
     store.write_json(metrics, ROOT, name, version, "metrics.json")
     store.write_json(training_set, ROOT, name, version, "training_set.json")
     store.write_json(features, ROOT, name, version, "features.json")
+    for filename, data in (files or {}).items():
+        store.write_bytes(data, ROOT, name, version, filename)
     model_uri = store.uri(ROOT, name, version, model_filename) if has_model else None
     store.write_json({**info, "model": name, "version": version, "created_at": _now(),
                       "model_file": model_uri,
                       "model_sha256": hashlib.sha256(model_bytes).hexdigest() if has_model
-                      else None}, ROOT, name, version, "version.json")
+                      else None,
+                      "files_sha256": {f: hashlib.sha256(d).hexdigest()
+                                       for f, d in (files or {}).items()}},
+                     ROOT, name, version, "version.json")
     return version
 
 
@@ -252,6 +259,36 @@ def load_model_bytes(store: Store, name: str, version: str) -> bytes:
     expected = record.get("model_sha256")
     if expected and hashlib.sha256(data).hexdigest() != expected:
         raise _damaged(name, version, f"{model_file} does not match the sha256 in version.json")
+    return data
+
+
+def load_file_bytes(store: Store, name: str, version: str, filename: str) -> bytes:
+    """A further file of a version (``files`` of :func:`register_version`), checked against
+    its recorded sha256.
+
+    Args:
+        store: the store holding the registry.
+        name: model name.
+        version: ``vNNNN``.
+        filename: the file's name in the version folder.
+
+    Returns:
+        Its bytes.
+
+    Raises:
+        NotFoundError: the version was registered without that file.
+        RegistryError: the file is missing or does not match its sha256.
+    """
+    expected = (get_version(store, name, version).get("files_sha256") or {}).get(filename)
+    if not isinstance(expected, str):
+        raise NotFoundError(f"model {name!r} version {version} has no {filename}; retrain it "
+                            "with this release to get one")
+    try:
+        data = store.fs.cat_file(store.path(ROOT, name, version, filename))
+    except FileNotFoundError:
+        raise _damaged(name, version, f"{filename} is missing") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise _damaged(name, version, f"{filename} does not match the sha256 in version.json")
     return data
 
 
