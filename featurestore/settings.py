@@ -52,7 +52,11 @@ class Settings(BaseSettings):
 
     alert_webhook_url: str | None = None
     alert_sns_topic_arn: str | None = None
-    alert_threshold: float = Field(0.05, ge=0, description="Relative metric change that alerts")
+    alert_threshold: float = Field(0.05, ge=0, description="Relative metric change that alerts "
+                                   "when a version has no bootstrap intervals")
+    alert_confidence_level: float = Field(
+        0.95, gt=0, lt=1, description="a change is significant (alerts) when production's "
+        "value is outside the new version's bootstrap interval at this level")
     auto_promote: bool = True
     retrain_weekday: int = Field(0, ge=0, le=6, description="0 = Monday, for run-daily")
     retrain_models: list[str] = Field(default_factory=lambda: ["purchase-xgboost"],

@@ -31,6 +31,7 @@ from typing import Any
 
 from .._exceptions import NotFoundError, RegistryError
 from ..storage import Store
+from . import quality
 
 __all__ = ["register_version", "list_versions", "get_version", "production_version",
            "production_state", "promote", "list_models", "model_summary", "list_summaries",
@@ -392,17 +393,32 @@ def damage_report(store: Store, name: str) -> dict[str, Any]:
             "damaged_versions": {v: r["damaged"] for v, r in versions.items() if r["damaged"]}}
 
 
+def _by_value(values: Any) -> dict[str, float] | None:
+    """Importances largest first (version.json is written with sorted keys)."""
+    if not isinstance(values, dict):
+        return None
+    return dict(sorted(values.items(), key=lambda kv: -float(kv[1])))
+
+
 def _version_summary(v: dict[str, Any], production: str | None) -> dict[str, Any]:
     if v["damaged"]:
         return {"version": v["version"], "created_at": None, "job_id": None, "backend": None,
                 "metrics": {}, "artifact": None, "model_file": None, "training_set": None,
-                "production": False, "damaged": v["damaged"]}
+                "production": False, "damaged": v["damaged"], "feature_importance": None,
+                "pr_curve": None, "intervals_95": None, "split_policy": None}
+    details = v.get("details") if isinstance(v.get("details"), dict) else {}
+    bootstrap = details.get("bootstrap") if isinstance(details.get("bootstrap"), dict) else None
     return {"version": v["version"], "created_at": v["created_at"],
             "job_id": v.get("job_id"), "backend": v.get("backend"),
             "metrics": v["metrics"], "artifact": v.get("artifact"),
             "model_file": v.get("model_file"),
             "training_set": v["training_set"].get("url"),
-            "production": v["version"] == production, "damaged": None}
+            "production": v["version"] == production, "damaged": None,
+            # what the model looks at and how sure its metrics are (None before they existed)
+            "feature_importance": _by_value(details.get("feature_importance")),
+            "pr_curve": details.get("pr_curve"),
+            "intervals_95": quality.intervals(bootstrap, 0.95) if bootstrap else None,
+            "split_policy": (v["training_set"].get("metadata") or {}).get("split_policy")}
 
 
 def model_summary(store: Store, name: str) -> dict[str, Any]:
