@@ -1,7 +1,8 @@
-"""Model quality (issue #17 items 3, 5): feature importance (gain) and PR-curve points stored with
+"""Model quality (issue #17 items 2, 3, 5): feature importance (gain) and PR-curve points stored with
 each classifier version and returned by ``GET /models/{name}``; significant change decided by
 bootstrap confidence intervals (no alert for a retrain on another sample, an alert for a
-planted quality drop, both intervals in the alert).
+planted quality drop, both intervals in the alert); the split policy (training keeps >= 60% of the complete-label
+dates, the purge capped and recorded).
 
 Real pieces: local retrain jobs on synthetic exports (``tests/_retrain_fixtures``), a real
 webhook receiver, a real uvicorn server.
@@ -9,11 +10,16 @@ webhook receiver, a real uvicorn server.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+
 import httpx
+import pytest
 
 from featurestore import Settings
 from featurestore.retrain import new_job, registry, run_job
 from featurestore.storage import Store
+from featurestore.training.xgboost_export import split_dates
 from tests._receivers import WebhookReceiver
 from tests._retrain_fixtures import FEATURES, make_xgb_export
 from tests.serving_helpers import serve
@@ -78,3 +84,36 @@ def test_no_alert_for_another_sample_alert_for_a_planted_drop(tmp_path):
         assert p_low <= sent["production_value"] <= p_high and high < p_low
         assert sent["confidence_level"] == 0.95
     assert registry.production_version(store, MODEL) == production  # never promoted
+
+
+@pytest.mark.parametrize("n", [3, 5, 15, 60, 100, 365])
+def test_split_policy_keeps_60_percent_of_dates_for_training(n):
+    """The issue's case is n=60: the old purge of 28 dates left training 2 dates."""
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=k) for k in range(n)]
+    parts, gap = split_dates(days, (0.7, 0.15, 0.15), 30)
+    train, val, test = parts["train"], parts["validation"], parts["test"]
+    assert train and val and test
+    assert len(train) >= math.ceil(0.6 * n) or gap == 0
+    assert 0 <= gap <= 30
+    # time-ordered, disjoint, and exactly `gap` dates purged before validation and test
+    assert max(train) + dt.timedelta(days=gap) < min(val)
+    assert max(val) + dt.timedelta(days=gap) < min(test)
+    assert len(train) + len(val) + len(test) + 2 * gap == n
+    if gap < 30 and gap < (n - 3) // 2:  # capped by the floor: one more date would break it
+        wider, _ = split_dates(days, (0.7, 0.15, 0.15), gap + 1, min_train_fraction=0.0)
+        assert len(wider["train"]) < math.ceil(0.6 * n)
+
+
+def test_split_policy_recorded_in_export_metadata(tmp_path):
+    """The export records the policy and the capped purge (60 complete-label dates)."""
+    from featurestore.training import export_xgboost
+    from tests._training_data import make_events, write_events, write_features
+
+    store = Store(str(tmp_path / "store"))
+    events = make_events(days=95, customers=60, hits_per_day=30)
+    write_events(store, events)
+    write_features(store, events)
+    meta = export_xgboost(store, str(tmp_path / "export")).metadata
+    policy = meta["split_policy"]
+    assert policy["complete_label_dates"] >= 60 and policy["gap_capped"] is True
+    assert policy["train_fraction"] >= 0.6 and policy["gap_days"] == meta["gap_days"] < 30
