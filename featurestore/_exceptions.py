@@ -26,6 +26,7 @@ __all__ = [
     "QueueFullError",
     "TrainingError",
     "RegistryError",
+    "ModelUnavailableError",
 ]
 
 
@@ -128,3 +129,11 @@ class RegistryError(FeatureStoreError):
     def __init__(self, message: str, reason: str | None = None) -> None:
         self.reason = reason or message
         super().__init__(message)
+
+
+class ModelUnavailableError(FeatureStoreError):
+    """No usable production version of a model yet (nothing promoted, or its record is
+    damaged); predictions and recommendations wait for one."""
+
+    http_status = 503
+    exit_code = 1

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .features.materialize import MaterializeReport
     from .online import OnlineStoreProtocol
+    from .predict import PredictReport
     from .tables import TableInfo
 
 __all__ = ["FeatureStore", "IngestResult"]
@@ -335,3 +336,43 @@ class FeatureStore:
             return run_daily(self.offline_store, raw_root, settings=self.settings,
                              force_retrain=force_retrain, today=today, client=client,
                              export_urls=export_urls, repo=self.repo)
+
+    # -- models ----------------------------------------------------------------------------
+    def predict(self, *, model: str = "purchase-xgboost", as_of: dt.date | str | None = None
+                ) -> PredictReport:
+        """Score every customer of an as-of snapshot with ``model``'s production version,
+        exactly once per (version, as-of), on the Dask cluster (:mod:`featurestore.predict`).
+
+        Args:
+            model: the classifier to score with.
+            as_of: the snapshot date (default: the latest).
+
+        Returns:
+            The report (``status`` ``written`` or ``skipped``).
+        """
+        from .predict import predict
+
+        with self.client() as client:
+            return predict(self.offline_store, model=model, as_of=as_of, client=client)
+
+    def recommend(self, customer_id: str, *, k: int = 10, exclude_purchased: bool = True
+                  ) -> dict[str, Any]:
+        """The top ``k`` products for a customer from the production ``retail-fm`` version
+        (:mod:`featurestore.recommend`).
+
+        Args:
+            customer_id: a customer the model knows.
+            k: how many products at most.
+            exclude_purchased: leave out the products the customer already bought.
+
+        Returns:
+            ``{"customer_id", "model", "version", "items": [{"product_id", "score",
+            "description"}]}``, best first.
+
+        Raises:
+            ModelUnavailableError: no production ``retail-fm`` version.
+            NotFoundError: the model does not know the customer.
+        """
+        from .recommend import Recommendations
+
+        return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)

@@ -15,6 +15,8 @@
     _meta/feature_repo.json                         the applied feature repository's record,
     _meta/feature_repo-<fingerprint>.yaml           naming its YAML (written first)
     _models/<model>/<version>/...                   model registry
+    predictions/model=<model>/as_of=YYYY-MM-DD/part-*.parquet   batch scores (featurestore predict)
+    _state/predictions/<model>.json                 predictions commit record (written last)
     _jobs/<job id>.json, _jobs/_runners/            retrain jobs and their runners' heartbeats
     _exports/...                                    training-set and FM exports
     _exports/_jobs/<export id>.json                 API training-set export records
@@ -33,6 +35,7 @@ __all__ = [
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "CUSTOMER_STATE", "PAIR_STATE",
     "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
+    "PREDICTIONS", "predictions", "predictions_record",
 ]
 
 EVENTS = "events"
@@ -47,6 +50,7 @@ MODELS = "_models"
 JOBS = "_jobs"
 EXPORTS = "_exports"
 LOCK = "_lock.json"
+PREDICTIONS = "predictions"
 
 DAILY_CUSTOMER = f"{DAILY_ROOT}/customer"
 DAILY_CUSTOMER_PRODUCT = f"{DAILY_ROOT}/customer_product"
@@ -67,6 +71,17 @@ def ledger(source: str) -> str:
 def quarantine(source: str) -> str:
     """The quarantine folder of one source (``_quarantine/weblog``)."""
     return f"{QUARANTINE_ROOT}/{source}"
+
+
+def predictions(model: str) -> str:
+    """The predictions folder of one model (``predictions/model=purchase-xgboost``); its
+    partitions are ``as_of=YYYY-MM-DD``."""
+    return f"{PREDICTIONS}/model={model}"
+
+
+def predictions_record(model: str) -> str:
+    """The commit record of one model's predictions (which version scored which as-of)."""
+    return f"{STATE_ROOT}/predictions/{model}.json"
 
 
 def repo_yaml(fingerprint: str) -> str:

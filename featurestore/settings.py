@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError
@@ -67,13 +67,22 @@ class Settings(BaseSettings):
 
     alert_webhook_url: str | None = None
     alert_sns_topic_arn: str | None = None
-    alert_threshold: float = Field(0.05, ge=0, description="Relative metric change that alerts")
+    alert_threshold: float = Field(0.05, ge=0, description="Relative metric change that alerts "
+                                   "when a version has no bootstrap intervals")
+    alert_confidence_level: float = Field(
+        0.95, gt=0, lt=1, description="a change is significant (alerts) when production's "
+        "value is outside the new version's bootstrap interval at this level")
     auto_promote: bool = True
     retrain_weekday: int = Field(0, ge=0, le=6, description="0 = Monday, for run-daily")
     retrain_models: list[str] = Field(default_factory=lambda: ["purchase-xgboost"],
                                       description="models run-daily retrains")
     retrain_backend: str = Field("local", description="backend run-daily uses: local|sagemaker")
     retrain_tune: bool = Field(False, description="run-daily retrains with tuning")
+    predict_schedule: Literal["daily", "weekly", "monthly", "never"] = Field(
+        "daily", description="run-daily scores every customer after ingest: daily, weekly (on "
+        "retrain_weekday), monthly (on the 1st) or never")
+    predict_models: list[str] = Field(default_factory=lambda: ["purchase-xgboost"],
+                                      description="models run-daily scores with")
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:

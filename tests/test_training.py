@@ -188,11 +188,12 @@ def test_on_cluster_writes_parquet(generated, cluster_client, tmp_path):
 
 def test_split_dates_no_overlap_and_gap():
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=k) for k in range(100)]
-    parts, gap = split_dates(days, (0.7, 0.15, 0.15), 30)
+    # the purge rule alone (training floor off); the floor: tests/test_model_quality.py
+    parts, gap = split_dates(days, (0.7, 0.15, 0.15), 30, min_train_fraction=0.0)
     assert gap == 30
     assert max(parts["train"]) + dt.timedelta(days=30) < min(parts["validation"])
     assert max(parts["validation"]) + dt.timedelta(days=30) < min(parts["test"])
-    short, gap2 = split_dates(days[:15], (0.7, 0.15, 0.15), 30)
+    short, gap2 = split_dates(days[:15], (0.7, 0.15, 0.15), 30, min_train_fraction=0.0)
     assert gap2 == 6 and all(short[k] for k in short)
     assert max(short["train"]) + dt.timedelta(days=6) < min(short["validation"])
     assert max(short["validation"]) + dt.timedelta(days=6) < min(short["test"])
@@ -237,7 +238,8 @@ def test_xgboost_export_local(generated, tmp_path):
     # nulls are empty fields
     assert any(line.endswith(",") or ",," in line
                for line in (out / "train" / "train.csv").read_text().splitlines())
-    assert meta["gap_days"] == 6                         # 15 dates: 30-day gap shrunk to fit
+    # 15 dates: the 30-day purge capped so training keeps >= 60% of them (9 dates)
+    assert meta["gap_days"] == 1 and meta["split_policy"]["train_fraction"] >= 0.6
     _check_export(meta, lambda n: pd.read_csv(out / n / f"{n}.csv", header=None), expected)
 
 

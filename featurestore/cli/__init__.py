@@ -18,7 +18,8 @@ __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ("demo", "generate", "apply", "ingest", "backfill", "tables", "show", "serve",
-            "training-set", "export-fm", "retrain", "models", "run-daily")
+            "training-set", "export-fm", "retrain", "models", "predict", "recommend",
+            "run-daily")
 
 
 def build_parser() -> argparse.ArgumentParser:

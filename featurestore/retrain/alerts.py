@@ -1,9 +1,14 @@
 """Compare a new version with production; notify (webhook JSON, SNS) and apply the promotion rule.
 
 * The primary metric is the model's (``pr_auc`` for purchase-xgboost, ``rmse`` for retail-fm).
-* ``relative_change = (new - production) / |production|``; an alert fires when
-  ``|relative_change| > alert_threshold`` - a big improvement is news too (it often means a data
-  change), and ``direction`` says which way it went.
+* A change is *significant* when the production value of the primary metric lies outside the
+  new version's bootstrap confidence interval (``alert_confidence_level``, default 0.95; the
+  interval comes from the held-out bootstrap samples stored with the version,
+  :mod:`.quality`); a significant change alerts, either way - a big improvement is news too (it
+  often means a data change), and ``direction`` says which way it went. The alert carries the
+  intervals of both versions. A version without bootstrap samples (trained elsewhere, or
+  before they existed) falls back to the fixed rule ``|relative_change| > alert_threshold``,
+  with ``relative_change = (new - production) / |production|``; ``rule`` says which applied.
 * Promotion: with ``auto_promote`` the new version becomes production when there is no
   production version yet or when it is strictly better on the primary metric; otherwise
   production moves only through ``featurestore models NAME --promote VERSION``.
@@ -21,7 +26,7 @@ from typing import Any
 
 from ..settings import Settings
 from ..storage import Store
-from . import registry
+from . import quality, registry
 from .models import ModelSpec
 
 __all__ = ["compare", "notify", "evaluate_and_promote"]
@@ -30,13 +35,34 @@ log = logging.getLogger(__name__)
 
 
 def compare(spec: ModelSpec, new: dict[str, Any], production: dict[str, Any] | None,
-            threshold: float) -> dict[str, Any]:
-    """The comparison record (no side effects)."""
+            threshold: float, *, new_bootstrap: dict[str, list[float]] | None = None,
+            production_bootstrap: dict[str, list[float]] | None = None,
+            level: float = 0.95) -> dict[str, Any]:
+    """The comparison record (no side effects).
+
+    Args:
+        spec: the model (its primary metric and direction).
+        new: the new version's metrics.
+        production: the production version's metrics (None: no production).
+        threshold: the relative change that alerts when the new version has no bootstrap.
+        new_bootstrap: the new version's bootstrap samples per metric.
+        production_bootstrap: production's, for the alert's second interval.
+        level: the confidence level of the intervals.
+
+    Returns:
+        ``alert`` (significant), ``rule`` (``bootstrap`` or ``threshold``), both versions'
+        ``intervals``, the values, ``relative_change``, ``direction``, ``better``.
+    """
     metric = spec.primary_metric
+    samples = (new_bootstrap or {}).get(metric)
     out: dict[str, Any] = {"primary_metric": metric, "threshold": threshold,
                            "new_value": new.get(metric), "production_value": None,
                            "relative_change": None, "direction": None, "alert": False,
-                           "better": None}
+                           "better": None, "rule": "bootstrap" if samples else "threshold",
+                           "confidence_level": level,
+                           "new_intervals": quality.intervals(new_bootstrap, level),
+                           "production_intervals": quality.intervals(production_bootstrap,
+                                                                     level)}
     new_value = new.get(metric)
     if production is None or new_value is None:
         return out
@@ -47,10 +73,22 @@ def compare(spec: ModelSpec, new: dict[str, Any], production: dict[str, Any] | N
     old, new_value = float(old), float(new_value)
     rel = (new_value - old) / abs(old) if old else (0.0 if new_value == old else math.inf)
     better = new_value > old if spec.higher_is_better else new_value < old
+    if samples:  # significant: production's value is outside the new version's interval
+        low, high = quality.interval(samples, level)
+        alert = not low <= old <= high
+    else:
+        alert = abs(rel) > threshold
     out.update(relative_change=rel, better=better,
                direction="unchanged" if new_value == old else ("better" if better else "worse"),
-               alert=abs(rel) > threshold)
+               alert=alert)
     return out
+
+
+def _bootstrap(record: dict[str, Any] | None) -> dict[str, list[float]] | None:
+    """A version's bootstrap samples (``details.bootstrap`` of version.json), if any."""
+    details = (record or {}).get("details")
+    value = details.get("bootstrap") if isinstance(details, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 def notify(settings: Settings, payload: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +143,14 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
     """
     health = registry.damage_report(store, spec.name)
     prod = health["production"]
-    prod_metrics = (registry.get_version(store, spec.name, prod)["metrics"]
-                    if prod and prod != version else None)
-    result = compare(spec, metrics, prod_metrics, settings.alert_threshold)
+    prod_record = (registry.get_version(store, spec.name, prod)
+                   if prod and prod != version else None)
+    new_record = registry.get_version(store, spec.name, version)
+    result = compare(spec, metrics, prod_record["metrics"] if prod_record else None,
+                     settings.alert_threshold,
+                     new_bootstrap=_bootstrap(new_record),
+                     production_bootstrap=_bootstrap(prod_record),
+                     level=settings.alert_confidence_level)
     result["production_version"] = prod
     promoted = False
     if settings.auto_promote and (prod is None or result["better"]):
@@ -122,7 +165,8 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
         payload = {"event": "model_metric_change", "model": spec.name, "version": version,
                    "job_id": job_id, **{k: result[k] for k in (
                        "primary_metric", "new_value", "production_value", "production_version",
-                       "relative_change", "direction", "threshold", "promoted")},
+                       "relative_change", "direction", "threshold", "promoted", "rule",
+                       "confidence_level", "new_intervals", "production_intervals")},
                    "metrics": metrics}
         result["notified"] = notify(settings, payload)
     if health["production_damaged"] or health["damaged_versions"]:

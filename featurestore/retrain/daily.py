@@ -5,7 +5,10 @@
 3. on ``settings.retrain_weekday`` (0 = Monday), or when forced, retrain every model in
    ``settings.retrain_models`` with ``settings.retrain_backend`` - each job compares itself with
    production and alerts on its own (:mod:`.alerts`);
-4. notify (same webhook/SNS) when a file was rejected or a job failed.
+4. on ``settings.predict_schedule`` (daily, weekly, monthly, never), score every customer of the
+   latest snapshot with each of ``settings.predict_models`` (:mod:`featurestore.predict`,
+   exactly once per version and as-of);
+5. notify (same webhook/SNS) when a file was rejected or a job failed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,37 @@ from ..storage import Store
 from .alerts import notify
 from .jobs import new_job, run_job
 
-__all__ = ["run_daily"]
+__all__ = ["run_daily", "predict_due"]
+
+
+def predict_due(schedule: str, today: dt.date, weekday: int) -> bool:
+    """Whether ``run-daily`` scores customers ``today`` under ``schedule``.
+
+    Args:
+        schedule: ``daily``, ``weekly`` (on ``weekday``, 0 = Monday, the retrain day),
+            ``monthly`` (on the 1st) or ``never``.
+        today: the day run-daily acts as.
+        weekday: the weekly day.
+
+    Returns:
+        True when due.
+    """
+    return (schedule == "daily" or (schedule == "weekly" and today.weekday() == weekday)
+            or (schedule == "monthly" and today.day == 1))
+
+
+def _predict(store: Store, model: str, client: Client) -> dict[str, Any]:
+    """One model's batch scoring for the daily report; no production version yet is not a
+    failure (nothing to score with), any other error is."""
+    from .._exceptions import FeatureStoreError, ModelUnavailableError
+    from ..predict import predict
+
+    try:
+        return predict(store, model=model, client=client).to_dict()
+    except ModelUnavailableError as exc:
+        return {"model": model, "status": "no_production_version", "error": str(exc)}
+    except FeatureStoreError as exc:
+        return {"model": model, "status": "failed", "error": str(exc)}
 
 
 def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain: bool = False,
@@ -44,27 +77,37 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
     start = time.monotonic()
     today = today or dt.datetime.now(dt.UTC).date()
     report: dict[str, Any] = {"today": today.isoformat(), "ingest": None, "materialize": None,
-                              "retrain": [], "ok": True}
-    with dask_client(settings.scheduler, settings.workers, client) as c, \
-            store.lock("run-daily: ingest + materialize"):
-        ingest = ingest_weblog(raw_root, store, client=c, max_late_days=settings.max_late_days)
-        report["ingest"] = ingest.to_dict()
-        report["ok"] &= ingest.ok
-        report["materialize"] = {"status": "done", "result": materialize_locked(
-            store, client=c, repo=repo).to_dict()}
-    due = force_retrain or today.weekday() == settings.retrain_weekday
-    report["retrain_due"] = due
-    if due:
-        for model in settings.retrain_models:
-            record = new_job(store, model, settings.retrain_backend, tune=settings.retrain_tune,
-                             export_url=(export_urls or {}).get(model))
-            final = run_job(store, record["job_id"], settings)
-            report["retrain"].append({k: final[k] for k in (
-                "job_id", "model", "status", "metrics", "error", "model_version", "alert")})
-            report["ok"] &= final["status"] == "completed"
+                              "retrain": [], "predict": [], "ok": True}
+    with dask_client(settings.scheduler, settings.workers, client) as c:
+        with store.lock("run-daily: ingest + materialize"):
+            ingest = ingest_weblog(raw_root, store, client=c,
+                                   max_late_days=settings.max_late_days)
+            report["ingest"] = ingest.to_dict()
+            report["ok"] &= ingest.ok
+            report["materialize"] = {"status": "done", "result": materialize_locked(
+                store, client=c, repo=repo).to_dict()}
+        due = force_retrain or today.weekday() == settings.retrain_weekday
+        report["retrain_due"] = due
+        if due:
+            for model in settings.retrain_models:
+                record = new_job(store, model, settings.retrain_backend,
+                                 tune=settings.retrain_tune,
+                                 export_url=(export_urls or {}).get(model))
+                final = run_job(store, record["job_id"], settings)
+                report["retrain"].append({k: final[k] for k in (
+                    "job_id", "model", "status", "metrics", "error", "model_version", "alert")})
+                report["ok"] &= final["status"] == "completed"
+        # after the retrain: a version promoted today scores today
+        report["predict_due"] = predict_due(settings.predict_schedule, today,
+                                            settings.retrain_weekday)
+        report["predict"] = ([_predict(store, model, c) for model in settings.predict_models]
+                             if report["predict_due"] else [])
+        report["ok"] &= all(p["status"] != "failed" for p in report["predict"])
     problems = [f"rejected {r['file']}: {r['reason']}" for r in ingest.rejected]
     problems += [f"job {j['job_id']} failed: {j['error']}" for j in report["retrain"]
                  if j["status"] != "completed"]
+    problems += [f"predict {p['model']} failed: {p['error']}" for p in report["predict"]
+                 if p["status"] == "failed"]
     if problems:
         report["notified"] = notify(settings, {"event": "run_daily_problem",
                                                "model": "run-daily", "store": store.url,

@@ -163,13 +163,14 @@ def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
 
         meta = read_export_metadata(export_url, store.storage_options or None)
         features = list(meta.get("feature_names") or result.details.get("feature_names") or [])
+        files = _recommender_files(spec.kind, export_url, meta, result, store)
         version = registry.register_version(
             store, spec.name, metrics=result.metrics, model_bytes=result.model_bytes,
             model_filename=result.model_filename,
             training_set={"url": export_url, "metadata": meta},
             features=features or [f"block:{b}" for b in _block_names(meta)],
             info={"job_id": job_id, "backend": record["backend"], "params": result.params,
-                  "artifact": result.artifact, "details": result.details})
+                  "artifact": result.artifact, "details": result.details}, files=files)
         artifact = result.artifact or registry.get_version(store, spec.name, version)[
             "model_file"]
         record.update(metrics=result.metrics, model_version=version, artifact=artifact)
@@ -184,6 +185,24 @@ def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
     _save(store, record)
     _heartbeat.release(store)
     return record
+
+
+def _recommender_files(kind: str, export_url: str, meta: dict[str, Any], result: Any,
+                       store: Store) -> dict[str, bytes]:
+    """For an FM with its model in hand and an export that has the recommender index: the
+    index (kept with the version, so recommendations never depend on the export) and the
+    offline evaluation (recall@10, NDCG@10 vs popularity) merged into ``result.metrics``."""
+    if kind != "fm" or not result.model_bytes or not meta.get("index"):
+        return {}
+    import fsspec
+
+    from ..recommend import INDEX, FMRecommender, evaluate
+
+    with fsspec.open(f"{export_url.rstrip('/')}/{meta['index']}", "rb",
+                     **(store.storage_options or {})) as f:
+        index = f.read()
+    result.metrics.update(evaluate(FMRecommender.from_bytes(result.model_bytes, index)))
+    return {INDEX: index}
 
 
 def _block_names(meta: dict[str, Any]) -> list[str]:

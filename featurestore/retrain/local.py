@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._exceptions import TrainingError
+from . import quality
 
 __all__ = ["TrainResult", "train_xgboost", "train_fm", "classifier_metrics",
            "FactorizationMachine", "read_export_metadata", "item_mean_baseline"]
@@ -166,7 +167,11 @@ def train_xgboost(export_url: str, *, storage_options: dict[str, Any] | None = N
     return TrainResult(metrics=metrics, model_bytes=bytes(model), model_filename="model.json",
                        params={k: v for k, v in params.items() if k != "nthread"},
                        details={"tuning_trials": trials if tune else [],
-                                "feature_names": names})
+                                "feature_names": names,
+                                "feature_importance": quality.gain_importance(booster, names),
+                                "pr_curve": quality.pr_curve_points(y_test, scores),
+                                "bootstrap": quality.bootstrap_classifier(y_test, scores,
+                                                                          seed=seed)})
 
 
 # -- factorization machines ------------------------------------------------------------------
@@ -355,4 +360,6 @@ def train_fm(export_url: str, *, storage_options: dict[str, Any] | None = None,
                        params={"predictor_type": "regressor", "num_factors": num_factors,
                                "epochs": epochs, "mini_batch_size": batch_size, **settings},
                        details={"baseline": base_kind, "tuning_trials": trials,
-                                "feature_dim": dim})
+                                "feature_dim": dim,
+                                "bootstrap": quality.bootstrap_rmse(y_te, fm.predict(X_te),
+                                                                    seed=seed)})

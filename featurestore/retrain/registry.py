@@ -32,10 +32,11 @@ from typing import Any
 from .. import layout
 from .._exceptions import NotFoundError, RegistryError
 from ..storage import Store
+from . import quality
 
 __all__ = ["register_version", "list_versions", "get_version", "production_version",
            "production_state", "promote", "list_models", "model_summary", "list_summaries",
-           "damage_report", "load_model_bytes"]
+           "damage_report", "load_model_bytes", "load_file_bytes"]
 
 ROOT = layout.MODELS
 
@@ -70,7 +71,7 @@ def _pointer(store: Store, name: str) -> str | None:
 def register_version(store: Store, name: str, *, metrics: dict[str, Any],
                      model_bytes: bytes | None, model_filename: str | None,
                      training_set: dict[str, Any], features: list[str],
-                     info: dict[str, Any]) -> str:
+                     info: dict[str, Any], files: dict[str, bytes] | None = None) -> str:
     """Write a new version and return its name (``vNNNN``).
 
     The number is claimed first (``vNNNN/.claim``, created only if absent), so two jobs of one
@@ -87,6 +88,8 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
         training_set: ``{"url", "metadata"}`` of the export it was trained on.
         features: feature names in model order.
         info: job id, backend, params, artifact... merged into ``version.json``.
+        files: more files of the version (``index.npz`` of a recommender), name -> content;
+            their sha256 go into ``version.json`` (``files_sha256``).
 
     Returns:
         The new version's name.
@@ -107,11 +110,16 @@ def register_version(store: Store, name: str, *, metrics: dict[str, Any],
     store.write_json(metrics, ROOT, name, version, "metrics.json")
     store.write_json(training_set, ROOT, name, version, "training_set.json")
     store.write_json(features, ROOT, name, version, "features.json")
+    for filename, data in (files or {}).items():
+        store.write_bytes(data, ROOT, name, version, filename)
     model_uri = store.uri(ROOT, name, version, model_filename) if has_model else None
     store.write_json({**info, "model": name, "version": version, "created_at": _now(),
                       "model_file": model_uri,
                       "model_sha256": hashlib.sha256(model_bytes).hexdigest() if has_model
-                      else None}, ROOT, name, version, "version.json")
+                      else None,
+                      "files_sha256": {f: hashlib.sha256(d).hexdigest()
+                                       for f, d in (files or {}).items()}},
+                     ROOT, name, version, "version.json")
     return version
 
 
@@ -256,6 +264,36 @@ def load_model_bytes(store: Store, name: str, version: str) -> bytes:
     return data
 
 
+def load_file_bytes(store: Store, name: str, version: str, filename: str) -> bytes:
+    """A further file of a version (``files`` of :func:`register_version`), checked against
+    its recorded sha256.
+
+    Args:
+        store: the store holding the registry.
+        name: model name.
+        version: ``vNNNN``.
+        filename: the file's name in the version folder.
+
+    Returns:
+        Its bytes.
+
+    Raises:
+        NotFoundError: the version was registered without that file.
+        RegistryError: the file is missing or does not match its sha256.
+    """
+    expected = (get_version(store, name, version).get("files_sha256") or {}).get(filename)
+    if not isinstance(expected, str):
+        raise NotFoundError(f"model {name!r} version {version} has no {filename}; retrain it "
+                            "with this release to get one")
+    try:
+        data = store.fs.cat_file(store.path(ROOT, name, version, filename))
+    except FileNotFoundError:
+        raise _damaged(name, version, f"{filename} is missing") from None
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise _damaged(name, version, f"{filename} does not match the sha256 in version.json")
+    return data
+
+
 def list_versions(store: Store, name: str) -> list[dict[str, Any]]:
     """Every complete version, oldest first; a damaged one is ``{"version", "damaged": why}``.
 
@@ -356,17 +394,32 @@ def damage_report(store: Store, name: str) -> dict[str, Any]:
             "damaged_versions": {v: r["damaged"] for v, r in versions.items() if r["damaged"]}}
 
 
+def _by_value(values: Any) -> dict[str, float] | None:
+    """Importances largest first (version.json is written with sorted keys)."""
+    if not isinstance(values, dict):
+        return None
+    return dict(sorted(values.items(), key=lambda kv: -float(kv[1])))
+
+
 def _version_summary(v: dict[str, Any], production: str | None) -> dict[str, Any]:
     if v["damaged"]:
         return {"version": v["version"], "created_at": None, "job_id": None, "backend": None,
                 "metrics": {}, "artifact": None, "model_file": None, "training_set": None,
-                "production": False, "damaged": v["damaged"]}
+                "production": False, "damaged": v["damaged"], "feature_importance": None,
+                "pr_curve": None, "intervals_95": None, "split_policy": None}
+    details = v.get("details") if isinstance(v.get("details"), dict) else {}
+    bootstrap = details.get("bootstrap") if isinstance(details.get("bootstrap"), dict) else None
     return {"version": v["version"], "created_at": v["created_at"],
             "job_id": v.get("job_id"), "backend": v.get("backend"),
             "metrics": v["metrics"], "artifact": v.get("artifact"),
             "model_file": v.get("model_file"),
             "training_set": v["training_set"].get("url"),
-            "production": v["version"] == production, "damaged": None}
+            "production": v["version"] == production, "damaged": None,
+            # what the model looks at and how sure its metrics are (None before they existed)
+            "feature_importance": _by_value(details.get("feature_importance")),
+            "pr_curve": details.get("pr_curve"),
+            "intervals_95": quality.intervals(bootstrap, 0.95) if bootstrap else None,
+            "split_policy": (v["training_set"].get("metadata") or {}).get("split_policy")}
 
 
 def model_summary(store: Store, name: str) -> dict[str, Any]:

@@ -14,13 +14,15 @@ As SageMaker's factorization-machines reference notebook does for Online Retail:
   document per item (so frequent items do not dominate the idf);
 * train/test split random by row, seeded (``numpy.random.default_rng(seed).permutation``).
 
-Written as ``<out>/train/train.protobuf``, ``<out>/test/test.protobuf`` and
-``<out>/metadata.json`` (feature_dim, rows, nnz, sparsity, blocks, target).
+Written as ``<out>/train/train.protobuf``, ``<out>/test/test.protobuf``, ``<out>/index.npz``
+(the ids, descriptions and purchases a recommender needs, see ``_index_bytes``) and
+``<out>/metadata.json`` (feature_dim, rows, nnz, sparsity, blocks, target, index).
 """
 
 from __future__ import annotations
 
 import io
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,8 @@ __all__ = ["FMMatrix", "build_fm_matrix", "read_transactions", "export_fm", "TFI
 
 TRANSACTIONS = layout.TRANSACTIONS
 TFIDF_SETTINGS: dict[str, Any] = {"lowercase": True, "stop_words": "english"}
+#: The recommender's index, written next to the recordIO files (see ``_index_bytes``).
+INDEX = "index.npz"
 
 
 @dataclass
@@ -49,6 +53,7 @@ class FMMatrix:
     items: np.ndarray
     countries: np.ndarray
     vocabulary: list[str]
+    descriptions: list[str] = dataclasses.field(default_factory=list)  # per item, "" if none
 
     @property
     def sparsity(self) -> float:
@@ -109,7 +114,8 @@ def build_fm_matrix(tx: pd.DataFrame) -> FMMatrix:
     blocks = {name: [bounds[i], bounds[i + 1]]
               for i, name in enumerate(("customer", "item", "country", "tfidf"))}
     return FMMatrix(X=X, y=pairs["quantity"].to_numpy(np.float32), blocks=blocks,
-                    customers=customers, items=items, countries=countries, vocabulary=vocab)
+                    customers=customers, items=items, countries=countries, vocabulary=vocab,
+                    descriptions=[str(d) for d in docs])
 
 
 def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +151,38 @@ def export_fm(store: Store, out_url: str, *, test_fraction: float = 0.2, seed: i
         "tfidf": {**TFIDF_SETTINGS, "fitted_on": "one document per item"},
         "split": {"method": "random by row", "test_fraction": test_fraction, "seed": seed},
     }
+    out.write_bytes(_index_bytes(m, test_idx), INDEX)
+    files.append(out.uri(INDEX))
+    meta["index"] = INDEX
     out.write_json(meta, "metadata.json")
     files.append(out.uri("metadata.json"))
     return ExportResult(out_url=out.url, metadata=meta, files=files)
+
+
+def _index_bytes(m: FMMatrix, test_idx: np.ndarray) -> bytes:
+    """What turns the FM's factors into recommendations (:mod:`featurestore.recommend`): the
+    ids behind the one-hot blocks, each customer's country, each item's description and TF-IDF
+    row, and every (customer, item) pair with its split (purchases, held-out ones flagged)."""
+    block = m.X[:, m.blocks["customer"][0]:m.blocks["customer"][1]].tocsr()
+    pair_customer = block.indices[block.indptr[:-1]]
+    items = m.X[:, m.blocks["item"][0]:m.blocks["item"][1]].tocsr()
+    pair_item = items.indices[items.indptr[:-1]]
+    country = m.X[:, m.blocks["country"][0]:m.blocks["country"][1]].tocsr()
+    customer_country = np.zeros(len(m.customers), np.int64)
+    customer_country[pair_customer] = country.indices[country.indptr[:-1]]
+    tfidf = m.X[:, m.blocks["tfidf"][0]:m.blocks["tfidf"][1]].tocsr()
+    first = np.full(len(m.items), -1)
+    first[pair_item[::-1]] = np.arange(len(pair_item))[::-1]  # a row of each item
+    item_tfidf = tfidf[first].tocsr()
+    test = np.zeros(len(pair_item), bool)
+    test[test_idx] = True
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf, customers=m.customers.astype(str), items=m.items.astype(str),
+        descriptions=np.asarray(m.descriptions, dtype=str), countries=m.countries.astype(str),
+        customer_country=customer_country, pair_customer=pair_customer.astype(np.int64),
+        pair_item=pair_item.astype(np.int64), pair_test=test,
+        tfidf_data=item_tfidf.data, tfidf_indices=item_tfidf.indices,
+        tfidf_indptr=item_tfidf.indptr, tfidf_shape=np.array(item_tfidf.shape),
+        blocks=np.array([m.blocks[b] for b in ("customer", "item", "country", "tfidf")]))
+    return buf.getvalue()

@@ -13,9 +13,10 @@ The split is by as-of date: the complete-label dates, oldest first, are cut into
 validation and test (``split`` fractions of the dates), so no as-of date is in two splits and
 later splits are later in time. Between splits ``gap_days`` as-of dates are purged (default the
 30-day label horizon): a train row's label window D+1..D+30 then ends before the first
-validation as-of date, so nothing the model learns from comes from the evaluation period. When
-the range is too short for the full gap, the largest gap that leaves every split a date is used
-and recorded in metadata.json.
+validation as-of date, so nothing the model learns from comes from the evaluation period. The
+split policy caps that purge: training always keeps at least ``MIN_TRAIN_FRACTION`` (60%) of the
+complete-label dates, so the largest gap that allows it (and leaves every split a date) is used
+and recorded in metadata.json (``gap_days``, ``split_policy``).
 """
 
 from __future__ import annotations
@@ -51,21 +52,13 @@ class ExportResult:
         return {"out": self.out_url, "files": self.files, "metadata": self.metadata}
 
 
-def split_dates(dates: list[dt.date], split: tuple[float, float, float],
-                gap_days: int) -> tuple[dict[str, list[dt.date]], int]:
-    """Cut sorted as-of dates into train/validation/test with ``gap`` purged dates between.
+#: The split policy: training keeps at least this share of the complete-label dates; the
+#: purge between splits is capped to allow it (recorded in metadata.json, ``split_policy``).
+MIN_TRAIN_FRACTION = 0.6
 
-    Returns the split and the gap actually used (shrunk when the range is too short).
-    """
-    dates = sorted(set(dates))
-    n = len(dates)
-    if n < 3:
-        raise TrainingError(
-            f"only {n} as-of date(s) with a complete {HORIZON_DAYS}-day label window; a time "
-            "split needs at least 3: widen --from/--to or ingest more days")
-    if len(split) != 3 or min(split) <= 0:
-        raise TrainingError(f"split={split}: give three positive fractions (train, val, test)")
-    gap = max(0, min(gap_days, (n - 3) // 2))
+
+def _sizes(n: int, split: tuple[float, float, float], gap: int) -> tuple[int, int, int]:
+    """(train, validation, test) date counts for ``n`` dates with ``gap`` purged twice."""
     usable = n - 2 * gap
     total = float(sum(split))
     n_val = max(1, int(round(usable * split[1] / total)))
@@ -77,6 +70,40 @@ def split_dates(dates: list[dt.date], split: tuple[float, float, float],
         else:
             n_test -= 1
         n_train = usable - n_val - n_test
+    return n_train, n_val, n_test
+
+
+def split_dates(dates: list[dt.date], split: tuple[float, float, float],
+                gap_days: int, min_train_fraction: float = MIN_TRAIN_FRACTION
+                ) -> tuple[dict[str, list[dt.date]], int]:
+    """Cut sorted as-of dates into train/validation/test with ``gap`` purged dates between.
+
+    The purge is the largest gap up to ``gap_days`` that leaves every split a date and
+    training at least ``min_train_fraction`` of the dates (the split policy; 0 turns the
+    training floor off).
+
+    Args:
+        dates: the complete-label as-of dates.
+        split: fractions of the (unpurged) dates for train, validation, test.
+        gap_days: the purge wanted between splits (the label horizon).
+        min_train_fraction: the share of the dates training keeps at least.
+
+    Returns:
+        The split and the gap actually used.
+    """
+    dates = sorted(set(dates))
+    n = len(dates)
+    if n < 3:
+        raise TrainingError(
+            f"only {n} as-of date(s) with a complete {HORIZON_DAYS}-day label window; a time "
+            "split needs at least 3: widen --from/--to or ingest more days")
+    if len(split) != 3 or min(split) <= 0:
+        raise TrainingError(f"split={split}: give three positive fractions (train, val, test)")
+    gap = max(0, min(gap_days, (n - 3) // 2))
+    floor = int(np.ceil(min_train_fraction * n))
+    while gap > 0 and _sizes(n, split, gap)[0] < floor:  # cap the purge, not the training
+        gap -= 1
+    n_train, n_val, _ = _sizes(n, split, gap)
     train = dates[:n_train]
     val = dates[n_train + gap:n_train + gap + n_val]
     test = dates[n_train + 2 * gap + n_val:]
@@ -126,8 +153,9 @@ def export_xgboost(
     dates = sorted(set(frame["as_of"])) if len(frame) else []
     parts, gap = split_dates(dates, split, gap_days)
     if gap < gap_days:
-        log.warning("only %d complete as-of dates: purge gap between splits shrunk from %d to %d",
-                    len(dates), gap_days, gap)
+        log.warning("%d complete as-of dates: purge gap between splits capped from %d to %d so "
+                    "training keeps >= %.0f%% of them", len(dates), gap_days, gap,
+                    100 * MIN_TRAIN_FRACTION)
     feats, dropped = feature_columns(frame)
     out = Store(out_url, storage_options)
     meta: dict[str, Any] = {
@@ -141,6 +169,11 @@ def export_xgboost(
         "excluded_incomplete_label": ts.excluded_incomplete_label,
         "gap_days": gap,
         "gap_days_requested": gap_days,
+        "split_policy": {"name": "time-ordered, purge capped", "split": list(split),
+                         "min_train_fraction": MIN_TRAIN_FRACTION,
+                         "complete_label_dates": len(dates), "gap_days": gap,
+                         "gap_capped": gap < gap_days,
+                         "train_fraction": len(parts["train"]) / len(dates)},
         "dropped_columns": dropped,
         "purged_rows": int(len(frame) - sum(frame["as_of"].isin(d).sum()
                                              for d in parts.values())),

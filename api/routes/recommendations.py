@@ -1,0 +1,63 @@
+"""Recommendations (SPEC §7): ``GET /customers/{customer_id}/recommendations?k=10`` and
+``POST /recommendations/batch``, from the production ``retail-fm`` version, held in memory
+and swapped when production moves (:class:`featurestore.recommend.Recommendations`).
+
+404 for a customer the model does not know, 503 while no ``retail-fm`` version is in
+production.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from featurestore.recommend import Recommendations
+
+from ..deps import ReadAuth
+
+router = APIRouter(tags=["recommendations"])
+
+MAX_BATCH = 1000
+MAX_K = 1000
+_create = threading.Lock()
+
+
+class BatchRequest(BaseModel):
+    customer_ids: list[str] = Field(max_length=MAX_BATCH,
+                                    description=f"1 to {MAX_BATCH} customer ids")
+    k: int = Field(10, ge=1, le=MAX_K, description="products per customer")
+    exclude_purchased: bool = Field(True, description="leave out products already bought")
+
+
+def recommendations(request: Request) -> Recommendations:
+    """The app's recommender, created on first use."""
+    state = request.app.state
+    if getattr(state, "recommendations", None) is None:
+        with _create:
+            if getattr(state, "recommendations", None) is None:
+                state.recommendations = Recommendations(
+                    state.store, poll_seconds=state.settings.snapshot_poll_seconds)
+    return state.recommendations
+
+
+@router.get("/customers/{customer_id}/recommendations", dependencies=[ReadAuth])
+async def customer_recommendations(
+        customer_id: str, request: Request,
+        k: int = Query(10, ge=1, le=MAX_K, description="products at most"),
+        exclude_purchased: bool = Query(True, description="leave out products already bought"),
+) -> dict[str, Any]:
+    """``{"customer_id", "model", "version", "items": [{"product_id", "score",
+    "description"}]}``, best first."""
+    rec = recommendations(request)
+    return await run_in_threadpool(rec.recommend, customer_id, k, exclude_purchased)
+
+
+@router.post("/recommendations/batch", dependencies=[ReadAuth])
+async def batch_recommendations(body: BatchRequest, request: Request) -> dict[str, Any]:
+    """``{"results": [{"customer_id", "found", "items"}]}`` in request order."""
+    rec = recommendations(request)
+    return await run_in_threadpool(rec.batch, body.customer_ids, body.k, body.exclude_purchased)

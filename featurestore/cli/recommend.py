@@ -1,0 +1,43 @@
+"""``featurestore recommend``: the top-k products for one customer from the production
+``retail-fm`` version, with their descriptions."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..feature_store import FeatureStore
+from ._common import add_store_options, print_json, settings_from
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recommend", help="top-k products for a customer (retail-fm)",
+                       description=__doc__)
+    add_store_options(p)
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--k", type=_positive, default=10, help="products to show (default 10)")
+    p.add_argument("--include-purchased", action="store_true",
+                   help="also rank products the customer already bought")
+    p.add_argument("--json", action="store_true", help="print the SPEC §7 JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    answer = FeatureStore(settings_from(args)).recommend(
+        args.customer, k=args.k, exclude_purchased=not args.include_purchased)
+    if args.json:
+        print_json(answer)
+        return 0
+    print(f"customer {answer['customer_id']}: {answer['model']} {answer['version']}")
+    for rank, item in enumerate(answer["items"], 1):
+        print(f"{rank:>3}. {item['product_id']:<10} {item['score']:>9.4f}  {item['description']}")
+    return 0
