@@ -14,6 +14,8 @@ from featurestore.online import OnlineStore
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
+from .dashboard import install_docs
+from .dashboard import router as dashboard_router
 from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Customer features over REST, training-set exports and retraining.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs (no CDN)
+        redoc_url=None,
     )
     application.state.settings = settings
     application.state.store = store
@@ -47,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.metrics = Metrics()
     application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
     _add_routes(application, all_routers())
+    install_docs(application)
+    application.include_router(dashboard_router)
     _install_error_handlers(application)
     return application
 
