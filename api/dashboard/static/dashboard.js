@@ -35,10 +35,14 @@ function num(value, testid) {
 function chart(id, traces, layout, parent) {
   const div = el("div", { id, class: "chart" });
   (parent || main()).append(div);
+  // small multiples: no tool bar over their titles
+  const config = parent ? Object.assign({}, CONFIG, { displayModeBar: false }) : CONFIG;
   Plotly.newPlot(div, traces, Object.assign({ margin: { t: 40, r: 20, b: 60, l: 60 } }, layout),
-                 CONFIG);
+                 config);
   return div;
 }
+
+function round4(x) { return x === null || x === undefined ? null : +x.toFixed(4); }
 
 function main() { return document.getElementById("main"); }
 
@@ -57,7 +61,8 @@ async function overview() {
         el("td", { "data-testid": `latest-${t.table}` }, t.latest_as_of ?? "none"),
         el("td", {}, t.source_latest ?? "none"), num(t.lag_days, `lag-${t.table}`),
         num(t.as_of_count, `asofs-${t.table}`), num(latest, `rows-${t.table}`),
-        el("td", { class: t.behind ? "behind" : "ok" }, t.behind ? "● behind its source" : "up to date"));
+        el("td", { class: t.behind ? "behind" : t.latest_as_of ? "ok" : "note" },
+           t.behind ? "● behind its source" : t.latest_as_of ? "up to date" : "no data yet"));
     })));
   chart("freshness", [{
     type: "bar", x: data.tables.map((t) => t.table), y: data.tables.map((t) => t.lag_days ?? 0),
@@ -151,6 +156,11 @@ async function features() {
   const grid = el("div", { class: "grid" });
   main().append(grid);
   profile.features.forEach((f) => {
+    if (!f.counts.length) {  // nothing to draw: say so instead of an empty chart
+      grid.append(el("div", { class: "chart empty", id: `hist-${f.name}` },
+                     `${f.name}: every value is null in this as-of`));
+      return;
+    }
     const mids = f.counts.map((_, i) => (f.edges[i] + f.edges[i + 1]) / 2);
     const widths = f.counts.map((_, i) => f.edges[i + 1] - f.edges[i]);
     chart(`hist-${f.name}`, [{ type: "bar", x: mids, y: f.counts, width: widths, marker: { color: BLUE } }],
@@ -193,8 +203,8 @@ async function models() {
   section("Alerts sent");
   main().append(data.alerts.length ? table(["job", "model", "version", "metric", "new", "production", "change", "promoted"],
     data.alerts.map((a) => el("tr", {}, el("td", {}, a.job_id), el("td", {}, a.model), el("td", {}, a.version ?? "-"),
-      el("td", {}, a.primary_metric ?? "-"), num(a.new_value), num(a.production_value),
-      num(a.relative_change), el("td", {}, a.promoted ? "yes" : "no")))) : el("p", {}, "none"));
+      el("td", {}, a.primary_metric ?? "-"), num(round4(a.new_value)),
+      num(round4(a.production_value)), num(round4(a.relative_change)), el("td", {}, a.promoted ? "yes" : "no")))) : el("p", {}, "none"));
 }
 
 // -- cluster -------------------------------------------------------------------------------
