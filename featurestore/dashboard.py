@@ -28,8 +28,16 @@ from .retrain.registry import list_summaries
 from .storage import Store
 from .tables import as_of_dates, read_table
 
-__all__ = ["overview", "ingestion", "feature_profile", "drift", "psi", "models", "cluster",
-           "MODEL_METRICS"]
+__all__ = [
+    "MODEL_METRICS",
+    "cluster",
+    "drift",
+    "feature_profile",
+    "ingestion",
+    "models",
+    "overview",
+    "psi",
+]
 
 #: Registry metrics charted over versions (a model records the ones that apply to it).
 MODEL_METRICS = ("pr_auc", "roc_auc", "rmse")
@@ -204,7 +212,7 @@ def feature_profile(store: Store, repo: FeatureRepo, table: str, as_of: str | No
             counts, edges = np.array([], dtype=int), np.array([])
         out.append({"name": name, "null_share": round(null_share, 6),
                     "edges": [float(e) for e in edges], "counts": [int(c) for c in counts]})
-    return {"table": table, "as_of": day, "as_of_dates": dates, "rows": int(len(df)),
+    return {"table": table, "as_of": day, "as_of_dates": dates, "rows": len(df),
             "features": out}
 
 

@@ -219,7 +219,7 @@ def test_ingestion_page(browser, site, shots):
     ingested = {k[len("ingested-"):]: int(v) for k, v in seen["ids"].items()
                 if k.startswith("ingested-")}
     assert sum(ingested.values()) == report["rows_ingested"]
-    for drop, _ in ingested.items():
+    for drop in ingested:
         quarantined = pd.read_parquet(built["store"] / "_quarantine" / "weblog" / f"drop={drop}")
         assert int(seen["ids"][f"quarantined-{drop}"]) == len(quarantined)
     reasons = sorted(k for k, v in report["quarantined_by_reason"].items() if v)

@@ -16,7 +16,7 @@ TYPES = {"string": ("string", "large_string"), "bigint": ("int64",), "double": (
 
 
 def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", DOC.read_text(), flags=re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def _run_examples(url: str, options: dict, bi_db: Path) -> dict:
     blocks = _blocks("python")
     assert len(blocks) == 4
     for code in blocks:  # one namespace: later examples compare with earlier results
-        exec(compile(code, str(DOC), "exec"), namespace)
+        exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - the doc's own examples
     return namespace
 
 
@@ -53,7 +53,7 @@ def test_examples_on_s3(store, moto_server, s3_bucket, tmp_path):
 def test_athena_ddl_matches_the_files(store):
     (ddl,) = [b for b in _blocks("sql") if "customer_features (" in b]
     columns = re.findall(r"(\w+) (string|bigint|double)", ddl.split("PARTITIONED BY")[0])
-    latest = sorted((store / "customer_features").iterdir())[-1]
+    latest = max((store / "customer_features").iterdir())
     schema = pq.read_schema(next(latest.glob("*.parquet")))
     assert [c for c, _ in columns] == [f.name for f in schema]
     for name, sql_type in columns:

@@ -9,4 +9,4 @@ from __future__ import annotations
 
 from .routes import install_docs, router
 
-__all__ = ["router", "install_docs"]
+__all__ = ["install_docs", "router"]

@@ -25,7 +25,7 @@ from featurestore.tables import as_of_dates
 
 from ..deps import ReadAuth
 
-__all__ = ["router", "install_docs", "PAGES"]
+__all__ = ["PAGES", "install_docs", "router"]
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[ReadAuth])
 
