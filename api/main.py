@@ -20,7 +20,7 @@ from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
 
-__all__ = ["app", "create_app"]
+__all__ = ["create_app", "app"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
