@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from featurestore.online import OnlineStore
@@ -15,7 +16,8 @@ from featurestore.storage import Store
 from .settings import get_settings
 
 __all__ = ["SettingsDep", "StoreDep", "require_token", "require_read_token", "WriteAuth",
-           "ReadAuth", "OnlineDep", "get_online", "app_settings", "get_settings"]
+           "ReadAuth", "OnlineDep", "get_online", "app_settings", "get_settings", "is_operator",
+           "hide_store", "hide_locations", "ID_PATTERN", "IdPath"]
 
 async def app_settings(request: Request) -> Settings:
     """The settings the app was created with (``get_settings()`` for ``uvicorn api.main:app``).
@@ -89,3 +91,63 @@ async def get_online(request: Request) -> OnlineStore:
 
 
 OnlineDep = Annotated[OnlineStore, Depends(get_online)]
+
+
+def is_operator(request: Request) -> bool:
+    """Whether the request carries the (configured) write token: only operators see locations.
+
+    Args:
+        request: the request.
+
+    Returns:
+        True for a valid bearer token, False for anonymous or a wrong token.
+    """
+    settings: Settings = request.app.state.settings
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        _check_token(settings, HTTPAuthorizationCredentials(scheme=scheme,
+                                                            credentials=token.strip())
+                     if scheme.lower() == "bearer" else None)
+    except HTTPException:
+        return False
+    return True
+
+
+def hide_store(text: str, store: Store) -> str:
+    """``text`` with the store's URL and root path replaced by ``<store>``.
+
+    Args:
+        text: a message that may name the store (library errors do, for the CLI).
+        store: the app's store.
+
+    Returns:
+        The message with logical names only.
+    """
+    for location in sorted({store.url, store.root, f"file://{store.root}"}, key=len,
+                           reverse=True):
+        text = text.replace(location, "<store>")
+    return text
+
+
+# A URL (scheme://...) or an absolute path of two parts or more (/a/b...).
+_LOCATION = re.compile(r"""[A-Za-z][\w+.-]*://[^\s'"]*|(?<![\w./<>])/[^\s'"/]+/[^\s'"]*""")
+
+
+def hide_locations(text: str, store: Store) -> str:
+    """``text`` with the store as ``<store>`` and every other path or URL as ``<path>/<name>``.
+
+    Args:
+        text: a message for an anonymous reader (a job's error, a loading error).
+        store: the app's store.
+
+    Returns:
+        The message with file names kept (they say what is wrong) and folders removed.
+    """
+    return _LOCATION.sub(lambda m: "<path>/" + m.group(0).rstrip("/").rsplit("/", 1)[-1],
+                         hide_store(text, store))
+
+
+#: Ids and names in paths (job ids ``purchase-xgboost-20260305T120000-ab12cd``, model names,
+#: export ids): letters, digits, ``.``, ``_``, ``-``, not starting with a dot.
+ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
+IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128)]

@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app(store)``; ``uvicorn api.main:app`` uses the env settings."""
+"""The FastAPI application: ``create_app(settings)``; ``uvicorn api.main:app`` uses the env
+settings."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from featurestore import FeatureStoreError
-from featurestore.online import OnlineStore
+from featurestore import FeatureStore, FeatureStoreError
 from featurestore.settings import Settings
-from featurestore.storage import Store
 
 from .dashboard import install_docs
 from .dashboard import router as dashboard_router
+from .deps import hide_store
+from .guard import GuardMiddleware, write_routes
 from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
@@ -25,8 +26,9 @@ __all__ = ["create_app", "app"]
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    store = Store(settings.store, settings.storage_options)
-    online = OnlineStore(store, poll_seconds=settings.snapshot_poll_seconds)
+    feature_store = FeatureStore(settings)  # the composition root: one per app
+    store = feature_store.offline_store
+    online = feature_store.online_store()  # every table of the repository, with its keys
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -46,13 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     application.state.settings = settings
+    application.state.feature_store = feature_store
     application.state.store = store
     application.state.online = online
     application.state.metrics = Metrics()
-    application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
     _add_routes(application, all_routers())
     install_docs(application)
     application.include_router(dashboard_router)
+    # Added first, so it runs inside the metrics middleware: rejected requests are counted too.
+    application.add_middleware(GuardMiddleware, settings=settings,
+                               writes=write_routes(application.router.routes))
+    application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)
     _install_error_handlers(application)
     return application
 
@@ -73,9 +79,11 @@ def _install_error_handlers(application: FastAPI) -> None:
     """Every error is JSON ``{"detail": "<actionable message>"}``; nothing leaks as a bare 500."""
 
     @application.exception_handler(FeatureStoreError)
-    async def _store_error(_: Request, exc: FeatureStoreError) -> JSONResponse:
-        # each library error carries its status (404 not found, 409 locked, 413 too large...)
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+    async def _store_error(request: Request, exc: FeatureStoreError) -> JSONResponse:
+        # each library error carries its status (404 not found, 409 locked, 413 too large...);
+        # library messages name the store for the CLI: answer its logical name instead
+        detail = hide_store(str(exc), request.app.state.store)
+        return JSONResponse({"detail": detail}, status_code=exc.http_status)
 
     @application.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

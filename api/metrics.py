@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["Metrics", "MetricsMiddleware"]
+__all__ = ["Metrics", "MetricsMiddleware", "METHODS", "UNMATCHED"]
 
 
 #: Latency histogram buckets (seconds): fine below 10 ms, where the feature lookups live.
@@ -32,7 +32,7 @@ class _RequestStats:
         self.counts: dict[tuple[str, str, str], int] = {}
         self.histograms: dict[tuple[str, str], list] = {}  # [per-bucket counts..., sum]
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+    def observe(self, method: str, route: str, status: int | str, seconds: float) -> None:
         key = (method, route, str(status))
         self.counts[key] = self.counts.get(key, 0) + 1
         hist = self.histograms.get((method, route))
@@ -78,6 +78,12 @@ class Metrics:
             self.snapshot_as_of.labels(name).set(day.timestamp())
 
 
+#: Label values are bounded whatever clients send: methods outside this set count as "OTHER",
+#: paths matching no route as "other" (never the raw path), statuses outside 100-599 as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "other"
+
+
 class MetricsMiddleware:
     def __init__(self, app, metrics: Metrics) -> None:
         self.app = app
@@ -99,6 +105,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, _send)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
+            template = getattr(route, "path", None) or UNMATCHED  # a template, never raw
             method = scope.get("method", "")
-            self.stats.observe(method, template, status[0], time.perf_counter() - start)
+            if method not in METHODS:
+                method = "OTHER"
+            code = status[0] if 100 <= status[0] <= 599 else "other"
+            self.stats.observe(method, template, code, time.perf_counter() - start)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from featurestore.cluster import dask_client
-from featurestore.features import materialize
+from featurestore.materialization import materialize
 from featurestore.features.materialize import STATE_RECORD
 from featurestore.generate import generate_weblog
 from featurestore.ingest import ingest_weblog

@@ -15,6 +15,7 @@ from ._exceptions import (
     RequestTooLargeError,
     StoreError,
     StoreLockedError,
+    StoreUnavailableError,
     TrainingError,
 )
 from .feature_store import FeatureStore, IngestResult
@@ -41,6 +42,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "TrainingError",
     "generate_weblog",
     "ingest_weblog",

@@ -18,6 +18,7 @@ __all__ = [
     "ConfigError",
     "StoreError",
     "StoreLockedError",
+    "StoreUnavailableError",
     "RejectedFileError",
     "IncompleteDeliveryError",
     "NotFoundError",
@@ -50,6 +51,14 @@ class StoreError(FeatureStoreError):
 
     http_status = 503
     exit_code = 2
+
+
+class StoreUnavailableError(StoreError):
+    """The object store kept failing (errors, timeouts, dropped connections) after the
+    client's retries, mid-run. What was published stays whole; re-running finishes the rest."""
+
+    http_status = 503
+    exit_code = 1
 
 
 class StoreLockedError(FeatureStoreError):

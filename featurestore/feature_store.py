@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from .features.materialize import MaterializeReport
-    from .online import OnlineStore
+    from .online import OnlineStoreProtocol
     from .tables import TableInfo
 
 __all__ = ["FeatureStore", "IngestResult"]
@@ -74,7 +74,8 @@ class FeatureStore:
     def __init__(self, settings: Settings | None = None, *, client: Client | None = None
                  ) -> None:
         self.settings = settings if settings is not None else load_settings()
-        self.offline_store = Store(self.settings.store, self.settings.storage_options)
+        self.offline_store = Store(self.settings.store, self.settings.storage_options,
+                                   self.settings.lease_seconds)
         self._client = client
         self._repo: FeatureRepo | None = None
 
@@ -100,11 +101,28 @@ class FeatureStore:
         with dask_client(self.settings.scheduler, self.settings.workers, self._client) as c:
             yield c
 
-    def online_store(self) -> OnlineStore:
-        """A new online store for this store's tables (the API owns and starts it)."""
-        from .online import OnlineStore
+    def online_store(self) -> OnlineStoreProtocol:
+        """A new online store (``settings.online_store``) serving every table of the
+        repository with its entity keys; the API owns and starts it."""
+        from .online import online_store_class
 
-        return OnlineStore(self.offline_store, poll_seconds=self.settings.snapshot_poll_seconds)
+        repo = self.repo
+        tables = tuple(repo.tables)
+        return online_store_class(self.settings.online_store)(
+            self.offline_store, poll_seconds=self.settings.snapshot_poll_seconds,
+            tables=tables, keys={t: repo.keys(t) for t in tables})
+
+    def check(self, access: str) -> None:
+        """Check the store before any work starts (no cluster is started).
+
+        Args:
+            access: ``"write"`` (the root must be a writable folder, created when absent) or
+                ``"read"`` (it must exist).
+
+        Raises:
+            StoreError: one line naming the path and what to do.
+        """
+        self.offline_store.preflight(write=access == "write")
 
     # -- definitions -----------------------------------------------------------------------
     def apply(self, repo_path: str | None) -> ApplyResult:
@@ -124,7 +142,7 @@ class FeatureStore:
     # -- pipeline --------------------------------------------------------------------------
     def ingest(self, raw_root: str, *, source: str = "weblog",
                raw_storage_options: dict[str, Any] | None = None,
-               progress: bool | None = None) -> IngestResult:
+               progress: bool | None = None, accept_changed: bool = False) -> IngestResult:
         """Ingest every new raw file of ``source`` exactly once, then bring every table up to
         date, under one hold of the store's writer lease.
 
@@ -135,11 +153,13 @@ class FeatureStore:
             raw_storage_options: fsspec options for ``raw_root`` when they differ from the
                 store's.
             progress: show a progress bar (None: when stderr is a terminal).
+            accept_changed: replace the rows of raw files whose content changed since they
+                were ingested (else they are refused and the report is not ok).
 
         Returns:
             The source's report and the materialization report.
         """
-        from .features.materialize import materialize_locked
+        from .materialization import materialize_locked
         from .sources.base import source_class
 
         repo = self.repo
@@ -148,9 +168,10 @@ class FeatureStore:
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
-                                       raw_storage_options=raw_storage_options,
-                                       progress=progress)
-            mat = materialize_locked(store, client=client, repo=repo)
+                                                      raw_storage_options=raw_storage_options,
+                                                      progress=progress,
+                                                      accept_changed=accept_changed)
+            mat = materialize_locked(store, client=client, repo=repo, settings=self.settings)
         return IngestResult(source, report, mat)
 
     def materialize(self, *, start: dt.date | None = None, end: dt.date | None = None,
@@ -165,17 +186,108 @@ class FeatureStore:
         Returns:
             What was written.
         """
-        from .features.materialize import materialize
+        from .materialization import materialize
 
         with self.client() as client:
             return materialize(self.offline_store, client=client, repo=self.repo,
-                               start=start, end=end, force=force)
+                               start=start, end=end, force=force, settings=self.settings)
 
     def tables(self) -> list[TableInfo]:
         """Every feature table in the store with its key, as-of range and columns."""
         from .tables import list_tables
 
         return list_tables(self.offline_store)
+
+    def read_table(self, table: str, *, as_of: dt.date | None = None,
+                   customer_id: str | None = None) -> Any:
+        """One as-of partition of a table (the latest when ``as_of`` is None) as pandas,
+        optionally only one customer's rows.
+
+        Raises:
+            NotFoundError: no such table or as-of date.
+        """
+        from .tables import read_table
+
+        return read_table(self.offline_store, table, as_of=as_of, customer_id=customer_id)
+
+    def training_set(self, out: str, *, fmt: str = "csv", start: dt.date | None = None,
+                     end: dt.date | None = None, gap_days: int | None = None,
+                     sample_fraction: float = 1.0, seed: int = 0,
+                     tables: list[str] | None = None,
+                     storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Export a point-in-time training set of ``customer_features`` (plus ``tables``).
+
+        Args:
+            out: output folder (path or fsspec URL).
+            fmt: ``csv`` (the XGBoost train/validation/test layout) or ``parquet``.
+            start: first as-of date (default: the first feature partition).
+            end: last as-of date (default: the latest with a complete label window).
+            gap_days: as-of dates purged between the csv splits (default: the horizon).
+            sample_fraction: keep this fraction of customers per as-of date (parquet).
+            seed: the sampling seed.
+            tables: more customer-keyed tables of the repository to join.
+            storage_options: fsspec options for ``out``.
+
+        Returns:
+            The export's summary (``format`` plus the builder's report).
+        """
+        from .training import build_training_set, export_xgboost
+        from .training.pointintime import HORIZON_DAYS
+
+        joins = self.joinable_tables(tables) if tables else None
+        with self.client() as client:
+            if fmt == "csv":
+                res = export_xgboost(self.offline_store, out, start=start, end=end,
+                                     gap_days=HORIZON_DAYS if gap_days is None else gap_days,
+                                     storage_options=storage_options, client=client,
+                                     tables=joins)
+                return {"format": "csv", **res.to_dict()}
+            ts = build_training_set(self.offline_store, start=start, end=end,
+                                    sample="all" if sample_fraction >= 1 else "fraction",
+                                    sample_fraction=sample_fraction, seed=seed, client=client,
+                                    output=out, storage_options=storage_options, tables=joins)
+            return {"format": "parquet", **ts.to_dict()}
+
+    def export_fm(self, out: str, *, test_fraction: float = 0.2, seed: int = 0,
+                  storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Export the retail transactions as factorization-machines recordIO-protobuf.
+
+        Returns:
+            The export's summary.
+        """
+        from .training import export_fm
+
+        return export_fm(self.offline_store, out, test_fraction=test_fraction, seed=seed,
+                         storage_options=storage_options).to_dict()
+
+    def retrain(self, model: str, *, backend: str = "local", tune: bool = False,
+                as_of: str | None = None, export_url: str | None = None) -> dict[str, Any]:
+        """Queue a retrain job and run it to the end in this process.
+
+        Args:
+            model: ``purchase-xgboost`` or ``retail-fm``.
+            backend: a training backend name or dotted class path.
+            tune: run a hyper-parameter search.
+            as_of: last as-of date of the training set (default: the latest).
+            export_url: train on this existing export instead of building one.
+
+        Returns:
+            The job's final record (``status`` completed or failed).
+        """
+        from .retrain import run_job
+
+        record = self.new_job(model, backend=backend, tune=tune, as_of=as_of,
+                              export_url=export_url)
+        return run_job(self.offline_store, record["job_id"], self.settings)
+
+    def new_job(self, model: str, *, backend: str = "local", tune: bool = False,
+                as_of: str | None = None, export_url: str | None = None) -> dict[str, Any]:
+        """Validate a retrain request and record it as ``queued`` (run it with
+        :meth:`retrain` or a detached worker)."""
+        from .retrain import new_job
+
+        return new_job(self.offline_store, model, backend, tune=tune, as_of=as_of,
+                       export_url=export_url)
 
     def joinable_tables(self, names: list[str]) -> list[str]:
         """Check that each named table is in the repository and keyed by ``customer_id``

@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import layout
 from ._exceptions import StoreError
 from .storage import Store
 
 __all__ = ["GENERATIONS", "read_generations", "commit_generations"]
 
-GENERATIONS = "_state/generations.json"
+GENERATIONS = layout.GENERATIONS
 
 
 def _read_record(store: Store) -> dict[str, Any]:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from distributed import Client, as_completed
+from distributed import Client, as_completed, wait
 
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
@@ -561,6 +561,8 @@ def ingest_weblog(
                 show = progress if progress is not None else sys.stderr.isatty()
                 bar = _progress_bar(len(futures)) if show else None
                 for future in as_completed(futures):
+                    if future.status == "error":  # the store kept failing: let the other
+                        wait(futures)  # tasks end, so none writes after the lock is released
                     report.add(future.result())
                     if bar is not None:
                         bar.update(1)

@@ -9,12 +9,14 @@
     _quarantine/<source>/drop=<drop>/part-<file id>.parquet   bad rows with file, line, reason
     _daily/customer|customer_product/event_date=D/  per-day aggregates (internal)
     _state/materialize.json, _state/retail.json     materialization commit records
+    _state/generations.json                         generation of every feature partition
     _state/customer/, _state/pairs/                 rolling customer and pair state (internal)
     _meta/feature_repo.json                         the applied feature repository's record,
     _meta/feature_repo-<fingerprint>.yaml           naming its YAML (written first)
     _models/<model>/<version>/...                   model registry
     _jobs/<job id>.json, _jobs/_runners/            retrain jobs and their runners' heartbeats
     _exports/...                                    training-set and FM exports
+    _exports/_jobs/<export id>.json                 API training-set export records
     _lock.json                                      the writer lease
 ```
 
@@ -27,6 +29,8 @@ from __future__ import annotations
 __all__ = [
     "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
+    "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "CUSTOMER_STATE", "PAIR_STATE",
+    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
 ]
 
@@ -42,6 +46,16 @@ MODELS = "_models"
 JOBS = "_jobs"
 EXPORTS = "_exports"
 LOCK = "_lock.json"
+
+DAILY_CUSTOMER = f"{DAILY_ROOT}/customer"
+DAILY_CUSTOMER_PRODUCT = f"{DAILY_ROOT}/customer_product"
+CUSTOMER_STATE = f"{STATE_ROOT}/customer"
+PAIR_STATE = f"{STATE_ROOT}/pairs"
+MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
+RETAIL_RECORD = f"{STATE_ROOT}/retail.json"
+GENERATIONS = f"{STATE_ROOT}/generations.json"
+RUNNERS = f"{JOBS}/_runners"
+EXPORT_JOBS = f"{EXPORTS}/_jobs"
 
 
 def ledger(source: str) -> str:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyarrow as pa
@@ -35,9 +35,11 @@ import pyarrow.parquet as pq
 
 from ._exceptions import NotFoundError
 from .generations import read_generations
+from .layout import is_published
 from .storage import Store
 
-__all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "SERVED_TABLES", "load_table"]
+__all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "OnlineStoreProtocol",
+           "SERVED_TABLES", "load_table", "online_store_class"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class TableSnapshot:
     others: list[str] = field(default_factory=list)  # columns outside the numeric blocks
     loaded_at: float = field(default_factory=time.time)
     generation: int = 0  # committed generation read before the files (0: none recorded)
+    keys: list[str] = field(default_factory=lambda: ["customer_id"])  # entity keys
 
     def _value(self, name: str, i: int) -> Any:
         mask = self.masks.get(name)
@@ -129,6 +132,32 @@ class TableSnapshot:
             stop = min(stop, start + top)
         return [self.row(i, features) for i in range(start, stop)]
 
+    @property
+    def features(self) -> list[str]:
+        """The feature columns: every column but the entity keys."""
+        return [c for c in self.columns if c not in self.keys]
+
+    def lookup(self, keys: dict[str, str], features: list[str]) -> dict[str, Any] | None:
+        """The row whose entity keys equal ``keys`` (every key of the table), or None.
+
+        Args:
+            keys: key column -> value, e.g. ``{"customer_id": "C1", "product_id": "P2"}``.
+            features: the feature columns to return.
+
+        Returns:
+            ``{feature: value}`` of the row, or None when no row has those keys.
+        """
+        span = self.index.get(keys["customer_id"])
+        if span is None:
+            return None
+        if not isinstance(span, tuple):
+            return self.row(span, features)
+        rest = [k for k in self.keys if k != "customer_id"]
+        for i in range(*span):  # a customer's rows: a handful, scanned
+            if all(self._value(k, i) == keys[k] for k in rest):
+                return self.row(i, features)
+        return None
+
     def check_features(self, features: list[str] | None) -> list[str]:
         """The requested features, validated; raises NotFoundError naming the unknown ones."""
         if not features:
@@ -179,7 +208,8 @@ def _column_arrays(col: pa.ChunkedArray
     return values, mask, None
 
 
-def load_table(store: Store, table: str, as_of: str, generation: int = 0) -> TableSnapshot:
+def load_table(store: Store, table: str, as_of: str, generation: int = 0,
+               keys: list[str] | None = None) -> TableSnapshot:
     """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`.
 
     Args:
@@ -188,23 +218,31 @@ def load_table(store: Store, table: str, as_of: str, generation: int = 0) -> Tab
         as_of: the partition's date, ``YYYY-MM-DD``.
         generation: the partition's committed generation, read by the caller before this
             call (so the label is never newer than the files).
+        keys: the table's entity keys (default ``customer_id``, and ``customer_id,
+            product_id`` for ``customer_product_features``). A table with more than one key
+            is indexed by ``customer_id`` to the span of its rows.
 
     Returns:
         The columnar snapshot of the partition.
     """
+    if keys is None:
+        keys = ["customer_id", "product_id"] if table == "customer_product_features" \
+            else ["customer_id"]
     path = store.path(table, f"as_of={as_of}")
     files = [f for f in store.listdir(table, f"as_of={as_of}")
-             if f.endswith(".parquet") and not f.startswith((".", "_"))]
+             if is_published(f)]
     if not files:
         raise NotFoundError(f"table {table!r} has no partition as_of={as_of}")
     arrow = pa.concat_tables(
         [pq.read_table(f"{path}/{f}", filesystem=store.fs) for f in files]
     ) if len(files) > 1 else pq.read_table(f"{path}/{files[0]}", filesystem=store.fs)
     arrow = arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
-    multi = table == "customer_product_features"
+    multi = len(keys) > 1
     if multi:
+        order = PRODUCT_ORDER if table == "customer_product_features" else [
+            (k, True) for k in keys[1:]]
         arrow = arrow.sort_by([("customer_id", "ascending")] + [
-            (c, "ascending" if asc else "descending") for c, asc in PRODUCT_ORDER])
+            (c, "ascending" if asc else "descending") for c, asc in order])
     ids = arrow.column("customer_id").to_pylist()
     columns = [c for c in arrow.column_names if c != "customer_id"]
     arrays: dict[str, np.ndarray] = {}
@@ -240,7 +278,7 @@ def load_table(store: Store, table: str, as_of: str, generation: int = 0) -> Tab
     others = [c for c in columns if c not in in_blocks]
     nbytes = _measure(arrays, masks, labels, index)
     return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, labels, index, len(ids),
-                         nbytes, blocks, others, generation=generation)
+                         nbytes, blocks, others, generation=generation, keys=list(keys))
 
 
 def _narrow(kind: type, columns: list[np.ndarray]) -> type:
@@ -269,14 +307,55 @@ def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray],
     return total
 
 
-class OnlineStore:
-    """The current snapshot reference, its background refresher and the older-as-of cache."""
+@runtime_checkable
+class OnlineStoreProtocol(Protocol):
+    """The ``OnlineStore`` seam: what the API reads features from.
+
+    Chosen by the ``online_store`` setting: a name of
+    :data:`featurestore.plugins.ONLINE_STORE_CLASS_FOR_TYPE` (``memory``) or a dotted class
+    path. Built with the offline store, the poll period and the tables to serve with their
+    entity keys; every implementation runs ``tests/contract/test_online_store.py``.
+    """
+
+    store: Store
+    snapshot: OnlineSnapshot | None  # the latest as-of of every served table, or None
+    last_error: str | None  # why the last refresh failed (reported by /ready), or None
 
     def __init__(self, store: Store, *, poll_seconds: float = 30.0,
-                 tables: tuple[str, ...] = SERVED_TABLES, cache_size: int = 8) -> None:
+                 tables: tuple[str, ...] = SERVED_TABLES,
+                 keys: dict[str, list[str]] | None = None) -> None: ...
+
+    def start(self) -> None:
+        """Load the first snapshot and keep it current (in the background)."""
+        ...
+
+    def stop(self) -> None: ...
+
+    def refresh(self) -> bool:
+        """Load newer or rewritten partitions now; True when the snapshot changed."""
+        ...
+
+    def table(self, table: str, as_of: str | None = None,
+              snapshot: OnlineSnapshot | None = None) -> TableSnapshot:
+        """The snapshot of ``table`` at ``as_of`` (latest when None).
+
+        Raises:
+            NotFoundError: no such table, as-of date or partition.
+        """
+        ...
+
+
+class OnlineStore:
+    """The in-memory online store (``online_store: memory``): the current snapshot reference,
+    its background refresher and the older-as-of cache."""
+
+    def __init__(self, store: Store, *, poll_seconds: float = 30.0,
+                 tables: tuple[str, ...] = SERVED_TABLES, cache_size: int = 8,
+                 keys: dict[str, list[str]] | None = None) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
-        self.tables = tables
+        self.tables = tuple(tables)
+        self.keys = dict(keys or {})  # table -> entity keys (default: see load_table)
         self.snapshot: OnlineSnapshot | None = None
         self.last_error: str | None = None
         self._cache: OrderedDict[tuple[str, str], TableSnapshot] = OrderedDict()
@@ -294,7 +373,7 @@ class OnlineStore:
         """
         names = [n for n in self.store.listdir(table) if n.startswith("as_of=")]
         for name in sorted(names, reverse=True):
-            if any(f.endswith(".parquet") and not f.startswith((".", "_"))
+            if any(is_published(f)
                    for f in self.store.listdir(table, name)):
                 return name.split("=", 1)[1]
         return None
@@ -321,7 +400,8 @@ class OnlineStore:
                 generation = generations.get(table, {}).get(latest, 0)
                 if old is None or latest > old.as_of or (
                         latest == old.as_of and generation != old.generation):
-                    tables[table] = load_table(self.store, table, latest, generation)
+                    tables[table] = load_table(self.store, table, latest, generation,
+                                               self.keys.get(table))
                     changed = True
             self._drop_rewritten(generations)
             if changed or (current is None and tables):
@@ -371,9 +451,13 @@ class OnlineStore:
         current = snapshot.tables.get(table) if snapshot else None
         if as_of is None or (current is not None and current.as_of == as_of):
             if current is None:
+                if table not in self.tables:
+                    raise NotFoundError(f"no feature table {table!r} is served; served: "
+                                        f"{', '.join(self.tables)}")
                 raise NotFoundError(
                     f"table {table!r} has no as_of partition loaded yet; "
-                    "materialize features first (featurestore materialize)")
+                    "ingest data first (featurestore ingest) or backfill (featurestore "
+                    "backfill)")
             return current
         try:
             dt.date.fromisoformat(as_of)
@@ -390,9 +474,20 @@ class OnlineStore:
             span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
             raise NotFoundError(f"no {table!r} features as of {as_of}; available as-of dates: {span}")
         generation = read_generations(self.store).get(table, {}).get(as_of, 0)  # before the files
-        loaded = load_table(self.store, table, as_of, generation)
+        loaded = load_table(self.store, table, as_of, generation, self.keys.get(table))
         with self._cache_lock:
             self._cache[key] = loaded
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return loaded
+
+
+def online_store_class(name: str) -> type[OnlineStoreProtocol]:
+    """The online store class named ``name`` (``memory`` or a dotted class path).
+
+    Raises:
+        ConfigError: unknown name, or a path that does not import.
+    """
+    from .plugins import ONLINE_STORE_CLASS_FOR_TYPE, load_class
+
+    return load_class(name, ONLINE_STORE_CLASS_FOR_TYPE, "online store")

@@ -30,15 +30,30 @@ class Settings(BaseSettings):
                                             description="fsspec options for the store")
     scheduler: str | None = Field(None, description="tcp://host:port of a Dask scheduler")
     workers: int | None = Field(None, ge=1, description="LocalCluster worker processes")
-    feature_repo: str | None = Field(None, description="Feature repository YAML (default: built-in)")
+    feature_repo: str | None = Field(None,
+                                     description="Feature repository YAML (default: built-in)")
     max_late_days: int = Field(30, ge=0, description="ingest quarantines hits dated more than "
                                "this many days before their drop's date (reason too_old)")
+    lease_seconds: float = Field(60.0, ge=1, description="Expiry of the store's writer lease; "
+                                 "its heartbeat renews it every third of that")
 
     api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
     api_require_token_for_reads: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
     snapshot_poll_seconds: float = 30.0
+    online_store: str = Field("memory", description="online store: memory, or the dotted class "
+                              "path of an OnlineStore implementation")
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024,
+                                    description="largest request body the API reads (413 beyond)")
+    retrain_queue_limit: int = Field(4, ge=1, description="retrain jobs queued or running in "
+                                     "the API process at once (429 beyond)")
+    export_roots: list[str] = Field(default_factory=list,
+                                    description="folders POST /training-sets may write under "
+                                    "(default: <store>/_exports)")
+    export_input_prefixes: list[str] = Field(default_factory=list,
+                                             description="folders POST /retrain export_url may "
+                                             "read from, besides the export roots")
 
     sagemaker_role_arn: str | None = None
     sagemaker_s3_prefix: str | None = None
@@ -83,3 +98,66 @@ def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:  # a bad FEATURESTORE_* variable too: one line, no traceback
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid settings: {problems}") from None
+
+
+#: Where locations may point: local paths and S3 (never http(s), ftp...: the server must not
+#: fetch or write an arbitrary URL it is handed).
+_LOCATION_PROTOCOLS = ("file", "s3", "s3a")
+
+
+def resolve_location(url: str) -> str:
+    """A location normalized for prefix checks: an absolute real path, or ``s3://bucket/key``.
+
+    Args:
+        url: a local path (relative to the working directory), ``file://`` or ``s3://`` URL.
+
+    Returns:
+        The location without ``..``, symlinks (local) or a trailing slash.
+
+    Raises:
+        ConfigError: for another protocol, a NUL byte, or ``.``/``..``/empty parts in an S3 key.
+    """
+    import fsspec  # noqa: PLC0415 - settings stays importable without the storage stack
+
+    url = str(url)
+    if "\x00" in url:
+        raise ConfigError("a location may not contain a NUL byte")
+    protocol = fsspec.utils.get_protocol(url)
+    if protocol not in _LOCATION_PROTOCOLS:
+        raise ConfigError(f"{protocol}:// locations are not accepted; use a local path or s3://")
+    if protocol == "file":
+        return os.path.realpath(os.path.expanduser(url.removeprefix("file://")))
+    rest = url.split("://", 1)[1].rstrip("/")
+    if any(part in ("", ".", "..") for part in rest.split("/")):
+        raise ConfigError(f"{url!r} has an empty, '.' or '..' part; give a plain s3://bucket/key")
+    return f"s3://{rest}"
+
+
+def is_under(url: str, root: str) -> bool:
+    """Whether ``url`` lies strictly below ``root`` once both are resolved.
+
+    Args:
+        url: the location asked for.
+        root: an allowed folder.
+
+    Returns:
+        True when ``url`` is inside ``root`` (the root itself does not count).
+    """
+    target, base = resolve_location(url), resolve_location(root)
+    return target.startswith(base.rstrip("/") + "/")
+
+
+def export_roots(settings: Settings, store_url: str) -> list[str]:
+    """Folders the API may write training-set exports under.
+
+    Args:
+        settings: ``export_roots`` (default ``<store>/_exports``) and ``sagemaker_s3_prefix``.
+        store_url: the store's URL.
+
+    Returns:
+        The allowed output roots.
+    """
+    roots = list(settings.export_roots) or [f"{store_url.rstrip('/')}/_exports"]
+    if settings.sagemaker_s3_prefix:  # SPEC: exports for SageMaker go under this prefix
+        roots.append(settings.sagemaker_s3_prefix)
+    return roots

@@ -14,9 +14,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import socket
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -25,12 +28,20 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 
-from ._exceptions import StoreLockedError
+from ._exceptions import (
+    ConfigError,
+    StoreError,
+    StoreLockedError,
+    StoreUnavailableError,
+)
 
-__all__ = ["Store", "parse_storage_options"]
+__all__ = ["Store", "parse_storage_options", "store_errors", "S3_CLIENT_CONFIG"]
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = "_lock.json"
-DEFAULT_LOCK_TTL = dt.timedelta(hours=2)
+#: Writer lease expiry when neither ``lease_seconds`` nor FEATURESTORE_LEASE_SECONDS is set.
+DEFAULT_LEASE_SECONDS = 60.0
 
 
 def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -43,8 +54,6 @@ def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            from ._exceptions import ConfigError
-
             raise ConfigError(
                 f"--storage-option {pair!r} is not KEY=VALUE; "
                 "for example --storage-option anon=false"
@@ -63,12 +72,95 @@ def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
     return options
 
 
+#: botocore settings of S3 stores (``config_kwargs``; each key can be overridden with
+#: ``--storage-option config_kwargs.KEY=VALUE``). Standard-mode retries back off with jitter
+#: on 500/503/SlowDown, timeouts and dropped connections: 8 attempts ride out ~30 s of
+#: trouble. A stalled answer is given up after 30 s (botocore's 60 s, times 8 attempts, would
+#: look like a hang) and retried.
+S3_CLIENT_CONFIG: dict[str, Any] = {
+    "retries": {"max_attempts": 8, "mode": "standard"},
+    "connect_timeout": 10,
+    "read_timeout": 30,
+}
+
+
 def _default_storage_options(protocol: str) -> dict[str, Any]:
-    """Endpoint from the standard AWS variable, so moto/MinIO work without extra flags."""
+    """Endpoint from the standard AWS variable, so moto/MinIO work without extra flags, and
+    :data:`S3_CLIENT_CONFIG` (its retries only when ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE``,
+    which botocore reads itself, are unset)."""
+    if protocol not in ("s3", "s3a"):
+        return {}
+    config = dict(S3_CLIENT_CONFIG)
+    if os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE"):
+        del config["retries"]
+    options: dict[str, Any] = {"config_kwargs": config}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if protocol in ("s3", "s3a") and endpoint:
-        return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}
+    if endpoint:
+        options["client_kwargs"] = {"endpoint_url": endpoint}
+    return options
+
+
+def _merged(defaults: dict[str, Any], given: dict[str, Any],
+            nested: bool = False) -> dict[str, Any]:
+    """``given`` over ``defaults``; ``config_kwargs`` merged key by key (and its ``retries``),
+    so one ``--storage-option config_kwargs.retries.max_attempts=3`` keeps the other defaults.
+    """
+    out = {**defaults, **given}
+    for key, value in given.items():
+        if (nested or key == "config_kwargs") and isinstance(value, dict) \
+                and isinstance(defaults.get(key), dict):
+            out[key] = _merged(defaults[key], value, nested=True)
+    return out
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a failing object store raises through s3fs/aiobotocore once retries are spent."""
+    errors: list[type[BaseException]] = [OSError]
+    with contextlib.suppress(ImportError):
+        import botocore.exceptions
+
+        errors += [botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError]
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        errors.append(aiohttp.ClientError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def store_errors(store: Store) -> Iterator[None]:
+    """Turn an object-store failure escaping the block (after the client's retries) into one
+    :class:`StoreUnavailableError` line naming the store and what to do, not a traceback.
+
+    Args:
+        store: the store the block reads and writes.
+    """
+    if store.is_local:  # local disks raise their own clear OSErrors; only remote stores here
+        yield
+        return
+    try:
+        yield
+    except _transport_errors() as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreUnavailableError(
+            f"a request to store {store.url} failed after retries ({type(exc).__name__}: "
+            f"{detail}). "
+            "Everything published so far is whole; re-run the same command once the store "
+            "answers again, and it finishes the rest without redoing or duplicating any of it"
+        ) from None
+
+
+def _env_lease_seconds() -> float:
+    raw = os.environ.get("FEATURESTORE_LEASE_SECONDS")
+    if not raw:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if seconds < 1:
+        raise ConfigError(f"FEATURESTORE_LEASE_SECONDS={raw!r} must be a number of seconds >= 1")
+    return seconds
 
 
 #: Store locks this process holds: (store url, thread id) -> nesting depth.
@@ -78,21 +170,35 @@ _held: dict[tuple[str, int], int] = {}
 class Store:
     """A feature store root. Cheap to create and picklable, so Dask tasks receive it whole."""
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
+                 lease_seconds: float | None = None) -> None:
+        """Args:
+            url: a local path or ``s3://bucket/prefix``.
+            storage_options: fsspec options (endpoint, credentials).
+            lease_seconds: expiry of the writer lease :meth:`lock` takes (default
+                FEATURESTORE_LEASE_SECONDS, else 60 s).
+        """
         url = str(url)
         protocol = fsspec.utils.get_protocol(url)
         if protocol == "file":
             url = os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
         self.url = url.rstrip("/")
         self.protocol = protocol
-        self.storage_options = {**_default_storage_options(protocol), **(storage_options or {})}
+        self.storage_options = _merged(_default_storage_options(protocol),
+                                       storage_options or {})
         self._fs: fsspec.AbstractFileSystem | None = None
+        self.lease_seconds = lease_seconds or _env_lease_seconds()
+        #: Run id of the lease held by the process that pickled this Store (for workers).
+        self._lease_run_id: str | None = None
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fs": None}
+        # A worker given this Store checks the sender's lease before commit records.
+        lease = _leases.get(self.url)
+        return {**self.__dict__, "_fs": None,
+                "_lease_run_id": lease.run_id if lease else self._lease_run_id}
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
@@ -171,6 +277,9 @@ class Store:
     @contextlib.contextmanager
     def _publish(self, final: str) -> Iterator[str]:
         """Yield a path to write; on success the content appears at ``final`` all at once."""
+        lease = _leases.get(self.url)
+        if lease is not None and lease.lost:  # this process's lease was taken over
+            raise StoreLockedError(lease.lost)
         parent = final.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         if not self.is_local:
@@ -211,6 +320,9 @@ class Store:
         return self.fs.cat_file(path) == data
 
     def write_json(self, obj: Any, *parts: str) -> None:
+        """Publish ``obj`` as JSON. Commit records (ledger, state records) are JSON written
+        last, so this is where a run whose lease was taken over stops (:meth:`check_lease`)."""
+        self.check_lease()
         self.write_bytes(json.dumps(obj, indent=1, sort_keys=True, default=str).encode(), *parts)
 
     def write_parquet(self, df: pd.DataFrame, *parts: str,
@@ -252,17 +364,66 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.path(*parts), recursive=recursive)
 
-    # -- one writer at a time -----------------------------------------------------------------
-    @contextlib.contextmanager
-    def lock(self, purpose: str, ttl: dt.timedelta = DEFAULT_LOCK_TTL) -> Iterator[None]:
-        """Hold the store's writer lock for the duration of the block.
+    # -- store path checks ------------------------------------------------------------------
+    def preflight(self, write: bool) -> None:
+        """Check, before any work starts, that the store can be used as asked.
 
-        A lock older than its expiry is taken over (its owner died). Otherwise another writer
-        gets :class:`StoreLockedError` naming the owner and how to clear a stale lock.
+        Args:
+            write: the caller will write: the root must be a folder (created when absent)
+                that accepts a file. Otherwise the store must exist and be a folder.
+
+        Raises:
+            StoreError: one line naming the path and what to do (a file in the way, a
+                read-only or missing folder, a missing bucket). Buckets are never created.
+        """
+        if self.is_local:
+            _preflight_local(self.root, write)
+            return
+        bucket = self.root.split("/", 1)[0]
+        try:
+            found = self.fs.exists(bucket)
+            in_the_way = found and bucket != self.root and self.fs.isfile(self.root)
+        except Exception as exc:  # noqa: BLE001 - endpoint down, no credentials: one line
+            raise StoreError(f"cannot reach store {self.url}: {exc}") from None
+        if not found:
+            raise StoreError(f"bucket {bucket} of store {self.url} does not exist (or these "
+                             "credentials cannot see it); create it first: featurestore never "
+                             "creates buckets")
+        if in_the_way:
+            raise StoreError(f"store {self.url} is an object, not a folder; point --store "
+                             "(FEATURESTORE_STORE) at a prefix")
+        if write:
+            probe = self.path(f".preflight-{uuid.uuid4().hex}")
+            try:
+                self.fs.pipe_file(probe, b"")
+                self.fs.rm(probe)
+            except Exception as exc:  # noqa: BLE001 - access denied comes in several types
+                raise StoreError(f"store {self.url} is not writable with these credentials "
+                                 f"({exc})") from None
+
+    # -- one writer at a time: the lease --------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, purpose: str, ttl: dt.timedelta | None = None) -> Iterator[None]:
+        """Hold the store's writer lease for the duration of the block.
+
+        The lease (``_lock.json``) names its owner (host, PID and its start time, run id) and
+        expires after ``ttl`` (default: the store's ``lease_seconds``); a daemon thread renews
+        it every third of that while this process lives. It is taken over at once when its
+        owner is provably dead (same host, PID gone or reused), after its expiry otherwise.
+        An owner whose lease was taken over fails before its next commit record
+        (:meth:`check_lease`) and when the block ends.
 
         Re-entrant within one thread: ``featurestore ingest`` holds the lock across ingesting
         and materializing, and the inner ``lock()`` calls of both just nest, so no other
         writer can slip in between the two steps.
+
+        Args:
+            purpose: what the run does, shown to a run that finds the store locked.
+            ttl: the lease's expiry, overriding the store's ``lease_seconds``.
+
+        Raises:
+            StoreLockedError: another live run holds the lease, a fresh lock file is empty or
+                corrupt, or this run's lease was taken over.
         """
         key = (self.url, threading.get_ident())
         if _held.get(key):
@@ -272,43 +433,255 @@ class Store:
             finally:
                 _held[key] -= 1
             return
-        with self._lock_file(purpose, ttl):
-            _held[key] = 1
-            try:
-                yield
-            finally:
-                del _held[key]
-
-    @contextlib.contextmanager
-    def _lock_file(self, purpose: str, ttl: dt.timedelta) -> Iterator[None]:
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        now = dt.datetime.now(dt.UTC)
-        record = {"owner": owner, "purpose": purpose, "since": now.isoformat(),
-                  "expires": (now + ttl).isoformat()}
-        self.fs.makedirs(self.root, exist_ok=True)
-        current = self._read_lock()
-        if current and dt.datetime.fromisoformat(current["expires"]) > now:
-            raise StoreLockedError(
-                f"store {self.url} is locked by {current['owner']} ({current['purpose']}, since "
-                f"{current['since']}). Wait for that run to finish; if it died, delete "
-                f"{self.uri(LOCK_NAME)} or wait until {current['expires']}."
-            )
-        if current:  # expired: take it over
-            self.remove(LOCK_NAME)
-        if not self.create_new(json.dumps(record).encode(), LOCK_NAME):
-            raise StoreLockedError(
-                f"store {self.url} was locked by another run a moment ago; retry later")
+        seconds = ttl.total_seconds() if ttl is not None else self.lease_seconds
+        lease = _Lease(self, purpose, seconds)
+        lease.acquire()
+        _held[key] = 1
+        _leases[self.url] = lease
+        failed = True
         try:
             yield
+            failed = False
         finally:
-            if (self._read_lock() or {}).get("owner") == owner:
-                self.remove(LOCK_NAME)
+            del _held[key]
+            _leases.pop(self.url, None)
+            lease.release()
+            if lease.lost and not failed:
+                raise StoreLockedError(lease.lost)
 
-    def _read_lock(self) -> dict[str, Any] | None:
-        try:
-            return self.read_json(LOCK_NAME)
-        except (FileNotFoundError, json.JSONDecodeError):
+    def check_lease(self) -> None:
+        """Raise if the writer lease this run holds on the store was taken over.
+
+        Called before every commit record (:meth:`write_json`). In the process holding the
+        lease it reads the heartbeat's finding; in a worker given a Store by that process it
+        reads the lock file (one small read per commit record). Without a lease: nothing.
+
+        Raises:
+            StoreLockedError: another run owns the store now.
+        """
+        lease = _leases.get(self.url)
+        if lease is not None:
+            if lease.lost:
+                raise StoreLockedError(lease.lost)
+            return
+        if self._lease_run_id:
+            current, _ = _read_lock(self)
+            if (current or {}).get("run_id") != self._lease_run_id:
+                raise StoreLockedError(_lost_message(self, current))
+
+
+def _preflight_local(root: str, write: bool) -> None:
+    """:meth:`Store.preflight` on local disk: a real write probe, since tests and many
+    containers run as root, where ``os.access`` says yes to a read-only mount."""
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise StoreError(f"store {root} is a file, not a folder; point --store "
+                         "(FEATURESTORE_STORE) at a folder")
+    existing = root
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise StoreError(f"store {root} cannot be created: {existing} is a file, not a folder")
+    if not write:
+        if existing != root:
+            raise StoreError(f"no store at {root}: the folder does not exist; check --store "
+                             "(FEATURESTORE_STORE) or run featurestore ingest to create it")
+        return
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"store {root} cannot be created ({exc.strerror}: {existing}); "
+                         "choose a writable folder") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".preflight-", dir=root)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise StoreError(f"store {root} is not writable ({exc.strerror}); make it writable "
+                         "or choose another folder") from None
+
+
+#: The lease each store URL is held under by this process (any thread).
+_leases: dict[str, _Lease] = {}
+
+
+def _pid_namespace() -> str | None:
+    """The PID namespace of this process ("pid:[4026531836]"): containers sharing a host
+    name but not their PIDs must not judge each other's PIDs."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> float | None:
+    """Start time of a live, non-zombie process ``pid``; None when there is none."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
             return None
+        return proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def _owner_gone(record: dict[str, Any]) -> bool:
+    """True when the lease's owner is provably dead: it ran on this host (and PID namespace)
+    and its PID is gone, a zombie, or now belongs to a process started at another time.
+    Records written before the lease (``owner`` = "host:pid:hex" only) are read too."""
+    host, pid = record.get("host"), record.get("pid")
+    if host is None or pid is None:
+        parts = str(record.get("owner", "")).rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            return False
+        host, pid = parts[0], parts[1]
+    namespace = record.get("pid_namespace")
+    if host != socket.gethostname() or (namespace and namespace != _pid_namespace()):
+        return False
+    started = _process_start(int(pid))
+    if started is None:
+        return True
+    recorded = record.get("pid_started")
+    return recorded is not None and abs(started - float(recorded)) > 1.0
+
+
+def _read_lock(store: Store) -> tuple[dict[str, Any] | None, str | None]:
+    """The lock record and what is wrong with the file: (record, None), (None, None) when
+    there is no lock, (None, "empty" | "corrupt") when it cannot be read."""
+    try:
+        data = store.fs.cat_file(store.path(LOCK_NAME))
+    except FileNotFoundError:
+        return None, None
+    if not data.strip():
+        return None, "empty"
+    try:
+        record = json.loads(data)
+        dt.datetime.fromisoformat(record["expires"])
+    except (ValueError, TypeError, KeyError):
+        return None, "corrupt"
+    return record, None
+
+
+def _lock_age(store: Store) -> float | None:
+    """Seconds since the lock file was last written (None if unknown)."""
+    try:
+        info = store.fs.info(store.path(LOCK_NAME))
+    except FileNotFoundError:
+        return None
+    modified = info.get("mtime") or info.get("LastModified")
+    if isinstance(modified, dt.datetime):
+        modified = modified.timestamp()
+    return None if modified is None else time.time() - float(modified)
+
+
+def _who(record: dict[str, Any]) -> str:
+    return str(record.get("owner") or f"{record.get('host')}:{record.get('pid')}")
+
+
+def _lost_message(store: Store, current: dict[str, Any] | None) -> str:
+    who = f"taken over by {_who(current)} ({current.get('purpose')})" if current else \
+        "taken over (the lock file was removed)"
+    return (f"this run's writer lease on {store.url} was {who}; it stopped before its next "
+            "commit. Its finished work is kept: run the command again once that run is done")
+
+
+class _Lease:
+    """One held lease: its record, the heartbeat thread that renews it, and ``lost`` (the
+    error message once another run took it)."""
+
+    def __init__(self, store: Store, purpose: str, seconds: float) -> None:
+        self.store = store
+        self.seconds = seconds
+        self.run_id = uuid.uuid4().hex[:12]
+        host, pid = socket.gethostname(), os.getpid()
+        self.record: dict[str, Any] = {
+            "owner": f"{host}:{pid}:{self.run_id}", "host": host, "pid": pid,
+            "pid_started": _process_start(pid), "pid_namespace": _pid_namespace(),
+            "run_id": self.run_id, "purpose": purpose, "lease_seconds": seconds,
+            "since": dt.datetime.now(dt.UTC).isoformat()}
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _stamped(self) -> bytes:
+        now = dt.datetime.now(dt.UTC)
+        self.record.update(renewed=now.isoformat(),
+                           expires=(now + dt.timedelta(seconds=self.seconds)).isoformat())
+        return json.dumps(self.record).encode()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Serialize read-decide-write of the lock file among processes on this host (flock
+        on the store folder); object stores have no such primitive (see create_new)."""
+        if not self.store.is_local:
+            yield
+            return
+        import fcntl
+
+        fd = os.open(self.store.root, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def acquire(self) -> None:
+        store = self.store
+        store.fs.makedirs(store.root, exist_ok=True)
+        with self._guard():
+            current, problem = _read_lock(store)
+            if problem:
+                age = _lock_age(store)
+                if age is None or age < self.seconds:
+                    raise StoreLockedError(
+                        f"lock file {store.uri(LOCK_NAME)} is {problem}; if no featurestore "
+                        "run is active, delete it")
+                log.warning("taking over %s lock file %s, %.0f s old", problem,
+                            store.uri(LOCK_NAME), age)
+                store.remove(LOCK_NAME)
+            elif current:
+                if _owner_gone(current):
+                    log.warning("taking over the lease of %s (%s): its process is gone",
+                                _who(current), current.get("purpose"))
+                elif dt.datetime.fromisoformat(current["expires"]) <= dt.datetime.now(dt.UTC):
+                    log.warning("taking over the lease of %s (%s): expired at %s",
+                                _who(current), current.get("purpose"), current["expires"])
+                else:
+                    raise StoreLockedError(
+                        f"store {store.url} is locked by {_who(current)} "
+                        f"({current.get('purpose')}, since {current.get('since')}). Wait for "
+                        f"that run to finish; if it died on another host, its lease expires at "
+                        f"{current['expires']} and the next run takes over")
+                store.remove(LOCK_NAME)
+            if not store.create_new(self._stamped(), LOCK_NAME):
+                raise StoreLockedError(
+                    f"store {store.url} was locked by another run a moment ago; retry later")
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
+                                        name=f"featurestore-lease {store.url}")
+        self._thread.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                with self._guard():
+                    current, _ = _read_lock(self.store)
+                    if (current or {}).get("run_id") != self.run_id:
+                        self.lost = _lost_message(self.store, current)
+                        log.error("%s", self.lost)
+                        return
+                    self.store.write_bytes(self._stamped(), LOCK_NAME)
+            except OSError as exc:  # a passing store fault: the next beat retries
+                log.warning("could not renew the lease on %s: %s", self.store.url, exc)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._guard():
+            current, _ = _read_lock(self.store)
+            if (current or {}).get("run_id") == self.run_id:
+                self.store.remove(LOCK_NAME)
 
 
 def _parquet_bytes(table: pa.Table, stats: bool | list[str],

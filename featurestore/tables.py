@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ._exceptions import NotFoundError
+from .layout import is_published
 from .storage import Store
 
 __all__ = ["TableInfo", "list_tables", "read_table", "as_of_dates", "KEY_COLUMNS"]
@@ -42,7 +43,7 @@ def as_of_dates(store: Store, table: str) -> list[str]:
 
 def _latest_file(store: Store, table: str, as_of: str) -> str:
     names = [n for n in store.listdir(table, f"as_of={as_of}")
-             if n.endswith(".parquet") and not n.startswith((".", "_"))]
+             if is_published(n)]
     return store.path(table, f"as_of={as_of}", names[0])
 
 

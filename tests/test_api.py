@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from api.main import create_app
-from featurestore.features import materialize
 from featurestore.ingest import ingest_weblog
+from featurestore.materialization import materialize
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
@@ -210,7 +210,7 @@ def test_ready_is_503_until_a_snapshot_exists(tmp_path):
         r = httpx.get(base + "/ready")
         assert r.status_code == 503 and "not ready" in r.json()["detail"]
         r = httpx.get(base + "/customers/x/features")
-        assert r.status_code == 404 and "materialize" in r.json()["detail"]
+        assert r.status_code == 404 and "featurestore ingest" in r.json()["detail"]
         cf = pd.DataFrame({"customer_id": pd.Series(["a"], dtype=object),
                            "page_views_7d": pd.Series([4], dtype="int64")})
         store.write_parquet(cf, "customer_features", "as_of=2026-01-01", "part-0.parquet")

@@ -1,5 +1,8 @@
 """Property-based fuzzing of the OpenAPI schema (schemathesis) against a real uvicorn server:
-no generated input may produce a 5xx, and every error is JSON with a ``detail`` message."""
+no generated input may produce a 5xx, and every error is JSON with a ``detail`` message.
+
+Every route is fuzzed anonymously and with the write token (so the write routes' bodies are
+reached, not only their 401), with valid (positive) and schema-violating (negative) inputs."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import datetime as dt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 
 from api.main import create_app
 from featurestore.ingest import ingest_weblog
@@ -15,6 +20,8 @@ from featurestore.settings import Settings
 from featurestore.storage import Store
 
 from .serving_helpers import compute_features, serve, write_feature_tables
+
+TOKEN = "fuzz-token"
 
 
 @pytest.fixture(scope="module")
@@ -25,29 +32,47 @@ def api_schema(drops, client, tmp_path_factory):
     day = dt.date.fromisoformat(store.partitions("events", "event_date")[-1])
     cf, cp = compute_features(store.read_parquet("events"), day)
     write_feature_tables(store, cf, cp, day.isoformat())
-    app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600))
+    # a small retrain queue: fuzzed POST /retrain bodies queue real jobs, bounded here
+    app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600, api_token=TOKEN,
+                              retrain_queue_limit=1))
     with serve(app) as base:
         yield schemathesis.openapi.from_url(f"{base}/openapi.json")
 
 
+def _fuzz(operation, mode: GenerationMode, auth: dict[str, str], seen: list[int]) -> None:
+    """One bounded hypothesis run of ``operation``: no 5xx, every error JSON with a detail."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=8, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case) -> None:
+        response = case.call(headers=auth, timeout=30)
+        seen.append(response.status_code)
+        assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+        if response.status_code >= 400:
+            body = response.json()
+            assert isinstance(body.get("detail"), str) and body["detail"], body
+
+    check()
+
+
 def test_no_server_errors(api_schema):
     # schemathesis' pytest plugin (from_fixture) breaks on this pytest version ("Function has no
-    # _nodeid"), so drive its hypothesis strategies directly: one bounded run per operation.
+    # _nodeid"), so drive its hypothesis strategies directly: one bounded run per operation,
+    # auth state and generation mode.
     operations = [r.ok() for r in api_schema.get_all_operations()]
-    assert len(operations) >= 8
-    calls = []
+    assert len(operations) >= 9
+    calls: dict[tuple[str, str], list[int]] = {}
     for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=30, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def check(case) -> None:
-            response = case.call(timeout=10)
-            calls.append(response.status_code)
-            assert response.status_code < 500, (case.method, case.formatted_path, response.text)
-            if response.status_code >= 400:
-                body = response.json()
-                assert isinstance(body.get("detail"), str) and body["detail"], body
-
-        check()
-    assert len(calls) >= 8 * 10
+        for auth in ({}, {"Authorization": f"Bearer {TOKEN}"}):
+            seen = calls.setdefault((operation.label, "token" if auth else "anonymous"), [])
+            _fuzz(operation, GenerationMode.POSITIVE, auth, seen)
+            try:
+                _fuzz(operation, GenerationMode.NEGATIVE, auth, seen)
+            except Unsatisfiable:  # no parameter or body to get wrong (GET /health)
+                pass
+    # every route was called both ways, and the token reached past the 401 of write routes
+    assert all(codes for codes in calls.values()), calls
+    for (label, who), codes in calls.items():
+        if who == "token":
+            assert any(c != 401 for c in codes), (label, codes)

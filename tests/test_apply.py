@@ -61,6 +61,8 @@ def test_apply_then_every_command_uses_the_recorded_repo(drops_copy, tmp_path, c
                  "--today", "2026-03-03"]) == 0
     assert all("cart_adds_30d" in cols for cols in _columns(store, "customer_features"))
 
+    _served_generically(store)
+
     # a different repository given by the environment is refused, naming the difference
     monkeypatch.setenv("FEATURESTORE_FEATURE_REPO", str(DEFAULT_REPO))
     capsys.readouterr()
@@ -144,3 +146,69 @@ def test_a_repo_table_joins_into_a_training_set(tmp_path, client, monkeypatch):
     # a customer x product table cannot be joined onto customers
     assert main(["training-set", "--store", str(store), "--out", str(tmp_path / "x"),
                  "--tables", "customer_product_features", *sched]) == 2
+
+
+def _served_generically(store: Path) -> None:
+    """``featurestore serve`` (a real server process, no repository named) serves the table
+    that exists only in the applied repository, and a two-key table, by their keys."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.serving_helpers import free_port
+
+    root = Path(__file__).resolve().parents[1]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "FEATURESTORE_FEATURE_REPO"}
+    proc = subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--store", str(store),
+                             "--port", str(port)], cwd=root, env={**env, "PYTHONPATH": str(root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        latest = sorted(p.name for p in (store / "customer_engagement").glob("as_of=*"))[-1]
+        table = pd.read_parquet(store / "customer_engagement" / latest)
+        row = table.iloc[0]
+        r = httpx.get(f"{base}/tables/customer_engagement/features",
+                      params={"customer_id": row["customer_id"]})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body == {"table": "customer_engagement", "as_of": latest.split("=")[1],
+                        "keys": {"customer_id": row["customer_id"]},
+                        "features": {"purchases_14d": int(row["purchases_14d"]),
+                                     "page_views_14d": int(row["page_views_14d"])}}
+        r = httpx.post(f"{base}/tables/customer_engagement/batch",
+                       json={"entities": [{"customer_id": row["customer_id"]},
+                                          {"customer_id": "nobody"}],
+                             "features": ["purchases_14d"]})
+        assert r.status_code == 200 and [x["found"] for x in r.json()["results"]] == [True, False]
+        assert r.json()["results"][0]["features"] == {"purchases_14d": int(row["purchases_14d"])}
+
+        pairs = pd.read_parquet(store / "customer_product_features" / latest).iloc[3]
+        r = httpx.get(f"{base}/tables/customer_product_features/features",
+                      params={"customer_id": pairs["customer_id"],
+                              "product_id": pairs["product_id"]})
+        assert r.status_code == 200, r.text
+        assert r.json()["features"]["product_views_30d"] == int(pairs["product_views_30d"])
+        r = httpx.get(f"{base}/tables/customer_product_features/features",
+                      params={"customer_id": pairs["customer_id"]})
+        assert r.status_code == 400 and "product_id" in r.json()["detail"]
+        r = httpx.get(f"{base}/tables/nope/features", params={"customer_id": "x"})
+        assert r.status_code == 404 and "nope" in r.json()["detail"]
+        # the customer routes stay exactly as they are
+        r = httpx.get(f"{base}/customers/{row['customer_id']}/features")
+        assert r.status_code == 200 and "cart_adds_30d" in r.json()["features"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -213,6 +213,10 @@ def test_json_endpoints(server, fs):
     feats = httpx.get(f"{server}/dashboard/api/features/customer_features").json()
     assert feats["rows"] > 0
     assert httpx.get(f"{server}/dashboard/api/cluster").json()["scheduler"] is None
+    ingest = httpx.get(f"{server}/dashboard/api/ingestion").json()
+    assert ingest["quarantine_root"] == "<store>/_quarantine/weblog"  # no host path to readers
+    assert all(d["quarantine_location"] == f"<store>/_quarantine/weblog/drop={d['drop']}"
+               for d in ingest["days"])
 
 
 def test_errors_are_json(server):

@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from featurestore import ConfigError, Store
-from featurestore.features import load_feature_repo, materialize
+from featurestore.features import load_feature_repo
 from featurestore.features.definitions import DEFAULT_REPO
 from featurestore.ingest import ingest_weblog
+from featurestore.materialization import materialize
 from tests.reference import kept_hits, read_drops
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -226,7 +226,7 @@ def test_store_lock_refuses_a_second_writer(tmp_path, drops):
 def test_store_lock_nests_within_one_run(tmp_path, drops, client):
     """``featurestore ingest`` holds the lock across ingest and materialize: the inner takes
     nest, the outer holder stays recorded, and the lock goes only when the outer block ends."""
-    from featurestore.features import materialize
+    from featurestore.materialization import materialize
 
     store = Store(str(tmp_path / "store"))
     with store.lock("ingest + materialize"):

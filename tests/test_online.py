@@ -19,8 +19,13 @@ from featurestore.online import OnlineStore, load_table
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
-from .serving_helpers import (INT_FEATURES, compute_features, expected_row, serve,
-                              write_feature_tables)
+from .serving_helpers import (
+    INT_FEATURES,
+    compute_features,
+    expected_row,
+    serve,
+    write_feature_tables,
+)
 
 
 @pytest.fixture(scope="module")

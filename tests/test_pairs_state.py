@@ -13,9 +13,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from featurestore import Store
 from featurestore.features.daily import DailyPlan, daily_plan
 from featurestore.features.definitions import load_feature_repo
-from featurestore import Store
 from featurestore.features.pairs import (
     PairWindow,
     aggregate,

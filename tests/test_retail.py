@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from featurestore import Store
-from featurestore.features import materialize
+from featurestore.materialization import materialize
 from featurestore.sources.retail import ingest_retail
 from tests.conftest import ONLINE_RETAIL
 

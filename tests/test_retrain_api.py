@@ -31,8 +31,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     store = tmp_path_factory.mktemp("api") / "store"
-    with serve_subprocess({"FEATURESTORE_STORE": str(store),
-                           "FEATURESTORE_API_TOKEN": TOKEN}) as base:
+    # exports built by the fixtures live outside the store: allow them as an input prefix
+    prefixes = json.dumps([str(tmp_path_factory.getbasetemp())])
+    with serve_subprocess({"FEATURESTORE_STORE": str(store), "FEATURESTORE_API_TOKEN": TOKEN,
+                           "FEATURESTORE_EXPORT_INPUT_PREFIXES": prefixes}) as base:
         yield base, Store(str(store))
 
 
@@ -76,7 +78,9 @@ def test_retrain_job_lifecycle_and_models(server, export):
     assert {"pr_auc", "roc_auc", "positive_rate", "recall_at_top_1pct"} <= set(m)
     assert m["pr_auc"] >= 5 * m["positive_rate"]
     assert job["submitted_at"] <= job["started_at"] <= job["finished_at"]
-    assert job["model_version"] == "v0001" and job["artifact"].endswith("model.json")
+    assert job["model_version"] == "v0001" and job["artifact"] is None  # anonymous: no paths
+    job = httpx.get(f"{base}/retrain/{job_id}", headers=_auth()).json()
+    assert job["artifact"].endswith("model.json")
     assert Path(job["artifact"]).is_file()
     # The record in the store is what the API serves (readable from this other process).
     assert wait_for(store, job_id, timeout=5)["metrics"] == m

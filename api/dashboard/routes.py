@@ -23,7 +23,7 @@ from featurestore.features.definitions import FeatureRepo
 from featurestore.storage import Store
 from featurestore.tables import as_of_dates
 
-from ..deps import ReadAuth
+from ..deps import ReadAuth, hide_store
 
 __all__ = ["PAGES", "install_docs", "router"]
 
@@ -46,8 +46,10 @@ def _store(request: Request) -> Store:
 
 
 def _repo(request: Request) -> FeatureRepo:
-    """The store's feature repository, as every command on this store uses it."""
-    return FeatureStore(request.app.state.settings).repo
+    """The store's feature repository, from the app's composition root (a fresh facade when
+    the app has none), as every command on this store uses it."""
+    fs = getattr(request.app.state, "feature_store", None)
+    return (fs or FeatureStore(request.app.state.settings)).repo
 
 
 def _page(name: str) -> str:
@@ -93,7 +95,14 @@ def api_overview(request: Request) -> dict[str, Any]:
 def api_ingestion(request: Request,
                   days: Annotated[int, Query(ge=1, le=3660)] = 60) -> dict[str, Any]:
     """Per web-log drop: rows ingested and quarantined by reason, files held back."""
-    return numbers.ingestion(_store(request), days=days)
+    store = _store(request)
+    data = numbers.ingestion(store, days=days)
+    # logical locations only (<store>/_quarantine/...), as every API answer to a reader
+    data["quarantine_root"] = hide_store(data["quarantine_root"], store)
+    for day in data["days"]:
+        if day["quarantine_location"]:
+            day["quarantine_location"] = hide_store(day["quarantine_location"], store)
+    return data
 
 
 @router.get("/api/tables")

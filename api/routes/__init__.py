@@ -10,8 +10,8 @@ __all__ = ["ROUTER_MODULES", "all_routers"]
 
 #: Module names under ``api.routes``; each exposes ``router: APIRouter``.
 # Hot routes first: routes are matched in order.
-ROUTER_MODULES = ("features", "health", "tables", "metrics", "training_sets", "retrain",
-                  "models")
+ROUTER_MODULES = ("features", "table_features", "health", "tables", "metrics", "training_sets",
+                  "retrain", "models")
 
 
 def all_routers() -> list[APIRouter]:

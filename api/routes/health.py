@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ..deps import OnlineDep
+from ..deps import OnlineDep, hide_locations
 
 router = APIRouter(tags=["health"])
 
@@ -38,7 +38,8 @@ def ready(online: OnlineDep) -> Ready | JSONResponse:
     """Ready once a feature snapshot is loaded; 503 with the reason until then."""
     snapshot = online.snapshot
     if snapshot is None or "customer_features" not in snapshot.tables:
-        reason = online.last_error or "no customer_features as_of partition in the store yet"
+        reason = (hide_locations(online.last_error, online.store) if online.last_error
+                  else "no customer_features as_of partition in the store yet")
         return JSONResponse({"detail": f"not ready: loading the first snapshot ({reason}); "
                                        "materialize features and retry"}, status_code=503)
     return Ready(status="ready", snapshot={t: s.as_of for t, s in snapshot.tables.items()},

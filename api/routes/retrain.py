@@ -1,16 +1,22 @@
-"""Retraining: ``POST /retrain`` (token) queues a job; ``GET /retrain/{job_id}`` follows it."""
+"""Retraining: ``POST /retrain`` (token) queues a job; ``GET /retrain/{job_id}`` follows it.
+
+``POST`` answers 429 when ``retrain_queue_limit`` jobs are queued or running, and refuses an
+``export_url`` outside the export roots and ``export_input_prefixes``. ``GET`` answers anonymous
+readers without locations: ``artifact`` and ``export_url`` are null and paths in ``error`` are
+cut to their file name; the write token gets the full record.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from featurestore.retrain import get_job, submit
 
-from ..deps import ReadAuth, SettingsDep, StoreDep, WriteAuth
+from ..deps import IdPath, ReadAuth, SettingsDep, StoreDep, WriteAuth, hide_locations, is_operator
 
 router = APIRouter(tags=["retrain"])
 
@@ -58,5 +64,10 @@ def retrain(body: RetrainRequest, store: StoreDep, settings: SettingsDep) -> Ret
 
 
 @router.get("/retrain/{job_id}", response_model=JobStatus, dependencies=[ReadAuth])
-def retrain_status(job_id: str, store: StoreDep) -> JobStatus:
-    return JobStatus(**get_job(store, job_id))
+def retrain_status(job_id: IdPath, store: StoreDep, request: Request) -> JobStatus:
+    record = get_job(store, job_id)
+    if not is_operator(request):
+        record.update(artifact=None, export_url=None)
+        if record.get("error"):
+            record["error"] = hide_locations(record["error"], store)
+    return JobStatus(**record)

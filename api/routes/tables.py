@@ -10,9 +10,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from featurestore import NotFoundError
+from featurestore.layout import is_published
 from featurestore.storage import Store
 
-from ..deps import OnlineDep, ReadAuth
+from ..deps import IdPath, OnlineDep, ReadAuth
 
 __all__ = ["router", "table_info"]
 
@@ -57,7 +58,7 @@ def table_info(store: Store, name: str, served_as_of: str | None = None,
     Returns:
         The description, or None.
     """
-    if not _NAME.match(name):
+    if len(name) > 128 or not _NAME.match(name):
         return None
     for key in _KEYS:
         values = store.partitions(name, key)
@@ -65,7 +66,7 @@ def table_info(store: Store, name: str, served_as_of: str | None = None,
             continue
         latest = values[-1]
         files = [f for f in store.listdir(name, f"{key}={latest}")
-                 if f.endswith(".parquet") and not f.startswith((".", "_"))]
+                 if is_published(f)]
         metas = [pq.read_metadata(store.path(name, f"{key}={latest}", f), filesystem=store.fs)
                  for f in files]
         schema = metas[0].schema.to_arrow_schema()
@@ -97,7 +98,7 @@ def list_tables(online: OnlineDep) -> TableList:
 
 @router.get("/tables/{name}", response_model=TableInfo,
             responses={404: {"description": "no such table"}})
-def get_table(name: str, online: OnlineDep) -> TableInfo:
+def get_table(name: IdPath, online: OnlineDep) -> TableInfo:
     """Schema, as-of (or event-date) range, freshness and latest row count of one table."""
     info = table_info(online.store, name, *_served(online, name))
     if info is None:

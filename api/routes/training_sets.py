@@ -4,8 +4,10 @@
 (default ``<store>/_exports/<id>/``): ``format: "csv"`` is the SageMaker XGBoost layout,
 ``"parquet"`` the plain set. With ``wait: true`` (default) it answers 200 when the export is
 written, with its counts; with ``wait: false`` it answers 202 at once and the export runs in a
-background thread, its status readable at ``GET /training-sets/{id}``. ``out`` must lie under
-the store or under ``FEATURESTORE_SAGEMAKER_S3_PREFIX``: the API never writes elsewhere.
+background thread, its status readable at ``GET /training-sets/{id}``. ``out`` must lie below an
+export root (``FEATURESTORE_EXPORT_ROOTS``, default ``<store>/_exports``; and
+``FEATURESTORE_SAGEMAKER_S3_PREFIX``), resolved (``..``, symlinks), and never in the store's
+internals (tables, ``_ledger``, ``_models``, ``_exports/_jobs``...): the API writes nowhere else.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from featurestore._exceptions import ConfigError, NotFoundError
-from featurestore.settings import Settings
+from featurestore.settings import Settings, export_roots, is_under, resolve_location
 from featurestore.storage import Store
 from featurestore.training import build_training_set, export_xgboost
 from featurestore.training.pointintime import HORIZON_DAYS
 
-from ..deps import SettingsDep, StoreDep, WriteAuth
+from ..deps import IdPath, SettingsDep, StoreDep, WriteAuth
 
 __all__ = ["router"]
 
@@ -57,10 +59,18 @@ class TrainingSetAnswer(BaseModel):
 
 
 def _allowed_out(store: Store, settings: Settings, out: str) -> bool:
-    roots = [store.url] + ([settings.sagemaker_s3_prefix.rstrip("/")]
-                           if settings.sagemaker_s3_prefix else [])
-    target = Store(out).url
-    return any(target == r or target.startswith(r + "/") for r in roots) and ".." not in out
+    """Whether ``out`` is below an export root and, inside the store, below ``_exports/<id>``.
+
+    The second rule holds whatever the roots are: an export written over a table, the ledger or
+    the job records would break every later run.
+    """
+    if not any(is_under(out, root) for root in export_roots(settings, store.url)):
+        return False
+    if not is_under(out, store.url):
+        return True
+    relative = resolve_location(out)[len(resolve_location(store.url)) + 1:].split("/")
+    return relative[0] == "_exports" and len(relative) > 1 and \
+        not relative[1].startswith(("_", "."))
 
 
 def _run(store: Store, req: TrainingSetRequest, out: str, export_id: str) -> TrainingSetAnswer:
@@ -98,8 +108,9 @@ def create_training_set(req: TrainingSetRequest, store: StoreDep, settings: Sett
     export_id = uuid.uuid4().hex[:12]
     out = req.out or store.uri("_exports", export_id)
     if not _allowed_out(store, settings, out):
-        raise ConfigError(f"out={req.out!r} is outside the store ({store.url}) and "
-                          "FEATURESTORE_SAGEMAKER_S3_PREFIX; write under one of them or omit "
+        raise ConfigError(f"out={req.out!r} is outside the store's exports folder and the "
+                          "export roots (FEATURESTORE_EXPORT_ROOTS, "
+                          "FEATURESTORE_SAGEMAKER_S3_PREFIX); write below one of them or omit "
                           "out for the default <store>/_exports/<id>/")
     if req.start and req.end and req.start > req.end:
         raise ConfigError(f"from={req.start} is after to={req.end}")
@@ -115,7 +126,7 @@ def create_training_set(req: TrainingSetRequest, store: StoreDep, settings: Sett
 
 @router.get("/training-sets/{export_id}", response_model=TrainingSetAnswer,
             dependencies=[WriteAuth])
-def get_training_set(export_id: str, store: StoreDep) -> TrainingSetAnswer:
+def get_training_set(export_id: IdPath, store: StoreDep) -> TrainingSetAnswer:
     """Status of an export started with ``wait: false``."""
     if not export_id.isalnum():
         raise NotFoundError(f"no training-set export {export_id!r}")

@@ -6,13 +6,15 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
+from ..feature_store import FeatureStore
 from ..settings import Settings, load_settings
 from ..storage import Store, parse_storage_options
 
 __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settings_from",
-           "store_from", "print_json"]
+           "feature_store_from", "iso_date",
+           "store_from", "out_from", "print_json"]
 
 
 def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -30,12 +32,28 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="local cluster worker processes")
 
 
+def iso_date(value: str) -> dt.date:
+    """argparse type of a date flag: ``YYYY-MM-DD``, else a usage error naming the format.
+
+    Args:
+        value: the flag's text.
+
+    Returns:
+        The date.
+    """
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD, "
+                                         "e.g. 2026-03-02") from None
+
+
 def add_date_range(parser: argparse.ArgumentParser, first: str, last: str) -> None:
     """``--from`` / ``--to`` as-of dates (``args.start`` / ``args.end``); the help texts say
     what each command does without them."""
-    parser.add_argument("--from", dest="start", type=dt.date.fromisoformat,
+    parser.add_argument("--from", dest="start", type=iso_date,
                         metavar="YYYY-MM-DD", help=f"first as-of date (default: {first})")
-    parser.add_argument("--to", dest="end", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+    parser.add_argument("--to", dest="end", type=iso_date, metavar="YYYY-MM-DD",
                         help=f"last as-of date (default: {last})")
 
 
@@ -51,8 +69,68 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), **overrides)
 
 
-def store_from(settings: Settings) -> Store:
-    return Store(settings.store, settings.storage_options)
+def feature_store_from(args: argparse.Namespace, access: Literal["read", "write"] | None,
+                       **overrides: Any) -> FeatureStore:
+    """The command's :class:`FeatureStore` (the composition root), its store checked before
+    any cluster starts.
+
+    Args:
+        args: the parsed command line (``--config``, ``--store``, ``--storage-option``,
+            ``--scheduler``, ``--workers``).
+        access: "write", "read" (the store must exist) or None (no check).
+        **overrides: more settings from the command's own flags (None values are ignored).
+
+    Returns:
+        The facade every command calls.
+    """
+    settings = settings_from(args)
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if updates:
+        settings = settings.model_copy(update=updates)
+    fs = FeatureStore(settings)
+    if access is not None:
+        fs.check(access)
+    return fs
+
+
+def store_from(settings: Settings, access: Literal["read", "write"] | None = None) -> Store:
+    """The settings' store, checked before any cluster starts.
+
+    Args:
+        settings: the command's settings (``store``, ``storage_options``, ``lease_seconds``).
+        access: "write" for commands that write the store, "read" for those that only read
+            it (then it must exist); None skips the check.
+
+    Returns:
+        The :class:`Store`.
+
+    Raises:
+        StoreError: the store path cannot work (a file in the way, read-only, missing).
+    """
+    store = Store(settings.store, settings.storage_options, settings.lease_seconds)
+    if access is not None:
+        store.preflight(write=access == "write")
+    return store
+
+
+def out_from(store: Store, out: str) -> tuple[Store, dict | None]:
+    """An output folder (``--out``) checked for writing, and its storage options: the
+    store's when it is on the same filesystem protocol.
+
+    Args:
+        store: the command's store.
+        out: the output URL.
+
+    Returns:
+        (the output as a Store, the storage options to write it with).
+
+    Raises:
+        StoreError: the output path cannot be written.
+    """
+    options = store.storage_options if Store(out).protocol == store.protocol else None
+    target = Store(out, options)
+    target.preflight(write=True)
+    return target, options
 
 
 def print_json(obj: Any) -> None:

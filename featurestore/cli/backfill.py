@@ -1,18 +1,17 @@
 """``featurestore backfill``: (re)compute feature tables for history, e.g. after adding a feature
-to the feature repository (``feature_repo`` setting / ``FEATURESTORE_FEATURE_REPO``)."""
+to the store's feature repository (``featurestore apply``). A table whose definition changed is
+rebuilt whole, whatever the range."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..features import materialize
 from ._common import (
     add_cluster_options,
     add_date_range,
     add_store_options,
+    feature_store_from,
     print_json,
-    settings_from,
-    store_from,
 )
 
 
@@ -27,10 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    report = materialize(store_from(settings), scheduler=settings.scheduler,
-                         workers=settings.workers, repo=settings.feature_repo,
-                         start=args.start, end=args.end, force=True)
+    fs = feature_store_from(args, "write")
+    report = fs.materialize(start=args.start, end=args.end, force=True)
     if args.json:
         print_json(report.to_dict())
     else:

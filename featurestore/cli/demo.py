@@ -14,23 +14,22 @@ import shutil
 import time
 from pathlib import Path
 
-from .._exceptions import TrainingError
+from .._exceptions import ConfigError, TrainingError
 from ..cluster import dask_client
-from ..features import materialize
+from ..feature_store import FeatureStore
 from ..generate import generate_weblog
-from ..ingest import ingest_weblog
-from ..storage import Store
-from ..retrain import new_job, run_job
 from ..settings import load_settings
-from ..tables import list_tables
-from ..training import export_xgboost
+from ..storage import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic data set",
                        description=__doc__)
     p.add_argument("--workdir", default="./featurestore-demo",
-                   help="folder for raw drops, the store and exports (recreated)")
+                   help="folder for raw drops, the store and exports (default "
+                        "./featurestore-demo); replaced only when the demo made it")
+    p.add_argument("--force", action="store_true",
+                   help="replace --workdir even when it holds files the demo did not make")
     p.add_argument("--no-serve", action="store_true",
                    help="exit after the pipeline instead of serving the API")
     p.add_argument("--host", default=None, help="API interface (default 127.0.0.1)")
@@ -47,11 +46,28 @@ def _step(title: str) -> float:
     return time.perf_counter()
 
 
+#: Written into a demo's work folder, so a later run may replace it without asking.
+MARKER = ".featurestore-demo"
+
+
+def _prepare(work: Path, force: bool) -> None:
+    """Empty ``work`` for a new demo: only a folder the demo made (its marker), an empty one,
+    or with ``--force``; anything else is the user's and stays."""
+    if work.exists() and any(work.iterdir()):
+        if not (work / MARKER).exists() and not force:
+            raise ConfigError(f"--workdir {work} is not empty and was not made by the demo; "
+                              "choose another folder or pass --force to replace it")
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / MARKER).write_text("made by featurestore demo; the next demo run may replace it\n")
+
+
 def run(args: argparse.Namespace) -> int:
     work = Path(args.workdir).resolve()
-    if work.exists():
-        shutil.rmtree(work)
-    raw, store = work / "raw", Store(str(work / "store"))
+    _prepare(work, args.force)
+    raw = work / "raw"
+    fs = FeatureStore(load_settings(store=str(work / "store"), workers=args.workers))
+    store = fs.offline_store
 
     t = _step(f"generate {args.days} daily drops of 1,057 columns into {raw}")
     gen = generate_weblog(str(raw), days=args.days, customers=args.customers,
@@ -60,29 +76,28 @@ def run(args: argparse.Namespace) -> int:
     print(f"   {gen.files} files, {gen.lines:,} lines ({time.perf_counter() - t:.1f} s)")
 
     with dask_client(workers=args.workers) as client:
-        t = _step(f"ingest into {store.url} on a local Dask cluster ({args.workers} workers)")
-        report = ingest_weblog(str(raw), store, client=client, progress=False)
+        fs = FeatureStore(fs.settings, client=client)  # one cluster for every step below
+        t = _step(f"ingest into {store.url} on a local Dask cluster ({args.workers} "
+                  "workers), then materialize every as-of date")
+        result = fs.ingest(str(raw), progress=False)
+        report, mat = result.report, result.materialize
         print(f"   {report.files_ingested} files, {report.rows_ingested:,} rows, "
               f"{report.rows_quarantined} quarantined, {report.rows_excluded} excluded "
               f"({report.seconds:.1f} s)")
-        t = _step("ingest again: nothing new, every file is skipped (exactly once)")
-        again = ingest_weblog(str(raw), store, client=client, progress=False)
-        print(f"   {again.files_ingested} ingested, {again.files_skipped} skipped")
-
-        t = _step("materialize the feature tables for every as-of date (incremental)")
-        mat = materialize(store, client=client)
         for table, dates in sorted(mat.as_of_written.items()):
             print(f"   {table}: {len(dates)} as-of dates {dates[0]} .. {dates[-1]}, "
                   f"{mat.rows_written.get(table, 0):,} rows")
-        print(f"   ({mat.seconds:.1f} s); a second run has nothing to do: "
-              f"{materialize(store, client=client).as_of_written or 'no partition rewritten'}")
+        t = _step("ingest again: nothing new, every file is skipped (exactly once)")
+        again = fs.ingest(str(raw), progress=False)
+        print(f"   {again.report.files_ingested} ingested, {again.report.files_skipped} "
+              f"skipped; materialized: {again.materialize.as_of_written or 'nothing to do'}")
 
         t = _step("export a point-in-time training set for XGBoost (CSV, split by time)")
         export_dir = work / "exports" / "purchase-xgboost"
         try:
             # gap_days=0: the demo's short history would leave no as-of date after a 30-day
             # purge between the splits.
-            meta = export_xgboost(store, str(export_dir), client=client, gap_days=0).metadata
+            meta = fs.training_set(str(export_dir), gap_days=0)["metadata"]
         except TrainingError as exc:  # e.g. --days too small for any complete label window
             meta = None
             print(f"   skipped: {exc}")
@@ -93,14 +108,12 @@ def run(args: argparse.Namespace) -> int:
 
     if meta is not None:
         t = _step("retrain purchase-xgboost on the local backend and register it")
-        job = run_job(store, new_job(store, "purchase-xgboost", "local",
-                                     export_url=str(export_dir))["job_id"],
-                      load_settings(store=store.url))
+        job = fs.retrain("purchase-xgboost", export_url=str(export_dir))
         metrics = {k: round(v, 4) for k, v in (job.get("metrics") or {}).items()
                    if k in ("pr_auc", "roc_auc", "positive_rate")}
         print(f"   job {job['job_id']}: {job['status']} {metrics} -> model version "
               f"{job.get('model_version')} ({time.perf_counter() - t:.1f} s)")
-    tables = {t.name: t for t in list_tables(store)}
+    tables = {t.name: t for t in fs.tables()}
     latest = tables["customer_features"].as_of_range[1] if "customer_features" in tables else ""
     # The newest as-of date whose 30-day label window is complete.
     labelled = (dt.date.fromisoformat(str(latest)) - dt.timedelta(days=30)) if latest else ""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..training import export_fm
-from ._common import add_store_options, print_json, settings_from, store_from
-from .training_set import out_options
+from ._common import add_store_options, feature_store_from, out_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    store = store_from(settings)
-    res = export_fm(store, args.out, test_fraction=args.test_fraction, seed=args.seed,
-                    storage_options=out_options(store, args.out))
-    print_json(res.to_dict())
+    fs = feature_store_from(args, "read")
+    _, options = out_from(fs.offline_store, args.out)
+    print_json(fs.export_fm(args.out, test_fraction=args.test_fraction, seed=args.seed,
+                            storage_options=options))
     return 0

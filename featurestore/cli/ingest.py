@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cluster import dask_client
-from ..features import materialize
-from ..ingest import IngestReport, ingest_weblog
-from ..sources.retail import ingest_retail
-from ..storage import parse_storage_options
-from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
+from ..ingest import IngestReport
+from ..storage import parse_storage_options, store_errors
+from ._common import add_cluster_options, add_store_options, feature_store_from, print_json
 
 
 def days_count(value: str) -> int:
@@ -50,37 +47,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    if args.max_late_days is not None:  # the flag overrides environment and config file
-        settings = settings.model_copy(update={"max_late_days": args.max_late_days})
-    store = store_from(settings)
+    fs = feature_store_from(args, "write", max_late_days=args.max_late_days)
     raw_options = parse_storage_options(args.raw_storage_option) or None
-    # One Dask client and one hold of the store lock for ingest and the materialization that
-    # brings every table up to date (no other writer can run between the two).
-    with dask_client(settings.scheduler, settings.workers) as client, \
-            store.lock(f"ingest {args.source} + materialize"):
-        if args.source == "retail":
-            retail = ingest_retail(args.raw_root, store, client=client,
-                                   storage_options=raw_options)
-            mat = materialize(store, client=client, repo=settings.feature_repo)
-            out = {**retail.to_dict(), "materialize": mat.to_dict()}
-            if args.json:
-                print_json(out)
-            else:
-                print(f"retail: ingested {retail.files_ingested} file(s), skipped "
-                      f"{retail.files_skipped}; {retail.rows_ingested} rows kept of "
-                      f"{retail.rows_read}; {_summary(mat)}")
-            return 0
-        report = ingest_weblog(args.raw_root, store, client=client,
-                               raw_storage_options=raw_options, progress=args.progress,
-                               max_late_days=settings.max_late_days,
-                               accept_changed=args.accept_changed)
-        mat = materialize(store, client=client, repo=settings.feature_repo)
+    # One hold of the store's lease for ingest and the materialization that brings every
+    # table up to date (no other writer can run between the two): FeatureStore.ingest.
+    with store_errors(fs.offline_store):
+        result = fs.ingest(args.raw_root, source=args.source, raw_storage_options=raw_options,
+                           progress=args.progress, accept_changed=args.accept_changed)
+    mat = result.materialize
+    if result.source == "retail":
+        retail = result.report
+        if args.json:
+            print_json(result.to_dict())
+        else:
+            print(f"retail: ingested {retail.files_ingested} file(s), skipped "
+                  f"{retail.files_skipped}; {retail.rows_ingested} rows kept of "
+                  f"{retail.rows_read}; {_summary(mat)}")
+        return 0
+    report = result.report
     report.extra["materialize"] = mat.to_dict()
     emit_report(report, args.json)
     if not args.json:
         print(_summary(mat))
-    return 0 if report.ok else 1
+    return 0 if result.ok else 1
 
 
 def _summary(mat) -> str:

@@ -25,7 +25,7 @@ def _fmt(metrics: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = store_from(settings_from(args))
+    store = store_from(settings_from(args), "write" if args.promote else "read")
     if args.promote:
         if not args.name:
             raise SystemExit("featurestore models: --promote needs the model NAME")

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from ..retrain import BACKENDS, MODELS, new_job, run_job
-from ._common import add_store_options, print_json, settings_from, store_from
+from ..retrain import BACKENDS, MODELS, run_job
+from ._common import add_store_options, feature_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,16 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    store = store_from(settings)
-    record = new_job(store, args.model, args.backend, tune=args.tune, as_of=args.as_of,
-                     export_url=args.export_url)
+    fs = feature_store_from(args, "write")
+    record = fs.new_job(args.model, backend=args.backend, tune=args.tune, as_of=args.as_of,
+                        export_url=args.export_url)
     if args.wait:
-        final = run_job(store, record["job_id"], settings)
+        final = run_job(fs.offline_store, record["job_id"], fs.settings)
         print_json(final)
         return 0 if final["status"] == "completed" else 1
     # Detached worker: the command returns now; follow with GET /retrain/{job_id}.
-    env = {**os.environ, "FEATURESTORE_RETRAIN_SETTINGS": settings.model_dump_json()}
+    env = {**os.environ, "FEATURESTORE_RETRAIN_SETTINGS": fs.settings.model_dump_json()}
     subprocess.Popen([sys.executable, "-m", "featurestore.retrain.worker", record["job_id"]],
                      env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)

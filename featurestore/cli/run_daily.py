@@ -4,10 +4,14 @@ configured weekday (or ``--retrain``), notify."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
-from ..retrain.daily import run_daily
-from ._common import add_cluster_options, add_store_options, print_json, settings_from, store_from
+from ._common import (
+    add_cluster_options,
+    add_store_options,
+    feature_store_from,
+    iso_date,
+    print_json,
+)
 from .ingest import days_count
 
 
@@ -21,17 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-late-days", type=days_count, metavar="N",
                    help="quarantine hits dated more than N days before their drop's date as "
                         "too_old (FEATURESTORE_MAX_LATE_DAYS, default 30)")
-    p.add_argument("--today", help="pretend today is this date (YYYY-MM-DD), for backfills")
+    p.add_argument("--today", type=iso_date, metavar="YYYY-MM-DD",
+                   help="pretend today is this date, for backfills (default: today, UTC)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    if args.max_late_days is not None:  # the flag overrides environment and config file
-        settings = settings.model_copy(update={"max_late_days": args.max_late_days})
-    store = store_from(settings)
-    today = dt.date.fromisoformat(args.today) if args.today else None
-    report = run_daily(store, args.raw, settings=settings, force_retrain=args.retrain,
-                       today=today)
+    fs = feature_store_from(args, "write", max_late_days=args.max_late_days)
+    report = fs.run_daily(args.raw, force_retrain=args.retrain, today=args.today)
     print_json(report)
     return 0 if report["ok"] else 1

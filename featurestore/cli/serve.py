@@ -43,13 +43,14 @@ def example_customer(store) -> str:
     """A customer id to put in the printed URLs: from the latest features, else from events."""
     import pyarrow.parquet as pq
 
+    from ..layout import is_published
+
     for table, key in (("customer_features", "as_of"), ("events", "event_date")):
         values = store.partitions(table, key)
         if not values:
             continue
         folder = f"{key}={values[-1]}"
-        files = [f for f in store.listdir(table, folder) if f.endswith(".parquet")
-                 and not f.startswith((".", "_"))]
+        files = [f for f in store.listdir(table, folder) if is_published(f)]
         ids = pq.read_table(store.path(table, folder, files[0]), filesystem=store.fs,
                             columns=["customer_id"]).column(0).drop_null()
         if len(ids):

@@ -9,8 +9,7 @@ import datetime as dt
 import pandas as pd
 
 from .._exceptions import NotFoundError
-from ..tables import read_table
-from ._common import add_store_options, print_json, settings_from, store_from
+from ._common import add_store_options, feature_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,8 +29,9 @@ def _plain(value):
 
 
 def run(args: argparse.Namespace) -> int:
-    store = store_from(settings_from(args))
-    df = read_table(store, args.table, as_of=args.as_of, customer_id=args.customer)
+    fs = feature_store_from(args, "read")
+    store = fs.offline_store
+    df = fs.read_table(args.table, as_of=args.as_of, customer_id=args.customer)
     if df.empty:
         raise NotFoundError(f"customer {args.customer!r} has no row in {args.table} at "
                             f"{args.as_of or 'the latest as-of'}")

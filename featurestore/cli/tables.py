@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..tables import list_tables
-from ._common import add_store_options, print_json, settings_from, store_from
+from ._common import add_store_options, feature_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    infos = list_tables(store_from(settings_from(args)))
+    infos = feature_store_from(args, "read").tables()
     if args.json:
         print_json([t.to_dict() for t in infos])
         return 0

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-from ..cluster import dask_client
-from ..feature_store import FeatureStore
-from ..storage import Store
-from ..training import build_training_set, export_xgboost
+from .._exceptions import ConfigError
 from ..training.pointintime import HORIZON_DAYS
 from ._common import (
     add_cluster_options,
     add_date_range,
     add_store_options,
+    feature_store_from,
+    out_from,
     print_json,
-    settings_from,
-    store_from,
 )
 
 
@@ -45,28 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def out_options(store: Store, out: str) -> dict | None:
-    """The store's storage options apply to an output on the same filesystem protocol."""
-    return store.storage_options if Store(out).protocol == store.protocol else None
-
-
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    store = store_from(settings)
-    options = out_options(store, args.out)
-    tables = FeatureStore(settings).joinable_tables(args.tables.split(",")) if args.tables \
-        else None
-    with dask_client(settings.scheduler, settings.workers) as client:
-        if args.format == "csv":
-            res = export_xgboost(store, args.out, start=args.start, end=args.end,
-                                 gap_days=args.gap_days, storage_options=options, client=client,
-                                 tables=tables)
-            print_json({"format": "csv", **res.to_dict()})
-        else:
-            fraction = args.sample_fraction
-            ts = build_training_set(store, start=args.start, end=args.end,
-                                    sample="all" if fraction >= 1 else "fraction",
-                                    sample_fraction=fraction, seed=args.seed, client=client,
-                                    output=args.out, storage_options=options, tables=tables)
-            print_json({"format": "parquet", **ts.to_dict()})
+    fs = feature_store_from(args, "read")
+    _, options = out_from(fs.offline_store, args.out)
+    if args.start and args.end and args.start > args.end:
+        raise ConfigError(f"--from {args.start} is after --to {args.end}: swap them")
+    if args.format == "csv" and args.sample_fraction < 1:
+        raise ConfigError("--sample-fraction applies to --format parquet only: the csv "
+                          "layout keeps every customer (drop the flag or use parquet)")
+    tables = args.tables.split(",") if args.tables else None
+    print_json(fs.training_set(args.out, fmt=args.format, start=args.start, end=args.end,
+                               gap_days=args.gap_days, sample_fraction=args.sample_fraction,
+                               seed=args.seed, tables=tables, storage_options=options))
     return 0

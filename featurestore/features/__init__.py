@@ -1,7 +1,11 @@
-"""Windowed customer feature tables: definitions as data, incremental materialization."""
+"""The web-log feature engine: definitions as data, daily aggregates, rolling state, snapshots.
+
+The driver that brings every table of a repository up to date (across sources) is
+:func:`featurestore.materialization.materialize`.
+"""
 
 from .definitions import Feature, FeatureRepo, Filter, load_feature_repo
-from .materialize import MaterializeReport, materialize, materialize_locked
+from .materialize import MaterializeReport, materialize_weblog
 
 __all__ = ["Feature", "FeatureRepo", "Filter", "MaterializeReport", "load_feature_repo",
-           "materialize", "materialize_locked"]
+           "materialize_weblog"]

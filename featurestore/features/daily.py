@@ -24,7 +24,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from .. import layout
 from ..ingest import EVENTS_TABLE
+from ..layout import is_published
 from ..storage import Store
 from .definitions import FeatureRepo, Filter
 
@@ -38,8 +40,8 @@ __all__ = [
     "read_daily_table",
 ]
 
-DAILY_CUSTOMER = "_daily/customer"
-DAILY_CUSTOMER_PRODUCT = "_daily/customer_product"
+DAILY_CUSTOMER = layout.DAILY_CUSTOMER
+DAILY_CUSTOMER_PRODUCT = layout.DAILY_CUSTOMER_PRODUCT
 ALL = Filter()
 _EVENT_COLUMNS = ["customer_id", "page_url", "post_page_event", "post_event_list",
                   "post_product_list"]
@@ -142,7 +144,7 @@ def _events(store: Store, day: dt.date) -> pd.DataFrame:
 
     folder = store.path(EVENTS_TABLE, f"event_date={day.isoformat()}")
     files = [f"{folder}/{n}" for n in store.listdir(EVENTS_TABLE, f"event_date={day.isoformat()}")
-             if n.endswith(".parquet") and not n.startswith((".", "_"))]
+             if is_published(n)]
     if not files:
         return pd.DataFrame({c: pd.Series([], dtype="string") for c in _EVENT_COLUMNS})
     table = ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table(

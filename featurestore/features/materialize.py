@@ -35,10 +35,10 @@ import pandas as pd
 import pyarrow as pa
 from distributed import Client, wait
 
+from .. import layout
 from ..cluster import dask_client
 from ..generations import commit_generations
 from ..ingest import LEDGER, REPLACED, ledger_entries, ledger_keys, replaced_notes
-from ..settings import Settings
 from ..storage import Store
 from ._io import write_arrow, write_table
 from .daily import (
@@ -76,9 +76,9 @@ from .state import (
     write_state,
 )
 
-__all__ = ["MaterializeReport", "materialize", "STATE_RECORD", "CUSTOMER_STATE"]
+__all__ = ["MaterializeReport", "materialize_weblog", "STATE_RECORD", "CUSTOMER_STATE"]
 
-STATE_RECORD = "_state/materialize.json"
+STATE_RECORD = layout.MATERIALIZE_RECORD
 #: As-of dates submitted per round: bounds how many state frames are in flight at once.
 CHUNK = 16
 
@@ -264,61 +264,12 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
     return rows
 
 
-# -- the driver --------------------------------------------------------------------------------
-def materialize(
-    store: Store,
-    *,
-    client: Client | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    repo: FeatureRepo | str | None = None,
-    start: dt.date | str | None = None,
-    end: dt.date | str | None = None,
-    force: bool = False,
-) -> MaterializeReport:
-    """Bring the feature tables up to date through the latest drop (see module docstring).
-
-    ``start``/``end`` limit which as-of dates are (re)written; ``force`` rebuilds every as-of
-    in that range and the daily aggregates they read (``featurestore backfill``). Holds the
-    store's writer lock (``ingest`` calls :func:`materialize_locked` under its own).
-    """
-    with store.lock("materialize"):
-        return materialize_locked(store, client=client, scheduler=scheduler, workers=workers,
-                                  repo=repo, start=start, end=end, force=force)
-
-
-def _as_date(value: dt.date | str | None) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value)
-
-
-def materialize_locked(store: Store, *, client: Client | None = None,
-                       scheduler: str | None = None, workers: int | None = None,
-                       repo: FeatureRepo | str | None = None, start=None, end=None,
-                       force: bool = False, settings: Settings | None = None
-                       ) -> MaterializeReport:
-    """:func:`materialize` for a caller that already holds the store lock (``ingest``)."""
-    started = time.perf_counter()
-    settings = settings if settings is not None else Settings(store=store.url)
-    if not isinstance(repo, FeatureRepo):  # a path or None: the store's recorded repository
-        from ..repository import resolve_repo
-
-        repo = resolve_repo(store, repo)
-    start, end = _as_date(start), _as_date(end)
-    report = MaterializeReport()
-    from ..sources.base import source_class, source_kinds
-
-    with dask_client(scheduler, workers, client) as c:
-        for kind in source_kinds(repo):  # each source builds its own tables
-            source_class(kind)(store, settings).materialize(repo, report, client=c,
-                                                            start=start, end=end, force=force)
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
-
-
-def _materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeReport, client,
-                        scheduler, workers, start, end, force) -> None:
+# -- the web-log driver ----------------------------------------------------------------------
+def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeReport, client,
+                       scheduler, workers, start, end, force) -> None:
+    """Bring the web-log tables of ``repo`` up to date (caller holds the store lock; see the
+    module docstring). ``start``/``end`` limit the as-of dates (re)written; ``force`` rebuilds
+    every as-of in that range."""
     plan = daily_plan(repo)
     state_fp = f"{plan.fingerprint}/{STATE_FORMAT}"  # what a stored state was built for
     pair_fp = f"{plan.fingerprint}/{pair_specs(repo)}/{PAIRS_FORMAT}"  # and stored pair sums

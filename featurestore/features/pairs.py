@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import layout
 from ..storage import Store
 from ._io import large_strings, read_ipc, write_ipc
 from .definitions import FeatureRepo
@@ -33,7 +34,7 @@ __all__ = ["PAIR_STATE", "PAIRS_FORMAT", "PairSums", "PairWindow", "Spec", "aggr
            "column_of", "empty", "load_pairs", "merge", "pair_specs", "pairs_exist", "roll",
            "rolls", "write_pairs"]
 
-PAIR_STATE = "_state/pairs"
+PAIR_STATE = layout.PAIR_STATE
 #: Part of the fingerprint of a stored window, bumped when what is stored changes, so an older
 #: one is rebuilt rather than misread (2: the whole window of D; 1 was D's prior).
 PAIRS_FORMAT = 2

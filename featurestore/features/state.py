@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import layout
 from ..storage import Store
 from ._io import large_strings, read_ipc, write_ipc
 from .daily import DailyPlan
@@ -38,7 +39,7 @@ from .daily import DailyPlan
 __all__ = ["CUSTOMER_STATE", "STATE_FORMAT", "CustomerState", "daily_columns",
            "state_columns", "load_state", "state_exists", "write_state"]
 
-CUSTOMER_STATE = "_state/customer"
+CUSTOMER_STATE = layout.CUSTOMER_STATE
 #: Bumped when the layout changes, so older stored states are rebuilt rather than misread
 #: (2: rows in order of first appearance, ``last_*`` 0 for none; 3: Arrow IPC, not parquet).
 STATE_FORMAT = 3

@@ -16,6 +16,7 @@ import socket
 import threading
 from typing import Any
 
+from .. import layout
 from ..storage import Store
 
 __all__ = ["RUNNER", "HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "acquire", "release",
@@ -25,7 +26,7 @@ __all__ = ["RUNNER", "HEARTBEAT_SECONDS", "STALE_AFTER_SECONDS", "acquire", "rel
 RUNNER = f"{socket.gethostname()}-{os.getpid()}"
 HEARTBEAT_SECONDS = 15.0
 STALE_AFTER_SECONDS = 120.0
-RUNNERS = "_jobs/_runners"
+RUNNERS = layout.RUNNERS
 
 _lock = threading.Lock()
 _owned: dict[str, tuple[Store, int]] = {}  # store url -> (store, unfinished jobs here)

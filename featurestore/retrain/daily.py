@@ -18,8 +18,8 @@ from distributed import Client
 
 from ..cluster import dask_client
 from ..features.definitions import FeatureRepo
-from ..features.materialize import materialize_locked
 from ..ingest import ingest_weblog
+from ..materialization import materialize_locked
 from ..repository import resolve_repo
 from ..settings import Settings
 from ..storage import Store

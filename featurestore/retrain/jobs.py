@@ -24,26 +24,34 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .._exceptions import ConfigError, FeatureStoreError, NotFoundError, TrainingError
-from ..settings import Settings
-from ..storage import Store
+from .. import layout
+from .._exceptions import (
+    ConfigError,
+    FeatureStoreError,
+    NotFoundError,
+    QueueFullError,
+    TrainingError,
+)
 from ..plugins import TRAINING_BACKEND_CLASS_FOR_TYPE, is_known
+from ..settings import Settings, export_roots, is_under
+from ..storage import Store
 from . import _heartbeat, registry
-from .backends import backend_class
 from .alerts import evaluate_and_promote
+from .backends import backend_class
 from .models import model_spec
 
 __all__ = ["BACKENDS", "new_job", "run_job", "submit", "get_job", "list_jobs", "wait_for",
-           "TERMINAL"]
+           "TERMINAL", "check_export_url"]
 
 log = logging.getLogger(__name__)
 
 BACKENDS = tuple(TRAINING_BACKEND_CLASS_FOR_TYPE)  # the built-in ones
 TERMINAL = ("completed", "failed")
-JOBS = "_jobs"
+JOBS = layout.JOBS
 
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
+_pending = 0  # jobs submitted to the pool and not finished yet (guarded by _executor_lock)
 
 
 def _now() -> str:
@@ -120,7 +128,7 @@ def _export(store: Store, record: dict[str, Any]) -> str:
     except ImportError as exc:
         raise TrainingError(f"building a training set needs featurestore.training ({exc}); "
                             "pass an existing export with export_url") from None
-    out = store.uri("_exports", record["model"], record["job_id"])
+    out = store.uri(layout.EXPORTS, record["model"], record["job_id"])
     export = getattr(training, spec.export)
     accepted = inspect.signature(export).parameters
     kwargs: dict[str, Any] = {"storage_options": store.storage_options or None}
@@ -186,13 +194,68 @@ def _block_names(meta: dict[str, Any]) -> list[str]:
             enumerate(blocks)]
 
 
+def check_export_url(store: Store, settings: Settings, export_url: str) -> None:
+    """Refuse an ``export_url`` outside the export roots and ``export_input_prefixes``.
+
+    The API server reads what it is given: without this, a token holder could make it read any
+    local path or fetch any URL (an internal HTTP address).
+
+    Args:
+        store: the store the job belongs to.
+        settings: ``export_roots``, ``export_input_prefixes`` and ``sagemaker_s3_prefix``.
+        export_url: the export the request names.
+
+    Raises:
+        ConfigError: the URL is not under an allowed prefix (or is not a path or s3:// URL).
+    """
+    allowed = [*export_roots(settings, store.url), *settings.export_input_prefixes]
+    if not any(is_under(export_url, root) for root in allowed):
+        raise ConfigError(f"export_url={export_url!r} is outside the store's exports and "
+                          "FEATURESTORE_EXPORT_INPUT_PREFIXES; use an export under one of them "
+                          "or omit export_url to build a new one")
+
+
 def submit(store: Store, settings: Settings, model: str, backend: str = "local", *,
            tune: bool = False, as_of: dt.date | str | None = None,
            export_url: str | None = None) -> tuple[dict[str, Any], Future]:
-    """Queue a job and start it on the in-process pool; returns (queued record, future)."""
-    record = new_job(store, model, backend, tune=tune, as_of=as_of, export_url=export_url)
-    future = _executor_instance().submit(run_job, store, record["job_id"], settings)
+    """Queue a job and start it on the in-process pool (the API's path).
+
+    Args:
+        store: the store to train from and register into.
+        settings: the server's settings (``retrain_queue_limit``, allowed export prefixes).
+        model: model name; backend: ``local`` or ``sagemaker``; tune, as_of: as for new_job.
+        export_url: an existing export, checked with :func:`check_export_url`.
+
+    Returns:
+        (the queued record, the future of its run).
+
+    Raises:
+        QueueFullError: ``retrain_queue_limit`` jobs are already queued or running here.
+        ConfigError: an invalid request or a refused export_url.
+    """
+    global _pending
+    if export_url is not None:
+        check_export_url(store, settings, export_url)
+    with _executor_lock:
+        if _pending >= settings.retrain_queue_limit:
+            raise QueueFullError(f"{_pending} retrain jobs are already queued or running (limit "
+                                 "FEATURESTORE_RETRAIN_QUEUE_LIMIT="
+                                 f"{settings.retrain_queue_limit}); retry when one finishes")
+        _pending += 1  # claimed before the record is written, so no burst overshoots
+    try:
+        record = new_job(store, model, backend, tune=tune, as_of=as_of, export_url=export_url)
+        future = _executor_instance().submit(run_job, store, record["job_id"], settings)
+    except BaseException:
+        _finished()
+        raise
+    future.add_done_callback(lambda _: _finished())
     return record, future
+
+
+def _finished() -> None:
+    global _pending
+    with _executor_lock:
+        _pending -= 1
 
 
 def wait_for(store: Store, job_id: str, timeout: float = 3600.0, poll: float = 0.5

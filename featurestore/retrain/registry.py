@@ -29,6 +29,7 @@ import json
 import uuid
 from typing import Any
 
+from .. import layout
 from .._exceptions import NotFoundError, RegistryError
 from ..storage import Store
 
@@ -36,7 +37,7 @@ __all__ = ["register_version", "list_versions", "get_version", "production_versi
            "production_state", "promote", "list_models", "model_summary", "list_summaries",
            "damage_report", "load_model_bytes"]
 
-ROOT = "_models"
+ROOT = layout.MODELS
 
 # Required keys of each version record and their types (validated on every read).
 _VERSION_KEYS: dict[str, type] = {"version": str, "created_at": str}

@@ -47,7 +47,7 @@ class Source(Protocol):
     def __init__(self, store: Store, settings: Settings) -> None: ...
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
-               progress: bool | None) -> SourceReport:
+               progress: bool | None, accept_changed: bool = False) -> SourceReport:
         """Ingest every raw unit under ``raw`` not yet in this source's ledger (caller holds
         the store's writer lease).
 
@@ -56,6 +56,8 @@ class Source(Protocol):
             client: the Dask client to run on.
             raw_storage_options: fsspec options for ``raw``.
             progress: show progress (None: when stderr is a terminal).
+            accept_changed: replace the rows of units whose content changed since they were
+                ingested (without it they are refused: the report is not ok).
 
         Returns:
             The report (``ok`` False when something delivered was not accounted for).
@@ -74,6 +76,10 @@ class Source(Protocol):
             start: first as-of date to (re)write, None for the first.
             end: last as-of date to (re)write, None for the latest.
             force: rebuild every as-of date in the range.
+
+        A source that rewrites a feature partition bumps its generation
+        (:func:`featurestore.generations.commit_generations`) before its own commit record,
+        so a running server notices the rewrite.
         """
         ...
 

@@ -23,17 +23,19 @@ import fsspec
 import pandas as pd
 from distributed import Client
 
+from .. import layout
 from .._exceptions import RejectedFileError
 from ..cluster import dask_client
 from ..generations import commit_generations
+from ..layout import is_published
 from ..storage import Store
 
 __all__ = ["RetailReport", "RetailSource", "clean_retail", "ingest_retail", "materialize_retail",
            "retail_features", "prepare", "read_transactions", "TRANSACTIONS_TABLE"]
 
-TRANSACTIONS_TABLE = "transactions"
-LEDGER = "_ledger/retail"
-STATE_RECORD = "_state/retail.json"
+TRANSACTIONS_TABLE = layout.TRANSACTIONS
+LEDGER = layout.ledger("retail")
+STATE_RECORD = layout.RETAIL_RECORD
 RAW_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
                "CustomerID", "Country"]
 CHUNK_DAYS = 32
@@ -247,7 +249,7 @@ def read_transactions(store: Store, until: dt.date | None = None) -> pd.DataFram
         if part.startswith("event_date=") and (until is None or part[11:] <= until.isoformat()):
             files += [store.path(TRANSACTIONS_TABLE, part, n)
                       for n in store.listdir(TRANSACTIONS_TABLE, part)
-                      if n.endswith(".parquet") and not n.startswith((".", "_"))]
+                      if is_published(n)]
     df = ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table().to_pandas()
     for c in ("invoice_no", "stock_code", "description", "customer_id", "country"):
         df[c] = df[c].astype("string")
@@ -326,7 +328,9 @@ class RetailSource:
         self.settings = settings
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
-               progress: bool | None) -> RetailReport:
+               progress: bool | None, accept_changed: bool = False) -> RetailReport:
+        # a retail file is keyed by its content: a changed file is a new one (accept_changed
+        # has nothing to replace)
         return ingest_retail(raw, self.store, client=client, storage_options=raw_storage_options)
 
     def materialize(self, repo, report, *, client: Client, start: dt.date | None,

@@ -33,16 +33,17 @@ class WeblogSource:
         self.settings = settings
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
-               progress: bool | None) -> IngestReport:
+               progress: bool | None, accept_changed: bool = False) -> IngestReport:
         from ..ingest import ingest_weblog
 
         return ingest_weblog(raw, self.store, client=client,
                              raw_storage_options=raw_storage_options, progress=progress,
-                             max_late_days=self.settings.max_late_days)
+                             max_late_days=self.settings.max_late_days,
+                             accept_changed=accept_changed)
 
     def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,
                     start: dt.date | None, end: dt.date | None, force: bool) -> None:
-        from ..features.materialize import _materialize_weblog
+        from ..features.materialize import materialize_weblog
 
         if repo.tables_for(self.kind):
-            _materialize_weblog(self.store, repo, report, client, None, None, start, end, force)
+            materialize_weblog(self.store, repo, report, client, None, None, start, end, force)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
+from .. import layout
 from .._exceptions import NotFoundError
 from ..storage import Store
 from .recordio import write_recordio_protobuf
@@ -35,7 +36,7 @@ from .xgboost_export import ExportResult
 
 __all__ = ["FMMatrix", "build_fm_matrix", "read_transactions", "export_fm", "TFIDF_SETTINGS"]
 
-TRANSACTIONS = "transactions"
+TRANSACTIONS = layout.TRANSACTIONS
 TFIDF_SETTINGS: dict[str, Any] = {"lowercase": True, "stop_words": "english"}
 
 

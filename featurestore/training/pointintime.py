@@ -107,7 +107,7 @@ def purchasers_on(store: Store, day: dt.date) -> Any:
     path = store.path("events", f"event_date={day.isoformat()}")
     try:
         files = [f for f in store.fs.ls(path, detail=False)
-                 if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith((".", "_"))]
+                 if is_published(f)]
     except FileNotFoundError:
         return pa.array([], pa.string())
     # file by file: half the cost of pyarrow's dataset discovery on a directory

@@ -47,7 +47,8 @@ class SignupSource:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
 
-    def ingest(self, raw: str, *, client, raw_storage_options, progress) -> SignupReport:
+    def ingest(self, raw: str, *, client, raw_storage_options, progress,
+               accept_changed: bool = False) -> SignupReport:
         with open(raw, "rb") as f:
             data = f.read()
         key = hashlib.md5(data).hexdigest()

@@ -1,0 +1,241 @@
+"""kill -9 trials: the real CLI killed at random moments of ingest, backfill (materialize) and
+training-set (export), then run again with no manual step, compared with a clean run.
+
+    PYTHONPATH=. python benchmarks/reliability.py --trials 20 [--seed 0]
+
+Each trial copies the store as the clean run had it before one step, runs that step as
+``python -m featurestore ...`` in its own process group, SIGKILLs the group (CLI, scheduler,
+workers) after a random fraction of the step's clean duration, runs the same command again
+and compares every table (and the training-set CSVs) with the clean run, row by row: rows
+lost and rows duplicated must both be 0 and the next run must exit 0.
+
+When ``benchmarks/reliability_s3.py`` exists, its ``run_s3_fault_trials(trials, seed)`` runs
+too and its figures are printed beside these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+STEPS = ("ingest", "backfill", "training-set")
+
+
+def make_drops(raw: Path, seed: int = 3) -> None:
+    """Small drops with bad rows and late hits, long enough (33 days) for a training set with
+    a complete 30-day label window."""
+    from featurestore.generate import generate_weblog
+
+    generate_weblog(str(raw), days=33, customers=60, products=15, rows_per_day=150, parts=1,
+                    seed=seed, bad_rows=0.01, late_fraction=0.05)
+
+
+def step_args(step: str, raw: Path, store: Path, out: Path) -> list[str]:
+    """The CLI arguments of one step (one local worker: a kill hits a busy cluster)."""
+    common = ["--store", str(store), "--workers", "1"]
+    if step == "ingest":
+        return ["ingest", str(raw), *common, "--no-progress"]
+    if step == "backfill":
+        return ["backfill", *common]
+    return ["training-set", *common, "--out", str(out), "--format", "csv"]
+
+
+def run_cli(args: list[str], kill_after: float | None = None) -> dict[str, Any]:
+    """Run ``python -m featurestore ARGS`` in its own process group.
+
+    Args:
+        args: the command line after ``featurestore``.
+        kill_after: SIGKILL the whole group after this many seconds if still running.
+
+    Returns:
+        ``{"rc", "seconds", "killed", "stderr"}``; ``killed`` is False when the command
+        finished before the kill moment.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "featurestore", *args], cwd=ROOT,
+                                env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        killed = False
+        try:
+            proc.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # CLI, scheduler and workers at once
+            proc.wait()
+            killed = True
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    return {"rc": proc.returncode, "seconds": time.monotonic() - started, "killed": killed,
+            "stderr": stderr}
+
+
+def snapshot(store: Path, out: Path) -> dict[str, pd.DataFrame]:
+    """Every table of the store (top-level tables and the quarantine) and every training-set
+    CSV, as frames to compare row by row."""
+    tables: dict[str, pd.DataFrame] = {}
+    names = [p.name for p in store.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))]
+    for name in [*sorted(names), "_quarantine/weblog"]:
+        if (store / name).exists():
+            tables[name] = _as_text(pd.read_parquet(store / name))
+    if out.exists():
+        for csv in sorted(out.rglob("*.csv")):
+            tables[f"out/{csv.relative_to(out)}"] = _as_text(pd.read_csv(csv, header=None))
+    return tables
+
+
+def _as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every value as text (raw quarantined lines are bytes), so rows hash alike."""
+    return df.apply(lambda col: col.map(lambda v: v.hex() if isinstance(v, bytes) else str(v)))
+
+
+def compare(clean: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Rows of the clean run missing from ``got`` (lost) and extra in it (duplicated), over
+    every table, as multisets of rows; a table missing whole counts all its rows lost."""
+    lost = duplicated = 0
+    for name in sorted(set(clean) | set(got)):
+        want = _row_counts(clean.get(name))
+        have = _row_counts(got.get(name))
+        lost += sum((want - have).values())
+        duplicated += sum((have - want).values())
+    return {"rows_lost": lost, "rows_duplicated": duplicated}
+
+
+def _row_counts(df: pd.DataFrame | None) -> collections.Counter:
+    if df is None:
+        return collections.Counter()
+    df = df[sorted(df.columns)]
+    return collections.Counter(pd.util.hash_pandas_object(df, index=False).tolist())
+
+
+class Harness:
+    """A clean run of the three steps (the reference), then kill trials against it."""
+
+    def __init__(self, work: Path, seed: int = 3) -> None:
+        self.work = work
+        self.raw = work / "raw"
+        make_drops(self.raw, seed)
+        self.before: dict[str, Path] = {}   # the store as it was before each step
+        self.after: dict[str, dict[str, pd.DataFrame]] = {}
+        self.seconds: dict[str, float] = {}
+        store, out = work / "clean" / "store", work / "clean" / "out"
+        for step in STEPS:
+            self.before[step] = work / f"before-{step}"
+            if store.exists():
+                shutil.copytree(store, self.before[step])
+            res = run_cli(step_args(step, self.raw, store, out))
+            if res["rc"] != 0:
+                raise RuntimeError(f"clean {step} failed: {res['stderr'][-2000:]}")
+            self.seconds[step] = res["seconds"]
+            self.after[step] = snapshot(store, out)
+
+    def trial(self, step: str, fraction: float, name: str) -> dict[str, Any]:
+        """Kill ``step`` after ``fraction`` of its clean duration, run it again, compare.
+
+        A run that ended before its kill moment (the load dropped) is redone from the same
+        store with the kill moment rescaled to the duration just seen (up to 3 attempts).
+
+        Args:
+            step: one of :data:`STEPS`.
+            fraction: the kill moment as a fraction of the clean run's duration.
+            name: a folder name for this trial under the work folder.
+
+        Returns:
+            the trial's figures: step, kill second, whether the kill landed, the next run's
+            exit code (and error), rows lost and duplicated.
+        """
+        store, out = self.work / name / "store", self.work / name / "out"
+        for _ in range(3):  # the machine's load changes: a run that beat the kill is redone
+            shutil.rmtree(self.work / name, ignore_errors=True)
+            if self.before[step].exists():
+                shutil.copytree(self.before[step], store)
+            kill_after = round(fraction * self.seconds[step], 2)
+            first = run_cli(step_args(step, self.raw, store, out), kill_after=kill_after)
+            if first["killed"]:
+                break
+            self.seconds[step] = first["seconds"]  # a whole run's duration under today's load
+        again = run_cli(step_args(step, self.raw, store, out))  # no manual step in between
+        figures = compare(self.after[step], snapshot(store, out))
+        shutil.rmtree(self.work / name)
+        return {"step": step, "kill_after": kill_after, "killed": first["killed"],
+                "next_rc": again["rc"], "next_error": again["stderr"].strip()[-300:],
+                **figures}
+
+
+def run_kill_trials(trials: int, seed: int, work: Path) -> dict[str, Any]:
+    """``trials`` kill trials, cycling through the steps, kill moments drawn with ``seed``.
+
+    Returns:
+        the summary (trials, kills that landed per step, rows lost, rows duplicated,
+        next-run failures) and the list of trials.
+    """
+    rng = random.Random(seed)
+    harness = Harness(work)
+    results = [harness.trial(STEPS[i % len(STEPS)], rng.uniform(0.2, 0.95), f"trial-{i}")
+               for i in range(trials)]
+    return {
+        "trials": len(results),
+        "kills_landed": {s: sum(r["killed"] for r in results if r["step"] == s) for s in STEPS},
+        "rows_lost": sum(r["rows_lost"] for r in results),
+        "rows_duplicated": sum(r["rows_duplicated"] for r in results),
+        "next_run_failures": sum(r["next_rc"] != 0 for r in results),
+        "full_run_seconds": {s: round(v, 1) for s, v in harness.seconds.items()},
+        "results": results,
+    }
+
+
+def _s3_trials(trials: int, seed: int) -> dict | None:
+    """The S3 fault trials of ``benchmarks/reliability_s3.py``, when that module exists."""
+    path = Path(__file__).with_name("reliability_s3.py")
+    if not path.exists():
+        print("note: benchmarks/reliability_s3.py is absent: no S3 fault trials run")
+        return None
+    spec = importlib.util.spec_from_file_location("reliability_s3", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.run_s3_fault_trials(trials, seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=6, help="kill trials (cycling steps)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="also print every trial as JSON")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="fs-kill9-") as work:
+        summary = run_kill_trials(args.trials, args.seed, Path(work))
+    if args.json:
+        print(json.dumps(summary["results"], indent=1))
+    print(f"kill -9 trials: {summary['trials']} (seed {args.seed}); kills landed mid-run: "
+          + ", ".join(f"{s} {n}" for s, n in summary["kills_landed"].items()))
+    print(f"  rows lost {summary['rows_lost']}, rows duplicated {summary['rows_duplicated']}, "
+          f"next-run failures {summary['next_run_failures']}; full-run seconds (last seen) "
+          + ", ".join(f"{s} {v}" for s, v in summary["full_run_seconds"].items()))
+    s3 = _s3_trials(args.trials, args.seed)
+    if s3 is not None:
+        print("S3 fault trials: " + ", ".join(f"{k} {v}" for k, v in s3.items()
+                                              if not isinstance(v, list | dict)))
+    ok = not (summary["rows_lost"] or summary["rows_duplicated"]
+              or summary["next_run_failures"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
