@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from featurestore import FeatureStore, FeatureStoreError
 from featurestore.settings import Settings
 
+from .dashboard import install_docs
+from .dashboard import router as dashboard_router
 from .deps import hide_store
 from .guard import GuardMiddleware, write_routes
 from .metrics import Metrics, MetricsMiddleware
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Customer features over REST, training-set exports and retraining.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by install_docs (no CDN)
+        redoc_url=None,
     )
     application.state.settings = settings
     application.state.feature_store = feature_store
@@ -49,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.online = online
     application.state.metrics = Metrics()
     _add_routes(application, all_routers())
+    install_docs(application)
+    application.include_router(dashboard_router)
     # Added first, so it runs inside the metrics middleware: rejected requests are counted too.
     application.add_middleware(GuardMiddleware, settings=settings,
                                writes=write_routes(application.router.routes))

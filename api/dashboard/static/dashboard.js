@@ -1,0 +1,232 @@
+// featurestore dashboard: draws each page from the JSON under /dashboard/api (plotly.js, served
+// from the installed plotly package). Every number shown comes from that JSON.
+"use strict";
+
+const CONFIG = { displaylogo: false, responsive: true, staticPlot: false };
+const RED = "#c0392b", BLUE = "#2e86c1", GREEN = "#1e8449";
+
+async function getJSON(path) {
+  const response = await fetch(path);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v !== null && v !== undefined) node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  }
+  return node;
+}
+
+function table(headers, rows) {
+  const head = el("tr", {}, ...headers.map((h) => el("th", {}, h)));
+  return el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+function num(value, testid) {
+  return el("td", { class: "num", "data-testid": testid }, value ?? "-");
+}
+
+function chart(id, traces, layout, parent) {
+  const div = el("div", { id, class: "chart" });
+  (parent || main()).append(div);
+  // small multiples: no tool bar over their titles
+  const config = parent ? Object.assign({}, CONFIG, { displayModeBar: false }) : CONFIG;
+  Plotly.newPlot(div, traces, Object.assign({ margin: { t: 40, r: 20, b: 60, l: 60 } }, layout),
+                 config);
+  return div;
+}
+
+function round4(x) { return x === null || x === undefined ? null : +x.toFixed(4); }
+
+function main() { return document.getElementById("main"); }
+
+function section(title) { main().append(el("h2", {}, title)); }
+
+// -- overview ------------------------------------------------------------------------------
+async function overview() {
+  const data = await getJSON("/dashboard/api/overview");
+  section("Freshness");
+  main().append(table(
+    ["table", "source", "latest as-of", "source newest", "lag (days)", "as-ofs",
+     "rows (latest)", "status"],
+    data.tables.map((t) => {
+      const latest = t.rows_per_as_of.length ? t.rows_per_as_of.at(-1).rows : null;
+      return el("tr", { "data-table": t.table }, el("td", {}, t.table), el("td", {}, t.source),
+        el("td", { "data-testid": `latest-${t.table}` }, t.latest_as_of ?? "none"),
+        el("td", {}, t.source_latest ?? "none"), num(t.lag_days, `lag-${t.table}`),
+        num(t.as_of_count, `asofs-${t.table}`), num(latest, `rows-${t.table}`),
+        el("td", { class: t.behind ? "behind" : t.latest_as_of ? "ok" : "note" },
+           t.behind ? "● behind its source" : t.latest_as_of ? "up to date" : "no data yet"));
+    })));
+  chart("freshness", [{
+    type: "bar", x: data.tables.map((t) => t.table), y: data.tables.map((t) => t.lag_days ?? 0),
+    marker: { color: data.tables.map((t) => (t.behind ? RED : GREEN)) }, name: "lag (days)",
+  }], { title: { text: "Days behind the newest source data (red: behind)" },
+        yaxis: { title: { text: "days" }, rangemode: "tozero" } });
+  chart("rows-per-as-of", data.tables.map((t) => ({
+    type: "scatter", mode: "lines+markers", name: t.table,
+    x: t.rows_per_as_of.map((r) => r.as_of), y: t.rows_per_as_of.map((r) => r.rows),
+  })), { title: { text: "Rows per as-of" }, yaxis: { title: { text: "rows" } },
+         xaxis: { type: "category" } });
+}
+
+// -- ingestion -----------------------------------------------------------------------------
+async function ingestion() {
+  const data = await getJSON("/dashboard/api/ingestion");
+  const days = data.days, x = days.map((d) => d.drop);
+  section("Rows per drop");
+  chart("rows-ingested", [
+    { type: "bar", name: "ingested", x, y: days.map((d) => d.rows_ingested), marker: { color: BLUE } },
+    ...data.reasons.map((r) => ({ type: "bar", name: `quarantined: ${r}`, x,
+                                  y: days.map((d) => d.quarantined_by_reason[r] || 0) })),
+  ], { title: { text: "Rows ingested and quarantined by reason" }, barmode: "group",
+       xaxis: { type: "category" }, yaxis: { type: "log", title: { text: "rows (log)" } } });
+  chart("files", [
+    { type: "bar", name: "ingested", x, y: days.map((d) => d.files_ingested), marker: { color: GREEN } },
+    { type: "bar", name: "duplicate", x, y: days.map((d) => d.files_duplicate) },
+    { type: "bar", name: "missing", x, y: days.map((d) => d.files_missing), marker: { color: RED } },
+    { type: "bar", name: "placeholder", x, y: days.map((d) => d.files_placeholder) },
+    { type: "bar", name: "changed (refused)", x, y: days.map((d) => d.files_changed) },
+  ], { title: { text: "Files per drop" }, barmode: "stack", xaxis: { type: "category" } });
+  section("Quarantine reasons");
+  main().append(el("p", { "data-testid": "reasons" },
+                   data.reasons.length ? data.reasons.join(", ") : "no quarantined rows"));
+  main().append(table(
+    ["drop", "files", "rows ingested", "rows quarantined", "by reason", "held back", "complete",
+     "quarantined rows"],
+    days.map((d) => el("tr", {}, el("td", {}, d.drop), num(d.files_ingested, `files-${d.drop}`),
+      num(d.rows_ingested, `ingested-${d.drop}`), num(d.rows_quarantined, `quarantined-${d.drop}`),
+      el("td", {}, Object.entries(d.quarantined_by_reason).map(([k, v]) => `${k}: ${v}`).join(", ")),
+      num(d.files_missing + d.files_placeholder + d.files_changed, `held-${d.drop}`),
+      el("td", { class: d.complete ? "ok" : "behind" }, d.complete ? "yes" : "no"),
+      el("td", {}, d.quarantine_location ? el("code", {}, d.quarantine_location) : "-")))));
+  main().append(el("p", { class: "note" }, `Quarantined rows (with file, line and reason) are parquet under ${data.quarantine_root}.`));
+}
+
+// -- features ------------------------------------------------------------------------------
+async function features() {
+  const params = new URLSearchParams(location.search);
+  const catalogue = (await getJSON("/dashboard/api/tables")).tables.filter((t) => t.as_of_dates.length);
+  if (!catalogue.length) { main().append(el("p", {}, "No table has been materialized yet.")); return; }
+  const current = catalogue.find((t) => t.table === params.get("table")) || catalogue[0];
+  const asOf = params.get("as_of") || current.as_of_dates.at(-1);
+  const form = el("form", { method: "get" },
+    el("label", {}, "table ", el("select", { name: "table", id: "table" },
+      ...catalogue.map((t) => el("option", t.table === current.table ? { selected: "" } : {}, t.table)))),
+    el("label", {}, "as-of ", el("select", { name: "as_of", id: "as_of" },
+      ...current.as_of_dates.map((d) => el("option", d === asOf ? { selected: "" } : {}, d)))),
+    el("label", {}, "compare with ", el("select", { name: "baseline", id: "baseline" },
+      el("option", { value: "" }, "default"),
+      ...current.as_of_dates.map((d) => el("option", d === params.get("baseline") ? { selected: "" } : {}, d)))),
+    el("button", { type: "submit" }, "show"));
+  form.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => {
+    if (s.id === "table") { form.as_of.value = ""; form.baseline.value = ""; }
+    form.submit();
+  }));
+  main().append(form);
+  const q = `as_of=${encodeURIComponent(asOf)}`;
+  const profile = await getJSON(`/dashboard/api/features/${encodeURIComponent(current.table)}?${q}`);
+  const base = params.get("baseline") ? `&baseline=${encodeURIComponent(params.get("baseline"))}` : "";
+  const drift = await getJSON(`/dashboard/api/drift/${encodeURIComponent(current.table)}?${q}${base}`);
+  main().append(el("p", {}, "rows: ", el("span", { "data-testid": "profile-rows" }, profile.rows),
+                   ` in ${profile.table} as of ${profile.as_of}`));
+  section("Null share");
+  chart("null-share", [{ type: "bar", x: profile.features.map((f) => f.name),
+                         y: profile.features.map((f) => f.null_share), marker: { color: BLUE } }],
+        { title: { text: "Share of rows where the feature is null" }, yaxis: { range: [0, 1] } });
+  section(drift.baseline ? `Drift against ${drift.baseline} (population stability index)` : "Drift");
+  if (drift.baseline) {
+    chart("drift", [{ type: "bar", orientation: "h", y: drift.features.map((f) => f.name),
+                      x: drift.features.map((f) => f.psi),
+                      marker: { color: drift.features.map((f) => (f.psi >= 0.25 ? RED : f.psi >= 0.1 ? "#e67e22" : GREEN)) } }],
+          { title: { text: "PSI per feature, largest movers first (0.1 moderate, 0.25 large)" },
+            yaxis: { autorange: "reversed", automargin: true } });
+    main().append(table(["feature", "PSI"], drift.features.map((f) =>
+      el("tr", {}, el("td", {}, f.name), num(f.psi, `psi-${f.name}`)))));
+  } else {
+    main().append(el("p", { class: "note" }, "Only one as-of: nothing to compare with yet."));
+  }
+  section("Histograms");
+  const grid = el("div", { class: "grid" });
+  main().append(grid);
+  profile.features.forEach((f) => {
+    if (!f.counts.length) {  // nothing to draw: say so instead of an empty chart
+      grid.append(el("div", { class: "chart empty", id: `hist-${f.name}` },
+                     `${f.name}: every value is null in this as-of`));
+      return;
+    }
+    const mids = f.counts.map((_, i) => (f.edges[i] + f.edges[i + 1]) / 2);
+    const widths = f.counts.map((_, i) => f.edges[i + 1] - f.edges[i]);
+    chart(`hist-${f.name}`, [{ type: "bar", x: mids, y: f.counts, width: widths, marker: { color: BLUE } }],
+          { title: { text: `${f.name} (null ${(100 * f.null_share).toFixed(1)}%)`, font: { size: 13 } },
+            margin: { t: 36, r: 10, b: 36, l: 50 }, bargap: 0.05 }, grid);
+  });
+}
+
+// -- models --------------------------------------------------------------------------------
+async function models() {
+  const data = await getJSON("/dashboard/api/models");
+  if (!data.models.length) main().append(el("p", {}, "No model in the registry yet: run featurestore retrain."));
+  for (const m of data.models) {
+    section(`${m.name} (production: ${m.production ?? "none"})`);
+    const versions = m.versions.filter((v) => !v.damaged);
+    const metrics = [...new Set(versions.flatMap((v) => Object.keys(v.metrics)))];
+    const traces = metrics.map((k) => ({
+      type: "scatter", mode: "lines+markers", name: k, x: versions.map((v) => v.version),
+      y: versions.map((v) => v.metrics[k] ?? null),
+      marker: { size: versions.map((v) => (v.production ? 16 : 8)),
+                symbol: versions.map((v) => (v.production ? "star" : "circle")) },
+    }));
+    chart(`metrics-${m.name}`, traces, {
+      title: { text: `${m.name}: held-out metrics per version (star: production)` },
+      xaxis: { type: "category" },
+      annotations: m.production ? [{ x: m.production, y: 1, yref: "paper", text: "production",
+                                     showarrow: false, font: { color: RED } }] : [] });
+    main().append(table(["version", "created", ...metrics, "production", "damaged"],
+      m.versions.map((v) => el("tr", {}, el("td", {}, v.version), el("td", {}, v.created_at ?? "-"),
+        ...metrics.map((k) => num(v.metrics[k] === undefined ? null : +v.metrics[k].toFixed(4), `${m.name}-${v.version}-${k}`)),
+        el("td", {}, v.production ? "★" : ""), el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? "")))));
+  }
+  main().append(el("p", { class: "note" }, "PR curves are not recorded by the registry yet; the PR-AUC above is the held-out split's."));
+  section("Recent retrain jobs");
+  main().append(table(["job", "model", "backend", "status", "submitted", "finished", "version", "error"],
+    data.jobs.map((j) => el("tr", {}, el("td", {}, j.job_id), el("td", {}, j.model), el("td", {}, j.backend),
+      el("td", { class: j.status === "failed" ? "behind" : "", "data-testid": `job-${j.job_id}` }, j.status),
+      el("td", {}, j.submitted_at), el("td", {}, j.finished_at ?? "-"), el("td", {}, j.model_version ?? "-"),
+      el("td", {}, j.error ?? "")))));
+  section("Alerts sent");
+  main().append(data.alerts.length ? table(["job", "model", "version", "metric", "new", "production", "change", "promoted"],
+    data.alerts.map((a) => el("tr", {}, el("td", {}, a.job_id), el("td", {}, a.model), el("td", {}, a.version ?? "-"),
+      el("td", {}, a.primary_metric ?? "-"), num(round4(a.new_value)),
+      num(round4(a.production_value)), num(round4(a.relative_change)), el("td", {}, a.promoted ? "yes" : "no")))) : el("p", {}, "none"));
+}
+
+// -- cluster -------------------------------------------------------------------------------
+async function cluster() {
+  const data = await getJSON("/dashboard/api/cluster");
+  section("Dask cluster");
+  main().append(data.dashboard_url
+    ? el("p", {}, `Scheduler ${data.scheduler}: `, el("a", { href: data.dashboard_url, "data-testid": "dask-link" }, "Dask dashboard"))
+    : el("p", { "data-testid": "dask-link" }, "No scheduler is configured (FEATURESTORE_SCHEDULER): each command runs its own local Dask cluster, whose dashboard lives only while the command runs."));
+}
+
+const PAGES = { overview, ingestion, features, models, cluster };
+
+window.addEventListener("DOMContentLoaded", async () => {
+  const page = document.body.dataset.page;
+  main().replaceChildren();
+  try {
+    await PAGES[page]();
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    main().append(el("p", { class: "error" }, `Could not load this page: ${err.message}`));
+    document.body.dataset.ready = "error";
+    throw err;
+  }
+});
