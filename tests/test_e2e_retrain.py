@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import featurestore.features as features
 import featurestore.training as training
 from featurestore.generate import generate_weblog
 from featurestore.ingest import ingest_weblog
+from featurestore.materialization import materialize
 from featurestore.retrain import new_job, registry, run_job
 from featurestore.settings import Settings
 from featurestore.storage import Store
@@ -44,7 +44,7 @@ def test_generate_to_alert(tmp_path, client):
     store = Store(str(tmp_path / "store"))
     report = ingest_weblog(str(raw), store, client=client)
     assert report.ok and report.files_ingested == 75
-    features.materialize(store, client=client)
+    materialize(store, client=client)
     assert store.partitions("customer_features", "as_of")
 
     export_url = str(tmp_path / "export")

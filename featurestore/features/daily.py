@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import layout
-from ..ingest import EVENTS_TABLE
+from ..layout import EVENTS as EVENTS_TABLE
 from ..layout import is_published
 from ..storage import Store
 from .definitions import FeatureRepo, Filter

@@ -256,9 +256,15 @@ def store_contents(store: Any) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from featurestore.ingest import ledger_entries
+
     out: dict[str, Any] = {}
+    # The ledger through its own reader, one row per file record: its physical form (per-file
+    # records or compacted day files, and their versions) depends on when compaction ran.
+    for key, record in ledger_entries(store).items():
+        out[f"_ledger/weblog/{key}"] = _scrub({k: v for k, v in record.items() if k != "stamp"})
     for rel in store.find():
-        if rel == "_lock.json":
+        if rel == "_lock.json" or rel.startswith("_ledger/"):
             continue
         if rel.endswith(".parquet"):
             table = pq.read_table(store.path(rel), filesystem=store.fs)
