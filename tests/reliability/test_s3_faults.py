@@ -15,8 +15,7 @@ import fsspec
 import pytest
 
 from featurestore import Store
-from featurestore.ingest import ingest_weblog
-from featurestore.ingest import ledger_entries
+from featurestore.ingest import ingest_weblog, ledger_entries
 from featurestore.materialization import materialize
 from tests.reliability.s3_fault_proxy import (
     FaultRule,

@@ -15,9 +15,8 @@ from featurestore.storage import Store
 from featurestore.training import build_training_set, export_xgboost
 from featurestore.training.pointintime import LABEL
 from featurestore.training.xgboost_export import split_dates
+from tests._training_data import expected_training_set, make_events, write_events, write_features
 from tests.serving_helpers import serve_subprocess
-
-from ._training_data import expected_training_set, make_events, write_events, write_features
 
 FEATURE_DTYPES = {"customer_id": "string", "days_since_last_purchase": "Int64"}
 
@@ -188,7 +187,7 @@ def test_on_cluster_writes_parquet(generated, cluster_client, tmp_path):
 
 def test_split_dates_no_overlap_and_gap():
     days = [dt.date(2026, 1, 1) + dt.timedelta(days=k) for k in range(100)]
-    # the purge rule alone (training floor off); the floor: tests/test_model_quality.py
+    # the purge rule alone (training floor off); the floor: tests/integration/test_model_quality.py
     parts, gap = split_dates(days, (0.7, 0.15, 0.15), 30, min_train_fraction=0.0)
     assert gap == 30
     assert max(parts["train"]) + dt.timedelta(days=30) < min(parts["validation"])

@@ -27,7 +27,7 @@ from featurestore.storage import Store
 from featurestore.training import export_fm
 from tests.serving_helpers import serve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["red", "heart", "mug", "candle", "lantern", "glass", "star", "tin", "bag", "card"]
 
 

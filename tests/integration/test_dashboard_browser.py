@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from featurestore.settings import Settings
-from tests.test_dashboard import build_store
+from tests.integration.test_dashboard import build_store
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
 

@@ -18,7 +18,7 @@ from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
 from tests.serving_helpers import serve_subprocess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-123"
 
 

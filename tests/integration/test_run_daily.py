@@ -54,7 +54,7 @@ def test_cronjob_manifest_runs_a_valid_command():
 
     from featurestore.cli import build_parser
 
-    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "deploy" / "k8s" /
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "k8s" /
                                "run-daily-cronjob.yaml").read_text())
     assert manifest["kind"] == "CronJob" and manifest["spec"]["concurrencyPolicy"] == "Forbid"
     container = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]

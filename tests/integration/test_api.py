@@ -15,15 +15,14 @@ from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
 from featurestore.settings import Settings
 from featurestore.storage import Store
-
-from .serving_helpers import expected_row, serve
+from tests.serving_helpers import expected_row, serve
 
 
 @pytest.fixture(scope="module")
 def served(drops, client, tmp_path_factory):
     """A real store: events by ingest_weblog, feature tables by materialize. The expected
     answers are the parquet partitions as pandas reads them (feature values themselves are
-    checked against plain pandas in tests/test_features.py)."""
+    checked against plain pandas in tests/integration/test_features.py)."""
     raw, _ = drops
     store = Store(str(tmp_path_factory.mktemp("api") / "store"))
     ingest_weblog(str(raw), store, client=client, progress=False)
@@ -262,7 +261,7 @@ def test_featurestore_serve_command(served):
     from .serving_helpers import free_port
 
     _, frames, latest, _, app = served
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "featurestore", "serve", "--store", app.state.store.url,
@@ -297,7 +296,7 @@ def test_demo_ends_by_serving(tmp_path):
 
     from .serving_helpers import free_port
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "featurestore", "demo", "--workdir", str(tmp_path / "demo"),

@@ -192,7 +192,7 @@ def test_workers_keep_glibc_malloc_defaults(client):
     from featurestore.cluster import WORKER_CONFIG
 
     assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
-    config = Path(__file__).resolve().parents[1] / "deploy" / "dask-config.yaml"
+    config = Path(__file__).resolve().parents[2] / "deploy" / "dask-config.yaml"
     image = yaml.safe_load(config.read_text())
     environ = image["distributed"]["nanny"]["pre-spawn-environ"]
     assert {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()} == \

@@ -18,8 +18,7 @@ from featurestore.ingest import ingest_weblog
 from featurestore.online import OnlineStore, load_table
 from featurestore.settings import Settings
 from featurestore.storage import Store
-
-from .serving_helpers import (
+from tests.serving_helpers import (
     INT_FEATURES,
     compute_features,
     expected_row,

@@ -23,7 +23,7 @@ from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
 from tests.reference import kept_hits, read_drops
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAYS = 34
 COUNTS = ["page_views_1d", "page_views_7d", "page_views_30d", "product_views_7d",
           "product_views_30d", "distinct_products_viewed_30d", "cart_adds_7d", "purchases_7d",

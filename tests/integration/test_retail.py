@@ -19,7 +19,7 @@ from featurestore.materialization import materialize
 from featurestore.sources.retail import ingest_retail
 from tests.conftest import ONLINE_RETAIL
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ["invoices_90d", "items_90d", "revenue_90d", "distinct_items_90d",
             "days_since_last_invoice", "country"]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.test_dashboard import build_store
+from tests.integration.test_dashboard import build_store
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "dashboards.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "dashboards.md"
 TYPES = {"string": ("string", "large_string"), "bigint": ("int64",), "double": ("double",)}
 
 

@@ -18,7 +18,7 @@ from featurestore.ingest import LEDGER, _ingest_one, ingest_weblog
 from featurestore.sources.weblog import discover_files
 from tests.reference import store_tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from featurestore.storage import Store
 from tests._retrain_fixtures import FEATURES, make_xgb_export
 from tests.serving_helpers import serve
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "purchase-xgboost"
 
 

@@ -18,8 +18,7 @@ from api.main import create_app
 from featurestore.ingest import ingest_weblog
 from featurestore.settings import Settings
 from featurestore.storage import Store
-
-from .serving_helpers import compute_features, serve, write_feature_tables
+from tests.serving_helpers import compute_features, serve, write_feature_tables
 
 TOKEN = "fuzz-token"
 

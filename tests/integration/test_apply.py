@@ -160,7 +160,7 @@ def _served_generically(store: Path) -> None:
 
     from tests.serving_helpers import free_port
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "FEATURESTORE_FEATURE_REPO"}
     proc = subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--store", str(store),

@@ -21,7 +21,7 @@ from featurestore.feature_store import FeatureStore
 from featurestore.generate import generate_weblog
 from featurestore.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -13,8 +13,7 @@ import scipy.sparse
 from featurestore.storage import Store
 from featurestore.training import export_fm, read_recordio_protobuf
 from featurestore.training.fm import build_fm_matrix, read_transactions
-
-from .conftest import ONLINE_RETAIL
+from tests.conftest import ONLINE_RETAIL
 
 
 @pytest.fixture(scope="module")

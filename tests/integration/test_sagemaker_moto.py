@@ -136,7 +136,7 @@ def test_cli_retrain_sagemaker_from_environment(tmp_path, s3_bucket):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     export = fx.make_xgb_export(tmp_path / "xgb", rows=(300, 100, 100), seed=6)
     env = {**os.environ, "PYTHONPATH": str(root),
            "FEATURESTORE_SAGEMAKER_ROLE_ARN": ROLE,
