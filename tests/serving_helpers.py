@@ -124,9 +124,16 @@ def serve(app, ready_path: str | None = "/ready", timeout: float = 30) -> Iterat
 
 
 @contextlib.contextmanager
-def serve_subprocess(env: dict[str, str], timeout: float = 30) -> Iterator[str]:
-    """Run ``uvicorn api.main:app`` in a subprocess configured by ``env`` (``FEATURESTORE_*``
-    on top of this environment), as an operator would; yield its base URL."""
+def serve_subprocess(env: dict[str, str], timeout: float = 30,
+                     command: list[str] | None = None, ready_path: str = "/health",
+                     drop_env: tuple[str, ...] = ()) -> Iterator[str]:
+    """Run the API in a subprocess configured by ``env`` (``FEATURESTORE_*`` on top of this
+    environment, less ``drop_env``), as an operator would; yield its base URL.
+
+    ``command``: the server command without its port (default ``uvicorn api.main:app``; e.g.
+    ``featurestore serve --store S``); ``--port`` is appended. ``ready_path`` answers 200
+    once it serves.
+    """
     import os
     import subprocess
     import sys
@@ -136,20 +143,22 @@ def serve_subprocess(env: dict[str, str], timeout: float = 30) -> Iterator[str]:
 
     root = Path(__file__).resolve().parents[1]
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.main:app", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                            cwd=root, env={**os.environ, "PYTHONPATH": str(root), **env})
+    command = command or [sys.executable, "-m", "uvicorn", "api.main:app", "--host",
+                          "127.0.0.1", "--log-level", "warning"]
+    base_env = {k: v for k, v in os.environ.items() if k not in drop_env}
+    proc = subprocess.Popen([*command, "--port", str(port)], cwd=root,
+                            env={**base_env, "PYTHONPATH": str(root), **env})
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{ready_path}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn on {base} did not start (exit {proc.poll()})")
+                raise RuntimeError(f"the server on {base} did not start (exit {proc.poll()})")
             time.sleep(0.1)
         yield base
     finally:

@@ -29,7 +29,8 @@ def custom_repo(path: Path) -> Path:
     anchor = "      days_since_last_purchase: {aggregation: recency, filter: {event_id: \"1\"}}\n"
     assert anchor in text
     text = text.replace(anchor, anchor + EXTRA.lstrip("\n"))
-    text = text.replace("\n  customer_product_features:", NEW_TABLE + "\n  customer_product_features:")
+    pairs = "\n  customer_product_features:"
+    text = text.replace(pairs, NEW_TABLE + pairs)
     path.write_text(text)
     return path
 
@@ -94,8 +95,9 @@ def test_changed_table_is_rebuilt_whole_even_for_a_ranged_backfill(drops_copy, t
     assert "cart_adds_30d" in next(iter(_columns(store, "customer_features")))
     import duckdb
 
-    n = duckdb.sql(f"select count(cart_adds_30d) from read_parquet("
-                   f"'{store}/customer_features/*/*.parquet', hive_partitioning=1)").fetchall()[0][0]
+    query = (f"select count(cart_adds_30d) from read_parquet("
+             f"'{store}/customer_features/*/*.parquet', hive_partitioning=1)")
+    n = duckdb.sql(query).fetchall()[0][0]
     assert n == len(pd.read_parquet(store / "customer_features"))
 
 
@@ -151,32 +153,15 @@ def test_a_repo_table_joins_into_a_training_set(tmp_path, client, monkeypatch):
 def _served_generically(store: Path) -> None:
     """``featurestore serve`` (a real server process, no repository named) serves the table
     that exists only in the applied repository, and a two-key table, by their keys."""
-    import os
-    import subprocess
     import sys
-    import time
 
     import httpx
 
-    from tests.serving_helpers import free_port
+    from tests.serving_helpers import serve_subprocess
 
-    root = Path(__file__).resolve().parents[2]
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "FEATURESTORE_FEATURE_REPO"}
-    proc = subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--store", str(store),
-                             "--port", str(port)], cwd=root, env={**env, "PYTHONPATH": str(root)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+    command = [sys.executable, "-m", "featurestore", "serve", "--store", str(store)]
+    with serve_subprocess({}, timeout=60, command=command, ready_path="/ready",
+                          drop_env=("FEATURESTORE_FEATURE_REPO",)) as base:
         latest = sorted(p.name for p in (store / "customer_engagement").glob("as_of=*"))[-1]
         table = pd.read_parquet(store / "customer_engagement" / latest)
         row = table.iloc[0]
@@ -209,6 +194,3 @@ def _served_generically(store: Path) -> None:
         # the customer routes stay exactly as they are
         r = httpx.get(f"{base}/customers/{row['customer_id']}/features")
         assert r.status_code == 200 and "cart_adds_30d" in r.json()["features"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
