@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"retail: ingested {retail.files_ingested} file(s), skipped "
                   f"{retail.files_skipped}; {retail.rows_ingested} rows kept of "
                   f"{retail.rows_read}; {_summary(mat)}")
-        return 0
+        for c in retail.changed:
+            print(f"changed {c['file']}: md5 {c['md5']} (ingested {c['ingested_md5']}); "
+                  f"{c['action']}", file=sys.stderr)
+        return 0 if result.ok else 1
     report = result.report
     report.extra["materialize"] = mat.to_dict()
     emit_report(report, args.json)

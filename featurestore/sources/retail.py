@@ -51,11 +51,15 @@ class RetailReport:
     rows_ingested: int = 0
     event_dates: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    files_replaced: int = 0
+    #: files whose content changed under a name already ingested, refused (no --accept-changed)
+    changed: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """Always True: a file that cannot be ingested raises :class:`RejectedFileError`."""
-        return True
+        """False while a changed file is refused (a file that cannot be read at all raises
+        :class:`RejectedFileError`)."""
+        return not self.changed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -119,17 +123,47 @@ def write_transactions(store: Store, df: pd.DataFrame, day: str, file_id: str) -
 
 def ingest_retail(path: str, store: Store, *, client: Client | None = None,
                   scheduler: str | None = None, workers: int | None = None,
-                  storage_options: dict[str, Any] | None = None) -> RetailReport:
-    """Ingest one Online Retail CSV (.csv or .csv.gz) exactly once; caller holds no lock."""
+                  storage_options: dict[str, Any] | None = None,
+                  accept_changed: bool = False) -> RetailReport:
+    """Ingest one Online Retail CSV (.csv or .csv.gz) exactly once.
+
+    A file is keyed by its name and content. The same name with other content is a correction:
+    refused (``report.changed``, not ok) unless ``accept_changed``, which replaces the old
+    version's transactions (new parts published, then the old ones removed; a crash in between
+    is finished by the next run) and rebuilds every as-of date either version touched.
+    """
     started = time.perf_counter()
     report = RetailReport()
     with store.lock("ingest retail"):
-        _ingest_retail_locked(path, store, report, client, scheduler, workers, storage_options)
+        _finish_replacements(store)
+        _ingest_retail_locked(path, store, report, client, scheduler, workers, storage_options,
+                              accept_changed)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _ingest_retail_locked(path, store, report, client, scheduler, workers, options) -> None:
+def _name_of(key: str) -> str:
+    """The file name of a ledger key ``<name>-<12 hex file id>``."""
+    return key.rsplit("-", 1)[0]
+
+
+def _finish_replacements(store: Store) -> None:
+    """Remove what replaced versions left (their parts, then their ledger records): the work
+    a run killed right after publishing a replacement did not finish. Idempotent."""
+    ledger = _ledger(store)
+    for entry in ledger.values():
+        for old_key in entry.get("replaces", []):
+            old = ledger.get(old_key)
+            if old is None:
+                continue
+            for day in old["event_dates"]:
+                store.remove(TRANSACTIONS_TABLE, f"event_date={day}",
+                             f"part-{old['file_id']}.parquet")
+            store.remove(LEDGER, f"{old_key}.json")
+
+
+def _ingest_retail_locked(path, store, report, client, scheduler, workers, options,
+                          accept_changed: bool = False) -> None:
     try:
         with fsspec.open(path, "rb", **(options or {})) as f:
             data = f.read()
@@ -139,14 +173,30 @@ def _ingest_retail_locked(path, store, report, client, scheduler, workers, optio
     name = str(path).rstrip("/").rsplit("/", 1)[-1]
     file_id = hashlib.sha1(f"{name}:{md5}".encode()).hexdigest()[:12]
     key = f"{name}-{file_id}"
-    if key in _ledger(store):
+    ledger = _ledger(store)
+    if key in ledger:
         report.files_skipped += 1
+        return
+    older = {k: e for k, e in ledger.items() if _name_of(k) == name}
+    if older and not accept_changed:
+        report.changed.append({
+            "file": str(path), "md5": md5,
+            "ingested_md5": ", ".join(e["md5"] for e in older.values()),
+            "action": "its content changed since it was ingested: re-run with "
+                      "--accept-changed to replace the old version's rows, or restore the file"})
         return
     with dask_client(scheduler, workers, client) as c:
         result = c.submit(_ingest_file, store, str(path), data, file_id, pure=False).result()
     entry = {"file": str(path), "size": len(data), "md5": md5, "file_id": file_id,
              "ingested_at": dt.datetime.now(dt.UTC).isoformat(), **result}
+    if older:  # materialization rebuilds from the earliest date either version touched
+        entry["replaces"] = sorted(older)
+        entry["replaced_event_dates"] = sorted({d for e in older.values()
+                                                for d in e["event_dates"]})
     store.write_json(entry, LEDGER, f"{key}.json")  # last: the parts above are published
+    if older:
+        _finish_replacements(store)
+        report.files_replaced += 1
     report.files_ingested += 1
     for k in ("rows_read", "rows_ingested", "rows_dropped_no_customer", "rows_dropped_quantity"):
         setattr(report, k, getattr(report, k) + result[k])
@@ -271,10 +321,12 @@ def materialize_retail(store: Store, repo, report, *, client: Client | None = No
         record = {}
     record.setdefault("files", {})
     record.setdefault("as_of", {})
-    dates = sorted({d for e in ledger.values() for d in e["event_dates"]})
+    # a replaced version's dates stay in range: its as-of partitions are rebuilt, not left stale
+    dates = sorted({d for e in ledger.values()
+                    for d in e["event_dates"] + e.get("replaced_event_dates", [])})
     first, last = dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[-1])
     touched = sorted({d for k, e in ledger.items() if record["files"].get(k) != e["md5"]
-                      for d in e["event_dates"]})
+                      for d in e["event_dates"] + e.get("replaced_event_dates", [])})
     lo, hi = max(start or first, first), min(end or last, last)
     due: dict[dt.date, list[str]] = {}
     for name in tables:
@@ -329,9 +381,8 @@ class RetailSource:
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None, accept_changed: bool = False) -> RetailReport:
-        # a retail file is keyed by its content: a changed file is a new one (accept_changed
-        # has nothing to replace)
-        return ingest_retail(raw, self.store, client=client, storage_options=raw_storage_options)
+        return ingest_retail(raw, self.store, client=client, storage_options=raw_storage_options,
+                             accept_changed=accept_changed)
 
     def materialize(self, repo, report, *, client: Client, start: dt.date | None,
                     end: dt.date | None, force: bool) -> None:

@@ -301,3 +301,47 @@ def test_bad_folders_are_reported_and_good_drops_land(tmp_path):
     assert report["files_rejected"] == 4 and report["files_ingested"] == 2
     assert "2026-13-45" in out.stderr and "2026-1-1" in out.stderr
     assert len(_events(store)) == 4
+
+
+def test_corrected_retail_file_is_refused_then_replaced(tmp_path, client, capsys):
+    """The retail source keys files by name and content: a corrected CSV under the same name is
+    refused (exit 1, nothing changes), then --accept-changed replaces its rows, and the tables
+    equal a clean ingest of the corrected file."""
+    import gzip as _gzip
+
+    from featurestore.cli import main as cli
+    from tests.conftest import ONLINE_RETAIL
+
+    with _gzip.open(ONLINE_RETAIL, "rt") as f:
+        lines = [next(f) for _ in range(2500)]
+    original = tmp_path / "retail.csv"
+    original.write_text("".join(lines))
+    fields = lines[1].split(",")
+    fields[3] = str(int(fields[3]) + 100)  # a corrected Quantity on the first row
+    corrected_text = "".join([lines[0], ",".join(fields)] + lines[2:])
+    sched = ["--scheduler", client.scheduler.address]
+    store = tmp_path / "store"
+    args = ["ingest", str(original), "--source", "retail", "--store", str(store), *sched]
+
+    assert cli(args) == 0
+    before = pd.read_parquet(store / "transactions")
+    original.write_text(corrected_text)
+    capsys.readouterr()
+    assert cli(args) == 1
+    assert "--accept-changed" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_parquet(store / "transactions"), before)
+
+    assert cli([*args, "--accept-changed"]) == 0
+    clean = tmp_path / "clean"
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "retail.csv").write_text(corrected_text)
+    assert cli(["ingest", str(tmp_path / "c" / "retail.csv"), "--source", "retail", "--store",
+                str(clean), *sched]) == 0
+    for table in ("transactions", "customer_retail_features"):
+        got = pd.read_parquet(store / table)
+        want = pd.read_parquet(clean / table)
+        key = sorted(got.columns)
+        pd.testing.assert_frame_equal(
+            got[key].sort_values(key, ignore_index=True).astype(str),
+            want[key].sort_values(key, ignore_index=True).astype(str))
+    assert len(pd.read_parquet(store / "transactions")) == len(before)  # replaced, not added
