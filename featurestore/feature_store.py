@@ -167,6 +167,7 @@ class FeatureStore:
         store = self.offline_store
         # a source of the repository by its name, else a kind (weblog, retail, dotted path)
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
+        _check_raw(raw_root, raw_storage_options, store)  # before any cluster starts
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
@@ -376,3 +377,17 @@ class FeatureStore:
         from .recommend import Recommendations
 
         return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)
+
+
+def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store) -> None:
+    """One clear error for a raw path that does not exist, before a cluster starts."""
+    import fsspec
+
+    from ._exceptions import NotFoundError
+
+    if options is None and fsspec.utils.get_protocol(raw_root) == store.protocol:
+        options = store.storage_options
+    fs, path = fsspec.core.url_to_fs(raw_root, **(options or {}))
+    if not fs.exists(path):
+        raise NotFoundError(f"raw path {raw_root} does not exist: pass the folder holding the "
+                            "YYYY-MM-DD drop folders (weblog) or the CSV file (retail)")

@@ -1,0 +1,61 @@
+"""Mistakes a newcomer makes are one actionable error line and the right exit code, before any
+cluster starts (the real CLI, in a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "featurestore", *args], cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _one_line(r: subprocess.CompletedProcess, code: int, *words: str) -> None:
+    assert r.returncode == code, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in r.stderr
+    assert all(w in lines[-1] for w in words), lines
+
+
+def test_missing_raw_path(tmp_path):
+    r = _cli("ingest", str(tmp_path / "nope"), "--store", str(tmp_path / "store"))
+    _one_line(r, 2, "featurestore ingest: error:", "does not exist")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_date_in_the_wrong_format(tmp_path):
+    r = _cli("run-daily", "--store", str(tmp_path / "s"), "--raw", str(tmp_path),
+             "--today", "02-03-2026")
+    _one_line(r, 2, "--today", "use YYYY-MM-DD")
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "mine.txt").write_text("precious")
+    r = _cli("demo", "--workdir", str(tmp_path), "--no-serve")
+    _one_line(r, 2, "not made by the demo", "--force")
+    assert (tmp_path / "mine.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("command", [["tables"], ["show", "--table", "customer_features",
+                                                  "--customer", "C000001"]])
+def test_reading_a_store_that_does_not_exist(tmp_path, command):
+    r = _cli(*command, "--store", str(tmp_path / "nope"))
+    _one_line(r, 2, "error:")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_training_set_range_backwards(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    r = _cli("training-set", "--store", str(store), "--from", "2026-03-01", "--to",
+             "2026-01-01", "--out", str(tmp_path / "out"))
+    _one_line(r, 2, "--from 2026-03-01 is after --to 2026-01-01")
