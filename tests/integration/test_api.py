@@ -258,7 +258,7 @@ def test_featurestore_serve_command(served):
     import sys
     from pathlib import Path
 
-    from .serving_helpers import free_port
+    from tests.serving_helpers import free_port
 
     _, frames, latest, _, app = served
     root = Path(__file__).resolve().parents[2]
@@ -294,7 +294,7 @@ def test_demo_ends_by_serving(tmp_path):
     import sys
     from pathlib import Path
 
-    from .serving_helpers import free_port
+    from tests.serving_helpers import free_port
 
     root = Path(__file__).resolve().parents[2]
     port = free_port()
