@@ -1,8 +1,8 @@
 """Helpers for the API tests: SPEC-layout feature tables from events, and a real uvicorn server.
 
 ``write_feature_tables`` computes ``customer_features`` / ``customer_product_features`` with plain
-pandas from the events table. TODO(lead): replace with featurestore.features.materialize once
-merged - the API tests only need SPEC-layout partitions, and compare against the frames returned.
+pandas from the events table: the API tests need SPEC-layout partitions whose values come from an
+independent computation, to compare the served answers with.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A repository YAML declares ``sources``, ``entities`` and ``tables``; each table lists its
 features (aggregation, filter, window). The SPEC §3 features ship as the defaults in
 ``featurestore/feature_repo.yaml``; a user adds a feature by editing a copy and naming it with
-the ``feature_repo`` setting (``FEATURESTORE_FEATURE_REPO``), then runs ``featurestore backfill``.
+``featurestore apply --repo FILE --store S`` (recorded in the store), then runs
+``featurestore backfill``.
 
 Errors name the bad key, e.g. ``tables.customer_features.features.cart_adds_30d.window_days``.
 """
