@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
 
 from .._exceptions import FeatureStoreError
 
@@ -22,26 +24,65 @@ COMMANDS = ("demo", "generate", "apply", "ingest", "backfill", "tables", "show",
             "run-daily")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default when it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or default in (None, False, argparse.SUPPRESS, [])
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """``--config`` and ``-v``, accepted before and after the subcommand (a subcommand's copy
+    has no default, so it never overwrites a value given before it)."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--config", help="YAML settings file (also FEATURESTORE_CONFIG)",
+                        **default)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details and show tracebacks", **default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="featurestore",
+        prog="featurestore", formatter_class=_HelpFormatter,
         description="Dask-based feature store for customer behaviour data.",
     )
-    parser.add_argument("--config", help="YAML settings file (also FEATURESTORE_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    _add_global_options(parser, suppress=False)
+    parser.add_argument("--store", default=argparse.SUPPRESS,
+                        help="offline store URL, also accepted after the subcommand")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f".{name.replace('-', '_')}", __name__).register(sub)
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter
+        _add_global_options(command, suppress=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as Unix tools do; point stdout at
+        # devnull so the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args) or 0)
     except FeatureStoreError as exc:
+        if args.verbose:
+            traceback.print_exc()
         print(f"featurestore {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settin
 
 
 def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument("--store", required=required,
+    parser.add_argument("--store", required=required, default=argparse.SUPPRESS,
                         help="offline store URL: a path or s3://bucket/prefix "
                              "(FEATURESTORE_STORE)")
     parser.add_argument("--storage-option", action="append", metavar="KEY=VALUE", default=[],

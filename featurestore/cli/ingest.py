@@ -31,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "an Online Retail CSV (.csv or .csv.gz)")
     add_store_options(p)
     add_cluster_options(p)
-    p.add_argument("--source", choices=["weblog", "retail"], default="weblog")
+    p.add_argument("--source", default="weblog",
+                   help="what RAW_ROOT holds: weblog drops, a retail CSV, a source name of the "
+                        "store's repository or a Source class's dotted path")
     p.add_argument("--raw-storage-option", action="append", metavar="KEY=VALUE", default=[],
                    help="fsspec option for the raw root when it differs from the store's")
     p.add_argument("--max-late-days", type=days_count, metavar="N",

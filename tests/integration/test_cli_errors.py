@@ -59,3 +59,18 @@ def test_training_set_range_backwards(tmp_path):
     r = _cli("training-set", "--store", str(store), "--from", "2026-03-01", "--to",
              "2026-01-01", "--out", str(tmp_path / "out"))
     _one_line(r, 2, "--from 2026-03-01 is after --to 2026-01-01")
+
+
+def test_global_options_before_or_after_the_subcommand(tmp_path):
+    missing = str(tmp_path / "nope")
+    for argv in (["--store", missing, "tables"], ["tables", "--store", missing, "-v"],
+                 ["-v", "tables", "--store", missing, "--config", str(tmp_path / "none.yaml")]):
+        r = _cli(*argv)
+        assert "unrecognized arguments" not in r.stderr and r.returncode in (1, 2), r.stderr
+        assert "nope" in r.stderr or "none.yaml" in r.stderr, (argv, r.stderr)
+
+
+def test_help_shows_defaults():
+    r = _cli("ingest", "--help")
+    assert r.returncode == 0 and "(default: weblog)" in r.stdout
+
