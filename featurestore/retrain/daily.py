@@ -103,7 +103,7 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
         report["predict"] = ([_predict(store, model, c) for model in settings.predict_models]
                              if report["predict_due"] else [])
         report["ok"] &= all(p["status"] != "failed" for p in report["predict"])
-    problems = [f"rejected {r['file']}: {r['reason']}" for r in ingest.rejected]
+    problems = ingest.problems()  # rejected, bad folders, changed, placeholders, missing
     problems += [f"job {j['job_id']} failed: {j['error']}" for j in report["retrain"]
                  if j["status"] != "completed"]
     problems += [f"predict {p['model']} failed: {p['error']}" for p in report["predict"]

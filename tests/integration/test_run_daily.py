@@ -68,3 +68,25 @@ def test_cronjob_manifest_runs_a_valid_command():
 
     known = {f"FEATURESTORE_{name.upper()}" for name in Settings.model_fields}
     assert {e for e in env if e.startswith("FEATURESTORE_")} <= known
+
+
+def test_run_daily_alerts_on_an_incomplete_drop(drops_copy, tmp_path, client):
+    """A file the manifest names but that never arrived makes run-daily not ok and reaches the
+    alert channel (before, only rejected files did: an incomplete day was silent)."""
+    import json
+
+    raw, _ = drops_copy
+    drop = sorted(p for p in raw.iterdir() if p.is_dir())[-1]
+    manifest = json.loads((drop / "manifest.json").read_text())
+    missing = manifest["files"][0]["name"]
+    (drop / missing).unlink()
+    store = Store(str(tmp_path / "store"))
+    with WebhookReceiver() as hook:
+        settings = Settings(store=store.url, retrain_weekday=0, alert_webhook_url=hook.url,
+                            predict_schedule="never")
+        report = run_daily(store, str(raw), settings=settings, client=client,
+                           today=MONDAY + dt.timedelta(1))
+        assert report["ok"] is False
+        [alert] = [h["json"] for h in hook.received]
+        assert alert["event"] == "run_daily_problem"
+        assert any(p.startswith("missing ") and missing in p for p in alert["problems"])
