@@ -14,7 +14,7 @@ from ..storage import Store, parse_storage_options
 
 __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settings_from",
            "feature_store_from", "iso_date",
-           "store_from", "out_from", "print_json"]
+           "out_from", "print_json"]
 
 
 def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -91,26 +91,6 @@ def feature_store_from(args: argparse.Namespace, access: Literal["read", "write"
     if access is not None:
         fs.check(access)
     return fs
-
-
-def store_from(settings: Settings, access: Literal["read", "write"] | None = None) -> Store:
-    """The settings' store, checked before any cluster starts.
-
-    Args:
-        settings: the command's settings (``store``, ``storage_options``, ``lease_seconds``).
-        access: "write" for commands that write the store, "read" for those that only read
-            it (then it must exist); None skips the check.
-
-    Returns:
-        The :class:`Store`.
-
-    Raises:
-        StoreError: the store path cannot work (a file in the way, read-only, missing).
-    """
-    store = Store(settings.store, settings.storage_options, settings.lease_seconds)
-    if access is not None:
-        store.preflight(write=access == "write")
-    return store
 
 
 def out_from(store: Store, out: str) -> tuple[Store, dict | None]:

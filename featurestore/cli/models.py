@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..retrain import registry
-from ._common import add_store_options, print_json, settings_from, store_from
+from ._common import add_store_options, feature_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def _fmt(metrics: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = store_from(settings_from(args), "write" if args.promote else "read")
+    store = feature_store_from(args, "write" if args.promote else "read").offline_store
     if args.promote:
         if not args.name:
             raise SystemExit("featurestore models: --promote needs the model NAME")
