@@ -1,6 +1,7 @@
 """Scale measurements for docs/scale.md.
 
     python benchmarks/scale.py ledger [--days 365] [--files-per-day 8200]
+    python benchmarks/scale.py workers | small-files | serve   (benchmarks/scale_runs.py)
 
 ``ledger``: a year of history at the seeds' volume. Fabricates a local store whose ingest ledger
 holds ``days x files-per-day`` file records in the compacted format (one day file per drop,
@@ -184,9 +185,29 @@ def main() -> None:
     lp.add_argument("--days", type=int, default=365)
     lp.add_argument("--files-per-day", type=int, default=8_200)
     lp.add_argument("--workdir", help="keep the fabricated store here (default: a temp dir)")
+    wp = sub.add_parser("workers", help="parallel efficiency: one drop by 1 and by 2 workers")
+    wp.add_argument("--mb", type=int, default=200, help="uncompressed size of the drop")
+    wp.add_argument("--rounds", type=int, default=3)
+    wp.add_argument("--workdir", help="keep the drop and stores here (default: a temp dir)")
+    sp = sub.add_parser("small-files", help="a drop of many tiny files, whole ingest command")
+    sp.add_argument("--files", type=int, default=8_200)
+    sp.add_argument("--workers", type=int, default=2)
+    sp.add_argument("--workdir", help="keep the drop and store here (default: a temp dir)")
+    vp = sub.add_parser("serve", help="featurestore serve over millions of customers")
+    vp.add_argument("--customers", type=int, default=10_000_000)
+    vp.add_argument("--seconds", type=int, default=10)
+    vp.add_argument("--workdir", help="keep the store here (default: a temp dir)")
     args = p.parse_args()
     if args.cmd == "ledger":
         ledger(args.days, args.files_per_day, args.workdir)
+    else:
+        import scale_runs
+
+        run = {"workers": lambda: scale_runs.workers(args.mb, args.rounds, args.workdir),
+               "small-files": lambda: scale_runs.small_files(args.files, args.workers,
+                                                             args.workdir),
+               "serve": lambda: scale_runs.serve(args.customers, args.seconds, args.workdir)}
+        print(json.dumps(run[args.cmd](), indent=1))
 
 
 if __name__ == "__main__":
