@@ -354,7 +354,8 @@ class FeatureStore:
         from .predict import predict
 
         with self.client() as client:
-            return predict(self.offline_store, model=model, as_of=as_of, client=client)
+            return predict(self.offline_store, model=model, as_of=as_of, client=client,
+                           settings=self.settings)
 
     def recommend(self, customer_id: str, *, k: int = 10, exclude_purchased: bool = True
                   ) -> dict[str, Any]:
