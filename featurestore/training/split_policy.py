@@ -31,7 +31,7 @@ POLICIES = ("time", "grouped", "auto")
 
 #: Chosen by ``benchmarks/split_policy.py`` (PR-AUC on the final time-ordered test dates,
 #: docs/retraining.md "Split policy"); recorded per export in ``metadata.split_policy``.
-DEFAULT_SPLIT_POLICY = "time"
+DEFAULT_SPLIT_POLICY = "auto"
 
 
 def holdout_fraction(split: tuple[float, float, float]) -> float:

@@ -85,3 +85,24 @@ def test_unknown_policy_is_a_config_error(store, tmp_path):
 
     with pytest.raises(ConfigError, match="split policy 'random'"):
         export_xgboost(store, str(tmp_path / "x"), split_policy="random")
+
+
+def test_default_is_auto_grouped_for_a_short_history_and_the_cli_flag(store, tmp_path, client,
+                                                                      capsys):
+    """The default (measured best on short histories, docs/retraining.md) and
+    ``featurestore training-set --split-policy``."""
+    import json
+
+    from featurestore.cli import main
+
+    meta = export_xgboost(store, str(tmp_path / "d")).metadata
+    assert meta["split_policy"]["requested"] == "auto"
+    assert meta["split_policy"]["policy"] == "grouped"  # the time purge was capped here
+    long_enough = export_xgboost(store, str(tmp_path / "n"), gap_days=0).metadata
+    assert long_enough["split_policy"]["policy"] == "time"  # nothing capped: time order
+
+    capsys.readouterr()
+    assert main(["training-set", "--store", store.url, "--out", str(tmp_path / "cli"),
+                 "--scheduler", client.scheduler.address, "--split-policy", "time"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metadata"]["split_policy"]["policy"] == "time"
