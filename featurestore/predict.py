@@ -7,7 +7,11 @@
    this (version, as-of) is scored already, nothing is written (exactly once);
 2. execute: one Dask task per feature part file loads the model (from bytes checked against
    the registry's sha256) and scores its rows; the driver ranks all scores (1 = most likely;
-   ties by customer id, so the file is a pure function of model and snapshot);
+   ties by customer id, so the file is a pure function of model and snapshot). A version
+   trained by the SageMaker backend keeps its model in the job's artifact, so it is scored
+   there instead: the Dask tasks write each part file as Batch Transform input CSV and one
+   SageMaker Batch Transform job scores them (:mod:`.retrain.sagemaker_transform`); its
+   ``customer_id,score`` output is checked against the input before anything is written;
 3. commit: ``predictions/model=<name>/as_of=D/part-0.parquet`` (``customer_id``, ``score``,
    ``rank``, ``model_version``) is published in one atomic write, then the partition's
    generation (:mod:`.generations`, table ``predictions/model=<name>``), then the commit record
@@ -283,6 +287,8 @@ def _parse_transform_output(data: bytes, ids: np.ndarray, where: str
 
     import pandas as pd
 
+    if len(ids) == 0 and not data.strip():  # an empty part file: nothing sent, nothing back
+        return np.array([], object), np.array([], np.float64)
     try:
         out = pd.read_csv(io.BytesIO(data), header=None, names=["customer_id", "score"],
                           dtype={"customer_id": str, "score": np.float64})
