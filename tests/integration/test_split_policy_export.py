@@ -50,7 +50,8 @@ def test_grouped_holdout_export(store, tmp_path):
 
     # the same final time-ordered test dates and rows as the time policy
     assert grouped["as_of"]["test"] == timed["as_of"]["test"]
-    assert (tmp_path / "g/test/test.csv").read_bytes() == (tmp_path / "t/test/test.csv").read_bytes()
+    assert ((tmp_path / "g/test/test.csv").read_bytes()
+            == (tmp_path / "t/test/test.csv").read_bytes())
 
     # independent selection: the period before purge + test, the smallest-SHA-1 customers
     frame = build_training_set(store).frame
