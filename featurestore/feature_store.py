@@ -216,7 +216,8 @@ class FeatureStore:
                      end: dt.date | None = None, gap_days: int | None = None,
                      sample_fraction: float = 1.0, seed: int = 0,
                      tables: list[str] | None = None,
-                     storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                     storage_options: dict[str, Any] | None = None,
+                     split_policy: str | None = None) -> dict[str, Any]:
         """Export a point-in-time training set of ``customer_features`` (plus ``tables``).
 
         Args:
@@ -229,6 +230,8 @@ class FeatureStore:
             seed: the sampling seed.
             tables: more customer-keyed tables of the repository to join.
             storage_options: fsspec options for ``out``.
+            split_policy: ``time``, ``grouped`` or ``auto`` (csv; default: the measured best,
+                ``featurestore.training.split_policy.DEFAULT_SPLIT_POLICY``).
 
         Returns:
             The export's summary (``format`` plus the builder's report).
@@ -242,7 +245,8 @@ class FeatureStore:
                 res = export_xgboost(self.offline_store, out, start=start, end=end,
                                      gap_days=HORIZON_DAYS if gap_days is None else gap_days,
                                      storage_options=storage_options, client=client,
-                                     tables=joins)
+                                     tables=joins, **({"split_policy": split_policy}
+                                                      if split_policy else {}))
                 return {"format": "csv", **res.to_dict()}
             ts = build_training_set(self.offline_store, start=start, end=end,
                                     sample="all" if sample_fraction >= 1 else "fraction",
@@ -354,7 +358,8 @@ class FeatureStore:
         from .predict import predict
 
         with self.client() as client:
-            return predict(self.offline_store, model=model, as_of=as_of, client=client)
+            return predict(self.offline_store, model=model, as_of=as_of, client=client,
+                           settings=self.settings)
 
     def recommend(self, customer_id: str, *, k: int = 10, exclude_purchased: bool = True
                   ) -> dict[str, Any]:

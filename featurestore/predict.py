@@ -7,7 +7,11 @@
    this (version, as-of) is scored already, nothing is written (exactly once);
 2. execute: one Dask task per feature part file loads the model (from bytes checked against
    the registry's sha256) and scores its rows; the driver ranks all scores (1 = most likely;
-   ties by customer id, so the file is a pure function of model and snapshot);
+   ties by customer id, so the file is a pure function of model and snapshot). A version
+   trained by the SageMaker backend keeps its model in the job's artifact, so it is scored
+   there instead: the Dask tasks write each part file as Batch Transform input CSV and one
+   SageMaker Batch Transform job scores them (:mod:`.retrain.sagemaker_transform`); its
+   ``customer_id,score`` output is checked against the input before anything is written;
 3. commit: ``predictions/model=<name>/as_of=D/part-0.parquet`` (``customer_id``, ``score``,
    ``rank``, ``model_version``) is published in one atomic write, then the partition's
    generation (:mod:`.generations`, table ``predictions/model=<name>``), then the commit record
@@ -34,10 +38,12 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from . import layout
-from ._exceptions import ConfigError, ModelUnavailableError, NotFoundError, StoreError
+from ._exceptions import (ConfigError, ModelUnavailableError, NotFoundError, StoreError,
+                          TrainingError)
 from .generations import commit_generations, read_generations
 from .retrain import registry
 from .retrain.models import model_spec
+from .settings import Settings
 from .storage import Store
 
 __all__ = ["PredictReport", "predict", "score_rows", "LatestPredictions", "PredictionsSnapshot",
@@ -111,6 +117,22 @@ def _booster(model_bytes: bytes) -> tuple[Any, tuple[int, int]]:
     return booster, (0, int(best) + 1) if best is not None else (0, 0)
 
 
+def _feature_matrix(features: list[str], table: Any) -> np.ndarray:
+    """The model's features as float64 with NaN for null: what the export's CSV (empty field =
+    missing) reads back as; booleans become 0/1."""
+    import pyarrow as pa
+
+    missing = [f for f in features if f not in table.column_names]
+    if missing:
+        raise ConfigError(f"the model was trained on features the {FEATURES_TABLE} snapshot "
+                          f"lacks: {', '.join(missing)}; retrain it on this repository's "
+                          "features")
+    if not features:
+        return np.empty((table.num_rows, 0))
+    return np.column_stack([table[f].cast(pa.float64()).to_numpy(zero_copy_only=False)
+                            for f in features])
+
+
 def score_rows(model_bytes: bytes, features: list[str], table: Any) -> np.ndarray:
     """Score the rows of an Arrow table with an XGBoost model, as the training export saw them.
 
@@ -125,17 +147,9 @@ def score_rows(model_bytes: bytes, features: list[str], table: Any) -> np.ndarra
     Raises:
         ConfigError: a feature of the model is not a column of the table.
     """
-    import pyarrow as pa
     import xgboost as xgb
 
-    missing = [f for f in features if f not in table.column_names]
-    if missing:
-        raise ConfigError(f"the model was trained on features the {FEATURES_TABLE} snapshot "
-                          f"lacks: {', '.join(missing)}; retrain it on this repository's "
-                          "features")
-    # float64 with NaN for null: what the export's CSV (empty field = missing) reads back as
-    x = np.column_stack([table[f].cast(pa.float64()).to_numpy(zero_copy_only=False)
-                         for f in features]) if features else np.empty((table.num_rows, 0))
+    x = _feature_matrix(features, table)
     booster, iterations = _booster(model_bytes)
     matrix = xgb.DMatrix(x, missing=np.nan, feature_names=features or None)
     return booster.predict(matrix, iteration_range=iterations).astype(np.float64)
@@ -152,7 +166,7 @@ def _score_file(store: Store, path: str, features: list[str], model_bytes: bytes
 
 
 def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | str | None = None,
-            client: Any = None) -> PredictReport:
+            client: Any = None, settings: Settings | None = None) -> PredictReport:
     """Score every customer of the ``as_of`` snapshot with ``model``'s production version.
 
     Args:
@@ -160,6 +174,9 @@ def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | s
         model: a registered classifier (``purchase-xgboost``).
         as_of: the snapshot date (default: the latest ``customer_features`` partition).
         client: a Dask client to score on (None: dask's threads in this process).
+        settings: the SageMaker settings, used when the production version was trained by
+            the SageMaker backend (scored by a Batch Transform job; default: from the
+            environment).
 
     Returns:
         The report; ``status="skipped"`` when this version already scored this as-of.
@@ -168,6 +185,7 @@ def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | s
         ModelUnavailableError: no production version.
         NotFoundError: no such snapshot, or the version keeps no model file in the store.
         ConfigError: the model is not a classifier, or needs features the snapshot lacks.
+        TrainingError: the SageMaker Batch Transform job failed or its output is incomplete.
     """
     import pyarrow as pa
 
@@ -197,9 +215,17 @@ def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | s
             return PredictReport(model, version, as_of, "skipped", int(done["rows"]),
                                  store.uri(*folder, PART), int(done.get("generation", 0)),
                                  round(time.monotonic() - start, 3))
-        model_bytes = registry.load_model_bytes(store, model, version)
-        features = registry.get_version(store, model, version)["features"]
-        parts = _score_parts(store, _feature_files(store, as_of), features, model_bytes, client)
+        record_v = registry.get_version(store, model, version)
+        features = record_v["features"]
+        files = _feature_files(store, as_of)
+        scored_by: dict[str, Any] = {"scored_by": "local"}
+        if not record_v.get("model_file") and record_v.get("backend") == "sagemaker":
+            # the model lives in the SageMaker artifact: score it there (Batch Transform)
+            parts, scored_by = _transform_parts(store, files, model, version, as_of, record_v,
+                                                settings, client)
+        else:
+            model_bytes = registry.load_model_bytes(store, model, version)
+            parts = _score_parts(store, files, features, model_bytes, client)
         ids = np.concatenate([p[0] for p in parts]) if parts else np.array([], object)
         scores = np.concatenate([p[1] for p in parts]) if parts else np.array([], np.float64)
         order = np.lexsort((ids.astype(str), -scores))  # best first; ties by customer id
@@ -215,7 +241,7 @@ def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | s
                 store.remove(*folder, name)
         generation = commit_generations(store, {layout.predictions(model): [as_of]})
         record["runs"][as_of] = {"model_version": version, "rows": len(ids),
-                                 "generation": generation,
+                                 "generation": generation, **scored_by,
                                  "written_at": dt.datetime.now(dt.UTC).isoformat()}
         store.write_json(record, layout.predictions_record(model))  # the commit: last
     return PredictReport(model, version, as_of, "written", len(ids), store.uri(*folder, PART),
@@ -232,6 +258,79 @@ def _score_parts(store: Store, files: list[str], features: list[str], model_byte
     futures = [client.submit(_score_file, store, f, features, model_future, pure=False)
                for f in files]
     return client.gather(futures)
+
+
+def _transform_input(store: Store, path: str, features: list[str]) -> tuple[np.ndarray, bytes]:
+    """One Dask task: (customer ids, Batch Transform input CSV) of one feature part file.
+
+    The CSV is ``customer_id`` then the features as the training export wrote them (float
+    repr, empty field = missing), no header; the job's InputFilter drops the id."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, filesystem=store.fs, columns=["customer_id", *features])
+    ids = table["customer_id"].cast("string").to_numpy(zero_copy_only=False).astype(object)
+    frame = pd.DataFrame(_feature_matrix(features, table), columns=features)
+    frame.insert(0, "customer_id", ids)
+    return ids, frame.to_csv(header=False, index=False, na_rep="",
+                             lineterminator="\n").encode()
+
+
+def _parse_transform_output(data: bytes, ids: np.ndarray, where: str
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """(customer ids, scores) of one ``customer_id,score`` output, checked against its input.
+
+    Raises:
+        TrainingError: the output does not hold exactly one score per input customer.
+    """
+    import io
+
+    import pandas as pd
+
+    if len(ids) == 0 and not data.strip():  # an empty part file: nothing sent, nothing back
+        return np.array([], object), np.array([], np.float64)
+    try:
+        out = pd.read_csv(io.BytesIO(data), header=None, names=["customer_id", "score"],
+                          dtype={"customer_id": str, "score": np.float64})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise TrainingError(f"{where} is not customer_id,score CSV ({exc}); check the "
+                            "transform job's DataProcessing and run featurestore predict "
+                            "again") from None
+    got = out["customer_id"].to_numpy(object)
+    if len(got) != len(ids) or set(got) != set(ids) or out["score"].isna().any():
+        raise TrainingError(f"{where} holds {len(got)} scores for {len(ids)} input customers "
+                            "(or a customer without a score); nothing was written: run "
+                            "featurestore predict again")
+    return got, out["score"].to_numpy(np.float64)
+
+
+def _transform_parts(store: Store, files: list[str], model: str, version: str, as_of: str,
+                     record: dict[str, Any], settings: Settings | None, client: Any
+                     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+    """Score a SageMaker-trained version through one Batch Transform job.
+
+    Returns:
+        (customer ids, scores) per part file, and what to record about the job.
+    """
+    from .retrain.sagemaker_transform import batch_transform
+
+    if not files:
+        return [], {"scored_by": "sagemaker-batch-transform"}
+    features = record["features"]
+    if client is None:
+        inputs = [_transform_input(store, f, features) for f in files]
+    else:  # the conversion runs on the cluster; the driver uploads (it holds the AWS config)
+        inputs = client.gather([client.submit(_transform_input, store, f, features, pure=False)
+                                for f in files])
+    result = batch_transform(model_spec(model), record.get("artifact"),
+                             [body for _, body in inputs],
+                             settings=settings or Settings(store=store.url),
+                             label=f"{model}-{version}-{as_of}")
+    parts = [_parse_transform_output(out, ids, f"{result.details['output']}part-{i:05d}.csv.out")
+             for i, ((ids, _), out) in enumerate(zip(inputs, result.outputs))]
+    return parts, {"scored_by": "sagemaker-batch-transform",
+                   "transform_job_name": result.details["transform_job_name"],
+                   "transform_output": result.details["output"]}
 
 
 # -- serving ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import argparse
 
 from .._exceptions import ConfigError
 from ..training.pointintime import HORIZON_DAYS
+from ..training.split_policy import DEFAULT_SPLIT_POLICY, POLICIES
 from ._common import (
     add_cluster_options,
     add_date_range,
@@ -33,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="csv: XGBoost train/validation/test layout; parquet: the plain set")
     p.add_argument("--gap-days", type=int, default=HORIZON_DAYS,
                    help="as-of dates purged between splits (csv; default: the label horizon)")
+    p.add_argument("--split-policy", choices=list(POLICIES), default=DEFAULT_SPLIT_POLICY,
+                   help="csv: where validation comes from: time (dates after train), grouped "
+                        "(a customer-grouped holdout inside the training period), auto "
+                        "(grouped for short histories); see docs/retraining.md")
     p.add_argument("--sample-fraction", type=float, default=1.0,
                    help="keep this fraction of customers per as-of date (parquet)")
     p.add_argument("--seed", type=int, default=0)
@@ -53,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
     tables = args.tables.split(",") if args.tables else None
     print_json(fs.training_set(args.out, fmt=args.format, start=args.start, end=args.end,
                                gap_days=args.gap_days, sample_fraction=args.sample_fraction,
+                               split_policy=args.split_policy,
                                seed=args.seed, tables=tables, storage_options=options))
     return 0

@@ -48,14 +48,14 @@ def predict_due(schedule: str, today: dt.date, weekday: int) -> bool:
             or (schedule == "monthly" and today.day == 1))
 
 
-def _predict(store: Store, model: str, client: Client) -> dict[str, Any]:
+def _predict(store: Store, model: str, client: Client, settings: Settings) -> dict[str, Any]:
     """One model's batch scoring for the daily report; no production version yet is not a
     failure (nothing to score with), any other error is."""
     from .._exceptions import FeatureStoreError, ModelUnavailableError
     from ..predict import predict
 
     try:
-        return predict(store, model=model, client=client).to_dict()
+        return predict(store, model=model, client=client, settings=settings).to_dict()
     except ModelUnavailableError as exc:
         return {"model": model, "status": "no_production_version", "error": str(exc)}
     except FeatureStoreError as exc:
@@ -100,7 +100,7 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
         # after the retrain: a version promoted today scores today
         report["predict_due"] = predict_due(settings.predict_schedule, today,
                                             settings.retrain_weekday)
-        report["predict"] = ([_predict(store, model, c) for model in settings.predict_models]
+        report["predict"] = ([_predict(store, model, c, settings) for model in settings.predict_models]
                              if report["predict_due"] else [])
         report["ok"] &= all(p["status"] != "failed" for p in report["predict"])
     problems = ingest.problems()  # rejected, bad folders, changed, placeholders, missing

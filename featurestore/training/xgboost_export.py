@@ -32,6 +32,8 @@ import pandas as pd
 from .._exceptions import TrainingError
 from ..storage import Store
 from .pointintime import HORIZON_DAYS, KEY_COLUMNS, LABEL, build_training_set
+from .split_policy import (DEFAULT_SPLIT_POLICY, grouped_dates, holdout_customers,
+                           holdout_fraction, resolve_policy)
 
 __all__ = ["ExportResult", "export_xgboost", "split_dates", "feature_columns"]
 
@@ -143,19 +145,27 @@ def export_xgboost(
     storage_options: dict[str, Any] | None = None,
     client: Any = None,
     tables: list[str] | None = None,
+    split_policy: str = DEFAULT_SPLIT_POLICY,
 ) -> ExportResult:
     """Build the point-in-time training set for [start, end] and write the XGBoost layout.
 
     ``tables``: more customer-keyed feature tables joined in (see ``build_training_set``).
+    ``split_policy``: ``time``, ``grouped`` or ``auto`` (:mod:`.split_policy`); the policy used
+    is recorded in ``metadata.split_policy.policy``.
     """
+    resolve_policy(split_policy, False)  # an unknown name fails before the build
     ts = build_training_set(store, start=start, end=end, client=client, tables=tables)
     frame: pd.DataFrame = ts.frame
     dates = sorted(set(frame["as_of"])) if len(frame) else []
     parts, gap = split_dates(dates, split, gap_days)
+    policy = resolve_policy(split_policy, gap < gap_days)
+    selections, policy_meta = _selections(frame, dates, parts, gap, policy, split, gap_days)
+    gap = policy_meta["gap_days"]
+    spans = policy_meta.pop("dates")
     if gap < gap_days:
-        log.warning("%d complete as-of dates: purge gap between splits capped from %d to %d so "
-                    "training keeps >= %.0f%% of them", len(dates), gap_days, gap,
-                    100 * MIN_TRAIN_FRACTION)
+        log.warning("%d complete as-of dates: purge gap capped from %d to %d so training keeps "
+                    ">= %.0f%% of them (split policy %s)", len(dates), gap_days, gap,
+                    100 * MIN_TRAIN_FRACTION, policy)
     feats, dropped = feature_columns(frame)
     out = Store(out_url, storage_options)
     meta: dict[str, Any] = {
@@ -169,24 +179,22 @@ def export_xgboost(
         "excluded_incomplete_label": ts.excluded_incomplete_label,
         "gap_days": gap,
         "gap_days_requested": gap_days,
-        "split_policy": {"name": "time-ordered, purge capped", "split": list(split),
-                         "min_train_fraction": MIN_TRAIN_FRACTION,
-                         "complete_label_dates": len(dates), "gap_days": gap,
-                         "gap_capped": gap < gap_days,
-                         "train_fraction": len(parts["train"]) / len(dates)},
+        "split_policy": {"split": list(split), "min_train_fraction": MIN_TRAIN_FRACTION,
+                         "complete_label_dates": len(dates), "gap_capped": gap < gap_days,
+                         "requested": split_policy, **policy_meta},
         "dropped_columns": dropped,
-        "purged_rows": int(len(frame) - sum(frame["as_of"].isin(d).sum()
-                                             for d in parts.values())),
+        "purged_rows": int(len(frame) - sum(int(m.sum()) for m in selections.values())),
         "missing_value": "empty field",
     }
     files = []
     for name in SPLITS:
-        part = frame[frame["as_of"].isin(parts[name])]
+        part = frame[selections[name]]
         n = len(part)
         pos = int(part[LABEL].sum())
         meta["rows"][name] = n
         meta["positive_rate"][name] = pos / n if n else None
-        meta["as_of"][name] = [parts[name][0].isoformat(), parts[name][-1].isoformat()]
+        span = spans[name]
+        meta["as_of"][name] = [span[0].isoformat(), span[-1].isoformat()]
         if name == "train":
             meta["scale_pos_weight"] = (n - pos) / pos if pos else None
         out.write_bytes(_csv_bytes(part, feats), name, f"{name}.csv")
@@ -194,6 +202,30 @@ def export_xgboost(
     out.write_json(meta, "metadata.json")
     files.append(out.uri("metadata.json"))
     return ExportResult(out_url=out.url, metadata=meta, files=files)
+
+
+def _selections(frame: pd.DataFrame, dates: list[dt.date], parts: dict[str, list[dt.date]],
+                gap: int, policy: str, split: tuple[float, float, float], gap_days: int
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The rows of each split under ``policy`` and what metadata.json records about it."""
+    if policy == "time":
+        masks = {name: frame["as_of"].isin(parts[name]) for name in SPLITS}
+        return masks, {"name": "time-ordered, purge capped", "policy": "time", "gap_days": gap,
+                       "train_fraction": len(parts["train"]) / len(dates),
+                       "dates": dict(parts)}
+    period, test, gap = grouped_dates(dates, len(parts["test"]), gap_days, MIN_TRAIN_FRACTION)
+    in_period = frame["as_of"].isin(period)
+    fraction = holdout_fraction(split)
+    held = holdout_customers(frame.loc[in_period, "customer_id"], fraction)
+    is_held = frame["customer_id"].astype(str).isin(held)
+    masks = {"train": in_period & ~is_held, "validation": in_period & is_held,
+             "test": frame["as_of"].isin(test)}
+    period_customers = frame.loc[in_period, "customer_id"].astype(str).nunique()
+    return masks, {"name": "customer-grouped holdout, purge capped", "policy": "grouped",
+                   "gap_days": gap, "train_fraction": len(period) / len(dates),
+                   "holdout_fraction": fraction, "validation_customers": len(held),
+                   "train_customers": period_customers - len(held),
+                   "dates": {"train": period, "validation": period, "test": test}}
 
 
 def read_split(out_url: str, name: str, storage_options: dict[str, Any] | None = None

@@ -228,7 +228,7 @@ def _check_export(meta, read, expected):
 def test_xgboost_export_local(generated, tmp_path):
     store, events, days, expected, excluded = generated
     out = tmp_path / "xgb"
-    res = export_xgboost(store, str(out))
+    res = export_xgboost(store, str(out), split_policy="time")  # the date layout checked below
     meta = res.metadata
     assert meta["excluded_incomplete_label"] == excluded
     for name in ("train", "validation", "test"):
