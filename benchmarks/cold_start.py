@@ -54,6 +54,7 @@ def kernels(code: Path, cache: Path) -> tuple[float, float]:
 
 def ingest(code: Path, cache: Path, raw: Path, store: Path, workers: int) -> dict[str, float]:
     """The whole command on a fresh store: wall, report seconds, first file written."""
+    shutil.rmtree(store, ignore_errors=True)  # a fresh store: every file is new
     start_wall = time.time()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
