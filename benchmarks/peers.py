@@ -160,7 +160,8 @@ def serving(store: Store, python: Path, workdir: Path, refs: list[str], args) ->
                 "{['Content-Type']='application/json'}, bodies[n])\nend\n")
 
     plan = [
-        ("hello-world", hello_port, "request = function() return wrk.format('GET', '/hello') end\n"),
+        ("hello-world", hello_port,
+         "request = function() return wrk.format('GET', '/hello') end\n"),
         ("ours GET 1", ours_port, f"local ids = {ids_lua}\nlocal n = 0\nrequest = function()\n"
          "  n = n % #ids + 1\n  return wrk.format('GET', '/customers/' .. ids[n] .. "
          "'/features')\nend\n"),
@@ -234,8 +235,9 @@ def main() -> int:
         for kind, ours_name, feast_name in (("single", "ours GET 1", "feast POST 1"),
                                             ("batch-100", "ours batch-100", "feast batch-100")):
             feast_rps = med(feast_name, "rps")
-            print(f"  ours / feast req/s, {kind}: " + (
-                f"{med(ours_name, 'rps') / feast_rps:.1f}x" if feast_rps else "feast answered none"))
+            ratio = (f"{med(ours_name, 'rps') / feast_rps:.1f}x" if feast_rps
+                     else "feast answered none")
+            print(f"  ours / feast req/s, {kind}: {ratio}")
     return 0
 
 
