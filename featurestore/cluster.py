@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import dask
 from distributed import Client, LocalCluster
@@ -18,10 +17,10 @@ __all__ = ["dask_client", "default_workers", "local_cluster", "WORKER_CONFIG", "
 #: every large buffer (a file's 30 MB of text, its parse arrays) becomes a fresh mmap that
 #: page-faults on each use: ingest ran ~25% slower. ``None`` leaves glibc's defaults.
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-#: Worker preload of the clusters we start: loads the numba scanner in a background thread as
-#: each worker starts, overlapping the client's start-up and planning (the image's workers get
-#: it from deploy/dask-config.yaml). A file path, so the worker does not wait for the import.
-WORKER_PRELOAD = str(Path(__file__).resolve().parent / "sources" / "_preload.py")
+#: Worker preload of the clusters we start: imports the library as each worker starts and loads
+#: the numba scanner in a background thread, overlapping the client's start-up and planning
+#: (the image's workers get it from deploy/dask-config.yaml).
+WORKER_PRELOAD = "featurestore.sources._preload"
 
 
 def default_workers() -> int:
@@ -56,7 +55,7 @@ def dask_client(
 def local_cluster(workers: int, **kwargs) -> LocalCluster:
     """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG` and
     the scanner warm-up preload (:data:`WORKER_PRELOAD`)."""
-    kwargs.setdefault("preload", [WORKER_PRELOAD])
+    kwargs.setdefault("preload", [WORKER_PRELOAD])  # (a module name: Dask imports it by name)
     with dask.config.set(WORKER_CONFIG):  # read by each nanny when it is created
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR, **kwargs)

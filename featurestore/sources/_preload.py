@@ -1,13 +1,15 @@
 """Dask worker preload: load the web-log scanner in the background as a worker starts.
 
-Every worker of a cluster featurestore starts runs it (``featurestore.cluster.local_cluster``
-passes this file's path), and so do the image's workers (``deploy/dask-config.yaml`` names the
-module). The file imports nothing heavy at module level and works as a standalone file (Dask
-copies a preload given by path), so the worker registers at once; a daemon thread then imports
-the library and loads the numba kernels from their on-disk cache (or compiles them, once per
-cache) while the client connects, takes the store's lease and plans the run. A task that needs a
-kernel before the thread is done waits on numba's compile lock: nothing is compiled twice, and
-no task waits for a warm-up barrier.
+Every worker of a cluster featurestore starts loads this module
+(``featurestore.cluster.WORKER_PRELOAD``), and so do the image's workers
+(``deploy/dask-config.yaml``). Dask imports a preload while the worker starts, before it
+registers with the scheduler, so the library's imports are done before any task can arrive
+(two threads importing modules of one package at once can deadlock: the imports are never left
+to the background). ``dask_setup`` then starts a daemon thread that loads the numba kernels from
+their on-disk cache (or compiles them, once per cache) while the cluster finishes starting and
+the client takes the store's lease and plans the run. A task that needs a kernel before the
+thread is done waits on numba's compile lock: nothing is compiled twice, and no task waits for a
+warm-up barrier.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
+from . import _scan
 
 __all__ = ["dask_setup", "start_warm_up"]
 
@@ -41,13 +45,10 @@ def start_warm_up(*_: object) -> bool:
 def _warm() -> None:
     start = time.perf_counter()
     try:
-        import featurestore.ingest  # noqa: F401  (the first task's imports, done ahead)
-        from featurestore.sources._scan import warm_up
-
-        warm_up()
-    except Exception:  # the first file loads the kernels itself and reports any real error
-        log.warning("scanner warm-up failed; the first file will load the kernels",
-                    exc_info=True)
+        _scan.warm_up()
+    except Exception as exc:  # the first file loads the kernels itself and reports a real error
+        log.warning("scanner warm-up failed (%s: %s); the first file will load the kernels",
+                    type(exc).__name__, exc)
         return
     log.info("scanner kernels ready in %.2f s", time.perf_counter() - start)
 
