@@ -17,6 +17,7 @@ from .dashboard import install_docs
 from .dashboard import router as dashboard_router
 from .deps import hide_store
 from .guard import GuardMiddleware, write_routes
+from .hot import HotPathMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_routes(application, all_routers())
     install_docs(application)
     application.include_router(dashboard_router)
-    # Added first, so it runs inside the metrics middleware: rejected requests are counted too.
+    # Innermost: the plain feature lookups, after the token and body checks (api/hot.py).
+    application.add_middleware(HotPathMiddleware, routes=application.router.routes)
+    # Added before metrics, so it runs inside it: rejected requests are counted too.
     application.add_middleware(GuardMiddleware, settings=settings,
                                writes=write_routes(application.router.routes))
     application.add_middleware(MetricsMiddleware, metrics=application.state.metrics)

@@ -10,13 +10,17 @@ from collections.abc import Iterator
 import dask
 from distributed import Client, LocalCluster
 
-__all__ = ["dask_client", "default_workers", "local_cluster", "WORKER_CONFIG"]
+__all__ = ["dask_client", "default_workers", "local_cluster", "WORKER_CONFIG", "WORKER_PRELOAD"]
 
 #: Dask settings for the workers we start (the image sets the same in deploy/dask-config.yaml).
 #: Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` disables glibc's dynamic mmap threshold, so
 #: every large buffer (a file's 30 MB of text, its parse arrays) becomes a fresh mmap that
 #: page-faults on each use: ingest ran ~25% slower. ``None`` leaves glibc's defaults.
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+#: Worker preload of the clusters we start: imports the library as each worker starts and loads
+#: the numba scanner in a background thread, overlapping the client's start-up and planning
+#: (the image's workers get it from deploy/dask-config.yaml).
+WORKER_PRELOAD = "featurestore.sources._preload"
 
 
 def default_workers() -> int:
@@ -49,7 +53,9 @@ def dask_client(
 
 
 def local_cluster(workers: int, **kwargs) -> LocalCluster:
-    """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG`."""
+    """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG` and
+    the scanner warm-up preload (:data:`WORKER_PRELOAD`)."""
+    kwargs.setdefault("preload", [WORKER_PRELOAD])  # (a module name: Dask imports it by name)
     with dask.config.set(WORKER_CONFIG):  # read by each nanny when it is created
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR, **kwargs)

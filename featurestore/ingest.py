@@ -60,7 +60,7 @@ from .ledger import (
     replaced_notes,
     token,
 )
-from .sources._scan import warm_up
+from .sources._preload import start_warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
     DEFAULT_MAX_LATE_DAYS,
@@ -534,7 +534,9 @@ def ingest_weblog(
         tasks += [(raw, None, old) for raw, old in plan.replace]
         if tasks:
             with dask_client(scheduler, workers, client) as c:
-                c.run(warm_up)  # every worker loads the scanner kernels at once, in parallel
+                # no barrier: workers without our preload (a cluster started elsewhere) start
+                # loading the kernels now, in the background, while the tasks are submitted
+                c.run(start_warm_up)
                 futures = [c.submit(_ingest_one, store, raw, raw_options, same, old,
                                      max_late_days, pure=False)
                            for raw, same, old in tasks]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Tables the online store serves; the first is the per-customer feature table.
 SERVED_TABLES = ("customer_features", "customer_product_features")
+#: Most rows per table snapshot whose JSON is kept (:meth:`TableSnapshot.row_json`): about
+#: 300 bytes each, so at most ~40 MB per table however many customers it holds.
+JSON_CACHE_ROWS = 100_000
 #: Sort order of ``customer_product_features`` rows within a customer: most viewed first.
 PRODUCT_ORDER = (("product_views_30d", False), ("product_views_7d", False), ("product_id", True))
 
@@ -68,6 +72,8 @@ class TableSnapshot:
     loaded_at: float = field(default_factory=time.time)
     generation: int = 0  # committed generation read before the files (0: none recorded)
     keys: list[str] = field(default_factory=lambda: ["customer_id"])  # entity keys
+    # row -> the JSON of its full feature dict, filled on first read (see row_json)
+    _json: dict[int, bytes] = field(default_factory=dict, repr=False)
 
     def _value(self, name: str, i: int) -> Any:
         mask = self.masks.get(name)
@@ -94,6 +100,48 @@ class TableSnapshot:
             if mask[i]:
                 out[name] = None
         return {name: out[name] for name in (features or self.columns)}
+
+    def row_json(self, i: int) -> bytes:
+        """Row ``i`` with every feature, as the JSON of :meth:`row` (``{feature: value}``).
+
+        Serialized on the first read and kept (up to :data:`JSON_CACHE_ROWS` rows per
+        snapshot, so memory follows the customers actually requested, not the table size): a
+        repeated lookup is one dict get, no dict building or encoding.
+
+        Args:
+            i: the row number (a value of :attr:`index`).
+
+        Returns:
+            UTF-8 JSON bytes.
+        """
+        blob = self._json.get(i)
+        if blob is None:
+            blob = orjson.dumps(self.row(i))
+            if len(self._json) < JSON_CACHE_ROWS:  # a full cache stops growing
+                self._json[i] = blob
+        return blob
+
+    def rows_json(self, rows: list[int]) -> list[bytes]:
+        """:meth:`row_json` of several rows; the rows not yet serialized are read with one
+        gather per column (the batch path).
+
+        Args:
+            rows: row numbers.
+
+        Returns:
+            One JSON object (bytes) per row, in order.
+        """
+        cache = self._json
+        out = [cache.get(i) for i in rows]
+        missing = [i for i, blob in zip(rows, out) if blob is None]
+        if not missing:
+            return out  # type: ignore[return-value]
+        fresh = {i: orjson.dumps(row)
+                 for i, row in zip(missing, self.rows_at(missing, self.columns))}
+        room = JSON_CACHE_ROWS - len(cache)
+        if room > 0:
+            cache.update(fresh if len(fresh) <= room else dict(list(fresh.items())[:room]))
+        return [blob if blob is not None else fresh[i] for i, blob in zip(rows, out)]
 
     def column_values(self, name: str, rows: np.ndarray) -> list[Any]:
         """Python values of one column at ``rows`` (vectorised gather, nulls as None)."""

@@ -1,14 +1,15 @@
 """Customer features: ``GET /customers/{id}/features``, ``POST /features/batch``,
 ``GET /customers/{id}/products`` (SPEC §6).
 
-The hot path builds the JSON body itself (``json.dumps`` of plain dicts read from the columnar
-snapshot) and returns a ``Response``: the pydantic models below document the shapes in OpenAPI
-without paying validation per request.
+The routes build the JSON body as bytes (``api/bodies.py``: rows serialized once, spliced into
+the envelope) and return a ``Response``: the pydantic models below document the shapes in
+OpenAPI without paying validation per request. The common successful lookups are answered
+before FastAPI by ``api/hot.py`` with the same builders; these routes answer everything else
+(other as-of dates, errors) and define the contract.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,6 +18,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from featurestore import NotFoundError
 
+from ..bodies import (AS_OF_HEADER, GENERATION_HEADER, batch_body, customer_body, dumps,
+                      json_response)
 from ..deps import require_read_token
 
 __all__ = ["router", "MAX_BATCH", "AS_OF_HEADER", "GENERATION_HEADER"]
@@ -66,18 +69,10 @@ class CustomerProducts(BaseModel):
     products: list[dict[str, FeatureValue]]
 
 
-#: Response headers naming the partition version a feature answer was read from (the JSON
-#: bodies keep SPEC §6's shapes).
-AS_OF_HEADER = "X-Feature-As-Of"
-GENERATION_HEADER = "X-Feature-Generation"
-
-
 def _json(body: Any, table: Any) -> Response:
     """``body`` as JSON, with the as-of and generation of ``table`` (the snapshot it was read
     from) in the version headers."""
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json",
-                    headers={AS_OF_HEADER: table.as_of,
-                             GENERATION_HEADER: str(table.generation)})
+    return json_response(dumps(body), table)
 
 
 async def _table(request: Request, name: str, as_of: str | None):
@@ -121,13 +116,13 @@ async def customer_features(request: Request) -> Response:
     query = request.query_params
     as_of, features = query.get("as_of"), query.get("features")
     table = await _table(request, "customer_features", as_of)  # read the snapshot reference once
-    names = table.check_features(_parse_features(features))
+    names = _parse_features(features)
+    names = table.check_features(names) if names else None  # None: all, the kept row JSON
     i = table.index.get(customer_id)
     if i is None:
         raise NotFoundError(f"customer {customer_id!r} has no features as of {table.as_of}; "
                             "check the id (customer ids are strings) or try another as_of")
-    return _json({"customer_id": customer_id, "as_of": table.as_of,
-                  "features": table.row(i, names)}, table)
+    return json_response(customer_body(table, customer_id, i, names), table)
 
 
 @router.post("/features/batch", response_model=BatchResponse,
@@ -135,14 +130,8 @@ async def customer_features(request: Request) -> Response:
 async def features_batch(body: BatchRequest, request: Request) -> Response:
     """Features of up to 1,000 customers; one result per id, in request order."""
     table = await _table(request, "customer_features", body.as_of)
-    names = table.check_features(body.features)
-    index = table.index
-    hits = [index.get(cid) for cid in body.customer_ids]
-    found = iter(table.rows_at([i for i in hits if i is not None], names))  # one gather/column
-    results = [{"customer_id": cid, "found": i is not None,
-                "features": None if i is None else next(found)}
-               for cid, i in zip(body.customer_ids, hits)]
-    return _json({"as_of": table.as_of, "results": results}, table)
+    names = table.check_features(body.features) if body.features else None
+    return json_response(batch_body(table, body.customer_ids, names), table)
 
 
 @router.get("/customers/{customer_id}/products", response_model=CustomerProducts,

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from featurestore import ConfigError, NotFoundError
 
+from ..bodies import json_response, table_batch_body, table_body
 from ..deps import IdPath
-from .features import MAX_BATCH, FeatureValue, _json, _parse_features, _table
+from .features import MAX_BATCH, FeatureValue, _parse_features, _table
 
 __all__ = ["router"]
 
@@ -79,7 +80,7 @@ async def table_features(table: IdPath, request: Request) -> Response:
     if row is None:
         raise NotFoundError(f"no row of {table!r} for {keys} as of {snap.as_of}; check the keys "
                             "(ids are strings) or try another as_of")
-    return _json({"table": table, "as_of": snap.as_of, "keys": keys, "features": row}, snap)
+    return json_response(table_body(snap, keys, row), snap)
 
 
 @router.post("/tables/{table}/batch", response_model=TableBatchResponse,
@@ -93,4 +94,4 @@ async def table_batch(table: IdPath, body: TableBatchRequest, request: Request) 
         keys = _keys(snap, entity)
         row = snap.lookup(keys, names)
         results.append({"keys": keys, "found": row is not None, "features": row})
-    return _json({"table": table, "as_of": snap.as_of, "results": results}, snap)
+    return json_response(table_batch_body(snap, results), snap)

@@ -1,0 +1,60 @@
+"""No cold start on the critical path: the workers of the clusters featurestore starts load the
+numba scanner in the background as they start (featurestore/sources/_preload.py), before any
+task asks for it, and the image's workers are configured the same way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from distributed import Client
+
+from featurestore.cluster import WORKER_PRELOAD, local_cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _kernels_loaded() -> bool:
+    """On a worker: whether every scanner kernel has a compiled (or cache-loaded) overload."""
+    scan = sys.modules.get("featurestore.sources._scan")
+    if scan is None:
+        return False
+    kernels = (scan._scan, scan._count_lines, scan._valid_utf8_rows, scan._parse_int_fields,
+               scan._gather_many)
+    return all(k.signatures for k in kernels)
+
+
+def test_workers_load_the_scanner_before_any_task():
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        deadline = time.monotonic() + 240  # a cold numba cache compiles: minutes on a busy box
+        while not all(client.run(_kernels_loaded).values()):
+            assert time.monotonic() < deadline, "the preload never loaded the scanner kernels"
+            time.sleep(0.5)
+
+
+def test_the_image_workers_get_the_same_preload():
+    config = yaml.safe_load((ROOT / "deploy" / "dask-config.yaml").read_text())
+    assert config["distributed"]["worker"]["preload"] == [WORKER_PRELOAD]
+
+
+def test_ingest_with_a_fresh_cluster_logs_no_traceback(tmp_path):
+    """The preload imports the library before the worker takes tasks: a task importing it at
+    the same time as a background thread could deadlock on the import locks (seen as a
+    traceback on stderr); the warm-up itself never prints one."""
+    import os
+
+    from featurestore.generate import generate_weblog
+
+    generate_weblog(str(tmp_path / "raw"), days=1, customers=50, products=5, rows_per_day=300,
+                    parts=2, columns=30)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for _ in range(2):  # the import race depends on timing: two fresh clusters
+        out = subprocess.run([sys.executable, "-m", "featurestore", "ingest",
+                              str(tmp_path / "raw"), "--store", str(tmp_path / f"s{_}"),
+                              "--workers", "2", "--json"], capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr and "warm-up failed" not in out.stderr, out.stderr
