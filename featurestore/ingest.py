@@ -58,6 +58,7 @@ from .ledger import (
     replaced_notes,
     token,
 )
+from .schema import conform
 from .sources._scan import warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
@@ -66,7 +67,6 @@ from .sources.weblog import (
     discover_drops,
     parse_file,
 )
-from .schema import conform
 from .storage import Store
 
 __all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "replaced_notes",
