@@ -58,7 +58,7 @@ from .ledger import (
     replaced_notes,
     token,
 )
-from .schema import conform
+from .schema import conform, footer_metadata, to_pandas
 from .sources._scan import warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
@@ -233,14 +233,18 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     events = parsed.events
     dates = pc.unique(events.column("event_date")).to_pylist() if events.num_rows else []
     date_index = events.column("event_date").to_numpy()
-    # The store's one set of column types (string ids, int64 time) for every BI reader.
+    # Written with fastparquet (issue 3), footer keys from the store's one set of column
+    # types (string ids, int64 time), so every BI reader sees what the other tables have.
     body = conform(events.drop_columns(["event_date"]))
+    footer = footer_metadata(body.schema)
+    frame = to_pandas(body)
     for day in sorted(dates):
         rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
         # Statistics on the time column only: readers prune on time; customer ids span every
         # file's whole range, so their min/max would prune nothing.
-        store.write_arrow(body.take(rows), EVENTS_TABLE, f"event_date={day.isoformat()}",
-                          f"part-{raw.file_id}.parquet", stats=["hit_time_gmt"])
+        store.write_parquet(frame.iloc[rows].reset_index(drop=True), EVENTS_TABLE,
+                            f"event_date={day.isoformat()}", f"part-{raw.file_id}.parquet",
+                            stats=["hit_time_gmt"], metadata=footer)
     if parsed.quarantine.num_rows:
         store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",
                           f"part-{raw.file_id}.parquet")

@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["ID_TYPE", "DATE_TYPE", "PARTITION_KEYS", "conform", "nullable_columns",
-           "partitioning", "partition_schema", "to_pandas"]
+__all__ = ["ID_TYPE", "DATE_TYPE", "PARTITION_KEYS", "conform", "footer_metadata",
+           "nullable_columns", "partitioning", "partition_schema", "to_pandas"]
 
 #: The one Arrow type of every string column (zero-copy from the feature engine's arrays).
 ID_TYPE = pa.large_string()
@@ -145,6 +145,25 @@ def conform(table: pa.Table, nullable: Iterable[str] = ()) -> pa.Table:
     }
     schema = pa.schema(fields, metadata={b"pandas": json.dumps(meta).encode()})
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def footer_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
+    """The parquet footer keys that make a file written by another writer (fastparquet)
+    read back exactly as a pyarrow write of a conformed table: ``pandas`` (dtypes) and
+    ``ARROW:schema`` (Arrow types, e.g. ``large_string``).
+
+    Args:
+        schema: the schema of a conformed table (:func:`conform`).
+
+    Returns:
+        ``{b"pandas": ..., b"ARROW:schema": base64 of the serialized schema}``.
+    """
+    import base64
+
+    plain = pa.schema([f.with_type(_value_type(f.type)) for f in schema],
+                      metadata=schema.metadata)
+    return {b"pandas": schema.metadata[b"pandas"],
+            b"ARROW:schema": base64.b64encode(plain.serialize().to_pybytes())}
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
