@@ -36,6 +36,7 @@ __all__ = [
     "ingestion",
     "models",
     "overview",
+    "pr_curves",
     "psi",
 ]
 
@@ -328,6 +329,36 @@ def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
                                                         "production_value", "relative_change",
                                                         "promoted", "notified", "damage")}})
     return {"models": summaries, "jobs": recent, "alerts": alerts}
+
+
+def pr_curves(store: Store) -> dict[str, Any]:
+    """The held-out precision-recall curve of each model's production version, as the
+    registry recorded it when the version was trained.
+
+    Args:
+        store: the store holding the registry.
+
+    Returns:
+        ``{"curves": [{"model", "version", "pr_auc", "positive_rate", "precision": [...],
+        "recall": [...], "threshold": [...]}]}``: one per model with a production version
+        whose record has a curve (versions trained before curves were recorded have none,
+        and are listed in ``"without_curve"`` as ``{"model", "version"}``).
+    """
+    curves, missing = [], []
+    for summary in list_summaries(store):
+        production = next((v for v in summary["versions"] if v["production"]), None)
+        if production is None:
+            continue
+        curve = production.get("pr_curve")
+        if not isinstance(curve, dict) or not curve.get("precision"):
+            missing.append({"model": summary["name"], "version": production["version"]})
+            continue
+        metrics = production.get("metrics") or {}
+        curves.append({"model": summary["name"], "version": production["version"],
+                       "pr_auc": metrics.get("pr_auc"),
+                       "positive_rate": metrics.get("positive_rate"),
+                       **{k: curve.get(k, []) for k in ("precision", "recall", "threshold")}})
+    return {"curves": curves, "without_curve": missing}
 
 
 def cluster(scheduler: str | None) -> dict[str, Any]:

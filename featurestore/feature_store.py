@@ -212,6 +212,18 @@ class FeatureStore:
 
         return read_table(self.offline_store, table, as_of=as_of, customer_id=customer_id)
 
+    def read_dataset(self, table: str, *, start: dt.date | None = None,
+                     end: dt.date | None = None, columns: list[str] | None = None
+                     ) -> Any:
+        """Every as-of partition of ``table`` (from ``start`` to ``end`` when given), with
+        ``as_of`` as a ``datetime.date`` column and the store's dtypes; see
+        :func:`featurestore.tables.read_dataset`."""
+        from .tables import read_dataset
+
+        key = "event_date" if table in ("events", "transactions") else "as_of"
+        return read_dataset(self.offline_store, table, start=start, end=end, columns=columns,
+                            key=key)
+
     def training_set(self, out: str, *, fmt: str = "csv", start: dt.date | None = None,
                      end: dt.date | None = None, gap_days: int | None = None,
                      sample_fraction: float = 1.0, seed: int = 0,

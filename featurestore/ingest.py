@@ -35,8 +35,6 @@ from typing import Any
 
 import fsspec
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 from distributed import Client, as_completed, wait
 
@@ -60,6 +58,7 @@ from .ledger import (
     replaced_notes,
     token,
 )
+from .schema import conform, footer_metadata, to_pandas
 from .sources._preload import start_warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
@@ -161,13 +160,6 @@ class IngestReport:
         self.event_dates = sorted(set(self.event_dates) | set(result["event_dates"]))
 
 
-def _events_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow -> pandas with the dtypes SPEC §4 fixes (fastparquet keeps what it is given)."""
-    df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
-    df["hit_time_gmt"] = df["hit_time_gmt"].astype("int64")
-    return df
-
-
 def _md5_of(url: str, raw_options: dict[str, Any]) -> str:
     """md5 of a raw file, streamed (only for files whose listing no longer matches)."""
     digest = hashlib.md5()
@@ -241,14 +233,18 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     events = parsed.events
     dates = pc.unique(events.column("event_date")).to_pylist() if events.num_rows else []
     date_index = events.column("event_date").to_numpy()
-    frame = _events_frame(events.drop_columns(["event_date"]))
+    # Written with fastparquet (issue 3), footer keys from the store's one set of column
+    # types (string ids, int64 time), so every BI reader sees what the other tables have.
+    body = conform(events.drop_columns(["event_date"]))
+    footer = footer_metadata(body.schema)
+    frame = to_pandas(body)
     for day in sorted(dates):
         rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
         # Statistics on the time column only: readers prune on time; customer ids span every
         # file's whole range, so their min/max would prune nothing.
         store.write_parquet(frame.iloc[rows].reset_index(drop=True), EVENTS_TABLE,
                             f"event_date={day.isoformat()}", f"part-{raw.file_id}.parquet",
-                            stats=["hit_time_gmt"])
+                            stats=["hit_time_gmt"], metadata=footer)
     if parsed.quarantine.num_rows:
         store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",
                           f"part-{raw.file_id}.parquet")

@@ -43,6 +43,7 @@ from ._exceptions import (ConfigError, ModelUnavailableError, NotFoundError, Sto
 from .generations import commit_generations, read_generations
 from .retrain import registry
 from .retrain.models import model_spec
+from .schema import conform
 from .settings import Settings
 from .storage import Store
 
@@ -235,7 +236,7 @@ def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | s
                           "score": pa.array(scores[order], pa.float64()),
                           "rank": pa.array(rank[order], pa.int64()),
                           "model_version": pa.array([version] * len(ids), pa.string())})
-        store.write_arrow(table, *folder, PART)
+        store.write_arrow(conform(table), *folder, PART)  # the store's column types
         for name in store.listdir(*folder):  # parts of an older layout: after the publish
             if name != PART and layout.is_published(name):
                 store.remove(*folder, name)

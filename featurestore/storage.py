@@ -326,26 +326,35 @@ class Store:
         self.write_bytes(json.dumps(obj, indent=1, sort_keys=True, default=str).encode(), *parts)
 
     def write_parquet(self, df: pd.DataFrame, *parts: str,
-                      stats: bool | list[str] = True) -> None:
+                      stats: bool | list[str] = True,
+                      metadata: dict[bytes, bytes] | None = None) -> None:
         """Publish ``df`` as one parquet file with fastparquet, keeping the frame's dtypes.
 
         Callers pass frames already typed as SPEC §4 says (int64 counts, float64 money, string
         ids); fastparquet keeps int64 when the column is int64, and nullable Int64 for nulls.
         ``stats`` names the columns that get min/max statistics (all by default); string
-        statistics cost a third of a small file's write time.
+        statistics cost a third of a small file's write time. ``metadata``: footer keys that
+        replace fastparquet's own (``pandas``, ``ARROW:schema`` from
+        :func:`featurestore.schema.conform`: fastparquet records a ``string`` column as numpy
+        ``object``, which pandas reads back as ``str`` with NaN, unlike every other table).
         """
         import fastparquet
 
         with self._publish(self.path(*parts)) as target:
-            fastparquet.write(
-                target,
-                df,
-                file_scheme="simple",
-                write_index=False,
-                compression="SNAPPY",
-                open_with=self.fs.open,
-                stats=stats,
-            )
+            if metadata is None:
+                fastparquet.write(target, df, file_scheme="simple", write_index=False,
+                                  compression="SNAPPY", open_with=self.fs.open, stats=stats)
+                return
+            # fastparquet.write's "simple" path, with our keys replacing its (its
+            # custom_metadata would append a second "pandas" key instead)
+            from fastparquet.util import update_custom_metadata
+            from fastparquet.writer import make_metadata, write_simple
+
+            fmd = make_metadata(df, has_nulls=True, object_encoding="infer", times="int64",
+                                index_cols=[], partition_cols=[], cols_dtype=df.columns.dtype)
+            update_custom_metadata(fmd, metadata)
+            write_simple(target, df, fmd, compression="SNAPPY", open_with=self.fs.open,
+                         stats=stats)
 
     def write_arrow(self, table: pa.Table, *parts: str, stats: bool | list[str] = True,
                     dictionary: bool | list[str] = True) -> None:

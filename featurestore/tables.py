@@ -15,9 +15,11 @@ import pyarrow.parquet as pq
 
 from ._exceptions import NotFoundError
 from .layout import is_published
+from .schema import partitioning, to_pandas
 from .storage import Store
 
-__all__ = ["TableInfo", "list_tables", "read_table", "as_of_dates", "KEY_COLUMNS"]
+__all__ = ["TableInfo", "list_tables", "read_table", "read_dataset", "as_of_dates",
+           "KEY_COLUMNS"]
 
 #: Entity key columns, in key order; every other column of a feature table is a feature.
 KEY_COLUMNS = ("customer_id", "product_id")
@@ -97,3 +99,31 @@ def read_table(store: Store, table: str, as_of: str | dt.date | None = None,
     with store.fs.open(_latest_file(store, table, day), "rb") as f:
         df = pq.read_table(f, filters=filters).to_pandas()
     return df.reset_index(drop=True)
+
+
+def read_dataset(store: Store, table: str, *, start: dt.date | None = None,
+                 end: dt.date | None = None, columns: list[str] | None = None,
+                 key: str = "as_of") -> pd.DataFrame:
+    """Every partition of ``table`` (those from ``start`` to ``end`` inclusive when given),
+    with the partition key as a ``datetime.date`` column: what ``pandas.read_parquet`` gives
+    with the one argument docs/dashboards.md names (``partitioning=``).
+
+    Args:
+        store: the store.
+        table: a table folder (``customer_features``, ``events``, ``transactions``, ...).
+        start, end: the first and last partition date to read.
+        columns: the columns to read (default all, the partition key last).
+        key: the partition key (``event_date`` for events and transactions).
+
+    Returns:
+        The rows with the store's dtypes (``string`` ids, ``Int64`` nullable ints, dates).
+
+    Raises:
+        NotFoundError: the table has no partition.
+    """
+    if not store.partitions(table, key):
+        raise NotFoundError(f"no table {table!r} with {key}= partitions in {store.url}")
+    filters = [f for f in ((key, ">=", start), (key, "<=", end)) if f[2] is not None]
+    data = pq.read_table(store.path(table), filesystem=store.fs, partitioning=partitioning(key),
+                         columns=columns, filters=filters or None)
+    return to_pandas(data)

@@ -134,6 +134,12 @@ def api_models(request: Request) -> dict[str, Any]:
     return numbers.models(_store(request))
 
 
+@router.get("/api/pr-curves")
+def api_pr_curves(request: Request) -> dict[str, Any]:
+    """The held-out precision-recall curve of each model's production version."""
+    return numbers.pr_curves(_store(request))
+
+
 @router.get("/api/cluster")
 def api_cluster(request: Request) -> dict[str, Any]:
     """The configured Dask scheduler and its dashboard URL."""

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..schema import conform
 from ..storage import Store
 
 __all__ = ["arrow_table", "large_strings", "read_ipc", "write_arrow", "write_ipc",
@@ -27,7 +28,9 @@ def write_arrow(store: Store, table: pa.Table, *parts: str, unique: tuple[str, .
     of customer and product ids, so their statistics would prune nothing, and computing them
     is a third of the time of writing a customer x product table. ``unique`` names columns
     with a distinct value per row (a table's key): a dictionary of them would save nothing.
+    Every table is conformed to the store's column types first (``featurestore.schema``).
     """
+    table = conform(table)
     strings = {f.name for f in table.schema if _is_string(f.type)}
     store.write_arrow(table, *parts, stats=[n for n in table.schema.names if n not in strings],
                       dictionary=[n for n in table.schema.names if n not in unique])

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .._exceptions import ConfigError, NotFoundError
 from ..layout import is_published
+from ..schema import conform, nullable_columns
 from ..storage import Store
 
 __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "TrainingSetResult",
@@ -148,9 +149,8 @@ def _read_features_table(store: Store, day: dt.date,
     tables = [pq.read_table(f, filesystem=store.fs) for f in files]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     table = table.drop_columns([c for c in table.column_names if c == "as_of"])
-    meta = (table.schema.pandas_metadata or {}).get("columns", [])
-    nullable = [c["name"] for c in meta
-                if c.get("pandas_type") in ("Int64", "Int32", "Int16", "Int8")]
+    # pandas metadata names a nullable int's dtype in numpy_type ("Int64"), not pandas_type
+    nullable = nullable_columns(table.schema)
     if table.schema.field("customer_id").type != pa.string():
         table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id",
                                  table["customer_id"].cast(pa.string()))
@@ -232,18 +232,10 @@ def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
     return table, nullable, missing
 
 
-def _pandas_metadata(table: Any, nullable: list[str]) -> dict[bytes, bytes]:
-    """Pandas metadata for ``table`` so pandas readers get ``Int64`` back for nullable ints."""
-    import pyarrow as pa
-
-    empty = _to_pandas(table.slice(0, 0), nullable)
-    return pa.Schema.from_pandas(empty, preserve_index=False).metadata
-
-
 def _write_part(table: Any, nullable: list[str], out: Store, day: dt.date) -> None:
     import pyarrow.parquet as pq
 
-    table = table.replace_schema_metadata(_pandas_metadata(table, nullable))
+    table = conform(table, nullable)  # the store's types: Int64 nullable ints in every part
     with out._publish(out.path(f"part-{day.isoformat()}.parquet")) as target, \
             out.fs.open(target, "wb") as f:
         pq.write_table(table, f, compression="snappy")

@@ -219,6 +219,23 @@ def test_json_endpoints(server, fs):
                for d in ingest["days"])
 
 
+def test_pr_curve_of_the_production_version(server, fs):
+    data = httpx.get(f"{server}/dashboard/api/pr-curves").json()
+    (curve,) = data["curves"]
+    folder = Path(fs.offline_store.root) / "_models" / "purchase-xgboost"
+    production = json.loads((folder / "production.json").read_text())["version"]
+    recorded = json.loads((folder / production / "version.json").read_text())["details"]
+    metrics = json.loads((folder / production / "metrics.json").read_text())
+    assert (curve["model"], curve["version"]) == ("purchase-xgboost", production)
+    assert curve["pr_auc"] == metrics["pr_auc"]
+    for k in ("precision", "recall", "threshold"):
+        assert curve[k] == recorded["pr_curve"][k], k
+    recall = np.array(curve["recall"])
+    assert len(recall) > 2 and recall[0] == 1.0 and recall[-1] == 0.0
+    assert (np.diff(recall) <= 0).all()  # sklearn's order: recall descending
+    assert data["without_curve"] == []
+
+
 def test_errors_are_json(server):
     r = httpx.get(f"{server}/dashboard/api/features/nope")
     assert r.status_code == 404 and "no table 'nope'" in r.json()["detail"]

@@ -259,6 +259,17 @@ def test_models_page(browser, site, shots):
                                ".data[0].marker.symbol")
     assert symbols[int(production[1:]) - 1] == "star"
     assert [v for k, v in seen["ids"].items() if k.startswith("job-")] == ["completed"] * 2
+    # the production version's PR curve, as the registry recorded it at training time
+    recorded = json.loads((versions / production / "version.json").read_text())
+    curve = recorded["details"]["pr_curve"]
+    drawn = browser.evaluate("(d => ({x: [...d.data[0].x], y: [...d.data[0].y]}))"
+                             "(document.getElementById('pr-curve-purchase-xgboost'))")
+    assert drawn == {"x": curve["recall"], "y": curve["precision"]}
+    assert len(curve["recall"]) > 2
+    assert "pr-curve-purchase-xgboost" in [c["id"] for c in seen["charts"]]
+    assert int(seen["ids"]["pr-curve-purchase-xgboost-points"]) == len(curve["precision"])
+    pr_auc = json.loads((versions / production / "metrics.json").read_text())["pr_auc"]
+    assert float(seen["ids"]["pr-curve-purchase-xgboost-pr_auc"]) == round(pr_auc, 4)
 
 
 def test_cluster_page(browser, site, shots):

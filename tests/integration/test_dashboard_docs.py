@@ -35,7 +35,7 @@ def _run_examples(url: str, options: dict, bi_db: Path) -> dict:
 
 def test_examples_on_a_local_store(store, tmp_path):
     ns = _run_examples(str(store), {}, tmp_path / "bi.duckdb")
-    assert ns["latest"] == max(p.name for p in (store / "customer_features").iterdir())[6:]
+    assert str(ns["latest"]) == max(p.name for p in (store / "customer_features").iterdir())[6:]
     assert (tmp_path / "bi.duckdb").exists()
 
 

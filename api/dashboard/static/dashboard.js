@@ -193,7 +193,7 @@ async function models() {
         ...metrics.map((k) => num(v.metrics[k] === undefined ? null : +v.metrics[k].toFixed(4), `${m.name}-${v.version}-${k}`)),
         el("td", {}, v.production ? "★" : ""), el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? "")))));
   }
-  main().append(el("p", { class: "note" }, "PR curves are not recorded by the registry yet; the PR-AUC above is the held-out split's."));
+  await prCurves();
   section("Recent retrain jobs");
   main().append(table(["job", "model", "backend", "status", "submitted", "finished", "version", "error"],
     data.jobs.map((j) => el("tr", {}, el("td", {}, j.job_id), el("td", {}, j.model), el("td", {}, j.backend),
@@ -205,6 +205,29 @@ async function models() {
     data.alerts.map((a) => el("tr", {}, el("td", {}, a.job_id), el("td", {}, a.model), el("td", {}, a.version ?? "-"),
       el("td", {}, a.primary_metric ?? "-"), num(round4(a.new_value)),
       num(round4(a.production_value)), num(round4(a.relative_change)), el("td", {}, a.promoted ? "yes" : "no")))) : el("p", {}, "none"));
+}
+
+// The latest production version's held-out PR curve per model (/dashboard/api/pr-curves).
+async function prCurves() {
+  const data = await getJSON("/dashboard/api/pr-curves");
+  section("Precision-recall curve of the production version");
+  if (!data.curves.length) main().append(el("p", {}, "No production version with a recorded PR curve yet."));
+  for (const c of data.curves) {
+    const base = c.positive_rate ?? null;
+    const traces = [{ type: "scatter", mode: "lines", name: `${c.model} ${c.version}`,
+                      x: c.recall, y: c.precision, line: { color: BLUE, shape: "hv" },
+                      text: c.threshold.map((t) => `threshold ${t.toFixed(4)}`) }];
+    if (base !== null) traces.push({ type: "scatter", mode: "lines", name: "positive rate (no skill)",
+                                     x: [0, 1], y: [base, base], line: { color: RED, dash: "dot" } });
+    chart(`pr-curve-${c.model}`, traces, {
+      title: { text: `${c.model} ${c.version}: precision vs recall on the held-out split` },
+      xaxis: { title: { text: "recall" }, range: [0, 1] }, yaxis: { title: { text: "precision" }, range: [0, 1.05] } });
+    main().append(el("p", {}, `${c.model} ${c.version}: PR-AUC `,
+      el("span", { "data-testid": `pr-curve-${c.model}-pr_auc` }, c.pr_auc === null ? "-" : c.pr_auc.toFixed(4)),
+      ", ", el("span", { "data-testid": `pr-curve-${c.model}-points` }, c.precision.length), " points"));
+  }
+  for (const m of data.without_curve) main().append(el("p", { class: "note" },
+    `${m.model} ${m.version} was trained before PR curves were recorded.`));
 }
 
 // -- cluster -------------------------------------------------------------------------------
