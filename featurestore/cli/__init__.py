@@ -19,9 +19,9 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "generate", "apply", "ingest", "backfill", "tables", "show", "serve",
-            "training-set", "export-fm", "retrain", "models", "predict", "recommend",
-            "run-daily")
+COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "show",
+            "serve", "training-set", "export-fm", "retrain", "jobs", "models", "predict",
+            "recommend", "run-daily")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -64,8 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (0 ok, 1 failed run, 2 usage, 141 closed pipe).
+
+    Args:
+        argv: the arguments after ``featurestore`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
     try:
-        return _main(argv)
+        code = _main(argv)
+        # Flush here, not at interpreter exit, so a reader that went away is handled below
+        # rather than reported as "Exception ignored ... BrokenPipeError" with exit 120.
+        sys.stdout.flush()
+        return code
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do; point stdout at
         # devnull so the interpreter's final flush does not fail again.

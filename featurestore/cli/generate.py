@@ -7,7 +7,7 @@ import datetime as dt
 
 from ..generate import generate_weblog
 from ..storage import parse_storage_options
-from ._common import print_json
+from ._common import add_json_option, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--late-fraction", type=float, default=0.0, metavar="F",
                    help="fraction of each day's hits delivered in the next day's drop")
     p.add_argument("--columns", type=int, default=1_057, help="columns per drop (1,000+)")
-    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", default=[])
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", default=[],
+                   help="fsspec option for RAW_ROOT, repeatable")
+    add_json_option(p)
     p.set_defaults(handler=run)
 
 
@@ -38,5 +40,11 @@ def run(args: argparse.Namespace) -> int:
         bad_rows=args.bad_rows, late_fraction=args.late_fraction, columns=args.columns,
         storage_options=parse_storage_options(args.storage_option),
     )
-    print_json(report.to_dict())
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    print(f"raw drops: {report.raw_root}")
+    print(f"wrote {len(report.days)} daily drop(s) {report.days[0]} .. {report.days[-1]}: "
+          f"{report.files} files, {report.lines:,} lines of {report.columns} columns, "
+          f"{sum(report.bad.values())} bad rows, {report.late} late hits")
     return 0

@@ -43,8 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace the rows of files whose content changed since they were "
                         "ingested (without it such files are refused and the run exits 1)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(handler=run)
 
 
