@@ -5,12 +5,15 @@ summary by default with ``--json`` for scripts."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pty
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 
 import boto3
 import pytest
@@ -73,7 +76,7 @@ def test_reading_commands_refuse_a_store_that_does_not_exist(tmp_path, argv):
     (["training-set", "--format", "parquet", "--from", "2026-01-10", "--to", "2026-01-12",
       "--out", "OUT", "SCHED"], 0),
     (["predict", "SCHED"], 1),  # no production model yet: first line still names the store
-    (["export-fm", "--out", "OUT"], 1),  # no retail data in this store
+    (["export-fm", "--out", "OUT"], 2),  # no retail data in this store
     (["apply"], 0), (["init"], 0), (["ingest", "RAW", "SCHED"], 0),
     (["run-daily", "--raw", "RAW", "--today", "2026-02-17", "SCHED"], 0)])
 def test_first_line_names_the_store(store, generated_data, client, tmp_path, argv, code):
@@ -205,6 +208,8 @@ def test_jobs_lists_and_follows(tmp_path):
 def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
     """Run the CLI with stderr on a pseudo-terminal; returns (exit code, stdout, terminal)."""
     master, slave = pty.openpty()
+    # a real terminal has a size; a fresh pty is 0x0, where tqdm draws 0 columns
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "featurestore", *argv], env=cli_env(),
                             stdout=subprocess.PIPE, stderr=slave, cwd=ROOT)
     os.close(slave)
@@ -218,6 +223,7 @@ def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
             break
         seen += chunk
     out = proc.stdout.read().decode()
+    proc.stdout.close()
     code = proc.wait(timeout=300)
     os.close(master)
     return code, out, seen.decode(errors="replace")
