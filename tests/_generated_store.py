@@ -1,6 +1,6 @@
 """TEST FIXTURE: one generated store built through the real CLI, shared by the CLI and the
-executed-docs tests. ``featurestore-data/raw`` holds generated web-log drops (ids ``C000001``...,
-``P00001``...: what :mod:`featurestore.generate` really makes), ``featurestore-data/store`` the
+executed-docs tests. ``featurestore-data/raw`` holds generated web-log drops (ids ``C000000``...,
+``P00000``...: what :mod:`featurestore.generate` really makes), ``featurestore-data/store`` the
 ingested and materialized store, with the Online Retail sample ingested too (``--source
 retail``), so every command of the docs has data to work on."""
 

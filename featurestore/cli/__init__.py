@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import traceback
 
@@ -24,8 +25,22 @@ COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables",
             "recommend", "run-daily")
 
 
+def _plain(text: str) -> str:
+    """Help text for a terminal: no reStructuredText double backticks, no references to
+    sections of the spec a user does not have."""
+    text = re.sub(r"\s*\(SPEC §[\d.]+\)", "", text)
+    text = re.sub(r"SPEC §[\d.]+\s*", "", text)
+    return text.replace("``", "")
+
+
 class _HelpFormatter(argparse.HelpFormatter):
-    """Help that shows each option's default when it has a meaningful one."""
+    """Help that shows each option's default when it has a meaningful one, in plain text."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_plain(text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return _plain(super()._expand_help(action))
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""

@@ -26,18 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic data set",
                        description=__doc__)
     p.add_argument("--workdir", default="./featurestore-demo",
-                   help="folder for raw drops, the store and exports (default "
-                        "./featurestore-demo); replaced only when the demo made it")
+                   help="folder for raw drops, the store and exports; replaced only when the "
+                        "demo made it")
     p.add_argument("--force", action="store_true",
                    help="replace --workdir even when it holds files the demo did not make")
     p.add_argument("--no-serve", action="store_true",
                    help="exit after the pipeline instead of serving the API")
     p.add_argument("--host", default=None, help="API interface (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="API port (default 8000)")
-    p.add_argument("--days", type=int, default=45)
-    p.add_argument("--customers", type=int, default=3_000)
-    p.add_argument("--rows-per-day", type=int, default=8_000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--days", type=int, default=45, help="daily drops to generate")
+    p.add_argument("--customers", type=int, default=3_000, help="distinct customers")
+    p.add_argument("--rows-per-day", type=int, default=8_000, help="web-log hits per drop")
+    p.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
     p.set_defaults(handler=run)
 
 

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="as-of dates purged between splits (csv; default: the label horizon)")
     p.add_argument("--sample-fraction", type=float, default=1.0,
                    help="keep this fraction of customers per as-of date (parquet)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample-fraction")
     p.add_argument("--tables", metavar="TABLE,TABLE",
                    help="more customer-keyed feature tables of the repository to join at each "
                         "as-of date (default: customer_features only)")

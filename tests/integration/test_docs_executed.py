@@ -8,8 +8,8 @@ Conventions (the visible contract between the docs and this runner):
   order as one script (``python page.py``: ``if __name__ == "__main__":`` works, Dask can start
   worker processes), after a prelude defining ``STORE`` (the store's path), ``RAW`` (the drops),
   ``STORAGE_OPTIONS = {}`` and ``BI_DB`` (a scratch DuckDB file).
-* Where they run: a folder holding ``featurestore-data/raw`` (generated drops, ids ``C000001``..,
-  ``P00001``..) and ``featurestore-data/store`` (ingested and materialized), a fresh copy per
+* Where they run: a folder holding ``featurestore-data/raw`` (generated drops, ids ``C000000``..,
+  ``P00000``..) and ``featurestore-data/store`` (ingested and materialized), a fresh copy per
   page; the README starts from an empty folder and makes them with its own commands.
   ``featurestore`` is on PATH (``. .venv/bin/activate``), settings come only from the page
   (no ``FEATURESTORE_*`` from the caller) except ``FEATURESTORE_SCHEDULER``, the test
