@@ -189,7 +189,8 @@ class FeatureStore:
         store = self.offline_store
         # a source of the repository by its name, else a kind (weblog, retail, dotted path)
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
-        _check_raw(raw_root, raw_storage_options, store)  # before any cluster starts
+        _check_raw(raw_root, raw_storage_options, store,  # before any cluster starts
+                   weblog=cls.__name__ == "WeblogSource")
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
@@ -435,11 +436,17 @@ class FeatureStore:
         return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)
 
 
-def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store) -> None:
-    """One clear error for a raw path that does not exist, before a cluster starts."""
+def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store,
+               weblog: bool = False) -> None:
+    """One clear error for a raw path that cannot be what the source reads, before a cluster
+    starts: a path that does not exist; for web logs, a CSV file (the retail source's input) or
+    one drop folder instead of the folder holding them (which would ingest nothing, silently).
+    """
+    import re
+
     import fsspec
 
-    from ._exceptions import NotFoundError
+    from ._exceptions import ConfigError, NotFoundError
 
     if options is None and fsspec.utils.get_protocol(raw_root) == store.protocol:
         options = store.storage_options
@@ -447,3 +454,13 @@ def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store) -> N
     if not fs.exists(path):
         raise NotFoundError(f"raw path {raw_root} does not exist: pass the folder holding the "
                             "YYYY-MM-DD drop folders (weblog) or the CSV file (retail)")
+    if not weblog:
+        return
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if re.search(r"\.csv(\.gz)?$", name) and fs.isfile(path):
+        raise ConfigError(f"{raw_root} is a CSV file, not web-log drops: for the Online Retail "
+                          "data add --source retail")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", name):
+        raise ConfigError(f"{raw_root} is one drop folder: pass the folder that holds the "
+                          f"YYYY-MM-DD drop folders (its parent, "
+                          f"{raw_root.rstrip('/').rsplit('/', 1)[0] or '.'})")

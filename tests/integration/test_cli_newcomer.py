@@ -240,3 +240,27 @@ def test_progress_from_dask_tasks_on_a_terminal_only(store, client):
     assert int(done) == int(total) > 0, final  # tasks counted on the scheduler, all done
     quiet = cli(*argv)  # stderr is a pipe here: no bar
     assert quiet.stderr == ""
+
+
+def test_a_retail_csv_without_source_retail_says_add_it(tmp_path):
+    csv = tmp_path / "online_retail.csv.gz"
+    csv.write_bytes(b"")
+    r = cli("ingest", str(csv), "--store", str(tmp_path / "store"), check=False)
+    _error(r, 2, f"featurestore ingest: error: {csv} is a CSV file, not web-log drops: for the "
+                 "Online Retail data add --source retail")
+
+
+def test_one_drop_folder_is_refused_not_ingested_as_nothing(generated_data, tmp_path):
+    day = generated_data / "raw" / "2026-01-05"
+    r = cli("ingest", str(day), "--store", str(tmp_path / "store"), check=False)
+    _error(r, 2, f"featurestore ingest: error: {day} is one drop folder: pass the folder that "
+                 f"holds the YYYY-MM-DD drop folders (its parent, {generated_data / 'raw'})")
+
+
+def test_nothing_new_reads_as_nothing_new(store, generated_data, client):
+    r = cli("ingest", str(generated_data / "raw"), "--store", str(store), "--scheduler",
+            client.scheduler.address)
+    lines = r.stdout.splitlines()
+    assert lines[1].startswith(f"ingested 0 file(s), skipped {45} already ingested")
+    assert "0 quarantined, 0 excluded" in lines[1] and "()" not in lines[1]
+    assert lines[2].startswith("materialized: tables already up to date")
