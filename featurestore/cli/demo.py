@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
                    if k in ("pr_auc", "roc_auc", "positive_rate")}
         print(f"   job {job['job_id']}: {job['status']} {metrics} -> model version "
               f"{job.get('model_version')} ({time.perf_counter() - t:.1f} s)")
+        reason = (job.get("alert") or {}).get("not_promoted_reason")
+        if reason:  # e.g. a tiny --days run that learned nothing: registered, not promoted
+            print(f"   not promoted: {reason}")
     tables = {t.name: t for t in fs.tables()}
     latest = tables["customer_features"].as_of_range[1] if "customer_features" in tables else ""
     # The newest as-of date whose 30-day label window is complete.
@@ -133,6 +136,7 @@ Try:
    featurestore show --store {store.url} --table customer_features --customer C000001
    featurestore backfill --store {store.url} --from {latest}
    featurestore models --store {store.url}
+   featurestore jobs --store {store.url}
    featurestore training-set --store {store.url} --from {labelled} --to {labelled} --out {work}/ts --format parquet
 """)
     if not args.no_serve:
