@@ -229,17 +229,36 @@ def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
     return code, out, seen.decode(errors="replace")
 
 
-def test_progress_from_dask_tasks_on_a_terminal_only(store, client):
-    argv = ["backfill", "--store", str(store), "--from", LAST, "--to", LAST,
-            "--scheduler", client.scheduler.address]
+@pytest.mark.parametrize("argv", [
+    ["backfill", "--from", LAST, "--to", LAST],
+    ["training-set", "--format", "parquet", "--from", "2026-01-10", "--to", "2026-01-11",
+     "--out", "OUT"],
+    ["run-daily", "--raw", "RAW", "--today", "2026-02-17"]])
+def test_progress_from_dask_tasks_on_a_terminal_only(store, generated_data, client, tmp_path,
+                                                      argv):
+    subs = {"OUT": str(tmp_path / "out"), "RAW": str(generated_data / "raw")}
+    argv = [subs.get(a, a) for a in argv] + ["--store", str(store), "--scheduler",
+                                             client.scheduler.address]
     code, out, terminal = _on_a_terminal(argv)
     assert code == 0 and out.splitlines()[0] == f"store: {store}"
     final = [part for part in terminal.replace("\r", "\n").splitlines()
-             if part.startswith("featurestore backfill")][-1]
+             if part.startswith(f"featurestore {argv[0]}")][-1]
     done, total = final.split("|")[2].split()[0].split("/")
     assert int(done) == int(total) > 0, final  # tasks counted on the scheduler, all done
-    quiet = cli(*argv)  # stderr is a pipe here: no bar
-    assert quiet.stderr == ""
+    if argv[0] == "backfill":
+        quiet = cli(*argv)  # stderr is a pipe here: no bar
+        assert quiet.stderr == ""
+
+
+def test_retrain_wait_shows_the_job_on_a_terminal(tmp_path):
+    export = fx.make_xgb_export(tmp_path / "export", seed=5)
+    code, out, terminal = _on_a_terminal(["retrain", "--store", str(tmp_path / "store"),
+                                          "--model", "purchase-xgboost", "--export-url",
+                                          str(export), "--wait"])
+    assert code == 0 and out.splitlines()[-1].endswith("; promoted to production")
+    shown = [p for p in terminal.replace("\r", "\n").splitlines()
+             if p.startswith("retrain purchase-xgboost-")]
+    assert shown and any("running" in p for p in shown), terminal[-500:]
 
 
 def test_a_retail_csv_without_source_retail_says_add_it(tmp_path):

@@ -95,10 +95,31 @@ def _subparsers() -> tuple[dict[str, argparse.ArgumentParser], set[str]]:
     return dict(action.choices), root_flags
 
 
+def _without_substitutions(text: str) -> str:
+    """``$( ... )`` command substitutions (balanced) replaced by a word: their own flags are
+    another program's."""
+    out, depth, i = [], 0, 0
+    while i < len(text):
+        if text.startswith("$(", i):
+            depth += 1
+            i += 2
+            continue
+        if depth and text[i] == "(":
+            depth += 1
+        elif depth and text[i] == ")":
+            depth -= 1
+            if depth == 0:
+                out.append("VALUE")
+        elif not depth:
+            out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def _commands(code: str) -> list[tuple[str, list[str]]]:
     """(subcommand, flags) of every ``featurestore SUB ...`` in a block (continuation lines
-    joined; comments, pipes and later commands on the line cut off)."""
-    text = code.replace("\\\n", " ")
+    joined; comments, pipes, command substitutions and later commands on the line cut off)."""
+    text = _without_substitutions(code.replace("\\\n", " "))
     found = []
     for m in re.finditer(r"(?:^|[\s/(;&|`])featurestore ([a-z][a-z-]*)([^\n|;&#>)]*)", text):
         flags = re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", m.group(2))
@@ -109,13 +130,29 @@ def _commands(code: str) -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize("block", [b for b in ALL if "featurestore " in b.code
                                    and b.lang not in PYTHON], ids=lambda b: b.where)
 def test_every_command_and_flag_in_the_docs_exists(block):
+    assert _drift(block.code) == [], block.where
+
+
+def _drift(code: str) -> list[str]:
+    """``featurestore SUB`` commands and ``SUB --flag`` flags of ``code`` the CLI lacks."""
     subs, root_flags = _subparsers()
-    for sub, flags in _commands(block.code):
+    problems = []
+    for sub, flags in _commands(code):
         if sub not in subs:
-            pytest.fail(f"{block.where}: featurestore {sub}: no such command")
+            problems.append(f"featurestore {sub}: no such command")
+            continue
         known = {s for a in subs[sub]._actions for s in a.option_strings} | root_flags
-        unknown = [f for f in flags if f not in known and f.split("=")[0] not in known]
-        assert not unknown, f"{block.where}: featurestore {sub} has no {unknown}"
+        problems += [f"featurestore {sub} {f}: no such flag" for f in flags
+                     if f not in known and f.split("=")[0] not in known]
+    return problems
+
+
+def test_the_drift_check_catches_what_it_should():
+    code = ("featurestore tables --store S --jsn\n"
+            "featurestore materialize --store S   # renamed long ago\n"
+            "featurestore jobs \"$(python -c 'print(1)')\" --follow \\\n    --poll 1\n")
+    assert _drift(code) == ["featurestore tables --jsn: no such flag",
+                            "featurestore materialize: no such command"]
 
 
 def test_skips_are_few_and_say_why():
@@ -192,6 +229,7 @@ def _failed_block(stderr: str) -> str:
     return marks[-1] if marks else "(before the first block)"
 
 
+@pytest.mark.timeout(900)  # a page is a session of commands; the README makes its own store
 @pytest.mark.parametrize("page", RUN_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_runs(page, generated_data, client, tmp_path):
     work = tmp_path / "work"
