@@ -236,7 +236,12 @@ def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
     ["run-daily", "--raw", "RAW", "--today", "2026-02-17"]])
 def test_progress_from_dask_tasks_on_a_terminal_only(store, generated_data, client, tmp_path,
                                                       argv):
-    subs = {"OUT": str(tmp_path / "out"), "RAW": str(generated_data / "raw")}
+    raw = tmp_path / "raw"
+    if argv[0] == "run-daily":  # two new drops into an empty store: work for the cluster
+        shutil.rmtree(store)
+        for day in ("2026-01-01", "2026-01-02"):
+            shutil.copytree(generated_data / "raw" / day, raw / day)
+    subs = {"OUT": str(tmp_path / "out"), "RAW": str(raw)}
     argv = [subs.get(a, a) for a in argv] + ["--store", str(store), "--scheduler",
                                              client.scheduler.address]
     code, out, terminal = _on_a_terminal(argv)
