@@ -30,7 +30,7 @@ from typing import Any
 from ..settings import Settings
 from ..storage import Store
 from . import quality, registry
-from .baseline import baseline_failure
+from .baseline import baseline_checked, baseline_failure
 from .models import ModelSpec
 
 __all__ = ["compare", "notify", "evaluate_and_promote"]
@@ -159,6 +159,7 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
     promoted = False
     below = baseline_failure(spec, metrics)
     result["below_baseline"] = below
+    result["baseline_checked"] = baseline_checked(spec, metrics)
     if below is not None:
         result["not_promoted_reason"] = below
     elif not settings.auto_promote:
