@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..progress import spinner
-from ._common import add_json_option, add_store_options, feature_store_from, out_from, print_json
+from ._common import (
+    add_json_option,
+    add_store_options,
+    feature_store_from,
+    out_from,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

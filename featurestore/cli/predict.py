@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_cluster_options, add_store_options, feature_store_from, iso_date, print_json
+from ._common import (
+    add_cluster_options,
+    add_store_options,
+    feature_store_from,
+    iso_date,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=_positive, default=10, help="products to show (default 10)")
     p.add_argument("--include-purchased", action="store_true",
                    help="also rank products the customer already bought")
-    p.add_argument("--json", action="store_true", help="print the recommendations as one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print the recommendations as one JSON object")
     p.set_defaults(handler=run)
 
 
