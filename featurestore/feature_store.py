@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .cluster import dask_client
@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from .features.materialize import MaterializeReport
+    from .job_records import JobView
     from .online import OnlineStoreProtocol
     from .predict import PredictReport
+    from .store_init import InitResult
     from .tables import TableInfo
 
 __all__ = ["FeatureStore", "IngestResult"]
@@ -70,14 +72,20 @@ class FeatureStore:
             reads the environment and config file (:func:`~featurestore.load_settings`).
         client: an existing Dask client to run on (else one is made per call from the
             settings: the configured scheduler, or a LocalCluster owned by the call).
+        progress: draw a bar of Dask task completion on stderr while work runs on the
+            cluster (:mod:`featurestore.progress`); None: only when stderr is a terminal.
+        progress_label: the bar's label (the CLI passes the command).
     """
 
-    def __init__(self, settings: Settings | None = None, *, client: Client | None = None
+    def __init__(self, settings: Settings | None = None, *, client: Client | None = None,
+                 progress: bool | None = False, progress_label: str = "featurestore"
                  ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.offline_store = Store(self.settings.store, self.settings.storage_options,
                                    self.settings.lease_seconds)
         self._client = client
+        self.progress = progress
+        self.progress_label = progress_label
         self._repo: FeatureRepo | None = None
 
     def __repr__(self) -> str:
@@ -99,7 +107,10 @@ class FeatureStore:
     def client(self) -> Iterator[Client]:
         """A Dask client for the duration of the block: the one given to the constructor, the
         configured scheduler's, or a LocalCluster that is closed at the end."""
-        with dask_client(self.settings.scheduler, self.settings.workers, self._client) as c:
+        from .progress import task_progress
+
+        with dask_client(self.settings.scheduler, self.settings.workers, self._client) as c, \
+                task_progress(c, self.progress_label, self.progress):
             yield c
 
     def online_store(self) -> OnlineStoreProtocol:
@@ -124,6 +135,17 @@ class FeatureStore:
             StoreError: one line naming the path and what to do.
         """
         self.offline_store.preflight(write=access == "write")
+
+    def init(self) -> InitResult:
+        """Create the store's bucket (S3) or folder (local) when absent; the only call that
+        creates a bucket (:mod:`featurestore.store_init`).
+
+        Returns:
+            What was created.
+        """
+        from .store_init import init_store
+
+        return init_store(self.offline_store)
 
     # -- definitions -----------------------------------------------------------------------
     def apply(self, repo_path: str | None) -> ApplyResult:
@@ -167,7 +189,8 @@ class FeatureStore:
         store = self.offline_store
         # a source of the repository by its name, else a kind (weblog, retail, dotted path)
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
-        _check_raw(raw_root, raw_storage_options, store)  # before any cluster starts
+        _check_raw(raw_root, raw_storage_options, store,  # before any cluster starts
+                   weblog=cls.__name__ == "WeblogSource")
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
@@ -354,6 +377,40 @@ class FeatureStore:
                              force_retrain=force_retrain, today=today, client=client,
                              export_urls=export_urls, repo=self.repo)
 
+    # -- jobs ------------------------------------------------------------------------------
+    def jobs(self) -> list[JobView]:
+        """Every retrain and training-set export job the store records, oldest first."""
+        from .job_records import list_all_jobs
+
+        return list_all_jobs(self.offline_store)
+
+    def job(self, job_id: str) -> JobView:
+        """One recorded job.
+
+        Raises:
+            NotFoundError: no job has this id.
+        """
+        from .job_records import get_any_job
+
+        return get_any_job(self.offline_store, job_id)
+
+    def follow_job(self, job_id: str, on_change: Callable[[JobView], None], *,
+                   poll: float = 1.0, timeout: float | None = None) -> JobView:
+        """Wait for a job to end, calling ``on_change`` on each status change.
+
+        Args:
+            job_id: the job.
+            on_change: called with the job's view at first and on every status change.
+            poll: seconds between reads.
+            timeout: give up after this long (None: no limit).
+
+        Returns:
+            The final view (or the last one after ``timeout``).
+        """
+        from .job_records import follow_job
+
+        return follow_job(self.offline_store, job_id, on_change, poll=poll, timeout=timeout)
+
     # -- models ----------------------------------------------------------------------------
     def predict(self, *, model: str = "purchase-xgboost", as_of: dt.date | str | None = None
                 ) -> PredictReport:
@@ -396,11 +453,17 @@ class FeatureStore:
         return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)
 
 
-def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store) -> None:
-    """One clear error for a raw path that does not exist, before a cluster starts."""
+def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store,
+               weblog: bool = False) -> None:
+    """One clear error for a raw path that cannot be what the source reads, before a cluster
+    starts: a path that does not exist; for web logs, a CSV file (the retail source's input) or
+    one drop folder instead of the folder holding them (which would ingest nothing, silently).
+    """
+    import re
+
     import fsspec
 
-    from ._exceptions import NotFoundError
+    from ._exceptions import ConfigError, NotFoundError
 
     if options is None and fsspec.utils.get_protocol(raw_root) == store.protocol:
         options = store.storage_options
@@ -408,3 +471,13 @@ def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store) -> N
     if not fs.exists(path):
         raise NotFoundError(f"raw path {raw_root} does not exist: pass the folder holding the "
                             "YYYY-MM-DD drop folders (weblog) or the CSV file (retail)")
+    if not weblog:
+        return
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if re.search(r"\.csv(\.gz)?$", name) and fs.isfile(path):
+        raise ConfigError(f"{raw_root} is a CSV file, not web-log drops: for the Online Retail "
+                          "data add --source retail")
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", name):
+        raise ConfigError(f"{raw_root} is one drop folder: pass the folder that holds the "
+                          f"YYYY-MM-DD drop folders (its parent, "
+                          f"{raw_root.rstrip('/').rsplit('/', 1)[0] or '.'})")

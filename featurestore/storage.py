@@ -396,8 +396,8 @@ class Store:
             raise StoreError(f"cannot reach store {self.url}: {exc}") from None
         if not found:
             raise StoreError(f"bucket {bucket} of store {self.url} does not exist (or these "
-                             "credentials cannot see it); create it first: featurestore never "
-                             "creates buckets")
+                             "credentials cannot see it); create it with featurestore init "
+                             f"--store {self.url} (buckets are never created implicitly)")
         if in_the_way:
             raise StoreError(f"store {self.url} is an object, not a folder; point --store "
                              "(FEATURESTORE_STORE) at a prefix")
@@ -493,7 +493,8 @@ def _preflight_local(root: str, write: bool) -> None:
     if not write:
         if existing != root:
             raise StoreError(f"no store at {root}: the folder does not exist; check --store "
-                             "(FEATURESTORE_STORE) or run featurestore ingest to create it")
+                             f"(FEATURESTORE_STORE) or create it with featurestore init --store "
+                             f"{root}")
         return
     try:
         os.makedirs(root, exist_ok=True)

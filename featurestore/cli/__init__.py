@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import traceback
 
@@ -19,13 +20,27 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "generate", "apply", "ingest", "backfill", "tables", "show", "serve",
-            "training-set", "export-fm", "retrain", "models", "predict", "recommend",
-            "run-daily")
+COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "show",
+            "serve", "training-set", "export-fm", "retrain", "jobs", "models", "predict",
+            "recommend", "run-daily")
+
+
+def _plain(text: str) -> str:
+    """Help text for a terminal: no reStructuredText double backticks, no references to
+    sections of the spec a user does not have."""
+    text = re.sub(r"\s*\(SPEC §[\d.]+\)", "", text)
+    text = re.sub(r"SPEC §[\d.]+\s*", "", text)
+    return text.replace("``", "")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """Help that shows each option's default when it has a meaningful one."""
+    """Help that shows each option's default when it has a meaningful one, in plain text."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(_plain(text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return _plain(super()._expand_help(action))
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
@@ -64,8 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code (0 ok, 1 failed run, 2 usage, 141 closed pipe).
+
+    Args:
+        argv: the arguments after ``featurestore`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The process exit code.
+    """
     try:
-        return _main(argv)
+        code = _main(argv)
+        # Flush here, not at interpreter exit, so a reader that went away is handled below
+        # rather than reported as "Exception ignored ... BrokenPipeError" with exit 120.
+        sys.stdout.flush()
+        return code
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, as Unix tools do; point stdout at
         # devnull so the interpreter's final flush does not fail again.

@@ -8,13 +8,19 @@ import json
 import sys
 from typing import Any, Literal
 
+from .._exceptions import ConfigError
 from ..feature_store import FeatureStore
 from ..settings import Settings, load_settings
 from ..storage import Store, parse_storage_options
 
-__all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settings_from",
-           "feature_store_from", "iso_date",
-           "out_from", "print_json"]
+__all__ = ["add_store_options", "add_cluster_options", "add_date_range", "add_json_option",
+           "settings_from", "feature_store_from", "announce_store", "iso_date",
+           "out_from", "print_json", "NO_STORE"]
+
+#: The one error line of a command run without any store setting: no silent default store.
+NO_STORE = ("no store given: pass --store PATH or --store s3://bucket/prefix (or set "
+            "FEATURESTORE_STORE, or store: in the --config file); featurestore init --store "
+            "creates a new one")
 
 
 def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -29,7 +35,11 @@ def add_store_options(parser: argparse.ArgumentParser, required: bool = False) -
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="tcp://host:port of an existing Dask scheduler "
                                             "(default: start a local cluster)")
-    parser.add_argument("--workers", type=int, help="local cluster worker processes")
+    parser.add_argument("--workers", type=int, help="local cluster worker processes "
+                                                    "(default: one per core, at most 8)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar on stderr, fed by Dask task completion (default: "
+                             "when stderr is a terminal)")
 
 
 def iso_date(value: str) -> dt.date:
@@ -57,7 +67,28 @@ def add_date_range(parser: argparse.ArgumentParser, first: str, last: str) -> No
                         help=f"last as-of date (default: {last})")
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json``: the machine-readable report on stdout instead of the human summary."""
+    parser.add_argument("--json", action="store_true",
+                        help="print the machine-readable report as one JSON document instead "
+                             "of the human summary")
+
+
+def settings_from(args: argparse.Namespace, need_store: bool = True) -> Settings:
+    """The command's settings: flags > environment > config file.
+
+    Args:
+        args: the parsed command line.
+        need_store: refuse when no store was given anywhere (the built-in default
+            ``./featurestore-data/store`` is never used silently by the CLI).
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: ``need_store`` and neither ``--store``, FEATURESTORE_STORE nor the
+            config file names a store.
+    """
     overrides: dict[str, Any] = {
         "store": getattr(args, "store", None),
         "scheduler": getattr(args, "scheduler", None),
@@ -66,7 +97,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
     options = parse_storage_options(getattr(args, "storage_option", None))
     if options:
         overrides["storage_options"] = options
-    return load_settings(getattr(args, "config", None), **overrides)
+    settings = load_settings(getattr(args, "config", None), **overrides)
+    if need_store and "store" not in settings.model_fields_set:
+        raise ConfigError(NO_STORE)
+    return settings
+
+
+def announce_store(args: argparse.Namespace, url: str) -> None:
+    """The first line of a command's human output names the store it uses (not with --json,
+    whose stdout is the JSON document alone)."""
+    if not getattr(args, "json", False):
+        print(f"store: {url}", flush=True)
 
 
 def feature_store_from(args: argparse.Namespace, access: Literal["read", "write"] | None,
@@ -87,9 +128,12 @@ def feature_store_from(args: argparse.Namespace, access: Literal["read", "write"
     updates = {k: v for k, v in overrides.items() if v is not None}
     if updates:
         settings = settings.model_copy(update=updates)
-    fs = FeatureStore(settings)
+    # progress bars on stderr when it is a terminal, fed by the cluster's task completion
+    fs = FeatureStore(settings, progress=getattr(args, "progress", None),
+                      progress_label=f"featurestore {getattr(args, 'command', '')}".strip())
     if access is not None:
         fs.check(access)
+    announce_store(args, fs.offline_store.url)
     return fs
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..feature_store import FeatureStore
-from ._common import add_store_options, print_json, settings_from
+from ._common import add_store_options, announce_store, print_json, settings_from
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     # feature_repo (env, config file) is what it records when --repo is not given.
     repo = args.repo if args.repo is not None else settings.feature_repo
     settings = settings.model_copy(update={"feature_repo": None})
+    announce_store(args, settings.store)
     result = FeatureStore(settings).apply(repo)
     if args.json:
         print_json(result.to_dict())

@@ -26,18 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic data set",
                        description=__doc__)
     p.add_argument("--workdir", default="./featurestore-demo",
-                   help="folder for raw drops, the store and exports (default "
-                        "./featurestore-demo); replaced only when the demo made it")
+                   help="folder for raw drops, the store and exports; replaced only when the "
+                        "demo made it")
     p.add_argument("--force", action="store_true",
                    help="replace --workdir even when it holds files the demo did not make")
     p.add_argument("--no-serve", action="store_true",
                    help="exit after the pipeline instead of serving the API")
     p.add_argument("--host", default=None, help="API interface (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="API port (default 8000)")
-    p.add_argument("--days", type=int, default=45)
-    p.add_argument("--customers", type=int, default=3_000)
-    p.add_argument("--rows-per-day", type=int, default=8_000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--days", type=int, default=45, help="daily drops to generate")
+    p.add_argument("--customers", type=int, default=3_000, help="distinct customers")
+    p.add_argument("--rows-per-day", type=int, default=8_000, help="web-log hits per drop")
+    p.add_argument("--workers", type=int, default=2, help="local Dask worker processes")
     p.set_defaults(handler=run)
 
 
@@ -113,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
                    if k in ("pr_auc", "roc_auc", "positive_rate")}
         print(f"   job {job['job_id']}: {job['status']} {metrics} -> model version "
               f"{job.get('model_version')} ({time.perf_counter() - t:.1f} s)")
+        reason = (job.get("alert") or {}).get("not_promoted_reason")
+        if reason:  # e.g. a tiny --days run that learned nothing: registered, not promoted
+            print(f"   not promoted: {reason}")
     tables = {t.name: t for t in fs.tables()}
     latest = tables["customer_features"].as_of_range[1] if "customer_features" in tables else ""
     # The newest as-of date whose 30-day label window is complete.
@@ -133,6 +136,7 @@ Try:
    featurestore show --store {store.url} --table customer_features --customer C000001
    featurestore backfill --store {store.url} --from {latest}
    featurestore models --store {store.url}
+   featurestore jobs --store {store.url}
    featurestore training-set --store {store.url} --from {labelled} --to {labelled} --out {work}/ts --format parquet
 """)
     if not args.no_serve:

@@ -43,8 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace the rows of files whose content changed since they were "
                         "ingested (without it such files are refused and the run exits 1)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: when stderr is a terminal)")
     p.set_defaults(handler=run)
 
 
@@ -83,6 +81,12 @@ def _summary(mat) -> str:
     return f"materialized: {written} ({mat.seconds:.1f} s)"
 
 
+def _reasons(by_reason: dict[str, int]) -> str:
+    """`` (bad_date 3, too_old 1)``, or nothing when no row was quarantined."""
+    shown = ", ".join(f"{k} {v}" for k, v in by_reason.items() if v)
+    return f" ({shown})" if shown else ""
+
+
 def emit_report(report: IngestReport, as_json: bool) -> None:
     if as_json:
         print_json(report.to_dict())
@@ -92,9 +96,9 @@ def emit_report(report: IngestReport, as_json: bool) -> None:
               f"{report.files_replaced}, {len(report.duplicates)} duplicate(s), "
               f"{len(report.changed)} changed, {len(report.placeholders)} placeholder(s), "
               f"{len(report.missing)} missing; "
-              f"{report.rows_ingested} rows, {report.rows_quarantined} quarantined "
-              f"({', '.join(f'{k} {v}' for k, v in report.quarantined_by_reason.items() if v)}"
-              f"), {report.rows_excluded} excluded; {report.seconds:.1f} s")
+              f"{report.rows_ingested} rows, {report.rows_quarantined} quarantined"
+              f"{_reasons(report.quarantined_by_reason)}, {report.rows_excluded} excluded; "
+              f"{report.seconds:.1f} s")
     for line in report.problems():
         print(line, file=sys.stderr)
     for d in report.duplicates:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._exceptions import ConfigError
 from ..retrain import registry
 from ._common import add_store_options, feature_store_from, print_json
 
@@ -28,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
     store = feature_store_from(args, "write" if args.promote else "read").offline_store
     if args.promote:
         if not args.name:
-            raise SystemExit("featurestore models: --promote needs the model NAME")
-        print_json(registry.promote(store, args.name, args.promote))
+            raise ConfigError("--promote needs the model NAME: featurestore models NAME "
+                              "--promote VERSION")
+        record = registry.promote(store, args.name, args.promote)
+        if args.json:
+            print_json(record)
+        else:
+            print(f"{args.name} {args.promote} is now production")
         return 0
     summaries = ([registry.model_summary(store, args.name)] if args.name
                  else registry.list_summaries(store))

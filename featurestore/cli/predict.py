@@ -4,10 +4,14 @@ model into ``<store>/predictions/model=<name>/as_of=D/`` (exactly once per versi
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
-from ..feature_store import FeatureStore
-from ._common import add_cluster_options, add_store_options, print_json, settings_from
+from ._common import (
+    add_cluster_options,
+    add_store_options,
+    feature_store_from,
+    iso_date,
+    print_json,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,14 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_cluster_options(p)
     p.add_argument("--model", default="purchase-xgboost",
                    help="registered classifier (default purchase-xgboost)")
-    p.add_argument("--as-of", dest="as_of", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+    p.add_argument("--as-of", dest="as_of", type=iso_date, metavar="YYYY-MM-DD",
                    help="snapshot to score (default: the latest)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = FeatureStore(settings_from(args)).predict(model=args.model, as_of=args.as_of)
+    report = feature_store_from(args, "read").predict(model=args.model, as_of=args.as_of)
     if args.json:
         print_json(report.to_dict())
     elif report.status == "skipped":

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..feature_store import FeatureStore
-from ._common import add_store_options, print_json, settings_from
+from ._common import add_store_options, feature_store_from, print_json
 
 
 def _positive(text: str) -> int:
@@ -27,12 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=_positive, default=10, help="products to show (default 10)")
     p.add_argument("--include-purchased", action="store_true",
                    help="also rank products the customer already bought")
-    p.add_argument("--json", action="store_true", help="print the SPEC §7 JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the recommendations as one JSON object")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    answer = FeatureStore(settings_from(args)).recommend(
+    answer = feature_store_from(args, "read").recommend(
         args.customer, k=args.k, exclude_purchased=not args.include_purchased)
     if args.json:
         print_json(answer)

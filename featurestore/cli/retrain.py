@@ -8,37 +8,75 @@ import subprocess
 import sys
 
 from ..retrain import BACKENDS, MODELS, run_job
-from ._common import add_store_options, feature_store_from, print_json
+from ._common import iso_date
+from ._progress import job_progress
+from ._common import add_json_option, add_store_options, feature_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrain", help="retrain a model (local or SageMaker backend)",
                        description=__doc__)
     add_store_options(p)
-    p.add_argument("--model", required=True, choices=sorted(MODELS))
+    p.add_argument("--model", required=True, choices=sorted(MODELS), help="model to retrain")
     p.add_argument("--backend", default="local",
                    help=f"training backend: {', '.join(BACKENDS)}, or the dotted class path of "
                         "a TrainingBackend (default: local)")
     p.add_argument("--tune", action="store_true", help="hyperparameter search / tuning job")
-    p.add_argument("--as-of", help="last as-of date of the training set (YYYY-MM-DD)")
+    p.add_argument("--as-of", type=iso_date, metavar="YYYY-MM-DD",
+                   help="last as-of date of the training set (default: the latest)")
     p.add_argument("--export-url", help="train on an existing export instead of a new one")
     p.add_argument("--wait", action="store_true",
-                   help="run in this process and print the final job record (exit 1 if failed)")
+                   help="run in this process and print the outcome (exit 1 if failed); "
+                        "without it the job runs detached: follow it with featurestore jobs")
+    add_json_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     fs = feature_store_from(args, "write")
-    record = fs.new_job(args.model, backend=args.backend, tune=args.tune, as_of=args.as_of,
+    as_of = args.as_of.isoformat() if args.as_of else None
+    record = fs.new_job(args.model, backend=args.backend, tune=args.tune, as_of=as_of,
                         export_url=args.export_url)
     if args.wait:
-        final = run_job(fs.offline_store, record["job_id"], fs.settings)
-        print_json(final)
+        with job_progress(fs.offline_store, record["job_id"], enabled=not args.json):
+            final = run_job(fs.offline_store, record["job_id"], fs.settings)
+        if args.json:
+            print_json(final)
+        else:
+            print(outcome(final))
         return 0 if final["status"] == "completed" else 1
     # Detached worker: the command returns now; follow with GET /retrain/{job_id}.
     env = {**os.environ, "FEATURESTORE_RETRAIN_SETTINGS": fs.settings.model_dump_json()}
     subprocess.Popen([sys.executable, "-m", "featurestore.retrain.worker", record["job_id"]],
                      env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
-    print_json({"job_id": record["job_id"], "status": record["status"]})
+    if args.json:
+        print_json({"job_id": record["job_id"], "status": record["status"]})
+    else:
+        print(f"queued job {record['job_id']} (runs detached); follow it with: featurestore "
+              f"jobs {record['job_id']} --follow --store {fs.offline_store.url}")
     return 0
+
+
+def outcome(job: dict) -> str:
+    """A finished job for a person: status, metrics, version and what happened to it.
+
+    Args:
+        job: the final job record.
+
+    Returns:
+        One or two lines.
+    """
+    if job["status"] != "completed":
+        return f"job {job['job_id']}: {job['status']}: {job.get('error')}"
+    metrics = " ".join(f"{k}={v:.4g}" for k, v in (job.get("metrics") or {}).items()
+                       if isinstance(v, (int, float)) and k in (
+                           "pr_auc", "roc_auc", "positive_rate", "rmse", "baseline_rmse"))
+    alert = job.get("alert") or {}
+    if alert.get("promoted"):
+        fate = "promoted to production"
+    else:
+        fate = "not promoted" + (f": {alert['not_promoted_reason']}"
+                                 if alert.get("not_promoted_reason") else "")
+    return (f"job {job['job_id']}: completed, {job['model']} version {job['model_version']} "
+            f"({metrics}); {fate}")

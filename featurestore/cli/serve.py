@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..feature_store import FeatureStore
 from ..settings import Settings
 from ._common import add_store_options, settings_from
 
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    FeatureStore(settings).check("read")  # serving a store that does not exist: one line
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=updates)
     serve_api(settings, log_level=args.log_level)

@@ -4,20 +4,19 @@ default)."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-
 import pandas as pd
 
 from .._exceptions import NotFoundError
-from ._common import add_store_options, feature_store_from, print_json
+from ._common import add_store_options, feature_store_from, iso_date, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="print one customer's features", description=__doc__)
     add_store_options(p)
-    p.add_argument("--table", default="customer_features")
+    p.add_argument("--table", default="customer_features", help="feature table to read")
     p.add_argument("--customer", required=True, help="customer id")
-    p.add_argument("--as-of", type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    p.add_argument("--as-of", type=iso_date, metavar="YYYY-MM-DD",
+                   help="as-of date (default: the latest)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run)
 

@@ -16,6 +16,7 @@ from ._common import (
     add_cluster_options,
     add_date_range,
     add_store_options,
+    add_json_option,
     feature_store_from,
     out_from,
     print_json,
@@ -40,10 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(grouped for short histories); see docs/retraining.md")
     p.add_argument("--sample-fraction", type=float, default=1.0,
                    help="keep this fraction of customers per as-of date (parquet)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample-fraction")
     p.add_argument("--tables", metavar="TABLE,TABLE",
                    help="more customer-keyed feature tables of the repository to join at each "
                         "as-of date (default: customer_features only)")
+    add_json_option(p)
     p.set_defaults(handler=run)
 
 
@@ -56,8 +58,35 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--sample-fraction applies to --format parquet only: the csv "
                           "layout keeps every customer (drop the flag or use parquet)")
     tables = args.tables.split(",") if args.tables else None
-    print_json(fs.training_set(args.out, fmt=args.format, start=args.start, end=args.end,
-                               gap_days=args.gap_days, sample_fraction=args.sample_fraction,
-                               split_policy=args.split_policy,
-                               seed=args.seed, tables=tables, storage_options=options))
+    result = fs.training_set(args.out, fmt=args.format, start=args.start, end=args.end,
+                             gap_days=args.gap_days, sample_fraction=args.sample_fraction,
+                             split_policy=args.split_policy,
+                             seed=args.seed, tables=tables, storage_options=options)
+    if args.json:
+        print_json(result)
+    else:
+        print(summary(result))
     return 0
+
+
+def summary(result: dict) -> str:
+    """One line for a person: where the set went, its rows and label balance.
+
+    Args:
+        result: what :meth:`FeatureStore.training_set` returned.
+
+    Returns:
+        The line.
+    """
+    if result["format"] == "csv":
+        meta = result["metadata"]
+        rows = ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items())
+        rate = ", ".join(f"{k} {v:.4f}" for k, v in meta.get("positive_rate", {}).items())
+        return (f"wrote the XGBoost csv layout to {result['out']}: rows {rows}; positive "
+                f"rate {rate}; {meta.get('excluded_incomplete_label', 0):,} rows left out "
+                "(incomplete label window); metadata.json beside them")
+    rate = result.get("positive_rate")
+    return (f"wrote {result.get('rows', 0):,} rows to {result.get('output')}: "
+            f"{result.get('positives', 0):,} positive ({rate:.4f})" if rate is not None else
+            f"wrote {result.get('rows', 0):,} rows to {result.get('output')}") + \
+        f"; {result.get('excluded_incomplete_label', 0):,} left out (incomplete label window)"

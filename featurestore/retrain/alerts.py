@@ -11,7 +11,10 @@
   with ``relative_change = (new - production) / |production|``; ``rule`` says which applied.
 * Promotion: with ``auto_promote`` the new version becomes production when there is no
   production version yet or when it is strictly better on the primary metric; otherwise
-  production moves only through ``featurestore models NAME --promote VERSION``.
+  production moves only through ``featurestore models NAME --promote VERSION``. A version no
+  better than the trivial baseline (:mod:`.baseline`: ROC-AUC <= 0.5, RMSE >= the item-mean
+  baseline) is never auto-promoted: the comparison's ``not_promoted_reason`` says why and a
+  ``model_below_baseline`` alert is sent.
 * Notification failures never fail the job; they are recorded in the job's ``alert`` field.
 * Damaged registry records (``registry.damage_report``) are reported once per retrain with a
   ``registry_damaged`` event and skipped: a damaged production counts as no production.
@@ -27,6 +30,7 @@ from typing import Any
 from ..settings import Settings
 from ..storage import Store
 from . import quality, registry
+from .baseline import baseline_checked, baseline_failure
 from .models import ModelSpec
 
 __all__ = ["compare", "notify", "evaluate_and_promote"]
@@ -153,7 +157,17 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
                      level=settings.alert_confidence_level)
     result["production_version"] = prod
     promoted = False
-    if settings.auto_promote and (prod is None or result["better"]):
+    below = baseline_failure(spec, metrics)
+    result["below_baseline"] = below
+    result["baseline_checked"] = baseline_checked(spec, metrics)
+    if below is not None:
+        result["not_promoted_reason"] = below
+    elif not settings.auto_promote:
+        result["not_promoted_reason"] = "auto_promote is off"
+    elif prod is not None and not result["better"]:
+        result["not_promoted_reason"] = (f"{spec.primary_metric} not better than production "
+                                         f"{prod}")
+    if below is None and settings.auto_promote and (prod is None or result["better"]):
         if health["production_damaged"]:
             reason = f"production record damaged ({health['production_damaged']})"
         else:
@@ -169,6 +183,12 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
                        "confidence_level", "new_intervals", "production_intervals")},
                    "metrics": metrics}
         result["notified"] = notify(settings, payload)
+    if below is not None:
+        log.warning("model %s version %s not promoted: %s", spec.name, version, below)
+        result["baseline_notified"] = notify(settings, {
+            "event": "model_below_baseline", "model": spec.name, "version": version,
+            "job_id": job_id, "reason": below, "production_version": prod,
+            "promoted": False, "metrics": metrics})
     if health["production_damaged"] or health["damaged_versions"]:
         damage = {k: health[k] for k in ("production_damaged", "damaged_versions")}
         log.warning("model %s registry is damaged: %s", spec.name, damage)

@@ -126,7 +126,7 @@ def test_cli_export_fm(retail, tmp_path, capsys):
     store, clean = retail
     out = tmp_path / "cli-fm"
     assert main(["export-fm", "--store", store.url, "--out", str(out),
-                 "--test-fraction", "0.1", "--seed", "2"]) == 0
+                 "--test-fraction", "0.1", "--seed", "2", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     meta = json.loads((out / "metadata.json").read_text())
     assert printed["metadata"] == meta

@@ -70,6 +70,11 @@ def _train(store: Store, export_url: str) -> dict:
     record = run_job(store, new_job(store, "retail-fm", "local", export_url=export_url)[
         "job_id"], Settings(store=store.url))
     assert record["status"] == "completed", record["error"]
+    if not record["alert"]["promoted"]:
+        # This small fixture's FM does not beat the item-mean baseline, so it is (rightly)
+        # never auto-promoted (issue #16); these tests check scoring, so promote it by hand.
+        assert "item-mean baseline" in record["alert"]["not_promoted_reason"]
+        registry.promote(store, "retail-fm", record["model_version"])
     return record
 
 

@@ -127,12 +127,13 @@ def _cli(*args: str, store: Path) -> subprocess.CompletedProcess:
 def test_cli_retrain_and_models(tmp_path, export):
     store = tmp_path / "store"
     r = _cli("retrain", "--model", "purchase-xgboost", "--export-url", str(export), "--wait",
-             store=store)
+             "--json", store=store)
     assert r.returncode == 0, r.stderr
     job = json.loads(r.stdout)
     assert job["status"] == "completed" and job["model_version"] == "v0001"
     # Without --wait: returns at once with a queued job that a detached worker runs.
-    r = _cli("retrain", "--model", "purchase-xgboost", "--export-url", str(export), store=store)
+    r = _cli("retrain", "--model", "purchase-xgboost", "--export-url", str(export), "--json",
+             store=store)
     assert r.returncode == 0, r.stderr
     queued = json.loads(r.stdout)
     assert queued["status"] == "queued"

@@ -144,7 +144,7 @@ def test_cli_retrain_sagemaker_from_environment(tmp_path, s3_bucket):
            "FEATURESTORE_SAGEMAKER_POLL_SECONDS": "0.05"}
     r = subprocess.run([sys.executable, "-m", "featurestore", "retrain", "--store",
                         str(tmp_path / "store"), "--model", "purchase-xgboost", "--backend",
-                        "sagemaker", "--export-url", str(export), "--wait"],
+                        "sagemaker", "--export-url", str(export), "--wait", "--json"],
                        cwd=root, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     job = json.loads(r.stdout)

@@ -270,14 +270,14 @@ def test_cli_training_set_csv_and_parquet(generated, cluster_client, tmp_path, c
     out = tmp_path / "csv"
     assert main(["training-set", "--store", store.url, "--from", days[0].isoformat(), "--to",
                  days[-1].isoformat(), "--out", str(out), "--gap-days", "0",
-                 "--scheduler", sched]) == 0
+                 "--scheduler", sched, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     meta = json.loads((out / "metadata.json").read_text())
     assert printed["metadata"] == meta and meta["gap_days"] == 0
     assert sum(meta["rows"].values()) == len(expected)
     out2 = tmp_path / "pq"
     assert main(["training-set", "--store", store.url, "--out", str(out2), "--format",
-                 "parquet", "--scheduler", sched]) == 0
+                 "parquet", "--scheduler", sched, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["rows"] == len(expected) and printed["excluded_incomplete_label"] == excluded
     assert len(pd.read_parquet(out2)) == len(expected)

@@ -164,7 +164,8 @@ def test_damage_is_listed_and_next_retrain_promotes(case, template, served, expo
     # The next retrain (real CLI) promotes its good version and alerts once about the damage.
     good, _ = exports
     with WebhookReceiver() as hook:
-        r = _cli("retrain", "--model", MODEL, "--export-url", str(good), "--wait", store=store,
+        r = _cli("retrain", "--model", MODEL, "--export-url", str(good), "--wait", "--json",
+                 store=store,
                  env={"FEATURESTORE_ALERT_WEBHOOK_URL": hook.url})
         assert r.returncode == 0, r.stderr
         job = json.loads(r.stdout)

@@ -1,0 +1,92 @@
+"""The trivial-baseline gate: a version no better than a model that learned nothing is never
+auto-promoted, whatever production looks like (also for the first version of a model).
+
+* classifier (``kind == "xgboost"``): held-out ROC-AUC <= 0.5 (chance); a backend that reports
+  no ROC-AUC (SageMaker's XGBoost evaluates ``aucpr`` only) is judged by PR-AUC <= the positive
+  rate, a random ranking's PR-AUC;
+* recommender (``kind == "fm"``): held-out RMSE >= the item-mean baseline's RMSE
+  (``baseline_rmse``, computed on the same test split by the trainer).
+
+A metric that is present but not finite (NaN, inf) fails the gate: training went wrong. When
+the metrics needed are absent altogether the gate cannot judge and does not block;
+:func:`baseline_checked` says so, and the job record carries it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .models import ModelSpec
+
+__all__ = ["baseline_failure", "baseline_checked"]
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _broken(metrics: dict[str, Any], *names: str) -> str | None:
+    """The first of ``names`` that is present but not a finite number."""
+    return next((n for n in names if metrics.get(n) is not None
+                 and _finite(metrics[n]) is None), None)
+
+
+def baseline_checked(spec: ModelSpec, metrics: dict[str, Any]) -> bool:
+    """Whether ``metrics`` hold what the gate needs to judge ``spec``'s model.
+
+    Args:
+        spec: the model.
+        metrics: the new version's held-out metrics.
+
+    Returns:
+        False when the metrics the rule compares are missing.
+    """
+    has = {k for k, v in metrics.items() if v is not None}
+    if spec.kind == "xgboost":
+        return "roc_auc" in has or {"pr_auc", "positive_rate"} <= has
+    if spec.kind == "fm":
+        return {"rmse", "baseline_rmse"} <= has
+    return False
+
+
+def baseline_failure(spec: ModelSpec, metrics: dict[str, Any]) -> str | None:
+    """Why ``metrics`` are no better than the trivial baseline, or None when they are (or when
+    the metrics to judge by are missing: see :func:`baseline_checked`).
+
+    Args:
+        spec: the model (its kind decides the rule).
+        metrics: the new version's held-out metrics.
+
+    Returns:
+        One sentence naming the metric, its value and the baseline; None otherwise.
+    """
+    if spec.kind == "xgboost":
+        broken = _broken(metrics, "roc_auc", "pr_auc")
+        if broken:
+            return f"held-out {broken} is {metrics[broken]}: not a number, training went wrong"
+        auc = _finite(metrics.get("roc_auc"))
+        if auc is not None:
+            if auc <= 0.5:
+                return (f"held-out roc_auc {auc:.4f} <= 0.5: no better than chance (the "
+                        "trivial baseline)")
+            return None
+        pr_auc, rate = _finite(metrics.get("pr_auc")), _finite(metrics.get("positive_rate"))
+        if pr_auc is not None and rate is not None and pr_auc <= rate:
+            return (f"held-out pr_auc {pr_auc:.4f} <= positive rate {rate:.4f}: no better than "
+                    "a random ranking (the trivial baseline)")
+        return None
+    if spec.kind == "fm":
+        broken = _broken(metrics, "rmse", "baseline_rmse")
+        if broken:
+            return f"held-out {broken} is {metrics[broken]}: not a number, training went wrong"
+        rmse, base = _finite(metrics.get("rmse")), _finite(metrics.get("baseline_rmse"))
+        if rmse is not None and base is not None and rmse >= base:
+            return (f"held-out rmse {rmse:.4f} >= item-mean baseline rmse {base:.4f}: no "
+                    "better than predicting each item's mean rating")
+        return None
+    return None

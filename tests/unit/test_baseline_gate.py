@@ -1,0 +1,47 @@
+"""The trivial-baseline gate of promotion (pure function, no store)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from featurestore.retrain.baseline import baseline_checked, baseline_failure
+from featurestore.retrain.models import MODELS
+
+XGB, FM = MODELS["purchase-xgboost"], MODELS["retail-fm"]
+
+
+@pytest.mark.parametrize(("auc", "fails"), [(0.42, True), (0.5, True), (0.5001, False),
+                                            (0.9, False), (math.nan, True)])
+def test_classifier_must_beat_chance(auc, fails):
+    reason = baseline_failure(XGB, {"roc_auc": auc, "pr_auc": 0.5, "positive_rate": 0.02})
+    assert (reason is not None) is fails
+    if fails and not math.isnan(auc):
+        assert reason == (f"held-out roc_auc {auc:.4f} <= 0.5: no better than chance (the "
+                          "trivial baseline)")
+
+
+@pytest.mark.parametrize(("pr_auc", "rate", "fails"), [(0.02, 0.02, True), (0.019, 0.02, True),
+                                                       (0.05, 0.02, False)])
+def test_without_roc_auc_pr_auc_must_beat_the_positive_rate(pr_auc, rate, fails):
+    metrics = {"pr_auc": pr_auc, "positive_rate": rate}  # SageMaker's XGBoost: aucpr only
+    assert (baseline_failure(XGB, metrics) is not None) is fails
+    assert baseline_checked(XGB, metrics)
+
+
+def test_missing_metrics_cannot_be_judged_and_do_not_block():
+    assert baseline_failure(XGB, {"pr_auc": 0.3}) is None
+    assert not baseline_checked(XGB, {"pr_auc": 0.3})
+    assert baseline_failure(FM, {"rmse": 1.0}) is None and not baseline_checked(FM, {"rmse": 1.0})
+
+
+@pytest.mark.parametrize(("rmse", "base", "fails"), [(1.2, 1.0, True), (1.0, 1.0, True),
+                                                     (0.9, 1.0, False), (math.inf, 1.0, True),
+                                                     (math.nan, 1.0, True)])
+def test_recommender_must_beat_the_item_mean(rmse, base, fails):
+    reason = baseline_failure(FM, {"rmse": rmse, "baseline_rmse": base})
+    assert (reason is not None) is fails
+    if fails and math.isfinite(rmse):
+        assert reason == (f"held-out rmse {rmse:.4f} >= item-mean baseline rmse {base:.4f}: "
+                          "no better than predicting each item's mean rating")
