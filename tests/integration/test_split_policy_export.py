@@ -104,6 +104,6 @@ def test_default_is_auto_grouped_for_a_short_history_and_the_cli_flag(store, tmp
 
     capsys.readouterr()
     assert main(["training-set", "--store", store.url, "--out", str(tmp_path / "cli"),
-                 "--scheduler", client.scheduler.address, "--split-policy", "time"]) == 0
+                 "--scheduler", client.scheduler.address, "--split-policy", "time", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metadata"]["split_policy"]["policy"] == "time"
