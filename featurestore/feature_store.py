@@ -32,7 +32,7 @@ from .cluster import dask_client
 from .features.definitions import FeatureRepo
 from .repository import ApplyResult, apply_repo, resolve_repo
 from .settings import Settings, load_settings
-from .storage import Store
+from .storage import Store, options_for
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -167,7 +167,9 @@ class FeatureStore:
         store = self.offline_store
         # a source of the repository by its name, else a kind (weblog, retail, dotted path)
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
-        _check_raw(raw_root, raw_storage_options, store)  # before any cluster starts
+        # the store's options when the protocol matches: one rule for the check and every source
+        raw_storage_options = options_for(raw_root, store, raw_storage_options)
+        _check_raw(raw_root, raw_storage_options)  # before any cluster starts
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
@@ -379,14 +381,17 @@ class FeatureStore:
         return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)
 
 
-def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store) -> None:
-    """One clear error for a raw path that does not exist, before a cluster starts."""
+def _check_raw(raw_root: str, options: dict[str, Any] | None) -> None:
+    """One clear error for a raw path that does not exist, before a cluster starts.
+
+    Args:
+        raw_root: the raw folder, file or URL.
+        options: its fsspec options, resolved by :func:`~featurestore.storage.options_for`.
+    """
     import fsspec
 
     from ._exceptions import NotFoundError
 
-    if options is None and fsspec.utils.get_protocol(raw_root) == store.protocol:
-        options = store.storage_options
     fs, path = fsspec.core.url_to_fs(raw_root, **(options or {}))
     if not fs.exists(path):
         raise NotFoundError(f"raw path {raw_root} does not exist: pass the folder holding the "

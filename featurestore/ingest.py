@@ -68,7 +68,7 @@ from .sources.weblog import (
     discover_drops,
     parse_file,
 )
-from .storage import Store
+from .storage import Store, options_for
 
 __all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "replaced_notes",
            "drop_status", "EVENTS_TABLE"]
@@ -521,8 +521,7 @@ def ingest_weblog(
     """
     started = time.perf_counter()
     report = IngestReport()
-    raw_options = raw_storage_options if raw_storage_options is not None else (
-        store.storage_options if fsspec.utils.get_protocol(raw_root) == store.protocol else {})
+    raw_options = options_for(raw_root, store, raw_storage_options) or {}
     with store.lock("ingest weblog"):
         found = discover_drops(raw_root, raw_options)
         for exc in found.rejected:

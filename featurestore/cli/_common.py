@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from ..feature_store import FeatureStore
 from ..settings import Settings, load_settings
-from ..storage import Store, parse_storage_options
+from ..storage import Store, options_for, parse_storage_options
 
 __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "settings_from",
            "feature_store_from", "iso_date",
@@ -107,7 +107,7 @@ def out_from(store: Store, out: str) -> tuple[Store, dict | None]:
     Raises:
         StoreError: the output path cannot be written.
     """
-    options = store.storage_options if Store(out).protocol == store.protocol else None
+    options = options_for(out, store)
     target = Store(out, options)
     target.preflight(write=True)
     return target, options
