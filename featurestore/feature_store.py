@@ -252,6 +252,47 @@ class FeatureStore:
                                     output=out, storage_options=storage_options, tables=joins)
             return {"format": "parquet", **ts.to_dict()}
 
+    def export_training_set(self, *, out: str | None = None, fmt: str = "csv",
+                            start: dt.date | None = None, end: dt.date | None = None,
+                            gap_days: int | None = None, wait: bool = True) -> dict[str, Any]:
+        """Export a training set as a job (``POST /training-sets``): checked, then written
+        now or, with ``wait`` False, in a background thread whose outcome is recorded for
+        :meth:`export_status`.
+
+        Args:
+            out: output folder below an export root (None: ``<store>/_exports/<id>``).
+            fmt: ``csv`` (the SageMaker XGBoost layout) or ``parquet``.
+            start: first as-of date.
+            end: last as-of date.
+            gap_days: as-of dates purged between the csv splits (default: the horizon).
+            wait: write it before returning.
+
+        Returns:
+            The export's record (``id``, ``status`` completed or running, ``format``, ``out``,
+            counts).
+
+        Raises:
+            ConfigError: ``out`` outside the export roots, or ``start`` after ``end``.
+        """
+        from .training.export_jobs import export_target, run_export, start_export
+        from .training.pointintime import HORIZON_DAYS
+
+        store = self.offline_store
+        export_id, target = export_target(store, self.settings, out, start, end)
+        run = run_export if wait else start_export
+        return run(store, export_id, target, fmt=fmt, start=start, end=end,
+                   gap_days=HORIZON_DAYS if gap_days is None else gap_days).to_dict()
+
+    def export_status(self, export_id: str) -> dict[str, Any]:
+        """The record of an export started with ``wait`` False.
+
+        Raises:
+            NotFoundError: no such export.
+        """
+        from .training.export_jobs import read_export
+
+        return read_export(self.offline_store, export_id)
+
     def export_fm(self, out: str, *, test_fraction: float = 0.2, seed: int = 0,
                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Export the retail transactions as factorization-machines recordIO-protobuf.
