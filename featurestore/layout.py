@@ -5,8 +5,9 @@
     <table>/as_of=YYYY-MM-DD/part-*.parquet         feature tables (one per repository table)
     events/event_date=YYYY-MM-DD/part-<file id>.parquet      web-log hits (source weblog)
     transactions/event_date=YYYY-MM-DD/part-*.parquet        retail invoices (source retail)
-    _ledger/<source>/<drop>/<file>.json             one record per ingested raw file (last)
+    _ledger/weblog/<drop>/<file>.json               one record per ingested raw file (last)
     _ledger/weblog/_days/<drop>/<version>.parquet   a complete drop's records, compacted
+    _ledger/retail/<name>-<content id>.json         one record per ingested CSV (last)
     _quarantine/<source>/drop=<drop>/part-<file id>.parquet   bad rows with file, line, reason
     _daily/customer|customer_product/event_date=D/  per-day aggregates (internal)
     _state/materialize.json, _state/retail.json     materialization commit records

@@ -135,7 +135,7 @@ def _record(store: Store, job: ExportJob) -> None:
 def _background(store: Store, export_id: str, out: str, kwargs: dict[str, Any]) -> None:
     try:
         job = run_export(store, export_id, out, **kwargs)
-    except Exception as exc:  # recorded for GET; a thread has nobody else to tell
+    except Exception as exc:  # noqa: BLE001 - recorded for GET; a thread has nobody else to tell
         job = ExportJob(id=export_id, status="failed", format=kwargs["fmt"], out=out,
                         error=f"{type(exc).__name__}: {exc}")
     _record(store, job)
