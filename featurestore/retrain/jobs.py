@@ -42,8 +42,9 @@ from .alerts import evaluate_and_promote
 from .backends import backend_class
 from .models import model_spec
 
-__all__ = ["BACKENDS", "JobPlan", "plan_job", "execute_job", "commit_job", "new_job", "run_job", "submit", "get_job", "list_jobs", "wait_for",
-           "TERMINAL", "check_export_url"]
+__all__ = ["BACKENDS", "JobPlan", "plan_job", "execute_job", "commit_job", "new_job",
+           "run_job", "submit", "get_job", "list_jobs", "wait_for", "TERMINAL",
+           "check_export_url"]
 
 log = logging.getLogger(__name__)
 
