@@ -10,6 +10,8 @@
     _ledger/retail/<name>-<content id>.json         one record per ingested CSV (last)
     _quarantine/<source>/drop=<drop>/part-<file id>.parquet   bad rows with file, line, reason
     _daily/customer|customer_product/event_date=D/  per-day aggregates (internal)
+    _partials/customer|customer_product/event_date=D/part-<file id>-<fp>.arrow
+                                                    one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
     _state/customer/, _state/pairs/                 rolling customer and pair state (internal)
@@ -33,7 +35,8 @@ from __future__ import annotations
 __all__ = [
     "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
-    "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "CUSTOMER_STATE", "PAIR_STATE",
+    "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
+    "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
     "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
@@ -53,8 +56,11 @@ EXPORTS = "_exports"
 LOCK = "_lock.json"
 PREDICTIONS = "predictions"
 
+PARTIALS_ROOT = "_partials"
 DAILY_CUSTOMER = f"{DAILY_ROOT}/customer"
 DAILY_CUSTOMER_PRODUCT = f"{DAILY_ROOT}/customer_product"
+PARTIAL_CUSTOMER = f"{PARTIALS_ROOT}/customer"
+PARTIAL_CUSTOMER_PRODUCT = f"{PARTIALS_ROOT}/customer_product"
 CUSTOMER_STATE = f"{STATE_ROOT}/customer"
 PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
@@ -72,6 +78,20 @@ def ledger(source: str) -> str:
 def quarantine(source: str) -> str:
     """The quarantine folder of one source (``_quarantine/weblog``)."""
     return f"{QUARANTINE_ROOT}/{source}"
+
+
+def partial_name(file_id: str, fingerprint: str) -> str:
+    """The base name of one ingested file's partial daily aggregates of one event date, built
+    for the daily plan ``fingerprint`` (under ``PARTIAL_CUSTOMER[_PRODUCT]/event_date=D``).
+
+    Args:
+        file_id: the raw file's id (as in its ``events`` part name).
+        fingerprint: the daily plan's fingerprint and the partials format.
+
+    Returns:
+        ``part-<file id>-<fingerprint>.arrow``.
+    """
+    return f"part-{file_id}-{fingerprint}.arrow"
 
 
 def predictions(model: str) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "DAILY_CUSTOMER",
     "DAILY_CUSTOMER_PRODUCT",
     "DailyPlan",
+    "aggregate_events",
     "compute_daily",
     "daily_plan",
     "read_daily",
@@ -155,8 +156,33 @@ def _events(store: Store, day: dt.date) -> pd.DataFrame:
 
 def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataFrame,
                                                                            pd.DataFrame]:
-    """The two daily frames of ``day`` (sorted by key, exact dtypes)."""
-    ev = _events(store, day)
+    """The two daily frames of ``day`` (sorted by key, exact dtypes), from its stored events.
+
+    Args:
+        store: the store.
+        plan: the daily columns to compute.
+        day: the event date.
+
+    Returns:
+        (customer frame, customer x product frame).
+    """
+    return aggregate_events(_events(store, day), plan)
+
+
+def aggregate_events(ev: pd.DataFrame, plan: DailyPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two daily frames of a set of hits of one event date (sorted by key, exact dtypes).
+
+    Args:
+        ev: hits with the event columns (strings as ``string``); rows without a customer id
+            are left out here, so an ingest task can pass its frame as it is.
+        plan: the daily columns to compute.
+
+    Returns:
+        (customer frame, customer x product frame), as :func:`compute_daily` describes.
+    """
+    if ev["customer_id"].hasnans:
+        ev = ev[ev["customer_id"].notna()]
+    ev = ev[_EVENT_COLUMNS].reset_index(drop=True)
     masks = {f.key: _mask(ev, f) for f in plan.filters}
     masks["all"] = np.ones(len(ev), dtype=bool)
     cols: dict[str, np.ndarray] = {}

@@ -77,6 +77,7 @@ from .pairs import (
     write_pairs,
 )
 from .pairs import empty as empty_pairs
+from .partials import combine_partials
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
 from .state import (
     CUSTOMER_STATE,
@@ -185,7 +186,8 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
     customer state) and, when asked to (re)build the day's aggregates, also its customer x
     product rows (Arrow, with ``day``), which this run's windows then take from memory."""
     if recompute:
-        cust, cp = compute_daily(store, plan, day)
+        # the ingest tasks' partial aggregates when they cover the day, else its events
+        cust, cp = combine_partials(store, plan, day) or compute_daily(store, plan, day)
         cp = pa.Table.from_pandas(cp, preserve_index=False)
         name = f"event_date={day.isoformat()}"
         if len(cust):
