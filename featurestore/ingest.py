@@ -260,7 +260,7 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
         day_frame = frame.iloc[rows].reset_index(drop=True)
         if daily is not None:  # while the hits are in memory (before the ledger record)
-            write_partials(store, daily, day, raw.file_id, day_frame)
+            write_partials(store, daily, day, raw.file_id, events.take(pa.array(rows)))
         # Statistics on the time column only: readers prune on time; customer ids span every
         # file's whole range, so their min/max would prune nothing.
         store.write_parquet(day_frame, EVENTS_TABLE, f"event_date={day.isoformat()}",

@@ -59,7 +59,7 @@ def _folder(day: dt.date | str) -> str:
 
 
 def write_partials(store: Store, plan: DailyPlan, day: dt.date, file_id: str,
-                   events: pd.DataFrame) -> None:
+                   events: pd.DataFrame | pa.Table) -> None:
     """Publish one file's partial daily aggregates of ``day``, even when empty (so the file
     is known to contribute nothing rather than to lack a partial).
 
@@ -68,7 +68,8 @@ def write_partials(store: Store, plan: DailyPlan, day: dt.date, file_id: str,
         plan: the daily plan of the store's repository.
         day: the event date of every row of ``events``.
         file_id: the raw file's id.
-        events: the file's hits of ``day`` (event columns; anonymous rows are left out).
+        events: the file's hits of ``day`` (event columns, pandas or Arrow; anonymous rows
+            are left out).
     """
     name = layout.partial_name(file_id, partials_fingerprint(plan))
     for kind, frame in zip(_KINDS, aggregate_events(events, plan), strict=True):
