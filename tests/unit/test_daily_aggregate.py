@@ -7,11 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import yaml
 
 from featurestore.features.daily import _EVENT_COLUMNS, _URL_HOST, aggregate_events, daily_plan
-from featurestore.features.definitions import Filter, parse_feature_repo
-from featurestore.features.definitions import DEFAULT_REPO
-import yaml
+from featurestore.features.definitions import DEFAULT_REPO, Filter, parse_feature_repo
 
 
 # -- the reference: the pandas implementation before issue #18 --------------------------------
