@@ -215,6 +215,9 @@ class _ChainColumns(Mapping):
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self.names:
             raise KeyError(name)
+        if self.rows == self.base.num_rows and not any(len(p) for p in self.positions):
+            # quiet days since the base: its mapped column as it is (never written to)
+            return self.base.column(name).to_numpy().astype(_dtype(name), copy=False)
         out = np.zeros(self.rows, dtype=_dtype(name))
         out[:self.base.num_rows] = self.base.column(name).to_numpy()
         for delta, positions in zip(self.deltas, self.positions, strict=True):
