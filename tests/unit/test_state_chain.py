@@ -127,3 +127,18 @@ def test_a_broken_chain_is_refused(tmp_path):
     write_state(store, other, START + dt.timedelta(1))  # a full state in the middle
     with pytest.raises(ValueError, match="not in the chain"):
         load_state(store, plan, START + dt.timedelta(2))
+
+
+def test_quiet_days_chain_empty_deltas_and_read_the_base(tmp_path):
+    plan = daily_plan(load_feature_repo())
+    store = Store(str(tmp_path / "store"))
+    state = CustomerState.empty(plan)
+    states = []
+    for n, active in enumerate([{f"C{i}": i for i in range(20)}, {}, {}, {"C3": 2}]):
+        state = state.advance(plan, START + dt.timedelta(n), _frame(plan, active))
+        write_state(store, state, START + dt.timedelta(n))
+        states.append(state)
+    assert [stored_rows(store, START + dt.timedelta(n))[1] for n in range(4)] == [20, 0, 0, 1]
+    for n, want in enumerate(states):
+        _assert_same(load_state(store, plan, START + dt.timedelta(n), ids=False), want,
+                     ids=False)
