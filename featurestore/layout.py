@@ -14,7 +14,8 @@
                                                     one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
-    _state/customer/, _state/pairs/                 rolling customer and pair state (internal)
+    _state/customer/, _state/pairs/                 rolling customer and pair state (internal;
+                                                    customer: whole or a delta of the day)
     _meta/feature_repo.json                         the applied feature repository's record,
     _meta/feature_repo-<fingerprint>.yaml           naming its YAML (written first)
     _models/<model>/<version>/...                   model registry
