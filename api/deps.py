@@ -9,13 +9,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from featurestore.feature_store import FeatureStore
 from featurestore.online import OnlineStore
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
 from .settings import get_settings
 
-__all__ = ["SettingsDep", "StoreDep", "require_token", "require_read_token", "WriteAuth",
+__all__ = ["SettingsDep", "StoreDep", "FeatureStoreDep", "require_token", "require_read_token", "WriteAuth",
            "ReadAuth", "OnlineDep", "get_online", "app_settings", "get_settings", "is_operator",
            "hide_store", "hide_locations", "ID_PATTERN", "IdPath"]
 
@@ -39,6 +40,14 @@ async def get_store(request: Request) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
+
+
+async def get_feature_store(request: Request) -> FeatureStore:
+    """The app's composition root (set once in ``create_app``)."""
+    return request.app.state.feature_store
+
+
+FeatureStoreDep = Annotated[FeatureStore, Depends(get_feature_store)]
 
 
 def _check_token(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> None:

@@ -32,7 +32,7 @@ from .cluster import dask_client
 from .features.definitions import FeatureRepo
 from .repository import ApplyResult, apply_repo, resolve_repo
 from .settings import Settings, load_settings
-from .storage import Store
+from .storage import Store, options_for
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -189,7 +189,9 @@ class FeatureStore:
         store = self.offline_store
         # a source of the repository by its name, else a kind (weblog, retail, dotted path)
         cls = source_class(repo.sources[source].kind if source in repo.sources else source)
-        _check_raw(raw_root, raw_storage_options, store,  # before any cluster starts
+        # the store's options when the protocol matches: one rule for the check and every source
+        raw_storage_options = options_for(raw_root, store, raw_storage_options)
+        _check_raw(raw_root, raw_storage_options,  # before any cluster starts
                    weblog=cls.__name__ == "WeblogSource")
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
@@ -288,6 +290,47 @@ class FeatureStore:
                                     sample_fraction=sample_fraction, seed=seed, client=client,
                                     output=out, storage_options=storage_options, tables=joins)
             return {"format": "parquet", **ts.to_dict()}
+
+    def export_training_set(self, *, out: str | None = None, fmt: str = "csv",
+                            start: dt.date | None = None, end: dt.date | None = None,
+                            gap_days: int | None = None, wait: bool = True) -> dict[str, Any]:
+        """Export a training set as a job (``POST /training-sets``): checked, then written
+        now or, with ``wait`` False, in a background thread whose outcome is recorded for
+        :meth:`export_status`.
+
+        Args:
+            out: output folder below an export root (None: ``<store>/_exports/<id>``).
+            fmt: ``csv`` (the SageMaker XGBoost layout) or ``parquet``.
+            start: first as-of date.
+            end: last as-of date.
+            gap_days: as-of dates purged between the csv splits (default: the horizon).
+            wait: write it before returning.
+
+        Returns:
+            The export's record (``id``, ``status`` completed or running, ``format``, ``out``,
+            counts).
+
+        Raises:
+            ConfigError: ``out`` outside the export roots, or ``start`` after ``end``.
+        """
+        from .training.export_jobs import export_target, run_export, start_export
+        from .training.pointintime import HORIZON_DAYS
+
+        store = self.offline_store
+        export_id, target = export_target(store, self.settings, out, start, end)
+        run = run_export if wait else start_export
+        return run(store, export_id, target, fmt=fmt, start=start, end=end,
+                   gap_days=HORIZON_DAYS if gap_days is None else gap_days).to_dict()
+
+    def export_status(self, export_id: str) -> dict[str, Any]:
+        """The record of an export started with ``wait`` False.
+
+        Raises:
+            NotFoundError: no such export.
+        """
+        from .training.export_jobs import read_export
+
+        return read_export(self.offline_store, export_id)
 
     def export_fm(self, out: str, *, test_fraction: float = 0.2, seed: int = 0,
                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -453,11 +496,15 @@ class FeatureStore:
         return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)
 
 
-def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store,
-               weblog: bool = False) -> None:
+def _check_raw(raw_root: str, options: dict[str, Any] | None, weblog: bool = False) -> None:
     """One clear error for a raw path that cannot be what the source reads, before a cluster
     starts: a path that does not exist; for web logs, a CSV file (the retail source's input) or
     one drop folder instead of the folder holding them (which would ingest nothing, silently).
+
+    Args:
+        raw_root: the raw folder, file or URL.
+        options: its fsspec options, resolved by :func:`~featurestore.storage.options_for`.
+        weblog: the source reads web-log drops (the CSV and drop-folder checks apply).
     """
     import re
 
@@ -465,8 +512,6 @@ def _check_raw(raw_root: str, options: dict[str, Any] | None, store: Store,
 
     from ._exceptions import ConfigError, NotFoundError
 
-    if options is None and fsspec.utils.get_protocol(raw_root) == store.protocol:
-        options = store.storage_options
     fs, path = fsspec.core.url_to_fs(raw_root, **(options or {}))
     if not fs.exists(path):
         raise NotFoundError(f"raw path {raw_root} does not exist: pass the folder holding the "

@@ -4,7 +4,9 @@ Per file, on a Dask worker (one task per file: gzip is not splittable):
 
 1. read the bytes once; check md5/records against the manifest; decompress (igzip);
 2. scan, validate, split good rows by event date (late hits go to their own date);
-3. publish ``events/event_date=D/part-<file id>.parquet`` for each date touched and
+3. publish ``events/event_date=D/part-<file id>.parquet`` for each date touched, the file's
+   partial daily aggregates of D beside it (:mod:`featurestore.features.partials`: the
+   materialization sums them instead of re-reading the day's events) and
    ``_quarantine/weblog/drop=<drop>/part-<file id>.parquet`` for bad rows;
 4. last, publish the ledger record ``_ledger/weblog/<drop>/<file>.json``.
 
@@ -40,6 +42,14 @@ from distributed import Client, as_completed, wait
 
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
+from .features.daily import DailyPlan, daily_plan
+from .features.definitions import FeatureRepo
+from .features.partials import (
+    partials_fingerprint,
+    remove_partials,
+    repo_for_ingest,
+    write_partials,
+)
 from .ledger import (
     CONTENT,
     LEDGER,
@@ -67,7 +77,7 @@ from .sources.weblog import (
     discover_drops,
     parse_file,
 )
-from .storage import Store
+from .storage import Store, options_for
 
 __all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "replaced_notes",
            "drop_status", "EVENTS_TABLE"]
@@ -194,6 +204,7 @@ def _remove_old_outputs(store: Store, raw: RawFile, old: dict[str, Any],
     for day in old.get("event_dates", []):
         if old_id != new_id or day not in result["event_dates"]:
             store.remove(EVENTS_TABLE, f"event_date={day}", f"part-{old_id}.parquet")
+            remove_partials(store, day, old_id)
     if old.get("rows_quarantined") and (old_id != new_id or not result["rows_quarantined"]):
         store.remove(QUARANTINE, f"drop={raw.drop_date.isoformat()}", f"part-{old_id}.parquet")
 
@@ -201,7 +212,8 @@ def _remove_old_outputs(store: Store, raw: RawFile, old: dict[str, Any],
 def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
                 same_size: dict[str, str] | None = None,
                 replaces: dict[str, Any] | None = None,
-                max_late_days: int = DEFAULT_MAX_LATE_DAYS) -> dict[str, Any]:
+                max_late_days: int = DEFAULT_MAX_LATE_DAYS,
+                daily: DailyPlan | None = None) -> dict[str, Any]:
     """Ingest one file (runs on a worker). Never raises for a bad file: returns its status.
 
     Args:
@@ -213,6 +225,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         replaces: the ledger record of the version this one replaces (an accepted change).
         max_late_days: hits dated more than this many days before their drop's date are
             quarantined as ``too_old``.
+        daily: the daily columns of the store's repository: the file's partial daily
+            aggregates of each date are written beside its events (None: none are).
 
     Returns:
         The ledger record written, or ``{"status": "rejected", "file", "reason"}``.
@@ -240,11 +254,14 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     frame = to_pandas(body)
     for day in sorted(dates):
         rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
+        day_frame = frame.iloc[rows].reset_index(drop=True)
+        if daily is not None:  # while the hits are in memory (before the ledger record)
+            write_partials(store, daily, day, raw.file_id, events.take(pa.array(rows)))
         # Statistics on the time column only: readers prune on time; customer ids span every
         # file's whole range, so their min/max would prune nothing.
-        store.write_parquet(frame.iloc[rows].reset_index(drop=True), EVENTS_TABLE,
-                            f"event_date={day.isoformat()}", f"part-{raw.file_id}.parquet",
-                            stats=["hit_time_gmt"], metadata=footer)
+        store.write_parquet(day_frame, EVENTS_TABLE, f"event_date={day.isoformat()}",
+                            f"part-{raw.file_id}.parquet", stats=["hit_time_gmt"],
+                            metadata=footer)
     if parsed.quarantine.num_rows:
         store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",
                           f"part-{raw.file_id}.parquet")
@@ -264,6 +281,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         "file_id": raw.file_id,
         "ingested_at": dt.datetime.now(dt.UTC).isoformat(),
     }
+    if daily is not None:  # what its partials were built for (they commit with this record)
+        result["partials"] = partials_fingerprint(daily)
     drop, key = raw.drop_date.isoformat(), raw.ledger_key
     if replaces is not None:
         _remove_old_outputs(store, raw, replaces, result)
@@ -492,6 +511,7 @@ def ingest_weblog(
     progress: bool | None = None,
     max_late_days: int = DEFAULT_MAX_LATE_DAYS,
     accept_changed: bool = False,
+    repo: FeatureRepo | None = None,
 ) -> IngestReport:
     """Ingest every not-yet-ingested file under ``raw_root`` into ``store``.
 
@@ -511,14 +531,16 @@ def ingest_weblog(
             quarantined as ``too_old`` (setting ``max_late_days``).
         accept_changed: replace the rows of files whose content changed under the same name
             (else they are refused and reported in ``report.changed``).
+        repo: the feature repository whose daily aggregates each file's partials hold
+            (default: the store's, as every command resolves it; see
+            :func:`featurestore.features.partials.repo_for_ingest`).
 
     Returns:
         The report; ``report.ok`` is False while anything is not accounted for.
     """
     started = time.perf_counter()
     report = IngestReport()
-    raw_options = raw_storage_options if raw_storage_options is not None else (
-        store.storage_options if fsspec.utils.get_protocol(raw_root) == store.protocol else {})
+    raw_options = options_for(raw_root, store, raw_storage_options) or {}
     with store.lock("ingest weblog"):
         found = discover_drops(raw_root, raw_options)
         for exc in found.rejected:
@@ -529,12 +551,14 @@ def ingest_weblog(
         tasks = [(raw, plan.same_size.get(raw.ledger_key), None) for raw in plan.new]
         tasks += [(raw, None, old) for raw, old in plan.replace]
         if tasks:
+            repo = repo if repo is not None else repo_for_ingest(store, None)
+            daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
             with dask_client(scheduler, workers, client) as c:
                 # no barrier: workers without our preload (a cluster started elsewhere) start
                 # loading the kernels now, in the background, while the tasks are submitted
                 c.run(start_warm_up)
                 futures = [c.submit(_ingest_one, store, raw, raw_options, same, old,
-                                     max_late_days, pure=False)
+                                     max_late_days, daily, pure=False)
                            for raw, same, old in tasks]
                 show = progress if progress is not None else sys.stderr.isatty()
                 bar = _progress_bar(len(futures)) if show else None

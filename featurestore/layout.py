@@ -5,13 +5,17 @@
     <table>/as_of=YYYY-MM-DD/part-*.parquet         feature tables (one per repository table)
     events/event_date=YYYY-MM-DD/part-<file id>.parquet      web-log hits (source weblog)
     transactions/event_date=YYYY-MM-DD/part-*.parquet        retail invoices (source retail)
-    _ledger/<source>/<drop>/<file>.json             one record per ingested raw file (last)
+    _ledger/weblog/<drop>/<file>.json               one record per ingested raw file (last)
     _ledger/weblog/_days/<drop>/<version>.parquet   a complete drop's records, compacted
+    _ledger/retail/<name>-<content id>.json         one record per ingested CSV (last)
     _quarantine/<source>/drop=<drop>/part-<file id>.parquet   bad rows with file, line, reason
     _daily/customer|customer_product/event_date=D/  per-day aggregates (internal)
+    _partials/customer|customer_product/event_date=D/part-<file id>-<fp>.arrow
+                                                    one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
-    _state/customer/, _state/pairs/                 rolling customer and pair state (internal)
+    _state/customer/, _state/pairs/                 rolling customer and pair state (internal;
+                                                    customer: whole or a delta of the day)
     _meta/feature_repo.json                         the applied feature repository's record,
     _meta/feature_repo-<fingerprint>.yaml           naming its YAML (written first)
     _models/<model>/<version>/...                   model registry
@@ -32,7 +36,8 @@ from __future__ import annotations
 __all__ = [
     "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
-    "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "CUSTOMER_STATE", "PAIR_STATE",
+    "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
+    "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
     "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
@@ -52,8 +57,11 @@ EXPORTS = "_exports"
 LOCK = "_lock.json"
 PREDICTIONS = "predictions"
 
+PARTIALS_ROOT = "_partials"
 DAILY_CUSTOMER = f"{DAILY_ROOT}/customer"
 DAILY_CUSTOMER_PRODUCT = f"{DAILY_ROOT}/customer_product"
+PARTIAL_CUSTOMER = f"{PARTIALS_ROOT}/customer"
+PARTIAL_CUSTOMER_PRODUCT = f"{PARTIALS_ROOT}/customer_product"
 CUSTOMER_STATE = f"{STATE_ROOT}/customer"
 PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
@@ -71,6 +79,20 @@ def ledger(source: str) -> str:
 def quarantine(source: str) -> str:
     """The quarantine folder of one source (``_quarantine/weblog``)."""
     return f"{QUARANTINE_ROOT}/{source}"
+
+
+def partial_name(file_id: str, fingerprint: str) -> str:
+    """The base name of one ingested file's partial daily aggregates of one event date, built
+    for the daily plan ``fingerprint`` (under ``PARTIAL_CUSTOMER[_PRODUCT]/event_date=D``).
+
+    Args:
+        file_id: the raw file's id (as in its ``events`` part name).
+        fingerprint: the daily plan's fingerprint and the partials format.
+
+    Returns:
+        ``part-<file id>-<fingerprint>.arrow``.
+    """
+    return f"part-{file_id}-{fingerprint}.arrow"
 
 
 def predictions(model: str) -> str:

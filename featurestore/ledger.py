@@ -1,6 +1,18 @@
-"""The web-log ingest ledger: which raw files are ingested and what they were (SPEC §5).
+"""The ingest ledger of every source: which raw units are ingested, keyed by content, and
+what replaced what (SPEC §5).
 
-Two forms, read together:
+One model for every source: a ledger record per ingested unit, written last (the unit's
+commit point), naming the event dates it touched and the version materialization compares
+(:func:`changes`, the input of the shared planner :func:`featurestore.planning.touched_dates`).
+Two on-disk forms, both kept as main wrote them so an older store opens:
+
+* by unit (``retail``): ``_ledger/<source>/<name>-<content id>.json``, the content id being
+  :func:`content_id` of the name and md5; a replacement's record names the keys it
+  ``replaces`` and their ``replaced_event_dates``; :func:`finish_replacements` removes what
+  the replaced versions left. Read with :func:`unit_records`.
+* by drop (``weblog``), described below.
+
+The web-log form, two kinds of objects read together:
 
 * per file, while its drop is in progress: the record ``_ledger/weblog/<drop>/<file>.json``
   (written last by the worker: the commit point of the file) and the content marker
@@ -22,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,7 +45,8 @@ import pyarrow.parquet as pq
 from .layout import ledger as _ledger_folder
 from .storage import Store
 
-__all__ = ["LEDGER", "CONTENT", "REPLACING", "REPLACED", "STATUS", "DAYS", "Listing",
+__all__ = ["unit_records", "content_id", "finish_replacements", "changes",
+           "LEDGER", "CONTENT", "REPLACING", "REPLACED", "STATUS", "DAYS", "Listing",
            "Identity", "list_ledger", "ledger_keys", "ledger_drops", "ledger_entries",
            "file_records", "replaced_notes", "drop_status", "read_days", "compact"]
 
@@ -340,3 +353,73 @@ def _compact_drop(store: Store, listing: Listing, drop: str, keys: list[str]) ->
         folder = store.path(LEDGER, drop)
         if store.exists(LEDGER, drop) and not store.listdir(LEDGER, drop):
             store.fs.rmdir(folder)
+
+
+# -- by unit (retail and any source keyed by name and content) -------------------------------
+def content_id(name: str, md5: str) -> str:
+    """The content id of a raw unit: 12 hex digits of its name and md5 (its ledger key is
+    ``<name>-<content id>``; the same name with other content is another key).
+
+    Args:
+        name: the unit's file name.
+        md5: the hex md5 of its bytes.
+
+    Returns:
+        The id.
+    """
+    import hashlib
+
+    return hashlib.sha1(f"{name}:{md5}".encode()).hexdigest()[:12]
+
+
+def unit_records(store: Store, source: str) -> dict[str, dict[str, Any]]:
+    """Every ledger record of a by-unit source, keyed ``<name>-<content id>``.
+
+    Args:
+        store: the store.
+        source: the source's ledger name (``retail``).
+
+    Returns:
+        Key -> record.
+    """
+    folder = _ledger_folder(source)
+    return {n[:-5]: store.read_json(folder, n) for n in store.listdir(folder)
+            if n.endswith(".json") and not n.startswith(".")}
+
+
+def finish_replacements(store: Store, source: str,
+                        remove_rows: Callable[[dict[str, Any]], None]) -> None:
+    """Remove what replaced versions left: their rows (``remove_rows(old record)``), then
+    their ledger records. The work a run killed right after publishing a replacement did not
+    finish; idempotent.
+
+    Args:
+        store: the store.
+        source: the source's ledger name.
+        remove_rows: removes the published rows of a replaced unit's record.
+    """
+    records = unit_records(store, source)
+    for entry in records.values():
+        for old_key in entry.get("replaces", []):
+            old = records.get(old_key)
+            if old is None:
+                continue
+            remove_rows(old)
+            store.remove(_ledger_folder(source), f"{old_key}.json")
+
+
+def changes(records: Mapping[str, dict[str, Any]], version: str
+            ) -> dict[str, tuple[str, list[str]]]:
+    """Ledger records as the planner reads them: key -> (version, event dates touched by it
+    and by the version it replaced).
+
+    Args:
+        records: key -> ledger record.
+        version: the record field materialization compares (``ingested_at`` for weblog,
+            ``md5`` for retail).
+
+    Returns:
+        Key -> (version, event dates).
+    """
+    return {k: (e[version], list(e["event_dates"]) + list(e.get("replaced_event_dates", [])))
+            for k, e in records.items()}

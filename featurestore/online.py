@@ -40,7 +40,8 @@ from .layout import is_published
 from .storage import Store
 
 __all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "OnlineStoreProtocol",
-           "SERVED_TABLES", "load_table", "online_store_class"]
+           "SERVED_TABLES", "LoadPlan", "plan_load", "read_partition", "snapshot_of", "load_table",
+           "plan_refresh", "online_store_class"]
 
 log = logging.getLogger(__name__)
 
@@ -256,9 +257,62 @@ def _column_arrays(col: pa.ChunkedArray
     return values, mask, None
 
 
+@dataclass(frozen=True)
+class LoadPlan:
+    """What loading one partition into memory reads (pure: see :func:`plan_load`).
+
+    Attributes:
+        table: the table.
+        as_of: the partition's date.
+        files: the published parquet files' paths, in listing order.
+        keys: the table's entity keys.
+        order: with more than one key, the sort within a customer (column, ascending);
+            empty for a single key.
+    """
+
+    table: str
+    as_of: str
+    files: tuple[str, ...]
+    keys: tuple[str, ...]
+    order: tuple[tuple[str, bool], ...]
+
+
+def plan_load(table: str, as_of: str, folder: str, names: list[str],
+              keys: list[str] | None = None) -> LoadPlan:
+    """Plan loading ``<table>/as_of=<as_of>`` from a listing of its folder, no I/O.
+
+    Args:
+        table: a served table name.
+        as_of: the partition's date, ``YYYY-MM-DD``.
+        folder: the partition's path (filesystem path, no protocol).
+        names: the names listed in it.
+        keys: the table's entity keys (default ``customer_id``, and ``customer_id,
+            product_id`` for ``customer_product_features``).
+
+    Returns:
+        The plan.
+
+    Raises:
+        NotFoundError: no published parquet file in the listing.
+    """
+    if keys is None:
+        keys = ["customer_id", "product_id"] if table == "customer_product_features" \
+            else ["customer_id"]
+    files = tuple(f"{folder}/{f}" for f in names if is_published(f))
+    if not files:
+        raise NotFoundError(f"table {table!r} has no partition as_of={as_of}")
+    order: tuple[tuple[str, bool], ...] = ()
+    if len(keys) > 1:
+        order = PRODUCT_ORDER if table == "customer_product_features" else tuple(
+            (k, True) for k in keys[1:])
+    return LoadPlan(table, as_of, files, tuple(keys), tuple(order))
+
+
 def load_table(store: Store, table: str, as_of: str, generation: int = 0,
                keys: list[str] | None = None) -> TableSnapshot:
-    """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`.
+    """Read ``<table>/as_of=<as_of>`` into a :class:`TableSnapshot`: plan
+    (:func:`plan_load`), read (:func:`read_partition`), build (:func:`snapshot_of`); the
+    commit is the caller's one reference swap (:meth:`OnlineStore.refresh`).
 
     Args:
         store: the offline store.
@@ -273,24 +327,43 @@ def load_table(store: Store, table: str, as_of: str, generation: int = 0,
     Returns:
         The columnar snapshot of the partition.
     """
-    if keys is None:
-        keys = ["customer_id", "product_id"] if table == "customer_product_features" \
-            else ["customer_id"]
-    path = store.path(table, f"as_of={as_of}")
-    files = [f for f in store.listdir(table, f"as_of={as_of}")
-             if is_published(f)]
-    if not files:
-        raise NotFoundError(f"table {table!r} has no partition as_of={as_of}")
+    plan = plan_load(table, as_of, store.path(table, f"as_of={as_of}"),
+                     store.listdir(table, f"as_of={as_of}"), keys)
+    return snapshot_of(plan, read_partition(store, plan), generation)
+
+
+def read_partition(store: Store, plan: LoadPlan) -> pa.Table:
+    """The planned files as one Arrow table, without ``as_of``.
+
+    Args:
+        store: the offline store.
+        plan: the plan.
+
+    Returns:
+        The rows.
+    """
     arrow = pa.concat_tables(
-        [pq.read_table(f"{path}/{f}", filesystem=store.fs) for f in files]
-    ) if len(files) > 1 else pq.read_table(f"{path}/{files[0]}", filesystem=store.fs)
-    arrow = arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+        [pq.read_table(f, filesystem=store.fs) for f in plan.files]
+    ) if len(plan.files) > 1 else pq.read_table(plan.files[0], filesystem=store.fs)
+    return arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+
+
+def snapshot_of(plan: LoadPlan, arrow: pa.Table, generation: int = 0) -> TableSnapshot:
+    """The columnar in-memory snapshot of a partition's rows.
+
+    Args:
+        plan: the load plan (table, as-of, keys, sort).
+        arrow: the rows (:func:`read_partition`).
+        generation: the partition's committed generation.
+
+    Returns:
+        The snapshot.
+    """
+    table, as_of, keys = plan.table, plan.as_of, list(plan.keys)
     multi = len(keys) > 1
     if multi:
-        order = PRODUCT_ORDER if table == "customer_product_features" else [
-            (k, True) for k in keys[1:]]
         arrow = arrow.sort_by([("customer_id", "ascending")] + [
-            (c, "ascending" if asc else "descending") for c, asc in order])
+            (c, "ascending" if asc else "descending") for c, asc in plan.order])
     ids = arrow.column("customer_id").to_pylist()
     columns = [c for c in arrow.column_names if c != "customer_id"]
     arrays: dict[str, np.ndarray] = {}
@@ -327,6 +400,30 @@ def load_table(store: Store, table: str, as_of: str, generation: int = 0,
     nbytes = _measure(arrays, masks, labels, index)
     return TableSnapshot(table, as_of, columns, dtypes, arrays, masks, labels, index, len(ids),
                          nbytes, blocks, others, generation=generation, keys=list(keys))
+
+
+def plan_refresh(served: dict[str, tuple[str, int]], latest: dict[str, str | None],
+                 generations: dict[str, dict[str, int]]) -> list[tuple[str, str, int]]:
+    """Which tables a refresh reloads, no I/O: those whose latest as-of is newer than the
+    served one, or the same date with another committed generation (a rewrite).
+
+    Args:
+        served: table -> (as-of, generation) of its snapshot now served.
+        latest: table -> its latest published as-of (None: no partition), in served order.
+        generations: the committed generations (read before any file).
+
+    Returns:
+        (table, as-of, generation) to load, in table order.
+    """
+    loads = []
+    for table, as_of in latest.items():
+        if as_of is None:
+            continue
+        generation = generations.get(table, {}).get(as_of, 0)
+        old = served.get(table)
+        if old is None or as_of > old[0] or (as_of == old[0] and generation != old[1]):
+            loads.append((table, as_of, generation))
+    return loads
 
 
 def _narrow(kind: type, columns: list[np.ndarray]) -> type:
@@ -439,18 +536,12 @@ class OnlineStore:
             generations = read_generations(self.store)
             current = self.snapshot
             tables = dict(current.tables) if current else {}
-            changed = False
-            for table in self.tables:
-                latest = self.latest_as_of(table)
-                if latest is None:
-                    continue
-                old = tables.get(table)
-                generation = generations.get(table, {}).get(latest, 0)
-                if old is None or latest > old.as_of or (
-                        latest == old.as_of and generation != old.generation):
-                    tables[table] = load_table(self.store, table, latest, generation,
-                                               self.keys.get(table))
-                    changed = True
+            loads = plan_refresh({t: (s.as_of, s.generation) for t, s in tables.items()},
+                                 {t: self.latest_as_of(t) for t in self.tables}, generations)
+            for table, latest, generation in loads:
+                tables[table] = load_table(self.store, table, latest, generation,
+                                           self.keys.get(table))
+            changed = bool(loads)
             self._drop_rewritten(generations)
             if changed or (current is None and tables):
                 self.snapshot = OnlineSnapshot(tables)  # the one atomic swap

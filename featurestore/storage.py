@@ -84,6 +84,25 @@ S3_CLIENT_CONFIG: dict[str, Any] = {
 }
 
 
+def options_for(url: str, store: Store, given: dict[str, Any] | None = None
+                ) -> dict[str, Any] | None:
+    """fsspec options for a location outside the store (raw data, an export folder): the
+    given ones, else the store's when the protocol is the same (the same endpoint and
+    credentials, as users expect of one ``--storage-option``), else None.
+
+    Args:
+        url: the location (path or fsspec URL).
+        store: the store.
+        given: options given for ``url`` explicitly (win when not None).
+
+    Returns:
+        The options, or None for fsspec's defaults.
+    """
+    if given is not None:
+        return given
+    return store.storage_options if fsspec.utils.get_protocol(url) == store.protocol else None
+
+
 def _default_storage_options(protocol: str) -> dict[str, Any]:
     """Endpoint from the standard AWS variable, so moto/MinIO work without extra flags, and
     :data:`S3_CLIENT_CONFIG` (its retries only when ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE``,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from .._exceptions import ConfigError
 from ..feature_store import FeatureStore
 from ..settings import Settings, load_settings
-from ..storage import Store, parse_storage_options
+from ..storage import Store, options_for, parse_storage_options
 
 __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "add_json_option",
            "settings_from", "feature_store_from", "announce_store", "iso_date",
@@ -151,7 +151,7 @@ def out_from(store: Store, out: str) -> tuple[Store, dict | None]:
     Raises:
         StoreError: the output path cannot be written.
     """
-    options = store.storage_options if Store(out).protocol == store.protocol else None
+    options = options_for(out, store)
     target = Store(out, options)
     target.preflight(write=True)
     return target, options

@@ -20,9 +20,12 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import layout
 from ..layout import EVENTS as EVENTS_TABLE
@@ -34,6 +37,7 @@ __all__ = [
     "DAILY_CUSTOMER",
     "DAILY_CUSTOMER_PRODUCT",
     "DailyPlan",
+    "aggregate_events",
     "compute_daily",
     "daily_plan",
     "read_daily",
@@ -107,96 +111,159 @@ def daily_plan(repo: FeatureRepo) -> DailyPlan:
                      _uniq_sums(cp_sums), _uniq(recency))
 
 
-def _mask(events: pd.DataFrame, f: Filter) -> np.ndarray:
-    """Which hits match ``f`` (all given conditions)."""
-    mask = np.ones(len(events), dtype=bool)
-    if f.event_id is not None:
-        padded = "," + events["post_event_list"].fillna("") + ","
-        mask &= padded.str.contains(f",{f.event_id},", regex=False).to_numpy(dtype=bool)
+def _mask(events: pa.Table, f: Filter) -> np.ndarray:
+    """Which hits match ``f`` (all given conditions), with Arrow's string kernels."""
+    mask = np.ones(events.num_rows, dtype=bool)
+    if f.event_id is not None:  # the id as a whole item of the comma-separated list
+        found = pc.match_substring_regex(events.column("post_event_list"),
+                                         f"(^|,){re.escape(f.event_id)}(,|$)")
+        mask &= _bools(found)
     if f.page_event is not None:
-        mask &= (events["post_page_event"] == f.page_event).fillna(False).to_numpy(dtype=bool)
+        mask &= _bools(pc.equal(events.column("post_page_event"), f.page_event))
     if f.url_path_prefix is not None:
-        path = (events["page_url"].fillna("").str.replace(_URL_HOST, "", regex=True)
-                .str.replace(r"[?#].*$", "", regex=True))
-        mask &= path.str.startswith(f.url_path_prefix).to_numpy(dtype=bool)
+        path = pc.replace_substring_regex(pc.fill_null(events.column("page_url"), ""),
+                                          _URL_HOST, "")
+        path = pc.replace_substring_regex(path, r"[?#].*$", "")
+        mask &= _bools(pc.starts_with(path, f.url_path_prefix))
     return mask
 
 
-def _products(events: pd.DataFrame, needed: np.ndarray) -> pd.DataFrame:
-    """(hit row, product_id, quantity, price) for the products of the ``needed`` hits."""
-    lists = events["post_product_list"][needed & events["post_product_list"].notna().to_numpy()]
-    entries = lists.astype(object).str.split(",").explode()
-    entries = entries[entries.notna() & (entries != "")]
-    parts = entries.str.split(";")
-    out = pd.DataFrame({
-        "row": entries.index.to_numpy(dtype=np.int64),
-        "product_id": parts.str[1].astype("string"),
-        "quantity": pd.to_numeric(parts.str[2].replace("", None), errors="coerce")
-        .fillna(0).astype("int64"),
-        "price": pd.to_numeric(parts.str[3].replace("", None), errors="coerce")
-        .fillna(0.0).astype("float64"),
-    })
-    return out.reset_index(drop=True)
+def _bools(values) -> np.ndarray:
+    """An Arrow boolean result as numpy, null as False."""
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
-def _events(store: Store, day: dt.date) -> pd.DataFrame:
+def _numbers(values: pa.Array, dtype: str, zero) -> np.ndarray:
+    """Product quantities or prices: empty as 0; as pandas ``to_numeric`` reads them, unparseable
+    ones (never ingested: the product list is validated) as 0 too."""
+    blank = pc.equal(values, "")
+    try:
+        out = pc.cast(pc.if_else(blank, None, values), pa.int64() if dtype == "int64"
+                      else pa.float64())
+        return pc.fill_null(out, zero).to_numpy(zero_copy_only=False).astype(dtype)
+    except pa.ArrowInvalid:
+        text = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object).replace("", None)
+        return pd.to_numeric(text, errors="coerce").fillna(zero).to_numpy().astype(dtype)
+
+
+def _products(events: pa.Table, needed: np.ndarray) -> dict[str, object]:
+    """(hit row, product_id, quantity, price) for the products of the ``needed`` hits: one entry
+    per non-empty item of the comma-separated list, ``category;product_id;quantity;price``."""
+    lists = events.column("post_product_list")
+    rows = np.flatnonzero(needed & _bools(pc.is_valid(lists)))
+    split = pc.split_pattern(lists.take(pa.array(rows)), ",")
+    if isinstance(split, pa.ChunkedArray):
+        split = split.combine_chunks()
+    entries = pc.list_flatten(split)
+    parent = rows[pc.list_parent_indices(split).to_numpy(zero_copy_only=False)]
+    keep = _bools(pc.not_equal(entries, ""))
+    entries = entries.filter(pa.array(keep))
+    # padded, so every entry has the four fields (a shorter one reads as empty fields)
+    pad, sep = pa.scalar(";;;", entries.type), pa.scalar("", entries.type)
+    parts = pc.split_pattern(pc.binary_join_element_wise(entries, pad, sep), ";")
+    return {
+        "row": parent[keep].astype(np.int64),
+        "product_id": pc.list_element(parts, 1),
+        "quantity": _numbers(pc.list_element(parts, 2), "int64", 0),
+        "price": _numbers(pc.list_element(parts, 3), "float64", 0.0),
+    }
+
+
+def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Per-key sums of every other column, sorted by the keys (strings by code point, as
+    pandas sorts them), columns in ``table``'s order. One thread: rows are added in input
+    order, so a float sum has the same bits on every run."""
+    values = [c for c in table.column_names if c not in keys]
+    if not values:
+        out = table.group_by(keys, use_threads=False).aggregate([])
+    else:
+        out = table.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in values])
+        out = out.rename_columns([n[:-len("_sum")] if n.endswith("_sum")
+                                  and n[:-len("_sum")] in values else n
+                                  for n in out.column_names])
+    return out.select(table.column_names).sort_by([(k, "ascending") for k in keys])
+
+
+def _events(store: Store, day: dt.date) -> pa.Table:
+    """The event columns of every published events part of ``day`` (Arrow)."""
     import pyarrow.dataset as ds
 
     folder = store.path(EVENTS_TABLE, f"event_date={day.isoformat()}")
     files = [f"{folder}/{n}" for n in store.listdir(EVENTS_TABLE, f"event_date={day.isoformat()}")
              if is_published(n)]
     if not files:
-        return pd.DataFrame({c: pd.Series([], dtype="string") for c in _EVENT_COLUMNS})
-    table = ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table(
+        return pa.table({c: pa.array([], pa.string()) for c in _EVENT_COLUMNS})
+    return ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table(
         columns=_EVENT_COLUMNS)
-    df = _to_pandas(table)
-    return df[df["customer_id"].notna()].reset_index(drop=True)
 
 
 def compute_daily(store: Store, plan: DailyPlan, day: dt.date) -> tuple[pd.DataFrame,
                                                                            pd.DataFrame]:
-    """The two daily frames of ``day`` (sorted by key, exact dtypes)."""
-    ev = _events(store, day)
-    masks = {f.key: _mask(ev, f) for f in plan.filters}
-    masks["all"] = np.ones(len(ev), dtype=bool)
-    cols: dict[str, np.ndarray] = {}
-    for f in plan.hit_filters:
-        cols[f"hits_{f.key}"] = masks[f.key].astype("int64")
-    need_products = np.zeros(len(ev), dtype=bool)
+    """The two daily frames of ``day`` (sorted by key, exact dtypes), from its stored events.
+
+    Args:
+        store: the store.
+        plan: the daily columns to compute.
+        day: the event date.
+
+    Returns:
+        (customer frame, customer x product frame).
+    """
+    return aggregate_events(_events(store, day), plan)
+
+
+def aggregate_events(ev: pd.DataFrame | pa.Table, plan: DailyPlan
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two daily frames of a set of hits of one event date (sorted by key, exact dtypes).
+
+    Args:
+        ev: hits with the event columns (pandas with strings as ``string``, or Arrow); rows
+            without a customer id are left out here, so an ingest task can pass its hits as
+            they are.
+        plan: the daily columns to compute.
+
+    Returns:
+        (customer frame, customer x product frame), as :func:`compute_daily` describes.
+    """
+    table = ev if isinstance(ev, pa.Table) else pa.Table.from_pandas(
+        ev[_EVENT_COLUMNS], preserve_index=False)
+    table = table.select(_EVENT_COLUMNS)
+    if table.column("customer_id").null_count:
+        table = table.filter(pc.is_valid(table.column("customer_id")))
+    table = table.combine_chunks()
+    masks = {f.key: _mask(table, f) for f in plan.filters}
+    masks["all"] = np.ones(table.num_rows, dtype=bool)
+    need_products = np.zeros(table.num_rows, dtype=bool)
     for f in (*plan.pair_filters, *plan.cp_pair_filters, *(f for _, f in plan.sums),
               *(f for _, f in plan.cp_sums)):
         need_products |= masks[f.key]
-    prod = _products(ev, need_products)
-    cust_id = ev["customer_id"]
-    hit_frame = pd.DataFrame(cols)
-    hit_frame["customer_id"] = cust_id
-    customer = hit_frame.groupby("customer_id", sort=True).sum()
-    # Per-customer sums over products, and per customer x product pairs/sums.
+    prod = _products(table, need_products)
+    cust_id = table.column("customer_id").combine_chunks()
+    pair_cust = cust_id.take(pa.array(prod["row"]))
+    customer = _sum_by(pa.table({"customer_id": cust_id, **{
+        f"hits_{f.key}": masks[f.key].astype("int64") for f in plan.hit_filters}}),
+        ["customer_id"])
+    # Per-customer sums over products (every customer with a pair has a hit: a left join)
     pcols = _product_columns(masks, prod, plan.pair_filters, plan.sums)
     if pcols:
-        pframe = pd.DataFrame(pcols)
-        pframe["customer_id"] = cust_id.to_numpy()[prod["row"]]
-        psum = pframe.groupby("customer_id", sort=True).sum()
-        customer = customer.join(psum, how="left")
-        for c in pcols:
-            customer[c] = customer[c].fillna(0).astype(pcols[c].dtype)
+        psum = _sum_by(pa.table({"customer_id": pair_cust, **pcols}), ["customer_id"])
+        where = pc.index_in(psum.column("customer_id"),
+                            value_set=customer.column("customer_id")).to_numpy()
+        for c, values in pcols.items():
+            column = np.zeros(customer.num_rows, dtype=values.dtype)
+            column[where] = psum.column(c).to_numpy()
+            customer = customer.append_column(c, pa.array(column))
+    # ... and per customer x product pairs/sums, over pairs matching one of their filters
     cp_cols = _product_columns(masks, prod, plan.cp_pair_filters, plan.cp_sums)
-    cp_frame = pd.DataFrame(cp_cols)
-    cp_frame["customer_id"] = pd.array(cust_id.to_numpy()[prod["row"]], dtype="string")
-    cp_frame["product_id"] = prod["product_id"].to_numpy()
-    if cp_cols:
-        match = np.zeros(len(prod), dtype=bool)
-        for f in (*plan.cp_pair_filters, *(f for _, f in plan.cp_sums)):
-            match |= masks[f.key][prod["row"]]
-        cp_frame = cp_frame[match]
-        cp = cp_frame.groupby(["customer_id", "product_id"], sort=True).sum().reset_index()
-    else:
-        cp = cp_frame.iloc[:0][["customer_id", "product_id"]]
-    customer = customer.reset_index()
-    customer["customer_id"] = customer["customer_id"].astype("string")
-    cp["customer_id"] = cp["customer_id"].astype("string")
-    cp["product_id"] = cp["product_id"].astype("string")
-    return customer, cp.reset_index(drop=True)
+    match = np.zeros(len(prod["row"]), dtype=bool)
+    for f in (*plan.cp_pair_filters, *(f for _, f in plan.cp_sums)):
+        match |= masks[f.key][prod["row"]]
+    keep = pa.array(match)
+    cp = _sum_by(pa.table({"customer_id": pair_cust.filter(keep),
+                           "product_id": prod["product_id"].filter(keep),
+                           **{c: v[match] for c, v in cp_cols.items()}}),
+                 ["customer_id", "product_id"])
+    return _to_pandas(customer), _to_pandas(cp)
 
 
 def _to_pandas(table) -> pd.DataFrame:
@@ -247,7 +314,7 @@ def read_daily_table(store: Store, kind: str, days: list[dt.date]):
         "day", pc.add(days_since_epoch, _EPOCH_ORDINAL))
 
 
-def _product_columns(masks: dict[str, np.ndarray], prod: dict[str, np.ndarray],
+def _product_columns(masks: dict[str, np.ndarray], prod: dict[str, object],
                      pair_filters, sums) -> dict[str, np.ndarray]:
     """Per (hit, product) pair: a 0/1 column per pair filter and a masked value per sum."""
     cols: dict[str, np.ndarray] = {}

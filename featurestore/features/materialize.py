@@ -29,6 +29,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,16 @@ from distributed import Client, wait
 from .. import layout
 from ..cluster import dask_client
 from ..generations import commit_generations
-from ..ledger import LEDGER, REPLACED, file_records, list_ledger, read_days, replaced_notes
+from ..ledger import (
+    LEDGER,
+    REPLACED,
+    changes,
+    file_records,
+    list_ledger,
+    read_days,
+    replaced_notes,
+)
+from ..planning import AsOfPlan, days_between, plan_as_of, requested_range, touched_dates
 from ..storage import Store
 from ._io import write_arrow, write_table
 from .daily import (
@@ -67,6 +77,7 @@ from .pairs import (
     write_pairs,
 )
 from .pairs import empty as empty_pairs
+from .partials import combine_partials
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
 from .state import (
     CUSTOMER_STATE,
@@ -77,7 +88,8 @@ from .state import (
     write_state,
 )
 
-__all__ = ["MaterializeReport", "materialize_weblog", "STATE_RECORD", "CUSTOMER_STATE"]
+__all__ = ["MaterializeReport", "WeblogPlan", "plan_weblog", "execute_weblog", "commit_weblog",
+           "materialize_weblog", "STATE_RECORD", "CUSTOMER_STATE"]
 
 STATE_RECORD = layout.MATERIALIZE_RECORD
 #: As-of dates submitted per round: bounds how many state frames are in flight at once.
@@ -174,7 +186,8 @@ def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
     customer state) and, when asked to (re)build the day's aggregates, also its customer x
     product rows (Arrow, with ``day``), which this run's windows then take from memory."""
     if recompute:
-        cust, cp = compute_daily(store, plan, day)
+        # the ingest tasks' partial aggregates when they cover the day, else its events
+        cust, cp = combine_partials(store, plan, day) or compute_daily(store, plan, day)
         cp = pa.Table.from_pandas(cp, preserve_index=False)
         name = f"event_date={day.isoformat()}"
         if len(cust):
@@ -298,21 +311,206 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
     return rows
 
 
-# -- the web-log driver ----------------------------------------------------------------------
-def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeReport, client,
-                       scheduler, workers, start, end, force) -> None:
-    """Bring the web-log tables of ``repo`` up to date (caller holds the store lock; see the
-    module docstring). ``start``/``end`` limit the as-of dates (re)written; ``force`` rebuilds
-    every as-of in that range."""
+# -- the web-log driver: plan, execute, commit ----------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class WeblogPlan:
+    """What one web-log materialization reads, computes and records (pure: see
+    :func:`plan_weblog`).
+
+    Attributes:
+        first: the first event date (the first as-of date).
+        last: the last as-of date (the latest drop or event date).
+        as_of: the due as-of dates per table (the shared planner's answer).
+        daily_dirty: event dates (ISO) whose daily aggregates are recomputed.
+        chain: the as-of dates the customer state is advanced through (ascending).
+        window: the longest window of the web-log tables, in days.
+        lags: the window lengths customer tables subtract states at.
+        pairs_current: dates (ISO) whose stored pair window is current and may be rolled.
+        state_kept: the record's customer states still current (ISO date -> fingerprint).
+        pairs_kept: the record's pair windows still current (ISO date -> fingerprint).
+        files: the commit record's ``files`` after this run.
+        days: the commit record's ``days`` (drop -> day-file version).
+        event_dates: every event date seen (ISO).
+        drops: drop dates that may be an as-of date (ISO).
+        notes: keys of replacement notes this run consumes.
+        daily_fp: fingerprint of the daily aggregates' definitions.
+        state_fp: what a stored customer state is built for.
+        pair_fp: what a stored pair window is built for.
+    """
+
+    first: dt.date
+    last: dt.date
+    as_of: AsOfPlan
+    daily_dirty: tuple[str, ...]
+    chain: tuple[dt.date, ...]
+    window: int
+    lags: tuple[int, ...]
+    pairs_current: frozenset[str]
+    state_kept: Mapping[str, str]
+    pairs_kept: Mapping[str, str]
+    files: Mapping[str, str]
+    days: Mapping[str, int]
+    event_dates: tuple[str, ...]
+    drops: tuple[str, ...]
+    notes: tuple[str, ...]
+    daily_fp: str
+    state_fp: str
+    pair_fp: str
+
+
+def plan_weblog(repo: FeatureRepo, record: dict[str, Any], entries: dict[str, dict[str, Any]],
+                keys: list[str], days: dict[str, int], notes: dict[str, dict[str, Any]], *,
+                start: dt.date | None, end: dt.date | None, force: bool,
+                state_stored: Callable[[dt.date], bool]) -> WeblogPlan | None:
+    """Plan a web-log materialization (see the module docstring) without touching the store.
+
+    Args:
+        repo: the feature repository.
+        record: the commit record (:func:`_read_record`).
+        entries: ledger records the record has not seen, and those of noted keys.
+        keys: every per-file ledger key listed.
+        days: drop -> day-file version listed.
+        notes: replacement notes (key -> ``{"event_dates": [...]}``).
+        start: first as-of date to (re)write, None for the first.
+        end: last as-of date to (re)write, None for the latest.
+        force: rebuild every as-of date in the range and the daily aggregates they read.
+        state_stored: whether the customer state of a date exists in the store (a reader).
+
+    Returns:
+        The plan, or None when nothing is ingested (nothing is recorded).
+    """
+    if not keys and not days:
+        return None
     plan = daily_plan(repo)
     state_fp = f"{plan.fingerprint}/{STATE_FORMAT}"  # what a stored state was built for
     pair_fp = f"{plan.fingerprint}/{pair_specs(repo)}/{PAIRS_FORMAT}"  # and stored pair sums
     window = max_window(repo, "weblog")
-    tables = list(repo.tables_for("weblog"))
-    fingerprints = {t: repo.fingerprint(t) for t in tables}
-    record = _read_record(store)
+    fingerprints = {t: repo.fingerprint(t) for t in repo.tables_for("weblog")}
+    touched = touched_dates(changes(entries, "ingested_at"), record["files"],
+                            noted={d for n in notes.values() for d in n["event_dates"]})
+    event_dates = sorted(set(record.get("event_dates", ()))
+                         | {d for e in entries.values() for d in e["event_dates"]})
+    # drop dates that may be an as-of date: not those of drops whose every hit was too old
+    drops = sorted(set(record.get("drops", ()))
+                   | {k.split("/", 1)[0] for k, e in entries.items() if _dates_its_drop(e)})
+    if not event_dates:
+        return None
+    first = dt.date.fromisoformat(event_dates[0])
+    last = max([dt.date.fromisoformat(d) for d in drops]
+               + [dt.date.fromisoformat(event_dates[-1])])
+    lo, hi = requested_range(first, last, start, end)
 
-    # 1. what changed since the record: ledger records are written once and never change, so
+    earliest = dt.date.fromisoformat(touched[0]) if touched else None
+    # states from the earliest touched date on are stale
+    state_kept = {d: fp for d, fp in record["state"].items()
+                  if earliest is None or d < earliest.isoformat()}
+    pairs_kept = {d: fp for d, fp in record["pairs"].items()
+                  if earliest is None or d < earliest.isoformat()}
+    daily_dirty = {d for d in event_dates
+                   if d in touched or record["daily"].get(d) != plan.fingerprint}
+    if force:
+        reach = (lo - dt.timedelta(window - 1)).isoformat()
+        daily_dirty |= {d for d in event_dates if reach <= d <= hi.isoformat()}
+    as_of = plan_as_of(fingerprints, record["as_of"], days_between(first, last),
+                       earliest=earliest, lo=lo, hi=hi, force=force)
+
+    # the customer-state chain: from the stored state of the day before the first due day,
+    # if it and every older state a window reaches back to are current; else from the start
+    lags = windows(repo, "weblog")
+    chain: list[dt.date] = []
+    if as_of.due:
+        due_days = as_of.days
+        begin = due_days[0]
+
+        def stored(day: dt.date) -> bool:
+            return state_kept.get(day.isoformat()) == state_fp and state_stored(day)
+
+        older = {day - dt.timedelta(w) for day in _days(begin, due_days[-1]) for w in lags}
+        older = {d for d in older | {begin - dt.timedelta(1)} if first <= d < begin}
+        if not (begin > first and all(stored(d) for d in older)):
+            begin = first
+        chain = _days(begin, due_days[-1])
+    # per-file keys by name; compacted drops by day-file version (their keys are not kept:
+    # the record stays O(days))
+    files = {k: entries[k]["ingested_at"] if k in entries else record["files"][k] for k in keys}
+    return WeblogPlan(
+        first=first, last=last, as_of=as_of, daily_dirty=tuple(sorted(daily_dirty)),
+        chain=tuple(chain), window=window, lags=tuple(lags),
+        pairs_current=frozenset(d for d, fp in pairs_kept.items() if fp == pair_fp),
+        state_kept=state_kept, pairs_kept=pairs_kept, files=files, days=dict(days),
+        event_dates=tuple(event_dates), drops=tuple(drops), notes=tuple(notes),
+        daily_fp=plan.fingerprint, state_fp=state_fp, pair_fp=pair_fp)
+
+
+def execute_weblog(store: Store, repo: FeatureRepo, plan: WeblogPlan, client: Client
+                   ) -> tuple[dict[str, int], list[dt.date]]:
+    """Submit the planned task graph (see :class:`_Run`) and wait for it.
+
+    Args:
+        store: the store.
+        repo: the feature repository.
+        plan: the plan.
+        client: the Dask client.
+
+    Returns:
+        (rows written per table, dates whose pair window this run stored).
+    """
+    run = _Run(client, store, repo, daily_plan(repo), plan.first,
+               {dt.date.fromisoformat(d) for d in plan.daily_dirty}, plan.window,
+               list(plan.lags), pairs_current=set(plan.pairs_current))
+    rows = run.submit_chain(list(plan.chain), {d: list(n) for d, n in plan.as_of.due.items()})
+    return rows, run.pairs_kept
+
+
+def commit_weblog(store: Store, repo: FeatureRepo, record: dict[str, Any], plan: WeblogPlan,
+                  pairs_written: list[dt.date]) -> None:
+    """Record what the execution published: generations, then the commit record (last),
+    then the consumed replacement notes.
+
+    Args:
+        store: the store.
+        repo: the feature repository.
+        record: the commit record read before planning (updated here).
+        plan: the executed plan.
+        pairs_written: dates whose pair window the execution stored.
+    """
+    tables = list(repo.tables_for("weblog"))
+    record["state"] = dict(plan.state_kept)
+    record["pairs"] = dict(plan.pairs_kept)
+    for d in plan.daily_dirty:
+        record["daily"][d] = plan.daily_fp
+    for day in plan.chain:
+        record["state"][day.isoformat()] = plan.state_fp
+    for day in pairs_written:
+        record["pairs"][day.isoformat()] = plan.pair_fp
+    for table in tables:
+        done = record["as_of"].setdefault(table, {})
+        for iso in plan.as_of.forget.get(table, ()):
+            done.pop(iso, None)
+    for day, names in plan.as_of.due.items():
+        for table in names:
+            record["as_of"][table][day.isoformat()] = repo.fingerprint(table)
+    record["files"] = dict(plan.files)
+    record["days"] = dict(plan.days)
+    record["event_dates"] = list(plan.event_dates)
+    record["drops"] = list(plan.drops)
+    # the partitions are published: bump their generations (before the record, so a crash in
+    # between makes the re-run rewrite and bump them again) for the online store to notice
+    commit_generations(store, {t: plan.as_of.written(t) for t in tables})
+    store.write_json(record, STATE_RECORD)  # last: everything above is published
+    for key in plan.notes:  # consumed (a crash before this only rebuilds those dates again)
+        store.remove(LEDGER, REPLACED, f"{key}.json")
+
+
+def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeReport, client,
+                       scheduler, workers, start, end, force) -> None:
+    """Bring the web-log tables of ``repo`` up to date (caller holds the store lock; see the
+    module docstring): read the record and the new ledger records, plan
+    (:func:`plan_weblog`), execute (:func:`execute_weblog`), commit (:func:`commit_weblog`).
+    ``start``/``end`` limit the as-of dates (re)written; ``force`` rebuilds every as-of in
+    that range."""
+    record = _read_record(store)
+    # what changed since the record: ledger records are written once and never change, so
     # only the keys the record has not seen are read (a record without ``event_dates`` predates
     # that: read everything once)
     entries, keys, days = _new_entries(store, record)
@@ -320,102 +518,20 @@ def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepor
         return
     notes = replaced_notes(store)
     entries.update(file_records(store, [k for k in notes if k in keys and k not in entries]))
-    touched = sorted({d for k, e in entries.items()
-                      if record["files"].get(k) != e["ingested_at"] for d in e["event_dates"]}
-                     | {d for n in notes.values() for d in n["event_dates"]})
-    event_dates = sorted(set(record.get("event_dates", ()))
-                         | {d for e in entries.values() for d in e["event_dates"]})
-    # drop dates that may be an as-of date: not those of drops whose every hit was too old
-    drops = sorted(set(record.get("drops", ()))
-                   | {k.split("/", 1)[0] for k, e in entries.items() if _dates_its_drop(e)})
-    if not event_dates:
+    plan = plan_weblog(repo, record, entries, keys, days, notes, start=start, end=end,
+                       force=force, state_stored=lambda day: state_exists(store, day))
+    if plan is None:
         return
-    first = dt.date.fromisoformat(event_dates[0])
-    last = max([dt.date.fromisoformat(d) for d in drops]
-               + [dt.date.fromisoformat(event_dates[-1])])
-    all_days = _days(first, last)
-    report.as_of_range = [first.isoformat(), last.isoformat()]
-    lo, hi = max(start or first, first), min(end or last, last)
-
-    earliest = dt.date.fromisoformat(touched[0]) if touched else None
-    if earliest is not None:  # states from the earliest touched date on are stale
-        for states in (record["state"], record["pairs"]):
-            for d in [d for d in states if d >= earliest.isoformat()]:
-                del states[d]
-    daily_dirty = {d for d in event_dates
-                   if d in touched or record["daily"].get(d) != plan.fingerprint}
-    if force:
-        reach = (lo - dt.timedelta(window - 1)).isoformat()
-        daily_dirty |= {d for d in event_dates if reach <= d <= hi.isoformat()}
-
-    due: dict[dt.date, list[str]] = {}
-    for table in tables:
-        done = record["as_of"].setdefault(table, {})
-        # A table whose definition changed is rebuilt whole, whatever the range asked for:
-        # a table never holds partitions with different columns.
-        redefined = any(fp != fingerprints[table] for fp in done.values())
-        for day in all_days:
-            iso = day.isoformat()
-            stale = (done.get(iso) != fingerprints[table]
-                     or (earliest is not None and day >= earliest)
-                     or (force and lo <= day <= hi))
-            if not stale:
-                continue
-            if lo <= day <= hi or redefined:
-                due.setdefault(day, []).append(table)
-            else:  # outside the requested range: leave it marked stale for a later run
-                done.pop(iso, None)
-    due_days = sorted(due)
-
-    # 2. the customer-state chain: from the stored state of the day before the first due day,
-    # if it and every older state a window reaches back to are current; else from the start
-    lags = windows(repo, "weblog")
-    chain: list[dt.date] = []
-    if due_days:
-        begin = due_days[0]
-
-        def stored(day: dt.date) -> bool:
-            return record["state"].get(day.isoformat()) == state_fp and state_exists(store, day)
-
-        older = {day - dt.timedelta(w) for day in _days(begin, due_days[-1]) for w in lags}
-        older = {d for d in older | {begin - dt.timedelta(1)} if first <= d < begin}
-        if not (begin > first and all(stored(d) for d in older)):
-            begin = first
-        chain = _days(begin, due_days[-1])
-
-    dirty = {dt.date.fromisoformat(d) for d in daily_dirty}
+    report.as_of_range = [plan.first.isoformat(), plan.last.isoformat()]
     with dask_client(scheduler, workers, client) as c:
-        run = _Run(c, store, repo, plan, first, dirty, window, lags,
-                   pairs_current={d for d, fp in record["pairs"].items() if fp == pair_fp})
-        rows = run.submit_chain(chain, due)
-        report.daily_dates = sorted(daily_dirty)
-        for d in daily_dirty:
-            record["daily"][d] = plan.fingerprint
-        for day in chain:
-            record["state"][day.isoformat()] = state_fp
-        for day in run.pairs_kept:
-            record["pairs"][day.isoformat()] = pair_fp
-        for day, names in due.items():
-            for table in names:
-                record["as_of"][table][day.isoformat()] = fingerprints[table]
-                report.as_of_written.setdefault(table, []).append(day.isoformat())
-        report.rows_written.update({t: n for t, n in rows.items() if n})
-        report.state_dates = len(chain)
-
-    # per-file keys by name; compacted drops by day-file version (their keys are not kept:
-    # the record stays O(days))
-    record["files"] = {k: entries[k]["ingested_at"] if k in entries else record["files"][k]
-                       for k in keys}
-    record["days"] = days
-    record["event_dates"] = event_dates
-    record["drops"] = drops
-    # the partitions are published: bump their generations (before the record, so a crash in
-    # between makes the re-run rewrite and bump them again) for the online store to notice
-    commit_generations(store, {t: [d.isoformat() for d, names in due.items() if t in names]
-                               for t in tables})
-    store.write_json(record, STATE_RECORD)  # last: everything above is published
-    for key in notes:  # consumed (a crash before this only rebuilds those dates again)
-        store.remove(LEDGER, REPLACED, f"{key}.json")
+        rows, pairs_written = execute_weblog(store, repo, plan, c)
+    report.daily_dates = list(plan.daily_dirty)
+    for day, names in plan.as_of.due.items():
+        for table in names:
+            report.as_of_written.setdefault(table, []).append(day.isoformat())
+    report.rows_written.update({t: n for t, n in rows.items() if n})
+    report.state_dates = len(plan.chain)
+    commit_weblog(store, repo, record, plan, pairs_written)
 
 
 class _Run:

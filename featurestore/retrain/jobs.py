@@ -13,6 +13,7 @@ backend, register a version, compare with production (alerts, promotion), record
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib
 import inspect
@@ -21,6 +22,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -40,8 +42,9 @@ from .alerts import evaluate_and_promote
 from .backends import backend_class
 from .models import model_spec
 
-__all__ = ["BACKENDS", "new_job", "run_job", "submit", "get_job", "list_jobs", "wait_for",
-           "TERMINAL", "check_export_url"]
+__all__ = ["BACKENDS", "JobPlan", "plan_job", "execute_job", "commit_job", "new_job",
+           "run_job", "submit", "get_job", "list_jobs", "wait_for", "TERMINAL",
+           "check_export_url"]
 
 log = logging.getLogger(__name__)
 
@@ -119,71 +122,153 @@ def list_jobs(store: Store) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["submitted_at"])
 
 
-def _export(store: Store, record: dict[str, Any]) -> str:
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """What running one retrain job does (pure: see :func:`plan_job`).
+
+    Attributes:
+        job_id: the job.
+        model: the model's name.
+        backend: the training backend's name or dotted path.
+        tune: tune hyperparameters.
+        adopt: this process takes the job over (it was created by another runner) and beats
+            its heartbeat.
+        export_url: an export to train on as given, or None to build one.
+        export_out: where a new export is written (``<store>/_exports/<model>/<job id>``).
+        export: the ``featurestore.training`` function that builds it.
+        as_of: the last as-of date of a new export (None: the latest).
+    """
+
+    job_id: str
+    model: str
+    backend: str
+    tune: bool
+    adopt: bool
+    export_url: str | None
+    export_out: str
+    export: str
+    as_of: dt.date | None
+
+
+def plan_job(record: dict[str, Any], runner: str, exports_url: str) -> JobPlan:
+    """Plan a queued job from its record, no I/O.
+
+    Args:
+        record: the job record.
+        runner: this process's runner id.
+        exports_url: the store's exports folder URL.
+
+    Returns:
+        The plan.
+
+    Raises:
+        NotFoundError: the record names an unknown model (the job fails with it).
+    """
     spec = model_spec(record["model"])
-    if record.get("export_url"):
-        return record["export_url"]
+    return JobPlan(
+        job_id=record["job_id"], model=spec.name, backend=record["backend"],
+        tune=bool(record["tune"]), adopt=record.get("runner") not in (None, runner),
+        export_url=record.get("export_url") or None,
+        export_out=f"{exports_url}/{record['model']}/{record['job_id']}", export=spec.export,
+        as_of=dt.date.fromisoformat(record["as_of"]) if record.get("as_of") else None)
+
+
+def _export(store: Store, plan: JobPlan) -> str:
+    """The export the job trains on: the given one, or a new one built now."""
+    if plan.export_url:
+        return plan.export_url
     try:
         training = importlib.import_module("featurestore.training")
     except ImportError as exc:
         raise TrainingError(f"building a training set needs featurestore.training ({exc}); "
                             "pass an existing export with export_url") from None
-    out = store.uri(layout.EXPORTS, record["model"], record["job_id"])
-    export = getattr(training, spec.export)
+    export = getattr(training, plan.export)
     accepted = inspect.signature(export).parameters
     kwargs: dict[str, Any] = {"storage_options": store.storage_options or None}
-    if record.get("as_of"):
+    if plan.as_of is not None:
         if "end" not in accepted:
-            raise TrainingError(f"{spec.export} takes no as-of date; retrain {spec.name} "
+            raise TrainingError(f"{plan.export} takes no as-of date; retrain {plan.model} "
                                 "without as_of")
-        kwargs["end"] = dt.date.fromisoformat(record["as_of"])
-    result = export(store, out, **kwargs)
+        kwargs["end"] = plan.as_of
+    result = export(store, plan.export_out, **kwargs)
     # ExportResult names it .url in the brief, .out_url on the training branch: accept both.
-    return getattr(result, "url", None) or getattr(result, "out_url", None) or out
+    return getattr(result, "url", None) or getattr(result, "out_url", None) or plan.export_out
+
+
+def execute_job(store: Store, settings: Settings, plan: JobPlan,
+                exported: Callable[[str], None]) -> dict[str, Any]:
+    """Export (unless given), train with the backend, register the version, compare with
+    production (alerts, promotion).
+
+    Args:
+        store: the store.
+        settings: settings (backends, alerts).
+        plan: the plan.
+        exported: called with the export URL once it is written (recorded at once, so a
+            failed training still names its data).
+
+    Returns:
+        The record fields of the outcome: ``metrics``, ``model_version``, ``artifact``,
+        ``alert``.
+
+    Raises:
+        Exception: any failure of the job (the caller records it).
+    """
+    spec = model_spec(plan.model)
+    export_url = _export(store, plan)
+    exported(export_url)
+    backend = backend_class(plan.backend)(settings)
+    result = backend.train(spec, export_url, storage_options=store.storage_options or None,
+                           tune=plan.tune, job_id=plan.job_id)
+    from .local import read_export_metadata
+
+    meta = read_export_metadata(export_url, store.storage_options or None)
+    features = list(meta.get("feature_names") or result.details.get("feature_names") or [])
+    files = _recommender_files(spec.kind, export_url, meta, result, store)
+    version = registry.register_version(
+        store, spec.name, metrics=result.metrics, model_bytes=result.model_bytes,
+        model_filename=result.model_filename,
+        training_set={"url": export_url, "metadata": meta},
+        features=features or [f"block:{b}" for b in _block_names(meta)],
+        info={"job_id": plan.job_id, "backend": plan.backend, "params": result.params,
+              "artifact": result.artifact, "details": result.details}, files=files)
+    artifact = result.artifact or registry.get_version(store, spec.name, version)["model_file"]
+    alert = evaluate_and_promote(store, settings, spec, version, result.metrics, plan.job_id)
+    return {"metrics": result.metrics, "model_version": version, "artifact": artifact,
+            "alert": alert}
+
+
+def commit_job(store: Store, record: dict[str, Any]) -> None:
+    """Write the job's final record, then release this runner's heartbeat."""
+    _save(store, record)
+    _heartbeat.release(store)
 
 
 def run_job(store: Store, job_id: str, settings: Settings) -> dict[str, Any]:
-    """Run a queued job to completion in this thread; returns the final record (never raises
-    for a training failure: the record says ``failed`` with the error)."""
+    """Run a queued job to completion in this thread: plan (:func:`plan_job`), execute
+    (:func:`execute_job`), commit (:func:`commit_job`); returns the final record (never
+    raises for a training failure: the record says ``failed`` with the error)."""
     record = store.read_json(JOBS, f"{job_id}.json")
     if record.get("runner") not in (None, _heartbeat.RUNNER):  # created elsewhere: beat here
         record["runner"] = _heartbeat.RUNNER
         _heartbeat.acquire(store)
     record.update(status="running", started_at=_now())
     _save(store, record)
-    try:
-        spec = model_spec(record["model"])
-        export_url = _export(store, record)
-        record["export_url"] = export_url
-        _save(store, record)
-        backend = backend_class(record["backend"])(settings)
-        result = backend.train(spec, export_url, storage_options=store.storage_options or None,
-                               tune=record["tune"], job_id=job_id)
-        from .local import read_export_metadata
 
-        meta = read_export_metadata(export_url, store.storage_options or None)
-        features = list(meta.get("feature_names") or result.details.get("feature_names") or [])
-        files = _recommender_files(spec.kind, export_url, meta, result, store)
-        version = registry.register_version(
-            store, spec.name, metrics=result.metrics, model_bytes=result.model_bytes,
-            model_filename=result.model_filename,
-            training_set={"url": export_url, "metadata": meta},
-            features=features or [f"block:{b}" for b in _block_names(meta)],
-            info={"job_id": job_id, "backend": record["backend"], "params": result.params,
-                  "artifact": result.artifact, "details": result.details}, files=files)
-        artifact = result.artifact or registry.get_version(store, spec.name, version)[
-            "model_file"]
-        record.update(metrics=result.metrics, model_version=version, artifact=artifact)
-        record["alert"] = evaluate_and_promote(store, settings, spec, version, result.metrics,
-                                               job_id)
+    def exported(url: str) -> None:
+        record["export_url"] = url
+        _save(store, record)
+
+    try:
+        plan = plan_job(record, _heartbeat.RUNNER, store.uri(layout.EXPORTS))
+        record.update(execute_job(store, settings, plan, exported))
         record.update(status="completed", finished_at=_now())
     except Exception as exc:  # any failure is the job's outcome, not the server's
         if not isinstance(exc, FeatureStoreError):
             log.error("retrain job %s failed:\n%s", job_id, traceback.format_exc())
         record.update(status="failed", finished_at=_now(),
                       error=f"{type(exc).__name__}: {exc}")
-    _save(store, record)
-    _heartbeat.release(store)
+    commit_job(store, record)
     return record
 
 

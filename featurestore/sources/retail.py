@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import fsspec
@@ -28,13 +29,17 @@ from .._exceptions import RejectedFileError
 from ..cluster import dask_client
 from ..generations import commit_generations
 from ..layout import is_published
+from ..ledger import changes, content_id, finish_replacements
+from ..ledger import unit_records as ledger_records
+from ..planning import AsOfPlan, days_between, plan_as_of, requested_range, touched_dates
 from ..storage import Store
 
 __all__ = ["RetailReport", "RetailSource", "clean_retail", "ingest_retail", "materialize_retail",
            "retail_features", "prepare", "read_transactions", "TRANSACTIONS_TABLE"]
 
 TRANSACTIONS_TABLE = layout.TRANSACTIONS
-LEDGER = layout.ledger("retail")
+SOURCE = "retail"
+LEDGER = layout.ledger(SOURCE)
 STATE_RECORD = layout.RETAIL_RECORD
 RAW_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
                "CustomerID", "Country"]
@@ -91,8 +96,7 @@ def clean_retail(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
 
 
 def _ledger(store: Store) -> dict[str, dict[str, Any]]:
-    return {n[:-5]: store.read_json(LEDGER, n) for n in store.listdir(LEDGER)
-            if n.endswith(".json") and not n.startswith(".")}
+    return ledger_records(store, SOURCE)
 
 
 def _ingest_file(store: Store, url: str, data: bytes, file_id: str) -> dict[str, Any]:
@@ -147,19 +151,15 @@ def _name_of(key: str) -> str:
     return key.rsplit("-", 1)[0]
 
 
+def _remove_parts(store: Store, old: dict[str, Any]) -> None:
+    """Remove the transactions parts of a replaced version (its ledger record ``old``)."""
+    for day in old["event_dates"]:
+        store.remove(TRANSACTIONS_TABLE, f"event_date={day}", f"part-{old['file_id']}.parquet")
+
+
 def _finish_replacements(store: Store) -> None:
-    """Remove what replaced versions left (their parts, then their ledger records): the work
-    a run killed right after publishing a replacement did not finish. Idempotent."""
-    ledger = _ledger(store)
-    for entry in ledger.values():
-        for old_key in entry.get("replaces", []):
-            old = ledger.get(old_key)
-            if old is None:
-                continue
-            for day in old["event_dates"]:
-                store.remove(TRANSACTIONS_TABLE, f"event_date={day}",
-                             f"part-{old['file_id']}.parquet")
-            store.remove(LEDGER, f"{old_key}.json")
+    """Remove what replaced versions left (see :func:`featurestore.ledger.finish_replacements`)."""
+    finish_replacements(store, SOURCE, lambda old: _remove_parts(store, old))
 
 
 def _ingest_retail_locked(path, store, report, client, scheduler, workers, options,
@@ -171,7 +171,7 @@ def _ingest_retail_locked(path, store, report, client, scheduler, workers, optio
         raise RejectedFileError(str(path), f"cannot read: {exc}") from None
     md5 = hashlib.md5(data).hexdigest()
     name = str(path).rstrip("/").rsplit("/", 1)[-1]
-    file_id = hashlib.sha1(f"{name}:{md5}".encode()).hexdigest()[:12]
+    file_id = content_id(name, md5)
     key = f"{name}-{file_id}"
     ledger = _ledger(store)
     if key in ledger:
@@ -306,67 +306,141 @@ def read_transactions(store: Store, until: dt.date | None = None) -> pd.DataFram
     return df
 
 
+@dataclasses.dataclass(frozen=True)
+class RetailPlan:
+    """What one retail materialization reads, computes and records (pure: see
+    :func:`plan_retail`).
+
+    Attributes:
+        as_of: the due as-of dates per table (the shared planner's answer).
+        read_until: transactions are read up to this date (the last due date), None: no read.
+        tasks: one Dask task each: (its as-of dates, the tables it writes).
+        files: the commit record's ``files`` after this run (ledger key -> md5).
+    """
+
+    as_of: AsOfPlan
+    read_until: dt.date | None
+    tasks: tuple[tuple[tuple[dt.date, ...], tuple[str, ...]], ...]
+    files: Mapping[str, str]
+
+
+def plan_retail(record: dict[str, Any], ledger: Mapping[str, dict[str, Any]],
+                fingerprints: Mapping[str, str], *, start: dt.date | None = None,
+                end: dt.date | None = None, force: bool = False,
+                chunk_days: int = CHUNK_DAYS) -> RetailPlan | None:
+    """Plan a retail materialization from the commit record and the ledger, no I/O.
+
+    Args:
+        record: the commit record ``_state/retail.json`` (``files``, ``as_of``; {} when new).
+        ledger: the retail ledger's records, keyed ``<name>-<content id>``.
+        fingerprints: retail table -> its definition's fingerprint, in repository order.
+        start: first as-of date to (re)write, None for the first invoice date.
+        end: last as-of date to (re)write, None for the last.
+        force: rebuild every as-of date in the range.
+        chunk_days: as-of dates per Dask task.
+
+    Returns:
+        The plan, or None when there is no table or nothing ingested (nothing is recorded).
+    """
+    if not fingerprints or not ledger:
+        return None
+    versions = changes(ledger, "md5")
+    # a replaced version's dates stay in range: its as-of partitions are rebuilt, not left stale
+    dates = sorted({d for _, ds in versions.values() for d in ds})
+    first, last = dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[-1])
+    touched = touched_dates(versions, record.get("files", {}))
+    lo, hi = requested_range(first, last, start, end)
+    as_of = plan_as_of(fingerprints, record.get("as_of", {}), days_between(first, last),
+                       earliest=dt.date.fromisoformat(touched[0]) if touched else None,
+                       lo=lo, hi=hi, force=force)
+    days = as_of.days
+    tasks = []
+    for i in range(0, len(days), chunk_days):
+        chunk = tuple(days[i:i + chunk_days])
+        tasks.append((chunk, tuple(n for n in fingerprints
+                                   if any(n in as_of.due[d] for d in chunk))))
+    return RetailPlan(as_of, days[-1] if days else None, tuple(tasks),
+                      {k: e["md5"] for k, e in ledger.items()})
+
+
+def execute_retail(store: Store, plan: RetailPlan, feats: dict[str, Any], client: Client
+                   ) -> dict[str, int]:
+    """Compute and publish the planned as-of partitions on the cluster.
+
+    Args:
+        store: the store.
+        plan: the plan.
+        feats: table -> its feature definitions.
+        client: the Dask client.
+
+    Returns:
+        Rows written per table.
+    """
+    rows: dict[str, int] = {}
+    if plan.read_until is None:
+        return rows
+    prep = prepare(read_transactions(store, until=plan.read_until), feats)
+    tx_future = client.scatter(prep, broadcast=True)
+    futures = [client.submit(_retail_task, store, tx_future, {n: feats[n] for n in names},
+                             list(days), pure=False)
+               for days, names in plan.tasks]
+    for fut in futures:
+        for name, n in fut.result().items():
+            rows[name] = rows.get(name, 0) + n
+    return rows
+
+
+def commit_retail(store: Store, record: dict[str, Any], plan: RetailPlan,
+                  fingerprints: Mapping[str, str]) -> None:
+    """Record what the execution published: generations first, then the commit record (a
+    crash in between rebuilds the same dates; see :mod:`featurestore.generations`).
+
+    Args:
+        store: the store.
+        record: the commit record read before planning (updated here).
+        plan: the executed plan.
+        fingerprints: retail table -> fingerprint.
+    """
+    built = record.setdefault("as_of", {})
+    for name in fingerprints:
+        done = built.setdefault(name, {})
+        for iso in plan.as_of.forget.get(name, ()):
+            done.pop(iso, None)
+    for day, names in plan.as_of.due.items():
+        for name in names:
+            built[name][day.isoformat()] = fingerprints[name]
+    record["files"] = dict(plan.files)
+    commit_generations(store, {n: plan.as_of.written(n) for n in fingerprints})
+    store.write_json(record, STATE_RECORD)
+
+
 def materialize_retail(store: Store, repo, report, *, client: Client | None = None,
                        scheduler: str | None = None, workers: int | None = None,
                        start: dt.date | None = None, end: dt.date | None = None,
                        force: bool = False) -> None:
-    """Rebuild the retail tables' stale as-of dates (caller holds the store lock)."""
-    tables = repo.tables_for("retail")
-    ledger = _ledger(store)
-    if not tables or not ledger:
-        return
+    """Rebuild the retail tables' stale as-of dates (caller holds the store lock): plan
+    (:func:`plan_retail`), execute (:func:`execute_retail`), commit (:func:`commit_retail`)."""
+    tables = repo.tables_for(SOURCE)
+    fingerprints = {n: repo.fingerprint(n) for n in tables}
     try:
         record = store.read_json(STATE_RECORD)
     except FileNotFoundError:
         record = {}
     record.setdefault("files", {})
     record.setdefault("as_of", {})
-    # a replaced version's dates stay in range: its as-of partitions are rebuilt, not left stale
-    dates = sorted({d for e in ledger.values()
-                    for d in e["event_dates"] + e.get("replaced_event_dates", [])})
-    first, last = dt.date.fromisoformat(dates[0]), dt.date.fromisoformat(dates[-1])
-    touched = sorted({d for k, e in ledger.items() if record["files"].get(k) != e["md5"]
-                      for d in e["event_dates"] + e.get("replaced_event_dates", [])})
-    lo, hi = max(start or first, first), min(end or last, last)
-    due: dict[dt.date, list[str]] = {}
-    for name in tables:
-        fp = repo.fingerprint(name)
-        done = record["as_of"].setdefault(name, {})
-        redefined = any(v != fp for v in done.values())  # rebuilt whole: one schema
-        day = first
-        while day <= last:
-            iso = day.isoformat()
-            if done.get(iso) != fp or (touched and iso >= touched[0]) or (
-                    force and lo <= day <= hi):
-                if lo <= day <= hi or redefined:
-                    due.setdefault(day, []).append(name)
-                else:
-                    done.pop(iso, None)
-            day += dt.timedelta(1)
-    if due:
-        days = sorted(due)
-        feats = {n: tables[n].features for n in tables}
-        prep = prepare(read_transactions(store, until=days[-1]), feats)
+    plan = plan_retail(record, _ledger(store) if tables else {}, fingerprints, start=start,
+                       end=end, force=force)
+    if plan is None:
+        return
+    if plan.tasks:
         with dask_client(scheduler, workers, client) as c:
-            tx_future = c.scatter(prep, broadcast=True)
-            futures = []
-            for i in range(0, len(days), CHUNK_DAYS):
-                chunk = days[i:i + CHUNK_DAYS]
-                names = {n: feats[n] for n in feats if any(n in due[d] for d in chunk)}
-                futures.append(c.submit(_retail_task, store, tx_future, names, chunk,
-                                        pure=False))
-            for fut in futures:
-                for name, n in fut.result().items():
-                    report.rows_written[name] = report.rows_written.get(name, 0) + n
-        for day, names in due.items():
+            rows = execute_retail(store, plan, {n: tables[n].features for n in tables}, c)
+        for name, n in rows.items():
+            report.rows_written[name] = report.rows_written.get(name, 0) + n
+        for day, names in plan.as_of.due.items():
             for name in names:
-                record["as_of"][name][day.isoformat()] = repo.fingerprint(name)
                 report.as_of_written.setdefault(name, []).append(day.isoformat())
-    record["files"] = {k: e["md5"] for k, e in ledger.items()}
-    # published: new generations first, then the record (see featurestore.generations)
-    commit_generations(store, {n: [d.isoformat() for d, names in due.items() if n in names]
-                               for n in tables})
-    store.write_json(record, STATE_RECORD)
+    commit_retail(store, record, plan, fingerprints)
 
 
 class RetailSource:

@@ -34,12 +34,14 @@ class WeblogSource:
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None, accept_changed: bool = False) -> IngestReport:
+        from ..features.partials import repo_for_ingest
         from ..ingest import ingest_weblog
 
         return ingest_weblog(raw, self.store, client=client,
                              raw_storage_options=raw_storage_options, progress=progress,
                              max_late_days=self.settings.max_late_days,
-                             accept_changed=accept_changed)
+                             accept_changed=accept_changed,
+                             repo=repo_for_ingest(self.store, self.settings.feature_repo))
 
     def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,
                     start: dt.date | None, end: dt.date | None, force: bool) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,7 +29,8 @@ from ..schema import conform, nullable_columns
 from ..storage import Store
 
 __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "TrainingSetResult",
-           "build_training_set", "latest_data_date", "feature_dates", "purchasers_on"]
+           "build_training_set", "TrainingSetPlan", "plan_training_set", "execute_training_set",
+           "commit_training_set", "latest_data_date", "feature_dates", "purchasers_on"]
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,187 @@ def _window(day: dt.date) -> list[dt.date]:
     return [day + dt.timedelta(days=k) for k in range(1, HORIZON_DAYS + 1)]
 
 
+@dataclass(frozen=True)
+class TrainingSetPlan:
+    """What one training set reads and builds (pure: see :func:`plan_training_set`).
+
+    Attributes:
+        latest: the latest date the store has data through (labels end there).
+        groups: as-of date -> the entity ids of that date (entity mode) or None (every
+            customer, or a sample of them).
+        incomplete_days: as-of dates left out because their label window is not complete
+            (date-range mode: their rows are counted from parquet footers).
+        excluded: entity rows already left out for an incomplete label window.
+        fraction: the share of each date's customers taken (1.0: all).
+        joins: more customer-keyed tables joined at the same as-of date.
+    """
+
+    latest: dt.date
+    groups: Mapping[dt.date, pd.Series | None]
+    incomplete_days: tuple[dt.date, ...]
+    excluded: int
+    fraction: float
+    joins: tuple[str, ...]
+
+    @property
+    def event_dates(self) -> list[dt.date]:
+        """Every event date whose purchasers a label window reads, each once."""
+        return list(dict.fromkeys(e for day in self.groups for e in _window(day)))
+
+
+def _fraction(sample: str, sample_fraction: float) -> float:
+    """The share of each date's customers taken; raises ConfigError for a bad request."""
+    if sample not in ("all", "fraction"):
+        raise ConfigError(f"sample={sample!r}: use 'all' or 'fraction'")
+    fraction = 1.0 if sample == "all" else float(sample_fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"sample_fraction={sample_fraction}: must be in (0, 1]")
+    return fraction
+
+
+def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
+                      has_table: Callable[[str], bool], *, url: str = "the store",
+                      entities: pd.DataFrame | None = None, start: dt.date | None = None,
+                      end: dt.date | None = None, sample: str = "all",
+                      sample_fraction: float = 1.0, tables: list[str] | None = None
+                      ) -> TrainingSetPlan:
+    """Plan a point-in-time training set from what the store holds, without reading it.
+
+    Args:
+        latest: :func:`latest_data_date` of the store (None: no events).
+        available: as-of dates of the ``customer_features`` partitions.
+        has_table: whether a feature table has partitions (a reader).
+        url: the store, for error messages.
+        entities, start, end, sample, sample_fraction, tables: as for
+            :func:`build_training_set`.
+
+    Returns:
+        The plan.
+
+    Raises:
+        ConfigError: a bad sample, fraction or entity frame.
+        NotFoundError: no events, no feature partition where one is needed, or a joined
+            table without partitions.
+    """
+    fraction = _fraction(sample, sample_fraction)
+    start = _as_date(start) if start is not None else None
+    end = _as_date(end) if end is not None else None
+    if latest is None:
+        raise NotFoundError(f"store {url} has no events: run `featurestore ingest` first")
+    available = list(available)
+
+    groups: dict[dt.date, pd.Series | None]
+    excluded = 0
+    if entities is not None:
+        missing_cols = {"customer_id", "as_of"} - set(entities.columns)
+        if missing_cols:
+            raise ConfigError(f"entity frame lacks column(s) {sorted(missing_cols)}; "
+                              "it needs customer_id and as_of")
+        ent = pd.DataFrame({"customer_id": entities["customer_id"].astype("string"),
+                            "as_of": [_as_date(v) for v in entities["as_of"]]})
+        if start is not None or end is not None:     # optional: restrict the entity dates
+            keep = [(start is None or d >= start) and (end is None or d <= end)
+                    for d in ent["as_of"]]
+            ent = ent[keep]
+        present = set(available)
+        groups = {}
+        for day, part in ent.groupby("as_of", sort=True):
+            if day + dt.timedelta(days=HORIZON_DAYS) > latest:
+                excluded += len(part)
+            elif day not in present:
+                raise NotFoundError(
+                    f"no {FEATURES_TABLE} partition as_of={day}: materialize features "
+                    f"through that date or drop those entity rows")
+            else:
+                groups[day] = part["customer_id"].reset_index(drop=True)
+        incomplete_days: list[dt.date] = []
+    else:
+        dates = [d for d in available
+                 if (start is None or d >= start) and (end is None or d <= end)]
+        if not dates:
+            raise NotFoundError(f"no {FEATURES_TABLE} partitions between {start} and {end} in "
+                                f"{url}: materialize features first")
+        groups = {d: None for d in dates if d + dt.timedelta(days=HORIZON_DAYS) <= latest}
+        incomplete_days = [d for d in dates if d not in groups]
+
+    joins = tuple(t for t in (tables or []) if t != FEATURES_TABLE)
+    missing_tables = [t for t in joins if not has_table(t)]
+    if missing_tables:
+        raise NotFoundError(f"no feature table {', '.join(missing_tables)} in {url}: "
+                            "`featurestore tables` lists the tables; apply and backfill first")
+    return TrainingSetPlan(latest, groups, tuple(incomplete_days), excluded, fraction, joins)
+
+
+def execute_training_set(store: Store, plan: TrainingSetPlan, *, seed: int = 0,
+                         client: Any = None, out: Store | None = None
+                         ) -> tuple[list[Any], int]:
+    """Build the planned as-of dates on Dask (one task per purchasers' event date, one per
+    as-of date) and count the rows left out for an incomplete label.
+
+    Args:
+        store: the offline store.
+        plan: the plan.
+        seed: the sampling seed.
+        client: a Dask client (None: dask's threaded scheduler here).
+        out: where each as-of date's part is published (None: returned as pandas).
+
+    Returns:
+        (per as-of date ``(frame or None, rows, positives, missing)``, rows excluded in all).
+    """
+    import dask
+
+    buyers_task = {e: dask.delayed(purchasers_on, pure=True)(
+        store, e, dask_key_name=f"purchasers-{e.isoformat()}") for e in plan.event_dates}
+    day_tasks = [
+        dask.delayed(_build_day)(store, day, [buyers_task[e] for e in _window(day)], ids,
+                                 plan.fraction, seed, out, plan.joins,
+                                 dask_key_name=f"as-of-{day.isoformat()}")
+        for day, ids in plan.groups.items()
+    ]
+    count_tasks = [dask.delayed(_count_incomplete)(store, d, plan.fraction)
+                   for d in plan.incomplete_days]
+    results = _compute(day_tasks + count_tasks, client)
+    built, counted = results[:len(day_tasks)], results[len(day_tasks):]
+    return built, plan.excluded + int(sum(counted))
+
+
+def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], excluded: int,
+                        out: Store | None) -> TrainingSetResult:
+    """The result of the built parts; with ``out``, its record ``_training_set.json`` written
+    last (the parts before it are published).
+
+    Args:
+        store: the offline store.
+        plan: the executed plan.
+        built: :func:`execute_training_set`'s per-date results.
+        excluded: rows left out for an incomplete label window.
+        out: the output store, or None.
+
+    Returns:
+        The :class:`TrainingSetResult`.
+    """
+    rows = int(sum(r[1] for r in built))
+    positives = int(sum(r[2] for r in built))
+    missing = int(sum(r[3] for r in built))
+    log.info("training set: %d rows, %d positives, %d excluded (label window incomplete)",
+             rows, positives, excluded)
+    result = TrainingSetResult(
+        frame=None, rows=rows, excluded_incomplete_label=excluded, positives=positives,
+        missing_features=missing, as_of_dates=[d.isoformat() for d in plan.groups],
+        latest_event_date=plan.latest.isoformat(), output=out.url if out else None)
+    if out is not None:
+        out.write_json(result.to_dict(), "_training_set.json")
+        if rows:
+            import dask.dataframe as dd
+
+            result.frame = dd.read_parquet(out.uri(), storage_options=out.storage_options or None)
+        return result
+    frames = [r[0] for r in built if r[0] is not None and len(r[0])]
+    result.frame = (pd.concat(frames, ignore_index=True) if frames
+                    else _empty_frame(store, plan.groups))
+    return result
+
+
 def build_training_set(
     store: Store,
     *,
@@ -296,7 +478,8 @@ def build_training_set(
     storage_options: dict[str, Any] | None = None,
     tables: list[str] | None = None,
 ) -> TrainingSetResult:
-    """Build a point-in-time training set.
+    """Build a point-in-time training set: plan (:func:`plan_training_set`), execute
+    (:func:`execute_training_set`), commit (:func:`commit_training_set`).
 
     ``tables``: more customer-keyed feature tables to join, each at the same as-of date as
     the ``customer_features`` row (left join; a taken column name becomes
@@ -314,95 +497,15 @@ def build_training_set(
     lazy dask frame over it; otherwise ``frame`` is a pandas frame. Columns: customer_id,
     as_of (``datetime.date``), the feature columns in table order, purchased_next_30d (int64).
     """
-    import dask
-
-    if sample not in ("all", "fraction"):
-        raise ConfigError(f"sample={sample!r}: use 'all' or 'fraction'")
-    fraction = 1.0 if sample == "all" else float(sample_fraction)
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"sample_fraction={sample_fraction}: must be in (0, 1]")
-    start = _as_date(start) if start is not None else None
-    end = _as_date(end) if end is not None else None
+    _fraction(sample, sample_fraction)  # a bad request fails before any read of the store
     latest = latest_data_date(store)
-    if latest is None:
-        raise NotFoundError(f"store {store.url} has no events: run `featurestore ingest` first")
-
-    groups: dict[dt.date, pd.Series | None]
-    excluded = 0
-    if entities is not None:
-        missing_cols = {"customer_id", "as_of"} - set(entities.columns)
-        if missing_cols:
-            raise ConfigError(f"entity frame lacks column(s) {sorted(missing_cols)}; "
-                              "it needs customer_id and as_of")
-        ent = pd.DataFrame({"customer_id": entities["customer_id"].astype("string"),
-                            "as_of": [_as_date(v) for v in entities["as_of"]]})
-        if start is not None or end is not None:     # optional: restrict the entity dates
-            keep = [(start is None or d >= start) and (end is None or d <= end)
-                    for d in ent["as_of"]]
-            ent = ent[keep]
-        available = set(feature_dates(store))
-        groups = {}
-        for day, part in ent.groupby("as_of", sort=True):
-            if day + dt.timedelta(days=HORIZON_DAYS) > latest:
-                excluded += len(part)
-            elif day not in available:
-                raise NotFoundError(
-                    f"no {FEATURES_TABLE} partition as_of={day}: materialize features "
-                    f"through that date or drop those entity rows")
-            else:
-                groups[day] = part["customer_id"].reset_index(drop=True)
-        incomplete_days: list[dt.date] = []
-    else:
-        dates = feature_dates(store, start, end)
-        if not dates:
-            raise NotFoundError(f"no {FEATURES_TABLE} partitions between {start} and {end} in "
-                                f"{store.url}: materialize features first")
-        groups = {d: None for d in dates if d + dt.timedelta(days=HORIZON_DAYS) <= latest}
-        incomplete_days = [d for d in dates if d not in groups]
-
-    joins = tuple(t for t in (tables or []) if t != FEATURES_TABLE)
-    missing_tables = [t for t in joins if not store.partitions(t, "as_of")]
-    if missing_tables:
-        raise NotFoundError(f"no feature table {', '.join(missing_tables)} in {store.url}: "
-                            "`featurestore tables` lists the tables; apply and backfill first")
+    plan = plan_training_set(latest, feature_dates(store) if latest is not None else [],
+                             lambda t: bool(store.partitions(t, "as_of")), url=store.url,
+                             entities=entities, start=start, end=end, sample=sample,
+                             sample_fraction=sample_fraction, tables=tables)
     out = Store(output, storage_options) if output else None
-    buyers_task = {}
-    for day in groups:
-        for e in _window(day):
-            if e not in buyers_task:
-                buyers_task[e] = dask.delayed(purchasers_on, pure=True)(
-                    store, e, dask_key_name=f"purchasers-{e.isoformat()}")
-    day_tasks = [
-        dask.delayed(_build_day)(store, day, [buyers_task[e] for e in _window(day)], ids,
-                                 fraction, seed, out, joins,
-                                 dask_key_name=f"as-of-{day.isoformat()}")
-        for day, ids in groups.items()
-    ]
-    count_tasks = [dask.delayed(_count_incomplete)(store, d, fraction) for d in incomplete_days]
-    results = _compute(day_tasks + count_tasks, client)
-    built, counted = results[:len(day_tasks)], results[len(day_tasks):]
-    excluded += int(sum(counted))
-    rows = int(sum(r[1] for r in built))
-    positives = int(sum(r[2] for r in built))
-    missing = int(sum(r[3] for r in built))
-    log.info("training set: %d rows, %d positives, %d excluded (label window incomplete)",
-             rows, positives, excluded)
-
-    result = TrainingSetResult(
-        frame=None, rows=rows, excluded_incomplete_label=excluded, positives=positives,
-        missing_features=missing, as_of_dates=[d.isoformat() for d in groups],
-        latest_event_date=latest.isoformat(), output=out.url if out else None)
-    if out is not None:
-        out.write_json(result.to_dict(), "_training_set.json")
-        if rows:
-            import dask.dataframe as dd
-
-            result.frame = dd.read_parquet(out.uri(), storage_options=out.storage_options or None)
-        return result
-    frames = [r[0] for r in built if r[0] is not None and len(r[0])]
-    result.frame = (pd.concat(frames, ignore_index=True) if frames
-                    else _empty_frame(store, groups))
-    return result
+    built, excluded = execute_training_set(store, plan, seed=seed, client=client, out=out)
+    return commit_training_set(store, plan, built, excluded, out)
 
 
 def _empty_frame(store: Store, groups: Iterable[dt.date]) -> pd.DataFrame:

@@ -62,7 +62,7 @@ def test_only_entry_points_import_the_facade():
 
 def test_core_modules_import_nothing_above_them():
     core = ["layout.py", "storage.py", "settings.py", "_exceptions.py", "plugins.py",
-            "cluster.py", "ledger.py", "generations.py", "schema.py"]
+            "cluster.py", "ledger.py", "generations.py", "schema.py", "planning.py"]
     above = ("featurestore.features", "featurestore.sources", "featurestore.ingest",
              "featurestore.materialization", "featurestore.feature_store",
              "featurestore.repository", "featurestore.retrain", "featurestore.training",
@@ -70,3 +70,21 @@ def test_core_modules_import_nothing_above_them():
     offenders = {name: sorted(n for n in _imports(PACKAGE / name) if n.startswith(above))
                  for name in core}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_api_runs_no_jobs_of_its_own():
+    """Job runners (threads, exports, training) live in the library; routes call the facade."""
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "api").rglob("*.py")
+                 if "threading.Thread" in p.read_text()]
+    assert offenders == []
+    names = _imports(ROOT / "api" / "routes" / "training_sets.py")
+    assert not {"featurestore.training.build_training_set",
+                "featurestore.training.export_xgboost", "threading"} & names
+
+
+def test_the_planner_is_pure():
+    """featurestore/planning.py plans from records alone: no store, no Dask, no pandas."""
+    names = _imports(PACKAGE / "planning.py")
+    assert not {n for n in names if n.split(".")[0] in ("distributed", "dask", "pandas",
+                                                         "fsspec", "pyarrow")}
+    assert not {n for n in names if n.startswith("featurestore")}

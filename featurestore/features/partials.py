@@ -1,0 +1,171 @@
+"""Partial daily aggregates: each ingested file's share of the daily aggregates of a date.
+
+An ingest task has every hit of its file in memory; it also computes, per event date D the
+file touches, the daily frames :func:`.daily.aggregate_events` makes from those hits alone and
+publishes them beside the file's events part:
+
+* ``_partials/customer/event_date=D/part-<file id>-<fp>.arrow``
+* ``_partials/customer_product/event_date=D/part-<file id>-<fp>.arrow``
+
+(Arrow IPC: read back only by us). ``<fp>`` is the daily plan's fingerprint and
+:data:`PARTIALS_FORMAT`: partials answer only for the definitions they were built for. They
+are written before the file's ledger record, with deterministic names, so they follow the
+file's commit exactly as its events do: a crashed file is redone and overwrites them, a
+replaced file's old ones are removed with its old events (:func:`remove_partials`).
+
+Every daily column is a sum over hits (or over a hit's products), so the daily frames of D are
+the per-key sums of the partials of every file with events on D (:func:`combine_partials`):
+materialization reads a few small files instead of the day's events. When some events part of
+D has no partial for the current definitions (a file ingested before partials existed, or a
+repository changed since), the caller falls back to reading the events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+
+from .. import layout
+from ..layout import EVENTS, PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT, is_published
+from ..storage import Store
+from ._io import read_ipc, write_ipc
+from .daily import DailyPlan, _to_pandas, aggregate_events
+from .definitions import FeatureRepo, load_feature_repo, parse_feature_repo
+
+__all__ = ["PARTIALS_FORMAT", "combine_partials", "partials_fingerprint", "remove_partials",
+           "repo_for_ingest", "write_partials"]
+
+#: Bumped when what a partial holds changes, so older ones are ignored rather than misread.
+PARTIALS_FORMAT = 1
+_KINDS = (PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT)
+
+
+def partials_fingerprint(plan: DailyPlan) -> str:
+    """What a partial is built for: the daily plan and the partials format.
+
+    Args:
+        plan: the daily plan.
+
+    Returns:
+        A short token without ``-`` (it ends the file name).
+    """
+    return f"{plan.fingerprint}v{PARTIALS_FORMAT}"
+
+
+def _folder(day: dt.date | str) -> str:
+    return f"event_date={day if isinstance(day, str) else day.isoformat()}"
+
+
+def write_partials(store: Store, plan: DailyPlan, day: dt.date, file_id: str,
+                   events: pd.DataFrame | pa.Table) -> None:
+    """Publish one file's partial daily aggregates of ``day``, even when empty (so the file
+    is known to contribute nothing rather than to lack a partial).
+
+    Args:
+        store: the store.
+        plan: the daily plan of the store's repository.
+        day: the event date of every row of ``events``.
+        file_id: the raw file's id.
+        events: the file's hits of ``day`` (event columns, pandas or Arrow; anonymous rows
+            are left out).
+    """
+    name = layout.partial_name(file_id, partials_fingerprint(plan))
+    for kind, frame in zip(_KINDS, aggregate_events(events, plan), strict=True):
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        write_ipc(store, table, kind, _folder(day), name)
+
+
+def remove_partials(store: Store, day: dt.date | str, file_id: str) -> None:
+    """Remove every partial of ``file_id`` on ``day`` (whatever definitions it was built for).
+
+    Args:
+        store: the store.
+        day: the event date.
+        file_id: the raw file's id.
+    """
+    prefix = f"part-{file_id}-"
+    for kind in _KINDS:
+        for name in store.listdir(kind, _folder(day)):
+            rest = name[len(prefix):-len(".arrow")] if name.startswith(prefix) else "-"
+            if name.endswith(".arrow") and "-" not in rest:  # not another id's (a-b vs a-b-c)
+                store.remove(kind, _folder(day), name)
+
+
+def _file_ids(names: list[str], prefix: str, suffix: str) -> set[str]:
+    return {n[len(prefix):-len(suffix)] for n in names
+            if n.startswith(prefix) and n.endswith(suffix) and len(n) > len(prefix + suffix)}
+
+
+def combine_partials(store: Store, plan: DailyPlan, day: dt.date
+                     ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The daily frames of ``day`` from its partials, or None when they do not cover it.
+
+    They cover it when every published events part of ``day`` has both partials built for
+    ``plan``; a partial without an events part (left by a replaced file) is not used.
+
+    Args:
+        store: the store.
+        plan: the daily plan.
+        day: the event date.
+
+    Returns:
+        (customer frame, customer x product frame) as :func:`.daily.compute_daily` gives
+        them (int sums exact; float sums may differ from it in the last bits, the order of
+        addition being per file), or None.
+    """
+    events = _file_ids([n for n in store.listdir(EVENTS, _folder(day)) if is_published(n)],
+                       "part-", ".parquet")
+    if not events:
+        return None
+    suffix = f"-{partials_fingerprint(plan)}.arrow"
+    frames = []
+    for kind, keys in ((PARTIAL_CUSTOMER, ["customer_id"]),
+                       (PARTIAL_CUSTOMER_PRODUCT, ["customer_id", "product_id"])):
+        have = _file_ids(store.listdir(kind, _folder(day)), "part-", suffix)
+        if not events <= have:
+            return None
+        # file id order: the float sums add up in the same order on every run
+        tables = [read_ipc(store, kind, _folder(day), f"part-{fid}{suffix}")
+                  for fid in sorted(events)]
+        frames.append(_to_pandas(_sum_by(pa.concat_tables(tables), keys)))
+    return frames[0], frames[1]
+
+
+def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
+    """Per-key sums of every other column, sorted by the keys (strings: by code point, as
+    pandas sorts them), columns in ``table``'s order."""
+    values = [c for c in table.column_names if c not in keys]
+    # one thread: rows are added in input order, so a float sum has the same bits every run
+    out = table.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in values])
+    out = out.rename_columns([n[:-len("_sum")] if n.endswith("_sum") and n[:-4] in values
+                              else n for n in out.column_names])
+    out = out.select(table.column_names)
+    return out.sort_by([(k, "ascending") for k in keys])
+
+
+def repo_for_ingest(store: Store, configured: str | None) -> FeatureRepo | None:
+    """The repository whose daily columns an ingest's partials hold: the one recorded in the
+    store by ``apply``, else the configured one, else the built-in one (as
+    :func:`featurestore.repository.resolve_repo` chooses; read here because ingestion sits
+    below that module). None when it cannot be read: then no partials are written and
+    materialization reads events, as before (the command reports the repository's error
+    where it is used).
+
+    Args:
+        store: the store.
+        configured: the ``feature_repo`` setting (a YAML path), or None.
+
+    Returns:
+        The repository, or None.
+    """
+    try:
+        try:
+            record = store.read_json(layout.REPO_RECORD)
+        except FileNotFoundError:
+            return load_feature_repo(configured)
+        path = layout.repo_yaml(record["fingerprint"])
+        return parse_feature_repo(store.fs.cat_file(store.path(path)).decode(), path)
+    except Exception:  # noqa: BLE001 - an optimisation only: never fail an ingest over it
+        return None
