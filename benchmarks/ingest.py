@@ -16,7 +16,6 @@ of gzip per core, the ratio to ``igzip -d`` (median of the per-round ratios) and
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics

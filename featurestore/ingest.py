@@ -37,6 +37,7 @@ from typing import Any
 
 import fsspec
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 from distributed import Client, as_completed, wait
 

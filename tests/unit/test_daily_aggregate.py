@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from featurestore.features.daily import _EVENT_COLUMNS, _URL_HOST, aggregate_events, daily_plan
+from featurestore.features.daily import (_EVENT_COLUMNS, _URL_HOST, DailyPlan, aggregate_events,
+                                         daily_plan)
 from featurestore.features.definitions import DEFAULT_REPO, Filter, parse_feature_repo
 
 
