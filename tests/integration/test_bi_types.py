@@ -55,7 +55,7 @@ def local_store(tmp_path_factory, client) -> Path:
     run_cli("ingest", str(retail), "--source", "retail", "--store", str(store), "--scheduler",
             sched, "--json")
     out = json.loads(run_cli("training-set", "--store", str(store), "--scheduler", sched,
-                             "--format", "parquet", "--out", str(store / "training_set"))
+                             "--format", "parquet", "--out", str(store / "training_set"), "--json")
                      .stdout.strip().splitlines()[-1])
     assert out["rows"] > 0
     return store
