@@ -89,7 +89,6 @@ def task_progress(client: Client, desc: str, progress: bool | None = None,
     from tqdm import tqdm
 
     bar = tqdm(total=0, unit="task", desc=desc, file=sys.stderr, leave=True)
-    stop = threading.Event()
 
     def refresh() -> None:
         done, submitted = client.run_on_scheduler(_counts)
@@ -97,18 +96,10 @@ def task_progress(client: Client, desc: str, progress: bool | None = None,
         bar.n = done
         bar.refresh()
 
-    def loop() -> None:
-        while not stop.wait(poll):
-            with contextlib.suppress(Exception):  # the cluster is closing: stop drawing
-                refresh()
-
-    thread = threading.Thread(target=loop, daemon=True, name="task-progress")
-    thread.start()
     try:
-        yield
+        with _redrawn(refresh, poll, "task-progress"):
+            yield
     finally:
-        stop.set()
-        thread.join()
         with contextlib.suppress(Exception):
             refresh()
             client.unregister_scheduler_plugin(PLUGIN_NAME)
@@ -133,20 +124,34 @@ def spinner(desc: str, status: Any = None, progress: bool | None = None,
     from tqdm import tqdm
 
     bar = tqdm(total=None, desc=desc, file=sys.stderr, bar_format="{desc} {elapsed} {postfix}")
+
+    def refresh() -> None:
+        if status is not None:
+            bar.set_postfix_str(str(status()), refresh=False)
+        bar.refresh()
+
+    try:
+        with _redrawn(refresh, poll, "spinner"):
+            yield
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _redrawn(refresh: Any, poll: float, name: str) -> Iterator[None]:
+    """Call ``refresh`` every ``poll`` seconds in a daemon thread while the block runs (a
+    failing refresh is skipped: the cluster may be closing); stop and join it on exit."""
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.wait(poll):
             with contextlib.suppress(Exception):
-                if status is not None:
-                    bar.set_postfix_str(str(status()), refresh=False)
-                bar.refresh()
+                refresh()
 
-    thread = threading.Thread(target=loop, daemon=True, name="spinner")
+    thread = threading.Thread(target=loop, daemon=True, name=name)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
-        bar.close()
