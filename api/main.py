@@ -22,7 +22,7 @@ from .metrics import Metrics, MetricsMiddleware
 from .routes import all_routers
 from .settings import get_settings
 
-__all__ = ["create_app", "app"]
+__all__ = ["create_app", "app"]  # noqa: F822 - `app` is made on first use (__getattr__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
