@@ -15,6 +15,8 @@ too and its figures are printed beside these.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import argparse
 import collections
 import importlib.util
@@ -57,12 +59,15 @@ def step_args(step: str, raw: Path, store: Path, out: Path) -> list[str]:
     return ["training-set", *common, "--out", str(out), "--format", "csv"]
 
 
-def run_cli(args: list[str], kill_after: float | None = None) -> dict[str, Any]:
+def run_cli(args: list[str], kill_after: float | None = None,
+            kill_when: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run ``python -m featurestore ARGS`` in its own process group.
 
     Args:
         args: the command line after ``featurestore``.
         kill_after: SIGKILL the whole group after this many seconds if still running.
+        kill_when: SIGKILL the whole group as soon as this returns True (polled every 5 ms:
+            a kill point set by what the command has written, whatever the machine's speed).
 
     Returns:
         ``{"rc", "seconds", "killed", "stderr"}``; ``killed`` is False when the command
@@ -76,7 +81,13 @@ def run_cli(args: list[str], kill_after: float | None = None) -> dict[str, Any]:
                                 stderr=err)
         killed = False
         try:
-            proc.wait(timeout=kill_after)
+            if kill_when is None:
+                proc.wait(timeout=kill_after)
+            else:
+                while proc.poll() is None:
+                    if kill_when():
+                        raise subprocess.TimeoutExpired(args, 0)
+                    time.sleep(0.005)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # CLI, scheduler and workers at once
             proc.wait()
