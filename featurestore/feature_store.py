@@ -293,7 +293,8 @@ class FeatureStore:
 
     def export_training_set(self, *, out: str | None = None, fmt: str = "csv",
                             start: dt.date | None = None, end: dt.date | None = None,
-                            gap_days: int | None = None, wait: bool = True) -> dict[str, Any]:
+                            gap_days: int | None = None, wait: bool = True,
+                            split_policy: str | None = None) -> dict[str, Any]:
         """Export a training set as a job (``POST /training-sets``): checked, then written
         now or, with ``wait`` False, in a background thread whose outcome is recorded for
         :meth:`export_status`.
@@ -305,22 +306,29 @@ class FeatureStore:
             end: last as-of date.
             gap_days: as-of dates purged between the csv splits (default: the horizon).
             wait: write it before returning.
+            split_policy: ``time``, ``grouped`` or ``auto`` (csv; default: the measured best,
+                ``featurestore.training.split_policy.DEFAULT_SPLIT_POLICY``).
 
         Returns:
             The export's record (``id``, ``status`` completed or running, ``format``, ``out``,
             counts).
 
         Raises:
-            ConfigError: ``out`` outside the export roots, or ``start`` after ``end``.
+            ConfigError: ``out`` outside the export roots, ``start`` after ``end``, or an
+                unknown split policy.
         """
         from .training.export_jobs import export_target, run_export, start_export
         from .training.pointintime import HORIZON_DAYS
+        from .training.split_policy import DEFAULT_SPLIT_POLICY, resolve_policy
 
+        policy = split_policy or DEFAULT_SPLIT_POLICY
+        resolve_policy(policy, False)  # an unknown name fails here, not in a background thread
         store = self.offline_store
         export_id, target = export_target(store, self.settings, out, start, end)
         run = run_export if wait else start_export
         return run(store, export_id, target, fmt=fmt, start=start, end=end,
-                   gap_days=HORIZON_DAYS if gap_days is None else gap_days).to_dict()
+                   gap_days=HORIZON_DAYS if gap_days is None else gap_days,
+                   split_policy=policy).to_dict()
 
     def export_status(self, export_id: str) -> dict[str, Any]:
         """The record of an export started with ``wait`` False.

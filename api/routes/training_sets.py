@@ -19,6 +19,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from featurestore.training.pointintime import HORIZON_DAYS
+from featurestore.training.split_policy import DEFAULT_SPLIT_POLICY
 
 from ..deps import FeatureStoreDep, IdPath, WriteAuth
 
@@ -35,6 +36,9 @@ class TrainingSetRequest(BaseModel):
     out: str | None = Field(None, description="output folder; default <store>/_exports/<id>/")
     format: Literal["csv", "parquet"] = "csv"
     gap_days: int = Field(HORIZON_DAYS, ge=0, le=365)
+    split_policy: Literal["time", "grouped", "auto"] = Field(
+        DEFAULT_SPLIT_POLICY, description="csv splits: by time, by customer group, or auto "
+        "(docs/training.md); recorded in metadata.json")
     wait: bool = True
 
 
@@ -56,7 +60,8 @@ def create_training_set(req: TrainingSetRequest, fs: FeatureStoreDep,
                         response: Response) -> TrainingSetAnswer:
     """Export a point-in-time training set; answers where it is written and its counts."""
     job = fs.export_training_set(out=req.out, fmt=req.format, start=req.start, end=req.end,
-                                 gap_days=req.gap_days, wait=req.wait)
+                                 gap_days=req.gap_days, wait=req.wait,
+                                 split_policy=req.split_policy)
     if job["status"] == "running":
         response.status_code = status.HTTP_202_ACCEPTED
     return TrainingSetAnswer.model_validate(job)

@@ -20,6 +20,7 @@ from .._exceptions import ConfigError, NotFoundError
 from ..settings import Settings, export_roots, is_under, resolve_location
 from ..storage import Store, options_for
 from .pointintime import build_training_set
+from .split_policy import DEFAULT_SPLIT_POLICY
 from .xgboost_export import export_xgboost
 
 __all__ = ["ExportJob", "allowed_out", "export_target", "run_export", "start_export",
@@ -99,7 +100,7 @@ def export_target(store: Store, settings: Settings, out: str | None,
 
 def run_export(store: Store, export_id: str, out: str, *, fmt: str = "csv",
                start: dt.date | None = None, end: dt.date | None = None,
-               gap_days: int = 30) -> ExportJob:
+               gap_days: int = 30, split_policy: str = DEFAULT_SPLIT_POLICY) -> ExportJob:
     """Write one export now (dask's threaded scheduler in this process).
 
     Args:
@@ -110,6 +111,7 @@ def run_export(store: Store, export_id: str, out: str, *, fmt: str = "csv",
         start: first as-of date.
         end: last as-of date.
         gap_days: as-of dates purged between the csv splits.
+        split_policy: ``time``, ``grouped`` or ``auto`` (csv; :mod:`.split_policy`).
 
     Returns:
         The completed export's record.
@@ -117,7 +119,7 @@ def run_export(store: Store, export_id: str, out: str, *, fmt: str = "csv",
     options = options_for(out, store)
     if fmt == "csv":
         res = export_xgboost(store, out, start=start, end=end, gap_days=gap_days,
-                             storage_options=options)
+                             storage_options=options, split_policy=split_policy)
         m = res.metadata
         return ExportJob(id=export_id, status="completed", format="csv", out=res.out_url,
                          rows=m["rows"], excluded_incomplete_label=m["excluded_incomplete_label"],
@@ -143,7 +145,7 @@ def _background(store: Store, export_id: str, out: str, kwargs: dict[str, Any]) 
 
 def start_export(store: Store, export_id: str, out: str, *, fmt: str = "csv",
                  start: dt.date | None = None, end: dt.date | None = None,
-                 gap_days: int = 30) -> ExportJob:
+                 gap_days: int = 30, split_policy: str = DEFAULT_SPLIT_POLICY) -> ExportJob:
     """Record the export as running and write it in a daemon thread, which records the
     outcome (``completed`` or ``failed`` with the error) when it ends.
 
@@ -155,7 +157,8 @@ def start_export(store: Store, export_id: str, out: str, *, fmt: str = "csv",
     """
     job = ExportJob(id=export_id, status="running", format=fmt, out=out)
     _record(store, job)
-    kwargs = {"fmt": fmt, "start": start, "end": end, "gap_days": gap_days}
+    kwargs = {"fmt": fmt, "start": start, "end": end, "gap_days": gap_days,
+              "split_policy": split_policy}
     threading.Thread(target=_background, args=(store, export_id, out, kwargs), daemon=True,
                      name=f"training-set-{export_id}").start()
     return job
