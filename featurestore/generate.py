@@ -193,8 +193,14 @@ def generate_weblog(
     columns: int = 1_057,
     storage_options: dict[str, Any] | None = None,
     compresslevel: int = 1,
+    column_seed: int | None = None,
 ) -> GenerateReport:
-    """Write ``days`` daily drops under ``raw_root`` and return what was written."""
+    """Write ``days`` daily drops under ``raw_root`` and return what was written.
+
+    ``column_seed`` draws the filler column names and each day's column order from a
+    generator of their own, so calls with different ``seed`` and the same ``column_seed``
+    write files that share one header (a large drop generated in chunks: benchmarks/ingest.py).
+    """
     if columns < len(WEBLOG_COLUMNS) + 1:
         raise ValueError(f"columns must be more than {len(WEBLOG_COLUMNS)}")
     rng = np.random.default_rng(seed)
@@ -205,7 +211,8 @@ def generate_weblog(
     prices = np.round(rng.uniform(5, 150, size=products), 2)
     weights = rng.lognormal(0, 1, size=customers)
     weights /= weights.sum()
-    filler = _filler_columns(rng, columns)
+    crng = rng if column_seed is None else np.random.default_rng(column_seed)
+    filler = _filler_columns(crng, columns)
     intent: dict = {}
 
     day_rows: list[list[list[str]]] = []
@@ -243,7 +250,7 @@ def generate_weblog(
         # Column order changes every day; a column is added every 7th day.
         day_filler = filler + [f"added_col{k}" for k in range(d // 7)]
         order = list(WEBLOG_COLUMNS) + day_filler
-        order = [order[i] for i in rng.permutation(len(order))]
+        order = [order[i] for i in crng.permutation(len(order))]
         named_pos = {name: order.index(name) for name in WEBLOG_COLUMNS}
         segments = _segments(rng, order, named_pos)
         lines = [_assemble(r, segments, rng) for r in rows]
