@@ -17,7 +17,21 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from featurestore.settings import Settings
 from featurestore.training.recordio import write_recordio_protobuf
+
+#: The role the SageMaker tests pass (moto checks its shape, SAGEMAKER_VALIDATE_ROLE=false).
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/featurestore-sagemaker"
+
+
+def sagemaker_settings(store_url: str, bucket: str) -> Settings:
+    """Settings of a store that retrains on the moto server's SageMaker: the test role, the
+    bucket's ``sm`` prefix, fast polling and a short timeout (moto's jobs end at once)."""
+    return Settings(store=store_url, sagemaker_role_arn=SAGEMAKER_ROLE,
+                    sagemaker_s3_prefix=f"s3://{bucket}/sm", sagemaker_region="us-east-1",
+                    sagemaker_instance_type="ml.m5.large", sagemaker_poll_seconds=0.05,
+                    sagemaker_timeout_seconds=30)
+
 
 FEATURES = ["page_views_1d", "page_views_7d", "page_views_30d", "product_views_7d",
             "product_views_30d", "distinct_products_viewed_30d", "cart_adds_7d",

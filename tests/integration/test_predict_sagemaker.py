@@ -28,10 +28,9 @@ from featurestore import FeatureStore, Settings
 from featurestore.cli import main as cli
 from featurestore.retrain import new_job, registry, run_job
 from featurestore.storage import Store
-from tests._retrain_fixtures import FEATURES, make_xgb_export
+from tests._retrain_fixtures import FEATURES, make_xgb_export, sagemaker_settings
 
 MODEL = "purchase-xgboost"
-ROLE = "arn:aws:iam::123456789012:role/featurestore-sagemaker"
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +45,7 @@ def ingested(tmp_path_factory, drops, client):
 def env(ingested, tmp_path, s3_bucket):
     shutil.copytree(ingested.url, tmp_path / "store")
     store = Store(str(tmp_path / "store"))
-    settings = Settings(store=store.url, sagemaker_role_arn=ROLE,
-                        sagemaker_s3_prefix=f"s3://{s3_bucket}/sm", sagemaker_region="us-east-1",
-                        sagemaker_instance_type="ml.m5.large", sagemaker_poll_seconds=0.05,
-                        sagemaker_timeout_seconds=30)
+    settings = sagemaker_settings(store.url, s3_bucket)
     return store, settings, s3_bucket
 
 

@@ -14,20 +14,17 @@ import pytest
 from sagemaker.core import image_uris
 
 from featurestore.retrain import new_job, registry, run_job
-from featurestore.settings import Settings
 from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
+from tests._retrain_fixtures import SAGEMAKER_ROLE, sagemaker_settings
 
-ROLE = "arn:aws:iam::123456789012:role/featurestore-sagemaker"
+ROLE = SAGEMAKER_ROLE
 
 
 @pytest.fixture()
 def env(tmp_path, s3_bucket):
     store = Store(str(tmp_path / "store"))
-    settings = Settings(store=store.url, sagemaker_role_arn=ROLE,
-                        sagemaker_s3_prefix=f"s3://{s3_bucket}/sm", sagemaker_region="us-east-1",
-                        sagemaker_instance_type="ml.m5.large", sagemaker_poll_seconds=0.05,
-                        sagemaker_timeout_seconds=30)
+    settings = sagemaker_settings(store.url, s3_bucket)
     return store, settings, s3_bucket
 
 
