@@ -10,6 +10,11 @@ Per file, on a Dask worker (one task per file: gzip is not splittable):
    ``_quarantine/weblog/drop=<drop>/part-<file id>.parquet`` for bad rows;
 4. last, publish the ledger record ``_ledger/weblog/<drop>/<file>.json``.
 
+Then, on the client, once every file's record is written: the run's parts of each event date
+are merged into one file (:mod:`featurestore.events_compaction`: a Dask task per date, a
+record per merged file, then the parts deleted). A replaced file's rows leave any merged file
+before its new version's task runs.
+
 Names are deterministic, so a crash anywhere before step 4 just means the file is redone on the
 next run and overwrites its own outputs; after step 4 it is skipped. Either way the tables equal
 one clean run's.
