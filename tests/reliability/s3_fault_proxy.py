@@ -361,6 +361,7 @@ def partial_problems(store: Any) -> list[str]:
         if record.get("rows_quarantined"):
             wanted.append(f"_quarantine/weblog/drop={drop}/part-{record['file_id']}.parquet")
         problems += [f"ledger {key} names missing {w}" for w in wanted if w not in files]
+    store.fs.invalidate_cache()  # the date listings above must not answer later info() calls
     return problems
 
 
