@@ -10,6 +10,11 @@ Per file, on a Dask worker (one task per file: gzip is not splittable):
    ``_quarantine/weblog/drop=<drop>/part-<file id>.parquet`` for bad rows;
 4. last, publish the ledger record ``_ledger/weblog/<drop>/<file>.json``.
 
+Then, on the client, once every file's record is written: the run's parts of each event date
+are merged into one file (:mod:`featurestore.events_compaction`: a Dask task per date, a
+record per merged file, then the parts deleted). A replaced file's rows leave any merged file
+before its new version's task runs.
+
 Names are deterministic, so a crash anywhere before step 4 just means the file is redone on the
 next run and overwrites its own outputs; after step 4 it is skipped. Either way the tables equal
 one clean run's.
@@ -43,6 +48,13 @@ from distributed import Client, as_completed, wait
 
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
+from .events_compaction import (
+    DEFAULT_TARGET_MB,
+    compact_events,
+    finish_run,
+    rewrite_without,
+    start_run,
+)
 from .features.daily import DailyPlan, daily_plan
 from .features.definitions import FeatureRepo
 from .features.partials import (
@@ -513,6 +525,8 @@ def ingest_weblog(
     max_late_days: int = DEFAULT_MAX_LATE_DAYS,
     accept_changed: bool = False,
     repo: FeatureRepo | None = None,
+    compaction: bool = True,
+    target_mb: float = DEFAULT_TARGET_MB,
 ) -> IngestReport:
     """Ingest every not-yet-ingested file under ``raw_root`` into ``store``.
 
@@ -535,6 +549,10 @@ def ingest_weblog(
         repo: the feature repository whose daily aggregates each file's partials hold
             (default: the store's, as every command resolves it; see
             :func:`featurestore.features.partials.repo_for_ingest`).
+        compaction: merge each date's parts of the run into one file (setting
+            ``events_compaction``; :mod:`featurestore.events_compaction`).
+        target_mb: a date's merged parts are split into files of at most this many MB of
+            parquet (setting ``events_target_mb``).
 
     Returns:
         The report; ``report.ok`` is False while anything is not accounted for.
@@ -551,32 +569,84 @@ def ingest_weblog(
         plan = _plan(store, found.files, raw_options, accept_changed, report)
         tasks = [(raw, plan.same_size.get(raw.ledger_key), None) for raw in plan.new]
         tasks += [(raw, None, old) for raw, old in plan.replace]
-        if tasks:
-            repo = repo if repo is not None else repo_for_ingest(store, None)
-            daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
+        # a run that writes events (or follows one that crashed) goes through compaction
+        crashed = start_run(store) if tasks or _crashed(store) else None
+        if crashed is not None:
             with dask_client(scheduler, workers, client) as c:
-                # no barrier: workers without our preload (a cluster started elsewhere) start
-                # loading the kernels now, in the background, while the tasks are submitted
-                c.run(start_warm_up)
-                futures = [c.submit(_ingest_one, store, raw, raw_options, same, old,
-                                     max_late_days, daily, pure=False)
-                           for raw, same, old in tasks]
-                show = progress if progress is not None else sys.stderr.isatty()
-                bar = _progress_bar(len(futures)) if show else None
-                for future in as_completed(futures):
-                    if future.status == "error":  # the store kept failing: let the other
-                        wait(futures)  # tasks end, so none writes after the lock is released
-                    report.add(future.result())
-                    if bar is not None:
-                        bar.update(1)
-                if bar is not None:
-                    bar.close()
+                # a replaced file's old rows leave any merged output before its new version
+                # is written (the new rows never meet the old ones)
+                rewritten = rewrite_without(store, c, _removals(plan.replace))
+                results = _run_tasks(c, store, tasks, raw_options, max_late_days, repo,
+                                     progress, report) if tasks else []
+                if compaction:
+                    committed = {r["file_id"] for r in results if r["status"] == "ingested"}
+                    done = compact_events(store, c, set(report.event_dates) | set(crashed),
+                                          committed, int(target_mb * 2 ** 20),
+                                          committed_more=lambda: _ingested_ids(store))
+                    report.extra["compaction"] = {**done.to_dict(), "rewritten": rewritten}
+            finish_run(store)
         drops = {f.drop_date.isoformat() for f in found.files} | {
             m["drop"] for m in found.missing}
         _write_statuses(store, report, drops)
         _compact_settled(store, report, drops)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _crashed(store: Store) -> bool:
+    from .events_compaction import COMPACTION, RUNNING
+
+    return store.exists(LEDGER, COMPACTION, RUNNING)
+
+
+def _removals(replace: list[tuple[RawFile, dict[str, Any]]]) -> dict[str, set[str]]:
+    """Event date -> file ids whose old rows a replacement removes from merged outputs."""
+    out: dict[str, set[str]] = {}
+    for raw, old in replace:
+        for day in old.get("event_dates", []):
+            out.setdefault(day, set()).add(old.get("file_id", raw.file_id))
+    return out
+
+
+def _ingested_ids(store: Store) -> set[str]:
+    """File ids of every file in the ledger (read only when a date holds loose parts of
+    earlier runs: a crash before their compaction, or parts written before it existed)."""
+    ids = set()
+    for key in ledger_keys(store):
+        drop, _, name = key.partition("/")
+        try:
+            day = dt.date.fromisoformat(drop)
+        except ValueError:
+            continue
+        ids.add(RawFile("", day, name, 0, (), None).file_id)
+    return ids
+
+
+def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any],
+               max_late_days: int, repo: FeatureRepo | None, progress: bool | None,
+               report: IngestReport) -> list[dict[str, Any]]:
+    """One Dask task per file; every result goes into ``report``. Returns the results."""
+    repo = repo if repo is not None else repo_for_ingest(store, None)
+    daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
+    # no barrier: workers without our preload (a cluster started elsewhere) start loading the
+    # kernels now, in the background, while the tasks are submitted
+    c.run(start_warm_up)
+    futures = [c.submit(_ingest_one, store, raw, raw_options, same, old, max_late_days, daily,
+                        pure=False)
+               for raw, same, old in tasks]
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = _progress_bar(len(futures)) if show else None
+    results = []
+    for future in as_completed(futures):
+        if future.status == "error":  # the store kept failing: let the other tasks end, so
+            wait(futures)  # none writes after the lock is released
+        results.append(future.result())
+        report.add(results[-1])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
 
 
 def _progress_bar(total: int):

@@ -3,10 +3,14 @@
 ```
 <store>/
     <table>/as_of=YYYY-MM-DD/part-*.parquet         feature tables (one per repository table)
-    events/event_date=YYYY-MM-DD/part-<file id>.parquet      web-log hits (source weblog)
+    events/event_date=YYYY-MM-DD/part-c<digest>.parquet      web-log hits (source weblog), one
+                                                    file per date per ingest run (loose parts
+                                                    part-<file id>.parquet until merged)
     transactions/event_date=YYYY-MM-DD/part-*.parquet        retail invoices (source retail)
     _ledger/weblog/<drop>/<file>.json               one record per ingested raw file (last)
     _ledger/weblog/_days/<drop>/<version>.parquet   a complete drop's records, compacted
+    _ledger/weblog/_compaction/<date>/<output>.json a merged events file's inputs and row
+                                                    ranges (featurestore.events_compaction)
     _ledger/retail/<name>-<content id>.json         one record per ingested CSV (last)
     _quarantine/<source>/drop=<drop>/part-<file id>.parquet   bad rows with file, line, reason
     _daily/customer|customer_product/event_date=D/  per-day aggregates (internal)

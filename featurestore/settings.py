@@ -34,6 +34,10 @@ class Settings(BaseSettings):
                                      description="Feature repository YAML (default: built-in)")
     max_late_days: int = Field(30, ge=0, description="ingest quarantines hits dated more than "
                                "this many days before their drop's date (reason too_old)")
+    events_compaction: bool = Field(True, description="ingest merges each event date's parts "
+                                    "of a run into one events file (docs/choices.md, #14)")
+    events_target_mb: float = Field(128.0, gt=0, description="largest merged events file, in "
+                                    "MB of parquet; a date's parts above it make several")
     lease_seconds: float = Field(60.0, ge=1, description="Expiry of the store's writer lease; "
                                  "its heartbeat renews it every third of that")
 

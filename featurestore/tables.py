@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ._exceptions import NotFoundError
-from .layout import is_published
+from .layout import EVENTS, is_published
 from .schema import partitioning, to_pandas
 from .storage import Store
 
@@ -124,6 +124,27 @@ def read_dataset(store: Store, table: str, *, start: dt.date | None = None,
     if not store.partitions(table, key):
         raise NotFoundError(f"no table {table!r} with {key}= partitions in {store.url}")
     filters = [f for f in ((key, ">=", start), (key, "<=", end)) if f[2] is not None]
+    if table == EVENTS and key == "event_date":
+        return to_pandas(_read_events(store, start, end, columns))
     data = pq.read_table(store.path(table), filesystem=store.fs, partitioning=partitioning(key),
                          columns=columns, filters=filters or None)
     return to_pandas(data)
+
+
+def _read_events(store: Store, start: dt.date | None, end: dt.date | None,
+                 columns: list[str] | None) -> Any:
+    """``events`` as Arrow from its live files only (merged files resolved through their
+    records, :func:`featurestore.events_compaction.live_files`): never a row twice, even
+    between a merge's publish and the deletion of its inputs."""
+    import pyarrow.dataset as ds
+
+    from .events_compaction import live_files
+    from .schema import partitioning
+
+    days = [d for d in store.partitions(EVENTS, "event_date")
+            if (start is None or d >= start.isoformat()) and (end is None or d <= end.isoformat())]
+    files = [f for d in days for f in live_files(store, d)]
+    dataset = ds.dataset(files, format="parquet", filesystem=store.fs,
+                         partitioning=partitioning("event_date"),
+                         partition_base_dir=store.path(EVENTS))
+    return dataset.to_table(columns=columns)

@@ -45,6 +45,7 @@ def example_customer(store) -> str:
     """A customer id to put in the printed URLs: from the latest features, else from events."""
     import pyarrow.parquet as pq
 
+    from ..events_compaction import live_events
     from ..layout import is_published
 
     for table, key in (("customer_features", "as_of"), ("events", "event_date")):
@@ -52,7 +53,8 @@ def example_customer(store) -> str:
         if not values:
             continue
         folder = f"{key}={values[-1]}"
-        files = [f for f in store.listdir(table, folder) if is_published(f)]
+        files = ([f for f in store.listdir(table, folder) if is_published(f)]
+                 if table != "events" else live_events(store, values[-1]).files)
         ids = pq.read_table(store.path(table, folder, files[0]), filesystem=store.fs,
                             columns=["customer_id"]).column(0).drop_null()
         if len(ids):

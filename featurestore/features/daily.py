@@ -28,8 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import layout
-from ..layout import EVENTS as EVENTS_TABLE
-from ..layout import is_published
 from ..storage import Store
 from .definitions import FeatureRepo, Filter
 
@@ -185,12 +183,12 @@ def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
 
 
 def _events(store: Store, day: dt.date) -> pa.Table:
-    """The event columns of every published events part of ``day`` (Arrow)."""
+    """The event columns of every live events file of ``day`` (Arrow)."""
     import pyarrow.dataset as ds
 
-    folder = store.path(EVENTS_TABLE, f"event_date={day.isoformat()}")
-    files = [f"{folder}/{n}" for n in store.listdir(EVENTS_TABLE, f"event_date={day.isoformat()}")
-             if is_published(n)]
+    from ..events_compaction import live_files
+
+    files = live_files(store, day)  # merged files resolved: no row twice after a crash
     if not files:
         return pa.table({c: pa.array([], pa.string()) for c in _EVENT_COLUMNS})
     return ds.dataset(sorted(files), format="parquet", filesystem=store.fs).to_table(

@@ -28,7 +28,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import layout
-from ..layout import EVENTS, PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT, is_published
+from ..events_compaction import live_events
+from ..layout import PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT
 from ..storage import Store
 from ._io import read_ipc, write_ipc
 from .daily import DailyPlan, _to_pandas, aggregate_events
@@ -102,8 +103,9 @@ def combine_partials(store: Store, plan: DailyPlan, day: dt.date
                      ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The daily frames of ``day`` from its partials, or None when they do not cover it.
 
-    They cover it when every published events part of ``day`` has both partials built for
-    ``plan``; a partial without an events part (left by a replaced file) is not used.
+    They cover it when every file whose rows ``day``'s live events hold (a merged file's
+    inputs, :func:`featurestore.events_compaction.live_events`) has both partials built for
+    ``plan``; a partial without events (left by a replaced file) is not used.
 
     Args:
         store: the store.
@@ -115,8 +117,8 @@ def combine_partials(store: Store, plan: DailyPlan, day: dt.date
         them (int sums exact; float sums may differ from it in the last bits, the order of
         addition being per file), or None.
     """
-    events = _file_ids([n for n in store.listdir(EVENTS, _folder(day)) if is_published(n)],
-                       "part-", ".parquet")
+    # the file ids behind the live events files: a merged file stands for its inputs
+    events = {fid for ids in live_events(store, day).file_ids.values() for fid in ids}
     if not events:
         return None
     suffix = f"-{partials_fingerprint(plan)}.arrow"

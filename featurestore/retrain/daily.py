@@ -81,7 +81,9 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
     with dask_client(settings.scheduler, settings.workers, client) as c:
         with store.lock("run-daily: ingest + materialize"):
             ingest = ingest_weblog(raw_root, store, client=c,
-                                   max_late_days=settings.max_late_days)
+                                   max_late_days=settings.max_late_days,
+                                   compaction=settings.events_compaction,
+                                   target_mb=settings.events_target_mb)
             report["ingest"] = ingest.to_dict()
             report["ok"] &= ingest.ok
             report["materialize"] = {"status": "done", "result": materialize_locked(

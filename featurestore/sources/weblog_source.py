@@ -41,6 +41,8 @@ class WeblogSource:
                              raw_storage_options=raw_storage_options, progress=progress,
                              max_late_days=self.settings.max_late_days,
                              accept_changed=accept_changed,
+                             compaction=self.settings.events_compaction,
+                             target_mb=self.settings.events_target_mb,
                              repo=repo_for_ingest(self.store, self.settings.feature_repo))
 
     def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,

@@ -344,13 +344,24 @@ def partial_problems(store: Any) -> list[str]:
                 problems.append(f"{rel}: unreadable ({exc})")
     from featurestore.ingest import ledger_entries
 
+    from featurestore.events_compaction import live_events
+
+    held: dict[str, set[str]] = {}  # date -> file ids its live events files hold
+
+    def holds(day: str) -> set[str]:
+        if day not in held:  # merged files resolved through their compaction records
+            held[day] = {f for ids in live_events(store, day).file_ids.values() for f in ids}
+        return held[day]
+
     for key, record in sorted(ledger_entries(store).items()):  # the ledger's own reader
         drop = key.split("/", 1)[0]
-        wanted = [f"events/event_date={d}/part-{record['file_id']}.parquet"
-                  for d in record.get("event_dates", [])]
+        problems += [f"ledger {key} names missing events of {record['file_id']} on {d}"
+                     for d in record.get("event_dates", []) if record["file_id"] not in holds(d)]
+        wanted = []
         if record.get("rows_quarantined"):
             wanted.append(f"_quarantine/weblog/drop={drop}/part-{record['file_id']}.parquet")
         problems += [f"ledger {key} names missing {w}" for w in wanted if w not in files]
+    store.fs.invalidate_cache()  # the date listings above must not answer later info() calls
     return problems
 
 

@@ -96,8 +96,12 @@ def test_every_file_name_gets_its_own_output(moto_server, s3_bucket, client, cap
     excluded = sum(_hit(10 * n + i)["exclude_hit"] != "0"
                    for n in range(len(NAMES)) for i in range(n + 1))
     assert report["rows_ingested"] == len(events) == lines - excluded
-    fs = fsspec.filesystem("s3", **options)
-    parts = [p.rsplit("/", 1)[-1] for p in fs.find(f"{s3_bucket}/store/events")]
+    from featurestore.events_compaction import live_events
+    from featurestore.storage import Store
+
+    # each file's own part (merged into one file per date: named in the merge's record)
+    view = live_events(Store(store, options), DAY)
+    parts = [f"part-{fid}.parquet" for fids in view.file_ids.values() for fid in fids]
     assert len(parts) == len(set(parts)) == len(NAMES)
     assert f"part-{DAY}-hit_data-0000.parquet" in parts  # existing stores keep their names
     assert all(len(p) <= 100 and p.isascii() and " " not in p for p in parts)

@@ -50,7 +50,8 @@ def _ledger_files(store: Path) -> list[str]:
 def _per_file_objects(store: Path) -> list[str]:
     """Per-file records and content markers: what compaction folds away."""
     return [p for p in _ledger_files(store) if not p.startswith(DAYS)
-            and not p.endswith("_status.json")]
+            and not p.endswith("_status.json")
+            and not p.startswith("_compaction/")]  # the events compaction's records
 
 
 def _tables(store: Path) -> dict[str, pd.DataFrame]:

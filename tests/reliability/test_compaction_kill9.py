@@ -1,0 +1,115 @@
+"""Issue #14 item 2: the events compaction keeps exactly-once. The real ``featurestore ingest``
+CLI (its own cluster) is killed with SIGKILL at each step of the compaction (the
+``FEATURESTORE_TEST_CRASH_AT`` hook kills its whole process group, as ``kill -9`` of the
+group), then run again with no manual step: the store holds the same tables as one clean run,
+and the same events files byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from benchmarks.reliability import compare, run_cli, snapshot
+from featurestore.events_compaction import COMPACTION, CRASH_ENV
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    from featurestore.generate import generate_weblog
+
+    root = tmp_path_factory.mktemp("compaction_kill9") / "raw"
+    generate_weblog(str(root), days=3, customers=120, products=15, rows_per_day=900, parts=3,
+                    seed=5, bad_rows=0.01, late_fraction=0.15)
+    return root
+
+
+def _ingest(raw: Path, store: Path, *more: str) -> dict:
+    return run_cli(["ingest", str(raw), "--store", str(store), "--workers", "1",
+                    "--no-progress", *more])
+
+
+def _events(store: Path) -> dict[str, str]:
+    """Every events file (name -> sha256) and every compaction record less its time."""
+    out = {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+           for p in sorted((store / "events").rglob("*.parquet"))}
+    for p in sorted((store / "_ledger" / "weblog" / COMPACTION).rglob("*.json")):
+        record = json.loads(p.read_text())
+        record.pop("created_at", None)
+        out[str(p.relative_to(store))] = json.dumps(record, sort_keys=True)
+    return out
+
+
+def _assert_same_as_clean(store: Path, clean: Path, tmp_path: Path) -> None:
+    none = tmp_path / "none"
+    assert compare(snapshot(clean, none), snapshot(store, none)) == {
+        "rows_lost": 0, "rows_duplicated": 0}
+    assert _events(store) == _events(clean)
+    assert not (store / "_ledger" / "weblog" / COMPACTION / "_running.json").exists()
+
+
+@pytest.fixture(scope="module")
+def clean(raw, tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("clean") / "store"
+    done = _ingest(raw, store)
+    assert done["rc"] == 0, done["stderr"][-2000:]
+    assert any(p.name.startswith("part-c") for p in (store / "events").rglob("*.parquet"))
+    return store
+
+
+@pytest.mark.parametrize("step", ["after-output", "after-record", "mid-deletes"])
+def test_kill9_at_each_compaction_step_then_rerun_equals_clean_run(step, raw, clean, tmp_path,
+                                                                   monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv(CRASH_ENV, f"compaction:{step}")
+    killed = _ingest(raw, store)
+    assert killed["rc"] == -signal.SIGKILL, killed["stderr"][-2000:]
+    assert (store / "_ledger" / "weblog" / COMPACTION / "_running.json").exists()
+    monkeypatch.delenv(CRASH_ENV)
+    again = _ingest(raw, store)
+    assert again["rc"] == 0, again["stderr"][-2000:]
+    _assert_same_as_clean(store, clean, tmp_path)
+
+
+def _change_one_file(raw: Path, into: Path) -> None:
+    """``into``: a copy of ``raw`` whose first drop's first file is resent with other content
+    (half its lines), manifest updated."""
+    import gzip
+
+    shutil.copytree(raw, into)
+    day = sorted(p for p in into.iterdir() if p.is_dir())[0]
+    target = day / "hit_data-0000.tsv.gz"
+    lines = gzip.decompress(target.read_bytes()).splitlines(keepends=True)
+    data = gzip.compress(b"".join(lines[: len(lines) // 2]))
+    target.write_bytes(data)
+    manifest = json.loads((day / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        if entry["name"] == target.name:
+            entry["md5"] = hashlib.md5(data).hexdigest()
+            entry.pop("records", None)
+    (day / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("step", ["rewrite-after-output", "rewrite-after-record"])
+def test_kill9_while_a_replacement_rewrites_a_merged_file(step, raw, clean, tmp_path,
+                                                          monkeypatch):
+    changed = tmp_path / "changed"
+    _change_one_file(raw, changed)
+    reference = tmp_path / "reference"  # the clean sequence: ingest, then the accepted change
+    shutil.copytree(clean, reference)
+    done = _ingest(changed, reference, "--accept-changed")
+    assert done["rc"] == 0, done["stderr"][-2000:]
+    store = tmp_path / "store"
+    shutil.copytree(clean, store)
+    monkeypatch.setenv(CRASH_ENV, f"compaction:{step}")
+    killed = _ingest(changed, store, "--accept-changed")
+    assert killed["rc"] == -signal.SIGKILL, killed["stderr"][-2000:]
+    monkeypatch.delenv(CRASH_ENV)
+    again = _ingest(changed, store, "--accept-changed")
+    assert again["rc"] == 0, again["stderr"][-2000:]
+    _assert_same_as_clean(store, reference, tmp_path)
+    assert _events(store) != _events(clean)  # the change landed
