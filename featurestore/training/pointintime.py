@@ -7,15 +7,20 @@ with event date in D+1 .. D+30, read from ``events/event_date=*`` partitions of 
 only. Rows whose label window is not complete yet (D+30 after the latest ingested date) are left
 out and counted.
 
-Dask graph: one small task per event date needed (the set of customers who purchased that day)
-and one task per as-of date that reads its feature partition and unions the 30 daily purchaser
-sets of its window. Each event partition is read once even though 30 windows overlap it.
+Who purchased on an event date comes from the ingest's partial daily aggregates when they cover
+the date, else from its events (:mod:`.labels`); every needed event date is read once, into one
+:class:`.labels.PurchaseIndex` of sorted (customer, date) keys, and each as-of date's label is
+a vectorized as-of lookup in it. In process (no client) the dates run on a thread pool (pyarrow
+releases the GIL; a dask graph of 30-90 small tasks cost more than the work). On a cluster:
+one task per event date, one that builds the index, one per as-of date that reads its feature
+partition and labels it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +32,8 @@ from .._exceptions import ConfigError, NotFoundError
 from ..layout import is_published
 from ..schema import conform, nullable_columns
 from ..storage import Store
+from . import labels as _labels
+from .labels import PURCHASE_PATTERN, PurchaseIndex
 
 __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "TrainingSetResult",
            "build_training_set", "TrainingSetPlan", "plan_training_set", "execute_training_set",
@@ -37,9 +44,8 @@ log = logging.getLogger(__name__)
 LABEL = "purchased_next_30d"
 HORIZON_DAYS = 30
 FEATURES_TABLE = "customer_features"
-#: event id 1 as a whole item of the comma-separated list ("10" or "21" are other events)
-PURCHASE_PATTERN = r"(^|,)1(,|$)"
 KEY_COLUMNS = ("customer_id", "as_of")
+_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass
@@ -57,6 +63,8 @@ class TrainingSetResult:
     as_of_dates: list[str] = field(default_factory=list)
     latest_event_date: str | None = None
     output: str | None = None
+    #: event dates whose purchasers were read from the ingest's partials / from the events
+    label_event_dates: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -97,35 +105,43 @@ def feature_dates(store: Store, start: dt.date | None = None,
     return [d for d in dates if (start is None or d >= start) and (end is None or d <= end)]
 
 
-def purchasers_on(store: Store, day: dt.date) -> Any:
+def purchasers_on(store: Store, day: dt.date, partials: str | None = None) -> Any:
     """Distinct customer ids (a pyarrow array) with a purchase hit on event date ``day``.
 
     Empty when the date has no events partition.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    path = store.path("events", f"event_date={day.isoformat()}")
-    try:
-        files = [f for f in store.fs.ls(path, detail=False)
-                 if is_published(f)]
-    except FileNotFoundError:
-        return pa.array([], pa.string())
-    # file by file: half the cost of pyarrow's dataset discovery on a directory
-    tables = [pq.read_table(f, filesystem=store.fs, columns=["customer_id", "post_event_list"])
-              for f in sorted(files)]
-    if not tables:
-        return pa.array([], pa.string())
-    table = pa.concat_tables(tables, promote_options="permissive")
-    if table.num_rows == 0:
-        return pa.array([], pa.string())
-    events = table["post_event_list"].cast(pa.string())   # an all-null file may store `null`
-    customers = table["customer_id"].cast(pa.string())
-    hit = pc.match_substring_regex(events, PURCHASE_PATTERN)
-    mask = pc.and_(pc.fill_null(hit, False), pc.is_valid(customers))
-    ids = pc.unique(pc.filter(customers, mask).combine_chunks())
-    return ids.cast(pa.string())
+    Args:
+        store: the offline store.
+        day: the event date.
+        partials: :func:`.labels.partials_token` of the store's repository: read the ingest's
+            partials when they cover ``day`` (None: the events).
+
+    Returns:
+        The customer ids (string, unsorted).
+    """
+    return _purchasers(store, day, partials)[0]
+
+
+def _purchasers(store: Store, day: dt.date, partials: str | None) -> tuple[Any, str]:
+    """:func:`purchasers_on` and what it read ("partials" or "events")."""
+    if partials is not None:
+        ids = _labels.purchasers_from_partials(store, day, partials)
+        if ids is not None:
+            return ids, "partials"
+    return _labels.purchasers_from_events(store, day), "events"
+
+
+def _dated_purchasers(store: Store, day: dt.date, partials: str | None
+                      ) -> tuple[dt.date, tuple[Any, str]]:
+    return day, _purchasers(store, day, partials)
+
+
+def _index(found: list[tuple[dt.date, tuple[Any, str]]]) -> tuple[PurchaseIndex, dict[str, int]]:
+    """The purchase index of every event date read, and how many dates each reader gave."""
+    sources: dict[str, int] = {}
+    for _, (_, source) in found:
+        sources[source] = sources.get(source, 0) + 1
+    return _labels.build_index({day: ids for day, (ids, _) in found}), sources
 
 
 def _feature_files(store: Store, day: dt.date, table: str = FEATURES_TABLE) -> list[str]:
@@ -205,7 +221,7 @@ def _join_tables(store: Store, day: dt.date, feats: Any, nullable: list[str],
     return feats, nullable
 
 
-def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
+def _as_of_table(store: Store, day: dt.date, index: PurchaseIndex,
                  entity_ids: pd.Series | None, fraction: float, seed: int,
                  joins: tuple[str, ...] = ()) -> tuple[Any, list[str], int]:
     """The training rows of one as-of date as an Arrow table (+ nullable cols, missing count)."""
@@ -225,10 +241,10 @@ def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
         feats = feats.take(pos)
     elif fraction < 1.0:
         feats = feats.take(pa.array(_sample_indices(feats.num_rows, fraction, seed, day)))
-    buyers = (pc.unique(pa.chunked_array(window_buyers, pa.string()).combine_chunks())
-              if window_buyers else pa.array([], pa.string()))
-    label = pc.cast(pc.is_in(feats["customer_id"], value_set=buyers), pa.int64())
-    table = feats.add_column(1, "as_of", pa.array([day] * feats.num_rows, pa.date32()))
+    label = pa.array(index.purchased(feats["customer_id"], day, HORIZON_DAYS))
+    as_of = pa.array(np.full(feats.num_rows, (day - _EPOCH).days, dtype=np.int32)
+                     ).cast(pa.date32())
+    table = feats.add_column(1, "as_of", as_of)
     table = table.append_column(LABEL, label)
     return table, nullable, missing
 
@@ -242,13 +258,13 @@ def _write_part(table: Any, nullable: list[str], out: Store, day: dt.date) -> No
         pq.write_table(table, f, compression="snappy")
 
 
-def _build_day(store: Store, day: dt.date, window_buyers: list[Any],
+def _build_day(store: Store, day: dt.date, index: PurchaseIndex,
                entity_ids: pd.Series | None, fraction: float, seed: int,
                out: Store | None, joins: tuple[str, ...] = ()
                ) -> tuple[pd.DataFrame | None, int, int, int]:
     import pyarrow.compute as pc
 
-    table, nullable, missing = _as_of_table(store, day, window_buyers, entity_ids, fraction,
+    table, nullable, missing = _as_of_table(store, day, index, entity_ids, fraction,
                                             seed, joins)
     stats = (table.num_rows, int(pc.sum(table[LABEL]).as_py() or 0), missing)
     if out is not None:
@@ -268,15 +284,15 @@ def _count_incomplete(store: Store, day: dt.date, fraction: float) -> int:
     return n if fraction >= 1.0 else int(round(n * fraction))
 
 
-def _compute(tasks: list[Any], client: Any) -> list[Any]:
-    import dask
+def _map_here(fn: Callable[..., Any], items: list[Any]) -> list[Any]:
+    """``fn`` over ``items`` on a thread pool of this process, results in order (pyarrow
+    releases the GIL while it reads and computes)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    if not tasks:
-        return []
-    if client is not None:
-        return client.gather(client.compute(tasks))
-    # No cluster given: dask's threaded scheduler in this process (pyarrow releases the GIL).
-    return list(dask.compute(*tasks, scheduler="threads"))
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, items))
 
 
 def _window(day: dt.date) -> list[dt.date]:
@@ -296,6 +312,8 @@ class TrainingSetPlan:
         excluded: entity rows already left out for an incomplete label window.
         fraction: the share of each date's customers taken (1.0: all).
         joins: more customer-keyed tables joined at the same as-of date.
+        partials: the fingerprint of the ingest's partials that answer who purchased on a
+            date (:func:`.labels.partials_token`); None: the labels read the events.
     """
 
     latest: dt.date
@@ -304,6 +322,7 @@ class TrainingSetPlan:
     excluded: int
     fraction: float
     joins: tuple[str, ...]
+    partials: str | None = None
 
     @property
     def event_dates(self) -> list[dt.date]:
@@ -325,8 +344,8 @@ def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
                       has_table: Callable[[str], bool], *, url: str = "the store",
                       entities: pd.DataFrame | None = None, start: dt.date | None = None,
                       end: dt.date | None = None, sample: str = "all",
-                      sample_fraction: float = 1.0, tables: list[str] | None = None
-                      ) -> TrainingSetPlan:
+                      sample_fraction: float = 1.0, tables: list[str] | None = None,
+                      partials: str | None = None) -> TrainingSetPlan:
     """Plan a point-in-time training set from what the store holds, without reading it.
 
     Args:
@@ -336,6 +355,8 @@ def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
         url: the store, for error messages.
         entities, start, end, sample, sample_fraction, tables: as for
             :func:`build_training_set`.
+        partials: :func:`.labels.partials_token` of the store's repository (None: labels
+            from the events).
 
     Returns:
         The plan.
@@ -391,44 +412,63 @@ def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
     if missing_tables:
         raise NotFoundError(f"no feature table {', '.join(missing_tables)} in {url}: "
                             "`featurestore tables` lists the tables; apply and backfill first")
-    return TrainingSetPlan(latest, groups, tuple(incomplete_days), excluded, fraction, joins)
+    return TrainingSetPlan(latest, groups, tuple(incomplete_days), excluded, fraction, joins,
+                           partials)
 
 
 def execute_training_set(store: Store, plan: TrainingSetPlan, *, seed: int = 0,
                          client: Any = None, out: Store | None = None
-                         ) -> tuple[list[Any], int]:
-    """Build the planned as-of dates on Dask (one task per purchasers' event date, one per
-    as-of date) and count the rows left out for an incomplete label.
+                         ) -> tuple[list[Any], int, dict[str, int]]:
+    """Build the planned as-of dates and count the rows left out for an incomplete label.
+
+    Every event date a label window needs is read once (partials or events) into one
+    :class:`.labels.PurchaseIndex`; each as-of date then reads its feature partition and
+    labels it. With a client: Dask tasks on the cluster (one per event date, one for the
+    index, one per as-of date). Without: a thread pool in this process.
 
     Args:
         store: the offline store.
         plan: the plan.
         seed: the sampling seed.
-        client: a Dask client (None: dask's threaded scheduler here).
+        client: a Dask client (None: threads here).
         out: where each as-of date's part is published (None: returned as pandas).
 
     Returns:
-        (per as-of date ``(frame or None, rows, positives, missing)``, rows excluded in all).
+        (per as-of date ``(frame or None, rows, positives, missing)``, rows excluded in all,
+        event dates read per reader: ``{"partials": n, "events": m}``).
     """
+    events = plan.event_dates
+    if client is None:
+        found = _map_here(lambda e: _dated_purchasers(store, e, plan.partials), events)
+        index, sources = _index(found)
+        built = _map_here(lambda item: _build_day(store, item[0], index, item[1],
+                                                  plan.fraction, seed, out, plan.joins),
+                          list(plan.groups.items()))
+        counted = _map_here(lambda d: _count_incomplete(store, d, plan.fraction),
+                            list(plan.incomplete_days))
+        return built, plan.excluded + int(sum(counted)), sources
+
     import dask
 
-    buyers_task = {e: dask.delayed(purchasers_on, pure=True)(
-        store, e, dask_key_name=f"purchasers-{e.isoformat()}") for e in plan.event_dates}
+    found_tasks = [dask.delayed(_dated_purchasers, pure=True)(
+        store, e, plan.partials, dask_key_name=f"purchasers-{e.isoformat()}") for e in events]
+    index_task = dask.delayed(_index, pure=True)(found_tasks, dask_key_name="purchase-index")
     day_tasks = [
-        dask.delayed(_build_day)(store, day, [buyers_task[e] for e in _window(day)], ids,
-                                 plan.fraction, seed, out, plan.joins,
-                                 dask_key_name=f"as-of-{day.isoformat()}")
+        dask.delayed(_build_day)(store, day, index_task[0], ids, plan.fraction, seed, out,
+                                 plan.joins, dask_key_name=f"as-of-{day.isoformat()}")
         for day, ids in plan.groups.items()
     ]
     count_tasks = [dask.delayed(_count_incomplete)(store, d, plan.fraction)
                    for d in plan.incomplete_days]
-    results = _compute(day_tasks + count_tasks, client)
-    built, counted = results[:len(day_tasks)], results[len(day_tasks):]
-    return built, plan.excluded + int(sum(counted))
+    results = client.gather(client.compute([index_task[1], *day_tasks, *count_tasks]))
+    sources, built, counted = (results[0], results[1:1 + len(day_tasks)],
+                               results[1 + len(day_tasks):])
+    return built, plan.excluded + int(sum(counted)), sources
 
 
 def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], excluded: int,
-                        out: Store | None) -> TrainingSetResult:
+                        out: Store | None, sources: Mapping[str, int] | None = None
+                        ) -> TrainingSetResult:
     """The result of the built parts; with ``out``, its record ``_training_set.json`` written
     last (the parts before it are published).
 
@@ -438,6 +478,7 @@ def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], e
         built: :func:`execute_training_set`'s per-date results.
         excluded: rows left out for an incomplete label window.
         out: the output store, or None.
+        sources: event dates read per label reader (:func:`execute_training_set`).
 
     Returns:
         The :class:`TrainingSetResult`.
@@ -450,7 +491,8 @@ def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], e
     result = TrainingSetResult(
         frame=None, rows=rows, excluded_incomplete_label=excluded, positives=positives,
         missing_features=missing, as_of_dates=[d.isoformat() for d in plan.groups],
-        latest_event_date=plan.latest.isoformat(), output=out.url if out else None)
+        latest_event_date=plan.latest.isoformat(), output=out.url if out else None,
+        label_event_dates=dict(sources or {}))
     if out is not None:
         out.write_json(result.to_dict(), "_training_set.json")
         if rows:
@@ -477,6 +519,7 @@ def build_training_set(
     output: str | None = None,
     storage_options: dict[str, Any] | None = None,
     tables: list[str] | None = None,
+    repo: Any = None,
 ) -> TrainingSetResult:
     """Build a point-in-time training set: plan (:func:`plan_training_set`), execute
     (:func:`execute_training_set`), commit (:func:`commit_training_set`).
@@ -496,16 +539,27 @@ def build_training_set(
     ``<output>/part-<as_of>.parquet`` plus ``<output>/_training_set.json`` and ``frame`` is a
     lazy dask frame over it; otherwise ``frame`` is a pandas frame. Columns: customer_id,
     as_of (``datetime.date``), the feature columns in table order, purchased_next_30d (int64).
+
+    ``repo``: the store's feature repository (:func:`featurestore.repository.resolve_repo`);
+    None: the one recorded in the store, else the built-in one (what an ingest without a
+    ``feature_repo`` setting builds its partials for). It names the ingest's partials that
+    say who purchased on a date; dates they do not cover read the events.
     """
     _fraction(sample, sample_fraction)  # a bad request fails before any read of the store
+    if repo is None:
+        from ..features.partials import repo_for_ingest
+
+        repo = repo_for_ingest(store, None)
     latest = latest_data_date(store)
     plan = plan_training_set(latest, feature_dates(store) if latest is not None else [],
                              lambda t: bool(store.partitions(t, "as_of")), url=store.url,
                              entities=entities, start=start, end=end, sample=sample,
-                             sample_fraction=sample_fraction, tables=tables)
+                             sample_fraction=sample_fraction, tables=tables,
+                             partials=_labels.partials_token(repo))
     out = Store(output, storage_options) if output else None
-    built, excluded = execute_training_set(store, plan, seed=seed, client=client, out=out)
-    return commit_training_set(store, plan, built, excluded, out)
+    built, excluded, sources = execute_training_set(store, plan, seed=seed, client=client,
+                                                    out=out)
+    return commit_training_set(store, plan, built, excluded, out, sources)
 
 
 def _empty_frame(store: Store, groups: Iterable[dt.date]) -> pd.DataFrame:
