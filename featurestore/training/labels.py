@@ -31,8 +31,9 @@ import pyarrow.parquet as pq
 from ..layout import EVENTS, PARTIAL_CUSTOMER, is_published
 from ..storage import Store
 
-__all__ = ["PURCHASE_PATTERN", "PurchaseIndex", "build_index", "partials_token",
-           "purchase_column", "purchasers_from_events", "purchasers_from_partials"]
+__all__ = ["PURCHASE_PATTERN", "PurchaseIndex", "build_index", "parquet_filesystem",
+           "partials_token", "purchase_column", "purchasers_from_events",
+           "purchasers_from_partials"]
 
 #: event id 1 as a whole item of the comma-separated list ("10" or "21" are other events)
 PURCHASE_PATTERN = r"(^|,)1(,|$)"
@@ -72,6 +73,19 @@ def partials_token(repo: Any) -> str | None:
     if not any(f"hits_{f.key}" == purchase_column() for f in plan.hit_filters):
         return None
     return partials_fingerprint(plan)
+
+
+def parquet_filesystem(store: Store) -> Any:
+    """The filesystem to give pyarrow for the store's files: None (pyarrow's own, a third of
+    the time of going through fsspec's local one) for a local store, else the store's.
+
+    Args:
+        store: the store.
+
+    Returns:
+        A filesystem, or None.
+    """
+    return None if store.is_local else store.fs
 
 
 def _folder(day: dt.date) -> str:
@@ -142,7 +156,8 @@ def purchasers_from_events(store: Store, day: dt.date) -> pa.Array:
         if not is_published(name):
             continue
         # file by file: half the cost of pyarrow's dataset discovery on a directory
-        table = pq.read_table(store.path(EVENTS, _folder(day), name), filesystem=store.fs,
+        table = pq.read_table(store.path(EVENTS, _folder(day), name),
+                              filesystem=parquet_filesystem(store),
                               columns=["customer_id", "post_event_list"],
                               read_dictionary=["post_event_list"])
         customers = table["customer_id"].cast(pa.string())

@@ -163,7 +163,8 @@ def _read_features_table(store: Store, day: dt.date,
     if not files:
         raise NotFoundError(f"no {name} partition as_of={day}: materialize features through "
                             "that date (featurestore backfill)")
-    tables = [pq.read_table(f, filesystem=store.fs) for f in files]
+    fs = _labels.parquet_filesystem(store)
+    tables = [pq.read_table(f, filesystem=fs) for f in files]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     table = table.drop_columns([c for c in table.column_names if c == "as_of"])
     # pandas metadata names a nullable int's dtype in numpy_type ("Int64"), not pandas_type
@@ -450,20 +451,53 @@ def execute_training_set(store: Store, plan: TrainingSetPlan, *, seed: int = 0,
 
     import dask
 
-    found_tasks = [dask.delayed(_dated_purchasers, pure=True)(
-        store, e, plan.partials, dask_key_name=f"purchasers-{e.isoformat()}") for e in events]
-    index_task = dask.delayed(_index, pure=True)(found_tasks, dask_key_name="purchase-index")
+    # A few tasks per thread, each a run of dates: a task costs the scheduler more than
+    # reading one date's partials or labelling one as-of date does.
+    slots = 2 * max(1, sum(client.nthreads().values()))
+    found_tasks = [dask.delayed(_purchasers_of, pure=True)(
+        store, chunk, plan.partials, dask_key_name=f"purchasers-{chunk[0].isoformat()}")
+        for chunk in _chunks(events, slots)]
+    index_task = dask.delayed(_index_of, pure=True)(found_tasks, dask_key_name="purchase-index")
     day_tasks = [
-        dask.delayed(_build_day)(store, day, index_task[0], ids, plan.fraction, seed, out,
-                                 plan.joins, dask_key_name=f"as-of-{day.isoformat()}")
-        for day, ids in plan.groups.items()
+        dask.delayed(_build_days)(store, chunk, index_task, plan.fraction, seed, out,
+                                  plan.joins, dask_key_name=f"as-of-{chunk[0][0].isoformat()}")
+        for chunk in _chunks(list(plan.groups.items()), slots)
     ]
     count_tasks = [dask.delayed(_count_incomplete)(store, d, plan.fraction)
                    for d in plan.incomplete_days]
-    results = client.gather(client.compute([index_task[1], *day_tasks, *count_tasks]))
-    sources, built, counted = (results[0], results[1:1 + len(day_tasks)],
-                               results[1 + len(day_tasks):])
-    return built, plan.excluded + int(sum(counted)), sources
+    results = client.gather(client.compute([*day_tasks, *count_tasks]))
+    built = [r for chunk in results[:len(day_tasks)] for r in chunk[0]]
+    sources = results[0][1] if day_tasks else {}
+    return built, plan.excluded + int(sum(results[len(day_tasks):])), sources
+
+
+def _chunks(items: list[Any], n: int) -> list[list[Any]]:
+    """``items`` in at most ``n`` contiguous runs of near-equal length (none empty)."""
+    size, extra = divmod(len(items), n)
+    runs, at = [], 0
+    for k in range(min(n, len(items))):
+        step = size + (k < extra)
+        runs.append(items[at:at + step])
+        at += step
+    return runs
+
+
+def _purchasers_of(store: Store, days: list[dt.date], partials: str | None
+                   ) -> list[tuple[dt.date, tuple[Any, str]]]:
+    return [_dated_purchasers(store, day, partials) for day in days]
+
+
+def _index_of(chunks: list[list[Any]]) -> tuple[PurchaseIndex, dict[str, int]]:
+    return _index([found for chunk in chunks for found in chunk])
+
+
+def _build_days(store: Store, items: list[tuple[dt.date, pd.Series | None]],
+                index: tuple[PurchaseIndex, dict[str, int]], fraction: float, seed: int,
+                out: Store | None, joins: tuple[str, ...]
+                ) -> tuple[list[Any], dict[str, int]]:
+    """:func:`_build_day` of each (as-of date, entity ids), and the index's reader counts."""
+    return ([_build_day(store, day, index[0], ids, fraction, seed, out, joins)
+             for day, ids in items], index[1])
 
 
 def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], excluded: int,
