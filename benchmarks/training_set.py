@@ -198,11 +198,12 @@ def main() -> None:
               f"{args.dates + 30} event dates x {args.hits_per_day:,} hits "
               f"(written in {time.perf_counter() - t:.1f} s) under {work}")
 
-        # warm-up both (imports, page cache), then time
-        build_training_set(store, start=START, end=START)
+        # warm-up: one whole run of each (imports, page cache), then time
+        build_training_set(store)
         con = duckdb.connect()
         con.execute("SET threads TO 2")
         sql = duckdb_sql(store, latest)
+        con.execute(sql).df()
 
         def reads(res) -> str:
             got = res.label_event_dates
@@ -246,8 +247,7 @@ def main() -> None:
             with (LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                dashboard_address=":0") as cluster, Client(cluster) as client):
                 pids = [w.pid for w in cluster.workers.values() if getattr(w, "pid", None)]
-                build_training_set(store, start=START, end=START, client=client,
-                                   output=str(work / "warm"))
+                build_training_set(store, client=client, output=str(work / "warm"))
                 for r in range(1, args.runs + 1):
                     shutil.rmtree(work / "ts", ignore_errors=True)
                     with peak_rss(pids) as m_ours:
