@@ -37,8 +37,8 @@ __all__ = ["PURCHASE_PATTERN", "PurchaseIndex", "build_index", "parquet_filesyst
 
 #: event id 1 as a whole item of the comma-separated list ("10" or "21" are other events)
 PURCHASE_PATTERN = r"(^|,)1(,|$)"
-_EPOCH = dt.date(1970, 1, 1).toordinal()
-#: a key is code * 2**_DAY_BITS + days since 1970: dates to year 4840, 2**42 customers
+#: a key is code * 2**_DAY_BITS + the date's proleptic ordinal (>= 1, below 2**20 through
+#: the year 2870): 2**43 customers fit an int64
 _DAY_BITS = 20
 
 
@@ -175,7 +175,7 @@ class PurchaseIndex:
 
     Attributes:
         customers: the distinct purchasers (string); a key's customer is its position here.
-        keys: ``position * 2**20 + days since 1970`` of each pair, sorted, unique.
+        keys: ``position * 2**20 + date.toordinal()`` of each pair, sorted, unique.
     """
 
     customers: pa.Array
@@ -202,7 +202,7 @@ class PurchaseIndex:
         if not len(rows):
             return out
         base = codes.filter(codes.is_valid()).to_numpy().astype(np.int64) << _DAY_BITS
-        d = day.toordinal() - _EPOCH
+        d = day.toordinal()
         at = np.searchsorted(self.keys, base + d, side="right")  # first purchase after day
         nxt = self.keys[np.minimum(at, len(self.keys) - 1)]
         out[rows] = ((at < len(self.keys)) & (nxt <= base + d + horizon)).astype(np.int64)
@@ -222,7 +222,7 @@ def build_index(purchasers: dict[dt.date, pa.Array]) -> PurchaseIndex:
     if not days:
         return PurchaseIndex(pa.array([], pa.string()), np.zeros(0, dtype=np.int64))
     ids = pa.chunked_array([purchasers[d] for d in days], pa.string()).combine_chunks()
-    ordinals = np.repeat(np.array([d.toordinal() - _EPOCH for d in days], dtype=np.int64),
+    ordinals = np.repeat(np.array([d.toordinal() for d in days], dtype=np.int64),
                          [len(purchasers[d]) for d in days])
     encoded = pc.dictionary_encode(ids)
     keys = (encoded.indices.to_numpy().astype(np.int64) << _DAY_BITS) + ordinals
