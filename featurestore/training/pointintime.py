@@ -11,9 +11,9 @@ Who purchased on an event date comes from the ingest's partial daily aggregates 
 the date, else from its events (:mod:`.labels`); every needed event date is read once, into one
 :class:`.labels.PurchaseIndex` of sorted (customer, date) keys, and each as-of date's label is
 a vectorized as-of lookup in it. In process (no client) the dates run on a thread pool (pyarrow
-releases the GIL; a dask graph of 30-90 small tasks cost more than the work). On a cluster:
-one task per event date, one that builds the index, one per as-of date that reads its feature
-partition and labels it.
+releases the GIL; a dask graph of 30-90 small tasks cost more than the work). On a cluster: two
+tasks per worker thread for runs of event dates, one that builds the index, two per thread for
+runs of as-of dates (each reads its feature partitions, labels and writes or returns them).
 """
 
 from __future__ import annotations
@@ -427,8 +427,9 @@ def execute_training_set(store: Store, plan: TrainingSetPlan, *, seed: int = 0,
 
     Every event date a label window needs is read once (partials or events) into one
     :class:`.labels.PurchaseIndex`; each as-of date then reads its feature partition and
-    labels it. With a client: Dask tasks on the cluster (one per event date, one for the
-    index, one per as-of date). Without: a thread pool in this process.
+    labels it. With a client: Dask tasks on the cluster (runs of event dates, one task for
+    the index, runs of as-of dates; two runs of each per worker thread). Without: a thread
+    pool in this process.
 
     Args:
         store: the offline store.
