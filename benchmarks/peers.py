@@ -10,7 +10,8 @@ customer on every as-of date, plus the events the label is computed from) and me
 same run:
 
 * point-in-time training sets: our ``build_training_set`` (in process, features + label from
-  events), DuckDB ``ASOF LEFT JOIN`` over the same parquet (features + label), and Feast's
+  the ingest's partial daily aggregates, which ``make_data`` writes with the ingest's writer),
+  DuckDB ``ASOF LEFT JOIN`` over the same parquet (features + label from events), and Feast's
   ``get_historical_features(...).to_df()`` (Dask offline store) for the same entity rows. Feast
   has no label logic: its entity dataframe carries our labels (how Feast users bring labels),
   so it does strictly less work. Row counts and positives are checked equal;
@@ -121,8 +122,10 @@ def training_sets(store: Store, python: Path, workdir: Path, latest: dt.date
     assert feast["checksum"] == float(frame["page_views_7d"].fillna(0).sum()), feast
     print(f"training set: {ours.rows:,} rows x {len(frame.columns)} columns, "
           f"{ours.positives:,} positives (same rows in all three)")
-    print(f"  ours (in process)                 {s_ours:7.2f} s")
-    print(f"  DuckDB ASOF JOIN (2 threads)      {s_duck:7.2f} s")
+    print(f"  ours (in process)                 {s_ours:7.2f} s (label: purchasers of "
+          + ", ".join(f"{n} event dates from {k}" for k, n in ours.label_event_dates.items())
+          + ")")
+    print(f"  DuckDB ASOF JOIN (2 threads)      {s_duck:7.2f} s (label: events)")
     print(f"  Feast get_historical_features     {feast['seconds']:7.2f} s (Dask offline store; "
           "labels given)")
     return {"ours": s_ours, "duckdb": s_duck, "feast": feast["seconds"]}, setup["features"]

@@ -295,6 +295,20 @@ def live_files(store: Store, day: dt.date | str) -> list[str]:
     return [store.path(EVENTS, _folder(view.day), n) for n in view.files]
 
 
+def live_file_ids(store: Store, day: dt.date | str) -> set[str]:
+    """The raw file ids whose rows the live events of ``day`` hold (a merged file stands for
+    its inputs): what the ingest's partials of the date must cover.
+
+    Args:
+        store: the store.
+        day: the event date.
+
+    Returns:
+        The file ids, empty when the date has no events.
+    """
+    return {fid for ids in live_events(store, day).file_ids.values() for fid in ids}
+
+
 # -- execute (Dask tasks) ------------------------------------------------------------------------
 def _write_events(store: Store, table: pa.Table, day: str, name: str) -> None:
     """Publish ``table`` as ingest publishes a part: fastparquet, the store's column types,

@@ -282,13 +282,15 @@ class FeatureStore:
                 res = export_xgboost(self.offline_store, out, start=start, end=end,
                                      gap_days=HORIZON_DAYS if gap_days is None else gap_days,
                                      storage_options=storage_options, client=client,
-                                     tables=joins, **({"split_policy": split_policy}
+                                     tables=joins, repo=self.repo,
+                                     **({"split_policy": split_policy}
                                                       if split_policy else {}))
                 return {"format": "csv", **res.to_dict()}
             ts = build_training_set(self.offline_store, start=start, end=end,
                                     sample="all" if sample_fraction >= 1 else "fraction",
                                     sample_fraction=sample_fraction, seed=seed, client=client,
-                                    output=out, storage_options=storage_options, tables=joins)
+                                    output=out, storage_options=storage_options, tables=joins,
+                                    repo=self.repo)
             return {"format": "parquet", **ts.to_dict()}
 
     def export_training_set(self, *, out: str | None = None, fmt: str = "csv",

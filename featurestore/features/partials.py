@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import layout
-from ..events_compaction import live_events
+from ..events_compaction import live_file_ids
 from ..layout import PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT
 from ..storage import Store
 from ._io import read_ipc, write_ipc
@@ -118,7 +118,7 @@ def combine_partials(store: Store, plan: DailyPlan, day: dt.date
         addition being per file), or None.
     """
     # the file ids behind the live events files: a merged file stands for its inputs
-    events = {fid for ids in live_events(store, day).file_ids.values() for fid in ids}
+    events = live_file_ids(store, day)
     if not events:
         return None
     suffix = f"-{partials_fingerprint(plan)}.arrow"

@@ -7,15 +7,20 @@ with event date in D+1 .. D+30, read from ``events/event_date=*`` partitions of 
 only. Rows whose label window is not complete yet (D+30 after the latest ingested date) are left
 out and counted.
 
-Dask graph: one small task per event date needed (the set of customers who purchased that day)
-and one task per as-of date that reads its feature partition and unions the 30 daily purchaser
-sets of its window. Each event partition is read once even though 30 windows overlap it.
+Who purchased on an event date comes from the ingest's partial daily aggregates when they cover
+the date, else from its events (:mod:`.labels`); every needed event date is read once, into one
+:class:`.labels.PurchaseIndex` of sorted (customer, date) keys, and each as-of date's label is
+a vectorized as-of lookup in it. In process (no client) the dates run on a thread pool (pyarrow
+releases the GIL; a dask graph of 30-90 small tasks cost more than the work). On a cluster: two
+tasks per worker thread for runs of event dates, one that builds the index, two per thread for
+runs of as-of dates (each reads its feature partitions, labels and writes or returns them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,6 +32,8 @@ from .._exceptions import ConfigError, NotFoundError
 from ..layout import is_published
 from ..schema import conform, nullable_columns
 from ..storage import Store
+from . import labels as _labels
+from .labels import PURCHASE_PATTERN, PurchaseIndex
 
 __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "TrainingSetResult",
            "build_training_set", "TrainingSetPlan", "plan_training_set", "execute_training_set",
@@ -37,9 +44,8 @@ log = logging.getLogger(__name__)
 LABEL = "purchased_next_30d"
 HORIZON_DAYS = 30
 FEATURES_TABLE = "customer_features"
-#: event id 1 as a whole item of the comma-separated list ("10" or "21" are other events)
-PURCHASE_PATTERN = r"(^|,)1(,|$)"
 KEY_COLUMNS = ("customer_id", "as_of")
+_EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass
@@ -57,6 +63,8 @@ class TrainingSetResult:
     as_of_dates: list[str] = field(default_factory=list)
     latest_event_date: str | None = None
     output: str | None = None
+    #: event dates whose purchasers were read from the ingest's partials / from the events
+    label_event_dates: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -97,32 +105,43 @@ def feature_dates(store: Store, start: dt.date | None = None,
     return [d for d in dates if (start is None or d >= start) and (end is None or d <= end)]
 
 
-def purchasers_on(store: Store, day: dt.date) -> Any:
+def purchasers_on(store: Store, day: dt.date, partials: str | None = None) -> Any:
     """Distinct customer ids (a pyarrow array) with a purchase hit on event date ``day``.
 
     Empty when the date has no events partition.
+
+    Args:
+        store: the offline store.
+        day: the event date.
+        partials: :func:`.labels.partials_token` of the store's repository: read the ingest's
+            partials when they cover ``day`` (None: the events).
+
+    Returns:
+        The customer ids (string, unsorted).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    return _purchasers(store, day, partials)[0]
 
-    from ..events_compaction import live_files
 
-    files = live_files(store, day)  # merged files resolved: no row twice after a crash
-    # file by file: half the cost of pyarrow's dataset discovery on a directory
-    tables = [pq.read_table(f, filesystem=store.fs, columns=["customer_id", "post_event_list"])
-              for f in sorted(files)]
-    if not tables:
-        return pa.array([], pa.string())
-    table = pa.concat_tables(tables, promote_options="permissive")
-    if table.num_rows == 0:
-        return pa.array([], pa.string())
-    events = table["post_event_list"].cast(pa.string())   # an all-null file may store `null`
-    customers = table["customer_id"].cast(pa.string())
-    hit = pc.match_substring_regex(events, PURCHASE_PATTERN)
-    mask = pc.and_(pc.fill_null(hit, False), pc.is_valid(customers))
-    ids = pc.unique(pc.filter(customers, mask).combine_chunks())
-    return ids.cast(pa.string())
+def _purchasers(store: Store, day: dt.date, partials: str | None) -> tuple[Any, str]:
+    """:func:`purchasers_on` and what it read ("partials" or "events")."""
+    if partials is not None:
+        ids = _labels.purchasers_from_partials(store, day, partials)
+        if ids is not None:
+            return ids, "partials"
+    return _labels.purchasers_from_events(store, day), "events"
+
+
+def _dated_purchasers(store: Store, day: dt.date, partials: str | None
+                      ) -> tuple[dt.date, tuple[Any, str]]:
+    return day, _purchasers(store, day, partials)
+
+
+def _index(found: list[tuple[dt.date, tuple[Any, str]]]) -> tuple[PurchaseIndex, dict[str, int]]:
+    """The purchase index of every event date read, and how many dates each reader gave."""
+    sources: dict[str, int] = {}
+    for _, (_, source) in found:
+        sources[source] = sources.get(source, 0) + 1
+    return _labels.build_index({day: ids for day, (ids, _) in found}), sources
 
 
 def _feature_files(store: Store, day: dt.date, table: str = FEATURES_TABLE) -> list[str]:
@@ -144,7 +163,8 @@ def _read_features_table(store: Store, day: dt.date,
     if not files:
         raise NotFoundError(f"no {name} partition as_of={day}: materialize features through "
                             "that date (featurestore backfill)")
-    tables = [pq.read_table(f, filesystem=store.fs) for f in files]
+    fs = _labels.parquet_filesystem(store)
+    tables = [pq.read_table(f, filesystem=fs) for f in files]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
     table = table.drop_columns([c for c in table.column_names if c == "as_of"])
     # pandas metadata names a nullable int's dtype in numpy_type ("Int64"), not pandas_type
@@ -202,7 +222,7 @@ def _join_tables(store: Store, day: dt.date, feats: Any, nullable: list[str],
     return feats, nullable
 
 
-def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
+def _as_of_table(store: Store, day: dt.date, index: PurchaseIndex,
                  entity_ids: pd.Series | None, fraction: float, seed: int,
                  joins: tuple[str, ...] = ()) -> tuple[Any, list[str], int]:
     """The training rows of one as-of date as an Arrow table (+ nullable cols, missing count)."""
@@ -222,10 +242,10 @@ def _as_of_table(store: Store, day: dt.date, window_buyers: list[Any],
         feats = feats.take(pos)
     elif fraction < 1.0:
         feats = feats.take(pa.array(_sample_indices(feats.num_rows, fraction, seed, day)))
-    buyers = (pc.unique(pa.chunked_array(window_buyers, pa.string()).combine_chunks())
-              if window_buyers else pa.array([], pa.string()))
-    label = pc.cast(pc.is_in(feats["customer_id"], value_set=buyers), pa.int64())
-    table = feats.add_column(1, "as_of", pa.array([day] * feats.num_rows, pa.date32()))
+    label = pa.array(index.purchased(feats["customer_id"], day, HORIZON_DAYS))
+    as_of = pa.array(np.full(feats.num_rows, (day - _EPOCH).days, dtype=np.int32)
+                     ).cast(pa.date32())
+    table = feats.add_column(1, "as_of", as_of)
     table = table.append_column(LABEL, label)
     return table, nullable, missing
 
@@ -234,18 +254,21 @@ def _write_part(table: Any, nullable: list[str], out: Store, day: dt.date) -> No
     import pyarrow.parquet as pq
 
     table = conform(table, nullable)  # the store's types: Int64 nullable ints in every part
-    with out._publish(out.path(f"part-{day.isoformat()}.parquet")) as target, \
-            out.fs.open(target, "wb") as f:
-        pq.write_table(table, f, compression="snappy")
+    with out._publish(out.path(f"part-{day.isoformat()}.parquet")) as target:
+        if out.is_local:  # pyarrow's own file: fsspec's local file costs more than the encoding
+            pq.write_table(table, target, compression="snappy")
+            return
+        with out.fs.open(target, "wb") as f:
+            pq.write_table(table, f, compression="snappy")
 
 
-def _build_day(store: Store, day: dt.date, window_buyers: list[Any],
+def _build_day(store: Store, day: dt.date, index: PurchaseIndex,
                entity_ids: pd.Series | None, fraction: float, seed: int,
                out: Store | None, joins: tuple[str, ...] = ()
                ) -> tuple[pd.DataFrame | None, int, int, int]:
     import pyarrow.compute as pc
 
-    table, nullable, missing = _as_of_table(store, day, window_buyers, entity_ids, fraction,
+    table, nullable, missing = _as_of_table(store, day, index, entity_ids, fraction,
                                             seed, joins)
     stats = (table.num_rows, int(pc.sum(table[LABEL]).as_py() or 0), missing)
     if out is not None:
@@ -265,15 +288,15 @@ def _count_incomplete(store: Store, day: dt.date, fraction: float) -> int:
     return n if fraction >= 1.0 else int(round(n * fraction))
 
 
-def _compute(tasks: list[Any], client: Any) -> list[Any]:
-    import dask
+def _map_here(fn: Callable[..., Any], items: list[Any]) -> list[Any]:
+    """``fn`` over ``items`` on a thread pool of this process, results in order (pyarrow
+    releases the GIL while it reads and computes)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    if not tasks:
-        return []
-    if client is not None:
-        return client.gather(client.compute(tasks))
-    # No cluster given: dask's threaded scheduler in this process (pyarrow releases the GIL).
-    return list(dask.compute(*tasks, scheduler="threads"))
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, items))
 
 
 def _window(day: dt.date) -> list[dt.date]:
@@ -293,6 +316,8 @@ class TrainingSetPlan:
         excluded: entity rows already left out for an incomplete label window.
         fraction: the share of each date's customers taken (1.0: all).
         joins: more customer-keyed tables joined at the same as-of date.
+        partials: the fingerprint of the ingest's partials that answer who purchased on a
+            date (:func:`.labels.partials_token`); None: the labels read the events.
     """
 
     latest: dt.date
@@ -301,6 +326,7 @@ class TrainingSetPlan:
     excluded: int
     fraction: float
     joins: tuple[str, ...]
+    partials: str | None = None
 
     @property
     def event_dates(self) -> list[dt.date]:
@@ -322,8 +348,8 @@ def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
                       has_table: Callable[[str], bool], *, url: str = "the store",
                       entities: pd.DataFrame | None = None, start: dt.date | None = None,
                       end: dt.date | None = None, sample: str = "all",
-                      sample_fraction: float = 1.0, tables: list[str] | None = None
-                      ) -> TrainingSetPlan:
+                      sample_fraction: float = 1.0, tables: list[str] | None = None,
+                      partials: str | None = None) -> TrainingSetPlan:
     """Plan a point-in-time training set from what the store holds, without reading it.
 
     Args:
@@ -333,6 +359,8 @@ def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
         url: the store, for error messages.
         entities, start, end, sample, sample_fraction, tables: as for
             :func:`build_training_set`.
+        partials: :func:`.labels.partials_token` of the store's repository (None: labels
+            from the events).
 
     Returns:
         The plan.
@@ -388,44 +416,97 @@ def plan_training_set(latest: dt.date | None, available: Iterable[dt.date],
     if missing_tables:
         raise NotFoundError(f"no feature table {', '.join(missing_tables)} in {url}: "
                             "`featurestore tables` lists the tables; apply and backfill first")
-    return TrainingSetPlan(latest, groups, tuple(incomplete_days), excluded, fraction, joins)
+    return TrainingSetPlan(latest, groups, tuple(incomplete_days), excluded, fraction, joins,
+                           partials)
 
 
 def execute_training_set(store: Store, plan: TrainingSetPlan, *, seed: int = 0,
                          client: Any = None, out: Store | None = None
-                         ) -> tuple[list[Any], int]:
-    """Build the planned as-of dates on Dask (one task per purchasers' event date, one per
-    as-of date) and count the rows left out for an incomplete label.
+                         ) -> tuple[list[Any], int, dict[str, int]]:
+    """Build the planned as-of dates and count the rows left out for an incomplete label.
+
+    Every event date a label window needs is read once (partials or events) into one
+    :class:`.labels.PurchaseIndex`; each as-of date then reads its feature partition and
+    labels it. With a client: Dask tasks on the cluster (runs of event dates, one task for
+    the index, runs of as-of dates; two runs of each per worker thread). Without: a thread
+    pool in this process.
 
     Args:
         store: the offline store.
         plan: the plan.
         seed: the sampling seed.
-        client: a Dask client (None: dask's threaded scheduler here).
+        client: a Dask client (None: threads here).
         out: where each as-of date's part is published (None: returned as pandas).
 
     Returns:
-        (per as-of date ``(frame or None, rows, positives, missing)``, rows excluded in all).
+        (per as-of date ``(frame or None, rows, positives, missing)``, rows excluded in all,
+        event dates read per reader: ``{"partials": n, "events": m}``).
     """
+    events = plan.event_dates
+    if client is None:
+        found = _map_here(lambda e: _dated_purchasers(store, e, plan.partials), events)
+        index, sources = _index(found)
+        built = _map_here(lambda item: _build_day(store, item[0], index, item[1],
+                                                  plan.fraction, seed, out, plan.joins),
+                          list(plan.groups.items()))
+        counted = _map_here(lambda d: _count_incomplete(store, d, plan.fraction),
+                            list(plan.incomplete_days))
+        return built, plan.excluded + int(sum(counted)), sources
+
     import dask
 
-    buyers_task = {e: dask.delayed(purchasers_on, pure=True)(
-        store, e, dask_key_name=f"purchasers-{e.isoformat()}") for e in plan.event_dates}
+    # A few tasks per thread, each a run of dates: a task costs the scheduler more than
+    # reading one date's partials or labelling one as-of date does.
+    slots = 2 * max(1, sum(client.nthreads().values()))
+    found_tasks = [dask.delayed(_purchasers_of, pure=True)(
+        store, chunk, plan.partials, dask_key_name=f"purchasers-{chunk[0].isoformat()}")
+        for chunk in _chunks(events, slots)]
+    index_task = dask.delayed(_index_of, pure=True)(found_tasks, dask_key_name="purchase-index")
     day_tasks = [
-        dask.delayed(_build_day)(store, day, [buyers_task[e] for e in _window(day)], ids,
-                                 plan.fraction, seed, out, plan.joins,
-                                 dask_key_name=f"as-of-{day.isoformat()}")
-        for day, ids in plan.groups.items()
+        dask.delayed(_build_days)(store, chunk, index_task, plan.fraction, seed, out,
+                                  plan.joins, dask_key_name=f"as-of-{chunk[0][0].isoformat()}")
+        for chunk in _chunks(list(plan.groups.items()), slots)
     ]
     count_tasks = [dask.delayed(_count_incomplete)(store, d, plan.fraction)
                    for d in plan.incomplete_days]
-    results = _compute(day_tasks + count_tasks, client)
-    built, counted = results[:len(day_tasks)], results[len(day_tasks):]
-    return built, plan.excluded + int(sum(counted))
+    results = client.gather(client.compute([*day_tasks, *count_tasks]))
+    built = [r for chunk in results[:len(day_tasks)] for r in chunk[0]]
+    sources = results[0][1] if day_tasks else {}
+    return built, plan.excluded + int(sum(results[len(day_tasks):])), sources
+
+
+def _chunks(items: list[Any], n: int) -> list[list[Any]]:
+    """``items`` in at most ``n`` contiguous runs of near-equal length (none empty)."""
+    size, extra = divmod(len(items), n)
+    runs, at = [], 0
+    for k in range(min(n, len(items))):
+        step = size + (k < extra)
+        runs.append(items[at:at + step])
+        at += step
+    return runs
+
+
+def _purchasers_of(store: Store, days: list[dt.date], partials: str | None
+                   ) -> list[tuple[dt.date, tuple[Any, str]]]:
+    return [_dated_purchasers(store, day, partials) for day in days]
+
+
+def _index_of(chunks: list[list[Any]]) -> tuple[PurchaseIndex, dict[str, int]]:
+    return _index([found for chunk in chunks for found in chunk])
+
+
+def _build_days(store: Store, items: list[tuple[dt.date, pd.Series | None]],
+                index: tuple[PurchaseIndex, dict[str, int]], fraction: float, seed: int,
+                out: Store | None, joins: tuple[str, ...]
+                ) -> tuple[list[Any], dict[str, int]]:
+    """:func:`_build_day` of each (as-of date, entity ids), and the index's reader counts."""
+    return ([_build_day(store, day, index[0], ids, fraction, seed, out, joins)
+             for day, ids in items], index[1])
 
 
 def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], excluded: int,
-                        out: Store | None) -> TrainingSetResult:
+                        out: Store | None, sources: Mapping[str, int] | None = None
+                        ) -> TrainingSetResult:
     """The result of the built parts; with ``out``, its record ``_training_set.json`` written
     last (the parts before it are published).
 
@@ -435,6 +516,7 @@ def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], e
         built: :func:`execute_training_set`'s per-date results.
         excluded: rows left out for an incomplete label window.
         out: the output store, or None.
+        sources: event dates read per label reader (:func:`execute_training_set`).
 
     Returns:
         The :class:`TrainingSetResult`.
@@ -447,7 +529,8 @@ def commit_training_set(store: Store, plan: TrainingSetPlan, built: list[Any], e
     result = TrainingSetResult(
         frame=None, rows=rows, excluded_incomplete_label=excluded, positives=positives,
         missing_features=missing, as_of_dates=[d.isoformat() for d in plan.groups],
-        latest_event_date=plan.latest.isoformat(), output=out.url if out else None)
+        latest_event_date=plan.latest.isoformat(), output=out.url if out else None,
+        label_event_dates=dict(sources or {}))
     if out is not None:
         out.write_json(result.to_dict(), "_training_set.json")
         if rows:
@@ -474,6 +557,7 @@ def build_training_set(
     output: str | None = None,
     storage_options: dict[str, Any] | None = None,
     tables: list[str] | None = None,
+    repo: Any = None,
 ) -> TrainingSetResult:
     """Build a point-in-time training set: plan (:func:`plan_training_set`), execute
     (:func:`execute_training_set`), commit (:func:`commit_training_set`).
@@ -493,16 +577,27 @@ def build_training_set(
     ``<output>/part-<as_of>.parquet`` plus ``<output>/_training_set.json`` and ``frame`` is a
     lazy dask frame over it; otherwise ``frame`` is a pandas frame. Columns: customer_id,
     as_of (``datetime.date``), the feature columns in table order, purchased_next_30d (int64).
+
+    ``repo``: the store's feature repository (:func:`featurestore.repository.resolve_repo`);
+    None: the one recorded in the store, else the built-in one (what an ingest without a
+    ``feature_repo`` setting builds its partials for). It names the ingest's partials that
+    say who purchased on a date; dates they do not cover read the events.
     """
     _fraction(sample, sample_fraction)  # a bad request fails before any read of the store
+    if repo is None:
+        from ..features.partials import repo_for_ingest
+
+        repo = repo_for_ingest(store, None)
     latest = latest_data_date(store)
     plan = plan_training_set(latest, feature_dates(store) if latest is not None else [],
                              lambda t: bool(store.partitions(t, "as_of")), url=store.url,
                              entities=entities, start=start, end=end, sample=sample,
-                             sample_fraction=sample_fraction, tables=tables)
+                             sample_fraction=sample_fraction, tables=tables,
+                             partials=_labels.partials_token(repo))
     out = Store(output, storage_options) if output else None
-    built, excluded = execute_training_set(store, plan, seed=seed, client=client, out=out)
-    return commit_training_set(store, plan, built, excluded, out)
+    built, excluded, sources = execute_training_set(store, plan, seed=seed, client=client,
+                                                    out=out)
+    return commit_training_set(store, plan, built, excluded, out, sources)
 
 
 def _empty_frame(store: Store, groups: Iterable[dt.date]) -> pd.DataFrame:

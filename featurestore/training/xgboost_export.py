@@ -146,15 +146,17 @@ def export_xgboost(
     client: Any = None,
     tables: list[str] | None = None,
     split_policy: str = DEFAULT_SPLIT_POLICY,
+    repo: Any = None,
 ) -> ExportResult:
     """Build the point-in-time training set for [start, end] and write the XGBoost layout.
 
     ``tables``: more customer-keyed feature tables joined in (see ``build_training_set``).
     ``split_policy``: ``time``, ``grouped`` or ``auto`` (:mod:`.split_policy`); the policy used
-    is recorded in ``metadata.split_policy.policy``.
+    is recorded in ``metadata.split_policy.policy``. ``repo``: as for ``build_training_set``.
     """
     resolve_policy(split_policy, False)  # an unknown name fails before the build
-    ts = build_training_set(store, start=start, end=end, client=client, tables=tables)
+    ts = build_training_set(store, start=start, end=end, client=client, tables=tables,
+                            repo=repo)
     frame: pd.DataFrame = ts.frame
     dates = sorted(set(frame["as_of"])) if len(frame) else []
     parts, gap = split_dates(dates, split, gap_days)
