@@ -292,7 +292,10 @@ class _Overlay(Mapping):
         if name not in self.values:
             raise KeyError(name)
         out = np.zeros(self.size, dtype=_dtype(name))
-        out[:self.below_rows] = self.below[name]
+        if isinstance(self.below, _ChainColumns):  # built in place: one pass, not two
+            self.below.fill(name, out)
+        else:
+            out[:self.below_rows] = self.below[name]
         out[self.rows] = self.values[name]
         return out
 
@@ -373,7 +376,10 @@ class _ChainColumns(Mapping):
         if self.rows == self.base.num_rows and not any(len(p) for p in self.positions):
             # quiet days since the base: its mapped column as it is (never written to)
             return self.base.column(name).to_numpy().astype(_dtype(name), copy=False)
-        out = np.zeros(self.rows, dtype=_dtype(name))
+        return self.fill(name, np.zeros(self.rows, dtype=_dtype(name)))
+
+    def fill(self, name: str, out: np.ndarray) -> np.ndarray:
+        """Write the column into ``out[:rows]`` (zeroed beyond the base's rows)."""
         out[:self.base.num_rows] = self.base.column(name).to_numpy()
         for delta, positions in zip(self.deltas, self.positions, strict=True):
             out[positions] = delta.column(name).to_numpy()
