@@ -12,6 +12,15 @@ one warm-up round), and the script prints the ratio big / small (median of the p
 ratios; the issue's target: at most 1.2), each side's peak worker RSS during its runs, and
 the bytes the day wrote per kind: feature tables, customer state, everything else. Narrow
 drops (12 columns) keep the generation short: materialization never sees the raw width.
+The workers are restarted after the preparation, so the peak RSS is the day's, not that of
+ingesting the history.
+
+The whole command too: the user's daily ``featurestore ingest <raw> --store S --scheduler
+tcp://...`` of day 41 (ingest the day, then materialize it) against the same running
+cluster, from a copy of each store taken before day 41 was ingested (hard links: a store
+publishes by rename, never writing a file in place), timed big vs small in the same rounds
+(``--command-repeats``; 0 skips it) and printed beside the materialize-only ratio. It
+includes the CLI's start (Python, imports), the same on both sides.
 """
 
 from __future__ import annotations
@@ -19,8 +28,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +69,60 @@ def _bytes_written(due: _Due) -> dict[str, int]:
     return out
 
 
+def _floor(store: Store, day: dt.date, repeats: int) -> float:
+    """Seconds to write the day's ``customer_features`` table alone (read back, written again
+    the way the materialization writes it, to a scratch folder; median after a warm-up): the
+    part of the day that must grow with the history (one row per customer ever seen)."""
+    import pyarrow.parquet as pq
+
+    from featurestore.features._io import write_arrow
+
+    table = pq.read_table(store.path("customer_features", f"as_of={day.isoformat()}"))
+    with tempfile.TemporaryDirectory(prefix="fs-floor-") as scratch:
+        out, times = Store(scratch), []
+        for _ in range(repeats + 1):
+            t = time.perf_counter()
+            write_arrow(out, table, "customer_features", "as_of=x", "part-0.parquet",
+                        unique=("customer_id",))
+            times.append(time.perf_counter() - t)
+    return statistics.median(times[1:])
+
+
+def _command(before: Path, raw: Path, run: Path, scheduler: str) -> float:
+    """Seconds of ``featurestore ingest raw --store run --scheduler ...`` on a fresh copy of
+    ``before`` (hard links; checked untouched afterwards)."""
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(before, run, copy_function=os.link)
+    record = (before / "_state" / "materialize.json").read_bytes()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw),
+                           "--store", str(run), "--scheduler", scheduler],
+                          capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - t
+    if done.returncode:
+        raise SystemExit(f"featurestore ingest failed ({done.returncode}): {done.stderr[-2000:]}")
+    if (before / "_state" / "materialize.json").read_bytes() != record:
+        raise SystemExit(f"{before} changed under a run: hard-linked copies are not safe here")
+    return seconds
+
+
+def _command_rounds(work: Path, sides: dict[str, Path], scheduler: str,
+                    repeats: int) -> dict[str, list[float]]:
+    """The whole daily command, small then big per round, after one warm-up each."""
+    times: dict[str, list[float]] = {n: [] for n in sides}
+    if not repeats:
+        return times
+    for name, raw in sides.items():  # warm-up
+        _command(work / name / "before41", raw, work / name / "command", scheduler)
+    for _ in range(repeats):
+        for name in ("small", "big"):
+            times[name].append(_command(work / name / "before41", sides[name],
+                                        work / name / "command", scheduler))
+    return times
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--history", type=int, default=500_000, help="customers of day 1 (big)")
@@ -66,6 +131,8 @@ def main() -> None:
                    help="day-1 rows per history customer (covers most of them)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--command-repeats", type=int, default=3,
+                   help="rounds of the whole daily command (0: skip)")
     p.add_argument("--workdir", default=None)
     args = p.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="fs-bench-history-"))
@@ -97,6 +164,8 @@ def main() -> None:
                 ingest_weblog(str(raw), store, client=client, progress=False)
                 if day != day41:
                     materialize(store, client=client)
+                if day == day40:  # the store as the daily command finds it on day 41
+                    shutil.copytree(work / name / "store", work / name / "before41")
             dues[name] = _Due(store)
         history = {n: len(pd.read_parquet(d.store.path(
             "customer_features", f"as_of={day40.isoformat()}"))) for n, d in dues.items()}
@@ -105,6 +174,8 @@ def main() -> None:
         print(f"customers in history: big {history['big']:,}, small {history['small']:,}; "
               f"active on the day: {active:,}; prepared in {time.perf_counter() - t:.1f} s",
               flush=True)
+        client.restart()  # the peak RSS is the day's, not the preparation's
+        client.run(lambda: __import__("featurestore.features.materialize"))
         for due in dues.values():  # warm-up, not counted
             due.run(client)
             due.times.clear()
@@ -117,6 +188,8 @@ def main() -> None:
                 peaks[name] = max(peaks[name], max(client.run(_peak_mb).values()))
             ratios.append(dues["big"].times[-1] / dues["small"].times[-1])
         written = {n: _bytes_written(d) for n, d in dues.items()}
+        floors = {n: _floor(d.store, day41, args.repeats) for n, d in dues.items()}
+        commands = _command_rounds(work, sides, client.scheduler.address, args.command_repeats)
     figures = {
         "history_customers": history, "active_customers": active,
         "seconds": {n: round(statistics.median(d.times), 3) for n, d in dues.items()},
@@ -125,13 +198,31 @@ def main() -> None:
         "ratio_rounds": [round(r, 3) for r in ratios],
         "peak_worker_rss_mb": {n: round(v, 1) for n, v in peaks.items()},
         "bytes_written": written,
+        "table_write_seconds": {n: round(v, 3) for n, v in floors.items()},
+        "command_seconds": {n: [round(x, 3) for x in v] for n, v in commands.items()},
     }
+    if args.command_repeats:
+        command_ratios = [b / s for b, s in zip(commands["big"], commands["small"], strict=True)]
+        figures["command_ratio_big_vs_small"] = round(statistics.median(command_ratios), 3)
+        figures["command_ratio_rounds"] = [round(r, 3) for r in command_ratios]
     for n in ("small", "big"):
         print(f"{n:5s}: {history[n]:>9,} customers in history, day 41 {figures['seconds'][n]:.2f} s"
               f" (runs {figures['runs'][n]}), peak worker RSS {figures['peak_worker_rss_mb'][n]}"
               f" MB, wrote {written[n]}")
     print(f"ratio big / small: {figures['ratio_big_vs_small']:.2f} (target <= 1.2; rounds "
           f"{', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"floor, writing the day's customer_features table alone: small "
+          f"{floors['small']:.2f} s, big {floors['big']:.2f} s; the big day without it "
+          f"{figures['seconds']['big'] - floors['big']:.2f} s vs the small day "
+          f"{figures['seconds']['small']:.2f} s")
+    if args.command_repeats:
+        print(f"whole daily command (featurestore ingest of day 41, then its materialization): "
+              f"small {statistics.median(commands['small']):.2f} s, big "
+              f"{statistics.median(commands['big']):.2f} s, ratio big / small "
+              f"{figures['command_ratio_big_vs_small']:.2f} (rounds "
+              f"{', '.join(f'{r:.2f}' for r in figures['command_ratio_rounds'])}); "
+              f"materialize only: {figures['ratio_big_vs_small']:.2f}")
+    print(f"load average: {Path('/proc/loadavg').read_text().strip()}")
     print(json.dumps(figures))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -10,12 +10,12 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._io import arrow_table
+from ._io import arrow_table, large_strings
+from .daily import ALL
 from .definitions import Feature, FeatureRepo
 from .pairs import PairSums, PairWindow, column_of
-from .state import CustomerState
+from .state import CustomerState, id_ranks
 
 __all__ = ["customer_snapshot", "customer_product_snapshot", "max_window", "windows"]
 
@@ -34,35 +34,24 @@ def max_window(repo: FeatureRepo, kind: str = "weblog") -> int:
 
 
 def _distinct_products(f: Feature, state: CustomerState, pairs: PairWindow) -> np.ndarray:
-    """Per state customer: distinct products with a matching pair in the window."""
+    """Per customer, in id order: distinct products with a matching pair in the window."""
     ids, counts = pairs.distinct((column_of(f), f.window_days))
     if not len(ids):
         return np.zeros(len(state), dtype="int64")
-    # every customer with a pair has a counted hit, so is in the state
-    where = pc.index_in(ids, value_set=state.ids).to_numpy()
-    return np.bincount(where, weights=counts, minlength=len(state)).astype("int64")
+    # every customer with a pair has a counted hit, so is in the state: its rank in id order
+    # by binary search (k log N), not a hash of every id
+    ranks = id_ranks(state, large_strings(ids))
+    return np.bincount(ranks, weights=counts, minlength=len(state)).astype("int64")
 
 
-def _feature(f: Feature, as_of: dt.date, state: CustomerState,
-             lags: dict[int, CustomerState | None], pairs: PairWindow | None) -> np.ndarray:
-    """One customer feature at ``as_of`` in state row order: windows are state(D) minus
-    state(D - w) (see state.py); a filtered recency is float with NaN for "never"."""
+def _window_column(f: Feature) -> str:
     key = f.filter.key
-
-    def window(column: str) -> np.ndarray:
-        return state.columns[column] - state.lagged(lags[f.window_days], column)
-
     if f.aggregation == "count":
-        return window(f"cum_{'pairs' if f.unit == 'product' else 'hits'}_{key}")
+        return f"cum_{'pairs' if f.unit == 'product' else 'hits'}_{key}"
     if f.aggregation == "sum":
-        return window(f"cum_sum_{f.field}_{key}")
+        return f"cum_sum_{f.field}_{key}"
     if f.aggregation == "distinct" and f.field == "event_date":
-        return window(f"days_{key}")
-    if f.aggregation == "distinct":
-        return _distinct_products(f, state, pairs)
-    if f.aggregation == "recency":
-        last = state.columns[f"last_{key}"]
-        return as_of.toordinal() - last  # last == 0: never (masked by the caller)
+        return f"days_{key}"
     raise ValueError(f"aggregation {f.aggregation!r} is not a weblog aggregation")
 
 
@@ -73,14 +62,45 @@ def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, state: Cust
     customer with a counted hit on or before the date), sorted by customer_id.
 
     ``lags[w]`` is the state at ``as_of - w`` (None before the first event date), ``pairs``
-    the customer x product window at ``as_of`` (for distinct-product counts)."""
-    order = pc.sort_indices(state.ids).to_numpy()
+    the customer x product window at ``as_of`` (for distinct-product counts).
+
+    Windows are state(D) minus state(D - w) (see state.py), computed only for the customers
+    with a hit within the longest window (``last_all``): every other customer's windows are
+    0 (its running totals did not move), so past the rows of the table itself, the cost
+    follows the recent customers, not the history. Rows are put in id order with the
+    state's kept id order (no sort)."""
+    order = state.id_order()
+    size = len(state)
+    feats = repo.tables[table].features
+    longest = max((f.window_days for f in feats.values() if f.window_days), default=0)
+    lasts: dict[str, np.ndarray] = {}
+
+    def last(key: str) -> np.ndarray:  # a recency column in id order, built once
+        if key not in lasts:
+            lasts[key] = np.asarray(state.columns[f"last_{key}"])[order]
+        return lasts[key]
+
+    # output rows (in id order) whose windows can be non-zero, and their state positions
+    recent = np.flatnonzero(last(ALL.key) > as_of.toordinal() - longest) if longest else None
+    rows = order[recent] if longest else None
     columns: dict[str, object] = {"customer_id": state.ids.take(pa.array(order))}
     missing = {}
-    for name, f in repo.tables[table].features.items():
-        columns[name] = _feature(f, as_of, state, lags, pairs)[order]
-        if f.aggregation == "recency" and not f.filter.is_empty:  # never: null
-            missing[name] = state.columns[f"last_{f.filter.key}"][order] == 0
+    for name, f in feats.items():
+        if f.aggregation == "recency":
+            columns[name] = as_of.toordinal() - last(f.filter.key)  # 0: never (masked)
+            if not f.filter.is_empty:  # never: null
+                missing[name] = last(f.filter.key) == 0
+        elif f.aggregation == "distinct" and f.field != "event_date":
+            columns[name] = _distinct_products(f, state, pairs)
+        else:
+            column = _window_column(f)
+            lag = lags[f.window_days]
+            values = state.take(column, rows)
+            if lag is not None:
+                values = values - lag.take(column, rows)
+            out = np.zeros(size, dtype=values.dtype)
+            out[recent] = values
+            columns[name] = out
     return arrow_table(columns, missing)
 
 

@@ -30,6 +30,13 @@ new ones last) with their positions and new values, and naming the full state it
 makes the same choice. Reading state(D) maps its base and applies at most
 :data:`MAX_CHAIN_DAYS` small deltas; a state a window back is read a column at a time, as the
 snapshot asks for it (:class:`_ChainColumns`), so a worker never holds it whole.
+
+What a day costs follows its active customers (issue #18, item 3): a state keeps its rows' id
+order (``id_order``: positions in customer-id order, stored with a full state and merged with
+the chain's new customers on reading), so the day's customers are found by a binary search
+over it (:func:`_lookup`, k log N) instead of hashing every id, and the advance keeps the
+earlier state's columns under an overlay of the changed rows (:class:`_Overlay`) instead of
+copying every column.
 """
 
 from __future__ import annotations
@@ -49,7 +56,8 @@ from ._io import large_strings, read_ipc, write_ipc
 from .daily import DailyPlan
 
 __all__ = ["COMPACT_FRACTION", "CUSTOMER_STATE", "MAX_CHAIN_DAYS", "STATE_FORMAT",
-           "CustomerState", "daily_columns", "state_columns", "load_state", "state_exists",
+           "CustomerState", "daily_columns", "id_ranks", "state_columns", "load_state",
+           "state_exists",
            "stored_rows", "write_state"]
 
 CUSTOMER_STATE = layout.CUSTOMER_STATE
@@ -64,6 +72,66 @@ MAX_CHAIN_DAYS = 30
 #: of the state's rows (a day that touches most customers costs a full write anyway).
 COMPACT_FRACTION = 0.5
 _KIND, _BASE, _ROWS, _CHAIN = b"fs_state_kind", b"fs_state_base", b"fs_state_rows", b"fs_chain"
+#: The column of a full state file holding its rows' id order (absent in older files: sorted
+#: on reading instead).
+_ORDER = "id_order"
+
+
+def _bisect(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
+    """Per needle, how many of ``ids`` are less than it (its insertion point in id order).
+
+    Args:
+        ids: the ids (large_string).
+        order: positions of ``ids`` in id order.
+        needles: the ids to place (large_string).
+
+    Returns:
+        int64 ranks in ``[0, len(ids)]``: a vectorised binary search, k log N compares of
+        strings (Arrow's byte order, the order of ``sort_indices``), never a hash of all ids.
+    """
+    lo = np.zeros(len(needles), dtype="int64")
+    hi = np.full(len(needles), len(order), dtype="int64")
+    live = np.flatnonzero(lo < hi)
+    while len(live):
+        mid = (lo[live] + hi[live]) // 2
+        less = pc.less(ids.take(pa.array(order[mid])), needles.take(pa.array(live)))
+        less = less.to_numpy(zero_copy_only=False)
+        lo[live[less]] = mid[less] + 1
+        hi[live[~less]] = mid[~less]
+        live = live[lo[live] < hi[live]]
+    return lo
+
+
+def _lookup(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
+    """Positions of ``needles`` in ``ids`` (-1: absent), by :func:`_bisect` over ``order``."""
+    ranks = _bisect(ids, order, needles)
+    out = np.full(len(needles), -1, dtype="int64")
+    inside = np.flatnonzero(ranks < len(order))
+    if len(inside):
+        at = order[ranks[inside]]
+        same = pc.equal(ids.take(pa.array(at)), needles.take(pa.array(inside)))
+        same = same.to_numpy(zero_copy_only=False)
+        out[inside[same]] = at[same]
+    return out
+
+
+def _merged_order(ids: pa.Array, order: np.ndarray, fresh: pa.Array,
+                  first: int) -> np.ndarray:
+    """The id order once ``fresh`` (new ids, at positions ``first``, ``first + 1``, ...) are
+    appended to ``ids`` (whose id order is ``order``): one insert, no sort of the old ids."""
+    if not len(fresh):
+        return order
+    by_id = pc.sort_indices(fresh).to_numpy()
+    at = _bisect(ids, order, fresh)
+    return np.insert(order, at[by_id], first + by_id.astype("int64"))
+
+
+def _take_rows(columns: Mapping, name: str, at: np.ndarray) -> np.ndarray:
+    """``columns[name]`` at positions ``at`` (all inside), without building the column when
+    the mapping can take rows itself."""
+    if isinstance(columns, (_Overlay, _ChainColumns)):
+        return columns.take(name, at)
+    return np.asarray(columns[name])[at]
 
 
 def daily_columns(plan: DailyPlan) -> list[str]:
@@ -91,7 +159,8 @@ class CustomerState:
     How it is stored (see the module docstring): ``changed`` are the rows its day changed
     (sorted positions; None: unknown, store it full), ``base`` the date of the full state its
     chain rests on (None: none yet) and ``chain_rows`` the rows of the deltas since that base,
-    this state's included; ``full`` says it is (to be) stored whole."""
+    this state's included; ``full`` says it is (to be) stored whole. ``order``: the rows'
+    positions in customer-id order (None: not known yet, sorted when first asked for)."""
 
     ids: pa.Array
     columns: Mapping[str, np.ndarray]
@@ -99,48 +168,69 @@ class CustomerState:
     base: dt.date | None = None
     chain_rows: int = 0
     full: bool = True
+    order: np.ndarray | None = None
 
     @classmethod
     def empty(cls, plan: DailyPlan) -> CustomerState:
         return cls(pa.array([], pa.large_string()),
-                   {c: np.zeros(0, dtype=_dtype(c)) for c in state_columns(plan)})
+                   {c: np.zeros(0, dtype=_dtype(c)) for c in state_columns(plan)},
+                   order=np.zeros(0, dtype="int64"))
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    def id_order(self) -> np.ndarray:
+        """The rows' positions in customer-id order (kept with the state; sorted only for a
+        state read from an older file)."""
+        if self.order is None:
+            self.order = pc.sort_indices(self.ids).to_numpy().astype("int64")
+        return self.order
+
+    def take(self, column: str, at: np.ndarray) -> np.ndarray:
+        """``column`` at positions ``at``; positions past this state's rows (customers that
+        came later): 0. Builds nothing whole."""
+        out = np.zeros(len(at), dtype=_dtype(column))
+        inside = at < len(self)
+        if inside.any():
+            out[inside] = _take_rows(self.columns, column, at[inside])
+        return out
+
     def advance(self, plan: DailyPlan, day: dt.date, daily: pd.DataFrame) -> CustomerState:
         """The state after ``day`` from this one (before it) and the day's customer frame
-        (one row per customer active that day, sorted by id)."""
+        (one row per customer active that day, sorted by id). Costs the day's customers (a
+        binary search each, see :func:`_lookup`), not the history: the columns stay shared
+        with this state under an overlay of the changed rows."""
         if not len(daily):
-            return self._stored_as(day, np.zeros(0, dtype="int64"), dict(self.columns))
+            return CustomerState(self.ids, self.columns, order=self.order)._chained(
+                self, day, np.zeros(0, dtype="int64"))
         day_ids = large_strings(daily["customer_id"].array)
-        found = pc.index_in(day_ids, value_set=self.ids)
-        new = found.is_null().to_numpy(zero_copy_only=False)
-        positions = found.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
+        order = self.id_order()
+        positions = _lookup(self.ids, order, day_ids)
+        new = positions < 0
         ids = self.ids
         if new.any():  # customers never seen before: appended, in the day's (id) order
-            positions[new] = len(ids) + np.arange(int(new.sum()))
-            ids = pa.concat_arrays([ids, day_ids.filter(pa.array(new))])
-        size = len(ids)
-        columns = {}
-        for name, values in self.columns.items():
-            grown = np.zeros(size, dtype=values.dtype)
-            grown[:len(values)] = values
-            columns[name] = grown
+            fresh = day_ids.filter(pa.array(new))
+            positions[new] = len(ids) + np.arange(len(fresh))
+            order = _merged_order(ids, order, fresh, len(ids))
+            ids = pa.concat_arrays([ids, fresh])
+        by_position = np.argsort(positions, kind="stable")
+        changed = positions[by_position]
         ordinal = day.toordinal()
+        values: dict[str, np.ndarray] = {}
         for f in plan.recency_filters:
-            seen = daily[f"hits_{f.key}"].to_numpy() > 0
-            columns[f"last_{f.key}"][positions[seen]] = ordinal
+            name = f"last_{f.key}"
+            seen = daily[f"hits_{f.key}"].to_numpy()[by_position] > 0
+            values[name] = np.where(seen, ordinal, self.take(name, changed)).astype("int64")
         for c in daily_columns(plan):
-            total = columns[f"cum_{c}"]
-            total[positions] += daily[c].to_numpy(dtype=total.dtype)
+            name = f"cum_{c}"
+            values[name] = (self.take(name, changed)
+                            + daily[c].to_numpy(dtype=_dtype(name))[by_position])
         for f in plan.hit_filters:
-            columns[f"days_{f.key}"][positions] += daily[f"hits_{f.key}"].to_numpy() > 0
-        return CustomerState(ids, columns)._chained(self, day, np.sort(positions))
-
-    def _stored_as(self, day: dt.date, changed: np.ndarray,
-                   columns: dict[str, np.ndarray]) -> CustomerState:
-        return CustomerState(self.ids, columns)._chained(self, day, changed)
+            name = f"days_{f.key}"
+            values[name] = (self.take(name, changed)
+                            + (daily[f"hits_{f.key}"].to_numpy()[by_position] > 0))
+        columns = _Overlay.over(self, len(ids), changed, values)
+        return CustomerState(ids, columns, order=order)._chained(self, day, changed)
 
     def _chained(self, before: CustomerState, day: dt.date,
                  changed: np.ndarray) -> CustomerState:
@@ -166,6 +256,74 @@ class CustomerState:
         return pa.table({"customer_id": self.ids, **self.columns})
 
 
+class _Overlay(Mapping):
+    """The columns of a state advanced in memory: an earlier state's columns (``below``, of
+    ``below_rows`` rows, shared, never written to) with new values at ``rows`` (sorted
+    positions; those past ``below_rows`` are new customers). A column is built whole only
+    when asked for (a full state's write, a recency column); a snapshot takes the rows it
+    needs (:meth:`take`). Advancing an overlay overlays its base again (never an overlay of
+    an overlay), and builds the columns whole once the changed rows pass
+    :data:`COMPACT_FRACTION` of the state."""
+
+    def __init__(self, below: Mapping, below_rows: int, rows: np.ndarray,
+                 values: dict[str, np.ndarray], size: int) -> None:
+        self.below, self.below_rows, self.rows, self.values = below, below_rows, rows, values
+        self.size = size
+
+    @classmethod
+    def over(cls, state: CustomerState, size: int, changed: np.ndarray,
+             values: dict[str, np.ndarray]) -> Mapping:
+        """``state``'s columns grown to ``size`` rows with ``values`` at ``changed``."""
+        below, below_rows, rows = state.columns, len(state), changed
+        if isinstance(below, _Overlay):  # one level: merge the earlier changed rows in
+            rows = np.union1d(below.rows, changed)
+            merged = {}
+            for name, new in values.items():
+                column = state.take(name, rows)
+                column[np.searchsorted(rows, changed)] = new
+                merged[name] = column
+            below, below_rows, values = below.below, below.below_rows, merged
+        overlay = cls(below, below_rows, rows, values, size)
+        if len(rows) > COMPACT_FRACTION * size:  # most rows changed: plain columns
+            return {name: overlay[name] for name in values}
+        return overlay
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.values:
+            raise KeyError(name)
+        out = np.zeros(self.size, dtype=_dtype(name))
+        if isinstance(self.below, _ChainColumns):  # built in place: one pass, not two
+            self.below.fill(name, out)
+        else:
+            out[:self.below_rows] = self.below[name]
+        out[self.rows] = self.values[name]
+        return out
+
+    def take(self, name: str, at: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(at), dtype=_dtype(name))
+        below = at < self.below_rows
+        if below.any():
+            out[below] = _take_rows(self.below, name, at[below])
+        _overwrite(out, at, self.rows, self.values[name])
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def _overwrite(out: np.ndarray, at: np.ndarray, rows: np.ndarray, values) -> None:
+    """``out[i] = values[j]`` wherever ``at[i] == rows[j]`` (``rows`` sorted)."""
+    if not len(rows) or not len(at):
+        return
+    j = np.minimum(np.searchsorted(rows, at), len(rows) - 1)
+    hit = rows[j] == at
+    if hit.any():
+        out[hit] = np.asarray(values)[j[hit]]
+
+
 def _path(day: dt.date) -> tuple[str, str, str]:
     return CUSTOMER_STATE, f"as_of={day.isoformat()}", "part-0.arrow"
 
@@ -175,8 +333,8 @@ def state_exists(store: Store, day: dt.date) -> bool:
 
 
 def write_state(store: Store, state: CustomerState, day: dt.date) -> None:
-    """Publish the state of ``day``: whole, or only the rows its day changed (see the module
-    docstring; ``state.full`` decides).
+    """Publish the state of ``day``: whole (with its id order), or only the rows its day
+    changed (see the module docstring; ``state.full`` decides).
 
     Args:
         store: the store.
@@ -184,12 +342,12 @@ def write_state(store: Store, state: CustomerState, day: dt.date) -> None:
         day: its date.
     """
     if state.full or state.changed is None or state.base is None:
-        table = state.to_arrow()
+        table = state.to_arrow().append_column(_ORDER, pa.array(state.id_order()))
         meta = {_KIND: b"full"}
     else:
         take = pa.array(state.changed)
         table = pa.table({"customer_id": state.ids.take(take), "position": state.changed,
-                          **{c: np.asarray(v)[state.changed] for c, v in state.columns.items()}})
+                          **{c: state.take(c, state.changed) for c in state.columns}})
         meta = {_KIND: b"delta", _BASE: state.base.isoformat().encode(),
                 _ROWS: str(len(state.ids)).encode(), _CHAIN: str(state.chain_rows).encode()}
     write_ipc(store, table.replace_schema_metadata(meta), *_path(day))
@@ -205,7 +363,7 @@ def stored_rows(store: Store, day: dt.date) -> tuple[str, int]:
 class _ChainColumns(Mapping):
     """The columns of a delta state, each built on access from its base (memory-mapped when
     local) and the deltas after it, in order: one column at a time in memory, never the
-    whole state."""
+    whole state; :meth:`take` reads a few rows without building the column."""
 
     def __init__(self, base: pa.Table, deltas: list[pa.Table], rows: int,
                  names: list[str]) -> None:
@@ -218,10 +376,22 @@ class _ChainColumns(Mapping):
         if self.rows == self.base.num_rows and not any(len(p) for p in self.positions):
             # quiet days since the base: its mapped column as it is (never written to)
             return self.base.column(name).to_numpy().astype(_dtype(name), copy=False)
-        out = np.zeros(self.rows, dtype=_dtype(name))
+        return self.fill(name, np.zeros(self.rows, dtype=_dtype(name)))
+
+    def fill(self, name: str, out: np.ndarray) -> np.ndarray:
+        """Write the column into ``out[:rows]`` (zeroed beyond the base's rows)."""
         out[:self.base.num_rows] = self.base.column(name).to_numpy()
         for delta, positions in zip(self.deltas, self.positions, strict=True):
             out[positions] = delta.column(name).to_numpy()
+        return out
+
+    def take(self, name: str, at: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(at), dtype=_dtype(name))
+        inside = at < self.base.num_rows
+        if inside.any():
+            out[inside] = self.base.column(name).to_numpy()[at[inside]]
+        for delta, positions in zip(self.deltas, self.positions, strict=True):
+            _overwrite(out, at, positions, delta.column(name).to_numpy())
         return out
 
     def __iter__(self) -> Iterator[str]:
@@ -240,7 +410,7 @@ def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
         store: the store.
         plan: the daily plan (which columns).
         day: the date of the state.
-        ids: also read the customer ids.
+        ids: also read the customer ids (and their id order).
 
     Returns:
         The state. A full file's columns are views of the mapped file; a delta's are built
@@ -251,15 +421,20 @@ def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
     table = read_ipc(store, *_path(day))
     meta = table.schema.metadata or {}
     if meta.get(_KIND, b"full") == b"full":
+        order = (table.column(_ORDER).to_numpy()
+                 if ids and _ORDER in table.column_names else None)
         table = table.select(wanted)
         # views, not copies: a state is never changed in place (advance builds new columns)
         values = {c: table.column(c).to_numpy().astype(_dtype(c), copy=False) for c in columns}
         ids_array = table.column("customer_id").combine_chunks().cast(pa.large_string()) \
             if ids else pa.nulls(table.num_rows, pa.large_string())
-        return CustomerState(ids_array, values, base=day)
+        return CustomerState(ids_array, values, base=day, order=order)
     base_day = dt.date.fromisoformat(meta[_BASE].decode())
     rows = int(meta[_ROWS])
-    base = read_ipc(store, *_path(base_day), columns=wanted)
+    base = read_ipc(store, *_path(base_day))
+    base_order = (base.column(_ORDER).to_numpy()
+                  if ids and _ORDER in base.column_names else None)
+    base = base.select(wanted)
     deltas = [read_ipc(store, *_path(base_day + dt.timedelta(n)))
               for n in range(1, (day - base_day).days)] + [table]
     for n, delta in enumerate(deltas, 1):  # a chain is written whole, day after day
@@ -267,10 +442,11 @@ def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
         if kind != meta[_BASE]:
             raise ValueError(f"customer state of {base_day + dt.timedelta(n)} is not in the "
                              f"chain of {day} from {base_day}")
-    ids_array = pa.nulls(rows, pa.large_string())
+    ids_array, order = pa.nulls(rows, pa.large_string()), None
     if ids:
         before = base.num_rows
-        parts = [base.column("customer_id").combine_chunks().cast(pa.large_string())]
+        base_ids = base.column("customer_id").combine_chunks().cast(pa.large_string())
+        parts = []
         for delta in deltas:  # each delta's new customers, appended in position order
             positions = delta.column("position").to_numpy()
             new = positions >= before
@@ -278,7 +454,24 @@ def load_state(store: Store, plan: DailyPlan, day: dt.date, *,
                 parts.append(delta.column("customer_id").combine_chunks()
                              .filter(pa.array(new)).cast(pa.large_string()))
                 before = int(positions[new].max()) + 1
-        ids_array = pa.concat_arrays(parts)
+        if base_order is None:  # an older file: sorted once here
+            base_order = pc.sort_indices(base_ids).to_numpy().astype("int64")
+        fresh = pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
+        order = _merged_order(base_ids, base_order, fresh, base.num_rows)
+        ids_array = pa.concat_arrays([base_ids, *parts])
     return CustomerState(ids_array, _ChainColumns(base, deltas, rows, columns), base=base_day,
                          chain_rows=int(meta[_CHAIN]), full=False,
-                         changed=deltas[-1].column("position").to_numpy())
+                         changed=deltas[-1].column("position").to_numpy(), order=order)
+
+
+def id_ranks(state: CustomerState, ids: pa.Array) -> np.ndarray:
+    """The ranks in id order (the row of a snapshot) of ``ids``, all in ``state``.
+
+    Args:
+        state: a state with its ids.
+        ids: customer ids of the state (large_string).
+
+    Returns:
+        int64 ranks, by binary search over the state's id order (k log N).
+    """
+    return _bisect(state.ids, state.id_order(), ids)
