@@ -12,7 +12,9 @@ Plan / execute / commit:
 * plan (pure, :func:`resolve_day`, :func:`plan_merges`, :func:`plan_rewrites`): which parts
   are live, which are leftovers of a crash, which merge into which output;
 * execute: one Dask task per date reads the inputs and publishes the outputs under their final
-  names (:func:`_merge_task`, :func:`_rewrite_task`);
+  names (:func:`_merge_task`, :func:`_rewrite_task`); inputs of 1 MiB and more are joined
+  without decoding (their row groups copied as bytes, :mod:`featurestore.parquet_concat`),
+  smaller ones are decoded and written as one row group;
 * commit: per output, the record ``_ledger/weblog/_compaction/<date>/<output stem>.json``
   naming its inputs and each input's row range in the output; then the inputs are deleted.
 
@@ -39,12 +41,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import layout
+from .parquet_concat import concat_parquet
 from .schema import conform, footer_metadata, to_pandas
 from .storage import Store
 
-__all__ = ["COMPACTION", "CRASH_ENV", "DEFAULT_TARGET_MB", "DayView", "Merge", "Rewrite",
+__all__ = ["COMPACTION", "COPY_MIN_BYTES", "CRASH_ENV", "DEFAULT_TARGET_MB", "DayView", "Merge", "Rewrite",
            "compact_events", "finish_run", "live_events", "live_files", "loose_id",
            "output_name", "plan_merges", "plan_rewrites", "recover", "resolve_day",
            "rewrite_without", "start_run"]
@@ -58,6 +62,9 @@ RUNNING = "_running.json"
 #: Test hook: ``compaction:<step>`` kills this process group at that step (reliability tests).
 CRASH_ENV = "FEATURESTORE_TEST_CRASH_AT"
 DEFAULT_TARGET_MB = 128.0
+#: Merge inputs averaging at least this many bytes are joined without decoding (row groups
+#: copied); below it they are decoded and written as one row group.
+COPY_MIN_BYTES = 1 << 20
 _OUT = "part-c"
 _SUFFIX = ".parquet"
 
@@ -180,6 +187,8 @@ class Merge:
     day: str
     output: str
     file_ids: tuple[str, ...]
+    #: join the parts as bytes, row groups copied (else decode them into one row group)
+    copy: bool = False
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -187,7 +196,7 @@ class Merge:
 
 
 def plan_merges(day: str, loose: dict[str, int], committed: set[str],
-                target_bytes: int) -> list[Merge]:
+                target_bytes: int, copy_min_bytes: int = COPY_MIN_BYTES) -> list[Merge]:
     """Which committed loose parts of ``day`` merge into which outputs.
 
     File ids in sorted order are cut into groups of at most ``target_bytes`` of parquet (a
@@ -199,6 +208,8 @@ def plan_merges(day: str, loose: dict[str, int], committed: set[str],
         committed: file ids whose ledger record exists (others are never merged: their file
             may be redone and would write its part again).
         target_bytes: the largest output wanted.
+        copy_min_bytes: a group whose parts average at least this many bytes is joined
+            without decoding (``Merge.copy``).
 
     Returns:
         The merges (empty when nothing is to merge).
@@ -211,7 +222,9 @@ def plan_merges(day: str, loose: dict[str, int], committed: set[str],
             size = 0
         groups[-1].append(fid)
         size += loose[fid]
-    return [Merge(day, output_name(g), tuple(g)) for g in groups if len(g) > 1]
+    return [Merge(day, output_name(g), tuple(g),
+                  copy=sum(loose[f] for f in g) >= copy_min_bytes * len(g))
+            for g in groups if len(g) > 1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,17 +332,28 @@ def _write_events(store: Store, table: pa.Table, day: str, name: str) -> None:
 
 
 def _read(store: Store, day: str, name: str) -> pa.Table:
-    import pyarrow.parquet as pq
-
     return pq.read_table(store.path(EVENTS, _folder(day), name), filesystem=store.fs)
 
 
 def _merge_task(store: Store, merges: list[Merge]) -> list[list[int]]:
     """Merge one date's groups (runs on a worker): read each group's parts, publish the output
-    under its final name. Returns the row count of every input, per merge."""
+    under its final name. Returns the row count of every input, per merge.
+
+    A merge planned with ``copy`` (parts of at least ``events_copy_min_mb`` on average) is
+    joined as bytes, its parts' row groups copied (:mod:`featurestore.parquet_concat`: ~40x
+    faster than decoding and encoding again); other merges, and parts whose schemas differ,
+    are decoded and written as one row group, so a merge of many tiny files does not leave a
+    file of many tiny row groups."""
     counts = []
     for merge in merges:
-        tables = [_read(store, merge.day, p) for p in merge.parts]
+        folder = (EVENTS, _folder(merge.day))
+        blobs = [store.fs.cat_file(store.path(*folder, p)) for p in merge.parts]
+        joined = concat_parquet(blobs) if merge.copy else None
+        if joined is not None:
+            store.write_bytes(joined[0], *folder, merge.output)
+            counts.append(joined[1])
+            continue
+        tables = [pq.read_table(pa.BufferReader(b)) for b in blobs]
         _write_events(store, pa.concat_tables(tables, promote_options="permissive"),
                       merge.day, merge.output)
         counts.append([t.num_rows for t in tables])
@@ -485,7 +509,8 @@ def _loose_sizes(store: Store, day: str) -> tuple[DayView, dict[str, int]]:
 
 
 def compact_events(store: Store, client: Any, dates: Iterable[str], committed: set[str],
-                   target_bytes: int, committed_more: Any = None) -> CompactionReport:
+                   target_bytes: int, committed_more: Any = None,
+                   copy_min_bytes: int = COPY_MIN_BYTES) -> CompactionReport:
     """Merge the committed loose parts of ``dates`` (one Dask task per date), commit a record
     per output, then delete the inputs.
 
@@ -495,6 +520,8 @@ def compact_events(store: Store, client: Any, dates: Iterable[str], committed: s
         dates: the event dates to compact (the run's, and a crashed run's).
         committed: file ids whose ledger record exists (this run's files).
         target_bytes: the largest output wanted (``events_target_mb``).
+        copy_min_bytes: parts averaging at least this are joined without decoding
+            (``events_copy_min_mb``).
         committed_more: a callable giving every ingested file id, called only when a date
             holds a loose part of a file outside ``committed`` (older runs' files).
 
@@ -515,7 +542,7 @@ def compact_events(store: Store, client: Any, dates: Iterable[str], committed: s
         if committed_more is not None and set(loose) - committed:
             committed = committed | committed_more()
             committed_more = None
-        merges = plan_merges(day, loose, committed, target_bytes)
+        merges = plan_merges(day, loose, committed, target_bytes, copy_min_bytes)
         if merges:
             plans[day] = merges
             report.inputs += sum(len(m.file_ids) for m in merges)

@@ -49,6 +49,7 @@ from distributed import Client, as_completed, wait
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
 from .events_compaction import (
+    COPY_MIN_BYTES,
     DEFAULT_TARGET_MB,
     compact_events,
     finish_run,
@@ -527,6 +528,7 @@ def ingest_weblog(
     repo: FeatureRepo | None = None,
     compaction: bool = True,
     target_mb: float = DEFAULT_TARGET_MB,
+    copy_min_mb: float = COPY_MIN_BYTES / 2 ** 20,
 ) -> IngestReport:
     """Ingest every not-yet-ingested file under ``raw_root`` into ``store``.
 
@@ -553,6 +555,8 @@ def ingest_weblog(
             ``events_compaction``; :mod:`featurestore.events_compaction`).
         target_mb: a date's merged parts are split into files of at most this many MB of
             parquet (setting ``events_target_mb``).
+        copy_min_mb: parts averaging at least this many MB are merged without decoding,
+            their row groups copied (setting ``events_copy_min_mb``).
 
     Returns:
         The report; ``report.ok`` is False while anything is not accounted for.
@@ -582,7 +586,8 @@ def ingest_weblog(
                     committed = {r["file_id"] for r in results if r["status"] == "ingested"}
                     done = compact_events(store, c, set(report.event_dates) | set(crashed),
                                           committed, int(target_mb * 2 ** 20),
-                                          committed_more=lambda: _ingested_ids(store))
+                                          committed_more=lambda: _ingested_ids(store),
+                                          copy_min_bytes=int(copy_min_mb * 2 ** 20))
                     report.extra["compaction"] = {**done.to_dict(), "rewritten": rewritten}
             finish_run(store)
         drops = {f.drop_date.isoformat() for f in found.files} | {

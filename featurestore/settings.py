@@ -38,6 +38,9 @@ class Settings(BaseSettings):
                                     "of a run into one events file (docs/choices.md, #14)")
     events_target_mb: float = Field(128.0, gt=0, description="largest merged events file, in "
                                     "MB of parquet; a date's parts above it make several")
+    events_copy_min_mb: float = Field(1.0, ge=0, description="a date's parts averaging at "
+                                      "least this many MB are merged without decoding (row "
+                                      "groups copied); smaller ones are rewritten as one")
     lease_seconds: float = Field(60.0, ge=1, description="Expiry of the store's writer lease; "
                                  "its heartbeat renews it every third of that")
 

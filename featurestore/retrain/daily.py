@@ -83,7 +83,8 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
             ingest = ingest_weblog(raw_root, store, client=c,
                                    max_late_days=settings.max_late_days,
                                    compaction=settings.events_compaction,
-                                   target_mb=settings.events_target_mb)
+                                   target_mb=settings.events_target_mb,
+                                   copy_min_mb=settings.events_copy_min_mb)
             report["ingest"] = ingest.to_dict()
             report["ok"] &= ingest.ok
             report["materialize"] = {"status": "done", "result": materialize_locked(

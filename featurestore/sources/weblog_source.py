@@ -43,6 +43,7 @@ class WeblogSource:
                              accept_changed=accept_changed,
                              compaction=self.settings.events_compaction,
                              target_mb=self.settings.events_target_mb,
+                             copy_min_mb=self.settings.events_copy_min_mb,
                              repo=repo_for_ingest(self.store, self.settings.feature_repo))
 
     def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,

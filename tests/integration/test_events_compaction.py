@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from featurestore import FeatureStore, Settings
@@ -115,14 +116,17 @@ def _change_file(raw: Path, other: Path, day: str, name: str) -> None:
     assert gzip.decompress(data)
 
 
+@pytest.mark.parametrize("copy_min_mb", [1.0, 0.0], ids=["decoded", "row-groups-copied"])
 def test_one_file_per_date_same_tables_late_drop_and_changed_resend(raw_versions, tmp_path,
-                                                                    client):
+                                                                    client, copy_min_mb):
+    """Both merge paths: these parts are small (decoded into one row group by default);
+    ``events_copy_min_mb=0`` joins them as bytes, one row group per input."""
     first, other = raw_versions
     days = sorted(p.name for p in first.iterdir())
     raw = tmp_path / "raw"
     _copy_drops(first, raw, days[:-1])  # the last drop comes later (it has late hits)
     on, off = tmp_path / "on", tmp_path / "off"
-    report = _ingest(on, raw, client)
+    report = _ingest(on, raw, client, events_copy_min_mb=copy_min_mb)
     _ingest(off, raw, client, events_compaction=False)
     # one file per event date; every date of a multi-file drop was merged
     files = _files(on)
@@ -140,16 +144,21 @@ def test_one_file_per_date_same_tables_late_drop_and_changed_resend(raw_versions
         assert ranges[0][0] == 0 and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
         assert ranges[-1][1] == record["rows"] == len(
             pd.read_parquet(on / "events" / f"event_date={day}"))
+        meta = pq.ParquetFile(on / "events" / f"event_date={day}" / files[day][0]).metadata
+        assert meta.num_row_groups == (len(ranges) if copy_min_mb == 0 else 1)
+        if copy_min_mb == 0:  # each input's rows are one row group, in the record's order
+            assert [meta.row_group(i).num_rows for i in range(len(ranges))] == [
+                b - a for a, b in ranges]
 
     # a second run with nothing new changes nothing
     before = _state(on)
-    again = _ingest(on, raw, client)
+    again = _ingest(on, raw, client, events_copy_min_mb=copy_min_mb)
     assert again.files_ingested == 0 and "compaction" not in again.extra
     assert _state(on) == before
 
     # a late drop adds one file per date it touched
     _copy_drops(first, raw, days[-1:])
-    late = _ingest(on, raw, client)
+    late = _ingest(on, raw, client, events_copy_min_mb=copy_min_mb)
     _ingest(off, raw, client, events_compaction=False)
     touched = set(late.event_dates)
     assert len(touched) > 1 and days[-1] in touched
@@ -161,7 +170,7 @@ def test_one_file_per_date_same_tables_late_drop_and_changed_resend(raw_versions
     # a changed resend of a compacted file replaces exactly its rows
     changed = (days[1], "hit_data-0000.tsv.gz")
     _change_file(raw, other, *changed)
-    replaced = _ingest(on, raw, client, accept_changed=True)
+    replaced = _ingest(on, raw, client, accept_changed=True, events_copy_min_mb=copy_min_mb)
     assert replaced.files_replaced == 1
     old_output = after[changed[0]][0]
     assert old_output.startswith("part-c") and replaced.extra["compaction"]["rewritten"] >= 1
