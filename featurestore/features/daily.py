@@ -167,11 +167,26 @@ def _products(events: pa.Table, needed: np.ndarray) -> dict[str, object]:
     }
 
 
-def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
+def sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
     """Per-key sums of every other column, sorted by the keys (strings by code point, as
-    pandas sorts them), columns in ``table``'s order. One thread: rows are added in input
-    order, so a float sum has the same bits on every run."""
+    pandas sorts them), columns in ``table``'s order. Rows are added in input order, so a
+    float sum has the same bits on every run.
+
+    One or two string keys and non-null int64/float64 values (every daily column) take
+    :func:`_sum_by_codes`, 4x faster than Arrow's single-threaded hash aggregation on string
+    keys (issue #18: the day's combine of partials); anything else takes Arrow's.
+
+    Args:
+        table: the keys and the columns to sum.
+        keys: the key columns.
+
+    Returns:
+        One row per distinct key, sorted.
+    """
     values = [c for c in table.column_names if c not in keys]
+    fast = _sum_by_codes(table, keys, values)
+    if fast is not None:
+        return fast
     if not values:
         out = table.group_by(keys, use_threads=False).aggregate([])
     else:
@@ -180,6 +195,55 @@ def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
                                   and n[:-len("_sum")] in values else n
                                   for n in out.column_names])
     return out.select(table.column_names).sort_by([(k, "ascending") for k in keys])
+
+
+_EXACT = 2 ** 53  # float64 adds integers exactly below this
+
+
+def _sorted_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Each value's rank among the distinct values, and the distinct values sorted."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):  # one memo across chunks: one dictionary
+        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+    dictionary, order = encoded.dictionary, pc.array_sort_indices(encoded.dictionary)
+    rank = np.empty(len(dictionary), dtype=np.int64)
+    rank[order.to_numpy()] = np.arange(len(dictionary))
+    return rank[encoded.indices.to_numpy()], dictionary.take(order)
+
+
+def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str]) -> pa.Table | None:
+    """:func:`sum_by` by sorted dictionary codes and ``numpy.bincount``, or None when the
+    table is outside what it handles (empty, nulls, other types, more than two keys, integer
+    sums that float64 could round)."""
+    if not table.num_rows or len(keys) > 2:
+        return None
+    for k in keys:
+        column = table.column(k)
+        if column.null_count or not (pa.types.is_string(column.type)
+                                     or pa.types.is_large_string(column.type)):
+            return None
+    arrays = {}
+    for c in values:
+        column = table.column(c)
+        if column.null_count or column.type not in (pa.int64(), pa.float64()):
+            return None
+        arrays[c] = column.to_numpy()
+        if column.type == pa.int64() and np.abs(arrays[c]).sum(dtype=np.float64) >= _EXACT:
+            return None
+    codes, distinct = zip(*(_sorted_codes(table.column(k)) for k in keys), strict=True)
+    if len(keys) == 1:
+        group, groups, out_keys = codes[0], len(distinct[0]), [distinct[0]]
+    else:
+        width = len(distinct[1])
+        uniq, group = np.unique(codes[0] * width + codes[1], return_inverse=True)
+        groups = len(uniq)
+        out_keys = [distinct[0].take(pa.array(uniq // width)),
+                    distinct[1].take(pa.array(uniq % width))]
+    columns = dict(zip(keys, out_keys, strict=True))
+    for c, v in arrays.items():
+        sums = np.bincount(group, weights=v, minlength=groups)
+        columns[c] = pa.array(sums.astype(np.int64) if v.dtype == np.int64 else sums)
+    return pa.table({c: columns[c] for c in table.column_names})
 
 
 def _events(store: Store, day: dt.date) -> pa.Table:
@@ -238,13 +302,13 @@ def aggregate_events(ev: pd.DataFrame | pa.Table, plan: DailyPlan
     prod = _products(table, need_products)
     cust_id = table.column("customer_id").combine_chunks()
     pair_cust = cust_id.take(pa.array(prod["row"]))
-    customer = _sum_by(pa.table({"customer_id": cust_id, **{
+    customer = sum_by(pa.table({"customer_id": cust_id, **{
         f"hits_{f.key}": masks[f.key].astype("int64") for f in plan.hit_filters}}),
         ["customer_id"])
     # Per-customer sums over products (every customer with a pair has a hit: a left join)
     pcols = _product_columns(masks, prod, plan.pair_filters, plan.sums)
     if pcols:
-        psum = _sum_by(pa.table({"customer_id": pair_cust, **pcols}), ["customer_id"])
+        psum = sum_by(pa.table({"customer_id": pair_cust, **pcols}), ["customer_id"])
         where = pc.index_in(psum.column("customer_id"),
                             value_set=customer.column("customer_id")).to_numpy()
         for c, values in pcols.items():
@@ -257,7 +321,7 @@ def aggregate_events(ev: pd.DataFrame | pa.Table, plan: DailyPlan
     for f in (*plan.cp_pair_filters, *(f for _, f in plan.cp_sums)):
         match |= masks[f.key][prod["row"]]
     keep = pa.array(match)
-    cp = _sum_by(pa.table({"customer_id": pair_cust.filter(keep),
+    cp = sum_by(pa.table({"customer_id": pair_cust.filter(keep),
                            "product_id": prod["product_id"].filter(keep),
                            **{c: v[match] for c, v in cp_cols.items()}}),
                  ["customer_id", "product_id"])

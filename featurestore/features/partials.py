@@ -32,7 +32,7 @@ from ..events_compaction import live_file_ids
 from ..layout import PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT
 from ..storage import Store
 from ._io import read_ipc, write_ipc
-from .daily import DailyPlan, _to_pandas, aggregate_events
+from .daily import DailyPlan, _to_pandas, aggregate_events, sum_by
 from .definitions import FeatureRepo, load_feature_repo, parse_feature_repo
 
 __all__ = ["PARTIALS_FORMAT", "combine_partials", "partials_fingerprint", "remove_partials",
@@ -131,20 +131,8 @@ def combine_partials(store: Store, plan: DailyPlan, day: dt.date
         # file id order: the float sums add up in the same order on every run
         tables = [read_ipc(store, kind, _folder(day), f"part-{fid}{suffix}")
                   for fid in sorted(events)]
-        frames.append(_to_pandas(_sum_by(pa.concat_tables(tables), keys)))
+        frames.append(_to_pandas(sum_by(pa.concat_tables(tables), keys)))
     return frames[0], frames[1]
-
-
-def _sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Per-key sums of every other column, sorted by the keys (strings: by code point, as
-    pandas sorts them), columns in ``table``'s order."""
-    values = [c for c in table.column_names if c not in keys]
-    # one thread: rows are added in input order, so a float sum has the same bits every run
-    out = table.group_by(keys, use_threads=False).aggregate([(c, "sum") for c in values])
-    out = out.rename_columns([n[:-len("_sum")] if n.endswith("_sum") and n[:-4] in values
-                              else n for n in out.column_names])
-    out = out.select(table.column_names)
-    return out.sort_by([(k, "ascending") for k in keys])
 
 
 def repo_for_ingest(store: Store, configured: str | None) -> FeatureRepo | None:
