@@ -21,10 +21,10 @@ from distributed import Client
 
 from ..cluster import dask_client
 from ..features.definitions import FeatureRepo
-from ..ingest import ingest_weblog
 from ..materialization import materialize_locked
 from ..repository import resolve_repo
 from ..settings import Settings
+from ..sources.weblog_source import WeblogSource
 from ..storage import Store
 from .alerts import notify
 from .jobs import new_job, run_job
@@ -80,11 +80,11 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
                               "retrain": [], "predict": [], "ok": True}
     with dask_client(settings.scheduler, settings.workers, client) as c:
         with store.lock("run-daily: ingest + materialize"):
-            ingest = ingest_weblog(raw_root, store, client=c,
-                                   max_late_days=settings.max_late_days,
-                                   compaction=settings.events_compaction,
-                                   target_mb=settings.events_target_mb,
-                                   copy_min_mb=settings.events_copy_min_mb)
+            # the weblog source's own ingest: every ingest setting, and the partials built
+            # for the repository commands resolve (not the built-in one)
+            ingest = WeblogSource(store, settings).ingest(raw_root, client=c,
+                                                          raw_storage_options=None,
+                                                          progress=None)
             report["ingest"] = ingest.to_dict()
             report["ok"] &= ingest.ok
             report["materialize"] = {"status": "done", "result": materialize_locked(

@@ -90,3 +90,33 @@ def test_run_daily_alerts_on_an_incomplete_drop(drops_copy, tmp_path, client):
         [alert] = [h["json"] for h in hook.received]
         assert alert["event"] == "run_daily_problem"
         assert any(p.startswith("missing ") and missing in p for p in alert["problems"])
+
+
+def test_run_daily_partials_follow_the_configured_repository(drops_copy, tmp_path, client,
+                                                             monkeypatch):
+    """A repository given by the setting (not applied) reaches run-daily's ingest: the
+    partials it writes are built for that repository's daily columns, so its materialization
+    sums them instead of reading the day's events again (before, run-daily's ingest wrote
+    partials for the built-in repository and every materialization fell back to events)."""
+    from featurestore.cli import main
+    from featurestore.features.daily import daily_plan
+    from featurestore.features.definitions import DEFAULT_REPO, load_feature_repo
+    from featurestore.features.partials import partials_fingerprint
+
+    raw, _ = drops_copy
+    anchor = "      days_since_last_purchase: {aggregation: recency, filter: {event_id: \"1\"}}\n"
+    text = DEFAULT_REPO.read_text()
+    assert anchor in text  # a filter no built-in feature has: a new daily column
+    repo = tmp_path / "repo.yaml"
+    repo.write_text(text.replace(anchor, anchor + "      checkouts_7d: {aggregation: count, "
+                                 "filter: {event_id: \"11\"}, window_days: 7}\n"))
+    wanted = partials_fingerprint(daily_plan(load_feature_repo(str(repo))))
+    assert wanted != partials_fingerprint(daily_plan(load_feature_repo(None)))
+    monkeypatch.setenv("FEATURESTORE_FEATURE_REPO", str(repo))
+    store = tmp_path / "store"
+    assert main(["run-daily", "--store", str(store), "--raw", str(raw), "--scheduler",
+                 client.scheduler.address, "--today", "2026-03-03"]) == 0
+    names = [p.name for p in (store / "_partials").rglob("*.arrow")]
+    assert names and all(n.endswith(f"-{wanted}.arrow") for n in names), names[:3]
+    features = Store(str(store)).read_parquet("customer_features")
+    assert "checkouts_7d" in features.columns
