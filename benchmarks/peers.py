@@ -9,7 +9,8 @@ environment), generates one data set (``benchmarks/training_set.py``'s ``make_da
 customer on every as-of date, plus the events the label is computed from) and measures in the
 same run:
 
-* point-in-time training sets: our ``build_training_set`` (in process, features + label from
+* point-in-time training sets (``--rounds`` interleaved rounds, every round printed): our
+  ``build_training_set`` (in process, features + label from
   the ingest's partial daily aggregates, which ``make_data`` writes with the ingest's writer),
   DuckDB ``ASOF LEFT JOIN`` over the same parquet (features + label from events), and Feast's
   ``get_historical_features(...).to_df()`` (Dask offline store) for the same entity rows. Feast
@@ -84,21 +85,25 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(table.cast(schema), path)
 
 
-def training_sets(store: Store, python: Path, workdir: Path, latest: dt.date
-                  ) -> tuple[dict[str, float], list[str]]:
-    """Seconds of ours, DuckDB and Feast for the same training rows."""
+def training_sets(store: Store, python: Path, workdir: Path, latest: dt.date, rounds: int
+                  ) -> tuple[dict[str, list[float]], list[str]]:
+    """Seconds of ours, DuckDB and Feast for the same training rows, ``rounds`` interleaved
+    rounds each (after one warm-up of ours and DuckDB)."""
     import duckdb
 
     build_training_set(store, start=START, end=START)  # warm-up (imports, page cache)
-    t = time.perf_counter()
-    ours = build_training_set(store)
-    s_ours = time.perf_counter() - t
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    t = time.perf_counter()
-    duck = con.execute(duckdb_sql(store, latest)).df()
-    s_duck = time.perf_counter() - t
-    assert ours.rows == len(duck) and ours.positives == int(duck["purchased_next_30d"].sum())
+    con.execute(duckdb_sql(store, latest)).df()
+    times: dict[str, list[float]] = {"ours": [], "duckdb": [], "feast": []}
+    for _ in range(rounds):
+        t = time.perf_counter()
+        ours = build_training_set(store)
+        times["ours"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        duck = con.execute(duckdb_sql(store, latest)).df()
+        times["duckdb"].append(time.perf_counter() - t)
+        assert ours.rows == len(duck) and ours.positives == int(duck["purchased_next_30d"].sum())
 
     feast_dir = workdir / "feast"
     feast_dir.mkdir(exist_ok=True)
@@ -115,20 +120,25 @@ def training_sets(store: Store, python: Path, workdir: Path, latest: dt.date
     served_day = str(features["event_timestamp"].max().date())
     setup = feast_run(python, "setup", str(feast_dir / "repo"), str(feast_dir / "features.parquet"),
                       served_day)
-    feast = feast_run(python, "historical", str(feast_dir / "repo"),
-                      str(feast_dir / "entities.parquet"))
+    for _ in range(rounds):
+        feast = feast_run(python, "historical", str(feast_dir / "repo"),
+                          str(feast_dir / "entities.parquet"))
+        times["feast"].append(feast["seconds"])
     assert feast["rows"] == ours.rows and feast["positives"] == ours.positives, (feast, ours.rows)
     # the same feature values too (a checksum of one feature over every row)
     assert feast["checksum"] == float(frame["page_views_7d"].fillna(0).sum()), feast
     print(f"training set: {ours.rows:,} rows x {len(frame.columns)} columns, "
           f"{ours.positives:,} positives (same rows in all three)")
-    print(f"  ours (in process)                 {s_ours:7.2f} s (label: purchasers of "
+    def rounds_of(name: str) -> str:
+        return " ".join(f"{x:.2f}" for x in times[name]) + " s"
+
+    print(f"  ours (in process)                 {rounds_of('ours')} (label: purchasers of "
           + ", ".join(f"{n} event dates from {k}" for k, n in ours.label_event_dates.items())
           + ")")
-    print(f"  DuckDB ASOF JOIN (2 threads)      {s_duck:7.2f} s (label: events)")
-    print(f"  Feast get_historical_features     {feast['seconds']:7.2f} s (Dask offline store; "
-          "labels given)")
-    return {"ours": s_ours, "duckdb": s_duck, "feast": feast["seconds"]}, setup["features"]
+    print(f"  DuckDB ASOF JOIN (2 threads)      {rounds_of('duckdb')} (label: events)")
+    print(f"  Feast get_historical_features     {rounds_of('feast')} (Dask offline store; "
+          "labels given; each round a fresh process, timed inside it)")
+    return times, setup["features"]
 
 
 def serving(store: Store, python: Path, workdir: Path, refs: list[str], args) -> dict:
@@ -213,15 +223,19 @@ def main() -> int:
     latest = START + dt.timedelta(days=args.dates - 1 + 30)
     print(f"Feast {version} (own virtualenv {python.parent.parent}); {args.customers:,} customers "
           f"x {args.dates} as-of dates; {os.cpu_count()} cores")
-    ts, refs = training_sets(store, python, workdir, latest)
+    ts, refs = training_sets(store, python, workdir, latest, args.rounds)
     runs = {}
     if not args.no_serve:
         print(f"serving: wrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} "
               "interleaved rounds, one worker process per server")
         runs = serving(store, python, workdir, refs, args)
     print("\nratios (same run, same data)")
-    print(f"  training set: ours / DuckDB {ts['ours'] / ts['duckdb']:.2f}x | Feast / DuckDB "
-          f"{ts['feast'] / ts['duckdb']:.2f}x | Feast / ours {ts['feast'] / ts['ours']:.2f}x")
+    def ratio(a: str, b: str) -> str:  # median of the per-round ratios, and every round
+        per = [x / y for x, y in zip(ts[a], ts[b], strict=True)]
+        return f"{statistics.median(per):.2f}x (rounds {' '.join(f'{r:.2f}' for r in per)})"
+
+    print(f"  training set: ours / DuckDB {ratio('ours', 'duckdb')} | Feast / DuckDB "
+          f"{ratio('feast', 'duckdb')} | Feast / ours {ratio('feast', 'ours')}")
     if runs:
         def med(name: str, key: str) -> float:
             return statistics.median(r[key] for r in runs[name])
