@@ -215,6 +215,10 @@ def test_sum_by_codes_equals_arrow_and_pandas():
         "hits": pa.array(rng.integers(0, 5, n), pa.int64()),
         "price": pa.array(rng.random(n) * 100, pa.float64()),
     })
+    # several chunks, as the day's partials arrive (one per file): one dictionary across them
+    table = pa.concat_tables([table.slice(0, 1200), table.slice(1200, 3000),
+                              table.slice(4200)])
+    assert table.column("customer_id").num_chunks == 3
     for keys in (["customer_id"], ["customer_id", "product_id"]):
         sub = table if len(keys) == 2 else table.drop_columns(["product_id"])
         fast = _sum_by_codes(sub, keys, [c for c in sub.column_names if c not in keys])
