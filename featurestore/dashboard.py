@@ -119,8 +119,10 @@ def ingestion(store: Store, days: int = 60) -> dict[str, Any]:
         ``{"days": [{"drop", "files_ingested", "files_duplicate", "rows_ingested",
         "rows_quarantined", "quarantined_by_reason", "quarantine_rows_on_disk",
         "quarantine_location", "files_missing", "files_placeholder", "files_changed",
-        "complete"}], "reasons": [...], "quarantine_root": url}``. Files held back are those the
-        drop's status record names (missing, zero-byte placeholders, changed content).
+        "files_rejected", "rejected", "complete"}], "reasons": [...], "quarantine_root": url}``.
+        Files held back are those the drop's status record names (missing, zero-byte
+        placeholders, changed content); ``rejected`` lists ``{"file", "reason"}`` of the files
+        the last run rejected whole (corrupt, wrong header), from the same record.
     """
     keys = ledger_keys(store)
     # a drop whose files are all missing or placeholders has only its status record
@@ -155,6 +157,8 @@ def ingestion(store: Store, days: int = 60) -> dict[str, Any]:
             files_missing=len(status.get("missing", [])),
             files_placeholder=len(status.get("placeholders", [])),
             files_changed=len(status.get("changed", [])),
+            files_rejected=len(status.get("rejected", [])),
+            rejected=status.get("rejected", []),
             complete=bool(status.get("complete", True)),
         )
         rows.append(day)

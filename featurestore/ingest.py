@@ -476,23 +476,33 @@ def _plan(store: Store, files: list[RawFile], raw_options: dict[str, Any],
 
 def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -> None:
     """Per drop, ``_status.json`` when it has a problem or had one (so it is marked complete
-    again); drops that never had one get none. Written only when it changes."""
-    listed = list_ledger(store).statuses
-    per_drop: dict[str, dict[str, list[str]]] = {}
+    again); drops that never had one get none. Written only when it changes.
 
-    def note(kind: str, url: str) -> None:
+    Rejected files (corrupt, wrong header...) are listed with their reason: they have no
+    ledger record (a later run retries them), so this is where the dashboard finds them. They
+    do not make a drop incomplete (its files are all there); the run's exit code says it."""
+    listed = list_ledger(store).statuses
+    per_drop: dict[str, dict[str, list]] = {}
+
+    def empty() -> dict[str, list]:
+        return {"missing": [], "placeholders": [], "changed": [], "rejected": []}
+
+    def note(kind: str, url: str, reason: str | None = None) -> None:
         drop, name = url.rsplit("/", 2)[-2:]
-        per_drop.setdefault(drop, {"missing": [], "placeholders": [], "changed": []})[
-            kind].append(name)
+        per_drop.setdefault(drop, empty())[kind].append(
+            name if reason is None else {"file": name, "reason": reason})
 
     for kind, items in (("missing", report.missing), ("placeholders", report.placeholders),
                         ("changed", report.changed)):
         for item in items:
             note(kind, item["file"])
+    for item in report.rejected:
+        note("rejected", item["file"], item["reason"])
     for drop in sorted((set(per_drop) | listed) & found_drops):
-        lists = per_drop.get(drop, {"missing": [], "placeholders": [], "changed": []})
+        lists = per_drop.get(drop, empty())
         status = {"drop": drop, "complete": not (lists["missing"] or lists["placeholders"]),
-                  **{k: sorted(v) for k, v in lists.items()}}
+                  **{k: sorted(v, key=str) if k != "rejected" else
+                     sorted(v, key=lambda r: r["file"]) for k, v in lists.items()}}
         if not status["complete"]:
             report.incomplete_drops.append(drop)
         previous = drop_status(store, drop) if drop in listed else None

@@ -275,7 +275,9 @@ def drop_status(store: Store, drop: str) -> dict[str, Any] | None:
         drop: the drop date.
 
     Returns:
-        ``{"drop", "complete", "missing", "placeholders", "changed", "checked_at"}`` (file names).
+        ``{"drop", "complete", "missing", "placeholders", "changed", "rejected",
+        "checked_at"}``: file names, and ``{"file", "reason"}`` per rejected file (records
+        written before rejected files were recorded have no ``rejected``).
     """
     try:
         return store.read_json(LEDGER, drop, STATUS)

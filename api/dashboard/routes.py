@@ -94,7 +94,8 @@ def api_overview(request: Request) -> dict[str, Any]:
 @router.get("/api/ingestion")
 def api_ingestion(request: Request,
                   days: Annotated[int, Query(ge=1, le=3660)] = 60) -> dict[str, Any]:
-    """Per web-log drop: rows ingested and quarantined by reason, files held back."""
+    """Per web-log drop: rows ingested and quarantined by reason, files held back and files
+    rejected (with their reasons)."""
     store = _store(request)
     data = numbers.ingestion(store, days=days)
     # logical locations only (<store>/_quarantine/...), as every API answer to a reader

@@ -138,16 +138,31 @@ def test_ingestion_counts_files_held_back(built, tmp_path):
     late.mkdir()
     shutil.copy(drop / "column_headers.tsv", late)
     (late / next(p.name for p in drop.iterdir() if p.name.endswith(".gz"))).write_bytes(b"")
+    # ... and one whose file is a truncated gzip: rejected whole, with its reason
+    corrupt = raw / "2026-01-10"
+    corrupt.mkdir()
+    shutil.copy(drop / "column_headers.tsv", corrupt)
+    source = next(p for p in sorted(drop.iterdir()) if p.name.endswith(".gz"))
+    (corrupt / source.name).write_bytes(source.read_bytes()[:len(source.read_bytes()) // 2])
     store = tmp_path / "store"
     shutil.copytree(built["store"], store)
     proc = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
-                           str(store), "--workers", "1"], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300, check=False)
-    assert proc.returncode != 0  # a placeholder is not accounted for
+                           str(store), "--workers", "1", "--json"], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=300, check=False)
+    assert proc.returncode != 0  # a placeholder and a corrupt file are not accounted for
+    report = json.loads(proc.stdout)
     other = FeatureStore(Settings(store=str(store)))
-    day = ingestion(other.offline_store)["days"][-1]
-    assert day["drop"] == "2026-01-09" and day["files_placeholder"] == 1
+    days = {d["drop"]: d for d in ingestion(other.offline_store)["days"]}
+    day = days["2026-01-09"]
+    assert day["files_placeholder"] == 1 and day["files_rejected"] == 0
     assert not day["complete"] and day["files_ingested"] == 0
+    # the page shows what the run reported: the rejected file and its reason (the store
+    # records them with the drop's status, since a rejected file has no ledger record)
+    day = days["2026-01-10"]
+    assert day["files_rejected"] == 1 and day["files_ingested"] == 0
+    [rejected] = report["rejected"]
+    assert day["rejected"] == [{"file": source.name, "reason": rejected["reason"]}]
 
 
 def test_feature_profile_counts_every_row(fs, built):

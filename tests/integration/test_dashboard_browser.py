@@ -226,6 +226,49 @@ def test_ingestion_page(browser, site, shots):
     assert seen["ids"]["reasons"] == ", ".join(reasons)
 
 
+@pytest.fixture(scope="module")
+def rejecting_site(tmp_path_factory, client):
+    """A store whose second drop holds a truncated gzip file (rejected whole by the CLI)."""
+    import os
+    import sys
+
+    from api.main import create_app
+    from featurestore.generate import generate_weblog
+    from tests.serving_helpers import serve
+
+    base = tmp_path_factory.mktemp("dash-rejected")
+    raw, store = base / "raw", base / "store"
+    generate_weblog(str(raw), days=1, customers=50, products=5, rows_per_day=300, parts=2,
+                    seed=4)
+    drop = next(p for p in raw.iterdir() if p.is_dir())
+    bad = raw / "2026-01-02"
+    bad.mkdir()
+    shutil.copy(drop / "column_headers.tsv", bad)
+    source = sorted(drop.glob("*.tsv.gz"))[0]
+    (bad / source.name).write_bytes(source.read_bytes()[:len(source.read_bytes()) // 2])
+    proc = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
+                           str(store), "--scheduler", client.scheduler.address, "--json"],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.returncode != 0, proc.stderr  # a rejected file is not accounted for
+    report = json.loads(proc.stdout)
+    with serve(create_app(Settings(store=str(store)))) as url:
+        yield url, report, source.name
+
+
+def test_ingestion_page_shows_rejected_files(browser, rejecting_site, shots):
+    """The rejected file, its reason and its bar come from what the run reported."""
+    base, report, name = rejecting_site
+    (shots / "rejected").mkdir(exist_ok=True)
+    seen = _visit(browser, base, "ingestion", shots / "rejected")
+    [rejected] = report["rejected"]
+    assert seen["ids"]["rejected-2026-01-02"] == f"{name}: {rejected['reason']}"
+    assert seen["ids"]["rejected-2026-01-01"] == "0"
+    ys = browser.evaluate("document.getElementById('files').data"
+                          ".find(t => t.name === 'rejected').y")
+    assert ys == [0, 1]
+
+
 def test_features_page(browser, site, shots):
     base, built = site
     seen = _visit(browser, base, "features", shots)

@@ -247,7 +247,7 @@ def test_manifest_names_a_missing_file_then_it_arrives(tmp_path, capsys, client)
     assert len(_events(store)) == 4
     assert _status(store, DAY1) | {"checked_at": None} == {
         "drop": "2026-03-01", "complete": True, "missing": [], "placeholders": [],
-        "changed": [], "checked_at": None}
+        "changed": [], "rejected": [], "checked_at": None}
 
 
 def test_resend_under_a_new_name_is_not_ingested_twice(tmp_path, capsys, client):

@@ -93,17 +93,20 @@ async function ingestion() {
     { type: "bar", name: "missing", x, y: days.map((d) => d.files_missing), marker: { color: RED } },
     { type: "bar", name: "placeholder", x, y: days.map((d) => d.files_placeholder) },
     { type: "bar", name: "changed (refused)", x, y: days.map((d) => d.files_changed) },
+    { type: "bar", name: "rejected", x, y: days.map((d) => d.files_rejected), marker: { color: "#7f1d1d" } },
   ], { title: { text: "Files per drop" }, barmode: "stack", xaxis: { type: "category" } });
   section("Quarantine reasons");
   main().append(el("p", { "data-testid": "reasons" },
                    data.reasons.length ? data.reasons.join(", ") : "no quarantined rows"));
   main().append(table(
-    ["drop", "files", "rows ingested", "rows quarantined", "by reason", "held back", "complete",
-     "quarantined rows"],
+    ["drop", "files", "rows ingested", "rows quarantined", "by reason", "held back",
+     "files rejected", "complete", "quarantined rows"],
     days.map((d) => el("tr", {}, el("td", {}, d.drop), num(d.files_ingested, `files-${d.drop}`),
       num(d.rows_ingested, `ingested-${d.drop}`), num(d.rows_quarantined, `quarantined-${d.drop}`),
       el("td", {}, Object.entries(d.quarantined_by_reason).map(([k, v]) => `${k}: ${v}`).join(", ")),
       num(d.files_missing + d.files_placeholder + d.files_changed, `held-${d.drop}`),
+      el("td", { "data-testid": `rejected-${d.drop}`, class: d.files_rejected ? "behind" : "" },
+         d.rejected.map((r) => `${r.file}: ${r.reason}`).join("; ") || "0"),
       el("td", { class: d.complete ? "ok" : "behind" }, d.complete ? "yes" : "no"),
       el("td", {}, d.quarantine_location ? el("code", {}, d.quarantine_location) : "-")))));
   main().append(el("p", { class: "note" }, `Quarantined rows (with file, line and reason) are parquet under ${data.quarantine_root}.`));
