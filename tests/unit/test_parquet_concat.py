@@ -100,3 +100,20 @@ def test_merge_task_copies_large_parts_and_decodes_small_ones(tmp_path):
         path = tmp_path / "store" / "events" / f"event_date={day}" / merge.output
         assert pq.ParquetFile(path).metadata.num_row_groups == groups
         assert pq.read_table(path).equals(pa.concat_tables(tables))
+
+
+def test_dictionary_pages_of_another_writer_are_shifted_too():
+    """pyarrow's files carry dictionary pages (their own offsets) and row group offsets:
+    both move with the bytes."""
+    tables = [_events(n, seed) for seed, n in enumerate((800, 1300))]
+    parts = []
+    for t in tables:
+        sink = io.BytesIO()
+        pq.write_table(t, sink, use_dictionary=True, write_page_index=False, row_group_size=500)
+        parts.append(sink.getvalue())
+    assert footer(parts[0]).row_groups[0].columns[1].meta_data.dictionary_page_offset is not None
+    joined, counts = concat_parquet(parts)
+    assert counts == [800, 1300]
+    back = pq.read_table(pa.BufferReader(joined))
+    assert back.equals(pa.concat_tables(tables))
+    assert pq.ParquetFile(pa.BufferReader(joined)).metadata.num_row_groups == 2 + 3
