@@ -335,9 +335,10 @@ def _read(store: Store, day: str, name: str) -> pa.Table:
     return pq.read_table(store.path(EVENTS, _folder(day), name), filesystem=store.fs)
 
 
-def _merge_task(store: Store, merges: list[Merge]) -> list[list[int]]:
+def _merge_task(store: Store, merges: list[Merge]) -> list[tuple[list[int], bool]]:
     """Merge one date's groups (runs on a worker): read each group's parts, publish the output
-    under its final name. Returns the row count of every input, per merge.
+    under its final name. Returns, per merge, the row count of every input and whether the
+    parts were joined as bytes.
 
     A merge planned with ``copy`` (parts of at least ``events_copy_min_mb`` on average) is
     joined as bytes, its parts' row groups copied (:mod:`featurestore.parquet_concat`: ~40x
@@ -351,12 +352,12 @@ def _merge_task(store: Store, merges: list[Merge]) -> list[list[int]]:
         joined = concat_parquet(blobs) if merge.copy else None
         if joined is not None:
             store.write_bytes(joined[0], *folder, merge.output)
-            counts.append(joined[1])
+            counts.append((joined[1], True))
             continue
         tables = [pq.read_table(pa.BufferReader(b)) for b in blobs]
         _write_events(store, pa.concat_tables(tables, promote_options="permissive"),
                       merge.day, merge.output)
-        counts.append([t.num_rows for t in tables])
+        counts.append(([t.num_rows for t in tables], False))
     return counts
 
 
@@ -493,6 +494,8 @@ class CompactionReport:
     outputs: int = 0
     inputs: int = 0
     bytes_in: int = 0
+    #: outputs whose parts were joined as bytes (row groups copied), the others decoded
+    joined: int = 0
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -555,7 +558,8 @@ def compact_events(store: Store, client: Any, dates: Iterable[str], committed: s
     counts = dict(zip(futures, client.gather(list(futures.values())), strict=True))
     _crash_point("after-output")
     for day, merges in sorted(plans.items()):
-        for merge, rows in zip(merges, counts[day], strict=True):
+        for merge, (rows, joined) in zip(merges, counts[day], strict=True):
+            report.joined += joined
             _write_record(store, day, merge.output, _ranges(merge.file_ids, rows))
             _crash_point("after-record")
     for day, merges in sorted(plans.items()):

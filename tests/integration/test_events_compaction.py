@@ -133,6 +133,7 @@ def test_one_file_per_date_same_tables_late_drop_and_changed_resend(raw_versions
     assert files.keys() == set(_files(off)) and all(len(f) == 1 for f in files.values())
     assert sum(len(f) for f in _files(off).values()) > 2 * len(files)
     assert report.extra["compaction"]["outputs"] == len(files)
+    assert report.extra["compaction"]["joined"] == (len(files) if copy_min_mb == 0 else 0)
     assert all(f[0].startswith("part-c") for f in files.values())
     assert max(p.stat().st_size for p in (on / "events").rglob("*.parquet")) < 128 * 2 ** 20
     _assert_same_tables(on, off)

@@ -96,7 +96,7 @@ def test_merge_task_copies_large_parts_and_decodes_small_ones(tmp_path):
     for copy_min, groups in ((min(sizes.values()), 3), (max(sizes.values()) + 1, 1)):
         (merge,) = plan_merges(day, sizes, set(ids), 2 ** 30, copy_min_bytes=copy_min)
         assert merge.copy == (groups == 3)
-        assert _merge_task(store, [merge]) == [[t.num_rows for t in tables]]
+        assert _merge_task(store, [merge]) == [([t.num_rows for t in tables], groups == 3)]
         path = tmp_path / "store" / "events" / f"event_date={day}" / merge.output
         assert pq.ParquetFile(path).metadata.num_row_groups == groups
         assert pq.read_table(path).equals(pa.concat_tables(tables))
