@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from .. import layout
 from ..storage import Store
 from .definitions import FeatureRepo, Filter
+from .pairs import sorted_codes
 
 __all__ = [
     "DAILY_CUSTOMER",
@@ -200,17 +201,6 @@ def sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
 _EXACT = 2 ** 53  # float64 adds integers exactly below this
 
 
-def _sorted_codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Each value's rank among the distinct values, and the distinct values sorted."""
-    encoded = pc.dictionary_encode(column)
-    if isinstance(encoded, pa.ChunkedArray):  # one memo across chunks: one dictionary
-        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
-    dictionary, order = encoded.dictionary, pc.array_sort_indices(encoded.dictionary)
-    rank = np.empty(len(dictionary), dtype=np.int64)
-    rank[order.to_numpy()] = np.arange(len(dictionary))
-    return rank[encoded.indices.to_numpy()], dictionary.take(order)
-
-
 def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str]) -> pa.Table | None:
     """:func:`sum_by` by sorted dictionary codes and ``numpy.bincount``, or None when the
     table is outside what it handles (empty, nulls, other types, more than two keys, integer
@@ -230,7 +220,7 @@ def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str]) -> pa.Tab
         arrays[c] = column.to_numpy()
         if column.type == pa.int64() and np.abs(arrays[c]).sum(dtype=np.float64) >= _EXACT:
             return None
-    codes, distinct = zip(*(_sorted_codes(table.column(k)) for k in keys), strict=True)
+    distinct, codes = zip(*(sorted_codes(table.column(k)) for k in keys), strict=True)
     if len(keys) == 1:
         group, groups, out_keys = codes[0], len(distinct[0]), [distinct[0]]
     else:

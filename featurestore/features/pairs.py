@@ -32,7 +32,7 @@ from .definitions import FeatureRepo
 
 __all__ = ["PAIR_STATE", "PAIRS_FORMAT", "PairSums", "PairWindow", "Spec", "aggregate",
            "column_of", "empty", "load_pairs", "merge", "pair_specs", "pairs_exist", "roll",
-           "rolls", "write_pairs"]
+           "rolls", "sorted_codes", "write_pairs"]
 
 PAIR_STATE = layout.PAIR_STATE
 #: Part of the fingerprint of a stored window, bumped when what is stored changes, so an older
@@ -108,9 +108,12 @@ def _sort_ranks(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return order, rank
 
 
-def _sorted_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """(sorted distinct values, each value's position among them)."""
+def sorted_codes(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """(sorted distinct values, each value's position among them). A chunked input is encoded
+    with one dictionary across its chunks."""
     encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.chunk(0) if encoded.num_chunks == 1 else encoded.combine_chunks()
     order, rank = _sort_ranks(encoded.dictionary)
     return encoded.dictionary.take(pa.array(order)), rank[encoded.indices.to_numpy()]
 
@@ -160,8 +163,8 @@ def aggregate(rows: pa.Table, as_of: int, specs: list[Spec]) -> PairSums:
     ``day``; given in day order) over the days they cover, each spec its own window."""
     if not rows.num_rows:
         return empty()
-    customers, cust = _sorted_codes(large_strings(rows["customer_id"]))
-    products, prod = _sorted_codes(large_strings(rows["product_id"]))
+    customers, cust = sorted_codes(large_strings(rows["customer_id"]))
+    products, prod = sorted_codes(large_strings(rows["product_id"]))
     keys = cust * max(len(products), 1) + prod
     firsts, inverse = _dedupe(keys, np.argsort(keys, kind="stable"))
     day = rows["day"].to_numpy()
