@@ -48,8 +48,8 @@ from .parquet_concat import concat_parquet
 from .schema import conform, footer_metadata, to_pandas
 from .storage import Store
 
-__all__ = ["COMPACTION", "COPY_MIN_BYTES", "CRASH_ENV", "DEFAULT_TARGET_MB", "DayView", "Merge", "Rewrite",
-           "compact_events", "finish_run", "live_events", "live_files", "loose_id",
+__all__ = ["COMPACTION", "COPY_MIN_BYTES", "CRASH_ENV", "DEFAULT_TARGET_MB", "DayView", "Merge",
+           "Rewrite", "compact_events", "finish_run", "live_events", "live_files", "loose_id",
            "output_name", "plan_merges", "plan_rewrites", "recover", "resolve_day",
            "rewrite_without", "start_run"]
 

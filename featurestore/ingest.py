@@ -501,8 +501,8 @@ def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -
     for drop in sorted((set(per_drop) | listed) & found_drops):
         lists = per_drop.get(drop, empty())
         status = {"drop": drop, "complete": not (lists["missing"] or lists["placeholders"]),
-                  **{k: sorted(v, key=str) if k != "rejected" else
-                     sorted(v, key=lambda r: r["file"]) for k, v in lists.items()}}
+                  **{k: sorted(v, key=lambda item: item["file"] if k == "rejected" else item)
+                     for k, v in lists.items()}}
         if not status["complete"]:
             report.incomplete_drops.append(drop)
         previous = drop_status(store, drop) if drop in listed else None

@@ -38,10 +38,14 @@ def footer(data: bytes | memoryview) -> Any:
     """
     from fastparquet.cencoding import from_buffer
 
+    return from_buffer(bytes(data[_footer_start(data):-8]), "FileMetaData")
+
+
+def _footer_start(data: bytes | memoryview) -> int:
+    """Where the footer of a whole parquet file begins (the row groups' bytes end there)."""
     if len(data) < 12 or bytes(data[:4]) != MAGIC or bytes(data[-4:]) != MAGIC:
         raise ValueError("not a parquet file (magic bytes missing)")
-    size = struct.unpack("<I", bytes(data[-8:-4]))[0]
-    return from_buffer(bytes(data[-8 - size:-8]), "FileMetaData")
+    return len(data) - 8 - struct.unpack("<I", bytes(data[-8:-4]))[0]
 
 
 def _signature(fmd: Any) -> tuple[bytes, ...]:
@@ -102,8 +106,7 @@ def concat_parquet(parts: Sequence[bytes | memoryview]) -> tuple[bytes, list[int
     position = len(MAGIC)
     row_groups = []
     for data, fmd in zip(parts, footers, strict=True):
-        size = struct.unpack("<I", bytes(data[-8:-4]))[0]
-        body = memoryview(data)[len(MAGIC):len(data) - 8 - size]  # the row groups' bytes
+        body = memoryview(data)[len(MAGIC):_footer_start(data)]  # the row groups' bytes
         row_groups.extend(_shift(rg, position - len(MAGIC)) for rg in fmd.row_groups)
         chunks.append(body)
         position += len(body)
