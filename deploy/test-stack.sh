@@ -75,9 +75,12 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
+# The cache (rootfs tarball, logs, the daily report) is needed whether or not this script
+# starts dockerd: a user with Docker already running is the common case (#31).
+mkdir -p "$CACHE"
+
 stage "start dockerd"
 if ! $DOCKER info >/dev/null 2>&1; then
-    mkdir -p "$CACHE"
     dockerd >"$CACHE/dockerd.log" 2>&1 &
     DOCKERD_PID=$!
     for _ in $(seq 60); do $DOCKER info >/dev/null 2>&1 && break; sleep 1; done

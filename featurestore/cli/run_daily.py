@@ -66,6 +66,9 @@ def summary(report: dict) -> list[str]:
     if not report.get("retrain_due"):
         lines.append("  retrain: not due today (--retrain forces it)")
     for job in report.get("retrain", []):
+        if job["status"] == "skipped":
+            lines.append(f"  retrain {job['model']}: retrain skipped: {job['reason']}")
+            continue
         lines.append(f"  retrain {job['model']}: {job['status']} job {job['job_id']}"
                      + (f", version {job['model_version']}" if job.get("model_version") else "")
                      + (f": {job['error']}" if job.get("error") else ""))

@@ -4,7 +4,8 @@
 2. materialize the feature tables of the store's feature repository through the latest drop;
 3. on ``settings.retrain_weekday`` (0 = Monday), or when forced, retrain every model in
    ``settings.retrain_models`` with ``settings.retrain_backend`` - each job compares itself with
-   production and alerts on its own (:mod:`.alerts`);
+   production and alerts on its own (:mod:`.alerts`); a model the store has too little history
+   for is skipped, saying how many more days it needs (:mod:`.history`), not failed;
 4. on ``settings.predict_schedule`` (daily, weekly, monthly, never), score every customer of the
    latest snapshot with each of ``settings.predict_models`` (:mod:`featurestore.predict`,
    exactly once per version and as-of);
@@ -27,7 +28,9 @@ from ..settings import Settings
 from ..sources.weblog_source import WeblogSource
 from ..storage import Store
 from .alerts import notify
+from .history import history_shortfall
 from .jobs import new_job, run_job
+from .models import MODELS
 
 __all__ = ["run_daily", "predict_due"]
 
@@ -93,6 +96,13 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
         report["retrain_due"] = due
         if due:
             for model in settings.retrain_models:
+                short = (None if (export_urls or {}).get(model) or model not in MODELS
+                         else history_shortfall(store, MODELS[model]))  # unknown: the job fails
+                if short is not None:  # a young store: a skip with a date in sight, no alert
+                    report["retrain"].append({"job_id": None, "model": model,
+                                              "status": "skipped", "need_days": short.need_days,
+                                              "reason": short.reason})
+                    continue
                 record = new_job(store, model, settings.retrain_backend,
                                  tune=settings.retrain_tune,
                                  export_url=(export_urls or {}).get(model))
@@ -108,7 +118,7 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
         report["ok"] &= all(p["status"] != "failed" for p in report["predict"])
     problems = ingest.problems()  # rejected, bad folders, changed, placeholders, missing
     problems += [f"job {j['job_id']} failed: {j['error']}" for j in report["retrain"]
-                 if j["status"] != "completed"]
+                 if j["status"] not in ("completed", "skipped")]
     problems += [f"predict {p['model']} failed: {p['error']}" for p in report["predict"]
                  if p["status"] == "failed"]
     if problems:

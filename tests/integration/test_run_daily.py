@@ -120,3 +120,57 @@ def test_run_daily_partials_follow_the_configured_repository(drops_copy, tmp_pat
     assert names and all(n.endswith(f"-{wanted}.arrow") for n in names), names[:3]
     features = Store(str(store)).read_parquet("customer_features")
     assert "checkouts_7d" in features.columns
+
+
+def test_run_daily_skips_a_retrain_short_of_history_on_every_weekday(tmp_path, client, capsys):
+    """Issue #31: on the retrain weekday a store of three days has no as-of date with a complete
+    30-day label window. The due retrain is a skip that says how many more days it needs (exit
+    0, ok, no alert), never a failed run; every weekday, through the real CLI with --today."""
+    import json
+
+    from featurestore.cli import main
+    from featurestore.generate import generate_weblog
+
+    raw = tmp_path / "raw"
+    generate_weblog(str(raw), days=3, customers=60, products=10, rows_per_day=300, parts=1,
+                    seed=5, start=dt.date(2026, 3, 1))
+    store = tmp_path / "store"
+    with WebhookReceiver() as hook:
+        env = {"FEATURESTORE_ALERT_WEBHOOK_URL": hook.url, "FEATURESTORE_RETRAIN_WEEKDAY": "0",
+               "FEATURESTORE_PREDICT_SCHEDULE": "never"}
+        import os
+
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            seen = {}
+            for offset in range(7):
+                today = dt.date(2026, 3, 4) + dt.timedelta(days=offset)
+                rc = main(["run-daily", "--store", str(store), "--raw", str(raw), "--scheduler",
+                           client.scheduler.address, "--today", today.isoformat(), "--json"])
+                out = capsys.readouterr().out
+                report = json.loads(out[out.index("{"):])
+                assert rc == 0 and report["ok"] is True, report
+                seen[today.weekday()] = report
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        assert hook.received == []  # a skip is no problem to alert on
+    assert sorted(seen) == list(range(7))
+    for weekday, report in seen.items():
+        assert report["retrain_due"] is (weekday == 0)
+        if weekday != 0:
+            assert report["retrain"] == []
+    [skip] = seen[0]["retrain"]
+    # 2026-03-01..03 ingested: a time split needs three as-of dates D with D+30 on or before
+    # the latest data date, so the data must reach 2026-04-02: 30 more days
+    assert skip == {"model": "purchase-xgboost", "status": "skipped", "need_days": 30,
+                    "reason": "need 30 more days of history", "job_id": None}, skip
+    assert list_jobs(Store(str(store))) == []
+
+    # the person's summary says it in one line
+    rc = main(["run-daily", "--store", str(store), "--raw", str(raw), "--scheduler",
+               client.scheduler.address, "--today", "2026-03-09"])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0
+    assert "  retrain purchase-xgboost: retrain skipped: need 30 more days of history" in lines
