@@ -56,6 +56,7 @@ from .events_compaction import (
     rewrite_without,
     start_run,
 )
+from .features.aggs.engine import ext_plan, write_ext_partials
 from .features.daily import DailyPlan, daily_plan
 from .features.definitions import FeatureRepo
 from .features.partials import (
@@ -227,7 +228,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
                 same_size: dict[str, str] | None = None,
                 replaces: dict[str, Any] | None = None,
                 max_late_days: int = DEFAULT_MAX_LATE_DAYS,
-                daily: DailyPlan | None = None) -> dict[str, Any]:
+                daily: DailyPlan | None = None,
+                ext: Any = None) -> dict[str, Any]:
     """Ingest one file (runs on a worker). Never raises for a bad file: returns its status.
 
     Args:
@@ -241,6 +243,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
             quarantined as ``too_old``.
         daily: the daily columns of the store's repository: the file's partial daily
             aggregates of each date are written beside its events (None: none are).
+        ext: the SPEC §3a plan (:class:`featurestore.features.aggs.engine.ExtPlan`) whose
+            partial states are written likewise (None: the repository has no such feature).
 
     Returns:
         The ledger record written, or ``{"status": "rejected", "file", "reason"}``.
@@ -271,6 +275,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         day_frame = frame.iloc[rows].reset_index(drop=True)
         if daily is not None:  # while the hits are in memory (before the ledger record)
             write_partials(store, daily, day, raw.file_id, events.take(pa.array(rows)))
+        if ext is not None:
+            write_ext_partials(store, ext, day, raw.file_id, events.take(pa.array(rows)), rows)
         # Statistics on the time column only: readers prune on time; customer ids span every
         # file's whole range, so their min/max would prune nothing.
         store.write_parquet(day_frame, EVENTS_TABLE, f"event_date={day.isoformat()}",
@@ -643,11 +649,13 @@ def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any]
     """One Dask task per file; every result goes into ``report``. Returns the results."""
     repo = repo if repo is not None else repo_for_ingest(store, None)
     daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
+    ext = ext_plan(repo) if daily is not None else None
+    ext = ext if ext is not None and ext.specs else None  # SPEC §3a features' partials
     # no barrier: workers without our preload (a cluster started elsewhere) start loading the
     # kernels now, in the background, while the tasks are submitted
     c.run(start_warm_up)
     futures = [c.submit(_ingest_one, store, raw, raw_options, same, old, max_late_days, daily,
-                        pure=False)
+                        ext, pure=False)
                for raw, same, old in tasks]
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _progress_bar(len(futures)) if show else None
