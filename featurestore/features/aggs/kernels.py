@@ -266,7 +266,7 @@ def _aggregate(key: StateKey, cust: pa.Array, values, order) -> pa.Table:
         order = order.filter(valid)
     if k == "moments":
         num = values.cast(key.sum_type)
-        f = values.cast(pa.float64())
+        f = values.cast(pa.float64(), safe=False)
         t = pa.table({"customer_id": cust, "n": pa.array(np.ones(len(cust), np.int64)),
                       "s": num, "ss": pc.multiply(f, f)})
         return _group_sum(t, ["n", "s", "ss"])
@@ -313,14 +313,24 @@ def _check_int(summed, t: pa.Table, col: str) -> None:
     """Raise when an int64 sum left int64 (Arrow's sum wraps; a float64 sum beside it shows
     the true magnitude)."""
     approx = t.select(["customer_id"]).append_column(
-        "f", t.column(col).cast(pa.float64())).group_by(
+        "f", t.column(col).cast(pa.float64(), safe=False)).group_by(
         "customer_id", use_threads=False).aggregate([("f", "sum")]).column("f_sum")
     a = approx.to_numpy()
     exact = summed.to_numpy().astype(np.float64)
-    if len(a) and (np.abs(a).max() >= _INT_LIMIT or np.abs(a - exact).max() > 2.0 ** 40):
-        raise AggregationOverflowError(
-            "an int sum overflows int64 (its value is beyond +-9.2e18); sum a float column "
-            "instead or narrow the feature's window/filter")
+    # near the limit, or wrapped: settle it with Python's exact integers
+    for i in np.flatnonzero((np.abs(a) >= 2.0 ** 62) | (np.abs(a - exact) > 2.0 ** 40)):
+        values = t.filter(pc.equal(t.column("customer_id"),
+                                   _keys_of(t, approx, i))).column(col).to_pylist()
+        total = sum(v for v in values if v is not None)
+        if not -(2 ** 63) <= total < 2 ** 63:
+            raise AggregationOverflowError(
+                f"an int sum overflows int64 ({total} is beyond +-9.2e18); sum a float column "
+                "instead or narrow the feature's window/filter")
+
+
+def _keys_of(t: pa.Table, approx, i: int):
+    """The i-th group's customer id of a group_by over ``t`` (first-appearance order)."""
+    return pc.unique(t.column("customer_id"))[i]
 
 
 def _extreme(t: pa.Table, largest: bool) -> pa.Table:
@@ -541,7 +551,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
         return c["s"]
     if aggregation in ("mean", "stddev"):
         n = c["n"].to_numpy(zero_copy_only=False).astype(np.float64)
-        s = c["s"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        s = c["s"].cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         if aggregation == "mean":
             with np.errstate(all="ignore"):
                 return pa.array(s / np.where(n == 0, 1, n), mask=n == 0)
