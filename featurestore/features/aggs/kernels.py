@@ -41,8 +41,8 @@ __all__ = ["EXACT_LIMIT", "HLL_LG_K", "StateKey", "build_partial", "empty_state"
 
 #: approx_distinct keeps the exact set up to this many values (SPEC §3a).
 EXACT_LIMIT = 100
-#: HLL sketch size: 2^12 buckets, relative standard error about 1.6% (see docs/features.md).
-HLL_LG_K = 12
+#: HLL sketch size: 2^13 buckets, relative standard error about 1.15% (docs/features.md).
+HLL_LG_K = 13
 _INT_LIMIT = 2.0 ** 63
 _ARROW_TYPES = {"string": pa.large_string(), "int": pa.int64(), "float": pa.float64(),
                 "bool": pa.bool_(), "date": pa.date32()}
