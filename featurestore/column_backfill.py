@@ -138,9 +138,12 @@ class ColumnBackfillReport:
 
 
 def _crash_point(step: str) -> None:
+    """SIGKILL the CLI's process group (CLI, scheduler, workers: as ``kill -9`` of the group)
+    when ``FEATURESTORE_TEST_CRASH_AT`` names ``step``; on a worker too, when the group is
+    the one the tests start the CLI in (a session of its own)."""
     if os.environ.get(CRASH_ENV) != f"backfill:{step}":
         return
-    if os.getsid(0) == os.getpid():  # a session leader (the tests start the CLI so)
+    if os.getpgrp() == os.getsid(0):  # the CLI's own session (the tests start it so)
         os.killpg(os.getpgrp(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -278,12 +281,14 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
             "unfilled": gone, "rows_filled": filled, "rows_unfilled": unfilled,
             "bad_values_by_file": bad}
     store.write_json(note, NOTES, f.day, f"{f.name}.json")
+    _crash_point("task-after-note")
     if daily is not None:  # the inputs' partials, from the rows as they now are
         with_date = table.append_column(
             "event_date", pa.array(np.full(table.num_rows, np.datetime64(day, "D"))).cast(
                 pa.date32()))
         for fid, start, stop in f.inputs:
             write_partials(store, daily, day, fid, with_date.slice(start, stop - start))
+    _crash_point("task-before-events")
     body = conform(table, nullable=[n for n in table.column_names
                                     if n in declared or n in _nullable(stored)])
     store.write_parquet(to_pandas(body), *folder, f.name, stats=["hit_time_gmt"],
@@ -400,7 +405,10 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
             bad_by_file: dict[str, dict[str, int]] = {}
             futures = [client.submit(_fill_file, store, t, options, max_late_days, daily,
                                      pure=False) for t in plan.tasks]
-            for i, note in enumerate(client.gather(futures)):
+            from distributed import as_completed
+
+            for i, done in enumerate(as_completed(futures)):
+                note = done.result()
                 report.files_rewritten += 1
                 report.rows_filled += note["rows_filled"]
                 report.rows_unfilled += note["rows_unfilled"]
