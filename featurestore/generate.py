@@ -22,7 +22,8 @@ from isal import igzip
 
 from .sources.weblog import BAD_ROW_REASONS, DEFAULT_MAX_LATE_DAYS, WEBLOG_COLUMNS
 
-__all__ = ["CLICKSTREAM_COLUMNS", "GenerateReport", "generate_weblog"]
+__all__ = ["CLICKSTREAM_COLUMNS", "DEFAULT_FILLER_DENSITY", "SPARSE_FILLER_DENSITY",
+           "GenerateReport", "generate_weblog"]
 
 #: Drop columns given realistic values per hit (to declare in a repository, SPEC §3a): a
 #: marketing channel with nulls, an integer visit number, a float eVar with some bad values
@@ -43,6 +44,11 @@ EVAR12_BAD = ("n/a", "12,50", "NaN?", "--")
 SITE = "https://shop.example.com"
 CATEGORIES = ("Shoes", "Bags", "Outdoor", "Kitchen", "Garden", "Toys", "Books", "Beauty")
 STATIC_PAGES = ("/", "/help", "/sale/", "/sale/winter", "/account", "/search?q=gift")
+
+#: The chance a filler field is non-empty: the default (~2.1 KB lines, ~4:1 gzip) and a real
+#: feed's sparseness (~25 non-empty fields of 1,057, ~1.25 KB lines, >10:1 gzip; issue #27).
+DEFAULT_FILLER_DENSITY = 0.2
+SPARSE_FILLER_DENSITY = 0.016
 
 # Per-customer daily probability of starting a buying intent, and the chance it ends in a buy.
 INTENT_START_P = 0.0005
@@ -83,8 +89,8 @@ def _filler_columns(rng: np.random.Generator, total: int) -> list[str]:
     return names[: total - len(WEBLOG_COLUMNS)]
 
 
-def _filler_value(rng: np.random.Generator, name: str) -> str:
-    if rng.random() < 0.8:
+def _filler_value(rng: np.random.Generator, name: str, density: float) -> str:
+    if rng.random() < 1.0 - density:  # (the default 0.2 draws as the generator always did)
         return ""
     if name.startswith("geo_country"):
         return str(rng.choice(["US", "GB", "DE", "FR", "NL"]))
@@ -210,8 +216,14 @@ def generate_weblog(
     storage_options: dict[str, Any] | None = None,
     compresslevel: int = 1,
     column_seed: int | None = None,
+    filler_density: float = DEFAULT_FILLER_DENSITY,
 ) -> GenerateReport:
     """Write ``days`` daily drops under ``raw_root`` and return what was written.
+
+    ``filler_density`` is the chance a filler field is non-empty: the default 0.2 writes
+    ~2.1 KB lines that gzip about 4:1; a real clickstream feed, most of whose 1,000+ columns
+    are empty on any one hit, is closer to :data:`SPARSE_FILLER_DENSITY` (~25 non-empty fields
+    a line, ~1.25 KB, over 10:1; issue #27's drop).
 
     ``column_seed`` draws the filler column names and each day's column order from a
     generator of their own, so calls with different ``seed`` and the same ``column_seed``
@@ -219,6 +231,8 @@ def generate_weblog(
     """
     if columns < len(WEBLOG_COLUMNS) + 1:
         raise ValueError(f"columns must be more than {len(WEBLOG_COLUMNS)}")
+    if not 0.0 <= filler_density <= 1.0:
+        raise ValueError(f"filler_density must be within 0..1, not {filler_density}")
     rng = np.random.default_rng(seed)
     fs, root = fsspec.core.url_to_fs(raw_root, **(storage_options or {}))
     customer_ids = [f"C{i:06d}" for i in range(customers)]
@@ -271,7 +285,8 @@ def generate_weblog(
         order = list(WEBLOG_COLUMNS) + day_filler
         order = [order[i] for i in crng.permutation(len(order))]
         named_pos = {name: order.index(name) for name in WEBLOG_COLUMNS}
-        segments = _with_slots(_segments(rng, order, named_pos), order, named_pos)
+        segments = _with_slots(_segments(rng, order, named_pos, filler_density), order,
+                               named_pos)
         extra = _clickstream(vrng, rows + [row for _, row in bad_lines], country_of)
         lines = [_assemble(r, segments, rng, e) for r, e in zip(rows, extra)]
         for (reason, row), e in zip(bad_lines, extra[len(rows):], strict=True):
@@ -301,22 +316,23 @@ def generate_weblog(
                           bad=total_bad, late=total_late, columns=columns)
 
 
-def _segments(rng, order: list[str], named_pos: dict[str, int], variants: int = 32):
+def _segments(rng, order: list[str], named_pos: dict[str, int], density: float,
+              variants: int = 32):
     """Filler text between the named columns: ``variants`` random versions of each segment."""
     cuts = sorted((pos, name) for name, pos in named_pos.items())
     segments = []
     prev = 0
     for pos, name in cuts:
         cols = order[prev:pos]
-        segments.append(([_join_filler(rng, cols) for _ in range(variants)], name))
+        segments.append(([_join_filler(rng, cols, density) for _ in range(variants)], name))
         prev = pos + 1
-    segments.append(([_join_filler(rng, order[prev:]) for _ in range(variants)], None))
+    segments.append(([_join_filler(rng, order[prev:], density) for _ in range(variants)], None))
     return segments
 
 
-def _join_filler(rng, cols: list[str]) -> str | None:
+def _join_filler(rng, cols: list[str], density: float) -> str | None:
     """One segment's filler fields joined by tabs (None for a segment of no columns)."""
-    return "\t".join(_filler_value(rng, c) for c in cols) if cols else None
+    return "\t".join(_filler_value(rng, c, density) for c in cols) if cols else None
 
 
 def _assemble(row: list[str], segments, rng, extra: dict[str, str] | None = None) -> str:
