@@ -28,8 +28,10 @@ from featurestore.features.definitions import DEFAULT_REPO, parse_feature_repo
 from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
 
-NUMERIC = ["price", "quantity"]
-ANY = ["price", "quantity", "product_id", "event_date"]
+DECLARED = {"post_channel": "string", "visit_num": "int", "evar12": "float",
+            "geo_country": "string"}
+NUMERIC = ["price", "quantity", "visit_num", "evar12"]
+ANY = ["price", "quantity", "product_id", "event_date", *DECLARED]
 CONDITIONS = [
     {"column": "post_page_event", "op": "eq", "value": "0"},
     {"column": "post_page_event", "op": "ne", "value": "0"},
@@ -40,6 +42,13 @@ CONDITIONS = [
     {"column": "page_url", "op": "prefix", "value": "https://shop.example.com/p"},
     {"column": "hit_time_gmt", "op": "ge", "value": 1767400000},
     {"column": "hit_time_gmt", "op": "lt", "value": 1767500000},
+    {"column": "post_channel", "op": "eq", "value": "Natural Search"},
+    {"column": "post_channel", "op": "is_null"},
+    {"column": "post_channel", "op": "not_in", "value": ["Email", "Social"]},
+    {"column": "visit_num", "op": "gt", "value": 2},
+    {"column": "evar12", "op": "le", "value": 50.5},
+    {"column": "evar12", "op": "not_null"},
+    {"column": "geo_country", "op": "prefix", "value": "U"},
 ]
 
 
@@ -79,6 +88,7 @@ def repositories(draw) -> dict:
         a, b = draw(st.permutations(numeric))[:2]
         feats["ratio"] = {"expression": f"({a} + 1) / {b} - 2 * {a}"}
     repo = yaml.safe_load(DEFAULT_REPO.read_text())
+    repo["sources"]["weblog"]["columns"] = dict(DECLARED)
     repo["tables"] = {"customer_features": {"source": "weblog", "entity": "customer",
                                             "features": {"page_views_7d": {
                                                 "aggregation": "count", "window_days": 7,
@@ -143,6 +153,7 @@ def oracle(store: Path, repo: dict, as_of: list[dt.date]) -> dict[str, pd.DataFr
         CREATE TABLE hits AS SELECT customer_id, hit_time_gmt, page_url, post_page_event,
                nullif(post_event_list, '') AS post_event_list,
                coalesce(post_product_list, '') AS post_product_list,
+               post_channel, visit_num, evar12, geo_country,
                CAST(event_date AS DATE) AS event_date, filename AS fname,
                file_row_number AS rn
         FROM read_parquet('{store}/events/*/*.parquet', hive_partitioning=1, filename=1,
