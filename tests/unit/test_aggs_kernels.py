@@ -13,7 +13,7 @@ import pytest
 
 from featurestore._exceptions import AggregationOverflowError, ConfigError
 from featurestore.features.aggs import language
-from featurestore.features.aggs.engine import ext_plan, tiles_of
+from featurestore.features.aggs.engine import ext_plan
 from featurestore.features.aggs.kernels import (
     EXACT_LIMIT,
     StateKey,
@@ -207,13 +207,53 @@ def test_expressions_parse_safely_and_null_on_zero_divisor():
             language.parse_expression(bad)
 
 
-def test_tiles_cover_the_window_exactly_with_few_tiles():
-    for first in range(700000, 700130, 7):
-        for w in (1, 7, 30, 365):
-            tiles = tiles_of(first, first + w - 1)
-            days = [d for s, p in tiles for d in range(p, p + s)]
-            assert days == list(range(first, first + w))
-            assert len(tiles) <= 30
+def test_two_stack_windows_equal_a_plain_merge_of_their_days(tmp_path):
+    """advance_ext over 20 days (blocks of 3 and 5 days cross), every window of every day
+    against the merge of its days, and the back stack / front stack files it keeps."""
+    import random
+
+    from featurestore import layout
+    from featurestore.features._io import write_ipc
+    from featurestore.features.aggs.engine import _all_keys, advance_ext, partial_of, \
+        stack_window
+    from featurestore.storage import Store
+
+    repo = parse_feature_repo(REPO + (
+        "      mx: {aggregation: max, field: price, window_days: 5}\n"
+        "      tk: {aggregation: top_k, field: product_id, k: 2, window_days: 3}\n"
+        "      ls: {aggregation: last, field: product_id, window_days: 5}\n"
+        "      dl: {aggregation: distinct, field: product_id}\n"), "r")
+    plan = ext_plan(repo)
+    store = Store(str(tmp_path / "s"))
+    rng = random.Random(4)
+    first = dt.date(2026, 3, 1)
+    days = [first + dt.timedelta(i) for i in range(20)]
+    dailies = {}
+    for i, day in enumerate(days):
+        rows = [{"customer_id": rng.choice("abc"), "hit_time_gmt": T0 + i * 86400 + j,
+                 "post_product_list": f"x;P{rng.randrange(6)};1;{rng.randrange(100)}"}
+                for j in range(rng.randrange(0, 5))]
+        table = partial_of(plan, hits(rows).set_column(
+            10, "event_date", pa.array([day] * len(rows), pa.date32())), "f")
+        dailies[day] = table
+        write_ipc(store, table, layout.EXT_DAILY, f"event_date={day.isoformat()}",
+                  f"part-{plan.partial_fp}.arrow")
+    state = None
+    for day in days:
+        state = advance_ext(store, plan, state, day, False)
+        for w, keys in plan.stacked().items():
+            pairs = [(k, k.name) for k in keys]
+            got = stack_window(store, plan, day, w, state, first)
+            lo = max(day - dt.timedelta(w - 1), first)
+            want = merge([dailies[d] for d in days if lo <= d <= day], pairs)
+            ids = pa.array(["a", "b", "c"], pa.large_string())
+            for k in keys:
+                for agg, kk in (("max", None), ("top_k", 2), ("last", None)):
+                    if {"max": "max", "top_k": "counts", "last": "last"}[agg] != k.kind:
+                        continue
+                    assert (finalize(k, k.name, got, ids, agg, kk, 0).to_pylist()
+                            == finalize(k, k.name, want, ids, agg, kk, 0).to_pylist()), \
+                        (day, w, agg)
 
 
 REPO = """

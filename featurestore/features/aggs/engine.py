@@ -10,9 +10,12 @@ never come here. For the others, per event date D:
 * the chained state of D (``_state/ext/<fp>/as_of=D.arrow``) holds, per customer, the
   windowed count / moment states (slid: + day D, - day D-w) and every lifetime state
   (merged with day D);
-* min, max, first, last, distinct, approx_distinct and top_k over a window merge aligned
-  tiles of 1, 8 and 64 days (``_state/ext_tiles/<fp>/s<size>/<start>.arrow``, built when
-  their last day is advanced), so a 365-day window merges at most ~30 tiles, not 365 days.
+* min, max, first, last, distinct, approx_distinct and top_k over a window of w days use a
+  two-stack queue on blocks of w days aligned on day ordinals: the back stack is the running
+  merge of the current block (in the chained state), the front stack the suffix merges of
+  the previous block (``_state/ext_tiles/<fp>/w<w>/<day>.arrow``: day .. block end, built
+  backwards when the block's last day is advanced). The window ending on D is front[D-w+1]
+  merged with the back stack: two merges a day whatever w (plus w merges once per block).
 
 Every output is a pure function of the day states, written under deterministic names with the
 store's atomic publish; the state chain restarts wherever the original engine's does (the same
@@ -42,11 +45,9 @@ from .kernels import StateKey, build_partial, empty_state, finalize, merge, nega
     state_columns
 
 __all__ = ["ExtPlan", "ext_plan", "write_ext_partials", "ext_daily", "advance_ext",
-           "ext_columns", "TILE_SIZES", "EXT_FORMAT"]
+           "ext_columns", "stack_window", "EXT_FORMAT"]
 
 EXT_FORMAT = 1
-#: Tile sizes in days (each a multiple of the next): windows merge aligned tiles.
-TILE_SIZES = (64, 8, 1)
 _KIND = {"count": "count", "sum": "moments", "mean": "moments", "stddev": "moments",
          "min": "min", "max": "max", "first": "first", "last": "last", "distinct": "set",
          "approx_distinct": "sketch", "top_k": "counts", "recency": "max"}
@@ -111,6 +112,20 @@ class ExtPlan:
 
     def tiled(self) -> list[StateKey]:
         return sorted({s.key for s in self.specs if s.mode == "tile"}, key=lambda k: k.name)
+
+    def stacked(self) -> dict[int, list[StateKey]]:
+        """Window length -> the keys of the windowed non-invertible features (two stacks)."""
+        out: dict[int, set[StateKey]] = {}
+        for s in self.specs:
+            if s.mode == "tile":
+                out.setdefault(s.window, set()).add(s.key)
+        return {w: sorted(keys, key=lambda k: k.name) for w, keys in sorted(out.items())}
+
+    def chained_all(self) -> list[tuple[StateKey, str]]:
+        """(key, prefix) of everything the chained state holds: slid windows, lifetime
+        states and the back stack (the running merge of the current block) per window."""
+        back = [(k, f"{k.name}@B{w}") for w, keys in self.stacked().items() for k in keys]
+        return sorted([*self.chained(), *back], key=lambda p: p[1])
 
     def slide_windows(self) -> list[int]:
         return sorted({s.window for s in self.specs if s.mode == "slide"})
@@ -280,7 +295,7 @@ def load_ext_state(store: Store, plan: ExtPlan, day: dt.date) -> pa.Table:
 def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, day: dt.date,
                 recompute: bool) -> pa.Table:
     """The chained state of ``day`` from that of the day before; also publishes it, the day's
-    combined states and every tile that ends on ``day``.
+    combined states and, on a block's last day, the block's front stack.
 
     Args:
         store: the store.
@@ -293,7 +308,8 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
         The state of ``day``.
     """
     chained = plan.chained()
-    fields = [f for k, p in chained for f in state_columns(k, p)]
+    everything = plan.chained_all()
+    fields = [f for k, p in everything for f in state_columns(k, p)]
     if isinstance(prior, dt.date):
         prior = load_ext_state(store, plan, prior)
     if prior is None:
@@ -306,60 +322,89 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
         if gone.num_rows:
             parts.append(negate(_renamed(gone, leaving), leaving))
     state = merge(parts, chained) if chained else empty_state([])
+    # the back stack of each windowed non-invertible aggregation: the merge of the block of w
+    # days (aligned on ordinals) up to today; a new block starts from today alone
+    for w, keys in plan.stacked().items():
+        pairs = [(k, f"{k.name}@B{w}") for k in keys]
+        names = [f.name for k, p in pairs for f in state_columns(k, p)]
+        start = day.toordinal() % w == 0
+        sources = [_renamed(today, pairs)] if start else [prior, _renamed(today, pairs)]
+        state = _join(state, merge(sources, pairs).select(["customer_id", *names]), fields)
+        if day.toordinal() % w == w - 1:  # the block is complete: its suffixes (front stack)
+            _build_suffixes(store, plan, w, keys, day)
     write_ipc(store, state, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
-    if plan.tiled():
-        for size in TILE_SIZES[:-1]:
-            start = day.toordinal() - size + 1
-            if start % size == 0:  # the tile [start, day] is complete: (re)build it
-                _build_tile(store, plan, size, start)
     return state
 
 
-def _tile_keys(plan: ExtPlan) -> list[tuple[StateKey, str]]:
-    return [(k, k.name) for k in plan.tiled()]
+def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
+    """``state`` with the columns of ``extra`` (both sorted by customer_id), on the union of
+    their customers; missing values are zero (counts, sums) or null."""
+    from .kernels import _align
+
+    ids = pc.unique(pa.concat_arrays([state.column("customer_id").combine_chunks(),
+                                      extra.column("customer_id").combine_chunks()])).sort()
+    by_name = {f.name: f for f in fields}
+    cols = {"customer_id": ids}
+    for table in (state, extra):
+        for n in table.column_names:
+            if n == "customer_id":
+                continue
+            prefix, comp = n.rsplit(".", 1)
+            sub = pa.table({"customer_id": table.column("customer_id"), comp: table.column(n)})
+            cols.update(_align(sub, ids, prefix, [by_name[n]]))
+    return pa.table({k: cols[k] for k in ["customer_id", *(f.name for f in fields)]
+                     if k in cols})
 
 
-def _tile(store: Store, plan: ExtPlan, size: int, start: int) -> pa.Table:
-    """The merged day states of ``[start, start + size)`` (ordinals), tile keys only."""
-    names = ["customer_id", *(f.name for k, p in _tile_keys(plan)
-                              for f in state_columns(k, p))]
-    if size == 1:
-        return _read_daily(store, plan, dt.date.fromordinal(start)).select(names)
+def _suffix_name(day: dt.date) -> str:
+    return f"{day.isoformat()}.arrow"
+
+
+def _build_suffixes(store: Store, plan: ExtPlan, w: int, keys: list[StateKey],
+                    last: dt.date) -> None:
+    """The front stack of the block ending on ``last``: for each day i of it, the merge of
+    days i .. last (built backwards, one merge per day: w merges once every w days)."""
+    pairs = [(k, k.name) for k in keys]
+    names = ["customer_id", *(f.name for k, p in pairs for f in state_columns(k, p))]
+    suffix = None
+    for back in range(w):
+        day = last - dt.timedelta(back)
+        daily = _read_daily(store, plan, day).select(names)
+        suffix = daily if suffix is None else merge([daily, suffix], pairs)
+        write_ipc(store, suffix, layout.EXT_TILES, plan.state_fp, f"w{w}", _suffix_name(day))
+
+
+def _suffix(store: Store, plan: ExtPlan, w: int, keys: list[StateKey], day: dt.date,
+            first: dt.date) -> pa.Table:
+    """The front stack's entry for ``day`` (the merge of ``day`` .. the end of its block), or
+    the merge of the days when it was never built (its block ended before the definitions)."""
+    pairs = [(k, k.name) for k in keys]
+    if day.toordinal() // w * w + w - 1 < first.toordinal():  # the block is before history
+        return empty_state([f for k, p in pairs for f in state_columns(k, p)])
     try:
-        return read_ipc(store, layout.EXT_TILES, plan.state_fp, f"s{size}",
-                        f"{dt.date.fromordinal(start).isoformat()}.arrow")
-    except FileNotFoundError:  # never built (its days were advanced by another plan)
-        return _build_tile(store, plan, size, start)
+        return read_ipc(store, layout.EXT_TILES, plan.state_fp, f"w{w}", _suffix_name(day))
+    except FileNotFoundError:
+        names = ["customer_id", *(f.name for k, p in pairs for f in state_columns(k, p))]
+        end = day.toordinal() // w * w + w - 1
+        return merge([_read_daily(store, plan, dt.date.fromordinal(o)).select(names)
+                      for o in range(max(day.toordinal(), first.toordinal()), end + 1)],
+                     pairs)
 
 
-def _build_tile(store: Store, plan: ExtPlan, size: int, start: int) -> pa.Table:
-    sub = TILE_SIZES[TILE_SIZES.index(size) + 1]
-    table = merge([_tile(store, plan, sub, start + i * sub) for i in range(size // sub)],
-                  _tile_keys(plan))
-    write_ipc(store, table, layout.EXT_TILES, plan.state_fp, f"s{size}",
-              f"{dt.date.fromordinal(start).isoformat()}.arrow")
-    return table
-
-
-def tiles_of(first: int, last: int) -> list[tuple[int, int]]:
-    """Aligned tiles (size, start) covering the ordinals ``first .. last``, largest first."""
-    out, pos = [], first
-    while pos <= last:
-        for size in TILE_SIZES:
-            if pos % size == 0 and pos + size - 1 <= last:
-                out.append((size, pos))
-                pos += size
-                break
-    return out
-
-
-def window_state(store: Store, plan: ExtPlan, as_of: dt.date, window: int,
+def stack_window(store: Store, plan: ExtPlan, as_of: dt.date, w: int, state: pa.Table,
                  first: dt.date) -> pa.Table:
-    """The tile keys' merged states over ``as_of - window + 1 .. as_of`` (not before
-    ``first``, the first event date)."""
-    lo = max(as_of.toordinal() - window + 1, first.toordinal())
-    return merge([_tile(store, plan, s, p) for s, p in tiles_of(lo, as_of.toordinal())],
-                 _tile_keys(plan))
+    """A window of ``w`` days ending on ``as_of`` for the stacked keys: the back stack (the
+    block so far, in ``state``) merged with the front stack's entry for the window's first
+    day (the rest of the block before): two merges, whatever ``w``."""
+    keys = plan.stacked()[w]
+    pairs = [(k, k.name) for k in keys]
+    back = pa.table({"customer_id": state.column("customer_id"), **{
+        f"{k.name}.{f.name.rsplit('.', 1)[1]}": state.column(f.name)
+        for k in keys for f in state_columns(k, f"{k.name}@B{w}")}})
+    if as_of.toordinal() % w == w - 1:  # the block is the window
+        return back
+    front = _suffix(store, plan, w, keys, as_of - dt.timedelta(w - 1), first)
+    return merge([front, back], pairs)
 
 
 # -- the table's columns ---------------------------------------------------------------------
@@ -390,7 +435,8 @@ def ext_columns(store: Store, plan: ExtPlan, table: str, as_of: dt.date, state: 
             continue
         if spec.mode == "tile":
             if spec.window not in windows:
-                windows[spec.window] = window_state(store, plan, as_of, spec.window, first)
+                windows[spec.window] = stack_window(store, plan, as_of, spec.window, state,
+                                                    first)
             values = finalize(spec.key, spec.key.name, windows[spec.window], ids,
                               spec.aggregation, spec.k, as_of.toordinal())
         else:

@@ -212,7 +212,7 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     for key in keys:
         if key.pairs:
             need |= masks[key.filter_json]
-    prod = products_fn(events, need) if need.any() else None
+    prod = products_fn(events, need) if any(k.pairs for k in keys) else None
     hit_time = events.column("hit_time_gmt").to_numpy(zero_copy_only=False) if n else \
         np.zeros(0, np.int64)
     out = {"customer_id": customers}
