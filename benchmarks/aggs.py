@@ -180,13 +180,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="a quick run")
     ap.add_argument("--days", type=int, default=400)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None, help="rounds (default 5; --small 2)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--only", choices=["window", "ingest", "sketch"])
     args = ap.parse_args()
     days, rows, customers = (args.days, 4000, 5000) if not args.small else (40, 300, 300)
-    if args.small:
-        args.repeats = 1
+    if args.repeats is None:
+        args.repeats = 2 if args.small else 5
     work = Path(tempfile.mkdtemp(prefix="aggs-bench-"))
     try:
         if args.only in (None, "sketch"):

@@ -70,7 +70,7 @@ class Spec:
             return "life"
         return "slide" if self.key.kind in ("count", "moments") else "tile"
 
-    @property
+    @functools.cached_property
     def prefix(self) -> str:
         return f"{self.key.name}@{self.window or 'L'}"
 

@@ -25,6 +25,7 @@ order is hit time, then drop date and file name (the file id starts with both), 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -58,7 +59,7 @@ class StateKey:
     pairs: bool  # over the (hit, product) pairs of matching hits
     filter_json: str  # the Filter's dump (conditions included), sorted keys
 
-    @property
+    @functools.cached_property  # asked for per column and day: hashed once per instance
     def name(self) -> str:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
         return "x" + hashlib.sha1(blob).hexdigest()[:10]
