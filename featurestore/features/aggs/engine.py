@@ -96,7 +96,9 @@ class ExtPlan:
     @functools.cached_property
     def partial_fp(self) -> str:
         """What a partial / day state holds (the state keys)."""
-        blob = json.dumps([dataclasses.asdict(k) for k in self.keys], sort_keys=True)
+        # the column types too: a condition reads its column as its declared type
+        blob = json.dumps([[dataclasses.asdict(k) for k in self.keys], self.types],
+                          sort_keys=True)
         return hashlib.sha1(f"{blob}/{EXT_FORMAT}".encode()).hexdigest()[:12]
 
     @functools.cached_property
