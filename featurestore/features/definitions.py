@@ -160,10 +160,9 @@ class Feature(_Strict):
             return self
         if self.aggregation is None:
             raise ValueError("aggregation: required (or an expression)")
-        if self.aggregation in ("recency", "latest"):
-            if self.window_days is not None:
-                raise ValueError(f"window_days: a {self.aggregation} feature has no window "
-                                 "(it looks back over all history)")
+        if self.aggregation in ("recency", "latest") and self.window_days is not None:
+            raise ValueError(f"window_days: a {self.aggregation} feature has no window "
+                             "(it looks back over all history)")
         if self.aggregation not in ("count", "recency") and not self.field:
             raise ValueError(f"field: required for a {self.aggregation} feature")
         if self.aggregation in ("count", "recency") and self.field:
@@ -208,7 +207,7 @@ class Source(_Strict):
         return self
 
     @model_serializer(mode="wrap")
-    def _dump(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+    def _dump(self, handler):
         # a source without declared columns dumps as before: fingerprints of existing
         # repositories (and the stores that recorded them) do not change
         out = handler(self)

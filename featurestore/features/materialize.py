@@ -52,6 +52,7 @@ from ..ledger import (
 from ..planning import AsOfPlan, days_between, plan_as_of, requested_range, touched_dates
 from ..storage import Store
 from ._io import write_arrow, write_table
+from .aggs import engine as ext_engine
 from .daily import (
     DAILY_CUSTOMER,
     DAILY_CUSTOMER_PRODUCT,
@@ -61,7 +62,6 @@ from .daily import (
     read_daily,
     read_daily_table,
 )
-from .aggs import engine as ext_engine
 from .definitions import FeatureRepo, is_extended
 from .pairs import (
     PAIRS_FORMAT,

@@ -17,7 +17,7 @@ from featurestore.repository import apply_repo
 from featurestore.settings import Settings
 from featurestore.storage import Store
 from featurestore.training.xgboost_export import feature_columns, flatten_lists
-from tests.reliability.test_kill9_aggs import EXTRA, aggs_repo
+from tests.reliability.test_kill9_aggs import aggs_repo
 from tests.serving_helpers import serve
 
 DECLARED = {"post_channel": "string", "visit_num": "int", "evar12": "float",
@@ -56,7 +56,7 @@ def served(drops, client, tmp_path_factory):
     apply_repo(store, str(work / "repo.yaml"))
     ingest_weblog(str(raw), store, client=client, progress=False)
     materialize(store, client=client)
-    latest = sorted(store.partitions("customer_features", "as_of"))[-1]
+    latest = max(store.partitions("customer_features", "as_of"))
     frame = pq.read_table(store.path("customer_features", f"as_of={latest}")).to_pandas()
     app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600))
     with serve(app) as base, httpx.Client(base_url=base) as http:
@@ -107,7 +107,7 @@ def test_single_batch_and_table_routes_carry_lists(served):
 
 
 def test_dashboard_profile_and_drift_handle_lists(served):
-    http, frame, latest, _ = served
+    http = served[0]
     profile = http.get("/dashboard/api/features/customer_features").json()
     by_name = {f["name"]: f for f in profile["features"]}
     assert by_name["top_products_30d"]["counts"] == []

@@ -47,8 +47,8 @@ def key(kind: str, field: str | None, ftype: str | None, filt: str = NO_FILTER,
 
 
 def run(k: StateKey, tables: list[pa.Table], agg: str, ids: list[str], kk: int | None = None):
-    from featurestore.features.daily import _mask, _products
     from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
 
     types = {**language.WHERE_BUILTINS, "visit_num": "int", "channel": "string",
              "evar": "float", "flag": "bool"}
@@ -76,8 +76,8 @@ def test_merge_then_slide_out_is_exact_zero_and_null():
     k = key("moments", "evar", "float")
     day1 = hits([{"customer_id": "a", "evar": 0.1}, {"customer_id": "a", "evar": 0.2}])
     day2 = hits([{"customer_id": "a", "evar": 0.7}])
-    from featurestore.features.daily import _mask, _products
     from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
 
     types = {**language.WHERE_BUILTINS, "evar": "float"}
     p1 = build_partial([k], day1, "f1", None, _mask, _products, types)
@@ -148,8 +148,8 @@ def test_distinct_and_top_k_ties_by_value():
 
 def test_top_k_counts_slide_out():
     k = key("counts", "channel", "string")
-    from featurestore.features.daily import _mask, _products
     from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
 
     types = {**language.WHERE_BUILTINS, "channel": "string"}
     d1 = build_partial([k], hits([{"customer_id": "a", "channel": "x"}] * 3), "f", None, _mask,
@@ -214,8 +214,7 @@ def test_two_stack_windows_equal_a_plain_merge_of_their_days(tmp_path):
 
     from featurestore import layout
     from featurestore.features._io import write_ipc
-    from featurestore.features.aggs.engine import _all_keys, advance_ext, partial_of, \
-        stack_window
+    from featurestore.features.aggs.engine import advance_ext, partial_of, stack_window
     from featurestore.storage import Store
 
     repo = parse_feature_repo(REPO + (
@@ -275,8 +274,8 @@ tables:
      "t.features.x.aggregation: 'mean' needs a numeric field; 'product_id' is string"),
     ("{expression: 'y + 1'}", "t.features.x.expression: unknown feature 'y'"),
     ("{aggregation: top_k, field: product_id}", "k: required for a top_k feature"),
-    ("{aggregation: count, window_days: 400, filter: {where: [{column: page_url, op: "
-     "is_null}]}}", "t.features.x.window_days: at most 365"),
+    ("{aggregation: count, window_days: 400, filter: {where: [{column: page_url, op: is_null}]}}",
+     "t.features.x.window_days: at most 365"),
     ("{aggregation: count, filter: {where: [{column: nope, op: is_null}]}}",
      "t.features.x.filter.where.0.column: unknown column 'nope'"),
     ("{aggregation: count, filter: {where: [{column: hit_time_gmt, op: gt, value: abc}]}}",

@@ -38,14 +38,27 @@ import pyarrow.compute as pc
 from ... import layout
 from ...storage import Store
 from .._io import read_ipc, write_ipc
-from ..definitions import Feature, FeatureRepo, declared_columns, feature_type, field_type, \
-    is_extended
+from ..definitions import (
+    Feature,
+    FeatureRepo,
+    declared_columns,
+    feature_type,
+    field_type,
+    is_extended,
+)
 from . import language
-from .kernels import StateKey, build_partial, empty_state, finalize, merge, negate, \
-    state_columns
+from .kernels import StateKey, build_partial, empty_state, finalize, merge, negate, state_columns
 
-__all__ = ["ExtPlan", "ext_plan", "write_ext_partials", "ext_daily", "advance_ext",
-           "ext_columns", "stack_window", "EXT_FORMAT"]
+__all__ = [
+    "EXT_FORMAT",
+    "ExtPlan",
+    "advance_ext",
+    "ext_columns",
+    "ext_daily",
+    "ext_plan",
+    "stack_window",
+    "write_ext_partials",
+]
 
 EXT_FORMAT = 1
 _KIND = {"count": "count", "sum": "moments", "mean": "moments", "stddev": "moments",

@@ -576,7 +576,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
 
             for i, b in enumerate(blobs.to_pylist()):
                 if b is not None:
-                    exact[i] = int(round(ds.hll_sketch.deserialize(b).get_estimate()))
+                    exact[i] = round(ds.hll_sketch.deserialize(b).get_estimate())
         return pa.array(exact, pa.int64())
     if aggregation == "top_k":
         return _top_k(c["v"], c["c"], k or 1)
