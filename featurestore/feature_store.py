@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .job_records import JobView
     from .online import OnlineStoreProtocol
     from .predict import PredictReport
+    from .example_repo import ExampleResult
     from .store_init import InitResult
     from .tables import TableInfo
 
@@ -147,6 +148,28 @@ class FeatureStore:
 
         return init_store(self.offline_store)
 
+    def write_example_repo(self, path: str | None = None) -> ExampleResult:
+        """Write a commented feature repository with custom features next to the store
+        (``featurestore init --example``; :mod:`featurestore.example_repo`).
+
+        Args:
+            path: where to write it (default: the local store's parent folder, else the
+                working directory).
+
+        Returns:
+            Where it is and the three commands to run next.
+
+        Raises:
+            ConfigError: another file is at the path already.
+        """
+        from .example_repo import write_example
+        from .tables import as_of_dates
+
+        store = self.offline_store
+        has_data = store.exists() and (
+            bool(store.listdir("events")) or any(as_of_dates(store, t) for t in self.repo.tables))
+        return write_example(store, path, has_data=has_data)
+
     # -- definitions -----------------------------------------------------------------------
     def apply(self, repo_path: str | None) -> ApplyResult:
         """Validate a feature repository and record it in the store.
@@ -224,6 +247,31 @@ class FeatureStore:
         from .tables import list_tables
 
         return list_tables(self.offline_store)
+
+    def catalogue(self, *, table: str | None = None, search: str | None = None,
+                  model: str | None = None, version: str | None = None) -> dict[str, Any]:
+        """The feature catalogue: every table and feature of the repository with its
+        definition, description, owner, tags, numbers of the latest as-of, freshness and
+        lineage (source -> table -> training sets and model versions); see
+        :func:`featurestore.catalogue.catalogue`.
+
+        Args:
+            table: only this table's features.
+            search: only features whose name, table, description, owner or tags hold every
+                word.
+            model: only the features this model used (``version``: that version's).
+            version: a version of ``model``.
+
+        Returns:
+            ``{"tables", "features", "models", "filters", "total"}``.
+
+        Raises:
+            NotFoundError: an unknown table or model version.
+        """
+        from .catalogue import catalogue
+
+        return catalogue(self.offline_store, self.repo, table=table, search=search,
+                         model=model, version=version)
 
     def read_table(self, table: str, *, as_of: dt.date | None = None,
                    customer_id: str | None = None) -> Any:

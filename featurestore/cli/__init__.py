@@ -20,7 +20,8 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "show",
+COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "features",
+            "show",
             "serve", "training-set", "export-fm", "retrain", "jobs", "models", "predict",
             "recommend", "run-daily")
 
