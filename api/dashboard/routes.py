@@ -99,9 +99,12 @@ def api_overview(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/catalogue")
-def api_catalogue(request: Request, table: str | None = None,
+def api_catalogue(request: Request,
+                  table: Annotated[str | None, Query(max_length=100)] = None,
                   search: Annotated[str | None, Query(max_length=200)] = None,
-                  model: str | None = None, version: str | None = None) -> dict[str, Any]:
+                  model: Annotated[str | None, Query(max_length=100)] = None,
+                  version: Annotated[str | None, Query(max_length=100)] = None
+                  ) -> dict[str, Any]:
     """The feature catalogue: every table and feature with its definition, description,
     owner, tags, type, the latest as-of's numbers, freshness and lineage (source -> table ->
     training sets and model versions, with the feature's importance in each). ``table``,
