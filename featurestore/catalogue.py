@@ -36,18 +36,20 @@ BASE_TABLE = "customer_features"
 #: How many of the most frequent values a non-numeric feature lists.
 TOP_VALUES = 5
 
-_WHAT = {"count": "hits", "sum": "sum of {field}", "distinct": "distinct {field}",
+_WHAT = {"sum": "sum of {field}", "distinct": "count of distinct {field}",
          "recency": "days since the latest matching event date",
          "latest": "{field} of the latest record"}
 _FIELD_WORDS = {"event_date": "days with a matching hit", "product_id": "distinct products",
                 "price": "price over the products", "quantity": "quantity over the products"}
 
 
-def describe(feature: Feature) -> str:
+def describe(feature: Feature, kind: str = "weblog") -> str:
     """A feature's definition in one readable line.
 
     Args:
         feature: the definition, as the repository holds it.
+        kind: the kind of its table's source (``retail`` features count invoice lines, not
+            hits).
 
     Returns:
         E.g. ``"count of hits where event list has 12, over the 7 days ending on the as-of
@@ -60,7 +62,14 @@ def describe(feature: Feature) -> str:
     unit = data.pop("unit", "hit")
     filt = data.pop("filter", None) or {}
     window = data.pop("window_days", None)
-    if agg == "count":
+    if kind == "retail":
+        what = {"sum": f"sum of {field} over the invoice lines",
+                "distinct": "count of days with an invoice" if field == "event_date"
+                else f"count of distinct {field}",
+                "recency": "days since the latest invoice date",
+                "latest": f"{field} of the latest invoice"}.get(agg) or (
+                    f"{agg} of {field}" if field else str(agg))
+    elif agg == "count":
         what = "count of (hit, product) pairs" if unit == "product" else "count of hits"
     elif agg == "distinct" and field in ("event_date", "product_id"):
         what = f"count of {_FIELD_WORDS[field]}"
@@ -323,7 +332,7 @@ def catalogue(store: Store, repo: FeatureRepo, *, table: str | None = None,
             usage = used.get((name, fname), {"models": [], "training_sets": []})
             entry = {
                 "id": f"{name}.{fname}", "table": name, "name": fname,
-                "definition": describe(feature), "aggregation": feature.aggregation,
+                "definition": describe(feature, source.kind), "aggregation": feature.aggregation,
                 "window_days": feature.window_days,
                 "filter": {k: v for k, v in feature.filter.model_dump().items()
                            if v not in (None, [], ())},

@@ -87,12 +87,21 @@ def test_bad_metadata_names_its_key():
      "count of days with a matching hit, over the 30 days ending on the as-of date"),
     ({"aggregation": "recency", "filter": {"page_event": "100"}},
      "days since the latest matching event date where post_page_event = 100"),
-    ({"aggregation": "latest", "field": "country"}, "country of the latest record"),
-    ({"aggregation": "distinct", "field": "stock_code", "window_days": 90},
-     "distinct stock_code, over the 90 days ending on the as-of date"),
 ])
 def test_definitions_read_as_sentences(fields, expected):
     assert describe(Feature(**fields)) == expected
+
+
+def test_retail_definitions_speak_of_invoices():
+    assert describe(Feature(aggregation="sum", field="quantity", window_days=90), "retail") == (
+        "sum of quantity over the invoice lines, over the 90 days ending on the as-of date")
+    assert describe(Feature(aggregation="recency"), "retail") == (
+        "days since the latest invoice date")
+    assert describe(Feature(aggregation="distinct", field="invoice_no", window_days=90),
+                    "retail") == ("count of distinct invoice_no, over the 90 days ending on "
+                                  "the as-of date")
+    assert describe(Feature(aggregation="latest", field="country"), "retail") == (
+        "country of the latest invoice")
 
 
 def test_search_needs_every_word_in_a_name_description_owner_or_tag():
