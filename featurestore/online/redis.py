@@ -194,6 +194,17 @@ class RedisOnlineStore:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        """Close the connections of the calling event loop's client (the API's shutdown)."""
+        loop = id(asyncio.get_running_loop())
+        client = self._async.pop(loop, None)
+        self._ascript = None
+        if client is not None:
+            await client.aclose()
 
     # -- reads ------------------------------------------------------------------------------
     def _args(self, table: str, ids: list[str] | None) -> tuple[list[str], list[Any]]:

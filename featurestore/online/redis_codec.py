@@ -114,6 +114,7 @@ class SlotMeta:
         recency: the columns stored as event day numbers.
         base: while ``writing``: the (as-of, generation) the slot held before, which the
             push's difference was taken against; None: a full rewrite.
+        pushed_at: when the push started (epoch seconds): the served data's age.
     """
 
     state: str
@@ -125,6 +126,7 @@ class SlotMeta:
     keys: list[str]
     recency: list[str] = field(default_factory=list)
     base: list[Any] | None = None
+    pushed_at: float = 0.0
 
     def dumps(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -178,6 +180,7 @@ class RowsView:
         self.dtypes = dict(meta.dtypes)
         self.keys = list(meta.keys)
         self.index = index
+        self.loaded_at = meta.pushed_at
         self._rows = rows
         self.rows = len(rows)
 

@@ -325,7 +325,7 @@ def _slot_meta(job: TablePush, push_id: str, state: str, columns: list[str],
                dtypes: dict[str, str]) -> SlotMeta:
     return SlotMeta(state=state, push_id=push_id, as_of=job.as_of, generation=job.generation,
                     columns=columns, dtypes=dtypes, keys=list(job.keys),
-                    recency=list(job.recency),
+                    recency=list(job.recency), pushed_at=time.time(),
                     base=list(job.base) if (state == "writing" and job.base) else None)
 
 
