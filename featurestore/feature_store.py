@@ -159,6 +159,26 @@ class FeatureStore:
             raise _behind("nothing new", error)
         return report
 
+    def online_status(self) -> dict[str, dict[str, Any]] | None:
+        """Per table: committed latest as-of, what the shared online store serves, and whether
+        it is behind; None with no shared online store configured.
+
+        Raises:
+            OnlineStoreUnavailableError: Redis does not answer.
+        """
+        from ._exceptions import OnlineStoreUnavailableError
+        from .online.redis import redact
+        from .online.redis_push import online_status
+
+        if self.online_url is None:
+            return None
+        try:
+            return online_status(self.offline_store, self.online_url, list(self.repo.tables))
+        except Exception as exc:
+            raise OnlineStoreUnavailableError(
+                f"the online store {redact(self.online_url)} does not answer "
+                f"({type(exc).__name__}: {exc}); check that Redis runs and the URL") from None
+
     def _push_locked(self, client: Client | None) -> tuple[Any, str | None]:
         """Push after a commit (the caller holds the lease): (report, None), or (None, why)
         when Redis failed — the offline commit stands either way."""

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = ["TablePush", "PushPlan", "PushReport", "plan_push", "execute_push", "commit_push",
-           "push_online", "pack_rows", "changed_customers", "namespace_for"]
+           "push_online", "online_status", "pack_rows", "changed_customers", "namespace_for"]
 
 log = logging.getLogger(__name__)
 
@@ -472,3 +472,43 @@ def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
         report.tables[table] = {k: v for k, v in info.items() if k != "meta"}
     log.info("online push %s: %s", push_id, report.tables)
     return report
+
+
+def online_status(store: Store, url: str, tables: list[str]) -> dict[str, dict[str, Any]]:
+    """Per table: the latest committed as-of and generation, what Redis serves, and whether
+    the online store is behind (``featurestore online status``).
+
+    Args:
+        store: the offline store.
+        url: the Redis URL.
+        tables: the repository's tables.
+
+    Returns:
+        table -> ``{"committed": {as_of, generation} | None, "served": {as_of, generation,
+        push_id} | None, "behind": bool}``.
+
+    Raises:
+        redis.exceptions.RedisError, OSError: Redis unreachable.
+    """
+    record = read_record(store)
+    committed = read_generations(store)
+    r = redis_client(url)
+    out = {}
+    for table in tables:
+        latest = _latest(store, table, committed)
+        served = None
+        if record:
+            keys = TableKeys(record["namespace"], table)
+            pointer = r.get(keys.ptr)
+            if pointer:
+                slot, push_id = pointer.decode().split("|", 1)
+                meta = SlotMeta.loads(r.get(keys.meta(slot)))
+                if meta is not None:
+                    served = {"as_of": meta.as_of, "generation": meta.generation,
+                              "push_id": push_id}
+        out[table] = {
+            "committed": {"as_of": latest[0], "generation": latest[1]} if latest else None,
+            "served": served,
+            "behind": latest is not None and (
+                served is None or (served["as_of"], served["generation"]) != latest)}
+    return out
