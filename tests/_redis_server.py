@@ -43,11 +43,13 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process on 127.0.0.1 (``url``); the same port across restarts."""
 
-    def __init__(self, folder: Path, password: str | None = None) -> None:
+    def __init__(self, folder: Path, password: str | None = None,
+                 persist: bool = False) -> None:
         self.binary = redis_binary()
         self.folder = folder
         self.port = _free_port()
         self.password = password
+        self.persist = persist  # append-only file, fsync'd per write: a restart keeps the data
         self.process: subprocess.Popen | None = None
 
     @property
@@ -57,7 +59,9 @@ class RedisServer:
 
     def start(self) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
-                str(self.folder), "--save", "", "--appendonly", "no", "--daemonize", "no"]
+                str(self.folder), "--save", "", "--daemonize", "no"]
+        args += (["--appendonly", "yes", "--appendfsync", "always"] if self.persist
+                 else ["--appendonly", "no"])
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
@@ -72,7 +76,7 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not listen on {self.port}")
 
     def stop(self) -> None:
-        """Stop the server (its data is gone: no persistence)."""
+        """Stop the server (kill -9; its data is gone unless ``persist``)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait(timeout=10)

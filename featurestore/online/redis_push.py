@@ -209,10 +209,11 @@ def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa
             one_null = pc.xor(pc.is_null(a), pc.is_null(b))
             changed = pc.or_(changed, pc.or_(differ, one_null))
     gone = pc.invert(pc.is_in(old_key, value_set=new_key))
-    ids = pa.concat_arrays([
-        new.column("customer_id").combine_chunks().filter(changed),
-        old.column("customer_id").combine_chunks().filter(gone)]).cast(pa.string())
-    return pc.unique(ids)
+    parts = [new.column("customer_id").filter(changed), old.column("customer_id").filter(gone)]
+    chunks = [c.cast(pa.string()) for part in parts
+              for c in (part.chunks if isinstance(part, pa.ChunkedArray) else [part])]
+    return pc.unique(pa.chunked_array(chunks, type=pa.string())) \
+        if chunks else pa.array([], pa.string())
 
 
 def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[str], list[bytes]]:
@@ -256,16 +257,27 @@ def _read(store: Store, table: str, as_of: str, keys: tuple[str, ...]) -> pa.Tab
     return arrow
 
 
+#: Tests only: seconds to wait after each chunk of 10 customers written, so a test can kill a
+#: push midway (read only here).
+DELAY_ENV = "FEATURESTORE_TEST_PUSH_DELAY"
+
+
 def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
            deletes: list[str]) -> None:
+    import os
+
     pipe = r.pipeline(transaction=False)
     pending = 0
-    for i in range(0, len(ids), HSET_CHUNK):
-        pipe.hset(rows_key, mapping=dict(zip(ids[i:i + HSET_CHUNK], values[i:i + HSET_CHUNK])))
+    delay = float(os.environ.get(DELAY_ENV) or 0)
+    chunk, every = (10, 1) if delay else (HSET_CHUNK, PIPELINE_COMMANDS)
+    for i in range(0, len(ids), chunk):
+        pipe.hset(rows_key, mapping=dict(zip(ids[i:i + chunk], values[i:i + chunk])))
         pending += 1
-        if pending >= PIPELINE_COMMANDS:
+        if pending >= every:
             pipe.execute()
             pending = 0
+            if delay:
+                time.sleep(delay)
     for i in range(0, len(deletes), HSET_CHUNK):
         pipe.hdel(rows_key, *deletes[i:i + HSET_CHUNK])
         pending += 1
