@@ -262,27 +262,57 @@ def _read(store: Store, table: str, as_of: str, keys: tuple[str, ...]) -> pa.Tab
 DELAY_ENV = "FEATURESTORE_TEST_PUSH_DELAY"
 
 
+def _commands(rows_key: str, ids: list[str], values: list[bytes], deletes: list[str],
+              chunk: int) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for i in range(0, len(ids), chunk):
+        args: list[Any] = ["HSET", rows_key]
+        for f, v in zip(ids[i:i + chunk], values[i:i + chunk]):
+            args += (f, v)
+        out.append(tuple(args))
+    for i in range(0, len(deletes), chunk):
+        out.append(("HDEL", rows_key, *deletes[i:i + chunk]))
+    return out
+
+
 def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
            deletes: list[str]) -> None:
+    """HSET the packed values and HDEL ``deletes``, pipelined: commands of
+    :data:`HSET_CHUNK` fields, packed by hiredis (C) and sent :data:`PIPELINE_COMMANDS` at a
+    time on one connection, then their replies read (an error reply raises)."""
     import os
 
-    pipe = r.pipeline(transaction=False)
-    pending = 0
     delay = float(os.environ.get(DELAY_ENV) or 0)
-    chunk, every = (10, 1) if delay else (HSET_CHUNK, PIPELINE_COMMANDS)
-    for i in range(0, len(ids), chunk):
-        pipe.hset(rows_key, mapping=dict(zip(ids[i:i + chunk], values[i:i + chunk])))
-        pending += 1
-        if pending >= every:
+    commands = _commands(rows_key, ids, values, deletes, 10 if delay else HSET_CHUNK)
+    try:
+        from hiredis import pack_command
+    except ImportError:  # redis-py without hiredis: its own (slower) pipeline
+        pack_command = None
+    if pack_command is None or delay:
+        for i in range(0, len(commands), 1 if delay else PIPELINE_COMMANDS):
+            pipe = r.pipeline(transaction=False)
+            for command in commands[i:i + (1 if delay else PIPELINE_COMMANDS)]:
+                pipe.execute_command(*command)
             pipe.execute()
-            pending = 0
             if delay:
                 time.sleep(delay)
-    for i in range(0, len(deletes), HSET_CHUNK):
-        pipe.hdel(rows_key, *deletes[i:i + HSET_CHUNK])
-        pending += 1
-    if pending:
-        pipe.execute()
+        return
+    conn = r.connection_pool.get_connection()
+    try:
+        for i in range(0, len(commands), PIPELINE_COMMANDS):
+            batch = commands[i:i + PIPELINE_COMMANDS]
+            conn.send_packed_command([pack_command(c) for c in batch])
+            for _ in batch:
+                conn.read_response()  # raises on an error reply (OOM, wrong type...)
+    except BaseException:
+        conn.disconnect()  # replies may be pending: never hand this connection back as is
+        raise
+    finally:
+        r.connection_pool.release(conn)
+
+
+#: Rows packed and written at a time by one task (bounds a worker's memory on a big table).
+SLICE_ROWS = 200_000
 
 
 def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
@@ -323,14 +353,17 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
     n = len(arrow)
     lo, hi = n * part // parts, n * (part + 1) // parts
     ids_all = arrow.column("customer_id")
-    # a customer's rows stay in one part: move both ends to the start of a customer
-    while multi and 0 < lo < n and ids_all[lo].as_py() == ids_all[lo - 1].as_py():
-        lo += 1
-    while multi and 0 < hi < n and ids_all[hi].as_py() == ids_all[hi - 1].as_py():
-        hi += 1
-    ids, values = pack_rows(arrow.slice(lo, max(0, hi - lo)), columns, multi)
-    _write(r, rows_key, ids, values, [])
-    return {"mode": "full", "written": len(ids), "deleted": 0, "rows": hi - lo}
+    written = 0
+    while lo < hi:  # slices of whole customers (a multi-key table's rows stay together)
+        stop = min(hi, lo + SLICE_ROWS)
+        while multi and stop < n and ids_all[stop].as_py() == ids_all[stop - 1].as_py():
+            stop += 1
+        ids, values = pack_rows(arrow.slice(lo, stop - lo), columns, multi)
+        _write(r, rows_key, ids, values, [])
+        written += len(ids)
+        lo = stop
+    return {"mode": "full", "written": written, "deleted": 0, "rows": n * (part + 1) // parts
+            - n * part // parts}
 
 
 def _slot_meta(job: TablePush, push_id: str, state: str, columns: list[str],
@@ -379,8 +412,10 @@ def execute_push(store: Store, url: str, plan: PushPlan, client: Client | None,
                                               dtypes).dumps())
         if job.mode == "full":
             r.unlink(keys.rows(job.slot))
-            tasks += [(job.table, (store, url, plan.namespace, job, k, parts))
-                      for k in range(parts)]
+            # ranges of rows per task; a multi-key table is sorted by customer in one task
+            k_parts = 1 if len(job.keys) > 1 else parts
+            tasks += [(job.table, (store, url, plan.namespace, job, k, k_parts))
+                      for k in range(k_parts)]
         else:
             tasks.append((job.table, (store, url, plan.namespace, job, 0, 1)))
     if client is not None and tasks:
