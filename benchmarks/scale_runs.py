@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -195,14 +196,53 @@ def _fabricate_features(root: Path, customers: int) -> list[str]:
     return [ids[i] for i in rng.integers(0, customers, 1000)]
 
 
-def serve(customers: int, seconds: int, workdir: str | None) -> dict:
+def _push_redis(store_dir: Path, root: Path, workers: int) -> tuple[Any, str, dict]:
+    """Start a redis-server, push the store to it from a LocalCluster of ``workers``; return
+    the server, its URL and the push figures (rows/s, Redis bytes per customer row)."""
+    import redis
+    from distributed import Client, LocalCluster
+
+    from featurestore.online.redis_codec import TableKeys
+    from featurestore.online.redis_push import push_online
+    from featurestore.storage import Store
+    from serve import start_redis
+
+    proc, url = start_redis(root)
+    r = redis.Redis.from_url(url)
+    store = Store(str(store_dir))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        t = time.perf_counter()
+        report = push_online(store, url, tables={"customer_features": ["customer_id"]},
+                             recency={"customer_features": ["days_since_last_visit",
+                                                            "days_since_last_purchase"]},
+                             client=client, parts=2 * workers)
+        seconds = time.perf_counter() - t
+    info = report.tables["customer_features"]
+    key = TableKeys(report.namespace, "customer_features").rows(info["slot"])
+    hash_bytes = r.memory_usage(key, samples=0)
+    rows = info["written"]
+    figures = {"push_seconds": round(seconds, 1), "push_rows_per_second": round(rows / seconds),
+               "redis_bytes_per_customer_row": round(hash_bytes / rows),
+               "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 1e6)}
+    print(f"redis push of customer_features ({workers} workers): {rows:,} rows in {seconds:.1f} s "
+          f"({rows / seconds:,.0f} rows/s); Redis {hash_bytes / rows:.0f} bytes per customer row "
+          f"(MEMORY USAGE of the slot's hash), used_memory {figures['redis_used_memory_mb']} MB")
+    return proc, url, figures
+
+
+def serve(customers: int, seconds: int, workdir: str | None, online_store: str = "memory",
+          workers: int = 2) -> dict:
     """Serve ``customers`` customers from a real ``featurestore serve``; print load time, RSS
-    and GET latency.
+    and GET latency (``online_store="redis"``: after a push to a local redis-server, with its
+    rate and Redis's bytes per customer row).
 
     Args:
         customers: rows of the served customer_features partition.
         seconds: wrk duration of the timed GET run.
         workdir: where the store goes (default: a temp dir, removed after).
+        online_store: ``memory`` or ``redis``.
+        workers: LocalCluster workers of the Redis push.
 
     Returns:
         The figures printed, as a dict.
@@ -220,6 +260,10 @@ def serve(customers: int, seconds: int, workdir: str | None) -> dict:
     pq_mb = sum(f.stat().st_size for f in (root / "store").rglob("*.parquet")) / 1e6
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    redis_proc, pushed = None, {}
+    if online_store == "redis":
+        redis_proc, url, pushed = _push_redis(root / "store", root, workers)
+        env["FEATURESTORE_ONLINE_STORE"] = url
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--store",
                              str(root / "store"), "--port", str(port), "--log-level", "warning"],
@@ -251,7 +295,10 @@ def serve(customers: int, seconds: int, workdir: str | None) -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    res = {"customers": customers, "parquet_mb": round(pq_mb, 1),
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=60)
+    res = {"online_store": online_store, **pushed, "customers": customers, "parquet_mb": round(pq_mb, 1),
            "fabricated_seconds": round(fab_s, 1), "start_to_ready_seconds": round(ready_s, 1),
            "peak_rss_mb_at_ready": round(rss_ready), "peak_rss_mb": round(rss),
            "get_rps": round(r["rps"]), "get_p50_ms": r["p50_ms"], "get_p99_ms": r["p99_ms"],

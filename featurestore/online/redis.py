@@ -33,7 +33,7 @@ __all__ = ["RedisOnlineStore", "redis_client", "read_record", "redact"]
 log = logging.getLogger(__name__)
 
 #: Seconds a Redis command may take before the request answers 503 (not a hung worker).
-TIMEOUT = 2.0
+TIMEOUT = 5.0
 #: Least seconds between two re-reads of the offline push record by a reader.
 RECORD_EVERY = 1.0
 
