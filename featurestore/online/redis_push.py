@@ -33,6 +33,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -216,6 +217,49 @@ def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa
         if chunks else pa.array([], pa.string())
 
 
+_NEEDS_ESCAPE = r'["\\\x00-\x1f\x7f]'
+
+
+def _json_column(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
+    """One column as JSON text per row, in Arrow (C++): numbers as shortest round-trip text
+    (floats keep a ``.0``; NaN and infinities are ``null``, as the memory store serves them),
+    booleans, plain strings quoted; None for a type or a string needing escapes (the caller
+    packs with orjson instead)."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    kind = col.type
+    if pa.types.is_floating(kind):
+        finite = pc.is_finite(col)
+        col = pc.if_else(finite, col, pa.scalar(None, kind))
+        text = pc.cast(col, pa.string())
+        text = pc.if_else(pc.match_substring_regex(text, "[.eE]"), text,
+                          pc.binary_join_element_wise(text, ".0", ""))
+    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        text = pc.cast(col, pa.string())
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if pc.any(pc.match_substring_regex(col, _NEEDS_ESCAPE)).as_py():
+            return None
+        text = pc.binary_join_element_wise('"', col.cast(pa.string()), '"', "")
+    else:
+        return None
+    return pc.fill_null(text, "null")
+
+
+def _json_rows(arrow: pa.Table, columns: list[str]) -> pa.Array | None:
+    """Every row of ``arrow`` as the JSON array of ``columns``' values (Arrow strings), or None
+    when a column needs the orjson path."""
+    texts = []
+    for name in columns:
+        text = _json_column(arrow.column(name))
+        if text is None:
+            return None
+        texts.append(text)
+    if not texts:
+        return pa.array(["[]"] * len(arrow), pa.string())
+    joined = pc.binary_join_element_wise(*texts, ",") if len(texts) > 1 else texts[0]
+    return pc.binary_join_element_wise("[", joined, "]", "")
+
+
 def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[str], list[bytes]]:
     """The packed value of every customer in ``arrow`` (as stored, sorted as served).
 
@@ -228,6 +272,9 @@ def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[st
     Returns:
         (customer ids, packed JSON values), one per customer.
     """
+    rows = _json_rows(arrow, columns)
+    if rows is not None:  # the C++ path: no Python object per value
+        return _group(arrow.column("customer_id"), rows, multi)
     ids = arrow.column("customer_id").to_pylist()
     values = [arrow.column(c).to_pylist() for c in columns]
     dumps = orjson.dumps
@@ -243,6 +290,23 @@ def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[st
             out.append(dumps(rows[start:i]))
             start = i
     return out_ids, out
+
+
+def _group(ids: pa.ChunkedArray, rows: pa.Array, multi: bool) -> tuple[list[str], list[bytes]]:
+    """(customer ids, packed values) from per-row JSON: one value per row, or per customer the
+    array of its consecutive rows (a multi-key table, grouped by customer)."""
+    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    if not multi:
+        return ids.to_pylist(), rows.cast(pa.binary()).to_pylist()
+    n = len(ids)
+    if n == 0:
+        return [], []
+    starts = np.flatnonzero(np.concatenate(
+        ([True], pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False))))
+    offsets = pa.array(np.append(starts, n).astype(np.int32))
+    grouped = pc.binary_join(pa.ListArray.from_arrays(offsets, rows.cast(pa.string())), ",")
+    values = pc.binary_join_element_wise("[", grouped, "]", "")
+    return ids.take(pa.array(starts)).to_pylist(), values.cast(pa.binary()).to_pylist()
 
 
 # -- execute --------------------------------------------------------------------------------
@@ -273,6 +337,25 @@ def _commands(rows_key: str, ids: list[str], values: list[bytes], deletes: list[
     for i in range(0, len(deletes), chunk):
         out.append(("HDEL", rows_key, *deletes[i:i + chunk]))
     return out
+
+
+def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> pa.Table | None:
+    """Part ``part`` of ``parts`` of a single-key partition by whole parquet row groups (every
+    file's groups dealt round-robin), or None when there are fewer groups than parts (the
+    caller slices the whole partition instead)."""
+    import pyarrow.parquet as pq
+
+    plan = plan_load(job.table, job.as_of, store.path(job.table, f"as_of={job.as_of}"),
+                     store.listdir(job.table, f"as_of={job.as_of}"), list(job.keys))
+    files = [pq.ParquetFile(f, filesystem=store.fs) for f in plan.files]
+    pairs = [(i, g) for i, f in enumerate(files) for g in range(f.num_row_groups)]
+    if len(pairs) < parts:
+        return None
+    mine = pairs[part::parts]
+    tables = [files[i].read_row_groups([g for j, g in mine if j == i])
+              for i in sorted({i for i, _ in mine})]
+    arrow = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
 
 
 def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
@@ -334,9 +417,17 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
     r = redis_client(url)
     keys = TableKeys(namespace, job.table)
     rows_key = keys.rows(job.slot)
+    multi = len(job.keys) > 1
+    if job.mode == "full" and not multi and parts > 1:
+        groups = _row_groups(store, job, part, parts)
+        if groups is not None:  # this part's row groups only: each task reads its share
+            arrow = _stored(groups, job.recency, job.as_of)
+            columns = [c for c in arrow.column_names if c != "customer_id"]
+            ids, values = pack_rows(arrow, columns, False)
+            _write(r, rows_key, ids, values, [])
+            return {"mode": "full", "written": len(ids), "deleted": 0, "rows": len(arrow)}
     arrow = _stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
     columns = [c for c in arrow.column_names if c != "customer_id"]
-    multi = len(job.keys) > 1
     if job.mode == "diff":
         old = _stored(_read(store, job.table, job.base[0], job.keys), job.recency, job.base[0])
         if old.schema.names == arrow.schema.names:

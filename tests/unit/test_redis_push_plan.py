@@ -152,3 +152,46 @@ def test_multi_key_rows_pack_per_customer_in_order():
     view = RowsView.build(meta, "cp", ["a"], [values[0]])
     assert view.rows_of("a", top=1) == [{"product_id": "p2", "v": 5}]
     assert view.lookup({"customer_id": "a", "product_id": "p1"}, ["v"]) == {"v": 3}
+
+
+def test_arrow_packing_reads_back_as_the_orjson_packing():
+    """The C++ packing (Arrow casts and joins) and the orjson packing give the same values once
+    read: floats stay floats (3.0, -0.0, 1e22, 1e-5), NaN and infinities are null, strings with
+    quotes fall back to orjson."""
+    from featurestore.online import redis_push
+
+    rng = np.random.default_rng(5)
+    n = 400
+    floats = rng.gamma(1.0, 30.0, n)
+    floats[:8] = [3.0, -0.0, 1e22, 1e-5, float("nan"), float("inf"), 0.1, 1 / 3]
+    arrow = pa.table({
+        "customer_id": [f"C{i // 3:04d}" for i in range(n)],  # 3 rows per customer
+        "product_id": [f"P{i}" if i != 5 else 'P"5\\' for i in range(n)],
+        "n": pa.array([None if i % 7 == 0 else int(i) - 200 for i in range(n)], pa.int64()),
+        "f": pa.array([None if i == 9 else v for i, v in enumerate(floats)], pa.float64()),
+        "b": [bool(i % 2) for i in range(n)],
+        "small": pa.array(rng.integers(0, 9, n), pa.int16()),
+    })
+    columns = ["product_id", "n", "f", "b", "small"]
+    for multi in (False, True):
+        for table in (arrow, arrow.slice(0, 5), arrow.slice(6)):  # with and without the quote
+            fast = pack_rows(table, columns, multi)
+            ids = table.column("customer_id").to_pylist()
+            values = [table.column(c).to_pylist() for c in columns]
+            rows = [list(r) for r in zip(*values)]
+            if multi:
+                want_ids = list(dict.fromkeys(ids))
+                want = [[r for cid, r in zip(ids, rows) if cid == w] for w in want_ids]
+            else:
+                want_ids, want = ids, rows
+
+            def served(value):
+                return orjson.loads(orjson.dumps(value))  # NaN and inf serve as null
+
+            assert fast[0] == want_ids
+            got = [orjson.loads(v) for v in fast[1]]
+            assert got == [served(w) for w in want]
+            # floats stay floats: the JSON the API writes is the same text
+            assert [orjson.dumps(g) for g in got] == [orjson.dumps(served(w)) for w in want]
+    assert redis_push._json_rows(arrow.slice(6), columns) is not None  # the C++ path ran
+    assert redis_push._json_rows(arrow, columns) is None  # a quote: orjson
