@@ -310,3 +310,95 @@ def serve(customers: int, seconds: int, workdir: str | None, online_store: str =
     if not workdir:
         shutil.rmtree(root, ignore_errors=True)
     return res
+
+
+def _day_partitions(root: Path, customers: int, active: int, days: int = 3) -> None:
+    """``days`` consecutive customer_features partitions of ``customers`` rows: each day
+    ``active`` random customers have new activity (counts change, recency 0); everyone else
+    keeps their counts and their recency grows by one day (the same event date)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from serve import INTS
+
+    rng = np.random.default_rng(1)
+    ids = np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 8)).astype(object)
+    counts = {c: rng.poisson(5, customers).astype("int64") for c in INTS}
+    revenue = rng.gamma(1.0, 30.0, customers).round(2)
+    last_visit = rng.integers(0, 60, customers).astype("int64")
+    for d in range(days):
+        if d:
+            moved = rng.choice(customers, active, replace=False)
+            for c in INTS:
+                counts[c][moved] += 1
+            revenue[moved] += 1.0
+            last_visit += 1
+            last_visit[moved] = 0
+        cols = {"customer_id": pa.array(ids, pa.string()),
+                **{c: pa.array(v) for c, v in counts.items()},
+                "revenue_30d": pa.array(revenue), "days_since_last_visit": pa.array(last_visit)}
+        part = root / "store" / "customer_features" / f"as_of=2026-03-0{d + 1}"
+        part.mkdir(parents=True)
+        pq.write_table(pa.table(cols), part / "part-0.parquet", row_group_size=1_000_000)
+
+
+def push_day(history: int, active: int, workdir: str | None) -> dict:
+    """The day's push to Redis with ``history`` customers in the table and ``active`` of them
+    active that day, next to the same day with only ``active`` customers in history (issue
+    #28: at most 2x). Both after two whole pushes (the idle slot then holds the day before
+    yesterday); the timed push writes only the changed customers, from this process.
+
+    Args:
+        history: customers in the big table.
+        active: customers with new activity each day (also the small table's size).
+        workdir: where the stores go (default: a temp dir, removed after).
+
+    Returns:
+        The figures printed.
+    """
+    from featurestore.online.redis_push import push_online
+    from featurestore.storage import Store
+    from serve import start_redis
+
+    root = Path(workdir or tempfile.mkdtemp(prefix="scale-push-day-"))
+    out = {}
+    try:
+        for label, customers in (("small", active), ("big", history)):
+            folder = root / label
+            _day_partitions(folder, customers, active)
+            proc, url = start_redis(folder)
+            try:
+                parts = sorted((folder / "store" / "customer_features").iterdir())
+                hidden = folder / "hidden"
+                hidden.mkdir()
+                for p in parts[1:]:  # publish one day at a time, as the daily runs do
+                    p.rename(hidden / p.name)
+                store = Store(str(folder / "store"))
+                tables = {"customer_features": ["customer_id"]}
+                recency = {"customer_features": ["days_since_last_visit"]}
+                timings = []
+                for p in parts:
+                    if not (folder / "store" / "customer_features" / p.name).exists():
+                        (hidden / p.name).rename(folder / "store" / "customer_features" / p.name)
+                    t = time.perf_counter()
+                    report = push_online(store, url, tables=tables, recency=recency)
+                    timings.append((time.perf_counter() - t, report.tables["customer_features"]))
+                seconds, info = timings[-1]
+                out[label] = {"customers": customers, "seconds": round(seconds, 3),
+                              "mode": info["mode"], "written": info["written"],
+                              "first_push_seconds": round(timings[0][0], 3)}
+                print(f"{label}: {customers:,} customers in history, {active:,} active a day: "
+                      f"day push {seconds:.2f} s ({info['mode']}, {info['written']:,} written; "
+                      f"the first whole push took {timings[0][0]:.2f} s)")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+        ratio = out["big"]["seconds"] / out["small"]["seconds"]
+        out["ratio"] = round(ratio, 2)
+        print(f"day push with {history:,} in history / with {active:,}: {ratio:.2f}x "
+              f"(target <= 2x)")
+        return out
+    finally:
+        if not workdir:
+            shutil.rmtree(root, ignore_errors=True)
