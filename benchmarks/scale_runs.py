@@ -183,7 +183,8 @@ def _fabricate_features(root: Path, customers: int) -> list[str]:
     cols["days_since_last_purchase"] = pa.array(last, mask=rng.random(customers) < 0.7)
     part = root / "store" / "customer_features" / "as_of=2026-03-01"
     part.mkdir(parents=True)
-    pq.write_table(pa.table(cols), part / "part-0.parquet", row_group_size=1_000_000)
+    # row groups of 250k rows: a whole Redis push splits its tasks by row group
+    pq.write_table(pa.table(cols), part / "part-0.parquet", row_group_size=250_000)
     n = min(customers, 1_000_000)
     cp = pd.DataFrame({"customer_id": ids[rng.integers(0, customers, n)],
                        "product_id": [f"P{i:05d}" for i in rng.integers(0, 2000, n)]})
