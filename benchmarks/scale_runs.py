@@ -299,7 +299,8 @@ def serve(customers: int, seconds: int, workdir: str | None, online_store: str =
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(timeout=60)
-    res = {"online_store": online_store, **pushed, "customers": customers, "parquet_mb": round(pq_mb, 1),
+    res = {"online_store": online_store, **pushed, "customers": customers,
+           "parquet_mb": round(pq_mb, 1),
            "fabricated_seconds": round(fab_s, 1), "start_to_ready_seconds": round(ready_s, 1),
            "peak_rss_mb_at_ready": round(rss_ready), "peak_rss_mb": round(rss),
            "get_rps": round(r["rps"]), "get_p50_ms": r["p50_ms"], "get_p99_ms": r["p99_ms"],

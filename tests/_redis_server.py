@@ -25,9 +25,11 @@ def redis_binary() -> str:
     try:
         subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True,
                        capture_output=True, timeout=900,
-                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                       env={"DEBIAN_FRONTEND": "noninteractive",
+                            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"redis-server is not installed and `apt-get install redis-server` failed ({exc})")
+        pytest.skip(f"redis-server is not installed and `apt-get install redis-server` "
+                    f"failed ({exc})")
     found = shutil.which("redis-server")
     if not found:
         pytest.skip("`apt-get install redis-server` ran but no redis-server binary is on PATH")

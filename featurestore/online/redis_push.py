@@ -553,7 +553,7 @@ def commit_push(store: Store, url: str, plan: PushPlan, written: dict[str, dict[
         tables[job.table] = {"as_of": job.as_of, "generation": job.generation,
                              "slot": job.slot}
     store.write_json({"namespace": plan.namespace, "url": redact(url), "push_id": plan.push_id,
-                      "pushed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                      "pushed_at": dt.datetime.now(dt.UTC).isoformat(),
                       "tables": tables}, ONLINE_RECORD)
 
 
@@ -591,7 +591,7 @@ def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
     started = time.perf_counter()
     record = read_record(store)
     namespace = (record or {}).get("namespace") or namespace_for(store)
-    push_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + \
+    push_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + \
         "-" + secrets.token_hex(3)
     committed = read_generations(store)  # before the files, as the memory store
     latest = {t: _latest(store, t, committed) for t in tables}

@@ -39,7 +39,7 @@ from tests._redis_server import RedisServer
 from tests.serving_helpers import expected_row, serve
 
 pytest.importorskip("redis", reason="redis-py is in the test extra")
-import redis  # noqa: E402
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 POLL = 0.3
