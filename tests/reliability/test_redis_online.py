@@ -320,3 +320,39 @@ def test_killed_push_is_never_served_and_the_next_push_completes_it(
             assert cid not in rows[as_of], (as_of, cid)
         if sent > first_new:
             assert as_of == new_as_of  # no going back
+
+
+def test_run_daily_and_backfill_push_and_report_a_push_that_failed(
+        days4, client, tmp_path, server, monkeypatch, capsys):
+    """``run-daily`` pushes after its commit and reports it; with Redis down its report says
+    the online store is behind and it exits 1 (the commit stands); ``backfill`` pushes too."""
+    store = tmp_path / "store"
+    raw = _raw(days4, tmp_path, 2)
+    monkeypatch.setenv("FEATURESTORE_ONLINE_STORE", server.url)
+    monkeypatch.setenv("FEATURESTORE_RETRAIN_MODELS", "[]")
+    _, days = days4
+    daily = ["run-daily", "--store", str(store), "--raw", str(raw), "--scheduler",
+             client.scheduler.address, "--json"]
+    assert cli([*daily, "--today", days[1]]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["online"]["status"] == "pushed"
+    latest = _latest(store)
+    assert report["online"]["tables"]["customer_features"]["as_of"] == latest
+    fs = FeatureStore(Settings(store=str(store), online_store=server.url))
+    assert fs.online_status()["customer_features"]["behind"] is False
+
+    server.stop()
+    raw = _raw(days4, tmp_path, 3)
+    assert cli([*daily, "--today", days[2]]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["online"]["status"] == "behind" and not report["ok"]
+    assert "online push" in report["online"]["hint"]
+    assert _latest(store) > latest  # the offline commit stands
+
+    server.start()  # empty; backfill rewrites the range and pushes the latest as-of
+    assert cli(["backfill", "--store", str(store), "--scheduler", client.scheduler.address,
+                "--from", days[0]]) == 0
+    capsys.readouterr()
+    status = fs.online_status()
+    assert status["customer_features"]["served"]["as_of"] == _latest(store)
+    assert not any(s["behind"] for t, s in status.items() if s["committed"])
