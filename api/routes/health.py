@@ -37,7 +37,8 @@ async def health() -> Health:
 async def ready(online: OnlineDep) -> Ready | JSONResponse:
     """Ready once a feature snapshot is loaded (a shared online store: answering, with
     ``customer_features`` pushed and nothing lost); 503 with the reason until then."""
-    snapshot = await online.served()
+    served = getattr(online, "served", None)  # an older custom store has only `snapshot`
+    snapshot = await served() if served is not None else online.snapshot
     if snapshot is None or "customer_features" not in snapshot.tables:
         reason = (hide_locations(online.last_error, online.store) if online.last_error
                   else "no customer_features as_of partition in the store yet")

@@ -209,7 +209,10 @@ def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa
             differ = pc.fill_null(pc.not_equal(a, b), False)
             one_null = pc.xor(pc.is_null(a), pc.is_null(b))
             changed = pc.or_(changed, pc.or_(differ, one_null))
-    gone = pc.invert(pc.is_in(old_key, value_set=new_key))
+    # old rows no new row matched: from the positions already found (no second hash table)
+    hit = np.zeros(len(old), dtype=bool)
+    hit[pc.drop_null(pos).to_numpy(zero_copy_only=False)] = True
+    gone = pa.array(~hit)
     parts = [new.column("customer_id").filter(changed), old.column("customer_id").filter(gone)]
     chunks = [c.cast(pa.string()) for part in parts
               for c in (part.chunks if isinstance(part, pa.ChunkedArray) else [part])]
