@@ -41,3 +41,30 @@ def test_whole_push_by_row_groups_writes_every_row_once(tmp_path, redis_server):
     for cid in frame["customer_id"]:
         assert view.get(cid) == expected_row(frame, cid), cid
     online.stop()
+
+
+def test_two_stores_share_one_redis_without_mixing(tmp_path, redis_server):
+    """Keys are namespaced per store: two stores pushed to one Redis each serve their own
+    rows, and emptying one store's keys does not touch the other's."""
+    import redis
+
+    stores = []
+    for k in (0, 1):
+        frame = pd.DataFrame({"customer_id": ["A", "B"], "page_views_7d": [10 + k, 20 + k]})
+        folder = tmp_path / f"s{k}" / "customer_features" / "as_of=2026-03-05"
+        folder.mkdir(parents=True)
+        frame.to_parquet(folder / "part-0.parquet", index=False)
+        store = Store(str(tmp_path / f"s{k}"))
+        push_online(store, redis_server.url, tables={"customer_features": ["customer_id"]},
+                    recency={})
+        stores.append(store)
+    views = [RedisOnlineStore(s, url=redis_server.url, tables=("customer_features",))
+             .view("customer_features", ["A", "B"]) for s in stores]
+    assert [v.get("B") for v in views] == [{"page_views_7d": 20}, {"page_views_7d": 21}]
+    spaces = [s.read_json("_state", "online.json")["namespace"] for s in stores]
+    assert spaces[0] != spaces[1]
+    r = redis.Redis.from_url(redis_server.url)
+    for key in r.scan_iter(match=f"{{fs:{spaces[0]}:*"):
+        r.delete(key)
+    assert RedisOnlineStore(stores[1], url=redis_server.url, tables=("customer_features",)) \
+        .view("customer_features", ["A"]).get("A") == {"page_views_7d": 11}
