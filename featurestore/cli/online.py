@@ -18,7 +18,9 @@ from ._common import add_cluster_options, add_store_options, feature_store_from,
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("online", help="push to / check the shared online store (Redis)",
                        description=__doc__)
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                               help="push: write Redis now; status: committed vs served")
     for name, text in (("push", "push the latest committed as-of of every table to Redis"),
                        ("status", "compare committed and served as-of dates (exit 1: behind)")):
         a = actions.add_parser(name, help=text, description=text)
@@ -26,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         a.add_argument("--online-store", metavar="URL",
                        help="redis://[:password@]host:port/db or rediss:// (default: the "
                             "online_store setting, FEATURESTORE_ONLINE_STORE)")
-        a.add_argument("--json", action="store_true", help="print one JSON object")
+        # also accepted after the action (SUPPRESS: never resets a --json given before it)
+        a.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="print one JSON object")
         if name == "push":
             add_cluster_options(a)
         a.set_defaults(handler=run)
