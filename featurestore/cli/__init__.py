@@ -23,7 +23,7 @@ __all__ = ["main", "build_parser"]
 COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "features",
             "show",
             "serve", "training-set", "export-fm", "retrain", "jobs", "models", "predict",
-            "recommend", "run-daily")
+            "recommend", "run-daily", "online")
 
 
 def _plain(text: str) -> str:
