@@ -190,6 +190,9 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     """
     from ..definitions import Filter
 
+    if rows is not None:  # an Arrow or numpy array of positions
+        rows = np.asarray(rows.to_numpy(zero_copy_only=False) if hasattr(rows, "to_numpy")
+                          else rows, dtype=np.int64)
     if events.column("customer_id").null_count:
         keep = pc.is_valid(events.column("customer_id"))
         events = events.filter(keep)
