@@ -184,6 +184,36 @@ def _key(arrow: pa.Table, keys: tuple[str, ...]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "\x1f")
 
 
+def _fixed_width(ids: pa.Array) -> np.ndarray | None:
+    """The ids as a numpy ``S<width>`` array without a Python object each, when every id has
+    the same byte length and none is null (else None)."""
+    ids = ids.cast(pa.string())
+    if ids.null_count or not len(ids):
+        return None
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset:ids.offset + len(ids) + 1]
+    width = int(offsets[1] - offsets[0])
+    if width <= 0 or int(offsets[-1] - offsets[0]) != width * len(ids) \
+            or not np.all(np.diff(offsets) == width):
+        return None
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return data.view(f"S{width}")
+
+
+def _positions(new_key: pa.Array, old_key: pa.Array) -> pa.Array:
+    """For each new key its row in ``old_key`` (null: absent). Identical keys: the identity;
+    sorted fixed-width keys (the snapshot tables' customer ids): a binary search (memcmp);
+    else Arrow's hash lookup (8 s for 5 M string ids here, against 0.1 s)."""
+    if new_key.equals(old_key):
+        return pa.array(np.arange(len(new_key), dtype=np.int64))
+    a, b = _fixed_width(new_key), _fixed_width(old_key)
+    if a is not None and b is not None and a.dtype == b.dtype and len(b) \
+            and bool(np.all(a[1:] > a[:-1])) and bool(np.all(b[1:] > b[:-1])):
+        idx = np.minimum(np.searchsorted(b, a), len(b) - 1)
+        found = b[idx] == a
+        return pa.array(idx.astype(np.int64), mask=~found)
+    return pc.index_in(new_key, value_set=old_key)
+
+
 def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa.Array:
     """The customers whose rows differ between two stored partitions (same columns): a row
     added, removed or with any other value. Vectorized (Arrow hash lookups and comparisons).
@@ -197,18 +227,28 @@ def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa
         The distinct customer ids to rewrite or delete.
     """
     new_key, old_key = _key(new, keys), _key(old, keys)
-    pos = pc.index_in(new_key, value_set=old_key)
-    unmatched = pc.is_null(pos)
-    changed = unmatched
+    pos = _positions(new_key, old_key)
+    matched = pc.is_valid(pos).to_numpy(zero_copy_only=False)
+    changed = ~matched
     if len(old):
-        taken = old.take(pc.fill_null(pos, 0))
-        for name in new.column_names:
-            if name in keys:
-                continue
-            a, b = new.column(name), taken.column(name)
-            differ = pc.fill_null(pc.not_equal(a, b), False)
-            one_null = pc.xor(pc.is_null(a), pc.is_null(b))
-            changed = pc.or_(changed, pc.or_(differ, one_null))
+        idx = pc.fill_null(pos, 0).to_numpy(zero_copy_only=False)
+        for name in [c for c in new.column_names if c not in keys]:
+            a, b = new.column(name).combine_chunks(), old.column(name).combine_chunks()
+            if a.type == b.type and (pa.types.is_integer(a.type) or pa.types.is_floating(a.type)
+                                     or pa.types.is_boolean(a.type)):
+                # numpy gathers (Arrow's take was the slowest step at 5 M rows)
+                zero = pa.scalar(0 if not pa.types.is_boolean(a.type) else False, a.type)
+                av = a.fill_null(zero).to_numpy(zero_copy_only=False)
+                bv = b.fill_null(zero).to_numpy(zero_copy_only=False)[idx]
+                an = a.is_null().to_numpy(zero_copy_only=False)
+                bn = b.is_null().to_numpy(zero_copy_only=False)[idx]
+                changed |= (av != bv) | (an != bn)
+            else:
+                bt = b.take(pa.array(idx))
+                differ = pc.fill_null(pc.not_equal(a, bt), False).to_numpy(zero_copy_only=False)
+                one_null = pc.xor(pc.is_null(a), pc.is_null(bt)).to_numpy(zero_copy_only=False)
+                changed |= differ | one_null
+    changed = pa.array(changed)
     # old rows no new row matched: from the positions already found (no second hash table)
     hit = np.zeros(len(old), dtype=bool)
     hit[pc.drop_null(pos).to_numpy(zero_copy_only=False)] = True

@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from featurestore.online.redis_codec import RowsView, SlotMeta, epoch_day
@@ -67,7 +68,7 @@ def test_plan_skips_a_table_without_partition():
 
 
 def _frame(rng, n, day_offset=0):
-    ids = [f"C{i:04d}" for i in range(n)]
+    ids = [f"C{i:04d}" for i in range(n)]  # fixed width, sorted
     return pd.DataFrame({
         "customer_id": ids,
         "views": rng.integers(0, 3, n),
@@ -77,7 +78,8 @@ def _frame(rng, n, day_offset=0):
     })
 
 
-def test_changed_customers_match_a_pandas_difference_with_recency_as_dates():
+@pytest.mark.parametrize("new_ids", ["N1", "C9998"])  # another width (hash lookup) or sorted
+def test_changed_customers_match_a_pandas_difference_with_recency_as_dates(new_ids):
     rng = np.random.default_rng(3)
     old = _frame(rng, 300)
     new = old.copy()
@@ -89,7 +91,8 @@ def test_changed_customers_match_a_pandas_difference_with_recency_as_dates():
     moved = rng.choice(len(new), 30, replace=False)
     new.loc[moved, "views"] += 1
     new = new.drop(index=[3, 4]).reset_index(drop=True)  # gone
-    new = pd.concat([new, pd.DataFrame({"customer_id": ["N1", "N2"], "views": [1, 2],
+    added = ["N1", "N2"] if new_ids == "N1" else ["C9998", "C9999"]  # fixed width, sorted
+    new = pd.concat([new, pd.DataFrame({"customer_id": added, "views": [1, 2],
                                         "revenue": [np.nan, 1.5],
                                         "days_since_last_visit": pd.array([0, None],
                                                                           dtype="Int64")})])
@@ -195,3 +198,16 @@ def test_arrow_packing_reads_back_as_the_orjson_packing():
             assert [orjson.dumps(g) for g in got] == [orjson.dumps(served(w)) for w in want]
     assert redis_push._json_rows(arrow.slice(6), columns) is not None  # the C++ path ran
     assert redis_push._json_rows(arrow, columns) is None  # a quote: orjson
+
+
+def test_positions_by_binary_search_equal_the_hash_lookup():
+    from featurestore.online.redis_push import _positions
+
+    rng = np.random.default_rng(8)
+    old = sorted({f"K{i:06d}" for i in rng.integers(0, 10**6, 5000)})
+    new = sorted(set(old[::2]) | {f"K{i:06d}" for i in rng.integers(0, 10**6, 3000)})
+    got = _positions(pa.array(new), pa.array(old)).to_pylist()
+    assert got == pc.index_in(pa.array(new), value_set=pa.array(old)).to_pylist()
+    assert _positions(pa.array(old), pa.array(old)).to_pylist() == list(range(len(old)))
+    mixed = ["a", "bb"]  # widths differ: the hash lookup
+    assert _positions(pa.array(mixed), pa.array(["bb"])).to_pylist() == [None, 0]
