@@ -15,6 +15,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from featurestore.cli import main
+from featurestore.dashboard import ingestion
+from featurestore.storage import Store
 from featurestore.features.definitions import DEFAULT_REPO
 
 COLUMNS = {"post_channel": "string", "visit_num": "int", "evar12": "float",
@@ -92,6 +94,12 @@ def test_ingest_keeps_declared_columns_typed_and_counts_bad_values(raw, tmp_path
         (NO_CHANNEL_DAY, "post_channel")]
     status = json.loads((store / "_ledger/weblog" / NO_CHANNEL_DAY / "_status.json").read_text())
     assert status["columns_missing"] == ["post_channel"] and status["complete"]
+
+    # the dashboard's ingestion page: per drop, the bad values and the missing column
+    days = {d["drop"]: d for d in ingestion(Store(str(store)))["days"]}
+    assert sum(d["column_bad_values"].get("evar12", 0) for d in days.values()) == bad_evar
+    assert days[NO_CHANNEL_DAY]["columns_missing"] == ["post_channel"]
+    assert all(not d["columns_missing"] for k, d in days.items() if k != NO_CHANNEL_DAY)
 
     events = _events(store)
     schema = ds.dataset(str(store / "events"), format="parquet").schema
