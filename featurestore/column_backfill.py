@@ -61,9 +61,9 @@ __all__ = ["COLUMNS_RECORD", "NOTES", "ColumnBackfillPlan", "ColumnBackfillRepor
            "EventsFile", "backfill_columns", "column_completeness", "plan_column_backfill"]
 
 #: The commit record: per declared column, from which event date it is complete.
-COLUMNS_RECORD = f"{layout.STATE_ROOT}/columns.json"
+COLUMNS_RECORD = layout.COLUMNS_RECORD
 #: Per rewritten events file, what could not be filled (written before the file).
-NOTES = f"{layout.STATE_ROOT}/column_backfill"
+NOTES = layout.COLUMN_NOTES
 #: Test hook (reliability tests): ``backfill:<step>`` kills the process group at that step.
 CRASH_ENV = "FEATURESTORE_TEST_CRASH_AT"
 

@@ -18,6 +18,9 @@
                                                     one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
+    _state/columns.json                             declared columns' completeness (backfill's
+                                                    commit record, SPEC §3a)
+    _state/column_backfill/<date>/<events file>.json   what a column backfill could not fill
     _state/customer/, _state/pairs/                 rolling customer and pair state (internal;
                                                     customer: whole or a delta of the day)
     _meta/feature_repo.json                         the applied feature repository's record,
@@ -42,7 +45,7 @@ __all__ = [
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
     "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
-    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
+    "MATERIALIZE_RECORD", "RETAIL_RECORD", "COLUMNS_RECORD", "COLUMN_NOTES", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
 ]
@@ -70,6 +73,8 @@ CUSTOMER_STATE = f"{STATE_ROOT}/customer"
 PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
 RETAIL_RECORD = f"{STATE_ROOT}/retail.json"
+COLUMNS_RECORD = f"{STATE_ROOT}/columns.json"
+COLUMN_NOTES = f"{STATE_ROOT}/column_backfill"
 GENERATIONS = f"{STATE_ROOT}/generations.json"
 RUNNERS = f"{JOBS}/_runners"
 EXPORT_JOBS = f"{EXPORTS}/_jobs"
