@@ -182,3 +182,43 @@ def test_backfill_with_a_raw_file_gone_says_from_which_date_the_column_is_comple
     assert later["visit_num"].notna().all()
     assert main(["tables", "--store", str(store)]) == 0
     assert "complete from 2026-02-02" in capsys.readouterr().out
+
+
+def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(tmp_path,
+                                                                                client,
+                                                                                capsys):
+    """Day 2's part, written before the column was declared, is merged with the late hits of
+    day 3's drop after it was: the merged file has the column, null for the old rows. The
+    backfill still fills those rows (the ledger says they were never given the column)."""
+    sched = ["--scheduler", client.scheduler.address]
+    full = tmp_path / "raw"
+    assert main(["generate", str(full), "--days", "3", "--customers", "150", "--products",
+                 "15", "--rows-per-day", "800", "--parts", "1", "--start", "2026-02-01",
+                 "--seed", "4", "--late-fraction", "0.2"]) == 0
+    first = tmp_path / "first"
+    first.mkdir()
+    for day in ("2026-02-01", "2026-02-02"):
+        shutil.copytree(full / day, first / day)
+    repo = repo_with(tmp_path / "repo.yaml", {"visit_num": "int", "post_channel": "string"})
+    fresh, late = tmp_path / "fresh", tmp_path / "late"
+    assert main(["apply", "--repo", str(repo), "--store", str(fresh)]) == 0
+    assert main(["ingest", str(full), "--store", str(fresh), *sched, "--no-progress"]) == 0
+    assert main(["ingest", str(first), "--store", str(late), *sched, "--no-progress"]) == 0
+    assert main(["apply", "--repo", str(repo), "--store", str(late)]) == 0
+    assert main(["ingest", str(full), "--store", str(late), *sched, "--no-progress"]) == 0
+    merged = list((late / "events" / "event_date=2026-02-02").glob("part-c*.parquet"))
+    assert merged, "day 2's old part and day 3's late hits were merged"
+    day2 = pd.read_parquet(merged[0])
+    assert day2["visit_num"].isna().any()  # the old rows, before the backfill
+    capsys.readouterr()
+    assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["columns"]
+    assert out["rows_unfilled"] == 0 and out["files_rewritten"] >= 2
+    keys = ["hit_time_gmt", "customer_id", "page_url", "post_event_list", "visit_num",
+            "post_channel"]
+
+    def frame(store):
+        return _events(store)[keys].sort_values(keys).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    assert frame(late)["visit_num"].notna().all()
