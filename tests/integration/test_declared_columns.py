@@ -16,6 +16,8 @@ import pytest
 
 from featurestore.cli import main
 from featurestore.dashboard import ingestion
+from featurestore.feature_store import FeatureStore
+from featurestore.settings import Settings
 from featurestore.storage import Store
 from featurestore.features.definitions import DEFAULT_REPO
 
@@ -210,6 +212,9 @@ def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(
     assert merged, "day 2's old part and day 3's late hits were merged"
     day2 = pd.read_parquet(merged[0])
     assert day2["visit_num"].isna().any()  # the old rows, before the backfill
+    # our events reader keeps the column though the first files lack it (null there)
+    before = FeatureStore(Settings(store=str(late))).read_dataset("events")
+    assert str(before["visit_num"].dtype) == "Int64" and before["visit_num"].notna().any()
     capsys.readouterr()
     assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)["columns"]
