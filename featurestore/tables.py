@@ -149,11 +149,16 @@ def _read_events(store: Store, start: dt.date | None, end: dt.date | None,
                          partition_base_dir=store.path(EVENTS))
     # files written before a column was declared (SPEC §3a) lack it: read it as null there
     # rather than take the first file's columns for all (one footer read per file)
-    physical = {frag.physical_schema for frag in dataset.get_fragments()}
-    if len(physical) > 1:
+    physical = [frag.physical_schema for frag in dataset.get_fragments()]
+    extra = {}  # columns some file has and the first lacks (types of the first file win)
+    for schema in physical:
+        for field in schema:
+            if field.name not in dataset.schema.names and field.name not in extra:
+                extra[field.name] = field
+    if extra:
         import pyarrow as pa
 
-        schema = pa.unify_schemas([dataset.schema, *physical], promote_options="permissive")
+        schema = pa.schema([*dataset.schema, *extra.values()])
         # the pandas types (nullable Int64...) of the file that has the most columns
         schema = schema.with_metadata(max(physical, key=len).metadata)
         dataset = ds.dataset(files, format="parquet", filesystem=store.fs, schema=schema,
