@@ -41,11 +41,10 @@ import sys
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from featurestore.generate import (  # noqa: E402
+from featurestore.generate import (
     DEFAULT_FILLER_DENSITY,
     SPARSE_FILLER_DENSITY,
     generate_weblog,
@@ -72,6 +71,27 @@ def _igzip_in_process(files: list[Path]) -> float:
             while stream.readinto(buf):
                 pass
     return time.perf_counter() - start
+
+
+def warm_workers(client, raw: Path, files: list[Path], work: Path) -> None:
+    """Steady state of a long-lived cluster: each worker ingests a full-size file first (a copy
+    of one per worker, into a scratch store), so a timed run does not pay first-use costs
+    (kernel loading, growing the decompression buffer, allocator)."""
+    from featurestore import Store, ingest_weblog
+
+    warm_raw, warm_store = work / "warm-raw", work / "warm-store"
+    shutil.rmtree(warm_raw, ignore_errors=True)
+    for f in files:
+        target = warm_raw / f.relative_to(raw)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+        for extra in ("manifest.json", "column_headers.tsv"):
+            if (f.parent / extra).exists():
+                shutil.copy2(f.parent / extra, target.parent / extra)
+    warm = ingest_weblog(str(warm_raw), Store(str(warm_store)), client=client)
+    assert warm.files_ingested == len(files), warm.to_dict()
+    shutil.rmtree(warm_store, ignore_errors=True)
+    shutil.rmtree(warm_raw, ignore_errors=True)
 
 
 def reset_peak_rss() -> None:
@@ -199,21 +219,7 @@ def main() -> None:
 
     # The cluster `featurestore ingest` starts (featurestore.cluster), kept running.
     with local_cluster(args.workers) as cluster, Client(cluster) as client:
-        # Steady state of a long-lived cluster: each worker has ingested a full-size file
-        # before (a copy of one per worker, into a scratch store), so the timed run does not
-        # pay first-use costs (kernel loading, growing the decompression buffer, allocator).
-        warm_raw = work / "warm-raw"
-        shutil.rmtree(warm_raw, ignore_errors=True)
-        for f in files[:args.workers]:
-            target = warm_raw / f.relative_to(raw)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-            for extra in ("manifest.json", "column_headers.tsv"):
-                if (f.parent / extra).exists():
-                    shutil.copy2(f.parent / extra, target.parent / extra)
-        warm = ingest_weblog(str(warm_raw), Store(str(work / "warm-store")), client=client)
-        assert warm.files_ingested == args.workers, warm.to_dict()
-        shutil.rmtree(work / "warm-store", ignore_errors=True)
+        warm_workers(client, raw, files[:args.workers], work)
         # Rounds of (igzip -d of every file, then ingest into an empty store): each ratio
         # compares runs made a few seconds apart, under the same background load.
         store = work / "store"

@@ -22,6 +22,9 @@ frame that names one:
 | events write | conform, to pandas, the events parquet write |
 | commit | ledger record, content marker |
 | task (rest) | the rest of the ingest task |
+| compaction | merging the day's events parts (after the ingest tasks) |
+| outside tasks | the worker's own work: comms, heartbeats, scheduling |
+| idle | the worker's event loop waiting in ``select`` (py-spy counts it as running) |
 
 and prints per worker each stage's share of the samples and its seconds (samples / rate: py-spy
 samples only threads that are running, so idle waits are not counted), beside the ingest's wall
@@ -43,6 +46,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest import _igzip_in_process, warm_workers
 
 #: (stage, substrings of a frame "function (file:line)"); the innermost match wins.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -57,9 +63,11 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("read", ("fsspec/",)),
     ("parse (rest)", ("parse_file (",)),
     ("task (rest)", ("_ingest_one (",)),
+    ("compaction", ("concat_parquet (", "_merge_task (")),
+    ("idle", ("EpollSelector.select (", "select (selectors.py")),
 ]
 ORDER = ["read", "decompress", "scan", "validate", "gather", "parse (rest)", "partials",
-         "events write", "commit", "task (rest)", "outside tasks"]
+         "events write", "commit", "task (rest)", "compaction", "outside tasks", "idle"]
 
 
 def stage_of(stack: list[str]) -> str:
@@ -81,19 +89,6 @@ def read_raw(path: Path) -> collections.Counter:
     return counts
 
 
-def igzip_seconds(files: list[Path]) -> float:
-    """Serial ISA-L decompression of every file, streamed in this process."""
-    from isal import igzip
-
-    buf = bytearray(1 << 20)
-    start = time.perf_counter()
-    for f in files:
-        with igzip.open(f, "rb") as stream:
-            while stream.readinto(buf):
-                pass
-    return time.perf_counter() - start
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", required=True, help="folder holding raw/ (the drop)")
@@ -113,18 +108,7 @@ def main() -> None:
     from featurestore.cluster import local_cluster
 
     with local_cluster(args.workers) as cluster, Client(cluster) as client:
-        warm_raw = work / "profile-warm-raw"
-        shutil.rmtree(warm_raw, ignore_errors=True)
-        for f in files[:args.workers]:
-            target = warm_raw / f.relative_to(raw)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-            for extra in ("manifest.json", "column_headers.tsv"):
-                if (f.parent / extra).exists():
-                    shutil.copy2(f.parent / extra, target.parent / extra)
-        ingest_weblog(str(warm_raw), Store(str(work / "profile-warm-store")), client=client)
-        shutil.rmtree(work / "profile-warm-store", ignore_errors=True)
-        shutil.rmtree(warm_raw, ignore_errors=True)
+        warm_workers(client, raw, files[:args.workers], work)
 
         pids = client.run(os.getpid)
         out_dir = Path(tempfile.mkdtemp(prefix="ingest-profile-"))
@@ -146,7 +130,7 @@ def main() -> None:
         for _, spy in spies.values():
             spy.wait(timeout=60)
         shutil.rmtree(store, ignore_errors=True)
-    igzip = igzip_seconds(files)
+    igzip = _igzip_in_process(files)
 
     print(f"ingest of {len(files)} files, {report.rows_ingested:,} rows: {wall:.2f} s wall on "
           f"{args.workers} workers; serial igzip -d {igzip:.2f} s ({wall / igzip:.2f}x)")

@@ -249,10 +249,12 @@ def parse_int_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, slot
 
 
 @njit(nogil=True, cache=True)
-def _gather_many(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
+def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cover - compiled
     """Copy fields ``slots`` of lines ``rows`` out of ``buf`` in one forward sweep over the
     lines (row-major): each line of the cold 30 MB buffer comes from memory once, not once per
-    field. Returns one data array (field j at ``bases[j]:bases[j+1]``), offsets and validity."""
+    field. Returns one data array (field j at ``bases[j]:bases[j+1]``), offsets, validity and,
+    with ``check_utf8`` (declared columns), which fields were not valid UTF-8: those are left
+    out (null) so their row still lands. Without it, ``bad`` is empty."""
     n = rows.size
     k = slots.size
     totals = np.zeros(k, np.int64)
@@ -266,6 +268,7 @@ def _gather_many(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
     data = np.empty(max(bases[k], 1), np.uint8)
     offsets = np.zeros((k, n + 1), np.int64)
     valid = np.ones((k, n), np.bool_)
+    bad = np.zeros((k, n if check_utf8 else 0), np.bool_)
     pos = bases[:k].copy()
     for r in range(n):
         line = rows[r]
@@ -275,61 +278,7 @@ def _gather_many(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
             length = e - s
             if length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):  # "", \N
                 valid[j, r] = False
-            else:
-                p = pos[j]
-                for b in range(length):
-                    data[p + b] = buf[s + b]
-                pos[j] = p + length
-            offsets[j, r + 1] = pos[j] - bases[j]
-    return data, bases, offsets, valid
-
-
-def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                   slots: list[int]) -> list[pa.Array]:
-    """Arrow string arrays of fields ``slots`` for lines ``rows`` (as :func:`gather_strings`),
-    gathered in one pass."""
-    rows = rows.astype(np.int64)
-    data, bases, offsets, valid = _gather_many(buf, starts, ends, rows,
-                                               np.asarray(slots, dtype=np.int64))
-    out = []
-    for j in range(len(slots)):
-        validity = (pa.py_buffer(np.packbits(valid[j], bitorder="little"))
-                    if not valid[j].all() else None)
-        chunk = pa.py_buffer(data[bases[j]:max(bases[j + 1], bases[j] + 1)])
-        array = pa.LargeStringArray.from_buffers(rows.size, pa.py_buffer(offsets[j].copy()),
-                                                 chunk, validity)
-        out.append(array.cast(pa.string()) if bases[j + 1] - bases[j] < 2**31 else array)
-    return out
-
-
-@njit(nogil=True, cache=True)
-def _gather_checked(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
-    """As :func:`_gather_many`, for declared columns: a field that is not valid UTF-8 is
-    left out (null) and flagged in ``bad``, so the row still lands."""
-    n = rows.size
-    k = slots.size
-    totals = np.zeros(k, np.int64)
-    for r in range(n):
-        line = rows[r]
-        for j in range(k):
-            totals[j] += ends[line, slots[j]] - starts[line, slots[j]]
-    bases = np.zeros(k + 1, np.int64)
-    for j in range(k):
-        bases[j + 1] = bases[j] + totals[j]
-    data = np.empty(max(bases[k], 1), np.uint8)
-    offsets = np.zeros((k, n + 1), np.int64)
-    valid = np.ones((k, n), np.bool_)
-    bad = np.zeros((k, n), np.bool_)
-    pos = bases[:k].copy()
-    for r in range(n):
-        line = rows[r]
-        for j in range(k):
-            s = starts[line, slots[j]]
-            e = ends[line, slots[j]]
-            length = e - s
-            if length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):  # "", \N
-                valid[j, r] = False
-            elif not _utf8_ok(buf, s, e):
+            elif check_utf8 and not _utf8_ok(buf, s, e):
                 valid[j, r] = False
                 bad[j, r] = True
             else:
@@ -341,17 +290,13 @@ def _gather_checked(buf, starts, ends, rows, slots):  # pragma: no cover - compi
     return data, bases, offsets, valid, bad
 
 
-def gather_declared(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                    slots: list[int]) -> tuple[list[pa.Array], list[int]]:
-    """Arrow string arrays of declared columns' fields ``slots`` for lines ``rows``; empty and
-    ``\\N`` are null, and so is a field that is not valid UTF-8.
-
-    Returns:
-        The arrays, and per slot how many fields were not valid UTF-8.
-    """
+def _gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+            slots: list[int], check_utf8: bool) -> tuple[list[pa.Array], np.ndarray]:
+    """:func:`_gather_many` as Arrow string arrays (large ones past 2 GiB), and ``bad``."""
     rows = rows.astype(np.int64)
-    data, bases, offsets, valid, bad = _gather_checked(buf, starts, ends, rows,
-                                                       np.asarray(slots, dtype=np.int64))
+    data, bases, offsets, valid, bad = _gather_many(buf, starts, ends, rows,
+                                                    np.asarray(slots, dtype=np.int64),
+                                                    check_utf8)
     out = []
     for j in range(len(slots)):
         validity = (pa.py_buffer(np.packbits(valid[j], bitorder="little"))
@@ -360,6 +305,25 @@ def gather_declared(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows:
         array = pa.LargeStringArray.from_buffers(rows.size, pa.py_buffer(offsets[j].copy()),
                                                  chunk, validity)
         out.append(array.cast(pa.string()) if bases[j + 1] - bases[j] < 2**31 else array)
+    return out, bad
+
+
+def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                   slots: list[int]) -> list[pa.Array]:
+    """Arrow string arrays of fields ``slots`` for lines ``rows`` (as :func:`gather_strings`),
+    gathered in one pass."""
+    return _gather(buf, starts, ends, rows, slots, False)[0]
+
+
+def gather_declared(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                    slots: list[int]) -> tuple[list[pa.Array], list[int]]:
+    """Arrow string arrays of declared columns' fields ``slots`` for lines ``rows``; empty and
+    ``\\N`` are null, and so is a field that is not valid UTF-8.
+
+    Returns:
+        The arrays, and per slot how many fields were not valid UTF-8.
+    """
+    out, bad = _gather(buf, starts, ends, rows, slots, True)
     return out, [int(b.sum()) for b in bad]
 
 
