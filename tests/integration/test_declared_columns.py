@@ -152,6 +152,16 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
         return df.sort_values(keys + list(COLUMNS)).reset_index(drop=True)[keys + list(COLUMNS)]
 
     pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    # the tables built from the backfill's partials equal the fresh ingest's
+    for table in ("customer_features", "customer_product_features"):
+        a, b = (pd.read_parquet(s / table) for s in (late, fresh))
+        cols = sorted(a.columns)
+        pd.testing.assert_frame_equal(
+            a[cols].astype(str).sort_values(cols).reset_index(drop=True),
+            b[cols].astype(str).sort_values(cols).reset_index(drop=True), obj=table)
+    partials = list((late / "_partials").rglob("*.arrow"))
+    assert partials and {p.name for p in partials} == {
+        p.name for p in (fresh / "_partials").rglob("*.arrow")}
     # a second backfill has nothing left to fill (exactly once)
     assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)["columns"]
