@@ -237,3 +237,39 @@ def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(
 
     pd.testing.assert_frame_equal(frame(late), frame(fresh))
     assert frame(late)["visit_num"].notna().all()
+
+
+def test_ingest_and_backfill_of_declared_columns_on_s3(moto_server, s3_bucket, tmp_path,
+                                                        client):
+    """Raw drops and the store in moto S3: ingest without the column, then the backfill reads
+    the raw files back from S3 (the ledger's URLs) and the events equal an ingest with it."""
+    from featurestore.column_backfill import backfill_columns
+    from featurestore.features.daily import daily_plan
+    from featurestore.features.definitions import load_feature_repo
+    from featurestore.ingest import ingest_weblog
+
+    options = {"key": "testing", "secret": "testing",
+               "client_kwargs": {"endpoint_url": moto_server, "region_name": "us-east-1"}}
+    from featurestore.generate import generate_weblog
+
+    generate_weblog(f"s3://{s3_bucket}/raw", storage_options=options, days=2, customers=100,
+                    products=10, rows_per_day=500, parts=2, seed=9, late_fraction=0.1)
+    raw = f"s3://{s3_bucket}/raw"
+    repo = load_feature_repo(str(repo_with(tmp_path / "repo.yaml", COLUMNS)))
+    fresh = Store(f"s3://{s3_bucket}/fresh", options)
+    report = ingest_weblog(raw, fresh, client=client, repo=repo)
+    assert report.ok and set(report.column_bad_values) == set(COLUMNS)
+    late = Store(f"s3://{s3_bucket}/late", options)
+    ingest_weblog(raw, late, client=client, repo=load_feature_repo(None))
+    done = backfill_columns(late, repo.declared_columns(), client=client,
+                            daily=daily_plan(repo))
+    assert done.rows_unfilled == 0 and done.files_rewritten > 0
+    assert done.column_bad_values == report.column_bad_values
+
+    def frame(store):
+        df = pd.read_parquet(store.uri("events"), storage_options=options)
+        cols = ["hit_time_gmt", "customer_id", *COLUMNS]
+        return df[cols].sort_values(cols).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    assert frame(late)["visit_num"].notna().all()
