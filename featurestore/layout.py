@@ -18,6 +18,7 @@
                                                     one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
+    _state/online.json                              the last push to a shared online store
     _state/columns.json                             declared columns' completeness (backfill's
                                                     commit record, SPEC §3a)
     _state/column_backfill/<date>/<events file>.json   what a column backfill could not fill
@@ -46,7 +47,7 @@ __all__ = [
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
     "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
     "MATERIALIZE_RECORD", "RETAIL_RECORD", "COLUMNS_RECORD", "COLUMN_NOTES", "GENERATIONS",
-    "RUNNERS", "EXPORT_JOBS",
+    "ONLINE_RECORD", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
 ]
@@ -77,6 +78,9 @@ RETAIL_RECORD = f"{STATE_ROOT}/retail.json"
 COLUMNS_RECORD = f"{STATE_ROOT}/columns.json"
 COLUMN_NOTES = f"{STATE_ROOT}/column_backfill"
 GENERATIONS = f"{STATE_ROOT}/generations.json"
+#: What the last push to a shared online store (Redis) committed: namespace, per table as-of,
+#: generation and push id (written after the pointers flip; see featurestore/online/redis_push.py).
+ONLINE_RECORD = f"{STATE_ROOT}/online.json"
 RUNNERS = f"{JOBS}/_runners"
 EXPORT_JOBS = f"{EXPORTS}/_jobs"
 
