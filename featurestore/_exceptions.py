@@ -19,6 +19,7 @@ __all__ = [
     "FeatureStoreError",
     "ConfigError",
     "StoreError",
+    "AggregationOverflowError",
     "StoreLockedError",
     "StoreUnavailableError",
     "RejectedFileError",
@@ -46,6 +47,14 @@ class ConfigError(FeatureStoreError):
 
     http_status = 400
     exit_code = 2
+
+
+class AggregationOverflowError(FeatureStoreError):
+    """An int64 ``sum`` feature's value does not fit in int64 (SPEC §3a: a clear error, never
+    a wrapped number); the message names the feature's column state and customer."""
+
+    http_status = 500
+    exit_code = 1
 
 
 class StoreError(FeatureStoreError):

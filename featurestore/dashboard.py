@@ -195,6 +195,12 @@ def _numeric(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype="float64")
 
 
+def _is_numeric(series: pd.Series) -> bool:
+    """Whether a feature column has numbers (not strings, dates or SPEC §3a top_k lists)."""
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype)
+
+
 def feature_profile(store: Store, repo: FeatureRepo, table: str, as_of: str | None = None,
                     bins: int = 20) -> dict[str, Any]:
     """A histogram and the null share of every feature of one as-of partition.
@@ -220,6 +226,11 @@ def feature_profile(store: Store, repo: FeatureRepo, table: str, as_of: str | No
     out = []
     for name in features:
         if name not in df.columns:
+            continue
+        if not _is_numeric(df[name]):  # strings, dates, bools, lists: the null share only
+            null_share = float(df[name].isna().mean()) if len(df) else 0.0
+            out.append({"name": name, "null_share": round(null_share, 6), "edges": [],
+                        "counts": []})
             continue
         values = _numeric(df[name])
         null_share = float(1 - len(values) / len(df)) if len(df) else 0.0
@@ -308,7 +319,8 @@ def drift(store: Store, repo: FeatureRepo, table: str, as_of: str | None = None,
         return {"table": table, "as_of": day, "baseline": None, "features": []}
     base = read_table(store, table, baseline)
     scores = [{"name": f, "psi": round(psi(base[f], current[f]), 6)}
-              for f in features if f in current.columns and f in base.columns]
+              for f in features if f in current.columns and f in base.columns
+              and _is_numeric(current[f]) and _is_numeric(base[f])]  # PSI needs numbers
     scores.sort(key=lambda s: -s["psi"])
     return {"table": table, "as_of": day, "baseline": baseline, "features": scores}
 

@@ -57,6 +57,7 @@ from .events_compaction import (
     start_run,
     write_events_file,
 )
+from .features.aggs.engine import ext_plan, write_ext_partials
 from .features.daily import DailyPlan, daily_plan
 from .features.definitions import FeatureRepo
 from .features.partials import (
@@ -251,7 +252,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
                 replaces: dict[str, Any] | None = None,
                 max_late_days: int = DEFAULT_MAX_LATE_DAYS,
                 daily: DailyPlan | None = None,
-                declared: dict[str, str] | None = None) -> dict[str, Any]:
+                declared: dict[str, str] | None = None,
+                ext: Any = None) -> dict[str, Any]:
     """Ingest one file (runs on a worker). Never raises for a bad file: returns its status.
 
     Args:
@@ -267,6 +269,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
             aggregates of each date are written beside its events (None: none are).
         declared: the weblog source's declared columns (name -> type, SPEC §3a): kept in
             the events and in the table the partials are built from, typed.
+        ext: the SPEC §3a plan (:class:`featurestore.features.aggs.engine.ExtPlan`) whose
+            partial states are written likewise (None: the repository has no such feature).
 
     Returns:
         The ledger record written, or ``{"status": "rejected", "file", "reason"}``.
@@ -294,6 +298,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         rows = pa.array(np.flatnonzero(date_index == np.datetime64(day, "D")))
         if daily is not None:  # while the hits are in memory (before the ledger record)
             write_partials(store, daily, day, raw.file_id, events.take(rows))
+        if ext is not None:
+            write_ext_partials(store, ext, day, raw.file_id, events.take(rows), rows)
         write_events_file(store, body.take(rows), EVENTS_TABLE, f"event_date={day.isoformat()}",
                           f"part-{raw.file_id}.parquet")
     if parsed.quarantine.num_rows:
@@ -685,11 +691,13 @@ def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any]
     daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
     declared = repo.declared_columns() if repo is not None else {}
     report.column_bad_values = {c: report.column_bad_values.get(c, 0) for c in declared}
+    ext = ext_plan(repo) if daily is not None else None
+    ext = ext if ext is not None and ext.specs else None  # SPEC §3a features' partials
     # no barrier: workers without our preload (a cluster started elsewhere) start loading the
     # kernels now, in the background, while the tasks are submitted
     c.run(start_warm_up)
     futures = [c.submit(_ingest_one, store, raw, raw_options, same, old, max_late_days, daily,
-                        declared or None, pure=False)
+                        declared or None, ext, pure=False)
                for raw, same, old in tasks]
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _progress_bar(len(futures)) if show else None

@@ -45,7 +45,8 @@ __all__ = [
     "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
-    "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
+    "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "EXT_PARTIALS", "EXT_DAILY", "EXT_STATE",
+    "EXT_TILES", "CUSTOMER_STATE", "PAIR_STATE",
     "MATERIALIZE_RECORD", "RETAIL_RECORD", "COLUMNS_RECORD", "COLUMN_NOTES", "GENERATIONS",
     "ONLINE_RECORD", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
@@ -72,6 +73,12 @@ DAILY_CUSTOMER_PRODUCT = f"{DAILY_ROOT}/customer_product"
 PARTIAL_CUSTOMER = f"{PARTIALS_ROOT}/customer"
 PARTIAL_CUSTOMER_PRODUCT = f"{PARTIALS_ROOT}/customer_product"
 CUSTOMER_STATE = f"{STATE_ROOT}/customer"
+#: SPEC §3a aggregations (featurestore.features.aggs): per-file partials, per-day combined
+#: partials, the chained per-customer state and the window tiles (internal, Arrow IPC).
+EXT_PARTIALS = f"{PARTIALS_ROOT}/ext"
+EXT_DAILY = f"{DAILY_ROOT}/ext"
+EXT_STATE = f"{STATE_ROOT}/ext"
+EXT_TILES = f"{STATE_ROOT}/ext_tiles"
 PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
 RETAIL_RECORD = f"{STATE_ROOT}/retail.json"

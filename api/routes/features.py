@@ -29,7 +29,7 @@ __all__ = ["router", "MAX_BATCH", "AS_OF_HEADER", "GENERATION_HEADER"]
 router = APIRouter(tags=["features"])
 
 MAX_BATCH = 1000
-FeatureValue = int | float | str | None
+FeatureValue = int | float | str | list[str] | None  # lists: SPEC §3a top_k
 
 
 class CustomerFeatures(BaseModel):

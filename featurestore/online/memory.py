@@ -84,7 +84,8 @@ class TableSnapshot:
         labels = self.labels.get(name)
         if labels is not None:  # dictionary-encoded string column
             return labels[values[i]]
-        return values[i].item()
+        value = values[i]
+        return value.item() if isinstance(value, np.generic) else value  # lists as they are
 
     def row(self, i: int, features: list[str] | None = None) -> dict[str, Any]:
         """Row ``i`` as ``{feature: python value}`` (int, float, str or None).
@@ -248,6 +249,12 @@ def _column_arrays(col: pa.ChunkedArray
         codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
         labels = np.asarray(encoded.dictionary.to_pylist() or [""], dtype=object)
         return codes, mask, labels
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        # top_k (SPEC §3a): one Python list per row, served as a JSON array
+        values = np.empty(len(col), dtype=object)
+        for i, v in enumerate(col.to_pylist()):
+            values[i] = v
+        return values, mask, None
     values = col.to_numpy()
     if values.dtype.kind == "f" and np.isnan(values).any():
         # NaN is not JSON: serve it as null, like a missing value
