@@ -270,7 +270,7 @@ def _read_raw(source: RawSource, options: dict[str, Any]) -> tuple[RawFile, byte
 
 
 def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_late_days: int,
-               daily: DailyPlan | None) -> dict[str, Any]:
+               daily: DailyPlan | None, ext: Any = None) -> dict[str, Any]:
     """Rewrite one events file with ``task.columns`` (runs on a worker; see module doc).
 
     Returns:
@@ -291,6 +291,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
     filled: dict[str, list[str]] = {}
     unfilled: dict[str, list[str]] = {}
     rows_filled = rows_unfilled = 0
+    positions: dict[str, np.ndarray] = {}  # file id -> its rows' places in the parsed file
     day = dt.date.fromisoformat(f.day)
     for fid, start, stop in f.inputs:
         n = stop - start
@@ -309,6 +310,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
                     mask = pc.equal(parsed.events.column("event_date"),
                                     pa.scalar(day, pa.date32()))
                     rows = parsed.events.filter(mask)
+                    positions[fid] = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
                     times = stored.column("hit_time_gmt").slice(start, n)
                     if rows.num_rows != n or not rows.column("hit_time_gmt").equals(times):
                         got = "raw file's rows differ from the stored ones (other settings?)"
@@ -349,6 +351,11 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
                 pa.date32()))
         for fid, start, stop in f.inputs:
             write_partials(store, daily, day, fid, with_date.slice(start, stop - start))
+            if ext is not None and fid in filled:  # SPEC §3a states: they need the rows'
+                from .features.aggs.engine import write_ext_partials  # places in the file
+
+                write_ext_partials(store, ext, day, fid, with_date.slice(start, stop - start),
+                                   positions[fid])
     _crash_point("task-before-events")
     body = conform(table, nullable=[n for n in table.column_names
                                     if n in task.order or n in _nullable(stored)])
@@ -441,7 +448,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
                      raw_root: str | None = None,
                      raw_storage_options: dict[str, Any] | None = None,
                      max_late_days: int = DEFAULT_MAX_LATE_DAYS,
-                     daily: DailyPlan | None = None) -> ColumnBackfillReport:
+                     daily: DailyPlan | None = None, ext: Any = None) -> ColumnBackfillReport:
     """Fill every declared column the live events files lack from the raw drops, once.
 
     Holds the store's writer lease.
@@ -458,6 +465,9 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
             select the rows ingest kept).
         daily: the store repository's daily plan: each filled file's partials are written
             again for it (None: none are).
+        ext: the repository's SPEC §3a plan (``features.aggs.engine.ext_plan``): the partial
+            states of each input filled are written again too (None: none are; an input not
+            re-read keeps its own, and materialization reads events where they do not cover).
 
     Returns:
         The report (``completeness`` for every declared column).
@@ -478,7 +488,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
             options = (options_for(probe, store, raw_storage_options) or {}) if probe else {}
             bad_by_file: dict[str, dict[str, int]] = {}
             futures = [client.submit(_fill_file, store, t, options, max_late_days, daily,
-                                     pure=False) for t in plan.tasks]
+                                     ext, pure=False) for t in plan.tasks]
             from distributed import as_completed
 
             for i, done in enumerate(as_completed(futures)):

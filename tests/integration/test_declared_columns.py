@@ -27,12 +27,25 @@ COLUMNS = {"post_channel": "string", "visit_num": "int", "evar12": "float",
 NO_CHANNEL_DAY = "2026-02-02"
 
 
-def repo_with(path: Path, columns: dict[str, str]) -> Path:
+#: SPEC §3a features over the declared columns (built from the partial states ingest and
+#: the backfill write)
+FEATURES = """      visit_num_mean_7d: {aggregation: mean, field: visit_num, window_days: 7}
+      evar12_max: {aggregation: max, field: evar12}
+      channels_top2_30d: {aggregation: top_k, field: post_channel, k: 2, window_days: 30}
+"""
+
+
+def repo_with(path: Path, columns: dict[str, str], features: str = "") -> Path:
     text = DEFAULT_REPO.read_text()
     anchor = "    kind: weblog\n    table: events\n"
     assert anchor in text
     decl = ", ".join(f"{k}: {v}" for k, v in columns.items())
-    path.write_text(text.replace(anchor, anchor + f"    columns: {{{decl}}}\n"))
+    text = text.replace(anchor, anchor + f"    columns: {{{decl}}}\n")
+    if features:
+        last = '      days_since_last_purchase: {aggregation: recency, filter: {event_id: "1"}}\n'
+        assert last in text
+        text = text.replace(last, last + features)
+    path.write_text(text)
     return path
 
 
@@ -128,7 +141,7 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
                                                                     capsys):
     sched = ["--scheduler", client.scheduler.address]
     fresh, late = tmp_path / "fresh", tmp_path / "late"
-    repo = repo_with(tmp_path / "repo.yaml", COLUMNS)
+    repo = repo_with(tmp_path / "repo.yaml", COLUMNS, FEATURES)
     assert main(["apply", "--repo", str(repo), "--store", str(fresh)]) == 0
     assert main(["ingest", str(raw), "--store", str(fresh), *sched, "--no-progress"]) == 0
 
@@ -155,6 +168,9 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
     # the tables built from the backfill's partials equal the fresh ingest's
     for table in ("customer_features", "customer_product_features"):
         a, b = (pd.read_parquet(s / table) for s in (late, fresh))
+        if table == "customer_features":
+            assert {"visit_num_mean_7d", "evar12_max", "channels_top2_30d"} <= set(a.columns)
+            assert a["visit_num_mean_7d"].notna().any()
         cols = sorted(a.columns)
         pd.testing.assert_frame_equal(
             a[cols].astype(str).sort_values(cols).reset_index(drop=True),
