@@ -80,6 +80,61 @@ EXAMPLE_FEATURES: tuple[ExampleFeature, ...] = (
         "recency: days since the latest matching event date (no window; null if none)",
         '{aggregation: recency, filter: {event_id: "12"}}',
         "Days since the customer last added something to the cart.", ("cart",)),
+    # -- SPEC §3a: aggregations over any field, where conditions, lifetime windows, expressions
+    ExampleFeature(
+        "avg_purchase_price_30d",
+        "mean: average of a numeric field (price, quantity or a declared int/float column)",
+        '{aggregation: mean, field: price, filter: {event_id: "1"}, window_days: 30}',
+        "Average price of the products bought in the last 30 days.", ("purchase", "price")),
+    ExampleFeature(
+        "cheapest_viewed_price_30d",
+        "min: smallest value of the field (null when the window has none)",
+        '{aggregation: min, field: price, filter: {event_id: "2"}, window_days: 30}',
+        "Lowest price among the products viewed in the last 30 days.", ("price",)),
+    ExampleFeature(
+        "priciest_viewed_price_30d",
+        "max: largest value of the field",
+        '{aggregation: max, field: price, filter: {event_id: "2"}, window_days: 30}',
+        "Highest price among the products viewed in the last 30 days.", ("price",)),
+    ExampleFeature(
+        "viewed_price_spread_30d",
+        "stddev: sample standard deviation (null below two values)",
+        '{aggregation: stddev, field: price, filter: {event_id: "2"}, window_days: 30}',
+        "Spread of the prices of the products viewed in the last 30 days.", ("price",)),
+    ExampleFeature(
+        "first_product_viewed",
+        "first: the earliest non-null value by hit time; no window_days = all history",
+        '{aggregation: first, field: product_id, filter: {event_id: "2"}}',
+        "The first product the customer ever viewed.", ("product",)),
+    ExampleFeature(
+        "last_product_carted_30d",
+        "last: the latest non-null value by hit time",
+        '{aggregation: last, field: product_id, filter: {event_id: "12"}, window_days: 30}',
+        "The product most recently added to the cart in the last 30 days.", ("cart",)),
+    ExampleFeature(
+        "top_viewed_products_30d",
+        "top_k: the k most frequent values, most frequent first (a list; CSV: name_1..name_k)",
+        '{aggregation: top_k, field: product_id, k: 3, filter: {event_id: "2"}, '
+        'window_days: 30}',
+        "The three products viewed most in the last 30 days.", ("product", "recommendation")),
+    ExampleFeature(
+        "products_viewed_ever",
+        "approx_distinct: a distinct count from a sketch (exact up to 100 values)",
+        '{aggregation: approx_distinct, field: product_id, filter: {event_id: "2"}}',
+        "Distinct products viewed over all history (approximate above 100).", ("product",)),
+    ExampleFeature(
+        "product_page_hits_7d",
+        "where: conditions on any kept column (eq ne in not_in prefix gt ge lt le is_null "
+        "not_null)",
+        '{aggregation: count, filter: {where: [{column: page_url, op: prefix, value: '
+        '"https://shop.example.com/p/"}]}, window_days: 7}',
+        "Hits on product pages in the last 7 days.", ("engagement", "product")),
+    ExampleFeature(
+        "items_per_carted_product_30d",
+        "expression: + - * / and numbers over other features of the table (null on a zero "
+        "divisor)",
+        '{expression: "items_bought_30d / products_carted_30d"}',
+        "Items bought per distinct product carted in the last 30 days.", ("purchase", "cart")),
 )
 
 _HEADER = """\

@@ -127,6 +127,13 @@ def test_the_example_repository_is_valid_and_documents_every_feature():
     # one example per kind of aggregation a web-log customer table can have ('latest' is
     # retail's): a new aggregation of the language needs an ExampleFeature too
     kinds = {table.features[f.name].aggregation for f in EXAMPLE_FEATURES}
-    language = set(typing.get_args(Feature.model_fields["aggregation"].annotation)) - {"latest"}
+    annotation = Feature.model_fields["aggregation"].annotation  # Literal[...] | None
+    literals = [a for a in typing.get_args(annotation) if typing.get_origin(a) is typing.Literal]
+    language = {v for lit in literals for v in typing.get_args(lit)} - {"latest"}
+    assert {"mean", "top_k", "approx_distinct"} <= language  # the §3a kinds are read
     assert language - kinds == set(), "add an ExampleFeature (featurestore/example_repo.py) for"
     assert kinds >= {"count", "sum", "distinct", "recency"}
+    features = table.features.values()
+    assert any(f.expression for f in features) and any(f.window_days is None and f.aggregation
+                                                       not in (None, "recency") for f in features)
+    assert any(f.filter.where for f in features)  # where, lifetime and expressions shown too

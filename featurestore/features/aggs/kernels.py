@@ -559,9 +559,12 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
         if aggregation == "mean":
             with np.errstate(all="ignore"):
                 return pa.array(s / np.where(n == 0, 1, n), mask=n == 0)
-        ss = c["ss"].to_numpy(zero_copy_only=False)
+        ss = c["ss"].to_numpy(zero_copy_only=False).astype(np.float64)
         with np.errstate(all="ignore"):
-            var = (ss - s * s / np.where(n == 0, 1, n)) / np.where(n < 2, 1, n - 1)
+            spread = ss - s * s / np.where(n == 0, 1, n)
+            # below the rounding error of the sums (equal values): 0, not 1e-6 of noise
+            spread[np.abs(spread) <= 64 * np.finfo(np.float64).eps * np.abs(ss)] = 0.0
+            var = spread / np.where(n < 2, 1, n - 1)
         return pa.array(np.sqrt(np.maximum(var, 0.0)), mask=n < 2)
     if aggregation == "recency":
         v = c["v"].cast(pa.int32()).cast(pa.int64())
