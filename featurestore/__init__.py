@@ -19,11 +19,34 @@ from ._exceptions import (
     StoreUnavailableError,
     TrainingError,
 )
-from .feature_store import FeatureStore, IngestResult
-from .generate import generate_weblog
-from .ingest import IngestReport, ingest_weblog
-from .settings import Settings, load_settings
-from .storage import Store
+# The rest is imported on first use (PEP 562): ``featurestore --help`` and every usage error
+# answer before Dask, pandas and pyarrow are loaded (docs/performance.md, "CLI start-up").
+_LAZY = {
+    "FeatureStore": ".feature_store",
+    "IngestResult": ".feature_store",
+    "generate_weblog": ".generate",
+    "IngestReport": ".ingest",
+    "ingest_weblog": ".ingest",
+    "Settings": ".settings",
+    "load_settings": ".settings",
+    "Store": ".storage",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'featurestore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

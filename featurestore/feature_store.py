@@ -28,7 +28,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .cluster import dask_client
+from .cluster import LazyClient, dask_client
 from .features.definitions import FeatureRepo
 from .repository import ApplyResult, apply_repo, resolve_repo
 from .settings import Settings, load_settings
@@ -113,6 +113,23 @@ class FeatureStore:
                 task_progress(c, self.progress_label, self.progress):
             yield c
 
+    @contextlib.contextmanager
+    def lazy_client(self) -> Iterator[LazyClient]:
+        """Like :meth:`client`, but the cluster starts only when a step asks for it (after
+        planning): a run with nothing to do starts none.
+
+        Yields:
+            A :class:`~featurestore.cluster.LazyClient` to pass as ``client``.
+        """
+        def progress(c: Client):  # the bar follows the cluster's tasks once there is one
+            from .progress import task_progress  # (imports Dask)
+
+            return task_progress(c, self.progress_label, self.progress)
+
+        with LazyClient(self.settings.scheduler, self.settings.workers, self._client,
+                        on_start=progress) as lazy:
+            yield lazy
+
     def online_store(self) -> OnlineStoreProtocol:
         """A new online store (``settings.online_store``) serving every table of the
         repository with its entity keys; the API owns and starts it."""
@@ -193,7 +210,7 @@ class FeatureStore:
         raw_storage_options = options_for(raw_root, store, raw_storage_options)
         _check_raw(raw_root, raw_storage_options,  # before any cluster starts
                    weblog=cls.__name__ == "WeblogSource")
-        with self.client() as client, store.lock(f"ingest {source} + materialize"):
+        with self.lazy_client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
                                                       progress=progress,

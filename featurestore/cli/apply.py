@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..feature_store import FeatureStore
 from ._common import add_store_options, announce_store, print_json, settings_from
 
 
@@ -23,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..feature_store import FeatureStore
+
     settings = settings_from(args)
     # apply is the one command that may change the recorded repository: the configured
     # feature_repo (env, config file) is what it records when --repo is not given.

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from ..generate import generate_weblog
-from ..storage import parse_storage_options
 from ._common import add_json_option, print_json
 
 
@@ -36,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generate import generate_weblog
+    from ..storage import parse_storage_options
+
     report = generate_weblog(
         args.raw_root, days=args.days, customers=args.customers, products=args.products,
         rows_per_day=args.rows_per_day, parts=args.parts, start=args.start, seed=args.seed,

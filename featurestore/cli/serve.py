@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..feature_store import FeatureStore
-from ..settings import Settings
+from typing import TYPE_CHECKING
+
 from ._common import add_store_options, settings_from
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = ["register", "run", "serve_api", "try_urls"]
 
@@ -26,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..feature_store import FeatureStore
+
     settings = settings_from(args)
     FeatureStore(settings).check("read")  # serving a store that does not exist: one line
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}

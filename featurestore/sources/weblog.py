@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from isal import igzip, isal_zlib
 
 from .._exceptions import NotFoundError, RejectedFileError
-from ._scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
 
 __all__ = [
     "WEBLOG_COLUMNS",
@@ -312,6 +311,9 @@ def parse_file(raw: RawFile, compressed: bytes,
         :class:`RejectedFileError` for whole-file problems (not gzip, truncated, manifest
         mismatch); bad rows go to ``quarantine``.
     """
+    # the numba scanner loads here (workers preload it): discovering drops needs none of it
+    from ._scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
+
     md5 = hashlib.md5(compressed).hexdigest()
     if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
         raise RejectedFileError(
