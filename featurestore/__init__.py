@@ -8,6 +8,7 @@ from ._exceptions import (
     ConfigError,
     FeatureStoreError,
     IncompleteDeliveryError,
+    InvalidInputError,
     ModelUnavailableError,
     NotFoundError,
     QueueFullError,
@@ -18,6 +19,7 @@ from ._exceptions import (
     StoreLockedError,
     StoreUnavailableError,
     TrainingError,
+    clip,
 )
 # The rest is imported on first use (PEP 562): ``featurestore --help`` and every usage error
 # answer before Dask, pandas and pyarrow are loaded (docs/performance.md, "CLI start-up").
@@ -57,6 +59,7 @@ __all__ = [
     "IncompleteDeliveryError",
     "IngestReport",
     "IngestResult",
+    "InvalidInputError",
     "ModelUnavailableError",
     "NotFoundError",
     "QueueFullError",
@@ -69,6 +72,7 @@ __all__ = [
     "StoreLockedError",
     "StoreUnavailableError",
     "TrainingError",
+    "clip",
     "generate_weblog",
     "ingest_weblog",
     "load_settings",

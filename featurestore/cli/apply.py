@@ -29,12 +29,13 @@ def run(args: argparse.Namespace) -> int:
     # feature_repo (env, config file) is what it records when --repo is not given.
     repo = args.repo if args.repo is not None else settings.feature_repo
     settings = settings.model_copy(update={"feature_repo": None})
-    announce_store(args, settings.store)
-    result = FeatureStore(settings).apply(repo)
+    fs = FeatureStore(settings)
+    announce_store(args, fs.offline_store.url)  # the absolute URL, as every command prints
+    result = fs.apply(repo)
     if args.json:
         print_json(result.to_dict())
         return 0
-    print(f"recorded feature repository {repo or '(built-in)'} in {settings.store} "
+    print(f"recorded feature repository {repo or '(built-in)'} in {fs.offline_store.url} "
           f"(fingerprint {result.fingerprint}): tables {', '.join(result.tables)}")
     for change in result.changes:
         print(f"  {change}")
