@@ -335,11 +335,6 @@ def _transform_parts(store: Store, files: list[str], model: str, version: str, a
 
 
 # -- serving ----------------------------------------------------------------------------------
-#: Shortest interval between two reads of a reference's key forced by a reader that found
-#: nothing (:meth:`SwappedReference.get` with ``recheck``).
-RECHECK_SECONDS = 1.0
-
-
 class SwappedReference(Generic[T]):
     """A value rebuilt off to the side when its source changes, then swapped in one assignment.
 
@@ -360,10 +355,10 @@ class SwappedReference(Generic[T]):
 
         Args:
             recheck: read the key now, not only after ``poll_seconds`` (a reader that found
-                nothing: a commit since the last poll answers instead of a 404), at most every
-                :data:`RECHECK_SECONDS` so a stream of misses cannot hammer the store.
+                nothing: a commit since the last poll answers instead of a 404). The key is
+                a small record read, under the lock: misses queue, one read at a time.
         """
-        every = min(self.poll_seconds, RECHECK_SECONDS) if recheck else self.poll_seconds
+        every = 0.0 if recheck else self.poll_seconds
         if time.monotonic() - self._checked >= every:
             with self._lock:  # one reload at a time; the others keep serving the old value
                 if time.monotonic() - self._checked >= every:

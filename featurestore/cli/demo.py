@@ -150,6 +150,7 @@ Try:
 
 def _serve(store: Store, args: argparse.Namespace) -> None:
     """Last step: serve the store over HTTP until Ctrl-C."""
+    from ..settings import load_settings
     from .serve import example_customer, serve_api, try_urls
 
     settings = load_settings(store=store.url, host=args.host, port=args.port)
