@@ -184,7 +184,9 @@ def test_output_into_head_ends_quietly_like_a_unix_tool(tmp_path):
 def test_jobs_lists_and_follows(tmp_path):
     export = fx.make_xgb_export(tmp_path / "export", seed=5)
     store = tmp_path / "store"
-    queued = run("retrain", "--store", str(store), "--model", "purchase-xgboost",
+    # retrain without --wait detaches a worker process: run as a subprocess (its Popen is
+    # never waited for, by design); the jobs commands run in process
+    queued = cli("retrain", "--store", str(store), "--model", "purchase-xgboost",
                  "--export-url", str(export), "--json")
     job_id = json.loads(queued.stdout)["job_id"]
     r = run("jobs", job_id, "--store", str(store), "--follow", "--poll", "0.2")
@@ -195,7 +197,7 @@ def test_jobs_lists_and_follows(tmp_path):
     assert set(statuses) <= {"queued", "running", "completed"}
     assert lines[-1].endswith("purchase-xgboost on local -> version v0001")
     # a job that fails: follow exits 1 and prints the error
-    bad = run("retrain", "--store", str(store), "--model", "purchase-xgboost",
+    bad = cli("retrain", "--store", str(store), "--model", "purchase-xgboost",
               "--export-url", str(tmp_path / "no-such-export"), "--json")
     bad_id = json.loads(bad.stdout)["job_id"]
     failed = run("jobs", bad_id, "--store", str(store), "--follow", "--poll", "0.2",
