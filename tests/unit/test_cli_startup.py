@@ -55,3 +55,12 @@ def test_usage_errors_import_nothing_heavy(argv, tmp_path):
     if code == 2:
         assert "Traceback" not in out and "error" in out, out
     assert heavy == [], f"featurestore {' '.join(argv)} imported {heavy}"
+
+
+def test_the_clis_copies_of_library_constants_match():
+    """The parser's defaults come from light modules or copies; the copies must not drift."""
+    from featurestore import generate
+    from featurestore.cli import generate as cli_generate
+
+    assert cli_generate.DEFAULT_FILLER_DENSITY == generate.DEFAULT_FILLER_DENSITY
+    assert cli_generate.SPARSE_FILLER_DENSITY == generate.SPARSE_FILLER_DENSITY
