@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "OnlineStoreUnavailableError",
+    "OnlineStoreBehindError",
     "FeatureStoreError",
     "ConfigError",
     "StoreError",
@@ -165,6 +167,22 @@ class RegistryError(FeatureStoreError):
 class ModelUnavailableError(FeatureStoreError):
     """No usable production version of a model yet (nothing promoted, or its record is
     damaged); predictions and recommendations wait for one."""
+
+    http_status = 503
+    exit_code = 1
+
+
+class OnlineStoreUnavailableError(FeatureStoreError):
+    """The shared online store (Redis) cannot answer now: unreachable, loading, or emptied
+    since its last push. The API answers 503 and recovers by itself once it answers again."""
+
+    http_status = 503
+    exit_code = 1
+
+
+class OnlineStoreBehindError(FeatureStoreError):
+    """A run committed to the offline store but could not push to the online store: the
+    offline commit stands; ``featurestore online push`` (or the next run) catches up."""
 
     http_status = 503
     exit_code = 1

@@ -38,6 +38,7 @@ __all__ = [
     "overview",
     "pr_curves",
     "psi",
+    "source_latest",
 ]
 
 #: Registry metrics charted over versions (a model records the ones that apply to it).
@@ -64,6 +65,10 @@ def _source_latest(store: Store, repo: FeatureRepo, source: str) -> str | None:
     if spec.kind == "weblog":
         dates = dates + [key.split("/", 1)[0] for key in ledger_keys(store)]
     return max(dates) if dates else None
+
+
+#: Public for the catalogue's freshness (the same rule as the overview's).
+source_latest = _source_latest
 
 
 def overview(store: Store, repo: FeatureRepo, history: int = 60) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from .events_compaction import (
     finish_run,
     rewrite_without,
     start_run,
+    write_events_file,
 )
 from .features.daily import DailyPlan, daily_plan
 from .features.definitions import FeatureRepo
@@ -81,7 +82,7 @@ from .ledger import (
     replaced_notes,
     token,
 )
-from .schema import conform, footer_metadata, to_pandas
+from .schema import conform
 from .sources.weblog import (
     BAD_ROW_REASONS,
     DEFAULT_MAX_LATE_DAYS,
@@ -287,21 +288,15 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     events = parsed.events
     dates = pc.unique(events.column("event_date")).to_pylist() if events.num_rows else []
     date_index = events.column("event_date").to_numpy()
-    # Written with fastparquet (issue 3), footer keys from the store's one set of column
-    # types (string ids, int64 time), so every BI reader sees what the other tables have.
+    # The store's one set of column types (string ids, int64 time), so every BI reader sees
+    # what the other tables have; conformed once, sliced per event date.
     body = conform(events.drop_columns(["event_date"]), nullable=declared or ())
-    footer = footer_metadata(body.schema)
-    frame = to_pandas(body)
     for day in sorted(dates):
-        rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
-        day_frame = frame.iloc[rows].reset_index(drop=True)
+        rows = pa.array(np.flatnonzero(date_index == np.datetime64(day, "D")))
         if daily is not None:  # while the hits are in memory (before the ledger record)
-            write_partials(store, daily, day, raw.file_id, events.take(pa.array(rows)))
-        # Statistics on the time column only: readers prune on time; customer ids span every
-        # file's whole range, so their min/max would prune nothing.
-        store.write_parquet(day_frame, EVENTS_TABLE, f"event_date={day.isoformat()}",
-                            f"part-{raw.file_id}.parquet", stats=["hit_time_gmt"],
-                            metadata=footer)
+            write_partials(store, daily, day, raw.file_id, events.take(rows))
+        write_events_file(store, body.take(rows), EVENTS_TABLE, f"event_date={day.isoformat()}",
+                          f"part-{raw.file_id}.parquet")
     if parsed.quarantine.num_rows:
         store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",
                           f"part-{raw.file_id}.parquet")

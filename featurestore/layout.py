@@ -18,6 +18,7 @@
                                                     one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
+    _state/online.json                              the last push to a shared online store
     _state/customer/, _state/pairs/                 rolling customer and pair state (internal;
                                                     customer: whole or a delta of the day)
     _meta/feature_repo.json                         the applied feature repository's record,
@@ -42,7 +43,8 @@ __all__ = [
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
     "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
-    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
+    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "ONLINE_RECORD", "RUNNERS",
+    "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
 ]
@@ -71,6 +73,9 @@ PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
 RETAIL_RECORD = f"{STATE_ROOT}/retail.json"
 GENERATIONS = f"{STATE_ROOT}/generations.json"
+#: What the last push to a shared online store (Redis) committed: namespace, per table as-of,
+#: generation and push id (written after the pointers flip; see featurestore/online/redis_push.py).
+ONLINE_RECORD = f"{STATE_ROOT}/online.json"
 RUNNERS = f"{JOBS}/_runners"
 EXPORT_JOBS = f"{EXPORTS}/_jobs"
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -84,6 +84,9 @@ class Feature(_Strict):
     filter: Filter = Filter()
     window_days: int | None = Field(None, ge=1, le=3660)
     description: str = ""
+    # catalogue metadata (optional): who answers for the feature, and words to find it by
+    owner: str | None = Field(None, description="who answers for the feature (team or person)")
+    tags: tuple[str, ...] = Field((), description="words to find the feature by")
 
     @model_validator(mode="after")
     def _shape(self) -> Feature:
@@ -100,10 +103,46 @@ class Feature(_Strict):
         return self
 
 
+#: Catalogue metadata: optional fields that describe a table or feature without changing what
+#: it computes. Left out of a table's build fingerprint (editing them rebuilds nothing) and, while
+#: absent, out of the repository's fingerprint (repositories written before they existed keep
+#: their fingerprints).
+METADATA_FIELDS = ("owner", "tags")
+TABLE_METADATA_FIELDS = ("description", "owner", "tags")
+
+
 class TableDef(_Strict):
     source: str
     entity: str
     features: dict[str, Feature] = Field(min_length=1)
+    description: str = Field("", description="what a row of the table is, for the catalogue")
+    owner: str | None = Field(None, description="who answers for the table")
+    tags: tuple[str, ...] = Field((), description="words to find the table by")
+
+    def definition(self) -> dict[str, Any]:
+        """What the table computes, without its catalogue metadata (feature descriptions,
+        which were hashed before the metadata fields existed, stay in).
+
+        Returns:
+            The table's fields as JSON-able data.
+        """
+        data = self.model_dump(exclude=set(TABLE_METADATA_FIELDS))
+        for feature in data["features"].values():
+            for name in METADATA_FIELDS:
+                feature.pop(name)
+        return data
+
+    def metadata_differences(self, other: TableDef) -> list[str]:
+        """Features (and the table itself, as ``"(table)"``) whose catalogue metadata differs
+        while their definitions are equal."""
+        out = ["(table)"] if any(getattr(self, n) != getattr(other, n)
+                                 for n in TABLE_METADATA_FIELDS) else []
+        for name in self.features.keys() & other.features.keys():
+            a, b = self.features[name], other.features[name]
+            if a != b and a.model_copy(update=dict.fromkeys(METADATA_FIELDS)) == \
+                    b.model_copy(update=dict.fromkeys(METADATA_FIELDS)):
+                out.append(name)
+        return sorted(out)
 
 
 #: The types a declared column may have (SPEC §3a): string, int (int64), float (float64), bool.
@@ -222,14 +261,22 @@ class FeatureRepo(_Strict):
         return {n: t for n, t in self.tables.items() if self.sources[t.source].kind == kind}
 
     def fingerprint(self, table: str) -> str:
-        """Changes when the table's definition changes (so its partitions must be rebuilt)."""
-        blob = json.dumps(self.tables[table].model_dump(), sort_keys=True).encode()
+        """Changes when the table's definition changes (so its partitions must be rebuilt);
+        its catalogue metadata (owner, tags, the table's description) is not part of it."""
+        blob = json.dumps(self.tables[table].definition(), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
 
     @property
     def repo_fingerprint(self) -> str:
-        """Changes when any source, entity, table or feature definition changes."""
-        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        """Changes when any source, entity, table or feature definition changes, or any
+        catalogue metadata that is given (absent metadata is left out of the hash, so a
+        repository that gives none keeps the fingerprint it had before the fields existed)."""
+        data = self.model_dump()
+        for table in data["tables"].values():
+            for feature in table["features"].values():
+                _drop_absent(feature, METADATA_FIELDS)
+            _drop_absent(table, TABLE_METADATA_FIELDS)
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
 
     def differences(self, other: FeatureRepo) -> list[str]:
@@ -258,9 +305,21 @@ class FeatureRepo(_Strict):
                 out.append(f"{where}: source or entity changed")
             out += [f"{where}: feature {f} added" for f in b.features if f not in a.features]
             out += [f"{where}: feature {f} removed" for f in a.features if f not in b.features]
+            described = a.metadata_differences(b)
             out += [f"{where}: feature {f} changed" for f in a.features
-                    if f in b.features and a.features[f] != b.features[f]]
+                    if f in b.features and a.features[f] != b.features[f]
+                    and f not in described]
+            out += [f"{where}: description, owner or tags of "
+                    f"{'the table' if f == '(table)' else 'feature ' + f} changed"
+                    for f in described]
         return out
+
+
+def _drop_absent(data: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Remove the metadata fields left at their defaults (empty or None) from ``data``."""
+    for name in names:
+        if not data.get(name):
+            data.pop(name, None)
 
 
 def _check_feature(where: str, f: Feature, kind: str, keys: list[str]) -> None:
