@@ -8,6 +8,7 @@ from ._exceptions import (
     ConfigError,
     FeatureStoreError,
     IncompleteDeliveryError,
+    InvalidInputError,
     ModelUnavailableError,
     NotFoundError,
     QueueFullError,
@@ -18,12 +19,36 @@ from ._exceptions import (
     StoreLockedError,
     StoreUnavailableError,
     TrainingError,
+    clip,
 )
-from .feature_store import FeatureStore, IngestResult
-from .generate import generate_weblog
-from .ingest import IngestReport, ingest_weblog
-from .settings import Settings, load_settings
-from .storage import Store
+# The rest is imported on first use (PEP 562): ``featurestore --help`` and every usage error
+# answer before Dask, pandas and pyarrow are loaded (docs/performance.md, "CLI start-up").
+_LAZY = {
+    "FeatureStore": ".feature_store",
+    "IngestResult": ".feature_store",
+    "generate_weblog": ".generate",
+    "IngestReport": ".ingest",
+    "ingest_weblog": ".ingest",
+    "Settings": ".settings",
+    "load_settings": ".settings",
+    "Store": ".storage",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'featurestore' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
@@ -34,6 +59,7 @@ __all__ = [
     "IncompleteDeliveryError",
     "IngestReport",
     "IngestResult",
+    "InvalidInputError",
     "ModelUnavailableError",
     "NotFoundError",
     "QueueFullError",
@@ -46,6 +72,7 @@ __all__ = [
     "StoreLockedError",
     "StoreUnavailableError",
     "TrainingError",
+    "clip",
     "generate_weblog",
     "ingest_weblog",
     "load_settings",

@@ -30,6 +30,8 @@ __all__ = [
     "TrainingError",
     "RegistryError",
     "ModelUnavailableError",
+    "InvalidInputError",
+    "clip",
 ]
 
 
@@ -105,6 +107,35 @@ class NotFoundError(FeatureStoreError):
 
     http_status = 404
     exit_code = 2
+
+
+class InvalidInputError(ConfigError):
+    """A value a client sent is malformed (a date that is not one): HTTP 422, a usage error
+    on the command line. A well-formed value naming nothing is :class:`NotFoundError`."""
+
+    http_status = 422
+    exit_code = 2
+
+
+#: The most characters of a client's input an error message quotes (issue #30): a long or
+#: hostile value is cut, never echoed whole into the answer or the log.
+CLIP_CHARS = 100
+
+
+def clip(value: object, limit: int = CLIP_CHARS) -> str:
+    """``repr`` of a client's input for an error message, at most ``limit`` characters of it.
+
+    Args:
+        value: what the client sent.
+        limit: the most characters quoted.
+
+    Returns:
+        ``'abc'``, or ``'abc...'`` (the first ``limit`` characters) with the length.
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 class RequestTooLargeError(FeatureStoreError):

@@ -6,11 +6,13 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import dask
-from distributed import Client, LocalCluster
+if TYPE_CHECKING:  # Dask is imported where a cluster starts (a no-op command needs none)
+    from distributed import Client, LocalCluster
 
-__all__ = ["dask_client", "default_workers", "local_cluster", "WORKER_CONFIG", "WORKER_PRELOAD"]
+__all__ = ["dask_client", "default_workers", "local_cluster", "LazyClient", "WORKER_CONFIG",
+           "WORKER_PRELOAD"]
 
 #: Dask settings for the workers we start (the image sets the same in deploy/dask-config.yaml).
 #: Dask's default ``MALLOC_TRIM_THRESHOLD_=65536`` disables glibc's dynamic mmap threshold, so
@@ -41,9 +43,14 @@ def dask_client(
     is started and closed on exit. Processes, not threads: parsing and parquet encoding hold
     the GIL in places, and a process per core scales on any machine.
     """
+    if isinstance(client, LazyClient):
+        yield client.get()  # the work is planned and not empty: start the cluster now
+        return
     if client is not None:
         yield client
         return
+    from distributed import Client
+
     if scheduler:
         with Client(scheduler, timeout="30s") as c:
             yield c
@@ -52,9 +59,73 @@ def dask_client(
         yield c
 
 
+class LazyClient:
+    """A Dask client started on first use: a command plans first and starts no cluster when
+    the plan is empty (a no-op ``ingest`` answers in a fraction of a second, not after a
+    LocalCluster's start and close).
+
+    Pass it wherever a ``client`` is accepted: :func:`dask_client` starts it there. Use it as
+    a context manager; the cluster it started (if any) is closed on exit.
+
+    Args:
+        scheduler: ``tcp://host:port`` of an existing scheduler (default: a LocalCluster).
+        workers: the LocalCluster's worker processes (default: :func:`default_workers`).
+        client: an existing client to hand out as is (never closed here).
+        on_start: called with the client once it is started (e.g. to attach a progress bar
+            for the rest of the block); a context manager it returns is exited on close.
+    """
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None,
+                 client: Client | None = None, on_start=None) -> None:
+        self._args = (scheduler, workers, client)
+        self._on_start = on_start
+        self._stack = contextlib.ExitStack()
+        self._client: Client | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether the client was asked for (a cluster started or connected)."""
+        return self._client is not None
+
+    def get(self) -> Client:
+        """The client, started on the first call.
+
+        Returns:
+            The Dask client.
+        """
+        if self._client is None:
+            self._client = self._stack.enter_context(dask_client(*self._args))
+            if self._on_start is not None:
+                hook = self._on_start(self._client)
+                if hook is not None:
+                    self._stack.enter_context(hook)
+        return self._client
+
+    def __getattr__(self, name: str):
+        # a step that uses it as a Client (``submit``, ``map``...) starts it: a Source written
+        # against the Client API works unchanged
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+    def close(self) -> None:
+        """Close what :meth:`get` started (nothing when it was never called)."""
+        self._client = None
+        self._stack.close()
+
+    def __enter__(self) -> LazyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def local_cluster(workers: int, **kwargs) -> LocalCluster:
     """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG` and
     the scanner warm-up preload (:data:`WORKER_PRELOAD`)."""
+    import dask
+    from distributed import LocalCluster
+
     kwargs.setdefault("preload", [WORKER_PRELOAD])  # (a module name: Dask imports it by name)
     with dask.config.set(WORKER_CONFIG):  # read by each nanny when it is created
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

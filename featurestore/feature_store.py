@@ -28,7 +28,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .cluster import dask_client
+from .cluster import LazyClient, dask_client
 from .features.definitions import FeatureRepo
 from .repository import ApplyResult, apply_repo, resolve_repo
 from .settings import Settings, load_settings
@@ -114,6 +114,23 @@ class FeatureStore:
         with dask_client(self.settings.scheduler, self.settings.workers, self._client) as c, \
                 task_progress(c, self.progress_label, self.progress):
             yield c
+
+    @contextlib.contextmanager
+    def lazy_client(self) -> Iterator[LazyClient]:
+        """Like :meth:`client`, but the cluster starts only when a step asks for it (after
+        planning): a run with nothing to do starts none.
+
+        Yields:
+            A :class:`~featurestore.cluster.LazyClient` to pass as ``client``.
+        """
+        def progress(c: Client):  # the bar follows the cluster's tasks once there is one
+            from .progress import task_progress  # (imports Dask)
+
+            return task_progress(c, self.progress_label, self.progress)
+
+        with LazyClient(self.settings.scheduler, self.settings.workers, self._client,
+                        on_start=progress) as lazy:
+            yield lazy
 
     def online_store(self) -> OnlineStoreProtocol:
         """A new online store (``settings.online_store``) serving every table of the
@@ -290,7 +307,7 @@ class FeatureStore:
         _check_raw(raw_root, raw_storage_options,  # before any cluster starts
                    weblog=cls.__name__ == "WeblogSource")
         error = None
-        with self.client() as client, store.lock(f"ingest {source} + materialize"):
+        with self.lazy_client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
                                                       progress=progress,
@@ -731,3 +748,16 @@ def _check_raw(raw_root: str, options: dict[str, Any] | None, weblog: bool = Fal
         raise ConfigError(f"{raw_root} is one drop folder: pass the folder that holds the "
                           f"YYYY-MM-DD drop folders (its parent, "
                           f"{raw_root.rstrip('/').rsplit('/', 1)[0] or '.'})")
+    if not fs.isdir(path):
+        return
+    from . import layout
+    from .sources.weblog import _DATE_LIKE, _DROP_DIR
+
+    names = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
+    # ``ingest STORE --store RAW``: the arguments swapped would ingest nothing, silently
+    if names & {layout.LEDGER_ROOT, layout.STATE_ROOT, layout.META_ROOT}:
+        raise ConfigError(f"{raw_root} is a feature store, not web-log drops: are the "
+                          "arguments swapped? featurestore ingest RAW_ROOT --store STORE")
+    if not any(_DATE_LIKE.match(n) or _DROP_DIR.match(n) for n in names):
+        raise ConfigError(f"{raw_root} holds no YYYY-MM-DD drop folders: pass the folder that "
+                          "holds them (featurestore ingest RAW_ROOT --store STORE)")

@@ -38,13 +38,12 @@ import datetime as dt
 import hashlib
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from distributed import Client, as_completed, wait
 
 from ._exceptions import RejectedFileError
 from .cluster import dask_client
@@ -85,7 +84,6 @@ from .ledger import (
     token,
 )
 from .schema import conform
-from .sources._preload import start_warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
     DEFAULT_MAX_LATE_DAYS,
@@ -94,6 +92,9 @@ from .sources.weblog import (
     parse_file,
 )
 from .storage import Store, options_for
+
+if TYPE_CHECKING:  # Dask and the numba scanner load only when there are files to ingest
+    from distributed import Client
 
 __all__ = ["IngestReport", "ingest_weblog", "ledger_entries", "ledger_keys", "replaced_notes",
            "drop_status", "EVENTS_TABLE"]
@@ -688,6 +689,10 @@ def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any]
                report: IngestReport) -> list[dict[str, Any]]:
     """One Dask task per file; every result goes into ``report``. Returns the results."""
     repo = repo if repo is not None else repo_for_ingest(store, None)
+    from distributed import as_completed, wait
+
+    from .sources._preload import start_warm_up
+
     daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
     declared = repo.declared_columns() if repo is not None else {}
     report.column_bad_values = {c: report.column_bad_values.get(c, 0) for c in declared}

@@ -8,18 +8,21 @@ never imports a source).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
+from typing import TYPE_CHECKING
 
-from distributed import Client
-
-from .cluster import dask_client
+from .cluster import LazyClient
 from .features.definitions import FeatureRepo
 from .features.materialize import MaterializeReport
 from .repository import resolve_repo
 from .settings import Settings
 from .sources.base import source_class, source_kinds
 from .storage import Store
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["materialize", "materialize_locked"]
 
@@ -78,7 +81,10 @@ def materialize_locked(store: Store, *, client: Client | None = None,
         repo = resolve_repo(store, repo)
     start, end = _as_date(start), _as_date(end)
     report = MaterializeReport()
-    with dask_client(scheduler, workers, client) as c:
+    # a LazyClient: each source plans first and starts the cluster only for work
+    with contextlib.ExitStack() as stack:
+        c = client if client is not None else stack.enter_context(
+            LazyClient(scheduler, workers))
         for kind in source_kinds(repo):  # each source builds its own tables
             source_class(kind)(store, settings).materialize(repo, report, client=c,
                                                             start=start, end=end, force=force)

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import layout
 from ._exceptions import (ConfigError, ModelUnavailableError, NotFoundError, StoreError,
-                          TrainingError)
+                          TrainingError, clip)
 from .generations import commit_generations, read_generations
 from .retrain import registry
 from .retrain.models import model_spec
@@ -203,7 +203,7 @@ def predict(store: Store, *, model: str = "purchase-xgboost", as_of: dt.date | s
     try:
         dt.date.fromisoformat(as_of)
     except ValueError:
-        raise ConfigError(f"as-of {as_of!r} is not a date like 2026-03-05") from None
+        raise ConfigError(f"as-of {clip(as_of)} is not a date like 2026-03-05") from None
     if as_of not in dates:
         raise NotFoundError(f"no {FEATURES_TABLE} snapshot as_of={as_of} in {store.url}; "
                             f"latest is {dates[-1] if dates else 'none'}")
@@ -350,11 +350,18 @@ class SwappedReference(Generic[T]):
         self._checked = -float("inf")
         self._lock = threading.Lock()
 
-    def get(self) -> T | None:
-        """The current value (None while its source does not exist)."""
-        if time.monotonic() - self._checked >= self.poll_seconds:
+    def get(self, recheck: bool = False) -> T | None:
+        """The current value (None while its source does not exist).
+
+        Args:
+            recheck: read the key now, not only after ``poll_seconds`` (a reader that found
+                nothing: a commit since the last poll answers instead of a 404). The key is
+                a small record read, under the lock: misses queue, one read at a time.
+        """
+        every = 0.0 if recheck else self.poll_seconds
+        if time.monotonic() - self._checked >= every:
             with self._lock:  # one reload at a time; the others keep serving the old value
-                if time.monotonic() - self._checked >= self.poll_seconds:
+                if time.monotonic() - self._checked >= every:
                     key = self._key()
                     if key is None:
                         self._value = None
@@ -422,11 +429,15 @@ class LatestPredictions:
             NotFoundError: no predictions yet, or the customer was not scored.
         """
         snapshot = self._ref.get()
+        if snapshot is None or snapshot.get(customer_id) is None:
+            # found nothing: check the committed generation before answering 404 (a predict
+            # run that finished since the last poll is served now, not a poll interval later)
+            snapshot = self._ref.get(recheck=True)
         if snapshot is None:
             raise NotFoundError(f"no predictions of {self.model} yet: run `featurestore "
                                 f"predict --model {self.model}`")
         found = snapshot.get(customer_id)
         if found is None:
-            raise NotFoundError(f"customer {customer_id!r} has no {self.model} score as of "
+            raise NotFoundError(f"customer {clip(customer_id)} has no {self.model} score as of "
                                 f"{snapshot.as_of}")
         return found

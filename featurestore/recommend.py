@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._exceptions import NotFoundError
+from ._exceptions import NotFoundError, clip
 from .predict import SwappedReference, production_or_raise
 from .retrain import registry
 from .storage import Store
@@ -212,7 +212,7 @@ class Recommendations:
         rec = self.current()
         items = rec.recommend(customer_id, k, exclude_purchased)
         if items is None:
-            raise NotFoundError(f"customer {customer_id!r} is not known to {self.model} "
+            raise NotFoundError(f"customer {clip(customer_id)} is not known to {self.model} "
                                 f"{rec.version} (it knows customers with retail purchases "
                                 "up to its training)")
         return {"customer_id": customer_id, "model": self.model, "version": rec.version,

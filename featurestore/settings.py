@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(None, description="Bearer token for write endpoints")
     api_require_token_for_reads: bool = False
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535, description="API port")
     snapshot_poll_seconds: float = 30.0
     online_store: str = Field("memory", description="online store: memory, or the dotted class "
                               "path of an OnlineStore implementation")

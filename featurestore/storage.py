@@ -35,7 +35,7 @@ from ._exceptions import (
     StoreUnavailableError,
 )
 
-__all__ = ["Store", "parse_storage_options", "store_errors", "S3_CLIENT_CONFIG"]
+__all__ = ["Store", "absolute_url", "parse_storage_options", "store_errors", "S3_CLIENT_CONFIG"]
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,23 @@ def _env_lease_seconds() -> float:
 _held: dict[tuple[str, int], int] = {}
 
 
+def absolute_url(url: str) -> str:
+    """``url`` as every record and message names it: a local path made absolute (records
+    must not depend on the working directory of the command that wrote them); other URLs
+    unchanged.
+
+    Args:
+        url: a local path, ``file://`` URL or fsspec URL.
+
+    Returns:
+        The absolute path, or the URL as given.
+    """
+    url = str(url)
+    if fsspec.utils.get_protocol(url) == "file":
+        return os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
+    return url
+
+
 class Store:
     """A feature store root. Cheap to create and picklable, so Dask tasks receive it whole."""
 
@@ -199,9 +216,7 @@ class Store:
         """
         url = str(url)
         protocol = fsspec.utils.get_protocol(url)
-        if protocol == "file":
-            url = os.path.abspath(os.path.expanduser(url.removeprefix("file://")))
-        self.url = url.rstrip("/")
+        self.url = absolute_url(url).rstrip("/")
         self.protocol = protocol
         self.storage_options = _merged(_default_storage_options(protocol),
                                        storage_options or {})

@@ -40,6 +40,45 @@ def cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: float 
     return r
 
 
+def cli_in_process(*args: str, cwd: Path | None = None, check: bool = True,
+                   **env: str) -> subprocess.CompletedProcess:
+    """``featurestore ARGS`` through :func:`featurestore.cli.main` in this process, as
+    :func:`cli` runs it (same working directory, no ``FEATURESTORE_*`` settings but ``env``),
+    for tests that check what a command prints and returns rather than process-level
+    behaviour (signals, terminals, a fresh interpreter): no interpreter start per call.
+
+    Returns:
+        A CompletedProcess with the exit code and the captured stdout and stderr.
+    """
+    import contextlib
+    import io
+
+    from featurestore.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        for key in [k for k in os.environ if k.upper().startswith("FEATURESTORE_")]:
+            del os.environ[key]
+        os.environ.update(env)
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    r = subprocess.CompletedProcess(["featurestore", *args], code, out.getvalue(),
+                                    err.getvalue())
+    if check and r.returncode != 0:
+        raise AssertionError(f"featurestore {' '.join(args)} exited {r.returncode}:\n"
+                             f"{r.stdout}\n{r.stderr}")
+    return r
+
+
 def build(work: Path, scheduler: str | None = None, retail: bool = True) -> Path:
     """Generate drops and build the store under ``work/featurestore-data``.
 

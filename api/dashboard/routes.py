@@ -16,7 +16,7 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from featurestore import NotFoundError
+from featurestore import NotFoundError, clip
 from featurestore import dashboard as numbers
 from featurestore.feature_store import FeatureStore
 from featurestore.features.definitions import FeatureRepo
@@ -88,7 +88,7 @@ def dashboard_asset(name: str) -> FileResponse:
     """plotly.js (from the plotly wheel) and the page's own script and style."""
     path = _ASSETS.get(name)
     if path is None:
-        raise NotFoundError(f"no dashboard asset {name!r}")
+        raise NotFoundError(f"no dashboard asset {clip(name)}")
     return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -190,7 +190,7 @@ def api_cluster(request: Request) -> dict[str, Any]:
 def dashboard_page(page: str) -> HTMLResponse:
     """One dashboard page (the charts are drawn in the browser from ``/dashboard/api``)."""
     if page not in PAGES:
-        raise NotFoundError(f"no dashboard page {page!r}; pages: {', '.join(PAGES)}")
+        raise NotFoundError(f"no dashboard page {clip(page)}; pages: {', '.join(PAGES)}")
     return HTMLResponse(_page(page))
 
 
@@ -229,7 +229,7 @@ def install_docs(application: FastAPI) -> None:
     @application.get("/docs-assets/{name}", include_in_schema=False)
     async def docs_asset(name: str) -> Response:
         if name not in _DOCS_ASSETS:
-            raise NotFoundError(f"no docs asset {name!r}")
+            raise NotFoundError(f"no docs asset {clip(name)}")
         headers = {"Cache-Control": "public, max-age=86400"}
         if name == "redoc.standalone.js":
             return Response(_redoc_js(), media_type="text/javascript", headers=headers)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 
-from featurestore import FeatureStoreError, NotFoundError
+from featurestore import FeatureStoreError, NotFoundError, clip
 
 from ..bodies import (AS_OF_HEADER, GENERATION_HEADER, batch_body, customer_body, dumps,
                       json_response)
@@ -119,7 +119,8 @@ _FEATURE_QUERY = {"parameters": [
 
 
 @router.get("/customers/{customer_id}/features", response_model=CustomerFeatures,
-            responses={404: {"description": "unknown customer, as-of date or feature"}},
+            responses={404: {"description": "unknown customer, as-of date or feature"},
+                       422: {"description": "as_of is not a YYYY-MM-DD date"}},
             openapi_extra=_FEATURE_QUERY)
 async def customer_features(request: Request) -> Response:
     """Features of one customer at one as-of date (query: ``as_of``, ``features``)."""
@@ -131,7 +132,7 @@ async def customer_features(request: Request) -> Response:
     names = table.check_features(names) if names else None  # None: all, the kept row JSON
     i = table.index.get(customer_id)
     if i is None:
-        raise NotFoundError(f"customer {customer_id!r} has no features as of {table.as_of}; "
+        raise NotFoundError(f"customer {clip(customer_id)} has no features as of {table.as_of}; "
                             "check the id (customer ids are strings) or try another as_of")
     return json_response(customer_body(table, customer_id, i, names), table)
 
@@ -156,7 +157,7 @@ async def customer_products(
     """Customer x product features, most viewed first (30-day views, then 7-day, then id)."""
     table = await _table(request, "customer_product_features", as_of, [customer_id])
     if customer_id not in table.index:
-        raise NotFoundError(f"customer {customer_id!r} viewed no product in the 30 days before "
+        raise NotFoundError(f"customer {clip(customer_id)} viewed no product in the 30 days before "
                             f"{table.as_of}; check the id or try another as_of")
     products = table.rows_of(customer_id, top=top)
     return _json({"customer_id": customer_id, "as_of": table.as_of, "products": products},

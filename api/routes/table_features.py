@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from featurestore import ConfigError, NotFoundError
+from featurestore import ConfigError, NotFoundError, clip
 
 from ..bodies import json_response, table_batch_body, table_body
 from ..deps import IdPath
@@ -78,7 +78,7 @@ async def table_features(table: IdPath, request: Request) -> Response:
     keys = _keys(snap, dict(query))
     row = snap.lookup(keys, names)
     if row is None:
-        raise NotFoundError(f"no row of {table!r} for {keys} as of {snap.as_of}; check the keys "
+        raise NotFoundError(f"no row of {clip(table)} for {clip(keys)} as of {snap.as_of}; check the keys "
                             "(ids are strings) or try another as_of")
     return json_response(table_body(snap, keys, row), snap)
 

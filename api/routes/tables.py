@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from featurestore import FeatureStoreError, NotFoundError
+from featurestore import FeatureStoreError, NotFoundError, clip
 from featurestore.layout import is_published
 from featurestore.storage import Store
 
@@ -108,5 +108,5 @@ def get_table(name: IdPath, online: OnlineDep) -> TableInfo:
     """Schema, as-of (or event-date) range, freshness and latest row count of one table."""
     info = table_info(online.store, name, *_served(online, name))
     if info is None:
-        raise NotFoundError(f"no table {name!r} in the store; GET /tables lists them")
+        raise NotFoundError(f"no table {clip(name)} in the store; GET /tables lists them")
     return info

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConfigError
-from ..feature_store import FeatureStore
-from ..settings import Settings, load_settings
-from ..storage import Store, options_for, parse_storage_options
+
+# Imported inside the functions that need them: ``--help`` and usage errors answer without
+# loading pydantic, pandas or Dask (tests/unit/test_cli_startup.py).
+if TYPE_CHECKING:
+    from ..feature_store import FeatureStore
+    from ..settings import Settings
+    from ..storage import Store
 
 __all__ = ["add_store_options", "add_cluster_options", "add_date_range", "add_json_option",
            "settings_from", "feature_store_from", "announce_store", "iso_date",
@@ -89,6 +94,11 @@ def settings_from(args: argparse.Namespace, need_store: bool = True) -> Settings
         ConfigError: ``need_store`` and neither ``--store``, FEATURESTORE_STORE nor the
             config file names a store.
     """
+    if need_store and not _store_given(args):  # before pydantic loads: a usage error is quick
+        raise ConfigError(NO_STORE)
+    from ..settings import load_settings
+    from ..storage import parse_storage_options
+
     overrides: dict[str, Any] = {
         "store": getattr(args, "store", None),
         "scheduler": getattr(args, "scheduler", None),
@@ -101,6 +111,14 @@ def settings_from(args: argparse.Namespace, need_store: bool = True) -> Settings
     if need_store and "store" not in settings.model_fields_set:
         raise ConfigError(NO_STORE)
     return settings
+
+
+def _store_given(args: argparse.Namespace) -> bool:
+    """Whether any setting may name a store: ``--store``, FEATURESTORE_STORE (any case, as
+    pydantic-settings reads it) or a config file (read by :func:`settings_from`)."""
+    return bool(getattr(args, "store", None) or getattr(args, "config", None)
+                or any(k.upper() in ("FEATURESTORE_STORE", "FEATURESTORE_CONFIG")
+                       for k in os.environ))
 
 
 def announce_store(args: argparse.Namespace, url: str) -> None:
@@ -124,7 +142,9 @@ def feature_store_from(args: argparse.Namespace, access: Literal["read", "write"
     Returns:
         The facade every command calls.
     """
-    settings = settings_from(args)
+    settings = settings_from(args)  # (a missing store is refused before anything loads)
+    from ..feature_store import FeatureStore
+
     updates = {k: v for k, v in overrides.items() if v is not None}
     if updates:
         settings = settings.model_copy(update=updates)
@@ -151,6 +171,8 @@ def out_from(store: Store, out: str) -> tuple[Store, dict | None]:
     Raises:
         StoreError: the output path cannot be written.
     """
+    from ..storage import Store, options_for
+
     options = options_for(out, store)
     target = Store(out, options)
     target.preflight(write=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from ..progress import spinner
-from ..storage import Store
+if TYPE_CHECKING:
+    from ..storage import Store
 
 __all__ = ["job_progress"]
 
@@ -21,6 +22,7 @@ def job_progress(store: Store, job_id: str, enabled: bool = True) -> Iterator[No
         job_id: the job.
         enabled: False never draws (``--json``).
     """
+    from ..progress import spinner
     from ..retrain.jobs import get_job
 
     def status() -> str:

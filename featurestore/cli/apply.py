@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..feature_store import FeatureStore
 from ._common import add_store_options, announce_store, print_json, settings_from
 
 
@@ -23,17 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..feature_store import FeatureStore
+
     settings = settings_from(args)
     # apply is the one command that may change the recorded repository: the configured
     # feature_repo (env, config file) is what it records when --repo is not given.
     repo = args.repo if args.repo is not None else settings.feature_repo
     settings = settings.model_copy(update={"feature_repo": None})
-    announce_store(args, settings.store)
-    result = FeatureStore(settings).apply(repo)
+    fs = FeatureStore(settings)
+    announce_store(args, fs.offline_store.url)  # the absolute URL, as every command prints
+    result = fs.apply(repo)
     if args.json:
         print_json(result.to_dict())
         return 0
-    print(f"recorded feature repository {repo or '(built-in)'} in {settings.store} "
+    print(f"recorded feature repository {repo or '(built-in)'} in {fs.offline_store.url} "
           f"(fingerprint {result.fingerprint}): tables {', '.join(result.tables)}")
     for change in result.changes:
         print(f"  {change}")

@@ -13,13 +13,12 @@ import datetime as dt
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._exceptions import ConfigError, TrainingError
-from ..cluster import dask_client
-from ..feature_store import FeatureStore
-from ..generate import generate_weblog
-from ..settings import load_settings
-from ..storage import Store
+
+if TYPE_CHECKING:
+    from ..storage import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +62,11 @@ def _prepare(work: Path, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cluster import dask_client
+    from ..feature_store import FeatureStore
+    from ..generate import generate_weblog
+    from ..settings import load_settings
+
     work = Path(args.workdir).resolve()
     _prepare(work, args.force)
     raw = work / "raw"
@@ -146,6 +150,7 @@ Try:
 
 def _serve(store: Store, args: argparse.Namespace) -> None:
     """Last step: serve the store over HTTP until Ctrl-C."""
+    from ..settings import load_settings
     from .serve import example_customer, serve_api, try_urls
 
     settings = load_settings(store=store.url, host=args.host, port=args.port)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..progress import spinner
 from ._common import (
     add_json_option,
     add_store_options,
@@ -27,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..progress import spinner
+
     fs = feature_store_from(args, "read")
     _, options = out_from(fs.offline_store, args.out)
     with spinner("featurestore export-fm"):  # runs in this process, not as Dask tasks

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from ..generate import DEFAULT_FILLER_DENSITY, SPARSE_FILLER_DENSITY, generate_weblog
-from ..storage import parse_storage_options
+# the generator (numpy, pyarrow) is imported by run(): its two densities are repeated here
+# for --help (tests/unit/test_cli_startup.py checks they match)
+DEFAULT_FILLER_DENSITY = 0.2
+SPARSE_FILLER_DENSITY = 0.016
 from ._common import add_json_option, print_json
 
 
@@ -30,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of each day's hits delivered in the next day's drop")
     p.add_argument("--columns", type=int, default=1_057, help="columns per drop (1,000+)")
     p.add_argument("--filler-density", type=_fraction, default=DEFAULT_FILLER_DENSITY,
-                   metavar="F", help="chance a filler field is non-empty (default 0.2; a real "
-                   f"feed's sparse hits: {SPARSE_FILLER_DENSITY})")
+                   metavar="F", help="chance a filler field is non-empty (default "
+                   f"{DEFAULT_FILLER_DENSITY}; a real feed's sparse hits: "
+                   f"{SPARSE_FILLER_DENSITY})")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", default=[],
                    help="fsspec option for RAW_ROOT, repeatable")
     add_json_option(p)
@@ -50,6 +53,9 @@ def _fraction(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generate import generate_weblog
+    from ..storage import parse_storage_options
+
     report = generate_weblog(
         args.raw_root, days=args.days, customers=args.customers, products=args.products,
         rows_per_day=args.rows_per_day, parts=args.parts, start=args.start, seed=args.seed,

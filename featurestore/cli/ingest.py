@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from ..ingest import IngestReport
-from ..storage import parse_storage_options, store_errors
 from ._common import add_cluster_options, add_store_options, feature_store_from, print_json
+
+if TYPE_CHECKING:
+    from ..ingest import IngestReport
 
 
 def days_count(value: str) -> int:
@@ -47,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..storage import parse_storage_options, store_errors
+
     fs = feature_store_from(args, "write", max_late_days=args.max_late_days)
     raw_options = parse_storage_options(args.raw_storage_option) or None
     # One hold of the store's lease for ingest and the materialization that brings every

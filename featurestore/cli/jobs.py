@@ -5,10 +5,13 @@ completed, 1 failed)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from .._exceptions import ConfigError
-from ..job_records import FINAL_STATUSES, JobView
 from ._common import add_json_option, add_store_options, feature_store_from, print_json
+
+if TYPE_CHECKING:
+    from ..job_records import JobView
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     def changed(job: JobView) -> None:
         if not args.json:
             print(_line(job), flush=True)
+
+    from ..job_records import FINAL_STATUSES
 
     final = fs.follow_job(args.job_id, changed, poll=args.poll, timeout=args.timeout)
     if args.json:

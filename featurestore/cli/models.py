@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from .._exceptions import ConfigError
-from ..retrain import registry
 from ._common import add_store_options, feature_store_from, print_json
 
 
@@ -26,6 +25,8 @@ def _fmt(metrics: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..retrain import registry
+
     store = feature_store_from(args, "write" if args.promote else "read").offline_store
     if args.promote:
         if not args.name:

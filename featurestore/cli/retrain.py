@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 
-from ..retrain import BACKENDS, MODELS, run_job
-from ._common import iso_date
+from ..plugins import TRAINING_BACKEND_CLASS_FOR_TYPE as BACKENDS
+from ..retrain.models import MODELS
+from ._common import add_json_option, add_store_options, feature_store_from, iso_date, print_json
 from ._progress import job_progress
-from ._common import add_json_option, add_store_options, feature_store_from, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     record = fs.new_job(args.model, backend=args.backend, tune=args.tune, as_of=as_of,
                         export_url=args.export_url)
     if args.wait:
+        from ..retrain import run_job
+
         with job_progress(fs.offline_store, record["job_id"], enabled=not args.json):
             final = run_job(fs.offline_store, record["job_id"], fs.settings)
         if args.json:

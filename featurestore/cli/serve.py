@@ -7,12 +7,33 @@ swapped for a newer one without a restart (polled every FEATURESTORE_SNAPSHOT_PO
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
+from typing import TYPE_CHECKING
 
-from ..feature_store import FeatureStore
-from ..settings import Settings
+from .._exceptions import FeatureStoreError
+
 from ._common import add_store_options, settings_from
 
-__all__ = ["register", "run", "serve_api", "try_urls"]
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["register", "run", "serve_api", "try_urls", "port_number", "bind"]
+
+
+def port_number(value: str) -> int:
+    """argparse type of ``--port``: a TCP port, 1-65535 (else a usage error: 99999 would be
+    taken modulo 65536 by the socket layer and serve on another port than printed).
+
+    Args:
+        value: the flag's text.
+
+    Returns:
+        The port.
+    """
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value[:100]!r} is not a port: use 1-65535")
+    return int(value)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,12 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     add_store_options(p)
     p.add_argument("--host", help="interface to bind (FEATURESTORE_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (FEATURESTORE_PORT, default 8000)")
+    p.add_argument("--port", type=port_number, help="port (FEATURESTORE_PORT, default 8000)")
     p.add_argument("--log-level", default="info", help="uvicorn log level")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..feature_store import FeatureStore
+
     settings = settings_from(args)
     FeatureStore(settings).check("read")  # serving a store that does not exist: one line
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -69,9 +92,48 @@ def serve_api(settings: Settings, log_level: str = "info") -> None:
 
     from api.main import create_app
 
+    from ..storage import Store
+
+    sock = bind(settings.host, settings.port)  # a port in use: one line, before the app starts
     base = f"http://{settings.host}:{settings.port}"
-    print(f"serving {settings.store} on {base} (Ctrl-C to stop)", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=log_level, workers=1,
-                # per-request access lines only when asked for (they cost ~10% throughput)
-                access_log=log_level in ("debug", "trace", "info"))
+    url = Store(settings.store, settings.storage_options or None).url  # absolute, as printed
+    print(f"serving {url} on {base} (Ctrl-C to stop)", flush=True)
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level=log_level, workers=1,
+                            # per-request access lines only when asked (~10% throughput)
+                            access_log=log_level in ("debug", "trace", "info"))
+    with sock:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound here so a port in use (or a host this machine
+    does not have) is one error line and exit 1, not uvicorn's log after the app started.
+
+    Args:
+        host: the interface.
+        port: the port.
+
+    Returns:
+        The bound socket (uvicorn listens on it).
+
+    Raises:
+        FeatureStoreError: the address cannot be bound.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise FeatureStoreError(f"cannot serve on {host}:{port}: {exc}; pass --host with an "
+                                "address of this machine") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        what = ("is in use by another process: stop it or pass --port with a free port"
+                if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})")
+        raise FeatureStoreError(f"port {port} on {host} {what}") from None
+    sock.set_inheritable(True)
+    return sock

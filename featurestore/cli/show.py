@@ -4,7 +4,6 @@ default)."""
 from __future__ import annotations
 
 import argparse
-import pandas as pd
 
 from .._exceptions import NotFoundError
 from ._common import add_store_options, feature_store_from, iso_date, print_json
@@ -22,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _plain(value):
+    import pandas as pd
+
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
     return value.item() if hasattr(value, "item") else value

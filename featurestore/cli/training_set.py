@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from .._exceptions import ConfigError
-from ..training.pointintime import HORIZON_DAYS
 from ..training.split_policy import DEFAULT_SPLIT_POLICY, POLICIES
 from ._common import (
     add_cluster_options,
@@ -33,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder: path or s3://bucket/prefix")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv",
                    help="csv: XGBoost train/validation/test layout; parquet: the plain set")
-    p.add_argument("--gap-days", type=int, default=HORIZON_DAYS,
-                   help="as-of dates purged between splits (csv; default: the label horizon)")
+    p.add_argument("--gap-days", type=int, default=None,
+                   help="as-of dates purged between splits (csv; default: the label horizon, "
+                        "30 days)")
     p.add_argument("--split-policy", choices=list(POLICIES), default=DEFAULT_SPLIT_POLICY,
                    help="csv: where validation comes from: time (dates after train), grouped "
                         "(a customer-grouped holdout inside the training period), auto "

@@ -5,7 +5,15 @@ The driver that brings every table of a repository up to date (across sources) i
 """
 
 from .definitions import Feature, FeatureRepo, Filter, load_feature_repo
-from .materialize import MaterializeReport, materialize_weblog
 
 __all__ = ["Feature", "FeatureRepo", "Filter", "MaterializeReport", "load_feature_repo",
            "materialize_weblog"]
+
+
+def __getattr__(name: str):
+    # the engine (Dask) on first use (PEP 562): reading definitions needs none of it
+    if name in ("MaterializeReport", "materialize_weblog"):
+        from . import materialize
+
+        return getattr(materialize, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

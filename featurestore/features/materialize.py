@@ -30,12 +30,11 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from distributed import Client, wait
 
 from .. import layout
 from ..cluster import dask_client
@@ -88,6 +87,9 @@ from .state import (
     state_exists,
     write_state,
 )
+
+if TYPE_CHECKING:  # Dask loads when a plan has work (an empty one starts no cluster)
+    from distributed import Client
 
 __all__ = ["MaterializeReport", "WeblogPlan", "plan_weblog", "execute_weblog", "commit_weblog",
            "materialize_weblog", "STATE_RECORD", "CUSTOMER_STATE"]
@@ -555,8 +557,11 @@ def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepor
     if plan is None:
         return
     report.as_of_range = [plan.first.isoformat(), plan.last.isoformat()]
-    with dask_client(scheduler, workers, client) as c:
-        rows, pairs_written = execute_weblog(store, repo, plan, c)
+    rows: dict[str, int] = {}
+    pairs_written: list[dt.date] = []
+    if plan.chain or plan.daily_dirty:  # an empty plan starts no cluster (a lazy client)
+        with dask_client(scheduler, workers, client) as c:
+            rows, pairs_written = execute_weblog(store, repo, plan, c)
     report.daily_dates = list(plan.daily_dirty)
     for day, names in plan.as_of.due.items():
         for table in names:
@@ -675,6 +680,8 @@ class _Run:
             if not self.ext.empty:
                 self.submitted.append(self._submit("extdaily", day, _ext_daily_task,
                                                    self.store, self.ext, day))
+        from distributed import wait
+
         wait(self.submitted)
         for fut in self.submitted:
             if fut.status == "error":

@@ -34,7 +34,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._exceptions import NotFoundError
+from .._exceptions import InvalidInputError, NotFoundError, clip
 from ..generations import read_generations
 from ..layout import is_published
 from ..storage import Store
@@ -215,7 +215,7 @@ class TableSnapshot:
         unknown = [f for f in features if f not in self.dtypes]
         if unknown:
             raise NotFoundError(
-                f"unknown feature(s) {', '.join(map(repr, unknown))} in table {self.table!r}; "
+                f"unknown feature(s) {clip(', '.join(unknown))} in table {self.table!r}; "
                 f"available: {', '.join(self.columns)}")
         return list(features)
 
@@ -588,7 +588,7 @@ class OnlineStore:
         if as_of is None or (current is not None and current.as_of == as_of):
             if current is None:
                 if table not in self.tables:
-                    raise NotFoundError(f"no feature table {table!r} is served; served: "
+                    raise NotFoundError(f"no feature table {clip(table)} is served; served: "
                                         f"{', '.join(self.tables)}")
                 raise NotFoundError(
                     f"table {table!r} has no as_of partition loaded yet; "
@@ -598,7 +598,9 @@ class OnlineStore:
         try:
             dt.date.fromisoformat(as_of)
         except ValueError:
-            raise NotFoundError(f"as_of {as_of!r} is not a date; use YYYY-MM-DD") from None
+            # malformed (422), unlike a well-formed date the store has no partition of (404)
+            raise InvalidInputError(f"as_of {clip(as_of)} is not a date; use YYYY-MM-DD, e.g. "
+                                    "2026-03-02") from None
         key = (table, as_of)
         with self._cache_lock:  # requests run in a thread pool: guard the OrderedDict
             cached = self._cache.get(key)
@@ -608,7 +610,7 @@ class OnlineStore:
         if as_of not in self.store.partitions(table, "as_of"):
             dates = self.store.partitions(table, "as_of")
             span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
-            raise NotFoundError(f"no {table!r} features as of {as_of}; available as-of dates: {span}")
+            raise NotFoundError(f"no {clip(table)} features as of {as_of}; available as-of dates: {span}")
         generation = read_generations(self.store).get(table, {}).get(as_of, 0)  # before the files
         loaded = load_table(self.store, table, as_of, generation, self.keys.get(table))
         with self._cache_lock:

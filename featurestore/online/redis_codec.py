@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import NotFoundError
+from .._exceptions import NotFoundError, clip
 
 __all__ = ["TableKeys", "SlotMeta", "RowsView", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
            "epoch_day", "unpack", "other_slot"]
@@ -236,7 +236,7 @@ class RowsView:
         unknown = [f for f in features if f not in self.dtypes]
         if unknown:
             raise NotFoundError(
-                f"unknown feature(s) {', '.join(map(repr, unknown))} in table {self.table!r}; "
+                f"unknown feature(s) {clip(', '.join(unknown))} in table {self.table!r}; "
                 f"available: {', '.join(self.columns)}")
         return list(features)
 

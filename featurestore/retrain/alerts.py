@@ -157,7 +157,8 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
                      level=settings.alert_confidence_level)
     result["production_version"] = prod
     promoted = False
-    below = baseline_failure(spec, metrics)
+    below = baseline_failure(spec, metrics, _bootstrap(new_record),
+                             settings.alert_confidence_level)
     result["below_baseline"] = below
     result["baseline_checked"] = baseline_checked(spec, metrics)
     if below is not None:

@@ -1,9 +1,10 @@
 """The trivial-baseline gate: a version no better than a model that learned nothing is never
 auto-promoted, whatever production looks like (also for the first version of a model).
 
-* classifier (``kind == "xgboost"``): held-out ROC-AUC <= 0.5 (chance); a backend that reports
-  no ROC-AUC (SageMaker's XGBoost evaluates ``aucpr`` only) is judged by PR-AUC <= the positive
-  rate, a random ranking's PR-AUC;
+* classifier (``kind == "xgboost"``): held-out ROC-AUC <= 0.5 (chance) or PR-AUC <= the
+  positive rate (a random ranking's PR-AUC); with the version's bootstrap samples, the
+  interval (``alert_confidence_level``) must lie above each baseline, not only the point
+  value (a backend that reports no ROC-AUC, SageMaker's XGBoost, is judged by PR-AUC alone);
 * recommender (``kind == "fm"``): held-out RMSE >= the item-mean baseline's RMSE
   (``baseline_rmse``, computed on the same test split by the trainer).
 
@@ -36,6 +37,14 @@ def _broken(metrics: dict[str, Any], *names: str) -> str | None:
                  and _finite(metrics[n]) is None), None)
 
 
+def _low(bootstrap: dict[str, list[float]] | None, metric: str, level: float) -> float | None:
+    """The lower end of ``metric``'s bootstrap interval at ``level``, None without samples."""
+    from .quality import interval
+
+    bounds = interval(list((bootstrap or {}).get(metric) or []), level)
+    return bounds[0] if bounds else None
+
+
 def baseline_checked(spec: ModelSpec, metrics: dict[str, Any]) -> bool:
     """Whether ``metrics`` hold what the gate needs to judge ``spec``'s model.
 
@@ -54,31 +63,54 @@ def baseline_checked(spec: ModelSpec, metrics: dict[str, Any]) -> bool:
     return False
 
 
-def baseline_failure(spec: ModelSpec, metrics: dict[str, Any]) -> str | None:
+def baseline_failure(spec: ModelSpec, metrics: dict[str, Any],
+                     bootstrap: dict[str, list[float]] | None = None,
+                     level: float = 0.95) -> str | None:
     """Why ``metrics`` are no better than the trivial baseline, or None when they are (or when
     the metrics to judge by are missing: see :func:`baseline_checked`).
+
+    A classifier must beat both baselines: ROC-AUC above 0.5 (chance) and PR-AUC above the
+    positive rate (a random ranking). With the version's bootstrap samples (``details.
+    bootstrap``) the whole interval at ``level`` must lie above each baseline, so a first
+    model with ROC-AUC 0.527 and PR-AUC 1.1x the positive rate on a small test set, not
+    distinguishable from chance, is registered but not promoted (issue #30); without samples
+    the point values are compared.
 
     Args:
         spec: the model (its kind decides the rule).
         metrics: the new version's held-out metrics.
+        bootstrap: metric -> bootstrap values on the held-out rows, when recorded.
+        level: the confidence level of the intervals (``alert_confidence_level``).
 
     Returns:
-        One sentence naming the metric, its value and the baseline; None otherwise.
+        One sentence naming the metric, its value (and interval) and the baseline; None
+        otherwise.
     """
     if spec.kind == "xgboost":
         broken = _broken(metrics, "roc_auc", "pr_auc")
         if broken:
             return f"held-out {broken} is {metrics[broken]}: not a number, training went wrong"
         auc = _finite(metrics.get("roc_auc"))
+        pr_auc, rate = _finite(metrics.get("pr_auc")), _finite(metrics.get("positive_rate"))
         if auc is not None:
+            low = _low(bootstrap, "roc_auc", level)
             if auc <= 0.5:
                 return (f"held-out roc_auc {auc:.4f} <= 0.5: no better than chance (the "
                         "trivial baseline)")
-            return None
-        pr_auc, rate = _finite(metrics.get("pr_auc")), _finite(metrics.get("positive_rate"))
-        if pr_auc is not None and rate is not None and pr_auc <= rate:
-            return (f"held-out pr_auc {pr_auc:.4f} <= positive rate {rate:.4f}: no better than "
-                    "a random ranking (the trivial baseline)")
+            if low is not None and low <= 0.5:
+                return (f"held-out roc_auc {auc:.4f} but its {level:.0%} bootstrap interval "
+                        f"reaches {low:.4f} <= 0.5: not distinguishable from chance (the "
+                        "trivial baseline); more history or customers narrow it")
+        if pr_auc is not None and rate is not None:
+            low = _low(bootstrap, "pr_auc", level)
+            if pr_auc <= rate:
+                return (f"held-out pr_auc {pr_auc:.4f} <= positive rate {rate:.4f}: no better "
+                        "than a random ranking (the trivial baseline)")
+            if low is not None and low <= rate:
+                return (f"held-out pr_auc {pr_auc:.4f} ({pr_auc / rate:.2f}x the positive rate "
+                        f"{rate:.4f}) but its {level:.0%} bootstrap interval reaches "
+                        f"{low:.4f}: not distinguishable from a random ranking (the trivial "
+                        "baseline); more history or customers narrow it")
         return None
     if spec.kind == "fm":
         broken = _broken(metrics, "rmse", "baseline_rmse")

@@ -36,7 +36,7 @@ from .._exceptions import (
 )
 from ..plugins import TRAINING_BACKEND_CLASS_FOR_TYPE, is_known
 from ..settings import Settings, export_roots, is_under
-from ..storage import Store
+from ..storage import Store, absolute_url
 from . import _heartbeat, registry
 from .alerts import evaluate_and_promote
 from .backends import backend_class
@@ -92,7 +92,8 @@ def new_job(store: Store, model: str, backend: str = "local", *, tune: bool = Fa
         "job_id": f"{model}-{stamp}-{uuid.uuid4().hex[:6]}", "model": model,
         "backend": backend, "tune": bool(tune), "as_of": as_of, "status": "queued",
         "submitted_at": _now(), "started_at": None, "finished_at": None, "metrics": {},
-        "error": None, "artifact": None, "model_version": None, "export_url": export_url,
+        "error": None, "artifact": None, "model_version": None,
+        "export_url": absolute_url(export_url) if export_url else export_url,
         "alert": None, "runner": _heartbeat.RUNNER,
     }
     _heartbeat.acquire(store)  # released when run_job finishes it
@@ -215,7 +216,7 @@ def execute_job(store: Store, settings: Settings, plan: JobPlan,
         Exception: any failure of the job (the caller records it).
     """
     spec = model_spec(plan.model)
-    export_url = _export(store, plan)
+    export_url = absolute_url(_export(store, plan))  # recorded: never relative to a cwd
     exported(export_url)
     backend = backend_class(plan.backend)(settings)
     result = backend.train(spec, export_url, storage_options=store.storage_options or None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._exceptions import NotFoundError
+from .._exceptions import NotFoundError, clip
 
 __all__ = ["ModelSpec", "MODELS", "model_spec"]
 
@@ -31,5 +31,5 @@ def model_spec(name: str) -> ModelSpec:
         return MODELS[name]
     except KeyError:
         raise NotFoundError(
-            f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}"
+            f"unknown model {clip(name)}; choose one of {', '.join(sorted(MODELS))}"
         ) from None

@@ -30,7 +30,7 @@ import uuid
 from typing import Any
 
 from .. import layout
-from .._exceptions import NotFoundError, RegistryError
+from .._exceptions import NotFoundError, RegistryError, clip
 from ..storage import Store
 from . import quality
 
@@ -199,12 +199,12 @@ def get_version(store: Store, name: str, version: str) -> dict[str, Any]:
         RegistryError: a record of the version is damaged; ``.reason`` says which and how.
     """
     if not _is_version(version):
-        raise NotFoundError(f"model {name!r} has no version {version!r}; "
+        raise NotFoundError(f"model {clip(name)} has no version {clip(version)}; "
                             f"`featurestore models {name}` lists them")
     try:
         record = _read_record(store, (ROOT, name, version, "version.json"), dict)
     except FileNotFoundError:
-        raise NotFoundError(f"model {name!r} has no version {version!r}; "
+        raise NotFoundError(f"model {clip(name)} has no version {clip(version)}; "
                             f"`featurestore models {name}` lists them") from None
     except RegistryError as exc:
         raise _damaged(name, version, exc.reason) from None
@@ -431,7 +431,7 @@ def model_summary(store: Store, name: str) -> dict[str, Any]:
     """
     versions = list_versions(store, name)
     if not versions:
-        raise NotFoundError(f"no model named {name!r} in the registry of {store.url}; "
+        raise NotFoundError(f"no model named {clip(name)} in the registry of {store.url}; "
                             "train one with `featurestore retrain --model ...`")
     prod, damaged = _production_state(store, name, {v["version"]: v for v in versions})
     return {"name": name, "production": prod, "production_damaged": damaged,

@@ -18,11 +18,10 @@ import datetime as dt
 import hashlib
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pandas as pd
-from distributed import Client
 
 from .. import layout
 from .._exceptions import RejectedFileError
@@ -33,6 +32,9 @@ from ..ledger import changes, content_id, finish_replacements
 from ..ledger import unit_records as ledger_records
 from ..planning import AsOfPlan, days_between, plan_as_of, requested_range, touched_dates
 from ..storage import Store
+
+if TYPE_CHECKING:  # Dask loads when there is work (dask_client)
+    from distributed import Client
 
 __all__ = ["RetailReport", "RetailSource", "clean_retail", "ingest_retail", "materialize_retail",
            "retail_features", "prepare", "read_transactions", "TRANSACTIONS_TABLE"]

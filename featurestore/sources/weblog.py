@@ -21,13 +21,6 @@ import pyarrow.compute as pc
 from isal import igzip, isal_zlib
 
 from .._exceptions import NotFoundError, RejectedFileError
-from ._scan import (
-    gather_columns,
-    gather_declared,
-    parse_int_fields,
-    scan_lines,
-    valid_utf8_rows,
-)
 
 __all__ = [
     "WEBLOG_COLUMNS",
@@ -399,6 +392,9 @@ def parse_file(raw: RawFile, compressed: bytes,
         :class:`RejectedFileError` for whole-file problems (not gzip, truncated, manifest
         mismatch); bad rows go to ``quarantine``.
     """
+    # the numba scanner loads here (workers preload it): discovering drops needs none of it
+    from ._scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
+
     md5 = hashlib.md5(compressed).hexdigest()
     if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
         raise RejectedFileError(
@@ -498,6 +494,8 @@ def _declared_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, row
                       column_bad: dict[str, int]) -> dict[str, pa.Array]:
     """The declared columns of the landed ``rows``, typed; bad values counted in
     ``column_bad`` (invalid UTF-8 included), absent columns all null."""
+    from ._scan import gather_declared  # (loaded by parse_file already)
+
     names = [n for n in declared if n in slots]
     strings, bad_utf8 = gather_declared(buf, starts, ends, rows, [slots[n] for n in names]) \
         if names else ([], [])

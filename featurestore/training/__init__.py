@@ -9,11 +9,26 @@
 
 from __future__ import annotations
 
-from .fm import build_fm_matrix, export_fm
-from .pointintime import LABEL, TrainingSetResult, build_training_set, latest_data_date
-from .recordio import read_recordio_protobuf, write_recordio_protobuf
-from .xgboost_export import ExportResult, export_xgboost
+_LAZY = {
+    "build_fm_matrix": ".fm", "export_fm": ".fm",
+    "LABEL": ".pointintime", "TrainingSetResult": ".pointintime",
+    "build_training_set": ".pointintime", "latest_data_date": ".pointintime",
+    "read_recordio_protobuf": ".recordio", "write_recordio_protobuf": ".recordio",
+    "ExportResult": ".xgboost_export", "export_xgboost": ".xgboost_export",
+}
 
 __all__ = ["build_training_set", "TrainingSetResult", "export_xgboost", "ExportResult",
            "export_fm", "build_fm_matrix", "write_recordio_protobuf", "read_recordio_protobuf",
            "latest_data_date", "LABEL"]
+
+
+def __getattr__(name: str):
+    # imported on first use (PEP 562): the CLI reads this package's constants without it
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

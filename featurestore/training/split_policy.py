@@ -20,8 +20,6 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from .._exceptions import ConfigError, TrainingError
 
 __all__ = ["POLICIES", "DEFAULT_SPLIT_POLICY", "grouped_dates", "holdout_customers",
@@ -96,5 +94,7 @@ def holdout_customers(customer_ids: Iterable[Any], fraction: float) -> set[str]:
         raise TrainingError(f"{len(ids)} customer(s) in the training period: a customer-grouped "
                             "holdout needs at least 2; use --split-policy time")
     k = min(len(ids) - 1, max(1, math.ceil(fraction * len(ids))))
+    import numpy as np  # here: the CLI reads this module's constants at start-up
+
     keys = np.array([_key(c) for c in ids], dtype=np.uint64)
     return {ids[i] for i in np.argsort(keys, kind="stable")[:k]}

@@ -91,13 +91,39 @@ def test_feature_selection_and_404s(served):
     for path, params, needle in [
         ("/customers/NOPE/features", {}, "NOPE"),
         (f"/customers/{cid}/features", {"as_of": "1999-01-01"}, "1999-01-01"),
-        (f"/customers/{cid}/features", {"as_of": "not-a-date"}, "YYYY-MM-DD"),
         (f"/customers/{cid}/features", {"features": "page_views_7d,bogus"}, "bogus"),
         ("/tables/nonexistent", {}, "GET /tables"),
     ]:
         r = http.get(path, params=params)
         assert r.status_code == 404, (path, params, r.text)
         assert needle in r.json()["detail"]
+
+
+def test_malformed_as_of_is_422_an_unknown_date_404_and_input_is_quoted_short(served):
+    # issue #30: ?as_of=2026-13-01 answered 404 like a date the store does not have
+    http, frames, latest, _, _ = served
+    cid = frames[latest][0]["customer_id"].iloc[0]
+    for path in (f"/customers/{cid}/features", f"/customers/{cid}/products",
+                 "/tables/customer_features/features"):
+        for bad in ("2026-13-01", "not-a-date", "2026-02-30"):
+            r = http.get(path, params={"as_of": bad, "customer_id": cid})
+            assert r.status_code == 422, (path, bad, r.text)
+            assert r.headers["content-type"] == "application/json"
+            assert bad in r.json()["detail"] and "YYYY-MM-DD" in r.json()["detail"]
+        r = http.get(path, params={"as_of": "1999-01-01", "customer_id": cid})
+        assert r.status_code == 404 and "1999-01-01" in r.json()["detail"], r.text
+    r = http.post("/features/batch", json={"customer_ids": [cid], "as_of": "2026-13-01"})
+    assert r.status_code == 422, r.text
+    # a long value is quoted cut to 100 characters, whatever the route
+    long = "Z" * 5000
+    for path, params in ((f"/customers/{long}/features", {}),
+                         (f"/customers/{cid}/features", {"as_of": long}),
+                         (f"/customers/{cid}/features", {"features": long}),
+                         (f"/tables/{long[:120]}", {}), (f"/customers/{long}/products", {})):
+        r = http.get(path, params=params)
+        assert r.status_code in (404, 422), (path[:40], r.status_code)
+        detail = r.json()["detail"]
+        assert "Z" * 100 in detail and "Z" * 101 not in detail, (path[:40], detail[:300])
 
 
 def test_batch(served):

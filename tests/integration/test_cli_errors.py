@@ -74,3 +74,68 @@ def test_help_shows_defaults():
     r = _cli("ingest", "--help")
     assert r.returncode == 0 and "(default: weblog)" in r.stdout
 
+
+
+# -- issue #30: defects a newcomer hit ----------------------------------------------------------
+def test_ingest_with_the_arguments_swapped(tmp_path, drops):
+    raw, _ = drops
+    store = tmp_path / "store"
+    assert _cli("apply", "--store", str(store)).returncode == 0  # a real (empty) store
+    before = sorted(p.name for p in raw.iterdir())
+    r = _cli("ingest", str(store), "--store", str(raw))  # STORE --store RAW
+    _one_line(r, 2, "featurestore ingest: error:", "is a feature store", "swapped")
+    assert len(r.stderr.strip().splitlines()) == 1 and "ingested" not in r.stdout
+    assert sorted(p.name for p in raw.iterdir()) == before  # nothing written into the drops
+
+
+def test_ingest_of_a_folder_without_drop_folders(tmp_path):
+    empty = tmp_path / "raw"
+    (empty / "notes").mkdir(parents=True)
+    r = _cli("ingest", str(empty), "--store", str(tmp_path / "store"))
+    _one_line(r, 2, "featurestore ingest: error:", "holds no YYYY-MM-DD drop folders")
+    assert len(r.stderr.strip().splitlines()) == 1 and "ingested" not in r.stdout
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_serve_port_outside_1_to_65535_is_a_usage_error(tmp_path, port):
+    r = _cli("serve", "--store", str(tmp_path), "--port", port)
+    _one_line(r, 2, "--port", "1-65535")
+    assert r.stdout == ""
+
+
+def test_serve_port_in_use_is_one_line_exit_1(tmp_path):
+    import socket
+
+    store = tmp_path / "store"
+    assert _cli("init", "--store", str(store)).returncode == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = _cli("serve", "--store", str(store), "--port", str(port))
+    _one_line(r, 1, "featurestore serve: error:", f"port {port}", "in use")
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr  # no uvicorn log
+    assert "startup" not in r.stderr.lower() and "serving" not in r.stdout
+
+
+def test_serve_and_apply_print_the_store_as_an_absolute_url(tmp_path):
+    import socket
+
+    assert _cli("init", "--store", "store", cwd=tmp_path).returncode == 0
+    absolute = str((tmp_path / "store").resolve())
+    applied = _cli("apply", "--store", "store", cwd=tmp_path)
+    assert applied.stdout.splitlines()[0] == f"store: {absolute}", applied.stdout
+    assert f"in {absolute} " in applied.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--store", "store",
+                           "--port", str(port), "--log-level", "warning"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True) as proc:
+        try:
+            first = proc.stdout.readline()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    assert first.startswith(f"serving {absolute} on http://127.0.0.1:{port}"), first

@@ -1,7 +1,11 @@
-"""Issue #16, the real CLI in a subprocess: no silent default store, every command names its
+"""Issue #16, the real CLI: no silent default store, every command names its
 store first, ``init`` is the only thing that creates a bucket, ``| head`` ends like a Unix tool,
 ``jobs --follow``, progress bars fed by Dask task completion on a terminal only, and a human
-summary by default with ``--json`` for scripts."""
+summary by default with ``--json`` for scripts.
+
+What a command prints and returns runs in process (``featurestore.cli.main``, issue #30: no
+interpreter start per call); what is about the process itself runs in a subprocess: a closed
+pipe (SIGPIPE), a terminal (progress bars), a detached retrain worker's job."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from featurestore.cli._common import NO_STORE
 from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
 from tests._generated_store import ROOT, cli, cli_env
+from tests._generated_store import cli_in_process as run
 
 LAST = "2026-02-14"  # the last generated drop (_generated_store: 45 days from 2026-01-01)
 
@@ -46,13 +51,13 @@ def _error(r: subprocess.CompletedProcess, code: int, line: str) -> None:
                                   ["training-set", "--out", "ts"], ["apply"]])
 def test_no_store_given_is_refused_not_defaulted(tmp_path, argv):
     (tmp_path / "raw").mkdir()
-    r = cli(*argv, cwd=tmp_path, check=False)
+    r = run(*argv, cwd=tmp_path, check=False)
     _error(r, 2, f"featurestore {argv[0]}: error: {NO_STORE}")
     assert not (tmp_path / "featurestore-data").exists()  # the old silent default
 
 
 def test_the_store_may_come_from_the_environment(store, tmp_path):
-    r = cli("tables", cwd=tmp_path, FEATURESTORE_STORE=str(store))
+    r = run("tables", cwd=tmp_path, FEATURESTORE_STORE=str(store))
     assert r.stdout.splitlines()[0] == f"store: {store}"
 
 
@@ -63,7 +68,7 @@ def test_the_store_may_come_from_the_environment(store, tmp_path):
 def test_reading_commands_refuse_a_store_that_does_not_exist(tmp_path, argv):
     missing = tmp_path / "nope"
     argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
-    r = cli(*argv, "--store", str(missing), check=False)
+    r = run(*argv, "--store", str(missing), check=False)
     _error(r, 2, f"featurestore {argv[0]}: error: no store at {missing}: the folder does not "
                  f"exist; check --store (FEATURESTORE_STORE) or create it with featurestore "
                  f"init --store {missing}")
@@ -85,7 +90,7 @@ def test_first_line_names_the_store(store, generated_data, client, tmp_path, arg
     if "SCHED" in argv:
         argv[argv.index("SCHED"):argv.index("SCHED") + 1] = [
             "--scheduler", client.scheduler.address]
-    r = cli(*argv, "--store", str(store), check=False)
+    r = run(*argv, "--store", str(store), check=False)
     assert r.returncode == code, (r.stdout, r.stderr)
     assert r.stdout.splitlines()[0] == f"store: {store}", r.stdout
     assert "Traceback" not in r.stderr
@@ -98,8 +103,8 @@ def test_summary_by_default_json_on_request(store, client, tmp_path):
     sched = ["--scheduler", client.scheduler.address]
     args = ["training-set", "--store", str(store), "--format", "parquet", "--from",
             "2026-01-10", "--to", "2026-01-12", *sched]
-    human = cli(*args, "--out", str(tmp_path / "a")).stdout.splitlines()
-    machine = json.loads(cli(*args, "--out", str(tmp_path / "b"), "--json").stdout)
+    human = run(*args, "--out", str(tmp_path / "a")).stdout.splitlines()
+    machine = json.loads(run(*args, "--out", str(tmp_path / "b"), "--json").stdout)
     assert machine["format"] == "parquet" and machine["rows"] > 0
     assert human[1].startswith(f"wrote {machine['rows']:,} rows to "), human
     # run-daily: one line per step for people, the whole report for scripts
@@ -107,9 +112,9 @@ def test_summary_by_default_json_on_request(store, client, tmp_path):
              "2026-02-17", *sched]
     (tmp_path / "empty").mkdir()
     daily[daily.index(str(tmp_path))] = str(tmp_path / "empty")
-    report = json.loads(cli(*daily, "--json").stdout)
+    report = json.loads(run(*daily, "--json").stdout)
     assert report["ok"] is True and report["retrain_due"] is False
-    lines = cli(*daily).stdout.splitlines()
+    lines = run(*daily).stdout.splitlines()
     assert lines[1].startswith("run-daily for 2026-02-17: ok")
     assert "  retrain: not due today (--retrain forces it)" in lines
 
@@ -120,7 +125,7 @@ def test_init_creates_a_bucket_and_nothing_else_does(moto_server, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     # ingest into a bucket that does not exist: refused before a cluster, bucket not made
-    r = cli("ingest", str(raw), "--store", "s3://fs-missing-bucket/store", *option,
+    r = run("ingest", str(raw), "--store", "s3://fs-missing-bucket/store", *option,
             check=False)
     _error(r, 2, "featurestore ingest: error: bucket fs-missing-bucket of store "
                  "s3://fs-missing-bucket/store does not exist (or these credentials cannot "
@@ -129,16 +134,16 @@ def test_init_creates_a_bucket_and_nothing_else_does(moto_server, tmp_path):
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert "fs-missing-bucket" not in names
     # init makes it; a second init changes nothing
-    first = cli("init", "--store", "s3://fs-missing-bucket/store", *option)
+    first = run("init", "--store", "s3://fs-missing-bucket/store", *option)
     assert first.stdout.splitlines() == [
         "store: s3://fs-missing-bucket/store",
         "created bucket fs-missing-bucket; next: featurestore ingest RAW_ROOT --store "
         "s3://fs-missing-bucket/store"]
     assert "fs-missing-bucket" in {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    again = cli("init", "--store", "s3://fs-missing-bucket/store", *option, "--json")
+    again = run("init", "--store", "s3://fs-missing-bucket/store", *option, "--json")
     assert json.loads(again.stdout)["created_bucket"] is None
     # an invalid bucket name is one line too
-    bad = cli("init", "--store", "s3://fs/store", *option, check=False)
+    bad = run("init", "--store", "s3://fs/store", *option, check=False)
     _error(bad, 2, "featurestore init: error: 'fs' is not a valid S3 bucket name: use 3-63 "
                    "lowercase letters, digits, dots or hyphens, starting and ending with a "
                    "letter or digit (e.g. s3://my-features/store)")
@@ -146,7 +151,7 @@ def test_init_creates_a_bucket_and_nothing_else_does(moto_server, tmp_path):
 
 def test_init_local_folder(tmp_path):
     target = tmp_path / "a" / "store"
-    r = cli("init", "--store", str(target))
+    r = run("init", "--store", str(target))
     assert r.stdout.splitlines()[1] == ("created folder; next: featurestore ingest RAW_ROOT "
                                         f"--store {target}")
     assert target.is_dir()
@@ -172,17 +177,19 @@ def test_output_into_head_ends_quietly_like_a_unix_tool(tmp_path):
     assert r.stderr == ""  # no BrokenPipeError, no "Exception ignored"
     assert r.returncode == 141  # 128 + SIGPIPE, as `yes | head -1`
     # the same listing in full, for comparison: every job, exit 0
-    full = cli("jobs", "--store", store.url)
+    full = run("jobs", "--store", store.url)
     assert len(full.stdout.splitlines()) == 1 + 1500
 
 
 def test_jobs_lists_and_follows(tmp_path):
     export = fx.make_xgb_export(tmp_path / "export", seed=5)
     store = tmp_path / "store"
+    # retrain without --wait detaches a worker process: run as a subprocess (its Popen is
+    # never waited for, by design); the jobs commands run in process
     queued = cli("retrain", "--store", str(store), "--model", "purchase-xgboost",
                  "--export-url", str(export), "--json")
     job_id = json.loads(queued.stdout)["job_id"]
-    r = cli("jobs", job_id, "--store", str(store), "--follow", "--poll", "0.2")
+    r = run("jobs", job_id, "--store", str(store), "--follow", "--poll", "0.2")
     lines = r.stdout.splitlines()
     assert lines[0] == f"store: {store}"
     statuses = [line.split()[2] for line in lines[1:]]
@@ -193,14 +200,14 @@ def test_jobs_lists_and_follows(tmp_path):
     bad = cli("retrain", "--store", str(store), "--model", "purchase-xgboost",
               "--export-url", str(tmp_path / "no-such-export"), "--json")
     bad_id = json.loads(bad.stdout)["job_id"]
-    failed = cli("jobs", bad_id, "--store", str(store), "--follow", "--poll", "0.2",
+    failed = run("jobs", bad_id, "--store", str(store), "--follow", "--poll", "0.2",
                  check=False)
     assert failed.returncode == 1 and failed.stdout.splitlines()[-1].split()[2] == "failed"
-    listed = json.loads(cli("jobs", "--store", str(store), "--json").stdout)["jobs"]
+    listed = json.loads(run("jobs", "--store", str(store), "--json").stdout)["jobs"]
     assert [(j["job_id"], j["kind"], j["status"]) for j in listed] == [
         (job_id, "retrain", "completed"), (bad_id, "retrain", "failed")]
     # an unknown id: one line, exit 2
-    _error(cli("jobs", "nope", "--store", str(store), check=False), 2,
+    _error(run("jobs", "nope", "--store", str(store), check=False), 2,
            f"featurestore jobs: error: no job 'nope' in {store}: featurestore jobs --store "
            f"{store} lists the recorded ones")
 
@@ -269,20 +276,20 @@ def test_retrain_wait_shows_the_job_on_a_terminal(tmp_path):
 def test_a_retail_csv_without_source_retail_says_add_it(tmp_path):
     csv = tmp_path / "online_retail.csv.gz"
     csv.write_bytes(b"")
-    r = cli("ingest", str(csv), "--store", str(tmp_path / "store"), check=False)
+    r = run("ingest", str(csv), "--store", str(tmp_path / "store"), check=False)
     _error(r, 2, f"featurestore ingest: error: {csv} is a CSV file, not web-log drops: for the "
                  "Online Retail data add --source retail")
 
 
 def test_one_drop_folder_is_refused_not_ingested_as_nothing(generated_data, tmp_path):
     day = generated_data / "raw" / "2026-01-05"
-    r = cli("ingest", str(day), "--store", str(tmp_path / "store"), check=False)
+    r = run("ingest", str(day), "--store", str(tmp_path / "store"), check=False)
     _error(r, 2, f"featurestore ingest: error: {day} is one drop folder: pass the folder that "
                  f"holds the YYYY-MM-DD drop folders (its parent, {generated_data / 'raw'})")
 
 
 def test_nothing_new_reads_as_nothing_new(store, generated_data, client):
-    r = cli("ingest", str(generated_data / "raw"), "--store", str(store), "--scheduler",
+    r = run("ingest", str(generated_data / "raw"), "--store", str(store), "--scheduler",
             client.scheduler.address)
     lines = r.stdout.splitlines()
     assert lines[1].startswith(f"ingested 0 file(s), skipped {45} already ingested")

@@ -190,6 +190,32 @@ def test_api_serves_latest_scores_and_swaps_a_rewrite(store, client, tmp_path):
         assert r.json()["model_version"] == v2  # the rewrite is swapped in
 
 
+def test_scores_are_served_right_after_predict_and_the_export_url_is_absolute(
+        store, client, tmp_path, monkeypatch):
+    """issue #30: after ``featurestore predict`` the API kept answering "no predictions yet"
+    for up to a poll interval; and the registry recorded a relative export URL."""
+    from api.main import create_app
+
+    make_xgb_export(tmp_path / "export", seed=0, rows=(3000, 1000, 1000))
+    monkeypatch.chdir(tmp_path)
+    record = run_job(store, new_job(store, MODEL, "local", export_url="export")["job_id"],
+                     Settings(store=store.url))
+    assert record["status"] == "completed", record["error"]
+    version = registry.get_version(store, MODEL, record["model_version"])
+    assert version["training_set"]["url"] == str(tmp_path / "export")  # not "export"
+    registry.promote(store, MODEL, record["model_version"])
+    app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600))  # one poll an hour
+    with serve(app, ready_path="/health") as base:
+        missing = httpx.get(f"{base}/customers/C000001/predictions")
+        assert missing.status_code == 404 and "no predictions" in missing.json()["detail"]
+        assert _cli(store, client) == 0
+        as_of = store.partitions("customer_features", "as_of")[-1]
+        got = _predictions(store, as_of).iloc[0]
+        r = httpx.get(f"{base}/customers/{got['customer_id']}/predictions")
+        assert r.status_code == 200, r.text  # at once, not an hour later
+        assert r.json()["score"] == pytest.approx(float(got["score"]))
+
+
 @pytest.mark.parametrize(("schedule", "today", "due"), [
     ("daily", dt.date(2026, 3, 4), True), ("never", dt.date(2026, 3, 2), False),
     ("weekly", dt.date(2026, 3, 2), True), ("weekly", dt.date(2026, 3, 3), False),

@@ -55,8 +55,14 @@ def test_versions_production_and_alerts(tmp_path, exports, moto_server):
         assert third["metrics"]["pr_auc"] < 0.8 * first["metrics"]["pr_auc"]
         assert third["alert"]["alert"] is True and third["alert"]["direction"] == "worse"
         assert third["alert"]["promoted"] is False
-        assert len(hook.received) == 1
-        sent = hook.received[0]
+        # the noise model is also below the baseline gate (issue #30): that is a second,
+        # separate notice; the metric-change alert is one
+        changes = [r for r in hook.received if r["json"]["event"] == "model_metric_change"]
+        below = [r for r in hook.received if r["json"]["event"] == "model_below_baseline"]
+        assert len(changes) == 1 and len(hook.received) == 1 + len(below)
+        assert third["alert"]["below_baseline"] is not None
+        assert (len(below) == 1) and below[0]["json"]["reason"] == third["alert"]["below_baseline"]
+        sent = changes[0]
         assert sent["path"] == "/hook" and sent["content_type"] == "application/json"
         body = sent["json"]
         assert body["model"] == "purchase-xgboost" and body["version"] == "v0003"
@@ -65,7 +71,7 @@ def test_versions_production_and_alerts(tmp_path, exports, moto_server):
         expected_rel = (third["metrics"]["pr_auc"] - first["metrics"]["pr_auc"]) / \
             first["metrics"]["pr_auc"]
         assert body["relative_change"] == pytest.approx(expected_rel)
-        messages = sns.messages()
+        messages = [m for m in sns.messages() if m["message"]["event"] == "model_metric_change"]
         assert len(messages) == 1 and messages[0]["message"]["version"] == "v0003"
         assert "purchase-xgboost" in messages[0]["subject"]
         assert third["alert"]["notified"]["webhook"]["ok"] is True
@@ -95,16 +101,26 @@ def test_auto_promote_if_better_and_manual_rule(tmp_path, exports):
     good, bad = exports
     store = Store(str(tmp_path / "store"))
     settings = Settings(store=store.url, alert_threshold=0.1, auto_promote=True)
-    assert _run(store, settings, bad)["model_version"] == "v0001"  # first version: production
+    # a first version no better than chance is registered, not promoted (issue #30)
+    noise = _run(store, settings, bad)
+    assert noise["model_version"] == "v0001" and noise["alert"]["promoted"] is False
+    assert "chance" in noise["alert"]["not_promoted_reason"] or \
+        "random ranking" in noise["alert"]["not_promoted_reason"]
+    assert registry.production_version(store, "purchase-xgboost") is None
+    weak = fx.make_xgb_export(tmp_path / "weak", seed=5, rows=(1500, 500, 3000))
+    assert _run(store, settings, weak)["alert"]["promoted"] is True  # first real model
     better = _run(store, settings, good)
-    assert better["alert"]["direction"] == "better" and better["alert"]["alert"] is True
+    # better than production on the point value: promoted (whether the change is large
+    # enough to alert is test_compare_direction_and_threshold's)
+    assert better["alert"]["direction"] == "better"
     assert better["alert"]["promoted"] is True  # no webhook configured: nothing sent, no error
-    assert better["alert"].get("notified") == {}
-    assert registry.production_version(store, "purchase-xgboost") == "v0002"
+    if better["alert"]["alert"]:  # no webhook configured: nothing sent, no error
+        assert better["alert"]["notified"] == {}
+    assert registry.production_version(store, "purchase-xgboost") == "v0003"
     manual = Settings(store=store.url, auto_promote=False)
     worse = _run(store, manual, bad)
     assert worse["alert"]["promoted"] is False
-    assert registry.production_version(store, "purchase-xgboost") == "v0002"
+    assert registry.production_version(store, "purchase-xgboost") == "v0003"
 
 
 @pytest.mark.parametrize(("model", "old", "new", "alert", "better"), [

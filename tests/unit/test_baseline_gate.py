@@ -45,3 +45,31 @@ def test_recommender_must_beat_the_item_mean(rmse, base, fails):
     if fails and math.isfinite(rmse):
         assert reason == (f"held-out rmse {rmse:.4f} >= item-mean baseline rmse {base:.4f}: "
                           "no better than predicting each item's mean rating")
+
+
+def _samples(low: float, high: float) -> list[float]:
+    """Bootstrap values spread evenly from ``low`` to ``high`` (their 95% interval is inside)."""
+    return [low + (high - low) * i / 999 for i in range(1000)]
+
+
+def test_issue30_first_model_indistinguishable_from_chance_is_not_promoted():
+    # issue #30: ROC-AUC 0.527, PR-AUC 1.1x the positive rate, both intervals reach the baseline
+    metrics = {"roc_auc": 0.527, "pr_auc": 0.088, "positive_rate": 0.08}
+    assert baseline_failure(XGB, metrics) is None  # the point values alone pass
+    boot = {"roc_auc": _samples(0.47, 0.58), "pr_auc": _samples(0.07, 0.11)}
+    reason = baseline_failure(XGB, metrics, boot, 0.95)
+    assert reason is not None and "roc_auc 0.5270" in reason and "chance" in reason
+
+
+def test_pr_auc_interval_must_lie_above_the_positive_rate():
+    metrics = {"roc_auc": 0.70, "pr_auc": 0.088, "positive_rate": 0.08}
+    boot = {"roc_auc": _samples(0.65, 0.75), "pr_auc": _samples(0.075, 0.10)}
+    reason = baseline_failure(XGB, metrics, boot, 0.95)
+    assert reason is not None and "1.10x the positive rate 0.0800" in reason
+    boot["pr_auc"] = _samples(0.083, 0.10)  # the whole interval above the rate: promoted
+    assert baseline_failure(XGB, metrics, boot, 0.95) is None
+
+
+def test_point_pr_auc_at_the_positive_rate_fails_even_with_roc_auc():
+    metrics = {"roc_auc": 0.6, "pr_auc": 0.02, "positive_rate": 0.02}
+    assert "random ranking" in baseline_failure(XGB, metrics)
