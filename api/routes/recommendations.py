@@ -1,9 +1,10 @@
 """Recommendations (SPEC §7): ``GET /customers/{customer_id}/recommendations?k=10`` and
-``POST /recommendations/batch``, from the production ``retail-fm`` version, held in memory
-and swapped when production moves (:class:`featurestore.recommend.Recommendations`).
+``POST /recommendations/batch``, from the production version of the recommender named by the
+setting ``recommendation_model``, held in memory and swapped when production moves
+(:class:`featurestore.recommend.Recommendations`). ``exclude_purchased`` (default true) leaves
+out what the customer bought; false ranks every item with the repeat-purchase term.
 
-404 for a customer the model does not know, 503 while no ``retail-fm`` version is in
-production.
+404 for a customer the model does not know, 503 while that model has no production version.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def recommendations(request: Request) -> Recommendations:
         with _create:
             if getattr(state, "recommendations", None) is None:
                 state.recommendations = Recommendations(
-                    state.store, poll_seconds=state.settings.snapshot_poll_seconds)
+                    state.store, poll_seconds=state.settings.snapshot_poll_seconds,
+                    model=state.settings.recommendation_model)
     return state.recommendations
 
 

@@ -224,6 +224,8 @@ def execute_job(store: Store, settings: Settings, plan: JobPlan,
 
     meta = read_export_metadata(export_url, store.storage_options or None)
     features = list(meta.get("feature_names") or result.details.get("feature_names") or [])
+    if spec.kind == "implicit":
+        features = ["purchases:invoices per (customer, item)"]
     files = _recommender_files(spec.kind, export_url, meta, result, store)
     version = registry.register_version(
         store, spec.name, metrics=result.metrics, model_bytes=result.model_bytes,

@@ -308,7 +308,8 @@ def _default_reader() -> Reader:
 
 def train_fm(export_url: str, *, storage_options: dict[str, Any] | None = None,
              tune: bool = False, reader: Reader | None = None, num_factors: int = 64,
-             epochs: int = 20, batch_size: int = 1000, seed: int = 0) -> TrainResult:
+             epochs: int = 20, batch_size: int = 1000, seed: int = 0,
+             holdout_days: int = 30, validation_days: int = 30) -> TrainResult:
     """Train the FM regressor on an ``fm-recordio`` export; RMSE vs the item-mean baseline.
 
     Hyperparameters follow the SageMaker reference notebook (64 factors, mini-batch 1,000,

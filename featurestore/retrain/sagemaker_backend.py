@@ -173,6 +173,9 @@ def train(spec: ModelSpec, export_url: str, *, settings: Settings,
     import boto3
     from botocore.exceptions import ClientError
 
+    if spec.kind == "implicit":
+        raise ConfigError(f"{spec.name} trains locally only (SageMaker has no built-in "
+                          "implicit-feedback ALS or item-kNN); use backend 'local'")
     if not settings.sagemaker_role_arn:
         raise ConfigError("the sagemaker backend needs FEATURESTORE_SAGEMAKER_ROLE_ARN "
                           "(an IAM role SageMaker can assume, with access to the S3 prefix)")
