@@ -8,7 +8,8 @@ auto-promoted, whatever production looks like (also for the first version of a m
   metrics carry the holdout figures): recall@10 must beat "most popular" in the new-items mode
   (``recall_at_10_new`` > ``popular_recall_at_10_new``) and "buy again" in the any-item mode
   (``recall_at_10_any`` > ``buy_again_recall_at_10_any``); an ``implicit`` version without
-  these figures is never promoted (nothing shows it beats them);
+  these figures is never promoted (nothing shows it beats them), nor an FM with neither them
+  nor an RMSE (a SageMaker-trained classifier: its metrics are SageMaker's, not the holdout's);
 * FM regressor (an export from before #29): held-out RMSE >= the item-mean baseline's RMSE
   (``baseline_rmse``, computed on the same test split by the trainer).
 
@@ -116,6 +117,8 @@ def baseline_failure(spec: ModelSpec, metrics: dict[str, Any]) -> str | None:
         return None
     if spec.kind == "implicit" or (spec.kind == "fm" and _HOLDOUT & set(metrics)):
         return _recommender_failure(metrics)
+    if spec.kind == "fm" and metrics.get("rmse") is None:
+        return _recommender_failure(metrics)  # a classifier without holdout figures
     if spec.kind == "fm":
         broken = _broken(metrics, "rmse", "baseline_rmse")
         if broken:

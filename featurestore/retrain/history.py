@@ -83,7 +83,7 @@ def history_shortfall(store: Store, spec: ModelSpec, holdout_days: int = 30,
 
         need = days_short(feature_dates(store), latest_data_date(store), HORIZON_DAYS)
         return HistoryShortfall(need, f"need {need} more days of history") if need else None
-    if spec.export in ("export_fm", "export_purchases"):
+    if spec.export in ("export_fm", "export_fm_classifier", "export_purchases"):
         days = sorted(store.partitions("transactions", "event_date"))
         if not days:
             return HistoryShortfall(None, "no retail transactions yet: run `featurestore "
@@ -93,7 +93,7 @@ def history_shortfall(store: Store, spec: ModelSpec, holdout_days: int = 30,
         span = (dt.date.fromisoformat(str(days[-1])) - dt.date.fromisoformat(str(days[0]))
                 ).days + 1
         need = min_history_days(holdout_days, validation_days) - span
-        if need > 0:
+        if need > 0 and spec.export != "export_fm":  # the seed's FM regressor: a random split
             return HistoryShortfall(need, f"need {need} more days of history (a "
                                           f"{holdout_days}-day holdout and a {validation_days}"
                                           "-day validation window)")

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from .fm import build_fm_matrix, export_fm
+from .fm import build_fm_matrix, export_fm, export_fm_classifier
 from .purchases import export_purchases, read_purchases_export
 from .pointintime import LABEL, TrainingSetResult, build_training_set, latest_data_date
 from .recordio import read_recordio_protobuf, write_recordio_protobuf
@@ -18,4 +18,5 @@ from .xgboost_export import ExportResult, export_xgboost
 
 __all__ = ["build_training_set", "TrainingSetResult", "export_xgboost", "ExportResult",
            "export_fm", "build_fm_matrix", "write_recordio_protobuf", "read_recordio_protobuf",
-           "latest_data_date", "LABEL", "export_purchases", "read_purchases_export"]
+           "latest_data_date", "LABEL", "export_purchases", "read_purchases_export",
+           "export_fm_classifier"]
