@@ -23,11 +23,13 @@ from .local import FactorizationMachine, TrainResult
 
 __all__ = ["train_fm_classifier", "FM_GRID", "FM_TUNE_GRID"]
 
-#: FM settings tried on the validation window (mini-batches larger than the SageMaker notebook's
-#: 1,000 so one fit takes seconds on 2 cores, docs/choices.md).
-FM_GRID: list[dict[str, Any]] = [{"lr": 0.02, "reg": r, "batch_size": 4096} for r in (1e-5, 1e-4)]
-FM_TUNE_GRID: list[dict[str, Any]] = [{"lr": lr, "reg": r, "batch_size": 4096}
-                                      for lr in (0.01, 0.02, 0.05) for r in (1e-6, 1e-5, 1e-4)]
+#: FM settings tried on the validation window: by default one (mini-batches of 4,096 and 4
+#: epochs instead of the SageMaker notebook's 1,000 and 20, so a fit on the whole data set
+#: takes tens of seconds on 2 cores, docs/choices.md); ``tune`` searches the larger grid.
+FM_GRID: list[dict[str, Any]] = [{"lr": 0.02, "reg": 1e-5, "batch_size": 4096, "epochs": 4}]
+FM_TUNE_GRID: list[dict[str, Any]] = [{"lr": lr, "reg": r, "batch_size": 4096, "epochs": e}
+                                      for lr in (0.01, 0.02, 0.05) for r in (1e-6, 1e-5, 1e-4)
+                                      for e in (4, 10)]
 
 
 def train_fm_classifier(export_url: str, meta: dict[str, Any], read: Any, *,
@@ -79,7 +81,8 @@ def train_fm_classifier(export_url: str, meta: dict[str, Any], read: Any, *,
 
     def fit(counts: sp.csr_matrix, params: dict[str, Any]) -> Fitted:
         X, y = classifier_rows(design, counts, negatives, seed)
-        fm = FactorizationMachine(num_factors, epochs, int(params["batch_size"]),
+        fm = FactorizationMachine(num_factors, int(params.get("epochs", epochs)),
+                                  int(params["batch_size"]),
                                   lr=float(params["lr"]), reg=float(params["reg"]), seed=seed,
                                   loss="logistic").fit(X, y)
         last["model"] = fm.to_bytes()

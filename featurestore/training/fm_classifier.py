@@ -92,7 +92,11 @@ def classifier_rows(design: FMDesign, bought: sp.csr_matrix, negatives: int = 4,
     rng = np.random.default_rng(seed)
     nc = np.repeat(pc, negatives)
     ni = rng.integers(0, len(design.items), size=len(nc))
-    keep = np.asarray(bought[nc, ni]).ravel() == 0
+    n_items = len(design.items)
+    keys = np.sort(pc.astype(np.int64) * n_items + pi)  # bought pairs, as one sorted key
+    drawn = nc.astype(np.int64) * n_items + ni
+    at = np.minimum(np.searchsorted(keys, drawn), max(len(keys) - 1, 0))
+    keep = keys[at] != drawn if len(keys) else np.ones(len(drawn), bool)
     nc, ni = nc[keep], ni[keep]
     customer = np.concatenate([pc, nc])
     item = np.concatenate([pi, ni])
