@@ -121,6 +121,16 @@ def train_recommender(purchases: Purchases, algorithm: str, *, holdout_days: int
     Returns:
         The run.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, "blas"):  # see docs/choices.md: threaded BLAS loses on 2 busy cores
+        return _train(purchases, algorithm, holdout_days, validation_days, tune, seed, k, grid,
+                      fit, refit)
+
+
+def _train(purchases: Purchases, algorithm: str, holdout_days: int, validation_days: int,
+           tune: bool, seed: int, k: int, grid: list[dict[str, Any]] | None,
+           fit: FitFn | None, refit: bool) -> RecommenderRun:
     started = time.perf_counter()
     plan: HoldoutPlan = plan_holdout(purchases.first_day, purchases.last_day, holdout_days,
                                      validation_days)
