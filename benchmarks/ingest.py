@@ -1,8 +1,11 @@
 """Ingest throughput against plain decompression of the same files, measured side by side.
 
     python benchmarks/ingest.py [--mb 400] [--workers 2] [--rounds 3] [--workdir ...]
-    python benchmarks/ingest.py --issue-drop     # issue #18's drop: 1 day, 48 files,
-                                                 # 500,000 customers, 20,000 products
+    python benchmarks/ingest.py --issue-drop     # issue #18/#27's drop: 1 day, 48 files,
+                                                 # 500,000 customers, 20,000 products,
+                                                 # 4.8 M sparse lines: ~5.8 GB, ~400 MB gzip
+    python benchmarks/ingest.py --issue-drop --wide-filler   # the same lines with wide
+                                                 # random filler: ~10.4 GB, ~2.7 GB gzip
 
 Generates a drop of at least ``--mb`` MB uncompressed (1,057 columns), then times in one run:
 serial ``gzip -d`` of every file (to /dev/null); ``--rounds`` rounds of serial ``igzip -d``
@@ -11,8 +14,15 @@ followed by ingest into an empty store on a running ``--workers``-process LocalC
 production shape: a long-lived cluster that each daily run connects to with ``--scheduler``,
 warmed by one earlier file per worker); and the whole ``featurestore ingest`` command, which
 also pays interpreter and cluster start-up (a constant, printed separately). Prints rows/s, MB/s
-of gzip per core, the ratio to ``igzip -d`` (median of the per-round ratios) and peak memory
-(sum of the per-process VmHWM of the client+scheduler and the workers).
+of gzip and of uncompressed text per core, the drop's gzip ratio (rows/s and raw MB/s do not
+depend on how well the filler compresses; the ratio to igzip does), the ratio to ``igzip -d``
+(median of the per-round ratios) and peak memory (sum of the per-process VmHWM of the
+client+scheduler and the workers).
+
+The filler density (the chance a filler field is non-empty) sets the drop's shape: issue #27's
+drop is a real feed's, ~25 non-empty fields of 1,057 a line (``--issue-drop`` uses
+``SPARSE_FILLER_DENSITY``); ``--wide-filler`` keeps the generator's default (0.2, random
+filler, ~4:1 gzip) as the second benchmark.
 
 Each round also times the whole command a user runs: ``featurestore ingest --scheduler`` on
 the running cluster and ``featurestore ingest --workers N`` starting its own, both into an
@@ -31,11 +41,14 @@ import sys
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from featurestore.generate import generate_weblog  # noqa: E402
+from featurestore.generate import (
+    DEFAULT_FILLER_DENSITY,
+    SPARSE_FILLER_DENSITY,
+    generate_weblog,
+)
 
 
 def _time(cmd: list[str], files: list[Path]) -> float:
@@ -60,6 +73,27 @@ def _igzip_in_process(files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def warm_workers(client, raw: Path, files: list[Path], work: Path) -> None:
+    """Steady state of a long-lived cluster: each worker ingests a full-size file first (a copy
+    of one per worker, into a scratch store), so a timed run does not pay first-use costs
+    (kernel loading, growing the decompression buffer, allocator)."""
+    from featurestore import Store, ingest_weblog
+
+    warm_raw, warm_store = work / "warm-raw", work / "warm-store"
+    shutil.rmtree(warm_raw, ignore_errors=True)
+    for f in files:
+        target = warm_raw / f.relative_to(raw)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+        for extra in ("manifest.json", "column_headers.tsv"):
+            if (f.parent / extra).exists():
+                shutil.copy2(f.parent / extra, target.parent / extra)
+    warm = ingest_weblog(str(warm_raw), Store(str(warm_store)), client=client)
+    assert warm.files_ingested == len(files), warm.to_dict()
+    shutil.rmtree(warm_store, ignore_errors=True)
+    shutil.rmtree(warm_raw, ignore_errors=True)
+
+
 def reset_peak_rss() -> None:
     """Start a new high-water mark for this process (Linux: write 5 to clear_refs)."""
     with open("/proc/self/clear_refs", "w") as f:
@@ -77,7 +111,8 @@ def peak_rss() -> int:
     return 0
 
 
-def _generate_issue_drop(raw: Path, rows: int, files: int = 48, chunks: int = 8) -> None:
+def _generate_issue_drop(raw: Path, rows: int, density: float, files: int = 48,
+                         chunks: int = 8) -> None:
     """One daily drop of ``files`` files and ``rows`` lines (1,057 columns, 500,000
     customers, 20,000 products), generated in ``chunks`` calls that share one header
     (``column_seed``) so the generator's memory stays bounded; the parts are renumbered into
@@ -94,7 +129,7 @@ def _generate_issue_drop(raw: Path, rows: int, files: int = 48, chunks: int = 8)
         shutil.rmtree(part_dir, ignore_errors=True)
         generate_weblog(str(part_dir), days=1, customers=500_000, products=20_000,
                         rows_per_day=rows, parts=files // chunks, seed=100 + k,
-                        bad_rows=0.0005, column_seed=7)
+                        bad_rows=0.0005, column_seed=7, filler_density=density)
         chunk_manifest = json.loads((part_dir / day / "manifest.json").read_text())
         for entry in chunk_manifest["files"]:
             name = f"hit_data-{len(manifest['files']):04d}.tsv.gz"
@@ -124,26 +159,38 @@ def main() -> None:
     ap.add_argument("--workdir", default=None,
                     help="default benchmarks/_work/ingest (ingest-issue-drop with --issue-drop)")
     ap.add_argument("--issue-drop", action="store_true",
-                    help="issue #18's drop shape: one day, 48 files, 500,000 customers, "
+                    help="issue #27's drop shape: one day, 48 files, 500,000 customers, "
                          "20,000 products, the rows of --mb MB at the issue's 1.25 KB a line "
-                         "(--mb 6000 unless given: 4.8 M rows)")
+                         "(--mb 6000 unless given: 4.8 M rows), sparse filler")
+    ap.add_argument("--wide-filler", action="store_true",
+                    help="with --issue-drop: the generator's default wide random filler "
+                         "(~2.1 KB lines, ~4:1 gzip) instead of a real feed's sparse one")
+    ap.add_argument("--filler-density", type=float, default=None,
+                    help="chance a filler field is non-empty (default: sparse for "
+                         "--issue-drop, else the generator's 0.2)")
     args = ap.parse_args()
     if args.issue_drop and "--mb" not in sys.argv:
         args.mb = 6000
+    if args.filler_density is None:
+        args.filler_density = (SPARSE_FILLER_DENSITY if args.issue_drop and not args.wide_filler
+                               else DEFAULT_FILLER_DENSITY)
+    shape = "" if args.filler_density == DEFAULT_FILLER_DENSITY else f"-d{args.filler_density:g}"
     args.workdir = args.workdir or str(ROOT / "benchmarks" / "_work" / (
-        "ingest-issue-drop" if args.issue_drop else "ingest"))
+        ("ingest-issue-drop" if args.issue_drop else "ingest") + shape))
     work = Path(args.workdir)
     raw = work / "raw"
     if not raw.exists():
         if args.issue_drop:
-            # The issue's row count (4.8 M); our generator's lines are ~2.1 KB, so the drop
-            # is ~10 GB uncompressed against the issue's 6 GB (its lines were ~1.25 KB).
-            _generate_issue_drop(raw, rows=int(args.mb * 1e6 / 1250))
+            # The issue's row count (4.8 M): ~1.2 KB sparse lines (~5.8 GB uncompressed,
+            # ~400 MB gzip, as the issue's), or ~2.1 KB wide ones (~10 GB, ~2.7 GB gzip).
+            _generate_issue_drop(raw, rows=int(args.mb * 1e6 / 1250),
+                                 density=args.filler_density)
         else:
-            rows_per_day = max(1000, int(args.mb * 1e6 / 2000 / 2))  # ~2.1 KB a line, 2 days
+            line = 2000 if args.filler_density >= DEFAULT_FILLER_DENSITY else 1200
+            rows_per_day = max(1000, int(args.mb * 1e6 / line / 2))  # 2 days
             generate_weblog(str(raw), days=2, customers=50_000, products=2_000,
                             rows_per_day=rows_per_day, parts=8, seed=1, bad_rows=0.0005,
-                            late_fraction=0.02)
+                            late_fraction=0.02, filler_density=args.filler_density)
     files = sorted(raw.rglob("*.tsv.gz"))
     gz_bytes = sum(f.stat().st_size for f in files)
     raw_bytes = 0
@@ -172,21 +219,7 @@ def main() -> None:
 
     # The cluster `featurestore ingest` starts (featurestore.cluster), kept running.
     with local_cluster(args.workers) as cluster, Client(cluster) as client:
-        # Steady state of a long-lived cluster: each worker has ingested a full-size file
-        # before (a copy of one per worker, into a scratch store), so the timed run does not
-        # pay first-use costs (kernel loading, growing the decompression buffer, allocator).
-        warm_raw = work / "warm-raw"
-        shutil.rmtree(warm_raw, ignore_errors=True)
-        for f in files[:args.workers]:
-            target = warm_raw / f.relative_to(raw)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-            for extra in ("manifest.json", "column_headers.tsv"):
-                if (f.parent / extra).exists():
-                    shutil.copy2(f.parent / extra, target.parent / extra)
-        warm = ingest_weblog(str(warm_raw), Store(str(work / "warm-store")), client=client)
-        assert warm.files_ingested == args.workers, warm.to_dict()
-        shutil.rmtree(work / "warm-store", ignore_errors=True)
+        warm_workers(client, raw, files[:args.workers], work)
         # Rounds of (igzip -d of every file, then ingest into an empty store): each ratio
         # compares runs made a few seconds apart, under the same background load.
         store = work / "store"
@@ -220,7 +253,9 @@ def main() -> None:
     noop_s = time.perf_counter() - start  # nothing new: start-up, discovery, ledger only
 
     print(f"drop: {len(files)} files, {gz_bytes / 1e6:.0f} MB gzip, {raw_bytes / 1e6:.0f} MB "
-          f"uncompressed, 1,057 columns, {report['lines']:,} lines")
+          f"uncompressed (gzip ratio {raw_bytes / gz_bytes:.1f}:1, filler density "
+          f"{args.filler_density:g}), 1,057 columns, {report['lines']:,} lines, "
+          f"{raw_bytes / report['lines']:,.0f} B a line")
     print(f"gzip -d  (serial)        {gzip_s:7.2f} s")
     print(f"{igzip_name:24} {igzip_s:7.2f} s")
     print(f"ingest, running cluster  {warm_s:7.2f} s  ({args.workers} workers)")
@@ -228,7 +263,8 @@ def main() -> None:
           f"~{noop_s:.2f} s: a re-run with nothing new)")
     print(f"whole command, --scheduler {statistics.median(cmd_runs):5.2f} s  (running cluster: "
           "ingest + materialization)")
-    print(f"rows/s                   {report['lines'] / warm_s:,.0f}")
+    print(f"rows/s                   {report['lines'] / warm_s:,.0f}  "
+          f"({report['lines'] / warm_s / args.workers:,.0f} per core)")
     print(f"gzip MB/s per core       {gz_bytes / 1e6 / warm_s / args.workers:.1f}  "
           f"(uncompressed {raw_bytes / 1e6 / warm_s / args.workers:.1f})")
     print(f"ratio ingest / igzip -d  {ratio:.2f}x running cluster (target <= 2x; median of "

@@ -37,6 +37,7 @@ from .storage import Store, options_for
 if TYPE_CHECKING:
     from distributed import Client
 
+    from .column_backfill import ColumnBackfillReport
     from .features.materialize import MaterializeReport
     from .job_records import JobView
     from .online import OnlineStoreProtocol
@@ -200,6 +201,45 @@ class FeatureStore:
                                                       accept_changed=accept_changed)
             mat = materialize_locked(store, client=client, repo=repo, settings=self.settings)
         return IngestResult(source, report, mat)
+
+    def backfill_columns(self, *, raw: str | None = None,
+                         raw_storage_options: dict[str, Any] | None = None
+                         ) -> ColumnBackfillReport:
+        """Fill the declared columns (SPEC §3a) that ingested events lack from the raw drops
+        the ledger recorded, exactly once (``featurestore backfill`` runs it first).
+
+        Args:
+            raw: where the drops are now (default: the URL the ledger recorded per file).
+            raw_storage_options: fsspec options for the raw files when they differ from the
+                store's.
+
+        Returns:
+            What was filled, what could not be, and from which date each column is complete.
+        """
+        from .column_backfill import ColumnBackfillReport, backfill_columns  # noqa: F811
+        from .features.daily import daily_plan
+
+        repo = self.repo
+        declared = repo.declared_columns()
+        if not declared:  # nothing to fill: no cluster
+            return ColumnBackfillReport()
+        daily = daily_plan(repo) if repo.tables_for("weblog") else None
+        with self.client() as client:
+            return backfill_columns(self.offline_store, declared, client=client, raw_root=raw,
+                                    raw_storage_options=raw_storage_options,
+                                    max_late_days=self.settings.max_late_days, daily=daily)
+
+    def declared_columns(self) -> dict[str, dict[str, Any]]:
+        """The weblog source's declared columns (SPEC §3a) with their completeness.
+
+        Returns:
+            Column -> ``{"type", "complete_from"}``; ``complete_from`` is None when every
+            event date has the column, else the first date from which it is complete (a
+            backfill found raw files gone for earlier dates).
+        """
+        from .column_backfill import column_completeness
+
+        return column_completeness(self.offline_store, self.repo.declared_columns())
 
     def materialize(self, *, start: dt.date | None = None, end: dt.date | None = None,
                     force: bool = False) -> MaterializeReport:

@@ -22,11 +22,33 @@ from isal import igzip
 
 from .sources.weblog import BAD_ROW_REASONS, DEFAULT_MAX_LATE_DAYS, WEBLOG_COLUMNS
 
-__all__ = ["GenerateReport", "generate_weblog"]
+__all__ = ["CLICKSTREAM_COLUMNS", "DEFAULT_FILLER_DENSITY", "SPARSE_FILLER_DENSITY",
+           "GenerateReport", "generate_weblog"]
+
+#: Drop columns given realistic values per hit (to declare in a repository, SPEC §3a): a
+#: marketing channel with nulls, an integer visit number, a float eVar with some bad values
+#: and a country per customer. Present in the header when ``columns`` is large enough (the
+#: default); drawn from a generator of their own, so every other byte is as before.
+CLICKSTREAM_COLUMNS = ("post_channel", "visit_num", "evar12", "geo_country")
+CHANNELS = ("Natural Search", "Paid Search", "Direct", "Email", "Social", "Display",
+            "Referring Domains")
+CHANNEL_P = (0.30, 0.20, 0.20, 0.10, 0.08, 0.07, 0.05)
+COUNTRIES = ("US", "GB", "DE", "FR", "NL", "CA", "AU", "JP")
+COUNTRY_P = (0.40, 0.15, 0.12, 0.10, 0.08, 0.07, 0.05, 0.03)
+#: Shares of hits with no channel, no evar12, and an evar12 that is not a number.
+CHANNEL_NULL_P = 0.15
+EVAR12_NULL_P = 0.30
+EVAR12_BAD_P = 0.01
+EVAR12_BAD = ("n/a", "12,50", "NaN?", "--")
 
 SITE = "https://shop.example.com"
 CATEGORIES = ("Shoes", "Bags", "Outdoor", "Kitchen", "Garden", "Toys", "Books", "Beauty")
 STATIC_PAGES = ("/", "/help", "/sale/", "/sale/winter", "/account", "/search?q=gift")
+
+#: The chance a filler field is non-empty: the default (~2.1 KB lines, ~4:1 gzip) and a real
+#: feed's sparseness (~25 non-empty fields of 1,057, ~1.25 KB lines, >10:1 gzip; issue #27).
+DEFAULT_FILLER_DENSITY = 0.2
+SPARSE_FILLER_DENSITY = 0.016
 
 # Per-customer daily probability of starting a buying intent, and the chance it ends in a buy.
 INTENT_START_P = 0.0005
@@ -58,7 +80,7 @@ def _filler_columns(rng: np.random.Generator, total: int) -> list[str]:
     names += [f"prop{i}" for i in range(1, 76)] + [f"post_prop{i}" for i in range(1, 76)]
     names += ["browser", "browser_height", "browser_width", "geo_city", "geo_country",
               "geo_region", "geo_zip", "user_agent", "ip", "visid_high", "visid_low",
-              "date_time", "ref_domain", "ref_type", "channel", "cookies", "os",
+              "date_time", "ref_domain", "ref_type", "post_channel", "cookies", "os",
               "post_pagename", "visit_num", "visit_page_num", "mobile_id", "language"]
     i = 0
     while len(names) < total - len(WEBLOG_COLUMNS):
@@ -67,8 +89,8 @@ def _filler_columns(rng: np.random.Generator, total: int) -> list[str]:
     return names[: total - len(WEBLOG_COLUMNS)]
 
 
-def _filler_value(rng: np.random.Generator, name: str) -> str:
-    if rng.random() < 0.8:
+def _filler_value(rng: np.random.Generator, name: str, density: float) -> str:
+    if rng.random() < 1.0 - density:  # (the default 0.2 draws as the generator always did)
         return ""
     if name.startswith("geo_country"):
         return str(rng.choice(["US", "GB", "DE", "FR", "NL"]))
@@ -194,8 +216,14 @@ def generate_weblog(
     storage_options: dict[str, Any] | None = None,
     compresslevel: int = 1,
     column_seed: int | None = None,
+    filler_density: float = DEFAULT_FILLER_DENSITY,
 ) -> GenerateReport:
     """Write ``days`` daily drops under ``raw_root`` and return what was written.
+
+    ``filler_density`` is the chance a filler field is non-empty: the default 0.2 writes
+    ~2.1 KB lines that gzip about 4:1; a real clickstream feed, most of whose 1,000+ columns
+    are empty on any one hit, is closer to :data:`SPARSE_FILLER_DENSITY` (~25 non-empty fields
+    a line, ~1.25 KB, over 10:1; issue #27's drop).
 
     ``column_seed`` draws the filler column names and each day's column order from a
     generator of their own, so calls with different ``seed`` and the same ``column_seed``
@@ -203,6 +231,8 @@ def generate_weblog(
     """
     if columns < len(WEBLOG_COLUMNS) + 1:
         raise ValueError(f"columns must be more than {len(WEBLOG_COLUMNS)}")
+    if not 0.0 <= filler_density <= 1.0:
+        raise ValueError(f"filler_density must be within 0..1, not {filler_density}")
     rng = np.random.default_rng(seed)
     fs, root = fsspec.core.url_to_fs(raw_root, **(storage_options or {}))
     customer_ids = [f"C{i:06d}" for i in range(customers)]
@@ -214,6 +244,9 @@ def generate_weblog(
     crng = rng if column_seed is None else np.random.default_rng(column_seed)
     filler = _filler_columns(crng, columns)
     intent: dict = {}
+    # the clickstream columns' values: a generator of their own (the rest stays as it was)
+    vrng = np.random.default_rng([seed, 26])
+    country_of = vrng.choice(len(COUNTRIES), size=customers, p=COUNTRY_P)
 
     day_rows: list[list[list[str]]] = []
     late_rows: list[list[list[str]]] = []
@@ -252,10 +285,12 @@ def generate_weblog(
         order = list(WEBLOG_COLUMNS) + day_filler
         order = [order[i] for i in crng.permutation(len(order))]
         named_pos = {name: order.index(name) for name in WEBLOG_COLUMNS}
-        segments = _segments(rng, order, named_pos)
-        lines = [_assemble(r, segments, rng) for r in rows]
-        for reason, row in bad_lines:
-            line = _assemble(row, segments, rng)
+        segments = _with_slots(_segments(rng, order, named_pos, filler_density), order,
+                               named_pos)
+        extra = _clickstream(vrng, rows + [row for _, row in bad_lines], country_of)
+        lines = [_assemble(r, segments, rng, e) for r, e in zip(rows, extra)]
+        for (reason, row), e in zip(bad_lines, extra[len(rows):], strict=True):
+            line = _assemble(row, segments, rng, e)
             if reason == "field_count":
                 line = line.rsplit("\t", 3)[0]  # three fields short
             lines.insert(int(rng.integers(len(lines) + 1)), line)
@@ -281,31 +316,93 @@ def generate_weblog(
                           bad=total_bad, late=total_late, columns=columns)
 
 
-def _segments(rng, order: list[str], named_pos: dict[str, int], variants: int = 32):
+def _segments(rng, order: list[str], named_pos: dict[str, int], density: float,
+              variants: int = 32):
     """Filler text between the named columns: ``variants`` random versions of each segment."""
     cuts = sorted((pos, name) for name, pos in named_pos.items())
     segments = []
     prev = 0
     for pos, name in cuts:
         cols = order[prev:pos]
-        segments.append(([_join_filler(rng, cols) for _ in range(variants)], name))
+        segments.append(([_join_filler(rng, cols, density) for _ in range(variants)], name))
         prev = pos + 1
-    segments.append(([_join_filler(rng, order[prev:]) for _ in range(variants)], None))
+    segments.append(([_join_filler(rng, order[prev:], density) for _ in range(variants)], None))
     return segments
 
 
-def _join_filler(rng, cols: list[str]) -> str | None:
+def _join_filler(rng, cols: list[str], density: float) -> str | None:
     """One segment's filler fields joined by tabs (None for a segment of no columns)."""
-    return "\t".join(_filler_value(rng, c) for c in cols) if cols else None
+    return "\t".join(_filler_value(rng, c, density) for c in cols) if cols else None
 
 
-def _assemble(row: list[str], segments, rng) -> str:
+def _assemble(row: list[str], segments, rng, extra: dict[str, str] | None = None) -> str:
     named = dict(zip(WEBLOG_COLUMNS, row))
     v = int(rng.integers(len(segments[0][0])))
     fields: list[str] = []
     for variants, name in segments:
         if variants[v] is not None:
-            fields.append(variants[v])
+            variant = variants[v]
+            if extra and not isinstance(variant, str):  # pieces around clickstream columns
+                variant = "".join(p if i % 2 == 0 else extra[p] for i, p in enumerate(variant))
+            elif not isinstance(variant, str):
+                variant = "".join(p if i % 2 == 0 else "" for i, p in enumerate(variant))
+            fields.append(variant)
         if name is not None:
             fields.append(named[name])
     return "\t".join(fields)
+
+
+def _with_slots(segments, order: list[str], named_pos: dict[str, int]):
+    """The segments with each clickstream column's filler value cut out of every variant:
+    a variant becomes ``[text, column, text, ...]`` (odd items are the columns to fill), so
+    the values the main generator drew for everything else stay as they were."""
+    cuts = sorted(named_pos.values())
+    bounds = list(zip([0] + [c + 1 for c in cuts], cuts + [len(order)], strict=True))
+    out = []
+    for (variants, name), (lo, hi) in zip(segments, bounds, strict=True):
+        cols = order[lo:hi]
+        slots = [i for i, c in enumerate(cols) if c in CLICKSTREAM_COLUMNS]
+        if not slots:
+            out.append((variants, name))
+            continue
+        cut = []
+        for variant in variants:
+            pieces, text = [], ""
+            for i, value in enumerate(variant.split("\t")):
+                text += "\t" if i else ""
+                if i in slots:
+                    pieces += [text, cols[i]]
+                    text = ""
+                else:
+                    text += value
+            cut.append(pieces + [text])
+        out.append((cut, name))
+    return out
+
+
+def _clickstream(vrng: np.random.Generator, rows: list, country_of: np.ndarray
+                 ) -> list[dict[str, str]]:
+    """Per row, the clickstream columns' fields (empty = null; some evar12 not numbers)."""
+    n = len(rows)
+    channel = vrng.choice(len(CHANNELS), size=n, p=CHANNEL_P)
+    no_channel = vrng.random(n) < CHANNEL_NULL_P
+    visit = vrng.geometric(0.35, size=n) + vrng.poisson(2.0, size=n)  # 1, 2, ... (a long tail)
+    evar = np.round(vrng.lognormal(3.0, 1.0, size=n), 2)
+    draw = vrng.random(n)
+    bad = vrng.integers(len(EVAR12_BAD), size=n)
+    anon_country = vrng.choice(len(COUNTRIES), size=n, p=COUNTRY_P)
+    out = []
+    for i, row in enumerate(rows):
+        cust = row[1] if isinstance(row, list) else ""
+        c = country_of[int(cust[1:])] if cust[1:].isdigit() and int(cust[1:]) < len(
+            country_of) else anon_country[i]
+        if draw[i] < EVAR12_NULL_P:
+            ev = ""
+        elif draw[i] < EVAR12_NULL_P + EVAR12_BAD_P:
+            ev = EVAR12_BAD[bad[i]]
+        else:
+            ev = f"{evar[i]:.2f}"
+        out.append({"post_channel": "" if no_channel[i] else CHANNELS[channel[i]],
+                    "visit_num": str(int(visit[i])), "evar12": ev,
+                    "geo_country": COUNTRIES[c]})
+    return out

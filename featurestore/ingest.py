@@ -135,6 +135,14 @@ class IngestReport:
     bad_folders: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: drops with missing files or placeholders (their ``_status.json`` says so)
     incomplete_drops: list[str] = dataclasses.field(default_factory=list)
+    #: declared column (SPEC §3a) -> values of landed hits that did not parse as its type
+    #: (stored as null); every declared column is listed, 0 when none was bad
+    column_bad_values: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: declared columns a drop's column_headers.tsv lacks (null for that drop):
+    #: ``{"drop", "column", "files"}``
+    columns_missing: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: drop -> declared column -> bad values of the drop's files this run (only non-zero)
+    column_bad_by_drop: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -182,6 +190,20 @@ class IngestReport:
         for reason, n in result["bad"].items():
             self.quarantined_by_reason[reason] += n
         self.event_dates = sorted(set(self.event_dates) | set(result["event_dates"]))
+        drop = result["file"].rsplit("/", 2)[-2]
+        for column, n in result.get("columns_bad", {}).items():
+            self.column_bad_values[column] = self.column_bad_values.get(column, 0) + n
+            if n:
+                by = self.column_bad_by_drop.setdefault(drop, {})
+                by[column] = by.get(column, 0) + n
+        for column in result.get("columns_missing", []):
+            entry = next((m for m in self.columns_missing
+                          if (m["drop"], m["column"]) == (drop, column)), None)
+            if entry is None:
+                entry = {"drop": drop, "column": column, "files": 0}
+                self.columns_missing.append(entry)
+                self.columns_missing.sort(key=lambda m: (m["drop"], m["column"]))
+            entry["files"] += 1
 
 
 def _md5_of(url: str, raw_options: dict[str, Any]) -> str:
@@ -227,7 +249,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
                 same_size: dict[str, str] | None = None,
                 replaces: dict[str, Any] | None = None,
                 max_late_days: int = DEFAULT_MAX_LATE_DAYS,
-                daily: DailyPlan | None = None) -> dict[str, Any]:
+                daily: DailyPlan | None = None,
+                declared: dict[str, str] | None = None) -> dict[str, Any]:
     """Ingest one file (runs on a worker). Never raises for a bad file: returns its status.
 
     Args:
@@ -241,6 +264,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
             quarantined as ``too_old``.
         daily: the daily columns of the store's repository: the file's partial daily
             aggregates of each date are written beside its events (None: none are).
+        declared: the weblog source's declared columns (name -> type, SPEC §3a): kept in
+            the events and in the table the partials are built from, typed.
 
     Returns:
         The ledger record written, or ``{"status": "rejected", "file", "reason"}``.
@@ -255,7 +280,7 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
                 store.write_json(record, LEDGER, raw.drop_date.isoformat(), f"{raw.name}.json")
                 _write_marker(store, raw, md5)
                 return record
-        parsed = parse_file(raw, compressed, max_late_days)
+        parsed = parse_file(raw, compressed, max_late_days, declared)
     except RejectedFileError as exc:
         return {"status": "rejected", "file": exc.path, "reason": exc.reason}
     events = parsed.events
@@ -263,7 +288,7 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     date_index = events.column("event_date").to_numpy()
     # Written with fastparquet (issue 3), footer keys from the store's one set of column
     # types (string ids, int64 time), so every BI reader sees what the other tables have.
-    body = conform(events.drop_columns(["event_date"]))
+    body = conform(events.drop_columns(["event_date"]), nullable=declared or ())
     footer = footer_metadata(body.schema)
     frame = to_pandas(body)
     for day in sorted(dates):
@@ -297,6 +322,10 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     }
     if daily is not None:  # what its partials were built for (they commit with this record)
         result["partials"] = partials_fingerprint(daily)
+    if declared:  # only then: records of stores without declared columns stay as they were
+        result["columns"] = list(declared)
+        result["columns_bad"] = parsed.column_bad
+        result["columns_missing"] = parsed.columns_missing
     drop, key = raw.drop_date.isoformat(), raw.ledger_key
     if replaces is not None:
         _remove_old_outputs(store, raw, replaces, result)
@@ -487,6 +516,11 @@ def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -
     def empty() -> dict[str, list]:
         return {"missing": [], "placeholders": [], "changed": [], "rejected": []}
 
+    # declared columns (SPEC §3a) a drop lacks: the drop is complete, the column null there
+    columns_missing: dict[str, list[str]] = {}
+    for item in report.columns_missing:
+        columns_missing.setdefault(item["drop"], []).append(item["column"])
+
     def note(kind: str, url: str, reason: str | None = None) -> None:
         drop, name = url.rsplit("/", 2)[-2:]
         per_drop.setdefault(drop, empty())[kind].append(
@@ -498,7 +532,8 @@ def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -
             note(kind, item["file"])
     for item in report.rejected:
         note("rejected", item["file"], item["reason"])
-    for drop in sorted((set(per_drop) | listed) & found_drops):
+    with_columns = set(columns_missing) | set(report.column_bad_by_drop)
+    for drop in sorted((set(per_drop) | listed | with_columns) & found_drops):
         lists = per_drop.get(drop, empty())
         status = {"drop": drop, "complete": not (lists["missing"] or lists["placeholders"]),
                   **{k: sorted(v, key=lambda item: item["file"] if k == "rejected" else item)
@@ -506,6 +541,16 @@ def _write_statuses(store: Store, report: IngestReport, found_drops: set[str]) -
         if not status["complete"]:
             report.incomplete_drops.append(drop)
         previous = drop_status(store, drop) if drop in listed else None
+        # kept from the run that ingested the drop's files (a later run reads no header)
+        missing_columns = sorted(set(columns_missing.get(drop, []))
+                                 | set((previous or {}).get("columns_missing", [])))
+        if missing_columns:
+            status["columns_missing"] = missing_columns
+        bad_values = dict((previous or {}).get("column_bad_values", {}))
+        for column, n in report.column_bad_by_drop.get(drop, {}).items():
+            bad_values[column] = bad_values.get(column, 0) + n
+        if bad_values:
+            status["column_bad_values"] = dict(sorted(bad_values.items()))
         if previous is None or {k: v for k, v in previous.items() if k != "checked_at"} != status:
             store.write_json({**status, "checked_at": dt.datetime.now(dt.UTC).isoformat()},
                              LEDGER, drop, STATUS)
@@ -643,11 +688,13 @@ def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any]
     """One Dask task per file; every result goes into ``report``. Returns the results."""
     repo = repo if repo is not None else repo_for_ingest(store, None)
     daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
+    declared = repo.declared_columns() if repo is not None else {}
+    report.column_bad_values = {c: report.column_bad_values.get(c, 0) for c in declared}
     # no barrier: workers without our preload (a cluster started elsewhere) start loading the
     # kernels now, in the background, while the tasks are submitted
     c.run(start_warm_up)
     futures = [c.submit(_ingest_one, store, raw, raw_options, same, old, max_late_days, daily,
-                        pure=False)
+                        declared or None, pure=False)
                for raw, same, old in tasks]
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _progress_bar(len(futures)) if show else None

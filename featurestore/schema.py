@@ -38,7 +38,7 @@ DATE_TYPE = pa.date32()
 PARTITION_KEYS: dict[str, pa.DataType] = {"as_of": DATE_TYPE, "event_date": DATE_TYPE,
                                           "model": ID_TYPE}
 
-_INT_NULLABLE = {"Int64", "Int32", "Int16", "Int8"}
+_INT_NULLABLE = {"Int64", "Int32", "Int16", "Int8", "boolean"}
 
 
 def partition_schema(*keys: str) -> pa.Schema:
@@ -99,8 +99,8 @@ def _pandas_column(field: pa.Field, nullable: bool) -> dict[str, Any]:
         kind, numpy = "int64", "Int64" if nullable else "int64"
     elif pa.types.is_floating(t):
         kind, numpy = "float64", "float64"
-    elif pa.types.is_boolean(t):
-        kind, numpy = "bool", "bool"
+    elif pa.types.is_boolean(t):  # nullable: pandas' "boolean" (a declared bool column)
+        kind, numpy = "bool", "boolean" if nullable else "bool"
     elif pa.types.is_date(t):
         kind, numpy = "date", "object"
     elif pa.types.is_timestamp(t):
@@ -133,7 +133,7 @@ def conform(table: pa.Table, nullable: Iterable[str] = ()) -> pa.Table:
         target = _target(field.type)
         if target != field.type:
             column = column.cast(target)
-        if pa.types.is_integer(target) and column.null_count:
+        if (pa.types.is_integer(target) or pa.types.is_boolean(target)) and column.null_count:
             can_be_null.add(field.name)
         fields.append(pa.field(field.name, target, nullable=True))
         columns.append(column)
@@ -174,6 +174,9 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     df = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
                                        pa.large_string(): pd.StringDtype()}.get)
     for name in nullable:
-        if name in df.columns and df[name].dtype != "Int64":
-            df[name] = df[name].astype("Int64")
+        if name not in df.columns:
+            continue
+        target = "boolean" if pa.types.is_boolean(table.schema.field(name).type) else "Int64"
+        if df[name].dtype != target:
+            df[name] = df[name].astype(target)
     return df

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from ..generate import generate_weblog
+from ..generate import DEFAULT_FILLER_DENSITY, SPARSE_FILLER_DENSITY, generate_weblog
 from ..storage import parse_storage_options
 from ._common import add_json_option, print_json
 
@@ -29,10 +29,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--late-fraction", type=float, default=0.0, metavar="F",
                    help="fraction of each day's hits delivered in the next day's drop")
     p.add_argument("--columns", type=int, default=1_057, help="columns per drop (1,000+)")
+    p.add_argument("--filler-density", type=_fraction, default=DEFAULT_FILLER_DENSITY,
+                   metavar="F", help="chance a filler field is non-empty (default 0.2; a real "
+                   f"feed's sparse hits: {SPARSE_FILLER_DENSITY})")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", default=[],
                    help="fsspec option for RAW_ROOT, repeatable")
     add_json_option(p)
     p.set_defaults(handler=run)
+
+
+def _fraction(text: str) -> float:
+    """A number within 0..1 (argparse type: a usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number within 0..1")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         rows_per_day=args.rows_per_day, parts=args.parts, start=args.start, seed=args.seed,
         bad_rows=args.bad_rows, late_fraction=args.late_fraction, columns=args.columns,
         storage_options=parse_storage_options(args.storage_option),
+        filler_density=args.filler_density,
     )
     if args.json:
         print_json(report.to_dict())

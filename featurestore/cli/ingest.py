@@ -99,6 +99,12 @@ def emit_report(report: IngestReport, as_json: bool) -> None:
               f"{report.rows_ingested} rows, {report.rows_quarantined} quarantined"
               f"{_reasons(report.quarantined_by_reason)}, {report.rows_excluded} excluded; "
               f"{report.seconds:.1f} s")
+        if report.column_bad_values:  # declared columns (SPEC §3a): values stored as null
+            print("declared columns, bad values (stored as null): " + ", ".join(
+                f"{c} {n}" for c, n in report.column_bad_values.items()))
+        for m in report.columns_missing:
+            print(f"declared column {m['column']} is not in drop {m['drop']}'s "
+                  f"column_headers.tsv: null for that drop ({m['files']} file(s))")
     for line in report.problems():
         print(line, file=sys.stderr)
     for d in report.duplicates:

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    infos = feature_store_from(args, "read").tables()
+    fs = feature_store_from(args, "read")
+    infos = fs.tables()
     if args.json:
         print_json([t.to_dict() for t in infos])
         return 0
@@ -28,4 +29,20 @@ def run(args: argparse.Namespace) -> int:
               f"written {t.last_written}")
         for col, dtype in t.features.items():
             print(f"    {col:<34} {dtype}")
+    _print_declared(fs.declared_columns())
     return 0
+
+
+def _print_declared(columns: dict) -> None:
+    """The events table's declared columns (SPEC §3a) and from which date each is complete."""
+    if not columns:
+        return
+    print("events  declared columns")
+    for col, info in columns.items():
+        if info.get("pending"):
+            since = "not yet in the events ingested before it was declared: run featurestore backfill"
+        elif info["complete_from"]:
+            since = f"complete from {info['complete_from']} (raw files of earlier dates gone)"
+        else:
+            since = "complete"
+        print(f"    {col:<34} {info['type']:<7} {since}")

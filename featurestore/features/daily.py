@@ -37,6 +37,8 @@ __all__ = [
     "DAILY_CUSTOMER_PRODUCT",
     "DailyPlan",
     "aggregate_events",
+    "aggregate_tables",
+    "first_seen_codes",
     "compute_daily",
     "daily_plan",
     "read_daily",
@@ -110,13 +112,40 @@ def daily_plan(repo: FeatureRepo) -> DailyPlan:
                      _uniq_sums(cp_sums), _uniq(recency))
 
 
-def _mask(events: pa.Table, f: Filter) -> np.ndarray:
-    """Which hits match ``f`` (all given conditions), with Arrow's string kernels."""
+class _EventIds:
+    """The hits' comma-separated event lists, split once: every ``event_id`` filter of a day
+    compares whole items (one split instead of a regex scan per filter)."""
+
+    def __init__(self, events: pa.Table) -> None:
+        lists = events.column("post_event_list")
+        if isinstance(lists, pa.ChunkedArray):
+            lists = lists.combine_chunks()
+        split = pc.split_pattern(lists, ",")
+        self.items = pc.list_flatten(split)
+        self.rows = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
+        self.size = events.num_rows
+
+    def having(self, event_id: str) -> np.ndarray:
+        """Which hits' lists hold ``event_id`` as a whole item."""
+        mask = np.zeros(self.size, dtype=bool)
+        mask[self.rows[_bools(pc.equal(self.items, event_id))]] = True
+        return mask
+
+
+def _mask(events: pa.Table, f: Filter, event_ids: _EventIds | None = None) -> np.ndarray:
+    """Which hits match ``f`` (all given conditions), with Arrow's string kernels.
+
+    Args:
+        events: the hits.
+        f: the filter.
+        event_ids: the hits' event lists split once (built here when None).
+
+    Returns:
+        A boolean per hit.
+    """
     mask = np.ones(events.num_rows, dtype=bool)
     if f.event_id is not None:  # the id as a whole item of the comma-separated list
-        found = pc.match_substring_regex(events.column("post_event_list"),
-                                         f"(^|,){re.escape(f.event_id)}(,|$)")
-        mask &= _bools(found)
+        mask &= (event_ids or _EventIds(events)).having(f.event_id)
     if f.page_event is not None:
         mask &= _bools(pc.equal(events.column("post_page_event"), f.page_event))
     if f.url_path_prefix is not None:
@@ -168,7 +197,8 @@ def _products(events: pa.Table, needed: np.ndarray) -> dict[str, object]:
     }
 
 
-def sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
+def sum_by(table: pa.Table, keys: list[str],
+           codes: dict[str, tuple[pa.Array, np.ndarray]] | None = None) -> pa.Table:
     """Per-key sums of every other column, sorted by the keys (strings by code point, as
     pandas sorts them), columns in ``table``'s order. Rows are added in input order, so a
     float sum has the same bits on every run.
@@ -180,12 +210,16 @@ def sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
     Args:
         table: the keys and the columns to sum.
         keys: the key columns.
+        codes: per key, its :func:`~.pairs.sorted_codes` when the caller has them (one
+            encoding shared by several sums of the same ids). With one key, the distinct
+            values may be a superset: every one of them gets a row (zero sums), so sums over
+            a subset of rows come out aligned with the whole set.
 
     Returns:
         One row per distinct key, sorted.
     """
     values = [c for c in table.column_names if c not in keys]
-    fast = _sum_by_codes(table, keys, values)
+    fast = _sum_by_codes(table, keys, values, codes or {})
     if fast is not None:
         return fast
     if not values:
@@ -201,7 +235,9 @@ def sum_by(table: pa.Table, keys: list[str]) -> pa.Table:
 _EXACT = 2 ** 53  # float64 adds integers exactly below this
 
 
-def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str]) -> pa.Table | None:
+def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str],
+                  codes: dict[str, tuple[pa.Array, np.ndarray]] | None = None
+                  ) -> pa.Table | None:
     """:func:`sum_by` by sorted dictionary codes and ``numpy.bincount``, or None when the
     table is outside what it handles (empty, nulls, other types, more than two keys, integer
     sums that float64 could round)."""
@@ -220,7 +256,9 @@ def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str]) -> pa.Tab
         arrays[c] = column.to_numpy()
         if column.type == pa.int64() and np.abs(arrays[c]).sum(dtype=np.float64) >= _EXACT:
             return None
-    distinct, codes = zip(*(sorted_codes(table.column(k)) for k in keys), strict=True)
+    given = codes or {}
+    distinct, codes = zip(*(given.get(k) or sorted_codes(table.column(k)) for k in keys),
+                          strict=True)
     if len(keys) == 1:
         group, groups, out_keys = codes[0], len(distinct[0]), [distinct[0]]
     else:
@@ -277,13 +315,34 @@ def aggregate_events(ev: pd.DataFrame | pa.Table, plan: DailyPlan
     Returns:
         (customer frame, customer x product frame), as :func:`compute_daily` describes.
     """
+    customer, cp = aggregate_tables(ev, plan)
+    return _to_pandas(customer), _to_pandas(cp)
+
+
+def aggregate_tables(ev: pd.DataFrame | pa.Table, plan: DailyPlan, *, sort: bool = True
+                     ) -> tuple[pa.Table, pa.Table]:
+    """:func:`aggregate_events` as Arrow tables, optionally in first-seen key order.
+
+    Args:
+        ev: the hits, as for :func:`aggregate_events`.
+        plan: the daily columns to compute.
+        sort: rows sorted by key; False: in the order the keys first occur in ``ev``, which
+            saves sorting the ids when the rows are summed again anyway (an ingest task's
+            partials: :func:`.partials.combine_partials` sorts). The sums are the same bits
+            either way: each key's rows are added in input order.
+
+    Returns:
+        (customer table, customer x product table).
+    """
     table = ev if isinstance(ev, pa.Table) else pa.Table.from_pandas(
         ev[_EVENT_COLUMNS], preserve_index=False)
     table = table.select(_EVENT_COLUMNS)
     if table.column("customer_id").null_count:
         table = table.filter(pc.is_valid(table.column("customer_id")))
     table = table.combine_chunks()
-    masks = {f.key: _mask(table, f) for f in plan.filters}
+    event_ids = (_EventIds(table) if any(f.event_id is not None for f in plan.filters)
+                 else None)
+    masks = {f.key: _mask(table, f, event_ids) for f in plan.filters}
     masks["all"] = np.ones(table.num_rows, dtype=bool)
     need_products = np.zeros(table.num_rows, dtype=bool)
     for f in (*plan.pair_filters, *plan.cp_pair_filters, *(f for _, f in plan.sums),
@@ -292,15 +351,25 @@ def aggregate_events(ev: pd.DataFrame | pa.Table, plan: DailyPlan
     prod = _products(table, need_products)
     cust_id = table.column("customer_id").combine_chunks()
     pair_cust = cust_id.take(pa.array(prod["row"]))
+    # the customer ids encoded once, for the hit, pair and customer x product sums
+    encode = sorted_codes if sort else first_seen_codes
+    customers, cust_codes = encode(cust_id) if len(cust_id) else (None, None)
+    shared = {"customer_id": (customers, cust_codes)} if customers is not None else {}
     customer = sum_by(pa.table({"customer_id": cust_id, **{
         f"hits_{f.key}": masks[f.key].astype("int64") for f in plan.hit_filters}}),
-        ["customer_id"])
-    # Per-customer sums over products (every customer with a pair has a hit: a left join)
+        ["customer_id"], shared)
+    pair_codes = ({"customer_id": (customers, cust_codes[prod["row"]])} if shared else {})
+    # Per-customer sums over products (every customer with a pair has a hit: with the shared
+    # encoding the pair sums come out one row per customer, in the customer table's order)
     pcols = _product_columns(masks, prod, plan.pair_filters, plan.sums)
     if pcols:
-        psum = sum_by(pa.table({"customer_id": pair_cust, **pcols}), ["customer_id"])
-        where = pc.index_in(psum.column("customer_id"),
-                            value_set=customer.column("customer_id")).to_numpy()
+        psum = sum_by(pa.table({"customer_id": pair_cust, **pcols}), ["customer_id"],
+                      pair_codes)
+        if psum.num_rows == customer.num_rows:
+            where = np.arange(customer.num_rows)
+        else:  # Arrow's path (no shared encoding): only the customers with pairs
+            where = pc.index_in(psum.column("customer_id"),
+                                value_set=customer.column("customer_id")).to_numpy()
         for c, values in pcols.items():
             column = np.zeros(customer.num_rows, dtype=values.dtype)
             column[where] = psum.column(c).to_numpy()
@@ -311,11 +380,25 @@ def aggregate_events(ev: pd.DataFrame | pa.Table, plan: DailyPlan
     for f in (*plan.cp_pair_filters, *(f for _, f in plan.cp_sums)):
         match |= masks[f.key][prod["row"]]
     keep = pa.array(match)
+    cp_shared = ({"customer_id": (customers, cust_codes[prod["row"][match]])} if shared
+                 else {})
+    cp_products = prod["product_id"].filter(keep)
+    if shared and not sort and len(cp_products) and not cp_products.null_count:
+        cp_shared["product_id"] = first_seen_codes(cp_products)
     cp = sum_by(pa.table({"customer_id": pair_cust.filter(keep),
-                           "product_id": prod["product_id"].filter(keep),
+                           "product_id": cp_products,
                            **{c: v[match] for c, v in cp_cols.items()}}),
-                 ["customer_id", "product_id"])
-    return _to_pandas(customer), _to_pandas(cp)
+                 ["customer_id", "product_id"], cp_shared)
+    return customer, cp
+
+
+def first_seen_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """As :func:`~.pairs.sorted_codes`, with the distinct values in first-seen order (a hash
+    encoding, no sort)."""
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return encoded.dictionary, encoded.indices.to_numpy().astype(np.int64)
 
 
 def _to_pandas(table) -> pd.DataFrame:

@@ -14,15 +14,24 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from .._exceptions import ConfigError
 
 __all__ = [
+    "COLUMN_TYPES",
     "DEFAULT_REPO",
     "Feature",
     "FeatureRepo",
@@ -97,9 +106,23 @@ class TableDef(_Strict):
     features: dict[str, Feature] = Field(min_length=1)
 
 
+#: The types a declared column may have (SPEC §3a): string, int (int64), float (float64), bool.
+COLUMN_TYPES = ("string", "int", "float", "bool")
+#: Names a declared column may not take: the seven SPEC §1 columns and the store's own
+#: columns of ``events`` and of the feature engine (a declared one would shadow them).
+RESERVED_COLUMNS = frozenset({
+    "hit_time_gmt", "customer_id", "page_url", "post_page_event", "post_event_list",
+    "post_product_list", "exclude_hit", "event_date", "as_of", "product_id", "price",
+    "quantity"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
 class Source(_Strict):
     kind: str = Field(description="weblog, retail, or the dotted class path of a Source")
     table: str
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="weblog: drop columns kept besides the seven of SPEC §1, name -> type")
 
     @model_validator(mode="after")
     def _known(self) -> Source:
@@ -109,6 +132,15 @@ class Source(_Strict):
             raise ValueError(f"kind: unknown source kind {self.kind!r}; use one of "
                              f"{', '.join(SOURCE_CLASS_FOR_TYPE)} or a dotted class path")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+        # a source without declared columns dumps as before: fingerprints of existing
+        # repositories (and the stores that recorded them) do not change
+        out = handler(self)
+        if isinstance(out, dict) and not out.get("columns"):
+            out.pop("columns", None)
+        return out
 
 
 class Entity(_Strict):
@@ -145,11 +177,46 @@ class FeatureRepo(_Strict):
                 _check_feature(f"{where}.features.{fname}", f, kind, keys)
         return self
 
+    @model_validator(mode="after")
+    def _declared(self) -> FeatureRepo:
+        # here, not on Source: the error names the whole key (sources.<name>.columns.<col>)
+        for sname, source in self.sources.items():
+            where = f"sources.{sname}.columns"
+            if source.columns and source.kind != "weblog":
+                raise ValueError(f"{where}: only a weblog source declares columns, not a "
+                                 f"{source.kind} one")
+            for name, kind in source.columns.items():
+                if not isinstance(name, str) or not _IDENTIFIER.match(name):
+                    raise ValueError(f"{where}.{name}: a column name is letters, digits and _ "
+                                     "(not starting with a digit, at most 128 characters)")
+                if name in RESERVED_COLUMNS:
+                    raise ValueError(f"{where}.{name}: {name!r} is a column the store already "
+                                     "has (SPEC §1 or events); declare only other drop columns")
+                if kind not in COLUMN_TYPES:
+                    raise ValueError(f"{where}.{name}: unknown type {kind!r}; use one of "
+                                     f"{', '.join(COLUMN_TYPES)}")
+        return self
+
     def source_kind(self, table: str) -> str:
         return self.sources[self.tables[table].source].kind
 
     def keys(self, table: str) -> list[str]:
         return list(self.entities[self.tables[table].entity].keys)
+
+    def declared_columns(self, source: str | None = None) -> dict[str, str]:
+        """The columns a weblog source keeps besides the seven of SPEC §1, in declared order.
+
+        Args:
+            source: a source name; None: the repository's first ``weblog`` source.
+
+        Returns:
+            Column name -> type (``string``, ``int``, ``float``, ``bool``); empty when none.
+        """
+        if source is None:
+            source = next((n for n, s in self.sources.items() if s.kind == "weblog"), None)
+        if source is None or source not in self.sources:
+            return {}
+        return dict(self.sources[source].columns)
 
     def tables_for(self, kind: str) -> dict[str, TableDef]:
         return {n: t for n, t in self.tables.items() if self.sources[t.source].kind == kind}

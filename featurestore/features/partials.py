@@ -32,7 +32,7 @@ from ..events_compaction import live_file_ids
 from ..layout import PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT
 from ..storage import Store
 from ._io import read_ipc, write_ipc
-from .daily import DailyPlan, _to_pandas, aggregate_events, sum_by
+from .daily import DailyPlan, _to_pandas, aggregate_tables, sum_by
 from .definitions import FeatureRepo, load_feature_repo, parse_feature_repo
 
 __all__ = ["PARTIALS_FORMAT", "combine_partials", "partials_fingerprint", "remove_partials",
@@ -73,8 +73,11 @@ def write_partials(store: Store, plan: DailyPlan, day: dt.date, file_id: str,
             are left out).
     """
     name = layout.partial_name(file_id, partials_fingerprint(plan))
-    for kind, frame in zip(_KINDS, aggregate_events(events, plan), strict=True):
-        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    # Arrow all the way (no pandas round trip), keys in first-seen order (combine_partials
+    # sorts); ids as large_string, the type these files have always had
+    for kind, table in zip(_KINDS, aggregate_tables(events, plan, sort=False), strict=True):
+        table = pa.table([c.cast(pa.large_string()) if pa.types.is_string(c.type) else c
+                          for c in table.columns], names=table.column_names)
         write_ipc(store, table, kind, _folder(day), name)
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["scan_lines", "gather_strings", "gather_columns", "parse_int_fields",
-           "valid_utf8_rows", "warm_up"]
+__all__ = ["scan_lines", "gather_strings", "gather_columns", "gather_declared",
+           "parse_int_fields", "valid_utf8_rows", "warm_up"]
 
 
 _LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
@@ -192,11 +192,11 @@ def _utf8_ok(buf, s, e):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _valid_utf8_rows(buf, starts, ends, rows):  # pragma: no cover - compiled
+def _valid_utf8_rows(buf, starts, ends, rows, nslots):  # pragma: no cover - compiled
     out = np.ones(rows.size, np.bool_)
     for r in range(rows.size):
         line = rows[r]
-        for f in range(starts.shape[1]):
+        for f in range(nslots):
             if not _utf8_ok(buf, starts[line, f], ends[line, f]):
                 out[r] = False
                 break
@@ -204,9 +204,12 @@ def _valid_utf8_rows(buf, starts, ends, rows):  # pragma: no cover - compiled
 
 
 def valid_utf8_rows(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                    rows: np.ndarray) -> np.ndarray:
-    """For each line in ``rows``, whether all its wanted fields are valid UTF-8."""
-    return _valid_utf8_rows(buf, starts, ends, rows.astype(np.int64))
+                    rows: np.ndarray, nslots: int | None = None) -> np.ndarray:
+    """For each line in ``rows``, whether its first ``nslots`` wanted fields (default all)
+    are valid UTF-8 (declared columns, in the slots after, are checked per value instead:
+    a bad one is null, the row stays)."""
+    n = starts.shape[1] if nslots is None else nslots
+    return _valid_utf8_rows(buf, starts, ends, rows.astype(np.int64), n)
 
 
 @njit(nogil=True, cache=True)
@@ -246,10 +249,12 @@ def parse_int_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, slot
 
 
 @njit(nogil=True, cache=True)
-def _gather_many(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
+def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cover - compiled
     """Copy fields ``slots`` of lines ``rows`` out of ``buf`` in one forward sweep over the
     lines (row-major): each line of the cold 30 MB buffer comes from memory once, not once per
-    field. Returns one data array (field j at ``bases[j]:bases[j+1]``), offsets and validity."""
+    field. Returns one data array (field j at ``bases[j]:bases[j+1]``), offsets, validity and,
+    with ``check_utf8`` (declared columns), which fields were not valid UTF-8: those are left
+    out (null) so their row still lands. Without it, ``bad`` is empty."""
     n = rows.size
     k = slots.size
     totals = np.zeros(k, np.int64)
@@ -263,6 +268,7 @@ def _gather_many(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
     data = np.empty(max(bases[k], 1), np.uint8)
     offsets = np.zeros((k, n + 1), np.int64)
     valid = np.ones((k, n), np.bool_)
+    bad = np.zeros((k, n if check_utf8 else 0), np.bool_)
     pos = bases[:k].copy()
     for r in range(n):
         line = rows[r]
@@ -272,22 +278,25 @@ def _gather_many(buf, starts, ends, rows, slots):  # pragma: no cover - compiled
             length = e - s
             if length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):  # "", \N
                 valid[j, r] = False
+            elif check_utf8 and not _utf8_ok(buf, s, e):
+                valid[j, r] = False
+                bad[j, r] = True
             else:
                 p = pos[j]
                 for b in range(length):
                     data[p + b] = buf[s + b]
                 pos[j] = p + length
             offsets[j, r + 1] = pos[j] - bases[j]
-    return data, bases, offsets, valid
+    return data, bases, offsets, valid, bad
 
 
-def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                   slots: list[int]) -> list[pa.Array]:
-    """Arrow string arrays of fields ``slots`` for lines ``rows`` (as :func:`gather_strings`),
-    gathered in one pass."""
+def _gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+            slots: list[int], check_utf8: bool) -> tuple[list[pa.Array], np.ndarray]:
+    """:func:`_gather_many` as Arrow string arrays (large ones past 2 GiB), and ``bad``."""
     rows = rows.astype(np.int64)
-    data, bases, offsets, valid = _gather_many(buf, starts, ends, rows,
-                                               np.asarray(slots, dtype=np.int64))
+    data, bases, offsets, valid, bad = _gather_many(buf, starts, ends, rows,
+                                                    np.asarray(slots, dtype=np.int64),
+                                                    check_utf8)
     out = []
     for j in range(len(slots)):
         validity = (pa.py_buffer(np.packbits(valid[j], bitorder="little"))
@@ -296,7 +305,26 @@ def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: 
         array = pa.LargeStringArray.from_buffers(rows.size, pa.py_buffer(offsets[j].copy()),
                                                  chunk, validity)
         out.append(array.cast(pa.string()) if bases[j + 1] - bases[j] < 2**31 else array)
-    return out
+    return out, bad
+
+
+def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                   slots: list[int]) -> list[pa.Array]:
+    """Arrow string arrays of fields ``slots`` for lines ``rows`` (as :func:`gather_strings`),
+    gathered in one pass."""
+    return _gather(buf, starts, ends, rows, slots, False)[0]
+
+
+def gather_declared(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                    slots: list[int]) -> tuple[list[pa.Array], list[int]]:
+    """Arrow string arrays of declared columns' fields ``slots`` for lines ``rows``; empty and
+    ``\\N`` are null, and so is a field that is not valid UTF-8.
+
+    Returns:
+        The arrays, and per slot how many fields were not valid UTF-8.
+    """
+    out, bad = _gather(buf, starts, ends, rows, slots, True)
+    return out, [int(b.sum()) for b in bad]
 
 
 def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -314,3 +342,4 @@ def warm_up() -> None:
     valid_utf8_rows(buf, starts, ends, rows)
     parse_int_fields(buf, starts, ends, 0)
     gather_columns(buf, starts, ends, rows, [1])
+    gather_declared(buf, starts, ends, rows, [1])

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import fsspec
@@ -20,13 +21,22 @@ import pyarrow.compute as pc
 from isal import igzip, isal_zlib
 
 from .._exceptions import NotFoundError, RejectedFileError
-from ._scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
+from ._scan import (
+    gather_columns,
+    gather_declared,
+    parse_int_fields,
+    scan_lines,
+    valid_utf8_rows,
+)
 
 __all__ = [
     "WEBLOG_COLUMNS",
     "BAD_ROW_REASONS",
     "DEFAULT_MAX_LATE_DAYS",
     "EVENT_SCHEMA",
+    "COLUMN_ARROW_TYPES",
+    "event_schema",
+    "typed_column",
     "QUARANTINE_SCHEMA",
     "RawFile",
     "ParsedFile",
@@ -73,6 +83,75 @@ EVENT_SCHEMA = pa.schema(
         ("post_product_list", pa.string()),
     ]
 )
+
+#: The Arrow type of each declared column type (SPEC §3a); strings are the store's string
+#: type once conformed (``featurestore.schema.ID_TYPE``).
+COLUMN_ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(),
+                      "bool": pa.bool_()}
+#: What an ``int`` or ``float`` field must look like (no spaces, no thousands separators, no
+#: ``inf``/``nan``); a field that does not match is a bad value (null, counted).
+_INT_RE = r"^[+-]?[0-9]+$"
+_FLOAT_RE = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_TRUE = ("1", "true")
+_FALSE = ("0", "false")
+
+
+def event_schema(declared: Mapping[str, str] | None = None) -> pa.Schema:
+    """The schema of a parsed file's hits: :data:`EVENT_SCHEMA`, then each declared column
+    under its own name and type (``event_date`` follows in :class:`ParsedFile`).
+
+    Args:
+        declared: column name -> type (``string``, ``int``, ``float``, ``bool``), in order.
+
+    Returns:
+        The Arrow schema.
+    """
+    return pa.schema(list(EVENT_SCHEMA) + [pa.field(n, COLUMN_ARROW_TYPES[t])
+                                           for n, t in (declared or {}).items()])
+
+
+def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
+    """A declared column's raw fields (strings, null for empty and ``\\N``) as its type.
+
+    Args:
+        values: the fields as an Arrow string array.
+        kind: ``string``, ``int`` (int64), ``float`` (float64) or ``bool`` (``1``/``0``/
+            ``true``/``false``, any case).
+
+    Returns:
+        The typed array, and how many non-null fields did not parse (now null).
+    """
+    if kind == "string":
+        return values, 0
+    present = pc.is_valid(values)
+    if kind == "bool":
+        lower = pc.utf8_lower(values)
+        is_true = pc.is_in(lower, value_set=pa.array(_TRUE))
+        is_false = pc.is_in(lower, value_set=pa.array(_FALSE))
+        ok = pc.or_(is_true, is_false)
+        out = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
+        bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
+        return out, int(bad)
+    pattern = _INT_RE if kind == "int" else _FLOAT_RE
+    ok = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+    if kind == "int":
+        # 19+ digits may overflow int64: those few are checked one by one
+        long = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_ltrim(values, "+-")), 18), False)
+        if pc.any(pc.and_(ok, long)).as_py():
+            fits = [v is not None and -2**63 <= int(v) < 2**63 for v in
+                    pc.if_else(long, values, pa.scalar(None, values.type)).to_pylist()]
+            ok = pc.and_(ok, pc.or_(pc.invert(long), pa.array(fits)))
+    # Arrow's cast takes no leading "+"
+    clean = pc.replace_substring_regex(pc.if_else(ok, values, pa.scalar(None, values.type)),
+                                       r"^\+", "")
+    out = pc.cast(clean, COLUMN_ARROW_TYPES[kind])
+    if kind == "float":  # 1e999 parses as inf: not a usable value
+        finite = pc.fill_null(pc.is_finite(out), True)
+        out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
+        ok = pc.and_(ok, finite)
+    bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
+    return out, int(bad)
+
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -143,6 +222,10 @@ class ParsedFile:
     late: int  # valid rows (excluded ones too) dated before the drop's day
     md5: str
     bad: dict[str, int]
+    #: declared column -> values that did not parse as its type (now null), in landed rows
+    column_bad: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: declared columns absent from the drop's column_headers.tsv (null in every row)
+    columns_missing: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -298,7 +381,8 @@ def _decompress(compressed: bytes) -> np.ndarray:
 
 
 def parse_file(raw: RawFile, compressed: bytes,
-               max_late_days: int = DEFAULT_MAX_LATE_DAYS) -> ParsedFile:
+               max_late_days: int = DEFAULT_MAX_LATE_DAYS,
+               declared: Mapping[str, str] | None = None) -> ParsedFile:
     """Validate and parse one file's bytes.
 
     Args:
@@ -306,6 +390,9 @@ def parse_file(raw: RawFile, compressed: bytes,
         compressed: its bytes (gzip).
         max_late_days: hits dated more than this many days before the drop's date are
             quarantined as ``too_old``.
+        declared: the source's declared columns (name -> type, SPEC §3a), kept typed after
+            the seven; a bad value is null and counted (``column_bad``), never quarantined;
+            a column the drop's header lacks is null and listed (``columns_missing``).
 
     Returns:
         The kept rows, the quarantined ones and the counts. Raises
@@ -328,6 +415,13 @@ def parse_file(raw: RawFile, compressed: bytes,
     slot_of_col = np.full(len(raw.columns), -1, dtype=np.int64)
     for slot, name in enumerate(WEBLOG_COLUMNS):
         slot_of_col[raw.columns.index(name)] = slot
+    declared = dict(declared or {})
+    # declared columns take the slots after the seven (a header naming one twice: the first)
+    present = {name: raw.columns.index(name) for name in declared if name in raw.columns}
+    declared_slots = {}
+    for name, col in present.items():
+        declared_slots[name] = len(WEBLOG_COLUMNS) + len(declared_slots)
+        slot_of_col[col] = declared_slots[name]
     starts, ends, nfields, nonascii, line_starts = scan_lines(buf, slot_of_col)
     n = nfields.size
     if raw.manifest is not None and raw.manifest.get("records") not in (None, n):
@@ -340,7 +434,7 @@ def parse_file(raw: RawFile, compressed: bytes,
     status = np.where(nfields != len(raw.columns), 1, 0).astype(np.int8)
     suspect = np.flatnonzero((status == 0) & nonascii)
     if suspect.size:
-        status[suspect[~valid_utf8_rows(buf, starts, ends, suspect)]] = 2
+        status[suspect[~valid_utf8_rows(buf, starts, ends, suspect, len(WEBLOG_COLUMNS))]] = 2
     times, time_ok = parse_int_fields(buf, starts, ends, 0)
     drop_start = int(dt.datetime.combine(raw.drop_date, dt.time(), dt.UTC).timestamp())
     drop_end = drop_start + 86400
@@ -371,6 +465,11 @@ def parse_file(raw: RawFile, compressed: bytes,
                if k in EVENT_SCHEMA.names},
         }
     ).select(EVENT_SCHEMA.names)
+    column_bad: dict[str, int] = {}
+    if declared:
+        typed = _declared_columns(buf, starts, ends, rows, declared, declared_slots, column_bad)
+        for name, array in typed.items():
+            table = table.append_column(pa.field(name, array.type), array)
     table = table.append_column(
         "event_date", pa.array(hit_times // 86400, pa.int32()).cast(pa.date32())
     )
@@ -389,7 +488,29 @@ def parse_file(raw: RawFile, compressed: bytes,
         late=int(np.count_nonzero(times[good] < drop_start)),
         md5=md5,
         bad=bad_counts,
+        column_bad=column_bad,
+        columns_missing=[name for name in declared if name not in declared_slots],
     )
+
+
+def _declared_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                      declared: dict[str, str], slots: dict[str, int],
+                      column_bad: dict[str, int]) -> dict[str, pa.Array]:
+    """The declared columns of the landed ``rows``, typed; bad values counted in
+    ``column_bad`` (invalid UTF-8 included), absent columns all null."""
+    names = [n for n in declared if n in slots]
+    strings, bad_utf8 = gather_declared(buf, starts, ends, rows, [slots[n] for n in names]) \
+        if names else ([], [])
+    raw_of = dict(zip(names, strings, strict=True))
+    out = {}
+    for name, kind in declared.items():
+        if name not in raw_of:
+            out[name] = pa.nulls(rows.size, COLUMN_ARROW_TYPES[kind])
+            column_bad[name] = 0
+            continue
+        out[name], bad = typed_column(raw_of[name], kind)
+        column_bad[name] = bad + bad_utf8[names.index(name)]
+    return out
 
 
 def _bad_products(products: pa.Array) -> np.ndarray:

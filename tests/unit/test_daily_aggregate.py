@@ -259,3 +259,45 @@ def test_sum_by_falls_back_where_codes_do_not_apply():
         assert sum_by(table, keys).equals(_arrow_sum_by(table, keys))
     exact = sum_by(cases[3][0], ["k"])
     assert exact.column("v").to_pylist() == [big + 1, 1]  # not rounded through float64
+
+
+def _random_frame(seed: int, n: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    lists = ["", "1", "2", "12", "1,2", "2,12", "21", "1,12,2", None]
+    products = [None, "", "c;P1;1;2.5", "c;P2;;1.25,c;P3;2;", "c;P1;3;4.75,c;P1;1;0.1"]
+    return _frame([(None if rng.random() < 0.05 else f"c{rng.integers(50)}",
+                    rng.choice(["https://s/sale/x", "https://s/home", None]),
+                    rng.choice(["0", "1"]), lists[rng.integers(len(lists))],
+                    products[rng.integers(len(products))]) for _ in range(n)])
+
+
+def test_partials_in_first_seen_order_hold_the_same_rows_and_bits():
+    """An ingest task's partials skip sorting the ids (combine_partials sorts): the same rows,
+    the same float bits, only in the order the keys first occur."""
+    from featurestore.features.daily import aggregate_tables
+
+    plan = _plan()
+    table = pa.Table.from_pandas(_random_frame(5), preserve_index=False)
+    for seen, ordered in zip(aggregate_tables(table, plan, sort=False),
+                             aggregate_tables(table, plan), strict=True):
+        keys = [k for k in ("customer_id", "product_id") if k in seen.column_names]
+        assert seen.num_rows == ordered.num_rows > 0
+        assert seen.sort_by([(k, "ascending") for k in keys]).equals(ordered)
+    first = table.column("customer_id").drop_null().unique()
+    assert seen.column("customer_id").unique().to_pylist() == [
+        c for c in first.to_pylist() if c in set(seen.column("customer_id").to_pylist())]
+    empty = aggregate_tables(pa.Table.from_pandas(_frame([]), preserve_index=False), plan,
+                             sort=False)
+    assert [t.num_rows for t in empty] == [0, 0]
+
+
+def test_sum_by_with_shared_codes_gives_every_key_of_the_superset_a_row():
+    from featurestore.features.daily import sum_by
+    from featurestore.features.pairs import sorted_codes
+
+    ids = pa.array(["b", "a", "c", "a"])
+    everyone = sorted_codes(ids)
+    rows = np.array([0, 3])  # only "b" and "a" here
+    out = sum_by(pa.table({"customer_id": ids.take(pa.array(rows)), "n": pa.array([2, 5])}),
+                 ["customer_id"], {"customer_id": (everyone[0], everyone[1][rows])})
+    assert out.to_pydict() == {"customer_id": ["a", "b", "c"], "n": [5, 2, 0]}

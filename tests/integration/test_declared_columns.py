@@ -1,0 +1,176 @@
+"""Declared columns (SPEC §3a) through the real CLI: generate -> apply -> ingest -> typed
+events, the report's counts against an independent pandas parse of the raw files; backfill of
+a column declared after ingest equals a fresh ingest with it; a raw file gone is reported."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from featurestore.cli import main
+from featurestore.features.definitions import DEFAULT_REPO
+
+COLUMNS = {"post_channel": "string", "visit_num": "int", "evar12": "float",
+           "geo_country": "string"}
+#: the day whose header loses post_channel (renamed: same field count, column absent)
+NO_CHANNEL_DAY = "2026-02-02"
+
+
+def repo_with(path: Path, columns: dict[str, str]) -> Path:
+    text = DEFAULT_REPO.read_text()
+    anchor = "    kind: weblog\n    table: events\n"
+    assert anchor in text
+    decl = ", ".join(f"{k}: {v}" for k, v in columns.items())
+    path.write_text(text.replace(anchor, anchor + f"    columns: {{{decl}}}\n"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cols") / "raw"
+    assert main(["generate", str(root), "--days", "3", "--customers", "200", "--products",
+                 "20", "--rows-per-day", "1200", "--parts", "2", "--start", "2026-02-01",
+                 "--seed", "7", "--late-fraction", "0.05"]) == 0
+    header = root / NO_CHANNEL_DAY / "column_headers.tsv"
+    names = header.read_text().rstrip("\n").split("\t")
+    header.write_text("\t".join("post_channel_v2" if n == "post_channel" else n
+                                for n in names) + "\n")
+    assert "post_channel" not in header.read_text().rstrip("\n").split("\t")
+    return root
+
+
+def _raw_frame(root: Path) -> pd.DataFrame:
+    """Every hit of the drops, parsed with pandas alone (all fields as text)."""
+    frames = []
+    for day in sorted(p for p in root.iterdir() if p.is_dir()):
+        names = (day / "column_headers.tsv").read_text().rstrip("\n").split("\t")
+        for part in sorted(day.glob("hit_data-*.tsv.gz")):
+            with gzip.open(part, "rt", encoding="utf-8") as f:
+                df = pd.read_csv(f, sep="\t", header=None, names=names, dtype=str,
+                                 keep_default_na=False, quoting=3)
+            for c in COLUMNS:
+                if c not in df:
+                    df[c] = ""
+            df = df[["hit_time_gmt", "customer_id", "exclude_hit", *COLUMNS]].copy()
+            df["drop"] = day.name
+            frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    df = df[df["exclude_hit"] == "0"]
+    return df.replace({"": None, "\\N": None})
+
+
+def _events(store: Path) -> pd.DataFrame:
+    return ds.dataset(str(store / "events"), format="parquet",
+                      partitioning="hive").to_table().to_pandas()
+
+
+def test_ingest_keeps_declared_columns_typed_and_counts_bad_values(raw, tmp_path, client,
+                                                                   capsys):
+    store = tmp_path / "store"
+    sched = ["--scheduler", client.scheduler.address]
+    repo = repo_with(tmp_path / "repo.yaml", COLUMNS)
+    assert main(["apply", "--repo", str(repo), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["ingest", str(raw), "--store", str(store), *sched, "--no-progress",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    expected = _raw_frame(raw)
+    numbers = pd.to_numeric(expected["evar12"], errors="coerce")
+    bad_evar = int((expected["evar12"].notna() & numbers.isna()).sum())
+    assert bad_evar > 0  # the generator plants some
+    assert report["column_bad_values"] == {"post_channel": 0, "visit_num": 0,
+                                           "evar12": bad_evar, "geo_country": 0}
+    assert [(m["drop"], m["column"]) for m in report["columns_missing"]] == [
+        (NO_CHANNEL_DAY, "post_channel")]
+    status = json.loads((store / "_ledger/weblog" / NO_CHANNEL_DAY / "_status.json").read_text())
+    assert status["columns_missing"] == ["post_channel"] and status["complete"]
+
+    events = _events(store)
+    schema = ds.dataset(str(store / "events"), format="parquet").schema
+    assert str(schema.field("visit_num").type) == "int64"
+    assert str(schema.field("evar12").type) == "double"
+    assert str(schema.field("post_channel").type) == "large_string"
+    assert len(events) == len(expected)
+    got = events.assign(hit_time_gmt=events["hit_time_gmt"].astype(str)).sort_values(
+        ["hit_time_gmt", "customer_id", "visit_num", "evar12"]).reset_index(drop=True)
+    want = expected.assign(
+        visit_num=expected["visit_num"].astype("Int64"),
+        evar12=numbers,
+        post_channel=np.where(expected["drop"] == NO_CHANNEL_DAY, None,
+                              expected["post_channel"]),
+    ).sort_values(["hit_time_gmt", "customer_id", "visit_num", "evar12"]).reset_index(drop=True)
+    for c in ["visit_num", "geo_country", "post_channel"]:
+        assert got[c].astype(object).where(got[c].notna(), None).tolist() == \
+            want[c].astype(object).where(want[c].notna(), None).tolist(), c
+    np.testing.assert_allclose(got["evar12"].astype(float), want["evar12"].astype(float))
+    assert got["post_channel"].isna().sum() > got["post_channel"].notna().sum() * 0.1
+
+
+def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_path, client,
+                                                                    capsys):
+    sched = ["--scheduler", client.scheduler.address]
+    fresh, late = tmp_path / "fresh", tmp_path / "late"
+    repo = repo_with(tmp_path / "repo.yaml", COLUMNS)
+    assert main(["apply", "--repo", str(repo), "--store", str(fresh)]) == 0
+    assert main(["ingest", str(raw), "--store", str(fresh), *sched, "--no-progress"]) == 0
+
+    # ingested without the columns, then declared, then backfilled
+    assert main(["ingest", str(raw), "--store", str(late), *sched, "--no-progress"]) == 0
+    assert "visit_num" not in _events(late)
+    assert main(["apply", "--repo", str(repo), "--store", str(late)]) == 0
+    capsys.readouterr()
+    assert main(["tables", "--store", str(late)]) == 0
+    assert "run featurestore backfill" in capsys.readouterr().out
+    assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["columns"]["columns"] == sorted(COLUMNS)
+    assert out["columns"]["rows_unfilled"] == 0
+    assert all(not c["complete_from"] for c in out["columns"]["completeness"].values())
+
+    keys = ["hit_time_gmt", "customer_id", "page_url", "post_event_list"]
+
+    def frame(store):
+        df = _events(store)
+        return df.sort_values(keys + list(COLUMNS)).reset_index(drop=True)[keys + list(COLUMNS)]
+
+    pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    # a second backfill has nothing left to fill (exactly once)
+    assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["columns"]
+    assert again["files_rewritten"] == 0 and again["columns"] == []
+    pd.testing.assert_frame_equal(frame(late), frame(fresh))
+
+
+def test_backfill_with_a_raw_file_gone_says_from_which_date_the_column_is_complete(
+        raw, tmp_path, client, capsys):
+    sched = ["--scheduler", client.scheduler.address]
+    moved = tmp_path / "moved"
+    shutil.copytree(raw, moved)
+    store = tmp_path / "store"
+    assert main(["ingest", str(moved), "--store", str(store), *sched, "--no-progress"]) == 0
+    (moved / "2026-02-01" / "hit_data-0001.tsv.gz").unlink()
+    # the drops move: --raw names where they are now
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(moved, elsewhere)
+    repo = repo_with(tmp_path / "repo.yaml", {"visit_num": "int"})
+    assert main(["apply", "--repo", str(repo), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(elsewhere)]) == 0
+    out = capsys.readouterr().out
+    assert "hit_data-0001.tsv.gz: raw file gone" in out
+    assert "column visit_num (int) is complete from 2026-02-02" in out
+    events = _events(store)
+    day1 = events[events["event_date"].astype(str) == "2026-02-01"]
+    later = events[events["event_date"].astype(str) > "2026-02-01"]
+    assert day1["visit_num"].isna().any() and day1["visit_num"].notna().any()
+    assert later["visit_num"].notna().all()
+    assert main(["tables", "--store", str(store)]) == 0
+    assert "complete from 2026-02-02" in capsys.readouterr().out

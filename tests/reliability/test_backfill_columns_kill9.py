@@ -1,0 +1,100 @@
+"""Issue 26 item 4: the backfill of a newly declared column is exactly once and crash-safe.
+The real ``featurestore backfill`` CLI (its own cluster) is killed with SIGKILL at each step
+(the ``FEATURESTORE_TEST_CRASH_AT`` hook kills its whole process group, as ``kill -9`` of the
+group, from the client or from a worker mid-task), then run again with no manual step: every
+table, the events with the new columns and the completeness record equal one clean run's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from benchmarks.reliability import compare, run_cli, snapshot
+from featurestore.column_backfill import COLUMNS_RECORD, CRASH_ENV
+from featurestore.features.definitions import DEFAULT_REPO
+
+COLUMNS = "{visit_num: int, evar12: float, post_channel: string}"
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    from featurestore.generate import generate_weblog
+
+    root = tmp_path_factory.mktemp("backfill_kill9") / "raw"
+    generate_weblog(str(root), days=3, customers=120, products=15, rows_per_day=900, parts=3,
+                    seed=5, bad_rows=0.01, late_fraction=0.15)
+    return root
+
+
+def _repo(path: Path) -> Path:
+    anchor = "    kind: weblog\n    table: events\n"
+    path.write_text(DEFAULT_REPO.read_text().replace(anchor,
+                                                     anchor + f"    columns: {COLUMNS}\n"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ingested(raw, tmp_path_factory) -> Path:
+    """A store ingested without the columns, then given a repository declaring them."""
+    store = tmp_path_factory.mktemp("ingested") / "store"
+    done = run_cli(["ingest", str(raw), "--store", str(store), "--workers", "1",
+                    "--no-progress"])
+    assert done["rc"] == 0, done["stderr"][-2000:]
+    repo = _repo(tmp_path_factory.mktemp("repo") / "repo.yaml")
+    done = run_cli(["apply", "--repo", str(repo), "--store", str(store)])
+    assert done["rc"] == 0, done["stderr"][-2000:]
+    return store
+
+
+def _backfill(store: Path) -> dict:
+    return run_cli(["backfill", "--store", str(store), "--workers", "1"])
+
+
+@pytest.fixture(scope="module")
+def clean(ingested, tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("clean") / "store"
+    shutil.copytree(ingested, store)
+    done = _backfill(store)
+    assert done["rc"] == 0, done["stderr"][-2000:]
+    return store
+
+
+def _events(store: Path) -> pd.DataFrame:
+    df = ds.dataset(str(store / "events"), format="parquet", partitioning="hive").to_table(
+    ).to_pandas()
+    return df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+def _record(store: Path) -> dict:
+    record = json.loads((store / COLUMNS_RECORD).read_text()) if (
+        store / COLUMNS_RECORD).exists() else {}
+    record.pop("written_at", None)
+    return record
+
+
+@pytest.mark.parametrize("step", ["task-after-note", "task-before-events", "after-first-file",
+                                  "before-record"])
+def test_kill9_during_backfill_then_rerun_equals_clean_run(step, ingested, clean, tmp_path,
+                                                           monkeypatch):
+    store = tmp_path / "store"
+    shutil.copytree(ingested, store)
+    monkeypatch.setenv(CRASH_ENV, f"backfill:{step}")
+    killed = _backfill(store)
+    assert killed["rc"] == -signal.SIGKILL, killed["stderr"][-2000:]
+    monkeypatch.delenv(CRASH_ENV)
+    again = _backfill(store)
+    assert again["rc"] == 0, again["stderr"][-2000:]
+    none = tmp_path / "none"
+    assert compare(snapshot(clean, none), snapshot(store, none)) == {
+        "rows_lost": 0, "rows_duplicated": 0}
+    got, want = _events(store), _events(clean)
+    assert {"visit_num", "evar12", "post_channel"} <= set(got.columns)
+    pd.testing.assert_frame_equal(got, want)
+    assert got["visit_num"].notna().all()
+    assert _record(store) == _record(clean)

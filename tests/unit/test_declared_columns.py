@@ -1,0 +1,171 @@
+"""Declared columns (SPEC §3a): repository validation, typed parsing of one file, the
+backfill planner. Values are checked against what the raw lines say, written out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from featurestore._exceptions import ConfigError
+from featurestore.column_backfill import EventsFile, RawSource, plan_column_backfill
+from featurestore.features.definitions import DEFAULT_REPO, load_feature_repo, parse_feature_repo
+from featurestore.sources.weblog import EVENT_SCHEMA, RawFile, event_schema, parse_file
+
+DAY = dt.date(2026, 1, 1)
+T = int(dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC).timestamp())
+SEVEN = ("hit_time_gmt", "customer_id", "page_url", "post_page_event", "post_event_list",
+         "post_product_list", "exclude_hit")
+DECLARED = {"visit_num": "int", "evar12": "float", "flag": "bool", "post_channel": "string"}
+
+
+def _file(columns: tuple[str, ...], rows: list[dict[str, str]], raw_bytes: bytes = b""
+          ) -> tuple[RawFile, bytes]:
+    lines = ["\t".join(r.get(c, "") for c in columns).encode() for r in rows]
+    body = b"\n".join(lines) + b"\n" + raw_bytes
+    return RawFile("mem://2026-01-01/h.tsv.gz", DAY, "h.tsv.gz", 0, columns, None), \
+        gzip.compress(body)
+
+
+def _hit(i: int, **extra: str) -> dict[str, str]:
+    return {"hit_time_gmt": str(T + i), "customer_id": f"C{i}", "page_url": "https://x/a",
+            "post_page_event": "0", "exclude_hit": "0", **extra}
+
+
+def _values(parsed, name):
+    return parsed.events.column(name).to_pylist()
+
+
+def test_each_type_parses_and_bad_values_are_null_and_counted():
+    columns = ("junk", *SEVEN[:3], "visit_num", *SEVEN[3:], "evar12", "flag", "post_channel")
+    rows = [
+        _hit(0, visit_num="3", evar12="1.5", flag="1", post_channel="Email"),
+        _hit(1, visit_num="-7", evar12="-2e3", flag="false", post_channel="Paid Search"),
+        _hit(2, visit_num="x", evar12="n/a", flag="yes", post_channel=""),
+        _hit(3, visit_num="\\N", evar12="", flag="\\N", post_channel="\\N"),
+        _hit(4, visit_num="99999999999999999999", evar12="1e999", flag="TRUE",
+             post_channel="Direct"),
+        _hit(5, visit_num="+12", evar12=".25", flag="0", post_channel="Social"),
+    ]
+    parsed = parse_file(*_file(columns, rows), declared=DECLARED)
+    assert _values(parsed, "visit_num") == [3, -7, None, None, None, 12]
+    assert _values(parsed, "evar12") == [1.5, -2000.0, None, None, None, 0.25]
+    assert _values(parsed, "flag") == [True, False, None, None, True, False]
+    assert _values(parsed, "post_channel") == ["Email", "Paid Search", None, None, "Direct",
+                                               "Social"]
+    assert parsed.column_bad == {"visit_num": 2, "evar12": 2, "flag": 1, "post_channel": 0}
+    assert parsed.columns_missing == []
+    assert parsed.events.num_rows == 6 and sum(parsed.bad.values()) == 0
+    assert parsed.events.schema.field("visit_num").type == pa.int64()
+    assert parsed.events.schema.field("evar12").type == pa.float64()
+    assert parsed.events.schema.field("flag").type == pa.bool_()
+    assert parsed.events.schema.names == [*event_schema(DECLARED).names, "event_date"]
+
+
+def test_a_column_missing_from_the_header_is_null_and_listed():
+    columns = (*SEVEN, "visit_num")
+    parsed = parse_file(*_file(columns, [_hit(0, visit_num="4"), _hit(1, visit_num="5")]),
+                        declared={"visit_num": "int", "geo_country": "string"})
+    assert _values(parsed, "visit_num") == [4, 5]
+    assert _values(parsed, "geo_country") == [None, None]
+    assert parsed.events.schema.field("geo_country").type == pa.string()
+    assert parsed.columns_missing == ["geo_country"]
+    assert parsed.column_bad == {"visit_num": 0, "geo_country": 0}
+
+
+def test_header_order_changing_between_drops_gives_the_same_values():
+    rows = [_hit(i, visit_num=str(i * 10), evar12=f"{i}.5", post_channel=f"ch{i}")
+            for i in range(5)]
+    a = (*SEVEN, "visit_num", "evar12", "post_channel")
+    b = ("post_channel", "x1", "evar12", *reversed(SEVEN), "x2", "visit_num")
+    decl = {"visit_num": "int", "evar12": "float", "post_channel": "string"}
+    first = parse_file(*_file(a, rows), declared=decl)
+    second = parse_file(*_file(b, rows), declared=decl)
+    assert first.events.equals(second.events)
+    assert _values(first, "visit_num") == [0, 10, 20, 30, 40]
+
+
+def test_invalid_utf8_in_a_declared_column_nulls_the_value_not_the_row():
+    columns = (*SEVEN, "post_channel")
+    good = "\t".join(_hit(9, post_channel="x").get(c, "") for c in columns).encode()
+    bad_line = good.replace(b"\tx", b"\tcaf\xff")
+    raw, data = _file(columns, [_hit(0, post_channel="caf\u00e9")], bad_line + b"\n")
+    parsed = parse_file(raw, data, declared={"post_channel": "string"})
+    assert parsed.events.num_rows == 2 and parsed.bad["bad_utf8"] == 0
+    assert _values(parsed, "post_channel") == ["caf\u00e9", None]
+    assert parsed.column_bad == {"post_channel": 1}
+    # the seven columns keep their rule: invalid UTF-8 there quarantines the row
+    worse = good.replace(b"https://x/a", b"https://x/\xff")
+    parsed = parse_file(*_file(columns, [], worse + b"\n"), declared={"post_channel": "string"})
+    assert parsed.events.num_rows == 0 and parsed.bad["bad_utf8"] == 1
+
+
+def test_excluded_and_quarantined_rows_do_not_count_bad_values():
+    columns = (*SEVEN, "visit_num")
+    rows = [_hit(0, visit_num="x"), {**_hit(1, visit_num="y"), "exclude_hit": "1"},
+            {**_hit(2, visit_num="z"), "hit_time_gmt": "soon"}]
+    parsed = parse_file(*_file(columns, rows), declared={"visit_num": "int"})
+    assert parsed.events.num_rows == 1 and parsed.column_bad == {"visit_num": 1}
+
+
+def test_no_declared_columns_parses_as_before():
+    parsed = parse_file(*_file(SEVEN, [_hit(0)]))
+    assert parsed.events.schema.names == [*EVENT_SCHEMA.names, "event_date"]
+    assert parsed.column_bad == {} and parsed.columns_missing == []
+
+
+def _repo(columns) -> str:
+    doc = yaml.safe_load(DEFAULT_REPO.read_text())
+    doc["sources"]["weblog"]["columns"] = columns
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+@pytest.mark.parametrize("columns, key", [
+    ({"visit_num": "integer"}, "sources.weblog.columns.visit_num: unknown type"),
+    ({"page_url": "string"}, "sources.weblog.columns.page_url: 'page_url' is a column"),
+    ({"event_date": "string"}, "sources.weblog.columns.event_date:"),
+    ({"price": "float"}, "sources.weblog.columns.price:"),
+    ({"9lives": "int"}, "sources.weblog.columns.9lives: a column name"),
+])
+def test_bad_declarations_name_the_key(columns, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("(", r"\(")):
+        parse_feature_repo(_repo(columns), "repo.yaml")
+
+
+def test_declared_columns_keep_order_and_the_default_fingerprint_does_not_change():
+    repo = parse_feature_repo(_repo({"visit_num": "int", "evar12": "float"}), "r")
+    assert list(repo.declared_columns()) == ["visit_num", "evar12"]
+    assert repo.declared_columns("weblog") == {"visit_num": "int", "evar12": "float"}
+    assert repo.declared_columns("retail") == {}
+    default = load_feature_repo()
+    assert default.declared_columns() == {}
+    # the fingerprint main recorded for the built-in repository (stores keep working)
+    assert default.repo_fingerprint == "35b57b85b4080879"
+    assert parse_feature_repo(_repo({}), "r").repo_fingerprint == default.repo_fingerprint
+    assert repo.repo_fingerprint != default.repo_fingerprint
+    assert default.differences(repo) == ["source weblog changed"]
+
+
+def test_backfill_plan_takes_only_files_lacking_a_column_with_their_raw_files():
+    src = {f"2026-01-0{i}-hit_data-0000": RawSource(f"/raw/2026-01-0{i}/hit_data-0000.tsv.gz",
+                                                    f"2026-01-0{i}", "hit_data-0000.tsv.gz",
+                                                    "m")
+           for i in (1, 2)}
+    files = [
+        EventsFile("2026-01-02", "part-cabc.parquet", ("hit_time_gmt", "visit_num"),
+                   (("2026-01-02-hit_data-0000", 0, 5),)),
+        EventsFile("2026-01-01", "part-cdef.parquet", ("hit_time_gmt",),
+                   (("2026-01-01-hit_data-0000", 0, 3), ("2026-01-02-hit_data-0000", 3, 4),
+                    ("gone-id", 4, 6))),
+    ]
+    plan = plan_column_backfill({"visit_num": "int", "evar12": "float"}, files, src)
+    assert [t.file.name for t in plan.tasks] == ["part-cdef.parquet", "part-cabc.parquet"]
+    assert plan.tasks[0].columns == (("visit_num", "int"), ("evar12", "float"))
+    assert plan.tasks[1].columns == (("evar12", "float"),)
+    assert [fid for fid, _ in plan.tasks[0].sources] == ["2026-01-01-hit_data-0000",
+                                                         "2026-01-02-hit_data-0000"]
+    assert plan.columns == ["evar12", "visit_num"]
+    assert plan_column_backfill({"hit": "int"}, [], src).tasks == ()
