@@ -220,3 +220,55 @@ def test_routes_and_cli_serve_recommendation_model_in_both_modes(knn_job, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert [i["product_id"] for i in json.loads(proc.stdout)["items"]] == \
         [e[0] for e in expected[:5]]
+
+
+def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path):
+    """retail-fm through a real job: the export's recordIO train channel is bought pairs (1)
+    and sampled unbought items (0) before the test window; the version is judged on the
+    holdout and serves the refitted FM's own equation. (120 customers: the numpy FM is the
+    slowest of the three to fit.)"""
+    from featurestore.recommend import FMRecommender, load_version
+    from featurestore.recsys.artifact import FILENAME, ServedRecommender
+    from featurestore.training.recordio import read_recordio_protobuf
+
+    tx = retail_slice(120, seed=1)
+    store = Store(str(tmp_path / "store"))
+    write_transactions(store, tx)
+    record = run_job(store, new_job(store, "retail-fm", "local")["job_id"],
+                     Settings(store=store.url))
+    assert record["status"] == "completed", record["error"]
+    export = Path(record["export_url"])
+    meta = json.loads((export / "metadata.json").read_text())
+    assert meta["predictor_type"] == "binary_classifier" and meta["split"]["method"] == "time"
+    test_start = dt.date.fromisoformat(meta["split"]["test"][0])
+    with open(export / "train" / "train.protobuf", "rb") as f:
+        X, y = read_recordio_protobuf(f)
+    ix = np.load(export / "index.npz")
+    (c0, c1), (i0, i1) = ix["blocks"][0], ix["blocks"][1]
+    cust = np.asarray(X[:, c0:c1].argmax(1)).ravel()
+    item = np.asarray(X[:, i0:i1].argmax(1)).ravel()
+    day = pd.to_datetime(tx["invoice_date"]).dt.date
+    before = tx[day < test_start]
+    bought = set(zip(before["customer_id"], before["stock_code"]))
+    positives = {p for p, label in zip(zip(ix["customers"][cust].astype(str),
+                                           ix["items"][item].astype(str)), y) if label == 1}
+    assert positives == bought  # every pair bought before the test window, nothing else
+    negatives = [(str(ix["customers"][c]), str(ix["items"][i]))
+                 for c, i, label in zip(cust, item, y) if label == 0]
+    assert negatives and not set(negatives) & bought
+    assert 3.5 * len(bought) <= len(negatives) <= 4 * len(bought)
+
+    version = record["model_version"]
+    m = record["metrics"]
+    assert {"recall_at_10_new", "popular_recall_at_10_new", "recall_at_10_any",
+            "buy_again_recall_at_10_any"} <= set(m)
+    assert record["alert"]["primary_metric"] == "recall_at_10_new"
+    served = load_version(store, "retail-fm", version)
+    assert isinstance(served, ServedRecommender)
+    fm = FMRecommender.from_bytes(registry.load_model_bytes(store, "retail-fm", version),
+                                  registry.load_file_bytes(store, "retail-fm", version,
+                                                           "index.npz"))
+    rows = np.arange(5)
+    learned = served.model.scores(rows)
+    np.testing.assert_allclose(learned, fm.scores(rows), rtol=1e-5, atol=1e-6)
+    assert FILENAME in registry.get_version(store, "retail-fm", version)["files_sha256"]
