@@ -90,6 +90,7 @@ class ServedRecommender:
         self.form = str(z["form"])
         self.items, self.descriptions = z["items"], z["descriptions"]
         self.customers = {str(c): i for i, c in enumerate(z["customers"])}
+        self._ids, self._texts = self.items.tolist(), self.descriptions.tolist()  # str, once
         self.counts = _get_csr(z, "counts").astype(np.float64)
         self.repeat_weight = float(z["repeat_weight"][0])
         self.meta = json.loads(str(z["meta"]))
@@ -136,13 +137,15 @@ class ServedRecommender:
             return answers
         scores = self.scores(known, exclude_purchased)
         top = top_k(scores, k)
+        values = np.take_along_axis(scores, top, axis=1)
+        finite = np.isfinite(values).tolist()
+        top_l, values_l = top.tolist(), values.tolist()
+        ids, texts = self._ids, self._texts
         j = 0
         for pos, row in enumerate(rows):
             if row is None:
                 continue
-            s = scores[j]
-            answers[pos] = [{"product_id": str(self.items[i]), "score": float(s[i]),
-                             "description": str(self.descriptions[i])}
-                            for i in top[j] if np.isfinite(s[i])]
+            answers[pos] = [{"product_id": ids[i], "score": v, "description": texts[i]}
+                            for i, v, ok in zip(top_l[j], values_l[j], finite[j]) if ok]
             j += 1
         return answers

@@ -45,7 +45,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     if k <= 0:
         return np.empty((scores.shape[0], 0), np.int64)
     if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        cut = scores.shape[1] - k  # the k largest, without negating a copy of the scores
+        part = np.argpartition(scores, cut, axis=1)[:, cut:]
     else:
         part = np.tile(np.arange(scores.shape[1]), (scores.shape[0], 1))
     rows = np.arange(scores.shape[0])[:, None]
