@@ -12,7 +12,9 @@ string, a found customer or entity. Anything else — another as-of, an unknown 
 feature, a body FastAPI would reject — goes to the declared FastAPI route unchanged (a POST
 body already read is handed back to it), so routes, the OpenAPI schema, errors and their
 messages stay exactly those of ``api/routes/features.py`` and ``api/routes/table_features.py``.
-Both paths build the body with ``api/bodies.py``: the same bytes either way.
+Both paths build the body with ``api/bodies.py``: the same bytes either way. With a shared
+online store (Redis) the rows of the requested customers are read in one round trip
+(``online.aview``) and the same builders answer.
 """
 
 from __future__ import annotations
@@ -51,6 +53,21 @@ def _latest(scope: dict[str, Any], table: str, as_of: Any) -> TableSnapshot | No
     return current
 
 
+async def _view(scope: dict[str, Any], table: str, as_of: Any,
+                ids: list[str]) -> TableSnapshot | None:
+    """The latest ``table`` holding ``ids``: the in-process snapshot (:func:`_latest`), or the
+    rows of ``ids`` in one generation of a shared online store (one round trip); None when
+    the route must answer (another as-of, or an error it words)."""
+    online = scope["app"].state.online
+    if getattr(online, "in_process", True):
+        return _latest(scope, table, as_of)
+    try:
+        view = await online.aview(table, ids)
+    except FeatureStoreError:
+        return None
+    return view if as_of is None or as_of == view.as_of else None
+
+
 def _names(table: TableSnapshot, features: Any) -> list[str] | None | bool:
     """Requested feature names: None for all, False when the route must answer (not a list of
     strings, or an unknown or key column)."""
@@ -72,9 +89,11 @@ def _query_names(table: TableSnapshot, query: QueryParams) -> list[str] | None |
     return _names(table, names)
 
 
-def _customer(scope: dict[str, Any], customer_id: str) -> tuple[bytes, TableSnapshot] | None:
+async def _customer(scope: dict[str, Any], customer_id: str
+                    ) -> tuple[bytes, TableSnapshot] | None:
     query = QueryParams(scope["query_string"]) if scope["query_string"] else None
-    table = _latest(scope, "customer_features", query.get("as_of") if query else None)
+    table = await _view(scope, "customer_features", query.get("as_of") if query else None,
+                        [customer_id])
     if table is None:
         return None
     names = _query_names(table, query) if query else None
@@ -84,12 +103,13 @@ def _customer(scope: dict[str, Any], customer_id: str) -> tuple[bytes, TableSnap
     return customer_body(table, customer_id, i, names), table
 
 
-def _batch(scope: dict[str, Any], body: dict[str, Any]) -> tuple[bytes, TableSnapshot] | None:
+async def _batch(scope: dict[str, Any], body: dict[str, Any]
+                 ) -> tuple[bytes, TableSnapshot] | None:
     ids, as_of = body.get("customer_ids"), body.get("as_of")
     if (type(ids) is not list or len(ids) > MAX_BATCH or not all(type(c) is str for c in ids)
             or not (as_of is None or type(as_of) is str)):
         return None
-    table = _latest(scope, "customer_features", as_of)
+    table = await _view(scope, "customer_features", as_of, ids)
     if table is None:
         return None
     names = _names(table, body.get("features"))
@@ -110,9 +130,12 @@ def _entity(table: TableSnapshot, given: Any, names: list[str] | None
     return keys, table.lookup(keys, names or table.features)
 
 
-def _table_get(scope: dict[str, Any], name: str) -> tuple[bytes, TableSnapshot] | None:
+async def _table_get(scope: dict[str, Any], name: str) -> tuple[bytes, TableSnapshot] | None:
     query = QueryParams(scope["query_string"])
-    table = _latest(scope, name, query.get("as_of"))
+    cid = query.get("customer_id")
+    if not cid:
+        return None
+    table = await _view(scope, name, query.get("as_of"), [cid])
     if table is None:
         return None
     names = _query_names(table, query)
@@ -122,13 +145,14 @@ def _table_get(scope: dict[str, Any], name: str) -> tuple[bytes, TableSnapshot] 
     return table_body(table, found[0], found[1]), table
 
 
-def _table_batch(scope: dict[str, Any], name: str, body: dict[str, Any]
-                 ) -> tuple[bytes, TableSnapshot] | None:
+async def _table_batch(scope: dict[str, Any], name: str, body: dict[str, Any]
+                       ) -> tuple[bytes, TableSnapshot] | None:
     entities, as_of = body.get("entities"), body.get("as_of")
     if (type(entities) is not list or len(entities) > MAX_BATCH
-            or not (as_of is None or type(as_of) is str)):
+            or not (as_of is None or type(as_of) is str)
+            or not all(type(e) is dict and type(e.get("customer_id")) is str for e in entities)):
         return None
-    table = _latest(scope, name, as_of)
+    table = await _view(scope, name, as_of, [e["customer_id"] for e in entities])
     if table is None:
         return None
     names = _names(table, body.get("features"))
@@ -178,12 +202,12 @@ class HotPathMiddleware:
                     customer_id = path[len("/customers/"):-len("/features")]
                     if customer_id and "/" not in customer_id:
                         template = "/customers/{customer_id}/features"
-                        answer = _customer(scope, customer_id)
+                        answer = await _customer(scope, customer_id)
                 elif path.startswith("/tables/"):
                     name = path[len("/tables/"):-len("/features")]
                     if "/" not in name and _TABLE_NAME.match(name) and len(name) <= 128:
                         template = "/tables/{table}/features"
-                        answer = _table_get(scope, name)
+                        answer = await _table_get(scope, name)
             elif method == "POST" and (path == "/features/batch" or (
                     path.startswith("/tables/") and path.endswith("/batch"))):
                 messages, raw = await _read(receive)
@@ -193,12 +217,12 @@ class HotPathMiddleware:
                     if body is not None:
                         if path == "/features/batch":
                             template = "/features/batch"
-                            answer = _batch(scope, body)
+                            answer = await _batch(scope, body)
                         else:
                             name = path[len("/tables/"):-len("/batch")]
                             if "/" not in name and _TABLE_NAME.match(name) and len(name) <= 128:
                                 template = "/tables/{table}/batch"
-                                answer = _table_batch(scope, name, body)
+                                answer = await _table_batch(scope, name, body)
         except FeatureStoreError:  # an error: the declared route words it
             answer = None
         if answer is None:

@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             online.stop()
+            close = getattr(online, "aclose", None)  # a shared store's connections
+            if close is not None:
+                await close()
 
     application = FastAPI(
         title="featurestore",

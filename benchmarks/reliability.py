@@ -139,7 +139,8 @@ def _row_counts(df: pd.DataFrame | None) -> collections.Counter:
 class Harness:
     """A clean run of the three steps (the reference), then kill trials against it."""
 
-    def __init__(self, work: Path, seed: int = 3) -> None:
+    def __init__(self, work: Path, seed: int = 3, repo: Path | None = None,
+                 steps: tuple[str, ...] = STEPS) -> None:
         self.work = work
         self.raw = work / "raw"
         make_drops(self.raw, seed)
@@ -147,7 +148,11 @@ class Harness:
         self.after: dict[str, dict[str, pd.DataFrame]] = {}
         self.seconds: dict[str, float] = {}
         store, out = work / "clean" / "store", work / "clean" / "out"
-        for step in STEPS:
+        if repo is not None:  # a repository recorded first (e.g. with SPEC §3a features)
+            res = run_cli(["apply", "--repo", str(repo), "--store", str(store)])
+            if res["rc"] != 0:
+                raise RuntimeError(f"apply failed: {res['stderr'][-2000:]}")
+        for step in steps:
             self.before[step] = work / f"before-{step}"
             if store.exists():
                 shutil.copytree(store, self.before[step])

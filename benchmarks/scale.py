@@ -1,7 +1,8 @@
 """Scale measurements for docs/scale.md.
 
     python benchmarks/scale.py ledger [--days 365] [--files-per-day 8200]
-    python benchmarks/scale.py workers | small-files | serve   (benchmarks/scale_runs.py)
+    python benchmarks/scale.py workers | small-files | serve [--online-store redis] | push-day
+        (benchmarks/scale_runs.py)
 
 ``ledger``: a year of history at the seeds' volume. Fabricates a local store whose ingest ledger
 holds ``days x files-per-day`` file records in the compacted format (one day file per drop,
@@ -197,6 +198,13 @@ def main() -> None:
     vp.add_argument("--customers", type=int, default=10_000_000)
     vp.add_argument("--seconds", type=int, default=10)
     vp.add_argument("--workdir", help="keep the store here (default: a temp dir)")
+    dp = sub.add_parser("push-day", help="a day's Redis push: N in history vs only the active")
+    dp.add_argument("--history", type=int, default=5_000_000)
+    dp.add_argument("--active", type=int, default=50_000)
+    dp.add_argument("--workdir", help="keep the stores here (default: a temp dir)")
+    vp.add_argument("--online-store", choices=("memory", "redis"), default="memory",
+                    help="redis: push to a local redis-server first (rate, bytes per row)")
+    vp.add_argument("--workers", type=int, default=2, help="LocalCluster workers of the push")
     args = p.parse_args()
     if args.cmd == "ledger":
         ledger(args.days, args.files_per_day, args.workdir)
@@ -206,7 +214,10 @@ def main() -> None:
         run = {"workers": lambda: scale_runs.workers(args.mb, args.rounds, args.workdir),
                "small-files": lambda: scale_runs.small_files(args.files, args.workers,
                                                              args.workdir),
-               "serve": lambda: scale_runs.serve(args.customers, args.seconds, args.workdir)}
+               "serve": lambda: scale_runs.serve(args.customers, args.seconds, args.workdir,
+                                                 args.online_store, args.workers),
+               "push-day": lambda: scale_runs.push_day(args.history, args.active,
+                                                       args.workdir)}
         print(json.dumps(run[args.cmd](), indent=1))
 
 

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -182,7 +183,8 @@ def _fabricate_features(root: Path, customers: int) -> list[str]:
     cols["days_since_last_purchase"] = pa.array(last, mask=rng.random(customers) < 0.7)
     part = root / "store" / "customer_features" / "as_of=2026-03-01"
     part.mkdir(parents=True)
-    pq.write_table(pa.table(cols), part / "part-0.parquet", row_group_size=1_000_000)
+    # row groups of 250k rows: a whole Redis push splits its tasks by row group
+    pq.write_table(pa.table(cols), part / "part-0.parquet", row_group_size=250_000)
     n = min(customers, 1_000_000)
     cp = pd.DataFrame({"customer_id": ids[rng.integers(0, customers, n)],
                        "product_id": [f"P{i:05d}" for i in rng.integers(0, 2000, n)]})
@@ -195,14 +197,53 @@ def _fabricate_features(root: Path, customers: int) -> list[str]:
     return [ids[i] for i in rng.integers(0, customers, 1000)]
 
 
-def serve(customers: int, seconds: int, workdir: str | None) -> dict:
+def _push_redis(store_dir: Path, root: Path, workers: int) -> tuple[Any, str, dict]:
+    """Start a redis-server, push the store to it from a LocalCluster of ``workers``; return
+    the server, its URL and the push figures (rows/s, Redis bytes per customer row)."""
+    import redis
+    from distributed import Client, LocalCluster
+
+    from featurestore.online.redis_codec import TableKeys
+    from featurestore.online.redis_push import push_online
+    from featurestore.storage import Store
+    from serve import start_redis
+
+    proc, url = start_redis(root)
+    r = redis.Redis.from_url(url)
+    store = Store(str(store_dir))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        t = time.perf_counter()
+        report = push_online(store, url, tables={"customer_features": ["customer_id"]},
+                             recency={"customer_features": ["days_since_last_visit",
+                                                            "days_since_last_purchase"]},
+                             client=client, parts=2 * workers)
+        seconds = time.perf_counter() - t
+    info = report.tables["customer_features"]
+    key = TableKeys(report.namespace, "customer_features").rows(info["slot"])
+    hash_bytes = r.memory_usage(key, samples=0)
+    rows = info["written"]
+    figures = {"push_seconds": round(seconds, 1), "push_rows_per_second": round(rows / seconds),
+               "redis_bytes_per_customer_row": round(hash_bytes / rows),
+               "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 1e6)}
+    print(f"redis push of customer_features ({workers} workers): {rows:,} rows in {seconds:.1f} s "
+          f"({rows / seconds:,.0f} rows/s); Redis {hash_bytes / rows:.0f} bytes per customer row "
+          f"(MEMORY USAGE of the slot's hash), used_memory {figures['redis_used_memory_mb']} MB")
+    return proc, url, figures
+
+
+def serve(customers: int, seconds: int, workdir: str | None, online_store: str = "memory",
+          workers: int = 2) -> dict:
     """Serve ``customers`` customers from a real ``featurestore serve``; print load time, RSS
-    and GET latency.
+    and GET latency (``online_store="redis"``: after a push to a local redis-server, with its
+    rate and Redis's bytes per customer row).
 
     Args:
         customers: rows of the served customer_features partition.
         seconds: wrk duration of the timed GET run.
         workdir: where the store goes (default: a temp dir, removed after).
+        online_store: ``memory`` or ``redis``.
+        workers: LocalCluster workers of the Redis push.
 
     Returns:
         The figures printed, as a dict.
@@ -220,6 +261,10 @@ def serve(customers: int, seconds: int, workdir: str | None) -> dict:
     pq_mb = sum(f.stat().st_size for f in (root / "store").rglob("*.parquet")) / 1e6
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    redis_proc, pushed = None, {}
+    if online_store == "redis":
+        redis_proc, url, pushed = _push_redis(root / "store", root, workers)
+        env["FEATURESTORE_ONLINE_STORE"] = url
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "featurestore", "serve", "--store",
                              str(root / "store"), "--port", str(port), "--log-level", "warning"],
@@ -251,7 +296,11 @@ def serve(customers: int, seconds: int, workdir: str | None) -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    res = {"customers": customers, "parquet_mb": round(pq_mb, 1),
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=60)
+    res = {"online_store": online_store, **pushed, "customers": customers,
+           "parquet_mb": round(pq_mb, 1),
            "fabricated_seconds": round(fab_s, 1), "start_to_ready_seconds": round(ready_s, 1),
            "peak_rss_mb_at_ready": round(rss_ready), "peak_rss_mb": round(rss),
            "get_rps": round(r["rps"]), "get_p50_ms": r["p50_ms"], "get_p99_ms": r["p99_ms"],
@@ -263,3 +312,95 @@ def serve(customers: int, seconds: int, workdir: str | None) -> dict:
     if not workdir:
         shutil.rmtree(root, ignore_errors=True)
     return res
+
+
+def _day_partitions(root: Path, customers: int, active: int, days: int = 3) -> None:
+    """``days`` consecutive customer_features partitions of ``customers`` rows: each day
+    ``active`` random customers have new activity (counts change, recency 0); everyone else
+    keeps their counts and their recency grows by one day (the same event date)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from serve import INTS
+
+    rng = np.random.default_rng(1)
+    ids = np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 8)).astype(object)
+    counts = {c: rng.poisson(5, customers).astype("int64") for c in INTS}
+    revenue = rng.gamma(1.0, 30.0, customers).round(2)
+    last_visit = rng.integers(0, 60, customers).astype("int64")
+    for d in range(days):
+        if d:
+            moved = rng.choice(customers, active, replace=False)
+            for c in INTS:
+                counts[c][moved] += 1
+            revenue[moved] += 1.0
+            last_visit += 1
+            last_visit[moved] = 0
+        cols = {"customer_id": pa.array(ids, pa.string()),
+                **{c: pa.array(v) for c, v in counts.items()},
+                "revenue_30d": pa.array(revenue), "days_since_last_visit": pa.array(last_visit)}
+        part = root / "store" / "customer_features" / f"as_of=2026-03-0{d + 1}"
+        part.mkdir(parents=True)
+        pq.write_table(pa.table(cols), part / "part-0.parquet", row_group_size=1_000_000)
+
+
+def push_day(history: int, active: int, workdir: str | None) -> dict:
+    """The day's push to Redis with ``history`` customers in the table and ``active`` of them
+    active that day, next to the same day with only ``active`` customers in history (issue
+    #28: at most 2x). Both after two whole pushes (the idle slot then holds the day before
+    yesterday); the timed push writes only the changed customers, from this process.
+
+    Args:
+        history: customers in the big table.
+        active: customers with new activity each day (also the small table's size).
+        workdir: where the stores go (default: a temp dir, removed after).
+
+    Returns:
+        The figures printed.
+    """
+    from featurestore.online.redis_push import push_online
+    from featurestore.storage import Store
+    from serve import start_redis
+
+    root = Path(workdir or tempfile.mkdtemp(prefix="scale-push-day-"))
+    out = {}
+    try:
+        for label, customers in (("small", active), ("big", history)):
+            folder = root / label
+            _day_partitions(folder, customers, active)
+            proc, url = start_redis(folder)
+            try:
+                parts = sorted((folder / "store" / "customer_features").iterdir())
+                hidden = folder / "hidden"
+                hidden.mkdir()
+                for p in parts[1:]:  # publish one day at a time, as the daily runs do
+                    p.rename(hidden / p.name)
+                store = Store(str(folder / "store"))
+                tables = {"customer_features": ["customer_id"]}
+                recency = {"customer_features": ["days_since_last_visit"]}
+                timings = []
+                for p in parts:
+                    if not (folder / "store" / "customer_features" / p.name).exists():
+                        (hidden / p.name).rename(folder / "store" / "customer_features" / p.name)
+                    t = time.perf_counter()
+                    report = push_online(store, url, tables=tables, recency=recency)
+                    timings.append((time.perf_counter() - t, report.tables["customer_features"]))
+                seconds, info = timings[-1]
+                out[label] = {"customers": customers, "seconds": round(seconds, 3),
+                              "mode": info["mode"], "written": info["written"],
+                              "first_push_seconds": round(timings[0][0], 3)}
+                print(f"{label}: {customers:,} customers in history, {active:,} active a day: "
+                      f"day push {seconds:.2f} s ({info['mode']}, {info['written']:,} written; "
+                      f"the first whole push took {timings[0][0]:.2f} s)")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=60)
+        ratio = out["big"]["seconds"] / out["small"]["seconds"]
+        out["ratio"] = round(ratio, 2)
+        print(f"day push with {history:,} in history / with {active:,}: {ratio:.2f}x "
+              f"(target <= 2x)")
+        return out
+    finally:
+        if not workdir:
+            shutil.rmtree(root, ignore_errors=True)

@@ -7,7 +7,8 @@ Runs inside a one-off container of the featurestore image on the compose network
 3. checks that every table the stack's `daily` job wrote to ``s3://featurestore/store`` equals
    the local run's, row for row;
 4. checks that the API serves the latest as-of date (the last drop's) and, for a sample of
-   customers, exactly the local run's feature values.
+   customers, exactly the local run's feature values; with a second replica (``CHECK_API_2``,
+   both serving from the stack's Redis), that it answers the same bodies, headers included.
 
 Prints one line per check and exits 1 on the first mismatch.
 """
@@ -32,6 +33,8 @@ from featurestore.storage import Store
 RAW_URL = os.environ.get("CHECK_RAW", "s3://raw/weblog")
 STORE_URL = os.environ.get("CHECK_STORE", "s3://featurestore/store")
 API_URL = os.environ.get("CHECK_API", "http://api:8000")
+#: The second API replica (empty: only one); both read the stack's online store (Redis).
+API_URL_2 = os.environ.get("CHECK_API_2", "http://api-2:8000")
 SAMPLE_CUSTOMERS = 20
 
 
@@ -60,6 +63,13 @@ def get_json(url: str) -> dict:
     """GET a JSON document (the API is on the compose network)."""
     with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def get_answer(url: str) -> tuple[dict, str | None, str | None]:
+    """A feature answer: the JSON body and its X-Feature-As-Of / X-Feature-Generation."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return (json.loads(resp.read()), resp.headers.get("X-Feature-As-Of"),
+                resp.headers.get("X-Feature-Generation"))
 
 
 def same_value(a: object, b: object) -> bool:
@@ -121,6 +131,25 @@ def main() -> None:
                 fail(f"API {row['customer_id']}.{name} = {value!r}, local run {row[name]!r}")
     print(f"ok: API serves as_of {latest}; {min(SAMPLE_CUSTOMERS, len(expected))} customers' "
           "features equal the local run", flush=True)
+    if API_URL_2:
+        check_replicas(expected, latest)
+
+
+def check_replicas(expected: pd.DataFrame, latest: str) -> None:
+    """Both API replicas answer the same values and versions from the one Redis."""
+    ready = get_json(f"{API_URL_2}/ready")
+    if ready.get("served") != get_json(f"{API_URL}/ready").get("served"):
+        fail(f"the replicas serve different versions: {API_URL_2}/ready = {ready}")
+    ids = list(expected["customer_id"].head(SAMPLE_CUSTOMERS))
+    for cid in ids:
+        one, two = (get_answer(f"{base}/customers/{cid}/features")
+                    for base in (API_URL, API_URL_2))
+        if one != two:
+            fail(f"replicas differ for {cid}: {one} vs {two}")
+        if one[1] != latest:
+            fail(f"replica answered X-Feature-As-Of {one[1]} for {cid}, expected {latest}")
+    print(f"ok: both API replicas answer the same {len(ids)} customers (as of {latest}, "
+          "same generation) from the online store", flush=True)
 
 
 if __name__ == "__main__":

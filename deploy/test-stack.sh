@@ -16,7 +16,8 @@ CACHE=${FEATURESTORE_STACK_CACHE:-/var/cache/featurestore-stack}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 BASE_IMAGE=featurestore-base:bookworm
-export FEATURESTORE_IMAGE=featurestore:0.1.0 FEATURESTORE_MOTO_IMAGE=featurestore-moto:0.1.0
+export FEATURESTORE_IMAGE=featurestore:0.1.0 FEATURESTORE_MOTO_IMAGE=featurestore-moto:0.1.0 \
+    FEATURESTORE_REDIS_IMAGE=featurestore-redis:0.1.0
 export COMPOSE_PROJECT_NAME=featurestore-stack-test
 # The packages the debootstrap base holds; a change here rebuilds the cached rootfs.
 BASE_PACKAGES=python3.11,python3-venv,tini,ca-certificates
@@ -105,8 +106,9 @@ if ! $DOCKER image inspect "$BASE_IMAGE" >/dev/null 2>&1 \
 fi
 
 stage "build images"
-for target in runtime moto; do
+for target in runtime moto redis; do
     image=$FEATURESTORE_IMAGE; [[ $target == moto ]] && image=$FEATURESTORE_MOTO_IMAGE
+    [[ $target == redis ]] && image=$FEATURESTORE_REDIS_IMAGE
     DOCKER_BUILDKIT=1 $DOCKER build -q -f deploy/Dockerfile --target "$target" \
         --build-arg BASE_IMAGE="$BASE_IMAGE" --secret id=ca_bundle,src="$CA_BUNDLE" \
         -t "$image" . >/dev/null
@@ -121,7 +123,8 @@ docker-compose -f docker-compose.yml config -q
 bash deploy/k8s/validate.sh "$CACHE/tools-venv"
 
 stage "stack up"
-"${COMPOSE[@]}" up -d --no-build --scale worker=$WORKERS minio create-bucket scheduler worker api
+"${COMPOSE[@]}" up -d --no-build --scale worker=$WORKERS minio create-bucket redis scheduler worker \
+    api api-2
 wait_healthy scheduler 120
 wait_healthy worker 120
 n=$($DOCKER run --rm --network "${COMPOSE_PROJECT_NAME}_default" --entrypoint python3 \
@@ -144,7 +147,9 @@ EOF
 
 stage "served features"
 wait_healthy api 90
+wait_healthy api-2 90
 curl -fsS http://127.0.0.1:8000/ready && echo
+curl -fsS http://127.0.0.1:8001/ready && echo
 $DOCKER run --rm --network "${COMPOSE_PROJECT_NAME}_default" \
     -e AWS_ENDPOINT_URL=http://minio:9000 -e AWS_ACCESS_KEY_ID=featurestore \
     -e AWS_SECRET_ACCESS_KEY=featurestore-secret -e AWS_DEFAULT_REGION=us-east-1 \

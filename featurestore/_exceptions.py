@@ -14,9 +14,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "OnlineStoreUnavailableError",
+    "OnlineStoreBehindError",
     "FeatureStoreError",
     "ConfigError",
     "StoreError",
+    "AggregationOverflowError",
     "StoreLockedError",
     "StoreUnavailableError",
     "RejectedFileError",
@@ -44,6 +47,14 @@ class ConfigError(FeatureStoreError):
 
     http_status = 400
     exit_code = 2
+
+
+class AggregationOverflowError(FeatureStoreError):
+    """An int64 ``sum`` feature's value does not fit in int64 (SPEC §3a: a clear error, never
+    a wrapped number); the message names the feature's column state and customer."""
+
+    http_status = 500
+    exit_code = 1
 
 
 class StoreError(FeatureStoreError):
@@ -134,6 +145,22 @@ class RegistryError(FeatureStoreError):
 class ModelUnavailableError(FeatureStoreError):
     """No usable production version of a model yet (nothing promoted, or its record is
     damaged); predictions and recommendations wait for one."""
+
+    http_status = 503
+    exit_code = 1
+
+
+class OnlineStoreUnavailableError(FeatureStoreError):
+    """The shared online store (Redis) cannot answer now: unreachable, loading, or emptied
+    since its last push. The API answers 503 and recovers by itself once it answers again."""
+
+    http_status = 503
+    exit_code = 1
+
+
+class OnlineStoreBehindError(FeatureStoreError):
+    """A run committed to the offline store but could not push to the online store: the
+    offline commit stands; ``featurestore online push`` (or the next run) catches up."""
 
     http_status = 503
     exit_code = 1

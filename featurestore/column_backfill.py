@@ -45,10 +45,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import layout
-from .events_compaction import live_events
+from .events_compaction import live_events, write_events_file
 from .features.daily import DailyPlan
 from .ledger import ledger_entries
-from .schema import conform, footer_metadata, to_pandas
+from .schema import conform
 from .sources.weblog import (
     COLUMN_ARROW_TYPES,
     DEFAULT_MAX_LATE_DAYS,
@@ -291,8 +291,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
     _crash_point("task-before-events")
     body = conform(table, nullable=[n for n in table.column_names
                                     if n in declared or n in _nullable(stored)])
-    store.write_parquet(to_pandas(body), *folder, f.name, stats=["hit_time_gmt"],
-                        metadata=footer_metadata(body.schema))
+    write_events_file(store, body, *folder, f.name)
     return note
 
 

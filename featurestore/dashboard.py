@@ -38,6 +38,7 @@ __all__ = [
     "overview",
     "pr_curves",
     "psi",
+    "source_latest",
 ]
 
 #: Registry metrics charted over versions (a model records the ones that apply to it).
@@ -64,6 +65,10 @@ def _source_latest(store: Store, repo: FeatureRepo, source: str) -> str | None:
     if spec.kind == "weblog":
         dates = dates + [key.split("/", 1)[0] for key in ledger_keys(store)]
     return max(dates) if dates else None
+
+
+#: Public for the catalogue's freshness (the same rule as the overview's).
+source_latest = _source_latest
 
 
 def overview(store: Store, repo: FeatureRepo, history: int = 60) -> dict[str, Any]:
@@ -177,6 +182,12 @@ def _numeric(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").dropna().to_numpy(dtype="float64")
 
 
+def _is_numeric(series: pd.Series) -> bool:
+    """Whether a feature column has numbers (not strings, dates or SPEC §3a top_k lists)."""
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype)
+
+
 def feature_profile(store: Store, repo: FeatureRepo, table: str, as_of: str | None = None,
                     bins: int = 20) -> dict[str, Any]:
     """A histogram and the null share of every feature of one as-of partition.
@@ -202,6 +213,11 @@ def feature_profile(store: Store, repo: FeatureRepo, table: str, as_of: str | No
     out = []
     for name in features:
         if name not in df.columns:
+            continue
+        if not _is_numeric(df[name]):  # strings, dates, bools, lists: the null share only
+            null_share = float(df[name].isna().mean()) if len(df) else 0.0
+            out.append({"name": name, "null_share": round(null_share, 6), "edges": [],
+                        "counts": []})
             continue
         values = _numeric(df[name])
         null_share = float(1 - len(values) / len(df)) if len(df) else 0.0
@@ -290,7 +306,8 @@ def drift(store: Store, repo: FeatureRepo, table: str, as_of: str | None = None,
         return {"table": table, "as_of": day, "baseline": None, "features": []}
     base = read_table(store, table, baseline)
     scores = [{"name": f, "psi": round(psi(base[f], current[f]), 6)}
-              for f in features if f in current.columns and f in base.columns]
+              for f in features if f in current.columns and f in base.columns
+              and _is_numeric(current[f]) and _is_numeric(base[f])]  # PSI needs numbers
     scores.sort(key=lambda s: -s["psi"])
     return {"table": table, "as_of": day, "baseline": baseline, "features": scores}
 

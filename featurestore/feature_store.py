@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .job_records import JobView
     from .online import OnlineStoreProtocol
     from .predict import PredictReport
+    from .example_repo import ExampleResult
     from .store_init import InitResult
     from .tables import TableInfo
 
@@ -117,13 +118,85 @@ class FeatureStore:
     def online_store(self) -> OnlineStoreProtocol:
         """A new online store (``settings.online_store``) serving every table of the
         repository with its entity keys; the API owns and starts it."""
-        from .online import online_store_class
+        from .online import online_store_class, online_store_type
 
         repo = self.repo
         tables = tuple(repo.tables)
+        _, url = online_store_type(self.settings.online_store)
+        extra = {"url": url} if url else {}
         return online_store_class(self.settings.online_store)(
             self.offline_store, poll_seconds=self.settings.snapshot_poll_seconds,
-            tables=tables, keys={t: repo.keys(t) for t in tables})
+            tables=tables, keys={t: repo.keys(t) for t in tables}, **extra)
+
+    # -- the shared online store (Redis): pushed by the run that commits --------------------
+    @property
+    def online_url(self) -> str | None:
+        """The Redis URL of a shared online store, or None (``memory``: nothing to push)."""
+        from .online import online_store_type
+
+        return online_store_type(self.settings.online_store)[1]
+
+    def push_online(self, *, client: Client | None = None) -> Any:
+        """Push the latest committed as-of of every table to the shared online store, under
+        the store's writer lease (``featurestore online push``).
+
+        Args:
+            client: a Dask client to write from (default: :meth:`client`).
+
+        Returns:
+            The :class:`~featurestore.online.redis_push.PushReport`, or None with no shared
+            online store configured.
+
+        Raises:
+            OnlineStoreBehindError: Redis failed; the offline store is unchanged.
+        """
+        if self.online_url is None:
+            return None
+        with contextlib.ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(self.client())
+            stack.enter_context(self.offline_store.lock("online push"))
+            report, error = self._push_locked(client)
+        if error:
+            raise _behind("nothing new", error)
+        return report
+
+    def online_status(self) -> dict[str, dict[str, Any]] | None:
+        """Per table: committed latest as-of, what the shared online store serves, and whether
+        it is behind; None with no shared online store configured.
+
+        Raises:
+            OnlineStoreUnavailableError: Redis does not answer.
+        """
+        from ._exceptions import OnlineStoreUnavailableError
+        from .online.redis import redact
+        from .online.redis_push import online_status
+
+        if self.online_url is None:
+            return None
+        try:
+            return online_status(self.offline_store, self.online_url, list(self.repo.tables))
+        except Exception as exc:
+            raise OnlineStoreUnavailableError(
+                f"the online store {redact(self.online_url)} does not answer "
+                f"({type(exc).__name__}: {exc}); check that Redis runs and the URL") from None
+
+    def _push_locked(self, client: Client | None) -> tuple[Any, str | None]:
+        """Push after a commit (the caller holds the lease): (report, None), or (None, why)
+        when Redis failed — the offline commit stands either way."""
+        from .online.redis_push import push_online
+
+        repo = self.repo
+        tables = {t: repo.keys(t) for t in repo.tables}
+        recency = {t: [n for n, f in repo.tables[t].features.items()
+                       if f.aggregation == "recency"] for t in repo.tables}
+        try:
+            return push_online(self.offline_store, self.online_url, tables=tables,
+                               recency=recency, client=client), None
+        except Exception as exc:  # Redis down or failing: reported, never undoes the commit
+            from .online.redis import redact
+
+            return None, redact(f"{type(exc).__name__}: {exc}")
 
     def check(self, access: str) -> None:
         """Check the store before any work starts (no cluster is started).
@@ -147,6 +220,28 @@ class FeatureStore:
         from .store_init import init_store
 
         return init_store(self.offline_store)
+
+    def write_example_repo(self, path: str | None = None) -> ExampleResult:
+        """Write a commented feature repository with custom features next to the store
+        (``featurestore init --example``; :mod:`featurestore.example_repo`).
+
+        Args:
+            path: where to write it (default: the local store's parent folder, else the
+                working directory).
+
+        Returns:
+            Where it is and the three commands to run next.
+
+        Raises:
+            ConfigError: another file is at the path already.
+        """
+        from .example_repo import write_example
+        from .tables import as_of_dates
+
+        store = self.offline_store
+        has_data = store.exists() and (
+            bool(store.listdir("events")) or any(as_of_dates(store, t) for t in self.repo.tables))
+        return write_example(store, path, has_data=has_data)
 
     # -- definitions -----------------------------------------------------------------------
     def apply(self, repo_path: str | None) -> ApplyResult:
@@ -194,12 +289,17 @@ class FeatureStore:
         raw_storage_options = options_for(raw_root, store, raw_storage_options)
         _check_raw(raw_root, raw_storage_options,  # before any cluster starts
                    weblog=cls.__name__ == "WeblogSource")
+        error = None
         with self.client() as client, store.lock(f"ingest {source} + materialize"):
             report = cls(store, self.settings).ingest(raw_root, client=client,
                                                       raw_storage_options=raw_storage_options,
                                                       progress=progress,
                                                       accept_changed=accept_changed)
             mat = materialize_locked(store, client=client, repo=repo, settings=self.settings)
+            if self.online_url:
+                _, error = self._push_locked(client)
+        if error:
+            raise _behind(f"ingest of {source}", error)
         return IngestResult(source, report, mat)
 
     def backfill_columns(self, *, raw: str | None = None,
@@ -253,17 +353,51 @@ class FeatureStore:
         Returns:
             What was written.
         """
-        from .materialization import materialize
+        from .materialization import materialize, materialize_locked
 
-        with self.client() as client:
-            return materialize(self.offline_store, client=client, repo=self.repo,
-                               start=start, end=end, force=force, settings=self.settings)
+        if not self.online_url:
+            with self.client() as client:
+                return materialize(self.offline_store, client=client, repo=self.repo,
+                                   start=start, end=end, force=force, settings=self.settings)
+        with self.client() as client, self.offline_store.lock("materialize + online push"):
+            report = materialize_locked(self.offline_store, client=client, repo=self.repo,
+                                        start=start, end=end, force=force,
+                                        settings=self.settings)
+            _, error = self._push_locked(client)
+        if error:
+            raise _behind("materialization", error)
+        return report
 
     def tables(self) -> list[TableInfo]:
         """Every feature table in the store with its key, as-of range and columns."""
         from .tables import list_tables
 
         return list_tables(self.offline_store)
+
+    def catalogue(self, *, table: str | None = None, search: str | None = None,
+                  model: str | None = None, version: str | None = None) -> dict[str, Any]:
+        """The feature catalogue: every table and feature of the repository with its
+        definition, description, owner, tags, numbers of the latest as-of, freshness and
+        lineage (source -> table -> training sets and model versions); see
+        :func:`featurestore.catalogue.catalogue`.
+
+        Args:
+            table: only this table's features.
+            search: only features whose name, table, description, owner or tags hold every
+                word.
+            model: only the features this model used (``version``: that version's).
+            version: a version of ``model``.
+
+        Returns:
+            ``{"tables", "features", "models", "filters", "total"}``.
+
+        Raises:
+            NotFoundError: an unknown table or model version.
+        """
+        from .catalogue import catalogue
+
+        return catalogue(self.offline_store, self.repo, table=table, search=search,
+                         model=model, version=version)
 
     def read_table(self, table: str, *, as_of: dt.date | None = None,
                    customer_id: str | None = None) -> Any:
@@ -466,9 +600,17 @@ class FeatureStore:
         from .retrain.daily import run_daily
 
         with self.client() as client:
-            return run_daily(self.offline_store, raw_root, settings=self.settings,
-                             force_retrain=force_retrain, today=today, client=client,
-                             export_urls=export_urls, repo=self.repo)
+            report = run_daily(self.offline_store, raw_root, settings=self.settings,
+                               force_retrain=force_retrain, today=today, client=client,
+                               export_urls=export_urls, repo=self.repo)
+            if self.online_url:
+                with self.offline_store.lock("run-daily: online push"):
+                    pushed, error = self._push_locked(client)
+                report["online"] = ({"status": "pushed", **pushed.to_dict()} if error is None
+                                    else {"status": "behind", "error": error,
+                                          "hint": "run featurestore online push"})
+                report["ok"] = bool(report.get("ok", True)) and error is None
+            return report
 
     # -- jobs ------------------------------------------------------------------------------
     def jobs(self) -> list[JobView]:
@@ -545,6 +687,14 @@ class FeatureStore:
 
         return Recommendations(self.offline_store, model=self.settings.recommendation_model
                                ).recommend(customer_id, k, exclude_purchased)
+
+
+def _behind(what: str, error: str) -> Exception:
+    from ._exceptions import OnlineStoreBehindError
+
+    return OnlineStoreBehindError(
+        f"{what} committed to the offline store, but the online store is behind ({error}); "
+        "run featurestore online push once Redis answers (the next run also catches up)")
 
 
 def _check_raw(raw_root: str, options: dict[str, Any] | None, weblog: bool = False) -> None:

@@ -55,7 +55,9 @@ from .events_compaction import (
     finish_run,
     rewrite_without,
     start_run,
+    write_events_file,
 )
+from .features.aggs.engine import ext_plan, write_ext_partials
 from .features.daily import DailyPlan, daily_plan
 from .features.definitions import FeatureRepo
 from .features.partials import (
@@ -82,7 +84,7 @@ from .ledger import (
     replaced_notes,
     token,
 )
-from .schema import conform, footer_metadata, to_pandas
+from .schema import conform
 from .sources._preload import start_warm_up
 from .sources.weblog import (
     BAD_ROW_REASONS,
@@ -250,7 +252,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
                 replaces: dict[str, Any] | None = None,
                 max_late_days: int = DEFAULT_MAX_LATE_DAYS,
                 daily: DailyPlan | None = None,
-                declared: dict[str, str] | None = None) -> dict[str, Any]:
+                declared: dict[str, str] | None = None,
+                ext: Any = None) -> dict[str, Any]:
     """Ingest one file (runs on a worker). Never raises for a bad file: returns its status.
 
     Args:
@@ -266,6 +269,8 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
             aggregates of each date are written beside its events (None: none are).
         declared: the weblog source's declared columns (name -> type, SPEC §3a): kept in
             the events and in the table the partials are built from, typed.
+        ext: the SPEC §3a plan (:class:`featurestore.features.aggs.engine.ExtPlan`) whose
+            partial states are written likewise (None: the repository has no such feature).
 
     Returns:
         The ledger record written, or ``{"status": "rejected", "file", "reason"}``.
@@ -286,21 +291,17 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     events = parsed.events
     dates = pc.unique(events.column("event_date")).to_pylist() if events.num_rows else []
     date_index = events.column("event_date").to_numpy()
-    # Written with fastparquet (issue 3), footer keys from the store's one set of column
-    # types (string ids, int64 time), so every BI reader sees what the other tables have.
+    # The store's one set of column types (string ids, int64 time), so every BI reader sees
+    # what the other tables have; conformed once, sliced per event date.
     body = conform(events.drop_columns(["event_date"]), nullable=declared or ())
-    footer = footer_metadata(body.schema)
-    frame = to_pandas(body)
     for day in sorted(dates):
-        rows = np.flatnonzero(date_index == np.datetime64(day, "D"))
-        day_frame = frame.iloc[rows].reset_index(drop=True)
+        rows = pa.array(np.flatnonzero(date_index == np.datetime64(day, "D")))
         if daily is not None:  # while the hits are in memory (before the ledger record)
-            write_partials(store, daily, day, raw.file_id, events.take(pa.array(rows)))
-        # Statistics on the time column only: readers prune on time; customer ids span every
-        # file's whole range, so their min/max would prune nothing.
-        store.write_parquet(day_frame, EVENTS_TABLE, f"event_date={day.isoformat()}",
-                            f"part-{raw.file_id}.parquet", stats=["hit_time_gmt"],
-                            metadata=footer)
+            write_partials(store, daily, day, raw.file_id, events.take(rows))
+        if ext is not None:
+            write_ext_partials(store, ext, day, raw.file_id, events.take(rows), rows)
+        write_events_file(store, body.take(rows), EVENTS_TABLE, f"event_date={day.isoformat()}",
+                          f"part-{raw.file_id}.parquet")
     if parsed.quarantine.num_rows:
         store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",
                           f"part-{raw.file_id}.parquet")
@@ -690,11 +691,13 @@ def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any]
     daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
     declared = repo.declared_columns() if repo is not None else {}
     report.column_bad_values = {c: report.column_bad_values.get(c, 0) for c in declared}
+    ext = ext_plan(repo) if daily is not None else None
+    ext = ext if ext is not None and ext.specs else None  # SPEC §3a features' partials
     # no barrier: workers without our preload (a cluster started elsewhere) start loading the
     # kernels now, in the background, while the tasks are submitted
     c.run(start_warm_up)
     futures = [c.submit(_ingest_one, store, raw, raw_options, same, old, max_late_days, daily,
-                        declared or None, pure=False)
+                        declared or None, ext, pure=False)
                for raw, same, old in tasks]
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _progress_bar(len(futures)) if show else None

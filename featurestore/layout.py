@@ -18,6 +18,7 @@
                                                     one file's share of them, from ingest
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
+    _state/online.json                              the last push to a shared online store
     _state/customer/, _state/pairs/                 rolling customer and pair state (internal;
                                                     customer: whole or a delta of the day)
     _meta/feature_repo.json                         the applied feature repository's record,
@@ -41,8 +42,10 @@ __all__ = [
     "EVENTS", "TRANSACTIONS", "LEDGER_ROOT", "QUARANTINE_ROOT", "DAILY_ROOT", "STATE_ROOT",
     "META_ROOT", "REPO_RECORD", "repo_yaml", "MODELS", "JOBS", "EXPORTS", "LOCK",
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
-    "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "CUSTOMER_STATE", "PAIR_STATE",
-    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "RUNNERS", "EXPORT_JOBS",
+    "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "EXT_PARTIALS", "EXT_DAILY", "EXT_STATE",
+    "EXT_TILES", "CUSTOMER_STATE", "PAIR_STATE",
+    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "ONLINE_RECORD", "RUNNERS",
+    "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
 ]
@@ -67,10 +70,19 @@ DAILY_CUSTOMER_PRODUCT = f"{DAILY_ROOT}/customer_product"
 PARTIAL_CUSTOMER = f"{PARTIALS_ROOT}/customer"
 PARTIAL_CUSTOMER_PRODUCT = f"{PARTIALS_ROOT}/customer_product"
 CUSTOMER_STATE = f"{STATE_ROOT}/customer"
+#: SPEC §3a aggregations (featurestore.features.aggs): per-file partials, per-day combined
+#: partials, the chained per-customer state and the window tiles (internal, Arrow IPC).
+EXT_PARTIALS = f"{PARTIALS_ROOT}/ext"
+EXT_DAILY = f"{DAILY_ROOT}/ext"
+EXT_STATE = f"{STATE_ROOT}/ext"
+EXT_TILES = f"{STATE_ROOT}/ext_tiles"
 PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
 RETAIL_RECORD = f"{STATE_ROOT}/retail.json"
 GENERATIONS = f"{STATE_ROOT}/generations.json"
+#: What the last push to a shared online store (Redis) committed: namespace, per table as-of,
+#: generation and push id (written after the pointers flip; see featurestore/online/redis_push.py).
+ONLINE_RECORD = f"{STATE_ROOT}/online.json"
 RUNNERS = f"{JOBS}/_runners"
 EXPORT_JOBS = f"{EXPORTS}/_jobs"
 

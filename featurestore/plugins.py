@@ -31,6 +31,7 @@ SOURCE_CLASS_FOR_TYPE: dict[str, str] = {
 }
 ONLINE_STORE_CLASS_FOR_TYPE: dict[str, str] = {
     "memory": "featurestore.online.OnlineStore",
+    "redis": "featurestore.online.redis.RedisOnlineStore",  # a redis:// or rediss:// URL
 }
 TRAINING_BACKEND_CLASS_FOR_TYPE: dict[str, str] = {
     "local": "featurestore.retrain.backends.LocalBackend",

@@ -19,7 +19,7 @@ from .schema import partitioning, to_pandas
 from .storage import Store
 
 __all__ = ["TableInfo", "list_tables", "read_table", "read_dataset", "as_of_dates",
-           "KEY_COLUMNS"]
+           "latest_written", "KEY_COLUMNS"]
 
 #: Entity key columns, in key order; every other column of a feature table is a feature.
 KEY_COLUMNS = ("customer_id", "product_id")
@@ -57,6 +57,12 @@ def _modified(store: Store, path: str) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def latest_written(store: Store, table: str, as_of: str) -> str | None:
+    """When the partition ``as_of`` of ``table`` was published (UTC ISO time), None when the
+    filesystem does not say."""
+    return _modified(store, _latest_file(store, table, as_of))
 
 
 def list_tables(store: Store) -> list[TableInfo]:

@@ -84,3 +84,15 @@ def drops_copy(drops, tmp_path):
     dest = tmp_path / "raw"
     shutil.copytree(root, dest)
     return dest, report
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port (apt-installed when missing), for the session."""
+    pytest.importorskip("redis", reason="redis-py is in the test extra")
+    from tests._redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -23,26 +23,32 @@ from featurestore.features.definitions import FeatureRepo
 from featurestore.storage import Store
 from featurestore.tables import as_of_dates
 
-from ..deps import ReadAuth, hide_store
+from ..deps import ReadAuth, hide_store, is_operator
 
 __all__ = ["PAGES", "install_docs", "router"]
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[ReadAuth])
 
 #: page -> title, in navigation order
-PAGES = {"overview": "Overview", "ingestion": "Ingestion", "features": "Features",
-         "models": "Models", "cluster": "Cluster"}
+PAGES = {"overview": "Overview", "catalogue": "Catalogue", "ingestion": "Ingestion",
+         "features": "Features", "models": "Models", "cluster": "Cluster"}
 
 _STATIC = Path(__file__).parent / "static"
 _DOCS_STATIC = Path(str(resources.files("fastapi_offline") / "static"))
 _PLOTLY_JS = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 _ASSETS = {"plotly.min.js": _PLOTLY_JS, "dashboard.js": _STATIC / "dashboard.js",
-           "dashboard.css": _STATIC / "dashboard.css"}
+           "catalogue.js": _STATIC / "catalogue.js", "dashboard.css": _STATIC / "dashboard.css"}
 _DOCS_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon.png")
 
 
 def _store(request: Request) -> Store:
     return request.app.state.store
+
+
+def _facade(request: Request) -> FeatureStore:
+    """The app's composition root (a fresh facade when the app has none)."""
+    return getattr(request.app.state, "feature_store", None) or FeatureStore(
+        request.app.state.settings)
 
 
 def _repo(request: Request) -> FeatureRepo:
@@ -63,6 +69,7 @@ def _page(name: str) -> str:
 <link rel="stylesheet" href="/dashboard/static/dashboard.css">
 <script src="/dashboard/static/plotly.min.js"></script>
 <script src="/dashboard/static/dashboard.js" defer></script>
+<script src="/dashboard/static/catalogue.js" defer></script>
 </head><body data-page="{name}">
 <header><strong>featurestore</strong><nav>{nav}</nav>
 <a class="json" href="/dashboard/api/{name if name != 'features' else 'tables'}">JSON</a></header>
@@ -89,6 +96,38 @@ def dashboard_asset(name: str) -> FileResponse:
 def api_overview(request: Request) -> dict[str, Any]:
     """Per table of the repository: latest as-of, its source's newest date, lag, rows per as-of."""
     return numbers.overview(_store(request), _repo(request))
+
+
+@router.get("/api/catalogue")
+def api_catalogue(request: Request,
+                  table: Annotated[str | None, Query(max_length=100)] = None,
+                  search: Annotated[str | None, Query(max_length=200)] = None,
+                  model: Annotated[str | None, Query(max_length=100)] = None,
+                  version: Annotated[str | None, Query(max_length=100)] = None
+                  ) -> dict[str, Any]:
+    """The feature catalogue: every table and feature with its definition, description,
+    owner, tags, type, the latest as-of's numbers, freshness and lineage (source -> table ->
+    training sets and model versions, with the feature's importance in each). ``table``,
+    ``search`` (every word in the name, table, description, owner or tags), ``model`` and
+    ``version`` narrow the features listed. Training-set locations (``url``,
+    ``training_set``) are answered only with the write token, as on ``/models``."""
+    data = _facade(request).catalogue(table=table, search=search, model=model,
+                                      version=version)
+    # where training sets are is for operators (the write token), as on /models; for them
+    # logical locations only (<store>/_exports/...)
+    store, operator = _store(request), is_operator(request)
+
+    def location(url: str | None) -> str | None:
+        return hide_store(url, store) if url and operator else None
+
+    for entry in data["features"]:
+        for ts in entry["lineage"]["training_sets"]:
+            ts["url"] = location(ts["url"])
+        for m in entry["lineage"]["models"]:
+            m["training_set"] = location(m["training_set"])
+    for v in data["models"]:
+        v["training_set"] = location(v["training_set"])
+    return data
 
 
 @router.get("/api/ingestion")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 
-from featurestore import NotFoundError
+from featurestore import FeatureStoreError, NotFoundError
 
 from ..bodies import (AS_OF_HEADER, GENERATION_HEADER, batch_body, customer_body, dumps,
                       json_response)
@@ -29,7 +29,7 @@ __all__ = ["router", "MAX_BATCH", "AS_OF_HEADER", "GENERATION_HEADER"]
 router = APIRouter(tags=["features"])
 
 MAX_BATCH = 1000
-FeatureValue = int | float | str | None
+FeatureValue = int | float | str | list[str] | None  # lists: SPEC §3a top_k
 
 
 class CustomerFeatures(BaseModel):
@@ -75,13 +75,24 @@ def _json(body: Any, table: Any) -> Response:
     return json_response(dumps(body), table)
 
 
-async def _table(request: Request, name: str, as_of: str | None):
-    """The latest snapshot inline (a dict read); an older as-of reads parquet in a thread so the
-    event loop never blocks on storage."""
+async def _table(request: Request, name: str, as_of: str | None,
+                 ids: list[str] | None = None):
+    """The latest snapshot inline (a dict read; with a shared online store, the rows of the
+    customers ``ids`` of one generation, one round trip); an older as-of reads parquet in a
+    thread so the event loop never blocks on storage."""
     await require_read_token(request)
     online = request.app.state.online  # app.state, not a dependency: cheaper per request
-    snapshot = online.snapshot
-    current = snapshot.tables.get(name) if snapshot else None
+    if getattr(online, "in_process", True):
+        snapshot = online.snapshot
+        current = snapshot.tables.get(name) if snapshot else None
+    else:
+        snapshot = None
+        try:
+            current = await online.aview(name, ids)
+        except FeatureStoreError:
+            if as_of is None:  # the latest is the online store's: its error (503, 404)
+                raise
+            current = None  # an as-of date is readable from the offline store anyway
     if current is not None and (as_of is None or as_of == current.as_of):
         return current
     return await run_in_threadpool(online.table, name, as_of, snapshot)
@@ -115,7 +126,7 @@ async def customer_features(request: Request) -> Response:
     customer_id: str = request.path_params["customer_id"]
     query = request.query_params
     as_of, features = query.get("as_of"), query.get("features")
-    table = await _table(request, "customer_features", as_of)  # read the snapshot reference once
+    table = await _table(request, "customer_features", as_of, [customer_id])  # read once
     names = _parse_features(features)
     names = table.check_features(names) if names else None  # None: all, the kept row JSON
     i = table.index.get(customer_id)
@@ -129,7 +140,7 @@ async def customer_features(request: Request) -> Response:
              responses={404: {"description": "unknown as-of date or feature"}})
 async def features_batch(body: BatchRequest, request: Request) -> Response:
     """Features of up to 1,000 customers; one result per id, in request order."""
-    table = await _table(request, "customer_features", body.as_of)
+    table = await _table(request, "customer_features", body.as_of, body.customer_ids)
     names = table.check_features(body.features) if body.features else None
     return json_response(batch_body(table, body.customer_ids, names), table)
 
@@ -143,7 +154,7 @@ async def customer_products(
     as_of: Annotated[str | None, Query(description="YYYY-MM-DD; latest when omitted")] = None,
 ) -> Response:
     """Customer x product features, most viewed first (30-day views, then 7-day, then id)."""
-    table = await _table(request, "customer_product_features", as_of)
+    table = await _table(request, "customer_product_features", as_of, [customer_id])
     if customer_id not in table.index:
         raise NotFoundError(f"customer {customer_id!r} viewed no product in the 30 days before "
                             f"{table.as_of}; check the id or try another as_of")

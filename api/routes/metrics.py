@@ -10,8 +10,10 @@ router = APIRouter(tags=["metrics"])
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Request counts and latency histograms per route, snapshot age and as-of."""
     m = request.app.state.metrics
-    m.observe_snapshot(request.app.state.online.snapshot)
+    online = request.app.state.online
+    m.observe_snapshot(online.snapshot if getattr(online, "in_process", True)
+                       else await online.served())
     return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)

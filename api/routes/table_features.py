@@ -73,7 +73,7 @@ async def table_features(table: IdPath, request: Request) -> Response:
     """Features of one entity of any served table: every entity key as a query parameter
     (``?customer_id=C1&product_id=P2``), plus ``as_of`` and ``features`` (comma-separated)."""
     query = request.query_params
-    snap = await _table(request, table, query.get("as_of"))
+    snap = await _table(request, table, query.get("as_of"), [query.get("customer_id") or ""])
     names = _features(snap, _parse_features(query.get("features")))
     keys = _keys(snap, dict(query))
     row = snap.lookup(keys, names)
@@ -87,7 +87,8 @@ async def table_features(table: IdPath, request: Request) -> Response:
              responses={404: {"description": "unknown table, as-of date or feature"}})
 async def table_batch(table: IdPath, body: TableBatchRequest, request: Request) -> Response:
     """Features of up to 1,000 entities of any served table, in request order."""
-    snap = await _table(request, table, body.as_of)
+    snap = await _table(request, table, body.as_of,
+                        [e.get("customer_id") or "" for e in body.entities])
     names = _features(snap, body.features)
     results = []
     for entity in body.entities:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from featurestore import NotFoundError
+from featurestore import FeatureStoreError, NotFoundError
 from featurestore.layout import is_published
 from featurestore.storage import Store
 
@@ -82,8 +82,14 @@ def table_info(store: Store, name: str, served_as_of: str | None = None,
 
 def _served(online, name: str) -> tuple[str | None, int | None]:
     """The as-of and generation served for ``name`` (Nones when it is not served)."""
-    snapshot = online.snapshot
-    table = snapshot.tables.get(name) if snapshot else None
+    if getattr(online, "in_process", True):
+        snapshot = online.snapshot
+        table = snapshot.tables.get(name) if snapshot else None
+    else:  # a shared online store: its pointer (a sync route: runs in the thread pool)
+        try:
+            table = online.view(name)
+        except FeatureStoreError:
+            table = None
     return (table.as_of, table.generation) if table else (None, None)
 
 

@@ -20,9 +20,10 @@ from .._exceptions import FeatureStoreError
 __all__ = ["main", "build_parser"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "show",
+COMMANDS = ("demo", "init", "generate", "apply", "ingest", "backfill", "tables", "features",
+            "show",
             "serve", "training-set", "export-fm", "retrain", "jobs", "models", "predict",
-            "recommend", "run-daily")
+            "recommend", "run-daily", "online")
 
 
 def _plain(text: str) -> str:

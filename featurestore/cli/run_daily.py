@@ -75,4 +75,9 @@ def summary(report: dict) -> list[str]:
     for p in report.get("predict", []):
         lines.append(f"  predict {p.get('model')}: {p.get('status')}"
                      + (f": {p['error']}" if p.get("error") else ""))
+    online = report.get("online")
+    if online:  # a shared online store (Redis) is configured
+        lines.append(f"  online store: {online['status']}" + (
+            f": {online['error']}; {online['hint']}" if online.get("error") else
+            f", {online.get('rows_written', 0):,} customer(s) written"))
     return lines

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..storage import Store
-from .definitions import FeatureRepo, Filter
+from .definitions import FeatureRepo, Filter, is_extended
 from .pairs import sorted_codes
 
 __all__ = [
@@ -94,6 +94,8 @@ def daily_plan(repo: FeatureRepo) -> DailyPlan:
     for name, table in repo.tables_for("weblog").items():
         product_table = len(repo.keys(name)) == 2
         for f in table.features.values():
+            if is_extended(f):  # the SPEC §3a engine's (features/aggs): not a daily column
+                continue
             if product_table:
                 (cp_pairs.append(f.filter) if f.aggregation == "count"
                  else cp_sums.append((f.field, f.filter)))

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,14 +29,19 @@ from pydantic import (
 )
 
 from .._exceptions import ConfigError
+from .aggs import language
 
 __all__ = [
     "COLUMN_TYPES",
     "DEFAULT_REPO",
+    "Condition",
     "Feature",
     "FeatureRepo",
     "Filter",
     "TableDef",
+    "declared_columns",
+    "field_type",
+    "is_extended",
     "load_feature_repo",
     "parse_feature_repo",
 ]
@@ -54,16 +59,59 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Keys SPEC §3a added: left out of a model's dump while unset, so every fingerprint and
+#: filter key of a repository written before them stays what it was (no rebuild on upgrade).
+_NEW_KEYS = ("where", "k", "expression")
+
+
+def _without_unset_new_keys(data: dict) -> dict:
+    for key in _NEW_KEYS:
+        if key in data and data[key] is None:
+            del data[key]
+    return data
+
+
+_Scalar = str | int | float | bool
+
+
+class Condition(_Strict):
+    """One ``where`` condition on a hit column (SPEC §3a); a null satisfies only is_null."""
+
+    column: str
+    op: Literal["eq", "ne", "in", "not_in", "prefix", "gt", "ge", "lt", "le", "is_null",
+                "not_null"]
+    value: _Scalar | list[_Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _value_shape(self) -> Condition:
+        if self.op in ("is_null", "not_null"):
+            if self.value is not None:
+                raise ValueError(f"value: {self.op} takes no value")
+        elif self.op in ("in", "not_in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"value: {self.op} takes a non-empty list")
+        elif self.value is None or isinstance(self.value, list):
+            raise ValueError(f"value: {self.op} takes one value")
+        return self
+
+
 class Filter(_Strict):
     """Which hits a feature counts; every condition given must hold (AND)."""
 
     event_id: str | None = Field(None, description="the hit's event list contains this id")
     page_event: str | None = Field(None, description="post_page_event equals this value")
     url_path_prefix: str | None = Field(None, description="path of page_url starts with this")
+    where: tuple[Condition, ...] | None = Field(
+        None, description="SPEC §3a conditions on hit columns, all of which must hold")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _without_unset_new_keys(handler(self))
 
     @property
     def is_empty(self) -> bool:
-        return self.event_id is None and self.page_event is None and self.url_path_prefix is None
+        return (self.event_id is None and self.page_event is None
+                and self.url_path_prefix is None and not self.where)
 
     @functools.cached_property  # asked for per column and feature on every as-of date
     def key(self) -> str:
@@ -77,33 +125,97 @@ class Filter(_Strict):
 class Feature(_Strict):
     """One feature: an aggregation over a window of days ending on the as-of date."""
 
-    aggregation: Literal["count", "sum", "distinct", "recency", "latest"]
+    aggregation: Literal["count", "sum", "mean", "min", "max", "stddev", "distinct",
+                         "approx_distinct", "first", "last", "top_k", "recency",
+                         "latest"] | None = None
     unit: Literal["hit", "product"] = Field(
         "hit", description="count: hits, or (hit, product) pairs")
-    field: str | None = Field(None, description="sum/distinct/latest: the field aggregated")
+    field: str | None = Field(None, description="the field aggregated (count/recency: none)")
     filter: Filter = Filter()
-    window_days: int | None = Field(None, ge=1, le=3660)
+    window_days: int | None = Field(None, ge=1, le=3660,
+                                    description="absent: all history up to the as-of date")
+    k: int | None = Field(None, ge=1, le=1000, description="top_k: how many values")
+    expression: str | None = Field(None, description="instead of aggregation: + - * / over "
+                                   "other features of the table")
     description: str = ""
+    # catalogue metadata (optional): who answers for the feature, and words to find it by
+    owner: str | None = Field(None, description="who answers for the feature (team or person)")
+    tags: tuple[str, ...] = Field((), description="words to find the feature by")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _without_unset_new_keys(handler(self))
 
     @model_validator(mode="after")
     def _shape(self) -> Feature:
-        if self.aggregation in ("recency", "latest"):
-            if self.window_days is not None:
-                raise ValueError(f"window_days: a {self.aggregation} feature has no window "
-                                 "(it looks back over all history)")
-        elif self.window_days is None:
-            raise ValueError(f"window_days: required for a {self.aggregation} feature")
-        if self.aggregation in ("sum", "distinct", "latest") and not self.field:
+        if self.expression is not None:
+            if self.aggregation is not None:
+                raise ValueError("expression: a feature has an aggregation or an expression, "
+                                 "not both")
+            extra = [k for k in ("field", "window_days", "k") if getattr(self, k) is not None]
+            if extra or not self.filter.is_empty or self.unit != "hit":
+                raise ValueError(f"expression: an expression feature takes no "
+                                 f"{', '.join(extra) or 'filter or unit'}")
+            try:
+                language.parse_expression(self.expression)
+            except ValueError as exc:
+                raise ValueError(f"expression: {exc}") from None
+            return self
+        if self.aggregation is None:
+            raise ValueError("aggregation: required (or an expression)")
+        if self.aggregation in ("recency", "latest") and self.window_days is not None:
+            raise ValueError(f"window_days: a {self.aggregation} feature has no window "
+                             "(it looks back over all history)")
+        if self.aggregation not in ("count", "recency") and not self.field:
             raise ValueError(f"field: required for a {self.aggregation} feature")
         if self.aggregation in ("count", "recency") and self.field:
             raise ValueError(f"field: not allowed for a {self.aggregation} feature")
+        if (self.aggregation == "top_k") != (self.k is not None):
+            raise ValueError("k: required for a top_k feature" if self.k is None
+                             else f"k: not allowed for a {self.aggregation} feature")
         return self
+
+
+#: Catalogue metadata: optional fields that describe a table or feature without changing what
+#: it computes. Left out of a table's build fingerprint (editing them rebuilds nothing) and, while
+#: absent, out of the repository's fingerprint (repositories written before they existed keep
+#: their fingerprints).
+METADATA_FIELDS = ("owner", "tags")
+TABLE_METADATA_FIELDS = ("description", "owner", "tags")
 
 
 class TableDef(_Strict):
     source: str
     entity: str
     features: dict[str, Feature] = Field(min_length=1)
+    description: str = Field("", description="what a row of the table is, for the catalogue")
+    owner: str | None = Field(None, description="who answers for the table")
+    tags: tuple[str, ...] = Field((), description="words to find the table by")
+
+    def definition(self) -> dict[str, Any]:
+        """What the table computes, without its catalogue metadata (feature descriptions,
+        which were hashed before the metadata fields existed, stay in).
+
+        Returns:
+            The table's fields as JSON-able data.
+        """
+        data = self.model_dump(exclude=set(TABLE_METADATA_FIELDS))
+        for feature in data["features"].values():
+            for name in METADATA_FIELDS:
+                feature.pop(name)
+        return data
+
+    def metadata_differences(self, other: TableDef) -> list[str]:
+        """Features (and the table itself, as ``"(table)"``) whose catalogue metadata differs
+        while their definitions are equal."""
+        out = ["(table)"] if any(getattr(self, n) != getattr(other, n)
+                                 for n in TABLE_METADATA_FIELDS) else []
+        for name in self.features.keys() & other.features.keys():
+            a, b = self.features[name], other.features[name]
+            if a != b and a.model_copy(update=dict.fromkeys(METADATA_FIELDS)) == \
+                    b.model_copy(update=dict.fromkeys(METADATA_FIELDS)):
+                out.append(name)
+        return sorted(out)
 
 
 #: The types a declared column may have (SPEC §3a): string, int (int64), float (float64), bool.
@@ -134,7 +246,7 @@ class Source(_Strict):
         return self
 
     @model_serializer(mode="wrap")
-    def _dump(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+    def _dump(self, handler):
         # a source without declared columns dumps as before: fingerprints of existing
         # repositories (and the stores that recorded them) do not change
         out = handler(self)
@@ -173,8 +285,10 @@ class FeatureRepo(_Strict):
             if keys not in [list(k) for k in allowed_keys]:
                 raise ValueError(f"{where}.entity: a {kind} table is keyed by one of "
                                  f"{[list(k) for k in allowed_keys]}, not {keys}")
+            declared = declared_columns(self, table.source) if kind == "weblog" else {}
             for fname, f in table.features.items():
-                _check_feature(f"{where}.features.{fname}", f, kind, keys)
+                _check_feature(f"{where}.features.{fname}", f, kind, keys, declared)
+            _check_expressions(where, table, kind)
         return self
 
     @model_validator(mode="after")
@@ -222,14 +336,22 @@ class FeatureRepo(_Strict):
         return {n: t for n, t in self.tables.items() if self.sources[t.source].kind == kind}
 
     def fingerprint(self, table: str) -> str:
-        """Changes when the table's definition changes (so its partitions must be rebuilt)."""
-        blob = json.dumps(self.tables[table].model_dump(), sort_keys=True).encode()
+        """Changes when the table's definition changes (so its partitions must be rebuilt);
+        its catalogue metadata (owner, tags, the table's description) is not part of it."""
+        blob = json.dumps(self.tables[table].definition(), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
 
     @property
     def repo_fingerprint(self) -> str:
-        """Changes when any source, entity, table or feature definition changes."""
-        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        """Changes when any source, entity, table or feature definition changes, or any
+        catalogue metadata that is given (absent metadata is left out of the hash, so a
+        repository that gives none keeps the fingerprint it had before the fields existed)."""
+        data = self.model_dump()
+        for table in data["tables"].values():
+            for feature in table["features"].values():
+                _drop_absent(feature, METADATA_FIELDS)
+            _drop_absent(table, TABLE_METADATA_FIELDS)
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
 
     def differences(self, other: FeatureRepo) -> list[str]:
@@ -258,12 +380,174 @@ class FeatureRepo(_Strict):
                 out.append(f"{where}: source or entity changed")
             out += [f"{where}: feature {f} added" for f in b.features if f not in a.features]
             out += [f"{where}: feature {f} removed" for f in a.features if f not in b.features]
+            described = a.metadata_differences(b)
             out += [f"{where}: feature {f} changed" for f in a.features
-                    if f in b.features and a.features[f] != b.features[f]]
+                    if f in b.features and a.features[f] != b.features[f]
+                    and f not in described]
+            out += [f"{where}: description, owner or tags of "
+                    f"{'the table' if f == '(table)' else 'feature ' + f} changed"
+                    for f in described]
         return out
 
 
-def _check_feature(where: str, f: Feature, kind: str, keys: list[str]) -> None:
+def declared_columns(repo: FeatureRepo, source: str) -> dict[str, str]:
+    """A source's declared columns (SPEC §3a), name -> type; {} when it declares none.
+
+    Args:
+        repo: the repository.
+        source: the source's name.
+
+    Returns:
+        Column name -> ``string`` / ``int`` / ``float`` / ``bool``.
+    """
+    return repo.declared_columns(source)
+
+
+#: The aggregations SPEC §3 had (each served by the original engine in its original shapes).
+_LEGACY_WEBLOG = {"count": None, "sum": {"price", "quantity"},
+                  "distinct": {"product_id", "event_date"}, "recency": None}
+
+
+def is_extended(f: Feature, kind: str = "weblog") -> bool:
+    """Whether a feature needs the SPEC §3a engine (:mod:`.aggs`) rather than the original one.
+
+    Every feature a SPEC §3 repository could hold is not extended, so its tables keep the
+    original engine and their bytes.
+
+    Args:
+        f: the feature.
+        kind: its table's source kind.
+
+    Returns:
+        True for an expression, a new aggregation, a ``where`` filter, a lifetime count, sum or
+        distinct, or a field only §3a allows.
+    """
+    if kind != "weblog":
+        return f.expression is not None
+    if f.expression is not None or f.aggregation not in _LEGACY_WEBLOG or f.filter.where:
+        return True
+    if f.aggregation == "recency":
+        return False
+    fields = _LEGACY_WEBLOG[f.aggregation]
+    return f.window_days is None or (fields is not None and f.field not in fields)
+
+
+def field_type(f: Feature, declared: dict[str, str]) -> str | None:
+    """The type of a feature's field (None for count / recency / expressions, or unknown)."""
+    if not f.field:
+        return None
+    return declared.get(f.field) or language.BUILTIN_FIELDS.get(f.field)
+
+
+def feature_type(f: Feature, declared: dict[str, str]) -> str:
+    """The type of a weblog feature's values (``int``, ``float``, ``string``, ``bool``,
+    ``date``, ``list``); expressions are ``float``."""
+    if f.expression is not None:
+        return "float"
+    if f.aggregation == "sum" and f.field == "price":
+        return "float"
+    return language.output_type(f.aggregation, field_type(f, declared))
+
+
+def _check_extended(where: str, f: Feature, declared: dict[str, str]) -> None:
+    """SPEC §3a rules of a weblog feature the original engine does not serve."""
+    if f.window_days is not None and f.window_days > 365:
+        raise ValueError(f"{where}.window_days: at most 365 days (or none: all history)")
+    if f.unit == "product" and f.aggregation != "count":
+        raise ValueError(f"{where}.unit: only a count takes a unit; a field of the product "
+                         "list (price, quantity, product_id) aggregates the (hit, product) "
+                         "pairs by itself")
+    if f.field is not None:
+        ftype = field_type(f, declared)
+        if ftype is None:
+            raise ValueError(
+                f"{where}.field: unknown column {f.field!r}; declare it under the source's "
+                f"columns or use one of {', '.join([*declared, *language.BUILTIN_FIELDS])}")
+        if f.aggregation in language.NUMERIC_AGGREGATIONS and ftype not in ("int", "float"):
+            raise ValueError(f"{where}.aggregation: {f.aggregation!r} needs a numeric field; "
+                             f"{f.field!r} is {ftype}")
+    columns = {**language.WHERE_BUILTINS, **declared}
+    for i, cond in enumerate(f.filter.where or ()):
+        at = f"{where}.filter.where.{i}"
+        ctype = columns.get(cond.column)
+        if ctype is None:
+            raise ValueError(f"{at}.column: unknown column {cond.column!r}; one of "
+                             f"{', '.join(columns)}")
+        if cond.op == "prefix" and ctype != "string":
+            raise ValueError(f"{at}.op: prefix needs a string column; {cond.column!r} is "
+                             f"{ctype}")
+        if cond.op in ("gt", "ge", "lt", "le") and ctype == "bool":
+            raise ValueError(f"{at}.op: {cond.op} does not compare bool column "
+                             f"{cond.column!r}")
+        values = cond.value if isinstance(cond.value, list) else (
+            [] if cond.value is None else [cond.value])
+        for v in values:
+            try:
+                language.coerce(v, ctype)
+            except ValueError as exc:
+                raise ValueError(f"{at}.value: {exc} (column {cond.column!r} is "
+                                 f"{ctype})") from None
+
+
+def _check_expressions(where: str, table: TableDef, kind: str) -> None:
+    """Expression features name numeric features of the same table, without a cycle."""
+    exprs = {n: language.references(language.parse_expression(f.expression))
+             for n, f in table.features.items() if f.expression is not None}
+    for name, refs in exprs.items():
+        at = f"{where}.features.{name}.expression"
+        for ref in sorted(refs):
+            target = table.features.get(ref)
+            if target is None:
+                raise ValueError(f"{at}: unknown feature {ref!r} (features of this table: "
+                                 f"{', '.join(table.features)})")
+            if target.aggregation in ("top_k", "latest") or (
+                    target.aggregation in ("min", "max", "first", "last")
+                    and target.field in ("product_id", "event_date")):
+                raise ValueError(f"{at}: feature {ref!r} is not numeric")
+    # cycles: depth-first over the expression graph
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2 or name not in exprs:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*path[path.index(name):], name])
+            raise ValueError(f"{where}.features.{path[0]}.expression: a cycle ({cycle})")
+        state[name] = 1
+        for ref in sorted(exprs[name]):
+            visit(ref, [*path, name])
+        state[name] = 2
+
+    for name in exprs:
+        visit(name, [])
+
+
+def _drop_absent(data: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Remove the metadata fields left at their defaults (empty or None) from ``data``."""
+    for name in names:
+        if not data.get(name):
+            data.pop(name, None)
+
+
+def _check_feature(where: str, f: Feature, kind: str, keys: list[str],
+                   declared: dict[str, str] | None = None) -> None:
+    if f.expression is not None:
+        if kind != "weblog" or len(keys) == 2:
+            raise ValueError(f"{where}.expression: expressions are for weblog customer tables")
+        return
+    if kind == "weblog" and is_extended(f, kind):
+        if len(keys) == 2:
+            raise ValueError(f"{where}.aggregation: a customer x product table holds "
+                             "'count' (unit: product) or 'sum' features only")
+        _check_extended(where, f, declared or {})
+        return
+    if kind == "retail" and f.aggregation not in ("count", "sum", "distinct", "recency",
+                                                  "latest"):
+        raise ValueError(f"{where}.aggregation: retail features are distinct, sum, recency or "
+                         f"latest, not {f.aggregation!r}")
+    if kind == "retail" and f.aggregation != "recency" and f.aggregation != "latest" \
+            and f.window_days is None:
+        raise ValueError(f"{where}.window_days: required for a retail {f.aggregation} feature")
     if f.aggregation == "sum" and f.field not in SUM_FIELDS[kind]:
         raise ValueError(f"{where}.field: {kind} sums one of {sorted(SUM_FIELDS[kind])}, "
                          f"not {f.field!r}")

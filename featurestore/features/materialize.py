@@ -52,6 +52,7 @@ from ..ledger import (
 from ..planning import AsOfPlan, days_between, plan_as_of, requested_range, touched_dates
 from ..storage import Store
 from ._io import write_arrow, write_table
+from .aggs import engine as ext_engine
 from .daily import (
     DAILY_CUSTOMER,
     DAILY_CUSTOMER_PRODUCT,
@@ -61,7 +62,7 @@ from .daily import (
     read_daily,
     read_daily_table,
 )
-from .definitions import FeatureRepo
+from .definitions import FeatureRepo, is_extended
 from .pairs import (
     PAIRS_FORMAT,
     PairSums,
@@ -294,17 +295,34 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
     return rows
 
 
+def _ext_advance_task(store: Store, ext: ext_engine.ExtPlan, prior: Any, day: dt.date,
+                     recompute: bool) -> pa.Table:
+    """The SPEC §3a state of ``day`` (see :mod:`.aggs.engine`)."""
+    return ext_engine.advance_ext(store, ext, prior, day, recompute)
+
+
+def _ext_daily_task(store: Store, ext: ext_engine.ExtPlan, day: dt.date) -> int:
+    """Rebuild a touched day's SPEC §3a day states outside the as-of chain."""
+    return ext_engine.ext_daily(store, ext, day, True).num_rows
+
+
 def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.date,
                           tables: list[str], state: CustomerState,
                           lags: dict[int, CustomerState | dt.date | None],
-                          window: PairWindow | None, daily) -> dict[str, int]:
-    """Write the customer tables due at ``as_of`` and the customer state of that day."""
+                          window: PairWindow | None, daily,
+                          ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date] | None = None
+                          ) -> dict[str, int]:
+    """Write the customer tables due at ``as_of`` and the customer state of that day
+    (``ext``: the SPEC §3a plan, its state of ``as_of`` and the first event date)."""
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
     lags = {w: _state(store, plan, lag, ids=False) for w, lag in lags.items()}
     pairs = _window_at(window, daily) if window is not None else None
     for table in tables:
         out = customer_snapshot(repo, table, as_of, state, lags, pairs)
+        if ext is not None and any(t == table for t, _, _ in ext[0].outputs):
+            out = ext_engine.with_ext_columns(store, repo, ext[0], table, as_of, out, ext[1],
+                                              ext[2])
         write_arrow(store, out, table, name, "part-0.parquet", unique=("customer_id",))
         rows[table] = out.num_rows
     write_state(store, state, as_of)
@@ -356,6 +374,7 @@ class WeblogPlan:
     daily_fp: str
     state_fp: str
     pair_fp: str
+    ext_fp: str = ""
 
 
 def plan_weblog(repo: FeatureRepo, record: dict[str, Any], entries: dict[str, dict[str, Any]],
@@ -383,6 +402,9 @@ def plan_weblog(repo: FeatureRepo, record: dict[str, Any], entries: dict[str, di
         return None
     plan = daily_plan(repo)
     state_fp = f"{plan.fingerprint}/{STATE_FORMAT}"  # what a stored state was built for
+    ext = ext_engine.ext_plan(repo)
+    if not ext.empty:  # SPEC §3a features chain their own state beside it
+        state_fp += f"/{ext.state_fp}"
     pair_fp = f"{plan.fingerprint}/{pair_specs(repo)}/{PAIRS_FORMAT}"  # and stored pair sums
     window = max_window(repo, "weblog")
     fingerprints = {t: repo.fingerprint(t) for t in repo.tables_for("weblog")}
@@ -408,6 +430,9 @@ def plan_weblog(repo: FeatureRepo, record: dict[str, Any], entries: dict[str, di
                   if earliest is None or d < earliest.isoformat()}
     daily_dirty = {d for d in event_dates
                    if d in touched or record["daily"].get(d) != plan.fingerprint}
+    if not ext.empty:  # and their day states, by their own fingerprint
+        daily_dirty |= {d for d in event_dates
+                        if record.get("ext_daily", {}).get(d) != ext.partial_fp}
     if force:
         reach = (lo - dt.timedelta(window - 1)).isoformat()
         daily_dirty |= {d for d in event_dates if reach <= d <= hi.isoformat()}
@@ -439,7 +464,8 @@ def plan_weblog(repo: FeatureRepo, record: dict[str, Any], entries: dict[str, di
         pairs_current=frozenset(d for d, fp in pairs_kept.items() if fp == pair_fp),
         state_kept=state_kept, pairs_kept=pairs_kept, files=files, days=dict(days),
         event_dates=tuple(event_dates), drops=tuple(drops), notes=tuple(notes),
-        daily_fp=plan.fingerprint, state_fp=state_fp, pair_fp=pair_fp)
+        daily_fp=plan.fingerprint, state_fp=state_fp, pair_fp=pair_fp,
+        ext_fp="" if ext.empty else ext.partial_fp)
 
 
 def execute_weblog(store: Store, repo: FeatureRepo, plan: WeblogPlan, client: Client
@@ -479,6 +505,10 @@ def commit_weblog(store: Store, repo: FeatureRepo, record: dict[str, Any], plan:
     record["pairs"] = dict(plan.pairs_kept)
     for d in plan.daily_dirty:
         record["daily"][d] = plan.daily_fp
+    if plan.ext_fp:  # the SPEC §3a day states rebuilt with the daily aggregates
+        ext_daily = record.setdefault("ext_daily", {})
+        for d in plan.daily_dirty:
+            ext_daily[d] = plan.ext_fp
     for day in plan.chain:
         record["state"][day.isoformat()] = plan.state_fp
     for day in pairs_written:
@@ -510,6 +540,7 @@ def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepor
     ``start``/``end`` limit the as-of dates (re)written; ``force`` rebuilds every as-of in
     that range."""
     record = _read_record(store)
+    ext = ext_engine.ext_plan(repo)
     # what changed since the record: ledger records are written once and never change, so
     # only the keys the record has not seen are read (a record without ``event_dates`` predates
     # that: read everything once)
@@ -519,7 +550,8 @@ def materialize_weblog(store: Store, repo: FeatureRepo, report: MaterializeRepor
     notes = replaced_notes(store)
     entries.update(file_records(store, [k for k in notes if k in keys and k not in entries]))
     plan = plan_weblog(repo, record, entries, keys, days, notes, start=start, end=end,
-                       force=force, state_stored=lambda day: state_exists(store, day))
+                       force=force, state_stored=lambda day: state_exists(store, day) and (
+                           ext.empty or ext_engine.state_exists(store, ext, day)))
     if plan is None:
         return
     report.as_of_range = [plan.first.isoformat(), plan.last.isoformat()]
@@ -575,8 +607,11 @@ class _Run:
         self.distinct = sorted({  # the specs of distinct-product counts of customer tables
             (column_of(f), f.window_days) for t in repo.tables_for("weblog")
             if t not in self.pair_tables for f in repo.tables[t].features.values()
-            if f.aggregation == "distinct" and f.field == "product_id"})
+            if f.aggregation == "distinct" and f.field == "product_id"
+            and not is_extended(f)})
         self.workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) or [None]
+        self.ext = ext_engine.ext_plan(repo)  # SPEC §3a features: their own state chain
+        self.ext_states: dict[dt.date, Any] = {}
 
     def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None) -> Any:
         where = {"workers": [worker], "allow_other_workers": True} if worker else {}
@@ -637,6 +672,9 @@ class _Run:
             self._release(days[-1])
         for day in sorted(self.dirty - set(chain)):  # outside the chain: aggregates only
             self.daily_of(day)
+            if not self.ext.empty:
+                self.submitted.append(self._submit("extdaily", day, _ext_daily_task,
+                                                   self.store, self.ext, day))
         wait(self.submitted)
         for fut in self.submitted:
             if fut.status == "error":
@@ -656,6 +694,14 @@ class _Run:
         state = self._submit("advance", day, _advance_task, self.store, self.plan,
                              self.state_of(day - dt.timedelta(1)), day, daily, worker=home)
         self.states[day] = state
+        ext = None
+        if not self.ext.empty:
+            before = day - dt.timedelta(1)
+            ext_prior = None if before < self.first else self.ext_states.get(before, before)
+            ext_state = self._submit("ext", day, _ext_advance_task, self.store, self.ext,
+                                     ext_prior, day, day in self.dirty, worker=home)
+            self.ext_states[day] = ext_state
+            ext = (self.ext, ext_state, self.first)
         out = []
         if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
             pairs = self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
@@ -671,13 +717,15 @@ class _Run:
             distinct = self._submit("window", day, _same, prior, worker=home)
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
                                 self.plan, day, cust_names, state, lagged, distinct, fresh,
-                                worker=home))
+                                ext, worker=home))
         return out
 
     def _release(self, day: dt.date) -> None:
         """Drop the futures no as-of date after ``day`` reaches back to."""
         for d in [d for d in self.states if d < day - dt.timedelta(max(self.lags, default=1))]:
             del self.states[d]
+        for d in [d for d in self.ext_states if d < day]:
+            del self.ext_states[d]
         for d in [d for d in self.daily if d <= day - dt.timedelta(self.window)]:
             del self.daily[d]
         for d in [d for d in self.pair_tasks if d < day]:

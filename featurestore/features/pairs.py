@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from .. import layout
 from ..storage import Store
 from ._io import large_strings, read_ipc, write_ipc
-from .definitions import FeatureRepo
+from .definitions import FeatureRepo, is_extended
 
 __all__ = ["PAIR_STATE", "PAIRS_FORMAT", "PairSums", "PairWindow", "Spec", "aggregate",
            "column_of", "empty", "load_pairs", "merge", "pair_specs", "pairs_exist", "roll",
@@ -55,6 +55,8 @@ def pair_specs(repo: FeatureRepo) -> list[Spec]:
     specs = set()
     for name, table in repo.tables_for("weblog").items():
         for f in table.features.values():
+            if is_extended(f):  # the SPEC §3a engine's (features/aggs)
+                continue
             if len(repo.keys(name)) == 2 or (f.aggregation == "distinct"
                                               and f.field == "product_id"):
                 specs.add((column_of(f), f.window_days))

@@ -90,7 +90,7 @@ def remove_partials(store: Store, day: dt.date | str, file_id: str) -> None:
         file_id: the raw file's id.
     """
     prefix = f"part-{file_id}-"
-    for kind in _KINDS:
+    for kind in (*_KINDS, layout.EXT_PARTIALS):  # the SPEC §3a partial states too
         for name in store.listdir(kind, _folder(day)):
             rest = name[len(prefix):-len(".arrow")] if name.startswith(prefix) else "-"
             if name.endswith(".arrow") and "-" not in rest:  # not another id's (a-b vs a-b-c)

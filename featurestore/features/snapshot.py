@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from ._io import arrow_table, large_strings
 from .daily import ALL
-from .definitions import Feature, FeatureRepo
+from .definitions import Feature, FeatureRepo, is_extended
 from .pairs import PairSums, PairWindow, column_of
 from .state import CustomerState, id_ranks
 
@@ -24,12 +24,13 @@ def windows(repo: FeatureRepo, kind: str = "weblog") -> list[int]:
     """Every window length of the customer tables' windowed features (the lags a snapshot
     needs), sorted."""
     return sorted({f.window_days for name, t in repo.tables_for(kind).items()
-                   if len(repo.keys(name)) == 1 for f in t.features.values() if f.window_days})
+                   if len(repo.keys(name)) == 1 for f in t.features.values()
+                   if f.window_days and not is_extended(f)})
 
 
 def max_window(repo: FeatureRepo, kind: str = "weblog") -> int:
     windows = [f.window_days for t in repo.tables_for(kind).values()
-               for f in t.features.values() if f.window_days]
+               for f in t.features.values() if f.window_days and not is_extended(f)]
     return max(windows, default=1)
 
 
@@ -71,7 +72,8 @@ def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, state: Cust
     state's kept id order (no sort)."""
     order = state.id_order()
     size = len(state)
-    feats = repo.tables[table].features
+    # SPEC §3a features are added by the aggs engine (materialize._customer_tables_task)
+    feats = {n: f for n, f in repo.tables[table].features.items() if not is_extended(f)}
     longest = max((f.window_days for f in feats.values() if f.window_days), default=0)
     lasts: dict[str, np.ndarray] = {}
 

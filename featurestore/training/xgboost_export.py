@@ -112,6 +112,34 @@ def split_dates(dates: list[dt.date], split: tuple[float, float, float],
     return {"train": train, "validation": val, "test": test}, gap
 
 
+def flatten_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every list column (SPEC §3a ``top_k``) as ``name_1 .. name_k`` columns,
+    k the longest list, shorter lists padded with nulls (CSV has no lists).
+
+    Args:
+        frame: a training set.
+
+    Returns:
+        The frame (the same object when it has no list column).
+    """
+    lists = [c for c in frame.columns if frame[c].dtype == object and len(frame)
+             and isinstance(frame[c].dropna().iloc[0] if frame[c].notna().any() else None,
+                            (list, np.ndarray))]
+    if not lists:
+        return frame
+    out = {}
+    for c in frame.columns:
+        if c not in lists:
+            out[c] = frame[c]
+            continue
+        values = [list(v) if v is not None else [] for v in frame[c]]
+        k = max((len(v) for v in values), default=0)
+        for i in range(k):
+            out[f"{c}_{i + 1}"] = pd.array([v[i] if i < len(v) else None for v in values],
+                                           dtype="string")
+    return pd.DataFrame(out, index=frame.index)
+
+
 def feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric feature columns in frame order, non-numeric columns left out of the CSV)."""
     feats, dropped = [], []
@@ -157,7 +185,7 @@ def export_xgboost(
     resolve_policy(split_policy, False)  # an unknown name fails before the build
     ts = build_training_set(store, start=start, end=end, client=client, tables=tables,
                             repo=repo)
-    frame: pd.DataFrame = ts.frame
+    frame: pd.DataFrame = flatten_lists(ts.frame)
     dates = sorted(set(frame["as_of"])) if len(frame) else []
     parts, gap = split_dates(dates, split, gap_days)
     policy = resolve_policy(split_policy, gap < gap_days)

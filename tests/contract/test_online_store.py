@@ -1,8 +1,9 @@
 """Contract suite of the ``OnlineStore`` seam: every implementation runs it.
 
-The built-in in-memory store and one added by a test with one class plus one registry line
-(:class:`ReadThroughOnlineStore`: no background thread, every refresh re-reads the latest
-partitions), each against a store built by the real CLI and read back with pandas.
+The built-in in-memory store, the Redis store (a real ``redis-server``, pushed by the facade)
+and one added by a test with one class plus one registry line (:class:`ReadThroughOnlineStore`:
+no background thread, every refresh re-reads the latest partitions), each against a store built
+by the real CLI and read back with pandas.
 """
 
 from __future__ import annotations
@@ -33,8 +34,19 @@ class ReadThroughOnlineStore:
         self.snapshot: OnlineSnapshot | None = None
         self.last_error: str | None = None
 
+    in_process = True
+
     def start(self) -> None:
         self.refresh()
+
+    def view(self, table, ids=None):
+        return self.table(table)
+
+    async def aview(self, table, ids=None):
+        return self.table(table)
+
+    async def served(self):
+        return self.snapshot
 
     def stop(self) -> None:
         pass
@@ -68,13 +80,18 @@ def built(tmp_path_factory, client, drops):
     return store
 
 
-@pytest.fixture(params=["memory", "read-through", "dotted"])
+@pytest.fixture(params=["memory", "read-through", "dotted", "redis"])
 def online(request, built, monkeypatch):
     name = {"read-through": "read-through",
             "dotted": f"{__name__}.ReadThroughOnlineStore"}.get(request.param, request.param)
     if request.param == "read-through":
         monkeypatch.setitem(ONLINE_STORE_CLASS_FOR_TYPE, "read-through",
                             f"{__name__}.ReadThroughOnlineStore")
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        name = server.url
+        FeatureStore(Settings(store=str(built), online_store=name)).push_online(
+            client=request.getfixturevalue("client"))
     fs = FeatureStore(Settings(store=str(built), online_store=name))
     store = fs.online_store()
     assert isinstance(store, OnlineStoreProtocol)
@@ -87,9 +104,9 @@ def test_serves_the_stored_rows_of_every_repository_table(online):
     built, store = online
     for table in ("customer_features", "customer_product_features"):
         dates = sorted(p.name.split("=")[1] for p in (built / table).glob("as_of=*"))
-        snap = store.table(table)
-        assert snap.as_of == dates[-1]
         frame = pd.read_parquet(built / table / f"as_of={dates[-1]}")
+        snap = store.view(table, frame["customer_id"].head(20).tolist())
+        assert snap.as_of == dates[-1]
         for _, row in frame.head(20).iterrows():
             keys = {k: row[k] for k in snap.keys}
             got = snap.lookup(keys, snap.features)

@@ -19,14 +19,28 @@ from tests.serving_helpers import expected_row, serve
 
 
 @pytest.fixture(scope="module")
-def served(drops, client, tmp_path_factory):
-    """A real store: events by ingest_weblog, feature tables by materialize. The expected
-    answers are the parquet partitions as pandas reads them (feature values themselves are
-    checked against plain pandas in tests/integration/test_features.py)."""
+def built_store(drops, client, tmp_path_factory):
+    """A real store: events by ingest_weblog, feature tables by materialize."""
     raw, _ = drops
     store = Store(str(tmp_path_factory.mktemp("api") / "store"))
     ingest_weblog(str(raw), store, client=client, progress=False)
     materialize(store, client=client)
+    return store
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def served(request, built_store, client):
+    """The API over a real store, its online store in memory or in a real redis-server (pushed
+    by the facade). The expected answers are the parquet partitions as pandas reads them
+    (feature values themselves are checked against plain pandas in
+    tests/integration/test_features.py)."""
+    store = built_store
+    online = "memory"
+    if request.param == "redis":
+        from featurestore import FeatureStore
+
+        online = request.getfixturevalue("redis_server").url
+        FeatureStore(Settings(store=store.url, online_store=online)).push_online(client=client)
     dates = sorted(store.partitions("customer_features", "as_of"))
     latest, earlier = dt.date.fromisoformat(dates[-1]), dt.date.fromisoformat(dates[-2])
     frames = {
@@ -35,7 +49,7 @@ def served(drops, client, tmp_path_factory):
             for table in ("customer_features", "customer_product_features"))
         for d in (earlier, latest)
     }
-    app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600))
+    app = create_app(Settings(store=store.url, snapshot_poll_seconds=3600, online_store=online))
     with serve(app) as base, httpx.Client(base_url=base) as http:
         yield http, frames, latest.isoformat(), earlier.isoformat(), app
 

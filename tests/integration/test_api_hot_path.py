@@ -52,8 +52,8 @@ class _Spy:
         await self.app(scope, receive, send)
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def pair(request, tmp_path_factory):
     rng = np.random.default_rng(7)
     store = Store(str(tmp_path_factory.mktemp("hot") / "store"))
     frames = {}
@@ -63,6 +63,12 @@ def pair(tmp_path_factory):
         store.write_parquet(cp, "customer_product_features", f"as_of={as_of}", "part-0.parquet")
         frames[as_of] = cf
     settings = Settings(store=store.url, snapshot_poll_seconds=3600)
+    if request.param == "redis":  # both apps serve from one real redis-server
+        from featurestore import FeatureStore
+
+        settings = Settings(store=store.url, snapshot_poll_seconds=3600,
+                            online_store=request.getfixturevalue("redis_server").url)
+        FeatureStore(settings).push_online(client=request.getfixturevalue("client"))
     hot, plain = create_app(settings), create_app(settings)
     hot.user_middleware.append(Middleware(_Spy))  # last in the list: innermost
     plain.user_middleware = [m for m in plain.user_middleware if m.cls is not HotPathMiddleware]

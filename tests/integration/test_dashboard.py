@@ -264,10 +264,12 @@ def test_errors_are_json(server):
 def test_pages_and_assets_come_from_the_package(server):
     r = httpx.get(f"{server}/dashboard", follow_redirects=True)
     assert r.status_code == 200 and 'data-page="overview"' in r.text
-    for page in ("overview", "ingestion", "features", "models", "cluster", "docs", "redoc"):
+    for page in ("overview", "catalogue", "ingestion", "features", "models", "cluster", "docs",
+                 "redoc"):
         path = f"/dashboard/{page}" if page not in ("docs", "redoc") else f"/{page}"
         text = httpx.get(server + path).text
         assert "cdn" not in text.lower() and "https://" not in text, (page, text[:500])
+    assert httpx.get(f"{server}/dashboard/static/catalogue.js").status_code == 200
     plotly = httpx.get(f"{server}/dashboard/static/plotly.min.js")
     assert plotly.status_code == 200 and len(plotly.content) > 1_000_000
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):

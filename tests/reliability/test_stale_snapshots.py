@@ -108,7 +108,18 @@ def _app(store: Path):
     return create_app(Settings(store=str(store), snapshot_poll_seconds=POLL))
 
 
-def test_rewritten_latest_as_of_is_served(drops3, client, tmp_path):
+@pytest.fixture(params=["memory", "redis"])
+def online_store(request, monkeypatch):
+    """Both online stores: ``memory``, or a real redis-server named by
+    FEATURESTORE_ONLINE_STORE (so ``featurestore ingest`` pushes and the app reads it)."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server").url
+        monkeypatch.setenv("FEATURESTORE_ONLINE_STORE", url)
+        return url
+    return "memory"
+
+
+def test_rewritten_latest_as_of_is_served(drops3, client, tmp_path, online_store):
     """(a) A late part of the latest drop rewrites the latest as-of: after one poll the API
     answers the rewritten values and a higher generation, in the headers and on /ready."""
     _, days = drops3
@@ -176,7 +187,7 @@ def test_rewritten_older_as_of_is_reloaded(drops3, client, tmp_path):
             assert r.headers["X-Feature-As-Of"] == older
 
 
-def test_no_torn_reads_while_a_rewrite_is_swapped_in(drops3, client, tmp_path):
+def test_no_torn_reads_while_a_rewrite_is_swapped_in(drops3, client, tmp_path, online_store):
     """(c) Requests running while the latest as-of is rewritten and swapped in each see one
     version: a customer's features are entirely the old or entirely the new stored row; an
     answer labelled with the new generation is never the old row; once the new generation

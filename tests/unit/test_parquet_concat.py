@@ -34,16 +34,27 @@ def _events(n: int, seed: int) -> pa.Table:
 
 
 def _fastparquet_bytes(table: pa.Table, tmp_path, name: str) -> bytes:
-    """A part as ingest writes it: fastparquet, the store's footer keys, time statistics."""
+    """A part as ingest wrote it before issue #27: fastparquet, the store's footer keys, time
+    statistics (stores made then still hold them)."""
     store = Store(str(tmp_path))
     store.write_parquet(to_pandas(table), "p", name, stats=["hit_time_gmt"],
                         metadata=footer_metadata(table.schema))
     return (tmp_path / "p" / name).read_bytes()
 
 
-def test_joined_file_reads_as_the_concatenation_in_every_reader(tmp_path):
+def _ingest_bytes(table: pa.Table, tmp_path, name: str) -> bytes:
+    """A part as ingest writes it now (issue #27): pyarrow through ``write_events_file``."""
+    from featurestore.events_compaction import write_events_file
+
+    write_events_file(Store(str(tmp_path)), table, "q", name)
+    return (tmp_path / "q" / name).read_bytes()
+
+
+@pytest.mark.parametrize("write", [_ingest_bytes, _fastparquet_bytes],
+                         ids=["ingest", "fastparquet-parts-of-older-stores"])
+def test_joined_file_reads_as_the_concatenation_in_every_reader(tmp_path, write):
     tables = [_events(n, seed) for seed, n in enumerate((1000, 1, 2500, 700))]
-    parts = [_fastparquet_bytes(t, tmp_path, f"{i}.parquet") for i, t in enumerate(tables)]
+    parts = [write(t, tmp_path, f"{i}.parquet") for i, t in enumerate(tables)]
     joined, counts = concat_parquet(parts)
     assert counts == [t.num_rows for t in tables]
     assert concat_parquet(parts)[0] == joined  # deterministic: a resumed run writes the same

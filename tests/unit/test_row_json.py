@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 
-import featurestore.online as online
+import featurestore.online.memory as online
 from featurestore.online import load_table
 from featurestore.storage import Store
 

@@ -191,10 +191,13 @@ async function models() {
       xaxis: { type: "category" },
       annotations: m.production ? [{ x: m.production, y: 1, yref: "paper", text: "production",
                                      showarrow: false, font: { color: RED } }] : [] });
-    main().append(table(["version", "created", ...metrics, "production", "damaged"],
+    main().append(table(["version", "created", ...metrics, "production", "damaged", "features"],
       m.versions.map((v) => el("tr", {}, el("td", {}, v.version), el("td", {}, v.created_at ?? "-"),
         ...metrics.map((k) => num(v.metrics[k] === undefined ? null : +v.metrics[k].toFixed(4), `${m.name}-${v.version}-${k}`)),
-        el("td", {}, v.production ? "★" : ""), el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? "")))));
+        el("td", {}, v.production ? "★" : ""), el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? ""),
+        // the catalogue of the features this version was trained on, with their importance
+        el("td", {}, v.damaged ? "" : el("a", { "data-testid": `features-${m.name}-${v.version}`,
+          href: `/dashboard/catalogue?model=${encodeURIComponent(m.name)}&version=${encodeURIComponent(v.version)}` }, "features"))))));
     holdoutTable(m);
   }
   await prCurves();

@@ -27,21 +27,21 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._exceptions import NotFoundError
-from .generations import read_generations
-from .layout import is_published
-from .storage import Store
+from .._exceptions import NotFoundError
+from ..generations import read_generations
+from ..layout import is_published
+from ..storage import Store
 
-__all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "OnlineStoreProtocol",
-           "SERVED_TABLES", "LoadPlan", "plan_load", "read_partition", "snapshot_of", "load_table",
-           "plan_refresh", "online_store_class"]
+__all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "SERVED_TABLES", "LoadPlan",
+           "plan_load", "read_partition", "snapshot_of", "load_table", "plan_refresh",
+           "JSON_CACHE_ROWS", "PRODUCT_ORDER"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class TableSnapshot:
         labels = self.labels.get(name)
         if labels is not None:  # dictionary-encoded string column
             return labels[values[i]]
-        return values[i].item()
+        value = values[i]
+        return value.item() if isinstance(value, np.generic) else value  # lists as they are
 
     def row(self, i: int, features: list[str] | None = None) -> dict[str, Any]:
         """Row ``i`` as ``{feature: python value}`` (int, float, str or None).
@@ -248,6 +249,12 @@ def _column_arrays(col: pa.ChunkedArray
         codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
         labels = np.asarray(encoded.dictionary.to_pylist() or [""], dtype=object)
         return codes, mask, labels
+    if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+        # top_k (SPEC §3a): one Python list per row, served as a JSON array
+        values = np.empty(len(col), dtype=object)
+        for i, v in enumerate(col.to_pylist()):
+            values[i] = v
+        return values, mask, None
     values = col.to_numpy()
     if values.dtype.kind == "f" and np.isnan(values).any():
         # NaN is not JSON: serve it as null, like a missing value
@@ -452,44 +459,6 @@ def _measure(arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray],
     return total
 
 
-@runtime_checkable
-class OnlineStoreProtocol(Protocol):
-    """The ``OnlineStore`` seam: what the API reads features from.
-
-    Chosen by the ``online_store`` setting: a name of
-    :data:`featurestore.plugins.ONLINE_STORE_CLASS_FOR_TYPE` (``memory``) or a dotted class
-    path. Built with the offline store, the poll period and the tables to serve with their
-    entity keys; every implementation runs ``tests/contract/test_online_store.py``.
-    """
-
-    store: Store
-    snapshot: OnlineSnapshot | None  # the latest as-of of every served table, or None
-    last_error: str | None  # why the last refresh failed (reported by /ready), or None
-
-    def __init__(self, store: Store, *, poll_seconds: float = 30.0,
-                 tables: tuple[str, ...] = SERVED_TABLES,
-                 keys: dict[str, list[str]] | None = None) -> None: ...
-
-    def start(self) -> None:
-        """Load the first snapshot and keep it current (in the background)."""
-        ...
-
-    def stop(self) -> None: ...
-
-    def refresh(self) -> bool:
-        """Load newer or rewritten partitions now; True when the snapshot changed."""
-        ...
-
-    def table(self, table: str, as_of: str | None = None,
-              snapshot: OnlineSnapshot | None = None) -> TableSnapshot:
-        """The snapshot of ``table`` at ``as_of`` (latest when None).
-
-        Raises:
-            NotFoundError: no such table, as-of date or partition.
-        """
-        ...
-
-
 class OnlineStore:
     """The in-memory online store (``online_store: memory``): the current snapshot reference,
     its background refresher and the older-as-of cache."""
@@ -583,6 +552,34 @@ class OnlineStore:
             self._thread = None
 
     # -- reads -------------------------------------------------------------------------------
+    #: Rows live in this process: a reader may take ``snapshot`` directly (the API's hot path).
+    in_process = True
+
+    def view(self, table: str, ids: list[str] | None = None) -> TableSnapshot:
+        """The latest as-of of ``table``, holding (at least) the rows of the customers ``ids``:
+        here the whole snapshot.
+
+        Args:
+            table: a served table.
+            ids: the customer ids the caller will look up (unused: every row is in memory).
+
+        Returns:
+            The snapshot.
+
+        Raises:
+            NotFoundError: no such table, or no partition loaded yet.
+        """
+        return self.table(table)
+
+    async def aview(self, table: str, ids: list[str] | None = None) -> TableSnapshot:
+        """:meth:`view` for the event loop (no I/O here)."""
+        return self.table(table)
+
+    async def served(self) -> OnlineSnapshot | None:
+        """What ``/ready`` reports: the served snapshot of every table, or None (see
+        :attr:`last_error`)."""
+        return self.snapshot
+
     def table(self, table: str, as_of: str | None = None,
               snapshot: OnlineSnapshot | None = None) -> TableSnapshot:
         """The snapshot of ``table`` at ``as_of`` (latest when None): memory, else parquet (LRU)."""
@@ -619,14 +616,3 @@ class OnlineStore:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return loaded
-
-
-def online_store_class(name: str) -> type[OnlineStoreProtocol]:
-    """The online store class named ``name`` (``memory`` or a dotted class path).
-
-    Raises:
-        ConfigError: unknown name, or a path that does not import.
-    """
-    from .plugins import ONLINE_STORE_CLASS_FOR_TYPE, load_class
-
-    return load_class(name, ONLINE_STORE_CLASS_FOR_TYPE, "online store")

@@ -1,0 +1,1 @@
+"""SPEC §3a aggregations: the definition language and its incremental engine."""

@@ -1,0 +1,612 @@
+"""SPEC §3a aggregations as monoids over per-customer partial states (pure, Arrow in and out).
+
+A *state key* (:class:`StateKey`) is what one or more features aggregate: a kind, a field, the
+rows (hits, or the (hit, product) pairs of the product list) and a filter. Its partial state
+lives in a wide table keyed by ``customer_id`` (sorted), in columns ``<key>.<component>``:
+
+========  ===========================  =====================================================
+kind      components                   merge (inverse)
+========  ===========================  =====================================================
+count     n int64                      add (subtract)
+moments   n int64, s, ss float64/int   add (subtract): mean, stddev, sum
+min/max   v (field type)               min / max
+first     v, o (order key string)      the value of the smallest / largest order key
+last
+set       v list<string>               union (distinct)
+counts    v list<string>, c list<int>  per-value add (top_k)
+sketch    v list<string>, h binary     union: exact up to 100 values, then an Apache
+                                       DataSketches HLL sketch (approx_distinct)
+========  ===========================  =====================================================
+
+The order key of first/last is ``hit_time_gmt|file id|row|product`` zero-padded, so string
+order is hit time, then drop date and file name (the file id starts with both), then line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..._exceptions import AggregationOverflowError
+from . import language
+
+__all__ = ["EXACT_LIMIT", "HLL_LG_K", "StateKey", "build_partial", "empty_state",
+           "finalize", "merge", "negate", "state_columns"]
+
+#: approx_distinct keeps the exact set up to this many values (SPEC §3a).
+EXACT_LIMIT = 100
+#: HLL sketch size: 2^13 buckets, relative standard error about 1.15% (docs/features.md).
+HLL_LG_K = 13
+_INT_LIMIT = 2.0 ** 63
+_ARROW_TYPES = {"string": pa.large_string(), "int": pa.int64(), "float": pa.float64(),
+                "bool": pa.bool_(), "date": pa.date32()}
+
+
+@dataclasses.dataclass(frozen=True)
+class StateKey:
+    """What a feature aggregates (features sharing one share the partial state)."""
+
+    kind: str  # count moments min max first last set counts sketch
+    field: str | None
+    ftype: str | None
+    pairs: bool  # over the (hit, product) pairs of matching hits
+    filter_json: str  # the Filter's dump (conditions included), sorted keys
+
+    @functools.cached_property  # asked for per column and day: hashed once per instance
+    def name(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return "x" + hashlib.sha1(blob).hexdigest()[:10]
+
+    @property
+    def value_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self.ftype or "string"]
+
+    @property
+    def sum_type(self) -> pa.DataType:
+        return pa.int64() if self.ftype in ("int", "bool") else pa.float64()
+
+
+def state_columns(key: StateKey, prefix: str) -> list[pa.Field]:
+    """The state's Arrow fields for one key, named ``<prefix>.<component>``."""
+    k = key.kind
+    if k == "count":
+        comps = [("n", pa.int64())]
+    elif k == "moments":
+        comps = [("n", pa.int64()), ("s", key.sum_type), ("ss", pa.float64())]
+    elif k in ("min", "max"):
+        comps = [("v", key.value_type)]
+    elif k in ("first", "last"):
+        comps = [("v", key.value_type), ("o", pa.large_string())]
+    elif k == "set":
+        comps = [("v", pa.list_(pa.large_string()))]
+    elif k == "counts":
+        comps = [("v", pa.list_(pa.large_string())), ("c", pa.list_(pa.int64()))]
+    elif k == "sketch":
+        comps = [("v", pa.list_(pa.large_string())), ("h", pa.large_binary())]
+    else:
+        raise ValueError(f"unknown state kind {k!r}")
+    return [pa.field(f"{prefix}.{c}", t) for c, t in comps]
+
+
+def empty_state(columns: list[pa.Field]) -> pa.Table:
+    """A state table without rows."""
+    return pa.schema([pa.field("customer_id", pa.large_string()), *columns]).empty_table()
+
+
+# -- building a partial from hits ------------------------------------------------------------
+def _where_mask(table: pa.Table, cond: dict, ctype: str) -> np.ndarray:
+    """Which rows satisfy one ``where`` condition (a null satisfies only is_null)."""
+    n = table.num_rows
+    if cond["column"] in table.column_names:
+        col = table.column(cond["column"])
+    else:  # a declared column this file does not have: null
+        col = pa.nulls(n, _ARROW_TYPES[ctype])
+    col = _typed(col, ctype)
+    op = cond["op"]
+    if op == "is_null":
+        return _bools(pc.is_null(col))
+    if op == "not_null":
+        return _bools(pc.is_valid(col))
+    raw = cond["value"]
+    if op in ("in", "not_in"):
+        values = pa.array([language.coerce(v, ctype) for v in raw], col.type)
+        hit = _bools(pc.is_in(col, value_set=values))
+        return hit if op == "in" else (~hit & _bools(pc.is_valid(col)))
+    value = pa.scalar(language.coerce(raw, ctype), col.type)
+    fn = {"eq": pc.equal, "ne": pc.not_equal, "gt": pc.greater, "ge": pc.greater_equal,
+          "lt": pc.less, "le": pc.less_equal}.get(op)
+    if op == "prefix":
+        return _bools(pc.starts_with(col, value.as_py()))
+    return _bools(fn(col, value))
+
+
+def _typed(col, ctype: str):
+    """A column as its declared Arrow type: typed columns pass; strings (a store whose events
+    hold raw text) are parsed, a value that does not parse is null."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    want = _ARROW_TYPES[ctype]
+    if col.type == want:
+        return col
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        if ctype in ("string",):
+            return col.cast(want)
+        text = col.cast(pa.large_string())
+        text = pc.if_else(pc.equal(text, "\\N"), None, text)
+        text = pc.if_else(pc.equal(pc.utf8_trim_whitespace(text), ""), None, text)
+        if ctype == "bool":
+            low = pc.utf8_lower(text)
+            true = pc.is_in(low, value_set=pa.array(["1", "true"], pa.large_string()))
+            false = pc.is_in(low, value_set=pa.array(["0", "false"], pa.large_string()))
+            return pc.if_else(true, True, pc.if_else(false, False, pa.scalar(None, pa.bool_())))
+        values = []
+        for v in text.to_pylist():  # rare path (events stored before the columns were typed)
+            try:
+                values.append(None if v is None else (int(v) if ctype == "int" else float(v)))
+            except ValueError:
+                values.append(None)
+        return pa.array(values, want)
+    return col.cast(want)
+
+
+def _bools(values) -> np.ndarray:
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _order_keys(hit_time: np.ndarray, file_id: str, row: np.ndarray,
+                product: np.ndarray | None) -> pa.Array:
+    """Zero-padded ``hit_time|file|row|product`` strings: their order is the SPEC order."""
+    def pad(values: np.ndarray, width: int) -> pa.Array:
+        return pc.utf8_lpad(pa.array(values.astype(np.int64)).cast(pa.large_string()), width,
+                            "0")
+    parts = [pad(hit_time, 12), pa.scalar(file_id, pa.large_string()), pad(row, 10),
+             pad(product if product is not None else np.zeros(len(row), np.int64), 5)]
+    return pc.binary_join_element_wise(*parts, pa.scalar("|", pa.large_string()))
+
+
+def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
+                  rows: np.ndarray | None, mask_fn, products_fn,
+                  where_types: dict[str, str]) -> pa.Table:
+    """One file's (or one day's) partial states of every key, per customer.
+
+    Args:
+        keys: the state keys.
+        events: hits of one event date (built-in columns, ``event_date``, declared columns).
+        file_id: the file's id (for the order keys of first/last).
+        rows: each hit's line order in its file (None: its position in ``events``).
+        mask_fn: ``(table, Filter) -> bool array``: the original filter conditions.
+        products_fn: ``(table, needed) -> dict`` of the product list's pairs (daily._products).
+        where_types: column -> type for ``where`` conditions and fields.
+
+    Returns:
+        The wide state table, one row per customer with a hit, sorted by customer_id.
+    """
+    from ..definitions import Filter
+
+    if rows is not None:  # an Arrow or numpy array of positions
+        rows = np.asarray(rows.to_numpy(zero_copy_only=False) if hasattr(rows, "to_numpy")
+                          else rows, dtype=np.int64)
+    if events.column("customer_id").null_count:
+        keep = pc.is_valid(events.column("customer_id"))
+        events = events.filter(keep)
+        if rows is not None:
+            rows = rows[_bools(keep)]
+    events = events.combine_chunks()
+    n = events.num_rows
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
+    cust = events.column("customer_id").combine_chunks().cast(pa.large_string())
+    customers = pc.unique(cust).sort() if n else pa.array([], pa.large_string())
+    masks: dict[str, np.ndarray] = {}
+    for key in keys:
+        if key.filter_json not in masks:
+            spec = json.loads(key.filter_json)
+            conds = spec.pop("where", None) or []
+            mask = mask_fn(events, Filter(**spec)) if n else np.zeros(0, bool)
+            for cond in conds:
+                mask &= _where_mask(events, cond, where_types[cond["column"]])
+            masks[key.filter_json] = mask
+    need = np.zeros(n, dtype=bool)
+    for key in keys:
+        if key.pairs:
+            need |= masks[key.filter_json]
+    prod = products_fn(events, need) if any(k.pairs for k in keys) else None
+    hit_time = events.column("hit_time_gmt").to_numpy(zero_copy_only=False) if n else \
+        np.zeros(0, np.int64)
+    out = {"customer_id": customers}
+    for key in keys:
+        mask = masks[key.filter_json]
+        if key.pairs:
+            prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
+            sel = mask[prow] if len(prow) else np.zeros(0, bool)
+            rsel = prow[sel]
+            kc = cust.take(pa.array(rsel))
+            values = None
+            if key.field is not None:
+                values = (prod[key.field].filter(pa.array(sel)) if key.field == "product_id"
+                          else pa.array(prod[key.field][sel]))
+                values = values.cast(key.value_type)
+            order = None
+            if key.kind in ("first", "last"):
+                first_of = np.r_[0, np.flatnonzero(np.diff(prow) != 0) + 1] if len(prow) \
+                    else np.zeros(0, np.int64)
+                position = np.arange(len(prow)) - np.repeat(
+                    first_of, np.diff(np.r_[first_of, len(prow)]))
+                order = _order_keys(hit_time[rsel], file_id, rows[rsel], position[sel])
+        else:
+            idx = np.flatnonzero(mask)
+            kc = cust.take(pa.array(idx))
+            values = None
+            if key.field == "event_date":
+                values = events.column("event_date").take(pa.array(idx)).cast(pa.date32())
+            elif key.field is not None:
+                if key.field in events.column_names:
+                    col = _typed(events.column(key.field), key.ftype)
+                else:
+                    col = pa.nulls(n, key.value_type)
+                values = col.take(pa.array(idx))
+            order = (_order_keys(hit_time[idx], file_id, rows[idx], None)
+                     if key.kind in ("first", "last") else None)
+        part = _aggregate(key, kc, values, order)
+        out.update(_align(part, customers, key.name, state_columns(key, key.name)))
+    return pa.table(out)
+
+
+def _aggregate(key: StateKey, cust: pa.Array, values, order) -> pa.Table:
+    """Per-customer state of one key from matching rows (customer, value, order key)."""
+    k = key.kind
+    if k == "count":
+        t = pa.table({"customer_id": cust, "n": pa.array(np.ones(len(cust), np.int64))})
+        return _group_sum(t, ["n"])
+    valid = pc.is_valid(values)
+    cust, values = cust.filter(valid), values.filter(valid)
+    if order is not None:
+        order = order.filter(valid)
+    if k == "moments":
+        num = values.cast(key.sum_type)
+        f = values.cast(pa.float64(), safe=False)
+        t = pa.table({"customer_id": cust, "n": pa.array(np.ones(len(cust), np.int64)),
+                      "s": num, "ss": pc.multiply(f, f)})
+        return _group_sum(t, ["n", "s", "ss"])
+    if k in ("min", "max"):
+        t = pa.table({"customer_id": cust, "v": values})
+        g = t.group_by("customer_id", use_threads=False).aggregate([("v", k)])
+        return g.rename_columns(["customer_id", "v"] if g.column_names[0] == "customer_id"
+                                else ["v", "customer_id"])
+    if k in ("first", "last"):
+        return _extreme(pa.table({"customer_id": cust, "v": values, "o": order}),
+                        k == "last")
+    strings = _as_strings(values)
+    if k in ("set", "sketch"):
+        t = _lists(_distinct_pairs(cust, strings))
+        if k == "sketch":
+            t = _sketchify(t, [])
+        return t
+    # counts
+    t = pa.table({"customer_id": cust, "v": strings,
+                  "c": pa.array(np.ones(len(cust), np.int64))})
+    return _count_lists(t)
+
+
+def _as_strings(values) -> pa.Array:
+    if pa.types.is_date(values.type):
+        return values.cast(pa.string()).cast(pa.large_string())
+    if pa.types.is_boolean(values.type):
+        return pc.if_else(values, "true", "false").cast(pa.large_string())
+    return values.cast(pa.large_string())
+
+
+def _group_sum(t: pa.Table, cols: list[str]) -> pa.Table:
+    if not t.num_rows:
+        return t
+    g = t.group_by("customer_id", use_threads=False).aggregate([(c, "sum") for c in cols])
+    for c in cols:
+        if t.column(c).type == pa.int64() and c != "n":
+            _check_int(g.column(f"{c}_sum"), t, c)
+    return pa.table({"customer_id": g.column("customer_id"),
+                     **{c: g.column(f"{c}_sum") for c in cols}})
+
+
+def _check_int(summed, t: pa.Table, col: str) -> None:
+    """Raise when an int64 sum left int64 (Arrow's sum wraps; a float64 sum beside it shows
+    the true magnitude)."""
+    approx = t.select(["customer_id"]).append_column(
+        "f", t.column(col).cast(pa.float64(), safe=False)).group_by(
+        "customer_id", use_threads=False).aggregate([("f", "sum")]).column("f_sum")
+    a = approx.to_numpy()
+    exact = summed.to_numpy().astype(np.float64)
+    # near the limit, or wrapped: settle it with Python's exact integers
+    for i in np.flatnonzero((np.abs(a) >= 2.0 ** 62) | (np.abs(a - exact) > 2.0 ** 40)):
+        values = t.filter(pc.equal(t.column("customer_id"),
+                                   _keys_of(t, approx, i))).column(col).to_pylist()
+        total = sum(v for v in values if v is not None)
+        if not -(2 ** 63) <= total < 2 ** 63:
+            raise AggregationOverflowError(
+                f"an int sum overflows int64 ({total} is beyond +-9.2e18); sum a float column "
+                "instead or narrow the feature's window/filter")
+
+
+def _keys_of(t: pa.Table, approx, i: int):
+    """The i-th group's customer id of a group_by over ``t`` (first-appearance order)."""
+    return pc.unique(t.column("customer_id"))[i]
+
+
+def _extreme(t: pa.Table, largest: bool) -> pa.Table:
+    """Per customer: the value at the smallest (largest) order key."""
+    if not t.num_rows:
+        return t.select(["customer_id", "v", "o"])
+    t = t.sort_by([("customer_id", "ascending"), ("o", "descending" if largest
+                                                   else "ascending")])
+    c = t.column("customer_id").combine_chunks()
+    starts = np.r_[0, np.flatnonzero(_bools(pc.not_equal(c[1:], c[:-1]))) + 1] \
+        if len(c) > 1 else np.zeros(1, np.int64)
+    return t.take(pa.array(starts)).select(["customer_id", "v", "o"])
+
+
+def _distinct_pairs(cust: pa.Array, values: pa.Array) -> pa.Table:
+    t = pa.table({"customer_id": cust, "v": values})
+    if not t.num_rows:
+        return t
+    t = t.group_by(["customer_id", "v"], use_threads=False).aggregate([])
+    return t.sort_by([("customer_id", "ascending"), ("v", "ascending")])
+
+
+def _lists(t: pa.Table) -> pa.Table:
+    """Sorted (customer, v) rows as one list of v per customer."""
+    if not t.num_rows:
+        return pa.table({"customer_id": pa.array([], pa.large_string()),
+                         "v": pa.array([], pa.list_(pa.large_string()))})
+    c = t.column("customer_id").combine_chunks()
+    starts = np.r_[0, np.flatnonzero(_bools(pc.not_equal(c[1:], c[:-1]))) + 1] \
+        if len(c) > 1 else np.zeros(1, np.int64)
+    offsets = pa.array(np.r_[starts, len(c)].astype(np.int32))
+    return pa.table({"customer_id": c.take(pa.array(starts)),
+                     "v": pa.ListArray.from_arrays(offsets, t.column("v").combine_chunks())})
+
+
+def _count_lists(t: pa.Table) -> pa.Table:
+    """(customer, v, c) rows summed per (customer, v), as parallel lists per customer."""
+    if not t.num_rows:
+        return pa.table({"customer_id": pa.array([], pa.large_string()),
+                         "v": pa.array([], pa.list_(pa.large_string())),
+                         "c": pa.array([], pa.list_(pa.int64()))})
+    g = t.group_by(["customer_id", "v"], use_threads=False).aggregate([("c", "sum")])
+    g = g.filter(pc.not_equal(g.column("c_sum"), 0))
+    g = g.sort_by([("customer_id", "ascending"), ("v", "ascending")])
+    vl = _lists(g.select(["customer_id", "v"]))
+    cl = _lists(pa.table({"customer_id": g.column("customer_id"), "v": g.column("c_sum")}))
+    return pa.table({"customer_id": vl.column("customer_id"), "v": vl.column("v"),
+                     "c": cl.column("v")})
+
+
+def _sketchify(t: pa.Table, sketches: list[tuple[pa.Array, pa.Array]]) -> pa.Table:
+    """Exact lists of at most EXACT_LIMIT values stay; a larger one, or a customer that has a
+    sketch among ``sketches`` ((customer, sketch bytes) arrays), becomes one HLL sketch."""
+    import datasketches as ds
+
+    extra: dict[str, list[bytes]] = {}
+    for cust, blobs in sketches:
+        for c, b in zip(cust.to_pylist(), blobs.to_pylist(), strict=True):
+            if b is not None:
+                extra.setdefault(c, []).append(b)
+    ids = t.column("customer_id").to_pylist()
+    lengths = pc.list_value_length(t.column("v")).to_numpy(zero_copy_only=False) \
+        if t.num_rows else np.zeros(0)
+    big = {i for i, length in enumerate(lengths) if length > EXACT_LIMIT}
+    big |= {i for i, c in enumerate(ids) if c in extra}
+    hs: list[bytes | None] = [None] * len(ids)
+    if big:
+        vlists = t.column("v")
+        for i in sorted(big):
+            union = ds.hll_union(HLL_LG_K)
+            sk = ds.hll_sketch(HLL_LG_K, ds.tgt_hll_type.HLL_8)
+            for value in vlists[i].as_py() or ():
+                sk.update(value)
+            union.update(sk)
+            for blob in extra.get(ids[i], ()):
+                union.update(ds.hll_sketch.deserialize(blob))
+            hs[i] = union.get_result(ds.tgt_hll_type.HLL_8).serialize_compact()
+    v = t.column("v")
+    if big:
+        keep = np.array([i not in big for i in range(len(ids))])
+        v = pc.if_else(pa.array(keep), v, pa.nulls(len(ids), v.type))
+    return pa.table({"customer_id": t.column("customer_id"), "v": v,
+                     "h": pa.array(hs, pa.large_binary())})
+
+
+def _align(part: pa.Table, customers: pa.Array, prefix: str,
+           fields: list[pa.Field]) -> dict[str, pa.Array]:
+    """A key's per-customer columns placed on ``customers`` (missing: zero or null)."""
+    pos = pc.index_in(customers, value_set=part.column("customer_id")) if part.num_rows \
+        else pa.nulls(len(customers), pa.int32())
+    out = {}
+    for field in fields:
+        comp = field.name.rsplit(".", 1)[1]
+        col = part.column(comp).combine_chunks().cast(field.type) if part.num_rows else \
+            pa.array([], field.type)
+        taken = col.take(pos) if len(customers) else pa.array([], field.type)
+        if comp in ("n", "s", "ss"):
+            taken = pc.fill_null(taken, pa.scalar(0, field.type))
+        out[field.name] = taken
+    return out
+
+
+# -- merging states --------------------------------------------------------------------------
+def negate(table: pa.Table, keys: list[tuple[StateKey, str]]) -> pa.Table:
+    """The inverse of an invertible (count / moments) state table: every component negated."""
+    cols = {"customer_id": table.column("customer_id")}
+    for key, prefix in keys:
+        for field in state_columns(key, prefix):
+            cols[field.name] = pc.negate(table.column(field.name))
+    return pa.table(cols)
+
+
+def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
+    """Merge state tables (same columns for ``keys``: (state key, column prefix)), in order.
+
+    Args:
+        tables: state tables, each sorted by customer_id; later ones are added after earlier
+            ones (float sums add in this order: the same bits on every run).
+        keys: the state keys and their column prefixes.
+
+    Returns:
+        One row per customer of any input, sorted by customer_id; count/moment states whose
+        ``n`` came back to 0 are exactly 0 (no float residue).
+    """
+    fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
+    names = ["customer_id", *(f.name for f in fields)]
+    tables = [_complete(t, fields).select(names) for t in tables if t.num_rows]
+    if not tables:
+        return empty_state(fields)
+    if len(tables) == 1:
+        return tables[0]
+    allrows = pa.concat_tables(tables, promote_options="default").combine_chunks()
+    customers = pc.unique(allrows.column("customer_id")).sort()
+    out = {"customer_id": customers}
+    for key, prefix in keys:
+        comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
+        sub = pa.table({"customer_id": allrows.column("customer_id"),
+                        **{c: allrows.column(n) for c, n in comp.items()}})
+        k = key.kind
+        if k in ("count", "moments"):
+            part = _group_sum(sub, list(comp))
+            if k == "moments":  # an emptied window: exactly zero, not float residue
+                empty = pc.equal(part.column("n"), 0)
+                part = part.set_column(2, "s", pc.if_else(empty, pa.scalar(
+                    0, part.column("s").type), part.column("s")))
+                part = part.set_column(3, "ss", pc.if_else(empty, 0.0, part.column("ss")))
+        elif k in ("min", "max"):
+            g = sub.group_by("customer_id", use_threads=False).aggregate([("v", k)])
+            part = pa.table({"customer_id": g.column("customer_id"), "v": g.column(f"v_{k}")})
+        elif k in ("first", "last"):
+            part = _extreme(sub.filter(pc.is_valid(sub.column("o"))), k == "last")
+        elif k in ("set", "sketch"):
+            flat, parent = _explode(sub.column("v"))
+            part = _lists(_distinct_pairs(sub.column("customer_id").take(parent), flat))
+            if k == "sketch":
+                has = pc.is_valid(sub.column("h"))
+                part = _sketchify(_with_all(part, customers),
+                                  [(sub.column("customer_id").filter(has),
+                                    sub.column("h").filter(has))])
+        else:  # counts
+            flat, parent = _explode(sub.column("v"))
+            cflat, _ = _explode(sub.column("c"))
+            part = _count_lists(pa.table({"customer_id": sub.column("customer_id").take(parent),
+                                          "v": flat, "c": cflat}))
+        out.update(_align(part, customers, prefix, state_columns(key, prefix)))
+    return pa.table(out)
+
+
+def _complete(t: pa.Table, fields: list[pa.Field]) -> pa.Table:
+    """``t`` with every field of ``fields`` (a missing count/moment component is 0, any other
+    null): a slide's leaving day carries only the windowed keys."""
+    for f in fields:
+        if f.name not in t.column_names:
+            col = pa.nulls(t.num_rows, f.type)
+            if f.name.rsplit(".", 1)[1] in ("n", "s", "ss"):
+                col = pc.fill_null(col, pa.scalar(0, f.type))
+            t = t.append_column(f.name, col)
+    return t
+
+
+def _with_all(part: pa.Table, customers: pa.Array) -> pa.Table:
+    """``part`` (customer, v) with a row (empty list) for every customer."""
+    cols = _align(part, customers, "p", [pa.field("p.v", pa.list_(pa.large_string()))])
+    return pa.table({"customer_id": customers, "v": cols["p.v"]})
+
+
+def _explode(lists) -> tuple[pa.Array, pa.Array]:
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    return pc.list_flatten(lists), pc.list_parent_indices(lists)
+
+
+# -- final values ----------------------------------------------------------------------------
+def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggregation: str,
+             k: int | None, as_of_ordinal: int) -> pa.Array:
+    """A feature's values for ``ids`` (sorted customer ids) from a state table (SPEC §3a types
+    and empty values).
+
+    Args:
+        key: the feature's state key.
+        prefix: its column prefix in ``state``.
+        state: the state table.
+        ids: the output rows' customer ids.
+        aggregation: the feature's aggregation.
+        k: top_k's k.
+        as_of_ordinal: the as-of date (recency).
+
+    Returns:
+        One value per id.
+    """
+    fields = state_columns(key, prefix)
+    part = pa.table({"customer_id": state.column("customer_id"),
+                     **{f.name.rsplit(".", 1)[1]: state.column(f.name) for f in fields}})
+    cols = _align(part, ids, prefix, fields)
+    c = {f.name.rsplit(".", 1)[1]: cols[f.name] for f in fields}
+    if aggregation == "count":
+        return c["n"]
+    if aggregation == "sum":
+        return c["s"]
+    if aggregation in ("mean", "stddev"):
+        n = c["n"].to_numpy(zero_copy_only=False).astype(np.float64)
+        s = c["s"].cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+        if aggregation == "mean":
+            with np.errstate(all="ignore"):
+                return pa.array(s / np.where(n == 0, 1, n), mask=n == 0)
+        ss = c["ss"].to_numpy(zero_copy_only=False)
+        with np.errstate(all="ignore"):
+            var = (ss - s * s / np.where(n == 0, 1, n)) / np.where(n < 2, 1, n - 1)
+        return pa.array(np.sqrt(np.maximum(var, 0.0)), mask=n < 2)
+    if aggregation == "recency":
+        v = c["v"].cast(pa.int32()).cast(pa.int64())
+        return pc.subtract(pa.scalar(as_of_ordinal - _EPOCH, pa.int64()), v)
+    if aggregation in ("min", "max", "first", "last"):
+        return c["v"]
+    if aggregation == "distinct":
+        return pc.fill_null(pc.list_value_length(c["v"]).cast(pa.int64()), 0)
+    if aggregation == "approx_distinct":
+        exact = pc.fill_null(pc.list_value_length(c["v"]).cast(pa.int64()), 0).to_numpy(
+            zero_copy_only=False).copy()
+        blobs = c["h"]
+        if blobs.null_count < len(blobs):
+            import datasketches as ds
+
+            for i, b in enumerate(blobs.to_pylist()):
+                if b is not None:
+                    exact[i] = round(ds.hll_sketch.deserialize(b).get_estimate())
+        return pa.array(exact, pa.int64())
+    if aggregation == "top_k":
+        return _top_k(c["v"], c["c"], k or 1)
+    raise ValueError(f"unknown aggregation {aggregation!r}")
+
+
+_EPOCH = 719163  # date(1970, 1, 1).toordinal()
+
+
+def _top_k(values: pa.Array, counts: pa.Array, k: int) -> pa.Array:
+    """Per row: the k most frequent values, most frequent first, ties by value ascending."""
+    flat, parent = _explode(values)
+    cflat, _ = _explode(counts)
+    n = len(values)
+    if not len(flat):
+        return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
+                                        pa.array([], pa.large_string()))
+    t = pa.table({"p": parent, "c": pc.negate(cflat), "v": flat}).sort_by(
+        [("p", "ascending"), ("c", "ascending"), ("v", "ascending")])
+    p = t.column("p").to_numpy()
+    starts = np.searchsorted(p, np.arange(n))
+    rank = np.arange(len(p)) - starts[p]
+    keep = rank < k
+    kept_p = p[keep]
+    offsets = np.r_[0, np.cumsum(np.bincount(kept_p, minlength=n))].astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets),
+                                    t.column("v").combine_chunks().filter(pa.array(keep)))
+
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -1,0 +1,332 @@
+"""The Redis online store (``online_store: redis://[:password@]host:port/db`` or ``rediss://``
+for TLS): many API processes serve the latest as-of of every table from one Redis.
+
+Reads only: the run that commits a partition pushes it (:mod:`.redis_push`). A request reads
+the table's pointer, the served slot's metadata (when the process has not cached it) and the
+rows of its customers in one atomic Lua script (:data:`.redis_codec.READ_SCRIPT`), so every
+answer, a batch of 100 included, comes from one generation. Older as-of dates are read from
+the offline store, as with ``memory``.
+
+Failures: Redis unreachable or loading raises :class:`OnlineStoreUnavailableError` (the API
+answers 503 and recovers by itself: the connection pool reconnects on the next request). A
+table the offline record says was pushed but whose pointer is gone (Redis emptied, or
+restarted without persistence) is the same 503 and ``/ready`` says so, never "customer not
+found".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+from .._exceptions import NotFoundError, OnlineStoreUnavailableError
+from ..layout import ONLINE_RECORD
+from ..storage import Store
+from .memory import SERVED_TABLES, OnlineSnapshot, OnlineStore
+from .redis_codec import READ_SCRIPT, RowsView, SlotMeta, TableKeys
+
+__all__ = ["RedisOnlineStore", "redis_client", "read_record", "redact"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a Redis command may take before the request answers 503 (not a hung worker).
+TIMEOUT = 5.0
+#: Least seconds between two re-reads of the offline push record by a reader.
+RECORD_EVERY = 1.0
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and records)."""
+    head, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{head}{sep}{user + ':' if user else ':'}***@{host}"
+
+
+def redis_client(url: str, *, asynchronous: bool = False) -> Any:
+    """A redis-py client for ``url`` (password, database and TLS from the URL).
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        asynchronous: a ``redis.asyncio`` client (the API's event loop) instead.
+
+    Returns:
+        The client; connections are made on first use and remade after a failure.
+
+    Raises:
+        ConfigError: redis-py is not installed (``pip install 'featurestore[redis]'``).
+    """
+    try:
+        if asynchronous:
+            import redis.asyncio as redis_mod
+        else:
+            import redis as redis_mod
+    except ImportError:
+        from .._exceptions import ConfigError
+
+        raise ConfigError("online_store is a Redis URL but redis-py is not installed: "
+                          "pip install 'featurestore[redis]'") from None
+    return redis_mod.Redis.from_url(url, socket_timeout=TIMEOUT,
+                                    socket_connect_timeout=TIMEOUT, retry_on_timeout=False)
+
+
+def read_record(store: Store) -> dict[str, Any] | None:
+    """The offline store's record of the last push (namespace, per table as-of, generation and
+    push id), or None before the first push."""
+    if not store.exists(ONLINE_RECORD):
+        return None
+    return store.read_json(ONLINE_RECORD)
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.exceptions.RedisError, OSError)
+
+
+class RedisOnlineStore:
+    """Serves every table's latest as-of from Redis (see the module docstring).
+
+    Args:
+        store: the offline store (its push record names the namespace; older as-of dates).
+        poll_seconds: how often the background thread re-reads the push record and checks
+            Redis (for ``/ready`` and logs; requests never wait for it).
+        tables: the tables served.
+        keys: table -> entity keys.
+        url: the Redis URL (the ``online_store`` setting).
+    """
+
+    in_process = False
+
+    def __init__(self, store: Store, *, poll_seconds: float = 30.0,
+                 tables: tuple[str, ...] = SERVED_TABLES,
+                 keys: dict[str, list[str]] | None = None, url: str | None = None) -> None:
+        if not url:
+            from .._exceptions import ConfigError
+
+            raise ConfigError("the Redis online store needs a URL: set online_store to "
+                              "redis://[:password@]host:port/db (rediss:// for TLS)")
+        self.store = store
+        self.url = url
+        self.poll_seconds = poll_seconds
+        self.tables = tuple(tables)
+        self.keys = dict(keys or {})
+        self.snapshot: OnlineSnapshot | None = None  # rows live in Redis, not here
+        self.last_error: str | None = None
+        self._offline = OnlineStore(store, tables=self.tables, keys=self.keys)  # older as-of
+        self._record: dict[str, Any] | None = None
+        self._record_at = 0.0
+        self._known: dict[str, tuple[bytes, SlotMeta]] = {}  # table -> (pointer, its meta)
+        self._sync: Any = None
+        self._async: dict[int, Any] = {}  # event loop id -> client
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisOnlineStore({redact(self.url)!r})"
+
+    # -- clients and the push record --------------------------------------------------------
+    def _client(self) -> Any:
+        if self._sync is None:
+            self._sync = redis_client(self.url)
+        return self._sync
+
+    def _aclient(self) -> Any:
+        loop = id(asyncio.get_running_loop())
+        client = self._async.get(loop)
+        if client is None:
+            client = self._async[loop] = redis_client(self.url, asynchronous=True)
+        return client
+
+    def _load_record(self, force: bool = False) -> dict[str, Any] | None:
+        now = time.monotonic()
+        if force or now - self._record_at >= RECORD_EVERY:
+            self._record_at = now
+            self._record = read_record(self.store)
+        return self._record
+
+    def _table_keys(self, table: str) -> TableKeys | None:
+        record = self._record
+        return TableKeys(record["namespace"], table) if record else None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Re-read the push record and check every table in Redis (sets :attr:`last_error`).
+
+        Returns:
+            True when the served generations changed since the last check.
+        """
+        before = {t: k[0] for t, k in self._known.items()}
+        self._load_record(force=True)
+        try:
+            self._check_all()
+            self.last_error = None
+        except (OnlineStoreUnavailableError, NotFoundError) as exc:
+            self.last_error = str(exc)
+        return {t: k[0] for t, k in self._known.items()} != before
+
+    def _check_all(self) -> None:
+        """Read every table's pointer (raises when Redis is unreachable or a table is lost)."""
+        for table in self.tables:
+            try:
+                self.view(table)
+            except NotFoundError:
+                continue
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.poll_seconds if self._record else min(self.poll_seconds, 1.0))
+
+    def start(self) -> None:
+        """Read the push record and check Redis now and then (a daemon thread)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="online-redis", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+
+    async def aclose(self) -> None:
+        """Close the connections of the calling event loop's client (the API's shutdown)."""
+        loop = id(asyncio.get_running_loop())
+        client = self._async.pop(loop, None)
+        self._ascript = None
+        if client is not None:
+            await client.aclose()
+
+    # -- reads ------------------------------------------------------------------------------
+    def _args(self, table: str, ids: list[str] | None) -> tuple[list[str], list[Any]]:
+        keys = self._table_keys(table)
+        known = self._known.get(table)
+        return keys.script_keys(), [known[0] if known else b"", *(ids or [])]
+
+    def _answer(self, table: str, ids: list[str], reply: list[Any]) -> RowsView:
+        if not reply or reply[0] is None:
+            self._missing(table)
+        if len(reply) > 3 or (reply[1] is None and table not in self._known):
+            raise OnlineStoreUnavailableError(
+                f"the online store's pointer of table {table!r} names a slot without "
+                "metadata (Redis partly emptied?): run featurestore online push")
+        pointer = reply[0]
+        if reply[1] is not None:
+            meta = SlotMeta.loads(reply[1])
+            if meta is None or meta.state != "complete":
+                raise OnlineStoreUnavailableError(
+                    f"the online store's served slot of table {table!r} is not complete: "
+                    "run featurestore online push")
+            self._known[table] = (pointer, meta)
+        else:
+            known = self._known[table]
+            if known[0] != pointer:  # cannot happen: the script sends meta on a new pointer
+                raise OnlineStoreUnavailableError(f"online store changed under a read of {table!r}")
+            meta = known[1]
+        return RowsView.build(meta, table, ids, reply[2] or [])
+
+    def _missing(self, table: str) -> None:
+        """No pointer for ``table``: never pushed (404, as memory) or lost (503)."""
+        if table not in self.tables:
+            raise NotFoundError(f"no feature table {table!r} is served; served: "
+                                f"{', '.join(self.tables)}")
+        record = self._record
+        if record and table in record.get("tables", {}):
+            pushed = record["tables"][table]
+            raise OnlineStoreUnavailableError(
+                f"the online store has lost table {table!r} (as of {pushed['as_of']}, "
+                f"generation {pushed['generation']} was pushed): Redis was emptied or restarted "
+                "without persistence; run featurestore online push (the next ingest or "
+                "run-daily also does)")
+        raise NotFoundError(
+            f"table {table!r} has no as_of partition in the online store yet; ingest data "
+            "first (featurestore ingest) or backfill (featurestore backfill), or push "
+            "committed partitions (featurestore online push)")
+
+    def _unavailable(self, exc: BaseException) -> OnlineStoreUnavailableError:
+        self.last_error = (f"online store unreachable ({type(exc).__name__}: {exc}); "
+                           "answers resume when Redis is back")
+        return OnlineStoreUnavailableError(self.last_error)
+
+    def view(self, table: str, ids: list[str] | None = None) -> RowsView:
+        """The rows of ``ids`` in the served generation of ``table`` (one round trip).
+
+        Args:
+            table: a served table.
+            ids: customer ids (None or empty: only the table's as-of and columns).
+
+        Returns:
+            The view (``index`` holds the ids found).
+
+        Raises:
+            NotFoundError: no such table, or nothing pushed yet.
+            OnlineStoreUnavailableError: Redis unreachable, or the table's data lost.
+        """
+        ids = list(ids or [])
+        if self._table_keys(table) is None and self._load_record() is None:
+            self._missing(table)
+        keys, args = self._args(table, ids)
+        try:
+            reply = self._client().eval(READ_SCRIPT, len(keys), *keys, *args)
+        except _redis_errors() as exc:
+            raise self._unavailable(exc) from None
+        if reply and reply[0] is None:
+            self._load_record()  # a push may have started using another namespace
+        return self._answer(table, ids, reply)
+
+    async def aview(self, table: str, ids: list[str] | None = None) -> RowsView:
+        """:meth:`view` on the event loop (the async client; the script is cached by SHA)."""
+        ids = list(ids or [])
+        if self._table_keys(table) is None:
+            await asyncio.to_thread(self._load_record)
+            if self._record is None:
+                self._missing(table)
+        keys, args = self._args(table, ids)
+        try:
+            script = self._script()
+            reply = await script(keys=keys, args=args, client=self._aclient())
+        except _redis_errors() as exc:
+            raise self._unavailable(exc) from None
+        if reply and reply[0] is None and time.monotonic() - self._record_at >= RECORD_EVERY:
+            await asyncio.to_thread(self._load_record)
+        return self._answer(table, ids, reply)
+
+    def _script(self) -> Any:
+        script = getattr(self, "_ascript", None)
+        if script is None:
+            script = self._ascript = self._aclient().register_script(READ_SCRIPT)
+        return script
+
+    async def served(self) -> OnlineSnapshot | None:
+        """The served as-of and generation of every pushed table, read now (``/ready``);
+        None with :attr:`last_error` set when Redis is unreachable or a pushed table is lost."""
+        tables: dict[str, Any] = {}
+        try:
+            await asyncio.to_thread(self._load_record)
+            for table in self.tables:
+                try:
+                    tables[table] = await self.aview(table)
+                except NotFoundError:
+                    continue
+        except OnlineStoreUnavailableError as exc:
+            self.last_error = str(exc)
+            return None
+        self.last_error = None
+        return OnlineSnapshot(tables)
+
+    def table(self, table: str, as_of: str | None = None,
+              snapshot: OnlineSnapshot | None = None) -> Any:
+        """The latest as-of of ``table`` (a view without rows: use :meth:`view` with the ids
+        to read) or an older as-of, read from the offline store."""
+        if as_of is None:
+            return self.view(table)
+        return self._offline.table(table, as_of)

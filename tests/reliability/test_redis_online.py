@@ -1,0 +1,358 @@
+"""Issue #28: the Redis online store written by the runs that commit, and its failure modes,
+against real redis-server processes, the real CLI and a real uvicorn server.
+
+* a day's push writes only the customers whose stored row changed (recency kept as event
+  days), checked against a pandas difference of the two partitions, and serves every row;
+* ``ingest`` with Redis down: the offline commit stands, the run exits non-zero saying the
+  online store is behind, ``featurestore online push`` catches up;
+* the API with Redis stopped (503 JSON, ``/ready`` 503), emptied by a restart without
+  persistence (503 "lost", never "customer not found"), and restarted with persistence
+  (recovers by itself);
+* ``kill -9`` of a push while readers hammer the API: nothing of the half-written generation
+  is served, the next push completes it, every answer is one stored version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from api.main import create_app
+from featurestore import FeatureStore
+from featurestore.cli import main as cli
+from featurestore.generate import generate_weblog
+from featurestore.online.redis_codec import SlotMeta, TableKeys
+from featurestore.settings import Settings
+from tests._redis_server import RedisServer
+from tests.serving_helpers import expected_row, serve
+
+pytest.importorskip("redis", reason="redis-py is in the test extra")
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+POLL = 0.3
+
+
+@pytest.fixture(scope="module")
+def days4(tmp_path_factory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("redis-drops") / "raw"
+    report = generate_weblog(str(root), days=4, customers=4000, products=20, rows_per_day=900,
+                             parts=1, seed=28, late_fraction=0.0, columns=40)
+    return root, report.days
+
+
+@pytest.fixture()
+def server(tmp_path):
+    s = RedisServer(tmp_path / "redis")
+    (tmp_path / "redis").mkdir()
+    s.start()
+    yield s
+    s.stop()
+
+
+def _raw(days4, tmp_path: Path, upto: int) -> Path:
+    """A raw root holding the first ``upto`` drops (more are added by calling it again)."""
+    root, days = days4
+    raw = tmp_path / "raw"
+    raw.mkdir(exist_ok=True)
+    for day in days[:upto]:
+        if not (raw / day).exists():
+            shutil.copytree(root / day, raw / day)
+    return raw
+
+
+def _ingest(raw: Path, store: Path, client, online: str | None, monkeypatch) -> int:
+    if online:
+        monkeypatch.setenv("FEATURESTORE_ONLINE_STORE", online)
+    else:
+        monkeypatch.delenv("FEATURESTORE_ONLINE_STORE", raising=False)
+    return cli(["ingest", str(raw), "--store", str(store), "--scheduler",
+                client.scheduler.address, "--no-progress"])
+
+
+def _partition(store: Path, table: str, as_of: str) -> pd.DataFrame:
+    return pd.read_parquet(store / table / f"as_of={as_of}")
+
+
+def _latest(store: Path, table: str = "customer_features") -> str:
+    return sorted(p.name.split("=")[1] for p in (store / table).glob("as_of=*"))[-1]
+
+
+def _with_dates(frame: pd.DataFrame, as_of: str) -> pd.DataFrame:
+    """Recency features as event dates: what stays the same for an idle customer."""
+    out = frame.set_index("customer_id").copy()
+    day = dt.date.fromisoformat(as_of)
+    for c in [c for c in out.columns if c.startswith("days_since_")]:
+        out[c] = [None if pd.isna(v) else day - dt.timedelta(days=int(v)) for v in out[c]]
+    return out.astype(object).where(out.notna(), None)
+
+
+def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
+        days4, client, tmp_path, server, monkeypatch, capsys):
+    store = tmp_path / "store"
+    # day 1 and day 2: pushed by ingest (whole slots a then b)
+    assert _ingest(_raw(days4, tmp_path, 1), store, client, server.url, monkeypatch) == 0
+    first = _latest(store)
+    assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
+    # day 3 committed without a push, then `featurestore online push`: slot a holds day 1
+    assert _ingest(_raw(days4, tmp_path, 3), store, client, None, monkeypatch) == 0
+    latest = _latest(store)
+    capsys.readouterr()
+    assert cli(["online", "push", "--store", str(store), "--online-store", server.url,
+                "--scheduler", client.scheduler.address, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cf = report["tables"]["customer_features"]
+    assert cf["mode"] == "diff" and cf["as_of"] == latest and cf["slot"] == "a"
+    # the oracle: customers whose row (recency as dates) differs between day 1 and day 3
+    new, old = _with_dates(_partition(store, "customer_features", latest), latest), \
+        _with_dates(_partition(store, "customer_features", first), first)
+    both = new.index.intersection(old.index)
+    differ = {c for c in both if new.loc[c].to_dict() != old.loc[c].to_dict()}
+    want = differ | set(new.index.difference(old.index))
+    gone = set(old.index.difference(new.index))
+    assert cf["written"] == len(want) and cf["deleted"] == len(gone)
+    assert cf["written"] < len(new)  # idle customers are not rewritten
+    # every row served from Redis equals the parquet partition
+    fs = FeatureStore(Settings(store=str(store), online_store=server.url))
+    online = fs.online_store()
+    frame = _partition(store, "customer_features", latest)
+    ids = list(frame["customer_id"])
+    view = online.view("customer_features", ids)
+    assert view.as_of == latest
+    for cid in ids:
+        assert view.get(cid) == expected_row(frame, cid), cid
+    pairs = _partition(store, "customer_product_features", latest)
+    view = online.view("customer_product_features", list(pairs["customer_id"].unique()))
+    for row in pairs.itertuples(index=False):
+        got = view.lookup({"customer_id": row.customer_id, "product_id": row.product_id},
+                          ["product_views_7d", "product_views_30d"])
+        assert got == {"product_views_7d": row.product_views_7d,
+                       "product_views_30d": row.product_views_30d}
+    assert fs.online_status()["customer_features"]["behind"] is False
+
+
+def test_ingest_with_redis_down_keeps_the_commit_and_push_catches_up(
+        days4, client, tmp_path, server, monkeypatch, capsys):
+    store = tmp_path / "store"
+    assert _ingest(_raw(days4, tmp_path, 1), store, client, server.url, monkeypatch) == 0
+    server.stop()
+    capsys.readouterr()
+    code = _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch)
+    err = capsys.readouterr().err
+    assert code != 0 and "online store is behind" in err and "online push" in err
+    assert "Traceback" not in err
+    latest = _latest(store)  # the offline commit stands
+    server.start()  # empty: no persistence
+    args = ["--store", str(store), "--online-store", server.url]
+    assert cli(["online", "status", *args]) == 1
+    assert "BEHIND" in capsys.readouterr().out
+    assert cli(["online", "push", *args, "--scheduler", client.scheduler.address]) == 0
+    assert cli(["online", "status", *args]) == 0
+    frame = _partition(store, "customer_features", latest)
+    view = FeatureStore(Settings(store=str(store), online_store=server.url)).online_store() \
+        .view("customer_features", list(frame["customer_id"][:50]))
+    assert view.as_of == latest
+    assert [view.get(c) for c in frame["customer_id"][:50]] == [
+        expected_row(frame, c) for c in frame["customer_id"][:50]]
+
+
+def _wait(http: httpx.Client, path: str, status: int, timeout: float = 20) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = http.get(path)
+        if r.status_code == status:
+            return r
+        assert time.monotonic() < deadline, (path, r.status_code, r.text)
+        time.sleep(0.05)
+
+
+def test_api_with_redis_stopped_emptied_and_restarted(days4, client, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", persist=True, password="s3cret")  # in the URL
+    server.start()
+    try:
+        assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
+        latest = _latest(store)
+        dates = sorted(p.name.split("=")[1] for p in (store / "customer_features").glob("as_of=*"))
+        frame = _partition(store, "customer_features", latest)
+        cid = frame["customer_id"].iloc[0]
+        app = create_app(Settings(store=str(store), online_store=server.url,
+                                  snapshot_poll_seconds=POLL))
+        with serve(app) as base, httpx.Client(base_url=base) as http:
+            r = http.get(f"/customers/{cid}/features")
+            assert r.status_code == 200 and r.json()["features"] == expected_row(frame, cid)
+            ready = http.get("/ready").json()
+            assert ready["served"]["customer_features"]["as_of"] == latest
+
+            server.stop()  # unreachable: 503 JSON everywhere it is needed, never 500
+            r = http.get(f"/customers/{cid}/features")
+            assert r.status_code == 503 and "unreachable" in r.json()["detail"]
+            r = http.post("/features/batch", json={"customer_ids": [cid, "nope"]})
+            assert r.status_code == 503 and "detail" in r.json()
+            r = http.get(f"/tables/customer_features/features?customer_id={cid}")
+            assert r.status_code == 503
+            assert http.get("/ready").status_code == 503
+            assert "s3cret" not in http.get("/ready").text
+            assert http.get("/health").status_code == 200
+            older = http.get(f"/customers/{cid}/features", params={"as_of": dates[0]})
+            assert older.status_code in (200, 404) and older.status_code != 503  # offline
+
+            server.start()  # back with its data (append-only file): recovers by itself
+            r = _wait(http, f"/customers/{cid}/features", 200)
+            assert r.json()["features"] == expected_row(frame, cid)
+            assert r.headers["X-Feature-As-Of"] == latest
+            _wait(http, "/ready", 200)
+
+            server.flush()  # emptied (as a restart without persistence): detected, never 404
+            r = http.get(f"/customers/{cid}/features")
+            assert r.status_code == 503 and "lost" in r.json()["detail"]
+            r = http.get("/customers/NOPE/features")
+            assert r.status_code == 503
+            r = _wait(http, "/ready", 503)
+            assert "lost" in r.json()["detail"] and "online push" in r.json()["detail"]
+
+            assert cli(["online", "push", "--store", str(store), "--online-store", server.url,
+                        "--scheduler", client.scheduler.address]) == 0
+            r = _wait(http, f"/customers/{cid}/features", 200)
+            assert r.json()["features"] == expected_row(frame, cid)
+            assert http.get("/customers/NOPE/features").status_code == 404
+            _wait(http, "/ready", 200)
+    finally:
+        server.stop()
+
+
+def test_killed_push_is_never_served_and_the_next_push_completes_it(
+        days4, client, tmp_path, server, monkeypatch):
+    store = tmp_path / "store"
+    assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
+    old_as_of = _latest(store)
+    assert _ingest(_raw(days4, tmp_path, 4), store, client, None, monkeypatch) == 0
+    new_as_of = _latest(store)
+    assert new_as_of > old_as_of
+    frames = {d: _partition(store, "customer_features", d) for d in (old_as_of, new_as_of)}
+    rows = {d: {c: expected_row(f, c) for c in f["customer_id"]} for d, f in frames.items()}
+    ids = list(frames[new_as_of]["customer_id"])
+    answers: list[tuple[float, float, str, str, dict | None]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def hammer(base: str, k: int) -> None:
+        with httpx.Client(base_url=base) as http:
+            n = k
+            while not stop.is_set():
+                n += 1
+                sent = time.monotonic()
+                if n % 2:
+                    cid = ids[n % len(ids)]
+                    r = http.get(f"/customers/{cid}/features")
+                    got = [(cid, r.json().get("features"))]
+                else:
+                    chunk = ids[n % 5::5][:100]
+                    r = http.post("/features/batch", json={"customer_ids": chunk})
+                    got = [(x["customer_id"], x["features"]) for x in r.json().get("results", [])]
+                if r.status_code not in (200, 404):
+                    errors.append(f"{r.status_code} {r.text}")
+                    continue
+                as_of = r.headers.get("X-Feature-As-Of") or r.json().get("detail", "")
+                for cid, row in got:
+                    answers.append((sent, time.monotonic(), as_of, cid, row))
+
+    meta = TableKeys(json.loads((store / "_state" / "online.json").read_text())["namespace"],
+                     "customer_features")
+    r = redis.Redis.from_url(server.url)
+    app = create_app(Settings(store=str(store), online_store=server.url,
+                              snapshot_poll_seconds=POLL))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_TEST_PUSH_DELAY": "0.03"}
+    cmd = [sys.executable, "-m", "featurestore", "online", "push", "--store", str(store),
+           "--online-store", server.url, "--workers", "1", "--no-progress"]
+    with serve(app) as base:
+        threads = [threading.Thread(target=hammer, args=(base, k)) for k in range(2)]
+        for th in threads:
+            th.start()
+        try:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            written = 0
+            while time.monotonic() < deadline and proc.poll() is None:
+                slot = SlotMeta.loads(r.get(meta.meta("b")))
+                written = r.hlen(meta.rows("b"))
+                if slot is not None and slot.state == "writing" and written >= 30:
+                    break
+                time.sleep(0.01)
+            os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its scheduler and its worker
+            proc.wait()
+            assert 0 < r.hlen(meta.rows("b")) < len(ids), "the kill needs to land mid-push"
+            assert r.get(meta.ptr).decode().startswith("a|")  # never flipped
+            time.sleep(0.5)
+            killed_at = time.monotonic()
+            # the next push completes it (the dead push's lease is taken over)
+            done = subprocess.run(cmd, cwd=ROOT, env={**env, "FEATURESTORE_TEST_PUSH_DELAY": ""},
+                                  capture_output=True, text=True, timeout=180)
+            assert done.returncode == 0, done.stderr
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(timeout=30)
+    assert not errors, errors[:3]
+    served = [a for a in answers if a[2] in (old_as_of, new_as_of)]
+    assert any(a[2] == old_as_of and a[1] < killed_at for a in served)
+    first_new = min(received for _, received, as_of, _, _ in served if as_of == new_as_of)
+    assert first_new > killed_at  # nothing of the killed push was served
+    for sent, _, as_of, cid, row in served:
+        if row is not None:
+            assert row == rows[as_of][cid], (as_of, cid)  # one stored version, never a mix
+        else:  # not found: only a customer the served as-of does not have
+            assert cid not in rows[as_of], (as_of, cid)
+        if sent > first_new:
+            assert as_of == new_as_of  # no going back
+
+
+def test_run_daily_and_backfill_push_and_report_a_push_that_failed(
+        days4, client, tmp_path, server, monkeypatch, capsys):
+    """``run-daily`` pushes after its commit and reports it; with Redis down its report says
+    the online store is behind and it exits 1 (the commit stands); ``backfill`` pushes too."""
+    store = tmp_path / "store"
+    raw = _raw(days4, tmp_path, 2)
+    monkeypatch.setenv("FEATURESTORE_ONLINE_STORE", server.url)
+    monkeypatch.setenv("FEATURESTORE_RETRAIN_MODELS", "[]")
+    _, days = days4
+    daily = ["run-daily", "--store", str(store), "--raw", str(raw), "--scheduler",
+             client.scheduler.address, "--json"]
+    assert cli([*daily, "--today", days[1]]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["online"]["status"] == "pushed"
+    latest = _latest(store)
+    assert report["online"]["tables"]["customer_features"]["as_of"] == latest
+    fs = FeatureStore(Settings(store=str(store), online_store=server.url))
+    assert fs.online_status()["customer_features"]["behind"] is False
+
+    server.stop()
+    raw = _raw(days4, tmp_path, 3)
+    assert cli([*daily, "--today", days[2]]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["online"]["status"] == "behind" and not report["ok"]
+    assert "online push" in report["online"]["hint"]
+    assert _latest(store) > latest  # the offline commit stands
+
+    server.start()  # empty; backfill rewrites the range and pushes the latest as-of
+    assert cli(["backfill", "--store", str(store), "--scheduler", client.scheduler.address,
+                "--from", days[0]]) == 0
+    capsys.readouterr()
+    status = fs.online_status()
+    assert status["customer_features"]["served"]["as_of"] == _latest(store)
+    assert not any(s["behind"] for t, s in status.items() if s["committed"])

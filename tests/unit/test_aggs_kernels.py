@@ -1,0 +1,298 @@
+"""SPEC §3a aggregations: each kind's partial, merge, slide (inverse) and final value, on hand
+built Arrow tables with declared columns (nulls, empty windows, ties, int overflow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from featurestore._exceptions import AggregationOverflowError, ConfigError
+from featurestore.features.aggs import language
+from featurestore.features.aggs.engine import ext_plan
+from featurestore.features.aggs.kernels import (
+    EXACT_LIMIT,
+    StateKey,
+    finalize,
+    merge,
+    negate,
+)
+from featurestore.features.definitions import Filter, parse_feature_repo
+
+DAY = dt.date(2026, 1, 5)
+T0 = 1767571200  # 2026-01-05 00:00 UTC
+NO_FILTER = json.dumps(Filter().model_dump(), sort_keys=True)
+
+
+def hits(rows: list[dict]) -> pa.Table:
+    """Hits of DAY with the built-in columns and declared ones (visit_num int, channel
+    string, evar float, flag bool)."""
+    base = {"customer_id": None, "hit_time_gmt": T0, "page_url": "https://x/p",
+            "post_page_event": "0", "post_event_list": None, "post_product_list": None,
+            "visit_num": None, "channel": None, "evar": None, "flag": None}
+    cols = {k: [{**base, **r}[k] for r in rows] for k in base}
+    types = {"hit_time_gmt": pa.int64(), "visit_num": pa.int64(), "evar": pa.float64(),
+             "flag": pa.bool_()}
+    table = pa.table({k: pa.array(v, types.get(k, pa.large_string())) for k, v in cols.items()})
+    return table.append_column("event_date", pa.array([DAY] * len(rows), pa.date32()))
+
+
+def key(kind: str, field: str | None, ftype: str | None, filt: str = NO_FILTER,
+        pairs: bool = False) -> StateKey:
+    return StateKey(kind, field, ftype, pairs, filt)
+
+
+def run(k: StateKey, tables: list[pa.Table], agg: str, ids: list[str], kk: int | None = None):
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    types = {**language.WHERE_BUILTINS, "visit_num": "int", "channel": "string",
+             "evar": "float", "flag": "bool"}
+    named = [t if isinstance(t, tuple) else (f"2026-01-05-hit_data-000{i}", t)
+             for i, t in enumerate(tables)]
+    parts = [build_partial([k], t, fid, None, _mask, _products, types) for fid, t in named]
+    state = merge(parts, [(k, k.name)])
+    return finalize(k, k.name, state, pa.array(ids, pa.large_string()), agg, kk,
+                    DAY.toordinal()).to_pylist()
+
+
+def test_moments_skip_nulls_and_stddev_needs_two_values():
+    t = hits([{"customer_id": "a", "visit_num": 3}, {"customer_id": "a", "visit_num": None},
+              {"customer_id": "a", "visit_num": 5}, {"customer_id": "b", "visit_num": 7},
+              {"customer_id": "c"}])
+    k = key("moments", "visit_num", "int")
+    assert run(k, [t], "sum", ["a", "b", "c", "z"]) == [8, 7, 0, 0]
+    assert run(k, [t], "mean", ["a", "b", "c", "z"]) == [4.0, 7.0, None, None]
+    sd = run(k, [t], "stddev", ["a", "b", "c"])
+    assert sd[0] == pytest.approx(statistics.stdev([3, 5])) and sd[1:] == [None, None]
+    assert run(key("count", None, None), [t], "count", ["a", "b", "z"]) == [3, 1, 0]
+
+
+def test_merge_then_slide_out_is_exact_zero_and_null():
+    k = key("moments", "evar", "float")
+    day1 = hits([{"customer_id": "a", "evar": 0.1}, {"customer_id": "a", "evar": 0.2}])
+    day2 = hits([{"customer_id": "a", "evar": 0.7}])
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    types = {**language.WHERE_BUILTINS, "evar": "float"}
+    p1 = build_partial([k], day1, "f1", None, _mask, _products, types)
+    p2 = build_partial([k], day2, "f2", None, _mask, _products, types)
+    pairs = [(k, k.name)]
+    window = merge([p1, p2], pairs)
+    slid = merge([window, negate(p1, pairs)], pairs)  # day 1 leaves the window
+    ids = pa.array(["a"], pa.large_string())
+    assert finalize(k, k.name, slid, ids, "mean", None, 0).to_pylist() == [pytest.approx(0.7)]
+    empty = merge([slid, negate(p2, pairs)], pairs)  # and day 2: nothing left
+    assert finalize(k, k.name, empty, ids, "sum", None, 0).to_pylist() == [0.0]
+    assert finalize(k, k.name, empty, ids, "mean", None, 0).to_pylist() == [None]
+    assert finalize(k, k.name, empty, ids, "stddev", None, 0).to_pylist() == [None]
+
+
+def test_int_sum_near_2_63_raises_a_clear_error():
+    big = 2 ** 62
+    t = hits([{"customer_id": "a", "visit_num": big}, {"customer_id": "a", "visit_num": big}])
+    with pytest.raises(AggregationOverflowError, match="overflows int64"):
+        run(key("moments", "visit_num", "int"), [t], "sum", ["a"])
+    # across partials (the merge of two days) too
+    one = hits([{"customer_id": "a", "visit_num": big}])
+    with pytest.raises(AggregationOverflowError):
+        run(key("moments", "visit_num", "int"), [one, one], "sum", ["a"])
+    # just below the limit is exact
+    fits = hits([{"customer_id": "a", "visit_num": big - 1}, {"customer_id": "a",
+                                                             "visit_num": big}])
+    assert run(key("moments", "visit_num", "int"), [fits], "sum", ["a"]) == [2 ** 63 - 1]
+
+
+def test_min_max_keep_the_field_type_and_null_when_empty():
+    t = hits([{"customer_id": "a", "channel": "search"}, {"customer_id": "a", "channel": "ad"},
+              {"customer_id": "b"}])
+    assert run(key("min", "channel", "string"), [t], "min", ["a", "b"]) == ["ad", None]
+    assert run(key("max", "channel", "string"), [t], "max", ["a", "b"]) == ["search", None]
+    t2 = hits([{"customer_id": "a", "evar": -1.5}])
+    assert run(key("min", "evar", "float"), [t, t2], "min", ["a"]) == [-1.5]
+
+
+def test_first_last_ties_by_file_then_line_and_skip_nulls():
+    same = T0 + 10
+    f0 = hits([{"customer_id": "a", "hit_time_gmt": same, "channel": "x0"},
+               {"customer_id": "a", "hit_time_gmt": same, "channel": "y0"},
+               {"customer_id": "a", "hit_time_gmt": same + 5, "channel": None}])
+    f1 = hits([{"customer_id": "a", "hit_time_gmt": same, "channel": "z1"},
+               {"customer_id": "a", "hit_time_gmt": same - 1, "channel": None}])
+    k_first, k_last = key("first", "channel", "string"), key("last", "channel", "string")
+    # first: the earliest time; tie -> file 0 before file 1, line 0 before line 1
+    a, b = ("2026-01-05-hit_data-0000", f0), ("2026-01-05-hit_data-0001", f1)
+    assert run(k_first, [a, b], "first", ["a"]) == ["x0"]
+    assert run(k_first, [b, a], "first", ["a"]) == ["x0"]  # whatever the merge order
+    # last: the latest non-null value: time tie -> the later file's
+    assert run(k_last, [a, b], "last", ["a"]) == ["z1"]
+    assert run(k_last, [b, a], "last", ["a"]) == ["z1"]
+    # a drop date orders before a file name: the later drop's hit is the last one
+    later = ("2026-01-06-hit_data-0000", hits([{"customer_id": "a", "hit_time_gmt": same,
+                                                "channel": "late"}]))
+    assert run(k_last, [later, a, b], "last", ["a"]) == ["late"]
+
+
+def test_distinct_and_top_k_ties_by_value():
+    t = hits([{"customer_id": "a", "channel": c} for c in ["b", "a", "c", "a", "b", None]])
+    assert run(key("set", "channel", "string"), [t, t], "distinct", ["a", "z"]) == [3, 0]
+    top = run(key("counts", "channel", "string"), [t], "top_k", ["a", "z"], 2)
+    assert top == [["a", "b"], []]  # a and b tie at 2: by value; c has 1
+    assert run(key("counts", "channel", "string"), [t], "top_k", ["a"], 5) == [["a", "b", "c"]]
+
+
+def test_top_k_counts_slide_out():
+    k = key("counts", "channel", "string")
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    types = {**language.WHERE_BUILTINS, "channel": "string"}
+    d1 = build_partial([k], hits([{"customer_id": "a", "channel": "x"}] * 3), "f", None, _mask,
+                       _products, types)
+    d2 = build_partial([k], hits([{"customer_id": "a", "channel": "y"}]), "f", None, _mask,
+                       _products, types)
+    pairs = [(k, k.name)]
+    ids = pa.array(["a"], pa.large_string())
+    both = merge([d1, d2], pairs)
+    assert finalize(k, k.name, both, ids, "top_k", None, 0).to_pylist() == [["x"]]
+
+
+def test_approx_distinct_exact_up_to_100_then_sketch_within_3_percent():
+    k = key("sketch", "channel", "string")
+    small = hits([{"customer_id": "a", "channel": f"v{i}"} for i in range(EXACT_LIMIT)])
+    assert run(k, [small, small], "approx_distinct", ["a"]) == [EXACT_LIMIT]
+    errors = []
+    for n in (150, 400, 1000, 3000):
+        days = [hits([{"customer_id": "a", "channel": f"v{n}-{i}"}
+                      for i in range(j, n, 3)]) for j in range(3)]
+        est = run(k, days, "approx_distinct", ["a"])[0]
+        errors.append(abs(est - n) / n)
+    assert max(errors) < 0.03, errors
+
+
+def test_where_conditions_null_satisfies_only_is_null():
+    t = hits([{"customer_id": "a", "channel": "search", "visit_num": 1},
+              {"customer_id": "a", "channel": None, "visit_num": 2},
+              {"customer_id": "a", "channel": "ad", "visit_num": None}])
+
+    def count(*conds):
+        filt = json.dumps(Filter(where=list(conds)).model_dump(), sort_keys=True)
+        return run(key("count", None, None, filt), [t], "count", ["a"])[0]
+    assert count({"column": "channel", "op": "ne", "value": "search"}) == 1
+    assert count({"column": "channel", "op": "not_in", "value": ["x"]}) == 2
+    assert count({"column": "channel", "op": "is_null"}) == 1
+    assert count({"column": "channel", "op": "not_null"}) == 2
+    assert count({"column": "visit_num", "op": "ge", "value": 2}) == 1
+    assert count({"column": "visit_num", "op": "lt", "value": 2}) == 1
+    assert count({"column": "channel", "op": "prefix", "value": "se"}) == 1
+    assert count({"column": "channel", "op": "in", "value": ["ad", "search"]},
+                 {"column": "visit_num", "op": "eq", "value": 1}) == 1
+
+
+def test_expressions_parse_safely_and_null_on_zero_divisor():
+    tree = language.parse_expression("(a + 2) * b / -c")
+    assert language.references(tree) == {"a", "b", "c"}
+    cols = {"a": (np.array([1.0, 2, 3]), np.array([True, True, False])),
+            "b": (np.array([2.0, 2, 2]), np.ones(3, bool)),
+            "c": (np.array([1.0, 0, 1]), np.ones(3, bool))}
+    v, ok = language.evaluate(tree, cols, 3)
+    assert ok.tolist() == [True, False, False] and v[0] == -6.0
+    for bad in ("a +", "__import__('os')", "a ** b", "a b", "(a", ""):
+        with pytest.raises(ValueError):
+            language.parse_expression(bad)
+
+
+def test_two_stack_windows_equal_a_plain_merge_of_their_days(tmp_path):
+    """advance_ext over 20 days (blocks of 3 and 5 days cross), every window of every day
+    against the merge of its days, and the back stack / front stack files it keeps."""
+    import random
+
+    from featurestore import layout
+    from featurestore.features._io import write_ipc
+    from featurestore.features.aggs.engine import advance_ext, partial_of, stack_window
+    from featurestore.storage import Store
+
+    repo = parse_feature_repo(REPO + (
+        "      mx: {aggregation: max, field: price, window_days: 5}\n"
+        "      tk: {aggregation: top_k, field: product_id, k: 2, window_days: 3}\n"
+        "      ls: {aggregation: last, field: product_id, window_days: 5}\n"
+        "      dl: {aggregation: distinct, field: product_id}\n"), "r")
+    plan = ext_plan(repo)
+    store = Store(str(tmp_path / "s"))
+    rng = random.Random(4)
+    first = dt.date(2026, 3, 1)
+    days = [first + dt.timedelta(i) for i in range(20)]
+    dailies = {}
+    for i, day in enumerate(days):
+        rows = [{"customer_id": rng.choice("abc"), "hit_time_gmt": T0 + i * 86400 + j,
+                 "post_product_list": f"x;P{rng.randrange(6)};1;{rng.randrange(100)}"}
+                for j in range(rng.randrange(0, 5))]
+        table = partial_of(plan, hits(rows).set_column(
+            10, "event_date", pa.array([day] * len(rows), pa.date32())), "f")
+        dailies[day] = table
+        write_ipc(store, table, layout.EXT_DAILY, f"event_date={day.isoformat()}",
+                  f"part-{plan.partial_fp}.arrow")
+    state = None
+    for day in days:
+        state = advance_ext(store, plan, state, day, False)
+        for w, keys in plan.stacked().items():
+            pairs = [(k, k.name) for k in keys]
+            got = stack_window(store, plan, day, w, state, first)
+            lo = max(day - dt.timedelta(w - 1), first)
+            want = merge([dailies[d] for d in days if lo <= d <= day], pairs)
+            ids = pa.array(["a", "b", "c"], pa.large_string())
+            for k in keys:
+                for agg, kk in (("max", None), ("top_k", 2), ("last", None)):
+                    if {"max": "max", "top_k": "counts", "last": "last"}[agg] != k.kind:
+                        continue
+                    assert (finalize(k, k.name, got, ids, agg, kk, 0).to_pylist()
+                            == finalize(k, k.name, want, ids, agg, kk, 0).to_pylist()), \
+                        (day, w, agg)
+
+
+REPO = """
+sources:
+  weblog: {kind: weblog, table: events}
+entities:
+  customer: {keys: [customer_id]}
+tables:
+  t:
+    source: weblog
+    entity: customer
+    features:
+"""
+
+
+@pytest.mark.parametrize("feature, message", [
+    ("{aggregation: mean, field: nope}", "t.features.x.field: unknown column 'nope'"),
+    ("{aggregation: mean, field: product_id}",
+     "t.features.x.aggregation: 'mean' needs a numeric field; 'product_id' is string"),
+    ("{expression: 'y + 1'}", "t.features.x.expression: unknown feature 'y'"),
+    ("{aggregation: top_k, field: product_id}", "k: required for a top_k feature"),
+    ("{aggregation: count, window_days: 400, filter: {where: [{column: page_url, op: is_null}]}}",
+     "t.features.x.window_days: at most 365"),
+    ("{aggregation: count, filter: {where: [{column: nope, op: is_null}]}}",
+     "t.features.x.filter.where.0.column: unknown column 'nope'"),
+    ("{aggregation: count, filter: {where: [{column: hit_time_gmt, op: gt, value: abc}]}}",
+     "t.features.x.filter.where.0.value"),
+])
+def test_validation_names_the_bad_key(feature, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("+", r"\+")):
+        parse_feature_repo(REPO + f"      x: {feature}\n", "repo.yaml")
+
+
+def test_expression_cycle_is_named():
+    text = REPO + "      a: {expression: 'b + 1'}\n      b: {expression: 'a * 2'}\n"
+    with pytest.raises(ConfigError, match="a cycle"):
+        parse_feature_repo(text, "repo.yaml")
+
+
+def test_plan_of_the_default_repository_is_empty():
+    from featurestore.features.definitions import load_feature_repo
+
+    assert ext_plan(load_feature_repo(None)).empty

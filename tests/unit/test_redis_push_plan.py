@@ -1,0 +1,213 @@
+"""The pure parts of the Redis online store: the push plan, the changed-customer difference
+(checked against a pandas computation), the packed rows and the read view."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from featurestore.online.redis_codec import RowsView, SlotMeta, epoch_day
+from featurestore.online.redis_push import _stored, changed_customers, pack_rows, plan_push
+
+
+def _meta(state="complete", as_of="2026-03-05", generation=1, base=None, keys=("customer_id",),
+          recency=()):
+    return SlotMeta(state=state, push_id="p", as_of=as_of, generation=generation,
+                    columns=["x"], dtypes={"x": "int64"}, keys=list(keys),
+                    recency=list(recency), base=base)
+
+
+def _plan(slots, latest=("2026-03-06", 2), committed=None):
+    committed = committed if committed is not None else {"t": {"2026-03-05": 1,
+                                                               "2026-03-04": 3}}
+    plan = plan_push("ns", "push", {"t": latest}, {"t": slots}, committed,
+                     {"t": ["customer_id"]}, {"t": []})
+    return plan.tables[0] if plan.tables else None
+
+
+def test_plan_first_push_is_a_whole_rewrite_of_slot_a():
+    job = _plan((None, {"a": None, "b": None}))
+    assert (job.slot, job.mode, job.base) == ("a", "full", None)
+
+
+def test_plan_nothing_when_the_served_slot_holds_the_latest():
+    job = _plan(("b", {"a": _meta(), "b": _meta(as_of="2026-03-06", generation=2)}))
+    assert (job.slot, job.mode) == ("b", "none")
+
+
+def test_plan_diff_against_the_idle_slots_partition_while_it_is_unchanged():
+    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3), "b": _meta()})
+    job = _plan(slots)
+    assert (job.slot, job.mode, job.base) == ("a", "diff", ("2026-03-04", 3))
+    # the idle slot's partition was rewritten since it was pushed: rewrite the slot whole
+    job = _plan(slots, committed={"t": {"2026-03-04": 4}})
+    assert (job.slot, job.mode) == ("a", "full")
+
+
+def test_plan_half_written_slot_is_redone_from_its_base_or_rewritten():
+    writing = _meta(state="writing", as_of="2026-03-06", generation=2, base=["2026-03-04", 3])
+    job = _plan(("b", {"a": writing, "b": _meta()}))
+    assert (job.slot, job.mode, job.base) == ("a", "diff", ("2026-03-04", 3))
+    # a newer partition than the one the dead push was writing: its base is no longer the
+    # slot's content (some rows are the dead push's), so the slot is rewritten whole
+    job = _plan(("b", {"a": writing, "b": _meta()}), latest=("2026-03-07", 1))
+    assert job.mode == "full"
+    # a dead whole rewrite: rewritten whole again
+    dead = _meta(state="writing", as_of="2026-03-06", generation=2, base=None)
+    assert _plan(("b", {"a": dead, "b": _meta()})).mode == "full"
+
+
+def test_plan_skips_a_table_without_partition():
+    assert _plan((None, {}), latest=None) is None
+
+
+def _frame(rng, n, day_offset=0):
+    ids = [f"C{i:04d}" for i in range(n)]  # fixed width, sorted
+    return pd.DataFrame({
+        "customer_id": ids,
+        "views": rng.integers(0, 3, n),
+        "revenue": np.where(rng.random(n) < 0.2, np.nan, rng.random(n).round(2)),
+        "days_since_last_visit": pd.array(
+            np.where(rng.random(n) < 0.1, None, rng.integers(0, 5, n)), dtype="Int64"),
+    })
+
+
+@pytest.mark.parametrize("new_ids", ["N1", "C9998"])  # another width (hash lookup) or sorted
+def test_changed_customers_match_a_pandas_difference_with_recency_as_dates(new_ids):
+    rng = np.random.default_rng(3)
+    old = _frame(rng, 300)
+    new = old.copy()
+    # one day later: recency of everyone grows by one (no change once stored as dates) ...
+    new["days_since_last_visit"] = new["days_since_last_visit"] + 1
+    # ... except customers active on the new day (recency 0) and some counts that change
+    active = rng.choice(len(new), 25, replace=False)
+    new.loc[active, "days_since_last_visit"] = 0
+    moved = rng.choice(len(new), 30, replace=False)
+    new.loc[moved, "views"] += 1
+    new = new.drop(index=[3, 4]).reset_index(drop=True)  # gone
+    added = ["N1", "N2"] if new_ids == "N1" else ["C9998", "C9999"]  # fixed width, sorted
+    new = pd.concat([new, pd.DataFrame({"customer_id": added, "views": [1, 2],
+                                        "revenue": [np.nan, 1.5],
+                                        "days_since_last_visit": pd.array([0, None],
+                                                                          dtype="Int64")})])
+    rec = ("days_since_last_visit",)
+    got = set(changed_customers(_stored(pa.Table.from_pandas(new, preserve_index=False), rec,
+                                        "2026-03-06"),
+                                _stored(pa.Table.from_pandas(old, preserve_index=False), rec,
+                                        "2026-03-05"), ("customer_id",)).to_pylist())
+    # the oracle: pandas, recency turned into event dates, an outer merge on the id
+    def as_dates(frame, as_of):
+        out = frame.copy()
+        day = dt.date.fromisoformat(as_of)
+        out["last"] = [None if pd.isna(v) else day - dt.timedelta(days=int(v))
+                       for v in out.pop("days_since_last_visit")]
+        return out
+    merged = as_dates(new, "2026-03-06").merge(as_dates(old, "2026-03-05"), on="customer_id",
+                                               how="outer", suffixes=("_n", "_o"),
+                                               indicator=True)
+    want = set()
+    for row in merged.itertuples():
+        if row._8 != "both":
+            want.add(row.customer_id)
+            continue
+        for a, b in ((row.views_n, row.views_o), (row.revenue_n, row.revenue_o),
+                     (row.last_n, row.last_o)):
+            if not ((pd.isna(a) and pd.isna(b)) or a == b):
+                want.add(row.customer_id)
+    assert got == want
+    assert len(got) < len(old) / 2  # idle customers (recency grew by a day) are not rewritten
+
+
+def test_packed_rows_read_back_as_the_memory_store_serves_them():
+    arrow = pa.table({"customer_id": ["a", "b"], "n": pa.array([1, None], pa.int64()),
+                      "f": [0.1, float("nan")], "days_since_x": pa.array([2, None], pa.int32())})
+    stored = _stored(arrow, ("days_since_x",), "2026-03-05")
+    ids, values = pack_rows(stored, ["n", "f", "days_since_x"], multi=False)
+    assert ids == ["a", "b"]
+    assert orjson.loads(values[0]) == [1, 0.1, epoch_day("2026-03-05") - 2]
+    meta = SlotMeta(state="complete", push_id="p", as_of="2026-03-05", generation=4,
+                    columns=["n", "f", "days_since_x"],
+                    dtypes={"n": "int64", "f": "double", "days_since_x": "int32"},
+                    keys=["customer_id"], recency=["days_since_x"])
+    view = RowsView.build(meta, "t", ["b", "zz", "a"], [values[1], None, values[0]])
+    assert view.get("a") == {"n": 1, "f": 0.1, "days_since_x": 2}
+    assert view.get("b") == {"n": None, "f": None, "days_since_x": None}  # NaN served as null
+    assert "zz" not in view.index and view.generation == 4
+    with pytest.raises(Exception, match="unknown feature"):
+        view.check_features(["nope"])
+
+
+def test_multi_key_rows_pack_per_customer_in_order():
+    arrow = pa.table({"customer_id": ["a", "a", "b"], "product_id": ["p2", "p1", "p1"],
+                      "v": [5, 3, 1]})
+    ids, values = pack_rows(arrow, ["product_id", "v"], multi=True)
+    assert ids == ["a", "b"]
+    assert orjson.loads(values[0]) == [["p2", 5], ["p1", 3]]
+    meta = SlotMeta(state="complete", push_id="p", as_of="2026-03-05", generation=1,
+                    columns=["product_id", "v"], dtypes={"product_id": "string", "v": "int64"},
+                    keys=["customer_id", "product_id"])
+    view = RowsView.build(meta, "cp", ["a"], [values[0]])
+    assert view.rows_of("a", top=1) == [{"product_id": "p2", "v": 5}]
+    assert view.lookup({"customer_id": "a", "product_id": "p1"}, ["v"]) == {"v": 3}
+
+
+def test_arrow_packing_reads_back_as_the_orjson_packing():
+    """The C++ packing (Arrow casts and joins) and the orjson packing give the same values once
+    read: floats stay floats (3.0, -0.0, 1e22, 1e-5), NaN and infinities are null, strings with
+    quotes fall back to orjson."""
+    from featurestore.online import redis_push
+
+    rng = np.random.default_rng(5)
+    n = 400
+    floats = rng.gamma(1.0, 30.0, n)
+    floats[:8] = [3.0, -0.0, 1e22, 1e-5, float("nan"), float("inf"), 0.1, 1 / 3]
+    arrow = pa.table({
+        "customer_id": [f"C{i // 3:04d}" for i in range(n)],  # 3 rows per customer
+        "product_id": [f"P{i}" if i != 5 else 'P"5\\' for i in range(n)],
+        "n": pa.array([None if i % 7 == 0 else int(i) - 200 for i in range(n)], pa.int64()),
+        "f": pa.array([None if i == 9 else v for i, v in enumerate(floats)], pa.float64()),
+        "b": [bool(i % 2) for i in range(n)],
+        "small": pa.array(rng.integers(0, 9, n), pa.int16()),
+    })
+    columns = ["product_id", "n", "f", "b", "small"]
+    for multi in (False, True):
+        for table in (arrow, arrow.slice(0, 5), arrow.slice(6)):  # with and without the quote
+            fast = pack_rows(table, columns, multi)
+            ids = table.column("customer_id").to_pylist()
+            values = [table.column(c).to_pylist() for c in columns]
+            rows = [list(r) for r in zip(*values)]
+            if multi:
+                want_ids = list(dict.fromkeys(ids))
+                want = [[r for cid, r in zip(ids, rows) if cid == w] for w in want_ids]
+            else:
+                want_ids, want = ids, rows
+
+            def served(value):
+                return orjson.loads(orjson.dumps(value))  # NaN and inf serve as null
+
+            assert fast[0] == want_ids
+            got = [orjson.loads(v) for v in fast[1]]
+            assert got == [served(w) for w in want]
+            # floats stay floats: the JSON the API writes is the same text
+            assert [orjson.dumps(g) for g in got] == [orjson.dumps(served(w)) for w in want]
+    assert redis_push._json_rows(arrow.slice(6), columns) is not None  # the C++ path ran
+    assert redis_push._json_rows(arrow, columns) is None  # a quote: orjson
+
+
+def test_positions_by_binary_search_equal_the_hash_lookup():
+    from featurestore.online.redis_push import _positions
+
+    rng = np.random.default_rng(8)
+    old = sorted({f"K{i:06d}" for i in rng.integers(0, 10**6, 5000)})
+    new = sorted(set(old[::2]) | {f"K{i:06d}" for i in rng.integers(0, 10**6, 3000)})
+    got = _positions(pa.array(new), pa.array(old)).to_pylist()
+    assert got == pc.index_in(pa.array(new), value_set=pa.array(old)).to_pylist()
+    assert _positions(pa.array(old), pa.array(old)).to_pylist() == list(range(len(old)))
+    mixed = ["a", "bb"]  # widths differ: the hash lookup
+    assert _positions(pa.array(mixed), pa.array(["bb"])).to_pylist() == [None, 0]
