@@ -11,21 +11,27 @@ Plan / execute / commit:
 
 * plan (pure, :func:`plan_column_backfill`): which live events files lack which declared
   columns, and which raw file (URL, md5) holds the rows of each of their inputs;
-* execute (one Dask task per events file, :func:`_fill_file`): per input file id, read its
-  raw file, check its md5 against the ledger, parse it with the missing columns, take its rows
-  of the file's event date and check they are the stored rows (same count, same
+* execute (one Dask task per events file, :func:`_fill_file`): per input file id that lacks
+  a column, read its raw file, check its md5 against the ledger, parse it with the columns,
+  take its rows of the file's event date and check they are the stored rows (same count, same
   ``hit_time_gmt``); a raw file gone, changed or disagreeing leaves the column null for its
-  rows. Then, in this order, all under deterministic names: the file's note
-  (``_state/column_backfill/<date>/<events file>.json``: which inputs could not be filled),
-  the inputs' partial daily aggregates (:func:`featurestore.features.partials.write_partials`,
-  the ingest's own function), and last the events file itself, rewritten in place (atomic
-  publish: the old file or the new one, never half);
+  rows; inputs that have the column keep their values. Then, in this order, all under
+  deterministic names: the inputs' partial daily aggregates
+  (:func:`featurestore.features.partials.write_partials`, the ingest's own function), the
+  events file itself, rewritten in place (atomic publish: the old file or the new one, never
+  half), and last its note ``_state/column_backfill/<date>/<events file>.json``: which inputs
+  now have which columns, which could not be filled;
 * commit: ``_state/columns.json`` names, per declared column, the first event date from which
   it is complete, written last.
 
-Exactly once: rows are never added, only a column to rows that are there; a file that already
-has a column is not touched again, so a crash anywhere and a re-run give the tables of one
-clean run (its note, written before the file, keeps what a crashed run found unfillable).
+An input (a raw file's rows) has a column when its ledger record says it was ingested with it
+(``columns``) or a note says a backfill filled it: not merely when its events file has the
+column, since a later ingest may merge a part written before the column was declared (its
+rows null) with newer ones.
+
+Exactly once: rows are never added, only a column's values to rows that are there; an input
+a note says is filled is not read again, and one whose note a crash lost is filled again with
+the same values, so a crash anywhere and a re-run give the tables of one clean run.
 """
 
 from __future__ import annotations
@@ -61,9 +67,9 @@ __all__ = ["COLUMNS_RECORD", "NOTES", "ColumnBackfillPlan", "ColumnBackfillRepor
            "EventsFile", "backfill_columns", "column_completeness", "plan_column_backfill"]
 
 #: The commit record: per declared column, from which event date it is complete.
-COLUMNS_RECORD = f"{layout.STATE_ROOT}/columns.json"
-#: Per rewritten events file, what could not be filled (written before the file).
-NOTES = f"{layout.STATE_ROOT}/column_backfill"
+COLUMNS_RECORD = layout.COLUMNS_RECORD
+#: Per rewritten events file, which inputs got which columns (written after the file).
+NOTES = layout.COLUMN_NOTES
 #: Test hook (reliability tests): ``backfill:<step>`` kills the process group at that step.
 CRASH_ENV = "FEATURESTORE_TEST_CRASH_AT"
 
@@ -87,6 +93,8 @@ class RawSource:
     drop: str
     name: str
     md5: str
+    #: the declared columns it was ingested with (its ledger record's ``columns``)
+    columns: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +107,8 @@ class FillTask:
     sources: tuple[tuple[str, RawSource], ...]
     #: every declared column, in declared order (the rewritten file's column order)
     order: tuple[str, ...] = ()
+    #: per input file id, the columns of ``columns`` its rows need (others keep theirs)
+    needs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,26 +160,39 @@ def _crash_point(step: str) -> None:
 
 # -- plan (pure) -----------------------------------------------------------------------------
 def plan_column_backfill(declared: Mapping[str, str], files: Iterable[EventsFile],
-                         sources: Mapping[str, RawSource]) -> ColumnBackfillPlan:
-    """Which events files get which declared columns, from which raw files.
+                         sources: Mapping[str, RawSource],
+                         filled: Mapping[str, Iterable[str]] | None = None
+                         ) -> ColumnBackfillPlan:
+    """Which events files get which declared columns, for which inputs, from which raw files.
 
     Args:
         declared: the weblog source's declared columns (name -> type), in order.
         files: every live events file.
-        sources: file id -> the raw file the ledger recorded for it.
+        sources: file id -> the raw file the ledger recorded for it (with the columns it was
+            ingested with).
+        filled: file id -> columns an earlier backfill filled for it (the notes).
 
     Returns:
-        The plan: one task per events file lacking a declared column (columns in declared
-        order), files in date and name order.
+        The plan: one task per events file with an input lacking a declared column (the
+        file lacks it, or the input was neither ingested with it nor filled by a backfill);
+        columns in declared order, files in date and name order.
     """
+    filled = filled or {}
     tasks = []
     for f in sorted(files, key=lambda f: (f.day, f.name)):
-        missing = tuple((c, t) for c, t in declared.items() if c not in f.columns)
-        if not missing:
+        needs = []
+        for fid, _, _ in f.inputs:
+            have = set(sources[fid].columns if fid in sources else ()) | set(
+                filled.get(fid, ()))
+            needs.append((fid, tuple(c for c in declared
+                                     if c not in f.columns or c not in have)))
+        wanted = {c for _, cs in needs for c in cs}
+        if not wanted:
             continue
         ids = [fid for fid, _, _ in f.inputs]
-        tasks.append(FillTask(f, missing, tuple((i, sources[i]) for i in ids if i in sources),
-                              tuple(declared)))
+        tasks.append(FillTask(f, tuple((c, t) for c, t in declared.items() if c in wanted),
+                              tuple((i, sources[i]) for i in ids if i in sources),
+                              tuple(declared), tuple(needs)))
     return ColumnBackfillPlan(tuple(declared.items()), tuple(tasks))
 
 
@@ -201,7 +224,28 @@ def _raw_sources(store: Store, raw_root: str | None) -> dict[str, RawSource]:
             continue
         drop, name = key.split("/", 1)
         url = record["file"] if raw_root is None else f"{raw_root.rstrip('/')}/{drop}/{name}"
-        out[record["file_id"]] = RawSource(url, drop, name, record.get("md5", ""))
+        out[record["file_id"]] = RawSource(url, drop, name, record.get("md5", ""),
+                                           tuple(record.get("columns", ())))
+    return out
+
+
+def _notes(store: Store) -> list[dict[str, Any]]:
+    """Every backfill note (one per events file a backfill rewrote)."""
+    out = []
+    for day in store.listdir(NOTES):
+        if day.startswith((".", "_")):
+            continue
+        out += [store.read_json(NOTES, day, n) for n in store.listdir(NOTES, day)
+                if n.endswith(".json") and not n.startswith(".")]
+    return out
+
+
+def _filled(notes: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """File id -> the columns a backfill filled for it, from every note."""
+    out: dict[str, set[str]] = {}
+    for note in notes:
+        for fid, columns in note.get("filled", {}).items():
+            out.setdefault(fid, set()).update(columns)
     return out
 
 
@@ -226,8 +270,13 @@ def _read_raw(source: RawSource, options: dict[str, Any]) -> tuple[RawFile, byte
 
 
 def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_late_days: int,
-               daily: DailyPlan | None) -> dict[str, Any]:
-    """Rewrite one events file with ``task.columns`` (runs on a worker; see module doc)."""
+               daily: DailyPlan | None, ext: Any = None) -> dict[str, Any]:
+    """Rewrite one events file with ``task.columns`` (runs on a worker; see module doc).
+
+    Returns:
+        Its note: ``filled`` / ``unfilled`` (file id -> columns), ``unavailable``
+        (``{"file", "reason"}``), ``rows_filled``, ``rows_unfilled``, ``bad_values_by_file``.
+    """
     from .features.partials import write_partials
 
     f = task.file
@@ -235,63 +284,98 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
     stored = pq.read_table(store.path(*folder, f.name), filesystem=store.fs)
     declared = dict(task.columns)
     sources = dict(task.sources)
+    needs = dict(task.needs)
     pieces: dict[str, list[pa.Array]] = {c: [] for c in declared}
     gone: list[dict[str, str]] = []
     bad: dict[str, dict[str, int]] = {}  # file id -> column -> bad values (whole file)
-    filled = unfilled = 0
+    filled: dict[str, list[str]] = {}
+    unfilled: dict[str, list[str]] = {}
+    rows_filled = rows_unfilled = 0
+    positions: dict[str, np.ndarray] = {}  # file id -> its rows' places in the parsed file
     day = dt.date.fromisoformat(f.day)
     for fid, start, stop in f.inputs:
         n = stop - start
-        got = _read_raw(sources[fid], raw_options) if fid in sources else \
-            "no ledger record names this file"
+        need = [c for c in needs.get(fid, tuple(declared)) if c in declared]
         rows = None
-        if not isinstance(got, str):
-            raw, data = got
-            try:
-                parsed = parse_file(raw, data, max_late_days, declared)
-            except Exception as exc:  # noqa: BLE001 - reported, the rows stay null
-                got = f"raw file no longer parses ({exc})"
+        if need:
+            got = _read_raw(sources[fid], raw_options) if fid in sources else \
+                "no ledger record names this file"
+            if not isinstance(got, str):
+                raw, data = got
+                try:
+                    parsed = parse_file(raw, data, max_late_days, {c: declared[c] for c in need})
+                except Exception as exc:  # noqa: BLE001 - reported, the rows stay null
+                    got = f"raw file no longer parses ({exc})"
+                else:
+                    mask = pc.equal(parsed.events.column("event_date"),
+                                    pa.scalar(day, pa.date32()))
+                    rows = parsed.events.filter(mask)
+                    positions[fid] = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+                    times = stored.column("hit_time_gmt").slice(start, n)
+                    if rows.num_rows != n or not rows.column("hit_time_gmt").equals(times):
+                        got = "raw file's rows differ from the stored ones (other settings?)"
+                        rows = None
+            if rows is None:
+                gone.append({"file": sources[fid].url if fid in sources else fid,
+                             "reason": got})
+                unfilled[fid] = need
+                rows_unfilled += n
             else:
-                events = parsed.events
-                mask = pc.equal(events.column("event_date"), pa.scalar(day, pa.date32()))
-                rows = events.filter(mask)
-                times = stored.column("hit_time_gmt").slice(start, n)
-                if rows.num_rows != n or not rows.column("hit_time_gmt").equals(times):
-                    got = "raw file's rows differ from the stored ones (other settings?)"
-                    rows = None
-        if rows is None:
-            gone.append({"file": sources[fid].url if fid in sources else fid, "reason": got})
-            unfilled += n
-            for c, t in declared.items():
+                filled[fid] = need
+                rows_filled += n
+                bad[fid] = parsed.column_bad
+        for c, t in declared.items():
+            if c in need:
+                pieces[c].append(rows.column(c).combine_chunks() if rows is not None
+                                 else pa.nulls(n, COLUMN_ARROW_TYPES[t]))
+            elif c in stored.column_names:  # this input has it: kept as it is
+                pieces[c].append(stored.column(c).slice(start, n).combine_chunks().cast(
+                    COLUMN_ARROW_TYPES[t]))
+            else:
                 pieces[c].append(pa.nulls(n, COLUMN_ARROW_TYPES[t]))
-            continue
-        filled += n
-        for c in declared:
-            pieces[c].append(rows.column(c).combine_chunks())
-        bad[fid] = parsed.column_bad
     table = stored
     for c, t in declared.items():
         column = pa.concat_arrays(pieces[c]) if pieces[c] else pa.nulls(0,
                                                                          COLUMN_ARROW_TYPES[t])
-        table = table.append_column(pa.field(c, COLUMN_ARROW_TYPES[t]), column)
+        field = pa.field(c, COLUMN_ARROW_TYPES[t])
+        if c in table.column_names:
+            table = table.set_column(table.column_names.index(c), field, column)
+        else:
+            table = table.append_column(field, column)
     # the order a fresh ingest writes: the event columns, then the declared ones
     first = [n for n in table.column_names if n not in task.order]
     table = table.select(first + [n for n in task.order if n in table.column_names])
-    note = {"events_file": f.name, "event_date": f.day, "columns": list(declared),
-            "unfilled": gone, "rows_filled": filled, "rows_unfilled": unfilled,
-            "bad_values_by_file": bad}
-    store.write_json(note, NOTES, f.day, f"{f.name}.json")
-    _crash_point("task-after-note")
     if daily is not None:  # the inputs' partials, from the rows as they now are
         with_date = table.append_column(
             "event_date", pa.array(np.full(table.num_rows, np.datetime64(day, "D"))).cast(
                 pa.date32()))
         for fid, start, stop in f.inputs:
             write_partials(store, daily, day, fid, with_date.slice(start, stop - start))
+            if ext is not None and fid in filled:  # SPEC §3a states: they need the rows'
+                from .features.aggs.engine import write_ext_partials  # places in the file
+
+                write_ext_partials(store, ext, day, fid, with_date.slice(start, stop - start),
+                                   positions[fid])
     _crash_point("task-before-events")
     body = conform(table, nullable=[n for n in table.column_names
-                                    if n in declared or n in _nullable(stored)])
+                                    if n in task.order or n in _nullable(stored)])
     write_events_file(store, body, *folder, f.name)
+    _crash_point("task-after-events")
+    # the note last: an input counts as filled only once its rows are published
+    try:
+        previous = store.read_json(NOTES, f.day, f"{f.name}.json")
+    except FileNotFoundError:
+        previous = {}
+    for fid, columns in previous.get("filled", {}).items():
+        filled[fid] = sorted(set(filled.get(fid, [])) | set(columns))
+    for fid, columns in previous.get("unfilled", {}).items():
+        unfilled[fid] = sorted(set(unfilled.get(fid, [])) | set(columns))
+    unfilled = {fid: cs for fid, cs in ((k, [c for c in v if c not in filled.get(k, [])])
+                                        for k, v in unfilled.items()) if cs}
+    note = {"events_file": f.name, "event_date": f.day, "filled": filled,
+            "unfilled": unfilled, "unavailable": gone, "rows_filled": rows_filled,
+            "rows_unfilled": rows_unfilled, "bad_values_by_file": bad}
+    store.write_json(note, NOTES, f.day, f"{f.name}.json")
     return note
 
 
@@ -344,20 +428,18 @@ def _first_events_columns(store: Store) -> set[str] | None:
     return set(meta.names)
 
 
-def _complete_from(store: Store, declared: Mapping[str, str]) -> dict[str, str | None]:
-    """From every note: per column, the day after the latest date with unfilled rows."""
+def _complete_from(notes: list[dict[str, Any]], declared: Mapping[str, str]
+                   ) -> dict[str, str | None]:
+    """From every note: per column, the day after the latest date with rows left null (an
+    input unfilled there and filled by no later backfill)."""
+    filled = _filled(notes)
     latest: dict[str, str] = {}
-    for day in store.listdir(NOTES):
-        if day.startswith((".", "_")):
-            continue
-        for name in store.listdir(NOTES, day):
-            if not name.endswith(".json") or name.startswith("."):
-                continue
-            note = store.read_json(NOTES, day, name)
-            if not note.get("rows_unfilled"):
-                continue
-            for c in note.get("columns", []):
-                latest[c] = max(latest.get(c, day), day)
+    for note in notes:
+        day = note["event_date"]
+        for fid, columns in note.get("unfilled", {}).items():
+            for c in columns:
+                if c not in filled.get(fid, set()):
+                    latest[c] = max(latest.get(c, day), day)
     return {c: ((dt.date.fromisoformat(latest[c]) + dt.timedelta(days=1)).isoformat()
                 if c in latest else None) for c in declared}
 
@@ -366,7 +448,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
                      raw_root: str | None = None,
                      raw_storage_options: dict[str, Any] | None = None,
                      max_late_days: int = DEFAULT_MAX_LATE_DAYS,
-                     daily: DailyPlan | None = None) -> ColumnBackfillReport:
+                     daily: DailyPlan | None = None, ext: Any = None) -> ColumnBackfillReport:
     """Fill every declared column the live events files lack from the raw drops, once.
 
     Holds the store's writer lease.
@@ -383,6 +465,9 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
             select the rows ingest kept).
         daily: the store repository's daily plan: each filled file's partials are written
             again for it (None: none are).
+        ext: the repository's SPEC §3a plan (``features.aggs.engine.ext_plan``): the partial
+            states of each input filled are written again too (None: none are; an input not
+            re-read keeps its own, and materialization reads events where they do not cover).
 
     Returns:
         The report (``completeness`` for every declared column).
@@ -393,7 +478,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
     with store.lock("backfill columns"):
         if declared and store.exists(layout.EVENTS):
             plan = plan_column_backfill(declared, _events_files(store),
-                                        _raw_sources(store, raw_root))
+                                        _raw_sources(store, raw_root), _filled(_notes(store)))
         else:
             plan = ColumnBackfillPlan(tuple(declared.items()), ())
         report.columns = plan.columns
@@ -403,7 +488,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
             options = (options_for(probe, store, raw_storage_options) or {}) if probe else {}
             bad_by_file: dict[str, dict[str, int]] = {}
             futures = [client.submit(_fill_file, store, t, options, max_late_days, daily,
-                                     pure=False) for t in plan.tasks]
+                                     ext, pure=False) for t in plan.tasks]
             from distributed import as_completed
 
             for i, done in enumerate(as_completed(futures)):
@@ -411,7 +496,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
                 report.files_rewritten += 1
                 report.rows_filled += note["rows_filled"]
                 report.rows_unfilled += note["rows_unfilled"]
-                for item in note["unfilled"]:
+                for item in note["unavailable"]:
                     if item not in report.raw_unavailable:
                         report.raw_unavailable.append(item)
                 bad_by_file.update(note["bad_values_by_file"])  # a file of 2 dates: once
@@ -422,7 +507,7 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
                     report.column_bad_values[c] = report.column_bad_values.get(c, 0) + n
             _crash_point("before-record")
         # commit: completeness of every declared column, from every note (a crashed run's too)
-        starts = _complete_from(store, declared)
+        starts = _complete_from(_notes(store), declared)
         columns = {c: {"type": t, "complete_from": starts[c]} for c, t in declared.items()}
         previous = {c: {k: v for k, v in info.items() if k != "pending"}
                     for c, info in column_completeness(store, declared).items()}

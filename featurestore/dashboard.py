@@ -124,10 +124,14 @@ def ingestion(store: Store, days: int = 60) -> dict[str, Any]:
         ``{"days": [{"drop", "files_ingested", "files_duplicate", "rows_ingested",
         "rows_quarantined", "quarantined_by_reason", "quarantine_rows_on_disk",
         "quarantine_location", "files_missing", "files_placeholder", "files_changed",
-        "files_rejected", "rejected", "complete"}], "reasons": [...], "quarantine_root": url}``.
+        "files_rejected", "rejected", "complete", "column_bad_values", "columns_missing"}],
+        "reasons": [...], "declared_columns": [...], "quarantine_root": url}``.
         Files held back are those the drop's status record names (missing, zero-byte
         placeholders, changed content); ``rejected`` lists ``{"file", "reason"}`` of the files
         the last run rejected whole (corrupt, wrong header), from the same record.
+        ``column_bad_values`` (declared column -> values stored as null because they did not
+        parse as its type) and ``columns_missing`` (declared columns the drop's header
+        lacks) come from the files' ledger records (SPEC §3a).
     """
     keys = ledger_keys(store)
     # a drop whose files are all missing or placeholders has only its status record
@@ -136,10 +140,12 @@ def ingestion(store: Store, days: int = 60) -> dict[str, Any]:
     wanted = set(drops)
     entries = ledger_entries(store, [k for k in keys if k.split("/", 1)[0] in wanted])
     reasons: set[str] = set()
+    declared: set[str] = set()
     rows = []
     for drop in drops:
         day = {"drop": drop, "files_ingested": 0, "files_duplicate": 0, "rows_ingested": 0,
-               "rows_quarantined": 0, "quarantined_by_reason": {}}
+               "rows_quarantined": 0, "quarantined_by_reason": {}, "column_bad_values": {},
+               "columns_missing": []}
         for key, record in entries.items():
             if not key.startswith(f"{drop}/"):
                 continue
@@ -154,6 +160,12 @@ def ingestion(store: Store, days: int = 60) -> dict[str, Any]:
                     reasons.add(reason)
                     by = day["quarantined_by_reason"]
                     by[reason] = by.get(reason, 0) + int(n)
+            declared.update(record.get("columns", []))
+            for column, n in (record.get("columns_bad") or {}).items():
+                bad = day["column_bad_values"]
+                bad[column] = bad.get(column, 0) + int(n)
+            day["columns_missing"] = sorted(set(day["columns_missing"])
+                                            | set(record.get("columns_missing", [])))
         status = drop_status(store, drop) or {}
         on_disk = _quarantine_rows(store, drop)
         day.update(
@@ -167,7 +179,8 @@ def ingestion(store: Store, days: int = 60) -> dict[str, Any]:
             complete=bool(status.get("complete", True)),
         )
         rows.append(day)
-    return {"days": rows, "reasons": sorted(reasons), "quarantine_root": store.uri(QUARANTINE)}
+    return {"days": rows, "reasons": sorted(reasons), "declared_columns": sorted(declared),
+            "quarantine_root": store.uri(QUARANTINE)}
 
 
 def _feature_columns(repo: FeatureRepo, table: str) -> list[str]:

@@ -324,10 +324,15 @@ class FeatureStore:
         if not declared:  # nothing to fill: no cluster
             return ColumnBackfillReport()
         daily = daily_plan(repo) if repo.tables_for("weblog") else None
+        from .features.aggs.engine import ext_plan
+
+        ext = ext_plan(repo) if daily is not None else None
+        ext = ext if ext is not None and ext.specs else None  # as ingest chooses it
         with self.client() as client:
             return backfill_columns(self.offline_store, declared, client=client, raw_root=raw,
                                     raw_storage_options=raw_storage_options,
-                                    max_late_days=self.settings.max_late_days, daily=daily)
+                                    max_late_days=self.settings.max_late_days, daily=daily,
+                                    ext=ext)
 
     def declared_columns(self) -> dict[str, dict[str, Any]]:
         """The weblog source's declared columns (SPEC §3a) with their completeness.

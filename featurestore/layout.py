@@ -19,6 +19,9 @@
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
     _state/online.json                              the last push to a shared online store
+    _state/columns.json                             declared columns' completeness (backfill's
+                                                    commit record, SPEC §3a)
+    _state/column_backfill/<date>/<events file>.json   what a column backfill could not fill
     _state/customer/, _state/pairs/                 rolling customer and pair state (internal;
                                                     customer: whole or a delta of the day)
     _meta/feature_repo.json                         the applied feature repository's record,
@@ -44,8 +47,8 @@ __all__ = [
     "DAILY_CUSTOMER", "DAILY_CUSTOMER_PRODUCT", "PARTIALS_ROOT", "PARTIAL_CUSTOMER",
     "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "EXT_PARTIALS", "EXT_DAILY", "EXT_STATE",
     "EXT_TILES", "CUSTOMER_STATE", "PAIR_STATE",
-    "MATERIALIZE_RECORD", "RETAIL_RECORD", "GENERATIONS", "ONLINE_RECORD", "RUNNERS",
-    "EXPORT_JOBS",
+    "MATERIALIZE_RECORD", "RETAIL_RECORD", "COLUMNS_RECORD", "COLUMN_NOTES", "GENERATIONS",
+    "ONLINE_RECORD", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
 ]
@@ -79,6 +82,8 @@ EXT_TILES = f"{STATE_ROOT}/ext_tiles"
 PAIR_STATE = f"{STATE_ROOT}/pairs"
 MATERIALIZE_RECORD = f"{STATE_ROOT}/materialize.json"
 RETAIL_RECORD = f"{STATE_ROOT}/retail.json"
+COLUMNS_RECORD = f"{STATE_ROOT}/columns.json"
+COLUMN_NOTES = f"{STATE_ROOT}/column_backfill"
 GENERATIONS = f"{STATE_ROOT}/generations.json"
 #: What the last push to a shared online store (Redis) committed: namespace, per table as-of,
 #: generation and push id (written after the pointers flip; see featurestore/online/redis_push.py).

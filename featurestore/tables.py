@@ -153,4 +153,21 @@ def _read_events(store: Store, start: dt.date | None, end: dt.date | None,
     dataset = ds.dataset(files, format="parquet", filesystem=store.fs,
                          partitioning=partitioning("event_date"),
                          partition_base_dir=store.path(EVENTS))
+    # files written before a column was declared (SPEC §3a) lack it: read it as null there
+    # rather than take the first file's columns for all (one footer read per file)
+    physical = [frag.physical_schema for frag in dataset.get_fragments()]
+    extra = {}  # columns some file has and the first lacks (types of the first file win)
+    for schema in physical:
+        for field in schema:
+            if field.name not in dataset.schema.names and field.name not in extra:
+                extra[field.name] = field
+    if extra:
+        import pyarrow as pa
+
+        schema = pa.schema([*dataset.schema, *extra.values()])
+        # the pandas types (nullable Int64...) of the file that has the most columns
+        schema = schema.with_metadata(max(physical, key=len).metadata)
+        dataset = ds.dataset(files, format="parquet", filesystem=store.fs, schema=schema,
+                             partitioning=partitioning("event_date"),
+                             partition_base_dir=store.path(EVENTS))
     return dataset.to_table(columns=columns)

@@ -40,7 +40,8 @@ def _print_declared(columns: dict) -> None:
     print("events  declared columns")
     for col, info in columns.items():
         if info.get("pending"):
-            since = "not yet in the events ingested before it was declared: run featurestore backfill"
+            since = ("not yet in the events ingested before it was declared: run "
+                     "featurestore backfill")
         elif info["complete_from"]:
             since = f"complete from {info['complete_from']} (raw files of earlier dates gone)"
         else:

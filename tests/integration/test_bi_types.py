@@ -36,7 +36,14 @@ TABLES = {"events": "event_date", "transactions": "event_date",
           "customer_retail_features": "as_of", "training_set": ""}
 #: integer columns that are null by definition somewhere: pandas Int64 in every reader
 NULLABLE = {"customer_features": {"days_since_last_purchase"},
-            "training_set": {"days_since_last_purchase"}}
+            "training_set": {"days_since_last_purchase"}, "events": {"visit_num"}}
+#: declared columns (SPEC §3a) the store keeps in events, one of each type; ``cookies`` holds
+#: filler that is never a bool (all null, every value counted bad): still one type everywhere
+DECLARED = {"post_channel": "string", "visit_num": "int", "evar12": "float",
+            "cookies": "bool"}
+#: the logical type each declared column must read as in every reader
+DECLARED_LOGICAL = {"post_channel": "string", "visit_num": "integer", "evar12": "double",
+                    "cookies": "boolean"}
 ID_COLUMNS = ("customer_id", "product_id", "invoice_no", "stock_code")
 
 
@@ -48,6 +55,14 @@ def local_store(tmp_path_factory, client) -> Path:
     generate_weblog(str(raw), days=33, customers=150, products=20, rows_per_day=150, parts=2,
                     seed=7, bad_rows=0.01, late_fraction=0.05)
     sched = client.scheduler.address
+    from featurestore.features.definitions import DEFAULT_REPO
+
+    anchor = "    kind: weblog\n    table: events\n"
+    decl = ", ".join(f"{k}: {v}" for k, v in DECLARED.items())
+    repo = base / "repo.yaml"
+    repo.write_text(DEFAULT_REPO.read_text().replace(anchor,
+                                                     anchor + f"    columns: {{{decl}}}\n"))
+    run_cli("apply", "--repo", str(repo), "--store", str(store))
     run_cli("ingest", str(raw), "--store", str(store), "--scheduler", sched, "--json")
     lines = gzip.decompress(ONLINE_RETAIL.read_bytes()).split(b"\n")[:8001]
     retail = base / "retail.csv.gz"
@@ -88,6 +103,8 @@ def _logical_pandas(series: pd.Series) -> str:
         return "integer"
     if str(dtype) == "float64":
         return "double"
+    if str(dtype) == "boolean":
+        return "boolean"
     if str(dtype).startswith("datetime64"):
         return "timestamp"
     if dtype == object:
@@ -107,13 +124,16 @@ def _logical_arrow(t: pa.DataType) -> str:
         return "double"
     if pa.types.is_date(t):
         return "date"
+    if pa.types.is_boolean(t):
+        return "boolean"
     if pa.types.is_timestamp(t):
         return "timestamp"
     return str(t)
 
 
 _DUCKDB = {"VARCHAR": "string", "BIGINT": "integer", "DOUBLE": "double", "DATE": "date",
-           "TIMESTAMP": "timestamp", "TIMESTAMP_MS": "timestamp", "INTEGER": "integer"}
+           "TIMESTAMP": "timestamp", "TIMESTAMP_MS": "timestamp", "INTEGER": "integer",
+           "BOOLEAN": "boolean"}
 
 
 def _canonical(df: pd.DataFrame, dates: set[str]) -> pd.DataFrame:
@@ -183,6 +203,8 @@ def _check_table(url: str, table: str, options: dict[str, Any]) -> dict[str, str
         assert got == reference, (table, name, {c: (got.get(c), reference.get(c))
                                                 for c in reference if got.get(c) != reference[c]})
     key = TABLES[table]
+    if table == "events":  # the declared columns, each under its own name and type
+        assert {c: reference.get(c) for c in DECLARED} == DECLARED_LOGICAL
     if key:
         assert reference[key] == "date", (table, reference)
     date_column = key or "as_of"

@@ -368,3 +368,56 @@ def test_models_page_shows_a_recommenders_holdout_table(browser, site, shots):
     assert f"holdout-retail-knn-buy_again-new-recall" not in seen["ids"]
     text = browser.evaluate("document.getElementById('main').innerText")
     assert f"retail-knn {version}: top-10 on the test window 2011-11-10..2011-12-09" in text
+
+
+@pytest.fixture(scope="module")
+def declaring_site(tmp_path_factory, client):
+    """A store whose repository declares columns (SPEC §3a); the second drop's header lacks
+    ``post_channel``."""
+    import os
+    import sys
+
+    from api.main import create_app
+    from featurestore.features.definitions import DEFAULT_REPO
+    from featurestore.generate import generate_weblog
+    from tests.serving_helpers import serve
+
+    base = tmp_path_factory.mktemp("dash-declared")
+    raw, store = base / "raw", base / "store"
+    generate_weblog(str(raw), days=2, customers=80, products=5, rows_per_day=600, parts=1,
+                    seed=6)
+    header = raw / "2026-01-02" / "column_headers.tsv"
+    header.write_text("\t".join("post_channel_v2" if n == "post_channel" else n
+                                for n in header.read_text().rstrip("\n").split("\t")) + "\n")
+    anchor = "    kind: weblog\n    table: events\n"
+    repo = base / "repo.yaml"
+    repo.write_text(DEFAULT_REPO.read_text().replace(
+        anchor, anchor + "    columns: {post_channel: string, evar12: float}\n"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    for args in (["apply", "--repo", str(repo), "--store", str(store)],
+                 ["ingest", str(raw), "--store", str(store), "--scheduler",
+                  client.scheduler.address, "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "featurestore", *args], capture_output=True,
+                              text=True, timeout=300, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    with serve(create_app(Settings(store=str(store)))) as url:
+        yield url, report
+
+
+def test_ingestion_page_shows_declared_columns(browser, declaring_site, shots):
+    """Each declared column's bad values per drop (chart and table) and the column a drop's
+    header lacks, as the ingest reported them."""
+    base, report = declaring_site
+    (shots / "declared").mkdir(exist_ok=True)
+    seen = _visit(browser, base, "ingestion", shots / "declared")
+    by_drop = report["column_bad_by_drop"]
+    assert report["column_bad_values"]["evar12"] > 0
+    for drop in ("2026-01-01", "2026-01-02"):
+        assert seen["ids"][f"bad-evar12-{drop}"] == str(by_drop.get(drop, {}).get("evar12", 0))
+    assert seen["ids"]["columns-missing-2026-01-02"] == "post_channel"
+    assert seen["ids"]["columns-missing-2026-01-01"] == "-"
+    traces = browser.evaluate("document.getElementById('column-bad-values').data"
+                              ".map(t => [t.name, t.y])")
+    assert dict(traces)["evar12"] == [by_drop.get(d, {}).get("evar12", 0)
+                                      for d in ("2026-01-01", "2026-01-02")]

@@ -15,6 +15,10 @@ import pyarrow.dataset as ds
 import pytest
 
 from featurestore.cli import main
+from featurestore.dashboard import ingestion
+from featurestore.feature_store import FeatureStore
+from featurestore.settings import Settings
+from featurestore.storage import Store
 from featurestore.features.definitions import DEFAULT_REPO
 
 COLUMNS = {"post_channel": "string", "visit_num": "int", "evar12": "float",
@@ -23,12 +27,25 @@ COLUMNS = {"post_channel": "string", "visit_num": "int", "evar12": "float",
 NO_CHANNEL_DAY = "2026-02-02"
 
 
-def repo_with(path: Path, columns: dict[str, str]) -> Path:
+#: SPEC §3a features over the declared columns (built from the partial states ingest and
+#: the backfill write)
+FEATURES = """      visit_num_mean_7d: {aggregation: mean, field: visit_num, window_days: 7}
+      evar12_max: {aggregation: max, field: evar12}
+      channels_top2_30d: {aggregation: top_k, field: post_channel, k: 2, window_days: 30}
+"""
+
+
+def repo_with(path: Path, columns: dict[str, str], features: str = "") -> Path:
     text = DEFAULT_REPO.read_text()
     anchor = "    kind: weblog\n    table: events\n"
     assert anchor in text
     decl = ", ".join(f"{k}: {v}" for k, v in columns.items())
-    path.write_text(text.replace(anchor, anchor + f"    columns: {{{decl}}}\n"))
+    text = text.replace(anchor, anchor + f"    columns: {{{decl}}}\n")
+    if features:
+        last = '      days_since_last_purchase: {aggregation: recency, filter: {event_id: "1"}}\n'
+        assert last in text
+        text = text.replace(last, last + features)
+    path.write_text(text)
     return path
 
 
@@ -93,6 +110,12 @@ def test_ingest_keeps_declared_columns_typed_and_counts_bad_values(raw, tmp_path
     status = json.loads((store / "_ledger/weblog" / NO_CHANNEL_DAY / "_status.json").read_text())
     assert status["columns_missing"] == ["post_channel"] and status["complete"]
 
+    # the dashboard's ingestion page: per drop, the bad values and the missing column
+    days = {d["drop"]: d for d in ingestion(Store(str(store)))["days"]}
+    assert sum(d["column_bad_values"].get("evar12", 0) for d in days.values()) == bad_evar
+    assert days[NO_CHANNEL_DAY]["columns_missing"] == ["post_channel"]
+    assert all(not d["columns_missing"] for k, d in days.items() if k != NO_CHANNEL_DAY)
+
     events = _events(store)
     schema = ds.dataset(str(store / "events"), format="parquet").schema
     assert str(schema.field("visit_num").type) == "int64"
@@ -118,7 +141,7 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
                                                                     capsys):
     sched = ["--scheduler", client.scheduler.address]
     fresh, late = tmp_path / "fresh", tmp_path / "late"
-    repo = repo_with(tmp_path / "repo.yaml", COLUMNS)
+    repo = repo_with(tmp_path / "repo.yaml", COLUMNS, FEATURES)
     assert main(["apply", "--repo", str(repo), "--store", str(fresh)]) == 0
     assert main(["ingest", str(raw), "--store", str(fresh), *sched, "--no-progress"]) == 0
 
@@ -142,6 +165,19 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
         return df.sort_values(keys + list(COLUMNS)).reset_index(drop=True)[keys + list(COLUMNS)]
 
     pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    # the tables built from the backfill's partials equal the fresh ingest's
+    for table in ("customer_features", "customer_product_features"):
+        a, b = (pd.read_parquet(s / table) for s in (late, fresh))
+        if table == "customer_features":
+            assert {"visit_num_mean_7d", "evar12_max", "channels_top2_30d"} <= set(a.columns)
+            assert a["visit_num_mean_7d"].notna().any()
+        cols = sorted(a.columns)
+        pd.testing.assert_frame_equal(
+            a[cols].astype(str).sort_values(cols).reset_index(drop=True),
+            b[cols].astype(str).sort_values(cols).reset_index(drop=True), obj=table)
+    partials = list((late / "_partials").rglob("*.arrow"))
+    assert partials and {p.name for p in partials} == {
+        p.name for p in (fresh / "_partials").rglob("*.arrow")}
     # a second backfill has nothing left to fill (exactly once)
     assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)["columns"]
@@ -174,3 +210,82 @@ def test_backfill_with_a_raw_file_gone_says_from_which_date_the_column_is_comple
     assert later["visit_num"].notna().all()
     assert main(["tables", "--store", str(store)]) == 0
     assert "complete from 2026-02-02" in capsys.readouterr().out
+
+
+def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(tmp_path,
+                                                                                client,
+                                                                                capsys):
+    """Day 2's part, written before the column was declared, is merged with the late hits of
+    day 3's drop after it was: the merged file has the column, null for the old rows. The
+    backfill still fills those rows (the ledger says they were never given the column)."""
+    sched = ["--scheduler", client.scheduler.address]
+    full = tmp_path / "raw"
+    assert main(["generate", str(full), "--days", "3", "--customers", "150", "--products",
+                 "15", "--rows-per-day", "800", "--parts", "1", "--start", "2026-02-01",
+                 "--seed", "4", "--late-fraction", "0.2"]) == 0
+    first = tmp_path / "first"
+    first.mkdir()
+    for day in ("2026-02-01", "2026-02-02"):
+        shutil.copytree(full / day, first / day)
+    repo = repo_with(tmp_path / "repo.yaml", {"visit_num": "int", "post_channel": "string"})
+    fresh, late = tmp_path / "fresh", tmp_path / "late"
+    assert main(["apply", "--repo", str(repo), "--store", str(fresh)]) == 0
+    assert main(["ingest", str(full), "--store", str(fresh), *sched, "--no-progress"]) == 0
+    assert main(["ingest", str(first), "--store", str(late), *sched, "--no-progress"]) == 0
+    assert main(["apply", "--repo", str(repo), "--store", str(late)]) == 0
+    assert main(["ingest", str(full), "--store", str(late), *sched, "--no-progress"]) == 0
+    merged = list((late / "events" / "event_date=2026-02-02").glob("part-c*.parquet"))
+    assert merged, "day 2's old part and day 3's late hits were merged"
+    day2 = pd.read_parquet(merged[0])
+    assert day2["visit_num"].isna().any()  # the old rows, before the backfill
+    # our events reader keeps the column though the first files lack it (null there)
+    before = FeatureStore(Settings(store=str(late))).read_dataset("events")
+    assert str(before["visit_num"].dtype) == "Int64" and before["visit_num"].notna().any()
+    capsys.readouterr()
+    assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["columns"]
+    assert out["rows_unfilled"] == 0 and out["files_rewritten"] >= 2
+    keys = ["hit_time_gmt", "customer_id", "page_url", "post_event_list", "visit_num",
+            "post_channel"]
+
+    def frame(store):
+        return _events(store)[keys].sort_values(keys).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    assert frame(late)["visit_num"].notna().all()
+
+
+def test_ingest_and_backfill_of_declared_columns_on_s3(moto_server, s3_bucket, tmp_path,
+                                                        client):
+    """Raw drops and the store in moto S3: ingest without the column, then the backfill reads
+    the raw files back from S3 (the ledger's URLs) and the events equal an ingest with it."""
+    from featurestore.column_backfill import backfill_columns
+    from featurestore.features.daily import daily_plan
+    from featurestore.features.definitions import load_feature_repo
+    from featurestore.ingest import ingest_weblog
+
+    options = {"key": "testing", "secret": "testing",
+               "client_kwargs": {"endpoint_url": moto_server, "region_name": "us-east-1"}}
+    from featurestore.generate import generate_weblog
+
+    generate_weblog(f"s3://{s3_bucket}/raw", storage_options=options, days=2, customers=100,
+                    products=10, rows_per_day=500, parts=2, seed=9, late_fraction=0.1)
+    raw = f"s3://{s3_bucket}/raw"
+    repo = load_feature_repo(str(repo_with(tmp_path / "repo.yaml", COLUMNS)))
+    fresh = Store(f"s3://{s3_bucket}/fresh", options)
+    report = ingest_weblog(raw, fresh, client=client, repo=repo)
+    assert report.ok and set(report.column_bad_values) == set(COLUMNS)
+    late = Store(f"s3://{s3_bucket}/late", options)
+    ingest_weblog(raw, late, client=client, repo=load_feature_repo(None))
+    done = backfill_columns(late, repo.declared_columns(), client=client,
+                            daily=daily_plan(repo))
+    assert done.rows_unfilled == 0 and done.files_rewritten > 0
+    assert done.column_bad_values == report.column_bad_values
+
+    def frame(store):
+        df = pd.read_parquet(store.uri("events"), storage_options=options)
+        cols = ["hit_time_gmt", "customer_id", *COLUMNS]
+        return df[cols].sort_values(cols).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(frame(late), frame(fresh))
+    assert frame(late)["visit_num"].notna().all()

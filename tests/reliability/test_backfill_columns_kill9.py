@@ -78,7 +78,7 @@ def _record(store: Path) -> dict:
     return record
 
 
-@pytest.mark.parametrize("step", ["task-after-note", "task-before-events", "after-first-file",
+@pytest.mark.parametrize("step", ["task-before-events", "task-after-events", "after-first-file",
                                   "before-record"])
 def test_kill9_during_backfill_then_rerun_equals_clean_run(step, ingested, clean, tmp_path,
                                                            monkeypatch):

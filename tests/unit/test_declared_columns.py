@@ -150,9 +150,10 @@ def test_declared_columns_keep_order_and_the_default_fingerprint_does_not_change
 
 
 def test_backfill_plan_takes_only_files_lacking_a_column_with_their_raw_files():
+    # day 2's file was ingested with visit_num declared; day 1's before any column was
     src = {f"2026-01-0{i}-hit_data-0000": RawSource(f"/raw/2026-01-0{i}/hit_data-0000.tsv.gz",
                                                     f"2026-01-0{i}", "hit_data-0000.tsv.gz",
-                                                    "m")
+                                                    "m", ("visit_num",) if i == 2 else ())
            for i in (1, 2)}
     files = [
         EventsFile("2026-01-02", "part-cabc.parquet", ("hit_time_gmt", "visit_num"),
@@ -168,4 +169,17 @@ def test_backfill_plan_takes_only_files_lacking_a_column_with_their_raw_files():
     assert [fid for fid, _ in plan.tasks[0].sources] == ["2026-01-01-hit_data-0000",
                                                          "2026-01-02-hit_data-0000"]
     assert plan.columns == ["evar12", "visit_num"]
+    assert dict(plan.tasks[0].needs) == {
+        "2026-01-01-hit_data-0000": ("visit_num", "evar12"),
+        "2026-01-02-hit_data-0000": ("visit_num", "evar12"),  # the file lacks visit_num
+        "gone-id": ("visit_num", "evar12")}
     assert plan_column_backfill({"hit": "int"}, [], src).tasks == ()
+    # a merged file that has the column, holding rows ingested without it: those need it,
+    # unless a backfill's note says they were filled
+    merged = EventsFile("2026-01-02", "part-cm.parquet", ("hit_time_gmt", "visit_num"),
+                        (("2026-01-01-hit_data-0000", 0, 2), ("2026-01-02-hit_data-0000", 2, 4)))
+    plan = plan_column_backfill({"visit_num": "int"}, [merged], src)
+    assert dict(plan.tasks[0].needs) == {"2026-01-01-hit_data-0000": ("visit_num",),
+                                         "2026-01-02-hit_data-0000": ()}
+    assert plan_column_backfill({"visit_num": "int"}, [merged], src,
+                                {"2026-01-01-hit_data-0000": {"visit_num"}}).tasks == ()

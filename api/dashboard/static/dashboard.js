@@ -110,6 +110,20 @@ async function ingestion() {
       el("td", { class: d.complete ? "ok" : "behind" }, d.complete ? "yes" : "no"),
       el("td", {}, d.quarantine_location ? el("code", {}, d.quarantine_location) : "-")))));
   main().append(el("p", { class: "note" }, `Quarantined rows (with file, line and reason) are parquet under ${data.quarantine_root}.`));
+  if (data.declared_columns.length) {  // SPEC §3a: bad values are stored as null, rows land
+    section("Declared columns");
+    chart("column-bad-values", data.declared_columns.map((c) => ({
+      type: "bar", name: c, x, y: days.map((d) => d.column_bad_values[c] || 0) })),
+      { title: { text: "Values stored as null (not of the column's type)" }, barmode: "group",
+        xaxis: { type: "category" } });
+    main().append(table(
+      ["drop", ...data.declared_columns.map((c) => `${c}: bad values`), "missing from the header"],
+      days.map((d) => el("tr", {}, el("td", {}, d.drop),
+        ...data.declared_columns.map((c) => num(d.column_bad_values[c] || 0, `bad-${c}-${d.drop}`)),
+        el("td", { "data-testid": `columns-missing-${d.drop}`,
+                   class: d.columns_missing.length ? "behind" : "" },
+           d.columns_missing.join(", ") || "-")))));
+  }
 }
 
 // -- features ------------------------------------------------------------------------------
