@@ -6,8 +6,10 @@
     python benchmarks/retrain_quality.py --retail --no-synthetic   # Online Retail only
 
 Prints PR-AUC against the positive rate (and their ratio) for the purchase classifier, and the
-FM's test RMSE against the item-mean baseline (and their ratio); with ``--retail`` also the
-FM's recall@10 / NDCG@10 on held-out purchases against the popularity baseline. ``--generated`` and
+FM's test RMSE against the item-mean baseline (and their ratio); with ``--retail`` issue #29's
+protocol: every recommender (retail-als, retail-knn, the FM classifier) trained as its retrain
+job trains it and scored on the last 30 days (2011-11-10..2011-12-09) beside "most popular" and
+"buy again", both modes, with bootstrap intervals, the ratios and the targets. ``--generated`` and
 ``--retail`` need featurestore.features and featurestore.training (merged branches).
 """
 
@@ -76,37 +78,87 @@ def generated(work: Path, days: int, customers: int, rows_per_day: int) -> None:
     _xgb_line(f"generated {days}d x {customers} customers", r.metrics, time.perf_counter() - t)
 
 
-def retail(work: Path, path: str) -> None:
+def retail(work: Path, path: str, models: list[str], holdout_days: int = 30) -> None:
+    """Issue #29's protocol on the whole Online Retail set: every recommender trained as its
+    retrain job trains it (validation window for hyperparameters and the repeat weight, test
+    window = the last ``holdout_days`` days: 2011-11-10..2011-12-09), beside "most popular"
+    and "buy again" on the same test window, with bootstrap 95% intervals over customers."""
     from featurestore import training
+    from featurestore.retrain.baseline import baseline_failure
+    from featurestore.retrain.models import MODELS
+    from featurestore.retrain.recommender import train_implicit
     from featurestore.sources.retail import ingest_retail
     from featurestore.storage import Store
 
     store = Store(str(work / "retail-store"))
     ingest_retail(path, store)
-    training.export_fm(store, str(work / "fm-retail"))
-    t = time.perf_counter()
-    r = local.train_fm(str(work / "fm-retail"))
-    _fm_line("Online Retail (shared) fm-recordio", r.metrics, time.perf_counter() - t)
-    recommendations(work / "fm-retail", r.model_bytes)
+    runs = {}
+    for name in models:
+        spec = MODELS[name]
+        t = time.perf_counter()
+        if spec.kind == "implicit":
+            export = training.export_purchases(store, str(work / name))
+            exported = time.perf_counter()
+            r = train_implicit(spec, export.out_url, holdout_days=holdout_days)
+        else:
+            export = training.export_fm_classifier(store, str(work / name),
+                                                   holdout_days=holdout_days)
+            exported = time.perf_counter()
+            r = local.train_fm(export.out_url, holdout_days=holdout_days)
+        runs[name] = (r, exported - t, time.perf_counter() - exported)
+    first = next(iter(runs.values()))[0]
+    h = first.details["holdout"]
+    print(f"\nOnline Retail, test window {h['test'][0]}..{h['test'][1]} (trained before it; "
+          f"validation {h['validation'][0]}..{h['validation'][1]}); customers judged: "
+          f"{h['customers']['any']:,} any item, {h['customers']['new']:,} new items")
 
+    def cell(c: dict) -> str:
+        return f"{c['value']:.3f} [{c['low']:.3f}, {c['high']:.3f}]"
 
-def recommendations(export: Path, model_bytes: bytes) -> None:
-    """Recall@10 / NDCG@10 of the trained FM against the popularity baseline on the export's
-    held-out purchases: the evaluation a retail-fm version stores at registration."""
-    import json
-
-    from featurestore.recommend import FMRecommender, evaluate
-
-    meta = json.loads((export / "metadata.json").read_text())
-    index = (export / meta["index"]).read_bytes()
-    rec = FMRecommender.from_bytes(model_bytes, index)
-    t = time.perf_counter()
-    m = evaluate(rec)
-    print(f"{'Online Retail recommendations (k=10)':<38} FM recall@10 {m['recall_at_10']:.4f}  "
-          f"NDCG@10 {m['ndcg_at_10']:.4f}  |  popularity recall@10 "
-          f"{m['popularity_recall_at_10']:.4f}  NDCG@10 {m['popularity_ndcg_at_10']:.4f}  "
-          f"({int(m['eval_customers']):,} customers with held-out purchases, "
-          f"{len(rec.items):,} products; {time.perf_counter() - t:.1f} s)")
+    print(f"{'ranking':<24}{'recall@10 any item':>26}{'recall@10 new items':>26}"
+          f"{'NDCG@10 any / new':>20}{'hit@10 any / new':>20}{'train s':>9}")
+    rows = [("most popular", first.details["holdout"]["table"]["popular"], None),
+            ("buy again", first.details["holdout"]["table"]["buy_again"], None)]
+    rows += [(name, r.details["holdout"]["table"]["model"], r) for name, (r, _, _) in
+             runs.items()]
+    for label, t, r in rows:
+        any_, new = t.get("any"), t.get("new")
+        print(f"{label:<24}{cell(any_['recall']) if any_ else '-':>26}"
+              f"{cell(new['recall']) if new else '-':>26}"
+              f"{(any_['ndcg']['value'] if any_ else float('nan')):>10.3f} /"
+              f"{(new['ndcg']['value'] if new else float('nan')):>7.3f}"
+              f"{(any_['hit_rate']['value'] if any_ else float('nan')):>10.3f} /"
+              f"{(new['hit_rate']['value'] if new else float('nan')):>7.3f}"
+              f"{runs[label][2] if label in runs else 0:>9.1f}")
+    m0 = first.metrics
+    pop, again = m0["popular_recall_at_10_new"], m0["buy_again_recall_at_10_any"]
+    print(f"\nratios to the baselines measured here (most popular new items {pop:.4f}, buy "
+          f"again any item {again:.4f}) and to issue #29's figures (0.020, 0.171):")
+    for name, (r, export_s, train_s) in runs.items():
+        m = r.metrics
+        gate = baseline_failure(MODELS[name], m)
+        print(f"  {name:<12} new items {m['recall_at_10_new'] / pop:5.2f}x most popular "
+              f"({m['recall_at_10_new'] / 0.020:4.2f}x 0.020)   any item "
+              f"{m['recall_at_10_any'] / again:5.3f}x buy again "
+              f"({m['recall_at_10_any'] / 0.171:5.3f}x 0.171)   "
+              f"{'promotable' if gate is None else 'NOT promoted: ' + gate}   "
+              f"export {export_s:.0f} s, train+judge+refit {train_s:.0f} s; chosen "
+              + ", ".join(f"{k}={v}" for k, v in r.params.items()
+                          if k not in ("holdout_days", "validation_days", "algorithm")))
+    targets = []
+    if "retail-als" in runs:
+        m = runs["retail-als"][0].metrics
+        targets += [("retail-als new items >= 2.5x most popular (0.050)",
+                     m["recall_at_10_new"] >= 0.050),
+                    ("retail-als any item >= 1.0x buy again (0.171)",
+                     m["recall_at_10_any"] >= 0.171)]
+    if "retail-fm" in runs:
+        m = runs["retail-fm"][0].metrics
+        targets.append(("retail-fm (classifier) new items >= 2.0x most popular (0.040)",
+                        m["recall_at_10_new"] >= 0.040))
+    targets += [(f"{n} trains in under 2 minutes", s < 120) for n, (_, _, s) in runs.items()]
+    for text, ok in targets:
+        print(f"  {'ok  ' if ok else 'MISS'} {text}")
 
 
 def main() -> None:
@@ -118,6 +170,9 @@ def main() -> None:
     p.add_argument("--retail", nargs="?", const=str(ROOT.parent / "shared" / "data" /
                                                     "online_retail.csv.gz"))
     p.add_argument("--no-synthetic", action="store_true", help="skip the synthetic exports")
+    p.add_argument("--models", default="retail-als,retail-knn,retail-fm",
+                   help="recommenders to run with --retail (comma-separated)")
+    p.add_argument("--holdout-days", type=int, default=30)
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -126,7 +181,7 @@ def main() -> None:
         if args.generated:
             generated(work, args.days, args.customers, args.rows_per_day)
         if args.retail:
-            retail(work, args.retail)
+            retail(work, args.retail, args.models.split(","), args.holdout_days)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: Registry metrics charted over versions (a model records the ones that apply to it).
-MODEL_METRICS = ("pr_auc", "roc_auc", "rmse")
+MODEL_METRICS = ("pr_auc", "roc_auc", "rmse", "recall_at_10_new", "recall_at_10_any")
 #: Keeps the probability of an empty bin above zero, so PSI stays finite (the usual choice).
 _PSI_FLOOR = 1e-4
 
@@ -334,7 +334,8 @@ def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
 
     Returns:
         ``{"models": [{"name", "production", "versions": [{"version", "created_at",
-        "production", "damaged", "metrics": {pr_auc|roc_auc|rmse: value}}]}], "jobs":
+        "production", "damaged", "metrics": {pr_auc|roc_auc|rmse|recall_at_10_*: value},
+        "holdout": a recommender's time-holdout table or None}]}], "jobs":
         [{"job_id", "model", "backend", "status", "submitted_at", "finished_at",
         "model_version", "error"}], "alerts": [{"job_id", "model", "version",
         "primary_metric", "new_value", "production_value", "relative_change", "promoted",
@@ -347,7 +348,8 @@ def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
             "versions": [{"version": v["version"], "created_at": v["created_at"],
                           "production": v["production"], "damaged": v["damaged"],
                           "metrics": {m: v["metrics"][m] for m in MODEL_METRICS
-                                      if m in (v["metrics"] or {})}}
+                                      if m in (v["metrics"] or {})},
+                          "holdout": v.get("holdout")}
                          for v in summary["versions"]]})
     jobs = list_jobs(store)
     recent = [{k: j.get(k) for k in ("job_id", "model", "backend", "status", "submitted_at",

@@ -689,8 +689,8 @@ class FeatureStore:
 
     def recommend(self, customer_id: str, *, k: int = 10, exclude_purchased: bool = True
                   ) -> dict[str, Any]:
-        """The top ``k`` products for a customer from the production ``retail-fm`` version
-        (:mod:`featurestore.recommend`).
+        """The top ``k`` products for a customer from the production version of the
+        recommender the setting ``recommendation_model`` names (:mod:`featurestore.recommend`).
 
         Args:
             customer_id: a customer the model knows.
@@ -702,12 +702,13 @@ class FeatureStore:
             "description"}]}``, best first.
 
         Raises:
-            ModelUnavailableError: no production ``retail-fm`` version.
+            ModelUnavailableError: no production version of that recommender.
             NotFoundError: the model does not know the customer.
         """
         from .recommend import Recommendations
 
-        return Recommendations(self.offline_store).recommend(customer_id, k, exclude_purchased)
+        return Recommendations(self.offline_store, model=self.settings.recommendation_model
+                               ).recommend(customer_id, k, exclude_purchased)
 
 
 def _behind(what: str, error: str) -> Exception:

@@ -1,4 +1,10 @@
-"""Recommendations from the production ``retail-fm`` version: top-k products per customer.
+"""Recommendations from the production version of the recommender named by the setting
+``recommendation_model`` (SPEC §7): top-k products per customer.
+
+A version trained since issue #29 (``retail-als``, ``retail-knn``, the FM classifier) serves
+from its ``recommender.npz`` (:class:`featurestore.recsys.artifact.ServedRecommender`: new
+items only, or any item with the repeat-purchase term). An FM version from before serves from
+its ``model.npz`` and ``index.npz`` as follows.
 
 The FM (``model.npz``: ``w0``, ``w``, ``V``) scores a (customer, item) row whose features are
 one-hot customer, one-hot item, one-hot country (the customer's) and the item's TF-IDF
@@ -33,7 +39,7 @@ from .predict import SwappedReference, production_or_raise
 from .retrain import registry
 from .storage import Store
 
-__all__ = ["MODEL", "INDEX", "FMRecommender", "evaluate", "Recommendations"]
+__all__ = ["MODEL", "INDEX", "FMRecommender", "evaluate", "Recommendations", "load_version"]
 
 MODEL = "retail-fm"
 INDEX = "index.npz"
@@ -120,6 +126,11 @@ class FMRecommender:
                  "description": str(self.descriptions[i])} for i in top
                 if np.isfinite(scores[i])]
 
+    def recommend_rows(self, customer_ids: list[str], k: int, exclude_purchased: bool
+                       ) -> list[list[dict[str, Any]] | None]:
+        """:meth:`recommend` for each id, in order (the serving interface)."""
+        return [self.recommend(c, k, exclude_purchased) for c in customer_ids]
+
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the ``k`` best scores of each row, best first, ties by index."""
@@ -175,21 +186,45 @@ def evaluate(rec: FMRecommender, k: int = 10, chunk: int = 512) -> dict[str, flo
             f"popularity_ndcg_at_{k}": totals["pop"][1] / n, "eval_customers": float(len(users))}
 
 
+def load_version(store: Store, model: str, version: str) -> Any:
+    """A registered recommender version, ready to serve (``recommend_rows``).
+
+    Args:
+        store: the store holding the registry.
+        model: the recommender's name.
+        version: its version.
+
+    Returns:
+        A :class:`~featurestore.recsys.artifact.ServedRecommender` for a version with a
+        ``recommender.npz``, else an :class:`FMRecommender` (FM versions from before #29).
+    """
+    from .recsys.artifact import FILENAME, ServedRecommender
+
+    record = registry.get_version(store, model, version)
+    if str(record.get("model_file") or "").endswith("/" + FILENAME):
+        return ServedRecommender(registry.load_model_bytes(store, model, version), version)
+    if FILENAME in (record.get("files_sha256") or {}):
+        return ServedRecommender(registry.load_file_bytes(store, model, version, FILENAME),
+                                 version)
+    return FMRecommender.from_bytes(registry.load_model_bytes(store, model, version),
+                                    registry.load_file_bytes(store, model, version, INDEX),
+                                    version)
+
+
 class Recommendations:
-    """The production ``retail-fm`` version's recommender, reloaded (off to the side, then
-    swapped) when production moves to another version."""
+    """The production version of one recommender (``model``, the setting
+    ``recommendation_model``), reloaded (off to the side, then swapped) when production moves
+    to another version."""
 
     def __init__(self, store: Store, poll_seconds: float = 30.0, model: str = MODEL) -> None:
         self.store, self.model = store, model
-        self._ref: SwappedReference[FMRecommender] = SwappedReference(
+        self._ref: SwappedReference[Any] = SwappedReference(
             lambda: registry.production_version(store, model), self._load, poll_seconds)
 
-    def _load(self, version: str) -> FMRecommender:
-        return FMRecommender.from_bytes(
-            registry.load_model_bytes(self.store, self.model, version),
-            registry.load_file_bytes(self.store, self.model, version, INDEX), version)
+    def _load(self, version: str) -> Any:
+        return load_version(self.store, self.model, version)
 
-    def current(self) -> FMRecommender:
+    def current(self) -> Any:
         """The production recommender.
 
         Raises:
@@ -210,7 +245,7 @@ class Recommendations:
             NotFoundError: the model does not know the customer (HTTP 404).
         """
         rec = self.current()
-        items = rec.recommend(customer_id, k, exclude_purchased)
+        items = rec.recommend_rows([customer_id], k, exclude_purchased)[0]
         if items is None:
             raise NotFoundError(f"customer {clip(customer_id)} is not known to {self.model} "
                                 f"{rec.version} (it knows customers with retail purchases "
@@ -223,8 +258,7 @@ class Recommendations:
         """``{"results": [{"customer_id", "found", "items"}]}`` in request order (one version
         for the whole batch)."""
         rec = self.current()
-        results = []
-        for cid in customer_ids:
-            items = rec.recommend(cid, k, exclude_purchased)
-            results.append({"customer_id": cid, "found": items is not None, "items": items})
+        answers = rec.recommend_rows(list(customer_ids), k, exclude_purchased)
+        results = [{"customer_id": cid, "found": items is not None, "items": items}
+                   for cid, items in zip(customer_ids, answers, strict=True)]
         return {"model": self.model, "version": rec.version, "results": results}

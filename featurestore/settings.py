@@ -90,6 +90,15 @@ class Settings(BaseSettings):
         "retrain_weekday), monthly (on the 1st) or never")
     predict_models: list[str] = Field(default_factory=lambda: ["purchase-xgboost"],
                                       description="models run-daily scores with")
+    recommendation_model: str = Field(
+        "retail-als", description="the recommender whose production version the "
+        "recommendation routes and `featurestore recommend` serve (SPEC §7)")
+    recommendation_holdout_days: int = Field(
+        30, ge=1, description="a recommender version is judged on the last this many days of "
+        "its data (the test window), trained on what comes before")
+    recommendation_validation_days: int = Field(
+        30, ge=1, description="days before the test window on which a recommender's "
+        "hyperparameters and repeat-purchase weight are chosen")
 
 
 def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:

@@ -22,7 +22,7 @@ router = APIRouter(tags=["retrain"])
 
 
 class RetrainRequest(BaseModel):
-    model: Literal["purchase-xgboost", "retail-fm"]
+    model: Literal["purchase-xgboost", "retail-fm", "retail-als", "retail-knn"]
     backend: Literal["sagemaker", "local"] = "local"
     tune: bool = False
     as_of: dt.date | None = Field(None, description="last as-of date of the training set")

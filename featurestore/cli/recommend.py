@@ -1,5 +1,7 @@
 """``featurestore recommend``: the top-k products for one customer from the production
-``retail-fm`` version, with their descriptions."""
+version of the recommender the setting ``recommendation_model`` names, with their
+descriptions. ``--exclude-purchased false`` ranks every item (repeats included), as the HTTP
+parameter does."""
 
 from __future__ import annotations
 
@@ -18,14 +20,27 @@ def _positive(text: str) -> int:
     return value
 
 
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("recommend", help="top-k products for a customer (retail-fm)",
+    p = sub.add_parser("recommend", help="top-k products for a customer (the production "
+                       "version of recommendation_model)",
                        description=__doc__)
     add_store_options(p)
     p.add_argument("--customer", required=True, help="customer id")
     p.add_argument("--k", type=_positive, default=10, help="products to show (default 10)")
+    p.add_argument("--exclude-purchased", type=_boolean, default=True, metavar="true|false",
+                   help="leave out products the customer already bought (default true; false: "
+                   "any item, repeats ranked with the repeat-purchase term)")
     p.add_argument("--include-purchased", action="store_true",
-                   help="also rank products the customer already bought")
+                   help="the same as --exclude-purchased false")
     p.add_argument("--json", action="store_true",
                    help="print the recommendations as one JSON object")
     p.set_defaults(handler=run)
@@ -33,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     answer = feature_store_from(args, "read").recommend(
-        args.customer, k=args.k, exclude_purchased=not args.include_purchased)
+        args.customer, k=args.k,
+        exclude_purchased=args.exclude_purchased and not args.include_purchased)
     if args.json:
         print_json(answer)
         return 0

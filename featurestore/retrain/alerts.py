@@ -33,7 +33,19 @@ from . import quality, registry
 from .baseline import baseline_checked, baseline_failure
 from .models import ModelSpec
 
-__all__ = ["compare", "notify", "evaluate_and_promote"]
+__all__ = ["compare", "notify", "evaluate_and_promote", "judged_metric"]
+
+#: A recommender version with time-holdout figures is compared on this (higher is better).
+HOLDOUT_METRIC = "recall_at_10_new"
+
+
+def judged_metric(spec: ModelSpec, metrics: dict[str, Any]) -> tuple[str, bool]:
+    """The metric a version is compared on and whether higher is better: the spec's primary
+    metric, except for a recommender version judged on the time holdout (#29), compared on
+    new-items recall@10 (an FM classifier has no RMSE)."""
+    if spec.recommender and metrics.get(HOLDOUT_METRIC) is not None:
+        return HOLDOUT_METRIC, True
+    return spec.primary_metric, spec.higher_is_better
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +69,7 @@ def compare(spec: ModelSpec, new: dict[str, Any], production: dict[str, Any] | N
         ``alert`` (significant), ``rule`` (``bootstrap`` or ``threshold``), both versions'
         ``intervals``, the values, ``relative_change``, ``direction``, ``better``.
     """
-    metric = spec.primary_metric
+    metric, higher = judged_metric(spec, new)
     samples = (new_bootstrap or {}).get(metric)
     out: dict[str, Any] = {"primary_metric": metric, "threshold": threshold,
                            "new_value": new.get(metric), "production_value": None,
@@ -76,7 +88,7 @@ def compare(spec: ModelSpec, new: dict[str, Any], production: dict[str, Any] | N
         return out
     old, new_value = float(old), float(new_value)
     rel = (new_value - old) / abs(old) if old else (0.0 if new_value == old else math.inf)
-    better = new_value > old if spec.higher_is_better else new_value < old
+    better = new_value > old if higher else new_value < old
     if samples:  # significant: production's value is outside the new version's interval
         low, high = quality.interval(samples, level)
         alert = not low <= old <= high
@@ -166,13 +178,14 @@ def evaluate_and_promote(store: Store, settings: Settings, spec: ModelSpec, vers
     elif not settings.auto_promote:
         result["not_promoted_reason"] = "auto_promote is off"
     elif prod is not None and not result["better"]:
-        result["not_promoted_reason"] = (f"{spec.primary_metric} not better than production "
-                                         f"{prod}")
+        result["not_promoted_reason"] = (f"{result['primary_metric']} not better than "
+                                         f"production {prod}")
     if below is None and settings.auto_promote and (prod is None or result["better"]):
         if health["production_damaged"]:
             reason = f"production record damaged ({health['production_damaged']})"
         else:
-            reason = "first version" if prod is None else f"auto: better {spec.primary_metric}"
+            reason = ("first version" if prod is None
+                      else f"auto: better {result['primary_metric']}")
         registry.promote(store, spec.name, version, reason=reason)
         promoted = True
     result["promoted"] = promoted

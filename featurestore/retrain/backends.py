@@ -58,8 +58,18 @@ class LocalBackend:
               storage_options: dict[str, Any] | None, tune: bool, job_id: str) -> TrainResult:
         from . import local
 
-        train = local.train_xgboost if spec.kind == "xgboost" else local.train_fm
-        return train(export_url, storage_options=storage_options, tune=tune)
+        if spec.kind == "implicit":
+            from .recommender import train_implicit
+
+            return train_implicit(
+                spec, export_url, storage_options=storage_options, tune=tune,
+                holdout_days=self.settings.recommendation_holdout_days,
+                validation_days=self.settings.recommendation_validation_days)
+        if spec.kind == "fm":
+            return local.train_fm(export_url, storage_options=storage_options, tune=tune,
+                                  holdout_days=self.settings.recommendation_holdout_days,
+                                  validation_days=self.settings.recommendation_validation_days)
+        return local.train_xgboost(export_url, storage_options=storage_options, tune=tune)
 
 
 class SageMakerBackend:

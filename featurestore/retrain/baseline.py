@@ -5,7 +5,13 @@ auto-promoted, whatever production looks like (also for the first version of a m
   positive rate (a random ranking's PR-AUC); with the version's bootstrap samples, the
   interval (``alert_confidence_level``) must lie above each baseline, not only the point
   value (a backend that reports no ROC-AUC, SageMaker's XGBoost, is judged by PR-AUC alone);
-* recommender (``kind == "fm"``): held-out RMSE >= the item-mean baseline's RMSE
+* recommender on the time holdout (issue #29; ``kind == "implicit"``, and an FM whose
+  metrics carry the holdout figures): recall@10 must beat "most popular" in the new-items mode
+  (``recall_at_10_new`` > ``popular_recall_at_10_new``) and "buy again" in the any-item mode
+  (``recall_at_10_any`` > ``buy_again_recall_at_10_any``); an ``implicit`` version without
+  these figures is never promoted (nothing shows it beats them), nor an FM with neither them
+  nor an RMSE (a SageMaker-trained classifier: its metrics are SageMaker's, not the holdout's);
+* FM regressor (an export from before #29): held-out RMSE >= the item-mean baseline's RMSE
   (``baseline_rmse``, computed on the same test split by the trainer).
 
 A metric that is present but not finite (NaN, inf) fails the gate: training went wrong. When
@@ -20,7 +26,14 @@ from typing import Any
 
 from .models import ModelSpec
 
-__all__ = ["baseline_failure", "baseline_checked"]
+__all__ = ["baseline_failure", "baseline_checked", "RECOMMENDER_RULES"]
+
+#: (model metric, baseline metric, baseline name, mode) a recommender must beat, all of them.
+RECOMMENDER_RULES = (
+    ("recall_at_10_new", "popular_recall_at_10_new", "most popular", "new-items"),
+    ("recall_at_10_any", "buy_again_recall_at_10_any", "buy again", "any-item"),
+)
+_HOLDOUT = {name for rule in RECOMMENDER_RULES for name in rule[:2]}
 
 
 def _finite(value: Any) -> float | None:
@@ -58,9 +71,31 @@ def baseline_checked(spec: ModelSpec, metrics: dict[str, Any]) -> bool:
     has = {k for k, v in metrics.items() if v is not None}
     if spec.kind == "xgboost":
         return "roc_auc" in has or {"pr_auc", "positive_rate"} <= has
+    if spec.kind == "implicit" or (spec.kind == "fm" and _HOLDOUT & has):
+        return _HOLDOUT <= has
     if spec.kind == "fm":
         return {"rmse", "baseline_rmse"} <= has
     return False
+
+
+def _recommender_failure(metrics: dict[str, Any]) -> str | None:
+    """Why a recommender's holdout recall@10 does not beat both baselines (see module doc)."""
+    broken = _broken(metrics, *sorted(_HOLDOUT))
+    if broken:
+        return f"holdout {broken} is {metrics[broken]}: not a number, training went wrong"
+    missing = sorted(n for n in _HOLDOUT if _finite(metrics.get(n)) is None)
+    if missing:
+        return (f"no time-holdout figures ({', '.join(missing)}): nothing shows it beats the "
+                "most-popular and buy-again baselines")
+    losses = []
+    for mine, theirs, name, mode in RECOMMENDER_RULES:
+        value, base = float(metrics[mine]), float(metrics[theirs])
+        if not value > base:
+            losses.append(f"{mode} recall@10 {value:.4f} <= {name} {base:.4f}")
+    if losses:
+        return ("holdout " + "; ".join(losses) + ": no better than the baseline a user "
+                "would get without a model")
+    return None
 
 
 def baseline_failure(spec: ModelSpec, metrics: dict[str, Any],
@@ -112,6 +147,10 @@ def baseline_failure(spec: ModelSpec, metrics: dict[str, Any],
                         f"{low:.4f}: not distinguishable from a random ranking (the trivial "
                         "baseline); more history or customers narrow it")
         return None
+    if spec.kind == "implicit" or (spec.kind == "fm" and _HOLDOUT & set(metrics)):
+        return _recommender_failure(metrics)
+    if spec.kind == "fm" and metrics.get("rmse") is None:
+        return _recommender_failure(metrics)  # a classifier without holdout figures
     if spec.kind == "fm":
         broken = _broken(metrics, "rmse", "baseline_rmse")
         if broken:

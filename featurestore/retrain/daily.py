@@ -97,7 +97,9 @@ def run_daily(store: Store, raw_root: str, *, settings: Settings, force_retrain:
         if due:
             for model in settings.retrain_models:
                 short = (None if (export_urls or {}).get(model) or model not in MODELS
-                         else history_shortfall(store, MODELS[model]))  # unknown: the job fails
+                         else history_shortfall(  # unknown: the job fails
+                             store, MODELS[model], settings.recommendation_holdout_days,
+                             settings.recommendation_validation_days))
                 if short is not None:  # a young store: a skip with a date in sight, no alert
                     report["retrain"].append({"job_id": None, "model": model,
                                               "status": "skipped", "need_days": short.need_days,

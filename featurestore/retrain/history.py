@@ -61,12 +61,19 @@ def days_short(as_of_dates: Sequence[dt.date], latest: dt.date | None, horizon_d
     return max(0, (needed + dt.timedelta(days=horizon_days) - latest).days)
 
 
-def history_shortfall(store: Store, spec: ModelSpec) -> HistoryShortfall | None:
+def history_shortfall(store: Store, spec: ModelSpec, holdout_days: int = 30,
+                      validation_days: int = 30) -> HistoryShortfall | None:
     """What keeps ``spec`` from training on ``store`` now, or None when it can.
+
+    A recommender (``export_purchases``, and the FM classifier) is judged on a time holdout:
+    its transactions must span the test and validation windows and as long again to fit on
+    (:func:`featurestore.recsys.data.min_history_days`).
 
     Args:
         store: the offline store.
         spec: the model.
+        holdout_days: a recommender's test window (setting ``recommendation_holdout_days``).
+        validation_days: its validation window.
 
     Returns:
         The shortfall, or None.
@@ -76,7 +83,18 @@ def history_shortfall(store: Store, spec: ModelSpec) -> HistoryShortfall | None:
 
         need = days_short(feature_dates(store), latest_data_date(store), HORIZON_DAYS)
         return HistoryShortfall(need, f"need {need} more days of history") if need else None
-    if spec.export == "export_fm" and not store.partitions("transactions", "event_date"):
-        return HistoryShortfall(None, "no retail transactions yet: run `featurestore ingest "
-                                      "RAW --source retail` first")
+    if spec.export in ("export_fm", "export_fm_classifier", "export_purchases"):
+        days = sorted(store.partitions("transactions", "event_date"))
+        if not days:
+            return HistoryShortfall(None, "no retail transactions yet: run `featurestore "
+                                          "ingest RAW --source retail` first")
+        from ..recsys.data import min_history_days
+
+        span = (dt.date.fromisoformat(str(days[-1])) - dt.date.fromisoformat(str(days[0]))
+                ).days + 1
+        need = min_history_days(holdout_days, validation_days) - span
+        if need > 0 and spec.export != "export_fm":  # the seed's FM regressor: a random split
+            return HistoryShortfall(need, f"need {need} more days of history (a "
+                                          f"{holdout_days}-day holdout and a {validation_days}"
+                                          "-day validation window)")
     return None

@@ -39,6 +39,8 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
     artifact: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: more files of the version (name -> bytes), e.g. a recommender's ``recommender.npz``
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 def _open(url: str, storage_options: dict[str, Any] | None, mode: str = "rb"):
@@ -183,7 +185,11 @@ class FactorizationMachine:
     """
 
     def __init__(self, num_factors: int = 64, epochs: int = 20, batch_size: int = 1000,
-                 lr: float = 0.01, reg: float = 1e-4, init_std: float = 0.01, seed: int = 0):
+                 lr: float = 0.01, reg: float = 1e-4, init_std: float = 0.01, seed: int = 0,
+                 loss: str = "squared"):
+        # loss "logistic": a binary classifier on 0/1 targets (log loss on sigmoid(y_hat));
+        # predict then returns the logit (the ranking is the same as the probability's)
+        self.loss = loss
         self.num_factors, self.epochs, self.batch_size = num_factors, epochs, batch_size
         self.lr, self.reg, self.init_std, self.seed = lr, reg, init_std, seed
         self.w0 = 0.0
@@ -202,7 +208,8 @@ class FactorizationMachine:
         X = sp.csr_matrix(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         n, d = X.shape
-        self.w0 = float(y.mean())
+        mean = float(np.clip(y.mean(), 1e-6, 1 - 1e-6)) if self.loss == "logistic" else 0.0
+        self.w0 = float(np.log(mean / (1 - mean))) if self.loss == "logistic" else float(y.mean())
         self.w = np.zeros(d)
         self.V = rng.normal(0.0, self.init_std, size=(d, self.num_factors))
         params = [self.w, self.V]
@@ -219,7 +226,10 @@ class FactorizationMachine:
                 X2 = Xb.multiply(Xb).tocsr()
                 pair = (XV ** 2).sum(1) - np.asarray((X2 @ (self.V ** 2)).sum(1)).ravel()
                 pred = self.w0 + Xb @ self.w + 0.5 * pair
-                r = (pred - yb) / len(idx)  # d(mean squared error / 2)/d(pred)
+                if self.loss == "logistic":  # d(mean log loss)/d(pred)
+                    r = (1.0 / (1.0 + np.exp(-np.clip(pred, -30, 30))) - yb) / len(idx)
+                else:
+                    r = (pred - yb) / len(idx)  # d(mean squared error / 2)/d(pred)
                 g0 = float(r.sum())
                 gw = Xb.T @ r + self.reg * self.w
                 gV = Xb.T @ (XV * r[:, None]) - self.V * (X2.T @ r)[:, None] + self.reg * self.V
@@ -308,7 +318,8 @@ def _default_reader() -> Reader:
 
 def train_fm(export_url: str, *, storage_options: dict[str, Any] | None = None,
              tune: bool = False, reader: Reader | None = None, num_factors: int = 64,
-             epochs: int = 20, batch_size: int = 1000, seed: int = 0) -> TrainResult:
+             epochs: int = 20, batch_size: int = 1000, seed: int = 0,
+             holdout_days: int = 30, validation_days: int = 30) -> TrainResult:
     """Train the FM regressor on an ``fm-recordio`` export; RMSE vs the item-mean baseline.
 
     Hyperparameters follow the SageMaker reference notebook (64 factors, mini-batch 1,000,
@@ -321,6 +332,13 @@ def train_fm(export_url: str, *, storage_options: dict[str, Any] | None = None,
         raise TrainingError(f"{export_url} is a {meta.get('format')!r} export; "
                             "retail-fm needs format 'fm-recordio'")
     read = reader or _default_reader()
+    if meta.get("predictor_type") == "binary_classifier":
+        from .fm_recommender import train_fm_classifier
+
+        return train_fm_classifier(export_url, meta, read, storage_options=storage_options,
+                                   tune=tune, num_factors=num_factors, epochs=epochs,
+                                   seed=seed, holdout_days=holdout_days,
+                                   validation_days=validation_days)
     data = {}
     for split in ("train", "test"):
         with _open(f"{export_url}/{split}/{split}.protobuf", storage_options) as f:

@@ -406,7 +406,7 @@ def _version_summary(v: dict[str, Any], production: str | None) -> dict[str, Any
         return {"version": v["version"], "created_at": None, "job_id": None, "backend": None,
                 "metrics": {}, "artifact": None, "model_file": None, "training_set": None,
                 "production": False, "damaged": v["damaged"], "feature_importance": None,
-                "pr_curve": None, "intervals_95": None, "split_policy": None}
+                "pr_curve": None, "intervals_95": None, "split_policy": None, "holdout": None}
     details = v.get("details") if isinstance(v.get("details"), dict) else {}
     bootstrap = details.get("bootstrap") if isinstance(details.get("bootstrap"), dict) else None
     return {"version": v["version"], "created_at": v["created_at"],
@@ -419,7 +419,10 @@ def _version_summary(v: dict[str, Any], production: str | None) -> dict[str, Any
             "feature_importance": _by_value(details.get("feature_importance")),
             "pr_curve": details.get("pr_curve"),
             "intervals_95": quality.intervals(bootstrap, 0.95) if bootstrap else None,
-            "split_policy": (v["training_set"].get("metadata") or {}).get("split_policy")}
+            "split_policy": (v["training_set"].get("metadata") or {}).get("split_policy"),
+            # a recommender's time-holdout table: model vs baselines, both modes (#29)
+            "holdout": details.get("holdout") if isinstance(details.get("holdout"), dict)
+            else None}
 
 
 def model_summary(store: Store, name: str) -> dict[str, Any]:

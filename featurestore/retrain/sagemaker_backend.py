@@ -74,8 +74,11 @@ def hyperparameters(spec: ModelSpec, meta: dict[str, Any]) -> dict[str, str]:
                 "eta": "0.1"}
     if not meta.get("feature_dim"):
         raise TrainingError("the FM export's metadata.json has no feature_dim")
-    # As the SageMaker factorization-machines reference notebook.
-    return {"feature_dim": str(int(meta["feature_dim"])), "predictor_type": "regressor",
+    # As the SageMaker factorization-machines reference notebook; a classifier export (#29:
+    # bought pairs against sampled negatives) trains predictor_type=binary_classifier.
+    predictor = ("binary_classifier" if meta.get("predictor_type") == "binary_classifier"
+                 else "regressor")
+    return {"feature_dim": str(int(meta["feature_dim"])), "predictor_type": predictor,
             "num_factors": "64", "mini_batch_size": "1000", "epochs": "20"}
 
 
@@ -112,7 +115,7 @@ def upload_export(export_url: str, bucket: str, prefix: str,
     return keys
 
 
-def _tuning_config(spec: ModelSpec) -> dict[str, Any]:
+def _tuning_config(spec: ModelSpec, classifier: bool = False) -> dict[str, Any]:
     if spec.kind == "xgboost":
         objective = {"Type": "Maximize", "MetricName": "validation:aucpr"}
         ranges = {
@@ -126,6 +129,13 @@ def _tuning_config(spec: ModelSpec) -> dict[str, Any]:
             "IntegerParameterRanges": [
                 {"Name": "max_depth", "MinValue": "3", "MaxValue": "8", "ScalingType": "Auto"}],
         }
+    elif classifier:
+        objective = {"Type": "Maximize", "MetricName": "test:binary_classification_accuracy"}
+        ranges = {"ContinuousParameterRanges": [
+            {"Name": "factors_lr", "MinValue": "0.0001", "MaxValue": "0.1",
+             "ScalingType": "Logarithmic"},
+            {"Name": "factors_wd", "MinValue": "0.00001", "MaxValue": "0.01",
+             "ScalingType": "Logarithmic"}]}
     else:
         objective = {"Type": "Minimize", "MetricName": "test:rmse"}
         ranges = {"ContinuousParameterRanges": [
@@ -173,6 +183,9 @@ def train(spec: ModelSpec, export_url: str, *, settings: Settings,
     import boto3
     from botocore.exceptions import ClientError
 
+    if spec.kind == "implicit":
+        raise ConfigError(f"{spec.name} trains locally only (SageMaker has no built-in "
+                          "implicit-feedback ALS or item-kNN); use backend 'local'")
     if not settings.sagemaker_role_arn:
         raise ConfigError("the sagemaker backend needs FEATURESTORE_SAGEMAKER_ROLE_ARN "
                           "(an IAM role SageMaker can assume, with access to the S3 prefix)")
@@ -200,7 +213,8 @@ def train(spec: ModelSpec, export_url: str, *, settings: Settings,
         tuning_name = _job_name(f"fs-{job_id.rsplit('-', 1)[-1]}-{spec.kind}", 32)
         sm.create_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=tuning_name,
-            HyperParameterTuningJobConfig=_tuning_config(spec),
+            HyperParameterTuningJobConfig=_tuning_config(
+                spec, hp.get("predictor_type") == "binary_classifier"),
             TrainingJobDefinition={**definition, "StaticHyperParameters": hp})
         d = _poll(lambda: sm.describe_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=tuning_name), "HyperParameterTuningJobStatus",

@@ -14,6 +14,14 @@ As SageMaker's factorization-machines reference notebook does for Online Retail:
   document per item (so frequent items do not dominate the idf);
 * train/test split random by row, seeded (``numpy.random.default_rng(seed).permutation``).
 
+With ``predictor_type="binary_classifier"`` (:func:`export_fm_classifier`, what a
+``retail-fm`` retrain builds since issue #29) the export is the
+one recommenders are trained on (:mod:`.fm_classifier`): the train channel holds the pairs
+bought before the test window (the last ``holdout_days`` of the data) as 1 with sampled
+unbought items as 0, the test channel the same for the test window's new pairs; the
+transaction lines go along as ``purchases.parquet`` (the trainer's validation window, holdout
+scoring and refit read them). ``predictor_type="regressor"`` writes the seed's layout below.
+
 Written as ``<out>/train/train.protobuf``, ``<out>/test/test.protobuf``, ``<out>/index.npz``
 (the ids, descriptions and purchases a recommender needs, see ``_index_bytes``) and
 ``<out>/metadata.json`` (feature_dim, rows, nnz, sparsity, blocks, target, index).
@@ -36,7 +44,8 @@ from ..storage import Store
 from .recordio import write_recordio_protobuf
 from .xgboost_export import ExportResult
 
-__all__ = ["FMMatrix", "build_fm_matrix", "read_transactions", "export_fm", "TFIDF_SETTINGS"]
+__all__ = ["FMMatrix", "build_fm_matrix", "read_transactions", "export_fm", "TFIDF_SETTINGS",
+           "export_fm_classifier"]
 
 TRANSACTIONS = layout.TRANSACTIONS
 TFIDF_SETTINGS: dict[str, Any] = {"lowercase": True, "stop_words": "english"}
@@ -125,9 +134,38 @@ def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def export_fm(store: Store, out_url: str, *, test_fraction: float = 0.2, seed: int = 0,
-              storage_options: dict[str, Any] | None = None) -> ExportResult:
-    """Write the FM train/test recordIO-protobuf files and metadata.json under ``out_url``."""
-    m = build_fm_matrix(read_transactions(store))
+              storage_options: dict[str, Any] | None = None,
+              predictor_type: str = "regressor", negatives: int = 4,
+              holdout_days: int = 30, end: Any = None) -> ExportResult:
+    """Write the FM train/test recordIO-protobuf files and metadata.json under ``out_url``.
+
+    Args:
+        store: the offline store (its ``transactions``).
+        out_url: the export folder.
+        test_fraction: the regressor's random test share.
+        seed: split and negative-sampling seed.
+        storage_options: fsspec options for ``out_url``.
+        predictor_type: ``binary_classifier`` (time split, sampled negatives) or
+            ``regressor`` (the seed's quantity target, random split).
+        negatives: sampled negatives per bought pair (classifier).
+        holdout_days: the classifier's test window.
+        end: last invoice day to include (None: all).
+
+    Returns:
+        The export.
+    """
+    if predictor_type == "binary_classifier":
+        return _export_classifier(store, out_url, seed=seed, storage_options=storage_options,
+                                  negatives=negatives, holdout_days=holdout_days, end=end)
+    if predictor_type != "regressor":
+        from .._exceptions import ConfigError
+
+        raise ConfigError(f"predictor_type {predictor_type!r}: choose binary_classifier or "
+                          "regressor")
+    tx = read_transactions(store)
+    if end is not None:
+        tx = tx[pd.to_datetime(tx["invoice_date"]).dt.date <= end]
+    m = build_fm_matrix(tx)
     train_idx, test_idx = _split(m.X.shape[0], test_fraction, seed)
     out = Store(out_url, storage_options)
     files = []
@@ -186,3 +224,68 @@ def _index_bytes(m: FMMatrix, test_idx: np.ndarray) -> bytes:
         tfidf_indptr=item_tfidf.indptr, tfidf_shape=np.array(item_tfidf.shape),
         blocks=np.array([m.blocks[b] for b in ("customer", "item", "country", "tfidf")]))
     return buf.getvalue()
+
+
+def export_fm_classifier(store: Store, out_url: str, *, end: Any = None, seed: int = 0,
+                         negatives: int = 4, holdout_days: int = 30,
+                         storage_options: dict[str, Any] | None = None) -> ExportResult:
+    """:func:`export_fm` with ``predictor_type="binary_classifier"``: the export a
+    ``retail-fm`` retrain trains on (see the module docstring)."""
+    return _export_classifier(store, out_url, seed=seed, storage_options=storage_options,
+                              negatives=negatives, holdout_days=holdout_days, end=end)
+
+
+def _export_classifier(store: Store, out_url: str, *, seed: int,
+                       storage_options: dict[str, Any] | None, negatives: int,
+                       holdout_days: int, end: Any) -> ExportResult:
+    """The binary-classifier export (see the module docstring)."""
+    import datetime as dt
+
+    from ..recsys.data import purchases_from_transactions
+    from .fm_classifier import build_design, classifier_rows, describe, index_bytes
+
+    tx = read_transactions(store)
+    if end is not None:
+        tx = tx[pd.to_datetime(tx["invoice_date"]).dt.date <= end]
+    purchases = purchases_from_transactions(tx)
+    design = build_design(tx, purchases.customers, purchases.items, purchases.descriptions)
+    test_start = purchases.last_day - dt.timedelta(days=holdout_days - 1)
+    before = purchases.counts(None, test_start)
+    later = purchases.counts(test_start, None)
+    known = (np.diff(before.indptr) > 0).astype(np.float32)
+    new_pairs = sp_new(later, before, known)
+    out = Store(out_url, storage_options)
+    files, rows = [], {}
+    for name, bought, s in (("train", before, seed), ("test", new_pairs, seed + 1)):
+        X, y = classifier_rows(design, bought, negatives, s)
+        buf = io.BytesIO()
+        write_recordio_protobuf(buf, X, y)
+        out.write_bytes(buf.getvalue(), name, f"{name}.protobuf")
+        files.append(out.uri(name, f"{name}.protobuf"))
+        rows[name] = int(X.shape[0])
+    out.write_bytes(index_bytes(design, purchases.counts(), new_pairs), INDEX)
+    lines = io.BytesIO()
+    tx[["customer_id", "stock_code", "invoice_no", "invoice_date", "description",
+        "country"]].astype({"customer_id": str, "stock_code": str, "invoice_no": str}
+                           ).to_parquet(lines, index=False)
+    out.write_bytes(lines.getvalue(), "purchases.parquet")
+    meta = {"format": "fm-recordio", "predictor_type": "binary_classifier",
+            "target": "purchased", **describe(design), "rows": rows,
+            "negatives_per_positive": negatives,
+            "tfidf": {**TFIDF_SETTINGS, "fitted_on": "one document per item"},
+            "split": {"method": "time", "holdout_days": holdout_days,
+                      "test": [test_start.isoformat(), purchases.last_day.isoformat()],
+                      "seed": seed},
+            "index": INDEX, "purchases": "purchases.parquet"}
+    out.write_json(meta, "metadata.json")
+    files += [out.uri(INDEX), out.uri("purchases.parquet"), out.uri("metadata.json")]
+    return ExportResult(out_url=out.url, metadata=meta, files=files)
+
+
+def sp_new(later: scipy.sparse.csr_matrix, before: scipy.sparse.csr_matrix,
+           known: np.ndarray) -> scipy.sparse.csr_matrix:
+    """Pairs of ``later`` not in ``before``, for customers with ``known`` = 1."""
+    fresh = (later > 0).astype(np.float32) - (later > 0).multiply(before > 0)
+    fresh = scipy.sparse.csr_matrix(scipy.sparse.diags(known) @ fresh)
+    fresh.eliminate_zeros()
+    return fresh

@@ -335,6 +335,41 @@ def test_api_docs_render_offline(browser, site, shots, page, ready):
     assert "/customers/{customer_id}/features" in browser.evaluate("document.body.innerText")
 
 
+def test_models_page_shows_a_recommenders_holdout_table(browser, site, shots):
+    """A recommender version's time-holdout figures (issue #29), model beside "most popular"
+    and "buy again" in both modes with their intervals, as the registry stores them."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from featurestore.recsys.evaluate import evaluate_holdout
+    from featurestore.retrain import registry
+    from featurestore.storage import Store
+
+    base, built = site
+    rng = np.random.default_rng(0)
+    fit = sp.csr_matrix((rng.random((60, 40)) < 0.2).astype(np.float32))
+    test = sp.csr_matrix((rng.random((60, 40)) < 0.1).astype(np.float32))
+    held = evaluate_holdout(lambda rows: rng.random((len(rows), 40)), fit, test, rounds=50)
+    holdout = {"test": ["2011-11-10", "2011-12-09"], "k": 10, "customers": held["customers"],
+               "table": held["table"]}
+    store = Store(str(built["store"]))
+    version = registry.register_version(
+        store, "retail-knn", metrics=held["metrics"], model_bytes=b"x",
+        model_filename="recommender.npz", training_set={"url": "-", "metadata": {}},
+        features=["purchases"], info={"job_id": None, "backend": "local", "params": {},
+                                      "artifact": None, "details": {"holdout": holdout}})
+    seen = _visit(browser, base, "models", shots)
+    for who, mode in (("model", "any"), ("model", "new"), ("popular", "new"),
+                      ("buy_again", "any")):
+        cell = held["table"][who][mode]["recall"]
+        shown = seen["ids"][f"holdout-retail-knn-{who}-{mode}-recall"]
+        assert shown == (f"{cell['value']:.4f} [{cell['low']:.4f}, {cell['high']:.4f}]"), (
+            who, mode)
+    assert f"holdout-retail-knn-buy_again-new-recall" not in seen["ids"]
+    text = browser.evaluate("document.getElementById('main').innerText")
+    assert f"retail-knn {version}: top-10 on the test window 2011-11-10..2011-12-09" in text
+
+
 @pytest.fixture(scope="module")
 def declaring_site(tmp_path_factory, client):
     """A store whose repository declares columns (SPEC §3a); the second drop's header lacks

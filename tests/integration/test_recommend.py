@@ -109,7 +109,8 @@ def test_routes_and_cli_equal_plain_numpy_scoring(retail, tmp_path):
 
     shutil.copytree(src.url, tmp_path / "store")
     store = Store(str(tmp_path / "store"))
-    app = create_app(Settings(store=store.url, snapshot_poll_seconds=0.0))
+    app = create_app(Settings(store=store.url, snapshot_poll_seconds=0.0,
+                              recommendation_model="retail-fm"))
     customer = "12007"
     with serve(app, ready_path="/health") as base:
         r = httpx.get(f"{base}/customers/{customer}/recommendations")
@@ -153,13 +154,15 @@ def test_routes_and_cli_equal_plain_numpy_scoring(retail, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "featurestore", "recommend", "--store",
                            store.url, "--customer", customer, "--k", "4", "--json"],
                           capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT),
+                               "FEATURESTORE_RECOMMENDATION_MODEL": "retail-fm"})
     assert proc.returncode == 0, proc.stderr
     assert [i["product_id"] for i in json.loads(proc.stdout)["items"]] == \
         [e[0] for e in expected[:4]]
     proc = subprocess.run([sys.executable, "-m", "featurestore", "recommend", "--store",
                            store.url, "--customer", "nobody"], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT),
+                               "FEATURESTORE_RECOMMENDATION_MODEL": "retail-fm"})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("featurestore recommend: error: customer 'nobody'")
 
@@ -180,4 +183,4 @@ def test_offline_evaluation_stored_with_the_version(retail, tmp_path):
     shutil.rmtree(export_url)
     from featurestore.recommend import Recommendations
 
-    assert Recommendations(store).recommend("12001", 3)["version"] == version
+    assert Recommendations(store, model="retail-fm").recommend("12001", 3)["version"] == version

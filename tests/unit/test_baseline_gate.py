@@ -73,3 +73,33 @@ def test_pr_auc_interval_must_lie_above_the_positive_rate():
 def test_point_pr_auc_at_the_positive_rate_fails_even_with_roc_auc():
     metrics = {"roc_auc": 0.6, "pr_auc": 0.02, "positive_rate": 0.02}
     assert "random ranking" in baseline_failure(XGB, metrics)
+
+
+# -- recommenders on the time holdout (issue #29) --------------------------------------------
+ALS = MODELS["retail-als"]
+WINS = {"recall_at_10_new": 0.06, "popular_recall_at_10_new": 0.02,
+        "recall_at_10_any": 0.18, "buy_again_recall_at_10_any": 0.171}
+
+
+@pytest.mark.parametrize("spec", [ALS, FM])
+def test_a_recommender_that_beats_both_baselines_passes(spec):
+    assert baseline_failure(spec, WINS) is None and baseline_checked(spec, WINS)
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"recall_at_10_new": 0.02}, "new-items recall@10 0.0200 <= most popular 0.0200"),
+    ({"recall_at_10_any": 0.17}, "any-item recall@10 0.1700 <= buy again 0.1710"),
+    ({"recall_at_10_any": math.nan}, "holdout recall_at_10_any is nan"),
+])
+@pytest.mark.parametrize("spec", [ALS, FM])
+def test_a_recommender_losing_to_either_baseline_fails(spec, change, words):
+    reason = baseline_failure(spec, {**WINS, **change})
+    assert reason is not None and words in reason
+
+
+def test_a_recommender_without_holdout_figures_is_never_promoted():
+    assert "no time-holdout figures" in baseline_failure(ALS, {})
+    assert not baseline_checked(ALS, {})
+    # an FM classifier trained on SageMaker reports SageMaker's metrics only
+    reason = baseline_failure(FM, {"test:binary_classification_accuracy": 0.9})
+    assert reason is not None and "no time-holdout figures" in reason

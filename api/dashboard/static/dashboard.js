@@ -212,6 +212,7 @@ async function models() {
         // the catalogue of the features this version was trained on, with their importance
         el("td", {}, v.damaged ? "" : el("a", { "data-testid": `features-${m.name}-${v.version}`,
           href: `/dashboard/catalogue?model=${encodeURIComponent(m.name)}&version=${encodeURIComponent(v.version)}` }, "features"))))));
+    holdoutTable(m);
   }
   await prCurves();
   section("Recent retrain jobs");
@@ -225,6 +226,28 @@ async function models() {
     data.alerts.map((a) => el("tr", {}, el("td", {}, a.job_id), el("td", {}, a.model), el("td", {}, a.version ?? "-"),
       el("td", {}, a.primary_metric ?? "-"), num(round4(a.new_value)),
       num(round4(a.production_value)), num(round4(a.relative_change)), el("td", {}, a.promoted ? "yes" : "no")))) : el("p", {}, "none"));
+}
+
+// A recommender's time-holdout figures (issue #29): the production version (else the newest)
+// beside "most popular" and "buy again", both modes, with bootstrap 95% intervals.
+function holdoutTable(m) {
+  const shown = m.versions.find((v) => v.production && v.holdout) ?? [...m.versions].reverse().find((v) => v.holdout);
+  if (!shown) return;
+  const h = shown.holdout;
+  main().append(el("p", {}, `${m.name} ${shown.version}: top-${h.k} on the test window ${h.test[0]}..${h.test[1]} ` +
+    `(trained before it; ${h.customers.any} customers judged for any item, ${h.customers.new} for new items)`));
+  const cell = (c, id) => c ? el("td", { "data-testid": id }, `${c.value.toFixed(4)}` +
+    (c.low === null ? "" : ` [${c.low.toFixed(4)}, ${c.high.toFixed(4)}]`)) : el("td", {}, "-");
+  const rows = [];
+  for (const [who, label] of [["model", m.name], ["popular", "most popular"], ["buy_again", "buy again"]]) {
+    for (const mode of ["any", "new"]) {
+      const t = (h.table[who] ?? {})[mode];
+      if (!t) continue;
+      rows.push(el("tr", {}, el("td", {}, label), el("td", {}, mode === "any" ? "any item" : "new items only"),
+        ...["recall", "ndcg", "hit_rate"].map((k) => cell(t[k], `holdout-${m.name}-${who}-${mode}-${k}`))));
+    }
+  }
+  main().append(table(["ranking", "mode", `recall@${h.k} [95% CI]`, `NDCG@${h.k}`, `hit-rate@${h.k}`], rows));
 }
 
 // The latest production version's held-out PR curve per model (/dashboard/api/pr-curves).

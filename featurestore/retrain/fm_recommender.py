@@ -1,0 +1,103 @@
+"""Train ``retail-fm`` as a recommender (issue #29): the FM as a binary classifier on bought
+pairs against sampled negatives, put through the same time-holdout protocol as ALS and
+item-kNN (:mod:`featurestore.recsys.train`).
+
+The export (:func:`featurestore.training.export_fm`, ``predictor_type=binary_classifier``)
+carries the recordIO channels SageMaker trains on, ``index.npz`` (the design's ids, countries
+and TF-IDF) and the transaction lines. Locally the rows of each window (sub-fit, fit, all) are
+built by the exporter's own function from the same design and seed, so the fit-window rows
+are the train channel's. The registered ``model.npz`` is the FM refitted on all data; its
+``recommender.npz`` is that FM in the factors form (``a_c + b_i + <u_c, p_i>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fsspec
+import numpy as np
+import scipy.sparse as sp
+
+from .._exceptions import TrainingError
+from .local import FactorizationMachine, TrainResult
+
+__all__ = ["train_fm_classifier", "FM_GRID", "FM_TUNE_GRID"]
+
+#: FM settings tried on the validation window: by default one (mini-batches of 4,096 and 4
+#: epochs instead of the SageMaker notebook's 1,000 and 20, so a fit on the whole data set
+#: takes tens of seconds on 2 cores, docs/choices.md); ``tune`` searches the larger grid.
+FM_GRID: list[dict[str, Any]] = [{"lr": 0.02, "reg": 1e-5, "batch_size": 4096, "epochs": 4}]
+FM_TUNE_GRID: list[dict[str, Any]] = [{"lr": lr, "reg": r, "batch_size": 4096, "epochs": e}
+                                      for lr in (0.01, 0.02, 0.05) for r in (1e-6, 1e-5, 1e-4)
+                                      for e in (4, 10)]
+
+
+def train_fm_classifier(export_url: str, meta: dict[str, Any], read: Any, *,
+                        storage_options: dict[str, Any] | None = None, tune: bool = False,
+                        num_factors: int = 64, epochs: int = 20, seed: int = 0,
+                        holdout_days: int = 30, validation_days: int = 30) -> TrainResult:
+    """Train, judge on the time holdout and refit the FM classifier.
+
+    Args:
+        export_url: a binary-classifier FM export.
+        meta: its metadata.json.
+        read: the recordIO reader (the train channel's shape is checked against the design).
+        storage_options: fsspec options for the export.
+        tune: search :data:`FM_TUNE_GRID` instead of :data:`FM_GRID`.
+        num_factors: FM factors.
+        epochs: passes over each window's rows.
+        seed: model, negative sampling and bootstrap seed.
+        holdout_days: the test window.
+        validation_days: the validation window.
+
+    Returns:
+        Holdout metrics, ``model.npz`` (refit) and ``recommender.npz`` (in ``files``).
+    """
+    from ..recommend import FMRecommender
+    from ..recsys.algorithms import Fitted
+    from ..recsys.artifact import FILENAME
+    from ..recsys.data import purchases_from_transactions
+    from ..recsys.train import train_recommender
+    from ..training.fm_classifier import classifier_rows, design_from_index
+    from ..training.purchases import read_purchases_export
+
+    with fsspec.open(f"{export_url}/{meta['index']}", "rb", **(storage_options or {})) as f:
+        index = f.read()
+    design = design_from_index(index)
+    purchases = purchases_from_transactions(read_purchases_export(export_url,
+                                                                  storage_options))
+    if not (np.array_equal(design.customers, purchases.customers)
+            and np.array_equal(design.items, purchases.items)):
+        raise TrainingError(f"{export_url}: index.npz and purchases.parquet disagree on the "
+                            "customers or items; export again")
+    with fsspec.open(f"{export_url}/train/train.protobuf", "rb",
+                     **(storage_options or {})) as f:
+        X_train, _ = read(f)
+    if X_train.shape[1] > design.feature_dim:
+        raise TrainingError(f"{export_url}: the train channel has {X_train.shape[1]} features, "
+                            f"the design {design.feature_dim}")
+    negatives = int(meta.get("negatives_per_positive") or 4)
+    last: dict[str, bytes] = {}
+
+    def fit(counts: sp.csr_matrix, params: dict[str, Any]) -> Fitted:
+        X, y = classifier_rows(design, counts, negatives, seed)
+        fm = FactorizationMachine(num_factors, int(params.get("epochs", epochs)),
+                                  int(params["batch_size"]),
+                                  lr=float(params["lr"]), reg=float(params["reg"]), seed=seed,
+                                  loss="logistic").fit(X, y)
+        last["model"] = fm.to_bytes()
+        rec = FMRecommender.from_bytes(last["model"], index)
+        return Fitted("factors", {"customer_bias": rec.customer_bias,
+                                  "customer_vectors": rec.customer_vectors,
+                                  "item_bias": rec.item_bias,
+                                  "item_vectors": rec.item_vectors}, dict(params))
+
+    run = train_recommender(purchases, "fm", holdout_days=holdout_days,
+                            validation_days=validation_days, seed=seed,
+                            grid=FM_TUNE_GRID if tune else FM_GRID, fit=fit)
+    return TrainResult(metrics=run.metrics, model_bytes=last["model"], model_filename="model.npz",
+                       params={"predictor_type": "binary_classifier", "num_factors": num_factors,
+                               "epochs": epochs, "negatives_per_positive": negatives,
+                               **run.params},
+                       details={**run.details, "feature_dim": design.feature_dim},
+                       files={FILENAME: run.model_bytes})
