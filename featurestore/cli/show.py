@@ -25,6 +25,8 @@ def _plain(value):
 
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
+    if getattr(value, "ndim", 0) > 0:  # a list feature (top_k) arrives as a numpy array
+        return [_plain(v) for v in value.tolist()]
     return value.item() if hasattr(value, "item") else value
 
 

@@ -354,7 +354,8 @@ def test_user_feature_from_config_and_backfill(history, built, tmp_path, client)
 
 @pytest.mark.parametrize(("change", "key"), [
     (lambda f: f.update(window_dayz=3), "features.page_views_1d.window_dayz"),
-    (lambda f: f.pop("window_days"), "features.page_views_1d.window_days"),
+    # (no window_days is a lifetime window since SPEC §3a; a window of 0 days is an error)
+    (lambda f: f.update(window_days=0), "features.page_views_1d.window_days"),
     (lambda f: f.update(aggregation="median"), "features.page_views_1d.aggregation"),
     (lambda f: f.update(filter={"event": "2"}), "features.page_views_1d.filter.event"),
     (lambda f: f.update(aggregation="sum", field="colour"), "features.page_views_1d.field"),

@@ -14,6 +14,7 @@ import pytest
 
 from api.main import create_app
 from featurestore import NotFoundError
+from featurestore._exceptions import InvalidInputError
 from featurestore.ingest import ingest_weblog
 from featurestore.online import OnlineStore, load_table
 from featurestore.settings import Settings
@@ -89,7 +90,7 @@ def test_older_as_of_from_parquet_with_lru(built, tmp_path):
     online.refresh()
     with pytest.raises(NotFoundError, match="available as-of dates"):
         online.table("customer_features", "2000-01-01")
-    with pytest.raises(NotFoundError, match="YYYY-MM-DD"):
+    with pytest.raises(InvalidInputError, match="YYYY-MM-DD"):  # 422, not 404 (issue #30)
         online.table("customer_features", "garbage")
     same = online.table("customer_features", day.isoformat())
     assert same is online.snapshot.tables["customer_features"]
