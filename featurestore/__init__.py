@@ -21,6 +21,7 @@ from ._exceptions import (
     TrainingError,
     clip,
 )
+from ._lazy import lazy_getattr
 # The rest is imported on first use (PEP 562): ``featurestore --help`` and every usage error
 # answer before Dask, pandas and pyarrow are loaded (docs/performance.md, "CLI start-up").
 _LAZY = {
@@ -35,15 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'featurestore' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -6,6 +6,7 @@ thread pool; ``run_job`` runs one synchronously (CLI ``--wait``, ``run-daily``).
 
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
 from .models import MODELS, ModelSpec, model_spec
 
 _LAZY = {name: ".jobs" for name in ("BACKENDS", "get_job", "list_jobs", "new_job", "run_job",
@@ -15,13 +16,4 @@ __all__ = ["BACKENDS", "MODELS", "ModelSpec", "model_spec", "new_job", "run_job"
            "get_job", "list_jobs", "wait_for"]
 
 
-def __getattr__(name: str):
-    # imported on first use (PEP 562): the CLI reads this package's constants without it
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)

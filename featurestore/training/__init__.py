@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
+
 _LAZY = {
     "build_fm_matrix": ".fm", "export_fm": ".fm", "export_fm_classifier": ".fm",
     "export_purchases": ".purchases", "read_purchases_export": ".purchases",
@@ -25,13 +27,4 @@ __all__ = ["build_training_set", "TrainingSetResult", "export_xgboost", "ExportR
            "export_fm_classifier"]
 
 
-def __getattr__(name: str):
-    # imported on first use (PEP 562): the CLI reads this package's constants without it
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
