@@ -54,6 +54,32 @@ JSON_CACHE_ROWS = 100_000
 PRODUCT_ORDER = (("product_views_30d", False), ("product_views_7d", False), ("product_id", True))
 
 
+def checked_features(table: str, columns: list[str], dtypes: dict[str, Any],
+                     features: list[str] | None) -> list[str]:
+    """The features a request asks of a served table (all of them when it names none).
+
+    Args:
+        table: the table's name, for the message.
+        columns: its feature columns, in order.
+        dtypes: its feature names (keys) with their types.
+        features: the requested names, or None.
+
+    Returns:
+        The names to answer.
+
+    Raises:
+        NotFoundError: naming the unknown ones (client input clipped) and the available ones.
+    """
+    if not features:
+        return list(columns)
+    unknown = [f for f in features if f not in dtypes]
+    if unknown:
+        raise NotFoundError(
+            f"unknown feature(s) {clip(', '.join(unknown))} in table {table!r}; "
+            f"available: {', '.join(columns)}")
+    return list(features)
+
+
 @dataclass
 class TableSnapshot:
     """One ``as_of`` partition of one table, columnar, indexed by customer id."""
@@ -209,15 +235,8 @@ class TableSnapshot:
         return None
 
     def check_features(self, features: list[str] | None) -> list[str]:
-        """The requested features, validated; raises NotFoundError naming the unknown ones."""
-        if not features:
-            return list(self.columns)
-        unknown = [f for f in features if f not in self.dtypes]
-        if unknown:
-            raise NotFoundError(
-                f"unknown feature(s) {clip(', '.join(unknown))} in table {self.table!r}; "
-                f"available: {', '.join(self.columns)}")
-        return list(features)
+        """The requested features, validated (:func:`checked_features`)."""
+        return checked_features(self.table, self.columns, self.dtypes, features)
 
 
 @dataclass

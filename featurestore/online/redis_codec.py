@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from .._exceptions import NotFoundError, clip
+from .memory import checked_features
 
 __all__ = ["TableKeys", "SlotMeta", "RowsView", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
            "epoch_day", "unpack", "other_slot"]
@@ -231,14 +231,8 @@ class RowsView:
         return None
 
     def check_features(self, features: list[str] | None) -> list[str]:
-        if not features:
-            return list(self.columns)
-        unknown = [f for f in features if f not in self.dtypes]
-        if unknown:
-            raise NotFoundError(
-                f"unknown feature(s) {clip(', '.join(unknown))} in table {self.table!r}; "
-                f"available: {', '.join(self.columns)}")
-        return list(features)
+        """The requested features, validated as the memory store does."""
+        return checked_features(self.table, self.columns, self.dtypes, features)
 
     @classmethod
     def build(cls, meta: SlotMeta, table: str, ids: list[str],
