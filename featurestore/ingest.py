@@ -297,10 +297,12 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     body = conform(events.drop_columns(["event_date"]), nullable=declared or ())
     for day in sorted(dates):
         rows = pa.array(np.flatnonzero(date_index == np.datetime64(day, "D")))
-        if daily is not None:  # while the hits are in memory (before the ledger record)
-            write_partials(store, daily, day, raw.file_id, events.take(rows))
+        # the partials while the hits are in memory (before the ledger record)
+        day_events = events.take(rows) if daily is not None or ext is not None else None
+        if daily is not None:
+            write_partials(store, daily, day, raw.file_id, day_events)
         if ext is not None:
-            write_ext_partials(store, ext, day, raw.file_id, events.take(rows), rows)
+            write_ext_partials(store, ext, day, raw.file_id, day_events, rows)
         write_events_file(store, body.take(rows), EVENTS_TABLE, f"event_date={day.isoformat()}",
                           f"part-{raw.file_id}.parquet")
     if parsed.quarantine.num_rows:
