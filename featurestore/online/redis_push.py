@@ -25,6 +25,7 @@ it was writing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -67,9 +68,11 @@ class TablePush:
         as_of: the latest committed as-of.
         generation: its committed generation.
         slot: the slot written (the idle one).
-        mode: ``none`` (already served), ``diff`` (only what changed since ``base``) or
-            ``full`` (the slot rewritten whole).
-        base: with ``diff``: the (as-of, generation) the slot holds now.
+        mode: ``none`` (already served), ``delta`` (the rows the materialization handed over
+            as possibly changed since ``base``: :mod:`featurestore.features.online_delta`),
+            ``diff`` (only what changed since ``base``, found by comparing the two
+            partitions) or ``full`` (the slot rewritten whole).
+        base: with ``delta`` and ``diff``: the (as-of, generation) the slot holds now.
         keys: the table's entity keys.
         recency: its recency columns (stored as event days).
     """
@@ -119,7 +122,8 @@ def namespace_for(store: Store) -> str:
 def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | None],
               slots: dict[str, tuple[str | None, dict[str, SlotMeta | None]]],
               committed: dict[str, dict[str, int]], keys: dict[str, list[str]],
-              recency: dict[str, list[str]]) -> PushPlan:
+              recency: dict[str, list[str]],
+              deltas: dict[str, dict[str, Any]] | None = None) -> PushPlan:
     """Plan a push, no I/O.
 
     Args:
@@ -130,9 +134,14 @@ def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | 
         committed: the offline store's committed generations (``{table: {as_of: g}}``).
         keys: table -> entity keys.
         recency: table -> recency columns.
+        deltas: table -> the materialization's delta record (``{"as_of", "generation",
+            "bases": {as_of: generation}}``) whose files exist.
 
     Returns:
-        The plan: one :class:`TablePush` per table with a partition.
+        The plan: one :class:`TablePush` per table with a partition. ``delta`` when the
+        table's delta was taken for the pushed generation against the one the idle slot holds
+        (still committed); else ``diff`` when the idle slot holds a committed partition; else
+        ``full``.
     """
     out = []
     for table, target in latest.items():
@@ -160,7 +169,13 @@ def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | 
                 base = (idle.base[0], int(idle.base[1]))  # redo this push from its base
         if base is not None and committed.get(table, {}).get(base[0], 0) != base[1]:
             base = None  # the partition the slot holds was rewritten since: rewrite whole
-        out.append(TablePush(slot=slot, mode="diff" if base else "full", base=base, **common))
+        mode = "diff" if base else "full"
+        delta = (deltas or {}).get(table)
+        if base is not None and delta is not None \
+                and (delta.get("as_of"), delta.get("generation")) == (as_of, generation) \
+                and delta.get("bases", {}).get(base[0]) == base[1]:
+            mode = "delta"  # the handed-over rows: no partition is read whole
+        out.append(TablePush(slot=slot, mode=mode, base=base, **common))
     return PushPlan(namespace, push_id, tuple(out))
 
 
@@ -364,6 +379,32 @@ def _read(store: Store, table: str, as_of: str, keys: tuple[str, ...]) -> pa.Tab
     return arrow
 
 
+def _read_delta(store: Store, job: TablePush) -> tuple[pa.Table, list[str]] | None:
+    """The delta the materialization handed over for ``job``'s as-of: its rows in served
+    order and the ids without a row; None when its files are gone or its columns are not the
+    partition's (the caller then rewrites the slot whole)."""
+    import pyarrow.parquet as pq
+
+    from ..layout import ONLINE_DELTA
+
+    try:
+        info = store.read_json(ONLINE_DELTA, job.table, f"as_of={job.as_of}.json")
+        arrow = pq.read_table(store.path(ONLINE_DELTA, job.table, f"as_of={job.as_of}.parquet"),
+                              filesystem=store.fs)
+    except (FileNotFoundError, ValueError):
+        return None
+    arrow = arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+    if arrow.num_rows and pa.types.is_dictionary(arrow.schema.field("customer_id").type):
+        i = arrow.column_names.index("customer_id")
+        arrow = arrow.set_column(i, "customer_id", arrow.column(i).cast(pa.string()))
+    if len(job.keys) > 1:
+        plan = plan_load(job.table, job.as_of, store.path(job.table, f"as_of={job.as_of}"),
+                         store.listdir(job.table, f"as_of={job.as_of}"), list(job.keys))
+        arrow = arrow.sort_by([("customer_id", "ascending")] + [
+            (c, "ascending" if asc else "descending") for c, asc in plan.order])
+    return arrow, list(info.get("deleted", []))
+
+
 #: Tests only: seconds to wait after each chunk of 10 customers written, so a test can kill a
 #: push midway (read only here).
 DELAY_ENV = "FEATURESTORE_TEST_PUSH_DELAY"
@@ -469,6 +510,17 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
             ids, values = pack_rows(arrow, columns, False)
             _write(r, rows_key, ids, values, [])
             return {"mode": "full", "written": len(ids), "deleted": 0, "rows": len(arrow)}
+    if job.mode == "delta":
+        got = _read_delta(store, job)
+        names = _schema(store, job)[0]
+        if got is not None and [c for c in got[0].column_names if c != "customer_id"] == names:
+            arrow = _stored(got[0], job.recency, job.as_of)
+            ids, values = pack_rows(arrow, names, multi)
+            deletes = sorted(set(got[1]) - set(ids))
+            _write(r, rows_key, ids, values, deletes)
+            return {"mode": "delta", "written": len(ids), "deleted": len(deletes),
+                    "rows": len(arrow)}
+        job = dataclasses.replace(job, mode="diff")  # no usable delta: compare partitions
     arrow = _stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
     columns = [c for c in arrow.column_names if c != "customer_id"]
     if job.mode == "diff":
@@ -610,6 +662,25 @@ def _latest(store: Store, table: str, committed: dict[str, dict[str, int]]
     return None
 
 
+def _deltas(store: Store, latest: dict[str, tuple[str, int] | None]
+            ) -> dict[str, dict[str, Any]]:
+    """The materialization's delta records of the tables whose delta is of their latest
+    as-of and still on disk (:mod:`featurestore.features.online_delta`)."""
+    from ..layout import ONLINE_DELTA, ONLINE_DELTA_RECORD
+
+    try:
+        record = store.read_json(ONLINE_DELTA_RECORD)
+    except (FileNotFoundError, ValueError):
+        return {}
+    out = {}
+    for table, entry in record.items():
+        target = latest.get(table)
+        if isinstance(entry, dict) and target and entry.get("as_of") == target[0] \
+                and store.exists(ONLINE_DELTA, table, f"as_of={target[0]}.parquet"):
+            out[table] = entry
+    return out
+
+
 def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
                 recency: dict[str, list[str]], client: Client | None = None,
                 parts: int = 4) -> PushReport:
@@ -645,7 +716,8 @@ def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
         pointer = r.get(keys.ptr)
         served = pointer.decode().split("|", 1)[0] if pointer else None
         slots[table] = (served, {s: SlotMeta.loads(r.get(keys.meta(s))) for s in SLOTS})
-    plan = plan_push(namespace, push_id, latest, slots, committed, tables, recency)
+    plan = plan_push(namespace, push_id, latest, slots, committed, tables, recency,
+                     _deltas(store, latest))
     written = execute_push(store, url, plan, client, parts)
     commit_push(store, url, plan, written, record)
     report = PushReport(redact(url), namespace, push_id, seconds=time.perf_counter() - started)

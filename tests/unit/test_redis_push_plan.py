@@ -23,11 +23,11 @@ def _meta(state="complete", as_of="2026-03-05", generation=1, base=None, keys=("
                     recency=list(recency), base=base)
 
 
-def _plan(slots, latest=("2026-03-06", 2), committed=None):
+def _plan(slots, latest=("2026-03-06", 2), committed=None, deltas=None):
     committed = committed if committed is not None else {"t": {"2026-03-05": 1,
                                                                "2026-03-04": 3}}
     plan = plan_push("ns", "push", {"t": latest}, {"t": slots}, committed,
-                     {"t": ["customer_id"]}, {"t": []})
+                     {"t": ["customer_id"]}, {"t": []}, deltas)
     return plan.tables[0] if plan.tables else None
 
 
@@ -61,6 +61,29 @@ def test_plan_half_written_slot_is_redone_from_its_base_or_rewritten():
     # a dead whole rewrite: rewritten whole again
     dead = _meta(state="writing", as_of="2026-03-06", generation=2, base=None)
     assert _plan(("b", {"a": dead, "b": _meta()})).mode == "full"
+
+
+def test_plan_delta_when_the_handover_was_taken_against_the_idle_slots_generation():
+    delta = {"t": {"as_of": "2026-03-06", "generation": 2,
+                   "bases": {"2026-03-05": 1, "2026-03-04": 3}}}
+    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3), "b": _meta()})
+    job = _plan(slots, deltas=delta)
+    assert (job.slot, job.mode, job.base) == ("a", "delta", ("2026-03-04", 3))
+    # a late day rewrote the base (new generation): the handover is not against the slot
+    late = {"t": {**delta["t"], "bases": {"2026-03-05": 7, "2026-03-04": 7}}}
+    assert _plan(slots, deltas=late).mode == "diff"
+    # the handover of another generation of the pushed as-of (an older commit's)
+    old = {"t": {**delta["t"], "generation": 1}}
+    assert _plan(slots, deltas=old).mode == "diff"
+    # the slot holds a day the handover does not reach back to
+    far = ("b", {"a": _meta(as_of="2026-03-01", generation=3), "b": _meta()})
+    assert _plan(far, committed={"t": {"2026-03-01": 3}}, deltas=delta).mode == "diff"
+    # a push killed while writing the delta: redone from the same base, as a delta
+    writing = _meta(state="writing", as_of="2026-03-06", generation=2, base=["2026-03-04", 3])
+    job = _plan(("b", {"a": writing, "b": _meta()}), deltas=delta)
+    assert (job.mode, job.base) == ("delta", ("2026-03-04", 3))
+    # nothing in the idle slot: whole
+    assert _plan(("b", {"a": None, "b": _meta()}), deltas=delta).mode == "full"
 
 
 def test_plan_skips_a_table_without_partition():
