@@ -290,7 +290,9 @@ def _json_column(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
         finite = pc.is_finite(col)
         col = pc.if_else(finite, col, pa.scalar(None, kind))
         text = pc.cast(col, pa.string())
-        text = pc.if_else(pc.match_substring_regex(text, "[.eE]"), text,
+        # "3" -> "3.0" (two plain substring searches: a third of the regex's time)
+        floaty = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
+        text = pc.if_else(pc.fill_null(floaty, True), text,
                           pc.binary_join_element_wise(text, ".0", ""))
     elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         text = pc.cast(col, pa.string())
@@ -330,9 +332,26 @@ def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[st
     Returns:
         (customer ids, packed JSON values), one per customer.
     """
+    packed = pack_arrow(arrow, columns, multi)
+    if packed is not None:
+        return packed[0].to_pylist(), packed[1].cast(pa.binary()).to_pylist()
+    return _pack_python(arrow, columns, multi)
+
+
+def pack_arrow(arrow: pa.Table, columns: list[str], multi: bool
+               ) -> tuple[pa.Array, pa.Array] | None:
+    """:func:`pack_rows` in Arrow (C++), no Python object per row: (customer ids, packed JSON
+    values) as Arrow strings, or None when a column needs orjson (a list value, a string
+    needing escapes)."""
     rows = _json_rows(arrow, columns)
-    if rows is not None:  # the C++ path: no Python object per value
-        return _group(arrow.column("customer_id"), rows, multi)
+    if rows is None:
+        return None
+    return _group(arrow.column("customer_id"), rows, multi)
+
+
+def _pack_python(arrow: pa.Table, columns: list[str], multi: bool
+                 ) -> tuple[list[str], list[bytes]]:
+    """:func:`pack_rows` with orjson, a Python object per value (any column type)."""
     ids = arrow.column("customer_id").to_pylist()
     values = [arrow.column(c).to_pylist() for c in columns]
     dumps = orjson.dumps
@@ -350,21 +369,22 @@ def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[st
     return out_ids, out
 
 
-def _group(ids: pa.ChunkedArray, rows: pa.Array, multi: bool) -> tuple[list[str], list[bytes]]:
+def _group(ids: pa.ChunkedArray, rows: pa.Array, multi: bool) -> tuple[pa.Array, pa.Array]:
     """(customer ids, packed values) from per-row JSON: one value per row, or per customer the
-    array of its consecutive rows (a multi-key table, grouped by customer)."""
+    array of its consecutive rows (a multi-key table, grouped by customer); Arrow strings."""
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    ids = ids.cast(pa.string())
     if not multi:
-        return ids.to_pylist(), rows.cast(pa.binary()).to_pylist()
+        return ids, rows
     n = len(ids)
     if n == 0:
-        return [], []
+        return ids, rows
     starts = np.flatnonzero(np.concatenate(
         ([True], pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False))))
     offsets = pa.array(np.append(starts, n).astype(np.int32))
     grouped = pc.binary_join(pa.ListArray.from_arrays(offsets, rows.cast(pa.string())), ",")
     values = pc.binary_join_element_wise("[", grouped, "]", "")
-    return ids.take(pa.array(starts)).to_pylist(), values.cast(pa.binary()).to_pylist()
+    return ids.take(pa.array(starts)), values
 
 
 # -- execute --------------------------------------------------------------------------------
@@ -423,10 +443,11 @@ def _commands(rows_key: str, ids: list[str], values: list[bytes], deletes: list[
     return out
 
 
-def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> pa.Table | None:
+def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> Any:
     """Part ``part`` of ``parts`` of a single-key partition by whole parquet row groups (every
-    file's groups dealt round-robin), or None when there are fewer groups than parts (the
-    caller slices the whole partition instead)."""
+    file's groups dealt round-robin), as an iterator of one table per row group (a task holds
+    one group at a time), or None when there are fewer groups than parts (the caller slices
+    the whole partition instead)."""
     import pyarrow.parquet as pq
 
     plan = plan_load(job.table, job.as_of, store.path(job.table, f"as_of={job.as_of}"),
@@ -435,11 +456,13 @@ def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> pa.Table
     pairs = [(i, g) for i, f in enumerate(files) for g in range(f.num_row_groups)]
     if len(pairs) < parts:
         return None
-    mine = pairs[part::parts]
-    tables = [files[i].read_row_groups([g for j, g in mine if j == i])
-              for i in sorted({i for i, _ in mine})]
-    arrow = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+
+    def groups() -> Any:
+        for i, g in pairs[part::parts]:
+            arrow = files[i].read_row_group(g)
+            yield arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+
+    return groups()
 
 
 def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
@@ -478,6 +501,110 @@ def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
         r.connection_pool.release(conn)
 
 
+def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array,
+               chunk: int) -> list[tuple[bytes, memoryview]]:
+    """``HSET rows_key id value ...`` commands of ``chunk`` fields each, in the Redis protocol
+    (RESP), built in Arrow: every field's ``$len\r\nid\r\n$len\r\nvalue\r\n`` in one
+    element-wise join, then each command a header and a zero-copy slice of the joined bytes.
+
+    Args:
+        rows_key: the hash.
+        ids: the fields (Arrow strings).
+        values: the values (Arrow strings), one per field.
+        chunk: fields per command.
+
+    Returns:
+        Per command: (header, body) to send one after the other.
+    """
+    ids, values = ids.cast(pa.string()), values.cast(pa.string())
+
+    def length(a: pa.Array) -> pa.Array:
+        return pc.cast(pc.binary_length(a), pa.string())
+
+    body = pc.binary_join_element_wise("$", length(ids), "\r\n", ids, "\r\n$", length(values),
+                                       "\r\n", values, "\r\n", "")
+    if isinstance(body, pa.ChunkedArray):
+        body = body.combine_chunks()
+    n = len(body)
+    offsets = np.frombuffer(body.buffers()[1], dtype=np.int32)[body.offset:body.offset + n + 1]
+    data = memoryview(body.buffers()[2]) if n else memoryview(b"")
+    key = rows_key.encode()
+    out = []
+    for i in range(0, n, chunk):
+        j = min(n, i + chunk)
+        head = b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * (j - i), len(key), key)
+        out.append((head, data[int(offsets[i]):int(offsets[j])]))
+    return out
+
+
+class _Sender:
+    """One connection that sends packed commands and reads their replies one batch behind:
+    Redis executes a batch while this process packs the next one (the push's rate is then the
+    slower of the two, not their sum). :meth:`close` reads what is pending; an error reply
+    raises."""
+
+    def __init__(self, r: Any) -> None:
+        self.r = r
+        self.conn = r.connection_pool.get_connection()
+        self.pending = 0
+
+    def send(self, commands: list[tuple[bytes, memoryview]]) -> None:
+        self.drain()
+        for i in range(0, len(commands), PIPELINE_COMMANDS):
+            batch = commands[i:i + PIPELINE_COMMANDS]
+            self.conn.send_packed_command([part for command in batch for part in command])
+        self.pending += len(commands)
+
+    def drain(self) -> None:
+        while self.pending:
+            self.conn.read_response()  # raises on an error reply (OOM, wrong type...)
+            self.pending -= 1
+
+    def close(self, ok: bool = True) -> None:
+        try:
+            if ok:
+                self.drain()
+        finally:
+            if self.pending or not ok:
+                self.conn.disconnect()  # replies may be pending: never reuse it as is
+            self.r.connection_pool.release(self.conn)
+
+
+def _write_arrow(r: Any, rows_key: str, ids: pa.Array, values: pa.Array) -> None:
+    """HSET Arrow ids and values (see :func:`_resp_hset`) on one connection, pipelined,
+    their replies read before returning."""
+    sender = _Sender(r)
+    ok = False
+    try:
+        sender.send(_resp_hset(rows_key, ids, values, HSET_CHUNK))
+        ok = True
+    finally:
+        sender.close(ok)
+
+
+def _pack_and_write(r: Any, rows_key: str, arrow: pa.Table, columns: list[str],
+                    multi: bool, sender: _Sender | None = None) -> int:
+    """Pack ``arrow``'s rows (as stored) and HSET them; the number of customers written. Arrow
+    all the way to the socket when every column allows (:func:`pack_arrow`), else orjson.
+    With ``sender`` the replies are read one batch later (:class:`_Sender`)."""
+    import os
+
+    packed = pack_arrow(arrow, columns, multi)
+    if packed is not None and not os.environ.get(DELAY_ENV):
+        if sender is not None:
+            sender.send(_resp_hset(rows_key, *packed, HSET_CHUNK))
+        else:
+            _write_arrow(r, rows_key, *packed)
+        return len(packed[0])
+    if sender is not None:
+        sender.drain()
+    ids, values = pack_rows(arrow, columns, multi)
+    _write(r, rows_key, ids, values, [])
+    return len(ids)
+
+
+#: Rows packed at a time by a whole push's task, while Redis stores the rows before them.
+SEND_ROWS = 50_000
 #: Rows packed and written at a time by one task (bounds a worker's memory on a big table).
 SLICE_ROWS = 200_000
 
@@ -505,20 +632,31 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
     if job.mode == "full" and not multi and parts > 1:
         groups = _row_groups(store, job, part, parts)
         if groups is not None:  # this part's row groups only: each task reads its share
-            arrow = _stored(groups, job.recency, job.as_of)
-            columns = [c for c in arrow.column_names if c != "customer_id"]
-            ids, values = pack_rows(arrow, columns, False)
-            _write(r, rows_key, ids, values, [])
-            return {"mode": "full", "written": len(ids), "deleted": 0, "rows": len(arrow)}
+            written = rows = 0
+            sender, ok = _Sender(r), False
+            try:
+                for group in groups:
+                    arrow = _stored(group, job.recency, job.as_of)
+                    columns = [c for c in arrow.column_names if c != "customer_id"]
+                    for lo in range(0, len(arrow), SEND_ROWS):  # Redis works on the last
+                        written += _pack_and_write(r, rows_key, arrow.slice(lo, SEND_ROWS),
+                                                   columns, False, sender)
+                    rows += len(arrow)
+                ok = True
+            finally:
+                sender.close(ok)
+            return {"mode": "full", "written": written, "deleted": 0, "rows": rows}
     if job.mode == "delta":
         got = _read_delta(store, job)
         names = _schema(store, job)[0]
         if got is not None and [c for c in got[0].column_names if c != "customer_id"] == names:
             arrow = _stored(got[0], job.recency, job.as_of)
-            ids, values = pack_rows(arrow, names, multi)
-            deletes = sorted(set(got[1]) - set(ids))
-            _write(r, rows_key, ids, values, deletes)
-            return {"mode": "delta", "written": len(ids), "deleted": len(deletes),
+            written = _pack_and_write(r, rows_key, arrow, names, multi)
+            kept = set(arrow.column("customer_id").to_pylist()) if got[1] else set()
+            deletes = sorted(set(got[1]) - kept)
+            if deletes:
+                _write(r, rows_key, [], [], deletes)
+            return {"mode": "delta", "written": written, "deleted": len(deletes),
                     "rows": len(arrow)}
         job = dataclasses.replace(job, mode="diff")  # no usable delta: compare partitions
     arrow = _stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
@@ -544,9 +682,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
         stop = min(hi, lo + SLICE_ROWS)
         while multi and stop < n and ids_all[stop].as_py() == ids_all[stop - 1].as_py():
             stop += 1
-        ids, values = pack_rows(arrow.slice(lo, stop - lo), columns, multi)
-        _write(r, rows_key, ids, values, [])
-        written += len(ids)
+        written += _pack_and_write(r, rows_key, arrow.slice(lo, stop - lo), columns, multi)
         lo = stop
     return {"mode": "full", "written": written, "deleted": 0, "rows": n * (part + 1) // parts
             - n * part // parts}

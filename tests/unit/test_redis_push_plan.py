@@ -234,3 +234,20 @@ def test_positions_by_binary_search_equal_the_hash_lookup():
     assert _positions(pa.array(old), pa.array(old)).to_pylist() == list(range(len(old)))
     mixed = ["a", "bb"]  # widths differ: the hash lookup
     assert _positions(pa.array(mixed), pa.array(["bb"])).to_pylist() == [None, 0]
+
+
+def test_resp_commands_built_in_arrow_equal_hiredis_packing():
+    """The whole-push writer's commands, built from Arrow buffers, are byte for byte what
+    hiredis packs for the same HSET (ids and values with multi-byte text included)."""
+    hiredis = pytest.importorskip("hiredis")
+    from featurestore.online.redis_push import _resp_hset
+
+    ids = pa.array([f"C{i:03d}" for i in range(7)] + ["Ünï"], pa.string())
+    values = pa.array([f"[{i},\"é\",null]" for i in range(8)], pa.string())
+    for chunk in (1, 3, 8, 100):
+        commands = _resp_hset("{fs:ns:t}:a:rows", ids.slice(1), values.slice(1), chunk)
+        want = [hiredis.pack_command(("HSET", "{fs:ns:t}:a:rows",
+                                      *[x for k in range(i, min(7, i + chunk))
+                                        for x in (ids[k + 1].as_py(), values[k + 1].as_py())]))
+                for i in range(0, 7, chunk)]
+        assert [head + bytes(body) for head, body in commands] == want
