@@ -27,7 +27,7 @@ WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": M
 #: Worker preload of the clusters we start: imports the library as each worker starts and loads
 #: the numba scanner in a background thread, overlapping the client's start-up and planning
 #: (the image's workers get it from deploy/dask-config.yaml).
-WORKER_PRELOAD = "featurestore.sources._preload"
+WORKER_PRELOAD = "featurestore.sources.weblog.preload"
 
 
 def default_workers() -> int:

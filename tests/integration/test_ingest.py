@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from featurestore import Store, StoreLockedError
-from featurestore.ingest import ingest_weblog, ledger_entries
+from featurestore.sources.weblog.ingest import ingest_weblog, ledger_entries
 from tests.conftest import SAMPLE_DROPS
 from tests.reference import kept_hits, read_drops, store_tables
 

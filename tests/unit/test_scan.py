@@ -6,7 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore.sources._scan import gather_strings, parse_int_fields, scan_lines, valid_utf8_rows
+from featurestore.sources.weblog.scan import (
+    gather_strings,
+    parse_int_fields,
+    scan_lines,
+    valid_utf8_rows,
+)
 
 
 def _scan(text: bytes, ncols: int, wanted: list[int]):
