@@ -195,7 +195,7 @@ def parse_file(raw: RawFile, compressed: bytes,
         mismatch); bad rows go to ``quarantine``.
     """
     # the numba scanner loads here (workers preload it): discovering drops needs none of it
-    from .scan import gather_columns, parse_int_fields, scan_lines, valid_utf8_rows
+    from .scan import gather_columns, scan_lines_and_int, valid_utf8_rows
 
     md5 = hashlib.md5(compressed).hexdigest()
     if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
@@ -220,7 +220,9 @@ def parse_file(raw: RawFile, compressed: bytes,
     for name, col in present.items():
         declared_slots[name] = len(WEBLOG_COLUMNS) + len(declared_slots)
         slot_of_col[col] = declared_slots[name]
-    starts, ends, nfields, nonascii, line_starts = scan_lines(buf, slot_of_col)
+    # the hit time (slot 0) is parsed by the scan itself, while its bytes are in cache
+    starts, ends, nfields, nonascii, line_starts, times, time_ok = scan_lines_and_int(
+        buf, slot_of_col, 0)
     n = nfields.size
     if raw.manifest is not None and raw.manifest.get("records") not in (None, n):
         raise RejectedFileError(
@@ -233,7 +235,6 @@ def parse_file(raw: RawFile, compressed: bytes,
     suspect = np.flatnonzero((status == 0) & nonascii)
     if suspect.size:
         status[suspect[~valid_utf8_rows(buf, starts, ends, suspect, len(WEBLOG_COLUMNS))]] = 2
-    times, time_ok = parse_int_fields(buf, starts, ends, 0)
     drop_start = int(dt.datetime.combine(raw.drop_date, dt.time(), dt.UTC).timestamp())
     drop_end = drop_start + 86400
     status[(status == 0) & (~time_ok | (times < MIN_HIT_TIME))] = 3
