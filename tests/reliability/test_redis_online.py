@@ -157,8 +157,10 @@ def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
     # is read whole)
     assert _ingest(_raw(days4, tmp_path, 3), store, client, None, monkeypatch) == 0
     latest = _latest(store)
-    cf = _push(store, server, client, capsys)["customer_features"]
+    pushed = _push(store, server, client, capsys)
+    cf = pushed["customer_features"]
     assert cf["mode"] == "delta" and cf["as_of"] == latest and cf["slot"] == "a"
+    assert pushed["customer_product_features"]["mode"] == "delta"  # grouped per customer
     want, gone = _changed(store, "customer_features", latest, first)
     handed = set(pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
                                  / f"as_of={latest}.parquet")["customer_id"])
