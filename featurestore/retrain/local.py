@@ -335,7 +335,7 @@ def train_fm(export_url: str, *, storage_options: dict[str, Any] | None = None,
     if meta.get("predictor_type") == "binary_classifier":
         from .fm_recommender import train_fm_classifier
 
-        return train_fm_classifier(export_url, meta, read, storage_options=storage_options,
+        return train_fm_classifier(export_url, meta, storage_options=storage_options,
                                    tune=tune, num_factors=num_factors, epochs=epochs,
                                    seed=seed, holdout_days=holdout_days,
                                    validation_days=validation_days)

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse
 
 __all__ = ["RECORDIO_MAGIC", "write_recordio_protobuf", "read_recordio_protobuf",
-           "encode_record", "decode_record", "iter_recordio"]
+           "encode_record", "decode_record", "iter_recordio", "read_feature_dim"]
 
 RECORDIO_MAGIC = 0xCED7230A
 _LENGTH_MASK = (1 << 29) - 1
@@ -295,6 +295,33 @@ def _record_message_class() -> type:
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fd)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("aialgs.data.Record"))
+
+
+def read_feature_dim(fileobj: BinaryIO) -> int | None:
+    """The feature dimension of a recordIO-protobuf stream, from its first record only (a
+    trainer's shape check without decoding a million rows); None for an empty stream.
+
+    Raises:
+        ValueError: a bad header or a record without ``features['values']``.
+    """
+    head = fileobj.read(8)
+    if not head:
+        return None
+    if len(head) < 8:
+        raise ValueError("truncated RecordIO header at byte 0")
+    magic, word = struct.unpack("<II", head)
+    if magic != RECORDIO_MAGIC:
+        raise ValueError(f"bad RecordIO magic {magic:#x} at byte 0")
+    n = word & _LENGTH_MASK
+    payload = fileobj.read(n)
+    if len(payload) < n:
+        raise ValueError("truncated RecordIO record at byte 0")
+    rec = _record_message_class()()
+    rec.ParseFromString(payload)
+    if "values" not in rec.features:
+        raise ValueError("record has no features['values'] tensor")
+    feat = rec.features["values"].float32_tensor
+    return int(feat.shape[0]) if len(feat.shape) else len(feat.values)
 
 
 def read_recordio_protobuf(fileobj: BinaryIO) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
