@@ -25,7 +25,7 @@ from .._exceptions import TrainingError
 from .fm_adagrad import fit_adagrad
 from .local import FactorizationMachine, TrainResult
 
-__all__ = ["train_fm_classifier", "FM_GRID", "FM_TUNE_GRID"]
+__all__ = ["FM_GRID", "FM_TUNE_GRID", "train_fm_classifier"]
 
 #: FM settings tried on the validation window. The local solver is per-row Adagrad
 #: (:mod:`.fm_adagrad`); candidates that differ only in ``epochs`` share one run on the
@@ -64,8 +64,8 @@ def train_fm_classifier(export_url: str, meta: dict[str, Any], *,
     from ..recsys.data import purchases_from_transactions
     from ..recsys.train import train_recommender
     from ..training.fm_classifier import classifier_rows, design_from_index
-    from ..training.recordio import read_feature_dim
     from ..training.purchases import read_purchases_export
+    from ..training.recordio import read_feature_dim
 
     with fsspec.open(f"{export_url}/{meta['index']}", "rb", **(storage_options or {})) as f:
         index = f.read()

@@ -3,7 +3,8 @@
 No maintained factorization-machines package installs cleanly on Python 3.11+ (fastFM and
 pyFM need old Cython builds and are unmaintained), so :class:`FactorizationMachine` is a small
 vectorised implementation: second-order FM (Rendle 2010) trained with mini-batch Adam on CSR
-batches, using the O(k * nnz) identity for the pairwise term.
+batches, using the O(k * nnz) identity for the pairwise term. The recommender's FM classifier
+is the same model fitted by per-row Adagrad (:mod:`.fm_adagrad`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from typing import BinaryIO
 
 import numpy as np
 import scipy.sparse
-from numba import njit
 
 __all__ = ["RECORDIO_MAGIC", "write_recordio_protobuf", "read_recordio_protobuf",
            "encode_record", "decode_record", "iter_recordio", "read_feature_dim"]
@@ -134,9 +133,12 @@ def write_recordio_protobuf(fileobj: BinaryIO, X: scipy.sparse.csr_matrix, y: np
     ``X`` is any scipy sparse matrix (converted to CSR float32); ``y`` has one value per row.
     Bytes are identical to :func:`encode_record` per row framed by RecordIO
     (:func:`_write_recordio_python`, kept as the reference the tests compare with); the rows
-    are encoded by a numba kernel in chunks of :data:`_CHUNK_ROWS` (a Python loop per row
-    took ~40 s for the 1.3 M rows of an Online Retail classifier export).
+    are encoded by numba kernels (:mod:`._recordio_kernels`) in chunks of
+    :data:`_CHUNK_ROWS` (a Python loop per row took ~48 s for the 1.3 M rows of an Online
+    Retail classifier export).
     """
+    from ._recordio_kernels import encode_rows, record_sizes  # numba: imported when writing
+
     X = scipy.sparse.csr_matrix(X, dtype=np.float32)
     y = np.asarray(y, dtype="<f4").ravel()
     if y.shape[0] != X.shape[0]:
@@ -148,119 +150,15 @@ def write_recordio_protobuf(fileobj: BinaryIO, X: scipy.sparse.csr_matrix, y: np
     labels = np.ascontiguousarray(y).view(np.uint8)
     for lo in range(0, X.shape[0], _CHUNK_ROWS):
         hi = min(lo + _CHUNK_ROWS, X.shape[0])
-        sizes = _record_sizes(indptr, keys, lo, hi, X.shape[1])
+        sizes = record_sizes(indptr, keys, lo, hi, X.shape[1])
         if len(sizes) and int(sizes.max()) - 8 > _LENGTH_MASK:
             raise ValueError(f"a record is over the RecordIO limit of {_LENGTH_MASK} bytes")
         out = np.zeros(int(sizes.sum()), np.uint8)
-        _encode_rows(indptr, keys, values, labels, lo, hi, X.shape[1], sizes, out)
+        encode_rows(indptr, keys, values, labels, lo, hi, X.shape[1], sizes, out)
         fileobj.write(out.tobytes())
 
 
 _CHUNK_ROWS = 200_000
-
-
-@njit(cache=True)
-def _varint_len(v: int) -> int:  # pragma: no cover - compiled
-    n = 1
-    while v >= 128:
-        v >>= 7
-        n += 1
-    return n
-
-
-@njit(cache=True)
-def _put_varint(out: np.ndarray, pos: int, v: int) -> int:  # pragma: no cover - compiled
-    while v >= 128:
-        out[pos] = (v & 0x7F) | 0x80
-        v >>= 7
-        pos += 1
-    out[pos] = v
-    return pos + 1
-
-
-@njit(cache=True)
-def _row_lengths(indptr: np.ndarray, keys: np.ndarray, r: int, dim: int
-                 ) -> tuple[int, int, int, int, int]:  # pragma: no cover - compiled
-    """(tensor, value, entry, features) lengths and the keys' varint bytes of row ``r``."""
-    a, b = indptr[r], indptr[r + 1]
-    kb = 0
-    for p in range(a, b):
-        kb += _varint_len(keys[p])
-    dl = _varint_len(dim)
-    tensor = 1 + 1 + dl  # shape = 3: [dim]
-    if b > a:
-        vb = 4 * (b - a)
-        tensor += 1 + _varint_len(vb) + vb + 1 + _varint_len(kb) + kb
-    value = 1 + _varint_len(tensor) + tensor  # Value.float32_tensor = 2
-    entry = 8 + 1 + _varint_len(value) + value  # key "values", value = 2
-    features = 1 + _varint_len(entry) + entry  # Record.features = 1
-    return tensor, value, entry, features, kb
-
-
-_LABEL = 20  # Record.label = 2 holding {"values": Float32Tensor(values=[y])}: always 20 bytes
-
-
-@njit(cache=True)
-def _record_sizes(indptr: np.ndarray, keys: np.ndarray, lo: int, hi: int, dim: int
-                  ) -> np.ndarray:  # pragma: no cover - compiled
-    sizes = np.empty(hi - lo, np.int64)
-    for r in range(lo, hi):
-        n = _row_lengths(indptr, keys, r, dim)[3] + _LABEL
-        sizes[r - lo] = 8 + n + (-n) % 4
-    return sizes
-
-
-@njit(cache=True)
-def _put_key(out: np.ndarray, pos: int) -> int:  # pragma: no cover - compiled
-    out[pos], out[pos + 1] = 0x0A, 6  # map key = 1: "values"
-    for i, c in enumerate((118, 97, 108, 117, 101, 115)):
-        out[pos + 2 + i] = c
-    return pos + 8
-
-
-@njit(cache=True)
-def _encode_rows(indptr: np.ndarray, keys: np.ndarray, values: np.ndarray, labels: np.ndarray,
-                 lo: int, hi: int, dim: int, sizes: np.ndarray,
-                 out: np.ndarray) -> None:  # pragma: no cover - compiled
-    pos = 0
-    for r in range(lo, hi):
-        tensor, value, entry, features, kb = _row_lengths(indptr, keys, r, dim)
-        n = features + _LABEL
-        start = pos
-        # RecordIO header: magic 0xCED7230A, then the length (flag bits 0), little-endian
-        out[pos], out[pos + 1], out[pos + 2], out[pos + 3] = 0x0A, 0x23, 0xD7, 0xCE
-        for i in range(4):
-            out[pos + 4 + i] = (n >> (8 * i)) & 0xFF
-        pos += 8
-        out[pos] = 0x0A  # Record.features = 1
-        pos = _put_varint(out, pos + 1, entry)
-        pos = _put_key(out, pos)
-        out[pos] = 0x12  # entry value = 2
-        pos = _put_varint(out, pos + 1, value)
-        out[pos] = 0x12  # Value.float32_tensor = 2
-        pos = _put_varint(out, pos + 1, tensor)
-        a, b = indptr[r], indptr[r + 1]
-        if b > a:
-            out[pos] = 0x0A  # values = 1, packed float32
-            pos = _put_varint(out, pos + 1, 4 * (b - a))
-            for i in range(4 * a, 4 * b):
-                out[pos] = values[i]
-                pos += 1
-            out[pos] = 0x12  # keys = 2, packed varints
-            pos = _put_varint(out, pos + 1, kb)
-            for p in range(a, b):
-                pos = _put_varint(out, pos, keys[p])
-        out[pos] = 0x1A  # shape = 3
-        pos = _put_varint(out, pos + 1, _varint_len(dim))
-        pos = _put_varint(out, pos, dim)
-        # Record.label = 2: {"values": Float32Tensor(values=[y])}
-        out[pos], out[pos + 1] = 0x12, 18
-        pos = _put_key(out, pos + 2)
-        out[pos], out[pos + 1], out[pos + 2], out[pos + 3] = 0x12, 8, 0x12, 6
-        out[pos + 4], out[pos + 5] = 0x0A, 4
-        for i in range(4):
-            out[pos + 6 + i] = labels[4 * r + i]
-        pos = start + sizes[r - lo]  # the padding is already zero
 
 
 def _write_recordio_python(fileobj: BinaryIO, X: scipy.sparse.csr_matrix, y: np.ndarray) -> None:

@@ -229,9 +229,8 @@ def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path, monkeyp
     slowest of the three to fit.)"""
     from featurestore.recommend import FMRecommender, load_version
     from featurestore.recsys.artifact import FILENAME, ServedRecommender
-    from featurestore.training.recordio import read_recordio_protobuf
-
     from featurestore.retrain import fm_recommender
+    from featurestore.training.recordio import read_recordio_protobuf
 
     runs = []  # the real solver, counted: the grid's pass counts share one run (not a mock)
     real = fm_recommender.fit_adagrad
