@@ -225,8 +225,8 @@ def test_routes_and_cli_serve_recommendation_model_in_both_modes(knn_job, tmp_pa
 def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path, monkeypatch):
     """retail-fm through a real job: the export's recordIO train channel is bought pairs (1)
     and sampled unbought items (0) before the test window; the version is judged on the
-    holdout and serves the refitted FM's own equation. (120 customers: the numpy FM is the
-    slowest of the three to fit.)"""
+    holdout and serves the refitted FM's own equation. (120 customers: the FM is the slowest
+    of the three to fit.)"""
     from featurestore.recommend import FMRecommender, load_version
     from featurestore.recsys.artifact import FILENAME, ServedRecommender
     from featurestore.retrain import fm_recommender
