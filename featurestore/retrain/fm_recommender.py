@@ -87,18 +87,28 @@ def train_fm_classifier(export_url: str, meta: dict[str, Any], *,
     grid = FM_TUNE_GRID if tune else FM_GRID
     paths: dict[tuple[int, float, float], dict[int, FactorizationMachine]] = {}
     first: list[sp.csr_matrix] = []  # the sub-fit window: the grid's shared runs are on it
+    first_rows: list[Any] = []  # its rows (X, y)
 
     def fit(counts: sp.csr_matrix, params: dict[str, Any]) -> Fitted:
         lr, reg, passes = float(params["lr"]), float(params["reg"]), int(params["epochs"])
         if not first:
             first.append(counts)
         key = (id(counts), lr, reg)
+        if counts is not first[0]:  # the choice is made: the sub-fit runs are done with
+            for done in [k for k in paths if k[0] == id(first[0])]:
+                paths.pop(done)
+            first_rows.clear()
         if key not in paths:
             wanted = {passes}
             if counts is first[0]:  # one run, scored after each pass count of the grid
                 wanted |= {int(g["epochs"]) for g in grid
                            if (float(g["lr"]), float(g["reg"])) == (lr, reg)}
-            X, y = classifier_rows(design, counts, negatives, seed)
+            if counts is first[0]:  # the tune grid's runs share the sub-fit rows too
+                if not first_rows:
+                    first_rows.extend(classifier_rows(design, counts, negatives, seed))
+                X, y = first_rows
+            else:
+                X, y = classifier_rows(design, counts, negatives, seed)
             paths[key] = fit_adagrad(X, y, num_factors=num_factors, epochs=wanted, lr=lr,
                                      reg=reg, seed=seed)
         fm = paths[key][passes]
