@@ -176,6 +176,16 @@ def shots(tmp_path_factory) -> Path:
 CHARTS = """[...document.querySelectorAll('.js-plotly-plot')].map(d => ({
   id: d.id, svg: d.querySelectorAll('svg.main-svg').length,
   marks: d.querySelectorAll('.trace path, .trace .point, .barlayer path').length}))"""
+# Tick labels and axis titles outside their chart's SVG are cut off (long dates, feature
+# names): every label's box must lie inside the SVG it is drawn in.
+CLIPPED = """[...document.querySelectorAll('.js-plotly-plot')].flatMap(d => {
+  const svg = d.querySelector('svg.main-svg').getBoundingClientRect();
+  return [...d.querySelectorAll('.xtick text, .ytick text, .g-xtitle text, .g-ytitle text')]
+    .map(t => [t, t.getBoundingClientRect()])
+    .filter(([t, r]) => r.width > 0 && (r.left < svg.left - 0.5 || r.right > svg.right + 0.5
+                                         || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5))
+    .map(([t, r]) => `${d.id}: ${t.textContent}`);
+})"""
 TESTIDS = """Object.fromEntries([...document.querySelectorAll('[data-testid]')]
   .map(e => [e.dataset.testid, e.textContent.trim()]))"""
 
@@ -184,13 +194,14 @@ def _visit(browser: Browser, base: str, page: str, shots: Path) -> dict[str, str
     browser.open(f"{base}/dashboard/{page}", "document.body.dataset.ready")
     assert browser.evaluate("document.body.dataset.ready") == "true", browser.evaluate(
         "document.getElementById('main').innerText")
-    browser.screenshot(shots / f"{page}.png")
+    browser.screenshot(shots / f"{page.replace('?', '-')}.png")
     assert browser.errors() == [], page
     outside = [u for u in browser.requested() if not u.startswith((base, "data:"))]
     assert outside == [], f"{page} fetched from outside the server: {outside}"
     charts = browser.evaluate(CHARTS)
     for c in charts:
         assert c["svg"] > 0 and c["marks"] > 0, (page, c)
+    assert browser.evaluate(CLIPPED) == [], f"{page}: axis labels cut off"
     return {"charts": charts, "ids": browser.evaluate(TESTIDS)}
 
 

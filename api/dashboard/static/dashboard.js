@@ -32,13 +32,20 @@ function num(value, testid) {
   return el("td", { class: "num", "data-testid": testid }, value ?? "-");
 }
 
+// Axes grow the margins to fit their tick labels and titles (rotated dates, long feature
+// names) instead of letting the SVG cut them off; the margins below are the minimum.
+function fitted(layout) {
+  const out = Object.assign({ margin: { t: 40, r: 20, b: 60, l: 60 } }, layout);
+  for (const axis of ["xaxis", "yaxis"]) out[axis] = Object.assign({ automargin: true }, layout[axis]);
+  return out;
+}
+
 function chart(id, traces, layout, parent) {
   const div = el("div", { id, class: "chart" });
   (parent || main()).append(div);
   // small multiples: no tool bar over their titles
   const config = parent ? Object.assign({}, CONFIG, { displayModeBar: false }) : CONFIG;
-  Plotly.newPlot(div, traces, Object.assign({ margin: { t: 40, r: 20, b: 60, l: 60 } }, layout),
-                 config);
+  Plotly.newPlot(div, traces, fitted(layout), config);
   return div;
 }
 

@@ -1,0 +1,77 @@
+"""Dashboard pages in real headless Chromium on the stores at the edges: a month of small
+drops (30 dates on an axis, rows per drop within a few percent of each other) and an empty
+store. The pages on a store with models are in test_dashboard_browser.py (this file has its
+own browser so the two files can run on two pytest-xdist workers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from featurestore.settings import Settings
+from tests.integration.test_dashboard_browser import Browser, _chromium, _visit
+
+pytest.importorskip("websocket", reason="websocket-client is in the test extra")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    b = Browser(_chromium(), tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def month_site(tmp_path_factory, client):
+    """30 daily drops of about 60 rows, no bad rows, ingested by the CLI (in process: no
+    process-level behaviour is under test here)."""
+    from api.main import create_app
+    from featurestore.cli import main
+    from featurestore.generate import generate_weblog
+    from tests.serving_helpers import serve
+
+    base = tmp_path_factory.mktemp("dash-month")
+    raw, store = base / "raw", base / "store"
+    generate_weblog(str(raw), days=30, customers=60, products=5, rows_per_day=60, parts=1,
+                    seed=3, columns=40)
+    assert main(["ingest", str(raw), "--store", str(store), "--scheduler",
+                 client.scheduler.address]) == 0
+    with serve(create_app(Settings(store=str(store)))) as url:
+        yield url, store
+
+
+@pytest.fixture(scope="module")
+def empty_site(tmp_path_factory):
+    """A store nothing was ingested into (a new user's first look)."""
+    from api.main import create_app
+    from tests.serving_helpers import serve
+
+    store = tmp_path_factory.mktemp("dash-empty") / "store"
+    store.mkdir()
+    with serve(create_app(Settings(store=str(store))), ready_path="/health") as url:
+        yield url
+
+
+def test_dates_fit_inside_their_charts(browser, month_site, shots):
+    """A month of as-of dates and drops on a category axis: every date label is inside its
+    chart (``_visit`` checks every tick label's box against its SVG)."""
+    base, store = month_site
+    seen = _visit(browser, base, "overview", shots)
+    dates = sorted(p.name.split("=", 1)[1] for p in (store / "customer_features").iterdir())
+    assert len(dates) == 30
+    drawn = browser.evaluate("document.getElementById('rows-per-as-of').data[0].x")
+    assert drawn == dates
+    labels = browser.evaluate("[...document.querySelectorAll('#rows-per-as-of .xtick text')]"
+                              ".map(t => t.textContent)")
+    assert labels and set(labels) <= set(dates)
+    assert {c["id"] for c in seen["charts"]} == {"freshness", "rows-per-as-of"}
+    _visit(browser, base, "ingestion", shots)
+    labels = browser.evaluate("[...document.querySelectorAll('#rows-ingested .xtick text')]"
+                              ".map(t => t.textContent)")
+    assert dates[-1] in labels  # the newest drop's label was the one cut off on the right
