@@ -300,6 +300,18 @@ def test_features_page(browser, site, shots):
                                             / latest))
 
 
+def test_ingestion_rows_axis_is_log_only_over_a_wide_spread(browser, site, shots):
+    """Rows ingested (about 1,400 a drop) beside a few quarantined rows span over a decade: a
+    log axis; the narrow case is in test_dashboard_browser_edges."""
+    base, _ = site
+    _visit(browser, base, "ingestion", shots)
+    drawn = [y for ys in browser.evaluate(
+        "document.getElementById('rows-ingested').data.map(t => t.y)") for y in ys if y > 0]
+    assert max(drawn) / min(drawn) >= 10
+    assert browser.evaluate("document.getElementById('rows-ingested')._fullLayout.yaxis.type"
+                            ) == "log"
+
+
 def test_models_page(browser, site, shots):
     base, built = site
     seen = _visit(browser, base, "models", shots)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from featurestore.settings import Settings
@@ -75,3 +76,20 @@ def test_dates_fit_inside_their_charts(browser, month_site, shots):
     labels = browser.evaluate("[...document.querySelectorAll('#rows-ingested .xtick text')]"
                               ".map(t => t.textContent)")
     assert dates[-1] in labels  # the newest drop's label was the one cut off on the right
+
+
+def test_rows_axis_is_linear_over_a_narrow_spread(browser, month_site, shots):
+    """Rows per drop within a few percent of each other (no quarantined rows): a linear axis
+    from zero, not a log axis stretched over the spread."""
+    base, store = month_site
+    _visit(browser, base, "ingestion", shots)
+    drawn = browser.evaluate("document.getElementById('rows-ingested').data.map(t => t.y)")
+    ingested = drawn[0]
+    assert len(drawn) == 1 and len(ingested) == 30  # no quarantine reason, one trace
+    assert max(ingested) / min(ingested) < 1.2
+    # the chart's numbers are the store's: rows per event date of the month
+    events = pd.read_parquet(store / "events")
+    assert sum(ingested) == len(events)
+    axis = browser.evaluate("(a => ({type: a.type, range: a.range}))"
+                            "(document.getElementById('rows-ingested')._fullLayout.yaxis)")
+    assert axis["type"] == "linear" and axis["range"][0] == 0

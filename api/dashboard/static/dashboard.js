@@ -49,6 +49,17 @@ function chart(id, traces, layout, parent) {
   return div;
 }
 
+// A log axis only when the positive values span at least a decade (rows ingested beside a
+// few quarantined ones, so both stay visible); over a narrow spread plotly's log autorange
+// stretches a 3% difference across the chart, so those get a linear axis from zero.
+const LOG_SPREAD = 10;
+function valueAxis(values, title) {
+  const positive = values.filter((v) => v > 0);
+  const log = positive.length > 0 && Math.max(...positive) / Math.min(...positive) >= LOG_SPREAD;
+  return log ? { type: "log", title: { text: `${title} (log)` } }
+             : { type: "linear", rangemode: "tozero", title: { text: title } };
+}
+
 function round4(x) { return x === null || x === undefined ? null : +x.toFixed(4); }
 
 function main() { return document.getElementById("main"); }
@@ -88,12 +99,14 @@ async function ingestion() {
   const data = await getJSON("/dashboard/api/ingestion");
   const days = data.days, x = days.map((d) => d.drop);
   section("Rows per drop");
-  chart("rows-ingested", [
+  const rows = [
     { type: "bar", name: "ingested", x, y: days.map((d) => d.rows_ingested), marker: { color: BLUE } },
     ...data.reasons.map((r) => ({ type: "bar", name: `quarantined: ${r}`, x,
                                   y: days.map((d) => d.quarantined_by_reason[r] || 0) })),
-  ], { title: { text: "Rows ingested and quarantined by reason" }, barmode: "group",
-       xaxis: { type: "category" }, yaxis: { type: "log", title: { text: "rows (log)" } } });
+  ];
+  chart("rows-ingested", rows, { title: { text: "Rows ingested and quarantined by reason" },
+        barmode: "group", xaxis: { type: "category" },
+        yaxis: valueAxis(rows.flatMap((t) => t.y), "rows") });
   chart("files", [
     { type: "bar", name: "ingested", x, y: days.map((d) => d.files_ingested), marker: { color: GREEN } },
     { type: "bar", name: "duplicate", x, y: days.map((d) => d.files_duplicate) },
