@@ -300,6 +300,34 @@ def test_features_page(browser, site, shots):
                                             / latest))
 
 
+def test_features_page_shows_the_table_named_in_the_query(browser, site, shots):
+    """``?table=`` picks the table shown, also one with no as-of yet (its note, not another
+    table's charts) and an unknown one (the repository's tables, not the first table)."""
+    base, built = site
+    latest = max(p.name for p in (built["store"] / "customer_product_features").iterdir())
+    seen = _visit(browser, base, "features?table=customer_product_features", shots)
+    assert seen["ids"]["features-table"] == "customer_product_features"
+    assert browser.evaluate("document.getElementById('table').value") == (
+        "customer_product_features")
+    frame = pd.read_parquet(built["store"] / "customer_product_features" / latest)
+    assert int(seen["ids"]["profile-rows"]) == len(frame)
+    drawn = browser.evaluate("document.getElementById('null-share').data[0].x")
+    assert drawn == [c for c in ("product_views_7d", "product_views_30d") if c in frame.columns]
+    # a table of the repository that has no as-of partition (its source delivered nothing)
+    assert not (built["store"] / "customer_retail_features").exists()
+    seen = _visit(browser, base, "features?table=customer_retail_features", shots)
+    assert seen["ids"]["features-table"] == "customer_retail_features"
+    assert browser.evaluate("document.getElementById('table').value") == (
+        "customer_retail_features")
+    assert "customer_retail_features has no as-of partition yet" in seen["ids"]["table-note"]
+    assert seen["charts"] == [] and "profile-rows" not in seen["ids"]
+    # a name the repository does not have
+    seen = _visit(browser, base, "features?table=nope", shots)
+    assert seen["ids"]["table-note"].startswith("No table 'nope' in the feature repository")
+    assert "customer_features, customer_product_features" in seen["ids"]["table-note"]
+    assert seen["charts"] == [] and "features-table" not in seen["ids"]
+
+
 def test_ingestion_rows_axis_is_log_only_over_a_wide_spread(browser, site, shots):
     """Rows ingested (about 1,400 a drop) beside a few quarantined rows span over a decade: a
     log axis; the narrow case is in test_dashboard_browser_edges."""

@@ -64,7 +64,7 @@ function round4(x) { return x === null || x === undefined ? null : +x.toFixed(4)
 
 function main() { return document.getElementById("main"); }
 
-function section(title) { main().append(el("h2", {}, title)); }
+function section(title) { const h = el("h2", {}, title); main().append(h); return h; }
 
 // -- overview ------------------------------------------------------------------------------
 async function overview() {
@@ -149,24 +149,44 @@ async function ingestion() {
 // -- features ------------------------------------------------------------------------------
 async function features() {
   const params = new URLSearchParams(location.search);
-  const catalogue = (await getJSON("/dashboard/api/tables")).tables.filter((t) => t.as_of_dates.length);
-  if (!catalogue.length) { main().append(el("p", {}, "No table has been materialized yet.")); return; }
-  const current = catalogue.find((t) => t.table === params.get("table")) || catalogue[0];
-  const asOf = params.get("as_of") || current.as_of_dates.at(-1);
+  const tables = (await getJSON("/dashboard/api/tables")).tables;
+  const materialized = tables.filter((t) => t.as_of_dates.length);
+  const wanted = params.get("table");
+  // the table the query names, whether or not it has data; else the first one with data
+  const current = wanted ? tables.find((t) => t.table === wanted) : materialized[0];
+  const note = (text) => main().append(el("p", { class: "note", "data-testid": "table-note" }, text));
+  if (!current && !wanted) {
+    note("No data yet: no table has an as-of partition (run featurestore ingest).");
+    return;
+  }
+  const dates = current ? current.as_of_dates : [];
+  const asOf = params.get("as_of") || dates.at(-1);
   const form = el("form", { method: "get" },
     el("label", {}, "table ", el("select", { name: "table", id: "table" },
-      ...catalogue.map((t) => el("option", t.table === current.table ? { selected: "" } : {}, t.table)))),
+      ...(current ? [] : [el("option", { value: "", selected: "" }, "choose a table")]),
+      ...tables.map((t) => el("option", { value: t.table, selected: t === current ? "" : null },
+                               t.as_of_dates.length ? t.table : `${t.table} (no data yet)`)))),
     el("label", {}, "as-of ", el("select", { name: "as_of", id: "as_of" },
-      ...current.as_of_dates.map((d) => el("option", d === asOf ? { selected: "" } : {}, d)))),
+      ...dates.map((d) => el("option", d === asOf ? { selected: "" } : {}, d)))),
     el("label", {}, "compare with ", el("select", { name: "baseline", id: "baseline" },
       el("option", { value: "" }, "default"),
-      ...current.as_of_dates.map((d) => el("option", d === params.get("baseline") ? { selected: "" } : {}, d)))),
+      ...dates.map((d) => el("option", d === params.get("baseline") ? { selected: "" } : {}, d)))),
     el("button", { type: "submit" }, "show"));
   form.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => {
     if (s.id === "table") { form.as_of.value = ""; form.baseline.value = ""; }
     form.submit();
   }));
   main().append(form);
+  if (!current) {
+    note(`No table '${wanted}' in the feature repository; tables: ${tables.map((t) => t.table).join(", ")}.`);
+    return;
+  }
+  section(current.table).dataset.testid = "features-table";
+  if (!dates.length) {
+    note(`${current.table} has no as-of partition yet: its source ${current.source} has delivered ` +
+         "nothing it is built from (run featurestore ingest).");
+    return;
+  }
   const q = `as_of=${encodeURIComponent(asOf)}`;
   const profile = await getJSON(`/dashboard/api/features/${encodeURIComponent(current.table)}?${q}`);
   const base = params.get("baseline") ? `&baseline=${encodeURIComponent(params.get("baseline"))}` : "";
