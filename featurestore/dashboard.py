@@ -367,29 +367,41 @@ def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
     return {"models": summaries, "jobs": recent, "alerts": alerts}
 
 
+#: Why a classifier's production version has no PR curve, by training backend.
+_NO_CURVE = {"sagemaker": "trained on SageMaker, whose training job reports final metrics "
+                          "only (no held-out scores to draw a curve from)"}
+_NO_CURVE_RECORDED = "trained before PR curves were recorded (its record has none)"
+
+
 def pr_curves(store: Store) -> dict[str, Any]:
-    """The held-out precision-recall curve of each model's production version, as the
+    """The held-out precision-recall curve of each classifier's production version, as the
     registry recorded it when the version was trained.
+
+    Only versions with a PR-AUC (classifiers) have a curve: a recommender is judged on its
+    time holdout (the models page's holdout table) and is not listed here at all.
 
     Args:
         store: the store holding the registry.
 
     Returns:
         ``{"curves": [{"model", "version", "pr_auc", "positive_rate", "precision": [...],
-        "recall": [...], "threshold": [...]}]}``: one per model with a production version
-        whose record has a curve (versions trained before curves were recorded have none,
-        and are listed in ``"without_curve"`` as ``{"model", "version"}``).
+        "recall": [...], "threshold": [...]}], "without_curve": [{"model", "version",
+        "reason"}]}``: a classifier's production version whose record has no curve is in
+        ``without_curve`` with the reason (trained on SageMaker, or before curves were
+        recorded).
     """
     curves, missing = [], []
     for summary in list_summaries(store):
         production = next((v for v in summary["versions"] if v["production"]), None)
-        if production is None:
-            continue
+        metrics = (production or {}).get("metrics") or {}
+        if production is None or metrics.get("pr_auc") is None:
+            continue  # nothing promoted, or not a classifier: no curve to expect
         curve = production.get("pr_curve")
         if not isinstance(curve, dict) or not curve.get("precision"):
-            missing.append({"model": summary["name"], "version": production["version"]})
+            missing.append({"model": summary["name"], "version": production["version"],
+                            "reason": _NO_CURVE.get(production.get("backend") or "",
+                                                    _NO_CURVE_RECORDED)})
             continue
-        metrics = production.get("metrics") or {}
         curves.append({"model": summary["name"], "version": production["version"],
                        "pr_auc": metrics.get("pr_auc"),
                        "positive_rate": metrics.get("positive_rate"),

@@ -276,3 +276,34 @@ def test_pages_and_assets_come_from_the_package(server):
         assert httpx.get(f"{server}/docs-assets/{asset}").status_code == 200
     docs = httpx.get(f"{server}/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in docs
+
+
+def test_pr_curve_notes_only_classifiers_without_a_curve(tmp_path):
+    """Only a classifier (a version with PR-AUC) is expected to have a curve; one without says
+    why (SageMaker reports final metrics only; a local record from before curves); a
+    recommender's production version is no "trained before PR curves" case."""
+    from featurestore.dashboard import pr_curves
+    from featurestore.retrain import registry
+    from featurestore.storage import Store
+
+    store = Store(str(tmp_path / "store"))
+
+    def promoted(name: str, metrics: dict[str, float], backend: str) -> str:
+        version = registry.register_version(
+            store, name, metrics=metrics, model_bytes=b"x", model_filename="model.json",
+            training_set={"url": "-", "metadata": {}}, features=["f"],
+            info={"job_id": None, "backend": backend, "params": {}, "artifact": None,
+                  "details": {}})
+        registry.promote(store, name, version)
+        return version
+
+    promoted("retail-knn", {"recall_at_10_new": 0.1, "recall_at_10_any": 0.2}, "local")
+    assert pr_curves(store) == {"curves": [], "without_curve": []}
+    old = promoted("purchase-xgboost", {"pr_auc": 0.4, "roc_auc": 0.7}, "local")
+    [missing] = pr_curves(store)["without_curve"]
+    assert (missing["model"], missing["version"]) == ("purchase-xgboost", old)
+    assert "trained before PR curves were recorded" in missing["reason"]
+    sagemaker = promoted("purchase-xgboost", {"pr_auc": 0.5}, "sagemaker")
+    [missing] = pr_curves(store)["without_curve"]
+    assert missing["version"] == sagemaker and "SageMaker" in missing["reason"]
+    assert "before PR curves" not in missing["reason"]

@@ -472,3 +472,26 @@ def test_ingestion_page_shows_declared_columns(browser, declaring_site, shots):
                               ".map(t => [t.name, t.y])")
     assert dict(traces)["evar12"] == [by_drop.get(d, {}).get("evar12", 0)
                                       for d in ("2026-01-01", "2026-01-02")]
+
+
+def test_models_page_draws_no_pr_curve_note_for_a_recommender(browser, site, shots):
+    """A recommender's production version (judged on its time holdout, no PR-AUC) trained
+    minutes ago is not "trained before PR curves were recorded"."""
+    from featurestore.retrain import registry
+    from featurestore.storage import Store
+
+    base, built = site
+    store = Store(str(built["store"]))
+    metrics = {"recall_at_10_new": 0.12, "recall_at_10_any": 0.3,
+               "popular_recall_at_10_new": 0.05, "buy_again_recall_at_10_any": 0.2}
+    version = registry.register_version(
+        store, "retail-als", metrics=metrics, model_bytes=b"x",
+        model_filename="recommender.npz", training_set={"url": "-", "metadata": {}},
+        features=["purchases"], info={"job_id": None, "backend": "local", "params": {},
+                                      "artifact": None, "details": {}})
+    registry.promote(store, "retail-als", version, reason="first version")
+    seen = _visit(browser, base, "models", shots)
+    text = browser.evaluate("document.getElementById('main').innerText")
+    assert "before PR curves" not in text
+    assert "retail-als" in text and "pr-curve-retail-als" not in [c["id"] for c in seen["charts"]]
+    assert "pr-curve-purchase-xgboost" in [c["id"] for c in seen["charts"]]

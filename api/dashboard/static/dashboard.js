@@ -309,8 +309,8 @@ async function prCurves() {
       el("span", { "data-testid": `pr-curve-${c.model}-pr_auc` }, c.pr_auc === null ? "-" : c.pr_auc.toFixed(4)),
       ", ", el("span", { "data-testid": `pr-curve-${c.model}-points` }, c.precision.length), " points"));
   }
-  for (const m of data.without_curve) main().append(el("p", { class: "note" },
-    `${m.model} ${m.version} was trained before PR curves were recorded.`));
+  for (const m of data.without_curve) main().append(el("p", { class: "note",
+    "data-testid": `pr-curve-${m.model}-missing` }, `${m.model} ${m.version} has no PR curve: ${m.reason}.`));
 }
 
 // -- cluster -------------------------------------------------------------------------------
