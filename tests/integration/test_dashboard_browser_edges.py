@@ -93,3 +93,26 @@ def test_rows_axis_is_linear_over_a_narrow_spread(browser, month_site, shots):
     axis = browser.evaluate("(a => ({type: a.type, range: a.range}))"
                             "(document.getElementById('rows-ingested')._fullLayout.yaxis)")
     assert axis["type"] == "linear" and axis["range"][0] == 0
+
+
+@pytest.mark.parametrize("page,notes", [
+    ("overview", ["freshness", "rows-per-as-of"]),
+    ("ingestion", ["rows-ingested", "files"]),
+])
+def test_an_empty_store_says_no_data_instead_of_empty_axes(browser, empty_site, shots, page,
+                                                           notes):
+    """No chart with empty axes (plotly's default -1..4): a "no data yet" note in its place."""
+    seen = _visit(browser, empty_site, page, shots)
+    assert seen["charts"] == []
+    for chart in notes:
+        assert seen["ids"][f"no-data-{chart}"].startswith("No data yet"), chart
+
+
+def test_an_empty_store_features_and_models_pages(browser, empty_site, shots):
+    seen = _visit(browser, empty_site, "features", shots)
+    assert seen["charts"] == []
+    assert seen["ids"]["table-note"].startswith("No data yet: no table has an as-of partition")
+    seen = _visit(browser, empty_site, "models", shots)
+    assert seen["charts"] == []
+    text = browser.evaluate("document.getElementById('main').innerText")
+    assert "No model in the registry yet" in text

@@ -40,7 +40,20 @@ function fitted(layout) {
   return out;
 }
 
-function chart(id, traces, layout, parent) {
+function hasPoints(trace) {
+  const values = trace.orientation === "h" ? trace.x : trace.y;
+  return (values || []).some((v) => v !== null && v !== undefined);
+}
+
+// A chart with nothing to draw is a "no data yet" note in its place, not empty axes (plotly's
+// default -1..4 range reads as if there were numbers).
+function chart(id, traces, layout, parent, empty) {
+  if (!traces.some(hasPoints)) {
+    const note = el("p", { id, class: "chart empty note", "data-testid": `no-data-${id}` },
+                    `No data yet: ${empty || "nothing to draw"}.`);
+    (parent || main()).append(note);
+    return note;
+  }
   const div = el("div", { id, class: "chart" });
   (parent || main()).append(div);
   // small multiples: no tool bar over their titles
@@ -82,16 +95,19 @@ async function overview() {
         el("td", { class: t.behind ? "behind" : t.latest_as_of ? "ok" : "note" },
            t.behind ? "● behind its source" : t.latest_as_of ? "up to date" : "no data yet"));
     })));
+  // tables whose source has delivered something or that have an as-of: the others have no lag
+  const seen = data.tables.filter((t) => t.latest_as_of || t.source_latest);
   chart("freshness", [{
-    type: "bar", x: data.tables.map((t) => t.table), y: data.tables.map((t) => t.lag_days ?? 0),
-    marker: { color: data.tables.map((t) => (t.behind ? RED : GREEN)) }, name: "lag (days)",
+    type: "bar", x: seen.map((t) => t.table), y: seen.map((t) => t.lag_days ?? 0),
+    marker: { color: seen.map((t) => (t.behind ? RED : GREEN)) }, name: "lag (days)",
   }], { title: { text: "Days behind the newest source data (red: behind)" },
-        yaxis: { title: { text: "days" }, rangemode: "tozero" } });
-  chart("rows-per-as-of", data.tables.map((t) => ({
+        yaxis: { title: { text: "days" }, rangemode: "tozero" } },
+  null, "no source has delivered data and no table has an as-of (run featurestore ingest)");
+  chart("rows-per-as-of", data.tables.filter((t) => t.rows_per_as_of.length).map((t) => ({
     type: "scatter", mode: "lines+markers", name: t.table,
     x: t.rows_per_as_of.map((r) => r.as_of), y: t.rows_per_as_of.map((r) => r.rows),
   })), { title: { text: "Rows per as-of" }, yaxis: { title: { text: "rows" } },
-         xaxis: { type: "category" } });
+         xaxis: { type: "category" } }, null, "no table has an as-of partition");
 }
 
 // -- ingestion -----------------------------------------------------------------------------
@@ -106,7 +122,8 @@ async function ingestion() {
   ];
   chart("rows-ingested", rows, { title: { text: "Rows ingested and quarantined by reason" },
         barmode: "group", xaxis: { type: "category" },
-        yaxis: valueAxis(rows.flatMap((t) => t.y), "rows") });
+        yaxis: valueAxis(rows.flatMap((t) => t.y), "rows") },
+        null, "no web-log drop has been ingested (run featurestore ingest)");
   chart("files", [
     { type: "bar", name: "ingested", x, y: days.map((d) => d.files_ingested), marker: { color: GREEN } },
     { type: "bar", name: "duplicate", x, y: days.map((d) => d.files_duplicate) },
@@ -114,7 +131,8 @@ async function ingestion() {
     { type: "bar", name: "placeholder", x, y: days.map((d) => d.files_placeholder) },
     { type: "bar", name: "changed (refused)", x, y: days.map((d) => d.files_changed) },
     { type: "bar", name: "rejected", x, y: days.map((d) => d.files_rejected), marker: { color: "#7f1d1d" } },
-  ], { title: { text: "Files per drop" }, barmode: "stack", xaxis: { type: "category" } });
+  ], { title: { text: "Files per drop" }, barmode: "stack", xaxis: { type: "category" } },
+  null, "no web-log drop has been ingested");
   section("Quarantine reasons");
   main().append(el("p", { "data-testid": "reasons" },
                    data.reasons.length ? data.reasons.join(", ") : "no quarantined rows"));
