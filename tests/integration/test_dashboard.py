@@ -307,3 +307,28 @@ def test_pr_curve_notes_only_classifiers_without_a_curve(tmp_path):
     [missing] = pr_curves(store)["without_curve"]
     assert missing["version"] == sagemaker and "SageMaker" in missing["reason"]
     assert "before PR curves" not in missing["reason"]
+
+
+def test_refusal_badges_name_the_baseline_gates_verdict():
+    """Each sentence the baseline gate writes gets a badge with its verdict phrase."""
+    from featurestore.dashboard import refusal_label
+    from featurestore.retrain.baseline import baseline_failure
+    from featurestore.retrain.models import MODELS
+
+    xgb, knn, fm = MODELS["purchase-xgboost"], MODELS["retail-knn"], MODELS["retail-fm"]
+    cases = [
+        (baseline_failure(xgb, {"roc_auc": 0.49}), "no better than chance"),
+        (baseline_failure(xgb, {"roc_auc": 0.56}, {"roc_auc": [0.45, 0.6] * 50}),
+         "not distinguishable from chance"),
+        (baseline_failure(xgb, {"pr_auc": 0.1, "positive_rate": 0.2}),
+         "no better than a random ranking"),
+        (baseline_failure(knn, {"recall_at_10_new": 0.1, "popular_recall_at_10_new": 0.2,
+                                "recall_at_10_any": 0.3, "buy_again_recall_at_10_any": 0.2}),
+         "no better than the baseline"),
+        (baseline_failure(fm, {"rmse": 2.0, "baseline_rmse": 1.0}),
+         "no better than predicting"),
+        (baseline_failure(xgb, {"roc_auc": float("nan")}), "not a number"),
+    ]
+    for reason, phrase in cases:
+        assert reason is not None and refusal_label(reason) == f"refused: {phrase}", reason
+    assert refusal_label("something else") == "refused: below the trivial baseline"

@@ -328,6 +328,25 @@ def test_features_page_shows_the_table_named_in_the_query(browser, site, shots):
     assert seen["charts"] == [] and "features-table" not in seen["ids"]
 
 
+def test_models_page_marks_a_refused_version(browser, site, shots):
+    """The version the baseline gate refused (the noise model, v0002) carries a badge with the
+    reason its retrain job recorded; the promoted one does not."""
+    base, built = site
+    seen = _visit(browser, base, "models", shots)
+    jobs = [json.loads(p.read_text()) for p in (built["store"] / "_jobs").glob("*.json")]
+    verdicts = {j["model_version"]: (j.get("alert") or {}).get("below_baseline") for j in jobs}
+    assert verdicts["v0001"] is None and "chance" in verdicts["v0002"]
+    assert seen["ids"]["refused-purchase-xgboost-v0002"] == (
+        "refused: not distinguishable from chance")
+    title = browser.evaluate("document.querySelector('[data-testid=refused-purchase-xgboost-v0002]')"
+                             ".title")
+    assert title == verdicts["v0002"]
+    assert "refused-purchase-xgboost-v0001" not in seen["ids"]
+    symbols = browser.evaluate("document.getElementById('metrics-purchase-xgboost')"
+                               ".data[0].marker.symbol")
+    assert symbols == ["star", "x"]
+
+
 def test_ingestion_rows_axis_is_log_only_over_a_wide_spread(browser, site, shots):
     """Rows ingested (about 1,400 a drop) beside a few quarantined rows span over a decade: a
     log axis; the narrow case is in test_dashboard_browser_edges."""

@@ -255,21 +255,26 @@ async function models() {
     const traces = metrics.map((k) => ({
       type: "scatter", mode: "lines+markers", name: k, x: versions.map((v) => v.version),
       y: versions.map((v) => v.metrics[k] ?? null),
-      marker: { size: versions.map((v) => (v.production ? 16 : 8)),
-                symbol: versions.map((v) => (v.production ? "star" : "circle")) },
+      marker: { size: versions.map((v) => (v.production ? 16 : v.refused ? 11 : 8)),
+                symbol: versions.map((v) => (v.production ? "star" : v.refused ? "x" : "circle")) },
     }));
     chart(`metrics-${m.name}`, traces, {
-      title: { text: `${m.name}: held-out metrics per version (star: production)` },
+      title: { text: `${m.name}: held-out metrics per version (star: production, x: refused)` },
       xaxis: { type: "category" },
       annotations: m.production ? [{ x: m.production, y: 1, yref: "paper", text: "production",
                                      showarrow: false, font: { color: RED } }] : [] });
     main().append(table(["version", "created", ...metrics, "production", "damaged", "features"],
       m.versions.map((v) => el("tr", {}, el("td", {}, v.version), el("td", {}, v.created_at ?? "-"),
         ...metrics.map((k) => num(v.metrics[k] === undefined ? null : +v.metrics[k].toFixed(4), `${m.name}-${v.version}-${k}`)),
-        el("td", {}, v.production ? "★" : ""), el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? ""),
+        // a version the baseline gate refused carries its badge (the full reason on hover)
+        el("td", {}, v.production ? "★" : v.refused ? el("span", { class: "badge refused",
+          title: v.refused, "data-testid": `refused-${m.name}-${v.version}` }, v.refused_label) : ""),
+        el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? ""),
         // the catalogue of the features this version was trained on, with their importance
         el("td", {}, v.damaged ? "" : el("a", { "data-testid": `features-${m.name}-${v.version}`,
           href: `/dashboard/catalogue?model=${encodeURIComponent(m.name)}&version=${encodeURIComponent(v.version)}` }, "features"))))));
+    for (const v of m.versions.filter((v) => v.refused)) main().append(el("p", { class: "note" },
+      `${m.name} ${v.version} was registered but not promoted: ${v.refused}.`));
     holdoutTable(m);
   }
   await prCurves();
