@@ -22,10 +22,10 @@ import pyarrow.parquet as pq
 from ._exceptions import NotFoundError
 from .features.definitions import FeatureRepo
 from .generations import read_generations
-from .ingest import LEDGER, QUARANTINE, drop_status, ledger_entries, ledger_keys
 from .layout import is_published
 from .retrain.jobs import list_jobs
 from .retrain.registry import list_summaries
+from .sources.weblog.ingest import LEDGER, QUARANTINE, drop_status, ledger_entries, ledger_keys
 from .storage import Store
 from .tables import as_of_dates, read_table
 
