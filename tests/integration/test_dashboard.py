@@ -221,6 +221,14 @@ def test_json_endpoints(server, fs):
     assert [j["status"] for j in models["jobs"]] == ["completed", "completed"]
     (alert,) = models["alerts"]  # the worse model alerted and was not promoted
     assert alert["version"] == "v0002" and alert["promoted"] is False
+    # the baseline gate's verdict, as the version's retrain job recorded it
+    jobs = [json.loads(p.read_text()) for p in (Path(fs.offline_store.root) / "_jobs")
+            .glob("*.json")]
+    below = {j["model_version"]: j["alert"]["below_baseline"] for j in jobs}
+    assert [v["refused"] for v in model["versions"]] == [below["v0001"], below["v0002"]]
+    assert below["v0001"] is None and "chance" in below["v0002"]
+    assert model["versions"][1]["refused_label"].startswith("refused: ")
+    assert model["versions"][1]["not_promoted_reason"] == below["v0002"]
     assert httpx.get(f"{server}/dashboard/api/overview").json() == overview(
         fs.offline_store, fs.repo)
     tables = httpx.get(f"{server}/dashboard/api/tables").json()["tables"]
