@@ -273,7 +273,8 @@ async function models() {
         // the catalogue of the features this version was trained on, with their importance
         el("td", {}, v.damaged ? "" : el("a", { "data-testid": `features-${m.name}-${v.version}`,
           href: `/dashboard/catalogue?model=${encodeURIComponent(m.name)}&version=${encodeURIComponent(v.version)}` }, "features"))))));
-    for (const v of m.versions.filter((v) => v.refused)) main().append(el("p", { class: "note" },
+    // (a refused version promoted by hand later is production: its star, no note)
+    for (const v of m.versions.filter((v) => v.refused && !v.production)) main().append(el("p", { class: "note" },
       `${m.name} ${v.version} was registered but not promoted: ${v.refused}.`));
     holdoutTable(m);
   }
