@@ -203,7 +203,7 @@ def _push_redis(store_dir: Path, root: Path, workers: int) -> tuple[Any, str, di
     from distributed import Client, LocalCluster
     from serve import start_redis
 
-    from featurestore.online.redis_codec import TableKeys
+    from featurestore.online.redis_codec import SlotMeta, TableKeys
     from featurestore.online.redis_push import push_online
     from featurestore.storage import Store
 
@@ -223,17 +223,37 @@ def _push_redis(store_dir: Path, root: Path, workers: int) -> tuple[Any, str, di
     rows = info["written"]
     print(f"redis push of customer_features ({workers} workers): {rows:,} rows in {seconds:.1f} s "
           f"({rows / seconds:,.0f} rows/s)", flush=True)
-    key = TableKeys(report.namespace, "customer_features").rows(info["slot"])
-    # every field when small; a sample of 100,000 beyond (an exact count of 10 M fields takes
-    # minutes on a loaded machine)
-    hash_bytes = r.memory_usage(key, samples=0 if rows <= 1_000_000 else 100_000)
+    keys = TableKeys(report.namespace, "customer_features")
+    meta = SlotMeta.loads(r.get(keys.meta(info["slot"])))
+    hash_bytes, what = _slot_bytes(r, keys, info["slot"], meta.buckets if meta else 0, rows)
     figures = {"push_seconds": round(seconds, 1), "push_rows_per_second": round(rows / seconds),
                "redis_bytes_per_customer_row": round(hash_bytes / rows),
                "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 1e6)}
     print(f"redis push of customer_features ({workers} workers): {rows:,} rows in {seconds:.1f} s "
           f"({rows / seconds:,.0f} rows/s); Redis {hash_bytes / rows:.0f} bytes per customer row "
-          f"(MEMORY USAGE of the slot's hash), used_memory {figures['redis_used_memory_mb']} MB")
+          f"({what}), used_memory {figures['redis_used_memory_mb']} MB")
     return proc, url, figures
+
+
+def _slot_bytes(r, keys, slot: str, buckets: int, rows: int) -> tuple[int, str]:
+    """Redis's bytes for a slot's rows (MEMORY USAGE, key overhead included) and how they were
+    counted: every bucket up to 200,000 buckets (pipelined), else 20,000 of them scaled; a
+    slot of one hash (no buckets): that hash, sampled beyond 1 M fields."""
+    if not buckets:
+        used = r.memory_usage(keys.rows(slot), samples=0 if rows <= 1_000_000 else 100_000)
+        return used, "MEMORY USAGE of the slot's one hash"
+    picked = range(buckets) if buckets <= 200_000 else \
+        range(0, buckets, max(1, buckets // 20_000))
+    total = 0
+    picked = list(picked)
+    for i in range(0, len(picked), 5_000):
+        pipe = r.pipeline(transaction=False)
+        for b in picked[i:i + 5_000]:
+            pipe.memory_usage(keys.rows(slot, b), samples=0)
+        total += sum(x or 0 for x in pipe.execute())
+    scaled = round(total * buckets / len(picked))
+    how = "every bucket" if len(picked) == buckets else f"{len(picked):,} buckets scaled"
+    return scaled, f"MEMORY USAGE of the slot's {buckets:,} bucket hashes, {how}"
 
 
 def serve(customers: int, seconds: int, workdir: str | None, online_store: str = "memory",

@@ -2,9 +2,9 @@
 for TLS): many API processes serve the latest as-of of every table from one Redis.
 
 Reads only: the run that commits a partition pushes it (:mod:`.redis_push`). A request reads
-the table's pointer, the served slot's metadata (when the process has not cached it) and the
-rows of its customers in one atomic Lua script (:data:`.redis_codec.READ_SCRIPT`), so every
-answer, a batch of 100 included, comes from one generation. Older as-of dates are read from
+the table's pointer and the rows of its customers from the served slot's buckets in one atomic
+Lua script (:data:`.redis_codec.READ_SCRIPT`; when the pointer moved, the new slot's metadata
+comes back first and the read is asked again with its buckets), so every answer, a batch of 100 included, comes from one generation. Older as-of dates are read from
 the offline store, as with ``memory``.
 
 Failures: Redis unreachable or loading raises :class:`OnlineStoreUnavailableError` (the API
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a Redis command may take before the request answers 503 (not a hung worker).
 TIMEOUT = 5.0
+#: Script calls one read makes at most (each pointer move costs one: the new slot's buckets).
+READ_TRIES = 4
 #: Least seconds between two re-reads of the offline push record by a reader.
 RECORD_EVERY = 1.0
 
@@ -207,15 +209,23 @@ class RedisOnlineStore:
             await client.aclose()
 
     # -- reads ------------------------------------------------------------------------------
-    def _args(self, table: str, ids: list[str] | None) -> tuple[list[str], list[Any]]:
+    def _args(self, table: str, ids: list[str]) -> tuple[list[str], list[Any]]:
+        """The script's keys and arguments: the bucket of every id in the slot of the cached
+        pointer (no ids before a pointer is cached: that call fetches it)."""
         keys = self._table_keys(table)
         known = self._known.get(table)
-        return keys.script_keys(), [known[0] if known else b"", *(ids or [])]
+        if known is None:
+            return keys.script_keys(), [b""]
+        pointer, meta = known
+        slot = pointer[:1].decode() if isinstance(pointer, bytes) else pointer[:1]
+        return keys.script_keys() + keys.row_keys(slot, meta.buckets, ids), [pointer, *ids]
 
-    def _answer(self, table: str, ids: list[str], reply: list[Any]) -> RowsView:
+    def _answer(self, table: str, ids: list[str], reply: list[Any]) -> RowsView | None:
+        """The view the script's reply gives, or None when the pointer moved (the new slot's
+        metadata is cached now: ask again, with its buckets)."""
         if not reply or reply[0] is None:
             self._missing(table)
-        if len(reply) > 3 or (reply[1] is None and table not in self._known):
+        if len(reply) > 3:
             raise OnlineStoreUnavailableError(
                 f"the online store's pointer of table {table!r} names a slot without "
                 "metadata (Redis partly emptied?): run featurestore online push")
@@ -227,12 +237,13 @@ class RedisOnlineStore:
                     f"the online store's served slot of table {table!r} is not complete: "
                     "run featurestore online push")
             self._known[table] = (pointer, meta)
-        else:
-            known = self._known[table]
-            if known[0] != pointer:  # cannot happen: the script sends meta on a new pointer
-                raise OnlineStoreUnavailableError(f"online store changed under a read of {table!r}")
-            meta = known[1]
-        return RowsView.build(meta, table, ids, reply[2] or [])
+            if ids:
+                return None
+            return RowsView.build(meta, table, [], [])
+        known = self._known.get(table)
+        if known is None or known[0] != pointer:  # cannot happen: the script sends meta
+            raise OnlineStoreUnavailableError(f"online store changed under a read of {table!r}")
+        return RowsView.build(known[1], table, ids, reply[2] or [])
 
     def _missing(self, table: str) -> None:
         """No pointer for ``table``: never pushed (404, as memory) or lost (503)."""
@@ -274,14 +285,19 @@ class RedisOnlineStore:
         ids = list(ids or [])
         if self._table_keys(table) is None and self._load_record() is None:
             self._missing(table)
-        keys, args = self._args(table, ids)
-        try:
-            reply = self._client().eval(READ_SCRIPT, len(keys), *keys, *args)
-        except _redis_errors() as exc:
-            raise self._unavailable(exc) from None
-        if reply and reply[0] is None:
-            self._load_record()  # a push may have started using another namespace
-        return self._answer(table, ids, reply)
+        for _ in range(READ_TRIES):
+            keys, args = self._args(table, ids)
+            try:
+                reply = self._client().eval(READ_SCRIPT, len(keys), *keys, *args)
+            except _redis_errors() as exc:
+                raise self._unavailable(exc) from None
+            if reply and reply[0] is None:
+                self._load_record()  # a push may have started using another namespace
+            view = self._answer(table, ids, reply)
+            if view is not None:
+                return view
+        raise OnlineStoreUnavailableError(f"the online store's table {table!r} changed "
+                                          f"{READ_TRIES} times under one read; try again")
 
     async def aview(self, table: str, ids: list[str] | None = None) -> RowsView:
         """:meth:`view` on the event loop (the async client; the script is cached by SHA)."""
@@ -290,15 +306,20 @@ class RedisOnlineStore:
             await asyncio.to_thread(self._load_record)
             if self._record is None:
                 self._missing(table)
-        keys, args = self._args(table, ids)
-        try:
-            script = self._script()
-            reply = await script(keys=keys, args=args, client=self._aclient())
-        except _redis_errors() as exc:
-            raise self._unavailable(exc) from None
-        if reply and reply[0] is None and time.monotonic() - self._record_at >= RECORD_EVERY:
-            await asyncio.to_thread(self._load_record)
-        return self._answer(table, ids, reply)
+        for _ in range(READ_TRIES):
+            keys, args = self._args(table, ids)
+            try:
+                script = self._script()
+                reply = await script(keys=keys, args=args, client=self._aclient())
+            except _redis_errors() as exc:
+                raise self._unavailable(exc) from None
+            if reply and reply[0] is None and time.monotonic() - self._record_at >= RECORD_EVERY:
+                await asyncio.to_thread(self._load_record)
+            view = self._answer(table, ids, reply)
+            if view is not None:
+                return view
+        raise OnlineStoreUnavailableError(f"the online store's table {table!r} changed "
+                                          f"{READ_TRIES} times under one read; try again")
 
     def _script(self) -> Any:
         script = getattr(self, "_ascript", None)

@@ -5,7 +5,16 @@ Per table, under a hash tag so every key of a table lands on one Redis Cluster s
 
     {fs:<namespace>:<table>}:ptr        "<slot>|<push id>": the served slot (a or b)
     {fs:<namespace>:<table>}:<slot>:meta    JSON :class:`SlotMeta` of the slot
-    {fs:<namespace>:<table>}:<slot>:rows    hash customer_id -> packed row(s)
+    {fs:<namespace>:<table>}:<slot>:rows:<b>    hash customer_id -> packed row(s), one of
+                                                the slot's ``buckets`` hashes
+
+A slot's rows are spread over small hashes (buckets): customer ``c`` lives in bucket
+``crc32(c) mod buckets`` (:func:`bucket_of`), ``buckets`` chosen by a whole push from the row
+count so a bucket holds about :data:`BUCKET_ROWS` customers and recorded in the slot's
+metadata. Small hashes keep Redis's compact listpack encoding (``hash-max-listpack-entries``
+128) and a constant per-field cost: one hash of millions of fields cost 3-9 µs a field to write
+and about twice the memory. A slot whose metadata says ``buckets: 0`` (written before buckets)
+is one hash ``<slot>:rows``.
 
 A packed row is the JSON array of the row's values in column order (every column but
 ``customer_id``); a table with more keys packs a customer's rows as an array of such arrays,
@@ -18,34 +27,49 @@ packed value from one day to the next and a push does not rewrite it.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 import orjson
 
 from .memory import checked_features
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 __all__ = ["TableKeys", "SlotMeta", "RowsView", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
-           "epoch_day", "unpack", "other_slot"]
+           "epoch_day", "unpack", "other_slot", "bucket_of", "buckets_of", "bucket_count",
+           "BUCKET_ROWS"]
 
 SLOTS = ("a", "b")
 _EPOCH = dt.date(1970, 1, 1)
 
-#: Read the pointer, the served slot's metadata (only when the caller's cached pointer
-#: differs) and the rows of the given ids, in one atomic script: one generation per answer.
-#: KEYS: ptr, a:meta, a:rows, b:meta, b:rows; ARGV: the cached pointer, then customer ids.
+#: Customers per bucket a whole push aims at (under ``hash-max-listpack-entries``, 128).
+BUCKET_ROWS = 100
+
+#: Read the pointer and, when it is the caller's cached one, the rows of the given ids from
+#: the buckets the caller named (computed from that pointer's metadata), in one atomic script:
+#: one generation per answer. When the pointer moved, the new slot's metadata comes back
+#: instead of rows and the caller asks again with the new buckets.
+#: KEYS: ptr, a:meta, b:meta, then one bucket key per id; ARGV: the cached pointer, the ids.
 READ_SCRIPT = """
 local p = redis.call('GET', KEYS[1])
 if not p then return {false} end
-local mk, rk = KEYS[2], KEYS[3]
-if string.sub(p, 1, 1) == 'b' then mk, rk = KEYS[4], KEYS[5] end
-local meta = false
 if p ~= ARGV[1] then
-  meta = redis.call('GET', mk)
+  local mk = KEYS[2]
+  if string.sub(p, 1, 1) == 'b' then mk = KEYS[3] end
+  local meta = redis.call('GET', mk)
   if not meta then return {p, false, false, 1} end
+  return {p, meta, false}
 end
-if #ARGV < 2 then return {p, meta, {}} end
-return {p, meta, redis.call('HMGET', rk, unpack(ARGV, 2))}
+local out = {}
+for i = 2, #ARGV do
+  out[i - 1] = redis.call('HGET', KEYS[i + 2], ARGV[i])
+end
+return {p, false, out}
 """
 
 #: Mark a slot complete and point readers at it, in one atomic script (the push's commit).
@@ -60,6 +84,64 @@ return 1
 def epoch_day(as_of: str) -> int:
     """``YYYY-MM-DD`` as days since 1970-01-01."""
     return (dt.date.fromisoformat(as_of) - _EPOCH).days
+
+
+def bucket_count(rows: int) -> int:
+    """The buckets a whole push spreads ``rows`` customers over (about :data:`BUCKET_ROWS`
+    each; at least 1)."""
+    return max(1, -(-int(rows) // BUCKET_ROWS))
+
+
+def bucket_of(customer_id: str, buckets: int) -> int:
+    """The bucket of one customer: CRC-32 of its UTF-8 id, modulo ``buckets``."""
+    return zlib.crc32(customer_id.encode()) % buckets
+
+
+def _crc_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1)
+    return table.astype(np.uint32)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def buckets_of(ids: pa.Array, buckets: int) -> np.ndarray:
+    """:func:`bucket_of` of every id of an Arrow string array, vectorized (numpy CRC-32, one
+    pass per byte position, no Python object per id).
+
+    Args:
+        ids: the customer ids (no nulls).
+        buckets: the slot's bucket count.
+
+    Returns:
+        int64 bucket numbers, one per id.
+    """
+    import pyarrow as pa
+
+    ids = ids.cast(pa.string())
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset:ids.offset + n + 1]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None \
+        else np.zeros(0, dtype=np.uint8)
+    starts = offsets[:-1].astype(np.int64)
+    lengths = (offsets[1:] - offsets[:-1]).astype(np.int64)
+    crc = np.full(n, 0xFFFFFFFF, dtype=np.uint32)
+    width = int(lengths.max())
+    if width and int(lengths.min()) == width:  # fixed width (the usual ids): no masks
+        for k in range(width):
+            byte = data[starts + k]
+            crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    else:
+        for k in range(width):
+            live = lengths > k
+            byte = data[np.where(live, starts + k, 0)]
+            nxt = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+            crc = np.where(live, nxt, crc)
+    return ((crc ^ np.uint32(0xFFFFFFFF)) % np.uint32(buckets)).astype(np.int64)
 
 
 def other_slot(slot: str | None) -> str:
@@ -90,12 +172,23 @@ class TableKeys:
     def meta(self, slot: str) -> str:
         return f"{self.tag}:{slot}:meta"
 
-    def rows(self, slot: str) -> str:
-        return f"{self.tag}:{slot}:rows"
+    def rows(self, slot: str, bucket: int | None = None) -> str:
+        """The hash of one bucket of a slot (``bucket`` None: the one hash of a slot written
+        without buckets)."""
+        base = f"{self.tag}:{slot}:rows"
+        return base if bucket is None else f"{base}:{bucket}"
+
+    def row_keys(self, slot: str, buckets: int, ids: list[str]) -> list[str]:
+        """The hash holding each id's row in a slot of ``buckets`` buckets (0: one hash)."""
+        if not buckets:
+            return [self.rows(slot)] * len(ids)
+        base = f"{self.tag}:{slot}:rows:"
+        crc = zlib.crc32
+        return [base + str(crc(i.encode()) % buckets) for i in ids]
 
     def script_keys(self) -> list[str]:
-        """The keys :data:`READ_SCRIPT` takes."""
-        return [self.ptr, self.meta("a"), self.rows("a"), self.meta("b"), self.rows("b")]
+        """The fixed keys :data:`READ_SCRIPT` takes (the bucket keys follow)."""
+        return [self.ptr, self.meta("a"), self.meta("b")]
 
 
 @dataclass(frozen=True)
@@ -115,6 +208,10 @@ class SlotMeta:
         base: while ``writing``: the (as-of, generation) the slot held before, which the
             push's difference was taken against; None: a full rewrite.
         pushed_at: when the push started (epoch seconds): the served data's age.
+        buckets: the hashes the slot's rows are spread over (0: one hash, an older layout).
+        stale: bucket keys ``0..stale-1`` may hold rows of an earlier content of the slot
+            (set by a whole rewrite before it clears them, so a rewrite that died is cleared
+            whole by the next one).
     """
 
     state: str
@@ -127,6 +224,8 @@ class SlotMeta:
     recency: list[str] = field(default_factory=list)
     base: list[Any] | None = None
     pushed_at: float = 0.0
+    buckets: int = 0
+    stale: int = 0
 
     def dumps(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -44,13 +44,15 @@ from ..layout import ONLINE_RECORD, is_published
 from ..storage import Store
 from .memory import plan_load, read_partition
 from .redis import read_record, redact, redis_client
-from .redis_codec import FLIP_SCRIPT, SLOTS, SlotMeta, TableKeys, epoch_day, other_slot
+from .redis_codec import (FLIP_SCRIPT, SLOTS, SlotMeta, TableKeys, bucket_count, bucket_of,
+                          buckets_of, epoch_day, other_slot)
 
 if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = ["TablePush", "PushPlan", "PushReport", "plan_push", "execute_push", "commit_push",
-           "push_online", "online_status", "pack_rows", "changed_customers", "namespace_for"]
+           "push_online", "online_status", "pack_rows", "changed_customers", "namespace_for",
+           "Dest", "clear_slot"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,11 @@ class TablePush:
         base: with ``delta`` and ``diff``: the (as-of, generation) the slot holds now.
         keys: the table's entity keys.
         recency: its recency columns (stored as event days).
+        buckets: the slot's bucket count (:mod:`.redis_codec`): with ``delta`` and ``diff``
+            the one the idle slot has; with ``full`` 0 until :func:`execute_push` chooses it
+            from the partition's row count.
+        clear: with ``full``: the bucket keys ``0..clear-1`` the slot's earlier content may
+            use (deleted before the rewrite).
     """
 
     table: str
@@ -85,6 +92,8 @@ class TablePush:
     base: tuple[str, int] | None
     keys: tuple[str, ...]
     recency: tuple[str, ...]
+    buckets: int = 0
+    clear: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,13 +178,18 @@ def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | 
                 base = (idle.base[0], int(idle.base[1]))  # redo this push from its base
         if base is not None and committed.get(table, {}).get(base[0], 0) != base[1]:
             base = None  # the partition the slot holds was rewritten since: rewrite whole
+        if base is not None and not idle.buckets:
+            base = None  # a slot of one big hash (before buckets): rewritten into buckets
         mode = "diff" if base else "full"
         delta = (deltas or {}).get(table)
         if base is not None and delta is not None \
                 and (delta.get("as_of"), delta.get("generation")) == (as_of, generation) \
                 and delta.get("bases", {}).get(base[0]) == base[1]:
             mode = "delta"  # the handed-over rows: no partition is read whole
-        out.append(TablePush(slot=slot, mode=mode, base=base, **common))
+        buckets = idle.buckets if (base is not None and idle is not None) else 0
+        clear = 0 if base is not None or idle is None else max(idle.buckets, idle.stale)
+        out.append(TablePush(slot=slot, mode=mode, base=base, buckets=buckets, clear=clear,
+                             **common))
     return PushPlan(namespace, push_id, tuple(out))
 
 
@@ -430,17 +444,50 @@ def _read_delta(store: Store, job: TablePush) -> tuple[pa.Table, list[str]] | No
 DELAY_ENV = "FEATURESTORE_TEST_PUSH_DELAY"
 
 
-def _commands(rows_key: str, ids: list[str], values: list[bytes], deletes: list[str],
+@dataclass(frozen=True)
+class Dest:
+    """Where a slot's rows go: its bucket hashes ``<key>:<b>`` (``buckets`` 0: the one hash
+    ``key``, a slot written before buckets)."""
+
+    key: str
+    buckets: int
+
+    def of(self, customer_id: str) -> str:
+        return f"{self.key}:{bucket_of(customer_id, self.buckets)}" if self.buckets \
+            else self.key
+
+    def all_keys(self, upto: int) -> list[str]:
+        """Every bucket key below ``upto``, and the one-hash key."""
+        return [self.key] + [f"{self.key}:{b}" for b in range(upto)]
+
+
+def _commands(dest: Dest, ids: list[str], values: list[bytes], deletes: list[str],
               chunk: int) -> list[tuple[Any, ...]]:
+    """HSET and HDEL commands, the fields grouped by bucket (``chunk`` fields at most each)."""
+    sets: dict[str, list[Any]] = {}
+    for f, v in zip(ids, values):
+        sets.setdefault(dest.of(f), []).extend((f, v))
+    dels: dict[str, list[str]] = {}
+    for f in deletes:
+        dels.setdefault(dest.of(f), []).append(f)
     out: list[tuple[Any, ...]] = []
-    for i in range(0, len(ids), chunk):
-        args: list[Any] = ["HSET", rows_key]
-        for f, v in zip(ids[i:i + chunk], values[i:i + chunk]):
-            args += (f, v)
-        out.append(tuple(args))
-    for i in range(0, len(deletes), chunk):
-        out.append(("HDEL", rows_key, *deletes[i:i + chunk]))
+    for key, pairs in sets.items():
+        for i in range(0, len(pairs), 2 * chunk):
+            out.append(("HSET", key, *pairs[i:i + 2 * chunk]))
+    for key, fields in dels.items():
+        for i in range(0, len(fields), chunk):
+            out.append(("HDEL", key, *fields[i:i + chunk]))
     return out
+
+
+def clear_slot(r: Any, dest: Dest, upto: int) -> None:
+    """Delete a slot's bucket keys below ``upto`` and its one-hash key (UNLINK, pipelined)."""
+    keys = dest.all_keys(upto)
+    for i in range(0, len(keys), 10 * HSET_CHUNK):
+        pipe = r.pipeline(transaction=False)
+        for j in range(i, min(len(keys), i + 10 * HSET_CHUNK), HSET_CHUNK):
+            pipe.unlink(*keys[j:j + HSET_CHUNK])
+        pipe.execute()
 
 
 def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> Any:
@@ -457,15 +504,23 @@ def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> Any:
     if len(pairs) < parts:
         return None
 
+    least = _send_rows(job.buckets)
+
     def groups() -> Any:
+        held: list[pa.Table] = []
         for i, g in pairs[part::parts]:
             arrow = files[i].read_row_group(g)
-            yield arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+            held.append(arrow.drop_columns([c for c in arrow.column_names if c == "as_of"]))
+            if sum(len(t) for t in held) >= least:  # whole groups, enough rows per bucket
+                yield pa.concat_tables(held)
+                held = []
+        if held:
+            yield pa.concat_tables(held)
 
     return groups()
 
 
-def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
+def _write(r: Any, rows_key: Dest, ids: list[str], values: list[bytes],
            deletes: list[str]) -> None:
     """HSET the packed values and HDEL ``deletes``, pipelined: commands of
     :data:`HSET_CHUNK` fields, packed by hiredis (C) and sent :data:`PIPELINE_COMMANDS` at a
@@ -501,8 +556,8 @@ def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
         r.connection_pool.release(conn)
 
 
-def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array,
-               chunk: int) -> list[tuple[bytes, memoryview]]:
+def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array, chunk: int,
+               buckets: int = 0) -> list[tuple[bytes, memoryview]]:
     """``HSET rows_key id value ...`` commands of ``chunk`` fields each, in the Redis protocol
     (RESP), built in Arrow: every field's ``$len\r\nid\r\n$len\r\nvalue\r\n`` in one
     element-wise join, then each command a header and a zero-copy slice of the joined bytes.
@@ -512,11 +567,22 @@ def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array,
         ids: the fields (Arrow strings).
         values: the values (Arrow strings), one per field.
         chunk: fields per command.
+        buckets: the slot's bucket count: the fields go to ``rows_key:<bucket>``, sorted by
+            bucket so each command sets the fields of one bucket (0: all into ``rows_key``).
 
     Returns:
         Per command: (header, body) to send one after the other.
     """
     ids, values = ids.cast(pa.string()), values.cast(pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    which = None
+    if buckets:
+        which = buckets_of(ids, buckets)
+        order = np.argsort(which, kind="stable")
+        which = which[order]
+        take = pa.array(order)
+        ids, values = ids.take(take), values.take(take)
 
     def length(a: pa.Array) -> pa.Array:
         return pc.cast(pc.binary_length(a), pa.string())
@@ -528,12 +594,21 @@ def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array,
     n = len(body)
     offsets = np.frombuffer(body.buffers()[1], dtype=np.int32)[body.offset:body.offset + n + 1]
     data = memoryview(body.buffers()[2]) if n else memoryview(b"")
-    key = rows_key.encode()
+    if which is None:
+        runs = [(0, n, rows_key.encode())]
+    else:
+        starts = np.flatnonzero(np.concatenate(([True], which[1:] != which[:-1]))) if n \
+            else np.zeros(0, dtype=np.int64)
+        ends = np.append(starts[1:], n)
+        prefix = rows_key.encode() + b":"
+        runs = [(int(a), int(b), prefix + str(int(which[a])).encode())
+                for a, b in zip(starts, ends)]
     out = []
-    for i in range(0, n, chunk):
-        j = min(n, i + chunk)
-        head = b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * (j - i), len(key), key)
-        out.append((head, data[int(offsets[i]):int(offsets[j])]))
+    for start, stop, key in runs:
+        for i in range(start, stop, chunk):
+            j = min(stop, i + chunk)
+            head = b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * (j - i), len(key), key)
+            out.append((head, data[int(offsets[i]):int(offsets[j])]))
     return out
 
 
@@ -570,19 +645,19 @@ class _Sender:
             self.r.connection_pool.release(self.conn)
 
 
-def _write_arrow(r: Any, rows_key: str, ids: pa.Array, values: pa.Array) -> None:
+def _write_arrow(r: Any, rows_key: Dest, ids: pa.Array, values: pa.Array) -> None:
     """HSET Arrow ids and values (see :func:`_resp_hset`) on one connection, pipelined,
     their replies read before returning."""
     sender = _Sender(r)
     ok = False
     try:
-        sender.send(_resp_hset(rows_key, ids, values, HSET_CHUNK))
+        sender.send(_resp_hset(rows_key.key, ids, values, HSET_CHUNK, rows_key.buckets))
         ok = True
     finally:
         sender.close(ok)
 
 
-def _pack_and_write(r: Any, rows_key: str, arrow: pa.Table, columns: list[str],
+def _pack_and_write(r: Any, rows_key: Dest, arrow: pa.Table, columns: list[str],
                     multi: bool, sender: _Sender | None = None) -> int:
     """Pack ``arrow``'s rows (as stored) and HSET them; the number of customers written. Arrow
     all the way to the socket when every column allows (:func:`pack_arrow`), else orjson.
@@ -592,7 +667,7 @@ def _pack_and_write(r: Any, rows_key: str, arrow: pa.Table, columns: list[str],
     packed = pack_arrow(arrow, columns, multi)
     if packed is not None and not os.environ.get(DELAY_ENV):
         if sender is not None:
-            sender.send(_resp_hset(rows_key, *packed, HSET_CHUNK))
+            sender.send(_resp_hset(rows_key.key, *packed, HSET_CHUNK, rows_key.buckets))
         else:
             _write_arrow(r, rows_key, *packed)
         return len(packed[0])
@@ -605,6 +680,14 @@ def _pack_and_write(r: Any, rows_key: str, arrow: pa.Table, columns: list[str],
 
 #: Rows packed at a time by a whole push's task, while Redis stores the rows before them.
 SEND_ROWS = 50_000
+def _send_rows(buckets: int) -> int:
+    """Rows packed at a time: enough that a command sets several fields of one bucket (about
+    8 a bucket), within a worker's memory."""
+    return int(min(SEND_ROWS_MAX, max(SEND_ROWS, 8 * buckets)))
+
+
+#: The most rows packed at a time (10 M customers: 100,000 buckets).
+SEND_ROWS_MAX = 800_000
 #: Rows packed and written at a time by one task (bounds a worker's memory on a big table).
 SLICE_ROWS = 200_000
 
@@ -627,7 +710,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
     """
     r = redis_client(url)
     keys = TableKeys(namespace, job.table)
-    rows_key = keys.rows(job.slot)
+    rows_key = Dest(keys.rows(job.slot), job.buckets)
     multi = len(job.keys) > 1
     if job.mode == "full" and not multi and parts > 1:
         groups = _row_groups(store, job, part, parts)
@@ -638,8 +721,9 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
                 for group in groups:
                     arrow = _stored(group, job.recency, job.as_of)
                     columns = [c for c in arrow.column_names if c != "customer_id"]
-                    for lo in range(0, len(arrow), SEND_ROWS):  # Redis works on the last
-                        written += _pack_and_write(r, rows_key, arrow.slice(lo, SEND_ROWS),
+                    step = _send_rows(job.buckets)
+                    for lo in range(0, len(arrow), step):  # Redis works on the last
+                        written += _pack_and_write(r, rows_key, arrow.slice(lo, step),
                                                    columns, False, sender)
                     rows += len(arrow)
                 ok = True
@@ -672,7 +756,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
             return {"mode": "diff", "written": len(ids), "deleted": len(deletes),
                     "rows": len(arrow)}
         # the columns changed: the slot is rewritten whole by this one task
-        r.unlink(rows_key)
+        clear_slot(r, rows_key, job.buckets)
         part, parts = 0, 1
     n = len(arrow)
     lo, hi = n * part // parts, n * (part + 1) // parts
@@ -692,7 +776,7 @@ def _slot_meta(job: TablePush, push_id: str, state: str, columns: list[str],
                dtypes: dict[str, str]) -> SlotMeta:
     return SlotMeta(state=state, push_id=push_id, as_of=job.as_of, generation=job.generation,
                     columns=columns, dtypes=dtypes, keys=list(job.keys),
-                    recency=list(job.recency), pushed_at=time.time(),
+                    recency=list(job.recency), pushed_at=time.time(), buckets=job.buckets,
                     base=list(job.base) if (state == "writing" and job.base) else None)
 
 
@@ -705,6 +789,15 @@ def _schema(store: Store, job: TablePush) -> tuple[list[str], dict[str, str]]:
     schema = pq.read_schema(plan.files[0], filesystem=store.fs)
     names = [n for n in schema.names if n not in ("customer_id", "as_of")]
     return names, {n: str(schema.field(n).type) for n in names}
+
+
+def _row_count(store: Store, job: TablePush) -> int:
+    """The partition's rows, from its footers (a whole push sizes its buckets by it)."""
+    import pyarrow.parquet as pq
+
+    plan = plan_load(job.table, job.as_of, store.path(job.table, f"as_of={job.as_of}"),
+                     store.listdir(job.table, f"as_of={job.as_of}"), list(job.keys))
+    return sum(pq.ParquetFile(f, filesystem=store.fs).metadata.num_rows for f in plan.files)
 
 
 def execute_push(store: Store, url: str, plan: PushPlan, client: Client | None,
@@ -728,12 +821,17 @@ def execute_push(store: Store, url: str, plan: PushPlan, client: Client | None,
     for job in jobs:
         keys = TableKeys(plan.namespace, job.table)
         columns, dtypes = _schema(store, job)
+        if job.mode == "full":  # buckets of about BUCKET_ROWS customers each
+            job = dataclasses.replace(job, buckets=bucket_count(_row_count(store, job)))
         metas[job.table] = _slot_meta(job, plan.push_id, "complete", columns, dtypes)
-        # first: the slot is marked being written (never served; the next push sees it)
-        r.set(keys.meta(job.slot), _slot_meta(job, plan.push_id, "writing", columns,
-                                              dtypes).dumps())
+        # first: the slot is marked being written (never served; the next push sees it), with
+        # every bucket key its earlier content may use (a rewrite that dies is cleared whole)
+        writing = _slot_meta(job, plan.push_id, "writing", columns, dtypes)
         if job.mode == "full":
-            r.unlink(keys.rows(job.slot))
+            writing = dataclasses.replace(writing, stale=max(job.clear, job.buckets))
+        r.set(keys.meta(job.slot), writing.dumps())
+        if job.mode == "full":
+            clear_slot(r, Dest(keys.rows(job.slot), job.buckets), writing.stale)
             # ranges of rows per task; a multi-key table is sorted by customer in one task
             k_parts = 1 if len(job.keys) > 1 else parts
             tasks += [(job.table, (store, url, plan.namespace, job, k, k_parts))

@@ -17,10 +17,10 @@ from featurestore.online.redis_push import _stored, changed_customers, pack_rows
 
 
 def _meta(state="complete", as_of="2026-03-05", generation=1, base=None, keys=("customer_id",),
-          recency=()):
+          recency=(), buckets=3, stale=0):
     return SlotMeta(state=state, push_id="p", as_of=as_of, generation=generation,
                     columns=["x"], dtypes={"x": "int64"}, keys=list(keys),
-                    recency=list(recency), base=base)
+                    recency=list(recency), base=base, buckets=buckets, stale=stale)
 
 
 def _plan(slots, latest=("2026-03-06", 2), committed=None, deltas=None):
@@ -48,6 +48,20 @@ def test_plan_diff_against_the_idle_slots_partition_while_it_is_unchanged():
     # the idle slot's partition was rewritten since it was pushed: rewrite the slot whole
     job = _plan(slots, committed={"t": {"2026-03-04": 4}})
     assert (job.slot, job.mode) == ("a", "full")
+
+
+def test_plan_keeps_the_idle_slots_buckets_and_a_rewrite_clears_every_earlier_bucket():
+    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3, buckets=7), "b": _meta()})
+    job = _plan(slots)
+    assert (job.mode, job.buckets, job.clear) == ("diff", 7, 0)
+    # a slot of one big hash (written before buckets): rewritten whole into buckets
+    legacy = ("b", {"a": _meta(as_of="2026-03-04", generation=3, buckets=0), "b": _meta()})
+    assert _plan(legacy).mode == "full"
+    # a rewrite clears the buckets of the slot's content and of a rewrite that died
+    stale = ("b", {"a": _meta(as_of="2026-03-01", generation=9, buckets=4, stale=11),
+                   "b": _meta()})
+    job = _plan(stale)
+    assert (job.mode, job.clear, job.buckets) == ("full", 11, 0)
 
 
 def test_plan_half_written_slot_is_redone_from_its_base_or_rewritten():
@@ -251,3 +265,49 @@ def test_resp_commands_built_in_arrow_equal_hiredis_packing():
                                         for x in (ids[k + 1].as_py(), values[k + 1].as_py())]))
                 for i in range(0, 7, chunk)]
         assert [head + bytes(body) for head, body in commands] == want
+
+
+def test_bucket_of_every_id_vectorized_equals_crc32_of_the_id():
+    import zlib
+
+    from featurestore.online.redis_codec import bucket_count, buckets_of
+
+    rng = np.random.default_rng(3)
+    fixed = [f"C{i:08d}" for i in rng.integers(0, 10**8, 500)]
+    mixed = fixed[:50] + ["", "x", "Ünïcødé", "a" * 40]
+    for ids in (fixed, mixed):
+        for n in (1, 2, 97, 100_000):
+            got = buckets_of(pa.array(ids), n).tolist()
+            assert got == [zlib.crc32(i.encode()) % n for i in ids]
+    assert (bucket_count(0), bucket_count(100), bucket_count(101), bucket_count(10**7)) == \
+        (1, 1, 2, 100_000)
+
+
+def test_resp_commands_into_buckets_group_each_buckets_fields_and_equal_hiredis_packing():
+    """With buckets, every field goes to the hash ``<key>:<crc32(id) mod n>``, each command
+    sets fields of one bucket only, and every field is sent once."""
+    import zlib
+
+    hiredis = pytest.importorskip("hiredis")
+    from featurestore.online.redis_push import _resp_hset
+
+    ids = [f"C{i:03d}" for i in range(40)] + ["Ünï"]
+    values = [f"[{i},\"é\"]" for i in range(41)]
+    for n, chunk in ((1, 100), (5, 3), (16, 1000)):
+        commands = _resp_hset("{fs:ns:t}:a:rows", pa.array(ids), pa.array(values), chunk, n)
+        seen = {}
+        for head, body in commands:
+            raw = head + bytes(body)
+            parts = raw.split(b"\r\n")
+            key = parts[4].decode()
+            fields = parts[6::4]
+            vals = parts[8::4]
+            assert len(fields) <= chunk
+            for f, v in zip(fields, vals):
+                f = f.decode()
+                assert key == f"{{fs:ns:t}}:a:rows:{zlib.crc32(f.encode()) % n}"
+                seen[f] = v.decode()
+            want = hiredis.pack_command(("HSET", key, *[x for f, v in zip(fields, vals)
+                                                        for x in (f.decode(), v.decode())]))
+            assert raw == want
+        assert seen == dict(zip(ids, values))
