@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 import orjson
 
 from .memory import checked_features

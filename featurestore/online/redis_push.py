@@ -44,8 +44,17 @@ from ..layout import ONLINE_RECORD, is_published
 from ..storage import Store
 from .memory import plan_load, read_partition
 from .redis import read_record, redact, redis_client
-from .redis_codec import (FLIP_SCRIPT, SLOTS, SlotMeta, TableKeys, bucket_count, bucket_of,
-                          buckets_of, epoch_day, other_slot)
+from .redis_codec import (
+    FLIP_SCRIPT,
+    SLOTS,
+    SlotMeta,
+    TableKeys,
+    bucket_count,
+    bucket_of,
+    buckets_of,
+    epoch_day,
+    other_slot,
+)
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -68,3 +68,73 @@ def test_two_stores_share_one_redis_without_mixing(tmp_path, redis_server):
         r.delete(key)
     assert RedisOnlineStore(stores[1], url=redis_server.url, tables=("customer_features",)) \
         .view("customer_features", ["A"]).get("A") == {"page_views_7d": 11}
+
+
+def _publish(tmp_path, as_of: str, n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"customer_id": [f"C{i:06d}" for i in range(n)],
+                          "page_views_7d": rng.poisson(4, n).astype("int64")})
+    folder = tmp_path / "store" / "customer_features" / f"as_of={as_of}"
+    folder.mkdir(parents=True)
+    frame.to_parquet(folder / "part-0.parquet", index=False)
+    return frame
+
+
+def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets(
+        tmp_path, redis_server):
+    """A whole push sizes a slot's buckets by its rows (about 100 customers each), every row
+    sits in bucket crc32(id) mod buckets, a reader that cached the old slot answers the new
+    one's rows after a flip (its first call gets the new buckets), a day's difference keeps
+    the slot's buckets and deletes across them, and a whole rewrite after one that died clears
+    every bucket key the dead one may have written."""
+    import zlib
+
+    import redis
+
+    from featurestore.online.redis_codec import SlotMeta, TableKeys
+
+    store = Store(str(tmp_path / "store"))
+    args = dict(tables={"customer_features": ["customer_id"]}, recency={})
+    first = _publish(tmp_path, "2026-03-05", 150, 1)
+    report = push_online(store, redis_server.url, **args)
+    online = RedisOnlineStore(store, url=redis_server.url, tables=("customer_features",))
+    online.refresh()
+    ids = list(first["customer_id"])
+    assert online.view("customer_features", ids).get(ids[7]) == \
+        {"page_views_7d": int(first["page_views_7d"][7])}
+    r = redis.Redis.from_url(redis_server.url)
+    keys = TableKeys(report.namespace, "customer_features")
+    assert SlotMeta.loads(r.get(keys.meta("a"))).buckets == 2
+
+    second = _publish(tmp_path, "2026-03-06", 1050, 2)  # slot b: a whole push, 11 buckets
+    assert push_online(store, redis_server.url, **args).tables["customer_features"]["mode"] \
+        == "full"
+    assert SlotMeta.loads(r.get(keys.meta("b"))).buckets == 11
+    for cid, value in zip(second["customer_id"][:200], second["page_views_7d"][:200]):
+        raw = r.hget(keys.rows("b", zlib.crc32(cid.encode()) % 11), cid)
+        assert raw == f"[{value}]".encode(), cid
+    ids2 = list(second["customer_id"])
+    view = online.view("customer_features", ids2)  # cached slot a: moves to b in this read
+    assert view.as_of == "2026-03-06" and len(view.index) == 1050
+    assert all(view.get(c) == {"page_views_7d": int(v)}
+               for c, v in zip(second["customer_id"], second["page_views_7d"]))
+
+    third = _publish(tmp_path, "2026-03-07", 40, 3)  # slot a again: its difference
+    info = push_online(store, redis_server.url, **args).tables["customer_features"]
+    assert (info["slot"], info["mode"]) == ("a", "diff")
+    assert SlotMeta.loads(r.get(keys.meta("a"))).buckets == 2
+    view = online.view("customer_features", ids)
+    assert sorted(view.index) == list(third["customer_id"])  # the 110 others deleted
+    assert sum(r.hlen(keys.rows("a", b)) for b in range(2)) == 40
+
+    # a whole rewrite of slot b that died after writing into its 11 buckets ...
+    dead = SlotMeta.loads(r.get(keys.meta("b")))
+    r.set(keys.meta("b"), SlotMeta(**{**dead.__dict__, "state": "writing", "base": None,
+                                      "stale": 11}).dumps())
+    _publish(tmp_path, "2026-03-08", 30, 4)
+    info = push_online(store, redis_server.url, **args).tables["customer_features"]
+    assert (info["slot"], info["mode"], info["written"]) == ("b", "full", 30)
+    # ... is cleared whole by the next one: 30 rows in one bucket, no key of the old ones left
+    left = sorted(k.decode() for k in r.scan_iter(match=keys.rows("b") + "*"))
+    assert left == [keys.rows("b", 0)] and r.hlen(keys.rows("b", 0)) == 30
+    online.stop()
