@@ -31,12 +31,12 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from .memory import checked_features
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
 __all__ = ["TableKeys", "SlotMeta", "RowsView", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
@@ -97,13 +97,20 @@ def bucket_of(customer_id: str, buckets: int) -> int:
 
 
 def _crc_table() -> np.ndarray:
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1)
-    return table.astype(np.uint32)
+    """CRC-32's byte table (zlib's polynomial), built on first use: numpy is a push-side
+    import, never the API's."""
+    import numpy as np
+
+    global _CRC_TABLE
+    if _CRC_TABLE is None:
+        table = np.arange(256, dtype=np.uint32)
+        for _ in range(8):
+            table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1)
+        _CRC_TABLE = table.astype(np.uint32)
+    return _CRC_TABLE
 
 
-_CRC_TABLE = _crc_table()
+_CRC_TABLE: np.ndarray | None = None
 
 
 def buckets_of(ids: pa.Array, buckets: int) -> np.ndarray:
@@ -117,8 +124,10 @@ def buckets_of(ids: pa.Array, buckets: int) -> np.ndarray:
     Returns:
         int64 bucket numbers, one per id.
     """
+    import numpy as np
     import pyarrow as pa
 
+    crc_table = _crc_table()
     ids = ids.cast(pa.string())
     n = len(ids)
     if n == 0:
@@ -133,12 +142,12 @@ def buckets_of(ids: pa.Array, buckets: int) -> np.ndarray:
     if width and int(lengths.min()) == width:  # fixed width (the usual ids): no masks
         for k in range(width):
             byte = data[starts + k]
-            crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+            crc = crc_table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     else:
         for k in range(width):
             live = lengths > k
             byte = data[np.where(live, starts + k, 0)]
-            nxt = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+            nxt = crc_table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
             crc = np.where(live, nxt, crc)
     return ((crc ^ np.uint32(0xFFFFFFFF)) % np.uint32(buckets)).astype(np.int64)
 
