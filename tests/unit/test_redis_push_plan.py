@@ -285,29 +285,35 @@ def test_bucket_of_every_id_vectorized_equals_crc32_of_the_id():
 
 def test_resp_commands_into_buckets_group_each_buckets_fields_and_equal_hiredis_packing():
     """With buckets, every field goes to the hash ``<key>:<crc32(id) mod n>``, each command
-    sets fields of one bucket only, and every field is sent once."""
+    sets fields of one bucket only (at most ``chunk``), every field is sent once, and each
+    command is byte for byte what hiredis packs."""
     import zlib
 
     hiredis = pytest.importorskip("hiredis")
-    from featurestore.online.redis_push import _resp_hset
+    from featurestore.online.redis_push import _resp_hset_buckets
 
     ids = [f"C{i:03d}" for i in range(40)] + ["Ünï"]
     values = [f"[{i},\"é\"]" for i in range(41)]
-    for n, chunk in ((1, 100), (5, 3), (16, 1000)):
-        commands = _resp_hset("{fs:ns:t}:a:rows", pa.array(ids), pa.array(values), chunk, n)
+    for n, chunk in ((1, 100), (1, 7), (5, 3), (16, 1000)):
+        data, count = _resp_hset_buckets("{fs:ns:t}:a:rows", pa.array(ids), pa.array(values),
+                                         chunk, n)
+        reader = hiredis.Reader()
+        reader.feed(bytes(data))
+        commands = []
+        while (got := reader.gets()) is not False:
+            commands.append(got)
+        assert len(commands) == count
         seen = {}
-        for head, body in commands:
-            raw = head + bytes(body)
-            parts = raw.split(b"\r\n")
-            key = parts[4].decode()
-            fields = parts[6::4]
-            vals = parts[8::4]
-            assert len(fields) <= chunk
-            for f, v in zip(fields, vals):
-                f = f.decode()
+        for command in commands:
+            verb, key, *rest = [x.decode() for x in command]
+            assert verb == "HSET" and 0 < len(rest) // 2 <= chunk
+            for f, v in zip(rest[::2], rest[1::2]):
                 assert key == f"{{fs:ns:t}}:a:rows:{zlib.crc32(f.encode()) % n}"
-                seen[f] = v.decode()
-            want = hiredis.pack_command(("HSET", key, *[x for f, v in zip(fields, vals)
-                                                        for x in (f.decode(), v.decode())]))
-            assert raw == want
+                assert f not in seen
+                seen[f] = v
+            assert hiredis.pack_command(tuple(x.decode() for x in command)) == \
+                b"".join([b"*%d\r\n" % len(command)] + [b"$%d\r\n%s\r\n" % (len(x), x)
+                                                         for x in command])
         assert seen == dict(zip(ids, values))
+    assert _resp_hset_buckets("k", pa.array([], pa.string()), pa.array([], pa.string()), 5, 3) \
+        == (memoryview(b""), 0)
