@@ -138,3 +138,29 @@ def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets
     left = sorted(k.decode() for k in r.scan_iter(match=keys.rows("b") + "*"))
     assert left == [keys.rows("b", 0)] and r.hlen(keys.rows("b", 0)) == 30
     online.stop()
+
+
+def test_an_error_reply_in_a_bucketed_write_raises_and_leaves_the_client_usable(redis_server):
+    """The writer counts replies on the raw socket: an error reply among them (here WRONGTYPE:
+    one bucket key holds a string) raises Redis's message, and the client still works."""
+    import zlib
+
+    import redis
+
+    from featurestore.online.redis_push import Dest, _write_arrow
+
+    r = redis.Redis.from_url(redis_server.url)
+    r.set("errtest:rows:1", "not a hash")
+    ids = pa.array([f"E{i:04d}" for i in range(3000)])
+    values = pa.array([f"[{i}]" for i in range(3000)])
+    try:
+        _write_arrow(r, Dest("errtest:rows", 4), ids, values)
+    except redis.exceptions.ResponseError as exc:
+        assert "WRONGTYPE" in str(exc)
+    else:
+        raise AssertionError("the WRONGTYPE reply was not raised")
+    assert r.ping() and r.get("errtest:rows:1") == b"not a hash"
+    r.delete("errtest:rows:1")
+    _write_arrow(r, Dest("errtest:rows", 4), ids, values)
+    assert sum(r.hlen(f"errtest:rows:{b}") for b in range(4)) == 3000
+    assert r.hget(f"errtest:rows:{zlib.crc32(b'E0042') % 4}", "E0042") == b"[42]"
