@@ -629,25 +629,27 @@ def _resp_hset_buckets(prefix: str, ids: pa.Array, values: pa.Array, chunk: int,
     which = buckets_of(ids, buckets)
     order = np.argsort(which, kind="stable")
     which = which[order]
-    take = pa.array(order)
-    fields = _resp_fields(ids.take(take), values.take(take))
     pos = np.arange(n)
     new_run = np.empty(n, dtype=bool)
     new_run[0] = True
     new_run[1:] = which[1:] != which[:-1]
     run_start = np.maximum.accumulate(np.where(new_run, pos, 0))
-    starts = np.flatnonzero(new_run | ((pos - run_start) % chunk == 0))
+    first = new_run | ((pos - run_start) % chunk == 0)  # a command starts at this field
+    starts = np.flatnonzero(first)
+    m = len(starts)
     counts = np.diff(np.append(starts, n))
     keys = pc.binary_join_element_wise(prefix + ":", pc.cast(pa.array(which[starts]), pa.string()),
                                        "")
     head = pc.binary_join_element_wise(
         "*", pc.cast(pa.array(2 + 2 * counts), pa.string()), "\r\n$4\r\nHSET\r\n$",
         pc.cast(pc.binary_length(keys), pa.string()), "\r\n", keys, "\r\n", "")
-    grouped = pc.binary_join(pa.ListArray.from_arrays(
-        pa.array(np.append(starts, n).astype(np.int32)), fields), "")
-    commands = pc.binary_join_element_wise(head, grouped, "")
-    if isinstance(commands, pa.ChunkedArray):
-        commands = commands.combine_chunks()
+    # headers and fields (unsorted) in one array, then one take puts each command's header
+    # before its fields, in bucket order: the bytes of every command, back to back
+    perm = np.empty(n + m, dtype=np.int64)
+    perm[starts + np.arange(m)] = np.arange(m)
+    perm[pos + np.cumsum(first)] = m + order
+    pieces = pa.concat_arrays([head.cast(pa.string()), _resp_fields(ids, values)])
+    commands = pieces.take(pa.array(perm))
     offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)[
         commands.offset:commands.offset + len(commands) + 1]
     data = memoryview(commands.buffers()[2])[int(offsets[0]):int(offsets[-1])]
