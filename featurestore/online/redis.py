@@ -50,12 +50,14 @@ def redact(url: str) -> str:
     return f"{head}{sep}{user + ':' if user else ':'}***@{host}"
 
 
-def redis_client(url: str, *, asynchronous: bool = False) -> Any:
+def redis_client(url: str, *, asynchronous: bool = False, protocol: int | None = None) -> Any:
     """A redis-py client for ``url`` (password, database and TLS from the URL).
 
     Args:
         url: ``redis://``, ``rediss://`` or ``unix://`` URL.
         asynchronous: a ``redis.asyncio`` client (the API's event loop) instead.
+        protocol: the RESP version (the push's writers ask for 2: no push messages between
+            replies, so they count replies on the socket); None: redis-py's default.
 
     Returns:
         The client; connections are made on first use and remade after a failure.
@@ -73,8 +75,10 @@ def redis_client(url: str, *, asynchronous: bool = False) -> Any:
 
         raise ConfigError("online_store is a Redis URL but redis-py is not installed: "
                           "pip install 'featurestore[redis]'") from None
+    extra = {"protocol": protocol} if protocol is not None else {}
     return redis_mod.Redis.from_url(url, socket_timeout=TIMEOUT,
-                                    socket_connect_timeout=TIMEOUT, retry_on_timeout=False)
+                                    socket_connect_timeout=TIMEOUT, retry_on_timeout=False,
+                                    **extra)
 
 
 def read_record(store: Store) -> dict[str, Any] | None:

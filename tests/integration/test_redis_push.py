@@ -141,26 +141,30 @@ def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets
 
 
 def test_an_error_reply_in_a_bucketed_write_raises_and_leaves_the_client_usable(redis_server):
-    """The writer counts replies on the raw socket: an error reply among them (here WRONGTYPE:
-    one bucket key holds a string) raises Redis's message, and the client still works."""
+    """The writer counts replies on the raw socket (RESP2, the push's clients) or parses them
+    (RESP3): either way an error reply among them (here WRONGTYPE: one bucket key holds a
+    string) raises Redis's message, and the client still works."""
     import zlib
 
     import redis
 
+    from featurestore.online.redis import redis_client
     from featurestore.online.redis_push import Dest, _write_arrow
 
-    r = redis.Redis.from_url(redis_server.url)
-    r.set("errtest:rows:1", "not a hash")
     ids = pa.array([f"E{i:04d}" for i in range(3000)])
     values = pa.array([f"[{i}]" for i in range(3000)])
-    try:
+    for protocol in (2, 3):
+        r = redis_client(redis_server.url, protocol=protocol)
+        r.set("errtest:rows:1", "not a hash")
+        try:
+            _write_arrow(r, Dest("errtest:rows", 4), ids, values)
+        except redis.exceptions.ResponseError as exc:
+            assert "WRONGTYPE" in str(exc)
+        else:
+            raise AssertionError("the WRONGTYPE reply was not raised")
+        assert r.ping() and r.get("errtest:rows:1") == b"not a hash"
+        r.delete(*[f"errtest:rows:{b}" for b in range(4)])
         _write_arrow(r, Dest("errtest:rows", 4), ids, values)
-    except redis.exceptions.ResponseError as exc:
-        assert "WRONGTYPE" in str(exc)
-    else:
-        raise AssertionError("the WRONGTYPE reply was not raised")
-    assert r.ping() and r.get("errtest:rows:1") == b"not a hash"
-    r.delete("errtest:rows:1")
-    _write_arrow(r, Dest("errtest:rows", 4), ids, values)
-    assert sum(r.hlen(f"errtest:rows:{b}") for b in range(4)) == 3000
-    assert r.hget(f"errtest:rows:{zlib.crc32(b'E0042') % 4}", "E0042") == b"[42]"
+        assert sum(r.hlen(f"errtest:rows:{b}") for b in range(4)) == 3000
+        assert r.hget(f"errtest:rows:{zlib.crc32(b'E0042') % 4}", "E0042") == b"[42]"
+        r.delete(*[f"errtest:rows:{b}" for b in range(4)])
