@@ -222,7 +222,8 @@ class RedisOnlineStore:
             return keys.script_keys(), [b""]
         pointer, meta = known
         slot = pointer[:1].decode() if isinstance(pointer, bytes) else pointer[:1]
-        return keys.script_keys() + keys.row_keys(slot, meta.buckets, ids), [pointer, *ids]
+        return keys.script_keys() + [keys.rows(slot)], \
+            [pointer, keys.bucket_list(meta.buckets, ids), *ids]
 
     def _answer(self, table: str, ids: list[str], reply: list[Any]) -> RowsView | None:
         """The view the script's reply gives, or None when the pointer moved (the new slot's

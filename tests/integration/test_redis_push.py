@@ -168,3 +168,42 @@ def test_an_error_reply_in_a_bucketed_write_raises_and_leaves_the_client_usable(
         assert sum(r.hlen(f"errtest:rows:{b}") for b in range(4)) == 3000
         assert r.hget(f"errtest:rows:{zlib.crc32(b'E0042') % 4}", "E0042") == b"[42]"
         r.delete(*[f"errtest:rows:{b}" for b in range(4)])
+
+
+def test_a_slot_of_one_hash_written_before_buckets_is_read_then_rewritten_into_buckets(
+        tmp_path, redis_server):
+    """A served slot in the older layout (one hash ``:rows``, no ``buckets`` in its metadata)
+    answers reads, and the next push rewrites the idle slot whole into buckets."""
+    import orjson
+    import redis
+
+    from featurestore.online.redis_codec import SlotMeta, TableKeys
+
+    store = Store(str(tmp_path / "store"))
+    frame = _publish(tmp_path, "2026-03-05", 30, 5)
+    store.write_json({"namespace": "legacy1", "url": "x", "push_id": "old", "pushed_at": "",
+                      "tables": {"customer_features": {"as_of": "2026-03-05",
+                                                       "generation": 0, "slot": "a"}}},
+                     "_state", "online.json")
+    keys = TableKeys("legacy1", "customer_features")
+    r = redis.Redis.from_url(redis_server.url)
+    meta = {"state": "complete", "push_id": "old", "as_of": "2026-03-05", "generation": 0,
+            "columns": ["page_views_7d"], "dtypes": {"page_views_7d": "int64"},
+            "keys": ["customer_id"], "recency": [], "base": None, "pushed_at": 0.0}
+    r.set(keys.meta("a"), orjson.dumps(meta))
+    r.hset(keys.rows("a"), mapping={c: f"[{v}]" for c, v in
+                                    zip(frame["customer_id"], frame["page_views_7d"])})
+    r.set(keys.ptr, "a|old")
+    online = RedisOnlineStore(store, url=redis_server.url, tables=("customer_features",))
+    online.refresh()
+    ids = list(frame["customer_id"])
+    view = online.view("customer_features", [*ids, "nobody"])
+    assert len(view.index) == 30 and view.get(ids[3]) == \
+        {"page_views_7d": int(frame["page_views_7d"][3])}
+    _publish(tmp_path, "2026-03-06", 30, 6)
+    info = push_online(store, redis_server.url, tables={"customer_features": ["customer_id"]},
+                       recency={}).tables["customer_features"]
+    assert (info["slot"], info["mode"], info["written"]) == ("b", "full", 30)
+    assert SlotMeta.loads(r.get(keys.meta("b"))).buckets == 1
+    assert r.hlen(keys.rows("b", 0)) == 30
+    online.stop()
