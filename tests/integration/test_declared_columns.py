@@ -152,6 +152,13 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
     capsys.readouterr()
     assert main(["tables", "--store", str(late)]) == 0
     assert "run featurestore backfill" in capsys.readouterr().out
+    assert main(["tables", "--store", str(late), "--json"]) == 0
+    listed = {t["name"]: t["declared_columns"] for t in json.loads(capsys.readouterr().out)}
+    assert listed["customer_features"] == {
+        c: {"type": t, "complete_from": None, "pending": True, "features": f}
+        for (c, t), f in zip(COLUMNS.items(), (["channels_top2_30d"], ["visit_num_mean_7d"],
+                                                ["evar12_max"], []))}
+    assert all(not v["features"] for v in listed["customer_product_features"].values())
     assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["columns"]["columns"] == sorted(COLUMNS)
@@ -210,6 +217,14 @@ def test_backfill_with_a_raw_file_gone_says_from_which_date_the_column_is_comple
     assert later["visit_num"].notna().all()
     assert main(["tables", "--store", str(store)]) == 0
     assert "complete from 2026-02-02" in capsys.readouterr().out
+    # --json carries it too: every table of the weblog source, with the features reading it
+    assert main(["tables", "--store", str(store), "--json"]) == 0
+    tables = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
+    assert set(tables) == {"customer_features", "customer_product_features"}
+    for t in tables.values():
+        assert t["declared_columns"] == {"visit_num": {
+            "type": "int", "complete_from": "2026-02-02", "pending": False, "features": []}}
+        assert {"key_columns", "features", "as_of_range", "rows_latest"} <= set(t)
 
 
 def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(tmp_path,

@@ -12,7 +12,12 @@ import yaml
 
 from featurestore._exceptions import ConfigError
 from featurestore.column_backfill import EventsFile, RawSource, plan_column_backfill
-from featurestore.features.definitions import DEFAULT_REPO, load_feature_repo, parse_feature_repo
+from featurestore.features.definitions import (
+    DEFAULT_REPO,
+    columns_read,
+    load_feature_repo,
+    parse_feature_repo,
+)
 from featurestore.sources.weblog import EVENT_SCHEMA, RawFile, event_schema, parse_file
 
 DAY = dt.date(2026, 1, 1)
@@ -147,6 +152,22 @@ def test_declared_columns_keep_order_and_the_default_fingerprint_does_not_change
     assert parse_feature_repo(_repo({}), "r").repo_fingerprint == default.repo_fingerprint
     assert repo.repo_fingerprint != default.repo_fingerprint
     assert default.differences(repo) == ["source weblog changed"]
+
+
+def test_columns_read_follow_fields_where_and_expressions_transitively():
+    doc = yaml.safe_load(_repo({"visit_num": "int", "evar12": "float", "channel": "string"}))
+    doc["tables"]["customer_features"]["features"].update({
+        "visits_mean": {"aggregation": "mean", "field": "visit_num"},
+        "search_hits": {"aggregation": "count", "filter": {"where": [
+            {"column": "channel", "op": "eq", "value": "search"}]}},
+        "ratio": {"expression": "visits_mean / search_hits"},
+        "ratio2": {"expression": "ratio * 2 + page_views_7d"},
+    })
+    repo = parse_feature_repo(yaml.safe_dump(doc, sort_keys=False), "r")
+    got = columns_read(repo.tables["customer_features"], repo.declared_columns())
+    assert got == {"visit_num": ["ratio", "ratio2", "visits_mean"],
+                   "evar12": [], "channel": ["ratio", "ratio2", "search_hits"]}
+    assert columns_read(repo.tables["customer_product_features"], {}) == {}
 
 
 def test_backfill_plan_takes_only_files_lacking_a_column_with_their_raw_files():
