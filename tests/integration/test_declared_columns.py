@@ -226,6 +226,32 @@ def test_backfill_with_a_raw_file_gone_says_from_which_date_the_column_is_comple
             "type": "int", "complete_from": "2026-02-02", "pending": False, "features": []}}
         assert {"key_columns", "features", "as_of_range", "rows_latest"} <= set(t)
 
+    # the next backfill remembers the file is gone there: nothing re-read or rewritten, the
+    # completeness still reported
+    day1_files = {p: p.stat().st_mtime_ns
+                  for p in (store / "events" / "event_date=2026-02-01").glob("*.parquet")}
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(elsewhere),
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["columns"]
+    assert again["files_rewritten"] == 0 and again["raw_unavailable"] == []
+    assert [i["file"] for i in again["raw_not_retried"]] == [
+        f"{elsewhere}/2026-02-01/hit_data-0001.tsv.gz"]
+    assert "raw file gone" in again["raw_not_retried"][0]["reason"]
+    assert again["completeness"]["visit_num"]["complete_from"] == "2026-02-02"
+    assert {p: p.stat().st_mtime_ns for p in day1_files} == day1_files
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(elsewhere)]) == 0
+    text = capsys.readouterr().out
+    assert "not retried" in text and "complete from 2026-02-02" in text
+    # the drops found again elsewhere (--raw names a new place): tried again, and filled
+    back = tmp_path / "back"
+    shutil.copytree(elsewhere, back)
+    shutil.copy(raw / "2026-02-01" / "hit_data-0001.tsv.gz", back / "2026-02-01")
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(back), "--json"]) == 0
+    filled = json.loads(capsys.readouterr().out)["columns"]
+    assert filled["rows_filled"] > 0 and filled["raw_not_retried"] == []
+    assert filled["completeness"]["visit_num"]["complete_from"] is None
+    assert _events(store)["visit_num"].notna().all()
+
 
 def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(tmp_path,
                                                                                 client,
