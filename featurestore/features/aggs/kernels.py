@@ -325,6 +325,41 @@ def _starts(sorted_codes: np.ndarray) -> np.ndarray:
     return np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
 
 
+def _distinct_coded(codes: np.ndarray, strings: pa.Array,
+                    counts: pa.Array | None = None) -> pa.Table:
+    """The distinct (customer code, value) pairs sorted by code then value (bytewise), with
+    ``counts`` summed per pair and zero sums dropped when given: columns ``c``, ``v``
+    (and ``n``). The values are ranked once (sorted distinct values), so the pairs are two
+    integers: a numpy unique instead of a hash group-by and a string sort per key."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    strings = strings.cast(pa.large_string())
+    if not len(strings):
+        cols = {"c": pa.array([], pa.int64()), "v": pa.array([], pa.large_string())}
+        if counts is not None:
+            cols["n"] = pa.array([], pa.int64())
+        return pa.table(cols)
+    if strings.null_count:  # never in states or partials (nulls are dropped before)
+        raise ValueError("a null value among a set's values")
+    ranked = pc.unique(strings).sort()
+    vcode = pc.index_in(strings, value_set=ranked).to_numpy(zero_copy_only=False).astype(
+        np.int64)
+    nv = len(ranked)
+    pair = codes * nv + vcode
+    if counts is None:
+        uniq = np.unique(pair)
+        return pa.table({"c": uniq // nv, "v": ranked.take(pa.array(uniq % nv))})
+    uniq, inverse = np.unique(pair, return_inverse=True)
+    summed = np.zeros(len(uniq), np.int64)
+    if isinstance(counts, pa.ChunkedArray):
+        counts = counts.combine_chunks()
+    np.add.at(summed, inverse.ravel(), counts.cast(pa.int64()).to_numpy(zero_copy_only=False))
+    keep = summed != 0
+    uniq, summed = uniq[keep], summed[keep]
+    return pa.table({"c": uniq // nv, "v": ranked.take(pa.array(uniq % nv)),
+                     "n": pa.array(summed)})
+
+
 def _coded_lists(t: pa.Table) -> tuple[np.ndarray, dict[str, pa.Array]]:
     """Rows sorted by (c, v) as one list per code of every other column."""
     c = t.column("c").to_numpy()
@@ -372,10 +407,7 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
                       prefix, fields)
     strings = _as_strings(values) if k != "counts" or counts is None else values
     if k in ("set", "sketch"):
-        t = pa.table({"c": codes, "v": strings})
-        if t.num_rows:
-            t = t.group_by(["c", "v"], use_threads=False).aggregate([]).sort_by(
-                [("c", "ascending"), ("v", "ascending")])
+        t = _distinct_coded(codes, strings)
         gcodes, lists = _coded_lists(t)
         if k == "set":
             return _place(gcodes, m, lists, prefix, fields)
@@ -389,12 +421,7 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
         return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
     # counts: per (customer, value) summed, zeros dropped, values ascending
     ones = counts if counts is not None else pa.array(np.ones(len(codes), np.int64))
-    t = pa.table({"c": codes, "v": strings, "n": ones})
-    if t.num_rows:
-        t = t.group_by(["c", "v"], use_threads=False).aggregate([("n", "sum")])
-        t = t.filter(pc.not_equal(t.column("n_sum"), 0)).sort_by(
-            [("c", "ascending"), ("v", "ascending")])
-        t = pa.table({"c": t.column("c"), "v": t.column("v"), "n": t.column("n_sum")})
+    t = _distinct_coded(codes, strings, ones)
     gcodes, lists = _coded_lists(t)
     return _place(gcodes, m, {"v": lists["v"], "c": lists["n"]}, prefix, fields)
 
