@@ -553,11 +553,19 @@ def _sketchify(t: pa.Table, sketches: list[tuple[pa.Array, pa.Array]]) -> pa.Tab
                      "h": pa.array(hs, pa.large_binary())})
 
 
-def _align(part: pa.Table, customers: pa.Array, prefix: str,
-           fields: list[pa.Field]) -> dict[str, pa.Array]:
-    """A key's per-customer columns placed on ``customers`` (missing: zero or null)."""
-    pos = pc.index_in(customers, value_set=part.column("customer_id")) if part.num_rows \
+def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
+    """For each of ``customers`` its row in ``table`` (null: none): what :func:`_align` takes
+    with; computed once per table when many keys or features read it."""
+    return pc.index_in(customers, value_set=table.column("customer_id")) if table.num_rows \
         else pa.nulls(len(customers), pa.int32())
+
+
+def _align(part: pa.Table, customers: pa.Array, prefix: str,
+           fields: list[pa.Field], pos: pa.Array | None = None) -> dict[str, pa.Array]:
+    """A key's per-customer columns placed on ``customers`` (missing: zero or null);
+    ``pos``: :func:`positions` of ``customers`` in ``part`` when already known."""
+    if pos is None:
+        pos = positions(customers, part)
     out = {}
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
@@ -661,7 +669,7 @@ def _explode(lists) -> tuple[pa.Array, pa.Array]:
 
 # -- final values ----------------------------------------------------------------------------
 def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggregation: str,
-             k: int | None, as_of_ordinal: int) -> pa.Array:
+             k: int | None, as_of_ordinal: int, pos: pa.Array | None = None) -> pa.Array:
     """A feature's values for ``ids`` (sorted customer ids) from a state table (SPEC §3a types
     and empty values).
 
@@ -673,6 +681,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
         aggregation: the feature's aggregation.
         k: top_k's k.
         as_of_ordinal: the as-of date (recency).
+        pos: :func:`positions` of ``ids`` in ``state`` (None: computed here).
 
     Returns:
         One value per id.
@@ -680,7 +689,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
     fields = state_columns(key, prefix)
     part = pa.table({"customer_id": state.column("customer_id"),
                      **{f.name.rsplit(".", 1)[1]: state.column(f.name) for f in fields}})
-    cols = _align(part, ids, prefix, fields)
+    cols = _align(part, ids, prefix, fields, pos)
     c = {f.name.rsplit(".", 1)[1]: cols[f.name] for f in fields}
     if aggregation == "count":
         return c["n"]
