@@ -36,8 +36,8 @@ import yaml
 from featurestore.cluster import dask_client
 from featurestore.features.definitions import DEFAULT_REPO, parse_feature_repo
 from featurestore.generate import generate_weblog
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 
 TEN = {

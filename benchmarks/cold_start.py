@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from featurestore.generate import generate_weblog  # noqa: E402
 
 KERNELS = ("import time; t = time.perf_counter(); "
-           "from featurestore.sources._scan import warm_up; i = time.perf_counter(); warm_up(); "
+           "from featurestore.sources.weblog.scan import warm_up; i = time.perf_counter(); warm_up(); "
            "print(round(i - t, 3), round(time.perf_counter() - i, 3))")
 
 

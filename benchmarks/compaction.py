@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from featurestore.cluster import local_cluster
     from featurestore.generate import generate_weblog
-    from featurestore.ingest import ingest_weblog
+    from featurestore.sources.weblog.ingest import ingest_weblog
     from featurestore.storage import Store
 
     work = Path(args.workdir)

@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +35,7 @@ _TIMER = r"""
 import json, sys, time
 from pathlib import Path
 from featurestore.sources.weblog import discover_files, parse_file
-from featurestore.sources._scan import warm_up
+from featurestore.sources.weblog.scan import warm_up
 root, declared = sys.argv[1], json.loads(sys.argv[2])
 warm_up()
 files, _ = discover_files(root)

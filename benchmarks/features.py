@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 from featurestore.cluster import dask_client
-from featurestore.materialization import materialize
 from featurestore.features.materialize import STATE_RECORD
 from featurestore.generate import generate_weblog
-from featurestore.ingest import ingest_weblog
+from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 
 

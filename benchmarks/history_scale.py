@@ -46,8 +46,8 @@ if str(ROOT) not in sys.path:
 from benchmarks.features import _Due, _peak_mb  # noqa: E402
 from featurestore.cluster import dask_client  # noqa: E402
 from featurestore.generate import generate_weblog  # noqa: E402
-from featurestore.ingest import ingest_weblog  # noqa: E402
 from featurestore.materialization import materialize  # noqa: E402
+from featurestore.sources.weblog.ingest import ingest_weblog  # noqa: E402
 from featurestore.storage import Store  # noqa: E402
 
 DAY1 = dt.date(2026, 1, 1)

@@ -33,6 +33,7 @@ empty store (ingest *and* materialization of every due as-of date), against that
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -142,13 +143,27 @@ def _generate_issue_drop(raw: Path, rows: int, density: float, files: int = 48,
 
 
 def _cli_ingest(raw: Path, store: Path, *extra: str) -> float:
-    """Seconds of one whole ``featurestore ingest`` command into an empty ``store``."""
+    """Seconds of one whole ``featurestore ingest`` command into an empty ``store``; its
+    ``--json`` report's step seconds go to :data:`STEPS` (the budget of issue #27)."""
     shutil.rmtree(store, ignore_errors=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
-                    str(store), "--json", "--no-progress", *extra], cwd=ROOT, check=True,
-                   capture_output=True)
-    return time.perf_counter() - start
+    out = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
+                          str(store), "--json", "--no-progress", *extra], cwd=ROOT, check=True,
+                         capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    try:
+        report = json.loads(out.stdout)
+    except ValueError:
+        report = {}
+    STEPS.append({"whole": seconds, "ingest": report.get("seconds", 0.0),
+                  "compaction": (report.get("compaction") or {}).get("seconds", 0.0),
+                  "materialize": (report.get("materialize") or {}).get("seconds", 0.0),
+                  "running": "--scheduler" in extra})
+    return seconds
+
+
+#: Per whole command: its seconds and those of its steps from the ``--json`` report.
+STEPS: list[dict] = []
 
 
 def main() -> None:
@@ -275,6 +290,18 @@ def main() -> None:
           f"(target <= 2.5x; rounds {' '.join(f'{r:.2f}' for r in cmd_ratios)}); "
           f"{statistics.median(own_ratios):.2f}x with its own cluster (target <= 3.5x; rounds "
           f"{' '.join(f'{r:.2f}' for r in own_ratios)})")
+    for running in (True, False):
+        runs = [r for r in STEPS if r["running"] == running]
+        if not runs:
+            continue
+        med = {k: statistics.median(r[k] for r in runs) for k in
+               ("whole", "ingest", "compaction", "materialize")}
+        rest = med["whole"] - med["ingest"] - med["compaction"] - med["materialize"]
+        print(f"  whole command, {'running cluster' if running else 'own cluster    '}: "
+              f"ingest step {med['ingest']:.2f} s ({med['ingest'] / igzip_s:.2f}x), compaction "
+              f"{med['compaction']:.2f} s, materialization {med['materialize']:.2f} s "
+              f"({med['materialize'] / igzip_s:.2f}x), the rest {rest:.2f} s "
+              f"({rest / igzip_s:.2f}x) (medians; targets 1.6x / 0.6x / 0.3x)")
     print(f"ratio ingest / gzip -d   {warm_s / gzip_s:.2f}x running cluster; "
           f"{cli_s / gzip_s:.2f}x whole command")
     print(f"peak memory (RSS)        {max(peaks) / 2**20:,.0f} MiB (sum of the peaks of the "

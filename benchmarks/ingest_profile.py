@@ -53,7 +53,7 @@ from ingest import _igzip_in_process, warm_workers
 #: (stage, substrings of a frame "function (file:line)"); the innermost match wins.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("decompress", ("_decompress (",)),
-    ("scan", ("scan_lines (",)),
+    ("scan", ("scan_lines (", "scan_lines_and_int (")),  # the hit time is parsed in the scan
     ("validate", ("valid_utf8_rows (", "parse_int_fields (", "_bad_products (",
                   "_quarantine_table (")),
     ("gather", ("gather_columns (", "gather_strings (")),

@@ -72,9 +72,9 @@ def run_s3_fault_trials(trials: int, seed: int, max_attempts: int = 3) -> dict[s
 
     from featurestore import Store
     from featurestore.cluster import local_cluster
-    from featurestore.materialization import materialize
     from featurestore.generate import generate_weblog
-    from featurestore.ingest import ingest_weblog
+    from featurestore.materialization import materialize
+    from featurestore.sources.weblog.ingest import ingest_weblog
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log
     for key, value in _AWS.items():

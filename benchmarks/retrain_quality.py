@@ -58,7 +58,7 @@ def generated(work: Path, days: int, customers: int, rows_per_day: int) -> None:
 
     from featurestore import features, training
     from featurestore.generate import generate_weblog
-    from featurestore.ingest import ingest_weblog
+    from featurestore.sources.weblog.ingest import ingest_weblog
     from featurestore.storage import Store
 
     generate_weblog(str(work / "raw"), days=days, customers=customers, products=40,

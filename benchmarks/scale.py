@@ -100,8 +100,8 @@ def fabricate(root: Path, days: int, per_day: int) -> tuple[Path, Path, dt.date]
 
 def plan_ingest(store: str, raw: str) -> dict:
     """What ``ingest_weblog`` does before submitting a task (lock aside): the real plan."""
-    from featurestore.ingest import IngestReport, _plan
     from featurestore.sources.weblog import discover_drops
+    from featurestore.sources.weblog.ingest import IngestReport, _plan
     from featurestore.storage import Store
 
     t0 = time.perf_counter()

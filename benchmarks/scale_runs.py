@@ -61,7 +61,7 @@ def workers(mb: int, rounds: int, workdir: str | None) -> dict:
 
     from featurestore.cluster import local_cluster
     from featurestore.generate import generate_weblog
-    from featurestore.ingest import ingest_weblog
+    from featurestore.sources.weblog.ingest import ingest_weblog
     from featurestore.storage import Store
 
     root = Path(workdir or tempfile.mkdtemp(prefix="scale-workers-"))
@@ -168,7 +168,6 @@ def _fabricate_features(root: Path, customers: int) -> list[str]:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from serve import INTS
 
     rng = np.random.default_rng(0)
@@ -202,11 +201,11 @@ def _push_redis(store_dir: Path, root: Path, workers: int) -> tuple[Any, str, di
     the server, its URL and the push figures (rows/s, Redis bytes per customer row)."""
     import redis
     from distributed import Client, LocalCluster
+    from serve import start_redis
 
     from featurestore.online.redis_codec import TableKeys
     from featurestore.online.redis_push import push_online
     from featurestore.storage import Store
-    from serve import start_redis
 
     proc, url = start_redis(root)
     r = redis.Redis.from_url(url)
@@ -249,7 +248,6 @@ def serve(customers: int, seconds: int, workdir: str | None, online_store: str =
         The figures printed, as a dict.
     """
     import httpx
-
     from serve import free_port, wrk
 
     if not shutil.which("wrk"):
@@ -321,7 +319,6 @@ def _day_partitions(root: Path, customers: int, active: int, days: int = 3) -> N
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from serve import INTS
 
     rng = np.random.default_rng(1)
@@ -359,9 +356,10 @@ def push_day(history: int, active: int, workdir: str | None) -> dict:
     Returns:
         The figures printed.
     """
+    from serve import start_redis
+
     from featurestore.online.redis_push import push_online
     from featurestore.storage import Store
-    from serve import start_redis
 
     root = Path(workdir or tempfile.mkdtemp(prefix="scale-push-day-"))
     out = {}

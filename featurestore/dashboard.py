@@ -11,6 +11,7 @@ names written in a page. No FastAPI here: the API routes are thin wrappers.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,10 +22,10 @@ import pyarrow.parquet as pq
 from ._exceptions import NotFoundError
 from .features.definitions import FeatureRepo
 from .generations import read_generations
-from .ingest import LEDGER, QUARANTINE, drop_status, ledger_entries, ledger_keys
 from .layout import is_published
 from .retrain.jobs import list_jobs
 from .retrain.registry import list_summaries
+from .sources.weblog.ingest import LEDGER, QUARANTINE, drop_status, ledger_entries, ledger_keys
 from .storage import Store
 from .tables import as_of_dates, read_table
 
@@ -38,6 +39,7 @@ __all__ = [
     "overview",
     "pr_curves",
     "psi",
+    "refusal_label",
     "source_latest",
 ]
 
@@ -325,6 +327,37 @@ def drift(store: Store, repo: FeatureRepo, table: str, as_of: str | None = None,
     return {"table": table, "as_of": day, "baseline": baseline, "features": scores}
 
 
+#: The phrase of a baseline-gate reason (featurestore.retrain.baseline) a badge shows.
+_REFUSAL = re.compile(r"(no better than (?:chance|a random ranking|the baseline|predicting)"
+                      r"|not distinguishable from (?:chance|a random ranking)"
+                      r"|not a number|nothing shows it beats)")
+
+
+def refusal_label(reason: str) -> str:
+    """A short badge for a baseline-gate reason: ``refused: no better than chance``.
+
+    Args:
+        reason: the sentence the gate recorded (``alert.below_baseline`` of the job).
+
+    Returns:
+        ``refused: <the reason's verdict phrase>`` (``below the trivial baseline`` when the
+        sentence has none of the known phrases).
+    """
+    found = _REFUSAL.search(reason)
+    return f"refused: {found.group(1) if found else 'below the trivial baseline'}"
+
+
+def _verdicts(jobs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model, version) -> the promotion verdict its retrain job recorded (the newest job
+    wins when two name one version)."""
+    out = {}
+    for j in jobs:
+        alert = j.get("alert") or {}
+        if j.get("model_version") and alert:
+            out[(j["model"], j["model_version"])] = alert
+    return out
+
+
 def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
     """Model versions with their held-out metrics, recent retrain jobs, and alerts sent.
 
@@ -335,23 +368,33 @@ def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
     Returns:
         ``{"models": [{"name", "production", "versions": [{"version", "created_at",
         "production", "damaged", "metrics": {pr_auc|roc_auc|rmse|recall_at_10_*: value},
-        "holdout": a recommender's time-holdout table or None}]}], "jobs":
+        "holdout": a recommender's time-holdout table or None, "refused": the baseline
+        gate's reason when it refused the version (no better than chance...) or None,
+        "refused_label": its short badge or None, "not_promoted_reason": why its retrain
+        did not promote it (refused, auto_promote off, not better than production) or
+        None}]}], "jobs":
         [{"job_id", "model", "backend", "status", "submitted_at", "finished_at",
         "model_version", "error"}], "alerts": [{"job_id", "model", "version",
         "primary_metric", "new_value", "production_value", "relative_change", "promoted",
         "notified"}]}``.
     """
+    jobs = list_jobs(store)
+    verdicts = _verdicts(jobs)  # the registry records versions; the job, its verdict
     summaries = []
     for summary in list_summaries(store):
-        summaries.append({
-            "name": summary["name"], "production": summary["production"],
-            "versions": [{"version": v["version"], "created_at": v["created_at"],
-                          "production": v["production"], "damaged": v["damaged"],
-                          "metrics": {m: v["metrics"][m] for m in MODEL_METRICS
-                                      if m in (v["metrics"] or {})},
-                          "holdout": v.get("holdout")}
-                         for v in summary["versions"]]})
-    jobs = list_jobs(store)
+        versions = []
+        for v in summary["versions"]:
+            verdict = verdicts.get((summary["name"], v["version"]), {})
+            refused = verdict.get("below_baseline")
+            versions.append({"version": v["version"], "created_at": v["created_at"],
+                             "production": v["production"], "damaged": v["damaged"],
+                             "metrics": {m: v["metrics"][m] for m in MODEL_METRICS
+                                         if m in (v["metrics"] or {})},
+                             "holdout": v.get("holdout"), "refused": refused,
+                             "refused_label": refusal_label(refused) if refused else None,
+                             "not_promoted_reason": verdict.get("not_promoted_reason")})
+        summaries.append({"name": summary["name"], "production": summary["production"],
+                          "versions": versions})
     recent = [{k: j.get(k) for k in ("job_id", "model", "backend", "status", "submitted_at",
                                      "finished_at", "model_version", "error")}
               for j in reversed(jobs[-jobs_limit:])]
@@ -367,29 +410,41 @@ def models(store: Store, jobs_limit: int = 20) -> dict[str, Any]:
     return {"models": summaries, "jobs": recent, "alerts": alerts}
 
 
+#: Why a classifier's production version has no PR curve, by training backend.
+_NO_CURVE = {"sagemaker": "trained on SageMaker, whose training job reports final metrics "
+                          "only (no held-out scores to draw a curve from)"}
+_NO_CURVE_RECORDED = "trained before PR curves were recorded (its record has none)"
+
+
 def pr_curves(store: Store) -> dict[str, Any]:
-    """The held-out precision-recall curve of each model's production version, as the
+    """The held-out precision-recall curve of each classifier's production version, as the
     registry recorded it when the version was trained.
+
+    Only versions with a PR-AUC (classifiers) have a curve: a recommender is judged on its
+    time holdout (the models page's holdout table) and is not listed here at all.
 
     Args:
         store: the store holding the registry.
 
     Returns:
         ``{"curves": [{"model", "version", "pr_auc", "positive_rate", "precision": [...],
-        "recall": [...], "threshold": [...]}]}``: one per model with a production version
-        whose record has a curve (versions trained before curves were recorded have none,
-        and are listed in ``"without_curve"`` as ``{"model", "version"}``).
+        "recall": [...], "threshold": [...]}], "without_curve": [{"model", "version",
+        "reason"}]}``: a classifier's production version whose record has no curve is in
+        ``without_curve`` with the reason (trained on SageMaker, or before curves were
+        recorded).
     """
     curves, missing = [], []
     for summary in list_summaries(store):
         production = next((v for v in summary["versions"] if v["production"]), None)
-        if production is None:
-            continue
+        metrics = (production or {}).get("metrics") or {}
+        if production is None or metrics.get("pr_auc") is None:
+            continue  # nothing promoted, or not a classifier: no curve to expect
         curve = production.get("pr_curve")
         if not isinstance(curve, dict) or not curve.get("precision"):
-            missing.append({"model": summary["name"], "version": production["version"]})
+            missing.append({"model": summary["name"], "version": production["version"],
+                            "reason": _NO_CURVE.get(production.get("backend") or "",
+                                                    _NO_CURVE_RECORDED)})
             continue
-        metrics = production.get("metrics") or {}
         curves.append({"model": summary["name"], "version": production["version"],
                        "pr_auc": metrics.get("pr_auc"),
                        "positive_rate": metrics.get("positive_rate"),

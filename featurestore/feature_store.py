@@ -37,12 +37,12 @@ from .storage import Store, options_for
 if TYPE_CHECKING:
     from distributed import Client
 
-    from .column_backfill import ColumnBackfillReport
+    from .example_repo import ExampleResult
     from .features.materialize import MaterializeReport
     from .job_records import JobView
     from .online import OnlineStoreProtocol
     from .predict import PredictReport
-    from .example_repo import ExampleResult
+    from .sources.weblog.backfill import ColumnBackfillReport
     from .store_init import InitResult
     from .tables import TableInfo
 
@@ -333,8 +333,8 @@ class FeatureStore:
         Returns:
             What was filled, what could not be, and from which date each column is complete.
         """
-        from .column_backfill import ColumnBackfillReport, backfill_columns  # noqa: F811
         from .features.daily import daily_plan
+        from .sources.weblog.backfill import ColumnBackfillReport, backfill_columns  # noqa: F811
 
         repo = self.repo
         declared = repo.declared_columns()
@@ -359,7 +359,7 @@ class FeatureStore:
             event date has the column, else the first date from which it is complete (a
             backfill found raw files gone for earlier dates).
         """
-        from .column_backfill import column_completeness
+        from .sources.weblog.backfill import column_completeness
 
         return column_completeness(self.offline_store, self.repo.declared_columns())
 
@@ -774,7 +774,7 @@ def _check_raw(raw_root: str, options: dict[str, Any] | None, weblog: bool = Fal
     if not fs.isdir(path):
         return
     from . import layout
-    from .sources.weblog import _DATE_LIKE, _DROP_DIR
+    from .sources.weblog.drops import _DATE_LIKE, _DROP_DIR
 
     names = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
     # ``ingest STORE --store RAW``: the arguments swapped would ingest nothing, silently

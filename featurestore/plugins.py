@@ -26,7 +26,7 @@ __all__ = ["SOURCE_CLASS_FOR_TYPE", "ONLINE_STORE_CLASS_FOR_TYPE",
            "TRAINING_BACKEND_CLASS_FOR_TYPE", "load_class", "is_known"]
 
 SOURCE_CLASS_FOR_TYPE: dict[str, str] = {
-    "weblog": "featurestore.sources.weblog_source.WeblogSource",
+    "weblog": "featurestore.sources.weblog.source.WeblogSource",
     "retail": "featurestore.sources.retail.RetailSource",
 }
 ONLINE_STORE_CLASS_FOR_TYPE: dict[str, str] = {

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ._common import add_cluster_options, add_store_options, feature_store_from, print_json
 
 if TYPE_CHECKING:
-    from ..ingest import IngestReport
+    from ..sources.weblog.ingest import IngestReport
 
 
 def days_count(value: str) -> int:

@@ -1,6 +1,6 @@
 """``run_daily``: what cron runs once a day.
 
-1. ingest every new drop under ``raw_root`` (exactly once; see :mod:`featurestore.ingest`);
+1. ingest every new drop under ``raw_root`` (exactly once; see :mod:`featurestore.sources.weblog.ingest`);
 2. materialize the feature tables of the store's feature repository through the latest drop;
 3. on ``settings.retrain_weekday`` (0 = Monday), or when forced, retrain every model in
    ``settings.retrain_models`` with ``settings.retrain_backend`` - each job compares itself with
@@ -25,7 +25,7 @@ from ..features.definitions import FeatureRepo
 from ..materialization import materialize_locked
 from ..repository import resolve_repo
 from ..settings import Settings
-from ..sources.weblog_source import WeblogSource
+from ..sources.weblog.source import WeblogSource
 from ..storage import Store
 from .alerts import notify
 from .history import history_shortfall

@@ -86,7 +86,7 @@ def _as_date(value: Any) -> dt.date:
 def latest_data_date(store: Store) -> dt.date | None:
     """The latest date the store has data through: latest drop in the ingest ledger or latest
     events partition, whichever is later (a drop may end with a day that has no events)."""
-    from ..ingest import ledger_keys
+    from ..sources.weblog.ingest import ledger_keys
 
     dates: list[dt.date] = []
     for key in ledger_keys(store):

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from featurestore.features.definitions import DEFAULT_REPO, parse_feature_repo
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 from tests.reliability.test_kill9_aggs import EXTRA
 

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from featurestore import Store
 from featurestore.features.aggs import language
 from featurestore.features.definitions import DEFAULT_REPO, parse_feature_repo
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 
 DECLARED = {"post_channel": "string", "visit_num": "int", "evar12": "float",
             "geo_country": "string"}

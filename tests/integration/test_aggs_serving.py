@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from api.main import create_app
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
 from featurestore.repository import apply_repo
 from featurestore.settings import Settings
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 from featurestore.training.xgboost_export import feature_columns, flatten_lists
 from tests.reliability.test_kill9_aggs import aggs_repo

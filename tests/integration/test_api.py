@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from api.main import create_app
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
 from featurestore.settings import Settings
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 from tests.serving_helpers import expected_row, serve
 

@@ -15,8 +15,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from api.main import create_app
-from featurestore.ingest import ingest_weblog
 from featurestore.settings import Settings
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 from tests.serving_helpers import compute_features, serve, write_feature_tables
 

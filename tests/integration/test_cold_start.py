@@ -1,5 +1,5 @@
 """No cold start on the critical path: the workers of the clusters featurestore starts load the
-numba scanner in the background as they start (featurestore/sources/_preload.py), before any
+numba scanner in the background as they start (featurestore/sources/weblog/preload.py), before any
 task asks for it, and the image's workers are configured the same way."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _kernels_loaded() -> bool:
     """On a worker: whether every scanner kernel has a compiled (or cache-loaded) overload."""
-    scan = sys.modules.get("featurestore.sources._scan")
+    scan = sys.modules.get("featurestore.sources.weblog.scan")
     if scan is None:
         return False
     kernels = (scan._scan, scan._count_lines, scan._valid_utf8_rows, scan._parse_int_fields,

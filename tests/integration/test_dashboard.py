@@ -221,6 +221,14 @@ def test_json_endpoints(server, fs):
     assert [j["status"] for j in models["jobs"]] == ["completed", "completed"]
     (alert,) = models["alerts"]  # the worse model alerted and was not promoted
     assert alert["version"] == "v0002" and alert["promoted"] is False
+    # the baseline gate's verdict, as the version's retrain job recorded it
+    jobs = [json.loads(p.read_text()) for p in (Path(fs.offline_store.root) / "_jobs")
+            .glob("*.json")]
+    below = {j["model_version"]: j["alert"]["below_baseline"] for j in jobs}
+    assert [v["refused"] for v in model["versions"]] == [below["v0001"], below["v0002"]]
+    assert below["v0001"] is None and "chance" in below["v0002"]
+    assert model["versions"][1]["refused_label"].startswith("refused: ")
+    assert model["versions"][1]["not_promoted_reason"] == below["v0002"]
     assert httpx.get(f"{server}/dashboard/api/overview").json() == overview(
         fs.offline_store, fs.repo)
     tables = httpx.get(f"{server}/dashboard/api/tables").json()["tables"]
@@ -276,3 +284,59 @@ def test_pages_and_assets_come_from_the_package(server):
         assert httpx.get(f"{server}/docs-assets/{asset}").status_code == 200
     docs = httpx.get(f"{server}/docs").text
     assert "/docs-assets/swagger-ui-bundle.js" in docs
+
+
+def test_pr_curve_notes_only_classifiers_without_a_curve(tmp_path):
+    """Only a classifier (a version with PR-AUC) is expected to have a curve; one without says
+    why (SageMaker reports final metrics only; a local record from before curves); a
+    recommender's production version is no "trained before PR curves" case."""
+    from featurestore.dashboard import pr_curves
+    from featurestore.retrain import registry
+    from featurestore.storage import Store
+
+    store = Store(str(tmp_path / "store"))
+
+    def promoted(name: str, metrics: dict[str, float], backend: str) -> str:
+        version = registry.register_version(
+            store, name, metrics=metrics, model_bytes=b"x", model_filename="model.json",
+            training_set={"url": "-", "metadata": {}}, features=["f"],
+            info={"job_id": None, "backend": backend, "params": {}, "artifact": None,
+                  "details": {}})
+        registry.promote(store, name, version)
+        return version
+
+    promoted("retail-knn", {"recall_at_10_new": 0.1, "recall_at_10_any": 0.2}, "local")
+    assert pr_curves(store) == {"curves": [], "without_curve": []}
+    old = promoted("purchase-xgboost", {"pr_auc": 0.4, "roc_auc": 0.7}, "local")
+    [missing] = pr_curves(store)["without_curve"]
+    assert (missing["model"], missing["version"]) == ("purchase-xgboost", old)
+    assert "trained before PR curves were recorded" in missing["reason"]
+    sagemaker = promoted("purchase-xgboost", {"pr_auc": 0.5}, "sagemaker")
+    [missing] = pr_curves(store)["without_curve"]
+    assert missing["version"] == sagemaker and "SageMaker" in missing["reason"]
+    assert "before PR curves" not in missing["reason"]
+
+
+def test_refusal_badges_name_the_baseline_gates_verdict():
+    """Each sentence the baseline gate writes gets a badge with its verdict phrase."""
+    from featurestore.dashboard import refusal_label
+    from featurestore.retrain.baseline import baseline_failure
+    from featurestore.retrain.models import MODELS
+
+    xgb, knn, fm = MODELS["purchase-xgboost"], MODELS["retail-knn"], MODELS["retail-fm"]
+    cases = [
+        (baseline_failure(xgb, {"roc_auc": 0.49}), "no better than chance"),
+        (baseline_failure(xgb, {"roc_auc": 0.56}, {"roc_auc": [0.45, 0.6] * 50}),
+         "not distinguishable from chance"),
+        (baseline_failure(xgb, {"pr_auc": 0.1, "positive_rate": 0.2}),
+         "no better than a random ranking"),
+        (baseline_failure(knn, {"recall_at_10_new": 0.1, "popular_recall_at_10_new": 0.2,
+                                "recall_at_10_any": 0.3, "buy_again_recall_at_10_any": 0.2}),
+         "no better than the baseline"),
+        (baseline_failure(fm, {"rmse": 2.0, "baseline_rmse": 1.0}),
+         "no better than predicting"),
+        (baseline_failure(xgb, {"roc_auc": float("nan")}), "not a number"),
+    ]
+    for reason, phrase in cases:
+        assert reason is not None and refusal_label(reason) == f"refused: {phrase}", reason
+    assert refusal_label("something else") == "refused: below the trivial baseline"

@@ -176,6 +176,16 @@ def shots(tmp_path_factory) -> Path:
 CHARTS = """[...document.querySelectorAll('.js-plotly-plot')].map(d => ({
   id: d.id, svg: d.querySelectorAll('svg.main-svg').length,
   marks: d.querySelectorAll('.trace path, .trace .point, .barlayer path').length}))"""
+# Tick labels and axis titles outside their chart's SVG are cut off (long dates, feature
+# names): every label's box must lie inside the SVG it is drawn in.
+CLIPPED = """[...document.querySelectorAll('.js-plotly-plot')].flatMap(d => {
+  const svg = d.querySelector('svg.main-svg').getBoundingClientRect();
+  return [...d.querySelectorAll('.xtick text, .ytick text, .g-xtitle text, .g-ytitle text')]
+    .map(t => [t, t.getBoundingClientRect()])
+    .filter(([t, r]) => r.width > 0 && (r.left < svg.left - 0.5 || r.right > svg.right + 0.5
+                                         || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5))
+    .map(([t, r]) => `${d.id}: ${t.textContent}`);
+})"""
 TESTIDS = """Object.fromEntries([...document.querySelectorAll('[data-testid]')]
   .map(e => [e.dataset.testid, e.textContent.trim()]))"""
 
@@ -184,13 +194,14 @@ def _visit(browser: Browser, base: str, page: str, shots: Path) -> dict[str, str
     browser.open(f"{base}/dashboard/{page}", "document.body.dataset.ready")
     assert browser.evaluate("document.body.dataset.ready") == "true", browser.evaluate(
         "document.getElementById('main').innerText")
-    browser.screenshot(shots / f"{page}.png")
+    browser.screenshot(shots / f"{page.replace('?', '-')}.png")
     assert browser.errors() == [], page
     outside = [u for u in browser.requested() if not u.startswith((base, "data:"))]
     assert outside == [], f"{page} fetched from outside the server: {outside}"
     charts = browser.evaluate(CHARTS)
     for c in charts:
         assert c["svg"] > 0 and c["marks"] > 0, (page, c)
+    assert browser.evaluate(CLIPPED) == [], f"{page}: axis labels cut off"
     return {"charts": charts, "ids": browser.evaluate(TESTIDS)}
 
 
@@ -287,6 +298,65 @@ def test_features_page(browser, site, shots):
     rows = browser.evaluate("document.querySelector('[data-testid=profile-rows]').textContent")
     assert int(rows) == len(pd.read_parquet(built["store"] / "customer_product_features"
                                             / latest))
+
+
+def test_features_page_shows_the_table_named_in_the_query(browser, site, shots):
+    """``?table=`` picks the table shown, also one with no as-of yet (its note, not another
+    table's charts) and an unknown one (the repository's tables, not the first table)."""
+    base, built = site
+    latest = max(p.name for p in (built["store"] / "customer_product_features").iterdir())
+    seen = _visit(browser, base, "features?table=customer_product_features", shots)
+    assert seen["ids"]["features-table"] == "customer_product_features"
+    assert browser.evaluate("document.getElementById('table').value") == (
+        "customer_product_features")
+    frame = pd.read_parquet(built["store"] / "customer_product_features" / latest)
+    assert int(seen["ids"]["profile-rows"]) == len(frame)
+    drawn = browser.evaluate("document.getElementById('null-share').data[0].x")
+    assert drawn == [c for c in ("product_views_7d", "product_views_30d") if c in frame.columns]
+    # a table of the repository that has no as-of partition (its source delivered nothing)
+    assert not (built["store"] / "customer_retail_features").exists()
+    seen = _visit(browser, base, "features?table=customer_retail_features", shots)
+    assert seen["ids"]["features-table"] == "customer_retail_features"
+    assert browser.evaluate("document.getElementById('table').value") == (
+        "customer_retail_features")
+    assert "customer_retail_features has no as-of partition yet" in seen["ids"]["table-note"]
+    assert seen["charts"] == [] and "profile-rows" not in seen["ids"]
+    # a name the repository does not have
+    seen = _visit(browser, base, "features?table=nope", shots)
+    assert seen["ids"]["table-note"].startswith("No table 'nope' in the feature repository")
+    assert "customer_features, customer_product_features" in seen["ids"]["table-note"]
+    assert seen["charts"] == [] and "features-table" not in seen["ids"]
+
+
+def test_models_page_marks_a_refused_version(browser, site, shots):
+    """The version the baseline gate refused (the noise model, v0002) carries a badge with the
+    reason its retrain job recorded; the promoted one does not."""
+    base, built = site
+    seen = _visit(browser, base, "models", shots)
+    jobs = [json.loads(p.read_text()) for p in (built["store"] / "_jobs").glob("*.json")]
+    verdicts = {j["model_version"]: (j.get("alert") or {}).get("below_baseline") for j in jobs}
+    assert verdicts["v0001"] is None and "chance" in verdicts["v0002"]
+    assert seen["ids"]["refused-purchase-xgboost-v0002"] == (
+        "refused: not distinguishable from chance")
+    title = browser.evaluate("document.querySelector('[data-testid=refused-purchase-xgboost-v0002]')"
+                             ".title")
+    assert title == verdicts["v0002"]
+    assert "refused-purchase-xgboost-v0001" not in seen["ids"]
+    symbols = browser.evaluate("document.getElementById('metrics-purchase-xgboost')"
+                               ".data[0].marker.symbol")
+    assert symbols == ["star", "x"]
+
+
+def test_ingestion_rows_axis_is_log_only_over_a_wide_spread(browser, site, shots):
+    """Rows ingested (about 1,400 a drop) beside a few quarantined rows span over a decade: a
+    log axis; the narrow case is in test_dashboard_browser_edges."""
+    base, _ = site
+    _visit(browser, base, "ingestion", shots)
+    drawn = [y for ys in browser.evaluate(
+        "document.getElementById('rows-ingested').data.map(t => t.y)") for y in ys if y > 0]
+    assert max(drawn) / min(drawn) >= 10
+    assert browser.evaluate("document.getElementById('rows-ingested')._fullLayout.yaxis.type"
+                            ) == "log"
 
 
 def test_models_page(browser, site, shots):
@@ -421,3 +491,26 @@ def test_ingestion_page_shows_declared_columns(browser, declaring_site, shots):
                               ".map(t => [t.name, t.y])")
     assert dict(traces)["evar12"] == [by_drop.get(d, {}).get("evar12", 0)
                                       for d in ("2026-01-01", "2026-01-02")]
+
+
+def test_models_page_draws_no_pr_curve_note_for_a_recommender(browser, site, shots):
+    """A recommender's production version (judged on its time holdout, no PR-AUC) trained
+    minutes ago is not "trained before PR curves were recorded"."""
+    from featurestore.retrain import registry
+    from featurestore.storage import Store
+
+    base, built = site
+    store = Store(str(built["store"]))
+    metrics = {"recall_at_10_new": 0.12, "recall_at_10_any": 0.3,
+               "popular_recall_at_10_new": 0.05, "buy_again_recall_at_10_any": 0.2}
+    version = registry.register_version(
+        store, "retail-als", metrics=metrics, model_bytes=b"x",
+        model_filename="recommender.npz", training_set={"url": "-", "metadata": {}},
+        features=["purchases"], info={"job_id": None, "backend": "local", "params": {},
+                                      "artifact": None, "details": {}})
+    registry.promote(store, "retail-als", version, reason="first version")
+    seen = _visit(browser, base, "models", shots)
+    text = browser.evaluate("document.getElementById('main').innerText")
+    assert "before PR curves" not in text
+    assert "retail-als" in text and "pr-curve-retail-als" not in [c["id"] for c in seen["charts"]]
+    assert "pr-curve-purchase-xgboost" in [c["id"] for c in seen["charts"]]

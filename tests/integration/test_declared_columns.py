@@ -17,9 +17,9 @@ import pytest
 from featurestore.cli import main
 from featurestore.dashboard import ingestion
 from featurestore.feature_store import FeatureStore
+from featurestore.features.definitions import DEFAULT_REPO
 from featurestore.settings import Settings
 from featurestore.storage import Store
-from featurestore.features.definitions import DEFAULT_REPO
 
 COLUMNS = {"post_channel": "string", "visit_num": "int", "evar12": "float",
            "geo_country": "string"}
@@ -300,10 +300,10 @@ def test_ingest_and_backfill_of_declared_columns_on_s3(moto_server, s3_bucket, t
                                                         client):
     """Raw drops and the store in moto S3: ingest without the column, then the backfill reads
     the raw files back from S3 (the ledger's URLs) and the events equal an ingest with it."""
-    from featurestore.column_backfill import backfill_columns
     from featurestore.features.daily import daily_plan
     from featurestore.features.definitions import load_feature_repo
-    from featurestore.ingest import ingest_weblog
+    from featurestore.sources.weblog.backfill import backfill_columns
+    from featurestore.sources.weblog.ingest import ingest_weblog
 
     options = {"key": "testing", "secret": "testing",
                "client_kwargs": {"endpoint_url": moto_server, "region_name": "us-east-1"}}

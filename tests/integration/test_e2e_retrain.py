@@ -13,10 +13,10 @@ import pytest
 
 import featurestore.training as training
 from featurestore.generate import generate_weblog
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
 from featurestore.retrain import new_job, registry, run_job
 from featurestore.settings import Settings
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 from tests._receivers import WebhookReceiver
 

@@ -19,8 +19,8 @@ import yaml
 from featurestore import ConfigError, Store
 from featurestore.features import load_feature_repo
 from featurestore.features.definitions import DEFAULT_REPO
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 from tests.reference import kept_hits, read_drops
 
 ROOT = Path(__file__).resolve().parents[2]

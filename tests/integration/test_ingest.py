@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from featurestore import Store, StoreLockedError
-from featurestore.ingest import ingest_weblog, ledger_entries
+from featurestore.sources.weblog.ingest import ingest_weblog, ledger_entries
 from tests.conftest import SAMPLE_DROPS
 from tests.reference import kept_hits, read_drops, store_tables
 
@@ -184,8 +184,8 @@ def test_cli_json_report_and_exit_code(drops_copy, tmp_path):
     assert "not a valid gzip file" in out.stderr and "hit_data-0000.tsv.gz" in out.stderr
 
 
-def test_workers_keep_glibc_malloc_defaults(client):
-    """Our clusters drop Dask's MALLOC_TRIM_THRESHOLD_ (it made every large buffer a fresh
+def test_workers_keep_large_buffers_in_the_heap(client):
+    """Our clusters raise glibc's mmap and trim thresholds (every large buffer was a fresh
     mmap; see featurestore.cluster.WORKER_CONFIG), and the image's Dask config does the same."""
     import os
     from pathlib import Path
@@ -194,7 +194,8 @@ def test_workers_keep_glibc_malloc_defaults(client):
 
     from featurestore.cluster import WORKER_CONFIG
 
-    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {None}
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        assert set(client.run(os.environ.get, name).values()) == {str(1 << 30)}
     config = Path(__file__).resolve().parents[2] / "deploy" / "dask-config.yaml"
     image = yaml.safe_load(config.read_text())
     environ = image["distributed"]["nanny"]["pre-spawn-environ"]

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from featurestore import Store
 from featurestore.events_compaction import live_events
 from featurestore.generate import generate_weblog
-from featurestore.ingest import ingest_weblog, ledger_entries
+from featurestore.sources.weblog.ingest import ingest_weblog, ledger_entries
 
 
 def _options(endpoint: str) -> dict:

@@ -15,9 +15,9 @@ import pytest
 from api.main import create_app
 from featurestore import NotFoundError
 from featurestore._exceptions import InvalidInputError
-from featurestore.ingest import ingest_weblog
 from featurestore.online import OnlineStore, load_table
 from featurestore.settings import Settings
+from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
 from tests.serving_helpers import (
     INT_FEATURES,

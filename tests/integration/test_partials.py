@@ -17,8 +17,8 @@ from featurestore.events_compaction import live_events
 from featurestore.features.daily import compute_daily, daily_plan
 from featurestore.features.definitions import DEFAULT_REPO, load_feature_repo
 from featurestore.features.partials import combine_partials, partials_fingerprint
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 from tests.reliability.test_delivery import (
     DAY1,
     _corrected_version,
@@ -96,7 +96,7 @@ def test_partials_equal_a_recomputation_from_events(drops, tmp_path, client):
 
 
 def _ledger_records(store: Store) -> list[dict]:
-    from featurestore.ingest import ledger_entries, ledger_keys
+    from featurestore.sources.weblog.ingest import ledger_entries, ledger_keys
 
     keys = ledger_keys(store)
     return list(ledger_entries(store, keys).values())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from featurestore.ingest import ledger_entries
 from featurestore.retrain import list_jobs, registry
 from featurestore.retrain.daily import run_daily
 from featurestore.settings import Settings
+from featurestore.sources.weblog.ingest import ledger_entries
 from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
 from tests._receivers import WebhookReceiver

@@ -12,8 +12,8 @@ import pandas as pd
 from featurestore import Store
 from featurestore.features.state import stored_rows
 from featurestore.generate import generate_weblog
-from featurestore.ingest import ingest_weblog
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog
 from tests.integration.test_features import (
     assert_same,
     read_as_of,

@@ -256,7 +256,7 @@ def store_contents(store: Any) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from featurestore.ingest import ledger_entries
+    from featurestore.sources.weblog.ingest import ledger_entries
 
     out: dict[str, Any] = {}
     # The ledger through its own reader, one row per file record: its physical form (per-file
@@ -342,9 +342,8 @@ def partial_problems(store: Any) -> list[str]:
                 pq.read_table(store.path(rel), filesystem=store.fs)
             except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
                 problems.append(f"{rel}: unreadable ({exc})")
-    from featurestore.ingest import ledger_entries
-
     from featurestore.events_compaction import live_events
+    from featurestore.sources.weblog.ingest import ledger_entries
 
     held: dict[str, set[str]] = {}  # date -> file ids its live events files hold
 

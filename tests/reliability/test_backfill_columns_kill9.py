@@ -16,8 +16,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from benchmarks.reliability import compare, run_cli, snapshot
-from featurestore.column_backfill import COLUMNS_RECORD, CRASH_ENV
 from featurestore.features.definitions import DEFAULT_REPO
+from featurestore.sources.weblog.backfill import COLUMNS_RECORD, CRASH_ENV
 
 COLUMNS = "{visit_num: int, evar12: float, post_channel: string}"
 

@@ -20,8 +20,8 @@ import pandas as pd
 
 from featurestore import Store
 from featurestore.cli import main
-from featurestore.ingest import LEDGER, ledger_entries
 from featurestore.sources.weblog import WEBLOG_COLUMNS
+from featurestore.sources.weblog.ingest import LEDGER, ledger_entries
 
 HEADERS = ("filler_a", *WEBLOG_COLUMNS, "filler_b")
 DAY1, DAY2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)

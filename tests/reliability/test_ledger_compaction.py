@@ -22,8 +22,8 @@ from featurestore import Store
 from featurestore.cli import main
 from featurestore.features.materialize import STATE_RECORD
 from featurestore.generate import generate_weblog
-from featurestore.ingest import LEDGER, ledger_entries
 from featurestore.ledger import DAYS
+from featurestore.sources.weblog.ingest import LEDGER, ledger_entries
 from tests.reference import store_tables
 
 START = dt.date(2026, 1, 1)

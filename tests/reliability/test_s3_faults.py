@@ -15,8 +15,8 @@ import fsspec
 import pytest
 
 from featurestore import Store
-from featurestore.ingest import ingest_weblog, ledger_entries
 from featurestore.materialization import materialize
+from featurestore.sources.weblog.ingest import ingest_weblog, ledger_entries
 from tests.reliability.s3_fault_proxy import (
     FaultRule,
     S3FaultProxy,

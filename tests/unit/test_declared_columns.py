@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from featurestore._exceptions import ConfigError
-from featurestore.column_backfill import EventsFile, RawSource, plan_column_backfill
 from featurestore.features.definitions import (
     DEFAULT_REPO,
     columns_read,
@@ -19,6 +18,7 @@ from featurestore.features.definitions import (
     parse_feature_repo,
 )
 from featurestore.sources.weblog import EVENT_SCHEMA, RawFile, event_schema, parse_file
+from featurestore.sources.weblog.backfill import EventsFile, RawSource, plan_column_backfill
 
 DAY = dt.date(2026, 1, 1)
 T = int(dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC).timestamp())

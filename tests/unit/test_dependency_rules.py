@@ -43,7 +43,7 @@ def test_the_library_never_imports_the_api():
 
 
 def test_the_feature_engine_imports_no_source_and_no_driver_above_it():
-    above = ("featurestore.sources", "featurestore.ingest", "featurestore.materialization",
+    above = ("featurestore.sources", "featurestore.materialization",
              "featurestore.feature_store", "featurestore.repository", "featurestore.retrain",
              "featurestore.training", "featurestore.online")
     offenders = {str(p.relative_to(ROOT)): sorted(n for n in names if n.startswith(above))
@@ -64,7 +64,7 @@ def test_core_modules_import_nothing_above_them():
     core = ["layout.py", "storage.py", "settings.py", "_exceptions.py", "plugins.py",
             "cluster.py", "ledger.py", "generations.py", "schema.py", "planning.py",
             "events_compaction.py"]
-    above = ("featurestore.features", "featurestore.sources", "featurestore.ingest",
+    above = ("featurestore.features", "featurestore.sources",
              "featurestore.materialization", "featurestore.feature_store",
              "featurestore.repository", "featurestore.retrain", "featurestore.training",
              "featurestore.online", "featurestore.cli")

@@ -6,7 +6,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from featurestore.sources._scan import gather_strings, parse_int_fields, scan_lines, valid_utf8_rows
+from featurestore.sources.weblog.scan import (
+    gather_strings,
+    parse_int_fields,
+    scan_lines,
+    scan_lines_and_int,
+    valid_utf8_rows,
+)
 
 
 def _scan(text: bytes, ncols: int, wanted: list[int]):
@@ -114,3 +120,36 @@ def test_word_at_a_time_scan_matches_python(rows, ncols, data, trailing_newline)
         for slot, (s, e, high) in bounds.items():
             assert (starts[line, slot], ends[line, slot]) == (s, e)
         assert nonascii[line] == any(high for _, _, high in bounds.values())
+
+
+_INT_OR_NOT = st.one_of(st.integers(-10**19, 10**19).map(lambda v: str(v).encode()),
+                        st.binary(max_size=12).map(
+                            lambda b: b.replace(b"\t", b"").replace(b"\n", b"")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_WIDE_FIELD, min_size=1, max_size=30), min_size=1, max_size=6),
+       st.integers(1, 30), st.data(), st.booleans(), st.booleans())
+def test_the_int_parsed_during_the_scan_equals_the_separate_parse(rows, ncols, data,
+                                                                  trailing_newline, crlf):
+    """The hit time is parsed by the scan as its field ends (any column, last one included,
+    LF or CRLF): the bounds are those of :func:`scan_lines` and the values those of
+    :func:`parse_int_fields` on them."""
+    wanted = sorted(data.draw(st.sets(st.integers(0, ncols - 1), min_size=1,
+                                      max_size=min(ncols, 6))))
+    int_slot = data.draw(st.integers(0, len(wanted) - 1))
+    rows = [[data.draw(_INT_OR_NOT) if c == wanted[int_slot] else f for c, f in enumerate(r)]
+            for r in rows]
+    end = b"\r\n" if crlf else b"\n"
+    text = end.join(b"\t".join(r) for r in rows) + (end if trailing_newline else b"")
+    buf = np.frombuffer(text, dtype=np.uint8)
+    slots = np.full(ncols, -1, dtype=np.int64)
+    for slot, col in enumerate(wanted):
+        slots[col] = slot
+    fused = scan_lines_and_int(buf, slots, int_slot)
+    plain = scan_lines(buf, slots)
+    for a, b in zip(fused[:5], plain, strict=True):
+        np.testing.assert_array_equal(a, b)
+    values, ok = parse_int_fields(buf, plain[0], plain[1], int_slot)
+    np.testing.assert_array_equal(fused[6], ok)
+    np.testing.assert_array_equal(fused[5][ok], values[ok])

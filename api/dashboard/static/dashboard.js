@@ -32,21 +32,52 @@ function num(value, testid) {
   return el("td", { class: "num", "data-testid": testid }, value ?? "-");
 }
 
-function chart(id, traces, layout, parent) {
+// Axes grow the margins to fit their tick labels and titles (rotated dates, long feature
+// names) instead of letting the SVG cut them off; the margins below are the minimum.
+function fitted(layout) {
+  const out = Object.assign({ margin: { t: 40, r: 20, b: 60, l: 60 } }, layout);
+  for (const axis of ["xaxis", "yaxis"]) out[axis] = Object.assign({ automargin: true }, layout[axis]);
+  return out;
+}
+
+function hasPoints(trace) {
+  const values = trace.orientation === "h" ? trace.x : trace.y;
+  return (values || []).some((v) => v !== null && v !== undefined);
+}
+
+// A chart with nothing to draw is a "no data yet" note in its place, not empty axes (plotly's
+// default -1..4 range reads as if there were numbers).
+function chart(id, traces, layout, parent, empty) {
+  if (!traces.some(hasPoints)) {
+    const note = el("p", { id, class: "chart empty note", "data-testid": `no-data-${id}` },
+                    `No data yet: ${empty || "nothing to draw"}.`);
+    (parent || main()).append(note);
+    return note;
+  }
   const div = el("div", { id, class: "chart" });
   (parent || main()).append(div);
   // small multiples: no tool bar over their titles
   const config = parent ? Object.assign({}, CONFIG, { displayModeBar: false }) : CONFIG;
-  Plotly.newPlot(div, traces, Object.assign({ margin: { t: 40, r: 20, b: 60, l: 60 } }, layout),
-                 config);
+  Plotly.newPlot(div, traces, fitted(layout), config);
   return div;
+}
+
+// A log axis only when the positive values span at least a decade (rows ingested beside a
+// few quarantined ones, so both stay visible); over a narrow spread plotly's log autorange
+// stretches a 3% difference across the chart, so those get a linear axis from zero.
+const LOG_SPREAD = 10;
+function valueAxis(values, title) {
+  const positive = values.filter((v) => v > 0);
+  const log = positive.length > 0 && Math.max(...positive) / Math.min(...positive) >= LOG_SPREAD;
+  return log ? { type: "log", title: { text: `${title} (log)` } }
+             : { type: "linear", rangemode: "tozero", title: { text: title } };
 }
 
 function round4(x) { return x === null || x === undefined ? null : +x.toFixed(4); }
 
 function main() { return document.getElementById("main"); }
 
-function section(title) { main().append(el("h2", {}, title)); }
+function section(title) { const h = el("h2", {}, title); main().append(h); return h; }
 
 // -- overview ------------------------------------------------------------------------------
 async function overview() {
@@ -64,16 +95,19 @@ async function overview() {
         el("td", { class: t.behind ? "behind" : t.latest_as_of ? "ok" : "note" },
            t.behind ? "● behind its source" : t.latest_as_of ? "up to date" : "no data yet"));
     })));
+  // tables whose source has delivered something or that have an as-of: the others have no lag
+  const seen = data.tables.filter((t) => t.latest_as_of || t.source_latest);
   chart("freshness", [{
-    type: "bar", x: data.tables.map((t) => t.table), y: data.tables.map((t) => t.lag_days ?? 0),
-    marker: { color: data.tables.map((t) => (t.behind ? RED : GREEN)) }, name: "lag (days)",
+    type: "bar", x: seen.map((t) => t.table), y: seen.map((t) => t.lag_days ?? 0),
+    marker: { color: seen.map((t) => (t.behind ? RED : GREEN)) }, name: "lag (days)",
   }], { title: { text: "Days behind the newest source data (red: behind)" },
-        yaxis: { title: { text: "days" }, rangemode: "tozero" } });
-  chart("rows-per-as-of", data.tables.map((t) => ({
+        yaxis: { title: { text: "days" }, rangemode: "tozero" } },
+  null, "no source has delivered data and no table has an as-of (run featurestore ingest)");
+  chart("rows-per-as-of", data.tables.filter((t) => t.rows_per_as_of.length).map((t) => ({
     type: "scatter", mode: "lines+markers", name: t.table,
     x: t.rows_per_as_of.map((r) => r.as_of), y: t.rows_per_as_of.map((r) => r.rows),
   })), { title: { text: "Rows per as-of" }, yaxis: { title: { text: "rows" } },
-         xaxis: { type: "category" } });
+         xaxis: { type: "category" } }, null, "no table has an as-of partition");
 }
 
 // -- ingestion -----------------------------------------------------------------------------
@@ -81,12 +115,15 @@ async function ingestion() {
   const data = await getJSON("/dashboard/api/ingestion");
   const days = data.days, x = days.map((d) => d.drop);
   section("Rows per drop");
-  chart("rows-ingested", [
+  const rows = [
     { type: "bar", name: "ingested", x, y: days.map((d) => d.rows_ingested), marker: { color: BLUE } },
     ...data.reasons.map((r) => ({ type: "bar", name: `quarantined: ${r}`, x,
                                   y: days.map((d) => d.quarantined_by_reason[r] || 0) })),
-  ], { title: { text: "Rows ingested and quarantined by reason" }, barmode: "group",
-       xaxis: { type: "category" }, yaxis: { type: "log", title: { text: "rows (log)" } } });
+  ];
+  chart("rows-ingested", rows, { title: { text: "Rows ingested and quarantined by reason" },
+        barmode: "group", xaxis: { type: "category" },
+        yaxis: valueAxis(rows.flatMap((t) => t.y), "rows") },
+        null, "no web-log drop has been ingested (run featurestore ingest)");
   chart("files", [
     { type: "bar", name: "ingested", x, y: days.map((d) => d.files_ingested), marker: { color: GREEN } },
     { type: "bar", name: "duplicate", x, y: days.map((d) => d.files_duplicate) },
@@ -94,7 +131,8 @@ async function ingestion() {
     { type: "bar", name: "placeholder", x, y: days.map((d) => d.files_placeholder) },
     { type: "bar", name: "changed (refused)", x, y: days.map((d) => d.files_changed) },
     { type: "bar", name: "rejected", x, y: days.map((d) => d.files_rejected), marker: { color: "#7f1d1d" } },
-  ], { title: { text: "Files per drop" }, barmode: "stack", xaxis: { type: "category" } });
+  ], { title: { text: "Files per drop" }, barmode: "stack", xaxis: { type: "category" } },
+  null, "no web-log drop has been ingested");
   section("Quarantine reasons");
   main().append(el("p", { "data-testid": "reasons" },
                    data.reasons.length ? data.reasons.join(", ") : "no quarantined rows"));
@@ -129,24 +167,44 @@ async function ingestion() {
 // -- features ------------------------------------------------------------------------------
 async function features() {
   const params = new URLSearchParams(location.search);
-  const catalogue = (await getJSON("/dashboard/api/tables")).tables.filter((t) => t.as_of_dates.length);
-  if (!catalogue.length) { main().append(el("p", {}, "No table has been materialized yet.")); return; }
-  const current = catalogue.find((t) => t.table === params.get("table")) || catalogue[0];
-  const asOf = params.get("as_of") || current.as_of_dates.at(-1);
+  const tables = (await getJSON("/dashboard/api/tables")).tables;
+  const materialized = tables.filter((t) => t.as_of_dates.length);
+  const wanted = params.get("table");
+  // the table the query names, whether or not it has data; else the first one with data
+  const current = wanted ? tables.find((t) => t.table === wanted) : materialized[0];
+  const note = (text) => main().append(el("p", { class: "note", "data-testid": "table-note" }, text));
+  if (!current && !wanted) {
+    note("No data yet: no table has an as-of partition (run featurestore ingest).");
+    return;
+  }
+  const dates = current ? current.as_of_dates : [];
+  const asOf = params.get("as_of") || dates.at(-1);
   const form = el("form", { method: "get" },
     el("label", {}, "table ", el("select", { name: "table", id: "table" },
-      ...catalogue.map((t) => el("option", t.table === current.table ? { selected: "" } : {}, t.table)))),
+      ...(current ? [] : [el("option", { value: "", selected: "" }, "choose a table")]),
+      ...tables.map((t) => el("option", { value: t.table, selected: t === current ? "" : null },
+                               t.as_of_dates.length ? t.table : `${t.table} (no data yet)`)))),
     el("label", {}, "as-of ", el("select", { name: "as_of", id: "as_of" },
-      ...current.as_of_dates.map((d) => el("option", d === asOf ? { selected: "" } : {}, d)))),
+      ...dates.map((d) => el("option", d === asOf ? { selected: "" } : {}, d)))),
     el("label", {}, "compare with ", el("select", { name: "baseline", id: "baseline" },
       el("option", { value: "" }, "default"),
-      ...current.as_of_dates.map((d) => el("option", d === params.get("baseline") ? { selected: "" } : {}, d)))),
+      ...dates.map((d) => el("option", d === params.get("baseline") ? { selected: "" } : {}, d)))),
     el("button", { type: "submit" }, "show"));
   form.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => {
     if (s.id === "table") { form.as_of.value = ""; form.baseline.value = ""; }
     form.submit();
   }));
   main().append(form);
+  if (!current) {
+    note(`No table '${wanted}' in the feature repository; tables: ${tables.map((t) => t.table).join(", ")}.`);
+    return;
+  }
+  section(current.table).dataset.testid = "features-table";
+  if (!dates.length) {
+    note(`${current.table} has no as-of partition yet: its source ${current.source} has delivered ` +
+         "nothing it is built from (run featurestore ingest).");
+    return;
+  }
   const q = `as_of=${encodeURIComponent(asOf)}`;
   const profile = await getJSON(`/dashboard/api/features/${encodeURIComponent(current.table)}?${q}`);
   const base = params.get("baseline") ? `&baseline=${encodeURIComponent(params.get("baseline"))}` : "";
@@ -197,21 +255,27 @@ async function models() {
     const traces = metrics.map((k) => ({
       type: "scatter", mode: "lines+markers", name: k, x: versions.map((v) => v.version),
       y: versions.map((v) => v.metrics[k] ?? null),
-      marker: { size: versions.map((v) => (v.production ? 16 : 8)),
-                symbol: versions.map((v) => (v.production ? "star" : "circle")) },
+      marker: { size: versions.map((v) => (v.production ? 16 : v.refused ? 11 : 8)),
+                symbol: versions.map((v) => (v.production ? "star" : v.refused ? "x" : "circle")) },
     }));
     chart(`metrics-${m.name}`, traces, {
-      title: { text: `${m.name}: held-out metrics per version (star: production)` },
+      title: { text: `${m.name}: held-out metrics per version (star: production, x: refused)` },
       xaxis: { type: "category" },
       annotations: m.production ? [{ x: m.production, y: 1, yref: "paper", text: "production",
                                      showarrow: false, font: { color: RED } }] : [] });
     main().append(table(["version", "created", ...metrics, "production", "damaged", "features"],
       m.versions.map((v) => el("tr", {}, el("td", {}, v.version), el("td", {}, v.created_at ?? "-"),
         ...metrics.map((k) => num(v.metrics[k] === undefined ? null : +v.metrics[k].toFixed(4), `${m.name}-${v.version}-${k}`)),
-        el("td", {}, v.production ? "★" : ""), el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? ""),
+        // a version the baseline gate refused carries its badge (the full reason on hover)
+        el("td", {}, v.production ? "★" : v.refused ? el("span", { class: "badge refused",
+          title: v.refused, "data-testid": `refused-${m.name}-${v.version}` }, v.refused_label) : ""),
+        el("td", { class: v.damaged ? "behind" : "" }, v.damaged ?? ""),
         // the catalogue of the features this version was trained on, with their importance
         el("td", {}, v.damaged ? "" : el("a", { "data-testid": `features-${m.name}-${v.version}`,
           href: `/dashboard/catalogue?model=${encodeURIComponent(m.name)}&version=${encodeURIComponent(v.version)}` }, "features"))))));
+    // (a refused version promoted by hand later is production: its star, no note)
+    for (const v of m.versions.filter((v) => v.refused && !v.production)) main().append(el("p", { class: "note" },
+      `${m.name} ${v.version} was registered but not promoted: ${v.refused}.`));
     holdoutTable(m);
   }
   await prCurves();
@@ -269,8 +333,8 @@ async function prCurves() {
       el("span", { "data-testid": `pr-curve-${c.model}-pr_auc` }, c.pr_auc === null ? "-" : c.pr_auc.toFixed(4)),
       ", ", el("span", { "data-testid": `pr-curve-${c.model}-points` }, c.precision.length), " points"));
   }
-  for (const m of data.without_curve) main().append(el("p", { class: "note" },
-    `${m.model} ${m.version} was trained before PR curves were recorded.`));
+  for (const m of data.without_curve) main().append(el("p", { class: "note",
+    "data-testid": `pr-curve-${m.model}-missing` }, `${m.model} ${m.version} has no PR curve: ${m.reason}.`));
 }
 
 // -- cluster -------------------------------------------------------------------------------

@@ -45,9 +45,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._exceptions import RejectedFileError
-from .cluster import dask_client
-from .events_compaction import (
+from ..._exceptions import RejectedFileError
+from ...cluster import dask_client
+from ...events_compaction import (
     COPY_MIN_BYTES,
     DEFAULT_TARGET_MB,
     compact_events,
@@ -56,16 +56,16 @@ from .events_compaction import (
     start_run,
     write_events_file,
 )
-from .features.aggs.engine import ext_plan, write_ext_partials
-from .features.daily import DailyPlan, daily_plan
-from .features.definitions import FeatureRepo
-from .features.partials import (
+from ...features.aggs.engine import ext_plan, write_ext_partials
+from ...features.daily import DailyPlan, daily_plan
+from ...features.definitions import FeatureRepo
+from ...features.partials import (
     partials_fingerprint,
     remove_partials,
     repo_for_ingest,
     write_partials,
 )
-from .ledger import (
+from ...ledger import (
     CONTENT,
     LEDGER,
     REPLACED,
@@ -83,15 +83,10 @@ from .ledger import (
     replaced_notes,
     token,
 )
-from .schema import conform
-from .sources.weblog import (
-    BAD_ROW_REASONS,
-    DEFAULT_MAX_LATE_DAYS,
-    RawFile,
-    discover_drops,
-    parse_file,
-)
-from .storage import Store, options_for
+from ...schema import conform
+from ...storage import Store, options_for
+from .drops import RawFile, discover_drops
+from .parse import BAD_ROW_REASONS, DEFAULT_MAX_LATE_DAYS, parse_file
 
 if TYPE_CHECKING:  # Dask and the numba scanner load only when there are files to ingest
     from distributed import Client
@@ -658,7 +653,7 @@ def ingest_weblog(
 
 
 def _crashed(store: Store) -> bool:
-    from .events_compaction import COMPACTION, RUNNING
+    from ...events_compaction import COMPACTION, RUNNING
 
     return store.exists(LEDGER, COMPACTION, RUNNING)
 
@@ -693,7 +688,7 @@ def _run_tasks(c: Client, store: Store, tasks: list, raw_options: dict[str, Any]
     repo = repo if repo is not None else repo_for_ingest(store, None)
     from distributed import as_completed, wait
 
-    from .sources._preload import start_warm_up
+    from .preload import start_warm_up
 
     daily = daily_plan(repo) if repo is not None and repo.tables_for("weblog") else None
     declared = repo.declared_columns() if repo is not None else {}

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from . import _scan
+from . import scan
 
 __all__ = ["dask_setup", "start_warm_up"]
 
@@ -45,7 +45,7 @@ def start_warm_up(*_: object) -> bool:
 def _warm() -> None:
     start = time.perf_counter()
     try:
-        _scan.warm_up()
+        scan.warm_up()
     except Exception as exc:  # the first file loads the kernels itself and reports a real error
         log.warning("scanner warm-up failed (%s: %s); the first file will load the kernels",
                     type(exc).__name__, exc)

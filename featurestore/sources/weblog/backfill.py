@@ -50,18 +50,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import layout
-from .events_compaction import live_events, write_events_file
-from .features.daily import DailyPlan
-from .ledger import ledger_entries
-from .schema import conform
-from .sources.weblog import (
-    COLUMN_ARROW_TYPES,
-    DEFAULT_MAX_LATE_DAYS,
-    RawFile,
-    parse_file,
-)
-from .storage import Store, options_for
+from ... import layout
+from ...events_compaction import live_events, write_events_file
+from ...features.daily import DailyPlan
+from ...ledger import ledger_entries
+from ...schema import conform
+from ...storage import Store, options_for
+from .drops import RawFile
+from .parse import COLUMN_ARROW_TYPES, DEFAULT_MAX_LATE_DAYS, parse_file
 
 __all__ = ["COLUMNS_RECORD", "NOTES", "ColumnBackfillPlan", "ColumnBackfillReport",
            "EventsFile", "backfill_columns", "column_completeness", "plan_column_backfill"]
@@ -314,7 +310,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
         Its note: ``filled`` / ``unfilled`` (file id -> columns), ``unavailable``
         (``{"file", "reason"}``), ``rows_filled``, ``rows_unfilled``, ``bad_values_by_file``.
     """
-    from .features.partials import write_partials
+    from ...features.partials import write_partials
 
     f = task.file
     folder = (layout.EVENTS, f"event_date={f.day}")
@@ -391,7 +387,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
         for fid, start, stop in f.inputs:
             write_partials(store, daily, day, fid, with_date.slice(start, stop - start))
             if ext is not None and fid in filled:  # SPEC §3a states: they need the rows'
-                from .features.aggs.engine import write_ext_partials  # places in the file
+                from ...features.aggs.engine import write_ext_partials  # places in the file
 
                 write_ext_partials(store, ext, day, fid, with_date.slice(start, stop - start),
                                    positions[fid])
@@ -425,7 +421,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
 
 
 def _nullable(table: pa.Table) -> set[str]:
-    from .schema import nullable_columns
+    from ...schema import nullable_columns
 
     return set(nullable_columns(table.schema))
 

@@ -1,6 +1,6 @@
 """The ``weblog`` :class:`~featurestore.sources.base.Source`: daily drops of wide gzip TSV.
 
-Parsing is :mod:`featurestore.sources.weblog`, ingestion :mod:`featurestore.ingest`,
+Parsing is :mod:`featurestore.sources.weblog`, ingestion :mod:`featurestore.sources.weblog.ingest`,
 materialization :mod:`featurestore.features.materialize`; this class is the seam's face.
 """
 
@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..settings import Settings
-from ..storage import Store
+from ...settings import Settings
+from ...storage import Store
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from ..features.definitions import FeatureRepo
-    from ..features.materialize import MaterializeReport
-    from ..ingest import IngestReport
+    from ...features.definitions import FeatureRepo
+    from ...features.materialize import MaterializeReport
+    from .ingest import IngestReport
 
 __all__ = ["WeblogSource"]
 
@@ -34,8 +34,8 @@ class WeblogSource:
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None, accept_changed: bool = False) -> IngestReport:
-        from ..features.partials import repo_for_ingest
-        from ..ingest import ingest_weblog
+        from ...features.partials import repo_for_ingest
+        from .ingest import ingest_weblog
 
         return ingest_weblog(raw, self.store, client=client,
                              raw_storage_options=raw_storage_options, progress=progress,
@@ -48,7 +48,7 @@ class WeblogSource:
 
     def materialize(self, repo: FeatureRepo, report: MaterializeReport, *, client: Client,
                     start: dt.date | None, end: dt.date | None, force: bool) -> None:
-        from ..features.materialize import materialize_weblog
+        from ...features.materialize import materialize_weblog
 
         if repo.tables_for(self.kind):
             materialize_weblog(self.store, repo, report, client, None, None, start, end, force)
