@@ -147,8 +147,11 @@ def test_changed_customers_compare_top_k_lists_element_by_element(list_type):
         else:
             new.append(list(v))
     ids = [f"C{i:04d}" for i in range(n)]
-    mk = lambda vals: pa.table({"customer_id": ids, "top": pa.array(vals, list_type),  # noqa: E731
-                                "n": pa.array(np.zeros(n, dtype=np.int64))})
+
+    def mk(vals):
+        return pa.table({"customer_id": ids, "top": pa.array(vals, list_type),
+                         "n": pa.array(np.zeros(n, dtype=np.int64))})
+
     got = set(changed_customers(mk(new), mk(old), ("customer_id",)).to_pylist())
     want = {c for c, a, b in zip(ids, new, old) if a != b}
     assert got == want and 0 < len(want) < n / 2
