@@ -369,6 +369,24 @@ def _coded_lists(t: pa.Table) -> tuple[np.ndarray, dict[str, pa.Array]]:
                        for n in t.column_names if n != "c"}
 
 
+def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
+                     ) -> np.ndarray | None:
+    """Per customer code, the row holding its smallest (largest) value, for int or float
+    values without nulls; None for other types, or floats with a NaN or a -0.0, where only
+    Arrow's own min/max rules give the same bits."""
+    if values.null_count or not (pa.types.is_integer(values.type)
+                                 or pa.types.is_floating(values.type)):
+        return None
+    x = values.to_numpy(zero_copy_only=False)
+    if x.dtype.kind == "f" and (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any()):
+        return None
+    order = np.lexsort((x, codes))  # by customer, then value
+    starts = _starts(codes[order])
+    if not largest:
+        return order[starts]
+    return order[np.r_[starts[1:], len(order)] - 1] if len(order) else order
+
+
 def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
                  values: pa.Array, order: pa.Array | None,
                  counts: pa.Array | None = None,
@@ -395,6 +413,11 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
     fields = state_columns(key, prefix)
     codes = np.asarray(codes, np.int64)
     if k in ("min", "max"):
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        win = _numeric_extreme(codes, values, k == "max")
+        if win is not None:  # numbers: a numpy sort, not an Acero plan per key
+            return _place(codes[win], m, {"v": values.take(pa.array(win))}, prefix, fields)
         g = pa.table({"c": codes, "v": values}).group_by("c", use_threads=False).aggregate(
             [("v", k)])
         return _place(g.column("c").to_numpy(), m, {"v": g.column(f"v_{k}")}, prefix, fields)
