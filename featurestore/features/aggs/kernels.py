@@ -654,28 +654,59 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
             out.update(cols)
             continue
         col = {c: allrows.column(n).combine_chunks() for c, n in comp.items()}
+        # a customer in one input keeps its row as it is (a lifetime state merged with a
+        # small day recomputes only the day's customers); sketches are always recombined
+        single = np.zeros(len(codes), bool) if k == "sketch" else \
+            np.bincount(codes, minlength=len(customers))[codes] == 1
+        if k in ("set", "counts"):  # an empty list would recompute to null: recomputed
+            single &= pc.fill_null(pc.list_value_length(col["v"]), 0).to_numpy(
+                zero_copy_only=False) > 0
+        multi = ~single
         if k in ("min", "max"):
-            valid = _bools(pc.is_valid(col["v"]))
-            out.update(_coded_state(key, prefix, codes[valid], customers,
-                                    col["v"].filter(pa.array(valid)), None))
+            valid = _bools(pc.is_valid(col["v"])) & multi
+            state = _coded_state(key, prefix, codes[valid], customers,
+                                 col["v"].filter(pa.array(valid)), None)
         elif k in ("first", "last"):
-            valid = _bools(pc.is_valid(col["o"]))
+            valid = _bools(pc.is_valid(col["o"])) & multi
             keep = pa.array(valid)
-            out.update(_coded_state(key, prefix, codes[valid], customers,
-                                    col["v"].filter(keep), col["o"].filter(keep)))
+            state = _coded_state(key, prefix, codes[valid], customers,
+                                 col["v"].filter(keep), col["o"].filter(keep))
         elif k in ("set", "sketch", "counts"):
             flat, parent = _explode(col["v"])
             parent = parent.to_numpy(zero_copy_only=False)
+            kept = multi[parent]
             sketches = None
             if k == "sketch":
                 has = _bools(pc.is_valid(col["h"]))
                 sketches = (codes[has], col["h"].filter(pa.array(has)))
-            out.update(_coded_state(key, prefix, codes[parent], customers, flat, None,
-                                    _explode(col["c"])[0] if k == "counts" else None,
-                                    sketches))
+            state = _coded_state(key, prefix, codes[parent][kept], customers,
+                                 flat.filter(pa.array(kept)), None,
+                                 _explode(col["c"])[0].filter(pa.array(kept))
+                                 if k == "counts" else None, sketches)
         else:
             raise ValueError(f"unknown state kind {k!r}")
+        if single.any():
+            state = _with_single_rows(state, col, codes, single, len(customers), prefix,
+                                      state_columns(key, prefix))
+        out.update(state)
     return pa.table(out)
+
+
+def _with_single_rows(state: dict[str, pa.Array], col: dict[str, pa.Array],
+                      codes: np.ndarray, single: np.ndarray, m: int, prefix: str,
+                      fields: list[pa.Field]) -> dict[str, pa.Array]:
+    """``state`` (on every customer) with the customers of ``single`` rows given their one
+    input row's components unchanged."""
+    idx = np.full(m, -1, np.int64)
+    idx[codes[single]] = np.flatnonzero(single)
+    mine = pa.array(idx >= 0)
+    at = pa.array(idx, mask=idx < 0)
+    out = {}
+    for field in fields:
+        comp = field.name.rsplit(".", 1)[1]
+        taken = col[comp].cast(field.type).take(at)
+        out[field.name] = pc.if_else(mine, taken, state[field.name])
+    return out
 
 
 def _complete(t: pa.Table, fields: list[pa.Field]) -> pa.Table:
