@@ -1,11 +1,13 @@
 """The Feast side of benchmarks/peers.py, run by the Python of Feast's own virtualenv.
 
-    <feast-venv>/bin/python _peers_feast.py setup REPO FEATURES.parquet LATEST_DAY
+    <feast-venv>/bin/python _peers_feast.py setup REPO FEATURES.parquet LATEST_DAY [REDIS_URL]
     <feast-venv>/bin/python _peers_feast.py historical REPO ENTITIES.parquet
 
 ``setup`` writes a Feast repository (local provider, Dask offline store, SQLite online store)
 with one feature view over ``FEATURES.parquet`` (every customer_features partition, with an
-``event_timestamp``), applies it and materializes the latest day into the online store.
+``event_timestamp``), applies it and materializes the latest day into the online store (with
+``REDIS_URL``: Feast's Redis online store, ``feast[redis]``, instead of SQLite; the rows written
+and the rows per second are printed).
 ``historical`` times ``get_historical_features(...).to_df()`` for the entity rows (customer_id,
 event_timestamp and the label, which Feast passes through) and prints one JSON line.
 Imports only Feast's environment (never featurestore).
@@ -27,10 +29,22 @@ provider: local
 offline_store:
   type: dask
 online_store:
-  type: sqlite
-  path: {repo}/online.db
+{online}
 entity_key_serialization_version: 3
 """
+SQLITE = """  type: sqlite
+  path: {repo}/online.db"""
+REDIS = '  type: redis\n  connection_string: "{host}:{port},db={db}"'
+
+
+def online_yaml(repo: Path, redis_url: str | None) -> str:
+    """The ``online_store`` block: SQLite in the repository, or the Redis at ``redis_url``."""
+    if not redis_url:
+        return SQLITE.format(repo=repo)
+    from urllib.parse import urlparse
+
+    u = urlparse(redis_url)
+    return REDIS.format(host=u.hostname, port=u.port or 6379, db=(u.path or "/0").strip("/") or 0)
 
 DEFINITIONS = '''from datetime import timedelta
 
@@ -47,7 +61,7 @@ customer_features = FeatureView(
 '''
 
 
-def setup(repo: Path, features: Path, latest: str) -> None:
+def setup(repo: Path, features: Path, latest: str, redis_url: str | None = None) -> None:
     from feast import FeatureStore
 
     repo.mkdir(parents=True, exist_ok=True)
@@ -55,7 +69,8 @@ def setup(repo: Path, features: Path, latest: str) -> None:
     fields = ", ".join(
         f'Field(name="{c}", dtype={"Float64" if frame[c].dtype.kind == "f" else "Int64"})'
         for c in frame.columns if c not in ("customer_id", "event_timestamp"))
-    (repo / "feature_store.yaml").write_text(YAML.format(repo=repo))
+    (repo / "feature_store.yaml").write_text(YAML.format(repo=repo,
+                                                     online=online_yaml(repo, redis_url)))
     (repo / "definitions.py").write_text(DEFINITIONS.format(path=str(features), fields=fields))
     sys.path.insert(0, str(repo))
     import definitions  # noqa: E402
@@ -65,7 +80,11 @@ def setup(repo: Path, features: Path, latest: str) -> None:
     day = dt.datetime.fromisoformat(latest).replace(tzinfo=dt.timezone.utc)
     start = time.perf_counter()
     store.materialize(day - dt.timedelta(hours=1), day + dt.timedelta(hours=1))
-    print(json.dumps({"materialize_s": time.perf_counter() - start,
+    seconds = time.perf_counter() - start
+    stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
+    rows = int(((stamps >= day - dt.timedelta(hours=1)) & (stamps < day + dt.timedelta(hours=1)))
+               .sum())
+    print(json.dumps({"materialize_s": seconds, "rows": rows, "rows_per_s": rows / seconds,
                       "features": [f"customer_features:{c}" for c in frame.columns
                                    if c not in ("customer_id", "event_timestamp")]}))
 
@@ -89,6 +108,6 @@ def historical(repo: Path, entities_path: Path) -> None:
 if __name__ == "__main__":
     command, repo_dir, *rest = sys.argv[1:]
     if command == "setup":
-        setup(Path(repo_dir), Path(rest[0]), rest[1])
+        setup(Path(repo_dir), Path(rest[0]), rest[1], rest[2] if len(rest) > 2 else None)
     else:
         historical(Path(repo_dir), Path(rest[0]))

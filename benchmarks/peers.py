@@ -1,7 +1,7 @@
 """Side by side with the peer a user would pick instead: Feast (``feast[dask]``, local provider).
 
     python benchmarks/peers.py [--customers 5000] [--dates 30] [--rounds 3] [--seconds 5]
-        [--connections 4] [--workdir /tmp/fs-peers] [--no-serve]
+        [--connections 4] [--workdir /tmp/fs-peers] [--no-serve] [--online-store redis]
 
 Builds Feast in its own virtualenv (``<workdir>/feast-venv``, created with ``python -m venv``
 and ``pip install 'feast[dask]'`` when missing; Feast runs only in subprocesses of that
@@ -20,7 +20,12 @@ same run:
   of 100) vs ``feast serve`` (POST ``/get-online-features`` of 1 and of 100 entities, SQLite
   online store materialized for the latest day) vs a hello-world FastAPI app, each with one
   worker process, driven by ``benchmarks/serve.py``'s ``wrk`` load generator in interleaved
-  rounds.
+  rounds;
+* with ``--online-store redis``, both online stores in one local ``redis-server``: the rows
+  per second written (our first whole push of the latest ``customer_features`` vs Feast's
+  ``materialize`` of the same day into its Redis online store, ``feast[redis]``, each from one
+  process), then the serving rounds above with ``featurestore serve`` reading Redis and
+  ``feast serve`` reading Redis.
 
 Prints every round and the ratios side by side. Needs ``wrk`` and network access to PyPI the
 first time (the virtualenv is reused afterwards).
@@ -61,7 +66,8 @@ def feast_venv(workdir: Path) -> Path:
         print(f"creating {venv} (pip install 'feast[dask]') ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "feast[dask]"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "feast[dask,redis]"],
+                       check=True)
     return python
 
 
@@ -141,7 +147,33 @@ def training_sets(store: Store, python: Path, workdir: Path, latest: dt.date, ro
     return times, setup["features"]
 
 
-def serving(store: Store, python: Path, workdir: Path, refs: list[str], args) -> dict:
+def redis_writes(store: Store, python: Path, workdir: Path, url: str) -> dict[str, float]:
+    """Rows per second into one Redis: our first whole push of the latest customer_features
+    (from this process) and Feast's materialize of the same day (its Redis online store)."""
+    from featurestore.online.redis_push import push_online
+
+    t = time.perf_counter()
+    report = push_online(store, url, tables={"customer_features": ["customer_id"]},
+                         recency={"customer_features": []})
+    ours_s = time.perf_counter() - t
+    rows = report.tables["customer_features"]["written"]
+    feast_dir = workdir / "feast"
+    served_day = str(pd.read_parquet(feast_dir / "features.parquet", columns=["event_timestamp"])
+                     ["event_timestamp"].max().date())
+    feast = feast_run(python, "setup", str(workdir / "feast-redis" / "repo"),
+                      str(feast_dir / "features.parquet"), served_day, url)
+    assert feast["rows"] == rows, (feast["rows"], rows)
+    out = {"ours_rows_per_s": rows / ours_s, "feast_rows_per_s": feast["rows_per_s"],
+           "rows": rows, "ours_s": ours_s, "feast_s": feast["materialize_s"]}
+    print(f"redis writes of {rows:,} customer rows: ours {out['ours_rows_per_s']:,.0f} rows/s "
+          f"({ours_s:.2f} s, whole push) | Feast materialize {out['feast_rows_per_s']:,.0f} "
+          f"rows/s ({feast['materialize_s']:.2f} s) | ours / Feast "
+          f"{out['ours_rows_per_s'] / out['feast_rows_per_s']:.1f}x", flush=True)
+    return out
+
+
+def serving(store: Store, python: Path, workdir: Path, refs: list[str], args,
+            redis_url: str | None = None) -> dict:
     latest = store.partitions("customer_features", "as_of")[-1]
     ids = pd.read_parquet(store.uri("customer_features", f"as_of={latest}"),
                           columns=["customer_id"])["customer_id"].astype(str).tolist()
@@ -150,14 +182,17 @@ def serving(store: Store, python: Path, workdir: Path, refs: list[str], args) ->
     batches = [[ids[i] for i in rng.integers(0, len(ids), 100)] for _ in range(20)]
     ours_port, feast_port, hello_port = free_port(), free_port(), free_port()
     env_bin = str(python.parent)
+    online = {"FEATURESTORE_ONLINE_STORE": redis_url} if redis_url else None
     procs = [
         start([sys.executable, "-m", "featurestore", "serve", "--store", store.url, "--port",
-               str(ours_port), "--log-level", "warning"], f"http://127.0.0.1:{ours_port}/ready"),
+               str(ours_port), "--log-level", "warning"], f"http://127.0.0.1:{ours_port}/ready",
+              env=online),
         start([sys.executable, "-m", "uvicorn", "serve:hello_app", "--app-dir", str(HERE),
                "--port", str(hello_port), "--workers", "1", "--log-level", "warning",
                "--no-access-log"], f"http://127.0.0.1:{hello_port}/hello"),
     ]
-    feast_cmd = [str(Path(env_bin) / "feast"), "--chdir", str(workdir / "feast" / "repo"),
+    repo = workdir / ("feast-redis" if redis_url else "feast") / "repo"
+    feast_cmd = [str(Path(env_bin) / "feast"), "--chdir", str(repo),
                  "serve", "-p", str(feast_port), "--no-access-log", "-w", "1"]
     procs.append(start(feast_cmd, f"http://127.0.0.1:{feast_port}/health"))
     ids_lua = "{" + ",".join(f'"{c}"' for c in sample) + "}"
@@ -210,6 +245,9 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/fs-peers"))
     ap.add_argument("--no-serve", action="store_true")
+    ap.add_argument("--online-store", choices=("sqlite", "redis"), default="sqlite",
+                    help="redis: both online stores in one local redis-server (Feast's "
+                         "Redis online store, our Redis store), with their write rates")
     args = ap.parse_args()
     workdir = args.workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -225,10 +263,27 @@ def main() -> int:
           f"x {args.dates} as-of dates; {os.cpu_count()} cores")
     ts, refs = training_sets(store, python, workdir, latest, args.rounds)
     runs = {}
-    if not args.no_serve:
-        print(f"serving: wrk -t1 -c{args.connections} -d{args.seconds}s x {args.rounds} "
-              "interleaved rounds, one worker process per server")
-        runs = serving(store, python, workdir, refs, args)
+    redis_proc, url, writes = None, None, None
+    try:
+        if args.online_store == "redis":
+            from serve import start_redis
+
+            for folder in (workdir / "redis", workdir / "feast-redis"):
+                if folder.exists():
+                    import shutil
+
+                    shutil.rmtree(folder)
+            redis_proc, url = start_redis(workdir)
+            writes = redis_writes(store, python, workdir, url)
+        if not args.no_serve:
+            print(f"serving ({args.online_store} online stores): wrk -t1 -c{args.connections} "
+                  f"-d{args.seconds}s x {args.rounds} interleaved rounds, one worker process "
+                  "per server")
+            runs = serving(store, python, workdir, refs, args, url)
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=30)
     print("\nratios (same run, same data)")
     def ratio(a: str, b: str) -> str:  # median of the per-round ratios, and every round
         per = [x / y for x, y in zip(ts[a], ts[b], strict=True)]
@@ -255,6 +310,10 @@ def main() -> int:
             ratio = (f"{med(ours_name, 'rps') / feast_rps:.1f}x" if feast_rps
                      else "feast answered none")
             print(f"  ours / feast req/s, {kind}: {ratio}")
+    if writes:
+        print(f"  redis rows/s written: ours {writes['ours_rows_per_s']:,.0f} | Feast "
+              f"{writes['feast_rows_per_s']:,.0f} | ours / Feast "
+              f"{writes['ours_rows_per_s'] / writes['feast_rows_per_s']:.1f}x")
     return 0
 
 

@@ -92,19 +92,23 @@ def retail(work: Path, path: str, models: list[str], holdout_days: int = 30) -> 
 
     store = Store(str(work / "retail-store"))
     ingest_retail(path, store)
-    runs = {}
+    runs, cpu_times = {}, {}
     for name in models:
         spec = MODELS[name]
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         if spec.kind == "implicit":
             export = training.export_purchases(store, str(work / name))
-            exported = time.perf_counter()
+            exported, cpu_exported = time.perf_counter(), time.process_time()
             r = train_implicit(spec, export.out_url, holdout_days=holdout_days)
         else:
             export = training.export_fm_classifier(store, str(work / name),
                                                    holdout_days=holdout_days)
-            exported = time.perf_counter()
+            exported, cpu_exported = time.perf_counter(), time.process_time()
             r = local.train_fm(export.out_url, holdout_days=holdout_days)
+        # CPU seconds of this process beside the wall clock: on a shared, loaded machine the
+        # wall clock is an upper bound, the CPU time (one thread: BLAS and implicit are
+        # limited to 1) is close to what the job takes on an idle core
+        cpu_times[name] = (cpu_exported - cpu, time.process_time() - cpu_exported)
         runs[name] = (r, exported - t, time.perf_counter() - exported)
     first = next(iter(runs.values()))[0]
     h = first.details["holdout"]
@@ -142,7 +146,8 @@ def retail(work: Path, path: str, models: list[str], holdout_days: int = 30) -> 
               f"{m['recall_at_10_any'] / again:5.3f}x buy again "
               f"({m['recall_at_10_any'] / 0.171:5.3f}x 0.171)   "
               f"{'promotable' if gate is None else 'NOT promoted: ' + gate}   "
-              f"export {export_s:.0f} s, train+judge+refit {train_s:.0f} s; chosen "
+              f"export {export_s:.0f} s (CPU {cpu_times[name][0]:.0f} s), train+judge+refit "
+              f"{train_s:.0f} s (CPU {cpu_times[name][1]:.0f} s); chosen "
               + ", ".join(f"{k}={v}" for k, v in r.params.items()
                           if k not in ("holdout_days", "validation_days", "algorithm")))
     targets = []
@@ -156,7 +161,8 @@ def retail(work: Path, path: str, models: list[str], holdout_days: int = 30) -> 
         m = runs["retail-fm"][0].metrics
         targets.append(("retail-fm (classifier) new items >= 2.0x most popular (0.040)",
                         m["recall_at_10_new"] >= 0.040))
-    targets += [(f"{n} trains in under 2 minutes", s < 120) for n, (_, _, s) in runs.items()]
+    targets += [(f"{n} trains in under 2 minutes (wall {s:.0f} s; CPU {cpu_times[n][1]:.0f} s, "
+                 "the wall time on an idle core)", s < 120) for n, (_, _, s) in runs.items()]
     for text, ok in targets:
         print(f"  {'ok  ' if ok else 'MISS'} {text}")
 

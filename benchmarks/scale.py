@@ -202,6 +202,8 @@ def main() -> None:
     dp.add_argument("--history", type=int, default=5_000_000)
     dp.add_argument("--active", type=int, default=50_000)
     dp.add_argument("--workdir", help="keep the stores here (default: a temp dir)")
+    dp.add_argument("--days", type=int, default=5,
+                    help="days per store: 2 whole pushes, then interleaved day pushes")
     vp.add_argument("--online-store", choices=("memory", "redis"), default="memory",
                     help="redis: push to a local redis-server first (rate, bytes per row)")
     vp.add_argument("--workers", type=int, default=2, help="LocalCluster workers of the push")
@@ -217,7 +219,7 @@ def main() -> None:
                "serve": lambda: scale_runs.serve(args.customers, args.seconds, args.workdir,
                                                  args.online_store, args.workers),
                "push-day": lambda: scale_runs.push_day(args.history, args.active,
-                                                       args.workdir)}
+                                                       args.workdir, args.days)}
         print(json.dumps(run[args.cmd](), indent=1))
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["lazy_getattr"]
+__all__ = ["lazy_getattr", "lazy_module"]
 
 
 def lazy_getattr(package: str, modules: dict[str, str]) -> Callable[[str], Any]:
@@ -32,3 +32,29 @@ def lazy_getattr(package: str, modules: dict[str, str]) -> Callable[[str], Any]:
         return value
 
     return __getattr__
+
+
+class _LazyModule:
+    """A module imported on its first attribute lookup (see :func:`lazy_module`)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+def lazy_module(name: str) -> Any:
+    """``name`` as an object whose first attribute lookup imports it: a module an entry point
+    (the API) uses only in some routes does not slow its start (``/ready``).
+
+    Args:
+        name: the absolute module name.
+
+    Returns:
+        The stand-in; ``stand_in.f`` is ``importlib.import_module(name).f``.
+    """
+    return _LazyModule(name)

@@ -19,6 +19,10 @@
     _state/materialize.json, _state/retail.json     materialization commit records
     _state/generations.json                         generation of every feature partition
     _state/online.json                              the last push to a shared online store
+    _state/online_delta/<table>/as_of=D.parquet     the rows of D that may have changed since
+                                                    D-2 (the push's handover), and .json: ids
+                                                    without a row
+    _state/online_delta.json                        their generations (the commit's record)
     _state/columns.json                             declared columns' completeness (backfill's
                                                     commit record, SPEC §3a)
     _state/column_backfill/<date>/<events file>.json   what a column backfill could not fill
@@ -48,7 +52,7 @@ __all__ = [
     "PARTIAL_CUSTOMER_PRODUCT", "partial_name", "EXT_PARTIALS", "EXT_DAILY", "EXT_STATE",
     "EXT_TILES", "CUSTOMER_STATE", "PAIR_STATE",
     "MATERIALIZE_RECORD", "RETAIL_RECORD", "COLUMNS_RECORD", "COLUMN_NOTES", "GENERATIONS",
-    "ONLINE_RECORD", "RUNNERS", "EXPORT_JOBS",
+    "ONLINE_RECORD", "ONLINE_DELTA", "ONLINE_DELTA_RECORD", "RUNNERS", "EXPORT_JOBS",
     "ledger", "quarantine", "is_published", "is_internal",
     "PREDICTIONS", "predictions", "predictions_record",
 ]
@@ -88,6 +92,10 @@ GENERATIONS = f"{STATE_ROOT}/generations.json"
 #: What the last push to a shared online store (Redis) committed: namespace, per table as-of,
 #: generation and push id (written after the pointers flip; see featurestore/online/redis_push.py).
 ONLINE_RECORD = f"{STATE_ROOT}/online.json"
+#: The rows of each table's latest as-of whose value may have changed in the last two days,
+#: for the online push (featurestore/features/online_delta.py), and their commit record.
+ONLINE_DELTA = f"{STATE_ROOT}/online_delta"
+ONLINE_DELTA_RECORD = f"{STATE_ROOT}/online_delta.json"
 RUNNERS = f"{JOBS}/_runners"
 EXPORT_JOBS = f"{EXPORTS}/_jobs"
 

@@ -22,11 +22,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import pandas as pd
-import pyarrow as pa
 
 from ._exceptions import (
     ConfigError,
@@ -34,6 +32,10 @@ from ._exceptions import (
     StoreLockedError,
     StoreUnavailableError,
 )
+
+if TYPE_CHECKING:  # loaded where used: serving from Redis never needs pandas
+    import pandas as pd
+    import pyarrow as pa
 
 __all__ = ["Store", "absolute_url", "parse_storage_options", "store_errors", "S3_CLIENT_CONFIG"]
 
@@ -737,6 +739,7 @@ def _parquet_bytes(table: pa.Table, stats: bool | list[str],
     types, so readers cannot tell it from a write of the decoded column."""
     import base64
 
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()

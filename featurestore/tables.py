@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
-
-import pandas as pd
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import NotFoundError
 from .layout import EVENTS, is_published
-from .schema import partitioning, to_pandas
 from .storage import Store
+
+if TYPE_CHECKING:  # pandas and pyarrow load with the first read (not before /ready)
+    import pandas as pd
 
 __all__ = ["TableInfo", "list_tables", "read_table", "read_dataset", "as_of_dates",
            "latest_written", "KEY_COLUMNS"]
@@ -67,6 +66,8 @@ def latest_written(store: Store, table: str, as_of: str) -> str | None:
 
 def list_tables(store: Store) -> list[TableInfo]:
     """Every table with ``as_of=`` partitions (feature tables), sorted by name."""
+    import pyarrow.parquet as pq
+
     out = []
     for name in store.listdir():
         if name.startswith(("_", ".")):
@@ -91,6 +92,8 @@ def read_table(store: Store, table: str, as_of: str | dt.date | None = None,
                customer_id: str | None = None) -> pd.DataFrame:
     """One as-of partition of ``table`` (the latest when ``as_of`` is None), optionally only
     ``customer_id``'s rows. Raises :class:`NotFoundError` naming what is missing."""
+    import pyarrow.parquet as pq
+
     dates = as_of_dates(store, table)
     if not dates:
         known = ", ".join(t.name for t in list_tables(store)) or "none yet"
@@ -127,6 +130,10 @@ def read_dataset(store: Store, table: str, *, start: dt.date | None = None,
     Raises:
         NotFoundError: the table has no partition.
     """
+    import pyarrow.parquet as pq
+
+    from .schema import partitioning, to_pandas
+
     if not store.partitions(table, key):
         raise NotFoundError(f"no table {table!r} with {key}= partitions in {store.url}")
     filters = [f for f in ((key, ">=", start), (key, "<=", end)) if f[2] is not None]

@@ -17,13 +17,16 @@ from fastapi.openapi.docs import (
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from featurestore import NotFoundError, clip
-from featurestore import dashboard as numbers
+from featurestore._lazy import lazy_module
 from featurestore.feature_store import FeatureStore
 from featurestore.features.definitions import FeatureRepo
 from featurestore.storage import Store
 from featurestore.tables import as_of_dates
 
 from ..deps import ReadAuth, hide_store, is_operator
+
+# the dashboard's numbers load on the first page that needs them, not before /ready
+numbers = lazy_module("featurestore.dashboard")
 
 __all__ = ["PAGES", "install_docs", "router"]
 

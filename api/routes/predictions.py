@@ -7,14 +7,16 @@ newer as-of (or a rewrite) is committed (:class:`featurestore.predict.LatestPred
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
 
-from featurestore.predict import LatestPredictions
 from featurestore.retrain.models import model_spec
 
 from ..deps import ReadAuth
+
+if TYPE_CHECKING:  # the scores' reader (pandas) loads on first use, not before /ready
+    from featurestore.predict import LatestPredictions
 
 router = APIRouter(tags=["predictions"])
 
@@ -23,6 +25,8 @@ _create = threading.Lock()
 
 def latest_predictions(request: Request, model: str) -> LatestPredictions:
     """The app's scores of ``model``, created on first use (one per model and app)."""
+    from featurestore.predict import LatestPredictions
+
     model_spec(model)  # 404 for an unknown model, before its name reaches a path
     state = request.app.state
     held: dict[str, LatestPredictions] | None = getattr(state, "predictions", None)

@@ -10,7 +10,7 @@ out what the customer bought; false ranks every item with the repeat-purchase te
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -18,9 +18,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from featurestore.recommend import Recommendations
-
 from ..deps import ReadAuth
+
+if TYPE_CHECKING:  # the recommender (scipy, its model) loads on first use, not before /ready
+    from featurestore.recommend import Recommendations
 
 router = APIRouter(tags=["recommendations"])
 
@@ -42,6 +43,8 @@ def _json(answer: dict[str, Any]) -> Any:
 
 def recommendations(request: Request) -> Recommendations:
     """The app's recommender, created on first use."""
+    from featurestore.recommend import Recommendations
+
     state = request.app.state
     if getattr(state, "recommendations", None) is None:
         with _create:

@@ -14,9 +14,13 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from featurestore.retrain import get_job, submit
+from featurestore._lazy import lazy_module
 
 from ..deps import IdPath, ReadAuth, SettingsDep, StoreDep, WriteAuth, hide_locations, is_operator
+
+# the job runner (and its model backends) load with the first retrain request, not before
+# /ready
+jobs = lazy_module("featurestore.retrain")
 
 router = APIRouter(tags=["retrain"])
 
@@ -58,14 +62,14 @@ class JobStatus(BaseModel):
              dependencies=[WriteAuth])
 def retrain(body: RetrainRequest, store: StoreDep, settings: SettingsDep) -> RetrainAccepted:
     """Queue a retraining job; it runs in this server process's job pool."""
-    record, _ = submit(store, settings, body.model, body.backend, tune=body.tune,
+    record, _ = jobs.submit(store, settings, body.model, body.backend, tune=body.tune,
                        as_of=body.as_of, export_url=body.export_url)
     return RetrainAccepted(job_id=record["job_id"], status=record["status"])
 
 
 @router.get("/retrain/{job_id}", response_model=JobStatus, dependencies=[ReadAuth])
 def retrain_status(job_id: IdPath, store: StoreDep, request: Request) -> JobStatus:
-    record = get_job(store, job_id)
+    record = jobs.get_job(store, job_id)
     if not is_operator(request):
         record.update(artifact=None, export_url=None)
         if record.get("error"):

@@ -18,8 +18,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from featurestore.training.pointintime import HORIZON_DAYS
-from featurestore.training.split_policy import DEFAULT_SPLIT_POLICY
+from featurestore.training.split_policy import DEFAULT_SPLIT_POLICY, HORIZON_DAYS
 
 from ..deps import FeatureStoreDep, IdPath, WriteAuth
 

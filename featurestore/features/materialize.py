@@ -77,6 +77,7 @@ from .pairs import (
     write_pairs,
 )
 from .pairs import empty as empty_pairs
+from .online_delta import candidates, commit_deltas, delta_days, delta_windows, write_delta
 from .partials import combine_partials
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
 from .state import (
@@ -281,16 +282,27 @@ def _advance_task(store: Store, plan: DailyPlan, state: CustomerState | dt.date 
     return (CustomerState.empty(plan) if state is None else state).advance(plan, day, daily[0])
 
 
+def _write_deltas(store: Store, as_of: dt.date, table: str, out: pa.Table,
+                  deltas: dict[str, list[int]] | None) -> None:
+    """The online push's handover (:mod:`.online_delta`) when ``table`` has one at ``as_of``:
+    its rows of the customers active on a day that moves them."""
+    if deltas and table in deltas:
+        write_delta(store, table, as_of, out,
+                    candidates(store, delta_days(as_of, deltas[table])))
+
+
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
-                      specs: list[Spec], window: PairWindow, daily, keep: bool) -> dict[str, int]:
+                      specs: list[Spec], window: PairWindow, daily, keep: bool,
+                      deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
     so they run alongside the customer tables) and, when ``keep``, the whole window, for the
-    next day's prior to roll from."""
+    next day's prior to roll from (``deltas``: table -> windows, see :func:`_write_deltas`)."""
     pairs = _window_at(window, daily).merged()
     rows = {}
     for table in tables:
         out = customer_product_snapshot(repo, table, pairs)
         write_arrow(store, out, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
+        _write_deltas(store, as_of, table, out, deltas)
         rows[table] = out.num_rows
     if keep:
         write_pairs(store, pairs, as_of)
@@ -312,10 +324,11 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
                           tables: list[str], state: CustomerState,
                           lags: dict[int, CustomerState | dt.date | None],
                           window: PairWindow | None, daily,
-                          ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date] | None = None
-                          ) -> dict[str, int]:
+                          ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date] | None = None,
+                          deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day
-    (``ext``: the SPEC §3a plan, its state of ``as_of`` and the first event date)."""
+    (``ext``: the SPEC §3a plan, its state of ``as_of`` and the first event date;
+    ``deltas``: table -> windows, see :func:`_write_deltas`)."""
     name = f"as_of={as_of.isoformat()}"
     rows: dict[str, int] = {}
     lags = {w: _state(store, plan, lag, ids=False) for w, lag in lags.items()}
@@ -326,6 +339,7 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
             out = ext_engine.with_ext_columns(store, repo, ext[0], table, as_of, out, ext[1],
                                               ext[2])
         write_arrow(store, out, table, name, "part-0.parquet", unique=("customer_id",))
+        _write_deltas(store, as_of, table, out, deltas)
         rows[table] = out.num_rows
     write_state(store, state, as_of)
     return rows
@@ -470,6 +484,19 @@ def plan_weblog(repo: FeatureRepo, record: dict[str, Any], entries: dict[str, di
         ext_fp="" if ext.empty else ext.partial_fp)
 
 
+def online_deltas(repo: FeatureRepo, plan: WeblogPlan) -> dict[str, tuple[dt.date, list[int]]]:
+    """Per table that can have one (:func:`.online_delta.delta_windows`): the last as-of date
+    this run writes, whose delta for the online push the as-of task publishes, and the
+    table's windows."""
+    out = {}
+    for day, names in plan.as_of.due.items():
+        for table in names:
+            windows = delta_windows(repo, table)
+            if windows is not None and (table not in out or day > out[table][0]):
+                out[table] = (day, windows)
+    return out
+
+
 def execute_weblog(store: Store, repo: FeatureRepo, plan: WeblogPlan, client: Client
                    ) -> tuple[dict[str, int], list[dt.date]]:
     """Submit the planned task graph (see :class:`_Run`) and wait for it.
@@ -485,7 +512,8 @@ def execute_weblog(store: Store, repo: FeatureRepo, plan: WeblogPlan, client: Cl
     """
     run = _Run(client, store, repo, daily_plan(repo), plan.first,
                {dt.date.fromisoformat(d) for d in plan.daily_dirty}, plan.window,
-               list(plan.lags), pairs_current=set(plan.pairs_current))
+               list(plan.lags), pairs_current=set(plan.pairs_current),
+               deltas=online_deltas(repo, plan))
     rows = run.submit_chain(list(plan.chain), {d: list(n) for d, n in plan.as_of.due.items()})
     return rows, run.pairs_kept
 
@@ -529,6 +557,9 @@ def commit_weblog(store: Store, repo: FeatureRepo, record: dict[str, Any], plan:
     # the partitions are published: bump their generations (before the record, so a crash in
     # between makes the re-run rewrite and bump them again) for the online store to notice
     commit_generations(store, {t: plan.as_of.written(t) for t in tables})
+    # the online push's handover, against the generations just committed
+    commit_deltas(store, {t: d.isoformat() for t, (d, _) in online_deltas(repo, plan).items()},
+                  plan.first)
     store.write_json(record, STATE_RECORD)  # last: everything above is published
     for key in plan.notes:  # consumed (a crash before this only rebuilds those dates again)
         store.remove(LEDGER, REPLACED, f"{key}.json")
@@ -597,8 +628,10 @@ class _Run:
 
     def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
                  first: dt.date, dirty: set[dt.date], window: int, lags: list[int],
-                 pairs_current: set[str]) -> None:
+                 pairs_current: set[str],
+                 deltas: dict[str, tuple[dt.date, list[int]]] | None = None) -> None:
         self.c, self.store, self.repo, self.plan = client, store, repo, plan
+        self.deltas = deltas or {}  # table -> (the as-of date of its online delta, windows)
         self.first, self.dirty, self.window, self.lags = first, dirty, window, lags
         self.specs = pair_specs(repo)
         self.rolls = rolls(self.specs)
@@ -712,7 +745,8 @@ class _Run:
         out = []
         if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
             pairs = self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
-                                 pair_names, self.specs, prior, fresh, self.rolls, worker=side)
+                                 pair_names, self.specs, prior, fresh, self.rolls,
+                                 self._deltas_at(day, pair_names), worker=side)
             out.append(pairs)
             if self.rolls:
                 self.pair_tasks[day] = pairs
@@ -724,8 +758,12 @@ class _Run:
             distinct = self._submit("window", day, _same, prior, worker=home)
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
                                 self.plan, day, cust_names, state, lagged, distinct, fresh,
-                                ext, worker=home))
+                                ext, self._deltas_at(day, cust_names), worker=home))
         return out
+
+    def _deltas_at(self, day: dt.date, names: list[str]) -> dict[str, list[int]]:
+        """Table -> windows, of the tables whose online delta is written at ``day``."""
+        return {t: w for t, (d, w) in self.deltas.items() if d == day and t in names}
 
     def _release(self, day: dt.date) -> None:
         """Drop the futures no as-of date after ``day`` reaches back to."""

@@ -25,6 +25,7 @@ it was writing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -67,9 +68,11 @@ class TablePush:
         as_of: the latest committed as-of.
         generation: its committed generation.
         slot: the slot written (the idle one).
-        mode: ``none`` (already served), ``diff`` (only what changed since ``base``) or
-            ``full`` (the slot rewritten whole).
-        base: with ``diff``: the (as-of, generation) the slot holds now.
+        mode: ``none`` (already served), ``delta`` (the rows the materialization handed over
+            as possibly changed since ``base``: :mod:`featurestore.features.online_delta`),
+            ``diff`` (only what changed since ``base``, found by comparing the two
+            partitions) or ``full`` (the slot rewritten whole).
+        base: with ``delta`` and ``diff``: the (as-of, generation) the slot holds now.
         keys: the table's entity keys.
         recency: its recency columns (stored as event days).
     """
@@ -119,7 +122,8 @@ def namespace_for(store: Store) -> str:
 def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | None],
               slots: dict[str, tuple[str | None, dict[str, SlotMeta | None]]],
               committed: dict[str, dict[str, int]], keys: dict[str, list[str]],
-              recency: dict[str, list[str]]) -> PushPlan:
+              recency: dict[str, list[str]],
+              deltas: dict[str, dict[str, Any]] | None = None) -> PushPlan:
     """Plan a push, no I/O.
 
     Args:
@@ -130,9 +134,14 @@ def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | 
         committed: the offline store's committed generations (``{table: {as_of: g}}``).
         keys: table -> entity keys.
         recency: table -> recency columns.
+        deltas: table -> the materialization's delta record (``{"as_of", "generation",
+            "bases": {as_of: generation}}``) whose files exist.
 
     Returns:
-        The plan: one :class:`TablePush` per table with a partition.
+        The plan: one :class:`TablePush` per table with a partition. ``delta`` when the
+        table's delta was taken for the pushed generation against the one the idle slot holds
+        (still committed); else ``diff`` when the idle slot holds a committed partition; else
+        ``full``.
     """
     out = []
     for table, target in latest.items():
@@ -160,7 +169,13 @@ def plan_push(namespace: str, push_id: str, latest: dict[str, tuple[str, int] | 
                 base = (idle.base[0], int(idle.base[1]))  # redo this push from its base
         if base is not None and committed.get(table, {}).get(base[0], 0) != base[1]:
             base = None  # the partition the slot holds was rewritten since: rewrite whole
-        out.append(TablePush(slot=slot, mode="diff" if base else "full", base=base, **common))
+        mode = "diff" if base else "full"
+        delta = (deltas or {}).get(table)
+        if base is not None and delta is not None \
+                and (delta.get("as_of"), delta.get("generation")) == (as_of, generation) \
+                and delta.get("bases", {}).get(base[0]) == base[1]:
+            mode = "delta"  # the handed-over rows: no partition is read whole
+        out.append(TablePush(slot=slot, mode=mode, base=base, **common))
     return PushPlan(namespace, push_id, tuple(out))
 
 
@@ -299,7 +314,9 @@ def _json_column(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
         finite = pc.is_finite(col)
         col = pc.if_else(finite, col, pa.scalar(None, kind))
         text = pc.cast(col, pa.string())
-        text = pc.if_else(pc.match_substring_regex(text, "[.eE]"), text,
+        # "3" -> "3.0" (two plain substring searches: a third of the regex's time)
+        floaty = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
+        text = pc.if_else(pc.fill_null(floaty, True), text,
                           pc.binary_join_element_wise(text, ".0", ""))
     elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         text = pc.cast(col, pa.string())
@@ -339,9 +356,26 @@ def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[st
     Returns:
         (customer ids, packed JSON values), one per customer.
     """
+    packed = pack_arrow(arrow, columns, multi)
+    if packed is not None:
+        return packed[0].to_pylist(), packed[1].cast(pa.binary()).to_pylist()
+    return _pack_python(arrow, columns, multi)
+
+
+def pack_arrow(arrow: pa.Table, columns: list[str], multi: bool
+               ) -> tuple[pa.Array, pa.Array] | None:
+    """:func:`pack_rows` in Arrow (C++), no Python object per row: (customer ids, packed JSON
+    values) as Arrow strings, or None when a column needs orjson (a list value, a string
+    needing escapes)."""
     rows = _json_rows(arrow, columns)
-    if rows is not None:  # the C++ path: no Python object per value
-        return _group(arrow.column("customer_id"), rows, multi)
+    if rows is None:
+        return None
+    return _group(arrow.column("customer_id"), rows, multi)
+
+
+def _pack_python(arrow: pa.Table, columns: list[str], multi: bool
+                 ) -> tuple[list[str], list[bytes]]:
+    """:func:`pack_rows` with orjson, a Python object per value (any column type)."""
     ids = arrow.column("customer_id").to_pylist()
     values = [arrow.column(c).to_pylist() for c in columns]
     dumps = orjson.dumps
@@ -359,21 +393,22 @@ def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[st
     return out_ids, out
 
 
-def _group(ids: pa.ChunkedArray, rows: pa.Array, multi: bool) -> tuple[list[str], list[bytes]]:
+def _group(ids: pa.ChunkedArray, rows: pa.Array, multi: bool) -> tuple[pa.Array, pa.Array]:
     """(customer ids, packed values) from per-row JSON: one value per row, or per customer the
-    array of its consecutive rows (a multi-key table, grouped by customer)."""
+    array of its consecutive rows (a multi-key table, grouped by customer); Arrow strings."""
     ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+    ids = ids.cast(pa.string())
     if not multi:
-        return ids.to_pylist(), rows.cast(pa.binary()).to_pylist()
+        return ids, rows
     n = len(ids)
     if n == 0:
-        return [], []
+        return ids, rows
     starts = np.flatnonzero(np.concatenate(
         ([True], pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False))))
     offsets = pa.array(np.append(starts, n).astype(np.int32))
     grouped = pc.binary_join(pa.ListArray.from_arrays(offsets, rows.cast(pa.string())), ",")
     values = pc.binary_join_element_wise("[", grouped, "]", "")
-    return ids.take(pa.array(starts)).to_pylist(), values.cast(pa.binary()).to_pylist()
+    return ids.take(pa.array(starts)), values
 
 
 # -- execute --------------------------------------------------------------------------------
@@ -386,6 +421,32 @@ def _read(store: Store, table: str, as_of: str, keys: tuple[str, ...]) -> pa.Tab
         arrow = arrow.sort_by([("customer_id", "ascending")] + [
             (c, "ascending" if asc else "descending") for c, asc in plan.order])
     return arrow
+
+
+def _read_delta(store: Store, job: TablePush) -> tuple[pa.Table, list[str]] | None:
+    """The delta the materialization handed over for ``job``'s as-of: its rows in served
+    order and the ids without a row; None when its files are gone or its columns are not the
+    partition's (the caller then rewrites the slot whole)."""
+    import pyarrow.parquet as pq
+
+    from ..layout import ONLINE_DELTA
+
+    try:
+        info = store.read_json(ONLINE_DELTA, job.table, f"as_of={job.as_of}.json")
+        arrow = pq.read_table(store.path(ONLINE_DELTA, job.table, f"as_of={job.as_of}.parquet"),
+                              filesystem=store.fs)
+    except (FileNotFoundError, ValueError):
+        return None
+    arrow = arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+    if arrow.num_rows and pa.types.is_dictionary(arrow.schema.field("customer_id").type):
+        i = arrow.column_names.index("customer_id")
+        arrow = arrow.set_column(i, "customer_id", arrow.column(i).cast(pa.string()))
+    if len(job.keys) > 1:
+        plan = plan_load(job.table, job.as_of, store.path(job.table, f"as_of={job.as_of}"),
+                         store.listdir(job.table, f"as_of={job.as_of}"), list(job.keys))
+        arrow = arrow.sort_by([("customer_id", "ascending")] + [
+            (c, "ascending" if asc else "descending") for c, asc in plan.order])
+    return arrow, list(info.get("deleted", []))
 
 
 #: Tests only: seconds to wait after each chunk of 10 customers written, so a test can kill a
@@ -406,10 +467,11 @@ def _commands(rows_key: str, ids: list[str], values: list[bytes], deletes: list[
     return out
 
 
-def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> pa.Table | None:
+def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> Any:
     """Part ``part`` of ``parts`` of a single-key partition by whole parquet row groups (every
-    file's groups dealt round-robin), or None when there are fewer groups than parts (the
-    caller slices the whole partition instead)."""
+    file's groups dealt round-robin), as an iterator of one table per row group (a task holds
+    one group at a time), or None when there are fewer groups than parts (the caller slices
+    the whole partition instead)."""
     import pyarrow.parquet as pq
 
     plan = plan_load(job.table, job.as_of, store.path(job.table, f"as_of={job.as_of}"),
@@ -418,11 +480,13 @@ def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> pa.Table
     pairs = [(i, g) for i, f in enumerate(files) for g in range(f.num_row_groups)]
     if len(pairs) < parts:
         return None
-    mine = pairs[part::parts]
-    tables = [files[i].read_row_groups([g for j, g in mine if j == i])
-              for i in sorted({i for i, _ in mine})]
-    arrow = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+
+    def groups() -> Any:
+        for i, g in pairs[part::parts]:
+            arrow = files[i].read_row_group(g)
+            yield arrow.drop_columns([c for c in arrow.column_names if c == "as_of"])
+
+    return groups()
 
 
 def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
@@ -461,6 +525,110 @@ def _write(r: Any, rows_key: str, ids: list[str], values: list[bytes],
         r.connection_pool.release(conn)
 
 
+def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array,
+               chunk: int) -> list[tuple[bytes, memoryview]]:
+    """``HSET rows_key id value ...`` commands of ``chunk`` fields each, in the Redis protocol
+    (RESP), built in Arrow: every field's ``$len\r\nid\r\n$len\r\nvalue\r\n`` in one
+    element-wise join, then each command a header and a zero-copy slice of the joined bytes.
+
+    Args:
+        rows_key: the hash.
+        ids: the fields (Arrow strings).
+        values: the values (Arrow strings), one per field.
+        chunk: fields per command.
+
+    Returns:
+        Per command: (header, body) to send one after the other.
+    """
+    ids, values = ids.cast(pa.string()), values.cast(pa.string())
+
+    def length(a: pa.Array) -> pa.Array:
+        return pc.cast(pc.binary_length(a), pa.string())
+
+    body = pc.binary_join_element_wise("$", length(ids), "\r\n", ids, "\r\n$", length(values),
+                                       "\r\n", values, "\r\n", "")
+    if isinstance(body, pa.ChunkedArray):
+        body = body.combine_chunks()
+    n = len(body)
+    offsets = np.frombuffer(body.buffers()[1], dtype=np.int32)[body.offset:body.offset + n + 1]
+    data = memoryview(body.buffers()[2]) if n else memoryview(b"")
+    key = rows_key.encode()
+    out = []
+    for i in range(0, n, chunk):
+        j = min(n, i + chunk)
+        head = b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * (j - i), len(key), key)
+        out.append((head, data[int(offsets[i]):int(offsets[j])]))
+    return out
+
+
+class _Sender:
+    """One connection that sends packed commands and reads their replies one batch behind:
+    Redis executes a batch while this process packs the next one (the push's rate is then the
+    slower of the two, not their sum). :meth:`close` reads what is pending; an error reply
+    raises."""
+
+    def __init__(self, r: Any) -> None:
+        self.r = r
+        self.conn = r.connection_pool.get_connection()
+        self.pending = 0
+
+    def send(self, commands: list[tuple[bytes, memoryview]]) -> None:
+        self.drain()
+        for i in range(0, len(commands), PIPELINE_COMMANDS):
+            batch = commands[i:i + PIPELINE_COMMANDS]
+            self.conn.send_packed_command([part for command in batch for part in command])
+        self.pending += len(commands)
+
+    def drain(self) -> None:
+        while self.pending:
+            self.conn.read_response()  # raises on an error reply (OOM, wrong type...)
+            self.pending -= 1
+
+    def close(self, ok: bool = True) -> None:
+        try:
+            if ok:
+                self.drain()
+        finally:
+            if self.pending or not ok:
+                self.conn.disconnect()  # replies may be pending: never reuse it as is
+            self.r.connection_pool.release(self.conn)
+
+
+def _write_arrow(r: Any, rows_key: str, ids: pa.Array, values: pa.Array) -> None:
+    """HSET Arrow ids and values (see :func:`_resp_hset`) on one connection, pipelined,
+    their replies read before returning."""
+    sender = _Sender(r)
+    ok = False
+    try:
+        sender.send(_resp_hset(rows_key, ids, values, HSET_CHUNK))
+        ok = True
+    finally:
+        sender.close(ok)
+
+
+def _pack_and_write(r: Any, rows_key: str, arrow: pa.Table, columns: list[str],
+                    multi: bool, sender: _Sender | None = None) -> int:
+    """Pack ``arrow``'s rows (as stored) and HSET them; the number of customers written. Arrow
+    all the way to the socket when every column allows (:func:`pack_arrow`), else orjson.
+    With ``sender`` the replies are read one batch later (:class:`_Sender`)."""
+    import os
+
+    packed = pack_arrow(arrow, columns, multi)
+    if packed is not None and not os.environ.get(DELAY_ENV):
+        if sender is not None:
+            sender.send(_resp_hset(rows_key, *packed, HSET_CHUNK))
+        else:
+            _write_arrow(r, rows_key, *packed)
+        return len(packed[0])
+    if sender is not None:
+        sender.drain()
+    ids, values = pack_rows(arrow, columns, multi)
+    _write(r, rows_key, ids, values, [])
+    return len(ids)
+
+
+#: Rows packed at a time by a whole push's task, while Redis stores the rows before them.
+SEND_ROWS = 50_000
 #: Rows packed and written at a time by one task (bounds a worker's memory on a big table).
 SLICE_ROWS = 200_000
 
@@ -488,11 +656,33 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
     if job.mode == "full" and not multi and parts > 1:
         groups = _row_groups(store, job, part, parts)
         if groups is not None:  # this part's row groups only: each task reads its share
-            arrow = _stored(groups, job.recency, job.as_of)
-            columns = [c for c in arrow.column_names if c != "customer_id"]
-            ids, values = pack_rows(arrow, columns, False)
-            _write(r, rows_key, ids, values, [])
-            return {"mode": "full", "written": len(ids), "deleted": 0, "rows": len(arrow)}
+            written = rows = 0
+            sender, ok = _Sender(r), False
+            try:
+                for group in groups:
+                    arrow = _stored(group, job.recency, job.as_of)
+                    columns = [c for c in arrow.column_names if c != "customer_id"]
+                    for lo in range(0, len(arrow), SEND_ROWS):  # Redis works on the last
+                        written += _pack_and_write(r, rows_key, arrow.slice(lo, SEND_ROWS),
+                                                   columns, False, sender)
+                    rows += len(arrow)
+                ok = True
+            finally:
+                sender.close(ok)
+            return {"mode": "full", "written": written, "deleted": 0, "rows": rows}
+    if job.mode == "delta":
+        got = _read_delta(store, job)
+        names = _schema(store, job)[0]
+        if got is not None and [c for c in got[0].column_names if c != "customer_id"] == names:
+            arrow = _stored(got[0], job.recency, job.as_of)
+            written = _pack_and_write(r, rows_key, arrow, names, multi)
+            kept = set(arrow.column("customer_id").to_pylist()) if got[1] else set()
+            deletes = sorted(set(got[1]) - kept)
+            if deletes:
+                _write(r, rows_key, [], [], deletes)
+            return {"mode": "delta", "written": written, "deleted": len(deletes),
+                    "rows": len(arrow)}
+        job = dataclasses.replace(job, mode="diff")  # no usable delta: compare partitions
     arrow = _stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
     columns = [c for c in arrow.column_names if c != "customer_id"]
     if job.mode == "diff":
@@ -516,9 +706,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
         stop = min(hi, lo + SLICE_ROWS)
         while multi and stop < n and ids_all[stop].as_py() == ids_all[stop - 1].as_py():
             stop += 1
-        ids, values = pack_rows(arrow.slice(lo, stop - lo), columns, multi)
-        _write(r, rows_key, ids, values, [])
-        written += len(ids)
+        written += _pack_and_write(r, rows_key, arrow.slice(lo, stop - lo), columns, multi)
         lo = stop
     return {"mode": "full", "written": written, "deleted": 0, "rows": n * (part + 1) // parts
             - n * part // parts}
@@ -634,6 +822,25 @@ def _latest(store: Store, table: str, committed: dict[str, dict[str, int]]
     return None
 
 
+def _deltas(store: Store, latest: dict[str, tuple[str, int] | None]
+            ) -> dict[str, dict[str, Any]]:
+    """The materialization's delta records of the tables whose delta is of their latest
+    as-of and still on disk (:mod:`featurestore.features.online_delta`)."""
+    from ..layout import ONLINE_DELTA, ONLINE_DELTA_RECORD
+
+    try:
+        record = store.read_json(ONLINE_DELTA_RECORD)
+    except (FileNotFoundError, ValueError):
+        return {}
+    out = {}
+    for table, entry in record.items():
+        target = latest.get(table)
+        if isinstance(entry, dict) and target and entry.get("as_of") == target[0] \
+                and store.exists(ONLINE_DELTA, table, f"as_of={target[0]}.parquet"):
+            out[table] = entry
+    return out
+
+
 def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
                 recency: dict[str, list[str]], client: Client | None = None,
                 parts: int = 4) -> PushReport:
@@ -669,7 +876,8 @@ def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
         pointer = r.get(keys.ptr)
         served = pointer.decode().split("|", 1)[0] if pointer else None
         slots[table] = (served, {s: SlotMeta.loads(r.get(keys.meta(s))) for s in SLOTS})
-    plan = plan_push(namespace, push_id, latest, slots, committed, tables, recency)
+    plan = plan_push(namespace, push_id, latest, slots, committed, tables, recency,
+                     _deltas(store, latest))
     written = execute_push(store, url, plan, client, parts)
     commit_push(store, url, plan, written, record)
     report = PushReport(redact(url), namespace, push_id, seconds=time.perf_counter() - started)

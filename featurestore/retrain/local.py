@@ -3,7 +3,8 @@
 No maintained factorization-machines package installs cleanly on Python 3.11+ (fastFM and
 pyFM need old Cython builds and are unmaintained), so :class:`FactorizationMachine` is a small
 vectorised implementation: second-order FM (Rendle 2010) trained with mini-batch Adam on CSR
-batches, using the O(k * nnz) identity for the pairwise term.
+batches, using the O(k * nnz) identity for the pairwise term. The recommender's FM classifier
+is the same model fitted by per-row Adagrad (:mod:`.fm_adagrad`).
 """
 
 from __future__ import annotations
@@ -335,7 +336,7 @@ def train_fm(export_url: str, *, storage_options: dict[str, Any] | None = None,
     if meta.get("predictor_type") == "binary_classifier":
         from .fm_recommender import train_fm_classifier
 
-        return train_fm_classifier(export_url, meta, read, storage_options=storage_options,
+        return train_fm_classifier(export_url, meta, storage_options=storage_options,
                                    tune=tune, num_factors=num_factors, epochs=epochs,
                                    seed=seed, holdout_days=holdout_days,
                                    validation_days=validation_days)

@@ -34,6 +34,7 @@ from ..schema import conform, nullable_columns
 from ..storage import Store
 from . import labels as _labels
 from .labels import PURCHASE_PATTERN, PurchaseIndex
+from .split_policy import HORIZON_DAYS
 
 __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "TrainingSetResult",
            "build_training_set", "TrainingSetPlan", "plan_training_set", "execute_training_set",
@@ -42,7 +43,6 @@ __all__ = ["LABEL", "HORIZON_DAYS", "FEATURES_TABLE", "PURCHASE_PATTERN", "Train
 log = logging.getLogger(__name__)
 
 LABEL = "purchased_next_30d"
-HORIZON_DAYS = 30
 FEATURES_TABLE = "customer_features"
 KEY_COLUMNS = ("customer_id", "as_of")
 _EPOCH = dt.date(1970, 1, 1)

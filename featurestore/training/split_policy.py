@@ -22,6 +22,10 @@ from typing import Any
 
 from .._exceptions import ConfigError, TrainingError
 
+#: Days of the label window after an as-of date (``purchased_next_30d``); defined here, the
+#: light module the API imports, and re-exported by :mod:`.pointintime`.
+HORIZON_DAYS = 30
+
 __all__ = ["POLICIES", "DEFAULT_SPLIT_POLICY", "grouped_dates", "holdout_customers",
            "holdout_fraction", "resolve_policy"]
 

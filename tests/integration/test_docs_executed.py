@@ -231,11 +231,12 @@ def _failed_block(stderr: str) -> str:
 
 @pytest.mark.timeout(900)  # a page is a session of commands; the README makes its own store
 @pytest.mark.parametrize("page", RUN_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_page_runs(page, generated_data, client, tmp_path):
+def test_page_runs(page, client, tmp_path, request):
     work = tmp_path / "work"
     work.mkdir()
-    if page.name != "README.md":  # the README makes its store with its own commands
-        shutil.copytree(generated_data, work / "featurestore-data")
+    if page.name != "README.md":  # the README makes its store with its own commands (and
+        # does not wait for the generated one, which the other xdist worker may be building)
+        shutil.copytree(request.getfixturevalue("generated_data"), work / "featurestore-data")
     env = cli_env(FEATURESTORE_SCHEDULER=client.scheduler.address)
     mine = [b for b in blocks(page) if b.skip is None]
     shell = [b for b in mine if b.lang in SHELL]

@@ -222,15 +222,24 @@ def test_routes_and_cli_serve_recommendation_model_in_both_modes(knn_job, tmp_pa
         [e[0] for e in expected[:5]]
 
 
-def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path):
+def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path, monkeypatch):
     """retail-fm through a real job: the export's recordIO train channel is bought pairs (1)
     and sampled unbought items (0) before the test window; the version is judged on the
-    holdout and serves the refitted FM's own equation. (120 customers: the numpy FM is the
-    slowest of the three to fit.)"""
+    holdout and serves the refitted FM's own equation. (120 customers: the FM is the slowest
+    of the three to fit.)"""
     from featurestore.recommend import FMRecommender, load_version
     from featurestore.recsys.artifact import FILENAME, ServedRecommender
+    from featurestore.retrain import fm_recommender
     from featurestore.training.recordio import read_recordio_protobuf
 
+    runs = []  # the real solver, counted: the grid's pass counts share one run (not a mock)
+    real = fm_recommender.fit_adagrad
+
+    def counted(X, y, **kw):
+        runs.append(kw["epochs"])
+        return real(X, y, **kw)
+
+    monkeypatch.setattr(fm_recommender, "fit_adagrad", counted)
     tx = retail_slice(120, seed=1)
     store = Store(str(tmp_path / "store"))
     write_transactions(store, tx)
@@ -272,3 +281,14 @@ def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path):
     learned = served.model.scores(rows)
     np.testing.assert_allclose(learned, fm.scores(rows), rtol=1e-5, atol=1e-6)
     assert FILENAME in registry.get_version(store, "retail-fm", version)["files_sha256"]
+    # passes, step and L2 chosen on the validation window from one shared run, recorded
+    stored = registry.get_version(store, "retail-fm", version)
+    params = stored["params"]
+    assert params["solver"] == "adagrad" and params["predictor_type"] == "binary_classifier"
+    grid = fm_recommender.FM_GRID
+    assert params["epochs"] in {g["epochs"] for g in grid} and params["lr"] == grid[0]["lr"]
+    scored = [t["params"]["epochs"] for t in stored["details"]["trials"] if "params" in t]
+    assert sorted(scored) == sorted(g["epochs"] for g in grid)
+    # one run on the sub-fit window for the whole grid, then the fit window and the refit
+    assert len(runs) == 3 and set(runs[0]) == set(scored)
+    assert set(runs[1]) == set(runs[2]) == {params["epochs"]}

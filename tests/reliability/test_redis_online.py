@@ -99,32 +99,32 @@ def _with_dates(frame: pd.DataFrame, as_of: str) -> pd.DataFrame:
     return out.astype(object).where(out.notna(), None)
 
 
-def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
-        days4, client, tmp_path, server, monkeypatch, capsys):
-    store = tmp_path / "store"
-    # day 1 and day 2: pushed by ingest (whole slots a then b)
-    assert _ingest(_raw(days4, tmp_path, 1), store, client, server.url, monkeypatch) == 0
-    first = _latest(store)
-    assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
-    # day 3 committed without a push, then `featurestore online push`: slot a holds day 1
-    assert _ingest(_raw(days4, tmp_path, 3), store, client, None, monkeypatch) == 0
-    latest = _latest(store)
+def _changed(store: Path, table: str, new_as_of: str, old_as_of: str) -> tuple[set, set]:
+    """The oracle: (customers whose row, recency as dates, differs between the two as-of
+    dates or who are new; customers gone)."""
+    new, old = _with_dates(_partition(store, table, new_as_of), new_as_of), \
+        _with_dates(_partition(store, table, old_as_of), old_as_of)
+    both = new.index.intersection(old.index)
+    differ = {c for c in both if new.loc[c].to_dict() != old.loc[c].to_dict()}
+    return differ | set(new.index.difference(old.index)), set(old.index.difference(new.index))
+
+
+def _active(store: Path, days: list[dt.date]) -> set:
+    """Customers with an event on any of ``days``, from the events table (pandas)."""
+    frames = [pd.read_parquet(p, columns=["customer_id"]) for d in days
+              for p in (store / "events").glob(f"event_date={d.isoformat()}/*.parquet")]
+    return set(pd.concat(frames)["customer_id"].dropna()) if frames else set()
+
+
+def _push(store: Path, server, client, capsys) -> dict:
     capsys.readouterr()
     assert cli(["online", "push", "--store", str(store), "--online-store", server.url,
                 "--scheduler", client.scheduler.address, "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    cf = report["tables"]["customer_features"]
-    assert cf["mode"] == "diff" and cf["as_of"] == latest and cf["slot"] == "a"
-    # the oracle: customers whose row (recency as dates) differs between day 1 and day 3
-    new, old = _with_dates(_partition(store, "customer_features", latest), latest), \
-        _with_dates(_partition(store, "customer_features", first), first)
-    both = new.index.intersection(old.index)
-    differ = {c for c in both if new.loc[c].to_dict() != old.loc[c].to_dict()}
-    want = differ | set(new.index.difference(old.index))
-    gone = set(old.index.difference(new.index))
-    assert cf["written"] == len(want) and cf["deleted"] == len(gone)
-    assert cf["written"] < len(new)  # idle customers are not rewritten
-    # every row served from Redis equals the parquet partition
+    return json.loads(capsys.readouterr().out)["tables"]
+
+
+def _served_equals_offline(store: Path, server, latest: str) -> None:
+    """Every row served from Redis equals the parquet partition (both tables)."""
     fs = FeatureStore(Settings(store=str(store), online_store=server.url))
     online = fs.online_store()
     frame = _partition(store, "customer_features", latest)
@@ -135,12 +135,91 @@ def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
         assert view.get(cid) == expected_row(frame, cid), cid
     pairs = _partition(store, "customer_product_features", latest)
     view = online.view("customer_product_features", list(pairs["customer_id"].unique()))
+    assert view.as_of == latest
     for row in pairs.itertuples(index=False):
         got = view.lookup({"customer_id": row.customer_id, "product_id": row.product_id},
                           ["product_views_7d", "product_views_30d"])
         assert got == {"product_views_7d": row.product_views_7d,
                        "product_views_30d": row.product_views_30d}
     assert fs.online_status()["customer_features"]["behind"] is False
+
+
+def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
+        days4, client, tmp_path, server, monkeypatch, capsys):
+    store = tmp_path / "store"
+    # day 1 and day 2: pushed by ingest (whole slots a then b)
+    assert _ingest(_raw(days4, tmp_path, 1), store, client, server.url, monkeypatch) == 0
+    first = _latest(store)
+    assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
+    second = _latest(store)
+    # day 3 committed without a push, then `featurestore online push`: slot a holds day 1;
+    # the materialization handed over the rows that may have changed since (no partition
+    # is read whole)
+    assert _ingest(_raw(days4, tmp_path, 3), store, client, None, monkeypatch) == 0
+    latest = _latest(store)
+    pushed = _push(store, server, client, capsys)
+    cf = pushed["customer_features"]
+    assert cf["mode"] == "delta" and cf["as_of"] == latest and cf["slot"] == "a"
+    assert pushed["customer_product_features"]["mode"] == "delta"  # grouped per customer
+    want, gone = _changed(store, "customer_features", latest, first)
+    handed = set(pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
+                                 / f"as_of={latest}.parquet")["customer_id"])
+    assert cf["written"] == len(handed) and cf["deleted"] == len(gone) == 0
+    assert want <= handed  # every changed customer is written ...
+    day = dt.date.fromisoformat(latest)  # ... and only customers active on a day that moves
+    moving = [day - dt.timedelta(b + w) for b in (0, 1) for w in (0, 1, 7, 30)]
+    assert handed <= _active(store, moving)  # (all of them here: 3 days of history; see
+    # benchmarks/scale.py push-day for the cost against the history's size)
+    _served_equals_offline(store, server, latest)
+
+    # day 4 without its handover (record removed): the push compares the partitions instead,
+    # writing exactly the customers whose stored row changed since day 2 (slot b)
+    assert _ingest(_raw(days4, tmp_path, 4), store, client, None, monkeypatch) == 0
+    (store / "_state" / "online_delta.json").unlink()
+    latest = _latest(store)
+    cf = _push(store, server, client, capsys)["customer_features"]
+    assert cf["mode"] == "diff" and cf["as_of"] == latest and cf["slot"] == "b"
+    want, gone = _changed(store, "customer_features", latest, second)
+    assert cf["written"] == len(want) and cf["deleted"] == len(gone)
+    assert cf["written"] < len(_partition(store, "customer_features", latest))
+    _served_equals_offline(store, server, latest)
+
+
+@pytest.fixture(scope="module")
+def late4(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Four drops, each with hits of the days before it (late data)."""
+    root = tmp_path_factory.mktemp("redis-late") / "raw"
+    report = generate_weblog(str(root), days=4, customers=3000, products=20, rows_per_day=700,
+                             parts=1, seed=29, late_fraction=0.3, columns=40)
+    return root, report.days
+
+
+def test_late_days_rewrite_several_as_of_dates_and_the_push_serves_them(
+        days4, late4, client, tmp_path, server, monkeypatch, capsys):
+    """A drop with late hits rewrites the as-of dates they reach back to. The handover is
+    taken against the rewritten generations: here the idle slot holds day 1, which the late
+    hits of day 2 did not touch, so the push writes the handed-over rows (which cover the late
+    day's customers) and every served row equals the partition."""
+    store = tmp_path / "store"
+    for upto in (1, 2):  # slot a: day 1, slot b: day 2 (served)
+        assert _ingest(_raw(days4, tmp_path, upto), store, client, server.url, monkeypatch) == 0
+    gens = lambda: json.loads((store / "_state" / "generations.json").read_text())["tables"]  # noqa: E731
+    before = gens()["customer_features"]
+    late_root, late_days = late4
+    day2, day3 = late_days[1], late_days[2]
+    assert sorted(before) == [late_days[0], day2]
+    shutil.copytree(late_root / day3, tmp_path / "raw" / day3)  # day 3 and late hits of day 2
+    assert _ingest(tmp_path / "raw", store, client, None, monkeypatch) == 0
+    after = gens()["customer_features"]
+    assert after[day2] > before[day2] and after[late_days[0]] == before[late_days[0]]
+    cf = _push(store, server, client, capsys)["customer_features"]
+    assert (cf["mode"], cf["slot"], cf["as_of"], cf["generation"]) == \
+        ("delta", "a", day3, after[day3])
+    want, _ = _changed(store, "customer_features", day3, late_days[0])
+    handed = set(pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
+                                 / f"as_of={day3}.parquet")["customer_id"])
+    assert want <= handed
+    _served_equals_offline(store, server, day3)
 
 
 def test_ingest_with_redis_down_keeps_the_commit_and_push_catches_up(

@@ -23,11 +23,11 @@ def _meta(state="complete", as_of="2026-03-05", generation=1, base=None, keys=("
                     recency=list(recency), base=base)
 
 
-def _plan(slots, latest=("2026-03-06", 2), committed=None):
+def _plan(slots, latest=("2026-03-06", 2), committed=None, deltas=None):
     committed = committed if committed is not None else {"t": {"2026-03-05": 1,
                                                                "2026-03-04": 3}}
     plan = plan_push("ns", "push", {"t": latest}, {"t": slots}, committed,
-                     {"t": ["customer_id"]}, {"t": []})
+                     {"t": ["customer_id"]}, {"t": []}, deltas)
     return plan.tables[0] if plan.tables else None
 
 
@@ -61,6 +61,29 @@ def test_plan_half_written_slot_is_redone_from_its_base_or_rewritten():
     # a dead whole rewrite: rewritten whole again
     dead = _meta(state="writing", as_of="2026-03-06", generation=2, base=None)
     assert _plan(("b", {"a": dead, "b": _meta()})).mode == "full"
+
+
+def test_plan_delta_when_the_handover_was_taken_against_the_idle_slots_generation():
+    delta = {"t": {"as_of": "2026-03-06", "generation": 2,
+                   "bases": {"2026-03-05": 1, "2026-03-04": 3}}}
+    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3), "b": _meta()})
+    job = _plan(slots, deltas=delta)
+    assert (job.slot, job.mode, job.base) == ("a", "delta", ("2026-03-04", 3))
+    # a late day rewrote the base (new generation): the handover is not against the slot
+    late = {"t": {**delta["t"], "bases": {"2026-03-05": 7, "2026-03-04": 7}}}
+    assert _plan(slots, deltas=late).mode == "diff"
+    # the handover of another generation of the pushed as-of (an older commit's)
+    old = {"t": {**delta["t"], "generation": 1}}
+    assert _plan(slots, deltas=old).mode == "diff"
+    # the slot holds a day the handover does not reach back to
+    far = ("b", {"a": _meta(as_of="2026-03-01", generation=3), "b": _meta()})
+    assert _plan(far, committed={"t": {"2026-03-01": 3}}, deltas=delta).mode == "diff"
+    # a push killed while writing the delta: redone from the same base, as a delta
+    writing = _meta(state="writing", as_of="2026-03-06", generation=2, base=["2026-03-04", 3])
+    job = _plan(("b", {"a": writing, "b": _meta()}), deltas=delta)
+    assert (job.mode, job.base) == ("delta", ("2026-03-04", 3))
+    # nothing in the idle slot: whole
+    assert _plan(("b", {"a": None, "b": _meta()}), deltas=delta).mode == "full"
 
 
 def test_plan_skips_a_table_without_partition():
@@ -244,3 +267,20 @@ def test_positions_by_binary_search_equal_the_hash_lookup():
     assert _positions(pa.array(old), pa.array(old)).to_pylist() == list(range(len(old)))
     mixed = ["a", "bb"]  # widths differ: the hash lookup
     assert _positions(pa.array(mixed), pa.array(["bb"])).to_pylist() == [None, 0]
+
+
+def test_resp_commands_built_in_arrow_equal_hiredis_packing():
+    """The whole-push writer's commands, built from Arrow buffers, are byte for byte what
+    hiredis packs for the same HSET (ids and values with multi-byte text included)."""
+    hiredis = pytest.importorskip("hiredis")
+    from featurestore.online.redis_push import _resp_hset
+
+    ids = pa.array([f"C{i:03d}" for i in range(7)] + ["Ünï"], pa.string())
+    values = pa.array([f"[{i},\"é\",null]" for i in range(8)], pa.string())
+    for chunk in (1, 3, 8, 100):
+        commands = _resp_hset("{fs:ns:t}:a:rows", ids.slice(1), values.slice(1), chunk)
+        want = [hiredis.pack_command(("HSET", "{fs:ns:t}:a:rows",
+                                      *[x for k in range(i, min(7, i + chunk))
+                                        for x in (ids[k + 1].as_py(), values[k + 1].as_py())]))
+                for i in range(0, 7, chunk)]
+        assert [head + bytes(body) for head, body in commands] == want

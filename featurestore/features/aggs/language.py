@@ -11,9 +11,10 @@ descent parser into a tuple tree (never ``eval``):
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads with the first evaluation, not with the repository
+    import numpy as np
 
 __all__ = [
     "AGGREGATIONS", "BUILTIN_FIELDS", "NUMERIC_AGGREGATIONS", "WHERE_BUILTINS", "Expr",
@@ -154,6 +155,8 @@ def evaluate(tree: Expr, columns: dict[str, tuple[np.ndarray, np.ndarray]], size
     Returns:
         (values, valid): null where an operand is null or a divisor is 0.
     """
+    import numpy as np
+
     kind = tree[0]
     if kind == "num":
         return np.full(size, tree[1]), np.ones(size, dtype=bool)

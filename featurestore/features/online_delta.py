@@ -1,0 +1,158 @@
+"""The handover to a shared online store: per table, the rows of the latest as-of date whose
+value may have changed since the day before and the day before that.
+
+A web-log table's row of customer c at as-of D differs from its row at D - 1 only when c has
+an event on D (running totals, lifetime values, the last dates recency is computed from) or on
+D - w for a window w of the table (the day leaving that window). Recency is served as
+``as_of - last date`` and the online store keeps the date, so nothing else moves. The
+customers with a counted hit on a day are the day's aggregates (``_daily/customer``, one row
+per customer active that day), so the set is read from at most ``2 x (1 + windows)`` day
+files: it grows with the customers active in those days, never with the history.
+
+The set covers both D - 1 -> D and D - 2 -> D: a two-slot online store's idle slot holds the
+day before yesterday in the steady state. The as-of task that builds D writes the rows of the
+set, already in memory (:func:`write_delta`, published like a partition); the commit records
+which generations of D, D - 1 and D - 2 they were taken against (:func:`commit_deltas`, after
+the generations, before the materialization record). A crash before the record leaves an older
+record that names another generation: the push then diffs or rewrites instead.
+
+Only tables whose every feature follows the rule above get a delta: SPEC §3 features of the
+web-log source (count, sum and distinct over windows, recency). A table with a SPEC §3a
+feature (an expression may read a recency value, which moves every day) gets none and the push
+falls back to its difference.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import layout
+from ..storage import Store
+from ._io import write_arrow
+from .definitions import FeatureRepo, is_extended
+
+__all__ = ["DELTA_ROOT", "DELTA_RECORD", "delta_windows", "delta_days", "candidates",
+           "write_delta", "commit_deltas", "delta_name"]
+
+DELTA_ROOT = layout.ONLINE_DELTA
+DELTA_RECORD = layout.ONLINE_DELTA_RECORD
+
+
+def delta_windows(repo: FeatureRepo, table: str) -> list[int] | None:
+    """The window lengths of ``table`` when it can have a delta (see the module docstring),
+    else None.
+
+    Args:
+        repo: the feature repository.
+        table: a table of the repository.
+
+    Returns:
+        The distinct window lengths (empty: no windowed feature), or None.
+    """
+    if table not in repo.tables_for("weblog"):
+        return None
+    feats = repo.tables[table].features.values()
+    if any(is_extended(f) for f in feats):
+        return None
+    return sorted({f.window_days for f in feats if f.window_days})
+
+
+def delta_days(as_of: dt.date, windows: list[int]) -> list[dt.date]:
+    """The days whose active customers may have a changed row between D - 2 and D: D and
+    D - 1 and, per window w, D - w and D - 1 - w."""
+    return sorted({as_of - dt.timedelta(back + w) for back in (0, 1) for w in (0, *windows)})
+
+
+def candidates(store: Store, days: list[dt.date]) -> pa.Array:
+    """The distinct customer ids with a counted hit on any of ``days`` (their daily
+    aggregates' ``customer_id`` column only; a day without a partition has none)."""
+    import pyarrow.parquet as pq
+
+    chunks = []
+    for day in days:
+        path = store.path(layout.DAILY_CUSTOMER, f"event_date={day.isoformat()}",
+                          "part-0.parquet")
+        try:
+            col = pq.read_table(path, columns=["customer_id"], filesystem=store.fs)
+        except FileNotFoundError:
+            continue
+        chunks += [c.cast(pa.string()) for c in col.column(0).chunks]
+    if not chunks:
+        return pa.array([], pa.string())
+    return pc.unique(pa.chunked_array(chunks, type=pa.string()))
+
+
+def delta_name(as_of: str) -> str:
+    """The file name of the delta of ``as_of`` (under ``DELTA_ROOT/<table>``)."""
+    return f"as_of={as_of}.parquet"
+
+
+def write_delta(store: Store, table: str, as_of: dt.date | str, out: pa.Table,
+                ids: pa.Array) -> int:
+    """Publish the rows of ``out`` (the whole table at ``as_of``) whose customer is in ``ids``,
+    and the ids without a row (the online store deletes them).
+
+    Args:
+        store: the offline store.
+        table: the table.
+        as_of: its as-of date.
+        out: the table's rows at ``as_of`` as published.
+        ids: the customers whose row may have changed.
+
+    Returns:
+        The rows written.
+    """
+    iso = as_of if isinstance(as_of, str) else as_of.isoformat()
+    key = out.column("customer_id")
+    if pa.types.is_dictionary(key.type):
+        key = key.cast(key.type.value_type)
+    ids = ids.cast(pa.string())
+    mask = pc.is_in(key.cast(pa.string()), value_set=ids)
+    rows = out.filter(mask)
+    present = pc.unique(rows.column("customer_id").cast(pa.string())) if rows.num_rows \
+        else pa.array([], pa.string())
+    gone = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=present))) if len(ids) \
+        else pa.array([], pa.string())
+    store.write_json({"as_of": iso, "rows": rows.num_rows, "customers": len(ids),
+                      "deleted": sorted(gone.to_pylist())}, DELTA_ROOT, table,
+                     f"as_of={iso}.json")
+    write_arrow(store, rows, DELTA_ROOT, table, delta_name(iso), unique=("customer_id",))
+    return rows.num_rows
+
+
+def commit_deltas(store: Store, deltas: dict[str, str], first: dt.date | None = None) -> None:
+    """Record the deltas this commit published, against the generations just committed, and
+    remove the older delta files of those tables (call it after ``commit_generations``).
+
+    Args:
+        store: the offline store (lease held).
+        deltas: table -> the as-of date (ISO) its delta was written for.
+        first: the first event date (no base before it).
+    """
+    if not deltas:
+        return
+    from ..generations import read_generations
+
+    gens = read_generations(store)
+    try:
+        record: dict[str, Any] = store.read_json(DELTA_RECORD)
+    except (FileNotFoundError, ValueError):
+        record = {}
+    for table, iso in deltas.items():
+        day = dt.date.fromisoformat(iso)
+        bases = {}
+        for back in (1, 2):
+            base = (day - dt.timedelta(back)).isoformat()
+            if first is None or base >= first.isoformat():
+                bases[base] = int(gens.get(table, {}).get(base, 0))
+        record[table] = {"as_of": iso, "generation": int(gens.get(table, {}).get(iso, 0)),
+                         "bases": bases}
+    store.write_json(record, DELTA_RECORD)
+    for table, iso in deltas.items():  # older deltas are never read again
+        for name in store.listdir(DELTA_ROOT, table):
+            if name.startswith("as_of=") and not name.startswith(f"as_of={iso}."):
+                store.remove(DELTA_ROOT, table, name)
