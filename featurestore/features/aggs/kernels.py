@@ -655,10 +655,11 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
             continue
         col = {c: allrows.column(n).combine_chunks() for c, n in comp.items()}
         # a customer in one input keeps its row as it is (a lifetime state merged with a
-        # small day recomputes only the day's customers); sketches are always recombined
-        single = np.zeros(len(codes), bool) if k == "sketch" else \
-            np.bincount(codes, minlength=len(customers))[codes] == 1
-        if k in ("set", "counts"):  # an empty list would recompute to null: recomputed
+        # small day recomputes only the day's customers); a sketch is always recombined
+        single = np.bincount(codes, minlength=len(customers))[codes] == 1
+        if k == "sketch":  # an exact list only: a lone sketch is re-serialised as before
+            single &= ~_bools(pc.is_valid(col["h"]))
+        if k in ("set", "counts", "sketch"):  # an empty list recomputes to null: recomputed
             single &= pc.fill_null(pc.list_value_length(col["v"]), 0).to_numpy(
                 zero_copy_only=False) > 0
         multi = ~single
