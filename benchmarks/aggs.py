@@ -124,8 +124,10 @@ def window_ratio(work: Path, days: int, rows: int, customers: int, repeats: int,
         p.rename(head / p.name)
     folders[-1].rename(last / folders[-1].name)
     repos = {w: parse_feature_repo(repo_text(ten_features(w)), f"{w}d") for w in (365, 7)}
+    started = time.perf_counter()
     for w, repo in repos.items():
         _build(head, work / f"base{w}", repo, client)
+    build = round(time.perf_counter() - started, 1)  # both histories through day N-1
     times: dict[int, list[float]] = {365: [], 7: []}
     for r in range(repeats + 1):
         for w, repo in repos.items():
@@ -139,7 +141,8 @@ def window_ratio(work: Path, days: int, rows: int, customers: int, repeats: int,
             if r:  # the first round warms up
                 times[w].append(time.perf_counter() - started)
     ratios = [a / b for a, b in zip(times[365], times[7], strict=True)]
-    return {"measure": "window", "day": days, "seconds_365d": times[365],
+    return {"measure": "window", "day": days, "rows_per_day": rows, "customers": customers,
+            "build_seconds": build, "seconds_365d": times[365],
             "seconds_7d": times[7], "ratio_365_over_7": round(statistics.median(ratios), 3),
             "target": 1.3}
 
@@ -208,8 +211,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None, help="rounds (default 5; --small 2)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--only", choices=["window", "ingest", "sketch"])
+    ap.add_argument("--window-rows", type=int, default=None,
+                    help="hits per day of the window history (default 4000; --small 300): "
+                         "e.g. 150 with --window-customers 100 builds day 400 in minutes")
+    ap.add_argument("--window-customers", type=int, default=None,
+                    help="customers of the window history (default 5000; --small 300)")
     args = ap.parse_args()
-    days, rows, customers = (args.days, 4000, 5000) if not args.small else (40, 300, 300)
+    days, rows, customers = (args.days, 4000, 5000) if not args.small else (
+        args.days if args.days != 400 else 40, 300, 300)
+    wrows = args.window_rows or rows
+    wcustomers = args.window_customers or customers
     if args.repeats is None:
         args.repeats = 2 if args.small else 5
     work = Path(tempfile.mkdtemp(prefix="aggs-bench-"))
@@ -218,7 +229,7 @@ def main() -> None:
             print(json.dumps(sketch_error(200 if args.small else 1000)), flush=True)
         with dask_client(None, args.workers, None) as client:
             if args.only in (None, "window"):
-                print(json.dumps(window_ratio(work, days, rows, customers, args.repeats,
+                print(json.dumps(window_ratio(work, days, wrows, wcustomers, args.repeats,
                                               client)), flush=True)
             if args.only in (None, "ingest"):
                 print(json.dumps(ingest_ratio(work, 30 if args.small else 60, rows * 5,

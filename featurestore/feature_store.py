@@ -363,6 +363,28 @@ class FeatureStore:
 
         return column_completeness(self.offline_store, self.repo.declared_columns())
 
+    def table_columns(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per table of the repository, its source's declared columns (SPEC §3a) with their
+        completeness and the table's features that read each (``tables --json``).
+
+        Returns:
+            Table -> column -> ``{"type", "complete_from", "pending", "features"}``; a table
+            of a source without declared columns maps to ``{}``.
+        """
+        from .features.definitions import columns_read
+
+        repo = self.repo
+        known = self.declared_columns()
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for name, table in repo.tables.items():
+            declared = repo.declared_columns(table.source) \
+                if repo.sources[table.source].kind == "weblog" else {}
+            reads = columns_read(table, declared)
+            out[name] = {c: {**known.get(c, {"type": t, "complete_from": None,
+                                             "pending": False}), "features": reads[c]}
+                         for c, t in declared.items()}
+        return out
+
     def materialize(self, *, start: dt.date | None = None, end: dt.date | None = None,
                     force: bool = False) -> MaterializeReport:
         """Bring every table of the repository up to date (``force``: rebuild the range).

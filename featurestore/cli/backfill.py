@@ -54,6 +54,9 @@ def _print_columns(report) -> None:
               + (f", {report.rows_unfilled} rows left null" if report.rows_unfilled else ""))
     for item in report.raw_unavailable:
         print(f"cannot fill from {item['file']}: {item['reason']}")
+    for item in report.raw_not_retried:
+        print(f"not retried: {item['file']}: {item['reason']} at an earlier backfill "
+              "(give --raw where the drops are now to try it again)")
     for column, info in report.completeness.items():
         if info["complete_from"]:
             print(f"column {column} ({info['type']}) is complete from {info['complete_from']} "

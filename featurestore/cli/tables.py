@@ -19,7 +19,11 @@ def run(args: argparse.Namespace) -> int:
     fs = feature_store_from(args, "read")
     infos = fs.tables()
     if args.json:
-        print_json([t.to_dict() for t in infos])
+        # each table also carries its source's declared columns (SPEC §3a): from which date
+        # each is complete, and which of its features read it
+        columns = fs.table_columns()
+        print_json([{**t.to_dict(), "declared_columns": columns.get(t.name, {})}
+                    for t in infos])
         return 0
     if not infos:
         print("no feature tables yet: run featurestore ingest")

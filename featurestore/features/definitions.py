@@ -449,6 +449,42 @@ def feature_type(f: Feature, declared: dict[str, str]) -> str:
     return language.output_type(f.aggregation, field_type(f, declared))
 
 
+def columns_read(table: TableDef, declared: dict[str, str]) -> dict[str, list[str]]:
+    """Which of a table's features read each declared column: as their field, in a ``where``
+    condition, or through the features an expression names (transitively).
+
+    Args:
+        table: the table.
+        declared: its source's declared columns (name -> type).
+
+    Returns:
+        Every declared column -> the names of the features reading it, sorted (maybe empty).
+    """
+    direct: dict[str, set[str]] = {}
+    for name, f in table.features.items():
+        used = {f.field} if f.field else set()
+        used |= {c.column for c in f.filter.where or ()}
+        direct[name] = used & set(declared)
+    resolved: dict[str, set[str]] = {}
+
+    def reads(name: str, seen: frozenset[str]) -> set[str]:
+        if name in resolved:
+            return resolved[name]
+        f = table.features.get(name)
+        out = set(direct.get(name, ()))
+        if f is not None and f.expression is not None and name not in seen:
+            for ref in language.references(language.parse_expression(f.expression)):
+                out |= reads(ref, seen | {name})
+        resolved[name] = out
+        return out
+
+    by_column: dict[str, list[str]] = {c: [] for c in declared}
+    for name in table.features:
+        for c in reads(name, frozenset()):
+            by_column[c].append(name)
+    return {c: sorted(names) for c, names in by_column.items()}
+
+
 def _check_extended(where: str, f: Feature, declared: dict[str, str]) -> None:
     """SPEC §3a rules of a weblog feature the original engine does not serve."""
     if f.window_days is not None and f.window_days > 365:

@@ -252,6 +252,33 @@ def _positions(new_key: pa.Array, old_key: pa.Array) -> pa.Array:
     return pc.index_in(new_key, value_set=old_key)
 
 
+def _differs(a: pa.Array, b: pa.Array) -> np.ndarray:
+    """Per row, whether ``a`` and ``b`` (aligned, same length) differ: a value, or null on one
+    side only. Lists (``top_k``) compare by length, then element by element; a type Arrow
+    cannot compare counts as changed (rewritten, never served stale)."""
+    if pa.types.is_list(a.type) or pa.types.is_large_list(a.type):
+        if b.type != a.type:
+            b = b.cast(a.type)
+        la = pc.fill_null(pc.list_value_length(a), -1).to_numpy(zero_copy_only=False)
+        lb = pc.fill_null(pc.list_value_length(b), -1).to_numpy(zero_copy_only=False)
+        out = la != lb  # a null list has length -1 here: null vs [] differs
+        same = np.flatnonzero(~out)
+        if len(same):
+            sa, sb = a.take(pa.array(same)), b.take(pa.array(same))
+            fa, fb = pc.list_flatten(sa), pc.list_flatten(sb)  # aligned: equal lengths
+            if len(fa):
+                bad = _differs(fa, fb)
+                parents = pc.list_parent_indices(sa).to_numpy(zero_copy_only=False)
+                out[same[np.unique(parents[bad])]] = True
+        return out
+    try:
+        differ = pc.fill_null(pc.not_equal(a, b), False).to_numpy(zero_copy_only=False)
+    except pa.ArrowNotImplementedError:
+        return np.ones(len(a), dtype=bool)
+    one_null = pc.xor(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+    return differ | one_null
+
+
 def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa.Array:
     """The customers whose rows differ between two stored partitions (same columns): a row
     added, removed or with any other value. Vectorized (Arrow hash lookups and comparisons).
@@ -282,10 +309,7 @@ def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa
                 bn = b.is_null().to_numpy(zero_copy_only=False)[idx]
                 changed |= (av != bv) | (an != bn)
             else:
-                bt = b.take(pa.array(idx))
-                differ = pc.fill_null(pc.not_equal(a, bt), False).to_numpy(zero_copy_only=False)
-                one_null = pc.xor(pc.is_null(a), pc.is_null(bt)).to_numpy(zero_copy_only=False)
-                changed |= differ | one_null
+                changed |= _differs(a, b.take(pa.array(idx)))
     changed = pa.array(changed)
     # old rows no new row matched: from the positions already found (no second hash table)
     hit = np.zeros(len(old), dtype=bool)

@@ -152,6 +152,13 @@ def test_backfill_fills_a_newly_declared_column_like_a_fresh_ingest(raw, tmp_pat
     capsys.readouterr()
     assert main(["tables", "--store", str(late)]) == 0
     assert "run featurestore backfill" in capsys.readouterr().out
+    assert main(["tables", "--store", str(late), "--json"]) == 0
+    listed = {t["name"]: t["declared_columns"] for t in json.loads(capsys.readouterr().out)}
+    assert listed["customer_features"] == {
+        c: {"type": t, "complete_from": None, "pending": True, "features": f}
+        for (c, t), f in zip(COLUMNS.items(), (["channels_top2_30d"], ["visit_num_mean_7d"],
+                                                ["evar12_max"], []))}
+    assert all(not v["features"] for v in listed["customer_product_features"].values())
     assert main(["backfill", "--store", str(late), *sched, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["columns"]["columns"] == sorted(COLUMNS)
@@ -210,6 +217,40 @@ def test_backfill_with_a_raw_file_gone_says_from_which_date_the_column_is_comple
     assert later["visit_num"].notna().all()
     assert main(["tables", "--store", str(store)]) == 0
     assert "complete from 2026-02-02" in capsys.readouterr().out
+    # --json carries it too: every table of the weblog source, with the features reading it
+    assert main(["tables", "--store", str(store), "--json"]) == 0
+    tables = {t["name"]: t for t in json.loads(capsys.readouterr().out)}
+    assert set(tables) == {"customer_features", "customer_product_features"}
+    for t in tables.values():
+        assert t["declared_columns"] == {"visit_num": {
+            "type": "int", "complete_from": "2026-02-02", "pending": False, "features": []}}
+        assert {"key_columns", "features", "as_of_range", "rows_latest"} <= set(t)
+
+    # the next backfill remembers the file is gone there: nothing re-read or rewritten, the
+    # completeness still reported
+    day1_files = {p: p.stat().st_mtime_ns
+                  for p in (store / "events" / "event_date=2026-02-01").glob("*.parquet")}
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(elsewhere),
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["columns"]
+    assert again["files_rewritten"] == 0 and again["raw_unavailable"] == []
+    assert [i["file"] for i in again["raw_not_retried"]] == [
+        f"{elsewhere}/2026-02-01/hit_data-0001.tsv.gz"]
+    assert "raw file gone" in again["raw_not_retried"][0]["reason"]
+    assert again["completeness"]["visit_num"]["complete_from"] == "2026-02-02"
+    assert {p: p.stat().st_mtime_ns for p in day1_files} == day1_files
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(elsewhere)]) == 0
+    text = capsys.readouterr().out
+    assert "not retried" in text and "complete from 2026-02-02" in text
+    # the drops found again elsewhere (--raw names a new place): tried again, and filled
+    back = tmp_path / "back"
+    shutil.copytree(elsewhere, back)
+    shutil.copy(raw / "2026-02-01" / "hit_data-0001.tsv.gz", back / "2026-02-01")
+    assert main(["backfill", "--store", str(store), *sched, "--raw", str(back), "--json"]) == 0
+    filled = json.loads(capsys.readouterr().out)["columns"]
+    assert filled["rows_filled"] > 0 and filled["raw_not_retried"] == []
+    assert filled["completeness"]["visit_num"]["complete_from"] is None
+    assert _events(store)["visit_num"].notna().all()
 
 
 def test_backfill_fills_rows_a_later_ingest_merged_before_the_column_was_filled(tmp_path,

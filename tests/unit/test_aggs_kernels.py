@@ -138,6 +138,37 @@ def test_first_last_ties_by_file_then_line_and_skip_nulls():
     assert run(k_last, [later, a, b], "last", ["a"]) == ["late"]
 
 
+def test_first_last_of_a_file_pick_the_order_key_extremes_numeric_or_string_path():
+    """A file's first/last winner comes from an integer sort while the order key's parts fit
+    their padded widths, else from sorting the key strings: both pick the smallest / largest
+    key string, with the key stored beside the value."""
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    rng = np.random.default_rng(4)
+    for base in (T0, 10 ** 12 - 50):  # 10 digits; then times that outgrow the 12-digit pad
+        times = base + rng.integers(0, 100, 300)
+        rows = [{"customer_id": f"c{c}", "hit_time_gmt": int(t),
+                 "channel": None if rng.random() < 0.2 else f"v{i}"}
+                for i, (c, t) in enumerate(zip(rng.integers(0, 20, 300), times))]
+        table = hits(rows)
+        for kind in ("first", "last"):
+            k = key(kind, "channel", "string")
+            got = build_partial([k], table, "f", None, _mask, _products,
+                                {**language.WHERE_BUILTINS, "channel": "string"})
+            keyed = {}
+            for line, r in enumerate(rows):
+                if r["channel"] is None:
+                    continue
+                o = f"{r['hit_time_gmt']:012d}|f|{line:010d}|00000"
+                best = keyed.get(r["customer_id"])
+                if best is None or (o < best[0] if kind == "first" else o > best[0]):
+                    keyed[r["customer_id"]] = (o, r["channel"])
+            want = [keyed.get(c, (None, None)) for c in got.column("customer_id").to_pylist()]
+            assert got.column(f"{k.name}.o").to_pylist() == [o for o, _ in want]
+            assert got.column(f"{k.name}.v").to_pylist() == [v for _, v in want]
+
+
 def test_distinct_and_top_k_ties_by_value():
     t = hits([{"customer_id": "a", "channel": c} for c in ["b", "a", "c", "a", "b", None]])
     assert run(key("set", "channel", "string"), [t, t], "distinct", ["a", "z"]) == [3, 0]

@@ -11,7 +11,12 @@ import pytest
 import yaml
 
 from featurestore._exceptions import ConfigError
-from featurestore.features.definitions import DEFAULT_REPO, load_feature_repo, parse_feature_repo
+from featurestore.features.definitions import (
+    DEFAULT_REPO,
+    columns_read,
+    load_feature_repo,
+    parse_feature_repo,
+)
 from featurestore.sources.weblog import EVENT_SCHEMA, RawFile, event_schema, parse_file
 from featurestore.sources.weblog.backfill import EventsFile, RawSource, plan_column_backfill
 
@@ -149,6 +154,22 @@ def test_declared_columns_keep_order_and_the_default_fingerprint_does_not_change
     assert default.differences(repo) == ["source weblog changed"]
 
 
+def test_columns_read_follow_fields_where_and_expressions_transitively():
+    doc = yaml.safe_load(_repo({"visit_num": "int", "evar12": "float", "channel": "string"}))
+    doc["tables"]["customer_features"]["features"].update({
+        "visits_mean": {"aggregation": "mean", "field": "visit_num"},
+        "search_hits": {"aggregation": "count", "filter": {"where": [
+            {"column": "channel", "op": "eq", "value": "search"}]}},
+        "ratio": {"expression": "visits_mean / search_hits"},
+        "ratio2": {"expression": "ratio * 2 + page_views_7d"},
+    })
+    repo = parse_feature_repo(yaml.safe_dump(doc, sort_keys=False), "r")
+    got = columns_read(repo.tables["customer_features"], repo.declared_columns())
+    assert got == {"visit_num": ["ratio", "ratio2", "visits_mean"],
+                   "evar12": [], "channel": ["ratio", "ratio2", "search_hits"]}
+    assert columns_read(repo.tables["customer_product_features"], {}) == {}
+
+
 def test_backfill_plan_takes_only_files_lacking_a_column_with_their_raw_files():
     # day 2's file was ingested with visit_num declared; day 1's before any column was
     src = {f"2026-01-0{i}-hit_data-0000": RawSource(f"/raw/2026-01-0{i}/hit_data-0000.tsv.gz",
@@ -183,3 +204,31 @@ def test_backfill_plan_takes_only_files_lacking_a_column_with_their_raw_files():
                                          "2026-01-02-hit_data-0000": ()}
     assert plan_column_backfill({"visit_num": "int"}, [merged], src,
                                 {"2026-01-01-hit_data-0000": {"visit_num"}}).tasks == ()
+
+
+def test_backfill_plan_does_not_retry_a_raw_file_given_up_at_the_same_place():
+    url = "/raw/2026-01-01/hit_data-0000.tsv.gz"
+    src = {"a": RawSource(url, "2026-01-01", "hit_data-0000.tsv.gz", "m"),
+           "b": RawSource("/raw/2026-01-01/hit_data-0001.tsv.gz", "2026-01-01",
+                          "hit_data-0001.tsv.gz", "m")}
+    after = EventsFile("2026-01-01", "part-c1.parquet", ("hit_time_gmt", "visit_num"),
+                       (("a", 0, 3), ("b", 3, 5)))
+    gone = {"a": {"file": url, "reason": "raw file gone", "columns": {"visit_num"}}}
+    # b was filled, a given up at the same place: nothing to do, a reported as not retried
+    plan = plan_column_backfill({"visit_num": "int"}, [after], src, {"b": {"visit_num"}}, gone)
+    assert plan.tasks == () and plan.not_retried == ((url, "raw file gone"),)
+    # a new column: tried (the file lacks it); the given-up column is not needed again
+    plan = plan_column_backfill({"visit_num": "int", "evar12": "float"}, [after], src,
+                                {"b": {"visit_num"}}, gone)
+    assert dict(plan.tasks[0].needs) == {"a": ("evar12",), "b": ("evar12",)}
+    # the drops elsewhere (--raw): a new place, tried again
+    moved = {**src, "a": RawSource("/new/2026-01-01/hit_data-0000.tsv.gz", "2026-01-01",
+                                   "hit_data-0000.tsv.gz", "m")}
+    plan = plan_column_backfill({"visit_num": "int"}, [after], moved, {"b": {"visit_num"}},
+                                gone)
+    assert dict(plan.tasks[0].needs) == {"a": ("visit_num",), "b": ()}
+    assert plan.not_retried == ()
+    # a file lacking the column altogether is written (the column null there)
+    before = EventsFile("2026-01-01", "part-c0.parquet", ("hit_time_gmt",), (("a", 0, 3),))
+    plan = plan_column_backfill({"visit_num": "int"}, [before], src, {}, gone)
+    assert dict(plan.tasks[0].needs) == {"a": ("visit_num",)}

@@ -161,6 +161,39 @@ def test_changed_customers_match_a_pandas_difference_with_recency_as_dates(new_i
     assert len(got) < len(old) / 2  # idle customers (recency grew by a day) are not rewritten
 
 
+@pytest.mark.parametrize("list_type", [pa.list_(pa.large_string()), pa.list_(pa.string())])
+def test_changed_customers_compare_top_k_lists_element_by_element(list_type):
+    """``top_k`` lists (SPEC §3a) differ by length, by any element (order counts), by a null
+    element or a null list; equal lists are not rewritten. Checked against Python equality."""
+    rng = np.random.default_rng(5)
+    words = ["a", "b", "c", "d", None]
+    n = 400
+    old = [None if rng.random() < 0.05 else
+           [words[j] for j in rng.integers(0, 5, rng.integers(0, 4))] for _ in range(n)]
+    new = []
+    for v in old:
+        r = rng.random()
+        if v is None:
+            new.append([] if r < 0.5 else None)  # null -> [] changes; null -> null does not
+        elif r < 0.1:
+            new.append(v + ["e"])
+        elif r < 0.2 and len(v) >= 2:
+            new.append(list(reversed(v)) if v[0] != v[-1] else v[:-1])
+        elif r < 0.3 and v:
+            new.append([None if v[0] is not None else "z"] + v[1:])
+        else:
+            new.append(list(v))
+    ids = [f"C{i:04d}" for i in range(n)]
+
+    def mk(vals):
+        return pa.table({"customer_id": ids, "top": pa.array(vals, list_type),
+                         "n": pa.array(np.zeros(n, dtype=np.int64))})
+
+    got = set(changed_customers(mk(new), mk(old), ("customer_id",)).to_pylist())
+    want = {c for c, a, b in zip(ids, new, old) if a != b}
+    assert got == want and 0 < len(want) < n / 2
+
+
 def test_packed_rows_read_back_as_the_memory_store_serves_them():
     arrow = pa.table({"customer_id": ["a", "b"], "n": pa.array([1, None], pa.int64()),
                       "f": [0.1, float("nan")], "days_since_x": pa.array([2, None], pa.int32())})

@@ -354,19 +354,20 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
 def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     """``state`` with the columns of ``extra`` (both sorted by customer_id), on the union of
     their customers; missing values are zero (counts, sums) or null."""
-    from .kernels import _align
+    from .kernels import _align, positions
 
     ids = pc.unique(pa.concat_arrays([state.column("customer_id").combine_chunks(),
                                       extra.column("customer_id").combine_chunks()])).sort()
     by_name = {f.name: f for f in fields}
     cols = {"customer_id": ids}
     for table in (state, extra):
+        pos = positions(ids, table)  # once per table, not per column
         for n in table.column_names:
             if n == "customer_id":
                 continue
             prefix, comp = n.rsplit(".", 1)
             sub = pa.table({"customer_id": table.column("customer_id"), comp: table.column(n)})
-            cols.update(_align(sub, ids, prefix, [by_name[n]]))
+            cols.update(_align(sub, ids, prefix, [by_name[n]], pos))
     return pa.table({k: cols[k] for k in ["customer_id", *(f.name for f in fields)]
                      if k in cols})
 
@@ -442,21 +443,25 @@ def ext_columns(store: Store, plan: ExtPlan, table: str, as_of: dt.date, state: 
     Returns:
         Feature name -> values (Arrow), aggregate features then expressions.
     """
+    from .kernels import positions
+
     ids = ids.cast(pa.large_string())
     out: dict[str, pa.Array] = {}
-    windows: dict[int, pa.Table] = {}
+    windows: dict[int, tuple[pa.Table, pa.Array]] = {}
+    at = positions(ids, state)  # the rows of ids in the state: once for every feature
     for spec in plan.specs:
         if spec.table != table:
             continue
         if spec.mode == "tile":
             if spec.window not in windows:
-                windows[spec.window] = stack_window(store, plan, as_of, spec.window, state,
-                                                    first)
-            values = finalize(spec.key, spec.key.name, windows[spec.window], ids,
-                              spec.aggregation, spec.k, as_of.toordinal())
+                window = stack_window(store, plan, as_of, spec.window, state, first)
+                windows[spec.window] = (window, positions(ids, window))
+            window, where = windows[spec.window]
+            values = finalize(spec.key, spec.key.name, window, ids, spec.aggregation, spec.k,
+                              as_of.toordinal(), where)
         else:
             values = finalize(spec.key, spec.prefix, state, ids, spec.aggregation, spec.k,
-                              as_of.toordinal())
+                              as_of.toordinal(), at)
         out[spec.name] = values
     return out
 

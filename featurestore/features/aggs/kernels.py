@@ -219,6 +219,7 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     prod = products_fn(events, need) if any(k.pairs for k in keys) else None
     hit_time = events.column("hit_time_gmt").to_numpy(zero_copy_only=False) if n else \
         np.zeros(0, np.int64)
+    codes = _codes(cust, customers)  # shared by every key's sums
     out = {"customer_id": customers}
     for key in keys:
         mask = masks[key.filter_json]
@@ -226,7 +227,6 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
             sel = mask[prow] if len(prow) else np.zeros(0, bool)
             rsel = prow[sel]
-            kc = cust.take(pa.array(rsel))
             values = None
             if key.field is not None:
                 values = (prod[key.field].filter(pa.array(sel)) if key.field == "product_id"
@@ -238,10 +238,9 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                     else np.zeros(0, np.int64)
                 position = np.arange(len(prow)) - np.repeat(
                     first_of, np.diff(np.r_[first_of, len(prow)]))
-                order = _order_keys(hit_time[rsel], file_id, rows[rsel], position[sel])
+                order = (hit_time[rsel], rows[rsel], position[sel])
         else:
             idx = np.flatnonzero(mask)
-            kc = cust.take(pa.array(idx))
             values = None
             if key.field == "event_date":
                 values = events.column("event_date").take(pa.array(idx)).cast(pa.date32())
@@ -251,47 +250,219 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                 else:
                     col = pa.nulls(n, key.value_type)
                 values = col.take(pa.array(idx))
-            order = (_order_keys(hit_time[idx], file_id, rows[idx], None)
+            order = ((hit_time[idx], rows[idx], np.zeros(len(idx), np.int64))
                      if key.kind in ("first", "last") else None)
-        part = _aggregate(key, kc, values, order)
-        out.update(_align(part, customers, key.name, state_columns(key, key.name)))
+        rows_of = rsel if key.pairs else idx
+        if key.kind in ("count", "moments"):
+            out.update(_summed_partial(key, codes[rows_of], len(customers), values))
+            continue
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        valid = _bools(pc.is_valid(values))
+        keep = pa.array(valid)
+        if order is not None:  # first / last: the winners by integer order, then their keys
+            out.update(_first_last_partial(key, codes[rows_of][valid], customers,
+                                           values.filter(keep), file_id,
+                                           *(part[valid] for part in order)))
+            continue
+        out.update(_coded_state(key, key.name, codes[rows_of][valid], customers,
+                                values.filter(keep), None))
     return pa.table(out)
 
 
-def _aggregate(key: StateKey, cust: pa.Array, values, order) -> pa.Table:
-    """Per-customer state of one key from matching rows (customer, value, order key)."""
+#: The order key's zero-padded widths (hit time, row, product position).
+_WIDTHS = (12, 10, 5)
+
+
+def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
+                        values: pa.Array, file_id: str, hit: np.ndarray, row: np.ndarray,
+                        position: np.ndarray) -> dict[str, pa.Array]:
+    """A file's first / last state: per customer the value of its smallest (largest) order
+    key ``hit|file|row|product``. Within one file the key orders as the integers (hit time,
+    row, position) while each fits its zero-padded width, so the winner is found with a
+    numpy lexsort and only the winners' keys are built as strings (else: the string sort)."""
+    parts = (hit, row, position)
+    if len(codes) and any(int(p.min()) < 0 or int(p.max()) >= 10 ** w
+                          for p, w in zip(parts, _WIDTHS)):
+        order = _order_keys(hit, file_id, row, position)
+        return _coded_state(key, key.name, codes, customers, values, order)
+    order = np.lexsort((position, row, hit, codes))  # by customer, then the order key
+    sorted_codes = codes[order]
+    if key.kind == "first":
+        win = order[_starts(sorted_codes)]
+    else:  # the last row of each customer's run
+        ends = np.r_[_starts(sorted_codes)[1:], len(order)] - 1 if len(order) else \
+            np.zeros(0, np.int64)
+        win = order[ends]
+    o = _order_keys(hit[win], file_id, row[win], position[win]) if len(win) else \
+        pa.array([], pa.large_string())
+    return _place(codes[win], len(customers), {"v": values.take(pa.array(win)), "o": o},
+                  key.name, state_columns(key, key.name))
+
+
+# -- per-key states over shared customer codes (no string group-by per key) ------------------
+def _place(gcodes: np.ndarray, m: int, columns: dict[str, pa.Array], prefix: str,
+           fields: list[pa.Field]) -> dict[str, pa.Array]:
+    """Per-group columns (one row per code in ``gcodes``) placed on every customer code
+    0..m-1; a customer without a group is null (as :func:`_align` leaves it)."""
+    pos = np.full(m, -1, np.int64)
+    pos[gcodes] = np.arange(len(gcodes))
+    idx = pa.array(pos, mask=pos < 0)
+    out = {}
+    for field in fields:
+        comp = field.name.rsplit(".", 1)[1]
+        col = columns[comp]
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        out[field.name] = col.cast(field.type).take(idx)
+    return out
+
+
+def _starts(sorted_codes: np.ndarray) -> np.ndarray:
+    """The first row of each run of equal codes."""
+    if not len(sorted_codes):
+        return np.zeros(0, np.int64)
+    return np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
+
+
+def _distinct_coded(codes: np.ndarray, strings: pa.Array,
+                    counts: pa.Array | None = None) -> pa.Table:
+    """The distinct (customer code, value) pairs sorted by code then value (bytewise), with
+    ``counts`` summed per pair and zero sums dropped when given: columns ``c``, ``v``
+    (and ``n``). The values are ranked once (sorted distinct values), so the pairs are two
+    integers: a numpy unique instead of a hash group-by and a string sort per key."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks()
+    strings = strings.cast(pa.large_string())
+    if not len(strings):
+        cols = {"c": pa.array([], pa.int64()), "v": pa.array([], pa.large_string())}
+        if counts is not None:
+            cols["n"] = pa.array([], pa.int64())
+        return pa.table(cols)
+    if strings.null_count:  # never in states or partials (nulls are dropped before)
+        raise ValueError("a null value among a set's values")
+    ranked = pc.unique(strings).sort()
+    vcode = pc.index_in(strings, value_set=ranked).to_numpy(zero_copy_only=False).astype(
+        np.int64)
+    nv = len(ranked)
+    pair = codes * nv + vcode
+    if counts is None:
+        uniq = np.unique(pair)
+        return pa.table({"c": uniq // nv, "v": ranked.take(pa.array(uniq % nv))})
+    uniq, inverse = np.unique(pair, return_inverse=True)
+    summed = np.zeros(len(uniq), np.int64)
+    if isinstance(counts, pa.ChunkedArray):
+        counts = counts.combine_chunks()
+    np.add.at(summed, inverse.ravel(), counts.cast(pa.int64()).to_numpy(zero_copy_only=False))
+    keep = summed != 0
+    uniq, summed = uniq[keep], summed[keep]
+    return pa.table({"c": uniq // nv, "v": ranked.take(pa.array(uniq % nv)),
+                     "n": pa.array(summed)})
+
+
+def _coded_lists(t: pa.Table) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """Rows sorted by (c, v) as one list per code of every other column."""
+    c = t.column("c").to_numpy()
+    starts = _starts(c)
+    offsets = pa.array(np.r_[starts, len(c)].astype(np.int32))
+    return c[starts], {n: pa.ListArray.from_arrays(offsets, t.column(n).combine_chunks())
+                       for n in t.column_names if n != "c"}
+
+
+def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
+                     ) -> np.ndarray | None:
+    """Per customer code, the row holding its smallest (largest) value, for int or float
+    values without nulls; None for other types, or floats with a NaN or a -0.0, where only
+    Arrow's own min/max rules give the same bits."""
+    if values.null_count or not (pa.types.is_integer(values.type)
+                                 or pa.types.is_floating(values.type)):
+        return None
+    x = values.to_numpy(zero_copy_only=False)
+    if x.dtype.kind == "f" and (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any()):
+        return None
+    order = np.lexsort((x, codes))  # by customer, then value
+    starts = _starts(codes[order])
+    if not largest:
+        return order[starts]
+    return order[np.r_[starts[1:], len(order)] - 1] if len(order) else order
+
+
+def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
+                 values: pa.Array, order: pa.Array | None,
+                 counts: pa.Array | None = None,
+                 sketches: tuple[pa.Array, pa.Array] | None = None) -> dict[str, pa.Array]:
+    """A min / max / first / last / set / sketch / counts state from rows (customer code,
+    non-null value, order key or count), on every customer: the values :func:`_aggregate`
+    (a partial) or :func:`merge` (states) give, grouped on int codes instead of ids.
+
+    Args:
+        key: the state key.
+        prefix: its column prefix.
+        codes: each row's customer code (its position in ``customers``).
+        customers: the sorted customer ids.
+        values: each row's value (first/last, min/max) or string (set, sketch, counts).
+        order: first/last: each row's order key.
+        counts: counts: each row's count (None: 1 each).
+        sketches: sketch: (customer codes, sketch bytes) of states that hold one.
+
+    Returns:
+        The key's state columns, one value per customer.
+    """
     k = key.kind
-    if k == "count":
-        t = pa.table({"customer_id": cust, "n": pa.array(np.ones(len(cust), np.int64))})
-        return _group_sum(t, ["n"])
-    valid = pc.is_valid(values)
-    cust, values = cust.filter(valid), values.filter(valid)
-    if order is not None:
-        order = order.filter(valid)
-    if k == "moments":
-        num = values.cast(key.sum_type)
-        f = values.cast(pa.float64(), safe=False)
-        t = pa.table({"customer_id": cust, "n": pa.array(np.ones(len(cust), np.int64)),
-                      "s": num, "ss": pc.multiply(f, f)})
-        return _group_sum(t, ["n", "s", "ss"])
+    m = len(customers)
+    fields = state_columns(key, prefix)
+    codes = np.asarray(codes, np.int64)
     if k in ("min", "max"):
-        t = pa.table({"customer_id": cust, "v": values})
-        g = t.group_by("customer_id", use_threads=False).aggregate([("v", k)])
-        return g.rename_columns(["customer_id", "v"] if g.column_names[0] == "customer_id"
-                                else ["v", "customer_id"])
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        win = _numeric_extreme(codes, values, k == "max")
+        if win is not None:  # numbers: a numpy sort, not an Acero plan per key
+            return _place(codes[win], m, {"v": values.take(pa.array(win))}, prefix, fields)
+        g = pa.table({"c": codes, "v": values}).group_by("c", use_threads=False).aggregate(
+            [("v", k)])
+        return _place(g.column("c").to_numpy(), m, {"v": g.column(f"v_{k}")}, prefix, fields)
     if k in ("first", "last"):
-        return _extreme(pa.table({"customer_id": cust, "v": values, "o": order}),
-                        k == "last")
-    strings = _as_strings(values)
+        t = pa.table({"c": codes, "v": values, "o": order}).sort_by(
+            [("c", "ascending"), ("o", "descending" if k == "last" else "ascending")])
+        starts = _starts(t.column("c").to_numpy())
+        t = t.take(pa.array(starts))
+        return _place(t.column("c").to_numpy(), m, {"v": t.column("v"), "o": t.column("o")},
+                      prefix, fields)
+    strings = _as_strings(values) if k != "counts" or counts is None else values
     if k in ("set", "sketch"):
-        t = _lists(_distinct_pairs(cust, strings))
-        if k == "sketch":
-            t = _sketchify(t, [])
-        return t
-    # counts
-    t = pa.table({"customer_id": cust, "v": strings,
-                  "c": pa.array(np.ones(len(cust), np.int64))})
-    return _count_lists(t)
+        t = _distinct_coded(codes, strings)
+        gcodes, lists = _coded_lists(t)
+        if k == "set":
+            return _place(gcodes, m, lists, prefix, fields)
+        # the exact lists on every customer (null: none), then big ones or ones merged with
+        # a sketch become one HLL sketch (ids only for the sketches' customers)
+        full = _place(gcodes, m, lists, "p", [pa.field("p.v", pa.list_(pa.large_string()))])
+        extra = []
+        if sketches is not None and len(sketches[0]):
+            extra = [(customers.take(pa.array(sketches[0])), sketches[1])]
+        t = _sketchify(pa.table({"customer_id": customers, "v": full["p.v"]}), extra)
+        return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
+    # counts: per (customer, value) summed, zeros dropped, values ascending
+    ones = counts if counts is not None else pa.array(np.ones(len(codes), np.int64))
+    t = _distinct_coded(codes, strings, ones)
+    gcodes, lists = _coded_lists(t)
+    return _place(gcodes, m, {"v": lists["v"], "c": lists["n"]}, prefix, fields)
+
+
+def _summed_partial(key: StateKey, codes: np.ndarray, m: int, values) -> dict[str, pa.Array]:
+    """A count / moments key's partial from its matching rows' customer codes and values
+    (as :func:`_aggregate` then :func:`_align`, without a string group-by)."""
+    if key.kind == "count":
+        return _summed_state(key, key.name, codes, m,
+                             {"n": pa.array(np.ones(len(codes), np.int64))})
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    valid = _bools(pc.is_valid(values))
+    codes, values = codes[valid], values.filter(pa.array(valid))
+    f = values.cast(pa.float64(), safe=False)
+    return _summed_state(key, key.name, codes, m, {
+        "n": pa.array(np.ones(len(codes), np.int64)), "s": values.cast(key.sum_type),
+        "ss": pc.multiply(f, f)})
 
 
 def _as_strings(values) -> pa.Array:
@@ -302,59 +473,59 @@ def _as_strings(values) -> pa.Array:
     return values.cast(pa.large_string())
 
 
-def _group_sum(t: pa.Table, cols: list[str]) -> pa.Table:
-    if not t.num_rows:
-        return t
-    g = t.group_by("customer_id", use_threads=False).aggregate([(c, "sum") for c in cols])
-    for c in cols:
-        if t.column(c).type == pa.int64() and c != "n":
-            _check_int(g.column(f"{c}_sum"), t, c)
-    return pa.table({"customer_id": g.column("customer_id"),
-                     **{c: g.column(f"{c}_sum") for c in cols}})
+def _codes(cust: pa.Array, customers: pa.Array) -> np.ndarray:
+    """Each row's customer as its position in ``customers`` (sorted, unique, every row's
+    customer among them): one hash lookup shared by every key's group-by."""
+    if not len(cust):
+        return np.zeros(0, np.int64)
+    return pc.index_in(cust, value_set=customers).to_numpy(zero_copy_only=False).astype(
+        np.int64, copy=False)
 
 
-def _check_int(summed, t: pa.Table, col: str) -> None:
-    """Raise when an int64 sum left int64 (Arrow's sum wraps; a float64 sum beside it shows
-    the true magnitude)."""
-    approx = t.select(["customer_id"]).append_column(
-        "f", t.column(col).cast(pa.float64(), safe=False)).group_by(
-        "customer_id", use_threads=False).aggregate([("f", "sum")]).column("f_sum")
-    a = approx.to_numpy()
-    exact = summed.to_numpy().astype(np.float64)
-    # near the limit, or wrapped: settle it with Python's exact integers
-    for i in np.flatnonzero((np.abs(a) >= 2.0 ** 62) | (np.abs(a - exact) > 2.0 ** 40)):
-        values = t.filter(pc.equal(t.column("customer_id"),
-                                   _keys_of(t, approx, i))).column(col).to_pylist()
-        total = sum(v for v in values if v is not None)
+def _sums_by_code(codes: np.ndarray, m: int, values: pa.Array | pa.ChunkedArray,
+                  kind: pa.DataType) -> np.ndarray:
+    """Per customer code (0..m-1) the sum of ``values`` (nulls count as 0), added in row
+    order: the same bits as Arrow's hash sum (both add one value at a time in row order,
+    from 0), without a string hash per key. int64 wraps as Arrow's does; the caller checks.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_floating(kind):
+        x = pc.fill_null(values.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        return np.bincount(codes, weights=x, minlength=m)
+    x = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    out = np.zeros(m, np.int64)
+    np.add.at(out, codes, x)
+    return out
+
+
+def _check_int_codes(summed: np.ndarray, codes: np.ndarray, values) -> None:
+    """:func:`_check_int` over customer codes: raise when an int64 sum left int64."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    x = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    approx = np.bincount(codes, weights=x.astype(np.float64), minlength=len(summed))
+    exact = summed.astype(np.float64)
+    for i in np.flatnonzero((np.abs(approx) >= 2.0 ** 62) | (np.abs(approx - exact) > 2.0 ** 40)):
+        total = sum(int(v) for v in x[codes == i])
         if not -(2 ** 63) <= total < 2 ** 63:
             raise AggregationOverflowError(
                 f"an int sum overflows int64 ({total} is beyond +-9.2e18); sum a float column "
                 "instead or narrow the feature's window/filter")
 
 
-def _keys_of(t: pa.Table, approx, i: int):
-    """The i-th group's customer id of a group_by over ``t`` (first-appearance order)."""
-    return pc.unique(t.column("customer_id"))[i]
-
-
-def _extreme(t: pa.Table, largest: bool) -> pa.Table:
-    """Per customer: the value at the smallest (largest) order key."""
-    if not t.num_rows:
-        return t.select(["customer_id", "v", "o"])
-    t = t.sort_by([("customer_id", "ascending"), ("o", "descending" if largest
-                                                   else "ascending")])
-    c = t.column("customer_id").combine_chunks()
-    starts = np.r_[0, np.flatnonzero(_bools(pc.not_equal(c[1:], c[:-1]))) + 1] \
-        if len(c) > 1 else np.zeros(1, np.int64)
-    return t.take(pa.array(starts)).select(["customer_id", "v", "o"])
-
-
-def _distinct_pairs(cust: pa.Array, values: pa.Array) -> pa.Table:
-    t = pa.table({"customer_id": cust, "v": values})
-    if not t.num_rows:
-        return t
-    t = t.group_by(["customer_id", "v"], use_threads=False).aggregate([])
-    return t.sort_by([("customer_id", "ascending"), ("v", "ascending")])
+def _summed_state(key: StateKey, prefix: str, codes: np.ndarray, m: int,
+                  columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """A count / moments key's state columns on every customer code: the component sums
+    (``columns``: component -> per-row values, aligned with ``codes``)."""
+    out = {}
+    for field in state_columns(key, prefix):
+        comp = field.name.rsplit(".", 1)[1]
+        summed = _sums_by_code(codes, m, columns[comp], field.type)
+        if field.type == pa.int64() and comp != "n":
+            _check_int_codes(summed, codes, columns[comp])
+        out[field.name] = pa.array(summed, field.type)
+    return out
 
 
 def _lists(t: pa.Table) -> pa.Table:
@@ -370,24 +541,15 @@ def _lists(t: pa.Table) -> pa.Table:
                      "v": pa.ListArray.from_arrays(offsets, t.column("v").combine_chunks())})
 
 
-def _count_lists(t: pa.Table) -> pa.Table:
-    """(customer, v, c) rows summed per (customer, v), as parallel lists per customer."""
-    if not t.num_rows:
-        return pa.table({"customer_id": pa.array([], pa.large_string()),
-                         "v": pa.array([], pa.list_(pa.large_string())),
-                         "c": pa.array([], pa.list_(pa.int64()))})
-    g = t.group_by(["customer_id", "v"], use_threads=False).aggregate([("c", "sum")])
-    g = g.filter(pc.not_equal(g.column("c_sum"), 0))
-    g = g.sort_by([("customer_id", "ascending"), ("v", "ascending")])
-    vl = _lists(g.select(["customer_id", "v"]))
-    cl = _lists(pa.table({"customer_id": g.column("customer_id"), "v": g.column("c_sum")}))
-    return pa.table({"customer_id": vl.column("customer_id"), "v": vl.column("v"),
-                     "c": cl.column("v")})
-
-
 def _sketchify(t: pa.Table, sketches: list[tuple[pa.Array, pa.Array]]) -> pa.Table:
     """Exact lists of at most EXACT_LIMIT values stay; a larger one, or a customer that has a
     sketch among ``sketches`` ((customer, sketch bytes) arrays), becomes one HLL sketch."""
+    lengths = pc.fill_null(pc.list_value_length(t.column("v")), 0).to_numpy(
+        zero_copy_only=False) if t.num_rows else np.zeros(0)
+    if not any(len(c) for c, _ in sketches) and not (lengths > EXACT_LIMIT).any():
+        # every list exact and no sketch to merge (most partials): no Python loop per id
+        return pa.table({"customer_id": t.column("customer_id"), "v": t.column("v"),
+                         "h": pa.nulls(t.num_rows, pa.large_binary())})
     import datasketches as ds
 
     extra: dict[str, list[bytes]] = {}
@@ -420,11 +582,19 @@ def _sketchify(t: pa.Table, sketches: list[tuple[pa.Array, pa.Array]]) -> pa.Tab
                      "h": pa.array(hs, pa.large_binary())})
 
 
-def _align(part: pa.Table, customers: pa.Array, prefix: str,
-           fields: list[pa.Field]) -> dict[str, pa.Array]:
-    """A key's per-customer columns placed on ``customers`` (missing: zero or null)."""
-    pos = pc.index_in(customers, value_set=part.column("customer_id")) if part.num_rows \
+def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
+    """For each of ``customers`` its row in ``table`` (null: none): what :func:`_align` takes
+    with; computed once per table when many keys or features read it."""
+    return pc.index_in(customers, value_set=table.column("customer_id")) if table.num_rows \
         else pa.nulls(len(customers), pa.int32())
+
+
+def _align(part: pa.Table, customers: pa.Array, prefix: str,
+           fields: list[pa.Field], pos: pa.Array | None = None) -> dict[str, pa.Array]:
+    """A key's per-customer columns placed on ``customers`` (missing: zero or null);
+    ``pos``: :func:`positions` of ``customers`` in ``part`` when already known."""
+    if pos is None:
+        pos = positions(customers, part)
     out = {}
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
@@ -468,57 +638,89 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         return tables[0]
     allrows = pa.concat_tables(tables, promote_options="default").combine_chunks()
     customers = pc.unique(allrows.column("customer_id")).sort()
+    codes = _codes(allrows.column("customer_id").combine_chunks(), customers)
     out = {"customer_id": customers}
     for key, prefix in keys:
         comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
-        sub = pa.table({"customer_id": allrows.column("customer_id"),
-                        **{c: allrows.column(n) for c, n in comp.items()}})
         k = key.kind
-        if k in ("count", "moments"):
-            part = _group_sum(sub, list(comp))
+        if k in ("count", "moments"):  # sums over the shared customer codes
+            cols = _summed_state(key, prefix, codes, len(customers),
+                                 {c: allrows.column(n) for c, n in comp.items()})
             if k == "moments":  # an emptied window: exactly zero, not float residue
-                empty = pc.equal(part.column("n"), 0)
-                part = part.set_column(2, "s", pc.if_else(empty, pa.scalar(
-                    0, part.column("s").type), part.column("s")))
-                part = part.set_column(3, "ss", pc.if_else(empty, 0.0, part.column("ss")))
-        elif k in ("min", "max"):
-            g = sub.group_by("customer_id", use_threads=False).aggregate([("v", k)])
-            part = pa.table({"customer_id": g.column("customer_id"), "v": g.column(f"v_{k}")})
+                empty = pc.equal(cols[comp["n"]], 0)
+                for c in ("s", "ss"):
+                    cols[comp[c]] = pc.if_else(empty, pa.scalar(0, cols[comp[c]].type),
+                                               cols[comp[c]])
+            out.update(cols)
+            continue
+        col = {c: allrows.column(n).combine_chunks() for c, n in comp.items()}
+        # a customer in one input keeps its row as it is (a lifetime state merged with a
+        # small day recomputes only the day's customers); a sketch is always recombined
+        single = np.bincount(codes, minlength=len(customers))[codes] == 1
+        if k == "sketch":  # an exact list only: a lone sketch is re-serialised as before
+            single &= ~_bools(pc.is_valid(col["h"]))
+        if k in ("set", "counts", "sketch"):  # an empty list recomputes to null: recomputed
+            single &= pc.fill_null(pc.list_value_length(col["v"]), 0).to_numpy(
+                zero_copy_only=False) > 0
+        multi = ~single
+        if k in ("min", "max"):
+            valid = _bools(pc.is_valid(col["v"])) & multi
+            state = _coded_state(key, prefix, codes[valid], customers,
+                                 col["v"].filter(pa.array(valid)), None)
         elif k in ("first", "last"):
-            part = _extreme(sub.filter(pc.is_valid(sub.column("o"))), k == "last")
-        elif k in ("set", "sketch"):
-            flat, parent = _explode(sub.column("v"))
-            part = _lists(_distinct_pairs(sub.column("customer_id").take(parent), flat))
+            valid = _bools(pc.is_valid(col["o"])) & multi
+            keep = pa.array(valid)
+            state = _coded_state(key, prefix, codes[valid], customers,
+                                 col["v"].filter(keep), col["o"].filter(keep))
+        elif k in ("set", "sketch", "counts"):
+            flat, parent = _explode(col["v"])
+            parent = parent.to_numpy(zero_copy_only=False)
+            kept = multi[parent]
+            sketches = None
             if k == "sketch":
-                has = pc.is_valid(sub.column("h"))
-                part = _sketchify(_with_all(part, customers),
-                                  [(sub.column("customer_id").filter(has),
-                                    sub.column("h").filter(has))])
-        else:  # counts
-            flat, parent = _explode(sub.column("v"))
-            cflat, _ = _explode(sub.column("c"))
-            part = _count_lists(pa.table({"customer_id": sub.column("customer_id").take(parent),
-                                          "v": flat, "c": cflat}))
-        out.update(_align(part, customers, prefix, state_columns(key, prefix)))
+                has = _bools(pc.is_valid(col["h"]))
+                sketches = (codes[has], col["h"].filter(pa.array(has)))
+            state = _coded_state(key, prefix, codes[parent][kept], customers,
+                                 flat.filter(pa.array(kept)), None,
+                                 _explode(col["c"])[0].filter(pa.array(kept))
+                                 if k == "counts" else None, sketches)
+        else:
+            raise ValueError(f"unknown state kind {k!r}")
+        if single.any():
+            state = _with_single_rows(state, col, codes, single, len(customers), prefix,
+                                      state_columns(key, prefix))
+        out.update(state)
     return pa.table(out)
+
+
+def _with_single_rows(state: dict[str, pa.Array], col: dict[str, pa.Array],
+                      codes: np.ndarray, single: np.ndarray, m: int, prefix: str,
+                      fields: list[pa.Field]) -> dict[str, pa.Array]:
+    """``state`` (on every customer) with the customers of ``single`` rows given their one
+    input row's components unchanged."""
+    idx = np.full(m, -1, np.int64)
+    idx[codes[single]] = np.flatnonzero(single)
+    mine = pa.array(idx >= 0)
+    at = pa.array(idx, mask=idx < 0)
+    out = {}
+    for field in fields:
+        comp = field.name.rsplit(".", 1)[1]
+        taken = col[comp].cast(field.type).take(at)
+        out[field.name] = pc.if_else(mine, taken, state[field.name])
+    return out
 
 
 def _complete(t: pa.Table, fields: list[pa.Field]) -> pa.Table:
     """``t`` with every field of ``fields`` (a missing count/moment component is 0, any other
     null): a slide's leaving day carries only the windowed keys."""
+    have = set(t.column_names)  # once: column_names builds a new list on every call
     for f in fields:
-        if f.name not in t.column_names:
+        if f.name not in have:
             col = pa.nulls(t.num_rows, f.type)
             if f.name.rsplit(".", 1)[1] in ("n", "s", "ss"):
                 col = pc.fill_null(col, pa.scalar(0, f.type))
             t = t.append_column(f.name, col)
     return t
-
-
-def _with_all(part: pa.Table, customers: pa.Array) -> pa.Table:
-    """``part`` (customer, v) with a row (empty list) for every customer."""
-    cols = _align(part, customers, "p", [pa.field("p.v", pa.list_(pa.large_string()))])
-    return pa.table({"customer_id": customers, "v": cols["p.v"]})
 
 
 def _explode(lists) -> tuple[pa.Array, pa.Array]:
@@ -528,7 +730,7 @@ def _explode(lists) -> tuple[pa.Array, pa.Array]:
 
 # -- final values ----------------------------------------------------------------------------
 def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggregation: str,
-             k: int | None, as_of_ordinal: int) -> pa.Array:
+             k: int | None, as_of_ordinal: int, pos: pa.Array | None = None) -> pa.Array:
     """A feature's values for ``ids`` (sorted customer ids) from a state table (SPEC §3a types
     and empty values).
 
@@ -540,6 +742,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
         aggregation: the feature's aggregation.
         k: top_k's k.
         as_of_ordinal: the as-of date (recency).
+        pos: :func:`positions` of ``ids`` in ``state`` (None: computed here).
 
     Returns:
         One value per id.
@@ -547,7 +750,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
     fields = state_columns(key, prefix)
     part = pa.table({"customer_id": state.column("customer_id"),
                      **{f.name.rsplit(".", 1)[1]: state.column(f.name) for f in fields}})
-    cols = _align(part, ids, prefix, fields)
+    cols = _align(part, ids, prefix, fields, pos)
     c = {f.name.rsplit(".", 1)[1]: cols[f.name] for f in fields}
     if aggregation == "count":
         return c["n"]

@@ -113,6 +113,9 @@ class ColumnBackfillPlan:
 
     declared: tuple[tuple[str, str], ...]
     tasks: tuple[FillTask, ...]
+    #: raw files an earlier backfill could not use from where they would be read now, whose
+    #: rows are not tried again: ``(file, reason)``, sorted
+    not_retried: tuple[tuple[str, str], ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -132,6 +135,10 @@ class ColumnBackfillReport:
     rows_unfilled: int = 0
     #: raw files that could not be read again: ``{"file", "reason"}``
     raw_unavailable: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    #: raw files an earlier backfill found unusable at the same place, not tried again (their
+    #: rows stay null; ``--raw`` naming where the drops are now tries them again):
+    #: ``{"file", "reason"}``
+    raw_not_retried: list[dict[str, str]] = dataclasses.field(default_factory=list)
     #: column -> values that did not parse as its type (stored as null)
     column_bad_values: dict[str, int] = dataclasses.field(default_factory=dict)
     #: every declared column -> ``{"type", "complete_from"}`` (``complete_from`` None: every
@@ -157,7 +164,8 @@ def _crash_point(step: str) -> None:
 # -- plan (pure) -----------------------------------------------------------------------------
 def plan_column_backfill(declared: Mapping[str, str], files: Iterable[EventsFile],
                          sources: Mapping[str, RawSource],
-                         filled: Mapping[str, Iterable[str]] | None = None
+                         filled: Mapping[str, Iterable[str]] | None = None,
+                         given_up: Mapping[str, Mapping[str, Any]] | None = None
                          ) -> ColumnBackfillPlan:
     """Which events files get which declared columns, for which inputs, from which raw files.
 
@@ -167,19 +175,32 @@ def plan_column_backfill(declared: Mapping[str, str], files: Iterable[EventsFile
         sources: file id -> the raw file the ledger recorded for it (with the columns it was
             ingested with).
         filled: file id -> columns an earlier backfill filled for it (the notes).
+        given_up: file id -> ``{"file", "reason", "columns"}``: an earlier backfill could not
+            use its raw file read from ``file`` (the notes). Its rows are not tried again for
+            those columns while the raw file would be read from the same place and its events
+            file has the column (null there); a new place (``--raw``) tries them again.
 
     Returns:
         The plan: one task per events file with an input lacking a declared column (the
-        file lacks it, or the input was neither ingested with it nor filled by a backfill);
-        columns in declared order, files in date and name order.
+        file lacks it, or the input was neither ingested with it nor filled by a backfill,
+        and was not given up); columns in declared order, files in date and name order.
     """
     filled = filled or {}
+    given_up = given_up or {}
     tasks = []
+    skipped: set[tuple[str, str]] = set()
     for f in sorted(files, key=lambda f: (f.day, f.name)):
         needs = []
         for fid, _, _ in f.inputs:
             have = set(sources[fid].columns if fid in sources else ()) | set(
                 filled.get(fid, ()))
+            gone = given_up.get(fid)
+            if gone is not None and gone["file"] == (sources[fid].url if fid in sources
+                                                     else fid):
+                kept = {c for c in gone["columns"] if c in f.columns and c not in have}
+                if kept:
+                    skipped.add((gone["file"], gone["reason"]))
+                    have |= kept  # null for good, until the raw file is found elsewhere
             needs.append((fid, tuple(c for c in declared
                                      if c not in f.columns or c not in have)))
         wanted = {c for _, cs in needs for c in cs}
@@ -189,7 +210,7 @@ def plan_column_backfill(declared: Mapping[str, str], files: Iterable[EventsFile
         tasks.append(FillTask(f, tuple((c, t) for c, t in declared.items() if c in wanted),
                               tuple((i, sources[i]) for i in ids if i in sources),
                               tuple(declared), tuple(needs)))
-    return ColumnBackfillPlan(tuple(declared.items()), tuple(tasks))
+    return ColumnBackfillPlan(tuple(declared.items()), tuple(tasks), tuple(sorted(skipped)))
 
 
 # -- reads for the plan ----------------------------------------------------------------------
@@ -233,6 +254,22 @@ def _notes(store: Store) -> list[dict[str, Any]]:
             continue
         out += [store.read_json(NOTES, day, n) for n in store.listdir(NOTES, day)
                 if n.endswith(".json") and not n.startswith(".")]
+    return out
+
+
+def _given_up(notes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """File id -> ``{"file", "reason", "columns"}`` of the inputs a backfill could not fill
+    from their raw file (``file``: where it was read from), from every note; an input a later
+    note says was filled for a column is not given up for it."""
+    filled = _filled(notes)
+    out: dict[str, dict[str, Any]] = {}
+    for note in notes:
+        for fid, item in note.get("given_up", {}).items():
+            columns = set(note.get("unfilled", {}).get(fid, ())) - filled.get(fid, set())
+            if columns:
+                entry = out.setdefault(fid, {"file": item["file"], "reason": item["reason"],
+                                             "columns": set()})
+                entry["columns"] |= columns
     return out
 
 
@@ -286,6 +323,7 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
     bad: dict[str, dict[str, int]] = {}  # file id -> column -> bad values (whole file)
     filled: dict[str, list[str]] = {}
     unfilled: dict[str, list[str]] = {}
+    given_up: dict[str, dict[str, str]] = {}  # file id -> where its raw file failed, why
     rows_filled = rows_unfilled = 0
     positions: dict[str, np.ndarray] = {}  # file id -> its rows' places in the parsed file
     day = dt.date.fromisoformat(f.day)
@@ -312,8 +350,9 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
                         got = "raw file's rows differ from the stored ones (other settings?)"
                         rows = None
             if rows is None:
-                gone.append({"file": sources[fid].url if fid in sources else fid,
-                             "reason": got})
+                where = sources[fid].url if fid in sources else fid
+                gone.append({"file": where, "reason": got})
+                given_up[fid] = {"file": where, "reason": got}
                 unfilled[fid] = need
                 rows_unfilled += n
             else:
@@ -368,9 +407,15 @@ def _fill_file(store: Store, task: FillTask, raw_options: dict[str, Any], max_la
         unfilled[fid] = sorted(set(unfilled.get(fid, [])) | set(columns))
     unfilled = {fid: cs for fid, cs in ((k, [c for c in v if c not in filled.get(k, [])])
                                         for k, v in unfilled.items()) if cs}
+    # where each still-unfilled input's raw file failed: the next backfill does not try it
+    # there again (kept from the previous note unless this run tried it)
+    given_up = {fid: given_up.get(fid) or previous.get("given_up", {}).get(fid)
+                for fid in unfilled if given_up.get(fid) or
+                previous.get("given_up", {}).get(fid)}
     note = {"events_file": f.name, "event_date": f.day, "filled": filled,
-            "unfilled": unfilled, "unavailable": gone, "rows_filled": rows_filled,
-            "rows_unfilled": rows_unfilled, "bad_values_by_file": bad}
+            "unfilled": unfilled, "unavailable": gone, "given_up": given_up,
+            "rows_filled": rows_filled, "rows_unfilled": rows_unfilled,
+            "bad_values_by_file": bad}
     store.write_json(note, NOTES, f.day, f"{f.name}.json")
     return note
 
@@ -473,11 +518,14 @@ def backfill_columns(store: Store, declared: Mapping[str, str], *, client: Any,
     declared = dict(declared)
     with store.lock("backfill columns"):
         if declared and store.exists(layout.EVENTS):
+            notes = _notes(store)
             plan = plan_column_backfill(declared, _events_files(store),
-                                        _raw_sources(store, raw_root), _filled(_notes(store)))
+                                        _raw_sources(store, raw_root), _filled(notes),
+                                        _given_up(notes))
         else:
             plan = ColumnBackfillPlan(tuple(declared.items()), ())
         report.columns = plan.columns
+        report.raw_not_retried = [{"file": f, "reason": r} for f, r in plan.not_retried]
         if plan.tasks:
             urls = [s.url for t in plan.tasks for _, s in t.sources]
             probe = raw_root or (urls[0] if urls else None)
