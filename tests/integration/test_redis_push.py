@@ -94,7 +94,7 @@ def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets
     from featurestore.online.redis_codec import SlotMeta, TableKeys
 
     store = Store(str(tmp_path / "store"))
-    args = dict(tables={"customer_features": ["customer_id"]}, recency={})
+    args = {"tables": {"customer_features": ["customer_id"]}, "recency": {}}
     first = _publish(tmp_path, "2026-03-05", 150, 1)
     report = push_online(store, redis_server.url, **args)
     online = RedisOnlineStore(store, url=redis_server.url, tables=("customer_features",))
