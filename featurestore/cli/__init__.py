@@ -104,8 +104,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if args.verbose else logging.WARNING
+    root = logging.getLogger()
+    before = list(root.handlers)  # (a host's own handlers, e.g. pytest's, are left alone)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Dask is imported later (only by commands that need it) and then sees a root handler, so
+    # it installs none of its own: its INFO records (cluster start, a comm race at close logged
+    # with a traceback) propagate here. The handler's level, not the root logger's, stops them.
+    for handler in root.handlers:
+        if handler not in before:
+            handler.setLevel(level)
     try:
         return int(args.handler(args) or 0)
     except FeatureStoreError as exc:
