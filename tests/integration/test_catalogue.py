@@ -27,6 +27,7 @@ from featurestore.feature_store import FeatureStore
 from featurestore.features.definitions import parse_feature_repo
 from featurestore.settings import Settings
 from tests._generated_store import ONLINE_RETAIL, cli
+from tests._generated_store import cli_in_process as run
 
 MODEL = "purchase-xgboost"
 TOKEN = "secret"
@@ -41,14 +42,15 @@ def built(tmp_path_factory, generated_data, client) -> dict[str, Any]:
     shutil.copytree(generated_data, data)
     store = data / "store"
     sched = ["--scheduler", client.scheduler.address]
-    init = cli("init", "--store", str(store), "--example", cwd=work)
-    cli("apply", "--repo", str(data / "feature_repo.yaml"), "--store", str(store), cwd=work)
-    cli("backfill", "--store", str(store), *sched, "--no-progress", cwd=work)
-    cli("ingest", str(ONLINE_RETAIL), "--source", "retail", "--store", str(store), *sched,
+    # in process: these check what the commands leave, not how a process behaves
+    init = run("init", "--store", str(store), "--example", cwd=work)
+    run("apply", "--repo", str(data / "feature_repo.yaml"), "--store", str(store), cwd=work)
+    run("backfill", "--store", str(store), *sched, "--no-progress", cwd=work)
+    run("ingest", str(ONLINE_RETAIL), "--source", "retail", "--store", str(store), *sched,
         "--no-progress", cwd=work)
-    cli("training-set", "--store", str(store), "--out", str(work / "ts"), "--tables",
+    run("training-set", "--store", str(store), "--out", str(work / "ts"), "--tables",
         EXAMPLE_TABLE, *sched, "--no-progress", cwd=work)
-    cli("retrain", "--store", str(store), "--model", MODEL, "--export-url", str(work / "ts"),
+    run("retrain", "--store", str(store), "--model", MODEL, "--export-url", str(work / "ts"),
         "--wait", cwd=work)
     fs = FeatureStore(Settings(store=str(store), scheduler=client.scheduler.address))
     export = fs.export_training_set(wait=True)
@@ -95,7 +97,7 @@ def test_init_example_writes_the_repository_and_the_next_three_commands(built):
 
 def test_init_example_never_overwrites_another_file(tmp_path):
     (tmp_path / "feature_repo.yaml").write_text("mine: true\n")
-    r = cli("init", "--store", str(tmp_path / "store"), "--example", check=False)
+    r = run("init", "--store", str(tmp_path / "store"), "--example", check=False)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr
     assert "exists and is not the example repository" in r.stderr
@@ -103,7 +105,7 @@ def test_init_example_never_overwrites_another_file(tmp_path):
     # --repo puts it elsewhere; a second run keeps the same file
     other = tmp_path / "repos" / "example.yaml"
     for verb in ("wrote", "kept (unchanged)"):
-        r = cli("init", "--store", str(tmp_path / "store"), "--example", "--repo", str(other))
+        r = run("init", "--store", str(tmp_path / "store"), "--example", "--repo", str(other))
         assert f"{verb} the example feature repository {other}" in r.stdout
     assert "featurestore ingest RAW_ROOT --store" in r.stdout  # an empty store: ingest next
 
@@ -298,7 +300,7 @@ def test_features_command_prints_the_catalogue(server, built):
     assert "Views of sale pages in the last 14 days: interest in discounts." in r.stdout
     assert "owner: growth-analytics; tags: marketing, discount, example" in r.stdout
     # the JSON is the API's document (the API hides the store's location)
-    as_json = json.loads(cli("features", "--store", store, "--table", EXAMPLE_TABLE,
+    as_json = json.loads(run("features", "--store", store, "--table", EXAMPLE_TABLE,
                              "--json").stdout)
     api = _get(server, table=EXAMPLE_TABLE)
     assert [f["id"] for f in as_json["features"]] == [f["id"] for f in api["features"]]
@@ -309,13 +311,13 @@ def test_features_command_prints_the_catalogue(server, built):
         assert [m["importance"] for m in mine["lineage"]["models"]] == [
             m["importance"] for m in theirs["lineage"]["models"]]
     # the model's features, with its rank in the text
-    r = cli("features", "--store", store, "--model", MODEL, "--version", "v0001")
+    r = run("features", "--store", store, "--model", MODEL, "--version", "v0001")
     assert "rank 1 of" in r.stdout and "importance" in r.stdout
     # bad input: one line, exit 2
-    r = cli("features", "--store", store, "--table", "nope", check=False)
+    r = run("features", "--store", store, "--table", "nope", check=False)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "no table 'nope'" in r.stderr
-    r = cli("features", "--store", store, "--search", "no-such-word-anywhere")
+    r = run("features", "--store", store, "--search", "no-such-word-anywhere")
     assert "no feature matches --search no-such-word-anywhere" in r.stdout
 
 

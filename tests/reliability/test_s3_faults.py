@@ -122,11 +122,12 @@ def test_persistent_write_failure_is_one_line_then_rerun_completes(moto_server, 
 
 def test_slow_and_stalled_reads_complete(moto_server, raw_bucket, clean, proxy, client):
     """Slow answers to reads finish; an answer stalled past the read timeout is retried."""
-    proxy.set_rules([FaultRule(["GET", "LIST", "HEAD"], "slow", rate=1.0, delay=6.0, times=2),
-                     FaultRule(["GET", "LIST", "HEAD"], "slow", rate=0.3, delay=0.2)])
+    # stalls three times the read timeout; slow answers 100x moto's own (a few ms)
+    proxy.set_rules([FaultRule(["GET", "LIST", "HEAD"], "slow", rate=1.0, delay=3.0, times=2),
+                     FaultRule(["GET", "LIST", "HEAD"], "slow", rate=0.3, delay=0.1)])
     store_url = f"s3://{_new_bucket(moto_server)}/store"
     proc = _run(raw_bucket, proxy, client, store_url,
-                ("config_kwargs.read_timeout=2", "config_kwargs.connect_timeout=2"))
+                ("config_kwargs.read_timeout=1", "config_kwargs.connect_timeout=1"))
     assert proc.returncode == 0, proc.stderr
     slow = sum(n for (_, fault), n in proxy.injected.items() if fault == "slow")
     print(f"slow reads: {slow} of {sum(proxy.requests.values())} requests delayed, "
