@@ -129,15 +129,9 @@ def _tuning_config(spec: ModelSpec, classifier: bool = False) -> dict[str, Any]:
             "IntegerParameterRanges": [
                 {"Name": "max_depth", "MinValue": "3", "MaxValue": "8", "ScalingType": "Auto"}],
         }
-    elif classifier:
-        objective = {"Type": "Maximize", "MetricName": "test:binary_classification_accuracy"}
-        ranges = {"ContinuousParameterRanges": [
-            {"Name": "factors_lr", "MinValue": "0.0001", "MaxValue": "0.1",
-             "ScalingType": "Logarithmic"},
-            {"Name": "factors_wd", "MinValue": "0.00001", "MaxValue": "0.01",
-             "ScalingType": "Logarithmic"}]}
-    else:
-        objective = {"Type": "Minimize", "MetricName": "test:rmse"}
+    else:  # the FM: the same ranges whether it classifies or regresses
+        objective = ({"Type": "Maximize", "MetricName": "test:binary_classification_accuracy"}
+                     if classifier else {"Type": "Minimize", "MetricName": "test:rmse"})
         ranges = {"ContinuousParameterRanges": [
             {"Name": "factors_lr", "MinValue": "0.0001", "MaxValue": "0.1",
              "ScalingType": "Logarithmic"},
