@@ -54,7 +54,7 @@ from ingest import _igzip_in_process, warm_workers
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("decompress", ("_decompress (",)),
     ("scan", ("scan_lines (", "scan_lines_and_int (")),  # the hit time is parsed in the scan
-    ("validate", ("valid_utf8_rows (", "parse_int_fields (", "_bad_products (",
+    ("validate", ("valid_utf8_rows (", "_bad_products (",
                   "_quarantine_table (")),
     ("gather", ("gather_columns (", "gather_strings (")),
     ("partials", ("write_partials (",)),

@@ -369,6 +369,5 @@ def warm_up() -> None:
     starts, ends, *_ = scan_lines_and_int(buf, np.array([0, 1], dtype=np.int64), 0)
     rows = np.array([0], dtype=np.int64)
     valid_utf8_rows(buf, starts, ends, rows)
-    parse_int_fields(buf, starts, ends, 0)
     gather_columns(buf, starts, ends, rows, [1])
     gather_declared(buf, starts, ends, rows, [1])
