@@ -360,7 +360,11 @@ def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
                                       extra.column("customer_id").combine_chunks()])).sort()
     by_name = {f.name: f for f in fields}
     cols = {"customer_id": ids}
-    for table in (state, extra):
+    tables = [state, extra]
+    if len(ids) == state.num_rows:  # extra's customers are among state's: state as it is
+        cols.update({n: state.column(n) for n in state.column_names if n != "customer_id"})
+        tables = [extra]
+    for table in tables:
         pos = positions(ids, table)  # once per table, not per column
         for n in table.column_names:
             if n == "customer_id":
