@@ -60,7 +60,7 @@ __all__ = [
     "write_ext_partials",
 ]
 
-EXT_FORMAT = 1
+EXT_FORMAT = 2  # 2: set / counts / sketch values dictionary-coded (kernels)
 _KIND = {"count": "count", "sum": "moments", "mean": "moments", "stddev": "moments",
          "min": "min", "max": "max", "first": "first", "last": "last", "distinct": "set",
          "approx_distinct": "sketch", "top_k": "counts", "recency": "max"}

@@ -12,11 +12,16 @@ moments   n int64, s, ss float64/int   add (subtract): mean, stddev, sum
 min/max   v (field type)               min / max
 first     v, o (order key string)      the value of the smallest / largest order key
 last
-set       v list<string>               union (distinct)
-counts    v list<string>, c list<int>  per-value add (top_k)
-sketch    v list<string>, h binary     union: exact up to 100 values, then an Apache
-                                       DataSketches HLL sketch (approx_distinct)
+set       v list<dict<string>>         union (distinct)
+counts    v list<dict<string>>,        per-value add (top_k)
+          c list<int>
+sketch    v list<dict<string>>,        union: exact up to 100 values, then an Apache
+          h binary                     DataSketches HLL sketch (approx_distinct)
 ========  ===========================  =====================================================
+
+A list's values are codes into its column's dictionary, which holds exactly the distinct
+values present, sorted bytewise: each list is ascending, and a merge unifies the inputs' small
+dictionaries once and then works on integer pairs (customer, value code), never on strings.
 
 The order key of first/last is ``hit_time_gmt|file id|row|product`` zero-padded, so string
 order is hit time, then drop date and file name (the file id starts with both), then line.
@@ -45,6 +50,10 @@ EXACT_LIMIT = 100
 #: HLL sketch size: 2^13 buckets, relative standard error about 1.15% (docs/features.md).
 HLL_LG_K = 13
 _INT_LIMIT = 2.0 ** 63
+#: A set / counts / sketch state's values: codes into a dictionary of the distinct values,
+#: sorted bytewise (a code's order is its value's order), so merges sort integers.
+_DICT = pa.dictionary(pa.int32(), pa.large_string())
+_LIST = pa.list_(_DICT)
 _ARROW_TYPES = {"string": pa.large_string(), "int": pa.int64(), "float": pa.float64(),
                 "bool": pa.bool_(), "date": pa.date32()}
 
@@ -85,11 +94,11 @@ def state_columns(key: StateKey, prefix: str) -> list[pa.Field]:
     elif k in ("first", "last"):
         comps = [("v", key.value_type), ("o", pa.large_string())]
     elif k == "set":
-        comps = [("v", pa.list_(pa.large_string()))]
+        comps = [("v", _LIST)]
     elif k == "counts":
-        comps = [("v", pa.list_(pa.large_string())), ("c", pa.list_(pa.int64()))]
+        comps = [("v", _LIST), ("c", pa.list_(pa.int64()))]
     elif k == "sketch":
-        comps = [("v", pa.list_(pa.large_string())), ("h", pa.large_binary())]
+        comps = [("v", _LIST), ("h", pa.large_binary())]
     else:
         raise ValueError(f"unknown state kind {k!r}")
     return [pa.field(f"{prefix}.{c}", t) for c, t in comps]
@@ -325,43 +334,64 @@ def _starts(sorted_codes: np.ndarray) -> np.ndarray:
     return np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
 
 
-def _distinct_coded(codes: np.ndarray, strings: pa.Array,
-                    counts: pa.Array | None = None) -> pa.Table:
-    """The distinct (customer code, value) pairs sorted by code then value (bytewise), with
-    ``counts`` summed per pair and zero sums dropped when given: columns ``c``, ``v``
-    (and ``n``). The values are ranked once (sorted distinct values), so the pairs are two
-    integers: a numpy unique instead of a hash group-by and a string sort per key."""
+def _rank(strings) -> tuple[np.ndarray, pa.Array]:
+    """Each string's code in the sorted distinct strings, and those (the dictionary)."""
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
     strings = strings.cast(pa.large_string())
-    if not len(strings):
-        cols = {"c": pa.array([], pa.int64()), "v": pa.array([], pa.large_string())}
-        if counts is not None:
-            cols["n"] = pa.array([], pa.int64())
-        return pa.table(cols)
     if strings.null_count:  # never in states or partials (nulls are dropped before)
         raise ValueError("a null value among a set's values")
+    if not len(strings):
+        return np.zeros(0, np.int64), pa.array([], pa.large_string())
     ranked = pc.unique(strings).sort()
-    vcode = pc.index_in(strings, value_set=ranked).to_numpy(zero_copy_only=False).astype(
-        np.int64)
-    nv = len(ranked)
-    pair = codes * nv + vcode
+    return pc.index_in(strings, value_set=ranked).to_numpy(zero_copy_only=False).astype(
+        np.int64), ranked
+
+
+def _flat_codes(columns: list) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """The values of list columns (one per input, their rows concatenated in order) as codes
+    into one sorted dictionary: (codes, each value's row, dictionary). Each input's own small
+    dictionary is mapped once; a plain string list (a hand-built state) is encoded first."""
+    dicts, idx, parents = [], [], []
+    row = 0
+    for column in columns:
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        for chunk in chunks:
+            flat = pc.list_flatten(chunk)
+            if len(flat):
+                if not pa.types.is_dictionary(flat.type):
+                    flat = pc.dictionary_encode(flat.cast(pa.large_string()))
+                dicts.append(flat.dictionary.cast(pa.large_string()))
+                idx.append(flat.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+                parents.append(pc.list_parent_indices(chunk).to_numpy(
+                    zero_copy_only=False).astype(np.int64) + row)
+            row += len(chunk)
+    if not dicts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string())
+    whole = pc.unique(pa.concat_arrays(dicts)).sort()
+    codes = [pc.index_in(d, value_set=whole).to_numpy(zero_copy_only=False).astype(np.int64)[i]
+             for d, i in zip(dicts, idx, strict=True)]
+    return np.concatenate(codes), np.concatenate(parents), whole
+
+
+def _distinct_coded(codes: np.ndarray, vcode: np.ndarray, nv: int,
+                    counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The distinct (customer code, value code) pairs sorted by customer then value, with
+    ``counts`` summed per pair and zero sums dropped when given: ``c``, ``v`` (and ``n``).
+    Two integers per pair: a sort instead of a hash group-by and a string sort per key."""
+    pair = codes * max(nv, 1) + vcode
     if counts is None:
         uniq = _sorted_unique(pair)
-        return pa.table({"c": uniq // nv, "v": ranked.take(pa.array(uniq % nv))})
-    if isinstance(counts, pa.ChunkedArray):
-        counts = counts.combine_chunks()
+        return {"c": uniq // max(nv, 1), "v": uniq % max(nv, 1)}
     # a stable sort (timsort: merged states are sorted runs, O(n) to join), then run sums
     order = np.argsort(pair, kind="stable")
     ordered = pair[order]
     starts = _starts(ordered)
     uniq = ordered[starts]
-    summed = np.add.reduceat(counts.cast(pa.int64()).to_numpy(zero_copy_only=False)[order],
-                             starts) if len(starts) else np.zeros(0, np.int64)
+    summed = np.add.reduceat(counts[order], starts) if len(starts) else np.zeros(0, np.int64)
     keep = summed != 0
     uniq, summed = uniq[keep], summed[keep]
-    return pa.table({"c": uniq // nv, "v": ranked.take(pa.array(uniq % nv)),
-                     "n": pa.array(summed)})
+    return {"c": uniq // max(nv, 1), "v": uniq % max(nv, 1), "n": summed}
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
@@ -372,13 +402,24 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     return ordered[_starts(ordered)]
 
 
-def _coded_lists(t: pa.Table) -> tuple[np.ndarray, dict[str, pa.Array]]:
-    """Rows sorted by (c, v) as one list per code of every other column."""
-    c = t.column("c").to_numpy()
+def _coded_lists(t: dict[str, np.ndarray], dictionary: pa.Array
+                 ) -> tuple[np.ndarray, dict[str, pa.Array]]:
+    """Pairs sorted by (c, v) as one list per customer code: ``v`` as codes into the
+    dictionary's values that remain (still sorted), ``n`` (when given) as ints."""
+    c, v = t["c"], t["v"]
     starts = _starts(c)
     offsets = pa.array(np.r_[starts, len(c)].astype(np.int32))
-    return c[starts], {n: pa.ListArray.from_arrays(offsets, t.column(n).combine_chunks())
-                       for n in t.column_names if n != "c"}
+    used = np.zeros(len(dictionary), bool)
+    used[v] = True
+    if not used.all():  # the dictionary holds exactly the values present
+        v = (np.cumsum(used) - 1)[v]
+        dictionary = dictionary.filter(pa.array(used))
+    values = pa.DictionaryArray.from_arrays(pa.array(v.astype(np.int32)),
+                                            dictionary.cast(pa.large_string()))
+    out = {"v": pa.ListArray.from_arrays(offsets, values)}
+    if "n" in t:
+        out["n"] = pa.ListArray.from_arrays(offsets, pa.array(t["n"], pa.int64()))
+    return c[starts], out
 
 
 def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
@@ -440,24 +481,39 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
         t = t.take(pa.array(starts))
         return _place(t.column("c").to_numpy(), m, {"v": t.column("v"), "o": t.column("o")},
                       prefix, fields)
-    strings = _as_strings(values) if k != "counts" or counts is None else values
+    vcode, dictionary = _rank(_as_strings(values) if counts is None else values)
+    return _list_state(key, prefix, codes, customers, vcode, dictionary,
+                       None if counts is None else
+                       pc.fill_null(counts.cast(pa.int64()), 0).to_numpy(zero_copy_only=False),
+                       sketches)
+
+
+def _list_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
+                vcode: np.ndarray, dictionary: pa.Array, counts: np.ndarray | None,
+                sketches: tuple[np.ndarray, pa.Array] | None) -> dict[str, pa.Array]:
+    """A set / sketch / counts state from rows (customer code, value code into the sorted
+    ``dictionary``, count (counts; None: 1 each)), on every customer (see
+    :func:`_coded_state`)."""
+    k = key.kind
+    m = len(customers)
+    fields = state_columns(key, prefix)
     if k in ("set", "sketch"):
-        t = _distinct_coded(codes, strings)
-        gcodes, lists = _coded_lists(t)
+        gcodes, lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary)),
+                                     dictionary)
         if k == "set":
             return _place(gcodes, m, lists, prefix, fields)
         # the exact lists on every customer (null: none), then big ones or ones merged with
         # a sketch become one HLL sketch (ids only for the sketches' customers)
-        full = _place(gcodes, m, lists, "p", [pa.field("p.v", pa.list_(pa.large_string()))])
+        full = _place(gcodes, m, lists, "p", [pa.field("p.v", _LIST)])
         extra = []
         if sketches is not None and len(sketches[0]):
             extra = [(customers.take(pa.array(sketches[0])), sketches[1])]
         t = _sketchify(pa.table({"customer_id": customers, "v": full["p.v"]}), extra)
         return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
     # counts: per (customer, value) summed, zeros dropped, values ascending
-    ones = counts if counts is not None else pa.array(np.ones(len(codes), np.int64))
-    t = _distinct_coded(codes, strings, ones)
-    gcodes, lists = _coded_lists(t)
+    ones = counts if counts is not None else np.ones(len(codes), np.int64)
+    gcodes, lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary), ones),
+                                 dictionary)
     return _place(gcodes, m, {"v": lists["v"], "c": lists["n"]}, prefix, fields)
 
 
@@ -587,9 +643,10 @@ def _sketchify(t: pa.Table, sketches: list[tuple[pa.Array, pa.Array]]) -> pa.Tab
                 union.update(ds.hll_sketch.deserialize(blob))
             hs[i] = union.get_result(ds.tgt_hll_type.HLL_8).serialize_compact()
     v = t.column("v")
-    if big:
-        keep = np.array([i not in big for i in range(len(ids))])
-        v = pc.if_else(pa.array(keep), v, pa.nulls(len(ids), v.type))
+    if big:  # a sketch replaces the exact list: null (a take, not if_else on lists)
+        gone = np.zeros(len(ids), bool)
+        gone[sorted(big)] = True
+        v = v.take(pa.array(np.arange(len(ids)), mask=gone))
     return pa.table({"customer_id": t.column("customer_id"), "v": v,
                      "h": pa.array(hs, pa.large_binary())})
 
@@ -648,7 +705,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         return empty_state(fields)
     if len(tables) == 1:
         return tables[0]
-    allrows = pa.concat_tables(tables, promote_options="default").combine_chunks()
+    # the value lists are read per input (their dictionaries differ), not concatenated
+    lists = {f"{p}.v" for key, p in keys if key.kind in ("set", "counts", "sketch")}
+    allrows = pa.concat_tables([t.drop_columns(list(lists)) for t in tables],
+                               promote_options="default").combine_chunks()
     customers = pc.unique(allrows.column("customer_id")).sort()
     codes = _codes(allrows.column("customer_id").combine_chunks(), customers)
     out = {"customer_id": customers}
@@ -665,15 +725,23 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
                                                cols[comp[c]])
             out.update(cols)
             continue
+        if k in ("set", "sketch", "counts"):  # every row, as integer pairs (cheap to redo)
+            vcode, parent, dictionary = _flat_codes([t.column(comp["v"]) for t in tables])
+            sketches = counts = None
+            if k == "sketch":
+                h = allrows.column(comp["h"]).combine_chunks()
+                has = _bools(pc.is_valid(h))
+                sketches = (codes[has], h.filter(pa.array(has)))
+            if k == "counts":
+                counts = pc.list_flatten(allrows.column(comp["c"]).combine_chunks()).to_numpy(
+                    zero_copy_only=False).astype(np.int64)
+            out.update(_list_state(key, prefix, codes[parent], customers, vcode, dictionary,
+                                   counts, sketches))
+            continue
         col = {c: allrows.column(n).combine_chunks() for c, n in comp.items()}
         # a customer in one input keeps its row as it is (a lifetime state merged with a
-        # small day recomputes only the day's customers); a sketch is always recombined
+        # small day recomputes only the day's customers)
         single = np.bincount(codes, minlength=len(customers))[codes] == 1
-        if k == "sketch":  # an exact list only: a lone sketch is re-serialised as before
-            single &= ~_bools(pc.is_valid(col["h"]))
-        if k in ("set", "counts", "sketch"):  # an empty list recomputes to null: recomputed
-            single &= pc.fill_null(pc.list_value_length(col["v"]), 0).to_numpy(
-                zero_copy_only=False) > 0
         multi = ~single
         if k in ("min", "max"):
             valid = _bools(pc.is_valid(col["v"])) & multi
@@ -684,18 +752,6 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
             keep = pa.array(valid)
             state = _coded_state(key, prefix, codes[valid], customers,
                                  col["v"].filter(keep), col["o"].filter(keep))
-        elif k in ("set", "sketch", "counts"):
-            flat, parent = _explode(col["v"])
-            parent = parent.to_numpy(zero_copy_only=False)
-            kept = multi[parent]
-            sketches = None
-            if k == "sketch":
-                has = _bools(pc.is_valid(col["h"]))
-                sketches = (codes[has], col["h"].filter(pa.array(has)))
-            state = _coded_state(key, prefix, codes[parent][kept], customers,
-                                 flat.filter(pa.array(kept)), None,
-                                 _explode(col["c"])[0].filter(pa.array(kept))
-                                 if k == "counts" else None, sketches)
         else:
             raise ValueError(f"unknown state kind {k!r}")
         if single.any():
@@ -733,11 +789,6 @@ def _complete(t: pa.Table, fields: list[pa.Field]) -> pa.Table:
                 col = pc.fill_null(col, pa.scalar(0, f.type))
             t = t.append_column(f.name, col)
     return t
-
-
-def _explode(lists) -> tuple[pa.Array, pa.Array]:
-    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
-    return pc.list_flatten(lists), pc.list_parent_indices(lists)
 
 
 # -- final values ----------------------------------------------------------------------------
@@ -837,23 +888,22 @@ _EPOCH = 719163  # date(1970, 1, 1).toordinal()
 
 
 def _top_k(values: pa.Array, counts: pa.Array, k: int) -> pa.Array:
-    """Per row: the k most frequent values, most frequent first, ties by value ascending."""
-    flat, parent = _explode(values)
-    cflat, _ = _explode(counts)
+    """Per row: the k most frequent values, most frequent first, ties by value ascending
+    (a value code's order is its value's: an integer sort)."""
+    vcode, parent, dictionary = _flat_codes([values])
     n = len(values)
-    if not len(flat):
+    if not len(vcode):
         return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
                                         pa.array([], pa.large_string()))
-    t = pa.table({"p": parent, "c": pc.negate(cflat), "v": flat}).sort_by(
-        [("p", "ascending"), ("c", "ascending"), ("v", "ascending")])
-    p = t.column("p").to_numpy()
+    c = pc.list_flatten(counts).to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.lexsort((vcode, -c, parent))
+    p = parent[order]
     starts = np.searchsorted(p, np.arange(n))
     rank = np.arange(len(p)) - starts[p]
     keep = rank < k
-    kept_p = p[keep]
-    offsets = np.r_[0, np.cumsum(np.bincount(kept_p, minlength=n))].astype(np.int32)
+    offsets = np.r_[0, np.cumsum(np.bincount(p[keep], minlength=n))].astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets),
-                                    t.column("v").combine_chunks().filter(pa.array(keep)))
+                                    dictionary.take(pa.array(vcode[order][keep])))
 
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
