@@ -505,9 +505,7 @@ def _list_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Arr
         # the exact lists on every customer (null: none), then big ones or ones merged with
         # a sketch become one HLL sketch (ids only for the sketches' customers)
         full = _place(gcodes, m, lists, "p", [pa.field("p.v", _LIST)])
-        extra = []
-        if sketches is not None and len(sketches[0]):
-            extra = [(customers.take(pa.array(sketches[0])), sketches[1])]
+        extra = [sketches] if sketches is not None and len(sketches[0]) else []
         t = _sketchify(pa.table({"customer_id": customers, "v": full["p.v"]}), extra)
         return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
     # counts: per (customer, value) summed, zeros dropped, values ascending
@@ -609,44 +607,51 @@ def _lists(t: pa.Table) -> pa.Table:
                      "v": pa.ListArray.from_arrays(offsets, t.column("v").combine_chunks())})
 
 
-def _sketchify(t: pa.Table, sketches: list[tuple[pa.Array, pa.Array]]) -> pa.Table:
+def _sketchify(t: pa.Table, sketches: list[tuple[np.ndarray, pa.Array]]) -> pa.Table:
     """Exact lists of at most EXACT_LIMIT values stay; a larger one, or a customer that has a
-    sketch among ``sketches`` ((customer, sketch bytes) arrays), becomes one HLL sketch."""
+    sketch among ``sketches`` ((row of ``t``, sketch bytes) arrays), becomes one HLL sketch
+    (the rows found with numpy: Python runs only per sketch built)."""
+    n = t.num_rows
     lengths = pc.fill_null(pc.list_value_length(t.column("v")), 0).to_numpy(
-        zero_copy_only=False) if t.num_rows else np.zeros(0)
-    if not any(len(c) for c, _ in sketches) and not (lengths > EXACT_LIMIT).any():
+        zero_copy_only=False) if n else np.zeros(0)
+    big = lengths > EXACT_LIMIT
+    rows = [np.asarray(r, np.int64) for r, _ in sketches]
+    if not any(len(r) for r in rows) and not big.any():
         # every list exact and no sketch to merge (most partials): no Python loop per id
         return pa.table({"customer_id": t.column("customer_id"), "v": t.column("v"),
-                         "h": pa.nulls(t.num_rows, pa.large_binary())})
+                         "h": pa.nulls(n, pa.large_binary())})
     import datasketches as ds
 
-    extra: dict[str, list[bytes]] = {}
-    for cust, blobs in sketches:
-        for c, b in zip(cust.to_pylist(), blobs.to_pylist(), strict=True):
+    extra: dict[int, list[bytes]] = {}  # row -> its sketches, in the inputs' order
+    for r, blobs in zip(rows, (b for _, b in sketches), strict=True):
+        for i, b in zip(r.tolist(), blobs.to_pylist(), strict=True):
             if b is not None:
-                extra.setdefault(c, []).append(b)
-    ids = t.column("customer_id").to_pylist()
-    lengths = pc.list_value_length(t.column("v")).to_numpy(zero_copy_only=False) \
-        if t.num_rows else np.zeros(0)
-    big = {i for i, length in enumerate(lengths) if length > EXACT_LIMIT}
-    big |= {i for i, c in enumerate(ids) if c in extra}
-    hs: list[bytes | None] = [None] * len(ids)
-    if big:
-        vlists = t.column("v")
-        for i in sorted(big):
-            union = ds.hll_union(HLL_LG_K)
-            sk = ds.hll_sketch(HLL_LG_K, ds.tgt_hll_type.HLL_8)
-            for value in vlists[i].as_py() or ():
-                sk.update(value)
-            union.update(sk)
-            for blob in extra.get(ids[i], ()):
-                union.update(ds.hll_sketch.deserialize(blob))
-            hs[i] = union.get_result(ds.tgt_hll_type.HLL_8).serialize_compact()
-    v = t.column("v")
-    if big:  # a sketch replaces the exact list: null (a take, not if_else on lists)
-        gone = np.zeros(len(ids), bool)
-        gone[sorted(big)] = True
-        v = v.take(pa.array(np.arange(len(ids)), mask=gone))
+                extra.setdefault(i, []).append(b)
+                big[i] = True
+    hs: list[bytes | None] = [None] * n
+    vlists = t.column("v")
+    if isinstance(vlists, pa.ChunkedArray):
+        vlists = vlists.combine_chunks()
+    todo = np.flatnonzero(big)
+    # the big rows' values decoded in one call, then sliced per row
+    chosen = vlists.take(pa.array(todo))
+    values = pc.list_flatten(chosen)
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    values = values.to_pylist()
+    ends = np.cumsum(pc.fill_null(pc.list_value_length(chosen), 0).to_numpy(
+        zero_copy_only=False)).tolist()
+    for j, i in enumerate(todo.tolist()):
+        union = ds.hll_union(HLL_LG_K)
+        sk = ds.hll_sketch(HLL_LG_K, ds.tgt_hll_type.HLL_8)
+        for value in values[ends[j - 1] if j else 0:ends[j]]:
+            sk.update(value)
+        union.update(sk)
+        for blob in extra.get(i, ()):
+            union.update(ds.hll_sketch.deserialize(blob))
+        hs[i] = union.get_result(ds.tgt_hll_type.HLL_8).serialize_compact()
+    # a sketch replaces the exact list: null (a take, not if_else on lists)
+    v = vlists.take(pa.array(np.arange(n), mask=big))
     return pa.table({"customer_id": t.column("customer_id"), "v": v,
                      "h": pa.array(hs, pa.large_binary())})
 
@@ -896,7 +901,13 @@ def _top_k(values: pa.Array, counts: pa.Array, k: int) -> pa.Array:
         return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)),
                                         pa.array([], pa.large_string()))
     c = pc.list_flatten(counts).to_numpy(zero_copy_only=False).astype(np.int64)
-    order = np.lexsort((vcode, -c, parent))
+    span_v, low = len(dictionary), int(c.min())
+    span_c = int(c.max()) - low + 1
+    if (n + 1) * span_c * span_v < 2 ** 62:  # one int64 key: by row, count down, value up
+        order = np.argsort(parent * (span_c * span_v) + (span_c - 1 - (c - low)) * span_v
+                           + vcode, kind="stable")
+    else:
+        order = np.lexsort((vcode, -c, parent))
     p = parent[order]
     starts = np.searchsorted(p, np.arange(n))
     rank = np.arange(len(p)) - starts[p]
