@@ -423,21 +423,24 @@ def _coded_lists(t: dict[str, np.ndarray], dictionary: pa.Array
 
 
 def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
-                     ) -> np.ndarray | None:
-    """Per customer code, the row holding its smallest (largest) value, for int or float
-    values without nulls; None for other types, or floats with a NaN or a -0.0, where only
-    Arrow's own min/max rules give the same bits."""
+                     ) -> tuple[np.ndarray, pa.Array] | None:
+    """Per customer code present, its smallest (largest) value, for int or float values
+    without nulls: (codes, values); None for other types, or floats with a NaN or a -0.0,
+    where only Arrow's own min/max rules give the same bits. A stable sort by code (merged
+    states are sorted runs) and a ``reduceat``: no sort by value."""
     if values.null_count or not (pa.types.is_integer(values.type)
                                  or pa.types.is_floating(values.type)):
         return None
     x = values.to_numpy(zero_copy_only=False)
     if x.dtype.kind == "f" and (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any()):
         return None
-    order = np.lexsort((x, codes))  # by customer, then value
-    starts = _starts(codes[order])
-    if not largest:
-        return order[starts]
-    return order[np.r_[starts[1:], len(order)] - 1] if len(order) else order
+    if not len(x):
+        return codes[:0], values
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = _starts(ordered)
+    extreme = (np.maximum if largest else np.minimum).reduceat(x[order], starts)
+    return ordered[starts], pa.array(extreme, values.type)
 
 
 def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
@@ -469,8 +472,8 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         win = _numeric_extreme(codes, values, k == "max")
-        if win is not None:  # numbers: a numpy sort, not an Acero plan per key
-            return _place(codes[win], m, {"v": values.take(pa.array(win))}, prefix, fields)
+        if win is not None:  # numbers: a numpy reduce, not an Acero plan per key
+            return _place(win[0], m, {"v": win[1]}, prefix, fields)
         g = pa.table({"c": codes, "v": values}).group_by("c", use_threads=False).aggregate(
             [("v", k)])
         return _place(g.column("c").to_numpy(), m, {"v": g.column(f"v_{k}")}, prefix, fields)
