@@ -327,3 +327,46 @@ def test_plan_of_the_default_repository_is_empty():
     from featurestore.features.definitions import load_feature_repo
 
     assert ext_plan(load_feature_repo(None)).empty
+
+
+def test_value_lists_are_sorted_codes_merged_across_different_dictionaries():
+    """Set / counts states keep their values as codes into a sorted dictionary of exactly the
+    values present; merging states whose dictionaries differ (and a hand-built plain string
+    state) gives the sorted union and the summed counts a Python oracle gives."""
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    types = {**language.WHERE_BUILTINS, "channel": "string"}
+    rng = np.random.default_rng(3)
+    days = [[{"customer_id": f"c{rng.integers(6)}", "channel": f"v{rng.integers(40)}"}
+             for _ in range(60)] for _ in range(3)]
+    for kind in ("set", "counts"):
+        k = key(kind, "channel", "string")
+        parts = [build_partial([k], hits(d), "f", None, _mask, _products, types) for d in days]
+        v = parts[0].column(f"{k.name}.v").combine_chunks()
+        assert pa.types.is_dictionary(v.type.value_type)
+        used = v.values.dictionary.to_pylist()
+        assert used == sorted(used) and set(used) == {
+            r["channel"] for r in days[0]}  # exactly the values present, sorted
+        hand = pa.table({"customer_id": pa.array(["c0"], pa.large_string()),
+                         f"{k.name}.v": pa.array([["v7", "zz"]], pa.list_(pa.large_string()))})
+        if kind == "counts":
+            hand = hand.append_column(f"{k.name}.c", pa.array([[2, 5]], pa.list_(pa.int64())))
+        state = merge([*parts, hand], [(k, k.name)])
+        rows = dict(zip(state.column("customer_id").to_pylist(),
+                        state.column(f"{k.name}.v").to_pylist(), strict=True))
+        oracle: dict[str, dict[str, int]] = {}
+        for r in (r for d in days for r in d):
+            oracle.setdefault(r["customer_id"], {}).setdefault(r["channel"], 0)
+            oracle[r["customer_id"]][r["channel"]] += 1
+        oracle.setdefault("c0", {})
+        oracle["c0"]["v7"] = oracle["c0"].get("v7", 0) + 2
+        oracle["c0"]["zz"] = 5
+        assert rows == {c: sorted(vs) for c, vs in oracle.items()}
+        if kind == "counts":
+            ids = sorted(oracle)
+            top = finalize(k, k.name, state, pa.array(ids, pa.large_string()), "top_k", 3,
+                           0).to_pylist()
+            want = [[v for v, _ in sorted(oracle[c].items(), key=lambda p: (-p[1], p[0]))[:3]]
+                    for c in ids]
+            assert top == want

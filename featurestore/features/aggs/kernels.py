@@ -295,18 +295,32 @@ def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
                           for p, w in zip(parts, _WIDTHS)):
         order = _order_keys(hit, file_id, row, position)
         return _coded_state(key, key.name, codes, customers, values, order)
-    order = np.lexsort((position, row, hit, codes))  # by customer, then the order key
-    sorted_codes = codes[order]
-    if key.kind == "first":
-        win = order[_starts(sorted_codes)]
-    else:  # the last row of each customer's run
-        ends = np.r_[_starts(sorted_codes)[1:], len(order)] - 1 if len(order) else \
-            np.zeros(0, np.int64)
-        win = order[ends]
+    # the smallest (largest) (hit, row * 10^5 + position) per customer: < 10^15, an int64
+    win = _extreme_rows(codes, [np.asarray(hit, np.int64),
+                                np.asarray(row, np.int64) * 10 ** _WIDTHS[2]
+                                + np.asarray(position, np.int64)], key.kind == "last")
     o = _order_keys(hit[win], file_id, row[win], position[win]) if len(win) else \
         pa.array([], pa.large_string())
     return _place(codes[win], len(customers), {"v": values.take(pa.array(win)), "o": o},
                   key.name, state_columns(key, key.name))
+
+
+def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> np.ndarray:
+    """Per customer code present (ascending), the row whose ``keys`` (compared in order) are
+    smallest (largest); among equal rows the first (last), as a stable sort would give.
+    A few ``ufunc.at`` passes over the candidates left: no sort."""
+    if not len(codes):
+        return np.zeros(0, np.int64)
+    m = int(codes.max()) + 1
+    pick = np.maximum if largest else np.minimum
+    cand = np.arange(len(codes))
+    for k in [*keys, np.arange(len(codes))]:
+        start = np.iinfo(np.int64).min if largest else np.iinfo(np.int64).max
+        best = np.full(m, start, np.int64)
+        pick.at(best, codes[cand], k[cand])
+        cand = cand[k[cand] == best[codes[cand]]]
+    # one row per code is left (the row index breaks every tie), in row order: by code
+    return cand[np.argsort(codes[cand], kind="stable")]
 
 
 # -- per-key states over shared customer codes (no string group-by per key) ------------------
@@ -402,13 +416,15 @@ def _sorted_unique(values: np.ndarray) -> np.ndarray:
     return ordered[_starts(ordered)]
 
 
-def _coded_lists(t: dict[str, np.ndarray], dictionary: pa.Array
-                 ) -> tuple[np.ndarray, dict[str, pa.Array]]:
-    """Pairs sorted by (c, v) as one list per customer code: ``v`` as codes into the
+def _coded_lists(t: dict[str, np.ndarray], dictionary: pa.Array, m: int
+                 ) -> dict[str, pa.Array]:
+    """Pairs sorted by (c, v) as one list per customer code 0..m-1, built in place (null for
+    a code without pairs, as :func:`_place` leaves it; no take): ``v`` as codes into the
     dictionary's values that remain (still sorted), ``n`` (when given) as ints."""
     c, v = t["c"], t["v"]
-    starts = _starts(c)
-    offsets = pa.array(np.r_[starts, len(c)].astype(np.int32))
+    sizes = np.bincount(c, minlength=m)
+    offsets = pa.array(np.r_[0, np.cumsum(sizes)].astype(np.int32))
+    none = pa.array(sizes == 0)
     used = np.zeros(len(dictionary), bool)
     used[v] = True
     if not used.all():  # the dictionary holds exactly the values present
@@ -416,18 +432,17 @@ def _coded_lists(t: dict[str, np.ndarray], dictionary: pa.Array
         dictionary = dictionary.filter(pa.array(used))
     values = pa.DictionaryArray.from_arrays(pa.array(v.astype(np.int32)),
                                             dictionary.cast(pa.large_string()))
-    out = {"v": pa.ListArray.from_arrays(offsets, values)}
+    out = {"v": pa.ListArray.from_arrays(offsets, values, mask=none)}
     if "n" in t:
-        out["n"] = pa.ListArray.from_arrays(offsets, pa.array(t["n"], pa.int64()))
-    return c[starts], out
+        out["n"] = pa.ListArray.from_arrays(offsets, pa.array(t["n"], pa.int64()), mask=none)
+    return out
 
 
 def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
                      ) -> tuple[np.ndarray, pa.Array] | None:
     """Per customer code present, its smallest (largest) value, for int or float values
     without nulls: (codes, values); None for other types, or floats with a NaN or a -0.0,
-    where only Arrow's own min/max rules give the same bits. A stable sort by code (merged
-    states are sorted runs) and a ``reduceat``: no sort by value."""
+    where only Arrow's own min/max rules give the same bits. One ``ufunc.at`` pass: no sort."""
     if values.null_count or not (pa.types.is_integer(values.type)
                                  or pa.types.is_floating(values.type)):
         return None
@@ -436,11 +451,15 @@ def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
         return None
     if not len(x):
         return codes[:0], values
-    order = np.argsort(codes, kind="stable")
-    ordered = codes[order]
-    starts = _starts(ordered)
-    extreme = (np.maximum if largest else np.minimum).reduceat(x[order], starts)
-    return ordered[starts], pa.array(extreme, values.type)
+    m = int(codes.max()) + 1
+    if x.dtype.kind == "f":
+        start = -np.inf if largest else np.inf
+    else:
+        start = np.iinfo(x.dtype).min if largest else np.iinfo(x.dtype).max
+    extreme = np.full(m, start, x.dtype)
+    (np.maximum if largest else np.minimum).at(extreme, codes, x)
+    present = np.flatnonzero(np.bincount(codes, minlength=m))
+    return present, pa.array(extreme[present], values.type)
 
 
 def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
@@ -501,21 +520,18 @@ def _list_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Arr
     m = len(customers)
     fields = state_columns(key, prefix)
     if k in ("set", "sketch"):
-        gcodes, lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary)),
-                                     dictionary)
+        lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary)), dictionary, m)
         if k == "set":
-            return _place(gcodes, m, lists, prefix, fields)
+            return {fields[0].name: lists["v"]}
         # the exact lists on every customer (null: none), then big ones or ones merged with
-        # a sketch become one HLL sketch (ids only for the sketches' customers)
-        full = _place(gcodes, m, lists, "p", [pa.field("p.v", _LIST)])
+        # a sketch become one HLL sketch
         extra = [sketches] if sketches is not None and len(sketches[0]) else []
-        t = _sketchify(pa.table({"customer_id": customers, "v": full["p.v"]}), extra)
+        t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), extra)
         return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
     # counts: per (customer, value) summed, zeros dropped, values ascending
     ones = counts if counts is not None else np.ones(len(codes), np.int64)
-    gcodes, lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary), ones),
-                                 dictionary)
-    return _place(gcodes, m, {"v": lists["v"], "c": lists["n"]}, prefix, fields)
+    lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary), ones), dictionary, m)
+    return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
 
 
 def _summed_partial(key: StateKey, codes: np.ndarray, m: int, values) -> dict[str, pa.Array]:
