@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from tests import _generated_store
@@ -18,3 +21,17 @@ def generated_data(tmp_path_factory, client, worker_id):
     work = built_once(tmp_path_factory, worker_id, "generated", lambda folder: (
         _generated_store.build(folder, scheduler=client.scheduler.address, retail=False)))
     return work / "featurestore-data"
+
+
+@pytest.fixture(scope="session")
+def dashboard_store(tmp_path_factory, client, worker_id) -> dict[str, Any]:
+    """The store of ``test_dashboard.build_store`` (generated drops, ``featurestore ingest``,
+    two ``featurestore retrain`` runs), read by the dashboard's JSON and browser tests
+    (read-only: copy it before writing). ``{"store", "raw", "report"}``: paths and the ingest
+    ``--json`` report. Built once per test run, not once per module."""
+    from tests.integration.test_dashboard import build_store
+
+    folder = built_once(tmp_path_factory, worker_id, "dashboard",
+                        lambda base: build_store(base, client.scheduler.address))
+    return {"store": folder / "store", "raw": folder / "raw",
+            "report": json.loads((folder / "report.json").read_text())}

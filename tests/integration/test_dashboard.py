@@ -52,12 +52,14 @@ def build_store(base: Path, scheduler: str) -> dict[str, Any]:
                                  informative=informative)
         run_cli("retrain", "--store", str(store), "--model", "purchase-xgboost",
                 "--export-url", str(export), "--wait")
+    (base / "report.json").write_text(json.dumps(report))
     return {"store": store, "raw": raw, "report": report}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, client) -> dict[str, Any]:
-    return build_store(tmp_path_factory.mktemp("dash"), client.scheduler.address)
+def built(dashboard_store) -> dict[str, Any]:
+    """The store of :func:`build_store`, shared with the browser tests (read-only: copy it)."""
+    return dashboard_store
 
 
 @pytest.fixture(scope="module")

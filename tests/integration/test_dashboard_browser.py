@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 from featurestore.settings import Settings
-from tests.integration.test_dashboard import build_store
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
 
@@ -158,11 +157,13 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, client):
+def site(dashboard_store):
+    """The dashboard over a real server, on the store test_dashboard.py checks (built once per
+    run, read-only: the API writes nothing)."""
     from api.main import create_app
     from tests.serving_helpers import serve
 
-    built = build_store(tmp_path_factory.mktemp("dash-browser"), client.scheduler.address)
+    built = dashboard_store
     with serve(create_app(Settings(store=str(built["store"])))) as base:
         yield base, built
 
