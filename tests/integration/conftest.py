@@ -35,3 +35,23 @@ def dashboard_store(tmp_path_factory, client, worker_id) -> dict[str, Any]:
                         lambda base: build_store(base, client.scheduler.address))
     return {"store": folder / "store", "raw": folder / "raw",
             "report": json.loads((folder / "report.json").read_text())}
+
+
+@pytest.fixture(scope="session")
+def ingested_drops(tmp_path_factory, client, worker_id):
+    """A store of the ``drops`` fixture's drops (generated again beside it, the same
+    arguments) ingested and materialized by ``FeatureStore.ingest`` on the session cluster
+    (read-only: copy it before writing). Built once per test run, for the modules that only
+    need such a store to start from (predictions, SageMaker predictions)."""
+    from featurestore import FeatureStore, Settings
+    from featurestore.generate import generate_weblog
+    from featurestore.storage import Store
+    from tests.conftest import DROPS
+
+    def build(folder):
+        generate_weblog(str(folder / "raw"), **DROPS)
+        result = FeatureStore(Settings(store=str(folder / "store")), client=client).ingest(
+            str(folder / "raw"))
+        assert result.ok
+
+    return Store(str(built_once(tmp_path_factory, worker_id, "ingested-drops", build) / "store"))
