@@ -1,5 +1,5 @@
 """TEST FIXTURE: the small drops and clean ``featurestore ingest`` run that the kill -9 modules
-(compaction, partials, column backfill) compare their killed-then-rerun stores with."""
+of the compaction and the column backfill compare their killed-then-rerun stores with."""
 
 from __future__ import annotations
 
