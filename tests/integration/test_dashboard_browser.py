@@ -47,6 +47,30 @@ def _chromium() -> str:
     return found
 
 
+# Resolves once plotly's charts look the same in two samples two frames and 50 ms apart (or
+# after ~5 s): chart and SVG sizes, the margins automargin settled on, the drawn labels.
+SETTLED = """(async () => {
+  const pause = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(
+    () => setTimeout(r, 50))));
+  const look = () => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].map(d => {
+    const svg = d.querySelector('svg.main-svg');
+    const box = svg ? svg.getBoundingClientRect() : {};
+    return [box.width, box.height, d._fullLayout ? d._fullLayout._size : null,
+            [...d.querySelectorAll('.xtick text, .ytick text, .g-xtitle text, .g-ytitle text')]
+              .map(t => t.textContent + t.getAttribute('transform')).join('|'),
+            d.querySelectorAll('.trace').length];
+  }));
+  let before = null;
+  for (let i = 0; i < 40; i++) {
+    await pause();
+    const now = look();
+    if (now === before) return true;
+    before = now;
+  }
+  return false;
+})()"""
+
+
 class Browser:
     """One headless Chromium with one page, driven over its DevTools websocket."""
 
@@ -107,7 +131,13 @@ class Browser:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} not ready ({ready}) within {timeout} s")
             time.sleep(0.2)
-        time.sleep(0.5)  # let plotly finish its resize pass
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until plotly has finished drawing: its charts' sizes, margins (automargin
+        redraws after the first pass) and drawn labels unchanged over two samples a couple
+        of frames apart (a fixed 0.5 s before; usually ~0.1 s, longer under load)."""
+        self.evaluate(SETTLED)
 
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and failed loads since the last ``open``."""
@@ -134,7 +164,7 @@ class Browser:
         height = self.evaluate("document.documentElement.scrollHeight")
         self.call("Emulation.setDeviceMetricsOverride", width=1280,
                   height=min(max(int(height), 900), 6000), deviceScaleFactor=1, mobile=False)
-        time.sleep(0.5)
+        self.settle()  # plotly's responsive resize pass
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         self.call("Emulation.clearDeviceMetricsOverride")
