@@ -129,7 +129,7 @@ def test_ingestion_matches_the_ledger_and_the_quarantine(fs, built):
     assert data["reasons"] == sorted(by_reason)
 
 
-def test_ingestion_counts_files_held_back(built, tmp_path):
+def test_ingestion_counts_files_held_back(built, tmp_path, client):
     import shutil
 
     raw = tmp_path / "raw"
@@ -148,10 +148,11 @@ def test_ingestion_counts_files_held_back(built, tmp_path):
     (corrupt / source.name).write_bytes(source.read_bytes()[:len(source.read_bytes()) // 2])
     store = tmp_path / "store"
     shutil.copytree(built["store"], store)
-    proc = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
-                           str(store), "--workers", "1", "--json"], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          timeout=300, check=False)
+    # in process on the session cluster: what the run reports and records
+    from tests._generated_store import cli_in_process
+
+    proc = cli_in_process("ingest", str(raw), "--store", str(store), "--scheduler",
+                          client.scheduler.address, "--json", check=False)
     assert proc.returncode != 0  # a placeholder and a corrupt file are not accounted for
     report = json.loads(proc.stdout)
     other = FeatureStore(Settings(store=str(store)))
