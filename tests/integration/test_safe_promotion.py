@@ -18,7 +18,6 @@ from tests._generated_store import cli_in_process
 from tests._receivers import WebhookReceiver
 
 
-
 def _inverted(good: Path, out: Path) -> Path:
     """The good export with its held-out labels flipped: the model learns the real signal, so
     on this test split it ranks exactly backwards (ROC-AUC = 1 - the good model's)."""
