@@ -4,9 +4,7 @@ server, on a store built by the generator and the CLI (ingest, retrain)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,13 @@ from featurestore.feature_store import FeatureStore
 from featurestore.generate import generate_weblog
 from featurestore.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """``python -m featurestore ARGS`` with this checkout on the path; fails on a non-zero exit."""
-    proc = subprocess.run([sys.executable, "-m", "featurestore", *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    return proc
+    """``featurestore ARGS`` in process (``featurestore.cli.main``: the store the commands
+    leave, without an interpreter start per command); fails on a non-zero exit."""
+    from tests._generated_store import cli_in_process
+
+    return cli_in_process(*args)
 
 
 def build_store(base: Path, scheduler: str) -> dict[str, Any]:
