@@ -449,7 +449,8 @@ def push_day(history: int, active: int, workdir: str | None, days: int = 5) -> d
                 seconds, info = push_next(cases[label])
                 cases[label]["days"].append((seconds, info))
                 print(f"  {label}: day push {seconds:.3f} s ({info['mode']}, "
-                      f"{info['written']:,} written, {info.get('folded', 0):,} folded)",
+                      f"{info['written']:,} written, {info.get('folded', 0):,} folded in "
+                      f"{info.get('fold_seconds', 0):.3f} s)",
                       flush=True)
         out: dict[str, Any] = {}
         for label, case in cases.items():

@@ -45,6 +45,15 @@ class _Protocol(asyncio.Protocol):
         self.waiting: collections.deque[tuple[asyncio.Future, float]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.outbox: list[bytes] = []  # commands of this loop iteration, sent together
+
+    def flush(self) -> None:
+        """Send the commands queued in this loop iteration in one write (one system call for
+        the requests a loop iteration runs together, and their replies come back in one
+        read)."""
+        out, self.outbox = self.outbox, []
+        if out and self.transport is not None and not self.closed:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -73,6 +82,7 @@ class _Protocol(asyncio.Protocol):
     def fail(self, exc: Exception) -> None:
         """Fail every pending read and close (the next read connects anew)."""
         self.closed = True
+        self.outbox = []
         while self.waiting:
             future = self.waiting.popleft()[0]
             if not future.done():
@@ -149,7 +159,9 @@ class AsyncRedis:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         proto.waiting.append((future, time.monotonic()))
-        proto.transport.write(packed)
+        if not proto.outbox:
+            loop.call_soon(proto.flush)
+        proto.outbox.append(packed)
         if self._watch is None:
             self._watch = loop.call_later(self.timeout / 4, self._check)
         return future

@@ -3,18 +3,25 @@ rows, and the read-side view the API builds its answers from.
 
 Per table, under a hash tag so every key of a table lands on one Redis Cluster slot::
 
-    {fs:<namespace>:<table>}:ptr        "<slot>|<push id>": the served slot (a or b)
+    {fs:<namespace>:<table>}:ptr        "<slot>|<push id>": the served view: a base slot (a,
+                                        b) alone, or an overlay slot (x, y) over its base
     {fs:<namespace>:<table>}:<slot>:meta    JSON :class:`SlotMeta` of the slot
-    {fs:<namespace>:<table>}:<slot>:rows:<b>    hash customer_id -> packed row(s), one of
-                                                the slot's ``buckets`` hashes
+    {fs:<namespace>:<table>}:<a|b>:rows:<b>    hash customer_id -> packed row(s), one of the
+                                               base's ``buckets`` hashes
+    {fs:<namespace>:<table>}:<x|y>:rows:<o>    hash customer_id -> "<base bucket>|<packed>"
+                                               ("<base bucket>|": deleted), one of the
+                                               overlay's ``overlay`` hashes (o = b mod it)
 
-A slot's rows are spread over small hashes (buckets): customer ``c`` lives in bucket
+A base's rows are spread over small hashes (buckets): customer ``c`` lives in bucket
 ``crc32(c) mod buckets`` (:func:`bucket_of`), ``buckets`` chosen by a whole push from the row
 count so a bucket holds about :data:`BUCKET_ROWS` customers and recorded in the slot's
 metadata. Small hashes keep Redis's compact listpack encoding (``hash-max-listpack-entries``
 128) and a constant per-field cost: one hash of millions of fields cost 3-9 µs a field to write
 and about twice the memory. A slot whose metadata says ``buckets: 0`` (written before buckets)
-is one hash ``<slot>:rows``.
+is one hash ``<slot>:rows``. An overlay holds a push's changes since its base's generation,
+sized for them (about :data:`BUCKET_ROWS` a bucket); readers ask it first
+(:data:`READ_SCRIPT`), and the push folds it into the base after the flip
+(:data:`FOLD_SCRIPT`).
 
 A packed row is the JSON array of the row's values in column order (every column but
 ``customer_id``); a table with more keys packs a customer's rows as an array of such arrays,
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["TableKeys", "SlotMeta", "RowsView", "ViewShape", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
-           "READ_SHA", "FOLD_SCRIPT", "OVERLAYS", "epoch_day", "unpack", "other_slot", "bucket_of", "buckets_of", "bucket_count",
+           "READ_SHA", "FOLD_SCRIPT", "UNLAY_SCRIPT", "OVERLAYS", "epoch_day", "unpack", "other_slot", "bucket_of", "buckets_of", "bucket_count",
            "BUCKET_ROWS"]
 
 SLOTS = ("a", "b")
@@ -110,6 +117,16 @@ FLIP_SCRIPT = """
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
+"""
+
+#: After the fold: point readers at the base alone (one ``HGET`` a customer instead of two),
+#: when the pointer is still the overlay's. KEYS: ptr; ARGV: the overlay's pointer, the base's.
+UNLAY_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
 """
 
 #: Fold one overlay bucket into its base: every value goes to its base bucket (``HSET``, the

@@ -1,26 +1,32 @@
 """Push the latest committed as-of of every table to the Redis online store: plan, execute,
 commit (the run that commits a partition calls it under the store's writer lease).
 
-Each table has two slots and a pointer (:mod:`.redis_codec`). A push writes the slot readers
-are *not* served:
+Each table has a base slot, overlay slots and a pointer (:mod:`.redis_codec`). A push never
+writes what readers are served:
 
 * **plan** (:func:`plan_push`, pure): per table, the latest partition and its generation
-  against what each slot holds. Nothing to do when the served slot already holds it. The idle
-  slot is brought up to date by its *difference* when it is complete and the partition it holds
-  is still committed unchanged (or it is the half-written target of this very push, with the
-  base it started from): only the customers whose packed value changed are written (recency is
-  stored as event days, so an idle customer's value does not change from day to day) and those
-  no longer present deleted. Otherwise the slot is rewritten whole.
+  against the served view. Nothing to do when it already holds it. When the served
+  generation's partition is still committed unchanged (or was rewritten by late hits of its
+  own day only, with a handover), a day's push writes only what changed since it (``delta``:
+  the rows the materialization handed over; ``diff``: the customers whose packed value differs
+  between the two partitions; recency is stored as event days, so an idle customer's value
+  does not change) into the overlay slot not served. Otherwise the base slot the served view
+  does not read is rewritten whole (``full``).
 * **execute** (:func:`execute_push`): the slot's metadata is set to ``writing`` first (never
-  served; the next push sees it), then Dask tasks on the workers read the partition(s), compute
-  the difference with Arrow and write with pipelined ``HSET``/``HDEL``; a whole rewrite runs
-  as several tasks per table, each a range of customers.
+  served; the next push sees it) with the buckets it may use, which are cleared; then Dask
+  tasks on the workers read the handover or the partition(s), compute the difference with Arrow
+  and write with pipelined ``HSET``/``HDEL``; a whole rewrite runs as several tasks per table,
+  each a range of customers.
 * **commit** (:func:`commit_push`): per table one script marks the slot complete and flips the
-  pointer, after the lease is checked; then the offline record ``_state/online.json`` is
-  written (what was pushed: readers tell a lost table from one never pushed by it).
+  pointer, after the lease is checked; the offline record ``_state/online.json`` is written
+  (what was pushed: readers tell a lost table from one never pushed by it); then an overlay is
+  folded into its base (:func:`fold_overlay`, invisible to readers) and the pointer moved to
+  the base alone, or after a whole rewrite the old base and its overlays are deleted
+  (:func:`retire_slot`).
 
-A push that dies at any point leaves the served slot untouched; the next push redoes the slot
-it was writing.
+A push that dies while writing leaves the served view untouched (the next push clears and
+writes that slot again); one that dies while folding leaves the new generation served through
+its overlay (the next push finishes the fold).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from .redis_codec import (
     FLIP_SCRIPT,
     FOLD_SCRIPT,
     OVERLAYS,
+    UNLAY_SCRIPT,
     SLOTS,
     SlotMeta,
     TableKeys,
@@ -927,11 +934,24 @@ def _write_overlay(r: Any, keys: TableKeys, job: TablePush, ids: pa.Array, value
     return count
 
 
+def retire_slot(r: Any, keys: TableKeys, slot: str) -> None:
+    """Delete a slot no view reads any more (after a whole push flipped to another base): its
+    keys first (UNLINK: Redis frees them in the background), its metadata last, so a push
+    that dies in between leaves the metadata listing the keys for the next one to clear."""
+    meta = SlotMeta.loads(r.get(keys.meta(slot)))
+    if meta is None:
+        return
+    clear_slot(r, Dest(keys.rows(slot), 1), max(meta.buckets if slot in SLOTS else 0,
+                                                meta.overlay, meta.stale))
+    r.delete(keys.meta(slot))
+
+
 def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str) -> int:
     """Fold the overlay slot ``overlay`` into the base slot ``base_slot`` it lays over
-    (:data:`~.redis_codec.FOLD_SCRIPT`, one call per overlay bucket, pipelined). Readers of
-    the overlay see no change; the base's metadata says ``folding`` until it holds the
-    overlay's generation (a fold that died is run again by the next push).
+    (:data:`~.redis_codec.FOLD_SCRIPT`, one call per overlay bucket, pipelined), then point
+    readers at the base alone. Readers of the overlay see no change; the base's metadata says
+    ``folding`` until it holds the overlay's generation (a fold that died is run again by the
+    next push).
 
     Args:
         r: a Redis client.
@@ -966,6 +986,11 @@ def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str) -> int:
             time.sleep(delay)
     r.set(keys.meta(base_slot), dataclasses.replace(folding, state="complete",
                                                     folding="").dumps())
+    # the base alone now holds the generation: readers ask it only (one HGET, not two)
+    pointer = r.get(keys.ptr)
+    if pointer and pointer.decode().startswith(f"{overlay}|"):
+        push = pointer.decode().split("|", 1)[1]
+        r.eval(UNLAY_SCRIPT, 1, keys.ptr, pointer, f"{base_slot}|{push}")
     return folded
 
 
@@ -984,8 +1009,9 @@ FOLD_PIPELINE = 100
 
 def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
               parts: int) -> dict[str, Any]:
-    """One task of a table's push, on a worker: write the slot's rows of one range of
-    customers (``full``), or the difference of the whole table (``diff``).
+    """One task of a table's push, on a worker: write the base slot's rows of one range of
+    customers (``full``), or what changed of the whole table into the overlay (``delta``,
+    ``diff``).
 
     Args:
         store: the offline store.
@@ -996,7 +1022,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
         parts: the number of ranges.
 
     Returns:
-        ``{"written", "deleted", "rows", "mode"}``.
+        ``{"written", "deleted", "rows", "mode"}`` (and ``"overlay"``, its bucket count).
     """
     r = redis_client(url, protocol=2)  # replies counted on the socket (_Sender.drain)
     keys = TableKeys(namespace, job.table)
@@ -1174,12 +1200,20 @@ def commit_push(store: Store, url: str, plan: PushPlan, written: dict[str, dict[
     store.write_json({"namespace": plan.namespace, "url": redact(url), "push_id": plan.push_id,
                       "pushed_at": dt.datetime.now(dt.UTC).isoformat(),
                       "tables": tables}, ONLINE_RECORD)
+    for planned in plan.tables:  # a new base served: the old one and its overlays are unread
+        job = written.get(planned.table, {}).get("job", planned)
+        if job.mode == "full":
+            keys = TableKeys(plan.namespace, job.table)
+            for slot in (other_slot(job.slot), *OVERLAYS):
+                retire_slot(r, keys, slot)
     for planned in plan.tables:  # served already: the fold only readies the next push
         job = written.get(planned.table, {}).get("job", planned)
         if job.mode in ("delta", "diff"):
             store.check_lease()
-            written[job.table]["folded"] = fold_overlay(
-                r, TableKeys(plan.namespace, job.table), job.slot, job.base_slot)
+            started = time.perf_counter()
+            keys = TableKeys(plan.namespace, job.table)
+            written[job.table]["folded"] = fold_overlay(r, keys, job.slot, job.base_slot)
+            written[job.table]["fold_seconds"] = round(time.perf_counter() - started, 4)
 
 
 def _latest(store: Store, table: str, committed: dict[str, dict[str, int]]

@@ -17,7 +17,7 @@ from featurestore.storage import Store
 from tests._redis_server import RedisServer
 
 pytest.importorskip("hiredis", reason="the redis extra")
-from hiredis import pack_command  # noqa: E402
+from hiredis import pack_command
 
 
 @pytest.fixture()

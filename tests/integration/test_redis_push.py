@@ -134,11 +134,13 @@ def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets
     assert sum(r.hlen(keys.rows("b", b)) for b in range(11)) == 40
     held = SlotMeta.loads(r.get(keys.meta("b")))
     assert (held.state, held.as_of, held.folding) == ("complete", "2026-03-07", "")
+    assert r.get(keys.ptr).decode().startswith("b|")  # then served from the base alone
 
     # a whole rewrite of slot a that died after writing into buckets 0..10 ...
     for b in range(11):
         r.hset(keys.rows("a", b), "junk", "[0]")
-    dead = SlotMeta.loads(r.get(keys.meta("a")))
+    assert r.get(keys.meta("a")) is None  # retired when b became the base (one base held)
+    dead = SlotMeta.loads(r.get(keys.meta("b")))
     r.set(keys.meta("a"), SlotMeta(**{**dead.__dict__, "state": "writing", "base": None,
                                       "stale": 11}).dumps())
     fourth = _publish(tmp_path, "2026-03-08", 30, 4).rename(
@@ -150,6 +152,9 @@ def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets
     # ... is cleared whole by the next one: 30 rows in one bucket, no key of the old ones left
     left = sorted(k.decode() for k in r.scan_iter(match=keys.rows("a") + "*"))
     assert left == [keys.rows("a", 0)] and r.hlen(keys.rows("a", 0)) == 30
+    # and the base it replaced and the overlays over it are gone (one base held, not two)
+    for slot in ("b", "x", "y"):
+        assert not list(r.scan_iter(match=f"{keys.tag}:{slot}:*")), slot
     view = online.view("customer_features", ids)
     assert view.get(ids[5]) == {"page_views_30d": int(fourth["page_views_30d"][5])}
     online.stop()

@@ -170,14 +170,14 @@ def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
     assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
     second = _latest(store)
     # day 3 committed without a push, then `featurestore online push`: served is day 2 (an
-    # overlay over base a, folded); the materialization handed over the rows that may have
+    # overlay over base a, folded, then base a alone); the materialization handed over the rows that may have
     # changed since day 1, flagged with those that may have changed since day 2: only those
     # are written, into the other overlay (no partition is read whole)
     assert _ingest(_raw(days4, tmp_path, 3), store, client, None, monkeypatch) == 0
     latest = _latest(store)
     pushed = _push(store, server, client, capsys)
     cf = pushed["customer_features"]
-    assert (cf["mode"], cf["as_of"], cf["slot"]) == ("delta", latest, "y"), cf
+    assert (cf["mode"], cf["as_of"], cf["slot"]) == ("delta", latest, "x"), cf
     assert pushed["customer_product_features"]["mode"] == "delta"  # grouped per customer
     want, gone = _changed(store, "customer_features", latest, second)
     delta = pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
@@ -191,7 +191,7 @@ def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
     _served_equals_offline(store, server, latest)
 
     # day 4 without its handover (record removed): the push compares the partitions instead,
-    # writing exactly the customers whose stored row changed since day 3 (overlay x)
+    # writing exactly the customers whose stored row changed since day 3 (overlay x again)
     assert _ingest(_raw(days4, tmp_path, 4), store, client, None, monkeypatch) == 0
     (store / "_state" / "online_delta.json").unlink()
     previous, latest = latest, _latest(store)
@@ -233,7 +233,7 @@ def test_late_days_rewrite_several_as_of_dates_and_the_push_serves_them(
     assert after[day2] > before[day2] and after[late_days[0]] == before[late_days[0]]
     cf = _push(store, server, client, capsys)["customer_features"]
     assert (cf["mode"], cf["slot"], cf["as_of"], cf["generation"]) == \
-        ("delta", "y", day3, after[day3])
+        ("delta", "x", day3, after[day3])
     handed_all = pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
                                  / f"as_of={day3}.parquet")
     assert cf["written"] == len(handed_all)  # not only the rows flagged near
@@ -510,6 +510,7 @@ def test_push_killed_while_folding_serves_the_new_generation_and_the_next_finish
         assert row == rows[as_of].get(cid), (as_of, cid)  # one stored version, never a mix
     held = SlotMeta.loads(r.get(keys.meta("a")))
     assert (held.state, held.as_of, held.folding) == ("complete", new_as_of, "")
+    assert r.get(keys.ptr).decode().startswith("a|")  # folded: the base alone is served
     # the base alone now holds the partition: served without the overlay, every row equal
     for b in range(max(over.overlay, over.stale)):
         r.delete(keys.rows("x", b))
