@@ -129,40 +129,36 @@ end
 return 0
 """
 
-#: Fold one overlay bucket into its base: every value goes to its base bucket (``HSET``, the
-#: fields of one base bucket in one call), a deleted customer is removed (``HDEL``). Readers
-#: of the overlay's view see no change (the overlay still answers for every field it holds), so
-#: a push folds after its flip, in as many script calls as the overlay has buckets (each is
-#: short: readers wait for one bucket at most). Idempotent: a fold that died is run again.
-#: KEYS: the overlay bucket; ARGV: the base's rows key. Returns the fields folded.
+#: Fold one overlay bucket into its base: every value goes to its base bucket (``HSET``, a run
+#: of consecutive fields of one base bucket in one call: the push writes an overlay bucket's
+#: fields in base-bucket order, which a small hash keeps), a deleted customer is removed
+#: (``HDEL``). Readers of the overlay's view see no change (the overlay still answers for
+#: every field it holds), so a push folds after its flip, in as many script calls as the
+#: overlay has buckets (each is short: readers wait for one bucket at most). Idempotent: a
+#: fold that died is run again. KEYS: the overlay bucket; ARGV: the base's rows key. Returns
+#: the fields folded.
 FOLD_SCRIPT = """
 local kv = redis.call('HGETALL', KEYS[1])
-local sets, dels = {}, {}
+local pre = ARGV[1] .. ':'
+local find, sub = string.find, string.sub
+local cur, args, n = nil, {}, 0
 for i = 1, #kv, 2 do
   local v = kv[i + 1]
-  local cut = string.find(v, '|', 1, true)
-  local b = string.sub(v, 1, cut - 1)
+  local cut = find(v, '|', 1, true)
+  local b = sub(v, 1, cut - 1)
+  if b ~= cur or n >= 400 then
+    if n > 0 then redis.call('HSET', pre .. cur, unpack(args, 1, n)) end
+    cur, n = b, 0
+  end
   if cut == #v then
-    local d = dels[b] or {}
-    d[#d + 1] = kv[i]
-    dels[b] = d
+    redis.call('HDEL', pre .. b, kv[i])
   else
-    local s = sets[b] or {}
-    s[#s + 1] = kv[i]
-    s[#s + 1] = string.sub(v, cut + 1)
-    sets[b] = s
+    args[n + 1] = kv[i]
+    args[n + 2] = sub(v, cut + 1)
+    n = n + 2
   end
 end
-for b, s in pairs(sets) do
-  for j = 1, #s, 200 do
-    redis.call('HSET', ARGV[1] .. ':' .. b, unpack(s, j, math.min(#s, j + 199)))
-  end
-end
-for b, d in pairs(dels) do
-  for j = 1, #d, 200 do
-    redis.call('HDEL', ARGV[1] .. ':' .. b, unpack(d, j, math.min(#d, j + 199)))
-  end
-end
+if n > 0 then redis.call('HSET', pre .. cur, unpack(args, 1, n)) end
 return #kv / 2
 """
 

@@ -912,7 +912,9 @@ def _write_overlay(r: Any, keys: TableKeys, job: TablePush, ids: pa.Array, value
     values = pa.concat_arrays([values.cast(pa.string()),
                                pa.array([""] * len(deletes), pa.string())])
     base = buckets_of(ids, job.buckets)
-    which = base % count
+    order = np.argsort(base, kind="stable")  # an overlay bucket's fields in base order: the
+    ids, values, base = ids.take(pa.array(order)), values.take(pa.array(order)), base[order]
+    which = base % count  # fold sets a run of one base bucket's fields in one HSET
     tagged = pc.binary_join_element_wise(pc.cast(pa.array(base), pa.string()), values, "|")
     prefix = keys.rows(job.slot)
     delay = float(os.environ.get(DELAY_ENV) or 0)
