@@ -393,10 +393,11 @@ class RedisOnlineStore:
         """The running loop's pipelined connection (None: the URL needs redis-py)."""
         if not self._fast_ok:
             return None
-        loop = id(asyncio.get_running_loop())
-        conn = self._fast_conns.get(loop)
-        if conn is None:
-            conn = self._fast_conns[loop] = AsyncRedis(self.url, timeout=TIMEOUT)
+        loop = asyncio.get_running_loop()
+        conn = self._fast_conns.get(id(loop))
+        if conn is None or conn.loop is not loop:  # a new loop (an id may be reused)
+            conn = self._fast_conns[id(loop)] = AsyncRedis(self.url, timeout=TIMEOUT)
+            conn.loop = loop
         return conn
 
     def _script(self) -> Any:

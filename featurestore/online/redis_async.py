@@ -112,6 +112,7 @@ class AsyncRedis:
         self.password = unquote(parsed.password) if parsed.password else None
         db = parsed.path.strip("/") if parsed.scheme != "unix" else ""
         self.db = int(db) if db else 0
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it serves (the caller's)
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future | None = None
         self._watch: asyncio.TimerHandle | None = None
