@@ -339,9 +339,11 @@ class SlotMeta:
             return None
         try:
             data = orjson.loads(raw)
-            return cls(**data)
-        except (orjson.JSONDecodeError, TypeError):
-            return None  # a foreign or older value: treated as an empty slot
+            known = cls.__dataclass_fields__
+            # keys a newer push added are ignored (a reader one release behind still reads)
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
+            return None  # a foreign value: treated as an empty slot
 
 
 def unpack(raw: bytes, multi: bool, recency: list[int], day: int) -> list[list[Any]]:

@@ -394,3 +394,13 @@ def test_resp_commands_into_buckets_group_each_buckets_fields_and_equal_hiredis_
         assert seen == dict(zip(ids, values))
     assert _resp_hset_buckets("k", pa.array([], pa.string()), pa.array([], pa.string()), 5, 3) \
         == (memoryview(b""), 0)
+
+
+def test_slot_metadata_with_keys_a_newer_push_added_still_loads():
+    """A reader one release behind the pusher ignores metadata keys it does not know, and a
+    value that is not a metadata object reads as an empty slot."""
+    meta = _meta(base_slot="a", overlay=4)
+    raw = orjson.loads(meta.dumps())
+    raw["added_later"] = {"x": 1}
+    assert SlotMeta.loads(orjson.dumps(raw)) == meta
+    assert SlotMeta.loads(b"[1, 2]") is None and SlotMeta.loads(b"not json") is None
