@@ -881,10 +881,34 @@ def _push_overlay(store: Store, r: Any, namespace: str, job: TablePush,
     if packed is None:  # a value orjson packs (a list, a string needing escapes)
         ids, values = pack_rows(rows, names, multi)
         packed = (pa.array(ids, pa.string()), pa.array(values, pa.binary()).cast(pa.string()))
-    count = _write_overlay(r, TableKeys(namespace, job.table), job, packed[0], packed[1],
-                           deletes)
-    return {"mode": mode, "written": len(packed[0]), "deleted": len(deletes), "rows": total,
-            "overlay": count}
+    keys = TableKeys(namespace, job.table)
+    count = _write_overlay(r, keys, job, packed[0], packed[1], deletes)
+    out = {"mode": mode, "written": len(packed[0]), "deleted": len(deletes), "rows": total,
+           "overlay": count}
+    if len(packed[0]) + len(deletes) <= FOLD_SEND_ROWS:
+        out["fold"] = _fold_commands(keys.rows(job.base_slot), job.buckets, packed[0],
+                                     packed[1], deletes)
+    return out
+
+
+#: A day's overlay of at most this many rows is folded by the committing process sending the
+#: same rows into the base's buckets (``_fold_commands``: about half the Lua fold's time at 5 M
+#: customers, where each row lands in its own bucket); a bigger one (a push after a gap) is
+#: folded in Redis (:data:`~.redis_codec.FOLD_SCRIPT`), not shipped through Dask.
+FOLD_SEND_ROWS = 200_000
+
+
+def _fold_commands(base_key: str, buckets: int, ids: pa.Array, values: pa.Array,
+                   deletes: list[str]) -> tuple[bytes, int, int]:
+    """The base's ``HSET``/``HDEL`` commands that fold an overlay of these rows and deletions
+    (the Redis protocol, built in Arrow as a whole push's): (bytes, number of commands, rows
+    and deletions)."""
+    from hiredis import pack_command
+
+    data, n = _resp_hset_buckets(base_key, ids.cast(pa.string()), values.cast(pa.string()),
+                                 HSET_CHUNK, buckets) if len(ids) else (memoryview(b""), 0)
+    dels = [pack_command(("HDEL", f"{base_key}:{bucket_of(c, buckets)}", c)) for c in deletes]
+    return bytes(data) + b"".join(dels), n + len(dels), len(ids) + len(deletes)
 
 
 def _write_overlay(r: Any, keys: TableKeys, job: TablePush, ids: pa.Array, values: pa.Array,
@@ -948,7 +972,8 @@ def retire_slot(r: Any, keys: TableKeys, slot: str) -> None:
     r.delete(keys.meta(slot))
 
 
-def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str) -> int:
+def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str,
+                 commands: tuple[bytes, int, int] | None = None) -> int:
     """Fold the overlay slot ``overlay`` into the base slot ``base_slot`` it lays over
     (:data:`~.redis_codec.FOLD_SCRIPT`, one call per overlay bucket, pipelined), then point
     readers at the base alone. Readers of the overlay see no change; the base's metadata says
@@ -960,6 +985,9 @@ def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str) -> int:
         keys: the table's keys.
         overlay: ``x`` or ``y`` (complete).
         base_slot: the base it lays over.
+        commands: the base's ``HSET``/``HDEL`` commands of the overlay's rows
+            (:func:`_fold_commands`, from the task that wrote it), sent instead of the Lua
+            fold; None: fold in Redis (a fold the next push finishes, a big overlay).
 
     Returns:
         The fields folded.
@@ -978,8 +1006,16 @@ def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str) -> int:
     import os
 
     delay = float(os.environ.get(FOLD_DELAY_ENV) or 0)
+    if commands is not None and not delay:  # the rows the task wrote, sent to the base
+        sender, ok = _Sender(r), False
+        try:
+            sender.send_raw(memoryview(commands[0]), commands[1])
+            ok = True
+        finally:
+            sender.close(ok)
+        folded = commands[2]
     step = 1 if delay else FOLD_PIPELINE
-    for lo in range(0, ov.overlay, step):
+    for lo in range(0, ov.overlay if commands is None or delay else 0, step):
         pipe = r.pipeline(transaction=False)
         for b in range(lo, min(ov.overlay, lo + step)):
             pipe.evalsha(sha, 1, f"{prefix}:{b}", base_rows)
@@ -1168,6 +1204,8 @@ def execute_push(store: Store, url: str, plan: PushPlan, client: Client | None,
             meta = metas[table]
             metas[table] = dataclasses.replace(meta, overlay=result["overlay"],
                                                stale=max(meta.stale, result["overlay"]))
+        if "fold" in result:
+            out[table]["fold"] = result["fold"]
     for table, meta in metas.items():
         out[table]["meta"] = meta
     return out
@@ -1185,7 +1223,7 @@ def commit_push(store: Store, url: str, plan: PushPlan, written: dict[str, dict[
         written: :func:`execute_push`'s result.
         record: the previous offline record, or None.
     """
-    r = redis_client(url)
+    r = redis_client(url, protocol=2)  # the fold's replies are counted on the socket
     flip = r.register_script(FLIP_SCRIPT)
     tables = dict((record or {}).get("tables", {})) \
         if (record or {}).get("namespace") == plan.namespace else {}
@@ -1214,7 +1252,8 @@ def commit_push(store: Store, url: str, plan: PushPlan, written: dict[str, dict[
             store.check_lease()
             started = time.perf_counter()
             keys = TableKeys(plan.namespace, job.table)
-            written[job.table]["folded"] = fold_overlay(r, keys, job.slot, job.base_slot)
+            written[job.table]["folded"] = fold_overlay(r, keys, job.slot, job.base_slot,
+                                                        written[job.table].pop("fold", None))
             written[job.table]["fold_seconds"] = round(time.perf_counter() - started, 4)
 
 
@@ -1289,7 +1328,8 @@ def push_online(store: Store, url: str, *, tables: dict[str, list[str]],
     commit_push(store, url, plan, written, record)
     report = PushReport(redact(url), namespace, push_id, seconds=time.perf_counter() - started)
     for table, info in written.items():
-        report.tables[table] = {k: v for k, v in info.items() if k not in ("meta", "job")}
+        report.tables[table] = {k: v for k, v in info.items()
+                                if k not in ("meta", "job", "fold")}
     log.info("online push %s: %s", push_id, report.tables)
     return report
 
