@@ -4,6 +4,7 @@ redis-server), and reads back equal to pandas."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -226,4 +227,41 @@ def test_a_slot_of_one_hash_written_before_buckets_is_read_then_rewritten_into_b
     assert (info["slot"], info["mode"], info["written"]) == ("b", "full", 30)
     assert SlotMeta.loads(r.get(keys.meta("b"))).buckets == 1
     assert r.hlen(keys.rows("b", 0)) == 30
+    online.stop()
+
+
+@pytest.mark.parametrize("send_rows", [0, 200_000])
+def test_a_days_overlay_folds_into_the_base_by_script_or_by_sending_the_rows(
+        tmp_path, redis_server, monkeypatch, send_rows):
+    """Either fold (the Lua script per overlay bucket, or the committing process sending the
+    written rows into the base's buckets) leaves the base alone holding exactly the new
+    partition: changed rows, new customers, and the customers gone deleted."""
+    import redis
+
+    from featurestore.online import redis_push
+    from featurestore.online.redis_codec import SlotMeta, TableKeys
+
+    monkeypatch.setattr(redis_push, "FOLD_SEND_ROWS", send_rows)
+    redis.Redis.from_url(redis_server.url).flushall()
+    store = Store(str(tmp_path / "store"))
+    args = {"tables": {"customer_features": ["customer_id"]}, "recency": {}}
+    first = _publish(tmp_path, "2026-03-05", 900, 7)
+    push_online(store, redis_server.url, **args)
+    second = _publish(tmp_path, "2026-03-06", 1000, 8).iloc[50:]  # 50 gone, 100 new
+    second.to_parquet(tmp_path / "store" / "customer_features" / "as_of=2026-03-06"
+                      / "part-0.parquet", index=False)
+    report = push_online(store, redis_server.url, **args)
+    info = report.tables["customer_features"]
+    assert (info["mode"], info["deleted"]) == ("diff", 50) and info["folded"] > 0
+    r = redis.Redis.from_url(redis_server.url)
+    keys = TableKeys(report.namespace, "customer_features")
+    assert r.get(keys.ptr).decode().startswith("a|")  # the base alone is served
+    assert SlotMeta.loads(r.get(keys.meta("a"))).as_of == "2026-03-06"
+    online = RedisOnlineStore(store, url=redis_server.url, tables=("customer_features",))
+    ids = list(first["customer_id"]) + list(second["customer_id"])
+    view = online.view("customer_features", ids)
+    assert sorted(view.index) == sorted(second["customer_id"])
+    assert all(view.get(c) == {"page_views_7d": int(v)}
+               for c, v in zip(second["customer_id"], second["page_views_7d"]))
+    assert sum(r.hlen(keys.rows("a", b)) for b in range(9)) == len(second)
     online.stop()
