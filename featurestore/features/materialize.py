@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import layout
 from ..cluster import dask_client
@@ -287,8 +288,11 @@ def _write_deltas(store: Store, as_of: dt.date, table: str, out: pa.Table,
     """The online push's handover (:mod:`.online_delta`) when ``table`` has one at ``as_of``:
     its rows of the customers active on a day that moves them."""
     if deltas and table in deltas:
-        write_delta(store, table, as_of, out,
-                    candidates(store, delta_days(as_of, deltas[table])))
+        near = candidates(store, delta_days(as_of, deltas[table], back=(0,)))
+        far = candidates(store, [d for d in delta_days(as_of, deltas[table])
+                                 if d not in delta_days(as_of, deltas[table], back=(0,))])
+        ids = pc.unique(pa.chunked_array([near, far], pa.string()).combine_chunks())
+        write_delta(store, table, as_of, out, ids, near=near)
 
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
