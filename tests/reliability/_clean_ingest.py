@@ -3,19 +3,16 @@ of the compaction and the column backfill compare their killed-then-rerun stores
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 
-def ingest_cli(raw: Path, store: Path, *more: str,
-               kill_when: Callable[[], bool] | None = None) -> dict:
+def ingest_cli(raw: Path, store: Path, *more: str) -> dict:
     """``featurestore ingest`` as the kill -9 modules run it: the real CLI in its own process
-    group with its own one-worker cluster (:func:`benchmarks.reliability.run_cli`, which
-    SIGKILLs the group as soon as ``kill_when`` returns True)."""
+    group with its own one-worker cluster (:func:`benchmarks.reliability.run_cli`)."""
     from benchmarks.reliability import run_cli
 
     return run_cli(["ingest", str(raw), "--store", str(store), "--workers", "1",
-                    "--no-progress", *more], kill_when=kill_when)
+                    "--no-progress", *more])
 
 
 def build(folder: Path) -> None:
