@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["buffers", "descents", "search_sorted", "sorted_members", "warm_up"]
+__all__ = ["buffers", "descents", "run_codes", "search_sorted", "sorted_members", "warm_up"]
 
 
 def buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +107,47 @@ def descents(values: pa.Array) -> int:
     return int(_descents(off, data))
 
 
+@njit(nogil=True, cache=True)
+def _run_codes(off: np.ndarray, data: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
+    n = len(off) - 1
+    codes = np.empty(n, dtype=np.int64)
+    starts = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if i > 0:
+            c = _compare(data, off[i - 1], off[i], data, off[i], off[i + 1])
+            if c > 0:
+                return False, codes, starts
+            if c < 0:
+                k += 1
+                starts[k] = i
+        else:
+            starts[0] = 0
+        codes[i] = k
+    return True, codes, starts[:k + 1] if n else starts[:0]
+
+
+def run_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+    """:func:`~.pairs.sorted_codes` of values already sorted (repeats allowed), by one pass
+    over the bytes, or None when they are not sorted (or have nulls).
+
+    Args:
+        values: strings.
+
+    Returns:
+        (sorted distinct values, each value's position among them), or None.
+    """
+    if values.null_count:
+        return None
+    off, data = buffers(values)
+    ok, codes, starts = _run_codes(off, data)
+    if not ok:
+        return None
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values.take(pa.array(starts)), codes
+
+
 def search_sorted(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
     """Per needle, how many of ``ids`` are less than it (its insertion point in id order).
 
@@ -163,6 +204,7 @@ def warm_up() -> None:
     """Load (or compile) the kernels now, so the first materialization does not."""
     ids = pa.array(["a", "b"], pa.large_string())
     descents(ids)
+    run_codes(ids)
     sorted_members(ids, ids)
     search_sorted(ids, np.array([0, 1]), ids)
     search_sorted(pa.array(["a"], pa.string()), np.array([0]), ids)
