@@ -29,7 +29,7 @@ from .. import layout
 from ..storage import Store
 from ._io import large_strings, read_ipc, write_ipc
 from .definitions import FeatureRepo, is_extended
-from .strings import run_codes
+from .strings import packed_codes, run_codes
 
 __all__ = ["PAIR_STATE", "PAIRS_FORMAT", "PairSums", "PairWindow", "Spec", "aggregate",
            "column_of", "empty", "load_pairs", "merge", "pair_specs", "pairs_exist", "roll",
@@ -114,9 +114,12 @@ def _sort_ranks(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def sorted_codes(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
     """(sorted distinct values, each value's position among them). A chunked input is encoded
     with one dictionary across its chunks. Values already sorted (a day's customer x product
-    rows, by customer) take one pass over their bytes instead of a hash and a sort."""
+    rows, by customer) take one pass over their bytes instead of a hash and a sort; short
+    ones (ids of up to 8 bytes) are coded as integers (:func:`.strings.packed_codes`)."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         ran = run_codes(values)
+        if ran is None:
+            ran = packed_codes(values)
         if ran is not None:
             return ran
     encoded = pc.dictionary_encode(values)
