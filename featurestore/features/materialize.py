@@ -64,6 +64,7 @@ from .definitions import FeatureRepo, is_extended
 from .online_delta import candidates, commit_deltas, delta_days, delta_windows, write_delta
 from .pairs import (
     PAIRS_FORMAT,
+    DistinctCounts,
     PairSums,
     PairWindow,
     Spec,
@@ -297,8 +298,11 @@ def _window_at(window: PairWindow, daily: pa.Table | None) -> PairWindow:
     return dataclasses.replace(window, rows=daily)
 
 
-def _same(value: Any) -> Any:
-    return value
+def _distinct_task(window: PairWindow, daily: pa.Table | None,
+                   specs: list[Spec]) -> DistinctCounts:
+    """The distinct-product counts the customer tables need of the whole window, computed
+    where the window and the day's rows are (:class:`.pairs.DistinctCounts`)."""
+    return DistinctCounts.of(_window_at(window, daily), specs)
 
 
 def _state(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
@@ -360,7 +364,7 @@ def _ext_daily_task(store: Store, ext: ext_engine.ExtPlan, day: dt.date) -> int:
 def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.date,
                           tables: list[str], state: CustomerState,
                           lags: dict[int, CustomerState | dt.date | None],
-                          window: PairWindow | None, daily,
+                          window: DistinctCounts | PairWindow | None, daily,
                           ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date] | None = None,
                           deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day
@@ -651,16 +655,16 @@ class _Run:
       inside the task) and the day's customer frame;
     * ``pairs``: customer x product tables (prior + D's pairs), needing no state, and the
       window of D stored for the next day to roll from;
-    * ``window``: a copy of the prior on the customer tables' worker (see below);
+    * ``distinct``: per customer, the window's distinct-product counts (next to the window);
     * ``asof``: customer tables from the state of D and the states a window back, and the
       state of D written.
 
     ``prior`` starts at once, alongside ``daily``. Dask places a task by where its inputs
     are, which would put every task of the day on one worker; so the day's aggregates, state
     and customer tables are pinned (loosely: a missing worker is replaced) to one worker and
-    its pair window and customer x product tables to the next. ``window`` is queued on the
-    first worker behind ``daily``: a worker fetches a queued task's inputs while it computes,
-    so the pair window (for distinct counts) is there before the customer tables need it.
+    its pair window, customer x product rows and tables to the next. What crosses between
+    them is small: the prior (to the first worker only when it runs there) and ``distinct``,
+    one row per customer.
     """
 
     def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
@@ -689,9 +693,10 @@ class _Run:
         self.ext = ext_engine.ext_plan(repo)  # SPEC §3a features: their own state chain
         self.ext_states: dict[dt.date, Any] = {}
 
-    def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None) -> Any:
+    def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None,
+                priority: int = 0) -> Any:
         where = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        return self.c.submit(fn, *args, pure=False, **where,
+        return self.c.submit(fn, *args, pure=False, priority=priority, **where,
                              key=f"fs-{kind}-{day.isoformat()}-{time.monotonic_ns()}")
 
     def _worker(self, day: dt.date, offset: int) -> str | None:
@@ -797,6 +802,13 @@ class _Run:
             self.ext_states[day] = ext_state
             ext = (self.ext, ext_state, self.first)
         out = []
+        distinct = None
+        if self.distinct and cust_names:
+            # Per customer, on the pair window's worker, ahead of the pair tables there (else
+            # the idle first worker may take it over and fetch the day's rows): the customer
+            # tables' worker receives these counts, not the window nor the rows.
+            distinct = self._submit("distinct", day, _distinct_task, prior, fresh,
+                                    self.distinct, worker=side, priority=1)
         if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
             pairs = self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
                                  pair_names, self.specs, prior, fresh, self.rolls,
@@ -805,13 +817,8 @@ class _Run:
             if self.rolls:
                 self.pair_tasks[day] = pairs
                 self.pairs_kept.append(day)
-        distinct = None
-        if self.distinct and cust_names:
-            # A copy on the customer tables' worker, made while the day's aggregates run there
-            # (a worker fetches a queued task's inputs while busy), not after the state.
-            distinct = self._submit("window", day, _same, prior, worker=home)
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
-                                self.plan, day, cust_names, state, lagged, distinct, fresh,
+                                self.plan, day, cust_names, state, lagged, distinct, None,
                                 ext, self._deltas_at(day, cust_names), worker=home))
         return out
 

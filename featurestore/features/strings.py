@@ -253,7 +253,7 @@ def packed_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
     ok, keys = _packed(off, data)
     if not ok:
         return None
-    bits = max(0, min(14, int(len(keys)).bit_length() - 10))  # partitions of ~1 k rows
+    bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
     codes, uniques = _int_codes(keys, bits)
     order = np.argsort(uniques)
     rank = np.empty(len(order), dtype=np.int64)
