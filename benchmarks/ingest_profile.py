@@ -13,8 +13,8 @@ frame that names one:
 | stage | frames |
 |---|---|
 | read | the file's bytes from the raw store (fsspec) |
-| decompress | ``_decompress`` (ISA-L) |
-| scan | ``scan_lines`` (the numba byte scanner, line count included) |
+| decompress | ``_one_member_pieces`` (ISA-L, a piece at a time) |
+| scan | ``scan_pieces`` (the numba byte scanner; time and product checks included) |
 | validate | UTF-8, time and product-list checks, the quarantine table |
 | gather | ``gather_columns`` (field bytes to Arrow strings) |
 | parse (rest) | the rest of ``parse_file``: md5, masks, building the Arrow table |
@@ -52,8 +52,11 @@ from ingest import _igzip_in_process, warm_workers
 
 #: (stage, substrings of a frame "function (file:line)"); the innermost match wins.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("decompress", ("_decompress (",)),
-    ("scan", ("scan_lines (", "scan_lines_and_int (")),  # the hit time is parsed in the scan
+    # since issue #27's third round the two interleave a piece at a time: the decompressor is
+    # the generator the scan pulls from (the older names profile older checkouts)
+    ("decompress", ("_one_member_pieces (", "_pieces_of (", "_decompress (")),
+    ("scan", ("scan_pieces (", "scan_pieces.<locals>.scan (", "scan_lines (",
+              "scan_lines_and_int (")),
     ("validate", ("valid_utf8_rows (", "_bad_products (",
                   "_quarantine_table (")),
     ("gather", ("gather_columns (", "gather_strings (")),

@@ -22,7 +22,7 @@ def _kernels_loaded() -> bool:
     scan = sys.modules.get("featurestore.sources.weblog.scan")
     if scan is None:
         return False
-    kernels = (scan._scan, scan._count_lines, scan._valid_utf8_rows, scan._gather_many)
+    kernels = (scan._scan_piece, scan._first_newline, scan._valid_utf8_rows, scan._gather_many)
     return all(k.signatures for k in kernels)
 
 

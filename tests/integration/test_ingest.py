@@ -131,6 +131,10 @@ def _reject_case(root, case: str) -> tuple[str, str]:
         target.write_bytes(b"this is not gzip" + data[16:] if case == "corrupt"
                            else data[: len(data) // 2])
         return target.name, "not a valid gzip file"
+    if case == "bad_deflate":  # the gzip header is fine; a block of the stream is damaged
+        (day / "manifest.json").unlink()
+        target.write_bytes(data[:40] + bytes(b ^ 0x55 for b in data[40:80]) + data[80:])
+        return target.name, "not a valid gzip file"
     if case == "md5":
         target.write_bytes(gzip.compress(gzip.decompress(data)))  # same lines, other bytes
         return target.name, "does not match manifest.json"
@@ -146,7 +150,8 @@ def _reject_case(root, case: str) -> tuple[str, str]:
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["corrupt", "truncated", "md5", "records", "missing_column"])
+@pytest.mark.parametrize("case", ["corrupt", "truncated", "bad_deflate", "md5", "records",
+                                  "missing_column"])
 def test_bad_file_is_rejected_whole_and_others_land(case, drops_copy, tmp_path, client):
     root, _ = drops_copy
     name, text = _reject_case(root, case)

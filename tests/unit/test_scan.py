@@ -1,34 +1,58 @@
-"""The numba byte scanner against Python's own decoding, on arbitrary bytes (hypothesis)."""
+"""The numba byte scanner against Python's own decoding, on arbitrary bytes (hypothesis).
+
+The scanner sees a file as pieces cut anywhere (as a gzip stream decompresses), so every
+property is checked with random cuts: the result must not depend on where they fall.
+"""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from featurestore.sources.weblog.parse import _PRODUCT_RE
 from featurestore.sources.weblog.scan import (
     gather_strings,
-    parse_int_fields,
-    scan_lines,
-    scan_lines_and_int,
+    products_ok,
+    scan_buffer,
+    scan_pieces,
     valid_utf8_rows,
 )
 
 
-def _scan(text: bytes, ncols: int, wanted: list[int]):
-    buf = np.frombuffer(text, dtype=np.uint8)
+def _slots(ncols: int, wanted: list[int]) -> np.ndarray:
     slots = np.full(ncols, -1, dtype=np.int64)
     for slot, col in enumerate(wanted):
         slots[col] = slot
-    return buf, scan_lines(buf, slots)
+    return slots
+
+
+def _cut(text: bytes, cuts: list[int]) -> list[bytes]:
+    """``text`` in pieces at the given offsets (empty pieces included)."""
+    bounds = [0, *sorted(min(c, len(text)) for c in cuts), len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+_CUTS = st.lists(st.integers(0, 400), max_size=6)
+
+
+def _scan(text: bytes, ncols: int, wanted: list[int], cuts: list[int] = (), **kwargs):
+    """Scanned pieces, with outputs that start tiny so that their growth is exercised."""
+    return scan_pieces(_cut(text, list(cuts)), _slots(ncols, wanted), min_lines=1, **kwargs)
+
+
+def _field(scanned, line: int, slot: int) -> bytes:
+    return scanned.buf[scanned.starts[line, slot]:scanned.ends[line, slot]].tobytes()
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=40))
 def test_utf8_validation_matches_python(field):
     field = field.replace(b"\t", b"").replace(b"\n", b"")
-    buf, (starts, ends, nfields, nonascii, _) = _scan(field + b"\n", 1, [0])
-    ok = valid_utf8_rows(buf, starts, ends, np.array([0]))[0]
+    scanned = _scan(field + b"\n", 1, [0])
+    ok = valid_utf8_rows(scanned.buf, scanned.starts, scanned.ends, np.array([0]))[0]
     try:
         field.decode("utf-8")
         expected = True
@@ -39,61 +63,62 @@ def test_utf8_validation_matches_python(field):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.text(alphabet="ab\\N01", max_size=4), min_size=1, max_size=5),
-                min_size=1, max_size=8), st.booleans())
-def test_fields_and_counts_match_str_split(rows, trailing_newline):
+                min_size=1, max_size=8), st.booleans(), _CUTS)
+def test_fields_and_counts_match_str_split(rows, trailing_newline, cuts):
     text = "\n".join("\t".join(r) for r in rows) + ("\n" if trailing_newline else "")
-    buf, (starts, ends, nfields, _, line_starts) = _scan(text.encode(), 3, [0, 2])
+    scanned = _scan(text.encode(), 3, [0, 2], cuts)
     lines = text.split("\n")
     if lines[-1] == "":  # a final newline ends the last line; it does not start a new one
         lines.pop()
-    assert list(nfields) == [len(line.split("\t")) for line in lines]
-    for i, line in enumerate(lines):
-        assert bytes(buf[line_starts[i]:line_starts[i + 1] - 1]) == line.encode()
+    assert list(scanned.nfields) == [len(line.split("\t")) for line in lines]
+    for i, line in enumerate(lines):  # a line with the wrong field count keeps its bytes
+        if len(line.split("\t")) != 3:
+            assert scanned.raw_line(i) == line.encode()
     full = [i for i, line in enumerate(lines) if len(line.split("\t")) >= 3]
-    col2 = gather_strings(buf, starts, ends, np.array(full, dtype=np.int64), 1).to_pylist()
+    col2 = gather_strings(scanned.buf, scanned.starts, scanned.ends,
+                          np.array(full, dtype=np.int64), 1).to_pylist()
     want = [lines[i].split("\t")[2] for i in full]
     assert col2 == [None if v in ("", "\\N") else v for v in want]
+
+
+def _python_int(v: bytes) -> int | None:
+    digits = v[1:] if v.startswith(b"-") else v
+    return int(v) if digits.isdigit() and digits.isascii() and len(digits) <= 18 else None
 
 
 @settings(deadline=None)  # the first example may pay for loading the compiled kernels
 @given(st.lists(st.one_of(st.integers(-10**17, 10**17).map(str),
                           st.text(alphabet="0123456789x-", max_size=20)), min_size=1,
-                max_size=20))
-def test_int_parsing_matches_python(values):
+                max_size=20), _CUTS)
+def test_int_parsing_matches_python(values, cuts):
     text = "".join(v + "\n" for v in values).encode()
-    buf, (starts, ends, *_rest) = _scan(text, 1, [0])
-    parsed, ok = parse_int_fields(buf, starts, ends, 0)
-    for v, p, good in zip(values, parsed, ok):
-        try:
-            expected = int(v) if v.lstrip("-").isdigit() and len(v.lstrip("-")) <= 18 \
-                and v.count("-") <= 1 and not v.startswith("--") else None
-        except ValueError:
-            expected = None
+    scanned = _scan(text, 1, [0], cuts, int_slot=0)
+    for v, p, good in zip(values, scanned.ints, scanned.ints_ok, strict=True):
+        expected = _python_int(v.encode())
         assert (expected is not None) == bool(good), v
         if good:
             assert p == expected
 
 
 def _reference_scan(text: bytes, ncols: int, slots: list[int]):
-    """The scanner's contract in plain Python: per line, field count, byte bounds of the wanted
-    fields (the last one without the ``\r`` of a CRLF line end) and whether one of them holds a
-    byte >= 0x80."""
+    """The scanner's contract in plain Python: per line, its bytes, field count, the wanted
+    fields (the last one without the ``\r`` of a CRLF line end) and whether one of them holds
+    a byte >= 0x80."""
     lines, pos = [], 0
     while pos < len(text):
         end = text.find(b"\n", pos)
         end = len(text) if end < 0 else end
-        lines.append((pos, end))
+        lines.append(text[pos:end])
         pos = end + 1
     out = []
-    for start, end in lines:
-        fields, bounds, fpos = text[start:end].split(b"\t"), {}, start
+    for line in lines:
+        fields, wanted = line.split(b"\t"), {}
         for col, field in enumerate(fields):
             if col < ncols and slots[col] >= 0:
                 crlf = col == len(fields) - 1 and field.endswith(b"\r")
-                bounds[slots[col]] = (fpos, fpos + len(field) - crlf,
-                                      any(b >= 128 for b in field))
-            fpos += len(field) + 1
-        out.append((start, len(fields), bounds))
+                wanted[slots[col]] = field[:len(field) - crlf]
+        high = any(b >= 128 for f in wanted.values() for b in f)
+        out.append((line, len(fields), wanted, high))
     return out
 
 
@@ -102,24 +127,29 @@ _WIDE_FIELD = st.binary(max_size=24).map(lambda b: b.replace(b"\t", b"").replace
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(_WIDE_FIELD, min_size=1, max_size=40), min_size=1, max_size=6),
-       st.integers(1, 40), st.data(), st.booleans())
-def test_word_at_a_time_scan_matches_python(rows, ncols, data, trailing_newline):
+       st.integers(1, 40), st.data(), st.booleans(), _CUTS)
+def test_word_at_a_time_scan_matches_python(rows, ncols, data, trailing_newline, cuts):
     """Long fields, many columns and non-ASCII bytes exercise the 8-bytes-at-a-time paths
-    (skipping unwanted fields, and running through a wanted one) as well as the byte loop."""
+    (skipping unwanted fields, and running through a wanted one) as well as the byte loop;
+    pieces cut anywhere (mid-line, mid-field, between \r and \n) give the same result."""
     wanted = sorted(data.draw(st.sets(st.integers(0, ncols - 1), max_size=min(ncols, 6))))
     text = b"\n".join(b"\t".join(r) for r in rows) + (b"\n" if trailing_newline else b"")
-    buf, (starts, ends, nfields, nonascii, line_starts) = _scan(text, ncols, wanted)
+    scanned = _scan(text, ncols, wanted, cuts)
     slots = [-1] * ncols
     for slot, col in enumerate(wanted):
         slots[col] = slot
     expected = _reference_scan(text, ncols, slots)
-    assert len(nfields) == len(expected)
-    for line, (start, count, bounds) in enumerate(expected):
-        assert line_starts[line] == start
-        assert nfields[line] == count
-        for slot, (s, e, high) in bounds.items():
-            assert (starts[line, slot], ends[line, slot]) == (s, e)
-        assert nonascii[line] == any(high for _, _, high in bounds.values())
+    assert scanned.lines == len(expected)
+    for line, (raw, count, fields, high) in enumerate(expected):
+        assert scanned.nfields[line] == count
+        for slot, field in fields.items():
+            assert _field(scanned, line, slot) == field
+        assert scanned.nonascii[line] == high
+        if count != ncols or high:  # may be quarantined: its bytes are kept as delivered
+            assert scanned.raw_line(line) == (raw[:-1] if raw.endswith(b"\r") else raw)
+    kept = {line for line, (_, count, _, high) in enumerate(expected)
+            if count != ncols or high}
+    assert set(scanned.raw_lines.tolist()) == kept
 
 
 _INT_OR_NOT = st.one_of(st.integers(-10**19, 10**19).map(lambda v: str(v).encode()),
@@ -129,12 +159,13 @@ _INT_OR_NOT = st.one_of(st.integers(-10**19, 10**19).map(lambda v: str(v).encode
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(_WIDE_FIELD, min_size=1, max_size=30), min_size=1, max_size=6),
-       st.integers(1, 30), st.data(), st.booleans(), st.booleans())
-def test_the_int_parsed_during_the_scan_equals_the_separate_parse(rows, ncols, data,
-                                                                  trailing_newline, crlf):
+       st.integers(1, 30), st.data(), st.booleans(), st.booleans(), _CUTS)
+def test_the_int_parsed_during_the_scan_and_the_lines_kept_for_it(rows, ncols, data,
+                                                                  trailing_newline, crlf,
+                                                                  cuts):
     """The hit time is parsed by the scan as its field ends (any column, last one included,
-    LF or CRLF): the bounds are those of :func:`scan_lines` and the values those of
-    :func:`parse_int_fields` on them."""
+    LF or CRLF), and a line whose value is not an integer in the time range keeps its bytes
+    for the quarantine."""
     wanted = sorted(data.draw(st.sets(st.integers(0, ncols - 1), min_size=1,
                                       max_size=min(ncols, 6))))
     int_slot = data.draw(st.integers(0, len(wanted) - 1))
@@ -142,14 +173,45 @@ def test_the_int_parsed_during_the_scan_equals_the_separate_parse(rows, ncols, d
             for r in rows]
     end = b"\r\n" if crlf else b"\n"
     text = end.join(b"\t".join(r) for r in rows) + (end if trailing_newline else b"")
-    buf = np.frombuffer(text, dtype=np.uint8)
-    slots = np.full(ncols, -1, dtype=np.int64)
+    lo, hi = -(10**6), 10**6
+    scanned = _scan(text, ncols, wanted, cuts, int_slot=int_slot, time_range=(lo, hi))
+    slots = [-1] * ncols
     for slot, col in enumerate(wanted):
         slots[col] = slot
-    fused = scan_lines_and_int(buf, slots, int_slot)
-    plain = scan_lines(buf, slots)
-    for a, b in zip(fused[:5], plain, strict=True):
-        np.testing.assert_array_equal(a, b)
-    values, ok = parse_int_fields(buf, plain[0], plain[1], int_slot)
-    np.testing.assert_array_equal(fused[6], ok)
-    np.testing.assert_array_equal(fused[5][ok], values[ok])
+    for line, (_, count, fields, high) in enumerate(_reference_scan(text, ncols, slots)):
+        value = _python_int(fields.get(int_slot, b""))
+        assert bool(scanned.ints_ok[line]) == (value is not None)
+        if value is not None:
+            assert scanned.ints[line] == value
+        kept = count != ncols or high or value is None or not lo <= value < hi
+        assert (line in scanned.raw_lines) == kept
+
+
+_PRODUCT_CHARS = st.sampled_from(list(";;;;,,-.0123456789ab\\N é"))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_PRODUCT_CHARS, max_size=24).map("".join))
+def test_product_check_matches_the_documented_pattern(field):
+    """The scan's byte-level product check decides exactly as the regular expression
+    ``parse._PRODUCT_RE`` on every non-empty comma-separated entry (null ``\\N`` is fine)."""
+    pattern = re.compile(_PRODUCT_RE)
+    expected = field == "\\N" or all(
+        pattern.fullmatch(entry) for entry in field.split(",") if entry)
+    assert products_ok(field.encode()) == expected, field
+
+
+def test_pieces_of_any_size_scan_alike():
+    """Whole buffer, one byte at a time, and a mid-CRLF cut: identical outputs."""
+    text = b"1\ta\tx\r\n22\tb\n\n333\tc\ty\tz\n4\t\xc3\xa9\r\n5"
+    slots = _slots(3, [0, 1])
+    whole = scan_buffer(text, slots, 0, piece_bytes=len(text))
+    for piece_bytes in (1, 2, 3, 7):
+        cut = scan_buffer(text, slots, 0, piece_bytes=piece_bytes, min_lines=1)
+        for name in ("buf", "starts", "ends", "nfields", "nonascii", "ints", "ints_ok", "raw",
+                     "raw_offsets", "raw_lines"):
+            np.testing.assert_array_equal(getattr(cut, name), getattr(whole, name), name)
+    assert whole.lines == 6
+    # the first line is whole and its integer in range: the only one not kept
+    assert [whole.raw_line(i) for i in whole.raw_lines] == [
+        b"22\tb", b"", b"333\tc\ty\tz", b"4\t\xc3\xa9", b"5"]

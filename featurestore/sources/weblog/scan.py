@@ -1,19 +1,39 @@
 """Single-pass byte scanner for wide, unquoted, tab-separated lines (numba-compiled).
 
 pyarrow's CSV reader tokenizes all 1,000+ fields of every line even when asked for seven; this
-scanner walks the decompressed buffer once, records only the byte ranges of the wanted fields,
-counts fields per line, and flags lines holding non-ASCII bytes in a wanted field so only those
-few are UTF-8 validated. Everything else (typing, validation) is vectorised numpy/Arrow.
+scanner walks the decompressed bytes once, keeps only the wanted fields, counts fields per
+line, parses the hit time and checks the product list as their fields end, and flags lines
+holding non-ASCII bytes in a wanted field so only those few are UTF-8 validated. Everything
+else (typing, validation) is vectorised numpy/Arrow.
+
+It works on the file as it is decompressed, one piece of about a megabyte at a time
+(:func:`scan_pieces`): each piece is scanned while it is still in the CPU cache, and only the
+wanted fields are copied out (into one compact buffer), with a copy of every line that may be
+quarantined. A whole decompressed file (~120 MB on a 1,000-column drop) written to memory and
+read back cost two workers more memory bandwidth than the machine has (docs/ingest.md, issue
+#27).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["scan_lines", "scan_lines_and_int", "gather_strings", "gather_columns", "gather_declared",
-           "parse_int_fields", "valid_utf8_rows", "warm_up"]
+__all__ = [
+    "Scanned",
+    "gather_columns",
+    "gather_declared",
+    "gather_strings",
+    "products_ok",
+    "scan_buffer",
+    "scan_pieces",
+    "valid_utf8_rows",
+    "warm_up",
+]
 
 
 _LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
@@ -23,6 +43,9 @@ _TABS = np.uint64(0x0909090909090909)
 _NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
 _SEVEN = np.uint64(7)
 _FIFTY_SIX = np.uint64(56)
+
+# positions in the kernel's ``state`` array (kept between pieces)
+_LINES, _CPOS, _NRAW, _RPOS, _FULL = 0, 1, 2, 3, 4
 
 
 @njit(inline="always")
@@ -50,38 +73,146 @@ def _parse_int(buf, s, e):  # pragma: no cover - compiled
     return (-v if neg else v), True
 
 
+@njit(inline="always")
+def _digits(buf, i, e):  # pragma: no cover - compiled
+    """The first index at or after ``i`` (before ``e``) that is not an ASCII digit."""
+    while i < e and 48 <= buf[i] <= 57:
+        i += 1
+    return i
+
+
 @njit(nogil=True, cache=True)
-def _scan(buf, words, n_lines, slot_of_col, next_wanted, int_slot):  # pragma: no cover - compiled
-    """One pass over ``buf``; ``words`` is the same memory as uint64 (8 bytes at a time).
+def _entry_ok(buf, i, e):  # pragma: no cover - compiled
+    """Whether ``buf[i:e]`` (non-empty, no comma) matches parse.py's product entry pattern
+    ``[^;]*;[^;]+;(-?[0-9]+)?;(-?[0-9]+(\\.[0-9]*)?|-?\\.[0-9]+)?(;.*)?`` (each part is
+    decided by its first byte, so one forward pass decides the whole match)."""
+    while i < e and buf[i] != 59:  # category: anything up to the first ';'
+        i += 1
+    if i >= e:
+        return False
+    i += 1
+    j = i
+    while i < e and buf[i] != 59:  # product id: at least one byte
+        i += 1
+    if i == j or i >= e:
+        return False
+    i += 1
+    j = i  # quantity: empty or -?[0-9]+
+    if i < e and buf[i] == 45:
+        i += 1
+    d = _digits(buf, i, e)
+    if d == i and i != j:  # a lone '-'
+        return False
+    i = d
+    if i >= e or buf[i] != 59:
+        return False
+    i += 1
+    neg = i < e and buf[i] == 45  # price: empty, -?[0-9]+(\.[0-9]*)? or -?\.[0-9]+
+    if neg:
+        i += 1
+    d = _digits(buf, i, e)
+    whole = d - i
+    i = d
+    if i < e and buf[i] == 46:
+        d = _digits(buf, i + 1, e)
+        if whole == 0 and d == i + 1:  # "." or "-." alone
+            return False
+        i = d
+    elif whole == 0 and neg:
+        return False
+    return i == e or buf[i] == 59  # the rest, if any, starts with ';' and is ignored
+
+
+@njit(nogil=True, cache=True)
+def _products_ok(buf, s, e):  # pragma: no cover - compiled
+    """Whether every non-empty comma-separated entry of the field ``buf[s:e]`` is a product
+    entry; an empty field and ``\\N`` (null) are fine."""
+    if e - s == 2 and buf[s] == 92 and buf[s + 1] == 78:
+        return True
+    i = s
+    while i < e:
+        j = i
+        while j < e and buf[j] != 44:
+            j += 1
+        if j > i and not _entry_ok(buf, i, j):
+            return False
+        i = j + 1
+    return True
+
+
+def products_ok(field: bytes) -> bool:
+    """Whether a ``post_product_list`` field is well formed (the scan's check, for tests)."""
+    buf = np.frombuffer(field, dtype=np.uint8)
+    return bool(_products_ok(buf, 0, buf.size))
+
+
+@njit(nogil=True, cache=True)
+def _end_line(buf, lstart, lend, line, col, line_hi, compact, ncols, int_slot, prod_slot, t_lo,
+              t_hi, starts, ends, nfields, nonascii, ints, ints_ok, prod_bad, raw, raw_offsets,
+              raw_lines, nraw, rpos):  # pragma: no cover - compiled
+    """Record line ``line`` (``buf[lstart:lend]``, ``col`` fields) once it has ended; returns
+    the new ``nraw, rpos`` (its raw bytes are kept when it may be quarantined)."""
+    nfields[line] = col
+    nonascii[line] = line_hi
+    keep_raw = col != ncols or line_hi
+    if int_slot >= 0:
+        v, ok = _parse_int(compact, starts[line, int_slot], ends[line, int_slot])
+        ints[line] = v
+        ints_ok[line] = ok
+        if not ok or v < t_lo or v >= t_hi:
+            keep_raw = True
+    if prod_slot >= 0 and col == ncols:
+        bad = not _products_ok(compact, starts[line, prod_slot], ends[line, prod_slot])
+        prod_bad[line] = bad
+        keep_raw = keep_raw or bad
+    if keep_raw:
+        raw[rpos:rpos + lend - lstart] = buf[lstart:lend]
+        rpos += lend - lstart
+        raw_lines[nraw] = line
+        nraw += 1
+        raw_offsets[nraw] = rpos
+    return nraw, rpos
+
+
+@njit(nogil=True, cache=True)
+def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_slot, prod_slot,
+                t_lo, t_hi, starts, ends, nfields, nonascii, ints, ints_ok, prod_bad,
+                compact, raw, raw_offsets, raw_lines, state):  # pragma: no cover - compiled
+    """Scan the complete lines of ``buf[begin:size]`` (``final``: the last one may lack its
+    newline); ``words`` is the same memory as uint64, 8 bytes at a time.
+
+    Per line it records the field count; copies each wanted field into ``compact`` (its
+    bounds there in ``starts``/``ends``); parses field ``int_slot`` (-1: none) as an integer
+    while its bytes are in cache; checks field ``prod_slot`` (-1: none) as a product list;
+    and copies the whole line into ``raw`` when it may be quarantined (wrong field count, an
+    integer that is not one or outside ``[t_lo, t_hi)``, a non-ASCII byte in a wanted field,
+    a bad product list), so the quarantine can keep it after the piece is gone.
 
     Wide lines are mostly fields nobody asked for, so a word with no newline whose tabs do not
     reach the next wanted column is handled by one popcount (SWAR) instead of 8 branches;
-    inside a wanted field, words without a tab or newline are skipped the same way. Everything
-    else goes byte by byte: the field bounds this returns are identical either way.
+    inside a wanted field, words without a tab or newline are skipped the same way.
 
-    Field ``int_slot`` (-1: none) is parsed as an integer as soon as it ends, while its bytes
-    are in cache: a second pass over the cold buffer for it cost as much as a third of the scan.
+    Returns the offset of the first line not scanned: the incomplete last line of a piece, or
+    the line that found an output full (then ``state[_FULL]`` is 1 and the caller grows it).
+    ``compact`` and ``raw`` must each have room for ``size - begin`` more bytes.
     """
-    k = 0
-    for s in slot_of_col:
-        if s >= 0:
-            k += 1
     ncols = slot_of_col.size
-    starts = np.zeros((n_lines, k), np.int64)
-    ends = np.zeros((n_lines, k), np.int64)
-    nfields = np.zeros(n_lines, np.int64)
-    nonascii = np.zeros(n_lines, np.bool_)
-    line_starts = np.zeros(n_lines + 1, np.int64)
-    n_ints = n_lines if int_slot >= 0 else 0
-    ints = np.zeros(n_ints, np.int64)
-    ints_ok = np.zeros(n_ints, np.bool_)
-    line = 0
-    col = 0
-    fstart = 0
-    hi = False
-    size = buf.size
+    line = state[_LINES]
+    cpos = state[_CPOS]
+    nraw = state[_NRAW]
+    rpos = state[_RPOS]
+    if line >= nfields.size or nraw >= raw_lines.size:
+        state[_FULL] = 1
+        return begin
     n_words = words.size
-    i = 0
+    lstart = begin  # the current line's first byte
+    lcpos = cpos  # where its next wanted field goes in ``compact``
+    col = 0
+    fstart = begin
+    hi = False
+    line_hi = False
+    i = begin
+    # One loop over the bytes, as before pieces: a loop per line ran ~40% slower (measured).
     while i < size:
         if (i & 7) == 0:
             j = i >> 3
@@ -114,94 +245,239 @@ def _scan(buf, words, n_lines, slot_of_col, next_wanted, int_slot):  # pragma: n
                 if col < ncols:
                     slot = slot_of_col[col]
                     if slot >= 0:
-                        starts[line, slot] = fstart
                         # CRLF: the \r before a newline ends the line, it is not data
                         end = i - 1 if c == 10 and i > fstart and buf[i - 1] == 13 else i
-                        ends[line, slot] = end
-                        if slot == int_slot:
-                            ints[line], ints_ok[line] = _parse_int(buf, fstart, end)
+                        starts[line, slot] = lcpos
+                        compact[lcpos:lcpos + end - fstart] = buf[fstart:end]
+                        lcpos += end - fstart
+                        ends[line, slot] = lcpos
                         if hi:
-                            nonascii[line] = True
+                            line_hi = True
                 hi = False
                 col += 1
                 fstart = i + 1
                 if c == 10:
-                    nfields[line] = col
+                    nraw, rpos = _end_line(buf, lstart, i, line, col, line_hi, compact, ncols,
+                                           int_slot, prod_slot, t_lo, t_hi, starts, ends,
+                                           nfields, nonascii, ints, ints_ok, prod_bad, raw,
+                                           raw_offsets, raw_lines, nraw, rpos)
                     line += 1
-                    line_starts[line] = i + 1
+                    cpos = lcpos
+                    lstart = i + 1
                     col = 0
+                    line_hi = False
+                    if line >= nfields.size or nraw >= raw_lines.size:  # an output is full
+                        state[_FULL] = 1
+                        i = size
+                        break
             elif c >= 128:
                 hi = True
             i += 1
-    # The last line without a newline ends its field as the loop does; spelled out again, not
-    # shared through a helper: an inlined helper made this loop ~50% slower (measured).
-    if size > 0 and buf[size - 1] != 10:
+    if final and lstart < size and not state[_FULL]:
+        # the last line of the file has no newline: its last field ends here, as above
         if col < ncols:
             slot = slot_of_col[col]
             if slot >= 0:
-                starts[line, slot] = fstart
                 end = size - 1 if size > fstart and buf[size - 1] == 13 else size
-                ends[line, slot] = end
-                if slot == int_slot:
-                    ints[line], ints_ok[line] = _parse_int(buf, fstart, end)
+                starts[line, slot] = lcpos
+                compact[lcpos:lcpos + end - fstart] = buf[fstart:end]
+                lcpos += end - fstart
+                ends[line, slot] = lcpos
                 if hi:
-                    nonascii[line] = True
-        nfields[line] = col + 1
-        line_starts[line + 1] = size + 1
-    return starts, ends, nfields, nonascii, line_starts, ints, ints_ok
+                    line_hi = True
+        nraw, rpos = _end_line(buf, lstart, size, line, col + 1, line_hi, compact, ncols,
+                               int_slot, prod_slot, t_lo, t_hi, starts, ends, nfields,
+                               nonascii, ints, ints_ok, prod_bad, raw, raw_offsets, raw_lines,
+                               nraw, rpos)
+        line += 1
+        cpos = lcpos
+        lstart = size
+    state[_LINES] = line
+    state[_CPOS] = cpos
+    state[_NRAW] = nraw
+    state[_RPOS] = rpos
+    return lstart
+
+
+@dataclasses.dataclass
+class Scanned:
+    """What :func:`scan_pieces` found in a file.
+
+    ``buf`` holds only the wanted fields; ``starts``/``ends`` (lines x wanted fields) are
+    their bounds in it, so the gather functions below take ``buf, starts, ends`` as they are.
+    Lines that may be quarantined keep their raw bytes: :meth:`raw_line`.
+    """
+
+    buf: np.ndarray  # uint8: the wanted fields of every line, back to back
+    starts: np.ndarray  # int64 (lines x wanted fields)
+    ends: np.ndarray
+    nfields: np.ndarray  # int64 per line: fields found
+    nonascii: np.ndarray  # bool per line: a byte >= 0x80 in a wanted field
+    ints: np.ndarray  # int64 per line: field ``int_slot`` parsed (0 where not ``ints_ok``)
+    ints_ok: np.ndarray  # bool per line
+    prod_bad: np.ndarray  # bool per line: field ``prod_slot`` is not a product list
+    raw: np.ndarray  # uint8: the kept raw lines, back to back (no newline)
+    raw_offsets: np.ndarray  # int64, one more than ``raw_lines``
+    raw_lines: np.ndarray  # int64: which lines ``raw`` holds, ascending
+
+    @property
+    def lines(self) -> int:
+        """How many lines the file has."""
+        return int(self.nfields.size)
+
+    def raw_line(self, line: int) -> bytes:
+        """The bytes of ``line`` as delivered (no newline, no ``\\r`` of a CRLF ending).
+
+        Args:
+            line: a line the scan kept (it may be quarantined); others raise KeyError.
+
+        Returns:
+            The line's bytes.
+        """
+        at = int(np.searchsorted(self.raw_lines, line))
+        if at >= self.raw_lines.size or self.raw_lines[at] != line:
+            raise KeyError(f"line {line} was not kept by the scan")
+        text = self.raw[self.raw_offsets[at]:self.raw_offsets[at + 1]].tobytes()
+        return text[:-1] if text.endswith(b"\r") else text
 
 
 @njit(nogil=True, cache=True)
-def _count_lines(buf, words):  # pragma: no cover - compiled
-    """Newlines in ``buf``, 8 bytes at a time, plus one for a last line without a newline."""
-    n = 0
-    for j in range(words.size):
-        n += np.int64(((_zero_bytes(words[j] ^ _NEWLINES) >> _SEVEN) * _ONES) >> _FIFTY_SIX)
-    for i in range(words.size * 8, buf.size):
+def _first_newline(buf):  # pragma: no cover - compiled
+    """The index of the first ``\n`` in ``buf``, -1 if there is none."""
+    for i in range(buf.size):
         if buf[i] == 10:
-            n += 1
-    if buf.size > 0 and buf[buf.size - 1] != 10:
-        n += 1
-    return n
+            return i
+    return -1
 
 
-def scan_lines(buf: np.ndarray, slot_of_col: np.ndarray):
-    """Scan ``buf`` (uint8). ``slot_of_col[i]`` is the output slot of file column ``i`` or -1.
-
-    Lines end with LF or CRLF (both in one file too): the ``\r`` of a CRLF is not part of
-    the last field. Returns ``starts, ends`` (lines x wanted fields, byte offsets),
-    ``nfields`` per line, ``nonascii`` per line, and ``line_starts`` (n+1 offsets; line i is
-    ``buf[line_starts[i]:line_starts[i+1]-1]``, its ``\r`` included).
-    """
-    return _run_scan(buf, slot_of_col, -1)[:5]
+def _grown(array: np.ndarray, rows: int, zeros: bool = True) -> np.ndarray:
+    """``array`` with room for ``rows`` rows (zeros after the old ones, or garbage)."""
+    out = (np.zeros if zeros else np.empty)((rows,) + array.shape[1:], dtype=array.dtype)
+    out[:array.shape[0]] = array
+    return out
 
 
-def scan_lines_and_int(buf: np.ndarray, slot_of_col: np.ndarray, int_slot: int):
-    """:func:`scan_lines`, and field ``int_slot`` of every line parsed as
-    :func:`parse_int_fields` parses it, in the same pass.
+def scan_pieces(pieces: Iterable[bytes | np.ndarray], slot_of_col: np.ndarray,
+                int_slot: int = -1, prod_slot: int = -1,
+                time_range: tuple[int, int] = (np.iinfo(np.int64).min, np.iinfo(np.int64).max),
+                size_hint: int = 0, min_lines: int = 4096) -> Scanned:
+    """Scan a file given as consecutive pieces of its bytes (cut anywhere, even mid-line).
+
+    Lines end with LF or CRLF (both in one file too): the ``\\r`` of a CRLF is not part of the
+    last field; a last line without a newline is a line.
 
     Args:
-        buf: the decompressed file (uint8).
-        slot_of_col: output slot of each file column, or -1.
-        int_slot: the wanted field to parse as an integer (the hit time).
+        pieces: the file's bytes in order, e.g. as a gzip stream decompresses.
+        slot_of_col: output slot of each file column, or -1 (the field is skipped).
+        int_slot: the wanted field parsed as an integer (the hit time), -1 for none.
+        prod_slot: the wanted field checked as a product list, -1 for none.
+        time_range: a line whose ``int_slot`` value is outside ``[lo, hi)`` (or not an
+            integer) keeps its raw bytes.
+        size_hint: the file's expected size in bytes (e.g. from the gzip trailer), to size
+            the outputs once; 0 if unknown.
+        min_lines: the first output size in lines (tests use a tiny one to exercise growth).
 
     Returns:
-        ``starts, ends, nfields, nonascii, line_starts`` as :func:`scan_lines` returns them,
-        then ``values`` and ``ok`` (per line).
+        The :class:`Scanned` file.
     """
-    return _run_scan(buf, slot_of_col, int_slot)
-
-
-def _run_scan(buf: np.ndarray, slot_of_col: np.ndarray, int_slot: int):
-    words = buf[:buf.size - buf.size % 8].view(np.uint64)
-    n_lines = _count_lines(buf, words)
     slot_of_col = np.ascontiguousarray(slot_of_col, dtype=np.int64)
+    k = int(np.count_nonzero(slot_of_col >= 0))
     # next_wanted[c]: the first wanted column >= c, c = 0 .. ncols (huge when there is none)
     none_left = np.iinfo(np.int64).max // 2
     positions = np.append(np.where(slot_of_col >= 0, np.arange(slot_of_col.size), none_left),
                           none_left)
     next_wanted = np.minimum.accumulate(positions[::-1])[::-1].astype(np.int64)
-    return _scan(buf, words, n_lines, slot_of_col, next_wanted, int_slot)
+    t_lo, t_hi = (int(t) for t in time_range)
+
+    lines_cap = max(min_lines, 1)
+    starts = np.zeros((lines_cap, k), np.int64)
+    ends = np.zeros((lines_cap, k), np.int64)
+    nfields = np.zeros(lines_cap, np.int64)
+    nonascii = np.zeros(lines_cap, np.bool_)
+    ints = np.zeros(lines_cap, np.int64)
+    ints_ok = np.zeros(lines_cap, np.bool_)
+    prod_bad = np.zeros(lines_cap, np.bool_)
+    raw_lines = np.zeros(64, np.int64)
+    raw_offsets = np.zeros(65, np.int64)
+    compact = np.empty(1 << 20, np.uint8)
+    raw = np.empty(1 << 16, np.uint8)
+    state = np.zeros(5, np.int64)
+    seen = 0  # bytes scanned so far (to extrapolate the line count)
+
+    def scan(buf: np.ndarray, begin: int, final: bool) -> int:
+        nonlocal starts, ends, nfields, nonascii, ints, ints_ok, prod_bad, raw_lines
+        nonlocal raw_offsets, compact, raw, seen
+        size = buf.size
+        # compact and raw copies of these lines fit in what is left of each
+        if compact.size - state[_CPOS] < size - begin:
+            compact = _grown(compact[:state[_CPOS]],
+                             max(2 * compact.size, int(state[_CPOS]) + size), zeros=False)
+        if raw.size - state[_RPOS] < size - begin:
+            raw = _grown(raw[:state[_RPOS]], max(2 * raw.size, int(state[_RPOS]) + size),
+                         zeros=False)
+        words = buf[:size - size % 8].view(np.uint64)
+        first = begin
+        while True:
+            state[_FULL] = 0
+            begin = _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted,
+                                int_slot, prod_slot, t_lo, t_hi, starts, ends, nfields,
+                                nonascii, ints, ints_ok, prod_bad, compact, raw, raw_offsets,
+                                raw_lines, state)
+            if not state[_FULL]:
+                seen += begin - first
+                return begin
+            if state[_LINES] >= nfields.size:  # more lines than guessed: extrapolate
+                done = max(seen + begin - first, 1)
+                guess = int(state[_LINES] * max(size_hint, 1) / done * 1.05) + 1024
+                rows = max(2 * nfields.size, guess)
+                starts, ends = _grown(starts, rows), _grown(ends, rows)
+                nfields, nonascii = _grown(nfields, rows), _grown(nonascii, rows)
+                ints, ints_ok, prod_bad = _grown(ints, rows), _grown(ints_ok, rows), \
+                    _grown(prod_bad, rows)
+            if state[_NRAW] >= raw_lines.size:
+                more = 2 * raw_lines.size
+                raw_lines, raw_offsets = _grown(raw_lines, more), _grown(raw_offsets, more + 1)
+
+    # Each piece is scanned where it lies; only a line cut by a piece boundary is copied (its
+    # head, held from the pieces before, plus the piece's bytes up to its first newline).
+    held = np.empty(0, np.uint8)
+    for piece in pieces:
+        piece = np.frombuffer(piece, np.uint8) if not isinstance(piece, np.ndarray) else piece
+        at = 0
+        if held.size:
+            newline = _first_newline(piece)
+            if newline < 0:
+                held = np.concatenate([held, piece])
+                continue
+            line = np.concatenate([held, piece[:newline + 1]])
+            scan(line, 0, False)
+            at = newline + 1
+        held = piece[scan(piece, at, False):].copy()
+    scan(held, 0, True)
+    n = int(state[_LINES])
+    nraw = int(state[_NRAW])
+    return Scanned(buf=compact[:state[_CPOS]], starts=starts[:n], ends=ends[:n],
+                   nfields=nfields[:n], nonascii=nonascii[:n], ints=ints[:n],
+                   ints_ok=ints_ok[:n], prod_bad=prod_bad[:n], raw=raw[:state[_RPOS]],
+                   raw_offsets=raw_offsets[:nraw + 1], raw_lines=raw_lines[:nraw])
+
+
+def scan_buffer(buf: bytes | np.ndarray, slot_of_col: np.ndarray, int_slot: int = -1,
+                prod_slot: int = -1, piece_bytes: int = 1 << 20, **kwargs) -> Scanned:
+    """:func:`scan_pieces` over a whole buffer, cut into pieces of ``piece_bytes``.
+
+    Args:
+        buf: the file's bytes.
+        slot_of_col, int_slot, prod_slot: as :func:`scan_pieces`.
+        piece_bytes: the piece size (tests cut small ones).
+        kwargs: more :func:`scan_pieces` arguments.
+
+    Returns:
+        The :class:`Scanned` file.
+    """
+    view = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
+    pieces = (view[i:i + piece_bytes] for i in range(0, view.size, max(piece_bytes, 1)))
+    return scan_pieces(pieces, slot_of_col, int_slot, prod_slot, size_hint=view.size, **kwargs)
 
 
 @njit(nogil=True, cache=True)
@@ -258,23 +534,6 @@ def valid_utf8_rows(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     a bad one is null, the row stays)."""
     n = starts.shape[1] if nslots is None else nslots
     return _valid_utf8_rows(buf, starts, ends, rows.astype(np.int64), n)
-
-
-@njit(nogil=True, cache=True)
-def _parse_int_fields(buf, starts, ends, slot):  # pragma: no cover - compiled
-    n = starts.shape[0]
-    values = np.zeros(n, np.int64)
-    ok = np.zeros(n, np.bool_)
-    for i in range(n):
-        v, good = _parse_int(buf, starts[i, slot], ends[i, slot])
-        values[i] = v
-        ok[i] = good
-    return values, ok
-
-
-def parse_int_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, slot: int):
-    """Parse field ``slot`` of every line as an integer: ``(values, ok)`` arrays."""
-    return _parse_int_fields(buf, starts, ends, slot)
 
 
 @njit(nogil=True, cache=True)
@@ -365,8 +624,10 @@ def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 def warm_up() -> None:
     """Load (or compile) every kernel now, e.g. on each worker via ``client.run(warm_up)``,
     so the first real file does not pay for it."""
-    buf = np.frombuffer(b"1\tx\n", dtype=np.uint8)
-    starts, ends, *_ = scan_lines_and_int(buf, np.array([0, 1], dtype=np.int64), 0)
+    # pieces cut mid-line: both the read-only pieces and the copied lines get their overloads
+    scanned = scan_buffer(b"1\tx;p;1;2\n2\ty;q;1;2\n", np.array([0, 1], dtype=np.int64), 0, 1,
+                          piece_bytes=7)
+    buf, starts, ends = scanned.buf, scanned.starts, scanned.ends
     rows = np.array([0], dtype=np.int64)
     valid_utf8_rows(buf, starts, ends, rows)
     gather_columns(buf, starts, ends, rows, [1])
