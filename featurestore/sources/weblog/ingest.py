@@ -292,13 +292,16 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
     body = conform(events.drop_columns(["event_date"]), nullable=declared or ())
     for day in sorted(dates):
         rows = pa.array(np.flatnonzero(date_index == np.datetime64(day, "D")))
+        whole = len(dates) == 1  # one date (no late hits): every row, no copy to take
         # the partials while the hits are in memory (before the ledger record)
-        day_events = events.take(rows) if daily is not None or ext is not None else None
+        day_events = (events if whole else events.take(rows)) \
+            if daily is not None or ext is not None else None
         if daily is not None:
             write_partials(store, daily, day, raw.file_id, day_events)
         if ext is not None:
             write_ext_partials(store, ext, day, raw.file_id, day_events, rows)
-        write_events_file(store, body.take(rows), EVENTS_TABLE, f"event_date={day.isoformat()}",
+        write_events_file(store, body if whole else body.take(rows), EVENTS_TABLE,
+                          f"event_date={day.isoformat()}",
                           f"part-{raw.file_id}.parquet")
     if parsed.quarantine.num_rows:
         store.write_arrow(parsed.quarantine, QUARANTINE, f"drop={raw.drop_date.isoformat()}",

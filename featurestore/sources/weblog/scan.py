@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 from numba import njit
+from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM's cttz
 
 __all__ = [
     "Scanned",
@@ -43,6 +44,8 @@ _TABS = np.uint64(0x0909090909090909)
 _NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
 _SEVEN = np.uint64(7)
 _FIFTY_SIX = np.uint64(56)
+_ONE = np.uint64(1)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 # positions in the kernel's ``state`` array (kept between pieces)
 _LINES, _CPOS, _NRAW, _RPOS, _FULL = 0, 1, 2, 3, 4
@@ -212,67 +215,102 @@ def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_sl
     hi = False
     line_hi = False
     i = begin
-    # One loop over the bytes, as before pieces: a loop per line ran ~40% slower (measured).
+    # One loop, a word (8 bytes) at a time: bit masks find the tab that starts the next wanted
+    # field, or the tab or newline that ends this one, and the loop jumps straight to it; only
+    # those bytes (and a piece's last few) take the byte branch below. (Going byte by byte at
+    # each field's edges was most of the scan's time on a 1,057-column line; a loop per line
+    # instead of one loop ran ~40% slower: both measured.)
     while i < size:
-        if (i & 7) == 0:
-            j = i >> 3
-            if col < ncols and slot_of_col[col] >= 0:  # in a wanted field: run to its end
-                while j < n_words:
-                    w = words[j]
-                    if (_zero_bytes(w ^ _TABS) | _zero_bytes(w ^ _NEWLINES)) != 0:
-                        break
-                    if (w & _HIGH) != 0:
+        j = i >> 3
+        if j < n_words:
+            w = words[j]
+            valid = _ALL << np.uint64((i & 7) * 8)  # this word's bytes from i on
+            if col < ncols and slot_of_col[col] >= 0:  # in a wanted field: find its end
+                stop = (_zero_bytes(w ^ _TABS) | _zero_bytes(w ^ _NEWLINES)) & valid
+                while stop == 0:  # whole words inside the field
+                    if (w & _HIGH & valid) != 0:
                         hi = True
                     j += 1
-            else:  # skip whole words of unwanted fields up to the next wanted one
-                limit = next_wanted[min(col + 1, ncols)]
-                while j < n_words:
-                    w = words[j]
-                    if _zero_bytes(w ^ _NEWLINES) != 0:
+                    if j >= n_words:
                         break
-                    count = np.int64(((_zero_bytes(w ^ _TABS) >> _SEVEN) * _ONES) >> _FIFTY_SIX)
+                    w = words[j]
+                    valid = _ALL
+                    stop = _zero_bytes(w ^ _TABS) | _zero_bytes(w ^ _NEWLINES)
+                if stop == 0:  # past the last whole word: byte by byte
+                    i = j << 3
+                    if i >= size:
+                        break
+                else:
+                    at = trailing_zeros(stop) >> 3
+                    if (w & _HIGH & valid & ((_ONE << np.uint64(at * 8)) - _ONE)) != 0:
+                        hi = True
+                    i = (j << 3) + at  # the tab or newline: the byte branch ends the field
+            else:  # in an unwanted field: count tabs up to the next wanted field
+                limit = next_wanted[min(col + 1, ncols)]
+                tabs = _zero_bytes(w ^ _TABS) & valid
+                newlines = _zero_bytes(w ^ _NEWLINES) & valid
+                while newlines == 0:  # whole words of unwanted fields
+                    count = np.int64(((tabs >> _SEVEN) * _ONES) >> _FIFTY_SIX)
                     if col + count >= limit:
                         break
                     col += count
                     j += 1
-            i = j << 3
-            if i >= size:
-                break
-        stop = min(i + 8 - (i & 7), size)  # byte by byte up to the next word boundary
-        while i < stop:
-            c = buf[i]
-            if c == 9 or c == 10:
-                if col < ncols:
-                    slot = slot_of_col[col]
-                    if slot >= 0:
-                        # CRLF: the \r before a newline ends the line, it is not data
-                        end = i - 1 if c == 10 and i > fstart and buf[i - 1] == 13 else i
-                        starts[line, slot] = lcpos
-                        compact[lcpos:lcpos + end - fstart] = buf[fstart:end]
-                        lcpos += end - fstart
-                        ends[line, slot] = lcpos
-                        if hi:
-                            line_hi = True
-                hi = False
-                col += 1
-                fstart = i + 1
-                if c == 10:
-                    nraw, rpos = _end_line(buf, lstart, i, line, col, line_hi, compact, ncols,
-                                           int_slot, prod_slot, t_lo, t_hi, starts, ends,
-                                           nfields, nonascii, ints, ints_ok, prod_bad, raw,
-                                           raw_offsets, raw_lines, nraw, rpos)
-                    line += 1
-                    cpos = lcpos
-                    lstart = i + 1
-                    col = 0
-                    line_hi = False
-                    if line >= nfields.size or nraw >= raw_lines.size:  # an output is full
-                        state[_FULL] = 1
-                        i = size
+                    if j >= n_words:
                         break
-            elif c >= 128:
-                hi = True
-            i += 1
+                    w = words[j]
+                    tabs = _zero_bytes(w ^ _TABS)
+                    newlines = _zero_bytes(w ^ _NEWLINES)
+                if j >= n_words:  # past the last whole word: byte by byte
+                    i = j << 3
+                    if i >= size:
+                        break
+                else:
+                    if newlines != 0:  # only the tabs before the line's end count
+                        tabs &= (newlines & (~newlines + _ONE)) - _ONE
+                    count = np.int64(((tabs >> _SEVEN) * _ONES) >> _FIFTY_SIX)
+                    if col + count >= limit:  # the wanted field starts after a tab here
+                        for _ in range(limit - col - 1):
+                            tabs &= tabs - _ONE
+                        col = limit
+                        fstart = (j << 3) + (trailing_zeros(tabs) >> 3) + 1
+                        hi = False
+                        i = fstart
+                        continue
+                    col += count
+                    i = (j << 3) + (trailing_zeros(newlines) >> 3)  # the byte branch ends it
+        # the byte branch: a field's tab or newline, or any byte past the last whole word
+        c = buf[i]
+        if c == 9 or c == 10:
+            if col < ncols:
+                slot = slot_of_col[col]
+                if slot >= 0:
+                    # CRLF: the \r before a newline ends the line, it is not data
+                    end = i - 1 if c == 10 and i > fstart and buf[i - 1] == 13 else i
+                    starts[line, slot] = lcpos
+                    compact[lcpos:lcpos + end - fstart] = buf[fstart:end]
+                    lcpos += end - fstart
+                    ends[line, slot] = lcpos
+                    if hi:
+                        line_hi = True
+            hi = False
+            col += 1
+            fstart = i + 1
+            if c == 10:
+                nraw, rpos = _end_line(buf, lstart, i, line, col, line_hi, compact, ncols,
+                                       int_slot, prod_slot, t_lo, t_hi, starts, ends,
+                                       nfields, nonascii, ints, ints_ok, prod_bad, raw,
+                                       raw_offsets, raw_lines, nraw, rpos)
+                line += 1
+                cpos = lcpos
+                lstart = i + 1
+                col = 0
+                line_hi = False
+                if line >= nfields.size or nraw >= raw_lines.size:  # an output is full
+                    state[_FULL] = 1
+                    break
+        elif c >= 128:
+            hi = True
+        i += 1
     if final and lstart < size and not state[_FULL]:
         # the last line of the file has no newline: its last field ends here, as above
         if col < ncols:
