@@ -298,6 +298,12 @@ def _window_at(window: PairWindow, daily: pa.Table | None) -> PairWindow:
     return dataclasses.replace(window, rows=daily)
 
 
+def _ready(_: Any) -> bool:
+    """A token that its argument (a task's result) exists: a task given it runs after that
+    one, and only ``True`` crosses workers."""
+    return True
+
+
 def _distinct_task(window: PairWindow, daily: pa.Table | None,
                    specs: list[Spec]) -> DistinctCounts:
     """The distinct-product counts the customer tables need of the whole window, computed
@@ -335,10 +341,13 @@ def _write_table(store: Store, as_of: dt.date, table: str, out: pa.Table,
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
                       specs: list[Spec], window: PairWindow, daily, keep: bool,
-                      deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
+                      deltas: dict[str, list[int]] | None = None,
+                      published: bool | None = None) -> dict[str, int]:
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
     so they run alongside the customer tables) and, when ``keep``, the whole window, for the
-    next day's prior to roll from (``deltas``: table -> windows, see :func:`_write_table`)."""
+    next day's prior to roll from (``deltas``: table -> windows, see :func:`_write_table`;
+    ``published``: :func:`_ready` of the state of ``as_of`` when there are deltas, whose
+    candidates are read from the days' published customer rows)."""
     pairs = _window_at(window, daily).merged()
     rows = {}
     for table in tables:
@@ -810,9 +819,15 @@ class _Run:
             distinct = self._submit("distinct", day, _distinct_task, prior, fresh,
                                     self.distinct, worker=side, priority=1)
         if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
+            deltas = self._deltas_at(day, pair_names)
+            # a delta's candidates are the published customer rows of D and the days before
+            # (written by the customer rows' tasks on the other worker, which the state of D
+            # follows): wait for that state, receiving a token, not the state
+            published = self._submit("ready", day, _ready, state, worker=home) \
+                if deltas else None
             pairs = self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
-                                 pair_names, self.specs, prior, fresh, self.rolls,
-                                 self._deltas_at(day, pair_names), worker=side)
+                                 pair_names, self.specs, prior, fresh, self.rolls, deltas,
+                                 published, worker=side)
             out.append(pairs)
             if self.rolls:
                 self.pair_tasks[day] = pairs
