@@ -61,7 +61,14 @@ from .daily import (
     read_daily_table,
 )
 from .definitions import FeatureRepo, is_extended
-from .online_delta import candidates, commit_deltas, delta_days, delta_windows, write_delta
+from .online_delta import (
+    candidates,
+    commit_deltas,
+    delta_days,
+    delta_windows,
+    sorted_union,
+    write_delta,
+)
 from .pairs import (
     PAIRS_FORMAT,
     DistinctCounts,
@@ -334,9 +341,11 @@ def _write_table(store: Store, as_of: dt.date, table: str, out: pa.Table,
     encoded = parquet_bytes(out, unique)
     store.write_bytes(encoded, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
     if deltas and table in deltas:
-        write_delta(store, table, as_of, out,
-                    candidates(store, delta_days(as_of, deltas[table])), unique=unique,
-                    encoded=encoded)
+        near = candidates(store, delta_days(as_of, deltas[table], back=(0,)))
+        far = candidates(store, [d for d in delta_days(as_of, deltas[table])
+                                 if d not in delta_days(as_of, deltas[table], back=(0,))])
+        write_delta(store, table, as_of, out, sorted_union(near, far), near=near,
+                    unique=unique, encoded=encoded)
 
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
