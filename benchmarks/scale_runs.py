@@ -382,12 +382,14 @@ def _day_partitions(root: Path, customers: int, active: int, days: int = 3) -> l
 def push_day(history: int, active: int, workdir: str | None, days: int = 5) -> dict:
     """The day's push to Redis with ``history`` customers in the table and ``active`` of them
     active each day, next to the same days with only ``active`` customers in history (issue
-    #28: at most 2x). Each store gets two whole pushes first (the idle slot then holds the day
-    before yesterday); then ``days - 2`` day pushes of each, interleaved small / big (one
-    redis-server each, both running), each writing the rows the materialization hands over
-    (here: the customers active on the day or the day before, what
-    ``featurestore.features.online_delta`` publishes for this data), from this process. The
-    ratio is the median of the per-day ratios (a loaded machine moves single timings a lot).
+    #28: at most 2x). Each store gets two pushes first (a whole one, then a first day's);
+    then ``days - 2`` day pushes of each, interleaved small / big (one redis-server each, both
+    running), each handed the rows the materialization hands over (here: the customers active
+    on the day or the day before, flagged with those active on the day, what
+    ``featurestore.features.online_delta`` publishes for this data), from this process: the
+    push writes the day's changes into an overlay and folds it into the base (both timed).
+    The ratio is the median of the per-day ratios (a loaded machine moves single timings a
+    lot).
 
     Args:
         history: customers in the big table.
@@ -421,7 +423,8 @@ def push_day(history: int, active: int, workdir: str | None, days: int = 5) -> d
         as_of = p.name.split("=", 1)[1]
         changed = pa.chunked_array(case["moved"][max(d - 1, 0):d + 1], pa.string())
         write_delta(case["store"], "customer_features", as_of,
-                    pq.read_table(table_dir / p.name), changed.combine_chunks())
+                    pq.read_table(table_dir / p.name), changed.combine_chunks(),
+                    near=case["moved"][d])
         commit_deltas(case["store"], {"customer_features": as_of})
         t = time.perf_counter()
         report = push_online(case["store"], case["url"], tables=tables, recency=recency)
@@ -446,7 +449,9 @@ def push_day(history: int, active: int, workdir: str | None, days: int = 5) -> d
                 seconds, info = push_next(cases[label])
                 cases[label]["days"].append((seconds, info))
                 print(f"  {label}: day push {seconds:.3f} s ({info['mode']}, "
-                      f"{info['written']:,} written)", flush=True)
+                      f"{info['written']:,} written, {info.get('folded', 0):,} folded in "
+                      f"{info.get('fold_seconds', 0):.3f} s)",
+                      flush=True)
         out: dict[str, Any] = {}
         for label, case in cases.items():
             secs = [s for s, _ in case["days"]]

@@ -73,9 +73,13 @@ def drops(tmp_path_factory):
     from featurestore.generate import generate_weblog
 
     root = tmp_path_factory.mktemp("drops") / "raw"
-    report = generate_weblog(str(root), days=4, customers=300, products=30, rows_per_day=1500,
-                             parts=2, seed=11, bad_rows=0.01, late_fraction=0.05)
+    report = generate_weblog(str(root), **DROPS)
     return root, report
+
+
+#: The generator's arguments of the ``drops`` fixture.
+DROPS = {"days": 4, "customers": 300, "products": 30, "rows_per_day": 1500, "parts": 2,
+         "seed": 11, "bad_rows": 0.01, "late_fraction": 0.05}
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ..schema import conform
 from ..storage import Store
 
-__all__ = ["arrow_table", "large_strings", "read_ipc", "write_arrow", "write_ipc",
+__all__ = ["arrow_table", "large_strings", "parquet_bytes", "read_ipc", "write_arrow", "write_ipc",
            "write_table"]
 
 
@@ -30,10 +30,26 @@ def write_arrow(store: Store, table: pa.Table, *parts: str, unique: tuple[str, .
     with a distinct value per row (a table's key): a dictionary of them would save nothing.
     Every table is conformed to the store's column types first (``featurestore.schema``).
     """
+    store.write_bytes(parquet_bytes(table, unique), *parts)
+
+
+def parquet_bytes(table: pa.Table, unique: tuple[str, ...] = ()) -> bytes:
+    """The parquet file :func:`write_arrow` publishes for ``table`` (to write it in several
+    places without encoding it twice).
+
+    Args:
+        table: the rows.
+        unique: as for :func:`write_arrow`.
+
+    Returns:
+        The file's bytes.
+    """
+    from ..storage import _parquet_bytes
+
     table = conform(table)
     strings = {f.name for f in table.schema if _is_string(f.type)}
-    store.write_arrow(table, *parts, stats=[n for n in table.schema.names if n not in strings],
-                      dictionary=[n for n in table.schema.names if n not in unique])
+    return _parquet_bytes(table, [n for n in table.schema.names if n not in strings],
+                          [n for n in table.schema.names if n not in unique])
 
 
 def _is_string(t: pa.DataType) -> bool:

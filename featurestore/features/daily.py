@@ -256,7 +256,7 @@ def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str],
         if column.null_count or column.type not in (pa.int64(), pa.float64()):
             return None
         arrays[c] = column.to_numpy()
-        if column.type == pa.int64() and np.abs(arrays[c]).sum(dtype=np.float64) >= _EXACT:
+        if column.type == pa.int64() and not _exact(arrays[c]):
             return None
     given = codes or {}
     distinct, codes = zip(*(given.get(k) or sorted_codes(table.column(k)) for k in keys),
@@ -274,6 +274,18 @@ def _sum_by_codes(table: pa.Table, keys: list[str], values: list[str],
         sums = np.bincount(group, weights=v, minlength=groups)
         columns[c] = pa.array(sums.astype(np.int64) if v.dtype == np.int64 else sums)
     return pa.table({c: columns[c] for c in table.column_names})
+
+
+def _exact(values: np.ndarray) -> bool:
+    """Whether float64 adds these integers (in any grouping) exactly: the sum of their
+    magnitudes is below 2**53. Bounded by count x largest magnitude first (a min and a max,
+    no temporary array), which settles it for counts; the sum only when that bound is not."""
+    if not len(values):
+        return True
+    top = max(abs(int(values.min())), abs(int(values.max())))
+    if top * len(values) < _EXACT:
+        return True
+    return bool(np.abs(values).sum(dtype=np.float64) < _EXACT)
 
 
 def _events(store: Store, day: dt.date) -> pa.Table:

@@ -33,12 +33,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from .. import layout
 from ..cluster import dask_client
 from ..generations import commit_generations
+from ..layout import PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT
 from ..ledger import (
     LEDGER,
     REPLACED,
@@ -50,7 +50,7 @@ from ..ledger import (
 )
 from ..planning import AsOfPlan, days_between, plan_as_of, requested_range, touched_dates
 from ..storage import Store
-from ._io import write_arrow, write_table
+from ._io import arrow_table, parquet_bytes, write_arrow
 from .aggs import engine as ext_engine
 from .daily import (
     DAILY_CUSTOMER,
@@ -58,12 +58,20 @@ from .daily import (
     DailyPlan,
     compute_daily,
     daily_plan,
-    read_daily,
     read_daily_table,
 )
 from .definitions import FeatureRepo, is_extended
+from .online_delta import (
+    candidates,
+    commit_deltas,
+    delta_days,
+    delta_windows,
+    sorted_union,
+    write_delta,
+)
 from .pairs import (
     PAIRS_FORMAT,
+    DistinctCounts,
     PairSums,
     PairWindow,
     Spec,
@@ -77,8 +85,7 @@ from .pairs import (
     write_pairs,
 )
 from .pairs import empty as empty_pairs
-from .online_delta import candidates, commit_deltas, delta_days, delta_windows, write_delta
-from .partials import combine_partials
+from .partials import combine_partial, partial_ids, partial_rows
 from .snapshot import customer_product_snapshot, customer_snapshot, max_window, windows
 from .state import (
     CUSTOMER_STATE,
@@ -184,33 +191,69 @@ def _read_record(store: Store) -> dict[str, Any]:
 
 
 # -- tasks (run on workers) ------------------------------------------------------------------
-def _daily_task(store: Store, plan: DailyPlan, day: dt.date,
-                recompute: bool) -> tuple[pd.DataFrame, pa.Table | None]:
-    """The customer frame of ``day`` (one row per customer active that day: it advances the
-    customer state) and, when asked to (re)build the day's aggregates, also its customer x
-    product rows (Arrow, with ``day``), which this run's windows then take from memory."""
+def _daily_tables(store: Store, plan: DailyPlan, day: dt.date, kind: str
+                  ) -> tuple[pa.Table, bool]:
+    """One daily table of ``day`` rebuilt (Arrow, with the schema and pandas metadata of the
+    frame it once went through) from the ingest tasks' partials when they cover the day, else
+    from its events; and whether the day has a customer row (no counted hit: no partition).
+
+    The two tables are independent sums of the same partials, so each is its own task on its
+    own worker (issue #27: combining a first day's 3.7 M + 1.3 M partial rows was the longest
+    step of materialization, done one after the other in one task)."""
+    ids = partial_ids(store, plan, day)
+    if ids is None:  # the events: both frames at once (the rare path: older ingests)
+        cust, cp = compute_daily(store, plan, day)
+        table = cust if kind == DAILY_CUSTOMER else cp
+        return pa.Table.from_pandas(table, preserve_index=False), bool(len(cust))
+    partial = PARTIAL_CUSTOMER if kind == DAILY_CUSTOMER else PARTIAL_CUSTOMER_PRODUCT
+    table = _pandas_like(combine_partial(store, plan, day, partial, ids))
+    if kind == DAILY_CUSTOMER:
+        return table, table.num_rows > 0
+    return table, partial_rows(store, plan, day, ids) > 0
+
+
+def _pandas_like(table: pa.Table) -> pa.Table:
+    """``table`` as ``Table.from_pandas`` gives it back after ``to_pandas`` (strings as
+    ``string``), without the round trip through Python strings."""
+    return arrow_table({name: column if pa.types.is_large_string(column.type)
+                        or pa.types.is_string(column.type) else column.to_numpy()
+                        for name, column in zip(table.column_names, table.columns,
+                                                strict=True)})
+
+
+def _publish_daily(store: Store, table: pa.Table, kind: str, day: dt.date,
+                   active: bool) -> None:
+    name = f"event_date={day.isoformat()}"
+    if active:
+        write_arrow(store, table, kind, name, "part-0.parquet")
+    else:  # no counted hit that day: no partition (readers treat it as empty)
+        store.remove(kind, name, recursive=True)
+
+
+def _daily_task(store: Store, plan: DailyPlan, day: dt.date, recompute: bool) -> pa.Table:
+    """The customer rows of ``day`` (one per customer active that day: it advances the
+    customer state), Arrow; rebuilt and published when ``recompute``, else read back."""
     if recompute:
-        # the ingest tasks' partial aggregates when they cover the day, else its events
-        cust, cp = combine_partials(store, plan, day) or compute_daily(store, plan, day)
-        cp = pa.Table.from_pandas(cp, preserve_index=False)
-        name = f"event_date={day.isoformat()}"
-        if len(cust):
-            write_table(store, cust, DAILY_CUSTOMER, name, "part-0.parquet")
-            write_arrow(store, cp, DAILY_CUSTOMER_PRODUCT, name, "part-0.parquet")
-        else:  # no counted hit that day: no partition (readers treat it as empty)
-            store.remove(DAILY_CUSTOMER, name, recursive=True)
-            store.remove(DAILY_CUSTOMER_PRODUCT, name, recursive=True)
-        return cust, cp.append_column("day", pa.array(np.full(cp.num_rows, day.toordinal())))
-    return read_daily(store, DAILY_CUSTOMER, [day]).drop(columns="day"), None
+        cust, active = _daily_tables(store, plan, day, DAILY_CUSTOMER)
+        _publish_daily(store, cust, DAILY_CUSTOMER, day, active)
+        return cust
+    return read_daily_table(store, DAILY_CUSTOMER, [day]).drop_columns(["day"])
 
 
-def _pair_rows(store: Store, source: dt.date | tuple[pd.DataFrame, pa.Table | None]
-               ) -> pa.Table | None:
-    """A day's daily customer x product rows: read back (``source`` is its date) or from this
-    run's daily result (None when that day was not recomputed)."""
+def _daily_pairs_task(store: Store, plan: DailyPlan, day: dt.date) -> pa.Table:
+    """The customer x product rows of a recomputed ``day``, published, returned with ``day``
+    for this run's windows to take from memory."""
+    cp, active = _daily_tables(store, plan, day, DAILY_CUSTOMER_PRODUCT)
+    _publish_daily(store, cp, DAILY_CUSTOMER_PRODUCT, day, active)
+    return cp.append_column("day", pa.array(np.full(cp.num_rows, day.toordinal())))
+
+
+def _pair_rows(store: Store, source: dt.date | pa.Table) -> pa.Table:
+    """A day's daily customer x product rows: read back (``source`` is its date) or this
+    run's (:func:`_daily_pairs_task`)."""
     if isinstance(source, dt.date):
         return read_daily_table(store, DAILY_CUSTOMER_PRODUCT, [source])
-    return source[1]
+    return source
 
 
 def _with_day(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
@@ -222,13 +265,13 @@ def _with_day(store: Store, as_of: dt.date, specs: list[Spec], prior: PairSums,
 
 
 def _aggregated_prior_task(store: Store, as_of: dt.date, specs: list[Spec],
-                           stored: list[dt.date], fresh: list[tuple[pd.DataFrame, Any]],
+                           stored: list[dt.date], fresh: list[pa.Table],
                            stored_day: bool, distinct: list[Spec]) -> PairWindow:
     """The window at ``as_of`` as (prior, stored pairs of ``as_of`` when ``stored_day``): the
     prior aggregated from the ``stored`` days before ``as_of`` and this run's daily results of
-    the others (``fresh``). Needs nothing of the day's own aggregates: runs alongside them."""
+    the others (``fresh``: their customer x product rows). Needs nothing of the day's own aggregates: runs alongside them."""
     tables = [read_daily_table(store, DAILY_CUSTOMER_PRODUCT, stored)] if stored else []
-    tables += [cp for _, cp in fresh if cp is not None]
+    tables += list(fresh)
     tables = [t for t in tables if t.num_rows]
     prior = empty_pairs()
     if tables:
@@ -245,8 +288,8 @@ def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec], written:
                        distinct: list[Spec]) -> PairWindow:
     """Like :func:`_aggregated_prior_task`, the prior rolled instead (see pairs.py): the stored
     window of the day before (written by this run's pair task of that day, ``written``, or by an
-    earlier run) minus, per window w, the day leaving it (``leaving[w]``: a date or a daily
-    result)."""
+    earlier run) minus, per window w, the day leaving it (``leaving[w]``: a date or this
+    run's customer x product rows of it)."""
     rows = {w: _pair_rows(store, source) for w, source in leaving.items()}
     prior = roll(load_pairs(store, as_of - dt.timedelta(1)), as_of.toordinal(),
                  {w: r for w, r in rows.items() if r is not None},
@@ -254,17 +297,25 @@ def _rolled_prior_task(store: Store, as_of: dt.date, specs: list[Spec], written:
     return _with_day(store, as_of, specs, prior, stored_day, distinct)
 
 
-def _window_at(window: PairWindow,
-               daily: tuple[pd.DataFrame, pa.Table | None] | None) -> PairWindow:
-    """The whole window: the prior task's, with the day's rows this run computed when it
-    did."""
-    if daily is None or daily[1] is None:
+def _window_at(window: PairWindow, daily: pa.Table | None) -> PairWindow:
+    """The whole window: the prior task's, with the day's customer x product rows this run
+    computed when it did (``daily``)."""
+    if daily is None:
         return window
-    return dataclasses.replace(window, rows=daily[1])
+    return dataclasses.replace(window, rows=daily)
 
 
-def _same(value: Any) -> Any:
-    return value
+def _ready(_: Any) -> bool:
+    """A token that its argument (a task's result) exists: a task given it runs after that
+    one, and only ``True`` crosses workers."""
+    return True
+
+
+def _distinct_task(window: PairWindow, daily: pa.Table | None,
+                   specs: list[Spec]) -> DistinctCounts:
+    """The distinct-product counts the customer tables need of the whole window, computed
+    where the window and the day's rows are (:class:`.pairs.DistinctCounts`)."""
+    return DistinctCounts.of(_window_at(window, daily), specs)
 
 
 def _state(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
@@ -277,32 +328,40 @@ def _state(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
 
 
 def _advance_task(store: Store, plan: DailyPlan, state: CustomerState | dt.date | None,
-                  day: dt.date, daily: tuple[pd.DataFrame, pa.Table | None]) -> CustomerState:
+                  day: dt.date, daily: pa.Table) -> CustomerState:
     state = _state(store, plan, state, ids=True)
-    return (CustomerState.empty(plan) if state is None else state).advance(plan, day, daily[0])
+    return (CustomerState.empty(plan) if state is None else state).advance(plan, day, daily)
 
 
-def _write_deltas(store: Store, as_of: dt.date, table: str, out: pa.Table,
-                  deltas: dict[str, list[int]] | None) -> None:
-    """The online push's handover (:mod:`.online_delta`) when ``table`` has one at ``as_of``:
-    its rows of the customers active on a day that moves them."""
+def _write_table(store: Store, as_of: dt.date, table: str, out: pa.Table,
+                 deltas: dict[str, list[int]] | None, unique: tuple[str, ...] = ()) -> None:
+    """Publish ``table``'s partition of ``as_of`` and, when it has one at ``as_of``, the
+    online push's handover (:mod:`.online_delta`): its rows of the customers active on a day
+    that moves them (on a store's first day every row: then the partition's bytes)."""
+    encoded = parquet_bytes(out, unique)
+    store.write_bytes(encoded, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
     if deltas and table in deltas:
-        write_delta(store, table, as_of, out,
-                    candidates(store, delta_days(as_of, deltas[table])))
+        near = candidates(store, delta_days(as_of, deltas[table], back=(0,)))
+        far = candidates(store, [d for d in delta_days(as_of, deltas[table])
+                                 if d not in delta_days(as_of, deltas[table], back=(0,))])
+        write_delta(store, table, as_of, out, sorted_union(near, far), near=near,
+                    unique=unique, encoded=encoded)
 
 
 def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: list[str],
                       specs: list[Spec], window: PairWindow, daily, keep: bool,
-                      deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
+                      deltas: dict[str, list[int]] | None = None,
+                      published: bool | None = None) -> dict[str, int]:
     """Write the customer x product tables due at ``as_of`` (independent of the state chain,
     so they run alongside the customer tables) and, when ``keep``, the whole window, for the
-    next day's prior to roll from (``deltas``: table -> windows, see :func:`_write_deltas`)."""
+    next day's prior to roll from (``deltas``: table -> windows, see :func:`_write_table`;
+    ``published``: :func:`_ready` of the state of ``as_of`` when there are deltas, whose
+    candidates are read from the days' published customer rows)."""
     pairs = _window_at(window, daily).merged()
     rows = {}
     for table in tables:
         out = customer_product_snapshot(repo, table, pairs)
-        write_arrow(store, out, table, f"as_of={as_of.isoformat()}", "part-0.parquet")
-        _write_deltas(store, as_of, table, out, deltas)
+        _write_table(store, as_of, table, out, deltas)
         rows[table] = out.num_rows
     if keep:
         write_pairs(store, pairs, as_of)
@@ -323,13 +382,12 @@ def _ext_daily_task(store: Store, ext: ext_engine.ExtPlan, day: dt.date) -> int:
 def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_of: dt.date,
                           tables: list[str], state: CustomerState,
                           lags: dict[int, CustomerState | dt.date | None],
-                          window: PairWindow | None, daily,
+                          window: DistinctCounts | PairWindow | None, daily,
                           ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date] | None = None,
                           deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
     """Write the customer tables due at ``as_of`` and the customer state of that day
     (``ext``: the SPEC §3a plan, its state of ``as_of`` and the first event date;
-    ``deltas``: table -> windows, see :func:`_write_deltas`)."""
-    name = f"as_of={as_of.isoformat()}"
+    ``deltas``: table -> windows, see :func:`_write_table`)."""
     rows: dict[str, int] = {}
     lags = {w: _state(store, plan, lag, ids=False) for w, lag in lags.items()}
     pairs = _window_at(window, daily) if window is not None else None
@@ -338,8 +396,7 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
         if ext is not None and any(t == table for t, _, _ in ext[0].outputs):
             out = ext_engine.with_ext_columns(store, repo, ext[0], table, as_of, out, ext[1],
                                               ext[2])
-        write_arrow(store, out, table, name, "part-0.parquet", unique=("customer_id",))
-        _write_deltas(store, as_of, table, out, deltas)
+        _write_table(store, as_of, table, out, deltas, unique=("customer_id",))
         rows[table] = out.num_rows
     write_state(store, state, as_of)
     return rows
@@ -607,23 +664,25 @@ class _Run:
 
     Per as-of date D of the chain:
 
-    * ``daily``: the day's aggregates (recomputed when dirty, else the stored customer frame);
+    * ``daily``: the day's customer rows (recomputed when dirty, else the stored ones);
+    * ``dailypairs``: a dirty day's customer x product rows, on the pair window's worker (the
+      two daily tables are independent sums: combined side by side, not one after the other);
     * ``prior``: the pair window of D without D's own new pairs, rolled from the stored window
       of the day before or aggregated from stored days;
     * ``advance``: the state of D from the state of D - 1 (this run's, or read from the store
       inside the task) and the day's customer frame;
     * ``pairs``: customer x product tables (prior + D's pairs), needing no state, and the
       window of D stored for the next day to roll from;
-    * ``window``: a copy of the prior on the customer tables' worker (see below);
+    * ``distinct``: per customer, the window's distinct-product counts (next to the window);
     * ``asof``: customer tables from the state of D and the states a window back, and the
       state of D written.
 
     ``prior`` starts at once, alongside ``daily``. Dask places a task by where its inputs
     are, which would put every task of the day on one worker; so the day's aggregates, state
     and customer tables are pinned (loosely: a missing worker is replaced) to one worker and
-    its pair window and customer x product tables to the next. ``window`` is queued on the
-    first worker behind ``daily``: a worker fetches a queued task's inputs while it computes,
-    so the pair window (for distinct counts) is there before the customer tables need it.
+    its pair window, customer x product rows and tables to the next. What crosses between
+    them is small: the prior (to the first worker only when it runs there) and ``distinct``,
+    one row per customer.
     """
 
     def __init__(self, client: Client, store: Store, repo: FeatureRepo, plan: DailyPlan,
@@ -638,7 +697,8 @@ class _Run:
         self.pairs_current = pairs_current  # dates whose stored pair window is current
         self.pair_tasks: dict[dt.date, Any] = {}  # this run's pair tasks (they store windows)
         self.pairs_kept: list[dt.date] = []  # dates whose window this run writes
-        self.daily: dict[dt.date, Any] = {}
+        self.daily: dict[dt.date, Any] = {}  # the day's customer rows
+        self.daily_pairs: dict[dt.date, Any] = {}  # a recomputed day's customer x product rows
         self.submitted: list[Any] = []  # every daily future, to surface errors at the end
         self.states: dict[dt.date, Any] = {}
         self.pair_tables = {t for t in repo.tables_for("weblog") if len(repo.keys(t)) == 2}
@@ -651,9 +711,10 @@ class _Run:
         self.ext = ext_engine.ext_plan(repo)  # SPEC §3a features: their own state chain
         self.ext_states: dict[dt.date, Any] = {}
 
-    def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None) -> Any:
+    def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None,
+                priority: int = 0) -> Any:
         where = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        return self.c.submit(fn, *args, pure=False, **where,
+        return self.c.submit(fn, *args, pure=False, priority=priority, **where,
                              key=f"fs-{kind}-{day.isoformat()}-{time.monotonic_ns()}")
 
     def _worker(self, day: dt.date, offset: int) -> str | None:
@@ -665,6 +726,22 @@ class _Run:
                                            day in self.dirty, worker=self._worker(day, 0))
             self.submitted.append(self.daily[day])
         return self.daily[day]
+
+    def pairs_of(self, day: dt.date) -> Any:
+        """The customer x product rows of a recomputed ``day``: their own task, on the worker
+        of the day's pair window, alongside the day's customer rows."""
+        if day not in self.daily_pairs:
+            self.daily_pairs[day] = self._submit("dailypairs", day, _daily_pairs_task,
+                                                 self.store, self.plan, day,
+                                                 worker=self._worker(day, 1))
+            self.submitted.append(self.daily_pairs[day])
+        return self.daily_pairs[day]
+
+    def daily_both(self, day: dt.date) -> None:
+        """Submit the day's daily tasks (both tables when the day is recomputed)."""
+        self.daily_of(day)
+        if day in self.dirty:
+            self.pairs_of(day)
 
     def state_of(self, day: dt.date) -> Any:
         """The state at ``day``: this run's future, the date of a stored one (checked current
@@ -686,13 +763,13 @@ class _Run:
             for w in sorted({w for _, w in self.specs}):
                 gone = day - dt.timedelta(w)
                 if gone >= self.first:
-                    leaving[w] = self.daily_of(gone) if gone in self.dirty else gone
+                    leaving[w] = self.pairs_of(gone) if gone in self.dirty else gone
             return self._submit("prior", day, _rolled_prior_task, self.store, day, self.specs,
                                 written, leaving, stored_day, self.distinct, worker=worker)
         days = [d for d in _days(day - dt.timedelta(self.window - 1), before) if d >= self.first]
         return self._submit("prior", day, _aggregated_prior_task, self.store, day, self.specs,
                             [d for d in days if d not in self.dirty],
-                            [self.daily_of(d) for d in days if d in self.dirty], stored_day,
+                            [self.pairs_of(d) for d in days if d in self.dirty], stored_day,
                             self.distinct, worker=worker)
 
     def submit_chain(self, chain: list[dt.date], due: dict[dt.date, list[str]]) -> dict[str, int]:
@@ -700,7 +777,7 @@ class _Run:
         for i in range(0, len(chain), CHUNK):
             days = chain[i:i + CHUNK]
             for day in days:  # the days' aggregates first: the critical path
-                self.daily_of(day)
+                self.daily_both(day)
             batch = []
             for day in days:
                 batch += self._submit_day(day, due.get(day, []))
@@ -709,7 +786,7 @@ class _Run:
                     rows[table] = rows.get(table, 0) + n
             self._release(days[-1])
         for day in sorted(self.dirty - set(chain)):  # outside the chain: aggregates only
-            self.daily_of(day)
+            self.daily_both(day)
             if not self.ext.empty:
                 self.submitted.append(self._submit("extdaily", day, _ext_daily_task,
                                                    self.store, self.ext, day))
@@ -727,7 +804,7 @@ class _Run:
         pair_names = [t for t in names if t in self.pair_tables]
         cust_names = [t for t in names if t not in self.pair_tables]
         daily = self.daily_of(day)
-        fresh = daily if day in self.dirty else None
+        fresh = self.pairs_of(day) if day in self.dirty else None
         needs_pairs = bool(pair_names) or (self.distinct and bool(cust_names))
         prior = self.prior_of(day, side) if needs_pairs else None
         lagged = {w: self.state_of(day - dt.timedelta(w)) for w in self.lags}
@@ -743,21 +820,29 @@ class _Run:
             self.ext_states[day] = ext_state
             ext = (self.ext, ext_state, self.first)
         out = []
+        distinct = None
+        if self.distinct and cust_names:
+            # Per customer, on the pair window's worker, ahead of the pair tables there (else
+            # the idle first worker may take it over and fetch the day's rows): the customer
+            # tables' worker receives these counts, not the window nor the rows.
+            distinct = self._submit("distinct", day, _distinct_task, prior, fresh,
+                                    self.distinct, worker=side, priority=1)
         if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
+            deltas = self._deltas_at(day, pair_names)
+            # a delta's candidates are the published customer rows of D and the days before
+            # (written by the customer rows' tasks on the other worker, which the state of D
+            # follows): wait for that state, receiving a token, not the state
+            published = self._submit("ready", day, _ready, state, worker=home) \
+                if deltas else None
             pairs = self._submit("pairs", day, _pair_tables_task, self.store, self.repo, day,
-                                 pair_names, self.specs, prior, fresh, self.rolls,
-                                 self._deltas_at(day, pair_names), worker=side)
+                                 pair_names, self.specs, prior, fresh, self.rolls, deltas,
+                                 published, worker=side)
             out.append(pairs)
             if self.rolls:
                 self.pair_tasks[day] = pairs
                 self.pairs_kept.append(day)
-        distinct = None
-        if self.distinct and cust_names:
-            # A copy on the customer tables' worker, made while the day's aggregates run there
-            # (a worker fetches a queued task's inputs while busy), not after the state.
-            distinct = self._submit("window", day, _same, prior, worker=home)
         out.append(self._submit("asof", day, _customer_tables_task, self.store, self.repo,
-                                self.plan, day, cust_names, state, lagged, distinct, fresh,
+                                self.plan, day, cust_names, state, lagged, distinct, None,
                                 ext, self._deltas_at(day, cust_names), worker=home))
         return out
 
@@ -773,5 +858,7 @@ class _Run:
             del self.ext_states[d]
         for d in [d for d in self.daily if d <= day - dt.timedelta(self.window)]:
             del self.daily[d]
+        for d in [d for d in self.daily_pairs if d <= day - dt.timedelta(self.window)]:
+            del self.daily_pairs[d]
         for d in [d for d in self.pair_tasks if d < day]:
             del self.pair_tasks[d]

@@ -9,8 +9,10 @@ customers with a counted hit on a day are the day's aggregates (``_daily/custome
 per customer active that day), so the set is read from at most ``2 x (1 + windows)`` day
 files: it grows with the customers active in those days, never with the history.
 
-The set covers both D - 1 -> D and D - 2 -> D: a two-slot online store's idle slot holds the
-day before yesterday in the steady state. The as-of task that builds D writes the rows of the
+The set covers both D - 1 -> D and D - 2 -> D (a push that failed yesterday brings the online
+store from D - 2); its rows carry a flag ``_near``: the customer is active on D or a day leaving a
+window at D (D - w), the part that may have changed since D - 1, all a push from D - 1 writes
+(``featurestore.online.redis_push``: the day's overlay). The as-of task that builds D writes the rows of the
 set, already in memory (:func:`write_delta`, published like a partition); the commit records
 which generations of D, D - 1 and D - 2 they were taken against (:func:`commit_deltas`, after
 the generations, before the materialization record). A crash before the record leaves an older
@@ -27,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,12 +37,15 @@ from .. import layout
 from ..storage import Store
 from ._io import write_arrow
 from .definitions import FeatureRepo, is_extended
+from .strings import descents, sorted_members
 
 __all__ = ["DELTA_ROOT", "DELTA_RECORD", "delta_windows", "delta_days", "candidates",
-           "write_delta", "commit_deltas", "delta_name"]
+           "write_delta", "commit_deltas", "delta_name", "NEAR", "sorted_union"]
 
 DELTA_ROOT = layout.ONLINE_DELTA
 DELTA_RECORD = layout.ONLINE_DELTA_RECORD
+#: The delta's flag column: the row may have changed since D - 1 (not only since D - 2).
+NEAR = "_near"
 
 
 def delta_windows(repo: FeatureRepo, table: str) -> list[int] | None:
@@ -61,15 +67,18 @@ def delta_windows(repo: FeatureRepo, table: str) -> list[int] | None:
     return sorted({f.window_days for f in feats if f.window_days})
 
 
-def delta_days(as_of: dt.date, windows: list[int]) -> list[dt.date]:
+def delta_days(as_of: dt.date, windows: list[int], back: tuple[int, ...] = (0, 1)
+               ) -> list[dt.date]:
     """The days whose active customers may have a changed row between D - 2 and D: D and
-    D - 1 and, per window w, D - w and D - 1 - w."""
-    return sorted({as_of - dt.timedelta(back + w) for back in (0, 1) for w in (0, *windows)})
+    D - 1 and, per window w, D - w and D - 1 - w (``back=(0,)``: between D - 1 and D, only D
+    and D - w)."""
+    return sorted({as_of - dt.timedelta(b + w) for b in back for w in (0, *windows)})
 
 
 def candidates(store: Store, days: list[dt.date]) -> pa.Array:
     """The distinct customer ids with a counted hit on any of ``days`` (their daily
-    aggregates' ``customer_id`` column only; a day without a partition has none)."""
+    aggregates' ``customer_id`` column only; a day without a partition has none), sorted
+    (:func:`write_delta` then merges them with a table's sorted ids instead of hashing)."""
     import pyarrow.parquet as pq
 
     chunks = []
@@ -80,10 +89,29 @@ def candidates(store: Store, days: list[dt.date]) -> pa.Array:
             col = pq.read_table(path, columns=["customer_id"], filesystem=store.fs)
         except FileNotFoundError:
             continue
-        chunks += [c.cast(pa.string()) for c in col.column(0).chunks]
+        chunks.append(col.column(0).combine_chunks().cast(pa.string()))
     if not chunks:
         return pa.array([], pa.string())
-    return pc.unique(pa.chunked_array(chunks, type=pa.string()))
+    if len(chunks) == 1 and not descents(chunks[0]):  # one day's ids: sorted, distinct
+        return chunks[0]
+    ids = pc.unique(pa.chunked_array(chunks, type=pa.string()))
+    return ids.take(pc.sort_indices(ids))
+
+
+def sorted_union(near: pa.Array, far: pa.Array) -> pa.Array:
+    """The distinct ids of two :func:`candidates` answers, sorted (as each of them is).
+
+    Args:
+        near: sorted distinct ids.
+        far: sorted distinct ids.
+
+    Returns:
+        Their union, sorted.
+    """
+    if not len(far):
+        return near
+    ids = pc.unique(pa.chunked_array([near, far], pa.string()).combine_chunks())
+    return ids.take(pc.sort_indices(ids))
 
 
 def delta_name(as_of: str) -> str:
@@ -92,7 +120,8 @@ def delta_name(as_of: str) -> str:
 
 
 def write_delta(store: Store, table: str, as_of: dt.date | str, out: pa.Table,
-                ids: pa.Array) -> int:
+                ids: pa.Array, near: pa.Array | None = None, *,
+                unique: tuple[str, ...] = ("customer_id",), encoded: bytes | None = None) -> int:
     """Publish the rows of ``out`` (the whole table at ``as_of``) whose customer is in ``ids``,
     and the ids without a row (the online store deletes them).
 
@@ -101,27 +130,63 @@ def write_delta(store: Store, table: str, as_of: dt.date | str, out: pa.Table,
         table: the table.
         as_of: its as-of date.
         out: the table's rows at ``as_of`` as published.
-        ids: the customers whose row may have changed.
+        ids: the customers whose row may have changed since D - 2 (distinct).
+        near: the part of ``ids`` whose row may have changed since D - 1 (a column ``_near``
+            flags their rows; the ids without a row are listed apart, ``deleted_near``);
+            None: not known (a push from D - 1 then writes every row).
+        unique: the columns with a distinct value per row (:func:`._io.write_arrow`).
+        encoded: ``out`` as the partition's parquet bytes, written with the same ``unique``:
+            the delta's bytes when it holds every row and no ``_near`` column.
 
     Returns:
         The rows written.
     """
     iso = as_of if isinstance(as_of, str) else as_of.isoformat()
-    key = out.column("customer_id")
-    if pa.types.is_dictionary(key.type):
-        key = key.cast(key.type.value_type)
-    ids = ids.cast(pa.string())
-    mask = pc.is_in(key.cast(pa.string()), value_set=ids)
-    rows = out.filter(mask)
-    present = pc.unique(rows.column("customer_id").cast(pa.string())) if rows.num_rows \
-        else pa.array([], pa.string())
-    gone = pc.filter(ids, pc.invert(pc.is_in(ids, value_set=present))) if len(ids) \
-        else pa.array([], pa.string())
-    store.write_json({"as_of": iso, "rows": rows.num_rows, "customers": len(ids),
-                      "deleted": sorted(gone.to_pylist())}, DELTA_ROOT, table,
-                     f"as_of={iso}.json")
-    write_arrow(store, rows, DELTA_ROOT, table, delta_name(iso), unique=("customer_id",))
+    found, hit = _members(out.column("customer_id"), ids.cast(pa.string()))
+    every = bool(found.all())
+    rows = out if every else out.filter(pa.array(found))
+    gone = ids.filter(pa.array(~hit)) if len(ids) else pa.array([], pa.string())
+    info = {"as_of": iso, "rows": rows.num_rows, "customers": len(ids),
+            "deleted": sorted(gone.cast(pa.string()).to_pylist())}
+    if near is not None:
+        near = near.cast(pa.string())
+        rows = rows.append_column(NEAR, pa.array(_members(rows.column("customer_id"), near)[0]))
+        info["deleted_near"] = sorted(set(info["deleted"]) & set(near.to_pylist())) \
+            if info["deleted"] else []
+        encoded = None  # the rows gained a column
+    store.write_json(info, DELTA_ROOT, table, f"as_of={iso}.json")
+    if every and encoded is not None:
+        store.write_bytes(encoded, DELTA_ROOT, table, delta_name(iso))
+    else:
+        write_arrow(store, rows, DELTA_ROOT, table, delta_name(iso), unique=unique)
     return rows.num_rows
+
+
+def _members(key: pa.ChunkedArray | pa.Array, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(per row, whether its customer is in ``ids``; per id, whether some row has it).
+
+    Sorted keys (every table is sorted by customer id) and sorted ids take one merge of the
+    strings (:func:`.strings.sorted_members`); a dictionary-typed key is looked up once per
+    dictionary value. Anything else is hashed."""
+    if isinstance(key, pa.ChunkedArray):
+        key = key.combine_chunks() if key.num_chunks != 1 else key.chunk(0)
+    if pa.types.is_dictionary(key.type):
+        values = key.dictionary.cast(pa.string())
+        merged = sorted_members(values, ids)
+        indices = key.indices.to_numpy(zero_copy_only=False)
+        if merged is not None and not key.null_count:
+            found = merged[0][indices]
+            used = np.zeros(len(values), dtype=bool)
+            used[indices[found]] = True
+            return found, sorted_members(ids, values.filter(pa.array(used)))[0]
+        key = key.cast(key.type.value_type)
+    key = key.cast(pa.string())
+    merged = sorted_members(key, ids)
+    if merged is not None:
+        return merged
+    found = pc.is_in(key, value_set=ids).to_numpy(zero_copy_only=False)
+    present = pc.unique(key.filter(pa.array(found)))
+    return found, pc.is_in(ids, value_set=present).to_numpy(zero_copy_only=False)
 
 
 def commit_deltas(store: Store, deltas: dict[str, str], first: dt.date | None = None) -> None:
@@ -150,7 +215,7 @@ def commit_deltas(store: Store, deltas: dict[str, str], first: dt.date | None = 
             if first is None or base >= first.isoformat():
                 bases[base] = int(gens.get(table, {}).get(base, 0))
         record[table] = {"as_of": iso, "generation": int(gens.get(table, {}).get(iso, 0)),
-                         "bases": bases}
+                         "bases": bases, "near_base": (day - dt.timedelta(1)).isoformat()}
     store.write_json(record, DELTA_RECORD)
     for table, iso in deltas.items():  # older deltas are never read again
         for name in store.listdir(DELTA_ROOT, table):

@@ -35,8 +35,9 @@ from ._io import read_ipc, write_ipc
 from .daily import DailyPlan, _to_pandas, aggregate_tables, sum_by
 from .definitions import FeatureRepo, load_feature_repo, parse_feature_repo
 
-__all__ = ["PARTIALS_FORMAT", "combine_partials", "partials_fingerprint", "remove_partials",
-           "repo_for_ingest", "write_partials"]
+__all__ = ["PARTIALS_FORMAT", "combine_partial", "combine_partials", "partial_ids",
+           "partial_rows", "partials_fingerprint", "remove_partials", "repo_for_ingest",
+           "write_partials"]
 
 #: Bumped when what a partial holds changes, so older ones are ignored rather than misread.
 PARTIALS_FORMAT = 1
@@ -120,22 +121,73 @@ def combine_partials(store: Store, plan: DailyPlan, day: dt.date
         them (int sums exact; float sums may differ from it in the last bits, the order of
         addition being per file), or None.
     """
+    ids = partial_ids(store, plan, day)
+    if ids is None:
+        return None
+    return (_to_pandas(combine_partial(store, plan, day, PARTIAL_CUSTOMER, ids)),
+            _to_pandas(combine_partial(store, plan, day, PARTIAL_CUSTOMER_PRODUCT, ids)))
+
+
+def partial_ids(store: Store, plan: DailyPlan, day: dt.date) -> list[str] | None:
+    """The file ids whose partials make up ``day``'s daily aggregates, or None when the
+    partials do not cover it (see :func:`combine_partials`; both kinds are checked, so the
+    two daily tables always come from the same source).
+
+    Args:
+        store: the store.
+        plan: the daily plan.
+        day: the event date.
+
+    Returns:
+        The file ids, sorted (the float sums add up in the same order on every run), or None.
+    """
     # the file ids behind the live events files: a merged file stands for its inputs
     events = live_file_ids(store, day)
     if not events:
         return None
     suffix = f"-{partials_fingerprint(plan)}.arrow"
-    frames = []
-    for kind, keys in ((PARTIAL_CUSTOMER, ["customer_id"]),
-                       (PARTIAL_CUSTOMER_PRODUCT, ["customer_id", "product_id"])):
-        have = _file_ids(store.listdir(kind, _folder(day)), "part-", suffix)
-        if not events <= have:
+    for kind in _KINDS:
+        if not events <= _file_ids(store.listdir(kind, _folder(day)), "part-", suffix):
             return None
-        # file id order: the float sums add up in the same order on every run
-        tables = [read_ipc(store, kind, _folder(day), f"part-{fid}{suffix}")
-                  for fid in sorted(events)]
-        frames.append(_to_pandas(sum_by(pa.concat_tables(tables), keys)))
-    return frames[0], frames[1]
+    return sorted(events)
+
+
+def combine_partial(store: Store, plan: DailyPlan, day: dt.date, kind: str,
+                    ids: list[str]) -> pa.Table:
+    """One daily table of ``day`` (Arrow, sorted by key) from the partials of ``ids``.
+
+    Args:
+        store: the store.
+        plan: the daily plan.
+        day: the event date.
+        kind: ``PARTIAL_CUSTOMER`` or ``PARTIAL_CUSTOMER_PRODUCT``.
+        ids: the file ids (:func:`partial_ids`).
+
+    Returns:
+        Per key, the sums of every partial (added in ``ids`` order).
+    """
+    suffix = f"-{partials_fingerprint(plan)}.arrow"
+    keys = ["customer_id"] if kind == PARTIAL_CUSTOMER else ["customer_id", "product_id"]
+    tables = [read_ipc(store, kind, _folder(day), f"part-{fid}{suffix}") for fid in ids]
+    return sum_by(pa.concat_tables(tables), keys)
+
+
+def partial_rows(store: Store, plan: DailyPlan, day: dt.date, ids: list[str]) -> int:
+    """How many customer rows the customer partials of ``ids`` hold (0: no counted hit that
+    day), from the files' metadata (memory-mapped: no column is read).
+
+    Args:
+        store: the store.
+        plan: the daily plan.
+        day: the event date.
+        ids: the file ids (:func:`partial_ids`).
+
+    Returns:
+        The row count.
+    """
+    suffix = f"-{partials_fingerprint(plan)}.arrow"
+    return sum(read_ipc(store, PARTIAL_CUSTOMER, _folder(day), f"part-{fid}{suffix}").num_rows
+               for fid in ids)
 
 
 def repo_for_ingest(store: Store, configured: str | None) -> FeatureRepo | None:

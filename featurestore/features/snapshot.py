@@ -14,7 +14,7 @@ import pyarrow as pa
 from ._io import arrow_table, large_strings
 from .daily import ALL
 from .definitions import Feature, FeatureRepo, is_extended
-from .pairs import PairSums, PairWindow, column_of
+from .pairs import DistinctCounts, PairSums, PairWindow, column_of
 from .state import CustomerState, id_ranks
 
 __all__ = ["customer_snapshot", "customer_product_snapshot", "max_window", "windows"]
@@ -34,7 +34,8 @@ def max_window(repo: FeatureRepo, kind: str = "weblog") -> int:
     return max(windows, default=1)
 
 
-def _distinct_products(f: Feature, state: CustomerState, pairs: PairWindow) -> np.ndarray:
+def _distinct_products(f: Feature, state: CustomerState,
+                       pairs: PairWindow | DistinctCounts) -> np.ndarray:
     """Per customer, in id order: distinct products with a matching pair in the window."""
     ids, counts = pairs.distinct((column_of(f), f.window_days))
     if not len(ids):
@@ -58,12 +59,13 @@ def _window_column(f: Feature) -> str:
 
 def customer_snapshot(repo: FeatureRepo, table: str, as_of: dt.date, state: CustomerState,
                       lags: dict[int, CustomerState | None],
-                      pairs: PairWindow | None) -> pa.Table:
+                      pairs: PairWindow | DistinctCounts | None) -> pa.Table:
     """``customer_features``-like table at ``as_of``: one row per customer in ``state`` (every
     customer with a counted hit on or before the date), sorted by customer_id.
 
     ``lags[w]`` is the state at ``as_of - w`` (None before the first event date), ``pairs``
-    the customer x product window at ``as_of`` (for distinct-product counts).
+    the customer x product window at ``as_of`` (for distinct-product counts; its
+    :class:`.pairs.DistinctCounts` will do).
 
     Windows are state(D) minus state(D - w) (see state.py), computed only for the customers
     with a hit within the longest window (``last_all``): every other customer's windows are

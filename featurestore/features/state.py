@@ -54,6 +54,7 @@ from .. import layout
 from ..storage import Store
 from ._io import large_strings, read_ipc, write_ipc
 from .daily import DailyPlan
+from .strings import descents, search_sorted
 
 __all__ = ["COMPACT_FRACTION", "CUSTOMER_STATE", "MAX_CHAIN_DAYS", "STATE_FORMAT",
            "CustomerState", "daily_columns", "id_ranks", "state_columns", "load_state",
@@ -77,6 +78,10 @@ _KIND, _BASE, _ROWS, _CHAIN = b"fs_state_kind", b"fs_state_base", b"fs_state_row
 _ORDER = "id_order"
 
 
+#: Sorted runs of needles :func:`_bisect` still merges (each run restarts one search).
+_RUNS = 8
+
+
 def _bisect(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
     """Per needle, how many of ``ids`` are less than it (its insertion point in id order).
 
@@ -86,9 +91,14 @@ def _bisect(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
         needles: the ids to place (large_string).
 
     Returns:
-        int64 ranks in ``[0, len(ids)]``: a vectorised binary search, k log N compares of
-        strings (Arrow's byte order, the order of ``sort_indices``), never a hash of all ids.
+        int64 ranks in ``[0, len(ids)]`` (Arrow's byte order, the order of ``sort_indices``),
+        never a hash of all ids. Needles in a few sorted runs (daily rows, pair windows) go
+        to :func:`.strings.search_sorted`, a merge over the raw bytes; others to a
+        vectorised binary search, k log N compares of gathered strings.
     """
+    if len(needles) and not (ids.null_count or needles.null_count) \
+            and descents(needles) <= _RUNS + len(needles) // 64:
+        return search_sorted(ids, order, needles)  # sorted runs: a merge over the bytes
     lo = np.zeros(len(needles), dtype="int64")
     hi = np.full(len(needles), len(order), dtype="int64")
     live = np.flatnonzero(lo < hi)
@@ -124,6 +134,11 @@ def _merged_order(ids: pa.Array, order: np.ndarray, fresh: pa.Array,
     by_id = pc.sort_indices(fresh).to_numpy()
     at = _bisect(ids, order, fresh)
     return np.insert(order, at[by_id], first + by_id.astype("int64"))
+
+
+def _numbers(table: pa.Table, name: str) -> np.ndarray:
+    """A numeric column without nulls as numpy."""
+    return table.column(name).to_numpy()
 
 
 def _take_rows(columns: Mapping, name: str, at: np.ndarray) -> np.ndarray:
@@ -195,15 +210,18 @@ class CustomerState:
             out[inside] = _take_rows(self.columns, column, at[inside])
         return out
 
-    def advance(self, plan: DailyPlan, day: dt.date, daily: pd.DataFrame) -> CustomerState:
-        """The state after ``day`` from this one (before it) and the day's customer frame
-        (one row per customer active that day, sorted by id). Costs the day's customers (a
-        binary search each, see :func:`_lookup`), not the history: the columns stay shared
-        with this state under an overlay of the changed rows."""
+    def advance(self, plan: DailyPlan, day: dt.date,
+                daily: pa.Table | pd.DataFrame) -> CustomerState:
+        """The state after ``day`` from this one (before it) and the day's customer rows
+        (Arrow or pandas; one row per customer active that day, sorted by id). Costs the
+        day's customers (a binary search each, see :func:`_lookup`), not the history: the
+        columns stay shared with this state under an overlay of the changed rows."""
         if not len(daily):
             return CustomerState(self.ids, self.columns, order=self.order)._chained(
                 self, day, np.zeros(0, dtype="int64"))
-        day_ids = large_strings(daily["customer_id"].array)
+        if isinstance(daily, pd.DataFrame):
+            daily = pa.Table.from_pandas(daily, preserve_index=False)
+        day_ids = large_strings(daily["customer_id"])
         order = self.id_order()
         positions = _lookup(self.ids, order, day_ids)
         new = positions < 0
@@ -219,16 +237,16 @@ class CustomerState:
         values: dict[str, np.ndarray] = {}
         for f in plan.recency_filters:
             name = f"last_{f.key}"
-            seen = daily[f"hits_{f.key}"].to_numpy()[by_position] > 0
+            seen = _numbers(daily, f"hits_{f.key}")[by_position] > 0
             values[name] = np.where(seen, ordinal, self.take(name, changed)).astype("int64")
         for c in daily_columns(plan):
             name = f"cum_{c}"
             values[name] = (self.take(name, changed)
-                            + daily[c].to_numpy(dtype=_dtype(name))[by_position])
+                            + _numbers(daily, c).astype(_dtype(name), copy=False)[by_position])
         for f in plan.hit_filters:
             name = f"days_{f.key}"
             values[name] = (self.take(name, changed)
-                            + (daily[f"hits_{f.key}"].to_numpy()[by_position] > 0))
+                            + (_numbers(daily, f"hits_{f.key}")[by_position] > 0))
         columns = _Overlay.over(self, len(ids), changed, values)
         return CustomerState(ids, columns, order=order)._chained(self, day, changed)
 

@@ -20,13 +20,20 @@ import asyncio
 import logging
 import threading
 import time
+import zlib
 from typing import Any
+
+try:  # the redis extra (redis-py with hiredis); without it the constructor says what to install
+    from hiredis import ReplyError, pack_command
+except ImportError:  # pragma: no cover - the extra is missing
+    ReplyError = pack_command = None
 
 from .._exceptions import NotFoundError, OnlineStoreUnavailableError
 from ..layout import ONLINE_RECORD
 from ..storage import Store
 from .memory import SERVED_TABLES, OnlineSnapshot, OnlineStore
-from .redis_codec import READ_SCRIPT, RowsView, SlotMeta, TableKeys
+from .redis_async import AsyncRedis, supported  # hiredis is imported there on first use
+from .redis_codec import READ_SCRIPT, READ_SHA, RowsView, SlotMeta, TableKeys, ViewShape
 
 __all__ = ["RedisOnlineStore", "redis_client", "read_record", "redact"]
 
@@ -89,6 +96,23 @@ def read_record(store: Store) -> dict[str, Any] | None:
     return store.read_json(ONLINE_RECORD)
 
 
+class _Served:
+    """What a read of one table sends while its pointer is the cached one, built once per
+    pointer: the keys, the fixed arguments, the packed command's head, the answers' shape."""
+
+    __slots__ = ("buckets", "command", "head", "meta", "pointer", "ptr", "shape")
+
+    def __init__(self, keys: TableKeys, pointer: bytes, meta: SlotMeta) -> None:
+        slot = pointer[:1].decode()
+        self.pointer = pointer
+        self.meta = meta
+        self.shape = ViewShape(meta)
+        self.ptr = keys.ptr
+        self.head = [pointer, *keys.view_args(slot, meta)]
+        self.buckets = meta.buckets
+        self.command = ("EVALSHA", READ_SHA, 1, self.ptr, *self.head)
+
+
 def _redis_errors() -> tuple[type[BaseException], ...]:
     import redis
 
@@ -126,8 +150,12 @@ class RedisOnlineStore:
         self.last_error: str | None = None
         self._offline = OnlineStore(store, tables=self.tables, keys=self.keys)  # older as-of
         self._record: dict[str, Any] | None = None
+        self._keys: dict[str, TableKeys] = {}
         self._record_at = 0.0
         self._known: dict[str, tuple[bytes, SlotMeta]] = {}  # table -> (pointer, its meta)
+        self._served: dict[str, _Served] = {}  # table -> what a read of its pointer sends
+        self._fast_ok = pack_command is not None and supported(url)
+        self._fast_conns: dict[int, AsyncRedis] = {}  # event loop id -> connection
         self._sync: Any = None
         self._async: dict[int, Any] = {}  # event loop id -> client
         self._stop = threading.Event()
@@ -158,7 +186,13 @@ class RedisOnlineStore:
 
     def _table_keys(self, table: str) -> TableKeys | None:
         record = self._record
-        return TableKeys(record["namespace"], table) if record else None
+        if not record:
+            return None
+        keys = self._keys.get(table)
+        if keys is None or keys.namespace != record["namespace"]:
+            keys = self._keys[table] = TableKeys(record["namespace"], table)
+            self._served.pop(table, None)  # another namespace: its pointer is read anew
+        return keys
 
     # -- lifecycle --------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -211,23 +245,34 @@ class RedisOnlineStore:
         self._ascript = None
         if client is not None:
             await client.aclose()
+        fast = self._fast_conns.pop(loop, None)
+        if fast is not None:
+            await fast.aclose()
 
     # -- reads ------------------------------------------------------------------------------
     def _args(self, table: str, ids: list[str]) -> tuple[list[str], list[Any]]:
-        """The script's keys and arguments: the bucket of every id in the slot of the cached
+        """The script's keys and arguments: the rows of every id in the view of the cached
         pointer (no ids before a pointer is cached: that call fetches it)."""
-        keys = self._table_keys(table)
-        known = self._known.get(table)
+        known = self._served.get(table)
         if known is None:
-            return keys.script_keys(), [b""]
-        pointer, meta = known
-        slot = pointer[:1].decode() if isinstance(pointer, bytes) else pointer[:1]
-        return keys.script_keys() + [keys.rows(slot)], \
-            [pointer, keys.bucket_list(meta.buckets, ids), *ids]
+            return [self._table_keys(table).ptr], [b""]
+        return [known.ptr], [*known.head, TableKeys.bucket_list(known.buckets, ids), *ids]
+
+    def _packed(self, table: str, ids: list[str]) -> bytes:
+        """:meth:`_args` as one packed ``EVALSHA`` (hiredis, C): the API's read."""
+        known = self._served.get(table)
+        if known is None:
+            return pack_command(("EVALSHA", READ_SHA, 1, self._table_keys(table).ptr, ""))
+        if not known.buckets:
+            return pack_command((*known.command, "", *ids))
+        crc = zlib.crc32
+        n = known.buckets
+        return pack_command((*known.command, ",".join([str(crc(i.encode()) % n) for i in ids]),
+                             *ids))
 
     def _answer(self, table: str, ids: list[str], reply: list[Any]) -> RowsView | None:
         """The view the script's reply gives, or None when the pointer moved (the new slot's
-        metadata is cached now: ask again, with its buckets)."""
+        metadata is cached now: ask again, with its view's keys)."""
         if not reply or reply[0] is None:
             self._missing(table)
         if len(reply) > 3:
@@ -242,13 +287,14 @@ class RedisOnlineStore:
                     f"the online store's served slot of table {table!r} is not complete: "
                     "run featurestore online push")
             self._known[table] = (pointer, meta)
+            self._served[table] = _Served(self._table_keys(table), pointer, meta)
             if ids:
                 return None
-            return RowsView.build(meta, table, [], [])
-        known = self._known.get(table)
-        if known is None or known[0] != pointer:  # cannot happen: the script sends meta
+            return RowsView.build(self._served[table].shape, table, [], [])
+        known = self._served.get(table)
+        if known is None or known.pointer != pointer:  # cannot happen: the script sends meta
             raise OnlineStoreUnavailableError(f"online store changed under a read of {table!r}")
-        return RowsView.build(known[1], table, ids, reply[2] or [])
+        return RowsView.build(known.shape, table, ids, reply[2] or [])
 
     def _missing(self, table: str) -> None:
         """No pointer for ``table``: never pushed (404, as memory) or lost (503)."""
@@ -305,17 +351,16 @@ class RedisOnlineStore:
                                           f"{READ_TRIES} times under one read; try again")
 
     async def aview(self, table: str, ids: list[str] | None = None) -> RowsView:
-        """:meth:`view` on the event loop (the async client; the script is cached by SHA)."""
-        ids = list(ids or [])
-        if self._table_keys(table) is None:
+        """:meth:`view` on the event loop: one ``EVALSHA`` on the loop's pipelined connection
+        (:mod:`.redis_async`; redis-py's async client for a URL with query options)."""
+        ids = list(ids) if ids else []
+        if self._record is None:
             await asyncio.to_thread(self._load_record)
             if self._record is None:
                 self._missing(table)
         for _ in range(READ_TRIES):
-            keys, args = self._args(table, ids)
             try:
-                script = self._script()
-                reply = await script(keys=keys, args=args, client=self._aclient())
+                reply = await self._aeval(table, ids)
             except _redis_errors() as exc:
                 raise self._unavailable(exc) from None
             if reply and reply[0] is None and time.monotonic() - self._record_at >= RECORD_EVERY:
@@ -325,6 +370,35 @@ class RedisOnlineStore:
                 return view
         raise OnlineStoreUnavailableError(f"the online store's table {table!r} changed "
                                           f"{READ_TRIES} times under one read; try again")
+
+    async def _aeval(self, table: str, ids: list[str]) -> Any:
+        """One read script call on the event loop (``EVAL`` once when Redis lacks the
+        script, e.g. after a restart); an error reply raises a RedisError."""
+        fast = self._fast()
+        if fast is None:  # a URL AsyncRedis does not take: redis-py's client
+            keys, args = self._args(table, ids)
+            return await self._script()(keys=keys, args=args, client=self._aclient())
+        reply = await fast.execute(self._packed(table, ids))
+        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+            keys, args = self._args(table, ids)
+            reply = await fast.execute(pack_command(("EVAL", READ_SCRIPT, len(keys), *keys,
+                                                     *args)))
+        if isinstance(reply, ReplyError):
+            import redis
+
+            raise redis.exceptions.ResponseError(str(reply))
+        return reply
+
+    def _fast(self) -> AsyncRedis | None:
+        """The running loop's pipelined connection (None: the URL needs redis-py)."""
+        if not self._fast_ok:
+            return None
+        loop = asyncio.get_running_loop()
+        conn = self._fast_conns.get(id(loop))
+        if conn is None or conn.loop is not loop:  # a new loop (an id may be reused)
+            conn = self._fast_conns[id(loop)] = AsyncRedis(self.url, timeout=TIMEOUT)
+            conn.loop = loop
+        return conn
 
     def _script(self) -> Any:
         script = getattr(self, "_ascript", None)

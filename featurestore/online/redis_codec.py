@@ -3,18 +3,25 @@ rows, and the read-side view the API builds its answers from.
 
 Per table, under a hash tag so every key of a table lands on one Redis Cluster slot::
 
-    {fs:<namespace>:<table>}:ptr        "<slot>|<push id>": the served slot (a or b)
+    {fs:<namespace>:<table>}:ptr        "<slot>|<push id>": the served view: a base slot (a,
+                                        b) alone, or an overlay slot (x, y) over its base
     {fs:<namespace>:<table>}:<slot>:meta    JSON :class:`SlotMeta` of the slot
-    {fs:<namespace>:<table>}:<slot>:rows:<b>    hash customer_id -> packed row(s), one of
-                                                the slot's ``buckets`` hashes
+    {fs:<namespace>:<table>}:<a|b>:rows:<b>    hash customer_id -> packed row(s), one of the
+                                               base's ``buckets`` hashes
+    {fs:<namespace>:<table>}:<x|y>:rows:<o>    hash customer_id -> "<base bucket>|<packed>"
+                                               ("<base bucket>|": deleted), one of the
+                                               overlay's ``overlay`` hashes (o = b mod it)
 
-A slot's rows are spread over small hashes (buckets): customer ``c`` lives in bucket
+A base's rows are spread over small hashes (buckets): customer ``c`` lives in bucket
 ``crc32(c) mod buckets`` (:func:`bucket_of`), ``buckets`` chosen by a whole push from the row
 count so a bucket holds about :data:`BUCKET_ROWS` customers and recorded in the slot's
 metadata. Small hashes keep Redis's compact listpack encoding (``hash-max-listpack-entries``
 128) and a constant per-field cost: one hash of millions of fields cost 3-9 µs a field to write
 and about twice the memory. A slot whose metadata says ``buckets: 0`` (written before buckets)
-is one hash ``<slot>:rows``.
+is one hash ``<slot>:rows``. An overlay holds a push's changes since its base's generation,
+sized for them (about :data:`BUCKET_ROWS` a bucket); readers ask it first
+(:data:`READ_SCRIPT`), and the push folds it into the base after the flip
+(:data:`FOLD_SCRIPT`).
 
 A packed row is the JSON array of the row's values in column order (every column but
 ``customer_id``); a table with more keys packs a customer's rows as an array of such arrays,
@@ -27,6 +34,7 @@ packed value from one day to the next and a push does not rewrite it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,48 +47,69 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-__all__ = ["TableKeys", "SlotMeta", "RowsView", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
-           "epoch_day", "unpack", "other_slot", "bucket_of", "buckets_of", "bucket_count",
+__all__ = ["TableKeys", "SlotMeta", "RowsView", "ViewShape", "SLOTS", "READ_SCRIPT", "FLIP_SCRIPT",
+           "READ_SHA", "FOLD_SCRIPT", "UNLAY_SCRIPT", "OVERLAYS", "epoch_day", "unpack", "other_slot", "bucket_of", "buckets_of", "bucket_count",
            "BUCKET_ROWS"]
 
 SLOTS = ("a", "b")
+#: The overlay slots: a push that writes only what changed since the served generation writes
+#: the one not served, then folds it into the base it overlays.
+OVERLAYS = ("x", "y")
 _EPOCH = dt.date(1970, 1, 1)
 
 #: Customers per bucket a whole push aims at (under ``hash-max-listpack-entries``, 128).
 BUCKET_ROWS = 100
 
-#: Read the pointer and, when it is the caller's cached one, the rows of the given ids from
-#: the buckets the caller named (computed from that pointer's metadata), in one atomic script:
-#: one generation per answer. When the pointer moved, the new slot's metadata comes back
-#: instead of rows and the caller asks again with the new buckets.
-#: KEYS: ptr, a:meta, b:meta, the cached slot's rows key (bucket ``n`` is ``<rows key>:n``,
-#: under the same hash tag); ARGV: the cached pointer, the ids' bucket numbers joined by
-#: commas (empty: a slot of one hash, the rows key itself), the ids. The buckets travel as one
+#: Read the pointer and, when it is the caller's cached one, the rows of the given ids of the
+#: view it names, in one atomic script: one generation per answer. A view is a base slot's
+#: buckets, under an overlay (a push's changes since the base's generation) that is consulted
+#: first: an overlay value is ``<base bucket>|<packed row>``, empty after the bar for a customer
+#: deleted. When the pointer moved, the metadata of the slot it names comes back instead of rows
+#: and the caller asks again with that view's keys and buckets.
+#: KEYS: ptr (``<tag>:ptr``: the metadata key is ``<tag>:<slot>:meta``, same hash tag); ARGV:
+#: the cached pointer, the base's rows key (bucket ``n`` is ``<rows key>:n``), the overlay's
+#: rows key (empty: no overlay), the overlay's bucket count (an id of base bucket ``b`` is in
+#: overlay bucket ``b mod count``), the ids' base bucket numbers joined by commas (empty: a
+#: base of one hash, the rows key itself), then the ids. The buckets travel as one
 #: argument: redis-py encodes every argument in Python (~0.5 us each), and a bucket key per id
 #: made a batch of 100 cost 20% more server CPU.
 READ_SCRIPT = """
 local p = redis.call('GET', KEYS[1])
 if not p then return {false} end
 if p ~= ARGV[1] then
-  local mk = KEYS[2]
-  if string.sub(p, 1, 1) == 'b' then mk = KEYS[3] end
-  local meta = redis.call('GET', mk)
+  local tag = string.sub(KEYS[1], 1, -5)
+  local meta = redis.call('GET', tag .. ':' .. string.sub(p, 1, 1) .. ':meta')
   if not meta then return {p, false, false, 1} end
   return {p, meta, false}
 end
 local out = {}
-if ARGV[2] == '' then
-  for i = 3, #ARGV do out[i - 2] = redis.call('HGET', KEYS[4], ARGV[i]) end
-else
-  local i = 3
-  local pre = KEYS[4] .. ':'
-  for b in string.gmatch(ARGV[2], '[^,]+') do
-    out[i - 2] = redis.call('HGET', pre .. b, ARGV[i])
-    i = i + 1
+local base, ov = ARGV[2], ARGV[3]
+if ARGV[5] == '' then
+  for i = 6, #ARGV do out[i - 5] = redis.call('HGET', base, ARGV[i]) end
+  return {p, false, out}
+end
+local nov = tonumber(ARGV[4])
+local i = 6
+for b in string.gmatch(ARGV[5], '[^,]+') do
+  local v = false
+  local hit = false
+  if ov ~= '' then
+    local o = redis.call('HGET', ov .. ':' .. (tonumber(b) % nov), ARGV[i])
+    if o then
+      hit = true
+      v = string.sub(o, string.find(o, '|', 1, true) + 1)
+      if v == '' then v = false end
+    end
   end
+  if not hit then v = redis.call('HGET', base .. ':' .. b, ARGV[i]) end
+  out[i - 5] = v
+  i = i + 1
 end
 return {p, false, out}
 """
+
+#: The SHA-1 of :data:`READ_SCRIPT` (``EVALSHA``; a server without it is sent ``EVAL`` once).
+READ_SHA = hashlib.sha1(READ_SCRIPT.encode()).hexdigest()
 
 #: Mark a slot complete and point readers at it, in one atomic script (the push's commit).
 #: KEYS: ptr, the slot's meta; ARGV: the new pointer, the slot's complete metadata.
@@ -88,6 +117,49 @@ FLIP_SCRIPT = """
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1])
 return 1
+"""
+
+#: After the fold: point readers at the base alone (one ``HGET`` a customer instead of two),
+#: when the pointer is still the overlay's. KEYS: ptr; ARGV: the overlay's pointer, the base's.
+UNLAY_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+#: Fold one overlay bucket into its base: every value goes to its base bucket (``HSET``, a run
+#: of consecutive fields of one base bucket in one call: the push writes an overlay bucket's
+#: fields in base-bucket order, which a small hash keeps), a deleted customer is removed
+#: (``HDEL``). Readers of the overlay's view see no change (the overlay still answers for
+#: every field it holds), so a push folds after its flip, in as many script calls as the
+#: overlay has buckets (each is short: readers wait for one bucket at most). Idempotent: a
+#: fold that died is run again. KEYS: the overlay bucket; ARGV: the base's rows key. Returns
+#: the fields folded.
+FOLD_SCRIPT = """
+local kv = redis.call('HGETALL', KEYS[1])
+local pre = ARGV[1] .. ':'
+local find, sub = string.find, string.sub
+local cur, args, n = nil, {}, 0
+for i = 1, #kv, 2 do
+  local v = kv[i + 1]
+  local cut = find(v, '|', 1, true)
+  local b = sub(v, 1, cut - 1)
+  if b ~= cur or n >= 400 then
+    if n > 0 then redis.call('HSET', pre .. cur, unpack(args, 1, n)) end
+    cur, n = b, 0
+  end
+  if cut == #v then
+    redis.call('HDEL', pre .. b, kv[i])
+  else
+    args[n + 1] = kv[i]
+    args[n + 2] = sub(v, cut + 1)
+    n = n + 2
+  end
+end
+if n > 0 then redis.call('HSET', pre .. cur, unpack(args, 1, n)) end
+return #kv / 2
 """
 
 
@@ -206,9 +278,12 @@ class TableKeys:
         crc = zlib.crc32
         return ",".join([str(crc(i.encode()) % buckets) for i in ids])
 
-    def script_keys(self) -> list[str]:
-        """The fixed keys :data:`READ_SCRIPT` takes (the cached slot's rows key follows)."""
-        return [self.ptr, self.meta("a"), self.meta("b")]
+    def view_args(self, slot: str, meta: SlotMeta) -> list[str]:
+        """:data:`READ_SCRIPT`'s view arguments for the served ``slot``: the base's rows key,
+        the overlay's rows key (empty: none) and the overlay's bucket count."""
+        if slot in OVERLAYS:
+            return [self.rows(meta.base_slot), self.rows(slot), str(meta.overlay)]
+        return [self.rows(slot), "", "0"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +307,11 @@ class SlotMeta:
         stale: bucket keys ``0..stale-1`` may hold rows of an earlier content of the slot
             (set by a whole rewrite before it clears them, so a rewrite that died is cleared
             whole by the next one).
+        base_slot: an overlay slot's (``x``, ``y``) base: the base slot (``a``, ``b``) whose
+            buckets it overlays; ``buckets`` is then that base's bucket count.
+        overlay: an overlay slot's bucket count (0 for a base slot).
+        folding: a base slot's: the push whose overlay is being folded into it (``state`` is
+            then ``folding`` and ``as_of``/``generation`` those the fold brings it to).
     """
 
     state: str
@@ -246,6 +326,9 @@ class SlotMeta:
     pushed_at: float = 0.0
     buckets: int = 0
     stale: int = 0
+    base_slot: str = ""
+    overlay: int = 0
+    folding: str = ""
 
     def dumps(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -256,9 +339,11 @@ class SlotMeta:
             return None
         try:
             data = orjson.loads(raw)
-            return cls(**data)
-        except (orjson.JSONDecodeError, TypeError):
-            return None  # a foreign or older value: treated as an empty slot
+            known = cls.__dataclass_fields__
+            # keys a newer push added are ignored (a reader one release behind still reads)
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
+            return None  # a foreign value: treated as an empty slot
 
 
 def unpack(raw: bytes, multi: bool, recency: list[int], day: int) -> list[list[Any]]:
@@ -283,6 +368,34 @@ def unpack(raw: bytes, multi: bool, recency: list[int], day: int) -> list[list[A
     return rows
 
 
+class ViewShape:
+    """What every answer of one served slot shares, derived once from its metadata (not per
+    request): columns, types, keys, the recency positions and the served day."""
+
+    __slots__ = (
+        "as_of",
+        "columns",
+        "day",
+        "dtypes",
+        "generation",
+        "keys",
+        "multi",
+        "pushed_at",
+        "recency",
+    )
+
+    def __init__(self, meta: SlotMeta) -> None:
+        self.as_of = meta.as_of
+        self.generation = meta.generation
+        self.columns = list(meta.columns)
+        self.dtypes = dict(meta.dtypes)
+        self.keys = list(meta.keys)
+        self.pushed_at = meta.pushed_at
+        self.multi = len(meta.keys) > 1
+        self.recency = [meta.columns.index(c) for c in meta.recency if c in meta.columns]
+        self.day = epoch_day(meta.as_of)
+
+
 class RowsView:
     """The rows of a few customers of one generation of a table, read from Redis: what the API
     builds its answers from, with the reads of :class:`~featurestore.online.TableSnapshot`
@@ -290,16 +403,17 @@ class RowsView:
     ``check_features``), so the same body builders serve both stores.
     """
 
-    def __init__(self, meta: SlotMeta, table: str, rows: list[list[Any]],
+    def __init__(self, meta: SlotMeta | ViewShape, table: str, rows: list[list[Any]],
                  index: dict[str, Any]) -> None:
+        shape = meta if isinstance(meta, ViewShape) else ViewShape(meta)
         self.table = table
-        self.as_of = meta.as_of
-        self.generation = meta.generation
-        self.columns = list(meta.columns)
-        self.dtypes = dict(meta.dtypes)
-        self.keys = list(meta.keys)
+        self.as_of = shape.as_of
+        self.generation = shape.generation
+        self.columns = shape.columns  # shared by the slot's views: read only
+        self.dtypes = shape.dtypes
+        self.keys = shape.keys
         self.index = index
-        self.loaded_at = meta.pushed_at
+        self.loaded_at = shape.pushed_at
         self._rows = rows
         self.rows = len(rows)
 
@@ -354,12 +468,12 @@ class RowsView:
         return checked_features(self.table, self.columns, self.dtypes, features)
 
     @classmethod
-    def build(cls, meta: SlotMeta, table: str, ids: list[str],
+    def build(cls, meta: SlotMeta | ViewShape, table: str, ids: list[str],
               values: list[bytes | None]) -> RowsView:
-        """The view of the packed values HMGET answered for ``ids``.
+        """The view of the packed values the read script answered for ``ids``.
 
         Args:
-            meta: the served slot's metadata.
+            meta: the served slot's metadata (or its :class:`ViewShape`).
             table: the table.
             ids: the requested customer ids.
             values: one packed value or None (no row) per id.
@@ -367,9 +481,8 @@ class RowsView:
         Returns:
             The view: ``index`` maps each found id to its row (or span of rows).
         """
-        multi = len(meta.keys) > 1
-        recency = [meta.columns.index(c) for c in meta.recency if c in meta.columns]
-        day = epoch_day(meta.as_of)
+        shape = meta if isinstance(meta, ViewShape) else ViewShape(meta)
+        multi, recency, day = shape.multi, shape.recency, shape.day
         rows: list[list[Any]] = []
         index: dict[str, Any] = {}
         for cid, raw in zip(ids, values):
@@ -378,4 +491,4 @@ class RowsView:
             got = unpack(raw, multi, recency, day)
             index[cid] = (len(rows), len(rows) + len(got)) if multi else len(rows)
             rows.extend(got)
-        return cls(meta, table, rows, index)
+        return cls(shape, table, rows, index)

@@ -128,7 +128,7 @@ def test_aggs_features_from_redis_equal_the_memory_store(repo_store, client, red
     for day in days[:2]:
         shutil.copytree(raw / day, partial / day)
     modes = []
-    # slot a full, slot b full, then slot a as the difference against its older as-of
+    # base a full, then each day's difference against the served as-of (overlays x, y)
     for new_day in days[2:4] + [None]:
         offline.ingest(str(partial))
         report = online.push_online(client=client)
@@ -143,4 +143,4 @@ def test_aggs_features_from_redis_equal_the_memory_store(repo_store, client, red
             _compare(rh, mh, frame, as_of)
         if new_day is not None:
             shutil.copytree(raw / new_day, partial / new_day)
-    assert modes == ["full", "full", "diff"]
+    assert modes == ["full", "diff", "diff"]

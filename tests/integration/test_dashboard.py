@@ -4,9 +4,7 @@ server, on a store built by the generator and the CLI (ingest, retrain)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,13 @@ from featurestore.feature_store import FeatureStore
 from featurestore.generate import generate_weblog
 from featurestore.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """``python -m featurestore ARGS`` with this checkout on the path; fails on a non-zero exit."""
-    proc = subprocess.run([sys.executable, "-m", "featurestore", *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, check=False,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 0, proc.stderr
-    return proc
+    """``featurestore ARGS`` in process (``featurestore.cli.main``: the store the commands
+    leave, without an interpreter start per command); fails on a non-zero exit."""
+    from tests._generated_store import cli_in_process
+
+    return cli_in_process(*args)
 
 
 def build_store(base: Path, scheduler: str) -> dict[str, Any]:
@@ -52,12 +47,14 @@ def build_store(base: Path, scheduler: str) -> dict[str, Any]:
                                  informative=informative)
         run_cli("retrain", "--store", str(store), "--model", "purchase-xgboost",
                 "--export-url", str(export), "--wait")
+    (base / "report.json").write_text(json.dumps(report))
     return {"store": store, "raw": raw, "report": report}
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, client) -> dict[str, Any]:
-    return build_store(tmp_path_factory.mktemp("dash"), client.scheduler.address)
+def built(dashboard_store) -> dict[str, Any]:
+    """The store of :func:`build_store`, shared with the browser tests (read-only: copy it)."""
+    return dashboard_store
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +124,7 @@ def test_ingestion_matches_the_ledger_and_the_quarantine(fs, built):
     assert data["reasons"] == sorted(by_reason)
 
 
-def test_ingestion_counts_files_held_back(built, tmp_path):
+def test_ingestion_counts_files_held_back(built, tmp_path, client):
     import shutil
 
     raw = tmp_path / "raw"
@@ -146,10 +143,11 @@ def test_ingestion_counts_files_held_back(built, tmp_path):
     (corrupt / source.name).write_bytes(source.read_bytes()[:len(source.read_bytes()) // 2])
     store = tmp_path / "store"
     shutil.copytree(built["store"], store)
-    proc = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(raw), "--store",
-                           str(store), "--workers", "1", "--json"], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          timeout=300, check=False)
+    # in process on the session cluster: what the run reports and records
+    from tests._generated_store import cli_in_process
+
+    proc = cli_in_process("ingest", str(raw), "--store", str(store), "--scheduler",
+                          client.scheduler.address, "--json", check=False)
     assert proc.returncode != 0  # a placeholder and a corrupt file are not accounted for
     report = json.loads(proc.stdout)
     other = FeatureStore(Settings(store=str(store)))

@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 
 from featurestore.settings import Settings
-from tests.integration.test_dashboard import build_store
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
 
@@ -46,6 +45,30 @@ def _chromium() -> str:
     if not found:
         pytest.skip("`apt-get install chromium` ran but no chromium binary is on PATH")
     return found
+
+
+# Resolves once plotly's charts look the same in two samples two frames and 50 ms apart (or
+# after ~5 s): chart and SVG sizes, the margins automargin settled on, the drawn labels.
+SETTLED = """(async () => {
+  const pause = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(
+    () => setTimeout(r, 50))));
+  const look = () => JSON.stringify([...document.querySelectorAll('.js-plotly-plot')].map(d => {
+    const svg = d.querySelector('svg.main-svg');
+    const box = svg ? svg.getBoundingClientRect() : {};
+    return [box.width, box.height, d._fullLayout ? d._fullLayout._size : null,
+            [...d.querySelectorAll('.xtick text, .ytick text, .g-xtitle text, .g-ytitle text')]
+              .map(t => t.textContent + t.getAttribute('transform')).join('|'),
+            d.querySelectorAll('.trace').length];
+  }));
+  let before = null;
+  for (let i = 0; i < 40; i++) {
+    await pause();
+    const now = look();
+    if (now === before) return true;
+    before = now;
+  }
+  return false;
+})()"""
 
 
 class Browser:
@@ -108,7 +131,13 @@ class Browser:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} not ready ({ready}) within {timeout} s")
             time.sleep(0.2)
-        time.sleep(0.5)  # let plotly finish its resize pass
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait until plotly has finished drawing: its charts' sizes, margins (automargin
+        redraws after the first pass) and drawn labels unchanged over two samples a couple
+        of frames apart (a fixed 0.5 s before; usually ~0.1 s, longer under load)."""
+        self.evaluate(SETTLED)
 
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and failed loads since the last ``open``."""
@@ -135,7 +164,7 @@ class Browser:
         height = self.evaluate("document.documentElement.scrollHeight")
         self.call("Emulation.setDeviceMetricsOverride", width=1280,
                   height=min(max(int(height), 900), 6000), deviceScaleFactor=1, mobile=False)
-        time.sleep(0.5)
+        self.settle()  # plotly's responsive resize pass
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         self.call("Emulation.clearDeviceMetricsOverride")
@@ -158,11 +187,13 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, client):
+def site(dashboard_store):
+    """The dashboard over a real server, on the store test_dashboard.py checks (built once per
+    run, read-only: the API writes nothing)."""
     from api.main import create_app
     from tests.serving_helpers import serve
 
-    built = build_store(tmp_path_factory.mktemp("dash-browser"), client.scheduler.address)
+    built = dashboard_store
     with serve(create_app(Settings(store=str(built["store"])))) as base:
         yield base, built
 

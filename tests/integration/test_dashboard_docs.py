@@ -9,8 +9,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.integration.test_dashboard import build_store
-
 DOC = Path(__file__).resolve().parents[2] / "docs" / "dashboards.md"
 TYPES = {"string": ("string", "large_string"), "bigint": ("int64",), "double": ("double",)}
 
@@ -20,8 +18,9 @@ def _blocks(lang: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, client) -> Path:
-    return build_store(tmp_path_factory.mktemp("dash-docs"), client.scheduler.address)["store"]
+def store(dashboard_store) -> Path:
+    """The dashboard tests' store (built once per run; the examples only read it)."""
+    return dashboard_store["store"]
 
 
 def _run_examples(url: str, options: dict, bi_db: Path) -> dict:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -313,9 +311,11 @@ def _user_repo(tmp_path: Path) -> Path:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "featurestore", *args], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                          capture_output=True, text=True, timeout=240)
+    """``featurestore ARGS`` in process (what it prints and returns, issue #30: no interpreter
+    and cluster start per call; the commands run on the session cluster via --scheduler)."""
+    from tests._generated_store import cli_in_process
+
+    return cli_in_process(*args, check=False, **(env or {}))
 
 
 def test_user_feature_from_config_and_backfill(history, built, tmp_path, client):
@@ -327,7 +327,7 @@ def test_user_feature_from_config_and_backfill(history, built, tmp_path, client)
     first = min(h["day"])
     lo, hi = first + dt.timedelta(10), first + dt.timedelta(12)
     out = _cli("backfill", "--store", str(store), "--from", lo.isoformat(), "--to",
-               hi.isoformat(), "--workers", "1", "--json", env=env)
+               hi.isoformat(), "--scheduler", client.scheduler.address, "--json", env=env)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     # A redefined table is rebuilt whole, whatever the range: it never holds partitions with
@@ -378,13 +378,14 @@ def test_config_unknown_source_is_named(tmp_path):
         load_feature_repo(str(path))
 
 
-def test_cli_ingest_materializes_and_tables_show(history, built, tmp_path):
+def test_cli_ingest_materializes_and_tables_show(history, built, tmp_path, client):
     _, h, pairs = history
     scratch, _ = built
     root = tmp_path / "raw"
     shutil.copytree(history[0], root)
     store = tmp_path / "store"
-    out = _cli("ingest", str(root), "--store", str(store), "--workers", "1", "--json")
+    out = _cli("ingest", str(root), "--store", str(store), "--scheduler",
+               client.scheduler.address, "--json")
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["files_ingested"] == 2 * DAYS

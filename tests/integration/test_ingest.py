@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -171,11 +169,14 @@ def test_bad_file_is_rejected_whole_and_others_land(case, drops_copy, tmp_path, 
     assert not ingest_weblog(str(root), store, client=client).ok
 
 
-def test_cli_json_report_and_exit_code(drops_copy, tmp_path):
+def test_cli_json_report_and_exit_code(drops_copy, tmp_path, client):
+    # in process on the session cluster: the report and the exit code main() gives the shell
+    from tests._generated_store import cli_in_process
+
     root, generated = drops_copy
-    cmd = [sys.executable, "-m", "featurestore", "ingest", str(root), "--store",
-           str(tmp_path / "store"), "--workers", "1", "--json"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    cmd = ["ingest", str(root), "--store", str(tmp_path / "store"), "--scheduler",
+           client.scheduler.address, "--json"]
+    out = cli_in_process(*cmd, check=False)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     for key in ("files_ingested", "files_skipped", "files_rejected", "rows_ingested",
@@ -184,7 +185,7 @@ def test_cli_json_report_and_exit_code(drops_copy, tmp_path):
     assert report["files_ingested"] == generated.files
     _reject_case(root, "corrupt")
     shutil.rmtree(tmp_path / "store")
-    out = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=240)
+    out = cli_in_process(*cmd[:-1], check=False)
     assert out.returncode == 1
     assert "not a valid gzip file" in out.stderr and "hit_data-0000.tsv.gz" in out.stderr
 

@@ -47,13 +47,10 @@ def _train(store: Store, export: Path, seed: int = 0) -> str:
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory, drops, client):
-    """A store with the generated drops ingested and materialized (read-only: copy to mutate)."""
-    root = tmp_path_factory.mktemp("predict")
-    store = Store(str(root / "store"))
-    result = FeatureStore(Settings(store=store.url), client=client).ingest(str(drops[0]))
-    assert result.ok
-    return store
+def ingested(ingested_drops):
+    """A store with the generated drops ingested and materialized (read-only: copy to mutate;
+    shared with the SageMaker predictions module)."""
+    return ingested_drops
 
 
 @pytest.fixture()

@@ -34,11 +34,9 @@ MODEL = "purchase-xgboost"
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory, drops, client):
-    root = tmp_path_factory.mktemp("predict-sm")
-    store = Store(str(root / "store"))
-    assert FeatureStore(Settings(store=store.url), client=client).ingest(str(drops[0])).ok
-    return store
+def ingested(ingested_drops):
+    """The generated drops ingested and materialized (read-only: copy to mutate)."""
+    return ingested_drops
 
 
 @pytest.fixture()

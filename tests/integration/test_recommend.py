@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -27,7 +23,6 @@ from featurestore.storage import Store
 from featurestore.training import export_fm
 from tests.serving_helpers import serve
 
-ROOT = Path(__file__).resolve().parents[2]
 WORDS = ["red", "heart", "mug", "candle", "lantern", "glass", "star", "tin", "bag", "card"]
 
 
@@ -151,18 +146,15 @@ def test_routes_and_cli_equal_plain_numpy_scoring(retail, tmp_path):
         assert results[0]["items"] is None
         assert [i["product_id"] for i in results[1]["items"]] == [e[0] for e in expected[:3]]
 
-    proc = subprocess.run([sys.executable, "-m", "featurestore", "recommend", "--store",
-                           store.url, "--customer", customer, "--k", "4", "--json"],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT),
-                               "FEATURESTORE_RECOMMENDATION_MODEL": "retail-fm"})
+    from tests._generated_store import cli_in_process  # what the command prints and returns
+
+    proc = cli_in_process("recommend", "--store", store.url, "--customer", customer, "--k", "4",
+                          "--json", check=False, FEATURESTORE_RECOMMENDATION_MODEL="retail-fm")
     assert proc.returncode == 0, proc.stderr
     assert [i["product_id"] for i in json.loads(proc.stdout)["items"]] == \
         [e[0] for e in expected[:4]]
-    proc = subprocess.run([sys.executable, "-m", "featurestore", "recommend", "--store",
-                           store.url, "--customer", "nobody"], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT),
-                               "FEATURESTORE_RECOMMENDATION_MODEL": "retail-fm"})
+    proc = cli_in_process("recommend", "--store", store.url, "--customer", "nobody",
+                          check=False, FEATURESTORE_RECOMMENDATION_MODEL="retail-fm")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("featurestore recommend: error: customer 'nobody'")
 

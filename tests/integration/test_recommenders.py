@@ -6,7 +6,7 @@ production version of ``recommendation_model`` serves both modes on the routes a
 equal to a plain numpy scoring of its stored arrays.
 
 Real pieces: real transactions in the store layout, the real purchases export and retrain job,
-a real webhook receiver, a real uvicorn server, the CLI as a subprocess.
+a real webhook receiver, a real uvicorn server, the CLI (in process).
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -31,8 +28,6 @@ from featurestore.storage import Store
 from tests._receivers import WebhookReceiver
 from tests._retail_slice import retail_slice, write_transactions
 from tests.serving_helpers import serve
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -210,13 +205,12 @@ def test_routes_and_cli_serve_recommendation_model_in_both_modes(knn_job, tmp_pa
         r = httpx.get(f"{base}/customers/{customer}/recommendations")
         assert r.status_code == 503 and "retail-als" in r.json()["detail"]
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_RECOMMENDATION_MODEL":
-           "retail-knn"}
+    from tests._generated_store import cli_in_process  # what the command prints and returns
+
     expected = _plain_numpy(store, "retail-knn", version, customer, False)
-    proc = subprocess.run([sys.executable, "-m", "featurestore", "recommend", "--store",
-                           store.url, "--customer", customer, "--k", "5",
-                           "--exclude-purchased", "false", "--json"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = cli_in_process("recommend", "--store", store.url, "--customer", customer, "--k", "5",
+                          "--exclude-purchased", "false", "--json", check=False,
+                          FEATURESTORE_RECOMMENDATION_MODEL="retail-knn")
     assert proc.returncode == 0, proc.stderr
     assert [i["product_id"] for i in json.loads(proc.stdout)["items"]] == \
         [e[0] for e in expected[:5]]

@@ -4,6 +4,7 @@ redis-server), and reads back equal to pandas."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -119,24 +120,44 @@ def test_buckets_follow_the_row_count_and_readers_follow_a_flip_to_other_buckets
     assert all(view.get(c) == {"page_views_7d": int(v)}
                for c, v in zip(second["customer_id"], second["page_views_7d"]))
 
-    third = _publish(tmp_path, "2026-03-07", 40, 3)  # slot a again: its difference
+    third = _publish(tmp_path, "2026-03-07", 40, 3)  # its difference: an overlay over b
     info = push_online(store, redis_server.url, **args).tables["customer_features"]
-    assert (info["slot"], info["mode"]) == ("a", "diff")
-    assert SlotMeta.loads(r.get(keys.meta("a"))).buckets == 2
-    view = online.view("customer_features", ids)
-    assert sorted(view.index) == list(third["customer_id"])  # the 110 others deleted
-    assert sum(r.hlen(keys.rows("a", b)) for b in range(2)) == 40
+    differ = int((third["page_views_7d"].values != second["page_views_7d"].values[:40]).sum())
+    assert (info["slot"], info["mode"], info["written"], info["deleted"]) == \
+        ("x", "diff", differ, 1010)  # only the changed rows, and the gone customers
+    over = SlotMeta.loads(r.get(keys.meta("x")))
+    assert (over.base_slot, over.buckets, over.overlay) == ("b", 11, 11)
+    view = online.view("customer_features", ids2)
+    assert sorted(view.index) == list(third["customer_id"])  # the 1010 others deleted
+    assert all(view.get(c) == {"page_views_7d": int(v)}
+               for c, v in zip(third["customer_id"], third["page_views_7d"]))
+    # folded: base b holds the 40 rows in its 11 buckets, its metadata the generation
+    assert sum(r.hlen(keys.rows("b", b)) for b in range(11)) == 40
+    held = SlotMeta.loads(r.get(keys.meta("b")))
+    assert (held.state, held.as_of, held.folding) == ("complete", "2026-03-07", "")
+    assert r.get(keys.ptr).decode().startswith("b|")  # then served from the base alone
 
-    # a whole rewrite of slot b that died after writing into its 11 buckets ...
+    # a whole rewrite of slot a that died after writing into buckets 0..10 ...
+    for b in range(11):
+        r.hset(keys.rows("a", b), "junk", "[0]")
+    assert r.get(keys.meta("a")) is None  # retired when b became the base (one base held)
     dead = SlotMeta.loads(r.get(keys.meta("b")))
-    r.set(keys.meta("b"), SlotMeta(**{**dead.__dict__, "state": "writing", "base": None,
+    r.set(keys.meta("a"), SlotMeta(**{**dead.__dict__, "state": "writing", "base": None,
                                       "stale": 11}).dumps())
-    _publish(tmp_path, "2026-03-08", 30, 4)
+    fourth = _publish(tmp_path, "2026-03-08", 30, 4).rename(
+        columns={"page_views_7d": "page_views_30d"})  # other columns: a base rewritten
+    fourth.to_parquet(tmp_path / "store" / "customer_features" / "as_of=2026-03-08"
+                      / "part-0.parquet", index=False)
     info = push_online(store, redis_server.url, **args).tables["customer_features"]
-    assert (info["slot"], info["mode"], info["written"]) == ("b", "full", 30)
+    assert (info["slot"], info["mode"], info["written"]) == ("a", "full", 30)
     # ... is cleared whole by the next one: 30 rows in one bucket, no key of the old ones left
-    left = sorted(k.decode() for k in r.scan_iter(match=keys.rows("b") + "*"))
-    assert left == [keys.rows("b", 0)] and r.hlen(keys.rows("b", 0)) == 30
+    left = sorted(k.decode() for k in r.scan_iter(match=keys.rows("a") + "*"))
+    assert left == [keys.rows("a", 0)] and r.hlen(keys.rows("a", 0)) == 30
+    # and the base it replaced and the overlays over it are gone (one base held, not two)
+    for slot in ("b", "x", "y"):
+        assert not list(r.scan_iter(match=f"{keys.tag}:{slot}:*")), slot
+    view = online.view("customer_features", ids)
+    assert view.get(ids[5]) == {"page_views_30d": int(fourth["page_views_30d"][5])}
     online.stop()
 
 
@@ -206,4 +227,41 @@ def test_a_slot_of_one_hash_written_before_buckets_is_read_then_rewritten_into_b
     assert (info["slot"], info["mode"], info["written"]) == ("b", "full", 30)
     assert SlotMeta.loads(r.get(keys.meta("b"))).buckets == 1
     assert r.hlen(keys.rows("b", 0)) == 30
+    online.stop()
+
+
+@pytest.mark.parametrize("send_rows", [0, 200_000])
+def test_a_days_overlay_folds_into_the_base_by_script_or_by_sending_the_rows(
+        tmp_path, redis_server, monkeypatch, send_rows):
+    """Either fold (the Lua script per overlay bucket, or the committing process sending the
+    written rows into the base's buckets) leaves the base alone holding exactly the new
+    partition: changed rows, new customers, and the customers gone deleted."""
+    import redis
+
+    from featurestore.online import redis_push
+    from featurestore.online.redis_codec import SlotMeta, TableKeys
+
+    monkeypatch.setattr(redis_push, "FOLD_SEND_ROWS", send_rows)
+    redis.Redis.from_url(redis_server.url).flushall()
+    store = Store(str(tmp_path / "store"))
+    args = {"tables": {"customer_features": ["customer_id"]}, "recency": {}}
+    first = _publish(tmp_path, "2026-03-05", 900, 7)
+    push_online(store, redis_server.url, **args)
+    second = _publish(tmp_path, "2026-03-06", 1000, 8).iloc[50:]  # 50 gone, 100 new
+    second.to_parquet(tmp_path / "store" / "customer_features" / "as_of=2026-03-06"
+                      / "part-0.parquet", index=False)
+    report = push_online(store, redis_server.url, **args)
+    info = report.tables["customer_features"]
+    assert (info["mode"], info["deleted"]) == ("diff", 50) and info["folded"] > 0
+    r = redis.Redis.from_url(redis_server.url)
+    keys = TableKeys(report.namespace, "customer_features")
+    assert r.get(keys.ptr).decode().startswith("a|")  # the base alone is served
+    assert SlotMeta.loads(r.get(keys.meta("a"))).as_of == "2026-03-06"
+    online = RedisOnlineStore(store, url=redis_server.url, tables=("customer_features",))
+    ids = list(first["customer_id"]) + list(second["customer_id"])
+    view = online.view("customer_features", ids)
+    assert sorted(view.index) == sorted(second["customer_id"])
+    assert all(view.get(c) == {"page_views_7d": int(v)}
+               for c, v in zip(second["customer_id"], second["page_views_7d"]))
+    assert sum(r.hlen(keys.rows("a", b)) for b in range(9)) == len(second)
     online.stop()

@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 from featurestore import Store
 from featurestore.materialization import materialize
 from featurestore.sources.retail import ingest_retail
+from tests._generated_store import cli_in_process
 from tests.conftest import ONLINE_RETAIL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,15 +123,14 @@ def test_retail_readers_and_reingest(retail_store, client):
     assert materialize(store, client=client).as_of_written == {}
 
 
-def test_cli_ingest_retail_subset(raw, tmp_path):
+def test_cli_ingest_retail_subset(raw, tmp_path, client):
     lines = gzip.decompress(ONLINE_RETAIL.read_bytes()).split(b"\n")[:30_001]
     path = tmp_path / "retail.csv.gz"
     path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
     store = tmp_path / "store"
-    out = subprocess.run([sys.executable, "-m", "featurestore", "ingest", str(path), "--source",
-                          "retail", "--store", str(store), "--workers", "1", "--json"],
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, timeout=240)
+    # in process on the session cluster (what the command reports and writes)
+    out = cli_in_process("ingest", str(path), "--source", "retail", "--store", str(store),
+                         "--scheduler", client.scheduler.address, "--json", check=False)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     sub = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})

@@ -124,14 +124,22 @@ def _cli(*args: str, store: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=240)
 
 
+def _run(*args: str, store: Path) -> subprocess.CompletedProcess:
+    """The same command in process (what it prints and returns; no interpreter start)."""
+    from tests._generated_store import cli_in_process
+
+    return cli_in_process(*args, "--store", str(store), check=False)
+
+
 def test_cli_retrain_and_models(tmp_path, export):
     store = tmp_path / "store"
-    r = _cli("retrain", "--model", "purchase-xgboost", "--export-url", str(export), "--wait",
+    r = _run("retrain", "--model", "purchase-xgboost", "--export-url", str(export), "--wait",
              "--json", store=store)
     assert r.returncode == 0, r.stderr
     job = json.loads(r.stdout)
     assert job["status"] == "completed" and job["model_version"] == "v0001"
-    # Without --wait: returns at once with a queued job that a detached worker runs.
+    # Without --wait: returns at once with a queued job that a detached worker runs (a
+    # process of its own, so the command runs in a subprocess)
     r = _cli("retrain", "--model", "purchase-xgboost", "--export-url", str(export), "--json",
              store=store)
     assert r.returncode == 0, r.stderr
@@ -139,15 +147,15 @@ def test_cli_retrain_and_models(tmp_path, export):
     assert queued["status"] == "queued"
     final = wait_for(Store(str(store)), queued["job_id"], timeout=180)
     assert final["status"] == "completed" and final["model_version"] == "v0002"
-    r = _cli("models", "purchase-xgboost", "--json", store=store)
+    r = _run("models", "purchase-xgboost", "--json", store=store)
     summary = json.loads(r.stdout)
     assert [v["version"] for v in summary["versions"]] == ["v0001", "v0002"]
     assert summary["production"] == "v0001"  # identical metrics: not better, not promoted
-    r = _cli("models", store=store)
+    r = _run("models", store=store)
     assert r.returncode == 0 and "* v0001" in r.stdout and "pr_auc=" in r.stdout
-    r = _cli("models", "purchase-xgboost", "--promote", "v0002", store=store)
+    r = _run("models", "purchase-xgboost", "--promote", "v0002", store=store)
     assert r.returncode == 0, r.stderr
-    assert json.loads(_cli("models", "--json", store=store).stdout)["models"][0][
+    assert json.loads(_run("models", "--json", store=store).stdout)["models"][0][
         "production"] == "v0002"
-    r = _cli("models", "nope", store=store)
+    r = _run("models", "nope", store=store)
     assert r.returncode == 2 and "nope" in r.stderr

@@ -4,10 +4,8 @@ backend, an alert to a real webhook receiver, the job record saying why (issue #
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,8 @@ from sklearn.metrics import roc_auc_score
 from featurestore.retrain import registry
 from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
+from tests._generated_store import cli_in_process
 from tests._receivers import WebhookReceiver
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _inverted(good: Path, out: Path) -> Path:
@@ -32,11 +29,10 @@ def _inverted(good: Path, out: Path) -> Path:
 
 
 def _retrain(store: Path, export: Path, hook_url: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_ALERT_WEBHOOK_URL": hook_url}
-    return subprocess.run([sys.executable, "-m", "featurestore", "retrain", "--store",
-                           str(store), "--model", "purchase-xgboost", "--backend", "local",
-                           "--export-url", str(export), "--wait", "--json"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    """``featurestore retrain ... --wait --json`` in process (what it prints and returns)."""
+    return cli_in_process("retrain", "--store", str(store), "--model", "purchase-xgboost",
+                          "--backend", "local", "--export-url", str(export), "--wait", "--json",
+                          check=False, FEATURESTORE_ALERT_WEBHOOK_URL=hook_url)
 
 
 def test_worse_than_chance_is_never_promoted(tmp_path):
@@ -64,11 +60,8 @@ def test_worse_than_chance_is_never_promoted(tmp_path):
         assert sent[0]["reason"] == job["alert"]["not_promoted_reason"]
 
         # The human summary says it too, and a good model afterwards becomes production.
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        r2 = subprocess.run([sys.executable, "-m", "featurestore", "retrain", "--store",
-                             str(store), "--model", "purchase-xgboost", "--export-url",
-                             str(good), "--wait"], env=env, capture_output=True, text=True,
-                            timeout=300)
+        r2 = cli_in_process("retrain", "--store", str(store), "--model", "purchase-xgboost",
+                            "--export-url", str(good), "--wait", check=False)
         assert r2.returncode == 0, r2.stderr
         lines = r2.stdout.splitlines()
         assert lines[0] == f"store: {store}"

@@ -128,21 +128,15 @@ def test_sagemaker_needs_role(env, tmp_path):
 
 def test_cli_retrain_sagemaker_from_environment(tmp_path, s3_bucket):
     """`featurestore retrain --backend sagemaker --wait` with settings from FEATURESTORE_* env."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests._generated_store import cli_in_process  # what the command prints and returns
 
-    root = Path(__file__).resolve().parents[2]
     export = fx.make_xgb_export(tmp_path / "xgb", rows=(300, 100, 100), seed=6)
-    env = {**os.environ, "PYTHONPATH": str(root),
-           "FEATURESTORE_SAGEMAKER_ROLE_ARN": ROLE,
+    env = {"FEATURESTORE_SAGEMAKER_ROLE_ARN": ROLE,
            "FEATURESTORE_SAGEMAKER_S3_PREFIX": f"s3://{s3_bucket}/cli",
            "FEATURESTORE_SAGEMAKER_POLL_SECONDS": "0.05"}
-    r = subprocess.run([sys.executable, "-m", "featurestore", "retrain", "--store",
-                        str(tmp_path / "store"), "--model", "purchase-xgboost", "--backend",
-                        "sagemaker", "--export-url", str(export), "--wait", "--json"],
-                       cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    r = cli_in_process("retrain", "--store", str(tmp_path / "store"), "--model",
+                       "purchase-xgboost", "--backend", "sagemaker", "--export-url", str(export),
+                       "--wait", "--json", check=False, **env)
     assert r.returncode == 0, r.stderr
     job = json.loads(r.stdout)
     assert job["status"] == "completed" and job["backend"] == "sagemaker"

@@ -22,16 +22,6 @@ from featurestore.sources.weblog.backfill import COLUMNS_RECORD, CRASH_ENV
 COLUMNS = "{visit_num: int, evar12: float, post_channel: string}"
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory) -> Path:
-    from featurestore.generate import generate_weblog
-
-    root = tmp_path_factory.mktemp("backfill_kill9") / "raw"
-    generate_weblog(str(root), days=3, customers=120, products=15, rows_per_day=900, parts=3,
-                    seed=5, bad_rows=0.01, late_fraction=0.15)
-    return root
-
-
 def _repo(path: Path) -> Path:
     anchor = "    kind: weblog\n    table: events\n"
     path.write_text(DEFAULT_REPO.read_text().replace(anchor,
@@ -40,12 +30,11 @@ def _repo(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ingested(raw, tmp_path_factory) -> Path:
-    """A store ingested without the columns, then given a repository declaring them."""
+def ingested(clean_ingest, tmp_path_factory) -> Path:
+    """A store ingested without the columns (a copy of the shared clean ingest of small
+    drops: ``featurestore ingest --workers 1``), then given a repository declaring them."""
     store = tmp_path_factory.mktemp("ingested") / "store"
-    done = run_cli(["ingest", str(raw), "--store", str(store), "--workers", "1",
-                    "--no-progress"])
-    assert done["rc"] == 0, done["stderr"][-2000:]
+    shutil.copytree(clean_ingest[1], store)
     repo = _repo(tmp_path_factory.mktemp("repo") / "repo.yaml")
     done = run_cli(["apply", "--repo", str(repo), "--store", str(store)])
     assert done["rc"] == 0, done["stderr"][-2000:]

@@ -14,23 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.reliability import compare, run_cli, snapshot
+from benchmarks.reliability import compare, snapshot
 from featurestore.events_compaction import COMPACTION, CRASH_ENV
+from tests.reliability._clean_ingest import ingest_cli
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory) -> Path:
-    from featurestore.generate import generate_weblog
-
-    root = tmp_path_factory.mktemp("compaction_kill9") / "raw"
-    generate_weblog(str(root), days=3, customers=120, products=15, rows_per_day=900, parts=3,
-                    seed=5, bad_rows=0.01, late_fraction=0.15)
-    return root
+def raw(clean_ingest) -> Path:
+    return clean_ingest[0]
 
 
 def _ingest(raw: Path, store: Path, *more: str) -> dict:
-    return run_cli(["ingest", str(raw), "--store", str(store), "--workers", "1",
-                    "--no-progress", *more])
+    return ingest_cli(raw, store, *more)
 
 
 def _events(store: Path) -> dict[str, str]:
@@ -53,10 +48,9 @@ def _assert_same_as_clean(store: Path, clean: Path, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def clean(raw, tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("clean") / "store"
-    done = _ingest(raw, store)
-    assert done["rc"] == 0, done["stderr"][-2000:]
+def clean(clean_ingest) -> Path:
+    """One clean ``ingest`` of ``raw`` (shared with the other kill -9 modules: read-only)."""
+    store = clean_ingest[1]
     assert any(p.name.startswith("part-c") for p in (store / "events").rglob("*.parquet"))
     return store
 

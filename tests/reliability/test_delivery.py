@@ -12,8 +12,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -279,7 +277,7 @@ def test_resend_under_a_new_name_is_not_ingested_twice(tmp_path, capsys, client)
     assert day2.is_dir() and day3.is_dir()
 
 
-def test_bad_folders_are_reported_and_good_drops_land(tmp_path):
+def test_bad_folders_are_reported_and_good_drops_land(tmp_path, client, capsys):
     root, store = tmp_path / "raw", tmp_path / "store"
     others = _other_files()
     _write_drop(root, DAY1, {"hit_data-0000.tsv.gz": _first_version(), **others["day1"]})
@@ -287,19 +285,15 @@ def test_bad_folders_are_reported_and_good_drops_land(tmp_path):
         shutil.copytree(root / DAY1.isoformat(), root / bad)
     (root / "notes").mkdir()  # not a drop: ignored as before
     (root / "notes" / "readme.txt").write_text("hello")
-    cmd = [sys.executable, "-m", "featurestore", "ingest", str(root), "--store", str(store),
-           "--workers", "1", "--json"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    assert out.returncode == 1, out.stderr
-    assert "Traceback" not in out.stderr
-    report = json.loads(out.stdout)
+    code, report, err = _ingest(capsys, root, store, client)  # in process: what it reports
+    assert code == 1, err
+    assert "Traceback" not in err
     folders = {b["folder"]: b for b in report["bad_folders"]}
     assert set(folders) == {"2026-13-45", "2026-1-1"}
     assert "not a valid date" in folders["2026-13-45"]["reason"]
     assert folders["2026-1-1"]["files"] == 2
     assert report["files_rejected"] == 4 and report["files_ingested"] == 2
-    assert "2026-13-45" in out.stderr and "2026-1-1" in out.stderr
+    assert "2026-13-45" in err and "2026-1-1" in err
     assert len(_events(store)) == 4
 
 

@@ -21,13 +21,20 @@ def _ingest(raw: Path, store: Path, kill_when=None) -> dict:
                     "--no-progress"], kill_when=kill_when)
 
 
+def _published(root: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern``, without the ``.tmp-*`` a killed write leaves (a write
+    publishes by renaming; readers never list dot files)."""
+    return sorted(p for p in root.rglob(pattern) if not p.name.startswith(".")) \
+        if root.exists() else []
+
+
 def _count(root: Path, pattern: str) -> int:
-    return sum(1 for _ in root.rglob(pattern)) if root.exists() else 0
+    return len(_published(root, pattern))
 
 
 def _partials(store: Path) -> dict[str, bytes]:
     root = store / "_partials"
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.arrow"))}
+    return {str(p.relative_to(root)): p.read_bytes() for p in _published(root, "*.arrow")}
 
 
 def test_kill9_mid_ingest_then_rerun_equals_clean_run(tmp_path):

@@ -149,6 +149,11 @@ def _fields(r, keys, slot: str) -> int:
     meta = SlotMeta.loads(r.get(keys.meta(slot)))
     if meta is None:
         return 0
+    if slot in ("x", "y"):  # an overlay: the buckets it may use are listed before writing
+        pipe = r.pipeline(transaction=False)
+        for b in range(max(meta.overlay, meta.stale)):
+            pipe.hlen(keys.rows(slot, b))
+        return sum(pipe.execute())
     if not meta.buckets:
         return r.hlen(keys.rows(slot))
     pipe = r.pipeline(transaction=False)
@@ -160,39 +165,39 @@ def _fields(r, keys, slot: str) -> int:
 def test_a_days_push_writes_only_changed_customers_and_serves_every_row(
         days4, client, tmp_path, server, monkeypatch, capsys):
     store = tmp_path / "store"
-    # day 1 and day 2: pushed by ingest (whole slots a then b)
+    # day 1 and day 2: pushed by ingest (whole base a, then day 2's overlay x folded into a)
     assert _ingest(_raw(days4, tmp_path, 1), store, client, server.url, monkeypatch) == 0
-    first = _latest(store)
     assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
     second = _latest(store)
-    # day 3 committed without a push, then `featurestore online push`: slot a holds day 1;
-    # the materialization handed over the rows that may have changed since (no partition
-    # is read whole)
+    # day 3 committed without a push, then `featurestore online push`: served is day 2 (an
+    # overlay over base a, folded, then base a alone); the materialization handed over the rows that may have
+    # changed since day 1, flagged with those that may have changed since day 2: only those
+    # are written, into the other overlay (no partition is read whole)
     assert _ingest(_raw(days4, tmp_path, 3), store, client, None, monkeypatch) == 0
     latest = _latest(store)
     pushed = _push(store, server, client, capsys)
     cf = pushed["customer_features"]
-    assert cf["mode"] == "delta" and cf["as_of"] == latest and cf["slot"] == "a"
+    assert (cf["mode"], cf["as_of"], cf["slot"]) == ("delta", latest, "x"), cf
     assert pushed["customer_product_features"]["mode"] == "delta"  # grouped per customer
-    want, gone = _changed(store, "customer_features", latest, first)
-    handed = set(pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
-                                 / f"as_of={latest}.parquet")["customer_id"])
-    assert cf["written"] == len(handed) and cf["deleted"] == len(gone) == 0
-    assert want <= handed  # every changed customer is written ...
+    want, gone = _changed(store, "customer_features", latest, second)
+    delta = pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
+                            / f"as_of={latest}.parquet")
+    near = set(delta.loc[delta["_near"], "customer_id"])
+    assert cf["written"] == len(near) < len(delta) and cf["deleted"] == len(gone) == 0
+    assert cf["folded"] == len(near)
+    assert want <= near  # every changed customer is written ...
     day = dt.date.fromisoformat(latest)  # ... and only customers active on a day that moves
-    moving = [day - dt.timedelta(b + w) for b in (0, 1) for w in (0, 1, 7, 30)]
-    assert handed <= _active(store, moving)  # (all of them here: 3 days of history; see
-    # benchmarks/scale.py push-day for the cost against the history's size)
+    assert near <= _active(store, [day - dt.timedelta(w) for w in (0, 1, 7, 30)])
     _served_equals_offline(store, server, latest)
 
     # day 4 without its handover (record removed): the push compares the partitions instead,
-    # writing exactly the customers whose stored row changed since day 2 (slot b)
+    # writing exactly the customers whose stored row changed since day 3 (overlay x again)
     assert _ingest(_raw(days4, tmp_path, 4), store, client, None, monkeypatch) == 0
     (store / "_state" / "online_delta.json").unlink()
-    latest = _latest(store)
+    previous, latest = latest, _latest(store)
     cf = _push(store, server, client, capsys)["customer_features"]
-    assert cf["mode"] == "diff" and cf["as_of"] == latest and cf["slot"] == "b"
-    want, gone = _changed(store, "customer_features", latest, second)
+    assert (cf["mode"], cf["as_of"], cf["slot"]) == ("diff", latest, "x"), cf
+    want, gone = _changed(store, "customer_features", latest, previous)
     assert cf["written"] == len(want) and cf["deleted"] == len(gone)
     assert cf["written"] < len(_partition(store, "customer_features", latest))
     _served_equals_offline(store, server, latest)
@@ -209,12 +214,13 @@ def late4(tmp_path_factory) -> tuple[Path, list[str]]:
 
 def test_late_days_rewrite_several_as_of_dates_and_the_push_serves_them(
         days4, late4, client, tmp_path, server, monkeypatch, capsys):
-    """A drop with late hits rewrites the as-of dates they reach back to. The handover is
-    taken against the rewritten generations: here the idle slot holds day 1, which the late
-    hits of day 2 did not touch, so the push writes the handed-over rows (which cover the late
-    day's customers) and every served row equals the partition."""
+    """A drop with late hits rewrites the as-of dates they reach back to. Here the late hits
+    are of day 2, the day served (an overlay over base a): its partition was rewritten, but
+    day 1 was not, so the whole handover (every customer active on day 2 or 3, the late ones
+    included) covers what changed since the version served; the push writes it into the
+    other overlay and every served row equals the partition."""
     store = tmp_path / "store"
-    for upto in (1, 2):  # slot a: day 1, slot b: day 2 (served)
+    for upto in (1, 2):  # base a: day 1, then overlay x: day 2 (served, folded into a)
         assert _ingest(_raw(days4, tmp_path, upto), store, client, server.url, monkeypatch) == 0
     gens = lambda: json.loads((store / "_state" / "generations.json").read_text())["tables"]  # noqa: E731
     before = gens()["customer_features"]
@@ -227,7 +233,10 @@ def test_late_days_rewrite_several_as_of_dates_and_the_push_serves_them(
     assert after[day2] > before[day2] and after[late_days[0]] == before[late_days[0]]
     cf = _push(store, server, client, capsys)["customer_features"]
     assert (cf["mode"], cf["slot"], cf["as_of"], cf["generation"]) == \
-        ("delta", "a", day3, after[day3])
+        ("delta", "x", day3, after[day3])
+    handed_all = pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
+                                 / f"as_of={day3}.parquet")
+    assert cf["written"] == len(handed_all)  # not only the rows flagged near
     want, _ = _changed(store, "customer_features", day3, late_days[0])
     handed = set(pd.read_parquet(store / "_state" / "online_delta" / "customer_features"
                                  / f"as_of={day3}.parquet")["customer_id"])
@@ -386,14 +395,14 @@ def test_killed_push_is_never_served_and_the_next_push_completes_it(
             deadline = time.monotonic() + 120
             written = 0
             while time.monotonic() < deadline and proc.poll() is None:
-                slot = SlotMeta.loads(r.get(meta.meta("b")))
-                written = _fields(r, meta, "b")
+                slot = SlotMeta.loads(r.get(meta.meta("x")))  # the overlay over base a
+                written = _fields(r, meta, "x")
                 if slot is not None and slot.state == "writing" and written >= 30:
                     break
                 time.sleep(0.01)
             os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its scheduler and its worker
             proc.wait()
-            assert 0 < _fields(r, meta, "b") < len(ids), "the kill needs to land mid-push"
+            assert 0 < _fields(r, meta, "x") < len(ids), "the kill needs to land mid-push"
             assert r.get(meta.ptr).decode().startswith("a|")  # never flipped
             time.sleep(0.5)
             killed_at = time.monotonic()
@@ -418,6 +427,95 @@ def test_killed_push_is_never_served_and_the_next_push_completes_it(
             assert cid not in rows[as_of], (as_of, cid)
         if sent > first_new:
             assert as_of == new_as_of  # no going back
+
+
+def test_push_killed_while_folding_serves_the_new_generation_and_the_next_finishes_it(
+        days4, client, tmp_path, server, monkeypatch):
+    """A day's push flips to its overlay, then folds it into the base. ``kill -9`` midway
+    through the fold: readers hammering the API get the new generation only, every row one
+    stored version (the overlay answers for every customer it changed, folded or not); the
+    next push finishes the fold, after which the base alone holds exactly the partition."""
+    store = tmp_path / "store"
+    assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
+    old_as_of = _latest(store)
+    assert _ingest(_raw(days4, tmp_path, 4), store, client, None, monkeypatch) == 0
+    new_as_of = _latest(store)
+    frames = {d: _partition(store, "customer_features", d) for d in (old_as_of, new_as_of)}
+    rows = {d: {c: expected_row(f, c) for c in f["customer_id"]} for d, f in frames.items()}
+    ids = list(frames[new_as_of]["customer_id"])
+    answers: list[tuple[float, str, str, dict | None]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def hammer(base: str, k: int) -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            n = k
+            while not stop.is_set():
+                n += 1
+                chunk = ids[n % 7::7][:100]
+                try:
+                    r = http.post("/features/batch", json={"customer_ids": chunk})
+                except httpx.TimeoutException:
+                    continue
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {r.text}")
+                    continue
+                for x in r.json()["results"]:
+                    answers.append((time.monotonic(), r.headers["X-Feature-As-Of"],
+                                    x["customer_id"], x["features"]))
+
+    keys = TableKeys(json.loads((store / "_state" / "online.json").read_text())["namespace"],
+                     "customer_features")
+    r = redis.Redis.from_url(server.url)
+    app = create_app(Settings(store=str(store), online_store=server.url,
+                              snapshot_poll_seconds=POLL))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_TEST_FOLD_DELAY": "0.4"}
+    cmd = [sys.executable, "-m", "featurestore", "online", "push", "--store", str(store),
+           "--online-store", server.url, "--workers", "1", "--no-progress"]
+    with serve(app) as base:
+        threads = [threading.Thread(target=hammer, args=(base, k)) for k in range(2)]
+        for th in threads:
+            th.start()
+        try:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                held = SlotMeta.loads(r.get(keys.meta("a")))
+                if held is not None and held.state == "folding":
+                    break
+                time.sleep(0.01)
+            time.sleep(0.5)  # a bucket or two folded
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            flipped_at = time.monotonic()
+            assert r.get(keys.ptr).decode().startswith("x|")  # flipped before the fold
+            over = SlotMeta.loads(r.get(keys.meta("x")))
+            assert over.overlay >= 3, "the overlay needs buckets left to fold"
+            assert SlotMeta.loads(r.get(keys.meta("a"))).state == "folding", \
+                "the kill needs to land mid-fold"
+            time.sleep(1.0)  # readers on the half-folded base
+            done = subprocess.run(cmd, cwd=ROOT, env={**env, "FEATURESTORE_TEST_FOLD_DELAY": ""},
+                                  capture_output=True, text=True, timeout=180, check=False)
+            assert done.returncode == 0, done.stderr
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(timeout=30)
+    assert not errors, errors[:3]
+    after = [a for a in answers if a[0] > flipped_at]
+    assert after and all(a[1] == new_as_of for a in after)
+    for _, as_of, cid, row in answers:
+        assert row == rows[as_of].get(cid), (as_of, cid)  # one stored version, never a mix
+    held = SlotMeta.loads(r.get(keys.meta("a")))
+    assert (held.state, held.as_of, held.folding) == ("complete", new_as_of, "")
+    assert r.get(keys.ptr).decode().startswith("a|")  # folded: the base alone is served
+    # the base alone now holds the partition: served without the overlay, every row equal
+    for b in range(max(over.overlay, over.stale)):
+        r.delete(keys.rows("x", b))
+    r.set(keys.ptr, "a|check")
+    _served_equals_offline(store, server, new_as_of)
 
 
 def test_run_daily_and_backfill_push_and_report_a_push_that_failed(

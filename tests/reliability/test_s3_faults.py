@@ -80,9 +80,12 @@ def test_transient_faults_on_every_operation_are_retried(moto_server, raw_bucket
     """Errors, SlowDown and dropped connections on GET/HEAD/PUT/LIST/DELETE: the default
     retry settings absorb them; the run succeeds with the clean run's tables."""
     ops = ["GET", "HEAD", "PUT", "LIST", "DELETE"]
-    proxy.set_rules([FaultRule(ops, "500", rate=0.04), FaultRule(ops, "503", rate=0.04),
-                     FaultRule(ops, "slowdown", rate=0.03), FaultRule(ops, "drop", rate=0.03),
-                     FaultRule(["PUT"], "drop_after", rate=0.05)])
+    # ~7% of ~600 requests: each fault costs a back-off of ~0.5 s (botocore's first retry
+    # waits rand(0, 1) s; no setting shortens it), so the rates are as low as still give every
+    # kind on every common operation (twice these took ~25 s more, proving nothing more)
+    proxy.set_rules([FaultRule(ops, "500", rate=0.02), FaultRule(ops, "503", rate=0.02),
+                     FaultRule(ops, "slowdown", rate=0.015), FaultRule(ops, "drop", rate=0.015),
+                     FaultRule(["PUT"], "drop_after", rate=0.03)])
     store_url = f"s3://{_new_bucket(moto_server)}/store"
     proc = _run(raw_bucket, proxy, client, store_url)
     print(f"transient faults: {proxy.faults_injected} injected in "
@@ -122,9 +125,10 @@ def test_persistent_write_failure_is_one_line_then_rerun_completes(moto_server, 
 
 def test_slow_and_stalled_reads_complete(moto_server, raw_bucket, clean, proxy, client):
     """Slow answers to reads finish; an answer stalled past the read timeout is retried."""
-    # stalls three times the read timeout; slow answers 100x moto's own (a few ms)
+    # stalls three times the read timeout; slow answers 100x moto's own (a few ms), one read
+    # in ten (~40 of them: each holds its task 0.1 s, 0.3 of reads cost ~10 s more)
     proxy.set_rules([FaultRule(["GET", "LIST", "HEAD"], "slow", rate=1.0, delay=3.0, times=2),
-                     FaultRule(["GET", "LIST", "HEAD"], "slow", rate=0.3, delay=0.1)])
+                     FaultRule(["GET", "LIST", "HEAD"], "slow", rate=0.1, delay=0.1)])
     store_url = f"s3://{_new_bucket(moto_server)}/store"
     proc = _run(raw_bucket, proxy, client, store_url,
                 ("config_kwargs.read_timeout=1", "config_kwargs.connect_timeout=1"))

@@ -17,10 +17,11 @@ from featurestore.online.redis_push import _stored, changed_customers, pack_rows
 
 
 def _meta(state="complete", as_of="2026-03-05", generation=1, base=None, keys=("customer_id",),
-          recency=(), buckets=3, stale=0):
+          recency=(), buckets=3, stale=0, base_slot="", overlay=0):
     return SlotMeta(state=state, push_id="p", as_of=as_of, generation=generation,
                     columns=["x"], dtypes={"x": "int64"}, keys=list(keys),
-                    recency=list(recency), base=base, buckets=buckets, stale=stale)
+                    recency=list(recency), base=base, buckets=buckets, stale=stale,
+                    base_slot=base_slot, overlay=overlay)
 
 
 def _plan(slots, latest=("2026-03-06", 2), committed=None, deltas=None):
@@ -38,66 +39,109 @@ def test_plan_first_push_is_a_whole_rewrite_of_slot_a():
 
 def test_plan_nothing_when_the_served_slot_holds_the_latest():
     job = _plan(("b", {"a": _meta(), "b": _meta(as_of="2026-03-06", generation=2)}))
-    assert (job.slot, job.mode) == ("b", "none")
+    assert (job.slot, job.mode, job.fold) == ("b", "none", "")
+    # an overlay served whose fold into its base died: nothing to write, the fold finished
+    over = _meta(as_of="2026-03-06", generation=2, base_slot="a", overlay=2)
+    folding = _meta(state="folding", as_of="2026-03-06", generation=2)
+    job = _plan(("x", {"a": folding, "b": None, "x": over, "y": None}))
+    assert (job.mode, job.fold, job.base_slot) == ("none", "x", "a")
 
 
-def test_plan_diff_against_the_idle_slots_partition_while_it_is_unchanged():
-    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3), "b": _meta()})
-    job = _plan(slots)
-    assert (job.slot, job.mode, job.base) == ("a", "diff", ("2026-03-04", 3))
-    # the idle slot's partition was rewritten since it was pushed: rewrite the slot whole
-    job = _plan(slots, committed={"t": {"2026-03-04": 4}})
-    assert (job.slot, job.mode) == ("a", "full")
+def test_plan_overlay_of_what_changed_since_the_served_generation():
+    """The day's push writes only the changes since the generation served (not the day before
+    yesterday's, as a two-slot scheme would): into the overlay not served, over the served
+    view's base."""
+    base = ("b", {"a": _meta(as_of="2026-03-04", generation=3), "b": _meta(buckets=7)})
+    job = _plan(base)
+    assert (job.slot, job.mode, job.base, job.base_slot, job.buckets) == \
+        ("x", "diff", ("2026-03-05", 1), "b", 7)
+    assert job.base_columns == ("x",)
+    # served: overlay x over base a, folded (a holds x's generation): next overlay is y
+    over = _meta(base_slot="a", overlay=5)
+    folded = {"a": _meta(), "b": None, "x": over,
+              "y": _meta(as_of="2026-03-04", base_slot="a", overlay=9, stale=12)}
+    job = _plan(("x", folded))
+    assert (job.slot, job.base, job.base_slot, job.fold, job.clear) == \
+        ("y", ("2026-03-05", 1), "a", "", 12)
+    # the same, but x's fold into a died: finished first, then y
+    dying = {**folded, "a": _meta(state="folding")}
+    job = _plan(("x", dying))
+    assert (job.slot, job.mode, job.fold) == ("y", "diff", "x")
+    # the served partition was rewritten since it was pushed (late data): a base rewritten
+    # whole, the one the served view does not read
+    job = _plan(("x", folded), committed={"t": {"2026-03-05": 4}})
+    assert (job.slot, job.mode) == ("b", "full")
 
 
-def test_plan_keeps_the_idle_slots_buckets_and_a_rewrite_clears_every_earlier_bucket():
-    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3, buckets=7), "b": _meta()})
-    job = _plan(slots)
-    assert (job.mode, job.buckets, job.clear) == ("diff", 7, 0)
-    # a slot of one big hash (written before buckets): rewritten whole into buckets
-    legacy = ("b", {"a": _meta(as_of="2026-03-04", generation=3, buckets=0), "b": _meta()})
-    assert _plan(legacy).mode == "full"
+def test_plan_rewrites_a_base_whole_for_an_unbucketed_or_changed_layout():
+    # a slot of one big hash (written before buckets): a base rewritten into buckets
+    legacy = ("a", {"a": _meta(buckets=0), "b": None})
+    assert (_plan(legacy).slot, _plan(legacy).mode) == ("b", "full")
+    # other keys than the served slot's: whole
+    keyed = ("a", {"a": _meta(keys=("customer_id", "product_id")), "b": None})
+    assert _plan(keyed).mode == "full"
     # a rewrite clears the buckets of the slot's content and of a rewrite that died
     stale = ("b", {"a": _meta(as_of="2026-03-01", generation=9, buckets=4, stale=11),
-                   "b": _meta()})
+                   "b": _meta(buckets=0)})
     job = _plan(stale)
-    assert (job.mode, job.clear, job.buckets) == ("full", 11, 0)
+    assert (job.slot, job.mode, job.clear, job.buckets) == ("a", "full", 11, 0)
 
 
-def test_plan_half_written_slot_is_redone_from_its_base_or_rewritten():
-    writing = _meta(state="writing", as_of="2026-03-06", generation=2, base=["2026-03-04", 3])
-    job = _plan(("b", {"a": writing, "b": _meta()}))
-    assert (job.slot, job.mode, job.base) == ("a", "diff", ("2026-03-04", 3))
-    # a newer partition than the one the dead push was writing: its base is no longer the
-    # slot's content (some rows are the dead push's), so the slot is rewritten whole
-    job = _plan(("b", {"a": writing, "b": _meta()}), latest=("2026-03-07", 1))
-    assert job.mode == "full"
-    # a dead whole rewrite: rewritten whole again
-    dead = _meta(state="writing", as_of="2026-03-06", generation=2, base=None)
-    assert _plan(("b", {"a": dead, "b": _meta()})).mode == "full"
+def test_plan_half_written_slot_is_never_served_and_written_again():
+    # a dead overlay write (y writing): x still served, y cleared and written again
+    over = _meta(base_slot="a", overlay=5)
+    dead = _meta(state="writing", as_of="2026-03-06", generation=2, base_slot="a", stale=6)
+    job = _plan(("x", {"a": _meta(), "b": None, "x": over, "y": dead}))
+    assert (job.slot, job.mode, job.clear, job.base) == ("y", "diff", 6, ("2026-03-05", 1))
+    # a dead whole rewrite of b: rewritten whole again when the served one cannot be a base
+    dead_b = _meta(state="writing", as_of="2026-03-06", generation=2, stale=8)
+    job = _plan(("a", {"a": _meta(buckets=0), "b": dead_b}))
+    assert (job.slot, job.mode, job.clear) == ("b", "full", 8)
+    # no pointer (Redis emptied): whole into a
+    assert _plan((None, {"a": _meta(), "b": None})).slot == "a"
 
 
-def test_plan_delta_when_the_handover_was_taken_against_the_idle_slots_generation():
+def test_plan_delta_when_the_handover_was_taken_against_the_served_generation():
     delta = {"t": {"as_of": "2026-03-06", "generation": 2,
-                   "bases": {"2026-03-05": 1, "2026-03-04": 3}}}
-    slots = ("b", {"a": _meta(as_of="2026-03-04", generation=3), "b": _meta()})
-    job = _plan(slots, deltas=delta)
-    assert (job.slot, job.mode, job.base) == ("a", "delta", ("2026-03-04", 3))
-    # a late day rewrote the base (new generation): the handover is not against the slot
+                   "bases": {"2026-03-05": 1, "2026-03-04": 3}, "near_base": "2026-03-05"}}
+    served = ("a", {"a": _meta(), "b": None})
+    job = _plan(served, deltas=delta)
+    assert (job.slot, job.mode, job.base, job.near) == ("x", "delta", ("2026-03-05", 1), True)
+    # served the day before yesterday (yesterday's push failed): every handed-over row
+    older = ("a", {"a": _meta(as_of="2026-03-04", generation=3), "b": None})
+    job = _plan(older, deltas=delta)
+    assert (job.mode, job.base, job.near) == ("delta", ("2026-03-04", 3), False)
+    # a late day rewrote the base (new generation): the handover is not against it
     late = {"t": {**delta["t"], "bases": {"2026-03-05": 7, "2026-03-04": 7}}}
-    assert _plan(slots, deltas=late).mode == "diff"
+    assert _plan(served, deltas=late).mode == "diff"
     # the handover of another generation of the pushed as-of (an older commit's)
     old = {"t": {**delta["t"], "generation": 1}}
-    assert _plan(slots, deltas=old).mode == "diff"
-    # the slot holds a day the handover does not reach back to
-    far = ("b", {"a": _meta(as_of="2026-03-01", generation=3), "b": _meta()})
+    assert _plan(served, deltas=old).mode == "diff"
+    # the served slot holds a day the handover does not reach back to
+    far = ("a", {"a": _meta(as_of="2026-03-01", generation=3), "b": None})
     assert _plan(far, committed={"t": {"2026-03-01": 3}}, deltas=delta).mode == "diff"
-    # a push killed while writing the delta: redone from the same base, as a delta
-    writing = _meta(state="writing", as_of="2026-03-06", generation=2, base=["2026-03-04", 3])
-    job = _plan(("b", {"a": writing, "b": _meta()}), deltas=delta)
-    assert (job.mode, job.base) == ("delta", ("2026-03-04", 3))
-    # nothing in the idle slot: whole
-    assert _plan(("b", {"a": None, "b": _meta()}), deltas=delta).mode == "full"
+
+
+def test_plan_whole_handover_after_late_hits_of_the_served_day_only():
+    """Late hits of the served day rewrote its partition (a newer generation): the handover
+    still covers the change since the version served when the day before was not rewritten
+    since (its generation is not newer than the served one); else a base is rewritten."""
+    served = ("x", {"a": _meta(generation=4), "b": None,
+                    "x": _meta(generation=4, base_slot="a", overlay=2)})
+    late = {"t": {"as_of": "2026-03-06", "generation": 9, "near_base": "2026-03-05",
+                  "bases": {"2026-03-05": 9, "2026-03-04": 3}}}
+    committed = {"t": {"2026-03-05": 9, "2026-03-04": 3}}
+    job = _plan(served, latest=("2026-03-06", 9), committed=committed, deltas=late)
+    assert (job.slot, job.mode, job.base, job.near) == ("y", "delta", ("2026-03-05", 4), False)
+    # the late hits reached back to the day before too (rewritten after the served version)
+    deeper = {"t": {**late["t"], "bases": {"2026-03-05": 9, "2026-03-04": 9}}}
+    job = _plan(served, latest=("2026-03-06", 9), committed={"t": {"2026-03-05": 9,
+                                                                   "2026-03-04": 9}},
+                deltas=deeper)
+    assert (job.slot, job.mode) == ("b", "full")
+    # no handover: nothing tells what the late hits changed
+    job = _plan(served, latest=("2026-03-06", 9), committed=committed)
+    assert (job.slot, job.mode) == ("b", "full")
 
 
 def test_plan_skips_a_table_without_partition():
@@ -350,3 +394,13 @@ def test_resp_commands_into_buckets_group_each_buckets_fields_and_equal_hiredis_
         assert seen == dict(zip(ids, values))
     assert _resp_hset_buckets("k", pa.array([], pa.string()), pa.array([], pa.string()), 5, 3) \
         == (memoryview(b""), 0)
+
+
+def test_slot_metadata_with_keys_a_newer_push_added_still_loads():
+    """A reader one release behind the pusher ignores metadata keys it does not know, and a
+    value that is not a metadata object reads as an empty slot."""
+    meta = _meta(base_slot="a", overlay=4)
+    raw = orjson.loads(meta.dumps())
+    raw["added_later"] = {"x": 1}
+    assert SlotMeta.loads(orjson.dumps(raw)) == meta
+    assert SlotMeta.loads(b"[1, 2]") is None and SlotMeta.loads(b"not json") is None

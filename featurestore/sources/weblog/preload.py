@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 
+from ...features import strings
 from . import scan
 
 __all__ = ["dask_setup", "start_warm_up"]
@@ -46,11 +47,16 @@ def _warm() -> None:
     start = time.perf_counter()
     try:
         scan.warm_up()
+        log.info("scanner kernels ready in %.2f s", time.perf_counter() - start)
+        # then materialization's (ids placed and coded, issue #27): ~1 s to load from the
+        # cache, which a store's first materialization would otherwise wait for
+        strings.warm_up()
     except Exception as exc:  # the first file loads the kernels itself and reports a real error
-        log.warning("scanner warm-up failed (%s: %s); the first file will load the kernels",
+        log.warning("kernel warm-up failed (%s: %s); the first task will load the kernels",
                     type(exc).__name__, exc)
         return
-    log.info("scanner kernels ready in %.2f s", time.perf_counter() - start)
+    log.info("scanner and materialization kernels ready in %.2f s",
+             time.perf_counter() - start)
 
 
 def dask_setup(worker: object) -> None:

@@ -1,0 +1,331 @@
+"""A numba kernel over Arrow string buffers: placing sorted runs of ids in a state's id order.
+
+Materialization places ids in a customer state's id order (the day's customers, the customers
+of the pair window; issue #27: 500 k customers, 1.3 M pair rows on a store's first day). A
+vectorised binary search re-gathers Arrow strings on each of its ~20 rounds; the kernel here
+works on the raw buffers and starts each needle's search from the previous needle's place, so
+the usual needles (sorted runs: daily rows and pair windows are sorted) cost a merge. Needles
+in no useful order keep the vectorised search (a per-needle search of random places is slower
+than its gathers): :func:`descents` tells them apart.
+
+Order is Arrow's byte order (``sort_indices``, ``less``), which for UTF-8 is code point order:
+the results are exactly those of the Arrow functions they replace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+__all__ = ["buffers", "descents", "packed_codes", "run_codes", "search_sorted", "sorted_members", "warm_up"]
+
+
+def buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of a string array without nulls, as numpy views (no copy).
+
+    Args:
+        values: a ``string`` or ``large_string`` Arrow array (chunked: combined first).
+
+    Returns:
+        int32/int64 offsets (``len + 1``, the array's slice applied) and uint8 bytes.
+    """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    _, off, data = values.buffers()
+    offsets = np.frombuffer(off, dtype=width)[values.offset:values.offset + len(values) + 1] \
+        if off is not None else np.zeros(1, dtype=width)
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else \
+        np.zeros(0, dtype=np.uint8)
+    return offsets, raw
+
+
+@njit(inline="always")
+def _compare(a: np.ndarray, a0: int, a1: int, b: np.ndarray, b0: int, b1: int) -> int:
+    """-1, 0 or 1: byte string a[a0:a1] against b[b0:b1]."""
+    n = min(a1 - a0, b1 - b0)
+    for k in range(n):
+        x, y = a[a0 + k], b[b0 + k]
+        if x != y:
+            return -1 if x < y else 1
+    la, lb = a1 - a0, b1 - b0
+    return 0 if la == lb else (-1 if la < lb else 1)
+
+
+@njit(nogil=True, cache=True)
+def _search(hay_off: np.ndarray, hay: np.ndarray, order: np.ndarray,
+            needle_off: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    n, m = len(order), len(needle_off) - 1
+    out = np.empty(m, dtype=np.int64)
+    prev = 0  # the previous needle's place: a sorted run of needles only searches forward
+    for i in range(m):
+        s, e = needle_off[i], needle_off[i + 1]
+        lo, hi = 0, n
+        if i > 0 and _compare(needles, needle_off[i - 1], needle_off[i], needles, s, e) <= 0:
+            lo = prev
+            step = 1  # gallop from there: a short hop when the needles are dense
+            while lo + step < n:
+                j = order[lo + step - 1]
+                if _compare(hay, hay_off[j], hay_off[j + 1], needles, s, e) < 0:
+                    lo += step
+                    step *= 2
+                else:
+                    hi = lo + step
+                    break
+        while lo < hi:
+            mid = (lo + hi) // 2
+            j = order[mid]
+            if _compare(hay, hay_off[j], hay_off[j + 1], needles, s, e) < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[i] = lo
+        prev = lo
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _descents(off: np.ndarray, data: np.ndarray) -> int:
+    out = 0
+    for i in range(1, len(off) - 1):
+        if _compare(data, off[i - 1], off[i], data, off[i], off[i + 1]) > 0:
+            out += 1
+    return out
+
+
+def descents(values: pa.Array) -> int:
+    """How many values are less than the one before them (0: sorted; k: k + 1 sorted runs).
+
+    Args:
+        values: strings without nulls.
+
+    Returns:
+        The count.
+    """
+    off, data = buffers(values)
+    return int(_descents(off, data))
+
+
+@njit(nogil=True, cache=True)
+def _run_codes(off: np.ndarray, data: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray]:
+    n = len(off) - 1
+    codes = np.empty(n, dtype=np.int64)
+    starts = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if i > 0:
+            c = _compare(data, off[i - 1], off[i], data, off[i], off[i + 1])
+            if c > 0:
+                return False, codes, starts
+            if c < 0:
+                k += 1
+                starts[k] = i
+        else:
+            starts[0] = 0
+        codes[i] = k
+    return True, codes, starts[:k + 1] if n else starts[:0]
+
+
+def run_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+    """:func:`~.pairs.sorted_codes` of values already sorted (repeats allowed), by one pass
+    over the bytes, or None when they are not sorted (or have nulls).
+
+    Args:
+        values: strings.
+
+    Returns:
+        (sorted distinct values, each value's position among them), or None.
+    """
+    if values.null_count:
+        return None
+    off, data = buffers(values)
+    ok, codes, starts = _run_codes(off, data)
+    if not ok:
+        return None
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values.take(pa.array(starts)), codes
+
+
+@njit(nogil=True, cache=True)
+def _packed(off: np.ndarray, data: np.ndarray) -> tuple[bool, np.ndarray]:
+    n = len(off) - 1
+    keys = np.empty(n, dtype=np.uint64)
+    for i in range(n):
+        s, e = off[i], off[i + 1]
+        if e - s > 8:
+            return False, keys
+        k = np.uint64(0)
+        for j in range(8):
+            b = np.uint64(0)
+            if s + j < e:
+                b = np.uint64(data[s + j])
+                if b == 0:  # "a" and "a\0" would pack alike
+                    return False, keys
+            k = (k << np.uint64(8)) | b
+        keys[i] = k
+    return True, keys
+
+
+@njit(nogil=True, cache=True)
+def _int_codes(keys: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of integer keys by radix partitions (2**bits, by a hash's top bits) each coded
+    with a hash table that stays in cache: two sequential passes and a scatter, instead of a
+    cache miss per row in one table of every distinct key (``bits`` <= 20)."""
+    n = len(keys)
+    parts = 1 << bits
+    hashes = np.empty(n, dtype=np.uint64)
+    counts = np.zeros(parts + 1, dtype=np.int64)
+    for i in range(n):
+        h = keys[i] * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(31)
+        hashes[i] = h
+        counts[np.int64((h >> np.uint64(40)) & np.uint64(parts - 1)) + 1] += 1
+    for p in range(parts):
+        counts[p + 1] += counts[p]
+    fill = counts[:-1].copy()
+    rows = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        p = np.int64((hashes[i] >> np.uint64(40)) & np.uint64(parts - 1))
+        rows[fill[p]] = i
+        fill[p] += 1
+    codes = np.empty(n, dtype=np.int64)
+    uniques = np.empty(n, dtype=np.uint64)
+    k = 0
+    for p in range(parts):
+        lo, hi = counts[p], counts[p + 1]
+        cap = 16
+        while cap < 2 * (hi - lo):
+            cap *= 2
+        slots = np.full(cap, -1, dtype=np.int64)
+        for r in range(lo, hi):
+            i = rows[r]
+            key = keys[i]
+            pos = np.int64(hashes[i] & np.uint64(cap - 1))
+            while True:
+                c = slots[pos]
+                if c < 0:
+                    slots[pos] = k
+                    uniques[k] = key
+                    codes[i] = k
+                    k += 1
+                    break
+                if uniques[c] == key:
+                    codes[i] = c
+                    break
+                pos = (pos + 1) & (cap - 1)
+    return codes, uniques[:k]
+
+
+@njit(nogil=True, cache=True)
+def _unpack(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(keys)
+    off = np.zeros(n + 1, dtype=np.int64)
+    data = np.empty(8 * n, dtype=np.uint8)
+    at = 0
+    for i in range(n):
+        k = keys[i]
+        for j in range(8):
+            b = np.uint8((k >> np.uint64(56 - 8 * j)) & np.uint64(255))
+            if b == 0:
+                break
+            data[at] = b
+            at += 1
+        off[i + 1] = at
+    return off, data[:at]
+
+
+def packed_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+    """:func:`~.pairs.sorted_codes` of short strings (at most 8 bytes, no NUL: customer
+    ids, product ids), each packed big-endian into a uint64 (whose order is the strings'
+    byte order) and coded by :func:`_int_codes`; None for other strings.
+
+    Args:
+        values: strings without nulls.
+
+    Returns:
+        (sorted distinct values, each value's position among them), or None.
+    """
+    if values.null_count:
+        return None
+    off, data = buffers(values)
+    ok, keys = _packed(off, data)
+    if not ok:
+        return None
+    bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
+    codes, uniques = _int_codes(keys, bits)
+    order = np.argsort(uniques)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    new_off, new_data = _unpack(uniques[order])
+    large = pa.types.is_large_string(values.type)
+    distinct = pa.Array.from_buffers(
+        pa.large_string() if large else pa.string(), len(order),
+        [None, pa.py_buffer(new_off if large else new_off.astype(np.int32)),
+         pa.py_buffer(new_data)])
+    return distinct, rank[codes]
+
+
+def search_sorted(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
+    """Per needle, how many of ``ids`` are less than it (its insertion point in id order).
+
+    Args:
+        ids: strings without nulls.
+        order: positions of ``ids`` in id order (Arrow's byte order).
+        needles: strings without nulls (any order; sorted runs are cheapest).
+
+    Returns:
+        int64 ranks in ``[0, len(ids)]``.
+    """
+    hay_off, hay = buffers(ids)
+    needle_off, data = buffers(needles)
+    return _search(hay_off, hay, np.ascontiguousarray(order, dtype=np.int64), needle_off, data)
+
+
+@njit(nogil=True, cache=True)
+def _members(key_off: np.ndarray, keys: np.ndarray, set_off: np.ndarray,
+             values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, m = len(key_off) - 1, len(set_off) - 1
+    found = np.zeros(n, dtype=np.bool_)
+    hit = np.zeros(m, dtype=np.bool_)
+    j = 0
+    for i in range(n):
+        s, e = key_off[i], key_off[i + 1]
+        while j < m and _compare(values, set_off[j], set_off[j + 1], keys, s, e) < 0:
+            j += 1
+        if j < m and _compare(values, set_off[j], set_off[j + 1], keys, s, e) == 0:
+            found[i] = True
+            hit[j] = True
+    return found, hit
+
+
+def sorted_members(keys: pa.Array, values: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Which ``keys`` are among ``values`` and which ``values`` some key matched, by one merge
+    of the two when both are sorted (Arrow's byte order); None when either is not (or has
+    nulls): the caller hashes instead.
+
+    Args:
+        keys: strings (repeats allowed).
+        values: strings.
+
+    Returns:
+        (bool per key, bool per value), or None.
+    """
+    if keys.null_count or values.null_count or descents(keys) or descents(values):
+        return None
+    key_off, key_data = buffers(keys)
+    set_off, set_data = buffers(values)
+    return _members(key_off, key_data, set_off, set_data)
+
+
+def warm_up() -> None:
+    """Load (or compile) the kernels now, so the first materialization does not."""
+    ids = pa.array(["a", "b"], pa.large_string())
+    descents(ids)
+    run_codes(ids)
+    packed_codes(ids)
+    packed_codes(pa.array(["a"], pa.string()))
+    sorted_members(ids, ids)
+    search_sorted(ids, np.array([0, 1]), ids)
+    search_sorted(pa.array(["a"], pa.string()), np.array([0]), ids)
