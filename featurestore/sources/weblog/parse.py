@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -191,12 +190,6 @@ def _one_member_pieces(compressed: bytes) -> Iterator[bytes]:
         raise _NotOneMember
 
 
-def _pieces_of(data: bytes) -> Iterator[memoryview]:
-    view = memoryview(data)
-    for at in range(0, len(view), 1 << 20):
-        yield view[at:at + (1 << 20)]
-
-
 def parse_file(raw: RawFile, compressed: bytes,
                max_late_days: int = DEFAULT_MAX_LATE_DAYS,
                declared: Mapping[str, str] | None = None) -> ParsedFile:
@@ -217,7 +210,7 @@ def parse_file(raw: RawFile, compressed: bytes,
         mismatch); bad rows go to ``quarantine``.
     """
     # the numba scanner loads here (workers preload it): discovering drops needs none of it
-    from .scan import gather_columns, scan_pieces, valid_utf8_rows
+    from .scan import gather_columns, scan_buffer, scan_pieces, valid_utf8_rows
 
     md5 = hashlib.md5(compressed).hexdigest()
     if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
@@ -241,13 +234,12 @@ def parse_file(raw: RawFile, compressed: bytes,
     oldest = drop_start - max_late_days * 86400
     # The scan parses the hit time (slot 0) and checks the product list as their fields end,
     # and keeps the raw bytes of every line outside these bounds for the quarantine.
-    scan = functools.partial(
-        scan_pieces, slot_of_col=slot_of_col, int_slot=0,
-        prod_slot=WEBLOG_COLUMNS.index("post_product_list"),
-        time_range=(max(MIN_HIT_TIME, oldest), drop_end),
-        size_hint=int.from_bytes(compressed[-4:], "little") if len(compressed) >= 18 else 0)
+    checks = {"int_slot": 0, "prod_slot": WEBLOG_COLUMNS.index("post_product_list"),
+              "time_range": (max(MIN_HIT_TIME, oldest), drop_end)}
     try:
-        scanned = scan(_one_member_pieces(compressed))
+        size_hint = int.from_bytes(compressed[-4:], "little") if len(compressed) >= 18 else 0
+        scanned = scan_pieces(_one_member_pieces(compressed), slot_of_col, size_hint=size_hint,
+                              **checks)
     except _NotOneMember:
         try:
             data = igzip.decompress(compressed)
@@ -256,7 +248,7 @@ def parse_file(raw: RawFile, compressed: bytes,
             raise RejectedFileError(
                 raw.url, f"not a valid gzip file ({exc}); re-deliver it, then re-run ingest"
             ) from None
-        scanned = scan(_pieces_of(data))
+        scanned = scan_buffer(data, slot_of_col, **checks)
     buf, starts, ends, nfields, times = (scanned.buf, scanned.starts, scanned.ends,
                                          scanned.nfields, scanned.ints)
     n = scanned.lines
