@@ -271,7 +271,8 @@ def parse_file(raw: RawFile, compressed: bytes,
 
     # Excluded and anonymous rows are told from the fields' bytes, so only the landing rows'
     # fields are copied (filtering gathered columns cost ~3% of a file).
-    excluded = ~_field_is(buf, starts, ends, good, WEBLOG_COLUMNS.index("exclude_hit"), b"0")
+    excluded = ~_field_is_byte(buf, starts, ends, good, WEBLOG_COLUMNS.index("exclude_hit"),
+                               ord("0"))
     anonymous = int(np.count_nonzero(_null_field(buf, starts, ends, good,
                                                  WEBLOG_COLUMNS.index("customer_id"))))
     rows = good[~excluded]
@@ -309,13 +310,13 @@ def parse_file(raw: RawFile, compressed: bytes,
     )
 
 
-def _field_is(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-              slot: int, value: bytes) -> np.ndarray:
-    """Per row of ``rows``, whether field ``slot`` is exactly ``value`` (one byte)."""
+def _field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                   slot: int, byte: int) -> np.ndarray:
+    """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
     begin = starts[rows, slot]
-    same = (ends[rows, slot] - begin) == len(value)
+    same = (ends[rows, slot] - begin) == 1
     if buf.size:
-        same &= buf[np.minimum(begin, buf.size - 1)] == value[0]
+        same &= buf[np.minimum(begin, buf.size - 1)] == byte
     return same
 
 
