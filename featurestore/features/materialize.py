@@ -369,9 +369,28 @@ def _pair_tables_task(store: Store, repo: FeatureRepo, as_of: dt.date, tables: l
 
 
 def _ext_advance_task(store: Store, ext: ext_engine.ExtPlan, prior: Any, day: dt.date,
-                     recompute: bool) -> pa.Table:
-    """The SPEC §3a state of ``day`` (see :mod:`.aggs.engine`)."""
-    return ext_engine.advance_ext(store, ext, prior, day, recompute)
+                      today: pa.Table, leaving: dict[int, pa.Table]) -> pa.Table:
+    """The SPEC §3a state of ``day`` (see :mod:`.aggs.engine`) from that of the day before,
+    the day's combined states (:func:`_ext_day_task`) and those of the days leaving a slid
+    window that this run rebuilt (``leaving``; the others are read). The one serial chain of
+    the SPEC §3a features: the day states, the front stacks and the state's write are other
+    tasks, off it."""
+    return ext_engine.advance_ext(store, ext, prior, day, False, today=today, leaving=leaving,
+                                  suffixes=False, write=False)
+
+
+def _ext_day_task(store: Store, ext: ext_engine.ExtPlan, day: dt.date,
+                  recompute: bool) -> pa.Table:
+    """A day's combined SPEC §3a states: rebuilt from its partials and published when
+    ``recompute``, else read back. Independent of the chain: runs ahead of it."""
+    return ext_engine.ext_daily(store, ext, day, recompute)
+
+
+def _ext_suffix_task(store: Store, ext: ext_engine.ExtPlan, w: int, last: dt.date,
+                     days: dict[dt.date, pa.Table]) -> bool:
+    """The front stack of the block of ``w`` days ending on ``last`` (``days``: the block's
+    day states this run rebuilt); a token for the as-of tasks that read it."""
+    return ext_engine.build_suffixes(store, ext, w, last, days)
 
 
 def _ext_daily_task(store: Store, ext: ext_engine.ExtPlan, day: dt.date) -> int:
@@ -383,12 +402,15 @@ def _customer_tables_task(store: Store, repo: FeatureRepo, plan: DailyPlan, as_o
                           tables: list[str], state: CustomerState,
                           lags: dict[int, CustomerState | dt.date | None],
                           window: DistinctCounts | PairWindow | None, daily,
-                          ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date] | None = None,
+                          ext: tuple[ext_engine.ExtPlan, pa.Table, dt.date, list[bool]] | None = None,
                           deltas: dict[str, list[int]] | None = None) -> dict[str, int]:
-    """Write the customer tables due at ``as_of`` and the customer state of that day
-    (``ext``: the SPEC §3a plan, its state of ``as_of`` and the first event date;
-    ``deltas``: table -> windows, see :func:`_write_table`)."""
+    """Write the customer tables due at ``as_of`` and the customer states of that day
+    (``ext``: the SPEC §3a plan, its state of ``as_of``, the first event date and the tokens
+    of the front stacks its windows read; ``deltas``: table -> windows, see
+    :func:`_write_table`)."""
     rows: dict[str, int] = {}
+    if ext is not None:  # written here, off the chain that computed it
+        ext_engine.write_ext_state(store, ext[0], ext[1], as_of)
     lags = {w: _state(store, plan, lag, ids=False) for w, lag in lags.items()}
     pairs = _window_at(window, daily) if window is not None else None
     for table in tables:
@@ -710,6 +732,9 @@ class _Run:
         self.workers = sorted(client.scheduler_info(n_workers=-1)["workers"]) or [None]
         self.ext = ext_engine.ext_plan(repo)  # SPEC §3a features: their own state chain
         self.ext_states: dict[dt.date, Any] = {}
+        self.ext_days: dict[dt.date, Any] = {}  # this run's combined SPEC §3a day states
+        self.ext_built: set[dt.date] = set()  # the dirty days among them
+        self.ext_suffixes: dict[tuple[int, dt.date], Any] = {}  # (w, block end) -> token
 
     def _submit(self, kind: str, day: dt.date, fn, *args, worker: str | None = None,
                 priority: int = 0) -> Any:
@@ -742,6 +767,46 @@ class _Run:
         self.daily_of(day)
         if day in self.dirty:
             self.pairs_of(day)
+
+    def ext_day_of(self, day: dt.date) -> Any:
+        """The day's combined SPEC §3a states: a task of its own, ahead of the chain."""
+        if day not in self.ext_days:
+            self.ext_days[day] = self._submit("extday", day, _ext_day_task, self.store,
+                                              self.ext, day, day in self.dirty,
+                                              worker=self._worker(day, 1))
+            self.submitted.append(self.ext_days[day])
+            if day in self.dirty:
+                self.ext_built.add(day)
+        return self.ext_days[day]
+
+    def _ext_leaving(self, day: dt.date) -> dict[int, Any]:
+        """Window -> this run's day states of the day leaving it (a rebuilt day only: the
+        others are read back by the chain task)."""
+        out = {}
+        for w in self.ext.slide_windows():
+            gone = day - dt.timedelta(w)
+            if gone >= self.first and gone in self.dirty:
+                out[w] = self.ext_day_of(gone)
+        return out
+
+    def _ext_fronts(self, day: dt.date) -> list[Any]:
+        """Submit the front stacks of the blocks ending on ``day`` and return the tokens of
+        those the windows ending on ``day`` read (built by this run)."""
+        for w in self.ext.stacked():
+            if ext_engine.block_ends(day, w):
+                start = day - dt.timedelta(w - 1)
+                days = {d: self.ext_days[d] for d in _days(start, day)
+                        if d in self.ext_days and d in self.ext_built}
+                self.ext_suffixes[(w, day)] = self._submit(
+                    "extfront", day, _ext_suffix_task, self.store, self.ext, w, day, days)
+                self.submitted.append(self.ext_suffixes[(w, day)])
+        tokens = []
+        for w in self.ext.stacked():
+            lo = (day - dt.timedelta(w - 1)).toordinal()
+            end = dt.date.fromordinal(lo // w * w + w - 1)
+            if end < day and (w, end) in self.ext_suffixes:
+                tokens.append(self.ext_suffixes[(w, end)])
+        return tokens
 
     def state_of(self, day: dt.date) -> Any:
         """The state at ``day``: this run's future, the date of a stored one (checked current
@@ -778,6 +843,8 @@ class _Run:
             days = chain[i:i + CHUNK]
             for day in days:  # the days' aggregates first: the critical path
                 self.daily_both(day)
+                if not self.ext.empty:
+                    self.ext_day_of(day)
             batch = []
             for day in days:
                 batch += self._submit_day(day, due.get(day, []))
@@ -787,7 +854,7 @@ class _Run:
             self._release(days[-1])
         for day in sorted(self.dirty - set(chain)):  # outside the chain: aggregates only
             self.daily_both(day)
-            if not self.ext.empty:
+            if not self.ext.empty and day not in self.ext_built:
                 self.submitted.append(self._submit("extdaily", day, _ext_daily_task,
                                                    self.store, self.ext, day))
         from distributed import wait
@@ -815,10 +882,12 @@ class _Run:
         if not self.ext.empty:
             before = day - dt.timedelta(1)
             ext_prior = None if before < self.first else self.ext_states.get(before, before)
+            # the chain first on its worker (priority): every other task can wait for it
             ext_state = self._submit("ext", day, _ext_advance_task, self.store, self.ext,
-                                     ext_prior, day, day in self.dirty, worker=home)
+                                     ext_prior, day, self.ext_day_of(day),
+                                     self._ext_leaving(day), worker=home, priority=1)
             self.ext_states[day] = ext_state
-            ext = (self.ext, ext_state, self.first)
+            ext = (self.ext, ext_state, self.first, self._ext_fronts(day))
         out = []
         distinct = None
         if self.distinct and cust_names:
@@ -856,6 +925,11 @@ class _Run:
             del self.states[d]
         for d in [d for d in self.ext_states if d < day]:
             del self.ext_states[d]
+        reach = max([*self.ext.slide_windows(), self.ext.max_tile_window(), 1])
+        for d in [d for d in self.ext_days if d <= day - dt.timedelta(reach)]:
+            del self.ext_days[d]
+        for wd in [wd for wd in self.ext_suffixes if wd[1] <= day - dt.timedelta(wd[0])]:
+            del self.ext_suffixes[wd]
         for d in [d for d in self.daily if d <= day - dt.timedelta(self.window)]:
             del self.daily[d]
         for d in [d for d in self.daily_pairs if d <= day - dt.timedelta(self.window)]:

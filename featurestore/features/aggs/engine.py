@@ -53,11 +53,14 @@ __all__ = [
     "EXT_FORMAT",
     "ExtPlan",
     "advance_ext",
+    "block_ends",
+    "build_suffixes",
     "ext_columns",
     "ext_daily",
     "ext_plan",
     "stack_window",
     "write_ext_partials",
+    "write_ext_state",
 ]
 
 EXT_FORMAT = 2  # 2: set / counts / sketch values dictionary-coded (kernels)
@@ -308,9 +311,12 @@ def load_ext_state(store: Store, plan: ExtPlan, day: dt.date) -> pa.Table:
 
 
 def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, day: dt.date,
-                recompute: bool) -> pa.Table:
+                recompute: bool, today: pa.Table | None = None,
+                leaving: dict[int, pa.Table] | None = None, suffixes: bool = True,
+                write: bool = True) -> pa.Table:
     """The chained state of ``day`` from that of the day before; also publishes it, the day's
-    combined states and, on a block's last day, the block's front stack.
+    combined states and, on a block's last day, the block's front stack (unless the caller
+    does: see ``today``, ``suffixes`` and ``write``).
 
     Args:
         store: the store.
@@ -318,6 +324,13 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
         prior: the state of the day before (a table, a stored one's date, or None: empty).
         day: the as-of date.
         recompute: whether the day's states are rebuilt (a touched date).
+        today: the day's combined states when the caller built them (:func:`ext_daily`),
+            else built or read here.
+        leaving: window -> the combined states of the day leaving it, when the caller has
+            them (the others are read from the store).
+        suffixes: build a completed block's front stack here (False: the caller runs
+            :func:`build_suffixes` as its own task, off the state chain).
+        write: publish the state here (False: the caller does, :func:`write_ext_state`).
 
     Returns:
         The state of ``day``.
@@ -329,13 +342,17 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
         prior = load_ext_state(store, plan, prior)
     if prior is None:
         prior = empty_state(fields)
-    today = ext_daily(store, plan, day, recompute)
+    if today is None:
+        today = ext_daily(store, plan, day, recompute)
+    leaving = leaving or {}
     parts = [prior, _renamed(today, chained)]
     for w in plan.slide_windows():
-        leaving = [(k, p) for k, p in chained if p.endswith(f"@{w}")]
-        gone = _read_daily(store, plan, day - dt.timedelta(w))
+        names = [(k, p) for k, p in chained if p.endswith(f"@{w}")]
+        gone = leaving.get(w)
+        if gone is None:
+            gone = _read_daily(store, plan, day - dt.timedelta(w))
         if gone.num_rows:
-            parts.append(negate(_renamed(gone, leaving), leaving))
+            parts.append(negate(_renamed(gone, names), names))
     state = merge(parts, chained) if chained else empty_state([])
     # the back stack of each windowed non-invertible aggregation: the merge of the block of w
     # days (aligned on ordinals) up to today; a new block starts from today alone
@@ -345,10 +362,21 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
         start = day.toordinal() % w == 0
         sources = [_renamed(today, pairs)] if start else [prior, _renamed(today, pairs)]
         state = _join(state, merge(sources, pairs).select(["customer_id", *names]), fields)
-        if day.toordinal() % w == w - 1:  # the block is complete: its suffixes (front stack)
-            _build_suffixes(store, plan, w, keys, day)
-    write_ipc(store, state, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
+        if suffixes and block_ends(day, w):  # the block is complete: its front stack
+            build_suffixes(store, plan, w, day)
+    if write:
+        write_ext_state(store, plan, state, day)
     return state
+
+
+def write_ext_state(store: Store, plan: ExtPlan, state: pa.Table, day: dt.date) -> None:
+    """Publish the chained state of ``day``."""
+    write_ipc(store, state, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
+
+
+def block_ends(day: dt.date, w: int) -> bool:
+    """Whether ``day`` is the last day of its block of ``w`` days (aligned on ordinals)."""
+    return day.toordinal() % w == w - 1
 
 
 def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
@@ -380,18 +408,34 @@ def _suffix_name(day: dt.date) -> str:
     return f"{day.isoformat()}.arrow"
 
 
-def _build_suffixes(store: Store, plan: ExtPlan, w: int, keys: list[StateKey],
-                    last: dt.date) -> None:
-    """The front stack of the block ending on ``last``: for each day i of it, the merge of
-    days i .. last (built backwards, one merge per day: w merges once every w days)."""
+def build_suffixes(store: Store, plan: ExtPlan, w: int, last: dt.date,
+                   days: dict[dt.date, pa.Table] | None = None) -> bool:
+    """The front stack of the block of ``w`` days ending on ``last``: for each day i of it,
+    the merge of days i .. last (built backwards, one merge per day: w merges once every w
+    days). Needs only the blocks' combined day states, not the chained state.
+
+    Args:
+        store: the store.
+        plan: the plan.
+        w: the window.
+        last: the block's last day.
+        days: combined day states the caller has (the others are read from the store).
+
+    Returns:
+        True (a token for the tasks that read the front stack).
+    """
+    keys = plan.stacked()[w]
     pairs = [(k, k.name) for k in keys]
     names = ["customer_id", *(f.name for k, p in pairs for f in state_columns(k, p))]
+    days = days or {}
     suffix = None
     for back in range(w):
         day = last - dt.timedelta(back)
-        daily = _read_daily(store, plan, day).select(names)
+        daily = days.get(day)
+        daily = (daily if daily is not None else _read_daily(store, plan, day)).select(names)
         suffix = daily if suffix is None else merge([daily, suffix], pairs)
         write_ipc(store, suffix, layout.EXT_TILES, plan.state_fp, f"w{w}", _suffix_name(day))
+    return True
 
 
 def _suffix(store: Store, plan: ExtPlan, w: int, keys: list[StateKey], day: dt.date,
