@@ -370,3 +370,37 @@ def test_value_lists_are_sorted_codes_merged_across_different_dictionaries():
             want = [[v for v, _ in sorted(oracle[c].items(), key=lambda p: (-p[1], p[0]))[:3]]
                     for c in ids]
             assert top == want
+
+
+def test_merging_sorted_runs_equals_sorting_the_pairs():
+    """The one-pass merge of one or two sorted runs of (customer, value) pairs (the list
+    states' merges) gives the distinct pairs and summed counts a sort gives, zero sums
+    dropped; more runs are left to the sort (None)."""
+    from featurestore.features.aggs import runs
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        nv = int(rng.integers(1, 20))
+        parts = []
+        for _ in range(int(rng.integers(1, 3))):
+            m = int(rng.integers(0, 200))
+            c, v = np.sort(rng.integers(0, 30, m)), rng.integers(0, nv, m)
+            order = np.lexsort((v, c))
+            parts.append((c[order], v[order]))
+        c = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        v = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        counts = rng.integers(-2, 3, len(c)).astype(np.int64)
+        pair = c * nv + v
+        uniq = np.unique(pair)
+        got = runs.distinct_runs(c, v, None)
+        assert got["c"].tolist() == (uniq // nv).tolist()
+        assert got["v"].tolist() == (uniq % nv).tolist()
+        sums = {p: 0 for p in uniq.tolist()}
+        for p, n in zip(pair.tolist(), counts.tolist(), strict=True):
+            sums[p] += n
+        kept = [p for p in uniq.tolist() if sums[p] != 0]
+        got = runs.distinct_runs(c, v, counts)
+        assert got["c"].tolist() == [p // nv for p in kept]
+        assert got["v"].tolist() == [p % nv for p in kept]
+        assert got["n"].tolist() == [sums[p] for p in kept]
+    assert runs.distinct_runs(np.array([2, 1, 0]), np.array([0, 0, 0]), None) is None

@@ -392,7 +392,14 @@ def _distinct_coded(codes: np.ndarray, vcode: np.ndarray, nv: int,
                     counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The distinct (customer code, value code) pairs sorted by customer then value, with
     ``counts`` summed per pair and zero sums dropped when given: ``c``, ``v`` (and ``n``).
-    Two integers per pair: a sort instead of a hash group-by and a string sort per key."""
+    Two integers per pair: a sort instead of a hash group-by and a string sort per key;
+    one or two sorted runs (a merge's inputs) are merged in one pass (:mod:`.runs`)."""
+    if len(codes) > 64:
+        from .runs import distinct_runs
+
+        merged = distinct_runs(codes, vcode, counts)
+        if merged is not None:
+            return merged
     pair = codes * max(nv, 1) + vcode
     if counts is None:
         uniq = _sorted_unique(pair)

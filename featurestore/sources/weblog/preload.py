@@ -19,6 +19,7 @@ import threading
 import time
 
 from ...features import strings
+from ...features.aggs import runs
 from . import scan
 
 __all__ = ["dask_setup", "start_warm_up"]
@@ -51,6 +52,7 @@ def _warm() -> None:
         # then materialization's (ids placed and coded, issue #27): ~1 s to load from the
         # cache, which a store's first materialization would otherwise wait for
         strings.warm_up()
+        runs.warm_up()  # the SPEC §3a list merges'
     except Exception as exc:  # the first file loads the kernels itself and reports a real error
         log.warning("kernel warm-up failed (%s: %s); the first task will load the kernels",
                     type(exc).__name__, exc)
