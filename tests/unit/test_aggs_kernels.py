@@ -404,3 +404,32 @@ def test_merging_sorted_runs_equals_sorting_the_pairs():
         assert got["v"].tolist() == [p % nv for p in kept]
         assert got["n"].tolist() == [sums[p] for p in kept]
     assert runs.distinct_runs(np.array([2, 1, 0]), np.array([0, 0, 0]), None) is None
+
+
+def test_top_k_equals_sorting_each_row():
+    """top_k's one-pass choice (aggs/runs.py) equals sorting each row's values by count
+    down, then value up, and keeping k: random rows with ties and empty / null rows."""
+    from featurestore.features.aggs.kernels import _top_k
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        rows, vals, cnts = [], [], []
+        for _ in range(int(rng.integers(1, 12))):
+            if rng.random() < 0.15:
+                rows.append(None)
+                vals.append(None)
+                cnts.append(None)
+                continue
+            chosen = sorted(rng.choice(12, int(rng.integers(0, 9)), replace=False).tolist())
+            v = [f"v{i:02d}" for i in chosen]
+            c = rng.integers(1, 4, len(v)).tolist()
+            rows.append(list(zip(v, c, strict=True)))
+            vals.append(v)
+            cnts.append(c)
+        k = int(rng.integers(1, 5))
+        values = pa.array(vals, pa.list_(pa.large_string())).cast(
+            pa.list_(pa.dictionary(pa.int32(), pa.large_string())))
+        got = _top_k(values, pa.array(cnts, pa.list_(pa.int64())), k).to_pylist()
+        want = [[] if r is None else [v for v, _ in sorted(r, key=lambda p: (-p[1], p[0]))[:k]]
+                for r in rows]
+        assert [g or [] for g in got] == want

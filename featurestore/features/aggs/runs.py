@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["distinct_runs", "warm_up"]
+__all__ = ["distinct_runs", "top_k_rows", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -97,8 +97,65 @@ def distinct_runs(codes: np.ndarray, vcode: np.ndarray, counts: np.ndarray | Non
     return out
 
 
+@njit(nogil=True, cache=True)
+def _top_k(parent: np.ndarray, vcode: np.ndarray, c: np.ndarray, n: int, k: int
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (``parent`` ascending: each row's pairs contiguous), the positions of its k
+    pairs of largest count, ties by smaller value code, in that order; and each row's
+    number of them."""
+    m = len(parent)
+    sel = np.empty(min(m, n * k), np.int64)
+    sizes = np.zeros(n, np.int64)
+    best = np.empty(k, np.int64)
+    out, i = 0, 0
+    while i < m:
+        r = parent[i]
+        j = i
+        filled = 0
+        while j < m and parent[j] == r:
+            # insert j into the row's best (sorted: count down, value up) when it belongs
+            pos = filled
+            while pos > 0 and (c[j] > c[best[pos - 1]] or (
+                    c[j] == c[best[pos - 1]] and vcode[j] < vcode[best[pos - 1]])):
+                pos -= 1
+            if pos < k:
+                last = filled if filled < k else k - 1
+                for q in range(last, pos, -1):
+                    best[q] = best[q - 1]
+                best[pos] = j
+                if filled < k:
+                    filled += 1
+            j += 1
+        for q in range(filled):
+            sel[out] = best[q]
+            out += 1
+        sizes[r] = filled
+        i = j
+    return sel[:out], sizes
+
+
+def top_k_rows(parent: np.ndarray, vcode: np.ndarray, counts: np.ndarray, n: int, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """top_k's choice without a sort: for each of ``n`` rows, the positions of its ``k``
+    most frequent values, most frequent first, ties by value code ascending.
+
+    Args:
+        parent: each pair's row (ascending).
+        vcode: each pair's value code (distinct within a row).
+        counts: each pair's count.
+        n: the rows.
+        k: values kept per row (>= 1).
+
+    Returns:
+        (the chosen pairs' positions, in output order; each row's number of them).
+    """
+    return _top_k(np.ascontiguousarray(parent, np.int64), np.ascontiguousarray(vcode, np.int64),
+                  np.ascontiguousarray(counts, np.int64), int(n), int(k))
+
+
 def warm_up() -> None:
-    """Load (or compile) the kernel now."""
+    """Load (or compile) the kernels now."""
     one = np.zeros(1, np.int64)
     distinct_runs(one, one, None)
     distinct_runs(one, one, one)
+    top_k_rows(one, one, one, 1, 1)
