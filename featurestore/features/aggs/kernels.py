@@ -84,6 +84,13 @@ class StateKey:
 
 def state_columns(key: StateKey, prefix: str) -> list[pa.Field]:
     """The state's Arrow fields for one key, named ``<prefix>.<component>``."""
+    return list(_state_columns(key, prefix))
+
+
+@functools.lru_cache(maxsize=4096)
+def _state_columns(key: StateKey, prefix: str) -> tuple[pa.Field, ...]:
+    """:func:`state_columns`, built once per (key, prefix): asked for per key on every
+    merge, partial and feature."""
     k = key.kind
     if k == "count":
         comps = [("n", pa.int64())]
@@ -101,7 +108,7 @@ def state_columns(key: StateKey, prefix: str) -> list[pa.Field]:
         comps = [("v", _LIST), ("h", pa.large_binary())]
     else:
         raise ValueError(f"unknown state kind {k!r}")
-    return [pa.field(f"{prefix}.{c}", t) for c, t in comps]
+    return tuple(pa.field(f"{prefix}.{c}", t) for c, t in comps)
 
 
 def empty_state(columns: list[pa.Field]) -> pa.Table:
@@ -383,6 +390,8 @@ def _flat_codes(columns: list) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     if not dicts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string())
     whole = pc.unique(pa.concat_arrays(dicts)).sort()
+    if len(dicts) == 1 and whole.equals(dicts[0]):  # one input, its dictionary as it is
+        return idx[0], parents[0], whole
     codes = [pc.index_in(d, value_set=whole).to_numpy(zero_copy_only=False).astype(np.int64)[i]
              for d, i in zip(dicts, idx, strict=True)]
     return np.concatenate(codes), np.concatenate(parents), whole
