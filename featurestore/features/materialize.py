@@ -774,7 +774,8 @@ class _Run:
             self.ext_days[day] = self._submit("extday", day, _ext_day_task, self.store,
                                               self.ext, day, day in self.dirty,
                                               worker=self._worker(day, 1))
-            self.submitted.append(self.ext_days[day])
+            # not kept in ``submitted``: every one is an input of a chain task, which raises
+            # its error, and the table is released once the days that read it are done
             if day in self.dirty:
                 self.ext_built.add(day)
         return self.ext_days[day]
