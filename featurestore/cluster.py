@@ -112,7 +112,7 @@ class LazyClient:
             return
         # Dask's modules are imported here, not in the thread: two threads importing modules
         # of one package at once can deadlock
-        import distributed  # noqa: F401
+        import distributed
         import distributed.deploy.local  # noqa: F401
 
         self._early = threading.Thread(target=self._start_early, name="featurestore-cluster",

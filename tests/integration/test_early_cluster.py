@@ -45,7 +45,7 @@ def test_new_drop_starts_the_cluster_early_rerun_starts_none(tmp_path, starts, c
     raw.mkdir()
     shutil.copytree(made / first, raw / first)
     # one part of the first drop held back: it arrives later, in a drop the ledger has seen
-    late = sorted((raw / first).glob("*.gz"))[-1]
+    late = max((raw / first).glob("*.gz"))
     held = tmp_path / late.name
     late.rename(held)
 
