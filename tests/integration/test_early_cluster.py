@@ -81,3 +81,33 @@ def test_remote_raw_root_gives_no_hint(tmp_path):
     assert source.expects_work(str(tmp_path / "raw"))
     assert not source.expects_work("s3://bucket/raw")
     assert not source.expects_work(str(tmp_path / "nowhere"))
+
+
+def test_an_early_start_that_fails_is_retried_and_reported_by_get(monkeypatch):
+    """The background start swallows its error; the caller's ``get`` starts the cluster again
+    in its own thread, so a transient failure costs a retry and a lasting one is raised where
+    the cluster is needed, as without the early start."""
+    calls: list[str] = []
+    original = cluster_module.local_cluster
+
+    def flaky(*args, **kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            raise OSError("no ports left")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cluster_module, "local_cluster", flaky)
+    with LazyClient(workers=1) as lazy:
+        lazy.start_soon()
+        client = lazy.get()
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert calls == ["featurestore-cluster", "MainThread"]
+
+    def broken(*args, **kwargs):
+        raise OSError("no ports left")
+
+    monkeypatch.setattr(cluster_module, "local_cluster", broken)
+    with LazyClient(workers=1) as lazy:
+        lazy.start_soon()
+        with pytest.raises(OSError, match="no ports left"):
+            lazy.get()
