@@ -129,7 +129,7 @@ _WIDE_FIELD = st.binary(max_size=24).map(lambda b: b.replace(b"\t", b"").replace
 @given(st.lists(st.lists(_WIDE_FIELD, min_size=1, max_size=40), min_size=1, max_size=6),
        st.integers(1, 40), st.data(), st.booleans(), _CUTS)
 def test_word_at_a_time_scan_matches_python(rows, ncols, data, trailing_newline, cuts):
-    """Long fields, many columns and non-ASCII bytes exercise the 8-bytes-at-a-time paths
+    """Long fields, many columns and non-ASCII bytes exercise the block-at-a-time paths
     (skipping unwanted fields, and running through a wanted one) as well as the byte loop;
     pieces cut anywhere (mid-line, mid-field, between \r and \n) give the same result."""
     wanted = sorted(data.draw(st.sets(st.integers(0, ncols - 1), max_size=min(ncols, 6))))
@@ -150,6 +150,58 @@ def test_word_at_a_time_scan_matches_python(rows, ncols, data, trailing_newline,
     kept = {line for line, (_, count, _, high) in enumerate(expected)
             if count != ncols or high}
     assert set(scanned.raw_lines.tolist()) == kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 5), st.floats(0.0, 1.0), st.data(), st.booleans(),
+       st.booleans())
+def test_block_scan_of_wide_sparse_lines_matches_python(ncols, nlines, density, data,
+                                                        trailing_newline, crlf):
+    """Lines of up to 300 mostly empty fields (runs of tabs longer than a 64-byte block, as in
+    a real clickstream feed), the wanted ones anywhere, some fields long enough to span blocks,
+    fields with more or fewer columns than the header, pieces cut anywhere in the text: the
+    block-at-a-time scan gives what Python's split gives."""
+    field = st.one_of(_WIDE_FIELD, st.binary(min_size=60, max_size=150).map(
+        lambda b: b.replace(b"\t", b"").replace(b"\n", b"")))
+    rows = []
+    for _ in range(nlines):
+        count = data.draw(st.sampled_from([ncols, ncols, ncols, max(ncols - 1, 1), ncols + 2]))
+        rows.append([data.draw(field) if data.draw(st.floats(0.0, 1.0)) < density else b""
+                     for _ in range(count)])
+    wanted = sorted(data.draw(st.sets(st.integers(0, ncols - 1), max_size=min(ncols, 8))))
+    end = b"\r\n" if crlf else b"\n"
+    text = end.join(b"\t".join(r) for r in rows) + (end if trailing_newline else b"")
+    cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=8))
+    scanned = _scan(text, ncols, wanted, cuts)
+    slots = [-1] * ncols
+    for slot, col in enumerate(wanted):
+        slots[col] = slot
+    expected = _reference_scan(text, ncols, slots)
+    assert scanned.lines == len(expected)
+    for line, (raw, count, fields, high) in enumerate(expected):
+        assert scanned.nfields[line] == count
+        for slot, value in fields.items():
+            assert _field(scanned, line, slot) == value
+        assert scanned.nonascii[line] == high
+        if count != ncols or high:
+            assert scanned.raw_line(line) == (raw[:-1] if raw.endswith(b"\r") else raw)
+    assert set(scanned.raw_lines.tolist()) == {
+        line for line, (_, count, _, high) in enumerate(expected) if count != ncols or high}
+
+
+def test_fields_ending_at_every_offset_of_a_block():
+    """A wanted field ending at each offset of a 64-byte block, after runs of empty fields of
+    every length up to 130 tabs, with a non-ASCII byte at the block edge or not."""
+    for run in range(0, 131, 7):
+        for length in range(0, 70):
+            for high in (b"", b"\xc3\xa9"):
+                value = b"x" * length + high
+                line = b"\t" * run + value + b"\t" * (130 - run) + b"tail"
+                text = line + b"\n" + line + b"\n"
+                scanned = scan_buffer(text, _slots(131, [run, 130]), piece_bytes=len(text))
+                assert scanned.lines == 2 and list(scanned.nfields) == [131, 131]
+                assert _field(scanned, 1, 0) == value and _field(scanned, 1, 1) == b"tail"
+                assert bool(scanned.nonascii[1]) == bool(high)
 
 
 _INT_OR_NOT = st.one_of(st.integers(-10**19, 10**19).map(lambda v: str(v).encode()),
