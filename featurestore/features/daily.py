@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..storage import Store
+from . import hit_lists
 from .definitions import FeatureRepo, Filter, is_extended
 from .pairs import sorted_codes
 
@@ -181,6 +182,14 @@ def _products(events: pa.Table, needed: np.ndarray) -> dict[str, object]:
     per non-empty item of the comma-separated list, ``category;product_id;quantity;price``."""
     lists = events.column("post_product_list")
     rows = np.flatnonzero(needed & _bools(pc.is_valid(lists)))
+    # the lists' buffers read once (hit_lists); Arrow's chain when a number is not plain
+    fast = hit_lists.product_entries(lists, rows)
+    return fast if fast is not None else _products_arrow(lists, rows)
+
+
+def _products_arrow(lists: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> dict[str, object]:
+    """:func:`_products` of the lists ``lists[rows]`` (non-null) with Arrow's string kernels
+    and casts (pandas' parser for a column Arrow cannot cast)."""
     split = pc.split_pattern(lists.take(pa.array(rows)), ",")
     if isinstance(split, pa.ChunkedArray):
         split = split.combine_chunks()
@@ -350,7 +359,13 @@ def aggregate_tables(ev: pd.DataFrame | pa.Table, plan: DailyPlan, *, sort: bool
     """
     table = ev if isinstance(ev, pa.Table) else pa.Table.from_pandas(
         ev[_EVENT_COLUMNS], preserve_index=False)
-    table = table.select(_EVENT_COLUMNS)
+    # only the columns the plan reads: anonymous hits are filtered out of them below
+    used = {"customer_id", "post_product_list"}
+    for f in plan.filters:
+        used |= {c for c, given in (("post_event_list", f.event_id),
+                                    ("post_page_event", f.page_event),
+                                    ("page_url", f.url_path_prefix)) if given is not None}
+    table = table.select([c for c in _EVENT_COLUMNS if c in used])
     if table.column("customer_id").null_count:
         table = table.filter(pc.is_valid(table.column("customer_id")))
     table = table.combine_chunks()
@@ -409,6 +424,9 @@ def aggregate_tables(ev: pd.DataFrame | pa.Table, plan: DailyPlan, *, sort: bool
 def first_seen_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """As :func:`~.pairs.sorted_codes`, with the distinct values in first-seen order (a hash
     encoding, no sort)."""
+    fast = hit_lists.first_seen_codes(values)  # Arrow's dictionary_encode, on the buffers
+    if fast is not None:
+        return fast
     encoded = pc.dictionary_encode(values)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
