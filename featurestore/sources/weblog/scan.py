@@ -40,6 +40,7 @@ __all__ = [
 
 _ONE = np.uint64(1)
 _BLOCK = 64  # bytes the scan compares at a time (one bit each in a uint64 mask)
+_SLACK = 16  # room past a field's copy in ``compact`` (it is moved 16 bytes at a time)
 
 # positions in the kernel's ``state`` array (kept between pieces)
 _LINES, _CPOS, _NRAW, _RPOS, _FULL = 0, 1, 2, 3, 4
@@ -81,6 +82,39 @@ def _block_mask(byte: int):
 _tab_mask = _block_mask(9)
 _newline_mask = _block_mask(10)
 _high_mask = _block_mask(128)
+
+
+@intrinsic
+def _copy16(typingctx, dst, d, src, s):  # pragma: no cover - compiled
+    """Copy the 16 bytes ``src[s:s + 16]`` to ``dst[d:d + 16]`` (one unaligned vector load and
+    store; both ranges must be in bounds)."""
+
+    def codegen(context, builder, signature, args):
+        out = context.make_array(signature.args[0])(context, builder, args[0])
+        into = context.make_array(signature.args[2])(context, builder, args[2])
+        vector = ir.VectorType(ir.IntType(8), 16)
+        source = builder.bitcast(builder.gep(into.data, [args[3]]), vector.as_pointer())
+        target = builder.bitcast(builder.gep(out.data, [args[1]]), vector.as_pointer())
+        builder.store(builder.load(source, align=1), target, align=1)
+        return context.get_dummy_value()
+
+    return types.none(dst, types.intp, src, types.intp), codegen
+
+
+@njit(inline="always")
+def _copy_field(dst, d, src, s, n, src_end, dst_end):  # pragma: no cover - compiled
+    """Copy ``src[s:s + n]`` to ``dst[d:d + n]``, 16 bytes at a time when ``src`` has the
+    bytes before ``src_end`` and ``dst`` the room before ``dst_end`` (a field is short: one
+    vector move instead of a memmove call, ~20% of the scan). It may write up to 15 bytes
+    past ``d + n`` (never past ``dst_end``): only where later copies go."""
+    rounded = (n + 15) & ~15
+    if s + rounded <= src_end and d + rounded <= dst_end:
+        k = 0
+        while k < n:
+            _copy16(dst, d + k, src, s + k)
+            k += 16
+    else:
+        dst[d:d + n] = src[s:s + n]
 
 
 @intrinsic
@@ -246,7 +280,8 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
 
     Returns the offset of the first line not scanned: the incomplete last line of a piece, or
     the line that found an output full (then ``state[_FULL]`` is 1 and the caller grows it).
-    ``compact`` and ``raw`` must each have room for ``size - begin`` more bytes.
+    ``compact`` must have room for ``size - begin + _SLACK`` more bytes, ``raw`` for
+    ``size - begin``.
     """
     ncols = slot_of_col.size
     line = state[_LINES]
@@ -327,7 +362,7 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
                     # CRLF: the \r before a newline ends the line, it is not data
                     end = i - 1 if c == 10 and i > fstart and buf[i - 1] == 13 else i
                     starts[line, slot] = lcpos
-                    compact[lcpos:lcpos + end - fstart] = buf[fstart:end]
+                    _copy_field(compact, lcpos, buf, fstart, end - fstart, size, compact.size)
                     lcpos += end - fstart
                     ends[line, slot] = lcpos
                     if hi:
@@ -489,9 +524,10 @@ def scan_pieces(pieces: Iterable[bytes | np.ndarray], slot_of_col: np.ndarray,
         nonlocal raw_offsets, compact, raw, seen
         size = buf.size
         # compact and raw copies of these lines fit in what is left of each
-        if compact.size - state[_CPOS] < size - begin:
+        if compact.size - state[_CPOS] < size - begin + _SLACK:
             compact = _grown(compact[:state[_CPOS]],
-                             max(2 * compact.size, int(state[_CPOS]) + size), zeros=False)
+                             max(2 * compact.size, int(state[_CPOS]) + size + _SLACK),
+                             zeros=False)
         if raw.size - state[_RPOS] < size - begin:
             raw = _grown(raw[:state[_RPOS]], max(2 * raw.size, int(state[_RPOS]) + size),
                          zeros=False)
@@ -632,7 +668,7 @@ def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cove
     bases = np.zeros(k + 1, np.int64)
     for j in range(k):
         bases[j + 1] = bases[j] + totals[j]
-    data = np.empty(max(bases[k], 1), np.uint8)
+    data = np.empty(max(bases[k], 1) + _SLACK, np.uint8)
     offsets = np.zeros((k, n + 1), np.int64)
     valid = np.ones((k, n), np.bool_)
     bad = np.zeros((k, n if check_utf8 else 0), np.bool_)
@@ -649,10 +685,9 @@ def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cove
                 valid[j, r] = False
                 bad[j, r] = True
             else:
-                p = pos[j]
-                for b in range(length):
-                    data[p + b] = buf[s + b]
-                pos[j] = p + length
+                # (never into the next field's column, written before: rows go first)
+                _copy_field(data, pos[j], buf, s, length, buf.size, bases[j + 1])
+                pos[j] += length
             offsets[j, r + 1] = pos[j] - bases[j]
     return data, bases, offsets, valid, bad
 
