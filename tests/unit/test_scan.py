@@ -286,3 +286,24 @@ def test_pieces_of_any_size_scan_alike():
     # the first line is whole and its integer in range: the only one not kept
     assert [whole.raw_line(i) for i in whole.raw_lines] == [
         b"22\tb", b"", b"333\tc\ty\tz", b"4\t\xc3\xa9", b"5"]
+
+
+def test_both_ways_to_find_a_blocks_nth_tab_agree():
+    """The scan finds the tab that starts a wanted field as set bit n of the block's tab mask:
+    with ``pdep`` on CPUs where it is fast, else with a loop. Both agree with Python on
+    random masks (the pdep one only where this CPU has it)."""
+    from numba import njit
+
+    from featurestore.sources.weblog import scan
+
+    def python_nth(x: int, n: int) -> int:
+        return [b for b in range(64) if x >> b & 1][n]
+
+    ways = [scan._loop_nth] + ([scan._pdep_nth] if scan._fast_pdep() else [])
+    rng = np.random.default_rng(7)
+    masks = [int(m) for m in rng.integers(1, 2**63, 200, dtype=np.uint64)] + [2**64 - 1, 1, 2**63]
+    for way in ways:
+        nth = njit(lambda x, n, way=way: way(x, n))
+        for m in masks:
+            for n in range(bin(m).count("1")):
+                assert nth(np.uint64(m), n) == python_nth(m, n)
