@@ -116,22 +116,30 @@ def daily_plan(repo: FeatureRepo) -> DailyPlan:
 
 
 class _EventIds:
-    """The hits' comma-separated event lists, split once: every ``event_id`` filter of a day
-    compares whole items (one split instead of a regex scan per filter)."""
+    """The hits' comma-separated event lists: every ``event_id`` filter of a day compares
+    whole items (read on the lists' buffers, :func:`.hit_lists.lists_holding`; Arrow's split,
+    done once, for other array types)."""
 
     def __init__(self, events: pa.Table) -> None:
         lists = events.column("post_event_list")
         if isinstance(lists, pa.ChunkedArray):
             lists = lists.combine_chunks()
-        split = pc.split_pattern(lists, ",")
-        self.items = pc.list_flatten(split)
-        self.rows = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
+        self.lists = lists
         self.size = events.num_rows
+        self._split: tuple[pa.Array, np.ndarray] | None = None
 
     def having(self, event_id: str) -> np.ndarray:
         """Which hits' lists hold ``event_id`` as a whole item."""
+        fast = hit_lists.lists_holding(self.lists, event_id)
+        if fast is not None:
+            return fast
+        if self._split is None:
+            split = pc.split_pattern(self.lists, ",")
+            self._split = (pc.list_flatten(split),
+                           pc.list_parent_indices(split).to_numpy(zero_copy_only=False))
+        items, rows = self._split
         mask = np.zeros(self.size, dtype=bool)
-        mask[self.rows[_bools(pc.equal(self.items, event_id))]] = True
+        mask[rows[_bools(pc.equal(items, event_id))]] = True
         return mask
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
-__all__ = ["first_seen_codes", "product_entries", "warm_up"]
+__all__ = ["first_seen_codes", "lists_holding", "product_entries", "warm_up"]
 
 # 10**k, exact in float64 for k <= 22 (a float64 parse below stays within 15 digits)
 _POW10 = np.array([10.0 ** k for k in range(23)])
@@ -259,6 +259,58 @@ def first_seen_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
     return values.take(pa.array(first)), codes
 
 
+@njit(nogil=True, cache=True)
+def _holding(offsets, data, valid, needle):  # pragma: no cover - compiled
+    """Per string, whether it is valid and one of its comma-separated items is ``needle``."""
+    n = offsets.size - 1
+    out = np.zeros(n, np.bool_)
+    k = needle.size
+    for r in range(n):
+        if not valid[r]:
+            continue
+        i = offsets[r]
+        e = offsets[r + 1]
+        while True:
+            j = i
+            while j < e and data[j] != 44:
+                j += 1
+            if j - i == k:
+                same = True
+                for b in range(k):
+                    if data[i + b] != needle[b]:
+                        same = False
+                        break
+                if same:
+                    out[r] = True
+                    break
+            if j >= e:
+                break
+            i = j + 1
+    return out
+
+
+def lists_holding(lists: pa.Array, item: str) -> np.ndarray | None:
+    """Which comma-separated lists hold ``item`` as a whole item (null lists do not), as
+    splitting them and comparing each item gives it; None when ``lists`` is not a string
+    array (the caller splits with Arrow).
+
+    Args:
+        lists: e.g. the hits' ``post_event_list``.
+        item: the item, e.g. an event id.
+
+    Returns:
+        A boolean per list.
+    """
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    if not (pa.types.is_string(lists.type) or pa.types.is_large_string(lists.type)):
+        return None
+    offsets, data = _buffers(lists)
+    valid = (np.ones(len(lists), np.bool_) if not lists.null_count else
+             lists.is_valid().to_numpy(zero_copy_only=False))
+    return _holding(offsets, data, valid, np.frombuffer(item.encode(), np.uint8))
+
+
 def warm_up() -> None:
     """Load (or compile) the kernels now (workers do it as they start)."""
     lists = pa.array(["a;p;1;2.5,b;q;;", ""])
@@ -266,3 +318,5 @@ def warm_up() -> None:
     product_entries(lists.cast(pa.large_string()), np.array([0]))
     first_seen_codes(pa.array(["x", "y", "x"]))
     first_seen_codes(pa.array(["x"], pa.large_string()))
+    lists_holding(pa.array(["1,2", None]), "2")
+    lists_holding(pa.array(["1,2"], pa.large_string()), "2")

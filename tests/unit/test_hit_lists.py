@@ -87,3 +87,20 @@ def test_first_seen_codes_match_dictionary_encode(values, kind, skip):
 
 def test_first_seen_codes_leave_nulls_to_arrow():
     assert hit_lists.first_seen_codes(pa.array(["a", None])) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet="12,é0", max_size=8)), min_size=1,
+                max_size=20), st.sampled_from(["1", "12", "", "é", "2,1"]),
+       st.sampled_from([pa.string(), pa.large_string()]))
+def test_lists_holding_matches_split_and_compare(values, item, kind):
+    """An event id filter: the kernel against splitting each list and comparing its items."""
+    lists = pa.array(values, kind)
+    expected = [v is not None and item in v.split(",") for v in values]
+    assert hit_lists.lists_holding(lists, item).tolist() == expected
+    split = pc.split_pattern(lists, ",")
+    rows = pc.list_parent_indices(split).to_numpy()
+    arrow = np.zeros(len(values), bool)
+    arrow[rows[pc.fill_null(pc.equal(pc.list_flatten(split), item), False).to_numpy(
+        zero_copy_only=False)]] = True
+    assert arrow.tolist() == expected
