@@ -194,31 +194,44 @@ def product_entries(lists: pa.Array, rows: np.ndarray) -> dict[str, object] | No
 
 @njit(nogil=True, cache=True)
 def _hash_codes(offsets, data):  # pragma: no cover - compiled
-    """Per string its code, in the order the distinct strings first occur (open addressing
-    on an FNV-1a hash of the bytes), and the first index of each code."""
+    """Per string its code, in the order the distinct strings first occur, and the first index
+    of each code: open addressing over 4-byte slots (the table of ~100 k strings stays in the
+    L2 cache), the hash built from the bytes gathered 8 at a time into a word (a multiply per
+    word, not per byte) and mixed once (murmur3's finalizer)."""
     n = offsets.size - 1
     size = 1
     while size < 2 * n + 2:
         size *= 2
     mask = size - 1
-    slots = np.full(size, -1, np.int64)  # code held by each slot
+    slots = np.full(size, -1, np.int32)  # the code in each slot (-1: empty): 4 B a slot
+    hashes = np.empty(n, np.uint64)  # per code, its hash (a probe compares it first)
     first = np.empty(n, np.int64)
     codes = np.empty(n, np.int64)
-    hashes = np.empty(n, np.uint64)
     distinct = 0
     for i in range(n):
         s = offsets[i]
         e = offsets[i + 1]
-        h = np.uint64(14695981039346656037)
+        h = np.uint64(e - s) * np.uint64(0x9E3779B97F4A7C15)
+        word = np.uint64(0)
+        shift = 0
         for b in range(s, e):
-            h = (h ^ np.uint64(data[b])) * np.uint64(1099511628211)
+            word |= np.uint64(data[b]) << np.uint64(shift)
+            shift += 8
+            if shift == 64:
+                h = (h ^ word) * np.uint64(0xFF51AFD7ED558CCD)
+                word = np.uint64(0)
+                shift = 0
+        h = (h ^ word) * np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
         at = np.int64(h & np.uint64(mask))
         while True:
             code = slots[at]
             if code < 0:
                 slots[at] = distinct
-                first[distinct] = i
                 hashes[distinct] = h
+                first[distinct] = i
                 codes[i] = distinct
                 distinct += 1
                 break
