@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from featurestore.sources.weblog.parse import _PRODUCT_RE
 from featurestore.sources.weblog.scan import (
+    field_is_byte,
+    field_is_null,
     gather_columns,
     gather_strings,
     products_ok,
@@ -307,3 +309,18 @@ def test_both_ways_to_find_a_blocks_nth_tab_agree():
         for m in masks:
             for n in range(bin(m).count("1")):
                 assert nth(np.uint64(m), n) == python_nth(m, n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"", b"0", b"1", b"\\N", b"\\", b"00", b"N", b"\\N0"]),
+                min_size=1, max_size=30), st.data())
+def test_excluded_and_null_fields_as_python_reads_them(values, data):
+    """The flags that tell excluded (``exclude_hit`` not ``0``) and anonymous (no customer id)
+    hits from the fields' bytes: a field that is exactly ``0``, a field that is empty or
+    ``\\N``."""
+    text = b"".join(b"x\t" + v + b"\n" for v in values)
+    scanned = scan_buffer(text, _slots(2, [0, 1]))
+    rows = np.array(sorted(data.draw(st.sets(st.integers(0, len(values) - 1)))), np.int64)
+    args = (scanned.buf, scanned.starts, scanned.ends, rows, 1)
+    assert field_is_byte(*args, ord("0")).tolist() == [values[r] == b"0" for r in rows]
+    assert field_is_null(*args).tolist() == [values[r] in (b"", b"\\N") for r in rows]

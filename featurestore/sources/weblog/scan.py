@@ -30,6 +30,8 @@ __all__ = [
     "gather_columns",
     "gather_declared",
     "gather_strings",
+    "field_is_byte",
+    "field_is_null",
     "products_ok",
     "scan_buffer",
     "scan_pieces",
@@ -773,6 +775,34 @@ def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     return gather_columns(buf, starts, ends, rows, [slot])[0]
 
 
+@njit(nogil=True, cache=True)
+def _field_kinds(buf, starts, ends, rows, slot, byte):  # pragma: no cover - compiled
+    """Per row, whether field ``slot`` is the one byte ``byte``, and whether it is null."""
+    is_byte = np.zeros(rows.size, np.bool_)
+    null = np.zeros(rows.size, np.bool_)
+    for r in range(rows.size):
+        s = starts[rows[r], slot]
+        length = ends[rows[r], slot] - s
+        if length == 1:
+            is_byte[r] = buf[s] == byte
+        elif length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):
+            null[r] = True
+    return is_byte, null
+
+
+def field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                  slot: int, byte: int) -> np.ndarray:
+    """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
+    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, byte)[0]
+
+
+def field_is_null(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                  slot: int) -> np.ndarray:
+    """Per row of ``rows``, whether field ``slot`` is null: empty or ``\\N`` (as the gather
+    reads it)."""
+    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, 0)[1]
+
+
 def warm_up() -> None:
     """Load (or compile) every kernel now, e.g. on each worker via ``client.run(warm_up)``,
     so the first real file does not pay for it."""
@@ -784,3 +814,4 @@ def warm_up() -> None:
     valid_utf8_rows(buf, starts, ends, rows)
     gather_columns(buf, starts, ends, rows, [1])
     gather_declared(buf, starts, ends, rows, [1])
+    field_is_byte(buf, starts, ends, rows, 1, 48)
