@@ -191,8 +191,8 @@ class _Fsspec:
 
 def _tables(store: Path) -> dict[str, object]:
     """Every parquet/IPC table and ledger record a store holds, by relative path."""
-    import pyarrow.feather as feather
     import pyarrow.parquet as pq
+    from pyarrow import feather
 
     out: dict[str, object] = {}
     for path in sorted(store.rglob("*")):

@@ -214,7 +214,7 @@ def test_fields_ending_at_every_offset_of_a_block():
     """A wanted field ending at each offset of a 64-byte block, after runs of empty fields of
     every length up to 130 tabs, with a non-ASCII byte at the block edge or not."""
     for run in range(0, 131, 7):
-        for length in range(0, 70):
+        for length in range(70):
             for high in (b"", b"\xc3\xa9"):
                 value = b"x" * length + high
                 line = b"\t" * run + value + b"\t" * (130 - run) + b"tail"
@@ -307,7 +307,7 @@ def test_both_ways_to_find_a_blocks_nth_tab_agree():
     for way in ways:
         nth = njit(lambda x, n, way=way: way(x, n))
         for m in masks:
-            for n in range(bin(m).count("1")):
+            for n in range(m.bit_count()):
                 assert nth(np.uint64(m), n) == python_nth(m, n)
 
 

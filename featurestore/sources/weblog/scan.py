@@ -27,11 +27,11 @@ from numba.extending import intrinsic
 
 __all__ = [
     "Scanned",
+    "field_is_byte",
+    "field_is_null",
     "gather_columns",
     "gather_declared",
     "gather_strings",
-    "field_is_byte",
-    "field_is_null",
     "products_ok",
     "scan_buffer",
     "scan_pieces",
