@@ -78,8 +78,12 @@ class Timed:
         self.storage = importlib.import_module(f"{package}.storage")
         partials = importlib.import_module(f"{package}.features.partials")
         daily = importlib.import_module(f"{package}.features.daily")
-        self.daily = daily.daily_plan(partials.repo_for_ingest(
-            self.storage.Store(tempfile.mkdtemp(prefix="stages-empty-")), None))
+        empty = tempfile.mkdtemp(prefix="stages-empty-")  # no recorded repo: the built-in one
+        try:
+            self.daily = daily.daily_plan(partials.repo_for_ingest(self.storage.Store(empty),
+                                                                   None))
+        finally:
+            shutil.rmtree(empty, ignore_errors=True)
         self.cpu: dict[str, float] = defaultdict(float)
         self._stack: list[str] = []
         self.scan.warm_up()
