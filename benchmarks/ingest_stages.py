@@ -86,7 +86,11 @@ class Timed:
             shutil.rmtree(empty, ignore_errors=True)
         self.cpu: dict[str, float] = defaultdict(float)
         self._stack: list[str] = []
-        self.scan.warm_up()
+        self.scan.warm_up()  # the kernels loaded (or compiled) before any file is timed
+        try:
+            importlib.import_module(f"{package}.features.hit_lists").warm_up()
+        except ModuleNotFoundError:  # revisions before the partials' kernels
+            pass
         ing, parse, scan = self.ingest, self.parse, self.scan
         ing.write_partials = self._wrap("partials", ing.write_partials)
         ing.write_events_file = self._wrap("events write", ing.write_events_file)
