@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 
-from ...features import strings
+from ...features import hit_lists, strings
 from . import scan
 
 __all__ = ["dask_setup", "skip_exit_gc", "start_warm_up"]
@@ -52,6 +52,7 @@ def _warm() -> None:
     start = time.perf_counter()
     try:
         scan.warm_up()
+        hit_lists.warm_up()  # the partial aggregates' (issue #27)
         log.info("scanner kernels ready in %.2f s", time.perf_counter() - start)
         # then materialization's (ids placed and coded, issue #27): ~1 s to load from the
         # cache, which a store's first materialization would otherwise wait for
