@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "_lock.json"
 #: Writer lease expiry when neither ``lease_seconds`` nor FEATURESTORE_LEASE_SECONDS is set.
 DEFAULT_LEASE_SECONDS = 60.0
+#: Where a local write puts its file before renaming it into place: one folder per store, so
+#: the next writing run finds what a killed write left with one listing (readers skip dot
+#: folders). Names are ``<run id>-<uuid>-<file name>``; ``free`` for a write without a lease.
+TMP_DIR = ".tmp"
+#: A leftover of a write that held no lease is removed only after this long: no lease says
+#: whether its writer still lives (as Delta's VACUUM keeps files younger than its retention).
+TMP_GRACE_SECONDS = 3600.0
 
 
 def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -322,13 +329,65 @@ class Store:
             # One PUT of the final key is atomic on S3: readers see the old object or the new one.
             yield final
             return
-        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{final.rsplit('/', 1)[-1]}"
+        tmp = self._tmp_path(parent, final.rsplit("/", 1)[-1], lease)
         try:
             yield tmp
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:
+                self.check_lease()  # the run that took the lease over swept our file
+                raise
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+    def _tmp_path(self, parent: str, name: str, lease: _Lease | None) -> str:
+        """A fresh temporary path for a write into ``parent``: in the store's :data:`TMP_DIR`,
+        named by the writing run, or beside the target when that folder is on another
+        filesystem (a rename cannot cross filesystems)."""
+        run = lease.run_id if lease is not None else (self._lease_run_id or "free")
+        folder = f"{self.root}/{TMP_DIR}"
+        os.makedirs(folder, exist_ok=True)
+        if os.stat(folder).st_dev != os.stat(parent).st_dev:
+            folder = parent
+        return f"{folder}/{run}-{uuid.uuid4().hex}-{name}"
+
+    def sweep_tmp(self, run_id: str | None, now: float | None = None) -> list[str]:
+        """Remove what killed writes left in :data:`TMP_DIR`: every file of a run other than
+        ``run_id`` (the run holding the lease; a run that lost it stops before its next
+        commit), and a lease-less write's file once :data:`TMP_GRACE_SECONDS` old.
+
+        Args:
+            run_id: the run id of the lease this process holds.
+            now: the clock to age files by (tests); ``time.time()`` by default.
+
+        Returns:
+            The names removed.
+        """
+        if not self.is_local:  # object stores publish with one PUT: nothing is left behind
+            return []
+        folder = os.path.join(self.root, TMP_DIR)
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            return []
+        now = time.time() if now is None else now
+        removed = []
+        for entry in entries:
+            run = entry.name.split("-", 1)[0]
+            if run == run_id:
+                continue
+            try:
+                if run == "free" and now - entry.stat().st_mtime < TMP_GRACE_SECONDS:
+                    continue
+                os.remove(entry.path)
+            except FileNotFoundError:  # its writer finished or removed it meanwhile
+                continue
+            removed.append(entry.name)
+        if removed:
+            log.info("removed %d temporary file(s) left by killed writes in %s",
+                     len(removed), folder)
+        return removed
 
     def write_bytes(self, data: bytes | memoryview, *parts: str) -> None:
         with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
@@ -485,6 +544,7 @@ class Store:
         _leases[self.url] = lease
         failed = True
         try:
+            self.sweep_tmp(lease.run_id)
             yield
             failed = False
         finally:

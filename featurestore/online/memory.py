@@ -38,6 +38,7 @@ from .._exceptions import InvalidInputError, NotFoundError, clip
 from ..generations import read_generations
 from ..layout import is_published
 from ..storage import Store
+from .poller import Poller
 
 __all__ = ["TableSnapshot", "OnlineSnapshot", "OnlineStore", "SERVED_TABLES", "LoadPlan",
            "plan_load", "read_partition", "snapshot_of", "load_table", "plan_refresh",
@@ -495,8 +496,9 @@ class OnlineStore:
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one refresh at a time; readers never take it
         self._cache_lock = threading.Lock()  # older-as-of LRU only (not the hot path)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(
+            "online-refresh", self._poll_once,
+            lambda: self.poll_seconds if self.snapshot else min(self.poll_seconds, 1.0))
 
     # -- snapshot lifecycle -----------------------------------------------------------------
     def latest_as_of(self, table: str) -> str | None:
@@ -548,27 +550,20 @@ class OnlineStore:
                 if generations.get(table, {}).get(as_of, 0) != cached.generation:
                     del self._cache[key]
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-                self.last_error = None
-            except Exception as exc:  # keep serving the old snapshot; report on /ready
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("snapshot refresh failed")
-            self._stop.wait(self.poll_seconds if self.snapshot else min(self.poll_seconds, 1.0))
+    def _poll_once(self) -> None:
+        try:
+            self.refresh()
+            self.last_error = None
+        except Exception as exc:  # keep serving the old snapshot; report on /ready
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("snapshot refresh failed")
 
     def start(self) -> None:
         """Load the first snapshot and keep polling, in a daemon thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._poll, name="online-refresh", daemon=True)
-            self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._poller.stop()
 
     # -- reads -------------------------------------------------------------------------------
     #: Rows live in this process: a reader may take ``snapshot`` directly (the API's hot path).

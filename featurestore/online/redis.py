@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import zlib
 from typing import Any
@@ -32,6 +31,7 @@ from .._exceptions import NotFoundError, OnlineStoreUnavailableError
 from ..layout import ONLINE_RECORD
 from ..storage import Store
 from .memory import SERVED_TABLES, OnlineSnapshot, OnlineStore
+from .poller import Poller
 from .redis_async import AsyncRedis, supported  # hiredis is imported there on first use
 from .redis_codec import READ_SCRIPT, READ_SHA, RowsView, SlotMeta, TableKeys, ViewShape
 
@@ -158,8 +158,9 @@ class RedisOnlineStore:
         self._fast_conns: dict[int, AsyncRedis] = {}  # event loop id -> connection
         self._sync: Any = None
         self._async: dict[int, Any] = {}  # event loop id -> client
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(
+            "online-redis", self.refresh,
+            lambda: self.poll_seconds if self._record else min(self.poll_seconds, 1.0))
 
     def __repr__(self) -> str:
         return f"RedisOnlineStore({redact(self.url)!r})"
@@ -218,22 +219,12 @@ class RedisOnlineStore:
             except NotFoundError:
                 continue
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.refresh()
-            self._stop.wait(self.poll_seconds if self._record else min(self.poll_seconds, 1.0))
-
     def start(self) -> None:
         """Read the push record and check Redis now and then (a daemon thread)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._poll, name="online-redis", daemon=True)
-            self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._poller.stop()
         if self._sync is not None:
             self._sync.close()
             self._sync = None

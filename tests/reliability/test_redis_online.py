@@ -14,6 +14,8 @@ against real redis-server processes, the real CLI and a real uvicorn server.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -335,8 +338,20 @@ def test_api_with_redis_stopped_emptied_and_restarted(days4, client, tmp_path, m
         server.stop()
 
 
-def test_killed_push_is_never_served_and_the_next_push_completes_it(
-        days4, client, tmp_path, server, monkeypatch):
+# -- kill -9 of a push while readers hammer the API: the shared harness ---------------------
+@dataclasses.dataclass
+class _TwoDays:
+    """A store whose Redis serves the 2-day as-of while parquet holds the 4-day one."""
+
+    store: Path
+    old_as_of: str
+    new_as_of: str
+    rows: dict[str, dict[str, dict]]  # as-of -> customer -> the stored row
+    ids: list[str]  # the new as-of's customers
+    keys: TableKeys
+
+
+def _two_days(days4, tmp_path: Path, client, server, monkeypatch) -> _TwoDays:
     store = tmp_path / "store"
     assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
     old_as_of = _latest(store)
@@ -345,10 +360,24 @@ def test_killed_push_is_never_served_and_the_next_push_completes_it(
     assert new_as_of > old_as_of
     frames = {d: _partition(store, "customer_features", d) for d in (old_as_of, new_as_of)}
     rows = {d: {c: expected_row(f, c) for c in f["customer_id"]} for d, f in frames.items()}
-    ids = list(frames[new_as_of]["customer_id"])
-    answers: list[tuple[float, float, str, str, dict | None]] = []
+    keys = TableKeys(json.loads((store / "_state" / "online.json").read_text())["namespace"],
+                     "customer_features")
+    return _TwoDays(store, old_as_of, new_as_of, rows, list(frames[new_as_of]["customer_id"]),
+                    keys)
+
+
+#: One answer: (sent, received, X-Feature-As-Of or the 404's detail, customer, row or None).
+_Answer = tuple[float, float, str, str, "dict | None"]
+
+
+@contextlib.contextmanager
+def _hammered(days: _TwoDays, server, singles: bool) -> Iterator[tuple[list, list]]:
+    """The API on the store and Redis, read by two threads for the duration of the block:
+    batches of 100, and single GETs too when ``singles``. Yields (answers, errors)."""
+    answers: list[_Answer] = []
     errors: list[str] = []
     stop = threading.Event()
+    ids = days.ids
 
     def hammer(base: str, k: int) -> None:
         # a generous timeout, and a slow answer retried: this is about torn reads, not latency
@@ -359,74 +388,95 @@ def test_killed_push_is_never_served_and_the_next_push_completes_it(
                 n += 1
                 sent = time.monotonic()
                 try:
-                    if n % 2:
+                    if singles and n % 2:
                         cid = ids[n % len(ids)]
                         r = http.get(f"/customers/{cid}/features")
                         got = [(cid, r.json().get("features"))]
                     else:
-                        chunk = ids[n % 5::5][:100]
+                        chunk = ids[n % 7::7][:100]
                         r = http.post("/features/batch", json={"customer_ids": chunk})
                         got = [(x["customer_id"], x["features"])
                                for x in r.json().get("results", [])]
                 except httpx.TimeoutException:
                     continue
-                if r.status_code not in (200, 404):
+                if r.status_code not in ((200, 404) if singles else (200,)):
                     errors.append(f"{r.status_code} {r.text}")
                     continue
                 as_of = r.headers.get("X-Feature-As-Of") or r.json().get("detail", "")
                 for cid, row in got:
                     answers.append((sent, time.monotonic(), as_of, cid, row))
 
-    meta = TableKeys(json.loads((store / "_state" / "online.json").read_text())["namespace"],
-                     "customer_features")
-    r = redis.Redis.from_url(server.url)
-    app = create_app(Settings(store=str(store), online_store=server.url,
+    app = create_app(Settings(store=str(days.store), online_store=server.url,
                               snapshot_poll_seconds=POLL))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_TEST_PUSH_DELAY": "0.03"}
-    cmd = [sys.executable, "-m", "featurestore", "online", "push", "--store", str(store),
-           "--online-store", server.url, "--workers", "1", "--no-progress"]
     with serve(app) as base:
         threads = [threading.Thread(target=hammer, args=(base, k)) for k in range(2)]
         for th in threads:
             th.start()
         try:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 120
-            written = 0
-            while time.monotonic() < deadline and proc.poll() is None:
-                slot = SlotMeta.loads(r.get(meta.meta("x")))  # the overlay over base a
-                written = _fields(r, meta, "x")
-                if slot is not None and slot.state == "writing" and written >= 30:
-                    break
-                time.sleep(0.01)
-            os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its scheduler and its worker
-            proc.wait()
-            assert 0 < _fields(r, meta, "x") < len(ids), "the kill needs to land mid-push"
-            assert r.get(meta.ptr).decode().startswith("a|")  # never flipped
-            time.sleep(0.5)
-            killed_at = time.monotonic()
-            # the next push completes it (the dead push's lease is taken over)
-            done = subprocess.run(cmd, cwd=ROOT, env={**env, "FEATURESTORE_TEST_PUSH_DELAY": ""},
-                                  capture_output=True, text=True, timeout=180)
-            assert done.returncode == 0, done.stderr
-            time.sleep(0.5)
+            yield answers, errors
         finally:
             stop.set()
             for th in threads:
                 th.join(timeout=30)
+
+
+def _push_cmd(days: _TwoDays, server) -> list[str]:
+    return [sys.executable, "-m", "featurestore", "online", "push", "--store", str(days.store),
+            "--online-store", server.url, "--workers", "1", "--no-progress"]
+
+
+def _push_killed_when(days: _TwoDays, server, env: dict[str, str],
+                      ready: Callable[[], bool]) -> None:
+    """Run ``featurestore online push`` (slowed by ``env``'s test delay) and SIGKILL its
+    process group (CLI, scheduler, worker) once ``ready()`` says the kill point is reached."""
+    proc = subprocess.Popen(_push_cmd(days, server), cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _next_push(days: _TwoDays, server) -> None:
+    """The next push, undelayed: it takes over the dead push's lease and completes it."""
+    done = subprocess.run(_push_cmd(days, server), cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+
+
+def test_killed_push_is_never_served_and_the_next_push_completes_it(
+        days4, client, tmp_path, server, monkeypatch):
+    days = _two_days(days4, tmp_path, client, server, monkeypatch)
+    keys, r = days.keys, redis.Redis.from_url(server.url)
+
+    def mid_write() -> bool:  # the overlay over base a is being written, 30+ fields in
+        slot = SlotMeta.loads(r.get(keys.meta("x")))
+        return slot is not None and slot.state == "writing" and _fields(r, keys, "x") >= 30
+
+    with _hammered(days, server, singles=True) as (answers, errors):
+        _push_killed_when(days, server, {"FEATURESTORE_TEST_PUSH_DELAY": "0.03"}, mid_write)
+        assert 0 < _fields(r, keys, "x") < len(days.ids), "the kill needs to land mid-push"
+        assert r.get(keys.ptr).decode().startswith("a|")  # never flipped
+        time.sleep(0.5)
+        killed_at = time.monotonic()
+        _next_push(days, server)
+        time.sleep(0.5)
     assert not errors, errors[:3]
-    served = [a for a in answers if a[2] in (old_as_of, new_as_of)]
-    assert any(a[2] == old_as_of and a[1] < killed_at for a in served)
-    first_new = min(received for _, received, as_of, _, _ in served if as_of == new_as_of)
+    served = [a for a in answers if a[2] in (days.old_as_of, days.new_as_of)]
+    assert any(a[2] == days.old_as_of and a[1] < killed_at for a in served)
+    first_new = min(received for _, received, as_of, _, _ in served if as_of == days.new_as_of)
     assert first_new > killed_at  # nothing of the killed push was served
     for sent, _, as_of, cid, row in served:
         if row is not None:
-            assert row == rows[as_of][cid], (as_of, cid)  # one stored version, never a mix
+            assert row == days.rows[as_of][cid], (as_of, cid)  # one stored version, never a mix
         else:  # not found: only a customer the served as-of does not have
-            assert cid not in rows[as_of], (as_of, cid)
+            assert cid not in days.rows[as_of], (as_of, cid)
         if sent > first_new:
-            assert as_of == new_as_of  # no going back
+            assert as_of == days.new_as_of  # no going back
 
 
 def test_push_killed_while_folding_serves_the_new_generation_and_the_next_finishes_it(
@@ -435,87 +485,40 @@ def test_push_killed_while_folding_serves_the_new_generation_and_the_next_finish
     through the fold: readers hammering the API get the new generation only, every row one
     stored version (the overlay answers for every customer it changed, folded or not); the
     next push finishes the fold, after which the base alone holds exactly the partition."""
-    store = tmp_path / "store"
-    assert _ingest(_raw(days4, tmp_path, 2), store, client, server.url, monkeypatch) == 0
-    old_as_of = _latest(store)
-    assert _ingest(_raw(days4, tmp_path, 4), store, client, None, monkeypatch) == 0
-    new_as_of = _latest(store)
-    frames = {d: _partition(store, "customer_features", d) for d in (old_as_of, new_as_of)}
-    rows = {d: {c: expected_row(f, c) for c in f["customer_id"]} for d, f in frames.items()}
-    ids = list(frames[new_as_of]["customer_id"])
-    answers: list[tuple[float, str, str, dict | None]] = []
-    errors: list[str] = []
-    stop = threading.Event()
+    days = _two_days(days4, tmp_path, client, server, monkeypatch)
+    keys, r = days.keys, redis.Redis.from_url(server.url)
+    folding_since: list[float] = []
 
-    def hammer(base: str, k: int) -> None:
-        with httpx.Client(base_url=base, timeout=60) as http:
-            n = k
-            while not stop.is_set():
-                n += 1
-                chunk = ids[n % 7::7][:100]
-                try:
-                    r = http.post("/features/batch", json={"customer_ids": chunk})
-                except httpx.TimeoutException:
-                    continue
-                if r.status_code != 200:
-                    errors.append(f"{r.status_code} {r.text}")
-                    continue
-                for x in r.json()["results"]:
-                    answers.append((time.monotonic(), r.headers["X-Feature-As-Of"],
-                                    x["customer_id"], x["features"]))
+    def mid_fold() -> bool:  # a bucket or two folded: 0.5 s after the fold began
+        held = SlotMeta.loads(r.get(keys.meta("a")))
+        if not folding_since and held is not None and held.state == "folding":
+            folding_since.append(time.monotonic())
+        return bool(folding_since) and time.monotonic() - folding_since[0] > 0.5
 
-    keys = TableKeys(json.loads((store / "_state" / "online.json").read_text())["namespace"],
-                     "customer_features")
-    r = redis.Redis.from_url(server.url)
-    app = create_app(Settings(store=str(store), online_store=server.url,
-                              snapshot_poll_seconds=POLL))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FEATURESTORE_TEST_FOLD_DELAY": "0.4"}
-    cmd = [sys.executable, "-m", "featurestore", "online", "push", "--store", str(store),
-           "--online-store", server.url, "--workers", "1", "--no-progress"]
-    with serve(app) as base:
-        threads = [threading.Thread(target=hammer, args=(base, k)) for k in range(2)]
-        for th in threads:
-            th.start()
-        try:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None:
-                held = SlotMeta.loads(r.get(keys.meta("a")))
-                if held is not None and held.state == "folding":
-                    break
-                time.sleep(0.01)
-            time.sleep(0.5)  # a bucket or two folded
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            flipped_at = time.monotonic()
-            assert r.get(keys.ptr).decode().startswith("x|")  # flipped before the fold
-            over = SlotMeta.loads(r.get(keys.meta("x")))
-            assert over.overlay >= 3, "the overlay needs buckets left to fold"
-            assert SlotMeta.loads(r.get(keys.meta("a"))).state == "folding", \
-                "the kill needs to land mid-fold"
-            time.sleep(1.0)  # readers on the half-folded base
-            done = subprocess.run(cmd, cwd=ROOT, env={**env, "FEATURESTORE_TEST_FOLD_DELAY": ""},
-                                  capture_output=True, text=True, timeout=180, check=False)
-            assert done.returncode == 0, done.stderr
-            time.sleep(0.5)
-        finally:
-            stop.set()
-            for th in threads:
-                th.join(timeout=30)
+    with _hammered(days, server, singles=False) as (answers, errors):
+        _push_killed_when(days, server, {"FEATURESTORE_TEST_FOLD_DELAY": "0.4"}, mid_fold)
+        flipped_at = time.monotonic()
+        assert r.get(keys.ptr).decode().startswith("x|")  # flipped before the fold
+        over = SlotMeta.loads(r.get(keys.meta("x")))
+        assert over.overlay >= 3, "the overlay needs buckets left to fold"
+        assert SlotMeta.loads(r.get(keys.meta("a"))).state == "folding", \
+            "the kill needs to land mid-fold"
+        time.sleep(1.0)  # readers on the half-folded base
+        _next_push(days, server)
+        time.sleep(0.5)
     assert not errors, errors[:3]
-    after = [a for a in answers if a[0] > flipped_at]
-    assert after and all(a[1] == new_as_of for a in after)
-    for _, as_of, cid, row in answers:
-        assert row == rows[as_of].get(cid), (as_of, cid)  # one stored version, never a mix
+    after = [a for a in answers if a[1] > flipped_at]
+    assert after and all(a[2] == days.new_as_of for a in after)
+    for _, _, as_of, cid, row in answers:
+        assert row == days.rows[as_of].get(cid), (as_of, cid)  # one stored version, never a mix
     held = SlotMeta.loads(r.get(keys.meta("a")))
-    assert (held.state, held.as_of, held.folding) == ("complete", new_as_of, "")
+    assert (held.state, held.as_of, held.folding) == ("complete", days.new_as_of, "")
     assert r.get(keys.ptr).decode().startswith("a|")  # folded: the base alone is served
     # the base alone now holds the partition: served without the overlay, every row equal
     for b in range(max(over.overlay, over.stale)):
         r.delete(keys.rows("x", b))
     r.set(keys.ptr, "a|check")
-    _served_equals_offline(store, server, new_as_of)
+    _served_equals_offline(days.store, server, days.new_as_of)
 
 
 def test_run_daily_and_backfill_push_and_report_a_push_that_failed(
