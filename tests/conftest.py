@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: the checkout (test file names in this module are relative to it)
+ROOT_DIR = Path(__file__).resolve().parents[1]
+SHARED = ROOT_DIR.parent / "shared"
 SAMPLE_DROPS = SHARED / "data" / "sample-drops"
 ONLINE_RETAIL = SHARED / "data" / "online_retail.csv.gz"
 
