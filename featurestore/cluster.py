@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -90,25 +91,64 @@ class LazyClient:
         self._on_start = on_start
         self._stack = contextlib.ExitStack()
         self._client: Client | None = None
+        self._lock = threading.Lock()  # one start, whichever thread asks first
+        self._early: threading.Thread | None = None
 
     @property
     def started(self) -> bool:
         """Whether the client was asked for (a cluster started or connected)."""
-        return self._client is not None
+        return self._client is not None or self._early is not None
+
+    def start_soon(self) -> None:
+        """Start our own LocalCluster now, in a background thread, when the caller expects
+        work (e.g. a drop the ledger has never seen): its worker processes start while this
+        thread imports and plans, instead of after (issue #27: ~1.3 s of worker start-up on
+        the critical path of a command with its own cluster). Does nothing when a scheduler
+        or client was given (nothing to start) or the client is already asked for. A start
+        that fails is started again, and raises, in :meth:`get`.
+        """
+        scheduler, _, client = self._args
+        if scheduler or client is not None or self.started:
+            return
+        # Dask's modules are imported here, not in the thread: two threads importing modules
+        # of one package at once can deadlock
+        import distributed
+        import distributed.deploy.local  # noqa: F401
+
+        self._early = threading.Thread(target=self._start_early, name="featurestore-cluster",
+                                       daemon=True)
+        self._early.start()
+
+    def _start_early(self) -> None:
+        from distributed import Client
+
+        with contextlib.suppress(Exception), self._lock:  # else get() starts it and reports
+            if self._client is None:
+                # not ``with Client(...)``: its exit must run in the thread that entered it
+                # (a context variable), and close() runs in the caller's thread
+                cluster = local_cluster(self._args[1] or default_workers())
+                self._stack.callback(cluster.close)
+                client = Client(cluster)
+                self._stack.callback(client.close)
+                self._set(client)
+
+    def _set(self, client: Client) -> None:
+        if self._on_start is not None:
+            hook = self._on_start(client)
+            if hook is not None:
+                self._stack.enter_context(hook)
+        self._client = client
 
     def get(self) -> Client:
-        """The client, started on the first call.
+        """The client, started on the first call (or the one :meth:`start_soon` starts).
 
         Returns:
             The Dask client.
         """
-        if self._client is None:
-            self._client = self._stack.enter_context(dask_client(*self._args))
-            if self._on_start is not None:
-                hook = self._on_start(self._client)
-                if hook is not None:
-                    self._stack.enter_context(hook)
-        return self._client
+        with self._lock:
+            if self._client is None:
+                self._set(self._stack.enter_context(dask_client(*self._args)))
+            return self._client
 
     def __getattr__(self, name: str):
         # a step that uses it as a Client (``submit``, ``map``...) starts it: a Source written
@@ -118,9 +158,14 @@ class LazyClient:
         return getattr(self.get(), name)
 
     def close(self) -> None:
-        """Close what :meth:`get` started (nothing when it was never called)."""
-        self._client = None
-        self._stack.close()
+        """Close what :meth:`get` started (nothing when it was never called); a start still
+        under way is waited for, then closed."""
+        if self._early is not None:
+            self._early.join()
+            self._early = None
+        with self._lock:
+            self._client = None
+            self._stack.close()
 
     def __enter__(self) -> LazyClient:
         return self

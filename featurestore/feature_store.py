@@ -295,7 +295,6 @@ class FeatureStore:
         Returns:
             The source's report and the materialization report.
         """
-        from .materialization import materialize_locked
         from .sources.base import source_class
 
         repo = self.repo
@@ -307,11 +306,17 @@ class FeatureStore:
         _check_raw(raw_root, raw_storage_options,  # before any cluster starts
                    weblog=cls.__name__ == "WeblogSource")
         error = None
+        src = cls(store, self.settings)
         with self.lazy_client() as client, store.lock(f"ingest {source} + materialize"):
-            report = cls(store, self.settings).ingest(raw_root, client=client,
-                                                      raw_storage_options=raw_storage_options,
-                                                      progress=progress,
-                                                      accept_changed=accept_changed)
+            # a source that sees work coming (a new drop) has its cluster start now, while
+            # the libraries load and the run is planned (issue #27)
+            hint = getattr(src, "expects_work", None)
+            if hint is not None and hint(raw_root):
+                client.start_soon()
+            from .materialization import materialize_locked
+
+            report = src.ingest(raw_root, client=client, raw_storage_options=raw_storage_options,
+                                progress=progress, accept_changed=accept_changed)
             mat = materialize_locked(store, client=client, repo=repo, settings=self.settings)
             if self.online_url:
                 _, error = self._push_locked(client)

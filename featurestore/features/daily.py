@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from .. import layout
 from ..storage import Store
+from . import hit_lists
 from .definitions import FeatureRepo, Filter, is_extended
 from .pairs import sorted_codes
 
@@ -115,22 +116,30 @@ def daily_plan(repo: FeatureRepo) -> DailyPlan:
 
 
 class _EventIds:
-    """The hits' comma-separated event lists, split once: every ``event_id`` filter of a day
-    compares whole items (one split instead of a regex scan per filter)."""
+    """The hits' comma-separated event lists: every ``event_id`` filter of a day compares
+    whole items (read on the lists' buffers, :func:`.hit_lists.lists_holding`; Arrow's split,
+    done once, for other array types)."""
 
     def __init__(self, events: pa.Table) -> None:
         lists = events.column("post_event_list")
         if isinstance(lists, pa.ChunkedArray):
             lists = lists.combine_chunks()
-        split = pc.split_pattern(lists, ",")
-        self.items = pc.list_flatten(split)
-        self.rows = pc.list_parent_indices(split).to_numpy(zero_copy_only=False)
+        self.lists = lists
         self.size = events.num_rows
+        self._split: tuple[pa.Array, np.ndarray] | None = None
 
     def having(self, event_id: str) -> np.ndarray:
         """Which hits' lists hold ``event_id`` as a whole item."""
+        fast = hit_lists.lists_holding(self.lists, event_id)
+        if fast is not None:
+            return fast
+        if self._split is None:
+            split = pc.split_pattern(self.lists, ",")
+            self._split = (pc.list_flatten(split),
+                           pc.list_parent_indices(split).to_numpy(zero_copy_only=False))
+        items, rows = self._split
         mask = np.zeros(self.size, dtype=bool)
-        mask[self.rows[_bools(pc.equal(self.items, event_id))]] = True
+        mask[rows[_bools(pc.equal(items, event_id))]] = True
         return mask
 
 
@@ -181,6 +190,14 @@ def _products(events: pa.Table, needed: np.ndarray) -> dict[str, object]:
     per non-empty item of the comma-separated list, ``category;product_id;quantity;price``."""
     lists = events.column("post_product_list")
     rows = np.flatnonzero(needed & _bools(pc.is_valid(lists)))
+    # the lists' buffers read once (hit_lists); Arrow's chain when a number is not plain
+    fast = hit_lists.product_entries(lists, rows)
+    return fast if fast is not None else _products_arrow(lists, rows)
+
+
+def _products_arrow(lists: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> dict[str, object]:
+    """:func:`_products` of the lists ``lists[rows]`` (non-null) with Arrow's string kernels
+    and casts (pandas' parser for a column Arrow cannot cast)."""
     split = pc.split_pattern(lists.take(pa.array(rows)), ",")
     if isinstance(split, pa.ChunkedArray):
         split = split.combine_chunks()
@@ -350,7 +367,13 @@ def aggregate_tables(ev: pd.DataFrame | pa.Table, plan: DailyPlan, *, sort: bool
     """
     table = ev if isinstance(ev, pa.Table) else pa.Table.from_pandas(
         ev[_EVENT_COLUMNS], preserve_index=False)
-    table = table.select(_EVENT_COLUMNS)
+    # only the columns the plan reads: anonymous hits are filtered out of them below
+    used = {"customer_id", "post_product_list"}
+    for f in plan.filters:
+        used |= {c for c, given in (("post_event_list", f.event_id),
+                                    ("post_page_event", f.page_event),
+                                    ("page_url", f.url_path_prefix)) if given is not None}
+    table = table.select([c for c in _EVENT_COLUMNS if c in used])
     if table.column("customer_id").null_count:
         table = table.filter(pc.is_valid(table.column("customer_id")))
     table = table.combine_chunks()
@@ -409,6 +432,9 @@ def aggregate_tables(ev: pd.DataFrame | pa.Table, plan: DailyPlan, *, sort: bool
 def first_seen_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """As :func:`~.pairs.sorted_codes`, with the distinct values in first-seen order (a hash
     encoding, no sort)."""
+    fast = hit_lists.first_seen_codes(values)  # Arrow's dictionary_encode, on the buffers
+    if fast is not None:
+        return fast
     encoded = pc.dictionary_encode(values)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()

@@ -327,5 +327,8 @@ def warm_up() -> None:
     packed_codes(ids)
     packed_codes(pa.array(["a"], pa.string()))
     sorted_members(ids, ids)
+    # 32-bit offsets too: the online handover merges ``string`` ids (a first materialization
+    # inside ``featurestore ingest`` otherwise loaded these two overloads on its critical path)
+    sorted_members(pa.array(["a"], pa.string()), pa.array(["a"], pa.string()))
     search_sorted(ids, np.array([0, 1]), ids)
     search_sorted(pa.array(["a"], pa.string()), np.array([0]), ids)

@@ -210,7 +210,14 @@ def parse_file(raw: RawFile, compressed: bytes,
         mismatch); bad rows go to ``quarantine``.
     """
     # the numba scanner loads here (workers preload it): discovering drops needs none of it
-    from .scan import gather_columns, scan_buffer, scan_pieces, valid_utf8_rows
+    from .scan import (
+        field_is_byte,
+        field_is_null,
+        gather_columns,
+        scan_buffer,
+        scan_pieces,
+        valid_utf8_rows,
+    )
 
     md5 = hashlib.md5(compressed).hexdigest()
     if raw.manifest is not None and raw.manifest.get("md5") not in (None, md5):
@@ -271,10 +278,10 @@ def parse_file(raw: RawFile, compressed: bytes,
 
     # Excluded and anonymous rows are told from the fields' bytes, so only the landing rows'
     # fields are copied (filtering gathered columns cost ~3% of a file).
-    excluded = ~_field_is_byte(buf, starts, ends, good, WEBLOG_COLUMNS.index("exclude_hit"),
-                               ord("0"))
-    anonymous = int(np.count_nonzero(_null_field(buf, starts, ends, good,
-                                                 WEBLOG_COLUMNS.index("customer_id"))))
+    excluded = ~field_is_byte(buf, starts, ends, good, WEBLOG_COLUMNS.index("exclude_hit"),
+                              ord("0"))
+    anonymous = int(np.count_nonzero(field_is_null(buf, starts, ends, good,
+                                                   WEBLOG_COLUMNS.index("customer_id"))))
     rows = good[~excluded]
     names = [name for name in EVENT_SCHEMA.names if name != "hit_time_gmt"]
     hit_times = times[rows]
@@ -308,29 +315,6 @@ def parse_file(raw: RawFile, compressed: bytes,
         column_bad=column_bad,
         columns_missing=[name for name in declared if name not in declared_slots],
     )
-
-
-def _field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                   slot: int, byte: int) -> np.ndarray:
-    """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
-    begin = starts[rows, slot]
-    same = (ends[rows, slot] - begin) == 1
-    if buf.size:
-        same &= buf[np.minimum(begin, buf.size - 1)] == byte
-    return same
-
-
-def _null_field(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                slot: int) -> np.ndarray:
-    """Per row of ``rows``, whether field ``slot`` is null: empty or ``\\N`` (as the gather
-    reads it)."""
-    begin = starts[rows, slot]
-    length = ends[rows, slot] - begin
-    null = length == 0
-    if buf.size:
-        at = np.minimum(begin, buf.size - 2) if buf.size > 1 else begin * 0
-        null |= (length == 2) & (buf[at] == 92) & (buf[np.minimum(at + 1, buf.size - 1)] == 78)
-    return null
 
 
 def _declared_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,

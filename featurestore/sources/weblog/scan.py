@@ -21,11 +21,14 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
-from numba import njit
-from numba.cpython.unsafe.numbers import trailing_zeros  # LLVM's cttz
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 __all__ = [
     "Scanned",
+    "field_is_byte",
+    "field_is_null",
     "gather_columns",
     "gather_declared",
     "gather_strings",
@@ -37,24 +40,144 @@ __all__ = [
 ]
 
 
-_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_HIGH = np.uint64(0x8080808080808080)
-_ONES = np.uint64(0x0101010101010101)
-_TABS = np.uint64(0x0909090909090909)
-_NEWLINES = np.uint64(0x0A0A0A0A0A0A0A0A)
-_SEVEN = np.uint64(7)
-_FIFTY_SIX = np.uint64(56)
 _ONE = np.uint64(1)
-_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_BLOCK = 64  # bytes the scan compares at a time (one bit each in a uint64 mask)
+_SLACK = 16  # room past a field's copy in ``compact`` (it is moved 16 bytes at a time)
 
 # positions in the kernel's ``state`` array (kept between pieces)
 _LINES, _CPOS, _NRAW, _RPOS, _FULL = 0, 1, 2, 3, 4
 
 
+def _block_mask(byte: int):
+    """A compiled function ``(buf, at) -> uint64`` whose bit k is set when ``buf[at + k]``
+    (k < 64) is ``byte``, or, for ``byte`` 128, when it is >= 0x80.
+
+    Written in LLVM's own terms (64 bytes loaded as ``<64 x i8>``, compared to ``<64 x i1>``,
+    bitcast to ``i64``), which LLVM lowers to the machine's vector compare and mask move:
+    AVX-512 ``vpcmpeqb`` into a mask register, or ``vpcmpeqb`` and ``vpmovmskb`` on AVX2 and
+    SSE2 (numba's own loops did not vectorise this way: 4x slower, measured). ``buf[at:at +
+    64]`` must be in bounds.
+    """
+
+    @intrinsic
+    def mask(typingctx, buf, at):  # pragma: no cover - compiled
+        if not (isinstance(buf, types.Array) and buf.layout == "C" and buf.ndim == 1
+                and buf.dtype == types.uint8):
+            return None  # contiguous bytes only: the 64 are loaded as one vector
+
+        def codegen(context, builder, signature, args):
+            array = context.make_array(signature.args[0])(context, builder, args[0])
+            vector = ir.VectorType(ir.IntType(8), _BLOCK)
+            where = builder.bitcast(builder.gep(array.data, [args[1]]), vector.as_pointer())
+            block = builder.load(where, align=1)
+            if byte == 128:
+                hits = builder.icmp_signed("<", block, ir.Constant(vector, [0] * _BLOCK))
+            else:
+                hits = builder.icmp_unsigned("==", block, ir.Constant(vector, [byte] * _BLOCK))
+            return builder.bitcast(hits, ir.IntType(64))
+
+        return types.uint64(buf, types.intp), codegen
+
+    return mask
+
+
+_tab_mask = _block_mask(9)
+_newline_mask = _block_mask(10)
+_high_mask = _block_mask(128)
+
+
+@intrinsic
+def _copy16(typingctx, dst, d, src, s):  # pragma: no cover - compiled
+    """Copy the 16 bytes ``src[s:s + 16]`` to ``dst[d:d + 16]`` (one unaligned vector load and
+    store; both ranges must be in bounds)."""
+
+    def codegen(context, builder, signature, args):
+        out = context.make_array(signature.args[0])(context, builder, args[0])
+        into = context.make_array(signature.args[2])(context, builder, args[2])
+        vector = ir.VectorType(ir.IntType(8), 16)
+        source = builder.bitcast(builder.gep(into.data, [args[3]]), vector.as_pointer())
+        target = builder.bitcast(builder.gep(out.data, [args[1]]), vector.as_pointer())
+        builder.store(builder.load(source, align=1), target, align=1)
+        return context.get_dummy_value()
+
+    return types.none(dst, types.intp, src, types.intp), codegen
+
+
 @njit(inline="always")
-def _zero_bytes(x):  # pragma: no cover - compiled
-    """0x80 in each byte of ``x`` that is 0x00, else 0 (exact: no false positives)."""
-    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
+def _copy_field(dst, d, src, s, n, src_end, dst_end):  # pragma: no cover - compiled
+    """Copy ``src[s:s + n]`` to ``dst[d:d + n]``, 16 bytes at a time when ``src`` has the
+    bytes before ``src_end`` and ``dst`` the room before ``dst_end`` (a field is short: one
+    vector move instead of a memmove call, ~20% of the scan). It may write up to 15 bytes
+    past ``d + n`` (never past ``dst_end``): only where later copies go."""
+    rounded = (n + 15) & ~15
+    if s + rounded <= src_end and d + rounded <= dst_end:
+        k = 0
+        while k < n:
+            _copy16(dst, d + k, src, s + k)
+            k += 16
+    else:
+        dst[d:d + n] = src[s:s + n]
+
+
+def _fast_pdep() -> bool:
+    """Whether numba compiles for this machine's CPU and it has a fast ``pdep`` (BMI2; AMD
+    before Zen 3 runs it in microcode, ~250 cycles: slower than the loop it replaces)."""
+    import llvmlite.binding as llvm
+    from numba.core import config
+
+    if config.CPU_NAME is not None:  # a cache built for other machines: no CPU-specific code
+        return False
+    return bool(llvm.get_host_cpu_features().get("bmi2")) and \
+        llvm.get_host_cpu_name() not in ("znver1", "znver2", "bdver4", "generic")
+
+
+@intrinsic
+def _pdep_nth(typingctx, x, n):  # pragma: no cover - compiled
+    """The index of set bit ``n`` (from 0, lowest first) of ``x``: ``pdep`` deposits the bit
+    ``1 << n`` at the place of ``x``'s n-th set bit, ``cttz`` reads where."""
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        pdep = builder.module.declare_intrinsic("llvm.x86.bmi.pdep.64",
+                                                fnty=ir.FunctionType(i64, [i64, i64]))
+        deposited = builder.call(pdep, [builder.shl(ir.Constant(i64, 1), args[1]), args[0]])
+        return builder.cttz(deposited, ir.Constant(ir.IntType(1), 0))
+
+    return types.int64(types.uint64, types.int64), codegen
+
+
+@njit(inline="always")
+def _loop_nth(x, n):  # pragma: no cover - compiled
+    """As :func:`_pdep_nth`, by clearing the ``n`` lowest set bits first."""
+    for _ in range(n):
+        x &= x - _ONE
+    return _lowest_bit(x)
+
+
+@intrinsic
+def _popcount(typingctx, x):  # pragma: no cover - compiled
+    """The set bits of a uint64, as int64 (LLVM's ctpop: one popcnt instruction)."""
+
+    def codegen(context, builder, signature, args):
+        ctpop = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
+        return builder.call(ctpop, [args[0]])
+
+    return types.int64(types.uint64), codegen
+
+
+@intrinsic
+def _lowest_bit(typingctx, x):  # pragma: no cover - compiled
+    """The index of the lowest set bit of a uint64 (64 for 0), as int64 (LLVM's cttz)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return types.int64(types.uint64), codegen
+
+
+#: the tab that starts a wanted field, found in a block's tab mask: ``pdep`` where it is fast
+#: (one file's scan: ~10% less CPU), else a loop (the choice is per machine, as numba's cache)
+_nth_bit = _pdep_nth if _fast_pdep() else _loop_nth
 
 
 @njit(nogil=True, cache=True)
@@ -178,11 +301,11 @@ def _end_line(buf, lstart, lend, line, col, line_hi, compact, ncols, int_slot, p
 
 
 @njit(nogil=True, cache=True)
-def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_slot, prod_slot,
+def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, prod_slot,
                 t_lo, t_hi, starts, ends, nfields, nonascii, ints, ints_ok, prod_bad,
                 compact, raw, raw_offsets, raw_lines, state):  # pragma: no cover - compiled
     """Scan the complete lines of ``buf[begin:size]`` (``final``: the last one may lack its
-    newline); ``words`` is the same memory as uint64, 8 bytes at a time.
+    newline).
 
     Per line it records the field count; copies each wanted field into ``compact`` (its
     bounds there in ``starts``/``ends``); parses field ``int_slot`` (-1: none) as an integer
@@ -191,13 +314,16 @@ def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_sl
     integer that is not one or outside ``[t_lo, t_hi)``, a non-ASCII byte in a wanted field,
     a bad product list), so the quarantine can keep it after the piece is gone.
 
-    Wide lines are mostly fields nobody asked for, so a word with no newline whose tabs do not
-    reach the next wanted column is handled by one popcount (SWAR) instead of 8 branches;
-    inside a wanted field, words without a tab or newline are skipped the same way.
+    Wide lines are mostly fields nobody asked for, so the scan moves 64 bytes at a time: one
+    vector compare gives the block's tabs and newlines as bit masks (:func:`_tab_mask`,
+    :func:`_newline_mask`), a block with no newline whose tabs do not reach the next wanted
+    column costs one popcount, and the bit of the tab that starts a wanted field (or of the
+    tab or newline that ends one) is found in the mask without reading its bytes.
 
     Returns the offset of the first line not scanned: the incomplete last line of a piece, or
     the line that found an output full (then ``state[_FULL]`` is 1 and the caller grows it).
-    ``compact`` and ``raw`` must each have room for ``size - begin`` more bytes.
+    ``compact`` must have room for ``size - begin + _SLACK`` more bytes, ``raw`` for
+    ``size - begin``.
     """
     ncols = slot_of_col.size
     line = state[_LINES]
@@ -207,7 +333,6 @@ def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_sl
     if line >= nfields.size or nraw >= raw_lines.size:
         state[_FULL] = 1
         return begin
-    n_words = words.size
     lstart = begin  # the current line's first byte
     lcpos = cpos  # where its next wanted field goes in ``compact``
     col = 0
@@ -215,70 +340,60 @@ def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_sl
     hi = False
     line_hi = False
     i = begin
-    # One loop, a word (8 bytes) at a time: bit masks find the tab that starts the next wanted
-    # field, or the tab or newline that ends this one, and the loop jumps straight to it; only
-    # those bytes (and a piece's last few) take the byte branch below. (Going byte by byte at
-    # each field's edges was most of the scan's time on a 1,057-column line; a loop per line
-    # instead of one loop ran ~40% slower: both measured.)
+    blocks_end = size - _BLOCK  # a block read at i needs i <= blocks_end
+    # One loop, a block (64 bytes from i) at a time: the masks find the tab that starts the
+    # next wanted field, or the tab or newline that ends this one, and the loop jumps straight
+    # to it; only those bytes (and a piece's last few) take the byte branch below. (A loop
+    # per line instead of one loop ran ~40% slower: measured with 8-byte words.)
     while i < size:
-        j = i >> 3
-        if j < n_words:
-            w = words[j]
-            valid = _ALL << np.uint64((i & 7) * 8)  # this word's bytes from i on
+        if i <= blocks_end:
             if col < ncols and slot_of_col[col] >= 0:  # in a wanted field: find its end
-                stop = (_zero_bytes(w ^ _TABS) | _zero_bytes(w ^ _NEWLINES)) & valid
-                while stop == 0:  # whole words inside the field
-                    if (w & _HIGH & valid) != 0:
+                stop = _tab_mask(buf, i) | _newline_mask(buf, i)
+                while stop == 0:  # whole blocks inside the field
+                    if _high_mask(buf, i) != 0:
                         hi = True
-                    j += 1
-                    if j >= n_words:
+                    i += _BLOCK
+                    if i > blocks_end:
                         break
-                    w = words[j]
-                    valid = _ALL
-                    stop = _zero_bytes(w ^ _TABS) | _zero_bytes(w ^ _NEWLINES)
-                if stop == 0:  # past the last whole word: byte by byte
-                    i = j << 3
+                    stop = _tab_mask(buf, i) | _newline_mask(buf, i)
+                if stop == 0:  # too near the end for a block: byte by byte
                     if i >= size:
                         break
                 else:
-                    at = trailing_zeros(stop) >> 3
-                    if (w & _HIGH & valid & ((_ONE << np.uint64(at * 8)) - _ONE)) != 0:
+                    at = _lowest_bit(stop)
+                    if (_high_mask(buf, i) & ((_ONE << np.uint64(at)) - _ONE)) != 0:
                         hi = True
-                    i = (j << 3) + at  # the tab or newline: the byte branch ends the field
+                    i += at  # the tab or newline: the byte branch ends the field
             else:  # in an unwanted field: count tabs up to the next wanted field
                 limit = next_wanted[min(col + 1, ncols)]
-                tabs = _zero_bytes(w ^ _TABS) & valid
-                newlines = _zero_bytes(w ^ _NEWLINES) & valid
-                while newlines == 0:  # whole words of unwanted fields
-                    count = np.int64(((tabs >> _SEVEN) * _ONES) >> _FIFTY_SIX)
+                tabs = _tab_mask(buf, i)
+                newlines = _newline_mask(buf, i)
+                while newlines == 0:  # whole blocks of unwanted fields
+                    count = _popcount(tabs)
                     if col + count >= limit:
                         break
                     col += count
-                    j += 1
-                    if j >= n_words:
+                    i += _BLOCK
+                    if i > blocks_end:
                         break
-                    w = words[j]
-                    tabs = _zero_bytes(w ^ _TABS)
-                    newlines = _zero_bytes(w ^ _NEWLINES)
-                if j >= n_words:  # past the last whole word: byte by byte
-                    i = j << 3
+                    tabs = _tab_mask(buf, i)
+                    newlines = _newline_mask(buf, i)
+                if i > blocks_end:  # too near the end for a block: byte by byte
                     if i >= size:
                         break
                 else:
                     if newlines != 0:  # only the tabs before the line's end count
                         tabs &= (newlines & (~newlines + _ONE)) - _ONE
-                    count = np.int64(((tabs >> _SEVEN) * _ONES) >> _FIFTY_SIX)
+                    count = _popcount(tabs)
                     if col + count >= limit:  # the wanted field starts after a tab here
-                        for _ in range(limit - col - 1):
-                            tabs &= tabs - _ONE
+                        fstart = i + _nth_bit(tabs, limit - col - 1) + 1
                         col = limit
-                        fstart = (j << 3) + (trailing_zeros(tabs) >> 3) + 1
                         hi = False
                         i = fstart
                         continue
                     col += count
-                    i = (j << 3) + (trailing_zeros(newlines) >> 3)  # the byte branch ends it
-        # the byte branch: a field's tab or newline, or any byte past the last whole word
+                    i += _lowest_bit(newlines)  # the byte branch ends the line
+        # the byte branch: a field's tab or newline, or any byte of a piece's last block
         c = buf[i]
         if c == 9 or c == 10:
             if col < ncols:
@@ -287,7 +402,7 @@ def _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted, int_sl
                     # CRLF: the \r before a newline ends the line, it is not data
                     end = i - 1 if c == 10 and i > fstart and buf[i - 1] == 13 else i
                     starts[line, slot] = lcpos
-                    compact[lcpos:lcpos + end - fstart] = buf[fstart:end]
+                    _copy_field(compact, lcpos, buf, fstart, end - fstart, size, compact.size)
                     lcpos += end - fstart
                     ends[line, slot] = lcpos
                     if hi:
@@ -449,17 +564,17 @@ def scan_pieces(pieces: Iterable[bytes | np.ndarray], slot_of_col: np.ndarray,
         nonlocal raw_offsets, compact, raw, seen
         size = buf.size
         # compact and raw copies of these lines fit in what is left of each
-        if compact.size - state[_CPOS] < size - begin:
+        if compact.size - state[_CPOS] < size - begin + _SLACK:
             compact = _grown(compact[:state[_CPOS]],
-                             max(2 * compact.size, int(state[_CPOS]) + size), zeros=False)
+                             max(2 * compact.size, int(state[_CPOS]) + size + _SLACK),
+                             zeros=False)
         if raw.size - state[_RPOS] < size - begin:
             raw = _grown(raw[:state[_RPOS]], max(2 * raw.size, int(state[_RPOS]) + size),
                          zeros=False)
-        words = buf[:size - size % 8].view(np.uint64)
         first = begin
         while True:
             state[_FULL] = 0
-            begin = _scan_piece(buf, words, begin, size, final, slot_of_col, next_wanted,
+            begin = _scan_piece(buf, begin, size, final, slot_of_col, next_wanted,
                                 int_slot, prod_slot, t_lo, t_hi, starts, ends, nfields,
                                 nonascii, ints, ints_ok, prod_bad, compact, raw, raw_offsets,
                                 raw_lines, state)
@@ -593,7 +708,7 @@ def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cove
     bases = np.zeros(k + 1, np.int64)
     for j in range(k):
         bases[j + 1] = bases[j] + totals[j]
-    data = np.empty(max(bases[k], 1), np.uint8)
+    data = np.empty(max(bases[k], 1) + _SLACK, np.uint8)
     offsets = np.zeros((k, n + 1), np.int64)
     valid = np.ones((k, n), np.bool_)
     bad = np.zeros((k, n if check_utf8 else 0), np.bool_)
@@ -610,10 +725,9 @@ def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cove
                 valid[j, r] = False
                 bad[j, r] = True
             else:
-                p = pos[j]
-                for b in range(length):
-                    data[p + b] = buf[s + b]
-                pos[j] = p + length
+                # (never into the next field's column, written before: rows go first)
+                _copy_field(data, pos[j], buf, s, length, buf.size, bases[j + 1])
+                pos[j] += length
             offsets[j, r + 1] = pos[j] - bases[j]
     return data, bases, offsets, valid, bad
 
@@ -661,6 +775,34 @@ def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     return gather_columns(buf, starts, ends, rows, [slot])[0]
 
 
+@njit(nogil=True, cache=True)
+def _field_kinds(buf, starts, ends, rows, slot, byte):  # pragma: no cover - compiled
+    """Per row, whether field ``slot`` is the one byte ``byte``, and whether it is null."""
+    is_byte = np.zeros(rows.size, np.bool_)
+    null = np.zeros(rows.size, np.bool_)
+    for r in range(rows.size):
+        s = starts[rows[r], slot]
+        length = ends[rows[r], slot] - s
+        if length == 1:
+            is_byte[r] = buf[s] == byte
+        elif length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):
+            null[r] = True
+    return is_byte, null
+
+
+def field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                  slot: int, byte: int) -> np.ndarray:
+    """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
+    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, byte)[0]
+
+
+def field_is_null(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+                  slot: int) -> np.ndarray:
+    """Per row of ``rows``, whether field ``slot`` is null: empty or ``\\N`` (as the gather
+    reads it)."""
+    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, 0)[1]
+
+
 def warm_up() -> None:
     """Load (or compile) every kernel now, e.g. on each worker via ``client.run(warm_up)``,
     so the first real file does not pay for it."""
@@ -672,3 +814,4 @@ def warm_up() -> None:
     valid_utf8_rows(buf, starts, ends, rows)
     gather_columns(buf, starts, ends, rows, [1])
     gather_declared(buf, starts, ends, rows, [1])
+    field_is_byte(buf, starts, ends, rows, 1, 48)

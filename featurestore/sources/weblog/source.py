@@ -7,8 +7,11 @@ materialization :mod:`featurestore.features.materialize`; this class is the seam
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ... import layout
 from ...settings import Settings
 from ...storage import Store
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["WeblogSource"]
 
+_DROP = re.compile(r"\d{4}-\d{2}-\d{2}")  # a drop folder's name (drops.py checks the date)
+
 
 class WeblogSource:
     """Web-log drops (SPEC §1) into ``events``; ``customer_features`` and
@@ -31,6 +36,32 @@ class WeblogSource:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+
+    def expects_work(self, raw: str) -> bool:
+        """A cheap hint, before anything is imported or planned, that an ingest of ``raw`` has
+        work: a local raw root holds a drop folder the ledger has never seen (neither its
+        records nor its compacted day file). The command then starts its own cluster while
+        it plans (:meth:`featurestore.cluster.LazyClient.start_soon`).
+
+        A hint only: a new folder of placeholders starts a cluster that finds nothing to do,
+        and new files in a drop already seen, or a remote raw root, start it after planning,
+        as before. A re-run with nothing new starts none.
+
+        Args:
+            raw: the raw root (a folder or URL).
+
+        Returns:
+            True when a drop folder is new to the ledger.
+        """
+        if "://" in raw and not raw.startswith("file://"):
+            return False  # (a listing of an object store is not cheap enough for a hint)
+        try:
+            names = os.listdir(raw.removeprefix("file://"))
+        except OSError:
+            return False
+        ledger = layout.ledger(self.kind)
+        return any(_DROP.fullmatch(name) and not self.store.exists(ledger, name)
+                   and not self.store.exists(ledger, "_days", name) for name in names)
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
                progress: bool | None, accept_changed: bool = False) -> IngestReport:
