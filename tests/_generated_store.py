@@ -92,11 +92,14 @@ def build(work: Path, scheduler: str | None = None, retail: bool = True) -> Path
     """
     data = work / "featurestore-data"
     sched = ["--scheduler", scheduler] if scheduler else []
-    cli("generate", str(data / "raw"), "--days", str(DAYS), "--customers", "400",
+    # on a running cluster the commands run in process (what they leave behind is what the
+    # tests read; no interpreter start per command), else each starts its own as a user's does
+    run = cli_in_process if scheduler else cli
+    run("generate", str(data / "raw"), "--days", str(DAYS), "--customers", "400",
         "--products", "40", "--rows-per-day", "600", "--parts", "1", "--start", START,
         "--seed", "3", "--bad-rows", "0.002", "--late-fraction", "0.02")
-    cli("ingest", str(data / "raw"), "--store", str(data / "store"), *sched, "--no-progress")
+    run("ingest", str(data / "raw"), "--store", str(data / "store"), *sched, "--no-progress")
     if retail:
-        cli("ingest", str(ONLINE_RETAIL), "--source", "retail", "--store", str(data / "store"),
+        run("ingest", str(ONLINE_RETAIL), "--source", "retail", "--store", str(data / "store"),
             *sched, "--no-progress")
     return data

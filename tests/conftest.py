@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: the checkout (test file names in this module are relative to it)
+ROOT_DIR = Path(__file__).resolve().parents[1]
+SHARED = ROOT_DIR.parent / "shared"
 SAMPLE_DROPS = SHARED / "data" / "sample-drops"
 ONLINE_RETAIL = SHARED / "data" / "online_retail.csv.gz"
 
@@ -100,3 +102,65 @@ def redis_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+# -- the order test files are handed to the two xdist processes ------------------------------
+#: The slowest test files, longest first (idle seconds of a whole `python -m pytest` run,
+#: 2026-12-07). With ``--dist loadfile`` each process takes a whole file when it runs short of
+#: work; xdist's own order (most tests first) left the files with one to three long tests
+#: (S3 faults, the kill -9 modules, the end-to-end retrain) for the very end, where one
+#: process ran them alone while the other had finished. Longest first, the last files are short
+#: and both processes end within seconds of each other. The S3 fault module goes first: most
+#: of its time is botocore back-off (waiting), which the other process's CPU work fills.
+#: Two files that build the same shared store (tests/_shared_build.py) are not adjacent at the
+#: start, so neither process waits on the other's build. A file missing here runs after these,
+#: most tests first; a stale list costs balance, never a test.
+SLOW_FILES_FIRST = (
+    "tests/reliability/test_s3_faults.py",
+    "tests/integration/test_docs_executed.py",       # builds the generated store (~45 s)
+    "tests/reliability/test_compaction_kill9.py",    # builds the clean ingest
+    "tests/reliability/test_kill9.py",
+    "tests/integration/test_cli_newcomer.py",
+    "tests/integration/test_recommenders.py",
+    "tests/reliability/test_backfill_columns_kill9.py",
+    "tests/reliability/test_redis_online.py",
+    "tests/integration/test_features.py",
+    "tests/integration/test_bi_types.py",
+    "tests/reliability/test_kill9_aggs.py",
+    "tests/integration/test_cold_start.py",
+    "tests/reliability/test_registry.py",
+    "tests/integration/test_retrain_local.py",
+    "tests/integration/test_training.py",
+    "tests/integration/test_dashboard_browser.py",   # builds the dashboard store
+    "tests/integration/test_catalogue.py",
+    "tests/integration/test_retail.py",
+    "tests/reliability/test_partials_kill9.py",
+    "tests/integration/test_retrain_api.py",
+    "tests/integration/test_predict.py",             # builds the ingested drops
+    "tests/integration/test_e2e_retrain.py",
+    "tests/integration/test_fm_export.py",
+    "tests/integration/test_training_labels.py",
+    "tests/integration/test_ingest_crash.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files in :data:`SLOW_FILES_FIRST` order, then the rest most tests first; a file's own
+    tests keep their order. xdist hands out files in this order because the suite's addopts
+    say ``--no-loadscope-reorder`` (its default reorder is by test count alone)."""
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = file_of(item)
+        counts[name] = counts.get(name, 0) + 1
+        first.setdefault(name, i)
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+
+    def key(item: pytest.Item) -> tuple[int, int, int]:
+        name = file_of(item)
+        return (rank.get(name, len(rank)), -counts[name], first[name])
+
+    items.sort(key=key)  # stable: a file's tests stay in their order

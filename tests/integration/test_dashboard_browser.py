@@ -436,38 +436,45 @@ def test_api_docs_render_offline(browser, site, shots, page, ready):
     assert "/customers/{customer_id}/features" in browser.evaluate("document.body.innerText")
 
 
-def test_models_page_shows_a_recommenders_holdout_table(browser, site, shots):
+def test_models_page_shows_a_recommenders_holdout_table(browser, site, shots, tmp_path):
     """A recommender version's time-holdout figures (issue #29), model beside "most popular"
-    and "buy again" in both modes with their intervals, as the registry stores them."""
+    and "buy again" in both modes with their intervals, as the registry stores them. The
+    version is registered in a copy of the shared store, served on its own: the shared one
+    is read-only (test_dashboard.py counts its models, in whichever order the files run)."""
     import numpy as np
     import scipy.sparse as sp
 
+    from api.main import create_app
     from featurestore.recsys.evaluate import evaluate_holdout
     from featurestore.retrain import registry
     from featurestore.storage import Store
+    from tests.serving_helpers import serve
 
-    base, built = site
+    _, built = site
+    copy = tmp_path / "store"
+    shutil.copytree(built["store"], copy)
     rng = np.random.default_rng(0)
     fit = sp.csr_matrix((rng.random((60, 40)) < 0.2).astype(np.float32))
     test = sp.csr_matrix((rng.random((60, 40)) < 0.1).astype(np.float32))
     held = evaluate_holdout(lambda rows: rng.random((len(rows), 40)), fit, test, rounds=50)
     holdout = {"test": ["2011-11-10", "2011-12-09"], "k": 10, "customers": held["customers"],
                "table": held["table"]}
-    store = Store(str(built["store"]))
+    store = Store(str(copy))
     version = registry.register_version(
         store, "retail-knn", metrics=held["metrics"], model_bytes=b"x",
         model_filename="recommender.npz", training_set={"url": "-", "metadata": {}},
         features=["purchases"], info={"job_id": None, "backend": "local", "params": {},
                                       "artifact": None, "details": {"holdout": holdout}})
-    seen = _visit(browser, base, "models", shots)
+    with serve(create_app(Settings(store=str(copy)))) as base:
+        seen = _visit(browser, base, "models", shots)
+        text = browser.evaluate("document.getElementById('main').innerText")
     for who, mode in (("model", "any"), ("model", "new"), ("popular", "new"),
                       ("buy_again", "any")):
         cell = held["table"][who][mode]["recall"]
         shown = seen["ids"][f"holdout-retail-knn-{who}-{mode}-recall"]
         assert shown == (f"{cell['value']:.4f} [{cell['low']:.4f}, {cell['high']:.4f}]"), (
             who, mode)
-    assert f"holdout-retail-knn-buy_again-new-recall" not in seen["ids"]
-    text = browser.evaluate("document.getElementById('main').innerText")
+    assert "holdout-retail-knn-buy_again-new-recall" not in seen["ids"]
     assert f"retail-knn {version}: top-10 on the test window 2011-11-10..2011-12-09" in text
 
 
@@ -524,14 +531,19 @@ def test_ingestion_page_shows_declared_columns(browser, declaring_site, shots):
                                       for d in ("2026-01-01", "2026-01-02")]
 
 
-def test_models_page_draws_no_pr_curve_note_for_a_recommender(browser, site, shots):
+def test_models_page_draws_no_pr_curve_note_for_a_recommender(browser, site, shots, tmp_path):
     """A recommender's production version (judged on its time holdout, no PR-AUC) trained
-    minutes ago is not "trained before PR curves were recorded"."""
+    minutes ago is not "trained before PR curves were recorded". Registered in a copy of the
+    shared store, served on its own (the shared one is read-only)."""
+    from api.main import create_app
     from featurestore.retrain import registry
     from featurestore.storage import Store
+    from tests.serving_helpers import serve
 
-    base, built = site
-    store = Store(str(built["store"]))
+    _, built = site
+    copy = tmp_path / "store"
+    shutil.copytree(built["store"], copy)
+    store = Store(str(copy))
     metrics = {"recall_at_10_new": 0.12, "recall_at_10_any": 0.3,
                "popular_recall_at_10_new": 0.05, "buy_again_recall_at_10_any": 0.2}
     version = registry.register_version(
@@ -540,8 +552,9 @@ def test_models_page_draws_no_pr_curve_note_for_a_recommender(browser, site, sho
         features=["purchases"], info={"job_id": None, "backend": "local", "params": {},
                                       "artifact": None, "details": {}})
     registry.promote(store, "retail-als", version, reason="first version")
-    seen = _visit(browser, base, "models", shots)
-    text = browser.evaluate("document.getElementById('main').innerText")
+    with serve(create_app(Settings(store=str(copy)))) as base:
+        seen = _visit(browser, base, "models", shots)
+        text = browser.evaluate("document.getElementById('main').innerText")
     assert "before PR curves" not in text
     assert "retail-als" in text and "pr-curve-retail-als" not in [c["id"] for c in seen["charts"]]
     assert "pr-curve-purchase-xgboost" in [c["id"] for c in seen["charts"]]
