@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 from numba import njit
 
+from .strings import buffers
+
 __all__ = ["first_seen_codes", "lists_holding", "product_entries", "warm_up"]
 
 # 10**k, exact in float64 for k <= 22 (a float64 parse below stays within 15 digits)
@@ -23,14 +25,11 @@ _MAX_DIGITS = 15  # below 2**53: the digits are an exact float64, and one divisi
 
 
 def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets as int64, bytes) of a string or large_string array, its slice applied."""
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    _, off, data = values.buffers()[:3]
-    offsets = np.frombuffer(off, dtype=width)[values.offset:values.offset + len(values) + 1] \
-        if off is not None else np.zeros(len(values) + 1, dtype=width)
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None and data.size else \
-        np.zeros(1, dtype=np.uint8)
-    return offsets.astype(np.int64), raw
+    """(offsets as int64, bytes) of a string or large_string array, its slice applied
+    (:func:`.strings.buffers`): one offset type for the kernels' compiled signatures, and
+    never an empty bytes array."""
+    offsets, data = buffers(values)
+    return offsets.astype(np.int64), data if data.size else np.zeros(1, dtype=np.uint8)
 
 
 @njit(nogil=True, cache=True)
