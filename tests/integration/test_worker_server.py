@@ -124,3 +124,35 @@ def test_command_killed_alone_leaves_no_worker_or_server(tmp_path):
     finally:
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+_PROBE = """
+import sys
+import featurestore.cluster as cluster
+
+def probe():
+    heavy = ("dask", "distributed", "numba", "pandas", "pyarrow", "scipy")
+    print("LOADED=" + ",".join(m for m in heavy if m in sys.modules))
+    raise SystemExit(0)
+
+cluster.start_worker_server = probe
+sys.argv = ["featurestore", "ingest", {raw!r}, "--store", {store!r}, "--no-progress"]
+from featurestore.cli import main
+main()
+"""
+
+
+def test_command_starts_the_worker_server_before_its_heavy_imports(tmp_path):
+    """The server loads the workers' libraries while the command imports its own: it is asked
+    for before the command has imported Dask, numba, pandas or pyarrow (``parse``, which
+    imports pyarrow, is not loaded by the ``weblog`` package's import any more)."""
+    from featurestore.generate import generate_weblog
+
+    generate_weblog(str(tmp_path / "raw"), days=1, customers=20, products=4, rows_per_day=50,
+                    parts=1, columns=20)
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(raw=str(tmp_path / "raw"),
+                                                              store=str(tmp_path / "store"))],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    loaded = [line for line in out.stdout.splitlines() if line.startswith("LOADED=")]
+    assert loaded == ["LOADED="], out.stdout + out.stderr
