@@ -37,6 +37,8 @@ WORKER_PRELOAD = "featurestore.sources.weblog.preload"
 #: library and every numba kernel (:mod:`featurestore.worker_server`).
 WORKER_SERVER_PRELOAD = "featurestore.worker_server"
 _server_lock = threading.Lock()
+#: The environment the worker server was started with (None: not started by us).
+_server_environ: dict[str, str] | None = None
 
 
 def _start_method() -> str:
@@ -66,6 +68,7 @@ def start_worker_server() -> bool:
     Returns:
         True if this call started the server.
     """
+    global _server_environ
     if _start_method() != "forkserver":
         return False
     from multiprocessing import forkserver
@@ -82,6 +85,7 @@ def start_worker_server() -> bool:
         os.environ.update(env)  # the server inherits this process's environment
         try:
             server.ensure_running()
+            _server_environ = dict(os.environ)
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -248,6 +252,14 @@ def local_cluster(workers: int, **kwargs) -> LocalCluster:
 
     kwargs.setdefault("preload", [WORKER_PRELOAD])  # (a module name: Dask imports it by name)
     start_worker_server()
+    if _start_method() == "forkserver":
+        # A forked worker inherits the server's environment, from when it started; a spawned
+        # one got this process's current one. Variables set or changed since (credentials, an
+        # endpoint a test sets) are handed to the workers (Dask sets them as each starts).
+        since = _server_environ or {}
+        changed = {k: v for k, v in os.environ.items() if since.get(k) != v}
+        if changed:
+            kwargs["env"] = {**changed, **kwargs.get("env", {})}
     # read by each nanny when it is created and when it starts its worker; a worker a nanny
     # restarts later (after a crash) is spawned fresh, with the same environment
     config = {**WORKER_CONFIG, "distributed.worker.multiprocessing-method": _start_method()}

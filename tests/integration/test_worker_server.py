@@ -31,6 +31,12 @@ def _worker_facts() -> dict:
             "hash_seed": os.environ.get("PYTHONHASHSEED")}
 
 
+def _environ(name: str) -> str | None:
+    """On a worker: its environment's value (not ``os.environ.get`` itself, which would ship
+    this process's mapping along with the method)."""
+    return os.environ.get(name)
+
+
 def _group_alive(pgid: int) -> list[int]:
     """The live (not zombie) processes of a process group."""
     alive = []
@@ -156,3 +162,15 @@ def test_command_starts_the_worker_server_before_its_heavy_imports(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     loaded = [line for line in out.stdout.splitlines() if line.startswith("LOADED=")]
     assert loaded == ["LOADED="], out.stdout + out.stderr
+
+
+def test_workers_see_the_environment_of_when_the_cluster_starts(monkeypatch):
+    """Forked workers inherit the server's environment (of when it started); a variable set
+    since (credentials, an endpoint) still reaches them, as it reached a spawned worker."""
+    from featurestore.cluster import start_worker_server
+
+    start_worker_server()  # (already running in this process, or started now)
+    monkeypatch.setenv("FEATURESTORE_TEST_LATE_VARIABLE", "set-after-the-server")
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        seen = client.run(_environ, "FEATURESTORE_TEST_LATE_VARIABLE")
+    assert set(seen.values()) == {"set-after-the-server"}
