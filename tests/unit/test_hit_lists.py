@@ -85,6 +85,22 @@ def test_first_seen_codes_match_dictionary_encode(values, kind, skip):
     np.testing.assert_array_equal(codes, encoded.indices.to_numpy().astype(np.int64))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab\u00e9", max_size=24), min_size=1, max_size=8),
+       st.lists(st.integers(0, 7), max_size=80), st.sampled_from([pa.string(), pa.large_string()]),
+       st.integers(0, 3))
+def test_first_seen_codes_of_long_repeated_strings(words, picks, kind, skip):
+    """Strings of 0 to 48 bytes (a word loaded at once, the last one shifted: a string
+    equal to another must hash alike wherever it lies and whatever bytes precede it), each
+    repeated at several places, against Arrow's dictionary_encode."""
+    values = [words[i % len(words)] for i in picks]
+    array = pa.array(values, kind)[skip:]
+    distinct, codes = hit_lists.first_seen_codes(array)
+    encoded = pc.dictionary_encode(array)
+    assert distinct.to_pylist() == encoded.dictionary.to_pylist()
+    np.testing.assert_array_equal(codes, encoded.indices.to_numpy().astype(np.int64))
+
+
 def test_first_seen_codes_leave_nulls_to_arrow():
     assert hit_lists.first_seen_codes(pa.array(["a", None])) is None
 
