@@ -96,19 +96,12 @@ def _field(semis, found, f, end):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _entries(offsets, data, rows, pow10):  # pragma: no cover - compiled
+def _entries(offsets, data, rows, pow10, bound):  # pragma: no cover - compiled
     """The non-empty comma-separated entries of strings ``rows``: per entry its row, the
     bounds of its second ``;`` field (product id), its third as an integer and its fourth as
     a float (a missing field is empty; empty is 0). Returns ``ok`` False at the first number
-    outside the plain forms."""
-    bound = 0
-    for r in range(rows.size):
-        s = offsets[rows[r]]
-        e = offsets[rows[r] + 1]
-        bound += 1
-        for i in range(s, e):
-            if data[i] == 44:
-                bound += 1
+    outside the plain forms, or when there are more than ``bound`` entries (the outputs'
+    size: a wrong count never writes past them)."""
     out_row = np.empty(bound, np.int64)
     pid_start = np.empty(bound, np.int64)
     pid_end = np.empty(bound, np.int64)
@@ -129,6 +122,9 @@ def _entries(offsets, data, rows, pow10):  # pragma: no cover - compiled
                     found += 1
                 j += 1
             if j > i:  # a non-empty entry: fields 1..3 between its semicolons
+                if n >= bound:  # more entries than the caller counted: Arrow decides
+                    return out_row[:0], pid_start[:0], pid_end[:0], quantity[:0], \
+                        price[:0], False
                 out_row[n] = row
                 pid_start[n], pid_end[n] = _field(semis, found, 0, j)
                 qs, qe = _field(semis, found, 1, j)
@@ -181,8 +177,12 @@ def product_entries(lists: pa.Array, rows: np.ndarray) -> dict[str, object] | No
     if isinstance(lists, pa.ChunkedArray):
         lists = lists.combine_chunks()
     offsets, data = _buffers(lists)
-    row, start, end, quantity, price, ok = _entries(offsets, data, rows.astype(np.int64),
-                                                    _POW10)
+    rows = rows.astype(np.int64)
+    # at most one entry per comma, plus one per list: the commas of the bytes the rows span,
+    # counted by numpy (a byte loop in the kernel took ~0.6 ms of a file's ~3)
+    span = data[offsets[rows.min()]:offsets[rows.max() + 1]] if rows.size else data[:0]
+    bound = int(np.count_nonzero(span == 44)) + rows.size
+    row, start, end, quantity, price, ok = _entries(offsets, data, rows, _POW10, bound)
     if not ok:
         return None
     out, out_offsets = _copy_spans(data, start, end)

@@ -70,6 +70,21 @@ def test_other_numbers_leave_it_to_arrow(number):
     assert hit_lists.product_entries(lists, np.arange(1)) is None
 
 
+def test_product_entries_count_their_outputs_from_the_rows_commas():
+    """The outputs are sized by the commas of the bytes the rows span (numpy, outside the
+    kernel): every entry of a comma-heavy row among comma-free ones is found, and a count
+    below the entries makes the kernel give up (Arrow decides) instead of writing past
+    them."""
+    lists = pa.array(["a;p;1;2", "c;q;1;1,c;r;2;2,,c;s;3;3,", "b;t;;", None, "d;u;4;4"])
+    rows = np.array([0, 1, 2, 4])
+    fast = hit_lists.product_entries(lists, rows)
+    assert fast["product_id"].to_pylist() == ["p", "q", "r", "s", "t", "u"]
+    _same(fast, daily._products_arrow(lists, rows))
+    offsets, data = hit_lists._buffers(lists)
+    *_, ok = hit_lists._entries(offsets, data, rows, hit_lists._POW10, 5)
+    assert not ok
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=4), st.sampled_from(["C1", "C2", "", "é"])),
                 max_size=60), st.sampled_from([pa.string(), pa.large_string()]),
