@@ -29,6 +29,13 @@ MALLOC_THRESHOLD = str(1 << 30)
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD,
                  "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD,
                  "distributed.nanny.pre-spawn-environ.ARROW_DEFAULT_MEMORY_POOL": "system"}
+#: Dask settings of the worker processes themselves (the image sets the same). Dask's
+#: statistical profiler samples every thread's stack every 10 ms by default; on issue #27's
+#: drop that cost a worker ~15-25 ms of CPU per ~150 ms file, the two cores' time (its stack
+#: summaries also set off full garbage collections of ~100 ms, measured with ``gc.callbacks``).
+#: Sampled every 100 ms it costs what no profiler costs, within the noise, and the
+#: dashboard's profile page keeps working (docs/choices.md, "Worker profiler").
+WORKER_SETTINGS = {"distributed.worker.profile.interval": "100ms"}
 #: Worker preload of the clusters we start: imports the library as each worker starts and loads
 #: the numba scanner in a background thread, overlapping the client's start-up and planning
 #: (the image's workers get it from deploy/dask-config.yaml).
@@ -244,9 +251,10 @@ class LazyClient:
 
 
 def local_cluster(workers: int, **kwargs) -> LocalCluster:
-    """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG` and
-    the scanner warm-up preload (:data:`WORKER_PRELOAD`), forked from the worker server
-    (:func:`start_worker_server`) where the platform has ``forkserver``."""
+    """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG`,
+    :data:`WORKER_SETTINGS` and the scanner warm-up preload (:data:`WORKER_PRELOAD`), forked
+    from the worker server (:func:`start_worker_server`) where the platform has
+    ``forkserver``."""
     import dask
     from distributed import LocalCluster
 
@@ -260,9 +268,11 @@ def local_cluster(workers: int, **kwargs) -> LocalCluster:
         changed = {k: v for k, v in os.environ.items() if since.get(k) != v}
         if changed:
             kwargs["env"] = {**changed, **kwargs.get("env", {})}
-    # read by each nanny when it is created and when it starts its worker; a worker a nanny
-    # restarts later (after a crash) is spawned fresh, with the same environment
-    config = {**WORKER_CONFIG, "distributed.worker.multiprocessing-method": _start_method()}
+    # read by each nanny when it is created (and passed on to its worker) and when it starts
+    # its worker; a worker a nanny restarts later (after a crash) is spawned fresh, with the
+    # same environment and settings
+    config = {**WORKER_CONFIG, **WORKER_SETTINGS,
+              "distributed.worker.multiprocessing-method": _start_method()}
     with dask.config.set(config):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR, **kwargs)
