@@ -25,11 +25,13 @@ try:
     import distributed  # noqa: F401  (the nanny's worker entry point and the Worker)
 
     from .features import materialize  # noqa: F401  (the materialization's tasks)
-    from .sources.weblog import ingest  # noqa: F401  (the ingest tasks)
-    from .sources.weblog import preload
+    from .sources.weblog import (
+        ingest,  # noqa: F401  (the ingest tasks)
+        preload,
+    )
 
     preload.load_before_fork()
-except Exception as exc:  # pragma: no cover - a broken install; the workers report it
+except Exception as exc:  # noqa: BLE001  (a broken install: the workers report it)
     log.warning("worker server preload failed (%s: %s); each worker loads the library itself",
                 type(exc).__name__, exc)
 
