@@ -13,13 +13,15 @@ workers included: this process is their subreaper and reaps them), so it holds u
 where the wall does not. Also times 2-worker ``local_cluster`` start and close, three in one
 process per version (the first start pays the workers' loading; later ones in the same process
 fork from the loaded server). ``--scheduler`` runs the commands on a running cluster instead.
-Prints per run wall, CPU and the report's steps, then the medians.
+Prints per run wall, CPU and the report's steps, then the medians, then compares the two
+versions' last stores file by file.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import filecmp
 import json
 import os
 import resource
@@ -80,6 +82,18 @@ def _run(tree: Path, args: list[str]) -> dict:
             - before.ru_stime, **steps, "load": os.getloadavg()[0]}
 
 
+def _compare(after: Path, before: Path) -> None:
+    """The two versions' last stores: the same files, every parquet byte for byte except the
+    ledger's (it records when each file was ingested)."""
+    names = [{p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+             for root in (after, before)]
+    parquet = sorted(p for p in names[0] & names[1]
+                     if p.suffix == ".parquet" and p.parts[0] != "_ledger")
+    differ = [p for p in parquet if not filecmp.cmp(after / p, before / p, shallow=False)]
+    print(f"outputs: {len(names[0] ^ names[1])} files in one store only; {len(parquet)} parquet "
+          f"files compared (the ledger's aside), {len(differ)} differ {differ[:3] or ''}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--raw", required=True, help="the drops folder (issue #27's sparse drop)")
@@ -123,6 +137,7 @@ def main() -> None:
     for name, rows in runs.items():
         med = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
         print(f"median {name:6} " + "  ".join(f"{key} {v:.2f}" for key, v in med.items()))
+    _compare(work / "store-after", work / "store-before")
     if not args.scheduler:
         for name, tree in trees.items():
             out = subprocess.run([sys.executable, "-c", _CLUSTER_TIMES], cwd=tree, check=True,
