@@ -319,7 +319,9 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
     vector compare gives the block's tabs and newlines as bit masks (:func:`_tab_mask`,
     :func:`_newline_mask`), a block with no newline whose tabs do not reach the next wanted
     column costs one popcount, and the bit of the tab that starts a wanted field (or of the
-    tab or newline that ends one) is found in the mask without reading its bytes.
+    tab or newline that ends one) is found in the mask without reading its bytes. Each block
+    is compared once: the masks are held while the fields in the block are walked, the bits
+    already passed cleared.
 
     Returns the offset of the first line not scanned: the incomplete last line of a piece, or
     the line that found an output full (then ``state[_FULL]`` is 1 and the caller grows it).
@@ -346,17 +348,18 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
     # high-byte mask ``hm`` once a wanted field needs it (``hb == b``). Each block is compared
     # once: the fields that start and end in it are found in the held masks, the bits before
     # ``i`` cleared (``sel``), and the next block is read where this one ends. (Comparing
-    # again from each field's boundary read most bytes of a line with several wanted
-    # fields two or three times.)
+    # again from each wanted field's start and end compared the bytes around every wanted
+    # field two or three times: ~10% of the scan, issue #27's sixth round.)
     b = begin - _BLOCK  # no block held yet (i - b >= _BLOCK)
     hb = b
     tm = np.uint64(0)
     nm = np.uint64(0)
     hm = np.uint64(0)
     # One loop: the masks find the tab that starts the next wanted field, or the tab or
-    # newline that ends this one, and the loop jumps straight to it; only those bytes (and
-    # a piece's last few) take the byte branch below. (A loop per line instead of one loop
-    # ran ~40% slower: measured with 8-byte words.)
+    # newline that ends this one, and the loop jumps straight to it; a tab that ends a wanted
+    # field is handled there, and only a line's end (and a piece's last few bytes) takes the
+    # byte branch below. (A loop per line instead of one loop ran ~40% slower: measured with
+    # 8-byte words.)
     while i < size:
         if i - b >= _BLOCK and i <= blocks_end:  # past the block held: read the next one
             b = i
