@@ -81,17 +81,18 @@ def start_worker_server() -> bool:
     from multiprocessing import forkserver
 
     with _server_lock:
-        server = forkserver._forkserver
-        if server._forkserver_pid is not None:
+        # whether one runs is multiprocessing's private state, read defensively: where it is
+        # missing, the preload below is set and ensure_running() keeps a running server as is
+        if getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) is not None:
             return False  # (a dead one is restarted by multiprocessing, with Dask's preload)
-        server.set_forkserver_preload(["distributed", WORKER_SERVER_PRELOAD])
+        forkserver.set_forkserver_preload(["distributed", WORKER_SERVER_PRELOAD])
         prefix = "distributed.nanny.pre-spawn-environ."
         env = {k.removeprefix(prefix): v for k, v in WORKER_CONFIG.items()}
         env["PYTHONHASHSEED"] = "6640"  # what Dask's nanny gives the workers it spawns
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # the server inherits this process's environment
         try:
-            server.ensure_running()
+            forkserver.ensure_running()
             _server_environ = dict(os.environ)
         finally:
             for k, v in saved.items():
