@@ -6,7 +6,7 @@ All writes go through :class:`Store` so the commit protocol lives in one place:
 * a file is published atomically: on local disk written under a temporary name readers skip
   (leading ``.``) and renamed; on object stores written with one PUT of the final key, which S3
   makes visible all at once;
-* one writer per store, enforced by :meth:`Store.lock`.
+* one writer per store, enforced by :meth:`Store.lock` (the lease: :mod:`featurestore.lease`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -32,18 +31,17 @@ from ._exceptions import (
     StoreLockedError,
     StoreUnavailableError,
 )
+from .lease import Lease, env_lease_seconds, lost_message, read_lock
 
 if TYPE_CHECKING:  # loaded where used: serving from Redis never needs pandas
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["Store", "absolute_url", "parse_storage_options", "store_errors", "S3_CLIENT_CONFIG"]
+__all__ = ["Store", "absolute_url", "parquet_bytes", "parse_storage_options", "store_errors",
+           "S3_CLIENT_CONFIG"]
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "_lock.json"
-#: Writer lease expiry when neither ``lease_seconds`` nor FEATURESTORE_LEASE_SECONDS is set.
-DEFAULT_LEASE_SECONDS = 60.0
 #: Where a local write puts its file before renaming it into place: one folder per store, so
 #: the next writing run finds what a killed write left with one listing (readers skip dot
 #: folders). Names are ``<run id>-<uuid>-<file name>``; ``free`` for a write without a lease.
@@ -178,19 +176,6 @@ def store_errors(store: Store) -> Iterator[None]:
         ) from None
 
 
-def _env_lease_seconds() -> float:
-    raw = os.environ.get("FEATURESTORE_LEASE_SECONDS")
-    if not raw:
-        return DEFAULT_LEASE_SECONDS
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if seconds < 1:
-        raise ConfigError(f"FEATURESTORE_LEASE_SECONDS={raw!r} must be a number of seconds >= 1")
-    return seconds
-
-
 #: Store locks this process holds: (store url, thread id) -> nesting depth.
 _held: dict[tuple[str, int], int] = {}
 
@@ -230,7 +215,7 @@ class Store:
         self.storage_options = _merged(_default_storage_options(protocol),
                                        storage_options or {})
         self._fs: fsspec.AbstractFileSystem | None = None
-        self.lease_seconds = lease_seconds or _env_lease_seconds()
+        self.lease_seconds = lease_seconds or env_lease_seconds()
         #: Run id of the lease held by the process that pickled this Store (for workers).
         self._lease_run_id: str | None = None
 
@@ -341,7 +326,7 @@ class Store:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def _tmp_path(self, parent: str, name: str, lease: _Lease | None) -> str:
+    def _tmp_path(self, parent: str, name: str, lease: Lease | None) -> str:
         """A fresh temporary path for a write into ``parent``: in the store's :data:`TMP_DIR`,
         named by the writing run, or beside the target when that folder is on another
         filesystem (a rename cannot cross filesystems)."""
@@ -460,9 +445,9 @@ class Store:
         ``stats``: the columns to write min/max statistics for (all by default);
         ``dictionary``: the columns to dictionary-encode (all by default). Encoded in memory,
         then written in one call (pyarrow writes a Python file object in many small pieces).
-        Dictionary-typed columns are written as they are (see :func:`_parquet_bytes`).
+        Dictionary-typed columns are written as they are (see :func:`parquet_bytes`).
         """
-        self.write_bytes(_parquet_bytes(table, stats, dictionary), *parts)
+        self.write_bytes(parquet_bytes(table, stats, dictionary), *parts)
 
     def remove(self, *parts: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -538,7 +523,7 @@ class Store:
                 _held[key] -= 1
             return
         seconds = ttl.total_seconds() if ttl is not None else self.lease_seconds
-        lease = _Lease(self, purpose, seconds)
+        lease = Lease(self, purpose, seconds)
         lease.acquire()
         _held[key] = 1
         _leases[self.url] = lease
@@ -570,9 +555,9 @@ class Store:
                 raise StoreLockedError(lease.lost)
             return
         if self._lease_run_id:
-            current, _ = _read_lock(self)
+            current, _ = read_lock(self)
             if (current or {}).get("run_id") != self._lease_run_id:
-                raise StoreLockedError(_lost_message(self, current))
+                raise StoreLockedError(lost_message(self, current))
 
 
 def _preflight_local(root: str, write: bool) -> None:
@@ -607,190 +592,10 @@ def _preflight_local(root: str, write: bool) -> None:
 
 
 #: The lease each store URL is held under by this process (any thread).
-_leases: dict[str, _Lease] = {}
+_leases: dict[str, Lease] = {}
 
 
-def _pid_namespace() -> str | None:
-    """The PID namespace of this process ("pid:[4026531836]"): containers sharing a host
-    name but not their PIDs must not judge each other's PIDs."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def _process_start(pid: int) -> float | None:
-    """Start time of a live, non-zombie process ``pid``; None when there is none."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc.create_time()
-    except psutil.Error:
-        return None
-
-
-def _owner_gone(record: dict[str, Any]) -> bool:
-    """True when the lease's owner is provably dead: it ran on this host (and PID namespace)
-    and its PID is gone, a zombie, or now belongs to a process started at another time.
-    Records written before the lease (``owner`` = "host:pid:hex" only) are read too."""
-    host, pid = record.get("host"), record.get("pid")
-    if host is None or pid is None:
-        parts = str(record.get("owner", "")).rsplit(":", 2)
-        if len(parts) != 3 or not parts[1].isdigit():
-            return False
-        host, pid = parts[0], parts[1]
-    namespace = record.get("pid_namespace")
-    if host != socket.gethostname() or (namespace and namespace != _pid_namespace()):
-        return False
-    started = _process_start(int(pid))
-    if started is None:
-        return True
-    recorded = record.get("pid_started")
-    return recorded is not None and abs(started - float(recorded)) > 1.0
-
-
-def _read_lock(store: Store) -> tuple[dict[str, Any] | None, str | None]:
-    """The lock record and what is wrong with the file: (record, None), (None, None) when
-    there is no lock, (None, "empty" | "corrupt") when it cannot be read."""
-    try:
-        data = store.fs.cat_file(store.path(LOCK_NAME))
-    except FileNotFoundError:
-        return None, None
-    if not data.strip():
-        return None, "empty"
-    try:
-        record = json.loads(data)
-        dt.datetime.fromisoformat(record["expires"])
-    except (ValueError, TypeError, KeyError):
-        return None, "corrupt"
-    return record, None
-
-
-def _lock_age(store: Store) -> float | None:
-    """Seconds since the lock file was last written (None if unknown)."""
-    try:
-        info = store.fs.info(store.path(LOCK_NAME))
-    except FileNotFoundError:
-        return None
-    modified = info.get("mtime") or info.get("LastModified")
-    if isinstance(modified, dt.datetime):
-        modified = modified.timestamp()
-    return None if modified is None else time.time() - float(modified)
-
-
-def _who(record: dict[str, Any]) -> str:
-    return str(record.get("owner") or f"{record.get('host')}:{record.get('pid')}")
-
-
-def _lost_message(store: Store, current: dict[str, Any] | None) -> str:
-    who = f"taken over by {_who(current)} ({current.get('purpose')})" if current else \
-        "taken over (the lock file was removed)"
-    return (f"this run's writer lease on {store.url} was {who}; it stopped before its next "
-            "commit. Its finished work is kept: run the command again once that run is done")
-
-
-class _Lease:
-    """One held lease: its record, the heartbeat thread that renews it, and ``lost`` (the
-    error message once another run took it)."""
-
-    def __init__(self, store: Store, purpose: str, seconds: float) -> None:
-        self.store = store
-        self.seconds = seconds
-        self.run_id = uuid.uuid4().hex[:12]
-        host, pid = socket.gethostname(), os.getpid()
-        self.record: dict[str, Any] = {
-            "owner": f"{host}:{pid}:{self.run_id}", "host": host, "pid": pid,
-            "pid_started": _process_start(pid), "pid_namespace": _pid_namespace(),
-            "run_id": self.run_id, "purpose": purpose, "lease_seconds": seconds,
-            "since": dt.datetime.now(dt.UTC).isoformat()}
-        self.lost: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _stamped(self) -> bytes:
-        now = dt.datetime.now(dt.UTC)
-        self.record.update(renewed=now.isoformat(),
-                           expires=(now + dt.timedelta(seconds=self.seconds)).isoformat())
-        return json.dumps(self.record).encode()
-
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Serialize read-decide-write of the lock file among processes on this host (flock
-        on the store folder); object stores have no such primitive (see create_new)."""
-        if not self.store.is_local:
-            yield
-            return
-        import fcntl
-
-        fd = os.open(self.store.root, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the flock
-
-    def acquire(self) -> None:
-        store = self.store
-        store.fs.makedirs(store.root, exist_ok=True)
-        with self._guard():
-            current, problem = _read_lock(store)
-            if problem:
-                age = _lock_age(store)
-                if age is None or age < self.seconds:
-                    raise StoreLockedError(
-                        f"lock file {store.uri(LOCK_NAME)} is {problem}; if no featurestore "
-                        "run is active, delete it")
-                log.warning("taking over %s lock file %s, %.0f s old", problem,
-                            store.uri(LOCK_NAME), age)
-                store.remove(LOCK_NAME)
-            elif current:
-                if _owner_gone(current):
-                    log.warning("taking over the lease of %s (%s): its process is gone",
-                                _who(current), current.get("purpose"))
-                elif dt.datetime.fromisoformat(current["expires"]) <= dt.datetime.now(dt.UTC):
-                    log.warning("taking over the lease of %s (%s): expired at %s",
-                                _who(current), current.get("purpose"), current["expires"])
-                else:
-                    raise StoreLockedError(
-                        f"store {store.url} is locked by {_who(current)} "
-                        f"({current.get('purpose')}, since {current.get('since')}). Wait for "
-                        f"that run to finish; if it died on another host, its lease expires at "
-                        f"{current['expires']} and the next run takes over")
-                store.remove(LOCK_NAME)
-            if not store.create_new(self._stamped(), LOCK_NAME):
-                raise StoreLockedError(
-                    f"store {store.url} was locked by another run a moment ago; retry later")
-        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
-                                        name=f"featurestore-lease {store.url}")
-        self._thread.start()
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
-            try:
-                with self._guard():
-                    current, _ = _read_lock(self.store)
-                    if (current or {}).get("run_id") != self.run_id:
-                        self.lost = _lost_message(self.store, current)
-                        log.error("%s", self.lost)
-                        return
-                    self.store.write_bytes(self._stamped(), LOCK_NAME)
-            except OSError as exc:  # a passing store fault: the next beat retries
-                log.warning("could not renew the lease on %s: %s", self.store.url, exc)
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        with self._guard():
-            current, _ = _read_lock(self.store)
-            if (current or {}).get("run_id") == self.run_id:
-                self.store.remove(LOCK_NAME)
-
-
-def _parquet_bytes(table: pa.Table, stats: bool | list[str],
+def parquet_bytes(table: pa.Table, stats: bool | list[str],
                    dictionary: bool | list[str]) -> memoryview:
     """``table`` as parquet bytes (snappy). A dictionary-typed column (codes into distinct
     values) goes to the file's dictionary page as it is, without hashing every value again,

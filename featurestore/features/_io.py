@@ -44,11 +44,11 @@ def parquet_bytes(table: pa.Table, unique: tuple[str, ...] = ()) -> bytes:
     Returns:
         The file's bytes.
     """
-    from ..storage import _parquet_bytes
+    from ..storage import parquet_bytes
 
     table = conform(table)
     strings = {f.name for f in table.schema if _is_string(f.type)}
-    return _parquet_bytes(table, [n for n in table.schema.names if n not in strings],
+    return parquet_bytes(table, [n for n in table.schema.names if n not in strings],
                           [n for n in table.schema.names if n not in unique])
 
 

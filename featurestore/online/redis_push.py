@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,29 +53,35 @@ from .redis_codec import (
     FLIP_SCRIPT,
     FOLD_SCRIPT,
     OVERLAYS,
-    UNLAY_SCRIPT,
     SLOTS,
+    UNLAY_SCRIPT,
     SlotMeta,
     TableKeys,
     bucket_count,
     bucket_of,
     buckets_of,
-    epoch_day,
     other_slot,
 )
+from .redis_protocol import (
+    DELAY_ENV,
+    HSET_CHUNK,
+    Dest,
+    Sender,
+    clear_slot,
+    resp_hset,
+    resp_hset_buckets,
+    write,
+    write_arrow,
+)
+from .redis_rows import changed_customers, pack_arrow, pack_rows, stored
 
 if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = ["TablePush", "PushPlan", "PushReport", "plan_push", "execute_push", "commit_push",
-           "push_online", "online_status", "pack_rows", "changed_customers", "namespace_for",
-           "Dest", "clear_slot"]
+           "push_online", "online_status", "namespace_for"]
 
 log = logging.getLogger(__name__)
-
-#: Fields per HSET command and commands per pipeline round trip.
-HSET_CHUNK = 1000
-PIPELINE_COMMANDS = 20
 
 
 @dataclass(frozen=True)
@@ -253,238 +258,6 @@ def _late_day_only(delta: dict[str, Any], current: SlotMeta) -> bool:
     return before not in bases or int(bases[before]) <= int(current.generation)
 
 
-# -- pure Arrow helpers ------------------------------------------------------------------------
-def _stored(arrow: pa.Table, recency: tuple[str, ...], as_of: str) -> pa.Table:
-    """The rows as stored: recency columns as event day numbers (days since 1970-01-01)."""
-    day = epoch_day(as_of)
-    for name in recency:
-        if name in arrow.column_names:
-            i = arrow.column_names.index(name)
-            col = arrow.column(i).cast(pa.int64())
-            arrow = arrow.set_column(i, name, pc.subtract(pa.scalar(day, pa.int64()), col))
-    return arrow
-
-
-def _key(arrow: pa.Table, keys: tuple[str, ...]) -> pa.Array:
-    """One string per row naming its entity (the keys joined)."""
-    if len(keys) == 1:
-        return arrow.column(keys[0]).combine_chunks()
-    parts = [arrow.column(k).cast(pa.string()).combine_chunks() for k in keys]
-    return pc.binary_join_element_wise(*parts, "\x1f")
-
-
-def _fixed_width(ids: pa.Array) -> np.ndarray | None:
-    """The ids as a numpy ``S<width>`` array without a Python object each, when every id has
-    the same byte length and none is null (else None)."""
-    ids = ids.cast(pa.string())
-    if ids.null_count or not len(ids):
-        return None
-    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset:ids.offset + len(ids) + 1]
-    width = int(offsets[1] - offsets[0])
-    if width <= 0 or int(offsets[-1] - offsets[0]) != width * len(ids) \
-            or not np.all(np.diff(offsets) == width):
-        return None
-    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    return data.view(f"S{width}")
-
-
-def _positions(new_key: pa.Array, old_key: pa.Array) -> pa.Array:
-    """For each new key its row in ``old_key`` (null: absent). Identical keys: the identity;
-    sorted fixed-width keys (the snapshot tables' customer ids): a binary search (memcmp);
-    else Arrow's hash lookup (8 s for 5 M string ids here, against 0.1 s)."""
-    if new_key.equals(old_key):
-        return pa.array(np.arange(len(new_key), dtype=np.int64))
-    a, b = _fixed_width(new_key), _fixed_width(old_key)
-    if a is not None and b is not None and a.dtype == b.dtype and len(b) \
-            and bool(np.all(a[1:] > a[:-1])) and bool(np.all(b[1:] > b[:-1])):
-        idx = np.minimum(np.searchsorted(b, a), len(b) - 1)
-        found = b[idx] == a
-        return pa.array(idx.astype(np.int64), mask=~found)
-    return pc.index_in(new_key, value_set=old_key)
-
-
-def _differs(a: pa.Array, b: pa.Array) -> np.ndarray:
-    """Per row, whether ``a`` and ``b`` (aligned, same length) differ: a value, or null on one
-    side only. Lists (``top_k``) compare by length, then element by element; a type Arrow
-    cannot compare counts as changed (rewritten, never served stale)."""
-    if pa.types.is_list(a.type) or pa.types.is_large_list(a.type):
-        if b.type != a.type:
-            b = b.cast(a.type)
-        la = pc.fill_null(pc.list_value_length(a), -1).to_numpy(zero_copy_only=False)
-        lb = pc.fill_null(pc.list_value_length(b), -1).to_numpy(zero_copy_only=False)
-        out = la != lb  # a null list has length -1 here: null vs [] differs
-        same = np.flatnonzero(~out)
-        if len(same):
-            sa, sb = a.take(pa.array(same)), b.take(pa.array(same))
-            fa, fb = pc.list_flatten(sa), pc.list_flatten(sb)  # aligned: equal lengths
-            if len(fa):
-                bad = _differs(fa, fb)
-                parents = pc.list_parent_indices(sa).to_numpy(zero_copy_only=False)
-                out[same[np.unique(parents[bad])]] = True
-        return out
-    try:
-        differ = pc.fill_null(pc.not_equal(a, b), False).to_numpy(zero_copy_only=False)
-    except pa.ArrowNotImplementedError:
-        return np.ones(len(a), dtype=bool)
-    one_null = pc.xor(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
-    return differ | one_null
-
-
-def changed_customers(new: pa.Table, old: pa.Table, keys: tuple[str, ...]) -> pa.Array:
-    """The customers whose rows differ between two stored partitions (same columns): a row
-    added, removed or with any other value. Vectorized (Arrow hash lookups and comparisons).
-
-    Args:
-        new: the partition pushed (as stored: :func:`_stored`).
-        old: the partition the slot holds (as stored).
-        keys: the entity keys (``customer_id`` first).
-
-    Returns:
-        The distinct customer ids to rewrite or delete.
-    """
-    new_key, old_key = _key(new, keys), _key(old, keys)
-    pos = _positions(new_key, old_key)
-    matched = pc.is_valid(pos).to_numpy(zero_copy_only=False)
-    changed = ~matched
-    if len(old):
-        idx = pc.fill_null(pos, 0).to_numpy(zero_copy_only=False)
-        for name in [c for c in new.column_names if c not in keys]:
-            a, b = new.column(name).combine_chunks(), old.column(name).combine_chunks()
-            if a.type == b.type and (pa.types.is_integer(a.type) or pa.types.is_floating(a.type)
-                                     or pa.types.is_boolean(a.type)):
-                # numpy gathers (Arrow's take was the slowest step at 5 M rows)
-                zero = pa.scalar(0 if not pa.types.is_boolean(a.type) else False, a.type)
-                av = a.fill_null(zero).to_numpy(zero_copy_only=False)
-                bv = b.fill_null(zero).to_numpy(zero_copy_only=False)[idx]
-                an = a.is_null().to_numpy(zero_copy_only=False)
-                bn = b.is_null().to_numpy(zero_copy_only=False)[idx]
-                changed |= (av != bv) | (an != bn)
-            else:
-                changed |= _differs(a, b.take(pa.array(idx)))
-    changed = pa.array(changed)
-    # old rows no new row matched: from the positions already found (no second hash table)
-    hit = np.zeros(len(old), dtype=bool)
-    hit[pc.drop_null(pos).to_numpy(zero_copy_only=False)] = True
-    gone = pa.array(~hit)
-    parts = [new.column("customer_id").filter(changed), old.column("customer_id").filter(gone)]
-    chunks = [c.cast(pa.string()) for part in parts
-              for c in (part.chunks if isinstance(part, pa.ChunkedArray) else [part])]
-    return pc.unique(pa.chunked_array(chunks, type=pa.string())) \
-        if chunks else pa.array([], pa.string())
-
-
-_NEEDS_ESCAPE = r'["\\\x00-\x1f\x7f]'
-
-
-def _json_column(col: pa.ChunkedArray | pa.Array) -> pa.Array | None:
-    """One column as JSON text per row, in Arrow (C++): numbers as shortest round-trip text
-    (floats keep a ``.0``; NaN and infinities are ``null``, as the memory store serves them),
-    booleans, plain strings quoted; None for a type or a string needing escapes (the caller
-    packs with orjson instead)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    kind = col.type
-    if pa.types.is_floating(kind):
-        finite = pc.is_finite(col)
-        col = pc.if_else(finite, col, pa.scalar(None, kind))
-        text = pc.cast(col, pa.string())
-        # "3" -> "3.0" (two plain substring searches: a third of the regex's time)
-        floaty = pc.or_(pc.match_substring(text, "."), pc.match_substring(text, "e"))
-        text = pc.if_else(pc.fill_null(floaty, True), text,
-                          pc.binary_join_element_wise(text, ".0", ""))
-    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        text = pc.cast(col, pa.string())
-    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        if pc.any(pc.match_substring_regex(col, _NEEDS_ESCAPE)).as_py():
-            return None
-        text = pc.binary_join_element_wise('"', col.cast(pa.string()), '"', "")
-    else:
-        return None
-    return pc.fill_null(text, "null")
-
-
-def _json_rows(arrow: pa.Table, columns: list[str]) -> pa.Array | None:
-    """Every row of ``arrow`` as the JSON array of ``columns``' values (Arrow strings), or None
-    when a column needs the orjson path."""
-    texts = []
-    for name in columns:
-        text = _json_column(arrow.column(name))
-        if text is None:
-            return None
-        texts.append(text)
-    if not texts:
-        return pa.array(["[]"] * len(arrow), pa.string())
-    joined = pc.binary_join_element_wise(*texts, ",") if len(texts) > 1 else texts[0]
-    return pc.binary_join_element_wise("[", joined, "]", "")
-
-
-def pack_rows(arrow: pa.Table, columns: list[str], multi: bool) -> tuple[list[str], list[bytes]]:
-    """The packed value of every customer in ``arrow`` (as stored, sorted as served).
-
-    Args:
-        arrow: the rows, ``customer_id`` plus ``columns``; a multi-key table's rows grouped by
-            customer in served order.
-        columns: the packed columns, in order.
-        multi: pack each customer's rows as a list of rows.
-
-    Returns:
-        (customer ids, packed JSON values), one per customer.
-    """
-    packed = pack_arrow(arrow, columns, multi)
-    if packed is not None:
-        return packed[0].to_pylist(), packed[1].cast(pa.binary()).to_pylist()
-    return _pack_python(arrow, columns, multi)
-
-
-def pack_arrow(arrow: pa.Table, columns: list[str], multi: bool
-               ) -> tuple[pa.Array, pa.Array] | None:
-    """:func:`pack_rows` in Arrow (C++), no Python object per row: (customer ids, packed JSON
-    values) as Arrow strings, or None when a column needs orjson (a list value, a string
-    needing escapes)."""
-    rows = _json_rows(arrow, columns)
-    if rows is None:
-        return None
-    return _group(arrow.column("customer_id"), rows, multi)
-
-
-def _pack_python(arrow: pa.Table, columns: list[str], multi: bool
-                 ) -> tuple[list[str], list[bytes]]:
-    """:func:`pack_rows` with orjson, a Python object per value (any column type)."""
-    ids = arrow.column("customer_id").to_pylist()
-    values = [arrow.column(c).to_pylist() for c in columns]
-    dumps = orjson.dumps
-    if not multi:
-        return ids, [dumps(row) for row in zip(*values)] if values else [b"[]"] * len(ids)
-    out_ids: list[str] = []
-    out: list[bytes] = []
-    rows = list(zip(*values))
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            out_ids.append(ids[start])
-            out.append(dumps(rows[start:i]))
-            start = i
-    return out_ids, out
-
-
-def _group(ids: pa.ChunkedArray, rows: pa.Array, multi: bool) -> tuple[pa.Array, pa.Array]:
-    """(customer ids, packed values) from per-row JSON: one value per row, or per customer the
-    array of its consecutive rows (a multi-key table, grouped by customer); Arrow strings."""
-    ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-    ids = ids.cast(pa.string())
-    if not multi:
-        return ids, rows
-    n = len(ids)
-    if n == 0:
-        return ids, rows
-    starts = np.flatnonzero(np.concatenate(
-        ([True], pc.not_equal(ids.slice(1), ids.slice(0, n - 1)).to_numpy(zero_copy_only=False))))
-    offsets = pa.array(np.append(starts, n).astype(np.int32))
-    grouped = pc.binary_join(pa.ListArray.from_arrays(offsets, rows.cast(pa.string())), ",")
-    values = pc.binary_join_element_wise("[", grouped, "]", "")
-    return ids.take(pa.array(starts)), values
-
-
 # -- execute --------------------------------------------------------------------------------
 def _read(store: Store, table: str, as_of: str, keys: tuple[str, ...]) -> pa.Table:
     """A partition's rows in served order (a multi-key table sorted as the memory store)."""
@@ -531,57 +304,6 @@ def _read_delta(store: Store, job: TablePush) -> tuple[pa.Table, list[str]] | No
     return arrow, deleted
 
 
-#: Tests only: seconds to wait after each chunk of 10 customers written, so a test can kill a
-#: push midway (read only here).
-DELAY_ENV = "FEATURESTORE_TEST_PUSH_DELAY"
-
-
-@dataclass(frozen=True)
-class Dest:
-    """Where a slot's rows go: its bucket hashes ``<key>:<b>`` (``buckets`` 0: the one hash
-    ``key``, a slot written before buckets)."""
-
-    key: str
-    buckets: int
-
-    def of(self, customer_id: str) -> str:
-        return f"{self.key}:{bucket_of(customer_id, self.buckets)}" if self.buckets \
-            else self.key
-
-    def all_keys(self, upto: int) -> list[str]:
-        """Every bucket key below ``upto``, and the one-hash key."""
-        return [self.key] + [f"{self.key}:{b}" for b in range(upto)]
-
-
-def _commands(dest: Dest, ids: list[str], values: list[bytes], deletes: list[str],
-              chunk: int) -> list[tuple[Any, ...]]:
-    """HSET and HDEL commands, the fields grouped by bucket (``chunk`` fields at most each)."""
-    sets: dict[str, list[Any]] = {}
-    for f, v in zip(ids, values):
-        sets.setdefault(dest.of(f), []).extend((f, v))
-    dels: dict[str, list[str]] = {}
-    for f in deletes:
-        dels.setdefault(dest.of(f), []).append(f)
-    out: list[tuple[Any, ...]] = []
-    for key, pairs in sets.items():
-        for i in range(0, len(pairs), 2 * chunk):
-            out.append(("HSET", key, *pairs[i:i + 2 * chunk]))
-    for key, fields in dels.items():
-        for i in range(0, len(fields), chunk):
-            out.append(("HDEL", key, *fields[i:i + chunk]))
-    return out
-
-
-def clear_slot(r: Any, dest: Dest, upto: int) -> None:
-    """Delete a slot's bucket keys below ``upto`` and its one-hash key (UNLINK, pipelined)."""
-    keys = dest.all_keys(upto)
-    for i in range(0, len(keys), 10 * HSET_CHUNK):
-        pipe = r.pipeline(transaction=False)
-        for j in range(i, min(len(keys), i + 10 * HSET_CHUNK), HSET_CHUNK):
-            pipe.unlink(*keys[j:j + HSET_CHUNK])
-        pipe.execute()
-
-
 def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> Any:
     """Part ``part`` of ``parts`` of a single-key partition by whole parquet row groups (every
     file's groups dealt round-robin), as an iterator of one table per row group (a task holds
@@ -612,233 +334,29 @@ def _row_groups(store: Store, job: TablePush, part: int, parts: int) -> Any:
     return groups()
 
 
-def _write(r: Any, rows_key: Dest, ids: list[str], values: list[bytes],
-           deletes: list[str]) -> None:
-    """HSET the packed values and HDEL ``deletes``, pipelined: commands of
-    :data:`HSET_CHUNK` fields, packed by hiredis (C) and sent :data:`PIPELINE_COMMANDS` at a
-    time on one connection, then their replies read (an error reply raises)."""
-    import os
-
-    delay = float(os.environ.get(DELAY_ENV) or 0)
-    commands = _commands(rows_key, ids, values, deletes, 10 if delay else HSET_CHUNK)
-    try:
-        from hiredis import pack_command
-    except ImportError:  # redis-py without hiredis: its own (slower) pipeline
-        pack_command = None
-    if pack_command is None or delay:
-        for i in range(0, len(commands), 1 if delay else PIPELINE_COMMANDS):
-            pipe = r.pipeline(transaction=False)
-            for command in commands[i:i + (1 if delay else PIPELINE_COMMANDS)]:
-                pipe.execute_command(*command)
-            pipe.execute()
-            if delay:
-                time.sleep(delay)
-        return
-    conn = r.connection_pool.get_connection()
-    try:
-        for i in range(0, len(commands), PIPELINE_COMMANDS):
-            batch = commands[i:i + PIPELINE_COMMANDS]
-            conn.send_packed_command([pack_command(c) for c in batch])
-            for _ in batch:
-                conn.read_response()  # raises on an error reply (OOM, wrong type...)
-    except BaseException:
-        conn.disconnect()  # replies may be pending: never hand this connection back as is
-        raise
-    finally:
-        r.connection_pool.release(conn)
-
-
-def _resp_hset(rows_key: str, ids: pa.Array, values: pa.Array,
-               chunk: int) -> list[tuple[bytes, memoryview]]:
-    """``HSET rows_key id value ...`` commands of ``chunk`` fields each, in the Redis protocol
-    (RESP), built in Arrow: every field's ``$len\r\nid\r\n$len\r\nvalue\r\n`` in one
-    element-wise join, then each command a header and a zero-copy slice of the joined bytes.
-
-    Args:
-        rows_key: the hash.
-        ids: the fields (Arrow strings).
-        values: the values (Arrow strings), one per field.
-        chunk: fields per command.
-
-    Returns:
-        Per command: (header, body) to send one after the other.
-    """
-    ids, values = ids.cast(pa.string()), values.cast(pa.string())
-    body = _resp_fields(ids, values)
-    n = len(body)
-    offsets = np.frombuffer(body.buffers()[1], dtype=np.int32)[body.offset:body.offset + n + 1]
-    data = memoryview(body.buffers()[2]) if n else memoryview(b"")
-    key = rows_key.encode()
-    out = []
-    for i in range(0, n, chunk):
-        j = min(n, i + chunk)
-        head = b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n" % (2 + 2 * (j - i), len(key), key)
-        out.append((head, data[int(offsets[i]):int(offsets[j])]))
-    return out
-
-
-def _resp_fields(ids: pa.Array, values: pa.Array) -> pa.Array:
-    """Every field's RESP ``$len\r\nid\r\n$len\r\nvalue\r\n``, one Arrow string each."""
-    def length(a: pa.Array) -> pa.Array:
-        return pc.cast(pc.binary_length(a), pa.string())
-
-    body = pc.binary_join_element_wise("$", length(ids), "\r\n", ids, "\r\n$", length(values),
-                                       "\r\n", values, "\r\n", "")
-    return body.combine_chunks() if isinstance(body, pa.ChunkedArray) else body
-
-
-def _resp_hset_buckets(prefix: str, ids: pa.Array, values: pa.Array, chunk: int,
-                       buckets: int, which: np.ndarray | None = None
-                       ) -> tuple[memoryview, int]:
-    """``HSET <prefix>:<bucket> id value ...`` for every field in its bucket
-    (:func:`~.redis_codec.buckets_of`), sorted by bucket so each command sets the fields of one
-    bucket (``chunk`` at most), built whole in Arrow: no Python object per field or command.
-
-    Args:
-        prefix: the slot's rows key (bucket ``b`` is ``prefix:b``).
-        ids: the fields (Arrow strings).
-        values: the values (Arrow strings), one per field.
-        chunk: fields per command at most.
-        buckets: the slot's bucket count.
-        which: each field's bucket (default: :func:`~.redis_codec.buckets_of` the id).
-
-    Returns:
-        (the commands' bytes, back to back; the number of commands).
-    """
-    ids, values = ids.cast(pa.string()), values.cast(pa.string())
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    n = len(ids)
-    if n == 0:
-        return memoryview(b""), 0
-    which = buckets_of(ids, buckets) if which is None else np.asarray(which, dtype=np.int64)
-    order = np.argsort(which, kind="stable")
-    which = which[order]
-    pos = np.arange(n)
-    new_run = np.empty(n, dtype=bool)
-    new_run[0] = True
-    new_run[1:] = which[1:] != which[:-1]
-    run_start = np.maximum.accumulate(np.where(new_run, pos, 0))
-    first = new_run | ((pos - run_start) % chunk == 0)  # a command starts at this field
-    starts = np.flatnonzero(first)
-    m = len(starts)
-    counts = np.diff(np.append(starts, n))
-    keys = pc.binary_join_element_wise(prefix + ":", pc.cast(pa.array(which[starts]), pa.string()),
-                                       "")
-    head = pc.binary_join_element_wise(
-        "*", pc.cast(pa.array(2 + 2 * counts), pa.string()), "\r\n$4\r\nHSET\r\n$",
-        pc.cast(pc.binary_length(keys), pa.string()), "\r\n", keys, "\r\n", "")
-    # headers and fields (unsorted) in one array, then one take puts each command's header
-    # before its fields, in bucket order: the bytes of every command, back to back
-    perm = np.empty(n + m, dtype=np.int64)
-    perm[starts + np.arange(m)] = np.arange(m)
-    perm[pos + np.cumsum(first)] = m + order
-    pieces = pa.concat_arrays([head.cast(pa.string()), _resp_fields(ids, values)])
-    commands = pieces.take(pa.array(perm))
-    offsets = np.frombuffer(commands.buffers()[1], dtype=np.int32)[
-        commands.offset:commands.offset + len(commands) + 1]
-    data = memoryview(commands.buffers()[2])[int(offsets[0]):int(offsets[-1])]
-    return data, len(starts)
-
-
-class _Sender:
-    """One connection that sends packed commands and reads their replies one batch behind:
-    Redis executes a batch while this process packs the next one (the push's rate is then the
-    slower of the two, not their sum). :meth:`close` reads what is pending; an error reply
-    raises."""
-
-    def __init__(self, r: Any) -> None:
-        self.r = r
-        self.conn = r.connection_pool.get_connection()
-        self.pending = 0
-
-    def send(self, commands: list[tuple[bytes, memoryview]]) -> None:
-        self.drain()
-        for i in range(0, len(commands), PIPELINE_COMMANDS):
-            batch = commands[i:i + PIPELINE_COMMANDS]
-            self.conn.send_packed_command([part for command in batch for part in command])
-        self.pending += len(commands)
-
-    def send_raw(self, data: memoryview, commands: int) -> None:
-        """Send ``commands`` HSET/HDEL commands already in the Redis protocol."""
-        self.drain()
-        if commands:
-            self.conn.send_packed_command([data])
-            self.pending += commands
-
-    def drain(self) -> None:
-        """Read the pending replies. HSET and HDEL answer one line each (``:n``, never
-        negative, or an ``-ERR`` line), so they are counted on the raw socket rather than
-        parsed one by one in Python (~3 us each: most of a day's push at 5 M customers)."""
-        sock = getattr(self.conn, "_sock", None)
-        if sock is None or str(getattr(self.conn, "protocol", 2)) == "3":
-            # RESP3 may interleave push messages: parse every reply (the slow path)
-            while self.pending:
-                self.conn.read_response()  # raises on an error reply (OOM, wrong type...)
-                self.pending -= 1
-            return
-        error = b""
-        while self.pending:
-            data = sock.recv(1 << 20)
-            if not data:
-                raise ConnectionError("Redis closed the connection during a push")
-            self.pending -= data.count(b"\n")
-            if error or b"-" in data:
-                error += data
-        if error:
-            import redis
-
-            line = error[error.index(b"-") + 1:].split(b"\r\n", 1)[0]
-            raise redis.exceptions.ResponseError(line.decode(errors="replace"))
-
-    def close(self, ok: bool = True) -> None:
-        try:
-            if ok:
-                self.drain()
-        finally:
-            if self.pending or not ok:
-                self.conn.disconnect()  # replies may be pending: never reuse it as is
-            self.r.connection_pool.release(self.conn)
-
-
-def _write_arrow(r: Any, rows_key: Dest, ids: pa.Array, values: pa.Array) -> None:
-    """HSET Arrow ids and values (see :func:`_resp_hset`) on one connection, pipelined,
-    their replies read before returning."""
-    sender = _Sender(r)
-    ok = False
-    try:
-        if rows_key.buckets:
-            sender.send_raw(*_resp_hset_buckets(rows_key.key, ids, values, HSET_CHUNK,
-                                                rows_key.buckets))
-        else:
-            sender.send(_resp_hset(rows_key.key, ids, values, HSET_CHUNK))
-        ok = True
-    finally:
-        sender.close(ok)
-
 
 def _pack_and_write(r: Any, rows_key: Dest, arrow: pa.Table, columns: list[str],
-                    multi: bool, sender: _Sender | None = None) -> int:
+                    multi: bool, sender: Sender | None = None) -> int:
     """Pack ``arrow``'s rows (as stored) and HSET them; the number of customers written. Arrow
     all the way to the socket when every column allows (:func:`pack_arrow`), else orjson.
-    With ``sender`` the replies are read one batch later (:class:`_Sender`)."""
+    With ``sender`` the replies are read one batch later (:class:`Sender`)."""
     import os
 
     packed = pack_arrow(arrow, columns, multi)
     if packed is not None and not os.environ.get(DELAY_ENV):
         if sender is not None:
             if rows_key.buckets:
-                sender.send_raw(*_resp_hset_buckets(rows_key.key, *packed, HSET_CHUNK,
-                                                    rows_key.buckets))
+                sender.send_raw(*resp_hset_buckets(rows_key.key, *packed, HSET_CHUNK,
+                                                   rows_key.buckets))
             else:
-                sender.send(_resp_hset(rows_key.key, *packed, HSET_CHUNK))
+                sender.send(resp_hset(rows_key.key, *packed, HSET_CHUNK))
         else:
-            _write_arrow(r, rows_key, *packed)
+            write_arrow(r, rows_key, *packed)
         return len(packed[0])
     if sender is not None:
         sender.drain()
     ids, values = pack_rows(arrow, columns, multi)
-    _write(r, rows_key, ids, values, [])
+    write(r, rows_key, ids, values, [])
     return len(ids)
 
 
@@ -863,14 +381,14 @@ def _push_overlay(store: Store, r: Any, namespace: str, job: TablePush,
     names = _schema(store, job)[0]
     got = _read_delta(store, job) if job.mode == "delta" else None
     if got is not None and [c for c in got[0].column_names if c != "customer_id"] == names:
-        mode, rows = "delta", _stored(got[0], job.recency, job.as_of)
+        mode, rows = "delta", stored(got[0], job.recency, job.as_of)
         kept = set(rows.column("customer_id").to_pylist()) if got[1] else set()
         deletes = sorted(set(got[1]) - kept)
         total = len(rows)
     else:  # no usable handover: compare the two partitions
         mode = "diff"
-        arrow = _stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
-        old = _stored(_read(store, job.table, job.base[0], job.keys), job.recency, job.base[0])
+        arrow = stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
+        old = stored(_read(store, job.table, job.base[0], job.keys), job.recency, job.base[0])
         affected = changed_customers(arrow, old, job.keys)
         rows = arrow.filter(pc.is_in(arrow.column("customer_id").cast(pa.string()),
                                      value_set=affected))
@@ -905,8 +423,8 @@ def _fold_commands(base_key: str, buckets: int, ids: pa.Array, values: pa.Array,
     and deletions)."""
     from hiredis import pack_command
 
-    data, n = _resp_hset_buckets(base_key, ids.cast(pa.string()), values.cast(pa.string()),
-                                 HSET_CHUNK, buckets) if len(ids) else (memoryview(b""), 0)
+    data, n = resp_hset_buckets(base_key, ids.cast(pa.string()), values.cast(pa.string()),
+                                HSET_CHUNK, buckets) if len(ids) else (memoryview(b""), 0)
     dels = [pack_command(("HDEL", f"{base_key}:{bucket_of(c, buckets)}", c)) for c in deletes]
     return bytes(data) + b"".join(dels), n + len(dels), len(ids) + len(deletes)
 
@@ -951,9 +469,9 @@ def _write_overlay(r: Any, keys: TableKeys, job: TablePush, ids: pa.Array, value
             pipe.execute()
             time.sleep(delay)
         return count
-    sender, ok = _Sender(r), False
+    sender, ok = Sender(r), False
     try:
-        sender.send_raw(*_resp_hset_buckets(prefix, ids, tagged, HSET_CHUNK, count, which))
+        sender.send_raw(*resp_hset_buckets(prefix, ids, tagged, HSET_CHUNK, count, which))
         ok = True
     finally:
         sender.close(ok)
@@ -1007,7 +525,7 @@ def fold_overlay(r: Any, keys: TableKeys, overlay: str, base_slot: str,
 
     delay = float(os.environ.get(FOLD_DELAY_ENV) or 0)
     if commands is not None and not delay:  # the rows the task wrote, sent to the base
-        sender, ok = _Sender(r), False
+        sender, ok = Sender(r), False
         try:
             sender.send_raw(memoryview(commands[0]), commands[1])
             ok = True
@@ -1062,7 +580,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
     Returns:
         ``{"written", "deleted", "rows", "mode"}`` (and ``"overlay"``, its bucket count).
     """
-    r = redis_client(url, protocol=2)  # replies counted on the socket (_Sender.drain)
+    r = redis_client(url, protocol=2)  # replies counted on the socket (Sender.drain)
     keys = TableKeys(namespace, job.table)
     rows_key = Dest(keys.rows(job.slot), job.buckets)
     multi = len(job.keys) > 1
@@ -1070,10 +588,10 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
         groups = _row_groups(store, job, part, parts)
         if groups is not None:  # this part's row groups only: each task reads its share
             written = rows = 0
-            sender, ok = _Sender(r), False
+            sender, ok = Sender(r), False
             try:
                 for group in groups:
-                    arrow = _stored(group, job.recency, job.as_of)
+                    arrow = stored(group, job.recency, job.as_of)
                     columns = [c for c in arrow.column_names if c != "customer_id"]
                     step = _send_rows(job.buckets)
                     for lo in range(0, len(arrow), step):  # Redis works on the last
@@ -1086,7 +604,7 @@ def push_part(store: Store, url: str, namespace: str, job: TablePush, part: int,
             return {"mode": "full", "written": written, "deleted": 0, "rows": rows}
     if job.mode in ("delta", "diff"):
         return _push_overlay(store, r, namespace, job, multi)
-    arrow = _stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
+    arrow = stored(_read(store, job.table, job.as_of, job.keys), job.recency, job.as_of)
     columns = [c for c in arrow.column_names if c != "customer_id"]
     n = len(arrow)
     lo, hi = n * part // parts, n * (part + 1) // parts

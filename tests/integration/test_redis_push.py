@@ -4,10 +4,10 @@ redis-server), and reads back equal to pandas."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from featurestore.online.redis import RedisOnlineStore
 from featurestore.online.redis_push import push_online
@@ -170,7 +170,7 @@ def test_an_error_reply_in_a_bucketed_write_raises_and_leaves_the_client_usable(
     import redis
 
     from featurestore.online.redis import redis_client
-    from featurestore.online.redis_push import Dest, _write_arrow
+    from featurestore.online.redis_protocol import Dest, write_arrow
 
     ids = pa.array([f"E{i:04d}" for i in range(3000)])
     values = pa.array([f"[{i}]" for i in range(3000)])
@@ -178,14 +178,14 @@ def test_an_error_reply_in_a_bucketed_write_raises_and_leaves_the_client_usable(
         r = redis_client(redis_server.url, protocol=protocol)
         r.set("errtest:rows:1", "not a hash")
         try:
-            _write_arrow(r, Dest("errtest:rows", 4), ids, values)
+            write_arrow(r, Dest("errtest:rows", 4), ids, values)
         except redis.exceptions.ResponseError as exc:
             assert "WRONGTYPE" in str(exc)
         else:
             raise AssertionError("the WRONGTYPE reply was not raised")
         assert r.ping() and r.get("errtest:rows:1") == b"not a hash"
         r.delete(*[f"errtest:rows:{b}" for b in range(4)])
-        _write_arrow(r, Dest("errtest:rows", 4), ids, values)
+        write_arrow(r, Dest("errtest:rows", 4), ids, values)
         assert sum(r.hlen(f"errtest:rows:{b}") for b in range(4)) == 3000
         assert r.hget(f"errtest:rows:{zlib.crc32(b'E0042') % 4}", "E0042") == b"[42]"
         r.delete(*[f"errtest:rows:{b}" for b in range(4)])

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import pytest
 
 from featurestore.online.redis_codec import RowsView, SlotMeta, epoch_day
-from featurestore.online.redis_push import _stored, changed_customers, pack_rows, plan_push
+from featurestore.online.redis_push import plan_push
+from featurestore.online.redis_rows import changed_customers, pack_rows, stored
 
 
 def _meta(state="complete", as_of="2026-03-05", generation=1, base=None, keys=("customer_id",),
@@ -178,10 +179,10 @@ def test_changed_customers_match_a_pandas_difference_with_recency_as_dates(new_i
                                         "days_since_last_visit": pd.array([0, None],
                                                                           dtype="Int64")})])
     rec = ("days_since_last_visit",)
-    got = set(changed_customers(_stored(pa.Table.from_pandas(new, preserve_index=False), rec,
-                                        "2026-03-06"),
-                                _stored(pa.Table.from_pandas(old, preserve_index=False), rec,
-                                        "2026-03-05"), ("customer_id",)).to_pylist())
+    got = set(changed_customers(stored(pa.Table.from_pandas(new, preserve_index=False), rec,
+                                       "2026-03-06"),
+                                stored(pa.Table.from_pandas(old, preserve_index=False), rec,
+                                       "2026-03-05"), ("customer_id",)).to_pylist())
     # the oracle: pandas, recency turned into event dates, an outer merge on the id
     def as_dates(frame, as_of):
         out = frame.copy()
@@ -241,8 +242,8 @@ def test_changed_customers_compare_top_k_lists_element_by_element(list_type):
 def test_packed_rows_read_back_as_the_memory_store_serves_them():
     arrow = pa.table({"customer_id": ["a", "b"], "n": pa.array([1, None], pa.int64()),
                       "f": [0.1, float("nan")], "days_since_x": pa.array([2, None], pa.int32())})
-    stored = _stored(arrow, ("days_since_x",), "2026-03-05")
-    ids, values = pack_rows(stored, ["n", "f", "days_since_x"], multi=False)
+    as_stored = stored(arrow, ("days_since_x",), "2026-03-05")
+    ids, values = pack_rows(as_stored, ["n", "f", "days_since_x"], multi=False)
     assert ids == ["a", "b"]
     assert orjson.loads(values[0]) == [1, 0.1, epoch_day("2026-03-05") - 2]
     meta = SlotMeta(state="complete", push_id="p", as_of="2026-03-05", generation=4,
@@ -275,7 +276,7 @@ def test_arrow_packing_reads_back_as_the_orjson_packing():
     """The C++ packing (Arrow casts and joins) and the orjson packing give the same values once
     read: floats stay floats (3.0, -0.0, 1e22, 1e-5), NaN and infinities are null, strings with
     quotes fall back to orjson."""
-    from featurestore.online import redis_push
+    from featurestore.online import redis_rows
 
     rng = np.random.default_rng(5)
     n = 400
@@ -310,12 +311,12 @@ def test_arrow_packing_reads_back_as_the_orjson_packing():
             assert got == [served(w) for w in want]
             # floats stay floats: the JSON the API writes is the same text
             assert [orjson.dumps(g) for g in got] == [orjson.dumps(served(w)) for w in want]
-    assert redis_push._json_rows(arrow.slice(6), columns) is not None  # the C++ path ran
-    assert redis_push._json_rows(arrow, columns) is None  # a quote: orjson
+    assert redis_rows._json_rows(arrow.slice(6), columns) is not None  # the C++ path ran
+    assert redis_rows._json_rows(arrow, columns) is None  # a quote: orjson
 
 
 def test_positions_by_binary_search_equal_the_hash_lookup():
-    from featurestore.online.redis_push import _positions
+    from featurestore.online.redis_rows import _positions
 
     rng = np.random.default_rng(8)
     old = sorted({f"K{i:06d}" for i in rng.integers(0, 10**6, 5000)})
@@ -331,12 +332,12 @@ def test_resp_commands_built_in_arrow_equal_hiredis_packing():
     """The whole-push writer's commands, built from Arrow buffers, are byte for byte what
     hiredis packs for the same HSET (ids and values with multi-byte text included)."""
     hiredis = pytest.importorskip("hiredis")
-    from featurestore.online.redis_push import _resp_hset
+    from featurestore.online.redis_protocol import resp_hset
 
     ids = pa.array([f"C{i:03d}" for i in range(7)] + ["Ünï"], pa.string())
     values = pa.array([f"[{i},\"é\",null]" for i in range(8)], pa.string())
     for chunk in (1, 3, 8, 100):
-        commands = _resp_hset("{fs:ns:t}:a:rows", ids.slice(1), values.slice(1), chunk)
+        commands = resp_hset("{fs:ns:t}:a:rows", ids.slice(1), values.slice(1), chunk)
         want = [hiredis.pack_command(("HSET", "{fs:ns:t}:a:rows",
                                       *[x for k in range(i, min(7, i + chunk))
                                         for x in (ids[k + 1].as_py(), values[k + 1].as_py())]))
@@ -367,13 +368,13 @@ def test_resp_commands_into_buckets_group_each_buckets_fields_and_equal_hiredis_
     import zlib
 
     hiredis = pytest.importorskip("hiredis")
-    from featurestore.online.redis_push import _resp_hset_buckets
+    from featurestore.online.redis_protocol import resp_hset_buckets
 
     ids = [f"C{i:03d}" for i in range(40)] + ["Ünï"]
     values = [f"[{i},\"é\"]" for i in range(41)]
     for n, chunk in ((1, 100), (1, 7), (5, 3), (16, 1000)):
-        data, count = _resp_hset_buckets("{fs:ns:t}:a:rows", pa.array(ids), pa.array(values),
-                                         chunk, n)
+        data, count = resp_hset_buckets("{fs:ns:t}:a:rows", pa.array(ids), pa.array(values),
+                                        chunk, n)
         reader = hiredis.Reader()
         reader.feed(bytes(data))
         commands = []
@@ -392,7 +393,7 @@ def test_resp_commands_into_buckets_group_each_buckets_fields_and_equal_hiredis_
                 b"".join([b"*%d\r\n" % len(command)] + [b"$%d\r\n%s\r\n" % (len(x), x)
                                                          for x in command])
         assert seen == dict(zip(ids, values))
-    assert _resp_hset_buckets("k", pa.array([], pa.string()), pa.array([], pa.string()), 5, 3) \
+    assert resp_hset_buckets("k", pa.array([], pa.string()), pa.array([], pa.string()), 5, 3) \
         == (memoryview(b""), 0)
 
 
