@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # Dask is imported where a cluster starts (a no-op command needs none)
     from distributed import Client, LocalCluster
 
-__all__ = ["dask_client", "default_workers", "local_cluster", "LazyClient", "WORKER_CONFIG",
-           "WORKER_PRELOAD"]
+__all__ = ["dask_client", "default_workers", "local_cluster", "LazyClient", "start_worker_server",
+           "WORKER_CONFIG", "WORKER_PRELOAD", "WORKER_SERVER_PRELOAD"]
 
 #: Dask settings for the workers we start (the image sets the same in deploy/dask-config.yaml).
 #: A file's decompressed text (120 MB on a sparse 1,057-column drop) and its parse arrays are
@@ -40,6 +40,74 @@ WORKER_SETTINGS = {"distributed.worker.profile.interval": "100ms"}
 #: the numba scanner in a background thread, overlapping the client's start-up and planning
 #: (the image's workers get it from deploy/dask-config.yaml).
 WORKER_PRELOAD = "featurestore.sources.weblog.preload"
+#: What the server our workers are forked from imports before its first fork: Dask, the
+#: library and every numba kernel (:mod:`featurestore.worker_server`).
+WORKER_SERVER_PRELOAD = "featurestore.worker_server"
+_server_lock = threading.Lock()
+#: The environment the worker server was started with (None: not started by us).
+_server_environ: dict[str, str] | None = None
+
+
+def _start_method() -> str:
+    """``forkserver`` where the platform has it (Linux, macOS), else Dask's ``spawn``."""
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def start_worker_server() -> bool:
+    """Start, in the background, the process our clusters' workers are forked from (issue
+    #27), once per process; it imports :data:`WORKER_SERVER_PRELOAD` before its first fork.
+
+    A worker spawned fresh imports Dask, pyarrow, pandas, numba and the library and loads the
+    numba kernels itself (~1.3 s of CPU each, measured): two workers and the command's own
+    imports then ran at once on two cores. Forked from this server, a worker starts with all
+    of that loaded, once. The server gets the workers' pre-spawn environment
+    (:data:`WORKER_CONFIG`: glibc reads its thresholds as a process starts, and every worker
+    is forked from it), and Dask's fixed hash seed. It exits with this process, and a worker
+    whose command was killed exits too (Dask's parent-alive pipe), as a spawned one does.
+
+    Called early by :meth:`LazyClient.start_soon`, so the server loads while the command
+    imports and plans, and by :func:`local_cluster`. Does nothing when multiprocessing's
+    forkserver already runs in this process (whatever it preloaded: the worker preload
+    then loads what is missing) or the platform has none.
+
+    Returns:
+        True if this call started the server.
+    """
+    global _server_environ
+    if _start_method() != "forkserver":
+        return False
+    from multiprocessing import forkserver
+
+    with _server_lock:
+        server = forkserver._forkserver
+        if server._forkserver_pid is not None:
+            return False  # (a dead one is restarted by multiprocessing, with Dask's preload)
+        server.set_forkserver_preload(["distributed", WORKER_SERVER_PRELOAD])
+        prefix = "distributed.nanny.pre-spawn-environ."
+        env = {k.removeprefix(prefix): v for k, v in WORKER_CONFIG.items()}
+        env["PYTHONHASHSEED"] = "6640"  # what Dask's nanny gives the workers it spawns
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # the server inherits this process's environment
+        try:
+            server.ensure_running()
+            _server_environ = dict(os.environ)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    # Dask's first forkserver context imports numpy, pandas and lz4 here, in this thread,
+    # not in the cluster's thread while this one imports too (two threads importing one
+    # package at once can deadlock); the preload list it sets is not used (the server runs)
+    import dask
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()
+    return True
 
 
 def default_workers() -> int:
@@ -117,6 +185,7 @@ class LazyClient:
         scheduler, _, client = self._args
         if scheduler or client is not None or self.started:
             return
+        start_worker_server()  # first: it loads the workers' libraries while we import Dask
         # Dask's modules are imported here, not in the thread: two threads importing modules
         # of one package at once can deadlock
         import distributed
@@ -183,12 +252,27 @@ class LazyClient:
 
 def local_cluster(workers: int, **kwargs) -> LocalCluster:
     """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG`,
-    :data:`WORKER_SETTINGS` and the scanner warm-up preload (:data:`WORKER_PRELOAD`)."""
+    :data:`WORKER_SETTINGS` and the scanner warm-up preload (:data:`WORKER_PRELOAD`), forked
+    from the worker server (:func:`start_worker_server`) where the platform has
+    ``forkserver``."""
     import dask
     from distributed import LocalCluster
 
     kwargs.setdefault("preload", [WORKER_PRELOAD])  # (a module name: Dask imports it by name)
-    with dask.config.set({**WORKER_CONFIG, **WORKER_SETTINGS}):  # read by each nanny as it
-        # is created, and passed on to its worker
+    start_worker_server()
+    if _start_method() == "forkserver":
+        # A forked worker inherits the server's environment, from when it started; a spawned
+        # one got this process's current one. Variables set or changed since (credentials, an
+        # endpoint a test sets) are handed to the workers (Dask sets them as each starts).
+        since = _server_environ or {}
+        changed = {k: v for k, v in os.environ.items() if since.get(k) != v}
+        if changed:
+            kwargs["env"] = {**changed, **kwargs.get("env", {})}
+    # read by each nanny when it is created (and passed on to its worker) and when it starts
+    # its worker; a worker a nanny restarts later (after a crash) is spawned fresh, with the
+    # same environment and settings
+    config = {**WORKER_CONFIG, **WORKER_SETTINGS,
+              "distributed.worker.multiprocessing-method": _start_method()}
+    with dask.config.set(config):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR, **kwargs)

@@ -27,7 +27,13 @@ def starts(monkeypatch):
         names.append(threading.current_thread().name)
         return original(*args, **kwargs)
 
+    def server_spy():
+        names.append("worker server")
+        return original_server()
+
+    original_server = cluster_module.start_worker_server
     monkeypatch.setattr(cluster_module, "local_cluster", spy)
+    monkeypatch.setattr(cluster_module, "start_worker_server", server_spy)
     return names
 
 
@@ -49,20 +55,27 @@ def test_new_drop_starts_the_cluster_early_rerun_starts_none(tmp_path, starts, c
     held = tmp_path / late.name
     late.rename(held)
 
+    def clusters() -> list[str]:
+        return [name for name in starts if name != "worker server"]
+
     report = _ingest(raw, store, capsys, code=1)  # (the manifest names the missing part)
     assert report["files_ingested"] == 1 and report["materialize"]["as_of_written"]
-    assert starts == ["featurestore-cluster"]  # in the background, before the plan
+    assert clusters() == ["featurestore-cluster"]  # in the background, before the plan
+    # the workers' server was asked for first (it loads their libraries while the command
+    # imports and plans); local_cluster asks again (it is started once)
+    assert starts[0] == "worker server"
+    calls = len(starts)
 
     assert _ingest(raw, store, capsys, code=1)["files_ingested"] == 0
-    assert starts == ["featurestore-cluster"]  # nothing new: no cluster at all
+    assert len(starts) == calls  # nothing new: no cluster and no worker server at all
 
     held.rename(late)  # a file new to a drop already seen: started once the plan says so
     assert _ingest(raw, store, capsys)["files_ingested"] == 1
-    assert starts == ["featurestore-cluster", "MainThread"]
+    assert clusters() == ["featurestore-cluster", "MainThread"]
 
     shutil.copytree(made / second, raw / second)  # the next day's drop
     assert _ingest(raw, store, capsys)["files_ingested"] == 2
-    assert starts == ["featurestore-cluster", "MainThread", "featurestore-cluster"]
+    assert clusters() == ["featurestore-cluster", "MainThread", "featurestore-cluster"]
 
 
 def test_start_soon_starts_nothing_when_the_cluster_is_not_ours(tmp_path):

@@ -196,6 +196,12 @@ def _arrow_pool() -> str:
     return pa.default_memory_pool().backend_name
 
 
+def _environ(name: str) -> str | None:
+    import os
+
+    return os.environ.get(name)
+
+
 def test_workers_keep_large_buffers_in_the_heap(client):
     """Our clusters raise glibc's mmap and trim thresholds (every large buffer was a fresh
     mmap; see featurestore.cluster.WORKER_CONFIG), and the image's Dask config does the same."""
@@ -207,7 +213,9 @@ def test_workers_keep_large_buffers_in_the_heap(client):
     from featurestore.cluster import WORKER_CONFIG
 
     for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
-        assert set(client.run(os.environ.get, name).values()) == {str(1 << 30)}
+        # read in the worker (``client.run(os.environ.get, ...)`` ships this process's mapping
+        # with the bound method and reads that)
+        assert set(client.run(_environ, name).values()) == {str(1 << 30)}
     # Arrow allocates from that heap too (its mimalloc pool gave memory back between the
     # ingest tasks and the materialization, which then ran ~0.5 s slower)
     assert set(client.run(_arrow_pool).values()) == {"system"}

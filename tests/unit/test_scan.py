@@ -220,6 +220,25 @@ def test_fields_ending_at_every_offset_of_a_block():
                 assert bool(scanned.nonascii[1]) == bool(high)
 
 
+def test_a_blocks_masks_count_only_the_bytes_from_the_scan_position_on():
+    """The scan compares each 64-byte block once and finds the next fields in the masks it
+    holds, with the bits before its position cleared: a non-ASCII byte or a tab already passed
+    in that block (in an unwanted field before a wanted one, or at the end of the line before)
+    does not count for the fields after it. Every field boundary at every offset of a block,
+    the text whole and cut in pieces."""
+    for lead in range(0, 140, 3):
+        for gap in range(0, 70, 5):
+            for value in (b"v", b"v\xc3\xa9", b""):
+                # columns: 0 wanted, 1 unwanted non-ASCII, 2 wanted, 3 unwanted (non-ASCII,
+                # gap bytes), 4 empty, 5 wanted, 6 unwanted non-ASCII at the line's end
+                line = b"\t".join([b"x" * lead, b"\xc3\xa9", value, b"\xff" * gap, b"",
+                                   b"z" * (gap % 7), b"\xfeq"])
+                short = b"\t".join([b"y" * gap, b"\xe2\x82\xac", value])
+                text = line + b"\n" + short + b"\n" + line + b"\r\n" + line
+                for cuts in ([], [lead + 2, len(line) + gap], [len(text) // 2]):
+                    _assert_scan_matches_python(text, 7, [0, 2, 5], cuts)
+
+
 _INT_OR_NOT = st.one_of(st.integers(-10**19, 10**19).map(lambda v: str(v).encode()),
                         st.binary(max_size=12).map(
                             lambda b: b.replace(b"\t", b"").replace(b"\n", b"")))

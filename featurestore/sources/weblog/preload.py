@@ -26,7 +26,7 @@ from ...features import hit_lists, strings
 from ...features.aggs import runs
 from . import scan
 
-__all__ = ["dask_setup", "skip_exit_gc", "start_warm_up"]
+__all__ = ["dask_setup", "load_before_fork", "skip_exit_gc", "start_warm_up"]
 
 log = logging.getLogger("featurestore.warm_up")
 _started = threading.Event()
@@ -49,7 +49,7 @@ def start_warm_up(*_: object) -> bool:
     return True
 
 
-def _warm() -> None:
+def _warm() -> bool:
     start = time.perf_counter()
     try:
         scan.warm_up()
@@ -62,9 +62,27 @@ def _warm() -> None:
     except Exception as exc:  # the first file loads the kernels itself and reports a real error
         log.warning("kernel warm-up failed (%s: %s); the first task will load the kernels",
                     type(exc).__name__, exc)
-        return
+        return False
     log.info("scanner and materialization kernels ready in %.2f s",
              time.perf_counter() - start)
+    return True
+
+
+def load_before_fork() -> bool:
+    """Load every kernel now, in this thread, and mark the warm-up done: for the process our
+    clusters' workers are forked from (:mod:`featurestore.worker_server`). A worker forked
+    after this has every kernel loaded, and its :func:`dask_setup` starts no thread. On
+    failure the warm-up is left to each worker, as without the server.
+
+    Returns:
+        True when every kernel was loaded.
+    """
+    if _started.is_set():
+        return False
+    ok = _warm()
+    if ok:
+        _started.set()
+    return ok
 
 
 def skip_exit_gc() -> None:

@@ -41,6 +41,7 @@ __all__ = [
 
 
 _ONE = np.uint64(1)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK = 64  # bytes the scan compares at a time (one bit each in a uint64 mask)
 _SLACK = 16  # room past a field's copy in ``compact`` (it is moved 16 bytes at a time)
 
@@ -318,7 +319,9 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
     vector compare gives the block's tabs and newlines as bit masks (:func:`_tab_mask`,
     :func:`_newline_mask`), a block with no newline whose tabs do not reach the next wanted
     column costs one popcount, and the bit of the tab that starts a wanted field (or of the
-    tab or newline that ends one) is found in the mask without reading its bytes.
+    tab or newline that ends one) is found in the mask without reading its bytes. Each block
+    is compared once: the masks are held while the fields in the block are walked, the bits
+    already passed cleared.
 
     Returns the offset of the first line not scanned: the incomplete last line of a piece, or
     the line that found an output full (then ``state[_FULL]`` is 1 and the caller grows it).
@@ -341,44 +344,88 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
     line_hi = False
     i = begin
     blocks_end = size - _BLOCK  # a block read at i needs i <= blocks_end
-    # One loop, a block (64 bytes from i) at a time: the masks find the tab that starts the
-    # next wanted field, or the tab or newline that ends this one, and the loop jumps straight
-    # to it; only those bytes (and a piece's last few) take the byte branch below. (A loop
-    # per line instead of one loop ran ~40% slower: measured with 8-byte words.)
+    # The block held: its tab and newline masks (``tm``, ``nm``) of ``buf[b:b + 64]``, and its
+    # high-byte mask ``hm`` once a wanted field needs it (``hb == b``). Each block is compared
+    # once: the fields that start and end in it are found in the held masks, the bits before
+    # ``i`` cleared (``sel``), and the next block is read where this one ends. (Comparing
+    # again from each wanted field's start and end compared the bytes around every wanted
+    # field two or three times: ~10% of the scan, issue #27's sixth round.)
+    b = begin - _BLOCK  # no block held yet (i - b >= _BLOCK)
+    hb = b
+    tm = np.uint64(0)
+    nm = np.uint64(0)
+    hm = np.uint64(0)
+    # One loop: the masks find the tab that starts the next wanted field, or the tab or
+    # newline that ends this one, and the loop jumps straight to it; a tab that ends a wanted
+    # field is handled there, and only a line's end (and a piece's last few bytes) takes the
+    # byte branch below. (A loop per line instead of one loop ran ~40% slower: measured with
+    # 8-byte words.)
     while i < size:
-        if i <= blocks_end:
+        if i - b >= _BLOCK and i <= blocks_end:  # past the block held: read the next one
+            b = i
+            tm = _tab_mask(buf, b)
+            nm = _newline_mask(buf, b)
+        if i - b < _BLOCK:
+            sel = _ALL << np.uint64(i - b)  # the block's bits from i on
             if col < ncols and slot_of_col[col] >= 0:  # in a wanted field: find its end
-                stop = _tab_mask(buf, i) | _newline_mask(buf, i)
-                while stop == 0:  # whole blocks inside the field
-                    if _high_mask(buf, i) != 0:
+                stop = (tm | nm) & sel
+                while stop == 0:  # the rest of the block is inside the field
+                    if hb != b:
+                        hm = _high_mask(buf, b)
+                        hb = b
+                    if hm & sel != 0:
                         hi = True
-                    i += _BLOCK
+                    i = b + _BLOCK
                     if i > blocks_end:
                         break
-                    stop = _tab_mask(buf, i) | _newline_mask(buf, i)
+                    b = i
+                    sel = _ALL
+                    tm = _tab_mask(buf, b)
+                    nm = _newline_mask(buf, b)
+                    stop = tm | nm
                 if stop == 0:  # too near the end for a block: byte by byte
                     if i >= size:
                         break
                 else:
                     at = _lowest_bit(stop)
-                    if (_high_mask(buf, i) & ((_ONE << np.uint64(at)) - _ONE)) != 0:
+                    if hb != b:
+                        hm = _high_mask(buf, b)
+                        hb = b
+                    if (hm & sel & ((_ONE << np.uint64(at)) - _ONE)) != 0:
                         hi = True
-                    i += at  # the tab or newline: the byte branch ends the field
+                    i = b + at
+                    if (tm >> np.uint64(at)) & _ONE:  # a tab ends the field: no byte branch
+                        slot = slot_of_col[col]
+                        starts[line, slot] = lcpos
+                        _copy_field(compact, lcpos, buf, fstart, i - fstart, size, compact.size)
+                        lcpos += i - fstart
+                        ends[line, slot] = lcpos
+                        if hi:
+                            line_hi = True
+                        hi = False
+                        col += 1
+                        i += 1
+                        fstart = i
+                        continue
+                    # a newline: the byte branch ends the field and the line
             else:  # in an unwanted field: count tabs up to the next wanted field
                 limit = next_wanted[min(col + 1, ncols)]
-                tabs = _tab_mask(buf, i)
-                newlines = _newline_mask(buf, i)
-                while newlines == 0:  # whole blocks of unwanted fields
+                tabs = tm & sel
+                newlines = nm & sel
+                while newlines == 0:  # the rest of the block is unwanted fields
                     count = _popcount(tabs)
                     if col + count >= limit:
                         break
                     col += count
-                    i += _BLOCK
+                    i = b + _BLOCK
                     if i > blocks_end:
                         break
-                    tabs = _tab_mask(buf, i)
-                    newlines = _newline_mask(buf, i)
-                if i > blocks_end:  # too near the end for a block: byte by byte
+                    b = i
+                    tm = _tab_mask(buf, b)
+                    nm = _newline_mask(buf, b)
+                    tabs = tm
+                    newlines = nm
+                if i - b >= _BLOCK:  # too near the end for a block: byte by byte
                     if i >= size:
                         break
                 else:
@@ -386,13 +433,13 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
                         tabs &= (newlines & (~newlines + _ONE)) - _ONE
                     count = _popcount(tabs)
                     if col + count >= limit:  # the wanted field starts after a tab here
-                        fstart = i + _nth_bit(tabs, limit - col - 1) + 1
+                        fstart = b + _nth_bit(tabs, limit - col - 1) + 1
                         col = limit
                         hi = False
                         i = fstart
                         continue
                     col += count
-                    i += _lowest_bit(newlines)  # the byte branch ends the line
+                    i = b + _lowest_bit(newlines)  # the byte branch ends the line
         # the byte branch: a field's tab or newline, or any byte of a piece's last block
         c = buf[i]
         if c == 9 or c == 10:
