@@ -84,7 +84,17 @@ def write_feature_tables(store: Store, cf: pd.DataFrame, cp: pd.DataFrame, as_of
 
 def expected_row(cf: pd.DataFrame, customer_id: str) -> dict:
     """The JSON the API should return for one customer: int, float, None."""
-    row = cf.set_index("customer_id").loc[customer_id]
+    return _row_json(cf.set_index("customer_id").loc[customer_id])
+
+
+def expected_rows(cf: pd.DataFrame) -> dict[str, dict]:
+    """:func:`expected_row` of every customer of ``cf`` (the frame indexed once, not once per
+    customer: that was quadratic in the customers)."""
+    indexed = cf.set_index("customer_id")
+    return {c: _row_json(indexed.loc[c]) for c in indexed.index}
+
+
+def _row_json(row: pd.Series) -> dict:
     return {k: (None if pd.isna(v) else (float(v) if isinstance(v, (float, np.floating))
                                           else int(v))) for k, v in row.items()}
 
