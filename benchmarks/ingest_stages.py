@@ -27,6 +27,12 @@ imported beside this one), alternating file by file, so both see the same load. 
 then compares what the two wrote (events, partials, quarantine as Arrow tables, and the
 ledger records less their time stamp) and fails on a difference. Prints, per version, each
 stage's median CPU milliseconds per file over the rounds, and the total.
+
+The process runs with the environment our workers get (``featurestore.cluster.WORKER_CONFIG``:
+glibc's malloc thresholds at 1 GiB, Arrow on the system allocator; it re-executes itself with
+them when they are not set): without them each decompressed piece and output array is a fresh
+``mmap`` that page-faults, ~18 ms a file more than a worker spends (issue #27, fifth round).
+``--plain-env`` keeps the environment as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -51,6 +58,23 @@ sys.path.insert(0, str(ROOT))
 
 STAGES = ["read", "md5", "decompress", "scan", "parse (rest)", "conform", "partials",
           "events write", "quarantine", "task (rest)"]
+
+
+def _worker_environ() -> dict[str, str]:
+    """The environment variables our clusters' nannies give each worker process."""
+    from featurestore.cluster import WORKER_CONFIG
+
+    prefix = "distributed.nanny.pre-spawn-environ."
+    return {k[len(prefix):]: v for k, v in WORKER_CONFIG.items() if k.startswith(prefix)}
+
+
+def _as_worker() -> None:
+    """Re-execute this script with the workers' environment unless it already has it (glibc
+    reads its malloc variables once, at start-up)."""
+    wanted = _worker_environ()
+    if all(os.environ.get(k) == v for k, v in wanted.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **wanted})
 
 
 def _extract(ref: str, into: Path) -> str:
@@ -225,7 +249,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--before", help="git revision to compare with (interleaved)")
     ap.add_argument("--check", action="store_true", help="compare what both versions wrote")
+    ap.add_argument("--plain-env", action="store_true",
+                    help="keep this process's environment (default: the workers' malloc and "
+                         "Arrow allocator settings)")
     args = ap.parse_args()
+    if not args.plain_env:
+        _as_worker()
 
     scratch = Path(tempfile.mkdtemp(prefix="ingest-stages-"))
     versions = [Timed("featurestore", "this checkout")]
@@ -251,7 +280,10 @@ def main() -> None:
                         results[v.label].append(result)
         lines = sum(r["lines"] for r in results[versions[-1].label])
         print(f"{len(files)} files ({lines:,} lines), {args.rounds} rounds; CPU ms per file "
-              "(median of files x rounds, time.thread_time)")
+              "(median of files x rounds, time.thread_time); "
+              + ("this process's environment" if args.plain_env else
+                 "the workers' environment (" + " ".join(
+                     f"{k}={v}" for k, v in _worker_environ().items()) + ")"))
         print(f"{'stage':14}" + "".join(f"{v.label[:22]:>24}" for v in versions))
         totals = {v.label: 0.0 for v in versions}
         for stage in STAGES:

@@ -29,6 +29,13 @@ MALLOC_THRESHOLD = str(1 << 30)
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD,
                  "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD,
                  "distributed.nanny.pre-spawn-environ.ARROW_DEFAULT_MEMORY_POOL": "system"}
+#: Dask settings of the worker processes themselves (the image sets the same). Dask's
+#: statistical profiler samples every thread's stack every 10 ms by default; on issue #27's
+#: drop that cost a worker ~15-25 ms of CPU per ~150 ms file, the two cores' time (its stack
+#: summaries also set off full garbage collections of ~100 ms, measured with ``gc.callbacks``).
+#: Sampled every 100 ms it costs what no profiler costs, within the noise, and the
+#: dashboard's profile page keeps working (docs/choices.md, "Worker profiler").
+WORKER_SETTINGS = {"distributed.worker.profile.interval": "100ms"}
 #: Worker preload of the clusters we start: imports the library as each worker starts and loads
 #: the numba scanner in a background thread, overlapping the client's start-up and planning
 #: (the image's workers get it from deploy/dask-config.yaml).
@@ -175,12 +182,13 @@ class LazyClient:
 
 
 def local_cluster(workers: int, **kwargs) -> LocalCluster:
-    """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG` and
-    the scanner warm-up preload (:data:`WORKER_PRELOAD`)."""
+    """A LocalCluster of ``workers`` single-threaded processes with :data:`WORKER_CONFIG`,
+    :data:`WORKER_SETTINGS` and the scanner warm-up preload (:data:`WORKER_PRELOAD`)."""
     import dask
     from distributed import LocalCluster
 
     kwargs.setdefault("preload", [WORKER_PRELOAD])  # (a module name: Dask imports it by name)
-    with dask.config.set(WORKER_CONFIG):  # read by each nanny when it is created
+    with dask.config.set({**WORKER_CONFIG, **WORKER_SETTINGS}):  # read by each nanny as it
+        # is created, and passed on to its worker
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR, **kwargs)

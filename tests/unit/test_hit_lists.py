@@ -70,6 +70,21 @@ def test_other_numbers_leave_it_to_arrow(number):
     assert hit_lists.product_entries(lists, np.arange(1)) is None
 
 
+def test_product_entries_count_their_outputs_from_the_rows_commas():
+    """The outputs are sized by the commas of the bytes the rows span (numpy, outside the
+    kernel): every entry of a comma-heavy row among comma-free ones is found, and a count
+    below the entries makes the kernel give up (Arrow decides) instead of writing past
+    them."""
+    lists = pa.array(["a;p;1;2", "c;q;1;1,c;r;2;2,,c;s;3;3,", "b;t;;", None, "d;u;4;4"])
+    rows = np.array([0, 1, 2, 4])
+    fast = hit_lists.product_entries(lists, rows)
+    assert fast["product_id"].to_pylist() == ["p", "q", "r", "s", "t", "u"]
+    _same(fast, daily._products_arrow(lists, rows))
+    offsets, data = hit_lists._buffers(lists)
+    *_, ok = hit_lists._entries(offsets, data, rows, hit_lists._POW10, 5)
+    assert not ok
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(max_size=4), st.sampled_from(["C1", "C2", "", "é"])),
                 max_size=60), st.sampled_from([pa.string(), pa.large_string()]),
@@ -81,6 +96,22 @@ def test_first_seen_codes_match_dictionary_encode(values, kind, skip):
     assert got is not None
     distinct, codes = got
     assert distinct.type == encoded.dictionary.type
+    assert distinct.to_pylist() == encoded.dictionary.to_pylist()
+    np.testing.assert_array_equal(codes, encoded.indices.to_numpy().astype(np.int64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab\u00e9", max_size=24), min_size=1, max_size=8),
+       st.lists(st.integers(0, 7), max_size=80), st.sampled_from([pa.string(), pa.large_string()]),
+       st.integers(0, 3))
+def test_first_seen_codes_of_long_repeated_strings(words, picks, kind, skip):
+    """Strings of 0 to 48 bytes (a word loaded at once, the last one shifted: a string
+    equal to another must hash alike wherever it lies and whatever bytes precede it), each
+    repeated at several places, against Arrow's dictionary_encode."""
+    values = [words[i % len(words)] for i in picks]
+    array = pa.array(values, kind)[skip:]
+    distinct, codes = hit_lists.first_seen_codes(array)
+    encoded = pc.dictionary_encode(array)
     assert distinct.to_pylist() == encoded.dictionary.to_pylist()
     np.testing.assert_array_equal(codes, encoded.indices.to_numpy().astype(np.int64))
 
