@@ -57,10 +57,10 @@ def _has(lists: pd.Series, ev: str) -> pd.Series:
     return lists.fillna("").map(lambda s: ev in s.split(","))
 
 
-def features_on(events: pd.DataFrame, day: dt.date) -> pd.DataFrame:
-    """SPEC §3 customer_features for as-of ``day`` in plain pandas (products: first entry)."""
-    e = events[events["customer_id"].notna() & (events["event_date"] <= day)].copy()
-    e["age"] = [(day - d).days for d in e["event_date"]]
+def _flagged(events: pd.DataFrame) -> pd.DataFrame:
+    """The customers' events with the per-event columns :func:`features_on` reads (kinds of
+    event, first product and its price), which do not depend on the as-of date."""
+    e = events[events["customer_id"].notna()].copy()
     e["pv"] = e["post_page_event"] == "0"
     e["view"] = _has(e["post_event_list"], "2")
     e["cart"] = _has(e["post_event_list"], "12")
@@ -68,6 +68,18 @@ def features_on(events: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     e["product"] = e["post_product_list"].fillna("").str.split(";").str[1]
     e["price"] = pd.to_numeric(e["post_product_list"].fillna("").str.split(";").str[3],
                                errors="coerce").fillna(0.0)
+    e["day_number"] = [d.toordinal() for d in e["event_date"]]
+    return e
+
+
+def features_on(events: pd.DataFrame, day: dt.date,
+                flagged: pd.DataFrame | None = None) -> pd.DataFrame:
+    """SPEC §3 customer_features for as-of ``day`` in plain pandas (products: first entry).
+    ``flagged``: :func:`_flagged` of ``events``, when the caller computes it once for many
+    days."""
+    e = _flagged(events) if flagged is None else flagged
+    e = e[e["event_date"] <= day].copy()
+    e["age"] = day.toordinal() - e["day_number"]  # whole days before the as-of date
     g = e.groupby("customer_id")
     out = pd.DataFrame(index=pd.Index(sorted(e["customer_id"].unique()), name="customer_id"))
 
@@ -106,8 +118,9 @@ def features_on(events: pd.DataFrame, day: dt.date) -> pd.DataFrame:
 def write_features(store: Store, events: pd.DataFrame) -> list[dt.date]:
     """One ``customer_features/as_of=D/part-0.parquet`` per event date (first .. latest)."""
     days = sorted(events["event_date"].unique())
+    flagged = _flagged(events)  # once, not once per as-of date
     for day in days:
-        store.write_parquet(features_on(events, day), "customer_features",
+        store.write_parquet(features_on(events, day, flagged), "customer_features",
                             f"as_of={day.isoformat()}", "part-0.parquet")
     return days
 

@@ -310,13 +310,14 @@ def test_featurestore_serve_command(served):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        with httpx.Client() as http:  # one client for the polls (each bare get builds SSL)
+            for _ in range(300):
+                try:
+                    if http.get(base + "/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
         cid = frames[latest][0]["customer_id"].iloc[-1]
         body = httpx.get(f"{base}/customers/{cid}/features").json()
         assert body["features"] == expected_row(frames[latest][0], cid)
@@ -346,14 +347,15 @@ def test_demo_ends_by_serving(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(900):
-            try:
-                if httpx.get(base + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
-            time.sleep(0.1)
+        with httpx.Client() as http:  # one client for the polls (each bare get builds SSL)
+            for _ in range(900):
+                try:
+                    if http.get(base + "/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
+                time.sleep(0.1)
         tables = {t["name"] for t in httpx.get(base + "/tables").json()["tables"]}
         assert "events" in tables
     finally:

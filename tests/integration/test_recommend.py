@@ -76,8 +76,10 @@ def _train(store: Store, export_url: str) -> dict:
 def _plain_numpy(store: Store, version: str, customer: str, exclude: bool) -> list[tuple]:
     """Score every (customer, item) row with the FM equation on a dense row vector, straight
     from the stored model.npz and index.npz: w0 + x.w + ((xV)^2 - x^2 V^2).sum() / 2."""
-    fm = np.load(io.BytesIO(registry.load_model_bytes(store, "retail-fm", version)))
-    ix = np.load(io.BytesIO(registry.load_file_bytes(store, "retail-fm", version, "index.npz")))
+    # read each array once (an npz file inflates an array anew at every ``npz[key]``)
+    fm = dict(np.load(io.BytesIO(registry.load_model_bytes(store, "retail-fm", version))))
+    ix = dict(np.load(io.BytesIO(registry.load_file_bytes(store, "retail-fm", version,
+                                                          "index.npz"))))
     (c0, _), (i0, i1), (k0, _), (t0, t1) = ix["blocks"].tolist()
     c = list(ix["customers"]).index(customer)
     indptr, indices, data = ix["tfidf_indptr"], ix["tfidf_indices"], ix["tfidf_data"]

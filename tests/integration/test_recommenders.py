@@ -246,7 +246,8 @@ def test_fm_classifier_job_recordio_holdout_and_served_factors(tmp_path, monkeyp
     test_start = dt.date.fromisoformat(meta["split"]["test"][0])
     with open(export / "train" / "train.protobuf", "rb") as f:
         X, y = read_recordio_protobuf(f)
-    ix = np.load(export / "index.npz")
+    with np.load(export / "index.npz") as npz:  # each npz[key] reads and inflates anew
+        ix = {key: npz[key] for key in npz.files}
     (c0, c1), (i0, i1) = ix["blocks"][0], ix["blocks"][1]
     cust = np.asarray(X[:, c0:c1].argmax(1)).ravel()
     item = np.asarray(X[:, i0:i1].argmax(1)).ravel()

@@ -12,7 +12,7 @@ import pytest
 from featurestore.online.redis import RedisOnlineStore
 from featurestore.online.redis_push import push_online
 from featurestore.storage import Store
-from tests.serving_helpers import expected_row
+from tests.serving_helpers import expected_rows
 
 
 def test_whole_push_by_row_groups_writes_every_row_once(tmp_path, redis_server):
@@ -39,8 +39,9 @@ def test_whole_push_by_row_groups_writes_every_row_once(tmp_path, redis_server):
     online.refresh()
     view = online.view("customer_features", list(frame["customer_id"]) + ["nobody"])
     assert "nobody" not in view.index and len(view.index) == n
+    want = expected_rows(frame)
     for cid in frame["customer_id"]:
-        assert view.get(cid) == expected_row(frame, cid), cid
+        assert view.get(cid) == want[cid], cid
     online.stop()
 
 

@@ -88,15 +88,24 @@ def _change_one_file(raw: Path, into: Path) -> None:
     (day / "manifest.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("step", ["rewrite-after-output", "rewrite-after-record"])
-def test_kill9_while_a_replacement_rewrites_a_merged_file(step, raw, clean, tmp_path,
-                                                          monkeypatch):
-    changed = tmp_path / "changed"
+@pytest.fixture(scope="module")
+def replaced(raw, clean, tmp_path_factory) -> tuple[Path, Path]:
+    """``(changed, reference)``: the raw root with one file resent, and the clean sequence
+    (the clean ingest, then ``ingest --accept-changed`` of the change). Built once for both
+    kill points (each test kills and re-runs on its own copy of ``clean``); read-only."""
+    work = tmp_path_factory.mktemp("replaced")
+    changed, reference = work / "changed", work / "reference"
     _change_one_file(raw, changed)
-    reference = tmp_path / "reference"  # the clean sequence: ingest, then the accepted change
     shutil.copytree(clean, reference)
     done = _ingest(changed, reference, "--accept-changed")
     assert done["rc"] == 0, done["stderr"][-2000:]
+    return changed, reference
+
+
+@pytest.mark.parametrize("step", ["rewrite-after-output", "rewrite-after-record"])
+def test_kill9_while_a_replacement_rewrites_a_merged_file(step, clean, replaced, tmp_path,
+                                                          monkeypatch):
+    changed, reference = replaced
     store = tmp_path / "store"
     shutil.copytree(clean, store)
     monkeypatch.setenv(CRASH_ENV, f"compaction:{step}")

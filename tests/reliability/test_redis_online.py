@@ -39,7 +39,7 @@ from featurestore.generate import generate_weblog
 from featurestore.online.redis_codec import SlotMeta, TableKeys
 from featurestore.settings import Settings
 from tests._redis_server import RedisServer
-from tests.serving_helpers import expected_row, serve
+from tests.serving_helpers import expected_row, expected_rows, serve
 
 pytest.importorskip("redis", reason="redis-py is in the test extra")
 import redis
@@ -134,8 +134,9 @@ def _served_equals_offline(store: Path, server, latest: str) -> None:
     ids = list(frame["customer_id"])
     view = online.view("customer_features", ids)
     assert view.as_of == latest
+    want = expected_rows(frame)
     for cid in ids:
-        assert view.get(cid) == expected_row(frame, cid), cid
+        assert view.get(cid) == want[cid], cid
     pairs = _partition(store, "customer_product_features", latest)
     view = online.view("customer_product_features", list(pairs["customer_id"].unique()))
     assert view.as_of == latest
@@ -359,7 +360,7 @@ def _two_days(days4, tmp_path: Path, client, server, monkeypatch) -> _TwoDays:
     new_as_of = _latest(store)
     assert new_as_of > old_as_of
     frames = {d: _partition(store, "customer_features", d) for d in (old_as_of, new_as_of)}
-    rows = {d: {c: expected_row(f, c) for c in f["customer_id"]} for d, f in frames.items()}
+    rows = {d: expected_rows(f) for d, f in frames.items()}
     keys = TableKeys(json.loads((store / "_state" / "online.json").read_text())["namespace"],
                      "customer_features")
     return _TwoDays(store, old_as_of, new_as_of, rows, list(frames[new_as_of]["customer_id"]),

@@ -25,7 +25,7 @@ from featurestore.generations import GENERATIONS, read_generations
 from featurestore.settings import Settings
 from featurestore.storage import Store
 
-from ..serving_helpers import expected_row, serve
+from ..serving_helpers import expected_row, expected_rows, serve
 
 POLL = 0.3  # the server's poll period in these tests (seconds)
 LATE = "hit_data-0001.tsv.gz"  # the part of a drop that arrives late
@@ -89,8 +89,8 @@ def _generation(store: Path, as_of: str) -> int:
 
 def _changed(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     """Customers of ``before`` whose stored row differs in ``after``."""
-    return [c for c in before["customer_id"]
-            if expected_row(before, c) != expected_row(after, c)]
+    old, new = expected_rows(before), expected_rows(after)
+    return [c for c in before["customer_id"] if old[c] != new[c]]
 
 
 def _wait_served(base: str, generation: int, timeout: float = 20) -> dict:
@@ -135,8 +135,8 @@ def test_rewritten_latest_as_of_is_served(drops3, client, tmp_path, online_store
         r = http.post("/features/batch", json={"customer_ids": ids})
         assert r.headers["X-Feature-Generation"] == str(g1)
         assert r.headers["X-Feature-As-Of"] == latest
-        assert [x["features"] for x in r.json()["results"]] == [
-            expected_row(before, c) for c in ids]
+        want = expected_rows(before)
+        assert [x["features"] for x in r.json()["results"]] == [want[c] for c in ids]
 
         _deliver(tmp_path, raw, latest)
         _ingest(raw, store, client)
@@ -169,8 +169,8 @@ def test_rewritten_older_as_of_is_reloaded(drops3, client, tmp_path):
         r = http.post("/features/batch", json={"customer_ids": ids, "as_of": older})
         assert r.headers["X-Feature-As-Of"] == older
         assert r.headers["X-Feature-Generation"] == str(g1)
-        assert [x["features"] for x in r.json()["results"]] == [
-            expected_row(before, c) for c in ids]
+        want = expected_rows(before)
+        assert [x["features"] for x in r.json()["results"]] == [want[c] for c in ids]
         assert ("customer_features", older) in app.state.online._cache  # it is cached
 
         _deliver(tmp_path, raw, older)
@@ -240,8 +240,9 @@ def test_no_torn_reads_while_a_rewrite_is_swapped_in(drops3, client, tmp_path, o
                 th.join(timeout=30)
     after = _stored(store, latest)
     assert not errors, errors[:3]
-    old = {c: expected_row(before, c) for c in ids}
-    new = {c: expected_row(after, c) for c in ids}
+    old_rows, new_rows = expected_rows(before), expected_rows(after)
+    old = {c: old_rows[c] for c in ids}
+    new = {c: new_rows[c] for c in ids}
     first_new = min(received for _, received, gen, _, _ in answers if gen == str(g2))
     for sent, _, gen, cid, row in answers:
         assert row in (old[cid], new[cid]), cid  # one stored version, never a mix
