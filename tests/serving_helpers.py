@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -105,29 +106,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ok(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200 (a server starting).
+
+    One httpx client for every poll: a bare ``httpx.get`` builds an SSL context each time
+    (~50 ms of CPU).
+
+    Args:
+        url: what to poll.
+        timeout: seconds before giving up.
+        proc: the server's process, when it is one: its exit ends the wait at once, with the
+            tail of its output when that is piped.
+
+    Raises:
+        RuntimeError: ``proc`` exited, or ``timeout`` passed, before a 200.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5) as http:
+        while True:
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if proc is not None and proc.poll() is not None:
+                out = proc.communicate()[0] if proc.stdout is not None else b""
+                raise RuntimeError(f"the server for {url} exited ({proc.returncode}) before "
+                                   f"answering: {(out or b'').decode(errors='replace')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def serve(app, ready_path: str | None = "/ready", timeout: float = 30) -> Iterator[str]:
     """Run ``app`` on a real uvicorn server in a thread; yield its base URL."""
-    import httpx
-
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client() as http:  # one client: a bare httpx.get builds an SSL context
-            while True:
-                try:
-                    if http.get(base + (ready_path or "/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server on {base} not ready within {timeout} s")
-                time.sleep(0.05)
+        wait_ok(base + (ready_path or "/health"), timeout)
         yield base
     finally:
         server.should_exit = True
@@ -146,11 +169,9 @@ def serve_subprocess(env: dict[str, str], timeout: float = 30,
     once it serves.
     """
     import os
-    import subprocess
     import sys
     from pathlib import Path
 
-    import httpx
 
     root = Path(__file__).resolve().parents[1]
     port = free_port()
@@ -160,20 +181,8 @@ def serve_subprocess(env: dict[str, str], timeout: float = 30,
     proc = subprocess.Popen([*command, "--port", str(port)], cwd=root,
                             env={**base_env, "PYTHONPATH": str(root), **env})
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
     try:
-        # one client for the polls: each bare httpx.get builds an SSL context (~50 ms of CPU)
-        with httpx.Client(timeout=1) as http:
-            while True:
-                try:
-                    if http.get(f"{base}{ready_path}").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the server on {base} did not start (exit {proc.poll()})")
-                time.sleep(0.1)
+        wait_ok(f"{base}{ready_path}", timeout, proc)
         yield base
     finally:
         proc.terminate()

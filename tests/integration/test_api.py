@@ -15,7 +15,7 @@ from featurestore.materialization import materialize
 from featurestore.settings import Settings
 from featurestore.sources.weblog.ingest import ingest_weblog
 from featurestore.storage import Store
-from tests.serving_helpers import expected_row, serve
+from tests.serving_helpers import expected_row, serve, wait_ok
 
 
 @pytest.fixture(scope="module")
@@ -280,10 +280,7 @@ def test_auth(served, reads_need_token):
             assert httpx.post(f"{base}/features/batch", json={"customer_ids": [cid]}) \
                 .status_code == 401
         else:
-            for _ in range(200):  # wait for the first snapshot, then read without a token
-                if httpx.get(base + "/ready").status_code == 200:
-                    break
-                time.sleep(0.05)
+            wait_ok(base + "/ready", 10)  # the first snapshot, then read without a token
             anon = httpx.get(f"{base}/customers/{cid}/features")
             assert anon.status_code == 200
             assert anon.json()["features"] == expected_row(frames[latest][0], cid)
@@ -310,14 +307,7 @@ def test_featurestore_serve_command(served):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        with httpx.Client() as http:  # one client for the polls (each bare get builds SSL)
-            for _ in range(300):
-                try:
-                    if http.get(base + "/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
+        wait_ok(base + "/ready", 30, proc)
         cid = frames[latest][0]["customer_id"].iloc[-1]
         body = httpx.get(f"{base}/customers/{cid}/features").json()
         assert body["features"] == expected_row(frames[latest][0], cid)
@@ -347,15 +337,7 @@ def test_demo_ends_by_serving(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client() as http:  # one client for the polls (each bare get builds SSL)
-            for _ in range(900):
-                try:
-                    if http.get(base + "/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
-                time.sleep(0.1)
+        wait_ok(base + "/health", 90, proc)
         tables = {t["name"] for t in httpx.get(base + "/tables").json()["tables"]}
         assert "events" in tables
     finally:

@@ -29,19 +29,17 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from featurestore.cli import build_parser
 from tests._generated_store import ROOT, cli_env
+from tests.serving_helpers import free_port, wait_ok
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL, PYTHON, DATA = {"bash", "sh", "shell", "console"}, {"python", "py"}, {"yaml", "yml", "json"}
@@ -174,32 +172,21 @@ def test_data_blocks_parse(block):
 RUN_PAGES = sorted({b.page for b in ALL if b.skip is None and b.lang in SHELL | PYTHON})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class _Server:
     """``featurestore serve`` of the page's store on a free port, for its ``localhost:8000``."""
 
     def __init__(self, work: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "featurestore", "serve", "--store",
              str(work / "featurestore-data" / "store"), "--port", str(self.port),
              "--log-level", "warning"], cwd=work, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, env={**env, "FEATURESTORE_API_TOKEN": TOKEN})
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.close()
-        raise AssertionError("featurestore serve did not become ready in 120 s")
+        try:
+            wait_ok(f"http://127.0.0.1:{self.port}/ready", 120, self.proc)
+        except RuntimeError as exc:
+            self.close()
+            raise AssertionError(f"featurestore serve did not become ready: {exc}") from None
 
     def close(self) -> None:
         self.proc.terminate()
