@@ -287,7 +287,7 @@ def main() -> None:
     cmd_ratios = [c / z for c, z in zip(cmd_runs, igzip_runs)]
     own_ratios = [c / z for c, z in zip(own_runs, igzip_runs)]
     print(f"whole command / igzip -d {statistics.median(cmd_ratios):.2f}x on the running cluster "
-          f"(target <= 2.5x; rounds {' '.join(f'{r:.2f}' for r in cmd_ratios)}); "
+          f"(target <= 3.0x, stretch 2.5x; rounds {' '.join(f'{r:.2f}' for r in cmd_ratios)}); "
           f"{statistics.median(own_ratios):.2f}x with its own cluster (target <= 3.5x; rounds "
           f"{' '.join(f'{r:.2f}' for r in own_ratios)})")
     for running in (True, False):
@@ -301,7 +301,9 @@ def main() -> None:
               f"ingest step {med['ingest']:.2f} s ({med['ingest'] / igzip_s:.2f}x), compaction "
               f"{med['compaction']:.2f} s, materialization {med['materialize']:.2f} s "
               f"({med['materialize'] / igzip_s:.2f}x), the rest {rest:.2f} s "
-              f"({rest / igzip_s:.2f}x) (medians; targets 1.6x / 0.6x / 0.3x)")
+              f"({rest / igzip_s:.2f}x) (medians; the 2.5x stretch's budget 1.6x / 0.6x / "
+              f"0.3x); outside ingest and materialization {med['compaction'] + rest:.2f} s "
+              "(target on a running cluster < 1 s)")
     print(f"ratio ingest / gzip -d   {warm_s / gzip_s:.2f}x running cluster; "
           f"{cli_s / gzip_s:.2f}x whole command")
     print(f"peak memory (RSS)        {max(peaks) / 2**20:,.0f} MiB (sum of the peaks of the "
