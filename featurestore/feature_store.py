@@ -779,13 +779,13 @@ def _check_raw(raw_root: str, options: dict[str, Any] | None, weblog: bool = Fal
     if not fs.isdir(path):
         return
     from . import layout
-    from .sources.weblog.drops import _DATE_LIKE, _DROP_DIR
+    from .sources.weblog.drops import _DATE_LIKE, DROP_DIR
 
     names = {p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
     # ``ingest STORE --store RAW``: the arguments swapped would ingest nothing, silently
     if names & {layout.LEDGER_ROOT, layout.STATE_ROOT, layout.META_ROOT}:
         raise ConfigError(f"{raw_root} is a feature store, not web-log drops: are the "
                           "arguments swapped? featurestore ingest RAW_ROOT --store STORE")
-    if not any(_DATE_LIKE.match(n) or _DROP_DIR.match(n) for n in names):
+    if not any(_DATE_LIKE.match(n) or DROP_DIR.match(n) for n in names):
         raise ConfigError(f"{raw_root} holds no YYYY-MM-DD drop folders: pass the folder that "
                           "holds them (featurestore ingest RAW_ROOT --store STORE)")

@@ -18,7 +18,7 @@ import fsspec
 
 from ..._exceptions import NotFoundError, RejectedFileError
 
-__all__ = ["WEBLOG_COLUMNS", "RawFile", "Discovery", "discover_drops", "discover_files"]
+__all__ = ["WEBLOG_COLUMNS", "DROP_DIR", "RawFile", "Discovery", "discover_drops", "discover_files"]
 
 #: The columns the store reads from the 1,000+ of a drop (SPEC §1). Others are ignored.
 WEBLOG_COLUMNS = (
@@ -31,7 +31,8 @@ WEBLOG_COLUMNS = (
     "exclude_hit",
 )
 
-_DROP_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: A drop folder's name: its date, YYYY-MM-DD (the date itself is checked where it is read).
+DROP_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: A folder name meant as a drop date (``2026-13-45``, ``2026-1-1``): reported when invalid.
 _DATE_LIKE = re.compile(r"^\d{4}[-_.]\d{1,2}[-_.]\d{1,2}$")
 
@@ -138,7 +139,7 @@ def discover_drops(raw_root: str, storage_options: dict[str, Any] | None = None)
         problem = _folder_problem(name)
         if problem is None:
             drop_date = dt.date.fromisoformat(name)
-        elif not _DATE_LIKE.match(name) and not _DROP_DIR.match(name):
+        elif not _DATE_LIKE.match(name) and not DROP_DIR.match(name):
             # not meant as a drop unless it holds hit files (one listing, only for such names)
             if not any(n.endswith(".tsv.gz") for n in fs.ls(entry["name"], detail=False)):
                 continue
@@ -200,7 +201,7 @@ def discover_drops(raw_root: str, storage_options: dict[str, Any] | None = None)
 
 def _folder_problem(name: str) -> str | None:
     """Why folder ``name`` is not a valid drop date, or None when it is one."""
-    if not _DROP_DIR.match(name):
+    if not DROP_DIR.match(name):
         return (f"folder name {name!r} is not a valid date (YYYY-MM-DD, zero-padded); rename "
                 "it to the drop's date, then re-run ingest")
     try:

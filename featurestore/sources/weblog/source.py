@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ... import layout
 from ...settings import Settings
 from ...storage import Store
+from .drops import DROP_DIR
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from .ingest import IngestReport
 
 __all__ = ["WeblogSource"]
-
-_DROP = re.compile(r"\d{4}-\d{2}-\d{2}")  # a drop folder's name (drops.py checks the date)
 
 
 class WeblogSource:
@@ -60,7 +58,7 @@ class WeblogSource:
         except OSError:
             return False
         ledger = layout.ledger(self.kind)
-        return any(_DROP.fullmatch(name) and not self.store.exists(ledger, name)
+        return any(DROP_DIR.match(name) and not self.store.exists(ledger, name)
                    and not self.store.exists(ledger, "_days", name) for name in names)
 
     def ingest(self, raw: str, *, client: Client, raw_storage_options: dict[str, Any] | None,
