@@ -854,8 +854,7 @@ class _Run:
                 self.submitted.append(self.ext_suffixes[(w, day)])
         tokens = []
         for w in self.ext.stacked():
-            lo = (day - dt.timedelta(w - 1)).toordinal()
-            end = dt.date.fromordinal(lo // w * w + w - 1)
+            end = ext_engine.block_end(day - dt.timedelta(w - 1), w)
             if end < day and (w, end) in self.ext_suffixes:
                 tokens.append(self.ext_suffixes[(w, end)])
         return tokens

@@ -433,3 +433,17 @@ def test_top_k_equals_sorting_each_row():
         want = [[] if r is None else [v for v, _ in sorted(r, key=lambda p: (-p[1], p[0]))[:k]]
                 for r in rows]
         assert [g or [] for g in got] == want
+
+
+@pytest.mark.parametrize("w", [1, 2, 7, 30, 365])
+def test_block_end_is_the_block_end_that_holds_the_day(w):
+    """Every day of a span lies in the ``w`` days ending on its ``block_end``, which
+    ``block_ends`` names a block end; consecutive days share it until the block changes."""
+    from featurestore.features.aggs.engine import block_end, block_ends
+
+    start = dt.date(2025, 12, 1)
+    for d in (start + dt.timedelta(i) for i in range(800)):
+        end = block_end(d, w)
+        assert block_ends(end, w) and end - dt.timedelta(w - 1) <= d <= end
+        nxt = d + dt.timedelta(1)
+        assert (block_end(nxt, w) == end) == (not block_ends(d, w))

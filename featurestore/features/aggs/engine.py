@@ -53,6 +53,7 @@ __all__ = [
     "EXT_FORMAT",
     "ExtPlan",
     "advance_ext",
+    "block_end",
     "block_ends",
     "build_suffixes",
     "ext_columns",
@@ -379,6 +380,11 @@ def block_ends(day: dt.date, w: int) -> bool:
     return day.toordinal() % w == w - 1
 
 
+def block_end(day: dt.date, w: int) -> dt.date:
+    """The last day of the block of ``w`` days (aligned on ordinals) that holds ``day``."""
+    return dt.date.fromordinal(day.toordinal() // w * w + w - 1)
+
+
 def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     """``state`` with the columns of ``extra`` (both sorted by customer_id), on the union of
     their customers; missing values are zero (counts, sums) or null."""
@@ -443,15 +449,16 @@ def _suffix(store: Store, plan: ExtPlan, w: int, keys: list[StateKey], day: dt.d
     """The front stack's entry for ``day`` (the merge of ``day`` .. the end of its block), or
     the merge of the days when it was never built (its block ended before the definitions)."""
     pairs = [(k, k.name) for k in keys]
-    if day.toordinal() // w * w + w - 1 < first.toordinal():  # the block is before history
+    end = block_end(day, w)
+    if end < first:  # the block is before history
         return empty_state([f for k, p in pairs for f in state_columns(k, p)])
     try:
         return read_ipc(store, layout.EXT_TILES, plan.state_fp, f"w{w}", _suffix_name(day))
     except FileNotFoundError:
         names = ["customer_id", *(f.name for k, p in pairs for f in state_columns(k, p))]
-        end = day.toordinal() // w * w + w - 1
         return merge([_read_daily(store, plan, dt.date.fromordinal(o)).select(names)
-                      for o in range(max(day.toordinal(), first.toordinal()), end + 1)],
+                      for o in range(max(day.toordinal(), first.toordinal()),
+                                     end.toordinal() + 1)],
                      pairs)
 
 
