@@ -390,8 +390,10 @@ def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     their customers; missing values are zero (counts, sums) or null."""
     from .kernels import _align, positions
 
-    ids = pc.unique(pa.concat_arrays([state.column("customer_id").combine_chunks(),
-                                      extra.column("customer_id").combine_chunks()])).sort()
+    ids = state.column("customer_id").combine_chunks()
+    more = extra.column("customer_id").combine_chunks()
+    if not (len(more) == len(ids) and more.type == ids.type and more.equals(ids)):
+        ids = pc.unique(pa.concat_arrays([ids, more])).sort()
     by_name = {f.name: f for f in fields}
     cols = {"customer_id": ids}
     tables = [state, extra]

@@ -694,8 +694,28 @@ def _sketchify(t: pa.Table, sketches: list[tuple[np.ndarray, pa.Array]]) -> pa.T
 def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
     """For each of ``customers`` its row in ``table`` (null: none): what :func:`_align` takes
     with; computed once per table when many keys or features read it."""
-    return pc.index_in(customers, value_set=table.column("customer_id")) if table.num_rows \
-        else pa.nulls(len(customers), pa.int32())
+    if not table.num_rows:
+        return pa.nulls(len(customers), pa.int32())
+    ids = table.column("customer_id")
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(customers, pa.ChunkedArray):
+        customers = customers.combine_chunks()
+    if len(ids) == len(customers) and ids.type == customers.type and ids.equals(customers):
+        return pa.array(np.arange(len(ids), dtype=np.int32))  # the same rows (a memcmp)
+    if _is_text(ids.type) and _is_text(customers.type) and not ids.null_count \
+            and not customers.null_count and len(customers):
+        from .runs import sorted_positions
+
+        # both sorted (states, tables): one merge-join pass, not a hash and a lookup each
+        found = sorted_positions(*_string_buffers(customers), *_string_buffers(ids))
+        if found is not None:
+            return pa.array(found.astype(np.int32), mask=found < 0)
+    return pc.index_in(customers, value_set=ids)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_large_string(t) or pa.types.is_string(t)
 
 
 def _align(part: pa.Table, customers: pa.Array, prefix: str,
@@ -705,11 +725,15 @@ def _align(part: pa.Table, customers: pa.Array, prefix: str,
     if pos is None:
         pos = positions(customers, part)
     out = {}
+    same = None
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
         col = part.column(comp).combine_chunks().cast(field.type) if part.num_rows else \
             pa.array([], field.type)
-        taken = col.take(pos) if len(customers) else pa.array([], field.type)
+        if same is None:  # whether pos is every row of part in order (then no take)
+            same = len(pos) == len(col) and not pos.null_count and bool(
+                (pos.to_numpy(zero_copy_only=False) == np.arange(len(pos))).all())
+        taken = col if same else col.take(pos) if len(customers) else pa.array([], field.type)
         if comp in ("n", "s", "ss"):
             taken = pc.fill_null(taken, pa.scalar(0, field.type))
         out[field.name] = taken
@@ -745,19 +769,16 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         return empty_state(fields)
     if len(tables) == 1:
         return tables[0]
-    # the value lists are read per input (their dictionaries differ), not concatenated
-    lists = {f"{p}.v" for key, p in keys if key.kind in ("set", "counts", "sketch")}
-    allrows = pa.concat_tables([t.drop_columns(list(lists)) for t in tables],
-                               promote_options="default").combine_chunks()
-    customers = pc.unique(allrows.column("customer_id")).sort()
-    codes = _codes(allrows.column("customer_id").combine_chunks(), customers)
+    # column by column over the inputs' chunks (memory-mapped files): no copy of every input
+    # at once; the value lists are read per input (their dictionaries differ)
+    customers, codes = _merged_customers(_combined(tables, "customer_id"))
+    m = len(customers)
     out = {"customer_id": customers}
     for key, prefix in keys:
         comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
         k = key.kind
-        if k in ("count", "moments"):  # sums over the shared customer codes
-            cols = _summed_state(key, prefix, codes, len(customers),
-                                 {c: allrows.column(n) for c, n in comp.items()})
+        if k in ("count", "moments"):  # sums over the shared customer codes, in input order
+            cols = _summed_merged(key, prefix, tables, codes, m)
             if k == "moments":  # an emptied window: exactly zero, not float residue
                 empty = pc.equal(cols[comp["n"]], 0)
                 for c in ("s", "ss"):
@@ -769,36 +790,145 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
             vcode, parent, dictionary = _flat_codes([t.column(comp["v"]) for t in tables])
             sketches = counts = None
             if k == "sketch":
-                h = allrows.column(comp["h"]).combine_chunks()
+                h = _combined(tables, comp["h"])
                 has = _bools(pc.is_valid(h))
                 sketches = (codes[has], h.filter(pa.array(has)))
             if k == "counts":
-                counts = pc.list_flatten(allrows.column(comp["c"]).combine_chunks()).to_numpy(
-                    zero_copy_only=False).astype(np.int64)
-            out.update(_list_state(key, prefix, codes[parent], customers, vcode, dictionary,
-                                   counts, sketches))
+                flat = [pc.list_flatten(c).to_numpy(zero_copy_only=False)
+                        for c in _chunks(tables, comp["c"])]
+                counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
+            out.update(_merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
+                                     counts, sketches))
             continue
-        col = {c: allrows.column(n).combine_chunks() for c, n in comp.items()}
+        col = {c: _combined(tables, n) for c, n in comp.items()}
+        if k in ("first", "last"):  # the smallest / largest order key per customer: no sort
+            out.update(_first_last_merged(key, prefix, codes, m, col))
+            continue
+        if k not in ("min", "max"):
+            raise ValueError(f"unknown state kind {k!r}")
         # a customer in one input keeps its row as it is (a lifetime state merged with a
         # small day recomputes only the day's customers)
-        single = np.bincount(codes, minlength=len(customers))[codes] == 1
-        multi = ~single
-        if k in ("min", "max"):
-            valid = _bools(pc.is_valid(col["v"])) & multi
-            state = _coded_state(key, prefix, codes[valid], customers,
-                                 col["v"].filter(pa.array(valid)), None)
-        elif k in ("first", "last"):
-            valid = _bools(pc.is_valid(col["o"])) & multi
-            keep = pa.array(valid)
-            state = _coded_state(key, prefix, codes[valid], customers,
-                                 col["v"].filter(keep), col["o"].filter(keep))
-        else:
-            raise ValueError(f"unknown state kind {k!r}")
+        single = np.bincount(codes, minlength=m)[codes] == 1
+        valid = _bools(pc.is_valid(col["v"])) & ~single
+        state = _coded_state(key, prefix, codes[valid], customers,
+                             col["v"].filter(pa.array(valid)), None)
         if single.any():
-            state = _with_single_rows(state, col, codes, single, len(customers), prefix,
+            state = _with_single_rows(state, col, codes, single, m, prefix,
                                       state_columns(key, prefix))
         out.update(state)
     return pa.table(out)
+
+
+def _chunks(tables: list[pa.Table], name: str) -> list[pa.Array]:
+    """A column's chunks over every input, in order."""
+    return [c for t in tables for c in t.column(name).chunks]
+
+
+def _combined(tables: list[pa.Table], name: str) -> pa.Array:
+    """A column of every input as one array (one column at a time: a copy as big as one
+    column, reused by the allocator, not one of every input at once)."""
+    chunks = _chunks(tables, name)
+    return pa.chunked_array(chunks, type=tables[0].schema.field(name).type).combine_chunks()
+
+
+def _merged_customers(cust: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The sorted distinct customers of ``cust`` and each row's code (its customer's position
+    among them): one hash pass (a dictionary encoding), then only the distinct ids sorted,
+    instead of a hash for the distinct ids and another to look each row up."""
+    if not len(cust) or cust.null_count:
+        customers = pc.unique(cust).sort()
+        return customers, _codes(cust, customers)
+    encoded = pc.dictionary_encode(cust)
+    order = pc.sort_indices(encoded.dictionary).to_numpy(zero_copy_only=False)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return (encoded.dictionary.take(pa.array(order)),
+            rank[encoded.indices.to_numpy(zero_copy_only=False)])
+
+
+def _summed_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: np.ndarray,
+                   m: int) -> dict[str, pa.Array]:
+    """A count / moments key's merged columns: per customer code the inputs' components added
+    one value at a time in input order, read chunk by chunk (the bits ``np.bincount`` gives
+    on the concatenated rows); an int sum beyond int64 raises."""
+    from .runs import add_sums
+
+    out = {}
+    for field in state_columns(key, prefix):
+        comp = field.name.rsplit(".", 1)[1]
+        integer = not pa.types.is_floating(field.type)
+        total = np.zeros(m, np.int64 if integer else np.float64)
+        wraps = np.zeros(m, np.int64) if integer else None
+        at = 0
+        for chunk in _chunks(tables, field.name):
+            x = chunk.cast(pa.int64() if integer else pa.float64())
+            if x.null_count:
+                x = pc.fill_null(x, pa.scalar(0, x.type))
+            x = x.to_numpy(zero_copy_only=False)
+            add_sums(total, wraps, codes[at:at + len(x)], x)
+            at += len(x)
+        if integer and comp != "n" and wraps.any():
+            i = int(np.flatnonzero(wraps)[0])
+            exact = int(total[i]) + int(wraps[i]) * 2 ** 64
+            raise AggregationOverflowError(
+                f"an int sum overflows int64 ({exact} is beyond +-9.2e18); sum a float column "
+                "instead or narrow the feature's window/filter")
+        out[field.name] = pa.array(total, field.type)
+    return out
+
+
+def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A (large) string array's offsets (int64, len + 1) and bytes (uint8), zero-copy views
+    (int32 offsets are widened)."""
+    bufs = strings.buffers()
+    width = 8 if pa.types.is_large_string(strings.type) or pa.types.is_large_binary(
+        strings.type) else 4
+    offsets = np.frombuffer(bufs[1], np.int64 if width == 8 else np.int32,
+                            count=len(strings) + 1, offset=strings.offset * width)
+    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None and bufs[2].size \
+        else np.zeros(1, np.uint8)
+    return offsets.astype(np.int64, copy=False), data
+
+
+def _first_last_merged(key: StateKey, prefix: str, codes: np.ndarray, m: int,
+                       col: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """A first / last key's merged columns: per customer the row of its smallest (largest)
+    order key, the first on a tie, as the stable sort by (customer, key) chose; a customer
+    of one input row keeps it as it is (:func:`.runs.extreme_strings`)."""
+    from .runs import extreme_strings
+
+    order = col["o"].cast(pa.large_string())
+    offsets, data = _string_buffers(order)
+    best = extreme_strings(codes, offsets, data, _bools(pc.is_valid(order)), m,
+                           key.kind == "last")
+    at = pa.array(best, mask=best < 0)
+    return {f.name: col[f.name.rsplit(".", 1)[1]].cast(f.type).take(at)
+            for f in state_columns(key, prefix)}
+
+
+def _merged_lists(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
+                  vcode: np.ndarray, dictionary: pa.Array, counts: np.ndarray | None,
+                  sketches: tuple[np.ndarray, pa.Array] | None) -> dict[str, pa.Array]:
+    """:func:`_list_state` for a merge's pairs: one or two sorted runs are joined in one
+    pass (:func:`.runs.distinct_runs`), more (a day's file partials) are grouped by a
+    counting sort on the customer code (:func:`.runs.distinct_grouped`), not sorted whole."""
+    from .runs import distinct_grouped, distinct_runs
+
+    k = key.kind
+    m = len(customers)
+    fields = state_columns(key, prefix)
+    ones = counts if counts is not None or k != "counts" else np.ones(len(codes), np.int64)
+    pairs = distinct_runs(codes, vcode, ones) if len(codes) else None
+    if pairs is None:
+        pairs = distinct_grouped(codes, vcode, ones, m)
+    lists = _coded_lists(pairs, dictionary, m)
+    if k == "set":
+        return {fields[0].name: lists["v"]}
+    if k == "counts":
+        return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
+    extra = [sketches] if sketches is not None and len(sketches[0]) else []
+    t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), extra)
+    return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
 
 
 def _with_single_rows(state: dict[str, pa.Array], col: dict[str, pa.Array],

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["distinct_runs", "top_k_rows", "warm_up"]
+__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_strings", "sorted_positions",
+           "top_k_rows", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -153,9 +154,272 @@ def top_k_rows(parent: np.ndarray, vcode: np.ndarray, counts: np.ndarray, n: int
                   np.ascontiguousarray(counts, np.int64), int(n), int(k))
 
 
+# -- a merge of many inputs (a day's file partials): no string hash, no sort of all rows ----
+@njit(nogil=True, cache=True, inline="always")
+def _cmp(data: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> int:
+    """Bytewise comparison of the strings ``data[a0:a1]`` and ``data[b0:b1]`` (-1, 0, 1): the
+    order of Arrow's string sort (a prefix first)."""
+    la, lb = a1 - a0, b1 - b0
+    size = la if la < lb else lb
+    for i in range(size):
+        x, y = data[a0 + i], data[b0 + i]
+        if x != y:
+            return -1 if x < y else 1
+    if la == lb:
+        return 0
+    return -1 if la < lb else 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _cmp2(da: np.ndarray, a0: int, a1: int, db: np.ndarray, b0: int, b1: int) -> int:
+    """:func:`_cmp` of strings in two buffers."""
+    la, lb = a1 - a0, b1 - b0
+    size = la if la < lb else lb
+    for i in range(size):
+        x, y = da[a0 + i], db[b0 + i]
+        if x != y:
+            return -1 if x < y else 1
+    if la == lb:
+        return 0
+    return -1 if la < lb else 1
+
+
+@njit(nogil=True, cache=True)
+def _ascending(offsets: np.ndarray, data: np.ndarray) -> bool:
+    for i in range(1, len(offsets) - 1):
+        if _cmp(data, offsets[i - 1], offsets[i], offsets[i], offsets[i + 1]) >= 0:
+            return False
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _sorted_positions(oa: np.ndarray, da: np.ndarray, ob: np.ndarray, db: np.ndarray
+                      ) -> np.ndarray:
+    n, m = len(oa) - 1, len(ob) - 1
+    out = np.full(n, -1, np.int64)
+    j, r = 0, 1
+    for i in range(n):
+        while j < m:
+            r = _cmp2(db, ob[j], ob[j + 1], da, oa[i], oa[i + 1])
+            if r >= 0:
+                break
+            j += 1
+        if j < m and r == 0:
+            out[i] = j
+    return out
+
+
+def sorted_positions(oa: np.ndarray, da: np.ndarray, ob: np.ndarray, db: np.ndarray
+                     ) -> np.ndarray | None:
+    """For each string of A its position in B (-1: absent), both strictly ascending: one
+    merge-join pass instead of a hash of B and a lookup per string of A.
+
+    Args:
+        oa, da: A's offsets (int64) and bytes (uint8).
+        ob, db: B's.
+
+    Returns:
+        The positions (int64), or None when A or B is not strictly ascending.
+    """
+    args = [np.ascontiguousarray(oa, np.int64), np.ascontiguousarray(da, np.uint8),
+            np.ascontiguousarray(ob, np.int64), np.ascontiguousarray(db, np.uint8)]
+    if not (_ascending(args[0], args[1]) and _ascending(args[2], args[3])):
+        return None
+    return _sorted_positions(*args)
+
+
+@njit(nogil=True, cache=True)
+def _add_float(total: np.ndarray, codes: np.ndarray, x: np.ndarray) -> None:
+    for i in range(len(codes)):
+        total[codes[i]] += x[i]
+
+
+@njit(nogil=True, cache=True)
+def _add_int(total: np.ndarray, wraps: np.ndarray, codes: np.ndarray, x: np.ndarray) -> None:
+    for i in range(len(codes)):
+        c = codes[i]
+        a, b = total[c], x[i]
+        r = a + b  # wraps as int64 does; the wrap is counted
+        if ((a ^ r) & (b ^ r)) < 0:
+            wraps[c] += 1 if b > 0 else -1
+        total[c] = r
+
+
+def add_sums(total: np.ndarray, wraps: np.ndarray | None, codes: np.ndarray,
+             x: np.ndarray) -> None:
+    """Add ``x`` to ``total`` at ``codes``, one value at a time in row order (float: the same
+    bits as ``np.bincount``'s weights); int64 wraps as numpy's do, each wrap counted in
+    ``wraps`` (+1 up, -1 down: the exact sum is ``total + wraps * 2**64``).
+
+    Args:
+        total: the sums (float64, or int64 with ``wraps``), updated in place.
+        wraps: int64 wrap counts per sum (None for floats).
+        codes: each value's sum (int64).
+        x: the values (float64 or int64, no nulls).
+    """
+    codes = np.ascontiguousarray(codes, np.int64)
+    if wraps is None:
+        _add_float(total, codes, np.ascontiguousarray(x, np.float64))
+    else:
+        _add_int(total, wraps, codes, np.ascontiguousarray(x, np.int64))
+
+
+@njit(nogil=True, cache=True)
+def _extreme_strings(codes: np.ndarray, offsets: np.ndarray, data: np.ndarray,
+                     valid: np.ndarray, m: int, largest: bool) -> np.ndarray:
+    best = np.full(m, -1, np.int64)
+    count = np.zeros(m, np.int64)
+    only = np.full(m, -1, np.int64)
+    for i in range(len(codes)):
+        c = codes[i]
+        count[c] += 1
+        only[c] = i
+        if not valid[i]:
+            continue
+        b = best[c]
+        if b < 0:
+            best[c] = i
+            continue
+        r = _cmp(data, offsets[i], offsets[i + 1], offsets[b], offsets[b + 1])
+        if (largest and r > 0) or (not largest and r < 0):
+            best[c] = i
+    for c in range(m):
+        if count[c] == 1:
+            best[c] = only[c]
+    return best
+
+
+def extreme_strings(codes: np.ndarray, offsets: np.ndarray, data: np.ndarray,
+                    valid: np.ndarray, m: int, largest: bool) -> np.ndarray:
+    """Per customer code 0..m-1 the row of its smallest (largest) valid string, the first
+    such row on a tie (a stable sort's choice); a code with one row: that row, valid or not
+    (a merge keeps a single input's row as it is); -1: none.
+
+    Args:
+        codes: each row's code (int64, < m).
+        offsets: the strings' offsets (int64), data: their bytes (uint8).
+        valid: which rows take part (bool).
+        m: the codes.
+        largest: the largest (last) instead of the smallest (first).
+
+    Returns:
+        The chosen row per code (int64).
+    """
+    return _extreme_strings(np.ascontiguousarray(codes, np.int64),
+                            np.ascontiguousarray(offsets, np.int64),
+                            np.ascontiguousarray(data, np.uint8),
+                            np.ascontiguousarray(valid, np.bool_), int(m), bool(largest))
+
+
+@njit(nogil=True, cache=True)
+def _grouped(c: np.ndarray, v: np.ndarray, n: np.ndarray, counted: bool, m: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    size = len(c)
+    starts = np.zeros(m + 1, np.int64)
+    for x in range(size):
+        starts[c[x] + 1] += 1
+    for x in range(m):
+        starts[x + 1] += starts[x]
+    fill = starts[:m].copy()
+    gv = np.empty(size, np.int64)
+    gn = np.empty(size if counted else 0, np.int64)
+    for x in range(size):  # a stable counting sort by customer
+        at = fill[c[x]]
+        gv[at] = v[x]
+        if counted:
+            gn[at] = n[x]
+        fill[c[x]] = at + 1
+    oc = np.empty(size, np.int64)
+    ov = np.empty(size, np.int64)
+    on = np.empty(size if counted else 0, np.int64)
+    k = 0
+    for g in range(m):
+        s, e = starts[g], starts[g + 1]
+        if e - s > 16:  # a big group: a sort (the sum of equal pairs does not need order)
+            order = np.argsort(gv[s:e], kind="mergesort")
+            gv[s:e] = gv[s:e][order]
+            if counted:
+                gn[s:e] = gn[s:e][order]
+        else:  # insertion sort of a few values
+            for i in range(s + 1, e):
+                x = gv[i]
+                y = gn[i] if counted else 0
+                j = i - 1
+                while j >= s and gv[j] > x:
+                    gv[j + 1] = gv[j]
+                    if counted:
+                        gn[j + 1] = gn[j]
+                    j -= 1
+                gv[j + 1] = x
+                if counted:
+                    gn[j + 1] = y
+        first = k
+        for i in range(s, e):
+            if k > first and ov[k - 1] == gv[i]:
+                if counted:
+                    on[k - 1] += gn[i]
+                continue
+            oc[k] = g
+            ov[k] = gv[i]
+            if counted:
+                on[k] = gn[i]
+            k += 1
+    if not counted:
+        return oc[:k], ov[:k], on
+    keep = 0
+    for x in range(k):  # zero sums dropped (a count slid back to nothing)
+        if on[x] != 0:
+            oc[keep] = oc[x]
+            ov[keep] = ov[x]
+            on[keep] = on[x]
+            keep += 1
+    return oc[:keep], ov[:keep], on[:keep]
+
+
+def distinct_grouped(codes: np.ndarray, vcode: np.ndarray, counts: np.ndarray | None,
+                     m: int) -> dict[str, np.ndarray]:
+    """:func:`distinct_runs` for pairs in any order (a merge of many inputs): a counting sort
+    by customer code (0..m-1), then each customer's few value codes sorted in place.
+
+    Args:
+        codes: each pair's customer code (int64, < m).
+        vcode: each pair's value code (int64).
+        counts: each pair's count (int64), or None.
+        m: the customer codes.
+
+    Returns:
+        ``c``, ``v`` (and ``n``), as :func:`distinct_runs`.
+    """
+    counted = counts is not None
+    n = np.ascontiguousarray(counts, np.int64) if counted else np.zeros(0, np.int64)
+    oc, ov, on = _grouped(np.ascontiguousarray(codes, np.int64),
+                          np.ascontiguousarray(vcode, np.int64), n, counted, int(m))
+    out = {"c": oc, "v": ov}
+    if counted:
+        out["n"] = on
+    return out
+
+
 def warm_up() -> None:
     """Load (or compile) the kernels now."""
     one = np.zeros(1, np.int64)
     distinct_runs(one, one, None)
     distinct_runs(one, one, one)
     top_k_rows(one, one, one, 1, 1)
+    offsets = np.array([0, 1], np.int64)
+    data = np.array([97], np.uint8)
+    ro_f, ro_i, ro_b = np.zeros(1), one.copy(), data.copy()
+    for ro in (ro_f, ro_i, ro_b):  # Arrow's zero-copy views are read-only: their own types
+        ro.flags.writeable = False
+    ro_o = offsets.copy()
+    ro_o.flags.writeable = False
+    for x in (np.zeros(1), ro_f):
+        add_sums(np.zeros(1), None, one, x)
+    for x in (one, ro_i):
+        add_sums(one.copy(), one.copy(), one, x)
+    for o, d in ((offsets, data), (ro_o, ro_b)):
+        extreme_strings(one, o, d, np.ones(1, bool), 1, True)
+        sorted_positions(o, d, o, d)
+        sorted_positions(offsets, data, o, d)
+    distinct_grouped(one, one, None, 1)
+    distinct_grouped(one, one, one, 1)

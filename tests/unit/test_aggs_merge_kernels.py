@@ -1,0 +1,259 @@
+"""The SPEC §3a merge of many state tables (a day's file partials, issue #26): its numba
+kernels (aggs/runs.py) against plain numpy / Python, and ``merge`` of many inputs against
+folding two-input merges and a Python computation of the states (ties, nulls, empty inputs,
+int64 wraps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from featurestore._exceptions import AggregationOverflowError
+from featurestore.features.aggs import runs
+from featurestore.features.aggs.kernels import (
+    StateKey,
+    _merged_customers,
+    _string_buffers,
+    finalize,
+    merge,
+    positions,
+)
+from featurestore.features.definitions import Filter
+
+NO_FILTER = json.dumps(Filter().model_dump(), sort_keys=True)
+
+
+def buffers(values: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    return _string_buffers(pa.array(values, pa.large_string()))
+
+
+def test_distinct_grouped_equals_sorting_the_pairs():
+    """Pairs in any order (many inputs' rows, big groups sorted, small ones in place): the
+    distinct (customer, value) pairs ascending, counts summed, zero sums dropped."""
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        m = int(rng.integers(1, 40))
+        size = int(rng.integers(0, 400)) if trial else 0
+        nv = int(rng.integers(1, 60))
+        c = rng.integers(0, m, size).astype(np.int64)
+        v = rng.integers(0, nv, size).astype(np.int64)
+        counts = rng.integers(-2, 3, size).astype(np.int64)
+        pair = c * nv + v
+        uniq = np.unique(pair)
+        got = runs.distinct_grouped(c, v, None, m)
+        assert got["c"].tolist() == (uniq // nv).tolist()
+        assert got["v"].tolist() == (uniq % nv).tolist()
+        sums: dict[int, int] = {}
+        for p, n in zip(pair.tolist(), counts.tolist(), strict=True):
+            sums[p] = sums.get(p, 0) + n
+        kept = [p for p in uniq.tolist() if sums[p] != 0]
+        got = runs.distinct_grouped(c, v, counts, m)
+        assert got["c"].tolist() == [p // nv for p in kept]
+        assert got["v"].tolist() == [p % nv for p in kept]
+        assert got["n"].tolist() == [sums[p] for p in kept]
+
+
+def test_extreme_strings_first_row_on_ties_single_rows_kept_nulls_skipped():
+    strings = ["b", "a", "b", None, "c", None, "a", "ab", "a"]
+    codes = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3], np.int64)
+    valid = np.array([s is not None for s in strings])
+    offsets, data = buffers(strings)
+    last = runs.extreme_strings(codes, offsets, data, valid, 5, True)
+    first = runs.extreme_strings(codes, offsets, data, valid, 5, False)
+    # code 0: "b" twice: the first; code 1: the valid one; code 2: its one row (null) kept;
+    # code 3: "ab" > "a" (a prefix first), "a" twice: the first; code 4: none
+    assert last.tolist() == [0, 4, 5, 7, -1]
+    assert first.tolist() == [1, 4, 5, 6, -1]
+    rng = np.random.default_rng(4)
+    alphabet = ["", "a", "ab", "b", "ba", "\u00e9", "a\u00e9", "zz"]
+    for _ in range(200):
+        size = int(rng.integers(0, 50))
+        m = int(rng.integers(1, 10))
+        vals = [None if rng.random() < 0.2 else alphabet[int(rng.integers(len(alphabet)))]
+                for _ in range(size)]
+        cs = rng.integers(0, m, size).astype(np.int64)
+        ok = np.array([x is not None for x in vals], bool)
+        o, d = buffers(vals)
+        for largest in (True, False):
+            got = runs.extreme_strings(cs, o, d, ok, m, largest)
+            for code in range(m):
+                rows = np.flatnonzero(cs == code).tolist()
+                if len(rows) == 1:
+                    assert got[code] == rows[0]
+                    continue
+                cands = [r for r in rows if ok[r]]
+                if not cands:
+                    assert got[code] == -1
+                    continue
+                keyed = [(vals[r].encode(), r) for r in cands]
+                best = (max(keyed, key=lambda p: (p[0], -p[1])) if largest
+                        else min(keyed, key=lambda p: (p[0], p[1])))
+                assert got[code] == best[1]
+
+
+def test_add_sums_float_bits_equal_bincount_and_int_wraps_are_counted():
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 7, 1000).astype(np.int64)
+    x = rng.normal(size=1000) * 10.0 ** rng.integers(-5, 12, 1000)
+    total = np.zeros(7)
+    for a, b in ((0, 300), (300, 301), (301, 1000)):  # chunk by chunk, in order
+        runs.add_sums(total, None, codes[a:b], x[a:b])
+    assert total.tobytes() == np.bincount(codes, weights=x, minlength=7).tobytes()
+    big = 2 ** 62
+    ints = np.array([big, big, big, -big, -big, -big, -big, -big, 5], np.int64)
+    cs = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2], np.int64)
+    total, wraps = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    runs.add_sums(total, wraps, cs, ints)
+    # code 0: wraps up then comes back (2^63 exact, out of range: one wrap left); code 1:
+    # -2^64 exact: one wrap down; code 2: none
+    assert wraps.tolist() == [1, -1, 0]
+    assert [int(t) + int(w) * 2 ** 64 for t, w in zip(total, wraps, strict=True)] == [
+        2 * big, -4 * big, 5]
+
+
+def test_sorted_positions_equal_index_in_and_refuse_unsorted_input():
+    rng = np.random.default_rng(6)
+    universe = sorted({"", "a", "ab", "abc", "b", "ba", "c", "\u00e9", "a\u00e9", "zz", "z"},
+                      key=lambda s: s.encode())
+    for _ in range(300):
+        a = sorted({universe[i] for i in rng.integers(0, len(universe), 6)},
+                   key=lambda s: s.encode())
+        b = sorted({universe[i] for i in rng.integers(0, len(universe), 6)},
+                   key=lambda s: s.encode())
+        got = runs.sorted_positions(*buffers(a), *buffers(b))
+        want = pc.index_in(pa.array(a, pa.large_string()),
+                           value_set=pa.array(b, pa.large_string())).to_pylist()
+        assert [None if g < 0 else g for g in got.tolist()] == want
+    assert runs.sorted_positions(*buffers(["b", "a"]), *buffers(["a"])) is None
+    assert runs.sorted_positions(*buffers(["a"]), *buffers(["a", "a"])) is None
+
+
+def test_positions_on_the_same_sorted_or_unsorted_ids():
+    ids = pa.array(["a", "b", "c"], pa.large_string())
+    table = pa.table({"customer_id": ids})
+    assert positions(ids, table).to_pylist() == [0, 1, 2]
+    table = pa.table({"customer_id": pa.array(["b", "d"], pa.large_string())})
+    assert positions(ids, table).to_pylist() == [None, 0, None]
+    unsorted = pa.table({"customer_id": pa.array(["c", "a"], pa.large_string())})
+    assert positions(ids, unsorted).to_pylist() == [1, None, 0]
+    assert positions(ids, unsorted.slice(0, 0)).to_pylist() == [None] * 3
+
+
+def test_merged_customers_equal_unique_then_lookup():
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        cust = pa.array([f"C{int(i):03d}" for i in rng.integers(0, 40, 120)],
+                        pa.large_string())
+        customers, codes = _merged_customers(cust)
+        assert customers.equals(pc.unique(cust).sort())
+        assert codes.tolist() == pc.index_in(cust, value_set=customers).to_pylist()
+    customers, codes = _merged_customers(pa.array([], pa.large_string()))
+    assert len(customers) == 0 and len(codes) == 0
+
+
+def _key(kind: str, field: str, ftype: str) -> StateKey:
+    return StateKey(kind, field, ftype, False, NO_FILTER)
+
+
+KEYS = [_key("count", None, None), _key("moments", "x", "float"), _key("moments", "i", "int"),
+        _key("min", "x", "float"), _key("max", "s", "string"), _key("first", "s", "string"),
+        _key("last", "s", "string"), _key("set", "s", "string"), _key("counts", "s", "string"),
+        _key("sketch", "s", "string")]
+
+
+def _random_inputs(rng, n_inputs: int) -> tuple[list[pa.Table], list[list[dict]]]:
+    """State tables as a day's file partials are (sorted customers, one row each), built
+    from random rows: also returned as Python rows (customer, x, i, s, order) per input."""
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    tables, raw = [], []
+    for f in range(n_inputs):
+        size = int(rng.integers(0, 30))
+        rows = [{"customer_id": f"c{int(rng.integers(0, 12)):02d}",
+                 "hit_time_gmt": 1767571200 + int(rng.integers(0, 5)),
+                 "x": None if rng.random() < 0.2 else float(rng.normal()),
+                 "i": None if rng.random() < 0.2 else int(rng.integers(-5, 5)),
+                 "s": None if rng.random() < 0.2 else f"v{int(rng.integers(0, 6))}"}
+                for _ in range(size)]
+        table = pa.table({
+            "customer_id": pa.array([r["customer_id"] for r in rows], pa.large_string()),
+            "hit_time_gmt": pa.array([r["hit_time_gmt"] for r in rows], pa.int64()),
+            "page_url": pa.array(["https://x/p"] * size, pa.large_string()),
+            "post_page_event": pa.array(["0"] * size, pa.large_string()),
+            "post_event_list": pa.nulls(size, pa.large_string()),
+            "post_product_list": pa.nulls(size, pa.large_string()),
+            "x": pa.array([r["x"] for r in rows], pa.float64()),
+            "i": pa.array([r["i"] for r in rows], pa.int64()),
+            "s": pa.array([r["s"] for r in rows], pa.large_string()),
+            "event_date": pa.array([20458] * size, pa.int32()).cast(pa.date32())})
+        tables.append(build_partial(KEYS, table, f"2026-01-05-hit_data-{f:04d}", None, _mask,
+                                    _products, {"x": "float", "i": "int", "s": "string"}))
+        raw.append(rows)
+    return tables, raw
+
+
+def test_merge_of_many_inputs_equals_folding_and_a_python_computation():
+    """merge() of many inputs (a counting sort, no hash of all rows twice) equals folding
+    two-input merges (the chain's path) exactly, and its features equal a Python
+    computation over every input's rows; empty inputs are ignored."""
+    rng = np.random.default_rng(8)
+    pairs = [(k, k.name) for k in KEYS]
+    for _ in range(40):
+        tables, raw = _random_inputs(rng, int(rng.integers(1, 9)))
+        many = merge(tables, pairs)
+        folded = tables[0] if tables else None
+        for t in tables[1:]:
+            folded = merge([folded, t], pairs)
+        assert many.equals(merge([folded], pairs) if folded is not None else many)
+        rows = [(f, j, r) for f, rs in enumerate(raw) for j, r in enumerate(rs)]
+        ids = sorted({r["customer_id"] for _, _, r in rows})
+        arr = pa.array(ids, pa.large_string())
+
+        def feature(k, agg, kk=None):
+            return finalize(k, k.name, many, arr, agg, kk, 0).to_pylist()
+
+        mine = {c: [(f, j, r) for f, j, r in rows if r["customer_id"] == c] for c in ids}
+        assert feature(KEYS[0], "count") == [len(mine[c]) for c in ids]
+        assert feature(KEYS[2], "sum") == [sum(r["i"] for _, _, r in mine[c]
+                                               if r["i"] is not None) for c in ids]
+        assert feature(KEYS[1], "sum") == pytest.approx(
+            [sum(r["x"] for _, _, r in mine[c] if r["x"] is not None) for c in ids])
+        xs = [[r["x"] for _, _, r in mine[c] if r["x"] is not None] for c in ids]
+        assert feature(KEYS[3], "min") == [min(x) if x else None for x in xs]
+        ss = [[r["s"] for _, _, r in mine[c] if r["s"] is not None] for c in ids]
+        assert feature(KEYS[4], "max") == [max(s) if s else None for s in ss]
+        assert feature(KEYS[7], "distinct") == [len(set(s)) for s in ss]
+        assert feature(KEYS[9], "approx_distinct") == [len(set(s)) for s in ss]
+        # last: the latest hit time, then the later file, then the later line
+        order = [[((r["hit_time_gmt"], f, j), r["s"]) for f, j, r in mine[c]
+                  if r["s"] is not None] for c in ids]
+        assert feature(KEYS[6], "last") == [max(o)[1] if o else None for o in order]
+        assert feature(KEYS[5], "first") == [min(o)[1] if o else None for o in order]
+        top = [sorted({v: s.count(v) for v in s}.items(), key=lambda p: (-p[1], p[0]))[:2]
+               for s in ss]
+        assert [g or [] for g in feature(KEYS[8], "top_k", 2)] == [[v for v, _ in t]
+                                                                  for t in top]
+    assert merge([], pairs).num_rows == 0
+
+
+def test_merge_of_many_inputs_raises_only_when_the_int_sum_leaves_int64():
+    k = _key("moments", "i", "int")
+    pairs = [(k, k.name)]
+    big = 2 ** 62
+
+    def state(value: int) -> pa.Table:
+        return pa.table({"customer_id": pa.array(["a"], pa.large_string()),
+                         f"{k.name}.n": pa.array([1], pa.int64()),
+                         f"{k.name}.s": pa.array([value], pa.int64()),
+                         f"{k.name}.ss": pa.array([float(value) ** 2])})
+
+    # up past 2^63 and back: the exact sum fits
+    back = merge([state(big), state(big), state(-big), state(5)], pairs)
+    assert back.column(f"{k.name}.s").to_pylist() == [big + 5]
+    with pytest.raises(AggregationOverflowError, match="overflows int64"):
+        merge([state(big), state(big), state(big), state(-1)], pairs)
