@@ -822,9 +822,12 @@ class _Run:
     def ext_day_of(self, day: dt.date) -> Any:
         """The day's combined SPEC §3a states: a task of its own, ahead of the chain."""
         if day not in self.ext_days:
+            # first on its worker (priority): the SPEC §3a chain (day states, state, as-of
+            # columns) is the longest path of a big day (issue #26), the day's other
+            # aggregates run beside it on the other worker
             self.ext_days[day] = self._submit("extday", day, _ext_day_task, self.store,
                                               self.ext, day, day in self.dirty,
-                                              worker=self._worker(day, 1))
+                                              worker=self._worker(day, 1), priority=1)
             # not kept in ``submitted``: every one is an input of a chain task, which raises
             # its error, and the table is released once the days that read it are done
             if day in self.dirty:
@@ -893,9 +896,9 @@ class _Run:
         for i in range(0, len(chain), CHUNK):
             days = chain[i:i + CHUNK]
             for day in days:  # the days' aggregates first: the critical path
-                self.daily_both(day)
-                if not self.ext.empty:
+                if not self.ext.empty:  # submitted first: a worker starts what it has
                     self.ext_day_of(day)
+                self.daily_both(day)
             batch = []
             for day in days:
                 batch += self._submit_day(day, due.get(day, []))

@@ -144,13 +144,23 @@ def test_positions_on_the_same_sorted_or_unsorted_ids():
 
 
 def test_merged_customers_equal_unique_then_lookup():
+    """Short ids (packed into integers, sorted runs joined), long ones and ones with NUL
+    (one hash), one array or sorted chunks: the sorted distinct ids and each row's code."""
     rng = np.random.default_rng(7)
-    for _ in range(50):
-        cust = pa.array([f"C{int(i):03d}" for i in rng.integers(0, 40, 120)],
-                        pa.large_string())
-        customers, codes = _merged_customers(cust)
-        assert customers.equals(pc.unique(cust).sort())
-        assert codes.tolist() == pc.index_in(cust, value_set=customers).to_pylist()
+    for trial in range(60):
+        width = (3, 12)[trial % 2]  # 4 bytes, then 13 (> 8: the hash path)
+        ids = [f"C{int(i):0{width}d}" for i in rng.integers(0, 40, 120)]
+        if trial % 5 == 0:
+            ids[0] = "a\x00"
+        cust = pa.array(ids, pa.large_string())
+        chunks = [pa.array(sorted(set(ids[a:a + 30]), key=lambda s: s.encode()),
+                           pa.large_string()) for a in range(0, 120, 30)]
+        for given in (cust, chunks):
+            flat = pa.chunked_array(given).combine_chunks() if isinstance(given, list) \
+                else given
+            customers, codes = _merged_customers(given)
+            assert customers.equals(pc.unique(flat).sort())
+            assert codes.tolist() == pc.index_in(flat, value_set=customers).to_pylist()
     customers, codes = _merged_customers(pa.array([], pa.large_string()))
     assert len(customers) == 0 and len(codes) == 0
 

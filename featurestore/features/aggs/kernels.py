@@ -771,9 +771,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         return tables[0]
     # column by column over the inputs' chunks (memory-mapped files): no copy of every input
     # at once; the value lists are read per input (their dictionaries differ)
-    customers, codes = _merged_customers(_combined(tables, "customer_id"))
+    customers, codes = _merged_customers(_chunks(tables, "customer_id"))
     m = len(customers)
     out = {"customer_id": customers}
+    unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
     for key, prefix in keys:
         comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
         k = key.kind
@@ -787,7 +788,8 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
             out.update(cols)
             continue
         if k in ("set", "sketch", "counts"):  # every row, as integer pairs (cheap to redo)
-            vcode, parent, dictionary = _flat_codes([t.column(comp["v"]) for t in tables])
+            vcode, parent, dictionary = _merged_value_codes(
+                [t.column(comp["v"]) for t in tables], unified)
             sketches = counts = None
             if k == "sketch":
                 h = _combined(tables, comp["h"])
@@ -831,10 +833,25 @@ def _combined(tables: list[pa.Table], name: str) -> pa.Array:
     return pa.chunked_array(chunks, type=tables[0].schema.field(name).type).combine_chunks()
 
 
-def _merged_customers(cust: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def _merged_customers(cust: pa.Array | list[pa.Array]) -> tuple[pa.Array, np.ndarray]:
     """The sorted distinct customers of ``cust`` and each row's code (its customer's position
-    among them): one hash pass (a dictionary encoding), then only the distinct ids sorted,
-    instead of a hash for the distinct ids and another to look each row up."""
+    among them; ``cust``: one array or its chunks): short ids packed into integers whose
+    sorted runs are joined (:func:`..strings.sorted_run_codes`), else one
+    hash pass (a dictionary encoding) and only the distinct ids sorted, instead of a hash for
+    the distinct ids and another to look each row up."""
+    from ..strings import sorted_run_codes
+
+    chunks = cust if isinstance(cust, list) else [cust]
+    if not chunks:
+        return pa.array([], pa.large_string()), np.zeros(0, np.int64)
+    if all(_is_text(c.type) for c in chunks):
+        # ids of at most 8 bytes: integer keys, sorted runs joined, no string hash
+        packed = sorted_run_codes(chunks)
+        if packed is not None:
+            customers, codes = packed
+            return customers.cast(chunks[0].type), codes
+    cust = pa.chunked_array(chunks, type=chunks[0].type).combine_chunks() if isinstance(
+        cust, list) else cust
     if not len(cust) or cust.null_count:
         customers = pc.unique(cust).sort()
         return customers, _codes(cust, customers)
@@ -875,6 +892,44 @@ def _summed_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: np
                 "instead or narrow the feature's window/filter")
         out[field.name] = pa.array(total, field.type)
     return out
+
+
+def _merged_value_codes(columns: list, unified: list) -> tuple[np.ndarray, np.ndarray,
+                                                                pa.Array]:
+    """:func:`_flat_codes` for a merge: the inputs' dictionaries unified by one coding of
+    all their values (:func:`_merged_customers`), not a hash of the union then one per
+    input; keys whose inputs hold the same dictionaries (several features of one field)
+    share one unification (``unified``: (dictionaries, (dictionary, codes per input))
+    of the keys merged so far)."""
+    dicts, idx, parents = [], [], []
+    row = 0
+    for column in columns:
+        for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column]):
+            flat = pc.list_flatten(chunk)
+            if len(flat):
+                if not pa.types.is_dictionary(flat.type):
+                    flat = pc.dictionary_encode(flat.cast(pa.large_string()))
+                dicts.append(flat.dictionary.cast(pa.large_string()))
+                idx.append(flat.indices.to_numpy(zero_copy_only=False))
+                parents.append(pc.list_parent_indices(chunk).to_numpy(
+                    zero_copy_only=False).astype(np.int64) + row)
+            row += len(chunk)
+    if not dicts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string())
+    found = None
+    for seen, result in unified:
+        if len(seen) == len(dicts) and all(
+                a is b or (len(a) == len(b) and a.equals(b)) for a, b in zip(seen, dicts)):
+            found = result
+            break
+    if found is None:
+        whole, codes = _merged_customers(pa.concat_arrays(dicts))
+        ends = np.cumsum([len(d) for d in dicts])
+        found = (whole, [codes[e - len(d):e] for d, e in zip(dicts, ends, strict=True)])
+        unified.append((dicts, found))
+    whole, maps = found
+    codes = np.concatenate([mp[i] for mp, i in zip(maps, idx, strict=True)])
+    return codes, np.concatenate(parents), whole
 
 
 def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
