@@ -69,7 +69,11 @@ def test_extreme_strings_first_row_on_ties_single_rows_kept_nulls_skipped():
     assert last.tolist() == [0, 4, 5, 7, -1]
     assert first.tolist() == [1, 4, 5, 6, -1]
     rng = np.random.default_rng(4)
-    alphabet = ["", "a", "ab", "b", "ba", "\u00e9", "a\u00e9", "zz"]
+    # short strings, and long ones sharing their first 16 bytes (compared past the prefix
+    # the kernel keeps per code) or differing by a NUL against the zero pad
+    long = "0000001767571200|f"
+    alphabet = ["", "a", "ab", "b", "ba", "\u00e9", "a\u00e9", "zz", long, long + "|1",
+                long + "|0", long[:15], long[:15] + "\x00", long[:15] + "\x00\x00", "a\x00"]
     for _ in range(200):
         size = int(rng.integers(0, 50))
         m = int(rng.integers(1, 10))
