@@ -271,3 +271,58 @@ def test_merge_of_many_inputs_raises_only_when_the_int_sum_leaves_int64():
     assert back.column(f"{k.name}.s").to_pylist() == [big + 5]
     with pytest.raises(AggregationOverflowError, match="overflows int64"):
         merge([state(big), state(big), state(big), state(-1)], pairs)
+
+
+def test_numeric_extremes_keep_single_rows_and_refuse_nan_and_negative_zero():
+    rng = np.random.default_rng(9)
+    for _ in range(200):
+        m = int(rng.integers(1, 12))
+        sizes = rng.integers(0, 15, int(rng.integers(1, 5)))
+        codes = rng.integers(0, m, int(sizes.sum())).astype(np.int64)
+        x = rng.integers(-50, 50, len(codes)).astype(np.float64)
+        ok = rng.random(len(codes)) < 0.8
+        chunks, at = [], 0
+        for n in sizes.tolist():
+            chunks.append((x[at:at + n], ok[at:at + n]))
+            at += n
+        for largest in (True, False):
+            values, valid = runs.numeric_extremes(codes, chunks, m, largest)
+            for c in range(m):
+                rows = np.flatnonzero(codes == c)
+                if len(rows) == 1:
+                    assert valid[c] == ok[rows[0]]
+                    assert not valid[c] or values[c] == x[rows[0]]
+                    continue
+                good = x[rows][ok[rows]]
+                assert valid[c] == bool(len(good))
+                if len(good):
+                    assert values[c] == (good.max() if largest else good.min())
+    one = np.zeros(2, np.int64)
+    for odd in (np.nan, -0.0):
+        assert runs.numeric_extremes(one, [(np.array([1.0, odd]), np.ones(2, bool))], 1,
+                                     False) is None
+
+
+def test_min_max_merge_of_nan_and_negative_zero_follow_arrow():
+    """Floats holding a NaN or a -0.0 keep Arrow's group-by rules in a merge of many."""
+    k = _key("min", "x", "float")
+    big = _key("max", "x", "float")
+    pairs = [(k, k.name), (big, big.name)]
+
+    def state(ids, xs):
+        return pa.table({"customer_id": pa.array(ids, pa.large_string()),
+                         f"{k.name}.v": pa.array(xs, pa.float64()),
+                         f"{big.name}.v": pa.array(xs, pa.float64())})
+
+    inputs = [state(["a", "b", "c"], [1.0, float("nan"), 0.0]),
+              state(["a", "b", "c"], [-0.0, 2.0, None]), state(["a", "d"], [0.5, -0.0])]
+    merged = merge(inputs, pairs)
+    rows = pa.concat_tables(inputs)
+    for key, agg in ((k, "min"), (big, "max")):
+        want = rows.group_by("customer_id").aggregate([(f"{key.name}.v", agg)]).sort_by(
+            "customer_id")
+        got = merged.column(f"{key.name}.v").to_pylist()
+        expect = want.column(f"{key.name}.v_{agg}").to_pylist()
+        assert [str(g) for g in got] == [str(e) for e in expect]
+        assert [np.signbit(g) for g in got if g == 0] == [np.signbit(e) for e in expect
+                                                          if e == 0]

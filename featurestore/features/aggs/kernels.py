@@ -802,12 +802,17 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
             out.update(_merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
                                      counts, sketches))
             continue
+        if k not in ("first", "last", "min", "max"):
+            raise ValueError(f"unknown state kind {k!r}")
+        numbers = _numeric_merged(key, prefix, tables, codes, m) if k in ("min", "max") \
+            else None
+        if numbers is not None:  # ints and floats: one pass per chunk, no copy
+            out.update(numbers)
+            continue
         col = {c: _combined(tables, n) for c, n in comp.items()}
         if k in ("first", "last"):  # the smallest / largest order key per customer: no sort
             out.update(_first_last_merged(key, prefix, codes, m, col))
             continue
-        if k not in ("min", "max"):
-            raise ValueError(f"unknown state kind {k!r}")
         # a customer in one input keeps its row as it is (a lifetime state merged with a
         # small day recomputes only the day's customers)
         single = np.bincount(codes, minlength=m)[codes] == 1
@@ -930,6 +935,29 @@ def _merged_value_codes(columns: list, unified: list) -> tuple[np.ndarray, np.nd
     whole, maps = found
     codes = np.concatenate([mp[i] for mp, i in zip(maps, idx, strict=True)])
     return codes, np.concatenate(parents), whole
+
+
+def _numeric_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: np.ndarray,
+                    m: int) -> dict[str, pa.Array] | None:
+    """A min / max key of numbers merged chunk by chunk (:func:`.runs.numeric_extremes`): the
+    values the group-by path gives; None for other types, or a NaN / -0.0 among the values."""
+    from .runs import numeric_extremes
+
+    field = state_columns(key, prefix)[0]
+    if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
+        return None
+    want = pa.int64() if pa.types.is_integer(field.type) else pa.float64()
+    chunks = []
+    for chunk in _chunks(tables, field.name):
+        x = chunk.cast(want)
+        valid = _bools(pc.is_valid(x)) if x.null_count else np.ones(len(x), bool)
+        chunks.append((pc.fill_null(x, pa.scalar(0, want)).to_numpy(zero_copy_only=False)
+                       if x.null_count else x.to_numpy(zero_copy_only=False), valid))
+    found = numeric_extremes(codes, chunks, m, key.kind == "max")
+    if found is None:
+        return None
+    values, valid = found
+    return {field.name: pa.array(values, want, mask=~valid).cast(field.type)}
 
 
 def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_strings", "sorted_positions",
-           "top_k_rows", "warm_up"]
+__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_strings", "numeric_extremes",
+           "sorted_positions", "top_k_rows", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -264,6 +264,61 @@ def add_sums(total: np.ndarray, wraps: np.ndarray | None, codes: np.ndarray,
         _add_int(total, wraps, codes, np.ascontiguousarray(x, np.int64))
 
 
+@njit(nogil=True, cache=True)
+def _extreme_update(best: np.ndarray, has: np.ndarray, count: np.ndarray, last: np.ndarray,
+                    last_ok: np.ndarray, codes: np.ndarray, x: np.ndarray, valid: np.ndarray,
+                    largest: bool) -> bool:
+    odd = False
+    for i in range(len(codes)):
+        c = codes[i]
+        count[c] += 1
+        last[c] = x[i]
+        last_ok[c] = valid[i]
+        if not valid[i]:
+            continue
+        v = x[i]
+        if v != v or (v == 0 and np.signbit(v)):  # NaN, -0.0: Arrow's own rules decide
+            odd = True
+        if not has[c] or (largest and v > best[c]) or (not largest and v < best[c]):
+            best[c] = v
+            has[c] = True
+    return odd
+
+
+def numeric_extremes(codes: np.ndarray, chunks: list[tuple[np.ndarray, np.ndarray]], m: int,
+                     largest: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per code 0..m-1 the smallest (largest) valid value of rows read chunk by chunk; a code
+    with one row keeps that row's value, valid or not (as a merge keeps a single input's
+    row); None when a valid value is a float NaN or -0.0 (the caller uses Arrow's rules).
+
+    Args:
+        codes: each row's code over all chunks (int64).
+        chunks: per chunk (values: int64 or float64 numpy, validity: bool), in order.
+        m: the codes.
+        largest: max instead of min.
+
+    Returns:
+        (values, validity) per code, or None.
+    """
+    dtype = chunks[0][0].dtype if chunks else np.dtype(np.float64)
+    best = np.zeros(m, dtype)
+    has = np.zeros(m, np.bool_)
+    count = np.zeros(m, np.int64)
+    last = np.zeros(m, dtype)
+    last_ok = np.zeros(m, np.bool_)
+    at = 0
+    for x, valid in chunks:
+        n = len(x)
+        if _extreme_update(best, has, count, last, last_ok,
+                           np.ascontiguousarray(codes[at:at + n], np.int64),
+                           np.ascontiguousarray(x, dtype), np.ascontiguousarray(valid, np.bool_),
+                           bool(largest)):
+            return None
+        at += n
+    one = count == 1
+    return np.where(one, last, best), np.where(one, last_ok, has)
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _prefix(data: np.ndarray, start: int, end: int, skip: int) -> np.uint64:
     """Bytes ``skip .. skip + 7`` of a string, big-endian in a uint64, zero-padded: two
@@ -446,3 +501,5 @@ def warm_up() -> None:
         sorted_positions(offsets, data, o, d)
     distinct_grouped(one, one, None, 1)
     distinct_grouped(one, one, one, 1)
+    for x in (np.zeros(1), ro_f, one, ro_i):
+        numeric_extremes(one, [(x, np.ones(1, bool))], 1, True)
