@@ -187,6 +187,42 @@ def _order_keys(hit_time: np.ndarray, file_id: str, row: np.ndarray,
     return pc.binary_join_element_wise(*parts, pa.scalar("|", pa.large_string()))
 
 
+def _digits(values: np.ndarray, width: int) -> np.ndarray:
+    """Each of ``values`` (0 <= v < 10^width) as ``width`` zero-padded ASCII digits: (n, width)
+    uint8 (Arrow's cast and pad, whose strings are then all ``width`` bytes, back to back)."""
+    if not len(values):
+        return np.zeros((0, width), np.uint8)
+    text = pc.utf8_lpad(pa.array(np.asarray(values, np.int64)).cast(pa.large_string()),
+                        width, "0")
+    offsets = np.frombuffer(text.buffers()[1], np.int64, len(text) + 1, text.offset)
+    data = np.frombuffer(text.buffers()[2], np.uint8)
+    return data[offsets[0]:offsets[-1]].reshape(len(text), width)
+
+
+def _placed_order_keys(gcodes: np.ndarray, m: int, hit_time: np.ndarray, file_id: str,
+                       row: np.ndarray, product: np.ndarray) -> pa.Array:
+    """:func:`_order_keys` of the winners (one per code of ``gcodes``, ascending), placed on
+    every customer code 0..m-1 (null: none), as :func:`_place` would: each key is the same
+    number of bytes, so the string array is built from one numpy byte matrix, no string
+    kernels and no take. Every part must fit its width (:data:`_WIDTHS`)."""
+    sep = np.full((len(gcodes), 1), ord("|"), np.uint8)
+    fid = np.frombuffer(file_id.encode(), np.uint8)
+    matrix = np.hstack([_digits(hit_time, _WIDTHS[0]), sep,
+                        np.broadcast_to(fid, (len(gcodes), len(fid))), sep,
+                        _digits(row, _WIDTHS[1]), sep, _digits(product, _WIDTHS[2])])
+    width = matrix.shape[1]
+    present = np.zeros(m, bool)
+    present[gcodes] = True
+    offsets = np.zeros(m + 1, np.int64)
+    np.cumsum(present * width, out=offsets[1:])
+    validity = pa.py_buffer(np.packbits(present, bitorder="little")) \
+        if len(gcodes) < m else None
+    return pa.Array.from_buffers(pa.large_string(), m,
+                                 [validity, pa.py_buffer(offsets),
+                                  pa.py_buffer(np.ascontiguousarray(matrix))],
+                                 null_count=m - len(gcodes))
+
+
 def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                   rows: np.ndarray | None, mask_fn, products_fn,
                   where_types: dict[str, str]) -> pa.Table:
@@ -218,7 +254,8 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     n = events.num_rows
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     cust = events.column("customer_id").combine_chunks().cast(pa.large_string())
-    customers = pc.unique(cust).sort() if n else pa.array([], pa.large_string())
+    # each row's customer code and the sorted customers: shared by every key
+    codes, customers = _rank(cust)
     masks: dict[str, np.ndarray] = {}
     for key in keys:
         if key.filter_json not in masks:
@@ -235,8 +272,8 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     prod = products_fn(events, need) if any(k.pairs for k in keys) else None
     hit_time = events.column("hit_time_gmt").to_numpy(zero_copy_only=False) if n else \
         np.zeros(0, np.int64)
-    codes = _codes(cust, customers)  # shared by every key's sums
     out = {"customer_id": customers}
+    lists: dict[tuple, dict[str, pa.Array]] = {}  # set / counts / sketch keys of one value
     for key in keys:
         mask = masks[key.filter_json]
         if key.pairs:
@@ -281,9 +318,46 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                                            values.filter(keep), file_id,
                                            *(part[valid] for part in order)))
             continue
+        if key.kind in ("set", "counts", "sketch"):
+            # keys over the same values (field, rows and filter) share their ranks and lists
+            share = (key.field, key.ftype, key.pairs, key.filter_json)
+            if share not in lists:
+                lists[share] = _counted_lists(codes[rows_of][valid], len(customers),
+                                              values.filter(keep))
+            out.update(_partial_lists(key, customers, lists[share]))
+            continue
         out.update(_coded_state(key, key.name, codes[rows_of][valid], customers,
                                 values.filter(keep), None))
     return pa.table(out)
+
+
+def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.Array]:
+    """Per customer code 0..m-1 its distinct values (``v``, a list of codes into a sorted
+    dictionary) and how many rows had each (``n``): what a file's set, counts and sketch
+    partials over the same values all start from (:func:`_list_state` of each)."""
+    vcode, dictionary = _rank(_as_strings(values))
+    nv = max(len(dictionary), 1)
+    # (customer, value) pairs as one integer, sorted: each pair's count is its run's length
+    # (what _distinct_coded sums from ones, without its stable argsort)
+    ordered = np.sort(np.asarray(codes, np.int64) * nv + vcode)
+    starts = _starts(ordered)
+    pairs = ordered[starts]
+    counted = {"c": pairs // nv, "v": pairs % nv,
+               "n": np.diff(np.r_[starts, len(ordered)]).astype(np.int64)}
+    return _coded_lists(counted, dictionary, m)
+
+
+def _partial_lists(key: StateKey, customers: pa.Array, lists: dict[str, pa.Array]
+                   ) -> dict[str, pa.Array]:
+    """A set / counts / sketch partial from :func:`_counted_lists`: the counted pairs'
+    values are the distinct pairs (every count is at least 1)."""
+    fields = state_columns(key, key.name)
+    if key.kind == "set":
+        return {fields[0].name: lists["v"]}
+    if key.kind == "counts":
+        return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
+    t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), [])
+    return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
 
 
 #: The order key's zero-padded widths (hit time, row, product position).
@@ -306,10 +380,14 @@ def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
     win = _extreme_rows(codes, [np.asarray(hit, np.int64),
                                 np.asarray(row, np.int64) * 10 ** _WIDTHS[2]
                                 + np.asarray(position, np.int64)], key.kind == "last")
-    o = _order_keys(hit[win], file_id, row[win], position[win]) if len(win) else \
-        pa.array([], pa.large_string())
-    return _place(codes[win], len(customers), {"v": values.take(pa.array(win)), "o": o},
-                  key.name, state_columns(key, key.name))
+    m = len(customers)
+    fields = state_columns(key, key.name)
+    pos = np.full(m, -1, np.int64)  # each customer's winning row (one take, as _place's)
+    pos[codes[win]] = win
+    v = values.cast(fields[0].type).take(pa.array(pos, mask=pos < 0))
+    o = _placed_order_keys(codes[win], m, np.asarray(hit)[win], file_id,
+                           np.asarray(row)[win], np.asarray(position)[win])
+    return {fields[0].name: v, fields[1].name: o}
 
 
 def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> np.ndarray:
@@ -364,9 +442,41 @@ def _rank(strings) -> tuple[np.ndarray, pa.Array]:
         raise ValueError("a null value among a set's values")
     if not len(strings):
         return np.zeros(0, np.int64), pa.array([], pa.large_string())
-    ranked = pc.unique(strings).sort()
-    return pc.index_in(strings, value_set=ranked).to_numpy(zero_copy_only=False).astype(
-        np.int64), ranked
+    from ..strings import packed_codes
+
+    packed = packed_codes(strings)  # ids of up to 8 bytes: as integers (numba)
+    if packed is not None:
+        return packed[1], packed[0]
+    # one hash pass (the distinct values and each string's index among them), then only the
+    # distinct values sorted: no second hash lookup of every string (pc.index_in)
+    encoded = pc.dictionary_encode(strings)
+    distinct = encoded.dictionary
+    order = _string_order(distinct)
+    rank = np.empty(len(distinct), np.int64)
+    rank[order] = np.arange(len(distinct))
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], distinct.take(pa.array(order))
+
+
+def _string_order(values: pa.Array) -> np.ndarray:
+    """The permutation that sorts distinct large strings bytewise (as ``pc.sort_indices``).
+    When their first 8 bytes (zero-padded) already tell every two apart, as short ids'
+    do, that is one numpy sort of 8-byte big-endian integers; otherwise Arrow's string sort."""
+    n = len(values)
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1, values.offset)
+    data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None \
+        else np.zeros(0, np.uint8)
+    lengths = np.minimum(np.diff(offsets), 8)
+    inside = np.arange(8) < lengths[:, None]
+    prefix = np.zeros((n, 8), np.uint8)
+    prefix[inside] = data[(offsets[:-1, None] + np.arange(8))[inside]]
+    keys = prefix.view(">u8").ravel()
+    order = np.argsort(keys)  # (not stable: only used when the keys are distinct)
+    ordered = keys[order]
+    if (ordered[1:] == ordered[:-1]).any():  # a shared 8-byte prefix: compare whole strings
+        return pc.sort_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
+    return order
 
 
 def _flat_codes(columns: list) -> tuple[np.ndarray, np.ndarray, pa.Array]:
