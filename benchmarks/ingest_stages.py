@@ -133,10 +133,9 @@ class Timed:
         self.cpu: dict[str, float] = defaultdict(float)
         self._stack: list[str] = []
         self.scan.warm_up()  # the kernels loaded (or compiled) before any file is timed
-        try:
-            importlib.import_module(f"{package}.features.hit_lists").warm_up()
-        except ModuleNotFoundError:  # revisions before the partials' kernels
-            pass
+        for module in ("hit_lists", "strings", "aggs.partial_kernels", "aggs.runs"):
+            with contextlib.suppress(ModuleNotFoundError):  # (older revisions lack some)
+                importlib.import_module(f"{package}.features.{module}").warm_up()
         ing, parse, scan = self.ingest, self.parse, self.scan
         ing.write_partials = self._wrap("partials", ing.write_partials)
         ing.write_events_file = self._wrap("events write", ing.write_events_file)

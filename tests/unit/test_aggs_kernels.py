@@ -553,3 +553,46 @@ def test_placed_order_keys_equal_the_string_kernels_placed(present):
     want = _place(gcodes, m, {"o": strings}, "x", [field])["x.o"]
     assert got.type == pa.large_string() and got.equals(want)
     assert got.null_count == m - k
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_extreme_rows_pick_each_customers_smallest_or_largest_row_ties_by_line(largest):
+    """A file's first/last winner per customer (numba, one pass) equals sorting each
+    customer's rows by (major, minor, line) and taking the first (smallest) or the last
+    (largest): ties go to the earlier line for first, the later for last."""
+    from featurestore.features.aggs.kernels import _extreme_rows
+
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 40, 2000)
+    codes[codes == 7] = 8  # a code without rows
+    major = rng.integers(0, 5, 2000)
+    minor = rng.integers(0, 3, 2000)
+    got = _extreme_rows(codes, [major, minor], largest)
+    want = []
+    for c in sorted(set(codes.tolist())):
+        rows = sorted(np.flatnonzero(codes == c).tolist(), key=lambda i: (major[i], minor[i], i))
+        want.append(rows[-1] if largest else rows[0])
+    assert got.tolist() == want
+
+
+def test_anonymous_hits_are_in_no_key_and_rows_count_among_named_hits():
+    """Hits without a customer id are in no key's rows; with no line positions given, the
+    order key's row is the hit's position among the hits that have a customer (as when they
+    were filtered out of the table first)."""
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    rows = [{"customer_id": None if i % 3 == 0 else f"c{i % 2}", "hit_time_gmt": T0,
+             "channel": f"v{i}", "visit_num": i} for i in range(12)]
+    keys = [key("last", "channel", "string"), key("count", None, None),
+            key("moments", "visit_num", "int"), key("set", "channel", "string")]
+    types = {**language.WHERE_BUILTINS, "channel": "string", "visit_num": "int"}
+    got = build_partial(keys, hits(rows), "f", None, _mask, _products, types)
+    named = hits([r for r in rows if r["customer_id"] is not None])
+    want = build_partial(keys, named, "f", None, _mask, _products, types)
+    assert got.equals(want)
+    assert got.column("customer_id").to_pylist() == ["c0", "c1"]
+    last = keys[0]
+    # c1's last hit is line 11, the 8th hit with a customer (position 7)
+    assert got.column(f"{last.name}.o").to_pylist()[1] == f"{T0:012d}|f|{7:010d}|00000"
+    assert got.column(f"{keys[1].name}.n").to_pylist() == [4, 4]

@@ -232,3 +232,21 @@ def test_backfill_plan_does_not_retry_a_raw_file_given_up_at_the_same_place():
     before = EventsFile("2026-01-01", "part-c0.parquet", ("hit_time_gmt",), (("a", 0, 3),))
     plan = plan_column_backfill({"visit_num": "int"}, [before], src, {}, gone)
     assert dict(plan.tasks[0].needs) == {"a": ("visit_num",)}
+
+
+def test_a_column_present_but_empty_in_every_row_is_typed_null_with_no_bad_value():
+    """A declared column the header has but no row fills (sparse feeds) is null, of its
+    type, with no bad value; the same rows with one value typed as usual."""
+    columns = (*SEVEN, "visit_num", "evar12", "flag", "post_channel")
+    empty = [_hit(i, visit_num="" if i % 2 else "\\N", evar12="", flag="\\N") for i in range(4)]
+    parsed = parse_file(*_file(columns, empty), declared=DECLARED)
+    for name, kind in (("visit_num", pa.int64()), ("evar12", pa.float64()),
+                       ("flag", pa.bool_()), ("post_channel", pa.string())):
+        assert _values(parsed, name) == [None] * 4
+        assert parsed.events.schema.field(name).type == kind
+    assert parsed.column_bad == {"visit_num": 0, "evar12": 0, "flag": 0, "post_channel": 0}
+    one = [*empty, _hit(4, visit_num="x", evar12="2.5", flag="1")]
+    parsed = parse_file(*_file(columns, one), declared=DECLARED)
+    assert _values(parsed, "visit_num") == [None] * 5
+    assert _values(parsed, "evar12") == [None] * 4 + [2.5]
+    assert parsed.column_bad["visit_num"] == 1

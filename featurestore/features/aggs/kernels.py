@@ -187,30 +187,15 @@ def _order_keys(hit_time: np.ndarray, file_id: str, row: np.ndarray,
     return pc.binary_join_element_wise(*parts, pa.scalar("|", pa.large_string()))
 
 
-def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Each of ``values`` (0 <= v < 10^width) as ``width`` zero-padded ASCII digits: (n, width)
-    uint8 (Arrow's cast and pad, whose strings are then all ``width`` bytes, back to back)."""
-    if not len(values):
-        return np.zeros((0, width), np.uint8)
-    text = pc.utf8_lpad(pa.array(np.asarray(values, np.int64)).cast(pa.large_string()),
-                        width, "0")
-    offsets = np.frombuffer(text.buffers()[1], np.int64, len(text) + 1, text.offset)
-    data = np.frombuffer(text.buffers()[2], np.uint8)
-    return data[offsets[0]:offsets[-1]].reshape(len(text), width)
-
-
 def _placed_order_keys(gcodes: np.ndarray, m: int, hit_time: np.ndarray, file_id: str,
                        row: np.ndarray, product: np.ndarray) -> pa.Array:
     """:func:`_order_keys` of the winners (one per code of ``gcodes``, ascending), placed on
     every customer code 0..m-1 (null: none), as :func:`_place` would: each key is the same
-    number of bytes, so the string array is built from one numpy byte matrix, no string
+    number of bytes, so the string array is built from one byte buffer (numba), no string
     kernels and no take. Every part must fit its width (:data:`_WIDTHS`)."""
-    sep = np.full((len(gcodes), 1), ord("|"), np.uint8)
-    fid = np.frombuffer(file_id.encode(), np.uint8)
-    matrix = np.hstack([_digits(hit_time, _WIDTHS[0]), sep,
-                        np.broadcast_to(fid, (len(gcodes), len(fid))), sep,
-                        _digits(row, _WIDTHS[1]), sep, _digits(product, _WIDTHS[2])])
-    width = matrix.shape[1]
+    from .partial_kernels import order_key_bytes
+
+    data, width = order_key_bytes(hit_time, row, product, file_id, _WIDTHS)
     present = np.zeros(m, bool)
     present[gcodes] = True
     offsets = np.zeros(m + 1, np.int64)
@@ -218,8 +203,7 @@ def _placed_order_keys(gcodes: np.ndarray, m: int, hit_time: np.ndarray, file_id
     validity = pa.py_buffer(np.packbits(present, bitorder="little")) \
         if len(gcodes) < m else None
     return pa.Array.from_buffers(pa.large_string(), m,
-                                 [validity, pa.py_buffer(offsets),
-                                  pa.py_buffer(np.ascontiguousarray(matrix))],
+                                 [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
                                  null_count=m - len(gcodes))
 
 
@@ -245,17 +229,22 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     if rows is not None:  # an Arrow or numpy array of positions
         rows = np.asarray(rows.to_numpy(zero_copy_only=False) if hasattr(rows, "to_numpy")
                           else rows, dtype=np.int64)
-    if events.column("customer_id").null_count:
-        keep = pc.is_valid(events.column("customer_id"))
-        events = events.filter(keep)
-        if rows is not None:
-            rows = rows[_bools(keep)]
     events = events.combine_chunks()
     n = events.num_rows
-    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     cust = events.column("customer_id").combine_chunks().cast(pa.large_string())
-    # each row's customer code and the sorted customers: shared by every key
-    codes, customers = _rank(cust)
+    named = None
+    if cust.null_count:
+        # hits without a customer are left out of every key's rows (masks), not filtered
+        # out of the table: that would copy every column (~8 ms a file of 100 k hits)
+        named = _bools(pc.is_valid(cust))
+        if rows is None:  # positions among the hits with a customer
+            rows = np.cumsum(named) - 1
+        named_codes, customers = _rank(cust.filter(pa.array(named)))
+        codes = np.full(n, -1, np.int64)
+        codes[named] = named_codes
+    else:  # each row's customer code and the sorted customers: shared by every key
+        codes, customers = _rank(cust)
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     masks: dict[str, np.ndarray] = {}
     for key in keys:
         if key.filter_json not in masks:
@@ -264,6 +253,8 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             mask = mask_fn(events, Filter(**spec)) if n else np.zeros(0, bool)
             for cond in conds:
                 mask &= _where_mask(events, cond, where_types[cond["column"]])
+            if named is not None:
+                mask &= named
             masks[key.filter_json] = mask
     need = np.zeros(n, dtype=bool)
     for key in keys:
@@ -274,61 +265,71 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
         np.zeros(0, np.int64)
     out = {"customer_id": customers}
     lists: dict[tuple, dict[str, pa.Array]] = {}  # set / counts / sketch keys of one value
+    picked: dict[tuple, tuple] = {}  # keys over the same values (field, rows, filter)
     for key in keys:
-        mask = masks[key.filter_json]
-        if key.pairs:
-            prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
-            sel = mask[prow] if len(prow) else np.zeros(0, bool)
-            rsel = prow[sel]
-            values = None
-            if key.field is not None:
-                values = (prod[key.field].filter(pa.array(sel)) if key.field == "product_id"
-                          else pa.array(prod[key.field][sel]))
-                values = values.cast(key.value_type)
-            order = None
-            if key.kind in ("first", "last"):
+        share = (key.field, key.ftype, key.pairs, key.filter_json)
+        if share not in picked:
+            picked[share] = _key_values(key, events, masks[key.filter_json], prod, n)
+        rows_of, values, sel, kept = picked[share]
+        if key.kind in ("count", "moments"):
+            out.update(_summed_partial(key, codes[rows_of], len(customers), values))
+            continue
+        if kept is None:  # the rows with a value: shared by the keys over these values
+            valid = _bools(pc.is_valid(values))
+            kept = (valid, codes[rows_of][valid], values.filter(pa.array(valid)))
+            picked[share] = (rows_of, values, sel, kept)
+        valid, vcodes, vvalues = kept
+        if key.kind in ("first", "last"):  # the winners by integer order, then their keys
+            if key.pairs:
+                prow = prod["row"]
                 first_of = np.r_[0, np.flatnonzero(np.diff(prow) != 0) + 1] if len(prow) \
                     else np.zeros(0, np.int64)
                 position = np.arange(len(prow)) - np.repeat(
                     first_of, np.diff(np.r_[first_of, len(prow)]))
-                order = (hit_time[rsel], rows[rsel], position[sel])
-        else:
-            idx = np.flatnonzero(mask)
-            values = None
-            if key.field == "event_date":
-                values = events.column("event_date").take(pa.array(idx)).cast(pa.date32())
-            elif key.field is not None:
-                if key.field in events.column_names:
-                    col = _typed(events.column(key.field), key.ftype)
-                else:
-                    col = pa.nulls(n, key.value_type)
-                values = col.take(pa.array(idx))
-            order = ((hit_time[idx], rows[idx], np.zeros(len(idx), np.int64))
-                     if key.kind in ("first", "last") else None)
-        rows_of = rsel if key.pairs else idx
-        if key.kind in ("count", "moments"):
-            out.update(_summed_partial(key, codes[rows_of], len(customers), values))
-            continue
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        valid = _bools(pc.is_valid(values))
-        keep = pa.array(valid)
-        if order is not None:  # first / last: the winners by integer order, then their keys
-            out.update(_first_last_partial(key, codes[rows_of][valid], customers,
-                                           values.filter(keep), file_id,
+                order = (hit_time[rows_of], rows[rows_of], position[sel])
+            else:
+                order = (hit_time[rows_of], rows[rows_of], np.zeros(len(rows_of), np.int64))
+            out.update(_first_last_partial(key, vcodes, customers, vvalues, file_id,
                                            *(part[valid] for part in order)))
             continue
         if key.kind in ("set", "counts", "sketch"):
-            # keys over the same values (field, rows and filter) share their ranks and lists
-            share = (key.field, key.ftype, key.pairs, key.filter_json)
+            # keys over the same values share their ranks and lists
             if share not in lists:
-                lists[share] = _counted_lists(codes[rows_of][valid], len(customers),
-                                              values.filter(keep))
+                lists[share] = _counted_lists(vcodes, len(customers), vvalues)
             out.update(_partial_lists(key, customers, lists[share]))
             continue
-        out.update(_coded_state(key, key.name, codes[rows_of][valid], customers,
-                                values.filter(keep), None))
+        out.update(_coded_state(key, key.name, vcodes, customers, vvalues, None))
     return pa.table(out)
+
+
+def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | None,
+                n: int) -> tuple[np.ndarray, pa.Array | None, np.ndarray | None, None]:
+    """The rows a key aggregates (hits, or (hit, product) pairs: their hit rows) and their
+    values of its field, typed (None: no field); and for pairs which pairs were taken."""
+    if key.pairs:
+        prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
+        sel = mask[prow] if len(prow) else np.zeros(0, bool)
+        values = None
+        if key.field is not None:
+            values = (prod[key.field].filter(pa.array(sel)) if key.field == "product_id"
+                      else pa.array(prod[key.field][sel]))
+            values = values.cast(key.value_type)
+        rows_of = prow[sel]
+    else:
+        sel = None
+        rows_of = np.flatnonzero(mask)
+        values = None
+        if key.field == "event_date":
+            values = events.column("event_date").take(pa.array(rows_of)).cast(pa.date32())
+        elif key.field is not None:
+            if key.field in events.column_names:
+                col = _typed(events.column(key.field), key.ftype)
+            else:
+                col = pa.nulls(n, key.value_type)
+            values = col.take(pa.array(rows_of))
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return rows_of, values, sel, None
 
 
 def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.Array]:
@@ -396,6 +397,10 @@ def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> n
     A few ``ufunc.at`` passes over the candidates left: no sort."""
     if not len(codes):
         return np.zeros(0, np.int64)
+    if len(keys) == 2:  # a file's first/last: one pass (numba)
+        from .partial_kernels import extreme_rows
+
+        return extreme_rows(codes, keys[0], keys[1], largest)
     m = int(codes.max()) + 1
     pick = np.maximum if largest else np.minimum
     cand = np.arange(len(codes))

@@ -103,6 +103,8 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
     """
     if kind == "string":
         return values, 0
+    if values.null_count == len(values):  # an empty column (sparse feeds): nothing to parse
+        return pa.nulls(len(values), COLUMN_ARROW_TYPES[kind]), 0
     present = pc.is_valid(values)
     if kind == "bool":
         lower = pc.utf8_lower(values)
