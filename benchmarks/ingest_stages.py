@@ -17,7 +17,7 @@ process, one after the other, into a scratch store, and charges the thread's CPU
 | parse (rest) | the rest of ``parse_file``: checks, gathering the landing rows' fields |
 | conform | the store's column types |
 | partials | ``write_partials``: the file's partial daily aggregates, written |
-| declared | the declared columns' gather and typing (``parse._declared_columns``; ``--repo``) |
+| declared | the declared columns' typing (``parse._declared_columns``; ``--repo``; revisions before issue #26's ingest round also gathered them here, since then the scan's one sweep does, in parse (rest)) |
 | ext build | the SPEC §3a partial states (``engine.partial_of``; ``--repo``) |
 | ext write | their Arrow IPC file, published (``--repo``) |
 | events write | ``write_events_file``: the events parquet |

@@ -318,15 +318,17 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
     else:
         sel = None
         rows_of = np.flatnonzero(mask)
+        every = len(rows_of) == n  # every hit (no filter, no anonymous hit): no take
         values = None
         if key.field == "event_date":
-            values = events.column("event_date").take(pa.array(rows_of)).cast(pa.date32())
+            values = events.column("event_date").combine_chunks()
+            values = (values if every else values.take(pa.array(rows_of))).cast(pa.date32())
         elif key.field is not None:
             if key.field in events.column_names:
                 col = _typed(events.column(key.field), key.ftype)
             else:
                 col = pa.nulls(n, key.value_type)
-            values = col.take(pa.array(rows_of))
+            values = col if every else col.take(pa.array(rows_of))
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return rows_of, values, sel, None

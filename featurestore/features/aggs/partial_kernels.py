@@ -58,6 +58,7 @@ def extreme_rows(codes: np.ndarray, major: np.ndarray, minor: np.ndarray,
 @njit(nogil=True, cache=True)
 def _key_bytes(parts: np.ndarray, widths: np.ndarray, middle: np.ndarray) -> np.ndarray:
     k = parts.shape[1]
+    ten, zero = np.uint64(10), np.uint64(48)
     width = widths[0] + 1 + len(middle) + 1 + widths[1] + 1 + widths[2]
     out = np.empty(k * width, np.uint8)
     for i in range(k):
@@ -75,8 +76,8 @@ def _key_bytes(parts: np.ndarray, widths: np.ndarray, middle: np.ndarray) -> np.
             v = parts[p, i]  # unsigned: a division by 10 is a multiply, no floor fix-up
             w = widths[p]
             for j in range(w - 1, -1, -1):
-                q = v // np.uint64(10)
-                out[at + j] = np.uint8(48 + (v - q * np.uint64(10)))
+                q = v // ten
+                out[at + j] = np.uint8(zero + (v - q * ten))  # (uint64 only: no float mix)
                 v = q
             at += w
     return out

@@ -216,6 +216,7 @@ def parse_file(raw: RawFile, compressed: bytes,
         field_is_byte,
         field_is_null,
         gather_columns,
+        gather_fields,
         scan_buffer,
         scan_pieces,
         valid_utf8_rows,
@@ -287,14 +288,21 @@ def parse_file(raw: RawFile, compressed: bytes,
     rows = good[~excluded]
     names = [name for name in EVENT_SCHEMA.names if name != "hit_time_gmt"]
     hit_times = times[rows]
+    builtin = [WEBLOG_COLUMNS.index(n) for n in names]
+    present = [n for n in declared if n in declared_slots]
+    if present:  # the declared columns' fields in the same sweep over the lines
+        fields, strings, bad_utf8 = gather_fields(buf, starts, ends, rows, builtin,
+                                                  [declared_slots[n] for n in present])
+    else:
+        fields, strings, bad_utf8 = gather_columns(buf, starts, ends, rows, builtin), [], []
     table = pa.table({
         "hit_time_gmt": pa.array(hit_times, pa.int64()),
-        **dict(zip(names, gather_columns(buf, starts, ends, rows,
-                                         [WEBLOG_COLUMNS.index(n) for n in names]))),
+        **dict(zip(names, fields)),
     })
     column_bad: dict[str, int] = {}
     if declared:
-        typed = _declared_columns(buf, starts, ends, rows, declared, declared_slots, column_bad)
+        typed = _declared_columns(rows.size, declared, dict(zip(present, strings)),
+                                  dict(zip(present, bad_utf8)), column_bad)
         for name, array in typed.items():
             table = table.append_column(pa.field(name, array.type), array)
     table = table.append_column(
@@ -319,25 +327,20 @@ def parse_file(raw: RawFile, compressed: bytes,
     )
 
 
-def _declared_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                      declared: dict[str, str], slots: dict[str, int],
-                      column_bad: dict[str, int]) -> dict[str, pa.Array]:
-    """The declared columns of the landed ``rows``, typed; bad values counted in
-    ``column_bad`` (invalid UTF-8 included), absent columns all null."""
-    from .scan import gather_declared  # (loaded by parse_file already)
-
-    names = [n for n in declared if n in slots]
-    strings, bad_utf8 = gather_declared(buf, starts, ends, rows, [slots[n] for n in names]) \
-        if names else ([], [])
-    raw_of = dict(zip(names, strings, strict=True))
+def _declared_columns(n: int, declared: dict[str, str], raw_of: dict[str, pa.Array],
+                      bad_utf8: dict[str, int], column_bad: dict[str, int]
+                      ) -> dict[str, pa.Array]:
+    """The declared columns of the ``n`` landed rows, typed from their gathered fields
+    (``raw_of``; a column the header lacks is all null); bad values counted in
+    ``column_bad`` (``bad_utf8``: fields that were not valid UTF-8, included)."""
     out = {}
     for name, kind in declared.items():
         if name not in raw_of:
-            out[name] = pa.nulls(rows.size, COLUMN_ARROW_TYPES[kind])
+            out[name] = pa.nulls(n, COLUMN_ARROW_TYPES[kind])
             column_bad[name] = 0
             continue
         out[name], bad = typed_column(raw_of[name], kind)
-        column_bad[name] = bad + bad_utf8[names.index(name)]
+        column_bad[name] = bad + bad_utf8[name]
     return out
 
 
