@@ -269,16 +269,12 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     for key in keys:
         share = (key.field, key.ftype, key.pairs, key.filter_json)
         if share not in picked:
-            picked[share] = _key_values(key, events, masks[key.filter_json], prod, n)
-        rows_of, values, sel, kept = picked[share]
+            rows_of, values, sel = _key_values(key, events, masks[key.filter_json], prod, n)
+            picked[share] = (rows_of, values, sel, codes[rows_of])
+        rows_of, values, sel, vcodes = picked[share]
         if key.kind in ("count", "moments"):
-            out.update(_summed_partial(key, codes[rows_of], len(customers), values))
+            out.update(_summed_partial(key, vcodes, len(customers), values))
             continue
-        if kept is None:  # the rows with a value: shared by the keys over these values
-            valid = _bools(pc.is_valid(values))
-            kept = (valid, codes[rows_of][valid], values.filter(pa.array(valid)))
-            picked[share] = (rows_of, values, sel, kept)
-        valid, vcodes, vvalues = kept
         if key.kind in ("first", "last"):  # the winners by integer order, then their keys
             if key.pairs:
                 prow = prod["row"]
@@ -286,52 +282,62 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                     else np.zeros(0, np.int64)
                 position = np.arange(len(prow)) - np.repeat(
                     first_of, np.diff(np.r_[first_of, len(prow)]))
-                order = (hit_time[rows_of], rows[rows_of], position[sel])
+                position = position[sel]
             else:
-                order = (hit_time[rows_of], rows[rows_of], np.zeros(len(rows_of), np.int64))
-            out.update(_first_last_partial(key, vcodes, customers, vvalues, file_id,
-                                           *(part[valid] for part in order)))
+                position = np.zeros(len(rows_of), np.int64)
+            out.update(_first_last_partial(key, vcodes, customers, values, file_id,
+                                           hit_time[rows_of], rows[rows_of], position))
             continue
         if key.kind in ("set", "counts", "sketch"):
             # keys over the same values share their ranks and lists
             if share not in lists:
-                lists[share] = _counted_lists(vcodes, len(customers), vvalues)
+                lists[share] = _counted_lists(vcodes, len(customers), values)
             out.update(_partial_lists(key, customers, lists[share]))
             continue
-        out.update(_coded_state(key, key.name, vcodes, customers, vvalues, None))
+        out.update(_coded_state(key, key.name, vcodes, customers, values, None))
     return pa.table(out)
 
 
 def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | None,
-                n: int) -> tuple[np.ndarray, pa.Array | None, np.ndarray | None, None]:
-    """The rows a key aggregates (hits, or (hit, product) pairs: their hit rows) and their
-    values of its field, typed (None: no field); and for pairs which pairs were taken."""
+                n: int) -> tuple[np.ndarray, pa.Array | None, np.ndarray | None]:
+    """The rows a key aggregates (hits, or (hit, product) pairs: their hit rows) that have a
+    value of its field (every matching row when it has no field), and those values, typed
+    (None: no field); for pairs, which pairs were taken. Every kind skips null values, so
+    they are dropped here once, before any copy, for all the keys over these values."""
     if key.pairs:
         prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
         sel = mask[prow] if len(prow) else np.zeros(0, bool)
         values = None
         if key.field is not None:
-            values = (prod[key.field].filter(pa.array(sel)) if key.field == "product_id"
-                      else pa.array(prod[key.field][sel]))
-            values = values.cast(key.value_type)
-        rows_of = prow[sel]
-    else:
-        sel = None
-        rows_of = np.flatnonzero(mask)
-        every = len(rows_of) == n  # every hit (no filter, no anonymous hit): no take
-        values = None
-        if key.field == "event_date":
-            values = events.column("event_date").combine_chunks()
-            values = (values if every else values.take(pa.array(rows_of))).cast(pa.date32())
-        elif key.field is not None:
-            if key.field in events.column_names:
-                col = _typed(events.column(key.field), key.ftype)
+            column = prod[key.field]
+            if key.field == "product_id":
+                if column.null_count:
+                    sel = sel & _bools(pc.is_valid(column))
+                values = column.filter(pa.array(sel))
             else:
-                col = pa.nulls(n, key.value_type)
-            values = col if every else col.take(pa.array(rows_of))
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return rows_of, values, sel, None
+                values = pa.array(column[sel])
+                if values.null_count:
+                    sel = sel.copy()
+                    sel[np.flatnonzero(sel)[~_bools(pc.is_valid(values))]] = False
+                    values = values.drop_null()
+            values = values.cast(key.value_type)
+        return prow[sel], values, sel
+    values = None
+    if key.field == "event_date":
+        column = events.column("event_date").combine_chunks().cast(pa.date32())
+    elif key.field is not None:
+        if key.field in events.column_names:
+            column = _typed(events.column(key.field), key.ftype)
+        else:
+            column = pa.nulls(n, key.value_type)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+    if key.field is not None and column.null_count:
+        mask = mask & _bools(pc.is_valid(column))
+    rows_of = np.flatnonzero(mask)
+    if key.field is not None:  # every hit (no filter, no null): no copy
+        values = column if len(rows_of) == n else column.take(pa.array(rows_of))
+    return rows_of, values, None
 
 
 def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.Array]:
