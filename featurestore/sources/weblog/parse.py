@@ -114,6 +114,36 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
         out = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
         bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
         return out, int(bad)
+    out = _typed_by_cast(values, kind)
+    if out is not None:  # every field read as its type: only inf / nan floats are bad (null)
+        ok = present
+        if kind == "float":
+            finite = pc.fill_null(pc.is_finite(out), True)
+            out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
+            ok = pc.and_(ok, finite)
+        bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
+        return out, int(bad)
+    return _typed_by_pattern(values, kind, present)
+
+
+def _typed_by_cast(values: pa.Array, kind: str) -> pa.Array | None:
+    """``int`` / ``float`` fields as Arrow's cast reads them, when it reads every one (the
+    usual file: no bad value), else None. What the cast accepts is what :data:`_INT_RE` /
+    :data:`_FLOAT_RE` accept, with the same value, except hexadecimal ints (``0x1f``: kept
+    off this path) and ``inf`` / ``nan`` floats (non-finite: the caller nulls them, as bad
+    values); a field the patterns accept and the cast does not (``+1``, an int past int64)
+    fails the cast, so the file takes the pattern path."""
+    if kind == "int" and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py():
+        return None
+    try:
+        return pc.cast(values, COLUMN_ARROW_TYPES[kind])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _typed_by_pattern(values: pa.Array, kind: str, present: pa.Array) -> tuple[pa.Array, int]:
+    """:func:`typed_column` of ``int`` / ``float`` fields by their patterns (a file with a
+    bad value): a field that does not match is null and counted."""
     pattern = _INT_RE if kind == "int" else _FLOAT_RE
     ok = pc.fill_null(pc.match_substring_regex(values, pattern), False)
     if kind == "int":
@@ -124,8 +154,9 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
                     pc.if_else(long, values, pa.scalar(None, values.type)).to_pylist()]
             ok = pc.and_(ok, pc.or_(pc.invert(long), pa.array(fits)))
     # Arrow's cast takes no leading "+"
-    clean = pc.replace_substring_regex(pc.if_else(ok, values, pa.scalar(None, values.type)),
-                                       r"^\+", "")
+    clean = pc.if_else(ok, values, pa.scalar(None, values.type))
+    if pc.any(pc.starts_with(clean, "+")).as_py():
+        clean = pc.replace_substring_regex(clean, r"^\+", "")
     out = pc.cast(clean, COLUMN_ARROW_TYPES[kind])
     if kind == "float":  # 1e999 parses as inf: not a usable value
         finite = pc.fill_null(pc.is_finite(out), True)
