@@ -128,7 +128,7 @@ def compare(clean: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame]) -> dic
 def table_diffs(clean: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame]
                 ) -> dict[str, dict[str, Any]]:
     """Per table that differs: rows lost and duplicated (as in :func:`compare`), and up to
-    three of each as text, so a failed trial says where it differs.
+    three distinct rows of each as text, so a failed trial says where it differs.
 
     Args:
         clean: the clean run's tables (:func:`snapshot`).
@@ -150,13 +150,17 @@ def table_diffs(clean: dict[str, pd.DataFrame], got: dict[str, pd.DataFrame]
 
 
 def _rows_of(df: pd.DataFrame | None, hashes: collections.Counter, most: int = 3) -> list[str]:
-    """Up to ``most`` rows of ``df`` whose hash is in ``hashes``, as text."""
+    """Up to ``most`` distinct rows of ``df`` whose hash is in ``hashes``, as JSON text with
+    how many of each are lost or extra (``{"row": {...}, "count": n}``)."""
     if df is None or not hashes:
         return []
     df = df[sorted(df.columns)]
-    keys = pd.util.hash_pandas_object(df, index=False)
-    rows = df[keys.isin(list(hashes))].head(most)
-    return [json.dumps(r, default=str) for r in rows.to_dict("records")]
+    keys = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    out = []
+    for key, count in sorted(hashes.items(), key=lambda kv: -kv[1])[:most]:
+        row = df[keys == key].iloc[0].to_dict()
+        out.append(json.dumps({"row": row, "count": count}, default=str))
+    return out
 
 
 def _row_counts(df: pd.DataFrame | None) -> collections.Counter:
@@ -219,20 +223,28 @@ class Harness:
             self.seconds[step] = first["seconds"]  # a whole run's duration under today's load
         after_kill = _listing(store)
         again = run_cli(step_args(step, self.raw, store, out))  # no manual step in between
-        got = snapshot(store, out)
+        try:
+            got, unreadable = snapshot(store, out), None
+        except Exception as exc:  # noqa: BLE001  (a table left unreadable: reported below)
+            got, unreadable = {}, f"{type(exc).__name__}: {exc}"
         figures = compare(self.after[step], got)
         result = {"step": step, "kill_after": kill_after, "killed": first["killed"],
                   "next_rc": again["rc"], "next_error": again["stderr"].strip()[-300:],
                   **figures}
+        if unreadable:
+            result["unreadable"] = unreadable
         if again["rc"] != 0 or figures["rows_lost"] or figures["rows_duplicated"]:
             # everything the next look needs: per-table differences, both runs' stderr, the
             # store's files after the kill; the trial's folder is kept (``kept``)
             result.update(tables_differ=table_diffs(self.after[step], got),
+                          killed_seconds=round(first["seconds"], 2),
                           killed_stderr=first["stderr"].strip()[-3000:],
                           next_stderr=again["stderr"].strip()[-3000:],
-                          files_after_kill=after_kill, kept=str(self.work / name))
-            (self.work / name / "trial.json").write_text(json.dumps(result, indent=1,
-                                                                    default=str))
+                          files_after_kill=collections.Counter(
+                              f.split("/", 1)[0] for f in after_kill),
+                          kept=str(self.work / name))
+            (self.work / name / "trial.json").write_text(json.dumps(
+                {**result, "files_after_kill": after_kill}, indent=1, default=str))
         else:
             shutil.rmtree(self.work / name)
         return result
@@ -240,7 +252,7 @@ class Harness:
 
 def _listing(store: Path) -> list[str]:
     """Every file under ``store`` with its size (what a kill left), for a failed trial's
-    report."""
+    report (``trial.json``; the result counts them per top-level folder)."""
     if not store.exists():
         return []
     return sorted(f"{p.relative_to(store)} {p.stat().st_size}" for p in store.rglob("*")
