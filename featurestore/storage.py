@@ -340,11 +340,12 @@ class Store:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def _tmp_path(self, parent: str, name: str, lease: Lease | None) -> str:
+    def _tmp_path(self, parent: str, name: str, lease: Lease | None,
+                  run_id: str | None = None) -> str:
         """A fresh temporary path for a write into ``parent``: in the store's :data:`TMP_DIR`,
-        named by the writing run, or beside the target when that folder is on another
-        filesystem (a rename cannot cross filesystems)."""
-        run = lease.run_id if lease is not None else (self._lease_run_id or "free")
+        named by the writing run (``run_id`` when given), or beside the target when that
+        folder is on another filesystem (a rename cannot cross filesystems)."""
+        run = run_id or (lease.run_id if lease is not None else (self._lease_run_id or "free"))
         folder = f"{self.root}/{TMP_DIR}"
         os.makedirs(folder, exist_ok=True)
         if os.stat(folder).st_dev != os.stat(parent).st_dev:
@@ -392,7 +393,7 @@ class Store:
         with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
             f.write(data)
 
-    def create_new(self, data: bytes, *parts: str) -> bool:
+    def create_new(self, data: bytes, *parts: str, run_id: str | None = None) -> bool:
         """Create ``parts`` with ``data`` only if it does not exist; False if it does.
 
         Local: the data is written to a temporary file first, then hard-linked to the name
@@ -402,12 +403,23 @@ class Store:
         block the next run for the lease's lifetime). A file system without hard links gets
         ``O_CREAT | O_EXCL``. Object stores have no portable create-if-absent, so it is check,
         write, read back: two writers within the same instant could both win.
+
+        Args:
+            data: the file's content.
+            parts: its path in the store.
+            run_id: the run the temporary file is named after (default: the lease this
+                process holds): a lease being taken names its own, so the next run sweeps
+                what a kill left at once (a lease-less name is kept for an hour).
+
+        Returns:
+            True when this call created the file.
         """
         path = self.path(*parts)
         if self.is_local:
             parent = os.path.dirname(path)
             os.makedirs(parent, exist_ok=True)
-            tmp = self._tmp_path(parent, os.path.basename(path), _leases.get(self.url))
+            tmp = self._tmp_path(parent, os.path.basename(path), _leases.get(self.url),
+                                 run_id)
             try:
                 with open(tmp, "wb") as f:
                     f.write(data)

@@ -98,6 +98,8 @@ def test_kill9_while_the_lock_file_is_created_does_not_block_the_next_run(tmp_pa
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     assert time.monotonic() - started < 60
     assert not (store_dir / "_lock.json").exists()
+    # the killed run's staged lock record was swept by the next run, not kept for an hour
+    assert list((store_dir / ".tmp").iterdir()) == []
 
 
 def test_lease_is_renewed_while_the_owner_lives(tmp_path):
