@@ -2,12 +2,17 @@
 training-set (export), then run again with no manual step, compared with a clean run.
 
     PYTHONPATH=. python benchmarks/reliability.py --trials 20 [--seed 0]
+    # the SPEC §3a repository of tests/reliability/test_kill9_aggs.py, backfill only,
+    # kill moments over the whole run, a failed trial's store kept in DIR:
+    PYTHONPATH=. python benchmarks/reliability.py --repo aggs --steps backfill --trials 60 \
+        --fractions 0.02,1.0 --no-s3 --workdir DIR
 
 Each trial copies the store as the clean run had it before one step, runs that step as
 ``python -m featurestore ...`` in its own process group, SIGKILLs the group (CLI, scheduler,
 workers) after a random fraction of the step's clean duration, runs the same command again
 and compares every table (and the training-set CSVs) with the clean run, row by row: rows
-lost and rows duplicated must both be 0 and the next run must exit 0.
+lost and rows duplicated must both be 0 and the next run must exit 0. A trial that fails keeps
+its store and reports where it differs (:meth:`Harness.trial`).
 
 When ``benchmarks/reliability_s3.py`` exists, its ``run_s3_fault_trials(trials, seed)`` runs
 too and its figures are printed beside these.
