@@ -2,9 +2,11 @@
 training-set (export), then run again with no manual step, compared with a clean run.
 
     PYTHONPATH=. python benchmarks/reliability.py --trials 20 [--seed 0]
-    # the SPEC §3a repository of tests/reliability/test_kill9_aggs.py, backfill only,
-    # kill moments over the whole run, a failed trial's store kept in DIR:
-    PYTHONPATH=. python benchmarks/reliability.py --repo aggs --steps backfill --trials 60 \
+
+The SPEC §3a repository of tests/reliability/test_kill9_aggs.py, backfill only, kill moments
+over the whole run, a failed trial's store kept in DIR::
+
+    PYTHONPATH=. python benchmarks/reliability.py --repo aggs --steps backfill --trials 60
         --fractions 0.02,1.0 --no-s3 --workdir DIR
 
 Each trial copies the store as the clean run had it before one step, runs that step as
