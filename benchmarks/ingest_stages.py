@@ -1,7 +1,7 @@
 """CPU per stage of one ingest task, in process, this checkout against another, interleaved.
 
     python benchmarks/ingest_stages.py --raw DIR [--files 6] [--rounds 3] [--before REF]
-                                       [--check]
+                                       [--check] [--repo REPO.yaml]
 
 Runs the ingest task (``_ingest_one``: what a worker runs for one file) on the first
 ``--files`` files of the drop under ``DIR`` (``benchmarks/ingest.py`` generates it), in this
@@ -17,6 +17,9 @@ process, one after the other, into a scratch store, and charges the thread's CPU
 | parse (rest) | the rest of ``parse_file``: checks, gathering the landing rows' fields |
 | conform | the store's column types |
 | partials | ``write_partials``: the file's partial daily aggregates, written |
+| declared | the declared columns' typing (``parse._declared_columns``; ``--repo``; revisions before issue #26's ingest round also gathered them here, since then the scan's one sweep does, in parse (rest)) |
+| ext build | the SPEC §3a partial states (``engine.partial_of``; ``--repo``) |
+| ext write | their Arrow IPC file, published (``--repo``) |
 | events write | ``write_events_file``: the events parquet |
 | quarantine | the quarantine parquet |
 | task (rest) | the rest of the task: the ledger record, the content marker, ... |
@@ -25,7 +28,12 @@ With ``--before REF`` the same files also run through the code of git revision `
 ``featurestore`` package, extracted with ``git archive`` under another package name and
 imported beside this one), alternating file by file, so both see the same load. ``--check``
 then compares what the two wrote (events, partials, quarantine as Arrow tables, and the
-ledger records less their time stamp) and fails on a difference. Prints, per version, each
+ledger records less their time stamp) and fails on a difference.
+
+``--repo`` runs the task with a repository's definitions (e.g. issue #26's plus-30 one,
+``aggs.repo_text(aggs.thirty_features(), aggs.DECLARED)``): its declared columns are parsed
+and its SPEC §3a partial states built and written, as ``featurestore ingest`` does after
+``featurestore apply`` of it (without it: the built-in repository). Prints, per version, each
 stage's median CPU milliseconds per file over the rounds, and the total.
 
 The process runs with the environment our workers get (``featurestore.cluster.WORKER_CONFIG``:
@@ -56,8 +64,8 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-STAGES = ["read", "md5", "decompress", "scan", "parse (rest)", "conform", "partials",
-          "events write", "quarantine", "task (rest)"]
+STAGES = ["read", "md5", "decompress", "scan", "parse (rest)", "declared", "conform",
+          "partials", "ext build", "ext write", "events write", "quarantine", "task (rest)"]
 
 
 def _worker_environ() -> dict[str, str]:
@@ -93,7 +101,7 @@ def _extract(ref: str, into: Path) -> str:
 class Timed:
     """One version of the code with its functions wrapped to charge CPU time to stages."""
 
-    def __init__(self, package: str, label: str):
+    def __init__(self, package: str, label: str, repo_text: str | None = None):
         self.label = label
         self.ingest = importlib.import_module(f"{package}.sources.weblog.ingest")
         self.parse = importlib.import_module(f"{package}.sources.weblog.parse")
@@ -102,19 +110,32 @@ class Timed:
         self.storage = importlib.import_module(f"{package}.storage")
         partials = importlib.import_module(f"{package}.features.partials")
         daily = importlib.import_module(f"{package}.features.daily")
-        empty = tempfile.mkdtemp(prefix="stages-empty-")  # no recorded repo: the built-in one
-        try:
-            self.daily = daily.daily_plan(partials.repo_for_ingest(self.storage.Store(empty),
-                                                                   None))
-        finally:
-            shutil.rmtree(empty, ignore_errors=True)
+        self.declared, self.ext = None, None
+        if repo_text is None:
+            empty = tempfile.mkdtemp(prefix="stages-empty-")  # no recorded repo: built-in
+            try:
+                self.daily = daily.daily_plan(partials.repo_for_ingest(
+                    self.storage.Store(empty), None))
+            finally:
+                shutil.rmtree(empty, ignore_errors=True)
+        else:  # as ingest._run_tasks derives them from the store's recorded repository
+            definitions = importlib.import_module(f"{package}.features.definitions")
+            engine = importlib.import_module(f"{package}.features.aggs.engine")
+            repo = definitions.parse_feature_repo(repo_text, "--repo")
+            self.daily = daily.daily_plan(repo)
+            self.declared = repo.declared_columns() or None
+            ext = engine.ext_plan(repo)
+            self.ext = ext if ext is not None and ext.specs else None
+            engine.partial_of = self._wrap("ext build", engine.partial_of)
+            engine.write_ipc = self._wrap("ext write", engine.write_ipc)
+            self.parse._declared_columns = self._wrap("declared",
+                                                      self.parse._declared_columns)
         self.cpu: dict[str, float] = defaultdict(float)
         self._stack: list[str] = []
         self.scan.warm_up()  # the kernels loaded (or compiled) before any file is timed
-        try:
-            importlib.import_module(f"{package}.features.hit_lists").warm_up()
-        except ModuleNotFoundError:  # revisions before the partials' kernels
-            pass
+        for module in ("hit_lists", "strings", "aggs.partial_kernels", "aggs.runs"):
+            with contextlib.suppress(ModuleNotFoundError):  # (older revisions lack some)
+                importlib.import_module(f"{package}.features.{module}").warm_up()
         ing, parse, scan = self.ingest, self.parse, self.scan
         ing.write_partials = self._wrap("partials", ing.write_partials)
         ing.write_events_file = self._wrap("events write", ing.write_events_file)
@@ -171,7 +192,10 @@ class Timed:
         """One file through the task; returns its result (the ledger record)."""
         store = self.storage.Store(str(store_root))
         with self.stage("task (rest)"):
-            return self.ingest._ingest_one(store, raw, {}, None, None, 30, self.daily)
+            if self.ext is None and self.declared is None:
+                return self.ingest._ingest_one(store, raw, {}, None, None, 30, self.daily)
+            return self.ingest._ingest_one(store, raw, {}, None, None, 30, self.daily,
+                                           self.declared, self.ext)
 
 
 class _Hashlib:
@@ -252,15 +276,18 @@ def main() -> None:
     ap.add_argument("--plain-env", action="store_true",
                     help="keep this process's environment (default: the workers' malloc and "
                          "Arrow allocator settings)")
+    ap.add_argument("--repo", help="a repository YAML whose declared columns and SPEC §3a "
+                                   "partials the task builds (default: the built-in one)")
     args = ap.parse_args()
     if not args.plain_env:
         _as_worker()
 
     scratch = Path(tempfile.mkdtemp(prefix="ingest-stages-"))
-    versions = [Timed("featurestore", "this checkout")]
+    repo_text = Path(args.repo).read_text() if args.repo else None
+    versions = [Timed("featurestore", "this checkout", repo_text)]
     if args.before:
         sys.path.insert(0, str(scratch))
-        versions.insert(0, Timed(_extract(args.before, scratch), args.before))
+        versions.insert(0, Timed(_extract(args.before, scratch), args.before, repo_text))
     found = versions[-1].drops.discover_drops(args.raw)
     files = found.files[:args.files]
     per_file: dict[str, dict[str, list[float]]] = {v.label: defaultdict(list) for v in versions}

@@ -107,7 +107,14 @@ def arrow_table(columns: dict[str, pa.Array | np.ndarray],
 
 def write_ipc(store: Store, table: pa.Table, *parts: str) -> None:
     """Publish ``table`` atomically as one Arrow IPC file: for internal state read back only by
-    us, where parquet's encoding and compression would be pure cost."""
+    us, where parquet's encoding and compression would be pure cost. A local file is streamed
+    into the store's temporary file, then renamed (no in-memory copy of the whole file: a
+    §3a partial is ~20 MB); a remote one is one PUT of the bytes."""
+    if store.is_local:
+        with store._publish(store.path(*parts)) as target, pa.OSFile(target, "wb") as sink, \
+                pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        return
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)

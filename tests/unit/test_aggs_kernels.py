@@ -447,3 +447,152 @@ def test_block_end_is_the_block_end_that_holds_the_day(w):
         assert block_ends(end, w) and end - dt.timedelta(w - 1) <= d <= end
         nxt = d + dt.timedelta(1)
         assert (block_end(nxt, w) == end) == (not block_ends(d, w))
+
+
+STRING_PIECES = ["", "a", "b", "ab", "a\x00", "\x00", "é", "zz", "Z", "C0001", "C001",
+                 "xyzxyzxyz", "Natural Search", "Natural Searches"]
+
+
+@pytest.mark.parametrize("shape", ["short", "long", "shared prefix", "nul", "one", "empty"])
+def test_rank_gives_each_string_its_code_in_the_sorted_distinct_strings(shape):
+    """A partial's customers and values are coded by _rank: ids of up to 8 bytes as packed
+    integers, longer ones by an 8-byte prefix sort when the prefixes differ, else Arrow's
+    sort; every path equals sorting the distinct strings bytewise (Arrow's unique + sort)
+    and looking each string up there (index_in)."""
+    import pyarrow.compute as pc
+
+    from featurestore.features.aggs.kernels import _rank
+
+    rng = np.random.default_rng(len(shape))
+    if shape == "short":
+        values = [f"C{int(i)}" for i in rng.integers(0, 5000, 3000)]
+    elif shape == "long":
+        values = [f"{int(i):08d}-visitor-{int(i) % 7}" for i in rng.integers(0, 5000, 3000)]
+    elif shape == "shared prefix":
+        values = [f"visitor-{int(i)}" for i in rng.integers(0, 5000, 3000)]
+    elif shape == "nul":
+        values = [str(rng.choice(STRING_PIECES)) + str(rng.choice(STRING_PIECES))
+                  for _ in range(2000)]
+    else:
+        values = ["only"] * 5 if shape == "one" else []
+    strings = pa.array(values, pa.string())
+    codes, ranked = _rank(strings)
+    want = pc.unique(strings.cast(pa.large_string())).sort()
+    assert ranked.type == pa.large_string() and ranked.equals(want)
+    assert codes.dtype == np.int64
+    assert codes.tolist() == pc.index_in(strings.cast(pa.large_string()),
+                                         value_set=want).to_pylist()
+    assert ranked.take(pa.array(codes, pa.int64())).to_pylist() == values
+
+
+def test_list_partials_over_the_same_values_share_their_lists_and_equal_the_merge_path():
+    """distinct, top_k and approx_distinct keys over the same field and filter build one
+    ranking and one set of per-customer lists in a file's partial; each equals what the
+    state path (_coded_state, used by merges) gives for that key alone, and the plain values
+    (sorted distinct values, counts per value, an exact list up to 100 values then a sketch)."""
+    from featurestore.features.aggs.kernels import _coded_state, build_partial
+    from featurestore.features.daily import _mask, _products
+
+    rng = np.random.default_rng(7)
+    rows = [{"customer_id": f"c{int(c)}", "hit_time_gmt": T0 + i,
+             "channel": None if rng.random() < 0.1 else f"v{int(rng.integers(0, 300))}"}
+            for i, c in enumerate(rng.integers(0, 30, 3000))]
+    rows += [{"customer_id": "big", "hit_time_gmt": T0, "channel": f"w{i}"} for i in range(150)]
+    table = hits(rows)
+    keys = [key(k, "channel", "string") for k in ("set", "counts", "sketch")]
+    types = {**language.WHERE_BUILTINS, "channel": "string"}
+    got = build_partial(keys, table, "f", None, _mask, _products, types)
+    customers = got.column("customer_id").combine_chunks()
+    named = [r for r in rows if r["channel"] is not None]
+    codes = pc_index(customers, [r["customer_id"] for r in named])
+    values = pa.array([r["channel"] for r in named], pa.large_string())
+    for k in keys:
+        alone = _coded_state(k, k.name, codes, customers, values, None)
+        for name, column in alone.items():
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            assert got.column(name).combine_chunks().equals(column), (k.kind, name)
+    per: dict[str, dict[str, int]] = {}
+    for r in named:
+        per.setdefault(r["customer_id"], {}).setdefault(r["channel"], 0)
+        per[r["customer_id"]][r["channel"]] += 1
+    ids = customers.to_pylist()
+    set_key, counts_key, sketch_key = keys
+    assert got.column(f"{set_key.name}.v").to_pylist() == [sorted(per[c]) for c in ids]
+    assert got.column(f"{counts_key.name}.c").to_pylist() == [
+        [per[c][v] for v in sorted(per[c])] for c in ids]
+    sketches = got.column(f"{sketch_key.name}.h").to_pylist()
+    assert [h is not None for h in sketches] == [len(per[c]) > EXACT_LIMIT for c in ids]
+
+
+def pc_index(customers: pa.Array, ids: list[str]) -> np.ndarray:
+    import pyarrow.compute as pc
+
+    return pc.index_in(pa.array(ids, pa.large_string()), value_set=customers).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+
+
+@pytest.mark.parametrize("present", ["some", "all", "none"])
+def test_placed_order_keys_equal_the_string_kernels_placed(present):
+    """A file's first/last order keys are built as one byte matrix and placed on every
+    customer; they equal Arrow's padded strings joined with '|' and placed by a take."""
+    from featurestore.features.aggs.kernels import _order_keys, _place, _placed_order_keys
+
+    rng = np.random.default_rng(3)
+    m = 50
+    gcodes = {"some": np.sort(rng.choice(m, 20, replace=False)), "all": np.arange(m),
+              "none": np.zeros(0, np.int64)}[present]
+    k = len(gcodes)
+    hit = rng.integers(0, 10 ** 12, k)
+    row = rng.integers(0, 10 ** 10, k)
+    product = rng.integers(0, 10 ** 5, k)
+    fid = "2026-01-05-hit_data-é07"
+    got = _placed_order_keys(gcodes, m, hit, fid, row, product)
+    field = pa.field("x.o", pa.large_string())
+    strings = _order_keys(hit, fid, row, product) if k else pa.array([], pa.large_string())
+    want = _place(gcodes, m, {"o": strings}, "x", [field])["x.o"]
+    assert got.type == pa.large_string() and got.equals(want)
+    assert got.null_count == m - k
+
+
+@pytest.mark.parametrize("largest", [True, False])
+def test_extreme_rows_pick_each_customers_smallest_or_largest_row_ties_by_line(largest):
+    """A file's first/last winner per customer (numba, one pass) equals sorting each
+    customer's rows by (major, minor, line) and taking the first (smallest) or the last
+    (largest): ties go to the earlier line for first, the later for last."""
+    from featurestore.features.aggs.kernels import _extreme_rows
+
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 40, 2000)
+    codes[codes == 7] = 8  # a code without rows
+    major = rng.integers(0, 5, 2000)
+    minor = rng.integers(0, 3, 2000)
+    got = _extreme_rows(codes, [major, minor], largest)
+    want = []
+    for c in sorted(set(codes.tolist())):
+        rows = sorted(np.flatnonzero(codes == c).tolist(), key=lambda i: (major[i], minor[i], i))
+        want.append(rows[-1] if largest else rows[0])
+    assert got.tolist() == want
+
+
+def test_anonymous_hits_are_in_no_key_and_rows_count_among_named_hits():
+    """Hits without a customer id are in no key's rows; with no line positions given, the
+    order key's row is the hit's position among the hits that have a customer (as when they
+    were filtered out of the table first)."""
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    rows = [{"customer_id": None if i % 3 == 0 else f"c{i % 2}", "hit_time_gmt": T0,
+             "channel": f"v{i}", "visit_num": i} for i in range(12)]
+    keys = [key("last", "channel", "string"), key("count", None, None),
+            key("moments", "visit_num", "int"), key("set", "channel", "string")]
+    types = {**language.WHERE_BUILTINS, "channel": "string", "visit_num": "int"}
+    got = build_partial(keys, hits(rows), "f", None, _mask, _products, types)
+    named = hits([r for r in rows if r["customer_id"] is not None])
+    want = build_partial(keys, named, "f", None, _mask, _products, types)
+    assert got.equals(want)
+    assert got.column("customer_id").to_pylist() == ["c0", "c1"]
+    last = keys[0]
+    # c1's last hit is line 11, the 8th hit with a customer (position 7)
+    assert got.column(f"{last.name}.o").to_pylist()[1] == f"{T0:012d}|f|{7:010d}|00000"
+    assert got.column(f"{keys[1].name}.n").to_pylist() == [4, 4]

@@ -232,3 +232,52 @@ def test_backfill_plan_does_not_retry_a_raw_file_given_up_at_the_same_place():
     before = EventsFile("2026-01-01", "part-c0.parquet", ("hit_time_gmt",), (("a", 0, 3),))
     plan = plan_column_backfill({"visit_num": "int"}, [before], src, {}, gone)
     assert dict(plan.tasks[0].needs) == {"a": ("visit_num",)}
+
+
+def test_a_column_present_but_empty_in_every_row_is_typed_null_with_no_bad_value():
+    """A declared column the header has but no row fills (sparse feeds) is null, of its
+    type, with no bad value; the same rows with one value typed as usual."""
+    columns = (*SEVEN, "visit_num", "evar12", "flag", "post_channel")
+    empty = [_hit(i, visit_num="" if i % 2 else "\\N", evar12="", flag="\\N") for i in range(4)]
+    parsed = parse_file(*_file(columns, empty), declared=DECLARED)
+    for name, kind in (("visit_num", pa.int64()), ("evar12", pa.float64()),
+                       ("flag", pa.bool_()), ("post_channel", pa.string())):
+        assert _values(parsed, name) == [None] * 4
+        assert parsed.events.schema.field(name).type == kind
+    assert parsed.column_bad == {"visit_num": 0, "evar12": 0, "flag": 0, "post_channel": 0}
+    one = [*empty, _hit(4, visit_num="x", evar12="2.5", flag="1")]
+    parsed = parse_file(*_file(columns, one), declared=DECLARED)
+    assert _values(parsed, "visit_num") == [None] * 5
+    assert _values(parsed, "evar12") == [None] * 4 + [2.5]
+    assert parsed.column_bad["visit_num"] == 1
+
+
+@pytest.mark.parametrize("kind", ["int", "float"])
+def test_typing_by_arrows_cast_equals_typing_by_the_patterns(kind):
+    """A file whose int / float fields all parse takes Arrow's cast; a file with a bad one
+    the patterns. Both give the same values and bad counts on any file: random fields built
+    from signs, digits, points, exponents, hex, inf/nan words, spaces and long digit runs,
+    in arrays that are all good, all odd, or mixed."""
+    import random
+
+    import pyarrow.compute as pc
+
+    from featurestore.sources.weblog.parse import _typed_by_pattern, typed_column
+
+    rng = random.Random(3 if kind == "int" else 4)
+    good = ["0", "7", "-12", "007", "-0", "123456789012345678", "9223372036854775807",
+            "-9223372036854775808"]
+    if kind == "float":
+        good += ["1.5", ".25", "5.", "-2e3", "1E+05", "+1.5", "+.5", "-.5e-3", "1e999",
+                 "00.5", "3.14159"]
+    odd = ["+1", "0x1f", "0X1F", "1e3", "inf", "-inf", "nan", "NaN", "Infinity", " 1", "1 ",
+           "1_000", "1,5", "", "-", "+", "--1", "abc", "9223372036854775808",
+           "99999999999999999999", "1.", ".", "1e", "0x1p3", "١"]
+    for trial in range(300):
+        pool = rng.choice([good, odd, good + odd])
+        fields = [None if rng.random() < 0.2 else rng.choice(pool)
+                  for _ in range(rng.randint(1, 30))]
+        values = pa.array(fields, pa.string())
+        got, bad = typed_column(values, kind)
+        want, want_bad = _typed_by_pattern(values, kind, pc.is_valid(values))
+        assert got.equals(want) and bad == want_bad, fields

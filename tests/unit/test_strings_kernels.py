@@ -130,3 +130,17 @@ def test_distinct_counts_add_up_to_the_window_counts_per_customer() -> None:
     assert got_ids.to_pylist() == sorted(want)
     assert [int(n) for n in got_counts] == [want[i] for i in sorted(want)]
     assert pc.all(pc.greater_equal(pa.array(got_counts), 0)).as_py()
+
+
+def test_radix_order_is_the_stable_sort_of_uint64_keys():
+    """packed_codes sorts its distinct packed ids by an LSD radix over the bytes, skipping a
+    byte every key shares: the same permutation as numpy's stable argsort, repeats and all
+    (keys shifted so that low, high or no bytes vary)."""
+    rng = np.random.default_rng(5)
+    for shift in range(0, 64, 8):
+        for n in (0, 1, 2, 300, 5000):
+            keys = rng.integers(0, 2 ** 20, n).astype(np.uint64) << np.uint64(shift)
+            keys |= np.uint64(0x43) << np.uint64(56)  # a leading "C": a byte all share
+            assert (strings._radix_order(keys) == np.argsort(keys, kind="stable")).all()
+    same = np.full(10, 7, np.uint64)
+    assert strings._radix_order(same).tolist() == list(range(10))

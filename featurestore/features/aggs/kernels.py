@@ -187,6 +187,26 @@ def _order_keys(hit_time: np.ndarray, file_id: str, row: np.ndarray,
     return pc.binary_join_element_wise(*parts, pa.scalar("|", pa.large_string()))
 
 
+def _placed_order_keys(gcodes: np.ndarray, m: int, hit_time: np.ndarray, file_id: str,
+                       row: np.ndarray, product: np.ndarray) -> pa.Array:
+    """:func:`_order_keys` of the winners (one per code of ``gcodes``, ascending), placed on
+    every customer code 0..m-1 (null: none), as :func:`_place` would: each key is the same
+    number of bytes, so the string array is built from one byte buffer (numba), no string
+    kernels and no take. Every part must fit its width (:data:`_WIDTHS`)."""
+    from .partial_kernels import order_key_bytes
+
+    data, width = order_key_bytes(hit_time, row, product, file_id, _WIDTHS)
+    present = np.zeros(m, bool)
+    present[gcodes] = True
+    offsets = np.zeros(m + 1, np.int64)
+    np.cumsum(present * width, out=offsets[1:])
+    validity = pa.py_buffer(np.packbits(present, bitorder="little")) \
+        if len(gcodes) < m else None
+    return pa.Array.from_buffers(pa.large_string(), m,
+                                 [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                 null_count=m - len(gcodes))
+
+
 def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                   rows: np.ndarray | None, mask_fn, products_fn,
                   where_types: dict[str, str]) -> pa.Table:
@@ -209,16 +229,22 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     if rows is not None:  # an Arrow or numpy array of positions
         rows = np.asarray(rows.to_numpy(zero_copy_only=False) if hasattr(rows, "to_numpy")
                           else rows, dtype=np.int64)
-    if events.column("customer_id").null_count:
-        keep = pc.is_valid(events.column("customer_id"))
-        events = events.filter(keep)
-        if rows is not None:
-            rows = rows[_bools(keep)]
     events = events.combine_chunks()
     n = events.num_rows
-    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     cust = events.column("customer_id").combine_chunks().cast(pa.large_string())
-    customers = pc.unique(cust).sort() if n else pa.array([], pa.large_string())
+    named = None
+    if cust.null_count:
+        # hits without a customer are left out of every key's rows (masks), not filtered
+        # out of the table: that would copy every column (~8 ms a file of 100 k hits)
+        named = _bools(pc.is_valid(cust))
+        if rows is None:  # positions among the hits with a customer
+            rows = np.cumsum(named) - 1
+        named_codes, customers = _rank(cust.filter(pa.array(named)))
+        codes = np.full(n, -1, np.int64)
+        codes[named] = named_codes
+    else:  # each row's customer code and the sorted customers: shared by every key
+        codes, customers = _rank(cust)
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     masks: dict[str, np.ndarray] = {}
     for key in keys:
         if key.filter_json not in masks:
@@ -227,6 +253,8 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             mask = mask_fn(events, Filter(**spec)) if n else np.zeros(0, bool)
             for cond in conds:
                 mask &= _where_mask(events, cond, where_types[cond["column"]])
+            if named is not None:
+                mask &= named
             masks[key.filter_json] = mask
     need = np.zeros(n, dtype=bool)
     for key in keys:
@@ -235,55 +263,110 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
     prod = products_fn(events, need) if any(k.pairs for k in keys) else None
     hit_time = events.column("hit_time_gmt").to_numpy(zero_copy_only=False) if n else \
         np.zeros(0, np.int64)
-    codes = _codes(cust, customers)  # shared by every key's sums
     out = {"customer_id": customers}
+    lists: dict[tuple, dict[str, pa.Array]] = {}  # set / counts / sketch keys of one value
+    picked: dict[tuple, tuple] = {}  # keys over the same values (field, rows, filter)
     for key in keys:
-        mask = masks[key.filter_json]
-        if key.pairs:
-            prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
-            sel = mask[prow] if len(prow) else np.zeros(0, bool)
-            rsel = prow[sel]
-            values = None
-            if key.field is not None:
-                values = (prod[key.field].filter(pa.array(sel)) if key.field == "product_id"
-                          else pa.array(prod[key.field][sel]))
-                values = values.cast(key.value_type)
-            order = None
-            if key.kind in ("first", "last"):
+        share = (key.field, key.ftype, key.pairs, key.filter_json)
+        if share not in picked:
+            rows_of, values, sel = _key_values(key, events, masks[key.filter_json], prod, n)
+            picked[share] = (rows_of, values, sel, codes[rows_of])
+        rows_of, values, sel, vcodes = picked[share]
+        if key.kind in ("count", "moments"):
+            out.update(_summed_partial(key, vcodes, len(customers), values))
+            continue
+        if key.kind in ("first", "last"):  # the winners by integer order, then their keys
+            if key.pairs:
+                prow = prod["row"]
                 first_of = np.r_[0, np.flatnonzero(np.diff(prow) != 0) + 1] if len(prow) \
                     else np.zeros(0, np.int64)
                 position = np.arange(len(prow)) - np.repeat(
                     first_of, np.diff(np.r_[first_of, len(prow)]))
-                order = (hit_time[rsel], rows[rsel], position[sel])
-        else:
-            idx = np.flatnonzero(mask)
-            values = None
-            if key.field == "event_date":
-                values = events.column("event_date").take(pa.array(idx)).cast(pa.date32())
-            elif key.field is not None:
-                if key.field in events.column_names:
-                    col = _typed(events.column(key.field), key.ftype)
-                else:
-                    col = pa.nulls(n, key.value_type)
-                values = col.take(pa.array(idx))
-            order = ((hit_time[idx], rows[idx], np.zeros(len(idx), np.int64))
-                     if key.kind in ("first", "last") else None)
-        rows_of = rsel if key.pairs else idx
-        if key.kind in ("count", "moments"):
-            out.update(_summed_partial(key, codes[rows_of], len(customers), values))
+                position = position[sel]
+            else:
+                position = np.zeros(len(rows_of), np.int64)
+            out.update(_first_last_partial(key, vcodes, customers, values, file_id,
+                                           hit_time[rows_of], rows[rows_of], position))
             continue
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        valid = _bools(pc.is_valid(values))
-        keep = pa.array(valid)
-        if order is not None:  # first / last: the winners by integer order, then their keys
-            out.update(_first_last_partial(key, codes[rows_of][valid], customers,
-                                           values.filter(keep), file_id,
-                                           *(part[valid] for part in order)))
+        if key.kind in ("set", "counts", "sketch"):
+            # keys over the same values share their ranks and lists
+            if share not in lists:
+                lists[share] = _counted_lists(vcodes, len(customers), values)
+            out.update(_partial_lists(key, customers, lists[share]))
             continue
-        out.update(_coded_state(key, key.name, codes[rows_of][valid], customers,
-                                values.filter(keep), None))
+        out.update(_coded_state(key, key.name, vcodes, customers, values, None))
     return pa.table(out)
+
+
+def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | None,
+                n: int) -> tuple[np.ndarray, pa.Array | None, np.ndarray | None]:
+    """The rows a key aggregates (hits, or (hit, product) pairs: their hit rows) that have a
+    value of its field (every matching row when it has no field), and those values, typed
+    (None: no field); for pairs, which pairs were taken. Every kind skips null values, so
+    they are dropped here once, before any copy, for all the keys over these values."""
+    if key.pairs:
+        prow = prod["row"] if prod is not None else np.zeros(0, np.int64)
+        sel = mask[prow] if len(prow) else np.zeros(0, bool)
+        values = None
+        if key.field is not None:
+            column = prod[key.field]
+            if key.field == "product_id":
+                if column.null_count:
+                    sel = sel & _bools(pc.is_valid(column))
+                values = column.filter(pa.array(sel))
+            else:
+                values = pa.array(column[sel])
+                if values.null_count:
+                    sel = sel.copy()
+                    sel[np.flatnonzero(sel)[~_bools(pc.is_valid(values))]] = False
+                    values = values.drop_null()
+            values = values.cast(key.value_type)
+        return prow[sel], values, sel
+    values = None
+    if key.field == "event_date":
+        column = events.column("event_date").combine_chunks().cast(pa.date32())
+    elif key.field is not None:
+        if key.field in events.column_names:
+            column = _typed(events.column(key.field), key.ftype)
+        else:
+            column = pa.nulls(n, key.value_type)
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+    if key.field is not None and column.null_count:
+        mask = mask & _bools(pc.is_valid(column))
+    rows_of = np.flatnonzero(mask)
+    if key.field is not None:  # every hit (no filter, no null): no copy
+        values = column if len(rows_of) == n else column.take(pa.array(rows_of))
+    return rows_of, values, None
+
+
+def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.Array]:
+    """Per customer code 0..m-1 its distinct values (``v``, a list of codes into a sorted
+    dictionary) and how many rows had each (``n``): what a file's set, counts and sketch
+    partials over the same values all start from (:func:`_list_state` of each)."""
+    vcode, dictionary = _rank(_as_strings(values))
+    nv = max(len(dictionary), 1)
+    # (customer, value) pairs as one integer, sorted: each pair's count is its run's length
+    # (what _distinct_coded sums from ones, without its stable argsort)
+    ordered = np.sort(np.asarray(codes, np.int64) * nv + vcode)
+    starts = _starts(ordered)
+    pairs = ordered[starts]
+    counted = {"c": pairs // nv, "v": pairs % nv,
+               "n": np.diff(np.r_[starts, len(ordered)]).astype(np.int64)}
+    return _coded_lists(counted, dictionary, m)
+
+
+def _partial_lists(key: StateKey, customers: pa.Array, lists: dict[str, pa.Array]
+                   ) -> dict[str, pa.Array]:
+    """A set / counts / sketch partial from :func:`_counted_lists`: the counted pairs'
+    values are the distinct pairs (every count is at least 1)."""
+    fields = state_columns(key, key.name)
+    if key.kind == "set":
+        return {fields[0].name: lists["v"]}
+    if key.kind == "counts":
+        return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
+    t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), [])
+    return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
 
 
 #: The order key's zero-padded widths (hit time, row, product position).
@@ -306,10 +389,14 @@ def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
     win = _extreme_rows(codes, [np.asarray(hit, np.int64),
                                 np.asarray(row, np.int64) * 10 ** _WIDTHS[2]
                                 + np.asarray(position, np.int64)], key.kind == "last")
-    o = _order_keys(hit[win], file_id, row[win], position[win]) if len(win) else \
-        pa.array([], pa.large_string())
-    return _place(codes[win], len(customers), {"v": values.take(pa.array(win)), "o": o},
-                  key.name, state_columns(key, key.name))
+    m = len(customers)
+    fields = state_columns(key, key.name)
+    pos = np.full(m, -1, np.int64)  # each customer's winning row (one take, as _place's)
+    pos[codes[win]] = win
+    v = values.cast(fields[0].type).take(pa.array(pos, mask=pos < 0))
+    o = _placed_order_keys(codes[win], m, np.asarray(hit)[win], file_id,
+                           np.asarray(row)[win], np.asarray(position)[win])
+    return {fields[0].name: v, fields[1].name: o}
 
 
 def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> np.ndarray:
@@ -318,6 +405,10 @@ def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> n
     A few ``ufunc.at`` passes over the candidates left: no sort."""
     if not len(codes):
         return np.zeros(0, np.int64)
+    if len(keys) == 2:  # a file's first/last: one pass (numba)
+        from .partial_kernels import extreme_rows
+
+        return extreme_rows(codes, keys[0], keys[1], largest)
     m = int(codes.max()) + 1
     pick = np.maximum if largest else np.minimum
     cand = np.arange(len(codes))
@@ -364,9 +455,41 @@ def _rank(strings) -> tuple[np.ndarray, pa.Array]:
         raise ValueError("a null value among a set's values")
     if not len(strings):
         return np.zeros(0, np.int64), pa.array([], pa.large_string())
-    ranked = pc.unique(strings).sort()
-    return pc.index_in(strings, value_set=ranked).to_numpy(zero_copy_only=False).astype(
-        np.int64), ranked
+    from ..strings import packed_codes
+
+    packed = packed_codes(strings)  # ids of up to 8 bytes: as integers (numba)
+    if packed is not None:
+        return packed[1], packed[0]
+    # one hash pass (the distinct values and each string's index among them), then only the
+    # distinct values sorted: no second hash lookup of every string (pc.index_in)
+    encoded = pc.dictionary_encode(strings)
+    distinct = encoded.dictionary
+    order = _string_order(distinct)
+    rank = np.empty(len(distinct), np.int64)
+    rank[order] = np.arange(len(distinct))
+    return rank[encoded.indices.to_numpy(zero_copy_only=False)], distinct.take(pa.array(order))
+
+
+def _string_order(values: pa.Array) -> np.ndarray:
+    """The permutation that sorts distinct large strings bytewise (as ``pc.sort_indices``).
+    When their first 8 bytes (zero-padded) already tell every two apart, as short ids'
+    do, that is one numpy sort of 8-byte big-endian integers; otherwise Arrow's string sort."""
+    n = len(values)
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1, values.offset)
+    data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None \
+        else np.zeros(0, np.uint8)
+    lengths = np.minimum(np.diff(offsets), 8)
+    inside = np.arange(8) < lengths[:, None]
+    prefix = np.zeros((n, 8), np.uint8)
+    prefix[inside] = data[(offsets[:-1, None] + np.arange(8))[inside]]
+    keys = prefix.view(">u8").ravel()
+    order = np.argsort(keys)  # (not stable: only used when the keys are distinct)
+    ordered = keys[order]
+    if (ordered[1:] == ordered[:-1]).any():  # a shared 8-byte prefix: compare whole strings
+        return pc.sort_indices(values).to_numpy(zero_copy_only=False).astype(np.int64)
+    return order
 
 
 def _flat_codes(columns: list) -> tuple[np.ndarray, np.ndarray, pa.Array]:

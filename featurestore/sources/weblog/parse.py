@@ -103,6 +103,8 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
     """
     if kind == "string":
         return values, 0
+    if values.null_count == len(values):  # an empty column (sparse feeds): nothing to parse
+        return pa.nulls(len(values), COLUMN_ARROW_TYPES[kind]), 0
     present = pc.is_valid(values)
     if kind == "bool":
         lower = pc.utf8_lower(values)
@@ -112,6 +114,36 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
         out = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
         bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
         return out, int(bad)
+    out = _typed_by_cast(values, kind)
+    if out is not None:  # every field read as its type: only inf / nan floats are bad (null)
+        ok = present
+        if kind == "float":
+            finite = pc.fill_null(pc.is_finite(out), True)
+            out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
+            ok = pc.and_(ok, finite)
+        bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
+        return out, int(bad)
+    return _typed_by_pattern(values, kind, present)
+
+
+def _typed_by_cast(values: pa.Array, kind: str) -> pa.Array | None:
+    """``int`` / ``float`` fields as Arrow's cast reads them, when it reads every one (the
+    usual file: no bad value), else None. What the cast accepts is what :data:`_INT_RE` /
+    :data:`_FLOAT_RE` accept, with the same value, except hexadecimal ints (``0x1f``: kept
+    off this path) and ``inf`` / ``nan`` floats (non-finite: the caller nulls them, as bad
+    values); a field the patterns accept and the cast does not (``+1``, an int past int64)
+    fails the cast, so the file takes the pattern path."""
+    if kind == "int" and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py():
+        return None
+    try:
+        return pc.cast(values, COLUMN_ARROW_TYPES[kind])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _typed_by_pattern(values: pa.Array, kind: str, present: pa.Array) -> tuple[pa.Array, int]:
+    """:func:`typed_column` of ``int`` / ``float`` fields by their patterns (a file with a
+    bad value): a field that does not match is null and counted."""
     pattern = _INT_RE if kind == "int" else _FLOAT_RE
     ok = pc.fill_null(pc.match_substring_regex(values, pattern), False)
     if kind == "int":
@@ -122,8 +154,9 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
                     pc.if_else(long, values, pa.scalar(None, values.type)).to_pylist()]
             ok = pc.and_(ok, pc.or_(pc.invert(long), pa.array(fits)))
     # Arrow's cast takes no leading "+"
-    clean = pc.replace_substring_regex(pc.if_else(ok, values, pa.scalar(None, values.type)),
-                                       r"^\+", "")
+    clean = pc.if_else(ok, values, pa.scalar(None, values.type))
+    if pc.any(pc.starts_with(clean, "+")).as_py():
+        clean = pc.replace_substring_regex(clean, r"^\+", "")
     out = pc.cast(clean, COLUMN_ARROW_TYPES[kind])
     if kind == "float":  # 1e999 parses as inf: not a usable value
         finite = pc.fill_null(pc.is_finite(out), True)
@@ -214,6 +247,7 @@ def parse_file(raw: RawFile, compressed: bytes,
         field_is_byte,
         field_is_null,
         gather_columns,
+        gather_fields,
         scan_buffer,
         scan_pieces,
         valid_utf8_rows,
@@ -285,14 +319,21 @@ def parse_file(raw: RawFile, compressed: bytes,
     rows = good[~excluded]
     names = [name for name in EVENT_SCHEMA.names if name != "hit_time_gmt"]
     hit_times = times[rows]
+    builtin = [WEBLOG_COLUMNS.index(n) for n in names]
+    present = [n for n in declared if n in declared_slots]
+    if present:  # the declared columns' fields in the same sweep over the lines
+        fields, strings, bad_utf8 = gather_fields(buf, starts, ends, rows, builtin,
+                                                  [declared_slots[n] for n in present])
+    else:
+        fields, strings, bad_utf8 = gather_columns(buf, starts, ends, rows, builtin), [], []
     table = pa.table({
         "hit_time_gmt": pa.array(hit_times, pa.int64()),
-        **dict(zip(names, gather_columns(buf, starts, ends, rows,
-                                         [WEBLOG_COLUMNS.index(n) for n in names]))),
+        **dict(zip(names, fields)),
     })
     column_bad: dict[str, int] = {}
     if declared:
-        typed = _declared_columns(buf, starts, ends, rows, declared, declared_slots, column_bad)
+        typed = _declared_columns(rows.size, declared, dict(zip(present, strings)),
+                                  dict(zip(present, bad_utf8)), column_bad)
         for name, array in typed.items():
             table = table.append_column(pa.field(name, array.type), array)
     table = table.append_column(
@@ -317,25 +358,20 @@ def parse_file(raw: RawFile, compressed: bytes,
     )
 
 
-def _declared_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                      declared: dict[str, str], slots: dict[str, int],
-                      column_bad: dict[str, int]) -> dict[str, pa.Array]:
-    """The declared columns of the landed ``rows``, typed; bad values counted in
-    ``column_bad`` (invalid UTF-8 included), absent columns all null."""
-    from .scan import gather_declared  # (loaded by parse_file already)
-
-    names = [n for n in declared if n in slots]
-    strings, bad_utf8 = gather_declared(buf, starts, ends, rows, [slots[n] for n in names]) \
-        if names else ([], [])
-    raw_of = dict(zip(names, strings, strict=True))
+def _declared_columns(n: int, declared: dict[str, str], raw_of: dict[str, pa.Array],
+                      bad_utf8: dict[str, int], column_bad: dict[str, int]
+                      ) -> dict[str, pa.Array]:
+    """The declared columns of the ``n`` landed rows, typed from their gathered fields
+    (``raw_of``; a column the header lacks is all null); bad values counted in
+    ``column_bad`` (``bad_utf8``: fields that were not valid UTF-8, included)."""
     out = {}
     for name, kind in declared.items():
         if name not in raw_of:
-            out[name] = pa.nulls(rows.size, COLUMN_ARROW_TYPES[kind])
+            out[name] = pa.nulls(n, COLUMN_ARROW_TYPES[kind])
             column_bad[name] = 0
             continue
         out[name], bad = typed_column(raw_of[name], kind)
-        column_bad[name] = bad + bad_utf8[names.index(name)]
+        column_bad[name] = bad + bad_utf8[name]
     return out
 
 

@@ -23,7 +23,7 @@ import threading
 import time
 
 from ...features import hit_lists, strings
-from ...features.aggs import runs
+from ...features.aggs import partial_kernels, runs
 from . import scan
 
 __all__ = ["dask_setup", "load_before_fork", "skip_exit_gc", "start_warm_up"]
@@ -54,6 +54,7 @@ def _warm() -> bool:
     try:
         scan.warm_up()
         hit_lists.warm_up()  # the partial aggregates' (issue #27)
+        partial_kernels.warm_up()  # the SPEC §3a partials' first/last (issue #26)
         log.info("scanner kernels ready in %.2f s", time.perf_counter() - start)
         # then materialization's (ids placed and coded, issue #27): ~1 s to load from the
         # cache, which a store's first materialization would otherwise wait for
