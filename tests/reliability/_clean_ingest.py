@@ -1,5 +1,6 @@
 """TEST FIXTURE: the small drops and clean ``featurestore ingest`` run that the kill -9 modules
-of the compaction and the column backfill compare their killed-then-rerun stores with, and
+of the compaction, the partials and the column backfill compare their killed-then-rerun stores
+with, and
 :func:`run_in_process`, how those modules run the commands they do not kill."""
 
 from __future__ import annotations

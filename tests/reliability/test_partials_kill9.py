@@ -3,7 +3,7 @@
 step, leaves the same tables and the same partials, byte for byte, as one clean run.
 
 The clean run is the shared one of the reliability modules (``clean_ingest``: 3 days x 3
-files with bad rows and late hits, ``featurestore ingest --workers 1``, read-only here), so
+files with bad rows and late hits, one ``featurestore ingest``, read-only here), so
 this module starts no clean ingest of its own. The run after each kill is the CLI's ``main`` in
 the test process on the session cluster (:func:`tests.reliability._clean_ingest.run_in_process`:
 no interpreter and cluster start); the killed runs are real subprocesses."""
