@@ -59,8 +59,13 @@ def cli_in_process(*args: str, cwd: Path | None = None, check: bool = True,
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     # the command's logging.basicConfig adds a root handler on this call's stderr when the host
     # has none (pytest -p no:logging): removed after the call, so a later call's warning is not
-    # written to a closed buffer
+    # written to a closed buffer. A handler left so by a direct call of main() (on a capture
+    # buffer closed since) can never write again: dropped, or a warning of this command would
+    # print "--- Logging error ---" and a traceback into its stderr
     root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
     saved_handlers, saved_level = list(root.handlers), root.level
     out, err = io.StringIO(), io.StringIO()
     try:
