@@ -181,8 +181,21 @@ class Harness:
     """A clean run of the three steps (the reference), then kill trials against it."""
 
     def __init__(self, work: Path, seed: int = 3, repo: Path | None = None,
-                 steps: tuple[str, ...] = STEPS) -> None:
+                 steps: tuple[str, ...] = STEPS,
+                 rerun: Callable[[list[str]], dict[str, Any]] | None = None) -> None:
+        """Make the drops and run the clean reference, one CLI process per step.
+
+        Args:
+            work: an empty folder for the drops, the clean run and the trials.
+            seed: the drops' seed.
+            repo: a feature repository to ``apply`` first.
+            steps: the steps of the clean run (and of the trials).
+            rerun: how the run after a kill runs, given the step's CLI arguments
+                (default :func:`run_cli`: a new process with its own cluster; the test
+                suite runs it in its own process, on its cluster).
+        """
         self.work = work
+        self.rerun = rerun or run_cli
         self.raw = work / "raw"
         make_drops(self.raw, seed)
         self.before: dict[str, Path] = {}   # the store as it was before each step
@@ -229,7 +242,7 @@ class Harness:
                 break
             self.seconds[step] = first["seconds"]  # a whole run's duration under today's load
         after_kill = _listing(store)
-        again = run_cli(step_args(step, self.raw, store, out))  # no manual step in between
+        again = self.rerun(step_args(step, self.raw, store, out))  # no manual step between
         try:
             got, unreadable = snapshot(store, out), None
         except Exception as exc:  # noqa: BLE001  (a table left unreadable: reported below)

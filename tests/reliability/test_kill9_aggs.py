@@ -12,6 +12,7 @@ import yaml
 
 from benchmarks.reliability import Harness
 from featurestore.features.definitions import DEFAULT_REPO
+from tests.reliability._clean_ingest import rerun_in_process
 
 STEPS = ("ingest", "backfill")
 EXTRA = {
@@ -43,10 +44,12 @@ def aggs_repo(path) -> None:
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory):
+def harness(tmp_path_factory, client):
     work = tmp_path_factory.mktemp("kill9aggs")
     aggs_repo(work / "repo.yaml")
-    return Harness(work, repo=work / "repo.yaml", steps=STEPS)
+    # the run after each kill: in process on the session cluster (as in test_kill9)
+    return Harness(work, repo=work / "repo.yaml", steps=STEPS,
+                   rerun=rerun_in_process(client.scheduler.address))
 
 
 @pytest.mark.parametrize("step", STEPS)
