@@ -201,7 +201,7 @@ class Lease:
                         f"that run to finish; if it died on another host, its lease expires at "
                         f"{current['expires']} and the next run takes over")
                 store.remove(LOCK_NAME)
-            if not store.create_new(self._stamped(), LOCK_NAME):
+            if not store.create_new(self._stamped(), LOCK_NAME, run_id=self.run_id):
                 raise StoreLockedError(
                     f"store {store.url} was locked by another run a moment ago; retry later")
         self._thread = threading.Thread(target=self._heartbeat, daemon=True,

@@ -46,9 +46,23 @@ log = logging.getLogger(__name__)
 #: the next writing run finds what a killed write left with one listing (readers skip dot
 #: folders). Names are ``<run id>-<uuid>-<file name>``; ``free`` for a write without a lease.
 TMP_DIR = ".tmp"
+#: Test hook: ``store:<step>`` SIGKILLs this process group at that step (reliability tests).
+CRASH_ENV = "FEATURESTORE_TEST_CRASH_AT"
 #: A leftover of a write that held no lease is removed only after this long: no lease says
 #: whether its writer still lives (as Delta's VACUUM keeps files younger than its retention).
 TMP_GRACE_SECONDS = 3600.0
+
+
+def _crash_point(step: str) -> None:
+    """SIGKILL the CLI's process group (as ``kill -9`` of the group) when
+    ``FEATURESTORE_TEST_CRASH_AT`` names ``store:<step>``; read only here."""
+    if os.environ.get(CRASH_ENV) != f"store:{step}":
+        return
+    import signal
+
+    if os.getsid(0) == os.getpid():  # a session leader (the tests start the CLI so)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:
@@ -326,11 +340,12 @@ class Store:
             if os.path.exists(tmp):
                 os.remove(tmp)
 
-    def _tmp_path(self, parent: str, name: str, lease: Lease | None) -> str:
+    def _tmp_path(self, parent: str, name: str, lease: Lease | None,
+                  run_id: str | None = None) -> str:
         """A fresh temporary path for a write into ``parent``: in the store's :data:`TMP_DIR`,
-        named by the writing run, or beside the target when that folder is on another
-        filesystem (a rename cannot cross filesystems)."""
-        run = lease.run_id if lease is not None else (self._lease_run_id or "free")
+        named by the writing run (``run_id`` when given), or beside the target when that
+        folder is on another filesystem (a rename cannot cross filesystems)."""
+        run = run_id or (lease.run_id if lease is not None else (self._lease_run_id or "free"))
         folder = f"{self.root}/{TMP_DIR}"
         os.makedirs(folder, exist_ok=True)
         if os.stat(folder).st_dev != os.stat(parent).st_dev:
@@ -378,26 +393,63 @@ class Store:
         with self._publish(self.path(*parts)) as target, self.fs.open(target, "wb") as f:
             f.write(data)
 
-    def create_new(self, data: bytes, *parts: str) -> bool:
+    def create_new(self, data: bytes, *parts: str, run_id: str | None = None) -> bool:
         """Create ``parts`` with ``data`` only if it does not exist; False if it does.
 
-        Local: ``O_CREAT | O_EXCL``, exact. Object stores have no portable create-if-absent, so
-        it is check, write, read back: two writers within the same instant could both win.
+        Local: the data is written to a temporary file first, then hard-linked to the name
+        (``link`` fails when the name exists): exact, and the file appears with its whole
+        content, so a writer killed meanwhile leaves no empty or partial file behind (a lock
+        file left empty by a ``kill -9`` between ``O_CREAT | O_EXCL`` and the write used to
+        block the next run for the lease's lifetime). A file system without hard links gets
+        ``O_CREAT | O_EXCL``. Object stores have no portable create-if-absent, so it is check,
+        write, read back: two writers within the same instant could both win.
+
+        Args:
+            data: the file's content.
+            parts: its path in the store.
+            run_id: the run the temporary file is named after (default: the lease this
+                process holds): a lease being taken names its own, so the next run sweeps
+                what a kill left at once (a lease-less name is kept for an hour).
+
+        Returns:
+            True when this call created the file.
         """
         path = self.path(*parts)
         if self.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            parent = os.path.dirname(path)
+            os.makedirs(parent, exist_ok=True)
+            tmp = self._tmp_path(parent, os.path.basename(path), _leases.get(self.url),
+                                 run_id)
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return True
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                _crash_point("create-new")
+                try:
+                    os.link(tmp, path)
+                    return True
+                except FileExistsError:
+                    return False
+                except OSError:  # no hard links here (e.g. some network file systems)
+                    return self._create_exclusive(data, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
         if self.fs.exists(path):
             return False
         self.write_bytes(data, *parts)
         return self.fs.cat_file(path) == data
+
+    @staticmethod
+    def _create_exclusive(data: bytes, path: str) -> bool:
+        """:meth:`create_new` where hard links are not supported: ``O_CREAT | O_EXCL``, then
+        the write (a kill in between leaves the file empty: the lease names it)."""
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
 
     def write_json(self, obj: Any, *parts: str) -> None:
         """Publish ``obj`` as JSON. Commit records (ledger, state records) are JSON written

@@ -52,10 +52,21 @@ def cli_in_process(*args: str, cwd: Path | None = None, check: bool = True,
     """
     import contextlib
     import io
+    import logging
 
     from featurestore.cli import main
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    # the command's logging.basicConfig adds a root handler on this call's stderr when the host
+    # has none (pytest -p no:logging): removed after the call, so a later call's warning is not
+    # written to a closed buffer. A handler left so by a direct call of main() (on a capture
+    # buffer closed since) can never write again: dropped, or a warning of this command would
+    # print "--- Logging error ---" and a traceback into its stderr
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
+    saved_handlers, saved_level = list(root.handlers), root.level
     out, err = io.StringIO(), io.StringIO()
     try:
         for key in [k for k in os.environ if k.upper().startswith("FEATURESTORE_")]:
@@ -68,6 +79,9 @@ def cli_in_process(*args: str, cwd: Path | None = None, check: bool = True,
             except SystemExit as exc:  # argparse's usage errors and --help
                 code = exc.code if isinstance(exc.code, int) else 2
     finally:
+        for handler in [h for h in root.handlers if h not in saved_handlers]:
+            root.removeHandler(handler)
+        root.setLevel(saved_level)
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)

@@ -113,7 +113,8 @@ def redis_server(tmp_path_factory):
 
 # -- the order test files are handed to the two xdist processes ------------------------------
 #: The slowest test files, longest first (idle seconds of a whole `python -m pytest` run,
-#: 2026-12-07). With ``--dist loadfile`` each process takes a whole file when it runs short of
+#: 2026-12-07, scaled by each file's before/after ratio under load for the kill -9, BI types,
+#: features and other modules made shorter that evening: docs/performance.md). With ``--dist loadfile`` each process takes a whole file when it runs short of
 #: work; xdist's own order (most tests first) left the files with one to three long tests
 #: (S3 faults, the kill -9 modules, the end-to-end retrain) for the very end, where one
 #: process ran them alone while the other had finished. Longest first, the last files are short
@@ -125,29 +126,29 @@ def redis_server(tmp_path_factory):
 SLOW_FILES_FIRST = (
     "tests/reliability/test_s3_faults.py",
     "tests/integration/test_docs_executed.py",       # builds the generated store (~45 s)
-    "tests/reliability/test_compaction_kill9.py",    # builds the clean ingest
-    "tests/reliability/test_kill9.py",
-    "tests/integration/test_cli_newcomer.py",
-    "tests/reliability/test_backfill_columns_kill9.py",
-    "tests/integration/test_features.py",
     "tests/integration/test_bi_types.py",
-    "tests/reliability/test_kill9_aggs.py",
-    "tests/integration/test_cold_start.py",
-    "tests/reliability/test_registry.py",
-    "tests/integration/test_retrain_local.py",
     "tests/reliability/test_redis_online.py",        # ~half since expected_rows
-    "tests/integration/test_training.py",
+    "tests/reliability/test_kill9.py",               # the run after each kill in process
+    "tests/integration/test_features.py",
+    "tests/reliability/test_kill9_aggs.py",
     "tests/integration/test_dashboard_browser.py",   # builds the dashboard store
+    "tests/integration/test_retail.py",
+    "tests/reliability/test_compaction_kill9.py",    # builds the clean ingest (in process)
+    "tests/integration/test_cli_newcomer.py",
+    "tests/integration/test_training.py",
     "tests/integration/test_recommenders.py",        # FM job test: npz read once
     "tests/integration/test_catalogue.py",
-    "tests/integration/test_retail.py",
+    "tests/reliability/test_backfill_columns_kill9.py",
+    "tests/integration/test_e2e_retrain.py",
+    "tests/integration/test_fm_export.py",
+    "tests/reliability/test_registry.py",
+    "tests/integration/test_retrain_local.py",
+    "tests/integration/test_cold_start.py",
     "tests/reliability/test_partials_kill9.py",
     "tests/integration/test_retrain_api.py",
     "tests/integration/test_predict.py",             # builds the ingested drops
-    "tests/integration/test_e2e_retrain.py",
-    "tests/integration/test_fm_export.py",
-    "tests/integration/test_training_labels.py",
     "tests/integration/test_ingest_crash.py",
+    "tests/integration/test_training_labels.py",
 )
 
 

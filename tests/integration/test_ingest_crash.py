@@ -29,6 +29,15 @@ def many_files(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def clean_tables(many_files, tmp_path_factory, client) -> dict[str, pd.DataFrame]:
+    """The tables of one clean ingest of ``many_files``, the reference of every test here
+    (built once, not once per test)."""
+    clean = Store(str(tmp_path_factory.mktemp("clean") / "store"))
+    ingest_weblog(str(many_files), clean, client=client)
+    return store_tables(clean)
+
+
 def _records(ledger: Path) -> list[Path]:
     """Per-file ledger records (not the events compaction's marker and records, nor the
     temporary file of a record being written: a kill can land mid-write)."""
@@ -37,7 +46,7 @@ def _records(ledger: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("kill_after_files", [1, 12])
-def test_killed_ingest_then_rerun_equals_clean_run(many_files, tmp_path, client,
+def test_killed_ingest_then_rerun_equals_clean_run(many_files, clean_tables, tmp_path, client,
                                                   kill_after_files):
     store_dir = tmp_path / "store"
     cmd = [sys.executable, "-m", "featurestore", "ingest", str(many_files), "--store",
@@ -60,24 +69,24 @@ def test_killed_ingest_then_rerun_equals_clean_run(many_files, tmp_path, client,
 
     rerun = ingest_weblog(str(many_files), Store(str(store_dir)), client=client)
     assert rerun.files_skipped == done and rerun.files_ingested == 24 - done
-    clean = Store(str(tmp_path / "clean"))
-    ingest_weblog(str(many_files), clean, client=client)
-    for name, df in store_tables(clean).items():
-        pd.testing.assert_frame_equal(store_tables(Store(str(store_dir)))[name], df)
+    got = store_tables(Store(str(store_dir)))
+    assert got.keys() == clean_tables.keys()
+    for name, df in clean_tables.items():
+        pd.testing.assert_frame_equal(got[name], df)
 
 
-def test_crash_between_publish_and_ledger_is_redone_without_duplicates(many_files, tmp_path,
-                                                                      client):
+def test_crash_between_publish_and_ledger_is_redone_without_duplicates(many_files, clean_tables,
+                                                                      tmp_path, client):
     """The narrowest window: outputs published, ledger record not yet written."""
     store = Store(str(tmp_path / "store"))
     files, _ = discover_files(str(many_files))
     _ingest_one(store, files[0], {})
     store.remove(LEDGER, files[0].drop_date.isoformat(), f"{files[0].name}.json")
     ingest_weblog(str(many_files), store, client=client)
-    clean = Store(str(tmp_path / "clean"))
-    ingest_weblog(str(many_files), clean, client=client)
-    for name, df in store_tables(clean).items():
-        pd.testing.assert_frame_equal(store_tables(store)[name], df)
+    got = store_tables(store)
+    assert got.keys() == clean_tables.keys()
+    for name, df in clean_tables.items():
+        pd.testing.assert_frame_equal(got[name], df)
 
 
 def test_live_lock_names_its_owner_and_expired_one_is_taken_over(tmp_path, many_files):

@@ -33,19 +33,6 @@ def generated(tmp_path_factory):
     return store, events, days, expected.astype(FEATURE_DTYPES), excluded
 
 
-@pytest.fixture(scope="module")
-def cluster_client():
-    """A real 2-worker LocalCluster. Own fixture (not conftest's ``client``) because that one
-    asks for the default dashboard port 8787 and fails to start when another process on this
-    shared machine holds it; ``:0`` picks a free port."""
-    from distributed import Client, LocalCluster
-
-    with (LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                       dashboard_address=":0") as cluster,
-          Client(cluster) as c):
-        yield c
-
-
 @pytest.fixture()
 def store_copy(generated, tmp_path):
     store, events, days, expected, excluded = generated
@@ -167,10 +154,10 @@ def test_sampling_is_seeded_subset(generated):
     assert (merged["_merge"] == "both").all()
 
 
-def test_on_cluster_writes_parquet(generated, cluster_client, tmp_path):
+def test_on_cluster_writes_parquet(generated, client, tmp_path):
     store, events, days, expected, excluded = generated
     out = tmp_path / "ts"
-    result = build_training_set(store, start=days[0], end=days[9], client=cluster_client,
+    result = build_training_set(store, start=days[0], end=days[9], client=client,
                                 output=str(out))
     assert result.output == str(out)
     assert sorted(p.name for p in out.glob("part-*.parquet")) == [
@@ -262,11 +249,11 @@ def test_xgboost_export_s3(generated, s3_bucket):
     _check_export(meta, read, expected)
 
 
-def test_cli_training_set_csv_and_parquet(generated, cluster_client, tmp_path, capsys):
+def test_cli_training_set_csv_and_parquet(generated, client, tmp_path, capsys):
     from featurestore.cli import main
 
     store, events, days, expected, excluded = generated
-    sched = cluster_client.scheduler.address
+    sched = client.scheduler.address
     out = tmp_path / "csv"
     assert main(["training-set", "--store", store.url, "--from", days[0].isoformat(), "--to",
                  days[-1].isoformat(), "--out", str(out), "--gap-days", "0",

@@ -143,14 +143,11 @@ def test_purchase_index_matches_a_plain_window_check():
     assert empty.purchased(ids, start, 30).tolist() == [0] * len(ids)
 
 
-def test_on_cluster_from_partials_writes_the_same_set(with_partials, tmp_path):
-    """A real 2-worker LocalCluster (runs of dates per task) writes the same rows."""
-    from distributed import Client, LocalCluster
-
+def test_on_cluster_from_partials_writes_the_same_set(with_partials, tmp_path, client):
+    """A real 2-worker LocalCluster (the session's; runs of dates per task) writes the same
+    rows."""
     store, _, days, expected, _ = with_partials
-    with (LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                       dashboard_address=":0") as cluster, Client(cluster) as client):
-        result = build_training_set(store, client=client, output=str(tmp_path / "ts"))
+    result = build_training_set(store, client=client, output=str(tmp_path / "ts"))
     assert set(result.label_event_dates) == {"partials"}
     got = pd.read_parquet(tmp_path / "ts").astype(FEATURE_DTYPES)
     got["as_of"] = [v if isinstance(v, dt.date) else pd.Timestamp(v).date() for v in got["as_of"]]

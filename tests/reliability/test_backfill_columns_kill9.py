@@ -18,6 +18,7 @@ import pytest
 from benchmarks.reliability import compare, run_cli, snapshot
 from featurestore.features.definitions import DEFAULT_REPO
 from featurestore.sources.weblog.backfill import COLUMNS_RECORD, CRASH_ENV
+from tests.reliability._clean_ingest import run_in_process
 
 COLUMNS = "{visit_num: int, evar12: float, post_channel: string}"
 
@@ -32,24 +33,30 @@ def _repo(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def ingested(clean_ingest, tmp_path_factory) -> Path:
     """A store ingested without the columns (a copy of the shared clean ingest of small
-    drops: ``featurestore ingest --workers 1``), then given a repository declaring them."""
+    drops), then given a repository declaring them (``featurestore apply``)."""
     store = tmp_path_factory.mktemp("ingested") / "store"
     shutil.copytree(clean_ingest[1], store)
     repo = _repo(tmp_path_factory.mktemp("repo") / "repo.yaml")
-    done = run_cli(["apply", "--repo", str(repo), "--store", str(store)])
+    done = run_in_process(["apply", "--repo", str(repo), "--store", str(store)])
     assert done["rc"] == 0, done["stderr"][-2000:]
     return store
 
 
 def _backfill(store: Path) -> dict:
+    """The killed run: the real CLI, its own process group and one-worker cluster."""
     return run_cli(["backfill", "--store", str(store), "--workers", "1"])
 
 
+def _backfill_in_process(store: Path, client) -> dict:
+    """A run that is not killed: in this process on the session cluster."""
+    return run_in_process(["backfill", "--store", str(store)], client.scheduler.address)
+
+
 @pytest.fixture(scope="module")
-def clean(ingested, tmp_path_factory) -> Path:
+def clean(ingested, tmp_path_factory, client) -> Path:
     store = tmp_path_factory.mktemp("clean") / "store"
     shutil.copytree(ingested, store)
-    done = _backfill(store)
+    done = _backfill_in_process(store, client)
     assert done["rc"] == 0, done["stderr"][-2000:]
     return store
 
@@ -70,14 +77,14 @@ def _record(store: Path) -> dict:
 @pytest.mark.parametrize("step", ["task-before-events", "task-after-events", "after-first-file",
                                   "before-record"])
 def test_kill9_during_backfill_then_rerun_equals_clean_run(step, ingested, clean, tmp_path,
-                                                           monkeypatch):
+                                                           monkeypatch, client):
     store = tmp_path / "store"
     shutil.copytree(ingested, store)
     monkeypatch.setenv(CRASH_ENV, f"backfill:{step}")
     killed = _backfill(store)
     assert killed["rc"] == -signal.SIGKILL, killed["stderr"][-2000:]
     monkeypatch.delenv(CRASH_ENV)
-    again = _backfill(store)
+    again = _backfill_in_process(store, client)
     assert again["rc"] == 0, again["stderr"][-2000:]
     none = tmp_path / "none"
     assert compare(snapshot(clean, none), snapshot(store, none)) == {

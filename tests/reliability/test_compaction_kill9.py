@@ -2,7 +2,9 @@
 CLI (its own cluster) is killed with SIGKILL at each step of the compaction (the
 ``FEATURESTORE_TEST_CRASH_AT`` hook kills its whole process group, as ``kill -9`` of the
 group), then run again with no manual step: the store holds the same tables as one clean run,
-and the same events files byte for byte."""
+and the same events files byte for byte. The runs that are not killed (the run after the kill,
+the clean references) are the CLI's ``main`` in the test process on the session cluster
+(:func:`tests.reliability._clean_ingest.run_in_process`)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 
 from benchmarks.reliability import compare, snapshot
 from featurestore.events_compaction import COMPACTION, CRASH_ENV
-from tests.reliability._clean_ingest import ingest_cli
+from tests.reliability._clean_ingest import ingest_cli, ingest_in_process
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,7 @@ def raw(clean_ingest) -> Path:
 
 
 def _ingest(raw: Path, store: Path, *more: str) -> dict:
+    """The killed run: the real CLI, its own process group and cluster."""
     return ingest_cli(raw, store, *more)
 
 
@@ -57,14 +60,14 @@ def clean(clean_ingest) -> Path:
 
 @pytest.mark.parametrize("step", ["after-output", "after-record", "mid-deletes"])
 def test_kill9_at_each_compaction_step_then_rerun_equals_clean_run(step, raw, clean, tmp_path,
-                                                                   monkeypatch):
+                                                                   monkeypatch, client):
     store = tmp_path / "store"
     monkeypatch.setenv(CRASH_ENV, f"compaction:{step}")
     killed = _ingest(raw, store)
     assert killed["rc"] == -signal.SIGKILL, killed["stderr"][-2000:]
     assert (store / "_ledger" / "weblog" / COMPACTION / "_running.json").exists()
     monkeypatch.delenv(CRASH_ENV)
-    again = _ingest(raw, store)
+    again = ingest_in_process(raw, store, client.scheduler.address)
     assert again["rc"] == 0, again["stderr"][-2000:]
     _assert_same_as_clean(store, clean, tmp_path)
 
@@ -89,7 +92,7 @@ def _change_one_file(raw: Path, into: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def replaced(raw, clean, tmp_path_factory) -> tuple[Path, Path]:
+def replaced(raw, clean, tmp_path_factory, client) -> tuple[Path, Path]:
     """``(changed, reference)``: the raw root with one file resent, and the clean sequence
     (the clean ingest, then ``ingest --accept-changed`` of the change). Built once for both
     kill points (each test kills and re-runs on its own copy of ``clean``); read-only."""
@@ -97,14 +100,14 @@ def replaced(raw, clean, tmp_path_factory) -> tuple[Path, Path]:
     changed, reference = work / "changed", work / "reference"
     _change_one_file(raw, changed)
     shutil.copytree(clean, reference)
-    done = _ingest(changed, reference, "--accept-changed")
+    done = ingest_in_process(changed, reference, client.scheduler.address, "--accept-changed")
     assert done["rc"] == 0, done["stderr"][-2000:]
     return changed, reference
 
 
 @pytest.mark.parametrize("step", ["rewrite-after-output", "rewrite-after-record"])
 def test_kill9_while_a_replacement_rewrites_a_merged_file(step, clean, replaced, tmp_path,
-                                                          monkeypatch):
+                                                          monkeypatch, client):
     changed, reference = replaced
     store = tmp_path / "store"
     shutil.copytree(clean, store)
@@ -112,7 +115,7 @@ def test_kill9_while_a_replacement_rewrites_a_merged_file(step, clean, replaced,
     killed = _ingest(changed, store, "--accept-changed")
     assert killed["rc"] == -signal.SIGKILL, killed["stderr"][-2000:]
     monkeypatch.delenv(CRASH_ENV)
-    again = _ingest(changed, store, "--accept-changed")
+    again = ingest_in_process(changed, store, client.scheduler.address, "--accept-changed")
     assert again["rc"] == 0, again["stderr"][-2000:]
     _assert_same_as_clean(store, reference, tmp_path)
     assert _events(store) != _events(clean)  # the change landed

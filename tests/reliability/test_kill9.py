@@ -2,7 +2,10 @@
 very next run proceeds with no manual step and the tables equal a clean run's.
 
 The harness is ``benchmarks/reliability.py`` (``--trials N`` for long runs); here one seeded
-trial per step keeps the test within a couple of minutes.
+trial per step keeps the test within a couple of minutes. The clean reference and the killed
+runs are real CLI processes with their own cluster; the run after each kill is the CLI's
+``main`` in the test process on the session cluster
+(:func:`tests.reliability._clean_ingest.rerun_in_process`: no interpreter and cluster start).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import pandas as pd
 import pytest
 
 from benchmarks.reliability import STEPS, Harness
+from tests.reliability._clean_ingest import rerun_in_process
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory):
-    return Harness(tmp_path_factory.mktemp("kill9"))
+def harness(tmp_path_factory, client):
+    return Harness(tmp_path_factory.mktemp("kill9"),
+                   rerun=rerun_in_process(client.scheduler.address))
 
 
 @pytest.mark.parametrize("step", STEPS)

@@ -79,6 +79,29 @@ def test_killed_owner_is_taken_over_at_once_by_the_next_cli_run(tmp_path, drops)
     assert not (store_dir / "_lock.json").exists()
 
 
+def test_kill9_while_the_lock_file_is_created_does_not_block_the_next_run(tmp_path):
+    """kill -9 of a writing CLI run at the instant it creates its lock file (the
+    ``FEATURESTORE_TEST_CRASH_AT=store:create-new`` hook SIGKILLs its process group between
+    making the file exclusive and filling it): the very next run proceeds, with no expiry
+    to wait for and no manual step. (It used to find an empty ``_lock.json``, which it must
+    take for a run creating its lock right now, and refused for ``lease_seconds``.)"""
+    from featurestore.storage import CRASH_ENV
+
+    store_dir = tmp_path / "store"
+    args = [sys.executable, "-m", "featurestore", "backfill", "--store", str(store_dir),
+            "--workers", "1"]
+    killed = subprocess.run(args, env={**_env(), CRASH_ENV: "store:create-new"},
+                            capture_output=True, start_new_session=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    started = time.monotonic()
+    again = subprocess.run(args, env=_env(), capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert time.monotonic() - started < 60
+    assert not (store_dir / "_lock.json").exists()
+    # the killed run's staged lock record was swept by the next run, not kept for an hour
+    assert list((store_dir / ".tmp").iterdir()) == []
+
+
 def test_lease_is_renewed_while_the_owner_lives(tmp_path):
     store = Store(str(tmp_path / "store"), lease_seconds=1.5)
     with store.lock("long run"):

@@ -3,14 +3,17 @@
 step, leaves the same tables and the same partials, byte for byte, as one clean run.
 
 The clean run is the shared one of the reliability modules (``clean_ingest``: 3 days x 3
-files with bad rows and late hits, ``featurestore ingest --workers 1``, read-only here), so
-this module starts no clean ingest of its own."""
+files with bad rows and late hits, one ``featurestore ingest``, read-only here), so
+this module starts no clean ingest of its own. The run after each kill is the CLI's ``main`` in
+the test process on the session cluster (:func:`tests.reliability._clean_ingest.run_in_process`:
+no interpreter and cluster start); the killed runs are real subprocesses."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from benchmarks.reliability import compare, run_cli, snapshot
+from tests.reliability._clean_ingest import ingest_in_process
 
 
 def _ingest(raw: Path, store: Path, kill_when=None) -> dict:
@@ -34,7 +37,7 @@ def _partials(store: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in _published(root, "*.arrow")}
 
 
-def test_kill9_mid_ingest_then_rerun_equals_clean_run(clean_ingest, tmp_path):
+def test_kill9_mid_ingest_then_rerun_equals_clean_run(clean_ingest, tmp_path, client):
     raw, clean = clean_ingest
     files = len(list(raw.rglob("*.tsv.gz")))
     assert files == 9
@@ -47,7 +50,7 @@ def test_kill9_mid_ingest_then_rerun_equals_clean_run(clean_ingest, tmp_path):
         assert killed["killed"], "the ingest finished before the kill point"
         # killed mid-run: fewer partials than the clean run's
         assert _count(store / "_partials", "*.arrow") < _count(clean / "_partials", "*.arrow")
-        again = _ingest(raw, store)
+        again = ingest_in_process(raw, store, client.scheduler.address)
         assert again["rc"] == 0, again["stderr"][-2000:]
         figures = compare(snapshot(clean, tmp_path / "none"), snapshot(store, tmp_path / "none"))
         assert figures == {"rows_lost": 0, "rows_duplicated": 0}

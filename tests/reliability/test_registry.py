@@ -2,8 +2,9 @@
 
 Each damage case (empty / corrupt ``production.json``, production pointing at a deleted version,
 empty ``metrics.json``, a corrupt model file) is made on a real registry (two real local
-retrains), then checked through the real CLI (``featurestore.cli.main``; the retrain as a
-``python -m featurestore`` subprocess), a real uvicorn server and a real webhook receiver:
+retrains), then checked through the real CLI (``featurestore.cli.main`` in the test process:
+what the commands print and return, no interpreter start per call), a real uvicorn server and a
+real webhook receiver:
 ``featurestore models`` exits 0 listing the damage, ``GET /models`` answers 200 listing it, and
 the next retrain promotes a new good version and sends one alert naming the damage.
 """
@@ -12,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,15 +22,14 @@ import httpx
 import pytest
 
 from featurestore._exceptions import RegistryError
-from featurestore.cli import main
 from featurestore.retrain import new_job, registry, run_job
 from featurestore.settings import Settings
 from featurestore.storage import Store
 from tests import _retrain_fixtures as fx
+from tests._generated_store import cli_in_process
 from tests._receivers import WebhookReceiver
 from tests.serving_helpers import serve_subprocess
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "purchase-xgboost"
 ROWS = (1500, 500, 1500)  # small exports: each retrain takes about a second
 
@@ -74,20 +72,17 @@ def _fresh(template: Path, dest: Path) -> Path:
 
 def _cli(*args: str, store: Path, env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "featurestore", *args, "--store", str(store)],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                            capture_output=True, text=True, timeout=240)
+    """``featurestore ARGS --store STORE`` in this process (:func:`cli_in_process`), with the
+    settings of ``env``."""
+    result = cli_in_process(*args, "--store", str(store), check=False, **(env or {}))
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
 
-def _models(capsys, *args: str, store: Path) -> tuple[int, str, str]:
+def _models(*args: str, store: Path) -> tuple[int, str, str]:
     """``featurestore models ...`` in this process (the CLI's own entry point, no import cost)."""
-    capsys.readouterr()
-    code = main(["models", *args, "--store", str(store)])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err, err
-    return code, out, err
+    done = _cli("models", *args, store=store)
+    return done.returncode, done.stdout, done.stderr
 
 
 def _version_dir(store: Path, version: str) -> Path:
@@ -130,14 +125,14 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str | None, str | None]] = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_damage_is_listed_and_next_retrain_promotes(case, template, served, exports, capsys):
+def test_damage_is_listed_and_next_retrain_promotes(case, template, served, exports):
     damage, production_says, damaged_version, version_says = CASES[case]
     base, store = served
     _fresh(template, store)
     damage(store)
 
     # CLI: exit 0, the damage listed (JSON and text).
-    code, out, _ = _models(capsys, "--json", store=store)
+    code, out, _ = _models("--json", store=store)
     assert code == 0
     (summary,) = json.loads(out)["models"]
     assert summary["production"] is None
@@ -147,7 +142,7 @@ def test_damage_is_listed_and_next_retrain_promotes(case, template, served, expo
     if damaged_version:
         assert version_says in versions[damaged_version]["damaged"]
         assert versions[damaged_version]["production"] is False
-    code, out, _ = _models(capsys, store=store)
+    code, out, _ = _models(store=store)
     assert code == 0
     assert production_says in out and "damaged" in out
 
@@ -179,7 +174,7 @@ def test_damage_is_listed_and_next_retrain_promotes(case, template, served, expo
         if damaged_version:
             assert version_says in alert["damaged_versions"][damaged_version]
     assert job["alert"]["damage"]["production_damaged"] == alert["production_damaged"]
-    code, out, _ = _models(capsys, MODEL, "--json", store=store)
+    code, out, _ = _models(MODEL, "--json", store=store)
     after = json.loads(out)
     assert after["production"] == "v0003" and after["production_damaged"] is None
     # production.json was rewritten whole (valid JSON naming the new version).
@@ -187,10 +182,10 @@ def test_damage_is_listed_and_next_retrain_promotes(case, template, served, expo
     assert record["version"] == "v0003"
 
 
-def test_damaged_version_is_never_promoted(template, tmp_path, capsys):
+def test_damaged_version_is_never_promoted(template, tmp_path):
     store = _fresh(template, tmp_path / "store")
     (_version_dir(store, "v0001") / "metrics.json").write_text("{not json")
-    code, _, err = _models(capsys, MODEL, "--promote", "v0001", store=store)
+    code, _, err = _models(MODEL, "--promote", "v0001", store=store)
     assert code == 1
     assert err.count("\n") == 1 and "metrics.json is not valid JSON" in err
     assert registry.production_version(Store(str(store)), MODEL) == "v0002"  # unchanged
@@ -236,7 +231,7 @@ def test_store_written_before_checksums_still_opens(template, tmp_path):
     assert registry.load_model_bytes(store, MODEL, "v0002")
 
 
-def test_half_written_versions_do_not_break_the_listing(template, tmp_path, capsys):
+def test_half_written_versions_do_not_break_the_listing(template, tmp_path):
     """A crash between the claim and version.json (or a job still writing) leaves a version
     folder without version.json: skipped, and a model with only such a folder is not listed."""
     store = _fresh(template, tmp_path / "store")
@@ -244,7 +239,7 @@ def test_half_written_versions_do_not_break_the_listing(template, tmp_path, caps
     (store / "_models" / MODEL / "v0003" / ".claim").write_text("{}")
     (store / "_models" / "retail-fm" / "v0001").mkdir(parents=True)
     (store / "_models" / "retail-fm" / "v0001" / ".claim").write_text("{}")
-    code, out, _ = _models(capsys, "--json", store=store)
+    code, out, _ = _models("--json", store=store)
     assert code == 0
     models = json.loads(out)["models"]
     assert [m["name"] for m in models] == [MODEL]
