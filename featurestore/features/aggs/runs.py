@@ -30,6 +30,21 @@ def _breaks(c: np.ndarray, v: np.ndarray) -> tuple[int, int]:
     return count, first
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _nonzero_counts(oc: np.ndarray, ov: np.ndarray, on: np.ndarray, k: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first ``k`` pairs without those whose count summed to zero (a count slid back to
+    nothing), compacted in place."""
+    keep = 0
+    for x in range(k):
+        if on[x] != 0:
+            oc[keep] = oc[x]
+            ov[keep] = ov[x]
+            on[keep] = on[x]
+            keep += 1
+    return oc[:keep], ov[:keep], on[:keep]
+
+
 @njit(nogil=True, cache=True)
 def _merge(c: np.ndarray, v: np.ndarray, n: np.ndarray, split: int, counted: bool
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,14 +74,7 @@ def _merge(c: np.ndarray, v: np.ndarray, n: np.ndarray, split: int, counted: boo
         k += 1
     if not counted:
         return oc[:k], ov[:k], on
-    keep = 0
-    for x in range(k):  # zero sums dropped (a count slid back to nothing)
-        if on[x] != 0:
-            oc[keep] = oc[x]
-            ov[keep] = ov[x]
-            on[keep] = on[x]
-            keep += 1
-    return oc[:keep], ov[:keep], on[:keep]
+    return _nonzero_counts(oc, ov, on, k)
 
 
 def distinct_runs(codes: np.ndarray, vcode: np.ndarray, counts: np.ndarray | None
@@ -166,13 +174,13 @@ def _ro(a: np.ndarray, dtype) -> np.ndarray:
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _cmp(data: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> int:
-    """Bytewise comparison of the strings ``data[a0:a1]`` and ``data[b0:b1]`` (-1, 0, 1): the
+def _cmp2(da: np.ndarray, a0: int, a1: int, db: np.ndarray, b0: int, b1: int) -> int:
+    """Bytewise comparison of the strings ``da[a0:a1]`` and ``db[b0:b1]`` (-1, 0, 1): the
     order of Arrow's string sort (a prefix first)."""
     la, lb = a1 - a0, b1 - b0
-    size = la if la < lb else lb
+    size = min(la, lb)
     for i in range(size):
-        x, y = data[a0 + i], data[b0 + i]
+        x, y = da[a0 + i], db[b0 + i]
         if x != y:
             return -1 if x < y else 1
     if la == lb:
@@ -181,17 +189,9 @@ def _cmp(data: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> int:
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _cmp2(da: np.ndarray, a0: int, a1: int, db: np.ndarray, b0: int, b1: int) -> int:
-    """:func:`_cmp` of strings in two buffers."""
-    la, lb = a1 - a0, b1 - b0
-    size = la if la < lb else lb
-    for i in range(size):
-        x, y = da[a0 + i], db[b0 + i]
-        if x != y:
-            return -1 if x < y else 1
-    if la == lb:
-        return 0
-    return -1 if la < lb else 1
+def _cmp(data: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> int:
+    """:func:`_cmp2` of two strings in one buffer."""
+    return _cmp2(data, a0, a1, data, b0, b1)
 
 
 @njit(nogil=True, cache=True)
@@ -287,7 +287,7 @@ def _extreme_update(best: np.ndarray, has: np.ndarray, count: np.ndarray, last: 
         if not valid[i]:
             continue
         v = x[i]
-        if v != v or (v == 0 and np.signbit(v)):  # NaN, -0.0: Arrow's own rules decide
+        if v != v or (v == 0 and np.signbit(v)):  # noqa: PLR0124  NaN, -0.0: Arrow's own rules decide
             odd = True
         if not has[c] or (largest and v > best[c]) or (not largest and v < best[c]):
             best[c] = v
@@ -454,14 +454,7 @@ def _grouped(c: np.ndarray, v: np.ndarray, n: np.ndarray, counted: bool, m: int
             k += 1
     if not counted:
         return oc[:k], ov[:k], on
-    keep = 0
-    for x in range(k):  # zero sums dropped (a count slid back to nothing)
-        if on[x] != 0:
-            oc[keep] = oc[x]
-            ov[keep] = ov[x]
-            on[keep] = on[x]
-            keep += 1
-    return oc[:keep], ov[:keep], on[:keep]
+    return _nonzero_counts(oc, ov, on, k)
 
 
 def distinct_grouped(codes: np.ndarray, vcode: np.ndarray, counts: np.ndarray | None,
