@@ -267,6 +267,15 @@ def _radix_order(keys: np.ndarray) -> np.ndarray:
     return order
 
 
+def _packed_keys(values: pa.Array) -> np.ndarray | None:
+    """Each string of ``values`` packed big-endian into a uint64 (:func:`_packed`), or None
+    when one is null, longer than 8 bytes or holds NUL."""
+    if values.null_count:
+        return None
+    ok, keys = _packed(*buffers(values))
+    return keys if ok else None
+
+
 def packed_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
     """:func:`~.pairs.sorted_codes` of short strings (at most 8 bytes, no NUL: customer
     ids, product ids), each packed big-endian into a uint64 (whose order is the strings'
@@ -278,11 +287,8 @@ def packed_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
     Returns:
         (sorted distinct values, each value's position among them), or None.
     """
-    if values.null_count:
-        return None
-    off, data = buffers(values)
-    ok, keys = _packed(off, data)
-    if not ok:
+    keys = _packed_keys(values)
+    if keys is None:
         return None
     bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
     codes, uniques = _int_codes(keys, bits)
@@ -364,11 +370,8 @@ def sorted_run_codes(chunks: list[pa.Array]) -> tuple[pa.Array, np.ndarray] | No
     """
     keys = []
     for chunk in chunks:
-        if chunk.null_count:
-            return None
-        off, data = buffers(chunk)
-        ok, packed = _packed(off, data)
-        if not ok:
+        packed = _packed_keys(chunk)
+        if packed is None:
             return None
         keys.append(packed)
     keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)

@@ -246,7 +246,6 @@ def parse_file(raw: RawFile, compressed: bytes,
     from .scan import (
         field_is_byte,
         field_is_null,
-        gather_columns,
         gather_fields,
         scan_buffer,
         scan_pieces,
@@ -321,11 +320,9 @@ def parse_file(raw: RawFile, compressed: bytes,
     hit_times = times[rows]
     builtin = [WEBLOG_COLUMNS.index(n) for n in names]
     present = [n for n in declared if n in declared_slots]
-    if present:  # the declared columns' fields in the same sweep over the lines
-        fields, strings, bad_utf8 = gather_fields(buf, starts, ends, rows, builtin,
-                                                  [declared_slots[n] for n in present])
-    else:
-        fields, strings, bad_utf8 = gather_columns(buf, starts, ends, rows, builtin), [], []
+    # the declared columns' fields in the same sweep over the lines
+    fields, strings, bad_utf8 = gather_fields(buf, starts, ends, rows, builtin,
+                                              [declared_slots[n] for n in present])
     table = pa.table({
         "hit_time_gmt": pa.array(hit_times, pa.int64()),
         **dict(zip(names, fields)),
