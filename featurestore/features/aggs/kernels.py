@@ -360,12 +360,19 @@ def _partial_lists(key: StateKey, customers: pa.Array, lists: dict[str, pa.Array
                    ) -> dict[str, pa.Array]:
     """A set / counts / sketch partial from :func:`_counted_lists`: the counted pairs'
     values are the distinct pairs (every count is at least 1)."""
-    fields = state_columns(key, key.name)
-    if key.kind == "set":
+    return _list_columns(key.kind, state_columns(key, key.name), customers, lists, [])
+
+
+def _list_columns(kind: str, fields: list[pa.Field], customers: pa.Array,
+                  lists: dict[str, pa.Array], sketches: list[tuple[np.ndarray, pa.Array]]
+                  ) -> dict[str, pa.Array]:
+    """A set / counts / sketch state's columns from its per-customer lists (``v``, ``n``);
+    a sketch also folds in ``sketches`` (:func:`_sketchify`)."""
+    if kind == "set":
         return {fields[0].name: lists["v"]}
-    if key.kind == "counts":
+    if kind == "counts":
         return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
-    t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), [])
+    t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), sketches)
     return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
 
 
@@ -660,17 +667,14 @@ def _list_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Arr
     fields = state_columns(key, prefix)
     if k in ("set", "sketch"):
         lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary)), dictionary, m)
-        if k == "set":
-            return {fields[0].name: lists["v"]}
-        # the exact lists on every customer (null: none), then big ones or ones merged with
-        # a sketch become one HLL sketch
+        # the exact lists on every customer (null: none), then (a sketch) big ones or ones
+        # merged with a sketch become one HLL sketch
         extra = [sketches] if sketches is not None and len(sketches[0]) else []
-        t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), extra)
-        return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
+        return _list_columns(k, fields, customers, lists, extra)
     # counts: per (customer, value) summed, zeros dropped, values ascending
     ones = counts if counts is not None else np.ones(len(codes), np.int64)
     lists = _coded_lists(_distinct_coded(codes, vcode, len(dictionary), ones), dictionary, m)
-    return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
+    return _list_columns(k, fields, customers, lists, [])
 
 
 def _summed_partial(key: StateKey, codes: np.ndarray, m: int, values) -> dict[str, pa.Array]:
@@ -1084,15 +1088,11 @@ def _numeric_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: n
 
 
 def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A (large) string array's offsets (int64, len + 1) and bytes (uint8), zero-copy views
-    (int32 offsets are widened)."""
-    bufs = strings.buffers()
-    width = 8 if pa.types.is_large_string(strings.type) or pa.types.is_large_binary(
-        strings.type) else 4
-    offsets = np.frombuffer(bufs[1], np.int64 if width == 8 else np.int32,
-                            count=len(strings) + 1, offset=strings.offset * width)
-    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None and bufs[2].size \
-        else np.zeros(1, np.uint8)
+    """:func:`..strings.buffers` (zero-copy views) with the offsets widened to int64, as the
+    merge kernels take them."""
+    from ..strings import buffers
+
+    offsets, data = buffers(strings)
     return offsets.astype(np.int64, copy=False), data
 
 
@@ -1127,14 +1127,8 @@ def _merged_lists(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.A
     pairs = distinct_runs(codes, vcode, ones) if len(codes) else None
     if pairs is None:
         pairs = distinct_grouped(codes, vcode, ones, m)
-    lists = _coded_lists(pairs, dictionary, m)
-    if k == "set":
-        return {fields[0].name: lists["v"]}
-    if k == "counts":
-        return {fields[0].name: lists["v"], fields[1].name: lists["n"]}
     extra = [sketches] if sketches is not None and len(sketches[0]) else []
-    t = _sketchify(pa.table({"customer_id": customers, "v": lists["v"]}), extra)
-    return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
+    return _list_columns(k, fields, customers, _coded_lists(pairs, dictionary, m), extra)
 
 
 def _with_single_rows(state: dict[str, pa.Array], col: dict[str, pa.Array],
