@@ -44,6 +44,7 @@ _ONE = np.uint64(1)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK = 64  # bytes the scan compares at a time (one bit each in a uint64 mask)
 _SLACK = 16  # room past a field's copy in ``compact`` (it is moved 16 bytes at a time)
+_NARROW = 2**31  # a gathered column of fewer bytes has int32 offsets (Arrow's string type)
 
 # positions in the kernel's ``state`` array (kept between pieces)
 _LINES, _CPOS, _NRAW, _RPOS, _FULL = 0, 1, 2, 3, 4
@@ -808,27 +809,32 @@ def _gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndar
     many fields were not valid UTF-8 (``check_utf8``: for every slot, or per slot)."""
     rows = np.asarray(rows, dtype=np.int64)
     n = rows.size
-    slot_array = np.asarray(slots, dtype=np.int64)
     check = np.zeros(len(slots), np.bool_)
     check[:] = check_utf8
-    totals = _gather_totals(starts, ends, rows, slot_array)
-    bases = np.zeros(len(slots) + 1, np.int64)
-    np.cumsum(totals, out=bases[1:])
+    totals = _gather_totals(starts, ends, rows, np.asarray(slots, dtype=np.int64))
+    # A slot whose fields are all empty is all null, with no sweep: the usual declared
+    # column of a sparse feed, which fills a few of its 1,000 columns on a few hits.
+    filled = np.flatnonzero(totals)
+    bases = np.zeros(filled.size + 1, np.int64)
+    np.cumsum(totals[filled], out=bases[1:])
     # int32 offsets, as the Arrow string type wants, when every column fits (no cast to
     # narrow them afterwards); else int64 for all, and the columns that fit are cast
-    narrow = bool(totals.max(initial=0) < 2**31)
-    offsets = np.zeros((len(slots), n + 1), np.int32 if narrow else np.int64)
-    bits = np.zeros((len(slots), (n + 7) // 8), np.uint8)
-    data, nulls, bad = _gather_many(buf, starts, ends, rows, slot_array, check, bases, offsets,
-                                    bits)
+    narrow = bool(totals.max(initial=0) < _NARROW)
+    offsets = np.zeros((filled.size, n + 1), np.int32 if narrow else np.int64)
+    bits = np.zeros((filled.size, (n + 7) // 8), np.uint8)
+    data, nulls, bad_filled = _gather_many(
+        buf, starts, ends, rows, np.asarray(slots, dtype=np.int64)[filled], check[filled],
+        bases, offsets, bits)
     kind = pa.StringArray if narrow else pa.LargeStringArray
-    out = []
-    for j in range(len(slots)):
+    out = [pa.nulls(n, pa.string())] * len(slots)
+    for j, slot in enumerate(filled):
         validity = pa.py_buffer(bits[j]) if nulls[j] else None
         chunk = pa.py_buffer(data[bases[j]:max(bases[j + 1], bases[j] + 1)])
         array = kind.from_buffers(n, pa.py_buffer(offsets[j]), chunk, validity,
                                   int(nulls[j]))
-        out.append(array.cast(pa.string()) if not narrow and totals[j] < 2**31 else array)
+        out[slot] = array.cast(pa.string()) if not narrow and totals[slot] < _NARROW else array
+    bad = np.zeros(len(slots), np.int64)
+    bad[filled] = bad_filled
     return out, bad
 
 
