@@ -20,6 +20,7 @@ from featurestore.sources.weblog.scan import (
     field_is_null,
     gather_columns,
     gather_strings,
+    line_flags,
     products_ok,
     scan_buffer,
     scan_pieces,
@@ -400,12 +401,14 @@ _DECLARED_FIELD = st.sampled_from([b"", b"", b"", b"\\N", b"US", b"d\xc3\xa9j\xc
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(_DECLARED_FIELD, min_size=4, max_size=4), min_size=1, max_size=40),
-       st.data(), st.booleans())
-def test_gathered_builtin_and_declared_fields_match_python(rows, data, wide):
+       st.data(), st.booleans(), st.booleans())
+def test_gathered_builtin_and_declared_fields_match_python(rows, data, wide, counted):
     """gather_fields: the built-in slots' strings, and the declared ones' with a field that is
     not valid UTF-8 null and counted per slot; empty and ``\\N`` null and not counted; a slot
     empty on every gathered line an all-null string array. ``wide``: int64 offsets for every
-    column (as past 2 GiB), cast back to string where a column fits."""
+    column (as past 2 GiB), cast back to string where a column's kept bytes fit. ``counted``:
+    the fields' bytes given, as parse counts them with line_flags over every valid line (a
+    superset of the gathered ones), instead of counted by the gather: the same arrays."""
     from featurestore.sources.weblog import scan
 
     text = b"".join(b"\t".join(r) + b"\n" for r in rows)
@@ -413,12 +416,18 @@ def test_gathered_builtin_and_declared_fields_match_python(rows, data, wide):
     lines = np.array(sorted(data.draw(st.sets(st.integers(0, len(rows) - 1)))), np.int64)
     declared = data.draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, max_size=3))
     builtin = [s for s in data.draw(st.permutations([0, 1, 2, 3])) if s not in declared][:2]
+    totals = None
+    if counted:
+        every = np.arange(len(rows), dtype=np.int64)
+        totals = line_flags(scanned.buf, scanned.starts, scanned.ends, every, 0, 48, 0,
+                            [*builtin, *declared])[2]
+        assert totals.tolist() == [sum(len(r[s]) for r in rows) for s in [*builtin, *declared]]
     old = scan._NARROW
     try:
         if wide:
             scan._NARROW = 1  # every column "past" int32 offsets: the int64 path
         fields, strings, bad = scan.gather_fields(scanned.buf, scanned.starts, scanned.ends,
-                                                  lines, builtin, declared)
+                                                  lines, builtin, declared, totals)
     finally:
         scan._NARROW = old
 
@@ -430,16 +439,16 @@ def test_gathered_builtin_and_declared_fields_match_python(rows, data, wide):
         except UnicodeDecodeError:
             return None
 
-    def arrow_type(values: list[bytes]) -> pa.DataType:
-        return pa.large_string() if wide and any(values) else pa.string()
+    def arrow_type(kept: list) -> pa.DataType:  # int64 offsets stay where bytes were kept
+        return pa.large_string() if wide and any(v for v in kept) else pa.string()
 
     for slot, column in zip(builtin, fields, strict=True):  # gathered unchecked: as bytes
-        values = [rows[i][slot] for i in lines]
-        assert column.type == arrow_type(values) and len(column) == len(lines)
-        assert column.cast(pa.large_binary()).to_pylist() == [
-            None if v in (b"", b"\\N") else v for v in values]
+        want = [None if v in (b"", b"\\N") else v for v in (rows[i][slot] for i in lines)]
+        assert column.type == arrow_type(want) and len(column) == len(lines)
+        assert column.cast(pa.large_binary()).to_pylist() == want
     for slot, column, count in zip(declared, strings, bad, strict=True):
         values = [rows[i][slot] for i in lines]
-        assert column.type == arrow_type(values) and len(column) == len(lines)
-        assert column.to_pylist() == [text_of(v) for v in values]
+        want = [text_of(v) for v in values]
+        assert column.type == arrow_type(want) and len(column) == len(lines)
+        assert column.to_pylist() == want
         assert count == sum(v in (b"\xff\xfe", b"\xc3") for v in values)

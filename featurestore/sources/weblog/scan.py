@@ -32,6 +32,7 @@ __all__ = [
     "gather_columns",
     "gather_fields",
     "gather_strings",
+    "line_flags",
     "products_ok",
     "scan_buffer",
     "scan_pieces",
@@ -810,14 +811,18 @@ def _gather_many(buf, starts, ends, rows, slots, check_utf8, bases, offsets,
 
 
 def _gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-            slots: list[int], check_utf8: bool | list[bool]) -> tuple[list[pa.Array], np.ndarray]:
+            slots: list[int], check_utf8: bool | list[bool],
+            totals: np.ndarray | None = None) -> tuple[list[pa.Array], np.ndarray]:
     """:func:`_gather_many` as Arrow string arrays (large ones past 2 GiB), and per slot how
-    many fields were not valid UTF-8 (``check_utf8``: for every slot, or per slot)."""
+    many fields were not valid UTF-8 (``check_utf8``: for every slot, or per slot).
+    ``totals``: per slot, the bytes of its fields over ``rows`` or more lines (each once), as
+    :func:`line_flags` counts them; None: counted here."""
     rows = np.asarray(rows, dtype=np.int64)
     n = rows.size
     check = np.zeros(len(slots), np.bool_)
     check[:] = check_utf8
-    totals = _gather_totals(starts, ends, rows, np.asarray(slots, dtype=np.int64))
+    if totals is None:
+        totals = _gather_totals(starts, ends, rows, np.asarray(slots, dtype=np.int64))
     # A slot whose fields are all empty is all null, with no sweep: the usual declared
     # column of a sparse feed, which fills a few of its 1,000 columns on a few hits.
     filled = np.flatnonzero(totals)
@@ -838,7 +843,8 @@ def _gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndar
         chunk = pa.py_buffer(data[bases[j]:max(bases[j + 1], bases[j] + 1)])
         array = kind.from_buffers(n, pa.py_buffer(offsets[j]), chunk, validity,
                                   int(nulls[j]))
-        out[slot] = array.cast(pa.string()) if not narrow and totals[slot] < _NARROW else array
+        fits = not narrow and offsets[j, n] < _NARROW  # (totals may be an upper bound)
+        out[slot] = array.cast(pa.string()) if fits else array
     bad = np.zeros(len(slots), np.int64)
     bad[filled] = bad_filled
     return out, bad
@@ -852,18 +858,26 @@ def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: 
 
 
 def gather_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                  slots: list[int], declared: list[int]
+                  slots: list[int], declared: list[int], totals: np.ndarray | None = None
                   ) -> tuple[list[pa.Array], list[pa.Array], list[int]]:
     """:func:`gather_columns` of ``slots`` and, in the same sweep over the lines (each line's
     field positions read once: ~5 ms a file of 100 k lines with ten declared columns), the
     declared columns' fields ``declared``, where a field that is not valid UTF-8 is null too.
+
+    Args:
+        buf, starts, ends, rows: as :func:`gather_columns`.
+        slots: the built-in fields' slots.
+        declared: the declared columns' slots.
+        totals: per slot of ``[*slots, *declared]``, the bytes of its fields over ``rows`` or
+            over more lines (each once): :func:`line_flags`'s, which saves a sweep; None:
+            counted here.
 
     Returns:
         The arrays of ``slots``, those of ``declared``, and per declared slot how many fields
         were not valid UTF-8.
     """
     out, bad = _gather(buf, starts, ends, rows, [*slots, *declared],
-                       [False] * len(slots) + [True] * len(declared))
+                       [False] * len(slots) + [True] * len(declared), totals)
     k = len(slots)
     return out[:k], out[k:], [int(b) for b in bad[k:]]  # (no declared slot: [])
 
@@ -875,31 +889,59 @@ def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
-def _field_kinds(buf, starts, ends, rows, slot, byte):  # pragma: no cover - compiled
-    """Per row, whether field ``slot`` is the one byte ``byte``, and whether it is null."""
-    is_byte = np.zeros(rows.size, np.bool_)
-    null = np.zeros(rows.size, np.bool_)
-    for r in range(rows.size):
-        s = starts[rows[r], slot]
-        length = ends[rows[r], slot] - s
-        if length == 1:
-            is_byte[r] = buf[s] == byte
-        elif length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):
-            null[r] = True
-    return is_byte, null
+def _line_flags(buf, starts, ends, rows, byte_slot, byte, null_slot,
+                slots):  # pragma: no cover - compiled
+    """Per row, whether field ``byte_slot`` is the one byte ``byte`` and whether field
+    ``null_slot`` is null (empty or ``\\N``); and per slot of ``slots``, its fields' bytes over
+    the rows (what :func:`_gather_totals` counts), in the same sweep."""
+    n = rows.size
+    is_byte = np.zeros(n, np.bool_)
+    null = np.zeros(n, np.bool_)
+    totals = np.zeros(slots.size, np.int64)
+    for r in range(n):
+        line = rows[r]
+        s = starts[line, byte_slot]
+        is_byte[r] = ends[line, byte_slot] - s == 1 and buf[s] == byte
+        s = starts[line, null_slot]
+        length = ends[line, null_slot] - s
+        null[r] = length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78)
+        for j in range(slots.size):
+            totals[j] += ends[line, slots[j]] - starts[line, slots[j]]
+    return is_byte, null, totals
+
+
+def line_flags(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+               byte_slot: int, byte: int, null_slot: int, slots: list[int] = ()
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sweep over lines ``rows`` for what parsing asks of every valid line.
+
+    Args:
+        buf, starts, ends: as :class:`Scanned` holds them.
+        rows: the lines.
+        byte_slot, byte: the field told by one byte (``exclude_hit`` is ``0``).
+        null_slot: the field told null (``customer_id``: empty or ``\\N``).
+        slots: fields whose bytes over ``rows`` are counted, e.g. for :func:`gather_fields`'
+            ``totals`` when it gathers a subset of ``rows``.
+
+    Returns:
+        Per row whether field ``byte_slot`` is exactly ``byte``, per row whether field
+        ``null_slot`` is null, and per slot of ``slots`` its fields' bytes.
+    """
+    return _line_flags(buf, starts, ends, np.asarray(rows, dtype=np.int64), byte_slot, byte,
+                       null_slot, np.asarray(slots, dtype=np.int64))
 
 
 def field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
                   slot: int, byte: int) -> np.ndarray:
     """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
-    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, byte)[0]
+    return line_flags(buf, starts, ends, rows, slot, byte, slot)[0]
 
 
 def field_is_null(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
                   slot: int) -> np.ndarray:
     """Per row of ``rows``, whether field ``slot`` is null: empty or ``\\N`` (as the gather
     reads it)."""
-    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, 0)[1]
+    return line_flags(buf, starts, ends, rows, slot, 0, slot)[1]
 
 
 def warm_up() -> None:
