@@ -33,6 +33,7 @@ __all__ = [
     "gather_fields",
     "gather_strings",
     "line_flags",
+    "number_fields",
     "products_ok",
     "scan_buffer",
     "scan_pieces",
@@ -944,6 +945,119 @@ def field_is_null(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: n
     return line_flags(buf, starts, ends, rows, slot, 0, slot)[1]
 
 
+_INT64_MIN = -(2**63)
+
+
+@njit(inline="always")
+def _int_field(data, s, e):  # pragma: no cover - compiled
+    """(value, ok): ``data[s:e]`` as parse's ``_INT_RE`` (``[+-]?[0-9]+``, any number of
+    digits) within int64. Accumulated negative, so int64's minimum needs no wider type."""
+    i = s
+    neg = False
+    if i < e and (data[i] == 43 or data[i] == 45):
+        neg = data[i] == 45
+        i += 1
+    if i >= e:
+        return 0, False
+    v = 0
+    while i < e:
+        c = data[i]
+        if c < 48 or c > 57:
+            return 0, False
+        d = np.int64(c) - 48
+        if v < -922337203685477580:  # v * 10 would pass int64's minimum
+            return 0, False
+        v = v * 10
+        if v < _INT64_MIN + d:
+            return 0, False
+        v -= d
+        i += 1
+    if neg:
+        return v, True
+    if v == _INT64_MIN:
+        return 0, False
+    return -v, True
+
+
+@njit(inline="always")
+def _float_field(data, s, e):  # pragma: no cover - compiled
+    """Whether ``data[s:e]`` matches parse's ``_FLOAT_RE``
+    (``[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?``)."""
+    i = s
+    if i < e and (data[i] == 43 or data[i] == 45):
+        i += 1
+    d = _digits(data, i, e)
+    whole = d - i
+    i = d
+    if i < e and data[i] == 46:
+        d = _digits(data, i + 1, e)
+        if whole == 0 and d == i + 1:  # "." alone
+            return False
+        i = d
+    elif whole == 0:
+        return False
+    if i < e and (data[i] == 101 or data[i] == 69):
+        i += 1
+        if i < e and (data[i] == 43 or data[i] == 45):
+            i += 1
+        d = _digits(data, i, e)
+        if d == i:
+            return False
+        i = d
+    return i == e
+
+
+@njit(nogil=True, cache=True)
+def _number_fields(offsets, data, bitmap, start, n, as_int):  # pragma: no cover - compiled
+    """Per field ``start .. start + n - 1`` of an Arrow string array (``bitmap``: its
+    validity, empty when none): whether it is present and well formed (``as_int``: an int
+    within int64, its value in ``ints``; else a float's form), and how many well-formed ones
+    start with ``+``."""
+    ok = np.zeros(n, np.bool_)
+    ints = np.zeros(n if as_int else 0, np.int64)
+    plus = 0
+    for r in range(n):
+        k = start + r
+        if bitmap.size and not (bitmap[k >> 3] >> (k & 7)) & 1:
+            continue
+        s = offsets[k]
+        e = offsets[k + 1]
+        if as_int:
+            v, good = _int_field(data, s, e)
+            ints[r] = v
+        else:
+            good = _float_field(data, s, e)
+        if good:
+            ok[r] = True
+            if data[s] == 43:
+                plus += 1
+    return ok, ints, plus
+
+
+def number_fields(values: pa.Array, as_int: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check (and for ints, read) the fields of a string array as a declared ``int`` or
+    ``float`` column's, in one sweep over its bytes (Arrow's regular expressions, and its cast
+    tried first, took ~5 ms a column of 100 k fields).
+
+    Args:
+        values: an Arrow string or large string array.
+        as_int: ``int`` fields (else ``float``).
+
+    Returns:
+        Per field whether it is present and well formed (parse's ``_INT_RE`` within int64, or
+        ``_FLOAT_RE``), the ints' values (0 where not; empty for floats), and how many
+        well-formed fields start with ``+``.
+    """
+    validity, offsets, data = values.buffers()[:3]
+    wide = pa.types.is_large_string(values.type)
+    start, n = values.offset, len(values)
+    offsets = np.frombuffer(offsets, np.int64 if wide else np.int32)
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    bitmap = (np.frombuffer(validity, np.uint8) if validity is not None and values.null_count
+              else np.zeros(0, np.uint8))
+    return _number_fields(offsets, data, bitmap, start, n, as_int)
+
+
 def warm_up() -> None:
     """Load (or compile) every kernel now, e.g. on each worker via ``client.run(warm_up)``,
     so the first real file does not pay for it."""
@@ -956,3 +1070,5 @@ def warm_up() -> None:
     gather_columns(buf, starts, ends, rows, [1])
     gather_fields(buf, starts, ends, rows, [1], [1])
     field_is_byte(buf, starts, ends, rows, 1, 48)
+    for as_int in (True, False):  # the declared int / float columns' typing
+        number_fields(pa.array(["1", None]), as_int)
