@@ -364,7 +364,7 @@ def test_empty_wanted_fields_at_every_offset_of_a_block():
     block's last byte included (the tab after it then lies in the next block), several in a
     row, one before a non-empty wanted field, and the last field of a line (empty before LF,
     CRLF or the end of the file: the byte branch's)."""
-    for lead in range(0, 140):
+    for lead in range(140):
         # columns: 0 lead bytes, 1 wanted empty, 2 wanted empty, 3 unwanted, 4 wanted value,
         # 5 unwanted, 6 wanted empty, 7 wanted (empty on odd lines), last column
         line = b"\t".join([b"a" * lead, b"", b"", b"u", b"val", b"", b"", b""])
