@@ -64,7 +64,9 @@ __all__ = [
     "write_ext_state",
 ]
 
-EXT_FORMAT = 2  # 2: set / counts / sketch values dictionary-coded (kernels)
+# 2: set / counts / sketch values dictionary-coded; 3: first/last order as int64 hit time and
+# a file-id dictionary, not a padded string (kernels)
+EXT_FORMAT = 3
 _KIND = {"count": "count", "sum": "moments", "mean": "moments", "stddev": "moments",
          "min": "min", "max": "max", "first": "first", "last": "last", "distinct": "set",
          "approx_distinct": "sketch", "top_k": "counts", "recency": "max"}

@@ -10,8 +10,8 @@ kind      components                   merge (inverse)
 count     n int64                      add (subtract)
 moments   n int64, s, ss float64/int   add (subtract): mean, stddev, sum
 min/max   v (field type)               min / max
-first     v, o (order key string)      the value of the smallest / largest order key
-last
+first     v, o int64 (hit time),       the value of the smallest / largest (o, f)
+last      f dict<file id>
 set       v list<dict<string>>         union (distinct)
 counts    v list<dict<string>>,        per-value add (top_k)
           c list<int>
@@ -23,8 +23,11 @@ A list's values are codes into its column's dictionary, which holds exactly the 
 values present, sorted bytewise: each list is ascending, and a merge unifies the inputs' small
 dictionaries once and then works on integer pairs (customer, value code), never on strings.
 
-The order key of first/last is ``hit_time_gmt|file id|row|product`` zero-padded, so string
-order is hit time, then drop date and file name (the file id starts with both), then line.
+The order of first/last is SPEC's: hit time, then drop date and file name, then line (and the
+product's position in the hit). A file's partial picks each customer's winner on (hit time,
+line, position); what a merge compares is the winner's hit time ``o`` (int64) and its file
+id ``f`` (dictionary-coded: a partial's dictionary is its one file), the file ids ordered as
+``<file id>|`` bytewise (the drop date, then the name, as the earlier string key did).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ _INT_LIMIT = 2.0 ** 63
 #: sorted bytewise (a code's order is its value's order), so merges sort integers.
 _DICT = pa.dictionary(pa.int32(), pa.large_string())
 _LIST = pa.list_(_DICT)
+#: first/last: the winner's file id, a code into the distinct file ids present (few per state)
+_FILE = pa.dictionary(pa.int32(), pa.large_string())
 _ARROW_TYPES = {"string": pa.large_string(), "int": pa.int64(), "float": pa.float64(),
                 "bool": pa.bool_(), "date": pa.date32()}
 
@@ -99,7 +104,7 @@ def _state_columns(key: StateKey, prefix: str) -> tuple[pa.Field, ...]:
     elif k in ("min", "max"):
         comps = [("v", key.value_type)]
     elif k in ("first", "last"):
-        comps = [("v", key.value_type), ("o", pa.large_string())]
+        comps = [("v", key.value_type), ("o", pa.int64()), ("f", _FILE)]
     elif k == "set":
         comps = [("v", _LIST)]
     elif k == "counts":
@@ -174,37 +179,6 @@ def _typed(col, ctype: str):
 
 def _bools(values) -> np.ndarray:
     return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
-
-
-def _order_keys(hit_time: np.ndarray, file_id: str, row: np.ndarray,
-                product: np.ndarray | None) -> pa.Array:
-    """Zero-padded ``hit_time|file|row|product`` strings: their order is the SPEC order."""
-    def pad(values: np.ndarray, width: int) -> pa.Array:
-        return pc.utf8_lpad(pa.array(values.astype(np.int64)).cast(pa.large_string()), width,
-                            "0")
-    parts = [pad(hit_time, 12), pa.scalar(file_id, pa.large_string()), pad(row, 10),
-             pad(product if product is not None else np.zeros(len(row), np.int64), 5)]
-    return pc.binary_join_element_wise(*parts, pa.scalar("|", pa.large_string()))
-
-
-def _placed_order_keys(gcodes: np.ndarray, m: int, hit_time: np.ndarray, file_id: str,
-                       row: np.ndarray, product: np.ndarray) -> pa.Array:
-    """:func:`_order_keys` of the winners (one per code of ``gcodes``, ascending), placed on
-    every customer code 0..m-1 (null: none), as :func:`_place` would: each key is the same
-    number of bytes, so the string array is built from one byte buffer (numba), no string
-    kernels and no take. Every part must fit its width (:data:`_WIDTHS`)."""
-    from .partial_kernels import order_key_bytes
-
-    data, width = order_key_bytes(hit_time, row, product, file_id, _WIDTHS)
-    present = np.zeros(m, bool)
-    present[gcodes] = True
-    offsets = np.zeros(m + 1, np.int64)
-    np.cumsum(present * width, out=offsets[1:])
-    validity = pa.py_buffer(np.packbits(present, bitorder="little")) \
-        if len(gcodes) < m else None
-    return pa.Array.from_buffers(pa.large_string(), m,
-                                 [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                 null_count=m - len(gcodes))
 
 
 def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
@@ -376,34 +350,44 @@ def _list_columns(kind: str, fields: list[pa.Field], customers: pa.Array,
     return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
 
 
-#: The order key's zero-padded widths (hit time, row, product position).
-_WIDTHS = (12, 10, 5)
+#: A file's (line, product position) as one int64 ``line * _POSITIONS + position`` while the
+#: line is below :data:`_LINES` (else the three parts are compared one by one).
+_POSITIONS = 10 ** 5
+_LINES = (2 ** 63 - 1) // _POSITIONS
 
 
 def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
                         values: pa.Array, file_id: str, hit: np.ndarray, row: np.ndarray,
                         position: np.ndarray) -> dict[str, pa.Array]:
-    """A file's first / last state: per customer the value of its smallest (largest) order
-    key ``hit|file|row|product``. Within one file the key orders as the integers (hit time,
-    row, position) while each fits its zero-padded width, so the winner is found with a
-    numpy lexsort and only the winners' keys are built as strings (else: the string sort)."""
-    parts = (hit, row, position)
-    if len(codes) and any(int(p.min()) < 0 or int(p.max()) >= 10 ** w
-                          for p, w in zip(parts, _WIDTHS)):
-        order = _order_keys(hit, file_id, row, position)
-        return _coded_state(key, key.name, codes, customers, values, order)
-    # the smallest (largest) (hit, row * 10^5 + position) per customer: < 10^15, an int64
-    win = _extreme_rows(codes, [np.asarray(hit, np.int64),
-                                np.asarray(row, np.int64) * 10 ** _WIDTHS[2]
-                                + np.asarray(position, np.int64)], key.kind == "last")
+    """A file's first / last state: per customer the value of its smallest (largest) (hit
+    time, line, product position), ties to the earlier (later) row, with that hit time
+    (``o``) and the file id (``f``: a dictionary of this one file) beside it."""
+    hit = np.asarray(hit, np.int64)
+    row = np.asarray(row, np.int64)
+    position = np.asarray(position, np.int64)
+    largest = key.kind == "last"
+    if len(codes) and (int(position.min()) < 0 or int(position.max()) >= _POSITIONS
+                       or int(row.min()) < 0 or int(row.max()) >= _LINES):
+        win = _extreme_rows(codes, [hit, row, position], largest)
+    else:  # (line, position) as one int64: one numba pass
+        win = _extreme_rows(codes, [hit, row * _POSITIONS + position], largest)
     m = len(customers)
     fields = state_columns(key, key.name)
     pos = np.full(m, -1, np.int64)  # each customer's winning row (one take, as _place's)
     pos[codes[win]] = win
     v = values.cast(fields[0].type).take(pa.array(pos, mask=pos < 0))
-    o = _placed_order_keys(codes[win], m, np.asarray(hit)[win], file_id,
-                           np.asarray(row)[win], np.asarray(position)[win])
-    return {fields[0].name: v, fields[1].name: o}
+    present = pos >= 0
+    # the hit times and file codes built from buffers: no take, one shared validity bitmap
+    validity = None if len(win) == m else pa.py_buffer(np.packbits(present,
+                                                                   bitorder="little"))
+    times = np.zeros(m, np.int64)
+    times[codes[win]] = hit[win]
+    o = pa.Array.from_buffers(pa.int64(), m, [validity, pa.py_buffer(times)],
+                              null_count=m - len(win))
+    indices = pa.Array.from_buffers(pa.int32(), m, [validity, pa.py_buffer(
+        np.zeros(m, np.int32))], null_count=m - len(win))
+    f = pa.DictionaryArray.from_arrays(indices, pa.array([file_id], pa.large_string()))
+    return {fields[0].name: v, fields[1].name: o, fields[2].name: f}
 
 
 def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> np.ndarray:
@@ -612,17 +596,18 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
                  values: pa.Array, order: pa.Array | None,
                  counts: pa.Array | None = None,
                  sketches: tuple[pa.Array, pa.Array] | None = None) -> dict[str, pa.Array]:
-    """A min / max / first / last / set / sketch / counts state from rows (customer code,
-    non-null value, order key or count), on every customer: the values :func:`_aggregate`
-    (a partial) or :func:`merge` (states) give, grouped on int codes instead of ids.
+    """A min / max / set / sketch / counts state from rows (customer code, non-null value or
+    count), on every customer: the values :func:`_aggregate` (a partial) or :func:`merge`
+    (states) give, grouped on int codes instead of ids (first / last:
+    :func:`_first_last_partial` and :func:`_first_last_merged`).
 
     Args:
         key: the state key.
         prefix: its column prefix.
         codes: each row's customer code (its position in ``customers``).
         customers: the sorted customer ids.
-        values: each row's value (first/last, min/max) or string (set, sketch, counts).
-        order: first/last: each row's order key.
+        values: each row's value (min/max) or string (set, sketch, counts).
+        order: None (first/last order keys are not grouped here).
         counts: counts: each row's count (None: 1 each).
         sketches: sketch: (customer codes, sketch bytes) of states that hold one.
 
@@ -642,13 +627,6 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
         g = pa.table({"c": codes, "v": values}).group_by("c", use_threads=False).aggregate(
             [("v", k)])
         return _place(g.column("c").to_numpy(), m, {"v": g.column(f"v_{k}")}, prefix, fields)
-    if k in ("first", "last"):
-        t = pa.table({"c": codes, "v": values, "o": order}).sort_by(
-            [("c", "ascending"), ("o", "descending" if k == "last" else "ascending")])
-        starts = _starts(t.column("c").to_numpy())
-        t = t.take(pa.array(starts))
-        return _place(t.column("c").to_numpy(), m, {"v": t.column("v"), "o": t.column("o")},
-                      prefix, fields)
     vcode, dictionary = _rank(_as_strings(values) if counts is None else values)
     return _list_state(key, prefix, codes, customers, vcode, dictionary,
                        None if counts is None else
@@ -936,10 +914,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         if numbers is not None:  # ints and floats: one pass per chunk, no copy
             out.update(numbers)
             continue
-        col = {c: _combined(tables, n) for c, n in comp.items()}
-        if k in ("first", "last"):  # the smallest / largest order key per customer: no sort
-            out.update(_first_last_merged(key, prefix, codes, m, col))
+        if k in ("first", "last"):  # the smallest / largest (time, file) per customer: no sort
+            out.update(_first_last_merged(key, prefix, tables, codes, m))
             continue
+        col = {c: _combined(tables, n) for c, n in comp.items()}
         # a customer in one input keeps its row as it is (a lifetime state merged with a
         # small day recomputes only the day's customers)
         single = np.bincount(codes, minlength=m)[codes] == 1
@@ -1096,20 +1074,63 @@ def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64, copy=False), data
 
 
-def _first_last_merged(key: StateKey, prefix: str, codes: np.ndarray, m: int,
-                       col: dict[str, pa.Array]) -> dict[str, pa.Array]:
+def _first_last_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: np.ndarray,
+                       m: int) -> dict[str, pa.Array]:
     """A first / last key's merged columns: per customer the row of its smallest (largest)
-    order key, the first on a tie, as the stable sort by (customer, key) chose; a customer
-    of one input row keeps it as it is (:func:`.runs.extreme_strings`)."""
-    from .runs import extreme_strings
+    (hit time, file), the first on a tie; a customer of one input row keeps it as it is
+    (:func:`.runs.extreme_orders`). The inputs' file dictionaries are ranked once; the
+    output's holds exactly the files of its winners, in order."""
+    from .runs import extreme_orders
 
-    order = col["o"].cast(pa.large_string())
-    offsets, data = _string_buffers(order)
-    best = extreme_strings(codes, offsets, data, _bools(pc.is_valid(order)), m,
-                           key.kind == "last")
+    vf, of, ff = state_columns(key, prefix)
+    names, chunks = _file_ranks(_chunks(tables, ff.name))
+    files = []
+    for x, (fidx, fvalid, fmap) in zip(_chunks(tables, of.name), chunks, strict=True):
+        x = x.cast(pa.int64())
+        valid = _bools(pc.is_valid(x)) if x.null_count else np.ones(len(x), bool)
+        if x.null_count:
+            x = pc.fill_null(x, 0)
+        files.append((x.to_numpy(zero_copy_only=False), valid, fidx, fvalid, fmap))
+    best, rank = extreme_orders(codes, files, m, key.kind == "last")
     at = pa.array(best, mask=best < 0)
-    return {f.name: col[f.name.rsplit(".", 1)[1]].cast(f.type).take(at)
-            for f in state_columns(key, prefix)}
+    chosen = {}
+    for field in (vf, of):
+        chosen[field.name] = _combined(tables, field.name).cast(field.type).take(at)
+    # each winner's file, the dictionary cut to the files used (null where the time is)
+    rank[~_bools(pc.is_valid(chosen[of.name]))] = -1
+    has = rank >= 0
+    used = np.flatnonzero(np.bincount(rank[has], minlength=len(names))) if has.any() \
+        else np.zeros(0, np.int64)
+    recode = np.zeros(len(names), np.int32)
+    recode[used] = np.arange(len(used), dtype=np.int32)
+    indices = pa.array(np.where(has, recode[np.maximum(rank, 0)], 0).astype(np.int32),
+                       mask=~has)
+    chosen[ff.name] = pa.DictionaryArray.from_arrays(indices, names.take(pa.array(used)))
+    return chosen
+
+
+def _file_ranks(chunks: list[pa.Array]) -> tuple[pa.Array, list[tuple[np.ndarray, np.ndarray,
+                                                                        np.ndarray]]]:
+    """The distinct file ids of first/last ``f`` chunks in SPEC order (``<id>|`` bytewise:
+    drop date, then file name, as the earlier string order key compared them), and per
+    chunk (its codes, their validity, each of its dictionary's codes' rank)."""
+    coded = []
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk.cast(pa.large_string()))
+        coded.append(chunk)
+    distinct = {name for c in coded for name in c.dictionary.to_pylist() if name is not None}
+    ordered = sorted(distinct, key=lambda name: name.encode() + b"|")
+    rank = {name: i for i, name in enumerate(ordered)}
+    out = []
+    for c in coded:
+        fidx = c.indices
+        fvalid = _bools(pc.is_valid(fidx)) if fidx.null_count else np.ones(len(fidx), bool)
+        fidx = (pc.fill_null(fidx, 0) if fidx.null_count else fidx).cast(pa.int32())
+        fmap = np.array([rank.get(name, -1) for name in c.dictionary.to_pylist()], np.int64)
+        out.append((fidx.to_numpy(zero_copy_only=False), fvalid,
+                    fmap if len(fmap) else np.full(1, -1, np.int64)))
+    return pa.array(ordered, pa.large_string()), out
 
 
 def _merged_lists(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_strings", "numeric_extremes",
+__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_orders", "numeric_extremes",
            "sorted_positions", "top_k_rows", "warm_up"]
 
 
@@ -329,74 +329,63 @@ def numeric_extremes(codes: np.ndarray, chunks: list[tuple[np.ndarray, np.ndarra
     return np.where(one, last, best), np.where(one, last_ok, has)
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _prefix(data: np.ndarray, start: int, end: int, skip: int) -> np.uint64:
-    """Bytes ``skip .. skip + 7`` of a string, big-endian in a uint64, zero-padded: two
-    strings whose prefixes differ order as them (a zero pad is below any byte but NUL, and
-    a NUL ties: then the strings are compared whole)."""
-    k = np.uint64(0)
-    for j in range(skip, skip + 8):
-        b = np.uint64(data[start + j]) if start + j < end else np.uint64(0)
-        k = (k << np.uint64(8)) | b
-    return k
-
-
 @njit(nogil=True, cache=True)
-def _extreme_strings(codes: np.ndarray, offsets: np.ndarray, data: np.ndarray,
-                     valid: np.ndarray, m: int, largest: bool) -> np.ndarray:
-    best = np.full(m, -1, np.int64)
-    count = np.zeros(m, np.int64)
-    only = np.full(m, -1, np.int64)
-    # each code's best string's first 16 bytes, beside it: most comparisons end there, without
-    # a read of the best row's bytes elsewhere in the buffer (a cache miss per row)
-    hi = np.zeros(m, np.uint64)
-    lo = np.zeros(m, np.uint64)
+def _order_update(best: np.ndarray, best_o: np.ndarray, best_r: np.ndarray, count: np.ndarray,
+                  only: np.ndarray, only_r: np.ndarray, codes: np.ndarray, o: np.ndarray,
+                  valid: np.ndarray, fidx: np.ndarray, fvalid: np.ndarray, fmap: np.ndarray,
+                  at: int, largest: bool) -> None:
     for i in range(len(codes)):
         c = codes[i]
+        r = fmap[fidx[i]] if fvalid[i] else -1
         count[c] += 1
-        only[c] = i
+        only[c] = at + i
+        only_r[c] = r
         if not valid[i]:
             continue
-        s, e = offsets[i], offsets[i + 1]
-        h, l = _prefix(data, s, e, 0), _prefix(data, s, e, 8)
-        b = best[c]
-        if b < 0:
-            best[c], hi[c], lo[c] = i, h, l
+        t = o[i]
+        if best[c] < 0:
+            best[c], best_o[c], best_r[c] = at + i, t, r
             continue
-        if h != hi[c]:
-            r = 1 if h > hi[c] else -1
-        elif l != lo[c]:
-            r = 1 if l > lo[c] else -1
-        else:
-            r = _cmp(data, s, e, offsets[b], offsets[b + 1])
-        if (largest and r > 0) or (not largest and r < 0):
-            best[c], hi[c], lo[c] = i, h, l
-    for c in range(m):
-        if count[c] == 1:
-            best[c] = only[c]
-    return best
+        bt, br = best_o[c], best_r[c]
+        if (largest and (t > bt or (t == bt and r > br))) or \
+                (not largest and (t < bt or (t == bt and r < br))):
+            best[c], best_o[c], best_r[c] = at + i, t, r
 
 
-def extreme_strings(codes: np.ndarray, offsets: np.ndarray, data: np.ndarray,
-                    valid: np.ndarray, m: int, largest: bool) -> np.ndarray:
-    """Per customer code 0..m-1 the row of its smallest (largest) valid string, the first
-    such row on a tie (a stable sort's choice); a code with one row: that row, valid or not
-    (a merge keeps a single input's row as it is); -1: none.
+def extreme_orders(codes: np.ndarray,
+                   chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray]],
+                   m: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer code 0..m-1 the row (over all chunks, in order) of its smallest (largest)
+    valid (time, file rank), the first such row on a tie; a code with one row: that row,
+    valid or not (a merge keeps a single input's row as it is); -1: none.
 
     Args:
-        codes: each row's code (int64, < m).
-        offsets: the strings' offsets (int64), data: their bytes (uint8).
-        valid: which rows take part (bool).
+        codes: each row's code over all chunks (int64, < m).
+        chunks: per chunk (times int64, time validity bool, file codes int32, file code
+            validity bool, each file code's rank int64), in order.
         m: the codes.
         largest: the largest (last) instead of the smallest (first).
 
     Returns:
-        The chosen row per code (int64).
+        (the chosen row per code, its file rank (-1: none or a null file)), int64.
     """
-    return _extreme_strings(_ro(codes, np.int64),
-                            _ro(offsets, np.int64),
-                            _ro(data, np.uint8),
-                            _ro(valid, np.bool_), int(m), bool(largest))
+    best = np.full(m, -1, np.int64)
+    best_o = np.zeros(m, np.int64)
+    best_r = np.full(m, -1, np.int64)
+    count = np.zeros(m, np.int64)
+    only = np.full(m, -1, np.int64)
+    only_r = np.full(m, -1, np.int64)
+    at = 0
+    for o, valid, fidx, fvalid, fmap in chunks:
+        n = len(o)
+        _order_update(best, best_o, best_r, count, only, only_r,
+                      _ro(codes[at:at + n], np.int64), _ro(o, np.int64), _ro(valid, np.bool_),
+                      _ro(fidx, np.int32), _ro(fvalid, np.bool_), _ro(fmap, np.int64), at,
+                      bool(largest))
+        at += n
+    one = count == 1
+    return np.where(one, only, best), np.where(one, only_r, best_r)
 
 
 @njit(nogil=True, cache=True)
@@ -491,7 +480,8 @@ def warm_up() -> None:
     data = np.array([97], np.uint8)
     add_sums(np.zeros(1), None, one, np.zeros(1))
     add_sums(one.copy(), one.copy(), one, one)
-    extreme_strings(one, offsets, data, np.ones(1, bool), 1, True)
+    ok = np.ones(1, bool)
+    extreme_orders(one, [(one, ok, np.zeros(1, np.int32), ok, one)], 1, True)
     sorted_positions(offsets, data, offsets, data)
     distinct_grouped(one, one, None, 1)
     distinct_grouped(one, one, one, 1)
