@@ -165,6 +165,16 @@ def test_first_last_merge_orders_files_as_their_ids_then_a_bar_whatever_the_inpu
     assert t.column(f"{last.name}.f").to_pylist() == ["2026-01-05-hit", "2026-01-05-hit",
                                                       None, None]
     assert t.column(f"{last.name}.o").to_pylist() == [t0, t0 + 9, None, None]
+    # inputs without any value (no file in any dictionary): every winner null
+    empty = merge([part("2026-01-05-x", [("a", t0, None)]), part("2026-01-05-y",
+                                                                  [("a", t0, None)])], pairs)
+    assert empty.column(f"{first.name}.v").to_pylist() == [None]
+    assert empty.column(f"{first.name}.f").to_pylist() == [None]
+    assert empty.column(f"{last.name}.o").to_pylist() == [None]
+    assert empty.column(f"{last.name}.f").combine_chunks().dictionary.to_pylist() == []
+    again = merge([empty, empty], pairs)  # states whose dictionaries are empty
+    assert again.column(f"{first.name}.v").to_pylist() == [None]
+    assert again.column(f"{last.name}.f").to_pylist() == [None]
 
 
 def test_add_sums_float_bits_equal_bincount_and_int_wraps_are_counted():

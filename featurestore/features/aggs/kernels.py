@@ -1101,7 +1101,7 @@ def _first_last_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes
     has = rank >= 0
     used = np.flatnonzero(np.bincount(rank[has], minlength=len(names))) if has.any() \
         else np.zeros(0, np.int64)
-    recode = np.zeros(len(names), np.int32)
+    recode = np.zeros(max(len(names), 1), np.int32)  # (no file at all: no value)
     recode[used] = np.arange(len(used), dtype=np.int32)
     indices = pa.array(np.where(has, recode[np.maximum(rank, 0)], 0).astype(np.int32),
                        mask=~has)
