@@ -587,3 +587,56 @@ def test_anonymous_hits_are_in_no_key_and_rows_count_among_named_hits():
     assert got.column(f"{last.name}.o").to_pylist() == [T0, T0]
     assert got.column(f"{last.name}.f").to_pylist() == ["f", "f"]
     assert got.column(f"{keys[1].name}.n").to_pylist() == [4, 4]
+
+
+def test_a_written_partial_leaves_out_empty_columns_and_its_day_state_is_unchanged(tmp_path):
+    """A file's partial is written without the columns that hold nothing (all null; a count
+    or moments component all exactly zero); the day's states merged from the
+    written files equal the merge of the complete partials, one file or several."""
+    from featurestore.features._io import read_ipc
+    from featurestore.features.aggs import engine
+    from featurestore.storage import Store
+
+    repo = parse_feature_repo(REPO.replace(
+        "weblog: {kind: weblog, table: events}",
+        "weblog: {kind: weblog, table: events, columns: {channel: string, visit_num: int, "
+        "evar: float}}") + (
+        "      n_x: {aggregation: count, filter: {where: [{column: channel, op: eq, value: x}]}}\n"
+        "      ev_sum: {aggregation: sum, field: evar}\n"
+        "      ch_last: {aggregation: last, field: channel}\n"
+        "      ch_first: {aggregation: first, field: channel}\n"
+        "      ch_top: {aggregation: top_k, field: channel, k: 2}\n"
+        "      vn_min: {aggregation: min, field: visit_num}\n"), "r")
+    plan = engine.ext_plan(repo)
+    store = Store(str(tmp_path / "s"))
+    files = {
+        # no channel x, no evar, no visit_num: only the sums' zeros and nulls
+        "2026-01-05-hit_data-0000": hits([{"customer_id": "a", "channel": "y"},
+                                          {"customer_id": "b"}]),
+        "2026-01-05-hit_data-0001": hits([{"customer_id": "a", "channel": "x", "evar": 1.5,
+                                           "visit_num": 3}]),
+    }
+    complete = {}
+    for fid, table in files.items():
+        complete[fid] = engine.partial_of(plan, table, fid)
+        engine.write_ext_partials(store, plan, DAY, fid, table)
+    part = "event_date=" + DAY.isoformat()
+    written = read_ipc(store, "_partials/ext", part,
+                       f"part-2026-01-05-hit_data-0000-{plan.partial_fp}.arrow")
+    full = complete["2026-01-05-hit_data-0000"]
+    left = set(full.column_names) - set(written.column_names)
+    kinds = {k.name: k.kind for k in plan.keys}
+    assert left and all(kinds[c.split(".")[0]] in ("count", "moments", "min")
+                        or c.split(".")[1] == "h" for c in left)
+    assert "customer_id" in written.column_names
+    for name in written.column_names:
+        assert written.column(name).equals(full.column(name))
+    other = read_ipc(store, "_partials/ext", part,
+                     f"part-2026-01-05-hit_data-0001-{plan.partial_fp}.arrow")
+    ev = next(k for k in plan.keys if k.field == "evar")
+    assert {f"{ev.name}.n", f"{ev.name}.s", f"{ev.name}.ss"} <= set(other.column_names)
+    pairs = [(k, k.name) for k in plan.keys]
+    day = merge([written, other], pairs)  # what ext_daily merges: the files read back
+    assert day.equals(merge(list(complete.values()), pairs))
+    one = merge([written], pairs)
+    assert one.equals(merge([full], pairs)) and one.schema == merge([full], pairs).schema

@@ -657,18 +657,38 @@ def _list_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Arr
 
 def _summed_partial(key: StateKey, codes: np.ndarray, m: int, values) -> dict[str, pa.Array]:
     """A count / moments key's partial from its matching rows' customer codes and values
-    (as :func:`_aggregate` then :func:`_align`, without a string group-by)."""
+    (as :func:`_aggregate` then :func:`_align`, without a string group-by): counts by
+    ``np.bincount``; float sums by its weights (row order: the bits of Arrow's hash sum);
+    int sums one value at a time in row order (numba), an overflow of int64 raising."""
+    fields = state_columns(key, key.name)
     if key.kind == "count":
-        return _summed_state(key, key.name, codes, m,
-                             {"n": pa.array(np.ones(len(codes), np.int64))})
+        return {fields[0].name: pa.array(np.bincount(codes, minlength=m), pa.int64())}
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    valid = _bools(pc.is_valid(values))
-    codes, values = codes[valid], values.filter(pa.array(valid))
-    f = values.cast(pa.float64(), safe=False)
-    return _summed_state(key, key.name, codes, m, {
-        "n": pa.array(np.ones(len(codes), np.int64)), "s": values.cast(key.sum_type),
-        "ss": pc.multiply(f, f)})
+    if values.null_count:
+        valid = _bools(pc.is_valid(values))
+        codes, values = codes[valid], values.filter(pa.array(valid))
+    f = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    # (types given: an empty bincount is int64 even with float weights)
+    out = {fields[0].name: pa.array(np.bincount(codes, minlength=m), pa.int64())}
+    if pa.types.is_floating(fields[1].type):
+        out[fields[1].name] = pa.array(np.bincount(codes, weights=f, minlength=m),
+                                       pa.float64())
+    else:
+        from .runs import add_sums
+
+        total, wraps = np.zeros(m, np.int64), np.zeros(m, np.int64)
+        add_sums(total, wraps, codes, values.cast(pa.int64()).to_numpy(zero_copy_only=False))
+        if wraps.any():
+            i = int(np.flatnonzero(wraps)[0])
+            exact = int(total[i]) + int(wraps[i]) * 2 ** 64
+            raise AggregationOverflowError(
+                f"an int sum overflows int64 ({exact} is beyond +-9.2e18); sum a float column "
+                "instead or narrow the feature's window/filter")
+        out[fields[1].name] = pa.array(total, pa.int64())
+    out[fields[2].name] = pa.array(np.bincount(codes, weights=f * f, minlength=m),
+                                   pa.float64())
+    return out
 
 
 def _as_strings(values) -> pa.Array:
@@ -686,52 +706,6 @@ def _codes(cust: pa.Array, customers: pa.Array) -> np.ndarray:
         return np.zeros(0, np.int64)
     return pc.index_in(cust, value_set=customers).to_numpy(zero_copy_only=False).astype(
         np.int64, copy=False)
-
-
-def _sums_by_code(codes: np.ndarray, m: int, values: pa.Array | pa.ChunkedArray,
-                  kind: pa.DataType) -> np.ndarray:
-    """Per customer code (0..m-1) the sum of ``values`` (nulls count as 0), added in row
-    order: the same bits as Arrow's hash sum (both add one value at a time in row order,
-    from 0), without a string hash per key. int64 wraps as Arrow's does; the caller checks.
-    """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if pa.types.is_floating(kind):
-        x = pc.fill_null(values.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        return np.bincount(codes, weights=x, minlength=m)
-    x = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    out = np.zeros(m, np.int64)
-    np.add.at(out, codes, x)
-    return out
-
-
-def _check_int_codes(summed: np.ndarray, codes: np.ndarray, values) -> None:
-    """:func:`_check_int` over customer codes: raise when an int64 sum left int64."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    x = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    approx = np.bincount(codes, weights=x.astype(np.float64), minlength=len(summed))
-    exact = summed.astype(np.float64)
-    for i in np.flatnonzero((np.abs(approx) >= 2.0 ** 62) | (np.abs(approx - exact) > 2.0 ** 40)):
-        total = sum(int(v) for v in x[codes == i])
-        if not -(2 ** 63) <= total < 2 ** 63:
-            raise AggregationOverflowError(
-                f"an int sum overflows int64 ({total} is beyond +-9.2e18); sum a float column "
-                "instead or narrow the feature's window/filter")
-
-
-def _summed_state(key: StateKey, prefix: str, codes: np.ndarray, m: int,
-                  columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
-    """A count / moments key's state columns on every customer code: the component sums
-    (``columns``: component -> per-row values, aligned with ``codes``)."""
-    out = {}
-    for field in state_columns(key, prefix):
-        comp = field.name.rsplit(".", 1)[1]
-        summed = _sums_by_code(codes, m, columns[comp], field.type)
-        if field.type == pa.int64() and comp != "n":
-            _check_int_codes(summed, codes, columns[comp])
-        out[field.name] = pa.array(summed, field.type)
-    return out
 
 
 def _lists(t: pa.Table) -> pa.Table:
