@@ -373,10 +373,12 @@ def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
         win = _extreme_rows(codes, [hit, row * _POSITIONS + position], largest)
     m = len(customers)
     fields = state_columns(key, key.name)
-    pos = np.full(m, -1, np.int64)  # each customer's winning row (one take, as _place's)
-    pos[codes[win]] = win
-    v = values.cast(fields[0].type).take(pa.array(pos, mask=pos < 0))
-    present = pos >= 0
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    # the winners' values (in customer code order) laid out on every customer
+    v = _spread(values.take(pa.array(win)).cast(fields[0].type), codes[win], m)
+    present = np.zeros(m, bool)
+    present[codes[win]] = True
     # the hit times and file codes built from buffers: no take, one shared validity bitmap
     validity = None if len(win) == m else pa.py_buffer(np.packbits(present,
                                                                    bitorder="little"))
@@ -417,17 +419,56 @@ def _place(gcodes: np.ndarray, m: int, columns: dict[str, pa.Array], prefix: str
            fields: list[pa.Field]) -> dict[str, pa.Array]:
     """Per-group columns (one row per code in ``gcodes``) placed on every customer code
     0..m-1; a customer without a group is null (as :func:`_align` leaves it)."""
-    pos = np.full(m, -1, np.int64)
-    pos[gcodes] = np.arange(len(gcodes))
-    idx = pa.array(pos, mask=pos < 0)
+    gcodes = np.asarray(gcodes, np.int64)
+    order = None
+    if len(gcodes) > 1 and bool((gcodes[1:] < gcodes[:-1]).any()):
+        order = np.argsort(gcodes, kind="stable")
+        gcodes = gcodes[order]
     out = {}
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
         col = columns[comp]
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
-        out[field.name] = col.cast(field.type).take(idx)
+        col = col.cast(field.type)
+        out[field.name] = _spread(col if order is None else col.take(pa.array(order)),
+                                  gcodes, m)
     return out
+
+
+_UINTS = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def _spread(col: pa.Array, gcodes: np.ndarray, m: int) -> pa.Array:
+    """``col`` (one value per code of ``gcodes``, ascending, distinct) on every code 0..m-1,
+    null elsewhere: fixed-width values and large strings are laid out from their buffers (no
+    take over m masked indices); other types, or values with nulls, by a take."""
+    k = len(gcodes)
+    t = col.type
+    if not col.null_count and k and (pa.types.is_large_string(t) or (
+            pa.types.is_primitive(t) and t.bit_width in _UINTS)):
+        present = np.zeros(m, bool)
+        present[gcodes] = True
+        validity = None if k == m else pa.py_buffer(np.packbits(present, bitorder="little"))
+        bufs = col.buffers()
+        if pa.types.is_large_string(t):
+            offsets = np.frombuffer(bufs[1], np.int64, k + 1, col.offset)
+            sizes = np.zeros(m, np.int64)
+            sizes[gcodes] = np.diff(offsets)
+            placed = np.zeros(m + 1, np.int64)
+            np.cumsum(sizes, out=placed[1:])
+            data = bufs[2][int(offsets[0]):int(offsets[-1])] if bufs[2] is not None \
+                else pa.py_buffer(b"")
+            return pa.Array.from_buffers(t, m, [validity, pa.py_buffer(placed), data],
+                                         null_count=m - k)
+        width = _UINTS[t.bit_width]
+        values = np.zeros(m, width)
+        values[gcodes] = np.frombuffer(bufs[1], width, k, col.offset)
+        return pa.Array.from_buffers(t, m, [validity, pa.py_buffer(values)],
+                                     null_count=m - k)
+    pos = np.full(m, -1, np.int64)
+    pos[gcodes] = np.arange(k)
+    return col.take(pa.array(pos, mask=pos < 0))
 
 
 def _starts(sorted_codes: np.ndarray) -> np.ndarray:
@@ -572,7 +613,7 @@ def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
                      ) -> tuple[np.ndarray, pa.Array] | None:
     """Per customer code present, its smallest (largest) value, for int or float values
     without nulls: (codes, values); None for other types, or floats with a NaN or a -0.0,
-    where only Arrow's own min/max rules give the same bits. One ``ufunc.at`` pass: no sort."""
+    where only Arrow's own min/max rules give the same bits. One numba pass: no sort."""
     if values.null_count or not (pa.types.is_integer(values.type)
                                  or pa.types.is_floating(values.type)):
         return None
@@ -581,14 +622,10 @@ def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
         return None
     if not len(x):
         return codes[:0], values
-    m = int(codes.max()) + 1
-    if x.dtype.kind == "f":
-        start = -np.inf if largest else np.inf
-    else:
-        start = np.iinfo(x.dtype).min if largest else np.iinfo(x.dtype).max
-    extreme = np.full(m, start, x.dtype)
-    (np.maximum if largest else np.minimum).at(extreme, codes, x)
-    present = np.flatnonzero(np.bincount(codes, minlength=m))
+    from .partial_kernels import extreme_values
+
+    extreme, has = extreme_values(codes, x, int(codes.max()) + 1, largest)
+    present = np.flatnonzero(has)
     return present, pa.array(extreme[present], values.type)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["extreme_rows", "warm_up"]
+__all__ = ["extreme_rows", "extreme_values", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -53,7 +53,44 @@ def extreme_rows(codes: np.ndarray, major: np.ndarray, minor: np.ndarray,
     return best[best >= 0]
 
 
+@njit(nogil=True, cache=True)
+def _extreme_values(codes: np.ndarray, x: np.ndarray, m: int, largest: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    best = np.zeros(m, x.dtype)
+    has = np.zeros(m, np.bool_)
+    for i in range(len(codes)):
+        c = codes[i]
+        v = x[i]
+        if not has[c] or (largest and v > best[c]) or (not largest and v < best[c]):
+            best[c] = v
+            has[c] = True
+    return best, has
+
+
+def extreme_values(codes: np.ndarray, x: np.ndarray, m: int, largest: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per code 0..m-1 the smallest (largest) of its values, and whether it has any (ints,
+    or floats without NaN or -0.0: the value ``np.minimum.at`` / ``np.maximum.at`` give).
+
+    Args:
+        codes: each value's code (< m).
+        x: the values (a numeric numpy array).
+        m: the codes.
+        largest: the largest instead of the smallest.
+
+    Returns:
+        (the extremes, which codes have a value).
+    """
+    if x.dtype.kind == "f":
+        x = np.ascontiguousarray(x, np.float64)
+    else:
+        x = np.ascontiguousarray(x, np.int64)
+    return _extreme_values(np.ascontiguousarray(codes, np.int64), x, int(m), bool(largest))
+
+
 def warm_up() -> None:
     """Load (or compile) the kernels now."""
     one = np.zeros(1, np.int64)
     extreme_rows(one, one, one, True)
+    for x in (one, np.zeros(1)):
+        extreme_values(one, x, 1, True)
