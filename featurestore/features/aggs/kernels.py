@@ -318,15 +318,12 @@ def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.
     """Per customer code 0..m-1 its distinct values (``v``, a list of codes into a sorted
     dictionary) and how many rows had each (``n``): what a file's set, counts and sketch
     partials over the same values all start from (:func:`_list_state` of each)."""
+    from .runs import distinct_grouped
+
     vcode, dictionary = _rank(_as_strings(values))
-    nv = max(len(dictionary), 1)
-    # (customer, value) pairs as one integer, sorted: each pair's count is its run's length
-    # (what _distinct_coded sums from ones, without its stable argsort)
-    ordered = np.sort(np.asarray(codes, np.int64) * nv + vcode)
-    starts = _starts(ordered)
-    pairs = ordered[starts]
-    counted = {"c": pairs // nv, "v": pairs % nv,
-               "n": np.diff(np.r_[starts, len(ordered)]).astype(np.int64)}
+    # the distinct (customer, value) pairs, sorted, each with its number of rows: a counting
+    # sort by customer, then each customer's few values (no sort of all the pairs)
+    counted = distinct_grouped(codes, vcode, np.ones(len(vcode), np.int64), m)
     return _coded_lists(counted, dictionary, m)
 
 
