@@ -306,6 +306,8 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
             column = pa.nulls(n, key.value_type)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+    if key.field is not None and column.null_count == n:  # (a column this file lacks)
+        return np.zeros(0, np.int64), column.slice(0, 0), None
     if key.field is not None and column.null_count:
         mask = mask & _bools(pc.is_valid(column))
     rows_of = np.flatnonzero(mask)
@@ -320,6 +322,8 @@ def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.
     partials over the same values all start from (:func:`_list_state` of each)."""
     from .runs import distinct_grouped
 
+    if not len(values):  # (a key matching nothing in this file: no list built)
+        return {"v": pa.nulls(m, _LIST), "n": pa.nulls(m, pa.list_(pa.int64()))}
     vcode, dictionary = _rank(_as_strings(values))
     # the distinct (customer, value) pairs, sorted, each with its number of rows: a counting
     # sort by customer, then each customer's few values (no sort of all the pairs)
@@ -442,7 +446,9 @@ def _spread(col: pa.Array, gcodes: np.ndarray, m: int) -> pa.Array:
     take over m masked indices); other types, or values with nulls, by a take."""
     k = len(gcodes)
     t = col.type
-    if not col.null_count and k and (pa.types.is_large_string(t) or (
+    if not k:
+        return pa.nulls(m, t)
+    if not col.null_count and (pa.types.is_large_string(t) or (
             pa.types.is_primitive(t) and t.bit_width in _UINTS)):
         present = np.zeros(m, bool)
         present[gcodes] = True
