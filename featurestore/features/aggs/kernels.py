@@ -125,12 +125,11 @@ def empty_state(columns: list[pa.Field]) -> pa.Table:
 def _where_mask(table: pa.Table, cond: dict, ctype: str) -> np.ndarray:
     """Which rows satisfy one ``where`` condition (a null satisfies only is_null)."""
     n = table.num_rows
-    if cond["column"] in table.column_names:
-        col = table.column(cond["column"])
-    else:  # a declared column this file does not have: null
-        col = pa.nulls(n, _ARROW_TYPES[ctype])
-    col = _typed(col, ctype)
     op = cond["op"]
+    if cond["column"] not in table.column_names or \
+            table.column(cond["column"]).null_count == n:  # a column this file lacks: null
+        return np.full(n, op == "is_null")
+    col = _typed(table.column(cond["column"]), ctype)
     if op == "is_null":
         return _bools(pc.is_null(col))
     if op == "not_null":
@@ -213,7 +212,11 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
         named = _bools(pc.is_valid(cust))
         if rows is None:  # positions among the hits with a customer
             rows = np.cumsum(named) - 1
-        named_codes, customers = _rank(cust.filter(pa.array(named)))
+        from ..strings import packed_codes
+
+        packed = packed_codes(cust, keep=named)  # (no filtered copy of the ids)
+        customers, named_codes = packed if packed is not None else \
+            _rank(cust.filter(pa.array(named)))[::-1]
         codes = np.full(n, -1, np.int64)
         codes[named] = named_codes
     else:  # each row's customer code and the sorted customers: shared by every key
