@@ -58,38 +58,41 @@ def test_distinct_grouped_equals_sorting_the_pairs():
 
 
 def _orders(times, ranks, cut):
-    """extreme_orders' chunks of (time, rank) rows (None: null), split at ``cut``; each chunk
-    codes its files 0..k-1 and maps them to the ranks (reversed: a code is not a rank)."""
+    """extreme_orders' chunks of (time, rank) rows (None: null), split at ``cut``: Arrow
+    arrays, some sliced (buffer offsets); each chunk codes its files 0..k-1 and maps them to
+    the ranks (reversed: a code is not a rank)."""
     chunks = []
     for lo, hi in zip([0, *cut], [*cut, len(times)]):
         t, r = times[lo:hi], ranks[lo:hi]
         distinct = sorted({x for x in r if x is not None}, reverse=True)
         fmap = np.array(distinct or [-1], np.int64)
         code = {x: i for i, x in enumerate(distinct)}
-        chunks.append((np.array([x or 0 for x in t], np.int64),
-                       np.array([x is not None for x in t], bool),
-                       np.array([code.get(x, 0) for x in r], np.int32),
-                       np.array([x is not None for x in r], bool), fmap))
+        o = pa.array([5, None, *t], pa.int64()).slice(2)  # (a slice: offsets in the buffers)
+        f = pa.array([0, None, *[None if x is None else code[x] for x in r]], pa.int32()).slice(2)
+        chunks.append((o, f, fmap))
     return chunks
 
 
 def test_extreme_orders_first_row_on_ties_single_rows_kept_nulls_skipped():
     """first/last's merge kernel: per code the row of the smallest (largest) valid (time,
-    file rank), the first row on a tie; a code's single row kept valid or not; chunks read
-    in order with their own file codes."""
+    file rank), the first row on a tie, none without a valid time; chunks read in order from
+    their buffers, with their own file codes."""
     times = [5, 3, 5, None, 7, None, 2, 2, 2, 9]
     ranks = [1, 0, 1, None, 4, None, 0, 3, 0, 2]
     codes = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 4], np.int64)
     chunks = _orders(times, ranks, [4, 7])
-    last, last_rank = runs.extreme_orders(codes, chunks, 6, True)
-    first, first_rank = runs.extreme_orders(codes, chunks, 6, False)
-    # code 0: (5, 1) twice: the first; code 1: the valid row; code 2: its one (null) row;
-    # code 3: time ties, rank 3 the largest, rank 0 twice: the first; code 4: one row;
-    # code 5: none
-    assert last.tolist() == [0, 4, 5, 7, 9, -1]
-    assert last_rank.tolist() == [1, 4, -1, 3, 2, -1]
-    assert first.tolist() == [1, 4, 5, 6, 9, -1]
-    assert first_rank.tolist() == [0, 4, -1, 0, 2, -1]
+    last = runs.extreme_orders(codes, chunks, 6, True)
+    first = runs.extreme_orders(codes, chunks, 6, False)
+    # code 0: (5, 1) twice: the first; code 1: the valid row; code 2: its one row has no
+    # time: none; code 3: time ties, rank 3 the largest, rank 0 twice: the first; code 4:
+    # one row; code 5: none
+    assert last[0].tolist() == [0, 4, -1, 7, 9, -1]
+    assert last[3].tolist() == [1, 4, -1, 3, 2, -1]
+    assert first[0].tolist() == [1, 4, -1, 6, 9, -1]
+    assert first[3].tolist() == [0, 4, -1, 0, 2, -1]
+    assert first[2].tolist() == [True, True, False, True, True, False]
+    assert [t if ok else None for t, ok in zip(first[1].tolist(), first[2].tolist())] == \
+        [3, 7, None, 2, 9, None]
     rng = np.random.default_rng(4)
     for _ in range(300):
         size = int(rng.integers(0, 60))
@@ -100,21 +103,18 @@ def test_extreme_orders_first_row_on_ties_single_rows_kept_nulls_skipped():
         cut = sorted(rng.integers(0, size + 1, int(rng.integers(0, 4))).tolist())
         chunks = _orders(ts, rs, cut)
         for largest in (True, False):
-            got, got_rank = runs.extreme_orders(cs, chunks, m, largest)
+            got, got_time, got_ok, got_rank = runs.extreme_orders(cs, chunks, m, largest)
             for code in range(m):
                 rows = np.flatnonzero(cs == code).tolist()
-                if len(rows) == 1:
-                    r = rows[0]
-                    assert (got[code], got_rank[code]) == (r, -1 if rs[r] is None else rs[r])
-                    continue
                 cands = [r for r in rows if ts[r] is not None]
                 if not cands:
-                    assert (got[code], got_rank[code]) == (-1, -1)
+                    assert (got[code], got_rank[code], got_ok[code]) == (-1, -1, False)
                     continue
                 keyed = [((ts[r], rs[r]), r) for r in cands]
                 best = (max(keyed, key=lambda p: (p[0], -p[1])) if largest
                         else min(keyed, key=lambda p: (p[0], p[1])))
                 assert (got[code], got_rank[code]) == (best[1], best[0][1])
+                assert got_ok[code] and got_time[code] == best[0][0]
 
 
 def test_first_last_merge_orders_files_as_their_ids_then_a_bar_whatever_the_input_order():

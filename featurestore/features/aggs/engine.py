@@ -248,7 +248,7 @@ def _without_empty(table: pa.Table) -> pa.Table:
         if field.name.rsplit(".", 1)[1] in ("n", "s", "ss") and not col.null_count and \
                 col.type.bit_width == 64:
             bits = np.frombuffer(col.chunk(0).buffers()[1], np.int64, len(col),
-                                 col.chunk(0).offset)
+                                 8 * col.chunk(0).offset)
             if not bits.any():  # +0 only (a -0.0 sum is kept: its bits are not zero)
                 continue
         keep.append(i)

@@ -458,7 +458,7 @@ def _spread(col: pa.Array, gcodes: np.ndarray, m: int) -> pa.Array:
         validity = None if k == m else pa.py_buffer(np.packbits(present, bitorder="little"))
         bufs = col.buffers()
         if pa.types.is_large_string(t):
-            offsets = np.frombuffer(bufs[1], np.int64, k + 1, col.offset)
+            offsets = np.frombuffer(bufs[1], np.int64, k + 1, 8 * col.offset)
             sizes = np.zeros(m, np.int64)
             sizes[gcodes] = np.diff(offsets)
             placed = np.zeros(m + 1, np.int64)
@@ -469,7 +469,8 @@ def _spread(col: pa.Array, gcodes: np.ndarray, m: int) -> pa.Array:
                                          null_count=m - k)
         width = _UINTS[t.bit_width]
         values = np.zeros(m, width)
-        values[gcodes] = np.frombuffer(bufs[1], width, k, col.offset)
+        values[gcodes] = np.frombuffer(bufs[1], width, k,
+                                   col.offset * np.dtype(width).itemsize)
         return pa.Array.from_buffers(t, m, [validity, pa.py_buffer(values)],
                                      null_count=m - k)
     pos = np.full(m, -1, np.int64)
@@ -515,7 +516,7 @@ def _string_order(values: pa.Array) -> np.ndarray:
     n = len(values)
     if n < 2:
         return np.arange(n, dtype=np.int64)
-    offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1, values.offset)
+    offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1, 8 * values.offset)
     data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None \
         else np.zeros(0, np.uint8)
     lengths = np.minimum(np.diff(offsets), 8)
@@ -1094,27 +1095,17 @@ def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _first_last_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: np.ndarray,
                        m: int) -> dict[str, pa.Array]:
     """A first / last key's merged columns: per customer the row of its smallest (largest)
-    (hit time, file), the first on a tie; a customer of one input row keeps it as it is
-    (:func:`.runs.extreme_orders`). The inputs' file dictionaries are ranked once; the
+    (hit time, file), the first on a tie (:func:`.runs.extreme_orders`). The inputs' file dictionaries are ranked once; the
     output's holds exactly the files of its winners, in order."""
     from .runs import extreme_orders
 
     vf, of, ff = state_columns(key, prefix)
-    names, chunks = _file_ranks(_chunks(tables, ff.name))
-    files = []
-    for x, (fidx, fvalid, fmap) in zip(_chunks(tables, of.name), chunks, strict=True):
-        x = x.cast(pa.int64())
-        valid = _bools(pc.is_valid(x)) if x.null_count else np.ones(len(x), bool)
-        if x.null_count:
-            x = pc.fill_null(x, 0)
-        files.append((x.to_numpy(zero_copy_only=False), valid, fidx, fvalid, fmap))
-    best, rank = extreme_orders(codes, files, m, key.kind == "last")
-    at = pa.array(best, mask=best < 0)
-    chosen = {}
-    for field in (vf, of):
-        chosen[field.name] = _combined(tables, field.name).cast(field.type).take(at)
+    names, ranks = _file_ranks(_chunks(tables, ff.name))
+    chunks = [(o.cast(pa.int64()), fidx, fmap) for o, (fidx, fmap)
+              in zip(_chunks(tables, of.name), ranks, strict=True)]
+    best, times, valid, rank = extreme_orders(codes, chunks, m, key.kind == "last")
+    v = _combined(tables, vf.name).cast(vf.type).take(pa.array(best, mask=best < 0))
     # each winner's file, the dictionary cut to the files used (null where the time is)
-    rank[~_bools(pc.is_valid(chosen[of.name]))] = -1
     has = rank >= 0
     used = np.flatnonzero(np.bincount(rank[has], minlength=len(names))) if has.any() \
         else np.zeros(0, np.int64)
@@ -1122,15 +1113,14 @@ def _first_last_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes
     recode[used] = np.arange(len(used), dtype=np.int32)
     indices = pa.array(np.where(has, recode[np.maximum(rank, 0)], 0).astype(np.int32),
                        mask=~has)
-    chosen[ff.name] = pa.DictionaryArray.from_arrays(indices, names.take(pa.array(used)))
-    return chosen
+    return {vf.name: v, of.name: pa.array(times, pa.int64(), mask=~valid),
+            ff.name: pa.DictionaryArray.from_arrays(indices, names.take(pa.array(used)))}
 
 
-def _file_ranks(chunks: list[pa.Array]) -> tuple[pa.Array, list[tuple[np.ndarray, np.ndarray,
-                                                                        np.ndarray]]]:
+def _file_ranks(chunks: list[pa.Array]) -> tuple[pa.Array, list[tuple[pa.Array, np.ndarray]]]:
     """The distinct file ids of first/last ``f`` chunks in SPEC order (``<id>|`` bytewise:
     drop date, then file name, as the earlier string order key compared them), and per
-    chunk (its codes, their validity, each of its dictionary's codes' rank)."""
+    chunk (its codes (int32 Arrow), each of its dictionary's codes' rank)."""
     coded = []
     for chunk in chunks:
         if not pa.types.is_dictionary(chunk.type):
@@ -1141,12 +1131,8 @@ def _file_ranks(chunks: list[pa.Array]) -> tuple[pa.Array, list[tuple[np.ndarray
     rank = {name: i for i, name in enumerate(ordered)}
     out = []
     for c in coded:
-        fidx = c.indices
-        fvalid = _bools(pc.is_valid(fidx)) if fidx.null_count else np.ones(len(fidx), bool)
-        fidx = (pc.fill_null(fidx, 0) if fidx.null_count else fidx).cast(pa.int32())
         fmap = np.array([rank.get(name, -1) for name in c.dictionary.to_pylist()], np.int64)
-        out.append((fidx.to_numpy(zero_copy_only=False), fvalid,
-                    fmap if len(fmap) else np.full(1, -1, np.int64)))
+        out.append((c.indices.cast(pa.int32()), fmap if len(fmap) else np.full(1, -1, np.int64)))
     return pa.array(ordered, pa.large_string()), out
 
 

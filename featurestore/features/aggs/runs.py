@@ -12,6 +12,7 @@ None: the caller sorts.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from numba import njit
 
 __all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_orders", "numeric_extremes",
@@ -329,63 +330,73 @@ def numeric_extremes(codes: np.ndarray, chunks: list[tuple[np.ndarray, np.ndarra
     return np.where(one, last, best), np.where(one, last_ok, has)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _bit(bits: np.ndarray, i: int) -> bool:
+    """Arrow validity bit ``i`` (an empty bitmap: every value valid)."""
+    return len(bits) == 0 or (bits[i >> 3] >> (i & 7)) & 1 == 1
+
+
 @njit(nogil=True, cache=True)
-def _order_update(best: np.ndarray, best_o: np.ndarray, best_r: np.ndarray, count: np.ndarray,
-                  only: np.ndarray, only_r: np.ndarray, codes: np.ndarray, o: np.ndarray,
-                  valid: np.ndarray, fidx: np.ndarray, fvalid: np.ndarray, fmap: np.ndarray,
-                  at: int, largest: bool) -> None:
+def _order_update(st: np.ndarray, codes: np.ndarray, o: np.ndarray, obits: np.ndarray,
+                  ooff: int, fidx: np.ndarray, fbits: np.ndarray, foff: int,
+                  fmap: np.ndarray, at: int, largest: bool) -> None:
+    # st: per code its best row (-1: none yet), that row's time and file rank
     for i in range(len(codes)):
+        if not _bit(obits, ooff + i):
+            continue
         c = codes[i]
-        r = fmap[fidx[i]] if fvalid[i] else -1
-        count[c] += 1
-        only[c] = at + i
-        only_r[c] = r
-        if not valid[i]:
-            continue
         t = o[i]
-        if best[c] < 0:
-            best[c], best_o[c], best_r[c] = at + i, t, r
-            continue
-        bt, br = best_o[c], best_r[c]
-        if (largest and (t > bt or (t == bt and r > br))) or \
+        r = fmap[fidx[i]] if _bit(fbits, foff + i) else -1
+        b, bt, br = st[0, c], st[1, c], st[2, c]
+        if b < 0 or (largest and (t > bt or (t == bt and r > br))) or \
                 (not largest and (t < bt or (t == bt and r < br))):
-            best[c], best_o[c], best_r[c] = at + i, t, r
+            st[0, c] = at + i
+            st[1, c] = t
+            st[2, c] = r
 
 
-def extreme_orders(codes: np.ndarray,
-                   chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                      np.ndarray]],
-                   m: int, largest: bool) -> tuple[np.ndarray, np.ndarray]:
+def _validity_bytes(arr) -> tuple[np.ndarray, int]:
+    """An Arrow array's validity bitmap as bytes and its bit offset (none: empty)."""
+    bits = arr.buffers()[0]
+    if bits is None or not arr.null_count:
+        return np.zeros(0, np.uint8), 0
+    return np.frombuffer(bits, np.uint8), arr.offset
+
+
+def extreme_orders(codes: np.ndarray, chunks: list, m: int, largest: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per customer code 0..m-1 the row (over all chunks, in order) of its smallest (largest)
-    valid (time, file rank), the first such row on a tie; a code with one row: that row,
-    valid or not (a merge keeps a single input's row as it is); -1: none.
+    valid (time, file rank), the first such row on a tie; -1: none (a row without a time has
+    no value either, in every state built here). Read from the Arrow arrays' buffers
+    (memory-mapped inputs: no copy, no null filling).
 
     Args:
         codes: each row's code over all chunks (int64, < m).
-        chunks: per chunk (times int64, time validity bool, file codes int32, file code
-            validity bool, each file code's rank int64), in order.
+        chunks: per chunk (times: an int64 Arrow array, file codes: an int32 Arrow array,
+            each file code's rank: int64 numpy), in order.
         m: the codes.
         largest: the largest (last) instead of the smallest (first).
 
     Returns:
-        (the chosen row per code, its file rank (-1: none or a null file)), int64.
+        Per code: the chosen row, its time, whether that time is valid, its file rank (-1:
+        none or a null file).
     """
-    best = np.full(m, -1, np.int64)
-    best_o = np.zeros(m, np.int64)
-    best_r = np.full(m, -1, np.int64)
-    count = np.zeros(m, np.int64)
-    only = np.full(m, -1, np.int64)
-    only_r = np.full(m, -1, np.int64)
+    st = np.zeros((3, m), np.int64)
+    st[0] = -1
     at = 0
-    for o, valid, fidx, fvalid, fmap in chunks:
+    for o, fidx, fmap in chunks:
         n = len(o)
-        _order_update(best, best_o, best_r, count, only, only_r,
-                      _ro(codes[at:at + n], np.int64), _ro(o, np.int64), _ro(valid, np.bool_),
-                      _ro(fidx, np.int32), _ro(fvalid, np.bool_), _ro(fmap, np.int64), at,
-                      bool(largest))
+        obits, ooff = _validity_bytes(o)
+        fbits, foff = _validity_bytes(fidx)
+        _order_update(st, _ro(codes[at:at + n], np.int64),
+                      _ro(np.frombuffer(o.buffers()[1], np.int64, n, 8 * o.offset), np.int64),
+                      _ro(obits, np.uint8), ooff,
+                      _ro(np.frombuffer(fidx.buffers()[1], np.int32, n,
+                                                  4 * fidx.offset), np.int32),
+                      _ro(fbits, np.uint8), foff, _ro(fmap, np.int64), at, bool(largest))
         at += n
-    one = count == 1
-    return np.where(one, only, best), np.where(one, only_r, best_r)
+    valid = st[0] >= 0
+    return st[0], st[1], valid, np.where(valid, st[2], -1)
 
 
 @njit(nogil=True, cache=True)
@@ -480,8 +491,9 @@ def warm_up() -> None:
     data = np.array([97], np.uint8)
     add_sums(np.zeros(1), None, one, np.zeros(1))
     add_sums(one.copy(), one.copy(), one, one)
-    ok = np.ones(1, bool)
-    extreme_orders(one, [(one, ok, np.zeros(1, np.int32), ok, one)], 1, True)
+    extreme_orders(one, [(pa.array(one), pa.array(np.zeros(1, np.int32)), one)], 1, True)
+    extreme_orders(one, [(pa.array([None], pa.int64()), pa.array([None], pa.int32()), one)],
+                   1, True)
     sorted_positions(offsets, data, offsets, data)
     distinct_grouped(one, one, None, 1)
     distinct_grouped(one, one, one, 1)
