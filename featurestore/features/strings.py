@@ -267,29 +267,35 @@ def _radix_order(keys: np.ndarray) -> np.ndarray:
     return order
 
 
-def _packed_keys(values: pa.Array) -> np.ndarray | None:
+def _packed_keys(values: pa.Array, nulls: bool = False) -> np.ndarray | None:
     """Each string of ``values`` packed big-endian into a uint64 (:func:`_packed`), or None
-    when one is null, longer than 8 bytes or holds NUL."""
-    if values.null_count:
+    when one is null (unless ``nulls``: a null slot's key is then meaningless), longer than
+    8 bytes or holds NUL."""
+    if values.null_count and not nulls:
         return None
     ok, keys = _packed(*buffers(values))
     return keys if ok else None
 
 
-def packed_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
+def packed_codes(values: pa.Array, keep: np.ndarray | None = None
+                 ) -> tuple[pa.Array, np.ndarray] | None:
     """:func:`~.pairs.sorted_codes` of short strings (at most 8 bytes, no NUL: customer
     ids, product ids), each packed big-endian into a uint64 (whose order is the strings'
     byte order) and coded by :func:`_int_codes`; None for other strings.
 
     Args:
-        values: strings without nulls.
+        values: strings without nulls (outside ``keep``).
+        keep: which strings to code (bool; None: all): the others are left out without a
+            filtered copy of the strings.
 
     Returns:
-        (sorted distinct values, each value's position among them), or None.
+        (sorted distinct values, each kept value's position among them), or None.
     """
-    keys = _packed_keys(values)
+    keys = _packed_keys(values, nulls=keep is not None)
     if keys is None:
         return None
+    if keep is not None:
+        keys = keys[keep]
     bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
     codes, uniques = _int_codes(keys, bits)
     order = _radix_order(uniques)  # (distinct keys: the one sorted order, ~4x np.argsort)

@@ -138,35 +138,47 @@ def test_first_last_ties_by_file_then_line_and_skip_nulls():
     assert run(k_last, [later, a, b], "last", ["a"]) == ["late"]
 
 
-def test_first_last_of_a_file_pick_the_order_key_extremes_numeric_or_string_path():
-    """A file's first/last winner comes from an integer sort while the order key's parts fit
-    their padded widths, else from sorting the key strings: both pick the smallest / largest
-    key string, with the key stored beside the value."""
-    from featurestore.features.aggs.kernels import build_partial
+@pytest.mark.parametrize("lines", ["small", "huge"])
+def test_first_last_of_a_file_pick_the_smallest_or_largest_time_then_line(lines):
+    """A file's first/last winner per customer is its row of smallest (largest) (hit time,
+    line), ties to the earlier (later) line; ``o`` holds its hit time (int64) and ``f`` the
+    file id (a dictionary of the one file), both null for a customer without a value. Lines
+    beyond what packs with the product position into one int64 compare part by part."""
+    from featurestore.features.aggs.kernels import _LINES, build_partial
     from featurestore.features.daily import _mask, _products
 
     rng = np.random.default_rng(4)
-    for base in (T0, 10 ** 12 - 50):  # 10 digits; then times that outgrow the 12-digit pad
-        times = base + rng.integers(0, 100, 300)
+    for base in (T0, 10 ** 12 - 50):  # times past the earlier key's 12 padded digits too
+        times = base + rng.integers(0, 30, 300)
         rows = [{"customer_id": f"c{c}", "hit_time_gmt": int(t),
                  "channel": None if rng.random() < 0.2 else f"v{i}"}
-                for i, (c, t) in enumerate(zip(rng.integers(0, 20, 300), times))]
+                for i, (c, t) in enumerate(zip(rng.integers(0, 25, 300), times))]
+        rows.append({"customer_id": "empty", "channel": None})
+        lines_of = np.arange(len(rows), dtype=np.int64) * 7
+        if lines == "huge":
+            lines_of = lines_of + _LINES - 10
         table = hits(rows)
         for kind in ("first", "last"):
             k = key(kind, "channel", "string")
-            got = build_partial([k], table, "f", None, _mask, _products,
+            got = build_partial([k], table, "f", lines_of, _mask, _products,
                                 {**language.WHERE_BUILTINS, "channel": "string"})
             keyed = {}
-            for line, r in enumerate(rows):
+            for line, r in zip(lines_of.tolist(), rows, strict=True):
                 if r["channel"] is None:
                     continue
-                o = f"{r['hit_time_gmt']:012d}|f|{line:010d}|00000"
+                o = (r["hit_time_gmt"], line)
                 best = keyed.get(r["customer_id"])
                 if best is None or (o < best[0] if kind == "first" else o > best[0]):
                     keyed[r["customer_id"]] = (o, r["channel"])
-            want = [keyed.get(c, (None, None)) for c in got.column("customer_id").to_pylist()]
-            assert got.column(f"{k.name}.o").to_pylist() == [o for o, _ in want]
+            want = [keyed.get(c, ((None, None), None))
+                    for c in got.column("customer_id").to_pylist()]
             assert got.column(f"{k.name}.v").to_pylist() == [v for _, v in want]
+            assert got.column(f"{k.name}.o").to_pylist() == [o[0] for o, _ in want]
+            assert got.column(f"{k.name}.o").type == pa.int64()
+            f = got.column(f"{k.name}.f").combine_chunks()
+            assert f.type.value_type == pa.large_string() and f.dictionary.to_pylist() == ["f"]
+            assert f.to_pylist() == [None if o[0] is None else "f" for o, _ in want]
+            assert None in f.to_pylist()
 
 
 def test_distinct_and_top_k_ties_by_value():
@@ -532,29 +544,6 @@ def pc_index(customers: pa.Array, ids: list[str]) -> np.ndarray:
         zero_copy_only=False).astype(np.int64)
 
 
-@pytest.mark.parametrize("present", ["some", "all", "none"])
-def test_placed_order_keys_equal_the_string_kernels_placed(present):
-    """A file's first/last order keys are built as one byte matrix and placed on every
-    customer; they equal Arrow's padded strings joined with '|' and placed by a take."""
-    from featurestore.features.aggs.kernels import _order_keys, _place, _placed_order_keys
-
-    rng = np.random.default_rng(3)
-    m = 50
-    gcodes = {"some": np.sort(rng.choice(m, 20, replace=False)), "all": np.arange(m),
-              "none": np.zeros(0, np.int64)}[present]
-    k = len(gcodes)
-    hit = rng.integers(0, 10 ** 12, k)
-    row = rng.integers(0, 10 ** 10, k)
-    product = rng.integers(0, 10 ** 5, k)
-    fid = "2026-01-05-hit_data-é07"
-    got = _placed_order_keys(gcodes, m, hit, fid, row, product)
-    field = pa.field("x.o", pa.large_string())
-    strings = _order_keys(hit, fid, row, product) if k else pa.array([], pa.large_string())
-    want = _place(gcodes, m, {"o": strings}, "x", [field])["x.o"]
-    assert got.type == pa.large_string() and got.equals(want)
-    assert got.null_count == m - k
-
-
 @pytest.mark.parametrize("largest", [True, False])
 def test_extreme_rows_pick_each_customers_smallest_or_largest_row_ties_by_line(largest):
     """A file's first/last winner per customer (numba, one pass) equals sorting each
@@ -593,6 +582,61 @@ def test_anonymous_hits_are_in_no_key_and_rows_count_among_named_hits():
     assert got.equals(want)
     assert got.column("customer_id").to_pylist() == ["c0", "c1"]
     last = keys[0]
-    # c1's last hit is line 11, the 8th hit with a customer (position 7)
-    assert got.column(f"{last.name}.o").to_pylist()[1] == f"{T0:012d}|f|{7:010d}|00000"
+    # every hit at T0: the last is the latest line, hit 11 for c1
+    assert got.column(f"{last.name}.v").to_pylist() == ["v10", "v11"]
+    assert got.column(f"{last.name}.o").to_pylist() == [T0, T0]
+    assert got.column(f"{last.name}.f").to_pylist() == ["f", "f"]
     assert got.column(f"{keys[1].name}.n").to_pylist() == [4, 4]
+
+
+def test_a_written_partial_leaves_out_empty_columns_and_its_day_state_is_unchanged(tmp_path):
+    """A file's partial is written without the columns that hold nothing (all null; a count
+    or moments component all exactly zero); the day's states merged from the
+    written files equal the merge of the complete partials, one file or several."""
+    from featurestore.features._io import read_ipc
+    from featurestore.features.aggs import engine
+    from featurestore.storage import Store
+
+    repo = parse_feature_repo(REPO.replace(
+        "weblog: {kind: weblog, table: events}",
+        "weblog: {kind: weblog, table: events, columns: {channel: string, visit_num: int, "
+        "evar: float}}") + (
+        "      n_x: {aggregation: count, filter: {where: [{column: channel, op: eq, value: x}]}}\n"
+        "      ev_sum: {aggregation: sum, field: evar}\n"
+        "      ch_last: {aggregation: last, field: channel}\n"
+        "      ch_first: {aggregation: first, field: channel}\n"
+        "      ch_top: {aggregation: top_k, field: channel, k: 2}\n"
+        "      vn_min: {aggregation: min, field: visit_num}\n"), "r")
+    plan = engine.ext_plan(repo)
+    store = Store(str(tmp_path / "s"))
+    files = {
+        # no channel x, no evar, no visit_num: only the sums' zeros and nulls
+        "2026-01-05-hit_data-0000": hits([{"customer_id": "a", "channel": "y"},
+                                          {"customer_id": "b"}]),
+        "2026-01-05-hit_data-0001": hits([{"customer_id": "a", "channel": "x", "evar": 1.5,
+                                           "visit_num": 3}]),
+    }
+    complete = {}
+    for fid, table in files.items():
+        complete[fid] = engine.partial_of(plan, table, fid)
+        engine.write_ext_partials(store, plan, DAY, fid, table)
+    part = "event_date=" + DAY.isoformat()
+    written = read_ipc(store, "_partials/ext", part,
+                       f"part-2026-01-05-hit_data-0000-{plan.partial_fp}.arrow")
+    full = complete["2026-01-05-hit_data-0000"]
+    left = set(full.column_names) - set(written.column_names)
+    kinds = {k.name: k.kind for k in plan.keys}
+    assert left and all(kinds[c.split(".")[0]] in ("count", "moments", "min")
+                        or c.split(".")[1] == "h" for c in left)
+    assert "customer_id" in written.column_names
+    for name in written.column_names:
+        assert written.column(name).equals(full.column(name))
+    other = read_ipc(store, "_partials/ext", part,
+                     f"part-2026-01-05-hit_data-0001-{plan.partial_fp}.arrow")
+    ev = next(k for k in plan.keys if k.field == "evar")
+    assert {f"{ev.name}.n", f"{ev.name}.s", f"{ev.name}.ss"} <= set(other.column_names)
+    pairs = [(k, k.name) for k in plan.keys]
+    day = merge([written, other], pairs)  # what ext_daily merges: the files read back
+    assert day.equals(merge(list(complete.values()), pairs))
+    one = merge([written], pairs)
+    assert one.equals(merge([full], pairs)) and one.schema == merge([full], pairs).schema

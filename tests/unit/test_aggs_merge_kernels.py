@@ -57,46 +57,124 @@ def test_distinct_grouped_equals_sorting_the_pairs():
         assert got["n"].tolist() == [sums[p] for p in kept]
 
 
-def test_extreme_strings_first_row_on_ties_single_rows_kept_nulls_skipped():
-    strings = ["b", "a", "b", None, "c", None, "a", "ab", "a"]
-    codes = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3], np.int64)
-    valid = np.array([s is not None for s in strings])
-    offsets, data = buffers(strings)
-    last = runs.extreme_strings(codes, offsets, data, valid, 5, True)
-    first = runs.extreme_strings(codes, offsets, data, valid, 5, False)
-    # code 0: "b" twice: the first; code 1: the valid one; code 2: its one row (null) kept;
-    # code 3: "ab" > "a" (a prefix first), "a" twice: the first; code 4: none
-    assert last.tolist() == [0, 4, 5, 7, -1]
-    assert first.tolist() == [1, 4, 5, 6, -1]
+def _orders(times, ranks, cut):
+    """extreme_orders' chunks of (time, rank) rows (None: null), split at ``cut``: Arrow
+    arrays, some sliced (buffer offsets); each chunk codes its files 0..k-1 and maps them to
+    the ranks (reversed: a code is not a rank)."""
+    chunks = []
+    for lo, hi in zip([0, *cut], [*cut, len(times)]):
+        t, r = times[lo:hi], ranks[lo:hi]
+        distinct = sorted({x for x in r if x is not None}, reverse=True)
+        fmap = np.array(distinct or [-1], np.int64)
+        code = {x: i for i, x in enumerate(distinct)}
+        o = pa.array([5, None, *t], pa.int64()).slice(2)  # (a slice: offsets in the buffers)
+        f = pa.array([0, None, *[None if x is None else code[x] for x in r]], pa.int32()).slice(2)
+        chunks.append((o, f, fmap))
+    return chunks
+
+
+def test_extreme_orders_first_row_on_ties_single_rows_kept_nulls_skipped():
+    """first/last's merge kernel: per code the row of the smallest (largest) valid (time,
+    file rank), the first row on a tie, none without a valid time; chunks read in order from
+    their buffers, with their own file codes."""
+    times = [5, 3, 5, None, 7, None, 2, 2, 2, 9]
+    ranks = [1, 0, 1, None, 4, None, 0, 3, 0, 2]
+    codes = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 4], np.int64)
+    chunks = _orders(times, ranks, [4, 7])
+    last = runs.extreme_orders(codes, chunks, 6, True)
+    first = runs.extreme_orders(codes, chunks, 6, False)
+    # code 0: (5, 1) twice: the first; code 1: the valid row; code 2: its one row has no
+    # time: none; code 3: time ties, rank 3 the largest, rank 0 twice: the first; code 4:
+    # one row; code 5: none
+    assert last[0].tolist() == [0, 4, -1, 7, 9, -1]
+    assert last[3].tolist() == [1, 4, -1, 3, 2, -1]
+    assert first[0].tolist() == [1, 4, -1, 6, 9, -1]
+    assert first[3].tolist() == [0, 4, -1, 0, 2, -1]
+    assert first[2].tolist() == [True, True, False, True, True, False]
+    assert [t if ok else None for t, ok in zip(first[1].tolist(), first[2].tolist())] == \
+        [3, 7, None, 2, 9, None]
     rng = np.random.default_rng(4)
-    # short strings, and long ones sharing their first 16 bytes (compared past the prefix
-    # the kernel keeps per code) or differing by a NUL against the zero pad
-    long = "0000001767571200|f"
-    alphabet = ["", "a", "ab", "b", "ba", "\u00e9", "a\u00e9", "zz", long, long + "|1",
-                long + "|0", long[:15], long[:15] + "\x00", long[:15] + "\x00\x00", "a\x00"]
-    for _ in range(200):
-        size = int(rng.integers(0, 50))
+    for _ in range(300):
+        size = int(rng.integers(0, 60))
         m = int(rng.integers(1, 10))
-        vals = [None if rng.random() < 0.2 else alphabet[int(rng.integers(len(alphabet)))]
-                for _ in range(size)]
+        ts = [None if rng.random() < 0.2 else int(rng.integers(0, 4)) for _ in range(size)]
+        rs = [None if t is None else int(rng.integers(0, 3)) for t in ts]
         cs = rng.integers(0, m, size).astype(np.int64)
-        ok = np.array([x is not None for x in vals], bool)
-        o, d = buffers(vals)
+        cut = sorted(rng.integers(0, size + 1, int(rng.integers(0, 4))).tolist())
+        chunks = _orders(ts, rs, cut)
         for largest in (True, False):
-            got = runs.extreme_strings(cs, o, d, ok, m, largest)
+            got, got_time, got_ok, got_rank = runs.extreme_orders(cs, chunks, m, largest)
             for code in range(m):
                 rows = np.flatnonzero(cs == code).tolist()
-                if len(rows) == 1:
-                    assert got[code] == rows[0]
-                    continue
-                cands = [r for r in rows if ok[r]]
+                cands = [r for r in rows if ts[r] is not None]
                 if not cands:
-                    assert got[code] == -1
+                    assert (got[code], got_rank[code], got_ok[code]) == (-1, -1, False)
                     continue
-                keyed = [(vals[r].encode(), r) for r in cands]
+                keyed = [((ts[r], rs[r]), r) for r in cands]
                 best = (max(keyed, key=lambda p: (p[0], -p[1])) if largest
                         else min(keyed, key=lambda p: (p[0], p[1])))
-                assert got[code] == best[1]
+                assert (got[code], got_rank[code]) == (best[1], best[0][1])
+                assert got_ok[code] and got_time[code] == best[0][0]
+
+
+def test_first_last_merge_orders_files_as_their_ids_then_a_bar_whatever_the_input_order():
+    """A time tie between files goes by file id followed by "|" bytewise (SPEC: drop date,
+    then file name; the order the earlier string key gave): "hit_1" sorts before "hit"
+    there. The merged ``f`` holds exactly the winners' files, in that order, null where no
+    value; merging partials in any order or in a chain gives the same table."""
+    from featurestore.features.aggs.kernels import build_partial
+    from featurestore.features.daily import _mask, _products
+
+    first, last = _key("first", "s", "string"), _key("last", "s", "string")
+    pairs = [(first, first.name), (last, last.name)]
+    t0 = 1767571200
+
+    def part(fid, rows):
+        table = pa.table({
+            "customer_id": pa.array([c for c, _, _ in rows], pa.large_string()),
+            "hit_time_gmt": pa.array([t for _, t, _ in rows], pa.int64()),
+            "page_url": pa.array(["https://x/p"] * len(rows), pa.large_string()),
+            "post_page_event": pa.array(["0"] * len(rows), pa.large_string()),
+            "post_event_list": pa.nulls(len(rows), pa.large_string()),
+            "post_product_list": pa.nulls(len(rows), pa.large_string()),
+            "s": pa.array([v for _, _, v in rows], pa.large_string()),
+            "event_date": pa.array([20458] * len(rows), pa.int32()).cast(pa.date32())})
+        return build_partial([first, last], table, fid, None, _mask, _products,
+                             {"s": "string"})
+
+    a = part("2026-01-05-hit", [("a", t0, "A0"), ("b", t0 + 9, "B0"), ("c", t0, None)])
+    b = part("2026-01-05-hit_1", [("a", t0, "A1"), ("b", t0 + 1, "B1")])
+    c = part("2026-01-04-zz", [("a", t0, "A2"), ("d", t0 + 3, None)])
+    fa = a.column(f"{first.name}.f").combine_chunks()
+    assert fa.dictionary.to_pylist() == ["2026-01-05-hit"]
+    assert fa.indices.to_pylist() == [0, 0, None]
+    assert a.column(f"{first.name}.o").to_pylist() == [t0, t0 + 9, None]
+    merged = [merge(list(p), pairs) for p in ([a, b, c], [c, b, a], [b, a, c])]
+    chained = merge([merge([a, c], pairs), b], pairs)
+    for t in [*merged[1:], chained]:
+        assert t.equals(merged[0])
+    t = merged[0]
+    ids = t.column("customer_id").to_pylist()
+    assert ids == ["a", "b", "c", "d"]
+    # a: three files at t0: 2026-01-04-zz < 2026-01-05-hit_1| < 2026-01-05-hit|
+    assert t.column(f"{first.name}.v").to_pylist() == ["A2", "B1", None, None]
+    assert t.column(f"{last.name}.v").to_pylist() == ["A0", "B0", None, None]
+    f = t.column(f"{first.name}.f").combine_chunks()
+    assert f.dictionary.to_pylist() == ["2026-01-04-zz", "2026-01-05-hit_1"]
+    assert f.to_pylist() == ["2026-01-04-zz", "2026-01-05-hit_1", None, None]
+    assert t.column(f"{last.name}.f").to_pylist() == ["2026-01-05-hit", "2026-01-05-hit",
+                                                      None, None]
+    assert t.column(f"{last.name}.o").to_pylist() == [t0, t0 + 9, None, None]
+    # inputs without any value (no file in any dictionary): every winner null
+    empty = merge([part("2026-01-05-x", [("a", t0, None)]), part("2026-01-05-y",
+                                                                  [("a", t0, None)])], pairs)
+    assert empty.column(f"{first.name}.v").to_pylist() == [None]
+    assert empty.column(f"{first.name}.f").to_pylist() == [None]
+    assert empty.column(f"{last.name}.o").to_pylist() == [None]
+    assert empty.column(f"{last.name}.f").combine_chunks().dictionary.to_pylist() == []
+    again = merge([empty, empty], pairs)  # states whose dictionaries are empty
+    assert again.column(f"{first.name}.v").to_pylist() == [None]
+    assert again.column(f"{last.name}.f").to_pylist() == [None]
 
 
 def test_add_sums_float_bits_equal_bincount_and_int_wraps_are_counted():

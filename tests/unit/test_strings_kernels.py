@@ -144,3 +144,23 @@ def test_radix_order_is_the_stable_sort_of_uint64_keys():
             assert (strings._radix_order(keys) == np.argsort(keys, kind="stable")).all()
     same = np.full(10, 7, np.uint64)
     assert strings._radix_order(same).tolist() == list(range(10))
+
+
+def test_packed_codes_of_kept_strings_equal_those_of_the_filtered_strings():
+    """packed_codes(values, keep) codes only the kept strings (nulls outside them allowed),
+    as packed_codes of the filtered strings does; without ``keep`` a null gives None, and a
+    string it cannot pack (longer than 8 bytes) gives None even outside ``keep``."""
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n = int(rng.integers(0, 300))
+        values = [None if rng.random() < 0.1 else f"C{int(rng.integers(0, 80)):05d}"
+                  for _ in range(n)]
+        arr = pa.array(values, pa.large_string())
+        keep = np.array([v is not None for v in values], bool)
+        got = strings.packed_codes(arr, keep=keep)
+        want = strings.packed_codes(arr.filter(pa.array(keep)))
+        assert got[0].equals(want[0]) and got[1].tolist() == want[1].tolist()
+    arr = pa.array(["a", None, "b"], pa.large_string())
+    assert strings.packed_codes(arr) is None
+    assert strings.packed_codes(pa.array(["a", "123456789"]), keep=np.array([True, False])) \
+        is None

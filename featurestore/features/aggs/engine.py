@@ -64,7 +64,9 @@ __all__ = [
     "write_ext_state",
 ]
 
-EXT_FORMAT = 2  # 2: set / counts / sketch values dictionary-coded (kernels)
+# 2: set / counts / sketch values dictionary-coded; 3: first/last order as int64 hit time and
+# a file-id dictionary, not a padded string (kernels)
+EXT_FORMAT = 3
 _KIND = {"count": "count", "sum": "moments", "mean": "moments", "stddev": "moments",
          "min": "min", "max": "max", "first": "first", "last": "last", "distinct": "set",
          "approx_distinct": "sketch", "top_k": "counts", "recency": "max"}
@@ -222,9 +224,35 @@ def write_ext_partials(store: Store, plan: ExtPlan, day: dt.date, file_id: str,
         events: the file's hits of ``day`` (Arrow).
         rows: the hits' positions in the file (their line order).
     """
-    table = partial_of(plan, events, file_id, rows)
+    table = _without_empty(partial_of(plan, events, file_id, rows))
     write_ipc(store, table, layout.EXT_PARTIALS, _day(day),
               layout.partial_name(file_id, plan.partial_fp))
+
+
+def _without_empty(table: pa.Table) -> pa.Table:
+    """A partial without its columns that hold nothing: all null, or (a count / moments
+    component) all exactly zero. The merge reads a missing column as exactly that
+    (:func:`.kernels.merge` completes its inputs), so the day's states are unchanged; a key
+    whose filter or column matches nothing in a file (a declared column the drop lacks, a
+    rare event) costs no bytes to write or to read back."""
+    if not table.num_rows:
+        return table
+    keep = []
+    for i, field in enumerate(table.schema):
+        col = table.column(i)
+        if i == 0 or col.num_chunks != 1:
+            keep.append(i)
+            continue
+        if col.null_count == len(col):
+            continue
+        if field.name.rsplit(".", 1)[1] in ("n", "s", "ss") and not col.null_count and \
+                col.type.bit_width == 64:
+            bits = np.frombuffer(col.chunk(0).buffers()[1], np.int64, len(col),
+                                 8 * col.chunk(0).offset)
+            if not bits.any():  # +0 only (a -0.0 sum is kept: its bits are not zero)
+                continue
+        keep.append(i)
+    return table.select(keep) if len(keep) < table.num_columns else table
 
 
 def _all_keys(plan: ExtPlan) -> list[tuple[StateKey, str]]:

@@ -10,8 +10,8 @@ kind      components                   merge (inverse)
 count     n int64                      add (subtract)
 moments   n int64, s, ss float64/int   add (subtract): mean, stddev, sum
 min/max   v (field type)               min / max
-first     v, o (order key string)      the value of the smallest / largest order key
-last
+first     v, o int64 (hit time),       the value of the smallest / largest (o, f)
+last      f dict<file id>
 set       v list<dict<string>>         union (distinct)
 counts    v list<dict<string>>,        per-value add (top_k)
           c list<int>
@@ -23,8 +23,11 @@ A list's values are codes into its column's dictionary, which holds exactly the 
 values present, sorted bytewise: each list is ascending, and a merge unifies the inputs' small
 dictionaries once and then works on integer pairs (customer, value code), never on strings.
 
-The order key of first/last is ``hit_time_gmt|file id|row|product`` zero-padded, so string
-order is hit time, then drop date and file name (the file id starts with both), then line.
+The order of first/last is SPEC's: hit time, then drop date and file name, then line (and the
+product's position in the hit). A file's partial picks each customer's winner on (hit time,
+line, position); what a merge compares is the winner's hit time ``o`` (int64) and its file
+id ``f`` (dictionary-coded: a partial's dictionary is its one file), the file ids ordered as
+``<file id>|`` bytewise (the drop date, then the name, as the earlier string key did).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ _INT_LIMIT = 2.0 ** 63
 #: sorted bytewise (a code's order is its value's order), so merges sort integers.
 _DICT = pa.dictionary(pa.int32(), pa.large_string())
 _LIST = pa.list_(_DICT)
+#: first/last: the winner's file id, a code into the distinct file ids present (few per state)
+_FILE = pa.dictionary(pa.int32(), pa.large_string())
 _ARROW_TYPES = {"string": pa.large_string(), "int": pa.int64(), "float": pa.float64(),
                 "bool": pa.bool_(), "date": pa.date32()}
 
@@ -99,7 +104,7 @@ def _state_columns(key: StateKey, prefix: str) -> tuple[pa.Field, ...]:
     elif k in ("min", "max"):
         comps = [("v", key.value_type)]
     elif k in ("first", "last"):
-        comps = [("v", key.value_type), ("o", pa.large_string())]
+        comps = [("v", key.value_type), ("o", pa.int64()), ("f", _FILE)]
     elif k == "set":
         comps = [("v", _LIST)]
     elif k == "counts":
@@ -120,12 +125,11 @@ def empty_state(columns: list[pa.Field]) -> pa.Table:
 def _where_mask(table: pa.Table, cond: dict, ctype: str) -> np.ndarray:
     """Which rows satisfy one ``where`` condition (a null satisfies only is_null)."""
     n = table.num_rows
-    if cond["column"] in table.column_names:
-        col = table.column(cond["column"])
-    else:  # a declared column this file does not have: null
-        col = pa.nulls(n, _ARROW_TYPES[ctype])
-    col = _typed(col, ctype)
     op = cond["op"]
+    if cond["column"] not in table.column_names or \
+            table.column(cond["column"]).null_count == n:  # a column this file lacks: null
+        return np.full(n, op == "is_null")
+    col = _typed(table.column(cond["column"]), ctype)
     if op == "is_null":
         return _bools(pc.is_null(col))
     if op == "not_null":
@@ -176,37 +180,6 @@ def _bools(values) -> np.ndarray:
     return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
-def _order_keys(hit_time: np.ndarray, file_id: str, row: np.ndarray,
-                product: np.ndarray | None) -> pa.Array:
-    """Zero-padded ``hit_time|file|row|product`` strings: their order is the SPEC order."""
-    def pad(values: np.ndarray, width: int) -> pa.Array:
-        return pc.utf8_lpad(pa.array(values.astype(np.int64)).cast(pa.large_string()), width,
-                            "0")
-    parts = [pad(hit_time, 12), pa.scalar(file_id, pa.large_string()), pad(row, 10),
-             pad(product if product is not None else np.zeros(len(row), np.int64), 5)]
-    return pc.binary_join_element_wise(*parts, pa.scalar("|", pa.large_string()))
-
-
-def _placed_order_keys(gcodes: np.ndarray, m: int, hit_time: np.ndarray, file_id: str,
-                       row: np.ndarray, product: np.ndarray) -> pa.Array:
-    """:func:`_order_keys` of the winners (one per code of ``gcodes``, ascending), placed on
-    every customer code 0..m-1 (null: none), as :func:`_place` would: each key is the same
-    number of bytes, so the string array is built from one byte buffer (numba), no string
-    kernels and no take. Every part must fit its width (:data:`_WIDTHS`)."""
-    from .partial_kernels import order_key_bytes
-
-    data, width = order_key_bytes(hit_time, row, product, file_id, _WIDTHS)
-    present = np.zeros(m, bool)
-    present[gcodes] = True
-    offsets = np.zeros(m + 1, np.int64)
-    np.cumsum(present * width, out=offsets[1:])
-    validity = pa.py_buffer(np.packbits(present, bitorder="little")) \
-        if len(gcodes) < m else None
-    return pa.Array.from_buffers(pa.large_string(), m,
-                                 [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                 null_count=m - len(gcodes))
-
-
 def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                   rows: np.ndarray | None, mask_fn, products_fn,
                   where_types: dict[str, str]) -> pa.Table:
@@ -239,7 +212,11 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
         named = _bools(pc.is_valid(cust))
         if rows is None:  # positions among the hits with a customer
             rows = np.cumsum(named) - 1
-        named_codes, customers = _rank(cust.filter(pa.array(named)))
+        from ..strings import packed_codes
+
+        packed = packed_codes(cust, keep=named)  # (no filtered copy of the ids)
+        customers, named_codes = packed if packed is not None else \
+            _rank(cust.filter(pa.array(named)))[::-1]
         codes = np.full(n, -1, np.int64)
         codes[named] = named_codes
     else:  # each row's customer code and the sorted customers: shared by every key
@@ -332,6 +309,8 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
             column = pa.nulls(n, key.value_type)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
+    if key.field is not None and column.null_count == n:  # (a column this file lacks)
+        return np.zeros(0, np.int64), column.slice(0, 0), None
     if key.field is not None and column.null_count:
         mask = mask & _bools(pc.is_valid(column))
     rows_of = np.flatnonzero(mask)
@@ -344,15 +323,14 @@ def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.
     """Per customer code 0..m-1 its distinct values (``v``, a list of codes into a sorted
     dictionary) and how many rows had each (``n``): what a file's set, counts and sketch
     partials over the same values all start from (:func:`_list_state` of each)."""
+    from .runs import distinct_grouped
+
+    if not len(values):  # (a key matching nothing in this file: no list built)
+        return {"v": pa.nulls(m, _LIST), "n": pa.nulls(m, pa.list_(pa.int64()))}
     vcode, dictionary = _rank(_as_strings(values))
-    nv = max(len(dictionary), 1)
-    # (customer, value) pairs as one integer, sorted: each pair's count is its run's length
-    # (what _distinct_coded sums from ones, without its stable argsort)
-    ordered = np.sort(np.asarray(codes, np.int64) * nv + vcode)
-    starts = _starts(ordered)
-    pairs = ordered[starts]
-    counted = {"c": pairs // nv, "v": pairs % nv,
-               "n": np.diff(np.r_[starts, len(ordered)]).astype(np.int64)}
+    # the distinct (customer, value) pairs, sorted, each with its number of rows: a counting
+    # sort by customer, then each customer's few values (no sort of all the pairs)
+    counted = distinct_grouped(codes, vcode, np.ones(len(vcode), np.int64), m)
     return _coded_lists(counted, dictionary, m)
 
 
@@ -376,34 +354,46 @@ def _list_columns(kind: str, fields: list[pa.Field], customers: pa.Array,
     return {f.name: t.column(f.name.rsplit(".", 1)[1]).cast(f.type) for f in fields}
 
 
-#: The order key's zero-padded widths (hit time, row, product position).
-_WIDTHS = (12, 10, 5)
+#: A file's (line, product position) as one int64 ``line * _POSITIONS + position`` while the
+#: line is below :data:`_LINES` (else the three parts are compared one by one).
+_POSITIONS = 10 ** 5
+_LINES = (2 ** 63 - 1) // _POSITIONS
 
 
 def _first_last_partial(key: StateKey, codes: np.ndarray, customers: pa.Array,
                         values: pa.Array, file_id: str, hit: np.ndarray, row: np.ndarray,
                         position: np.ndarray) -> dict[str, pa.Array]:
-    """A file's first / last state: per customer the value of its smallest (largest) order
-    key ``hit|file|row|product``. Within one file the key orders as the integers (hit time,
-    row, position) while each fits its zero-padded width, so the winner is found with a
-    numpy lexsort and only the winners' keys are built as strings (else: the string sort)."""
-    parts = (hit, row, position)
-    if len(codes) and any(int(p.min()) < 0 or int(p.max()) >= 10 ** w
-                          for p, w in zip(parts, _WIDTHS)):
-        order = _order_keys(hit, file_id, row, position)
-        return _coded_state(key, key.name, codes, customers, values, order)
-    # the smallest (largest) (hit, row * 10^5 + position) per customer: < 10^15, an int64
-    win = _extreme_rows(codes, [np.asarray(hit, np.int64),
-                                np.asarray(row, np.int64) * 10 ** _WIDTHS[2]
-                                + np.asarray(position, np.int64)], key.kind == "last")
+    """A file's first / last state: per customer the value of its smallest (largest) (hit
+    time, line, product position), ties to the earlier (later) row, with that hit time
+    (``o``) and the file id (``f``: a dictionary of this one file) beside it."""
+    hit = np.asarray(hit, np.int64)
+    row = np.asarray(row, np.int64)
+    position = np.asarray(position, np.int64)
+    largest = key.kind == "last"
+    if len(codes) and (int(position.min()) < 0 or int(position.max()) >= _POSITIONS
+                       or int(row.min()) < 0 or int(row.max()) >= _LINES):
+        win = _extreme_rows(codes, [hit, row, position], largest)
+    else:  # (line, position) as one int64: one numba pass
+        win = _extreme_rows(codes, [hit, row * _POSITIONS + position], largest)
     m = len(customers)
     fields = state_columns(key, key.name)
-    pos = np.full(m, -1, np.int64)  # each customer's winning row (one take, as _place's)
-    pos[codes[win]] = win
-    v = values.cast(fields[0].type).take(pa.array(pos, mask=pos < 0))
-    o = _placed_order_keys(codes[win], m, np.asarray(hit)[win], file_id,
-                           np.asarray(row)[win], np.asarray(position)[win])
-    return {fields[0].name: v, fields[1].name: o}
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    # the winners' values (in customer code order) laid out on every customer
+    v = _spread(values.take(pa.array(win)).cast(fields[0].type), codes[win], m)
+    present = np.zeros(m, bool)
+    present[codes[win]] = True
+    # the hit times and file codes built from buffers: no take, one shared validity bitmap
+    validity = None if len(win) == m else pa.py_buffer(np.packbits(present,
+                                                                   bitorder="little"))
+    times = np.zeros(m, np.int64)
+    times[codes[win]] = hit[win]
+    o = pa.Array.from_buffers(pa.int64(), m, [validity, pa.py_buffer(times)],
+                              null_count=m - len(win))
+    indices = pa.Array.from_buffers(pa.int32(), m, [validity, pa.py_buffer(
+        np.zeros(m, np.int32))], null_count=m - len(win))
+    f = pa.DictionaryArray.from_arrays(indices, pa.array([file_id], pa.large_string()))
+    return {fields[0].name: v, fields[1].name: o, fields[2].name: f}
 
 
 def _extreme_rows(codes: np.ndarray, keys: list[np.ndarray], largest: bool) -> np.ndarray:
@@ -433,17 +423,59 @@ def _place(gcodes: np.ndarray, m: int, columns: dict[str, pa.Array], prefix: str
            fields: list[pa.Field]) -> dict[str, pa.Array]:
     """Per-group columns (one row per code in ``gcodes``) placed on every customer code
     0..m-1; a customer without a group is null (as :func:`_align` leaves it)."""
-    pos = np.full(m, -1, np.int64)
-    pos[gcodes] = np.arange(len(gcodes))
-    idx = pa.array(pos, mask=pos < 0)
+    gcodes = np.asarray(gcodes, np.int64)
+    order = None
+    if len(gcodes) > 1 and bool((gcodes[1:] < gcodes[:-1]).any()):
+        order = np.argsort(gcodes, kind="stable")
+        gcodes = gcodes[order]
     out = {}
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
         col = columns[comp]
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks()
-        out[field.name] = col.cast(field.type).take(idx)
+        col = col.cast(field.type)
+        out[field.name] = _spread(col if order is None else col.take(pa.array(order)),
+                                  gcodes, m)
     return out
+
+
+_UINTS = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def _spread(col: pa.Array, gcodes: np.ndarray, m: int) -> pa.Array:
+    """``col`` (one value per code of ``gcodes``, ascending, distinct) on every code 0..m-1,
+    null elsewhere: fixed-width values and large strings are laid out from their buffers (no
+    take over m masked indices); other types, or values with nulls, by a take."""
+    k = len(gcodes)
+    t = col.type
+    if not k:
+        return pa.nulls(m, t)
+    if not col.null_count and (pa.types.is_large_string(t) or (
+            pa.types.is_primitive(t) and t.bit_width in _UINTS)):
+        present = np.zeros(m, bool)
+        present[gcodes] = True
+        validity = None if k == m else pa.py_buffer(np.packbits(present, bitorder="little"))
+        bufs = col.buffers()
+        if pa.types.is_large_string(t):
+            offsets = np.frombuffer(bufs[1], np.int64, k + 1, 8 * col.offset)
+            sizes = np.zeros(m, np.int64)
+            sizes[gcodes] = np.diff(offsets)
+            placed = np.zeros(m + 1, np.int64)
+            np.cumsum(sizes, out=placed[1:])
+            data = bufs[2][int(offsets[0]):int(offsets[-1])] if bufs[2] is not None \
+                else pa.py_buffer(b"")
+            return pa.Array.from_buffers(t, m, [validity, pa.py_buffer(placed), data],
+                                         null_count=m - k)
+        width = _UINTS[t.bit_width]
+        values = np.zeros(m, width)
+        values[gcodes] = np.frombuffer(bufs[1], width, k,
+                                   col.offset * np.dtype(width).itemsize)
+        return pa.Array.from_buffers(t, m, [validity, pa.py_buffer(values)],
+                                     null_count=m - k)
+    pos = np.full(m, -1, np.int64)
+    pos[gcodes] = np.arange(k)
+    return col.take(pa.array(pos, mask=pos < 0))
 
 
 def _starts(sorted_codes: np.ndarray) -> np.ndarray:
@@ -484,7 +516,7 @@ def _string_order(values: pa.Array) -> np.ndarray:
     n = len(values)
     if n < 2:
         return np.arange(n, dtype=np.int64)
-    offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1, values.offset)
+    offsets = np.frombuffer(values.buffers()[1], np.int64, n + 1, 8 * values.offset)
     data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None \
         else np.zeros(0, np.uint8)
     lengths = np.minimum(np.diff(offsets), 8)
@@ -588,7 +620,7 @@ def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
                      ) -> tuple[np.ndarray, pa.Array] | None:
     """Per customer code present, its smallest (largest) value, for int or float values
     without nulls: (codes, values); None for other types, or floats with a NaN or a -0.0,
-    where only Arrow's own min/max rules give the same bits. One ``ufunc.at`` pass: no sort."""
+    where only Arrow's own min/max rules give the same bits. One numba pass: no sort."""
     if values.null_count or not (pa.types.is_integer(values.type)
                                  or pa.types.is_floating(values.type)):
         return None
@@ -597,14 +629,10 @@ def _numeric_extreme(codes: np.ndarray, values: pa.Array, largest: bool
         return None
     if not len(x):
         return codes[:0], values
-    m = int(codes.max()) + 1
-    if x.dtype.kind == "f":
-        start = -np.inf if largest else np.inf
-    else:
-        start = np.iinfo(x.dtype).min if largest else np.iinfo(x.dtype).max
-    extreme = np.full(m, start, x.dtype)
-    (np.maximum if largest else np.minimum).at(extreme, codes, x)
-    present = np.flatnonzero(np.bincount(codes, minlength=m))
+    from .partial_kernels import extreme_values
+
+    extreme, has = extreme_values(codes, x, int(codes.max()) + 1, largest)
+    present = np.flatnonzero(has)
     return present, pa.array(extreme[present], values.type)
 
 
@@ -612,17 +640,18 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
                  values: pa.Array, order: pa.Array | None,
                  counts: pa.Array | None = None,
                  sketches: tuple[pa.Array, pa.Array] | None = None) -> dict[str, pa.Array]:
-    """A min / max / first / last / set / sketch / counts state from rows (customer code,
-    non-null value, order key or count), on every customer: the values :func:`_aggregate`
-    (a partial) or :func:`merge` (states) give, grouped on int codes instead of ids.
+    """A min / max / set / sketch / counts state from rows (customer code, non-null value or
+    count), on every customer: the values :func:`_aggregate` (a partial) or :func:`merge`
+    (states) give, grouped on int codes instead of ids (first / last:
+    :func:`_first_last_partial` and :func:`_first_last_merged`).
 
     Args:
         key: the state key.
         prefix: its column prefix.
         codes: each row's customer code (its position in ``customers``).
         customers: the sorted customer ids.
-        values: each row's value (first/last, min/max) or string (set, sketch, counts).
-        order: first/last: each row's order key.
+        values: each row's value (min/max) or string (set, sketch, counts).
+        order: None (first/last order keys are not grouped here).
         counts: counts: each row's count (None: 1 each).
         sketches: sketch: (customer codes, sketch bytes) of states that hold one.
 
@@ -642,13 +671,6 @@ def _coded_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Ar
         g = pa.table({"c": codes, "v": values}).group_by("c", use_threads=False).aggregate(
             [("v", k)])
         return _place(g.column("c").to_numpy(), m, {"v": g.column(f"v_{k}")}, prefix, fields)
-    if k in ("first", "last"):
-        t = pa.table({"c": codes, "v": values, "o": order}).sort_by(
-            [("c", "ascending"), ("o", "descending" if k == "last" else "ascending")])
-        starts = _starts(t.column("c").to_numpy())
-        t = t.take(pa.array(starts))
-        return _place(t.column("c").to_numpy(), m, {"v": t.column("v"), "o": t.column("o")},
-                      prefix, fields)
     vcode, dictionary = _rank(_as_strings(values) if counts is None else values)
     return _list_state(key, prefix, codes, customers, vcode, dictionary,
                        None if counts is None else
@@ -679,18 +701,38 @@ def _list_state(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Arr
 
 def _summed_partial(key: StateKey, codes: np.ndarray, m: int, values) -> dict[str, pa.Array]:
     """A count / moments key's partial from its matching rows' customer codes and values
-    (as :func:`_aggregate` then :func:`_align`, without a string group-by)."""
+    (as :func:`_aggregate` then :func:`_align`, without a string group-by): counts by
+    ``np.bincount``; float sums by its weights (row order: the bits of Arrow's hash sum);
+    int sums one value at a time in row order (numba), an overflow of int64 raising."""
+    fields = state_columns(key, key.name)
     if key.kind == "count":
-        return _summed_state(key, key.name, codes, m,
-                             {"n": pa.array(np.ones(len(codes), np.int64))})
+        return {fields[0].name: pa.array(np.bincount(codes, minlength=m), pa.int64())}
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    valid = _bools(pc.is_valid(values))
-    codes, values = codes[valid], values.filter(pa.array(valid))
-    f = values.cast(pa.float64(), safe=False)
-    return _summed_state(key, key.name, codes, m, {
-        "n": pa.array(np.ones(len(codes), np.int64)), "s": values.cast(key.sum_type),
-        "ss": pc.multiply(f, f)})
+    if values.null_count:
+        valid = _bools(pc.is_valid(values))
+        codes, values = codes[valid], values.filter(pa.array(valid))
+    f = values.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
+    # (types given: an empty bincount is int64 even with float weights)
+    out = {fields[0].name: pa.array(np.bincount(codes, minlength=m), pa.int64())}
+    if pa.types.is_floating(fields[1].type):
+        out[fields[1].name] = pa.array(np.bincount(codes, weights=f, minlength=m),
+                                       pa.float64())
+    else:
+        from .runs import add_sums
+
+        total, wraps = np.zeros(m, np.int64), np.zeros(m, np.int64)
+        add_sums(total, wraps, codes, values.cast(pa.int64()).to_numpy(zero_copy_only=False))
+        if wraps.any():
+            i = int(np.flatnonzero(wraps)[0])
+            exact = int(total[i]) + int(wraps[i]) * 2 ** 64
+            raise AggregationOverflowError(
+                f"an int sum overflows int64 ({exact} is beyond +-9.2e18); sum a float column "
+                "instead or narrow the feature's window/filter")
+        out[fields[1].name] = pa.array(total, pa.int64())
+    out[fields[2].name] = pa.array(np.bincount(codes, weights=f * f, minlength=m),
+                                   pa.float64())
+    return out
 
 
 def _as_strings(values) -> pa.Array:
@@ -708,52 +750,6 @@ def _codes(cust: pa.Array, customers: pa.Array) -> np.ndarray:
         return np.zeros(0, np.int64)
     return pc.index_in(cust, value_set=customers).to_numpy(zero_copy_only=False).astype(
         np.int64, copy=False)
-
-
-def _sums_by_code(codes: np.ndarray, m: int, values: pa.Array | pa.ChunkedArray,
-                  kind: pa.DataType) -> np.ndarray:
-    """Per customer code (0..m-1) the sum of ``values`` (nulls count as 0), added in row
-    order: the same bits as Arrow's hash sum (both add one value at a time in row order,
-    from 0), without a string hash per key. int64 wraps as Arrow's does; the caller checks.
-    """
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if pa.types.is_floating(kind):
-        x = pc.fill_null(values.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
-        return np.bincount(codes, weights=x, minlength=m)
-    x = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    out = np.zeros(m, np.int64)
-    np.add.at(out, codes, x)
-    return out
-
-
-def _check_int_codes(summed: np.ndarray, codes: np.ndarray, values) -> None:
-    """:func:`_check_int` over customer codes: raise when an int64 sum left int64."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    x = pc.fill_null(values.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    approx = np.bincount(codes, weights=x.astype(np.float64), minlength=len(summed))
-    exact = summed.astype(np.float64)
-    for i in np.flatnonzero((np.abs(approx) >= 2.0 ** 62) | (np.abs(approx - exact) > 2.0 ** 40)):
-        total = sum(int(v) for v in x[codes == i])
-        if not -(2 ** 63) <= total < 2 ** 63:
-            raise AggregationOverflowError(
-                f"an int sum overflows int64 ({total} is beyond +-9.2e18); sum a float column "
-                "instead or narrow the feature's window/filter")
-
-
-def _summed_state(key: StateKey, prefix: str, codes: np.ndarray, m: int,
-                  columns: dict[str, pa.Array]) -> dict[str, pa.Array]:
-    """A count / moments key's state columns on every customer code: the component sums
-    (``columns``: component -> per-row values, aligned with ``codes``)."""
-    out = {}
-    for field in state_columns(key, prefix):
-        comp = field.name.rsplit(".", 1)[1]
-        summed = _sums_by_code(codes, m, columns[comp], field.type)
-        if field.type == pa.int64() and comp != "n":
-            _check_int_codes(summed, codes, columns[comp])
-        out[field.name] = pa.array(summed, field.type)
-    return out
 
 
 def _lists(t: pa.Table) -> pa.Table:
@@ -936,10 +932,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         if numbers is not None:  # ints and floats: one pass per chunk, no copy
             out.update(numbers)
             continue
-        col = {c: _combined(tables, n) for c, n in comp.items()}
-        if k in ("first", "last"):  # the smallest / largest order key per customer: no sort
-            out.update(_first_last_merged(key, prefix, codes, m, col))
+        if k in ("first", "last"):  # the smallest / largest (time, file) per customer: no sort
+            out.update(_first_last_merged(key, prefix, tables, codes, m))
             continue
+        col = {c: _combined(tables, n) for c, n in comp.items()}
         # a customer in one input keeps its row as it is (a lifetime state merged with a
         # small day recomputes only the day's customers)
         single = np.bincount(codes, minlength=m)[codes] == 1
@@ -1096,20 +1092,48 @@ def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64, copy=False), data
 
 
-def _first_last_merged(key: StateKey, prefix: str, codes: np.ndarray, m: int,
-                       col: dict[str, pa.Array]) -> dict[str, pa.Array]:
+def _first_last_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: np.ndarray,
+                       m: int) -> dict[str, pa.Array]:
     """A first / last key's merged columns: per customer the row of its smallest (largest)
-    order key, the first on a tie, as the stable sort by (customer, key) chose; a customer
-    of one input row keeps it as it is (:func:`.runs.extreme_strings`)."""
-    from .runs import extreme_strings
+    (hit time, file), the first on a tie (:func:`.runs.extreme_orders`). The inputs' file dictionaries are ranked once; the
+    output's holds exactly the files of its winners, in order."""
+    from .runs import extreme_orders
 
-    order = col["o"].cast(pa.large_string())
-    offsets, data = _string_buffers(order)
-    best = extreme_strings(codes, offsets, data, _bools(pc.is_valid(order)), m,
-                           key.kind == "last")
-    at = pa.array(best, mask=best < 0)
-    return {f.name: col[f.name.rsplit(".", 1)[1]].cast(f.type).take(at)
-            for f in state_columns(key, prefix)}
+    vf, of, ff = state_columns(key, prefix)
+    names, ranks = _file_ranks(_chunks(tables, ff.name))
+    chunks = [(o.cast(pa.int64()), fidx, fmap) for o, (fidx, fmap)
+              in zip(_chunks(tables, of.name), ranks, strict=True)]
+    best, times, valid, rank = extreme_orders(codes, chunks, m, key.kind == "last")
+    v = _combined(tables, vf.name).cast(vf.type).take(pa.array(best, mask=best < 0))
+    # each winner's file, the dictionary cut to the files used (null where the time is)
+    has = rank >= 0
+    used = np.flatnonzero(np.bincount(rank[has], minlength=len(names))) if has.any() \
+        else np.zeros(0, np.int64)
+    recode = np.zeros(max(len(names), 1), np.int32)  # (no file at all: no value)
+    recode[used] = np.arange(len(used), dtype=np.int32)
+    indices = pa.array(np.where(has, recode[np.maximum(rank, 0)], 0).astype(np.int32),
+                       mask=~has)
+    return {vf.name: v, of.name: pa.array(times, pa.int64(), mask=~valid),
+            ff.name: pa.DictionaryArray.from_arrays(indices, names.take(pa.array(used)))}
+
+
+def _file_ranks(chunks: list[pa.Array]) -> tuple[pa.Array, list[tuple[pa.Array, np.ndarray]]]:
+    """The distinct file ids of first/last ``f`` chunks in SPEC order (``<id>|`` bytewise:
+    drop date, then file name, as the earlier string order key compared them), and per
+    chunk (its codes (int32 Arrow), each of its dictionary's codes' rank)."""
+    coded = []
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = pc.dictionary_encode(chunk.cast(pa.large_string()))
+        coded.append(chunk)
+    distinct = {name for c in coded for name in c.dictionary.to_pylist() if name is not None}
+    ordered = sorted(distinct, key=lambda name: name.encode() + b"|")
+    rank = {name: i for i, name in enumerate(ordered)}
+    out = []
+    for c in coded:
+        fmap = np.array([rank.get(name, -1) for name in c.dictionary.to_pylist()], np.int64)
+        out.append((c.indices.cast(pa.int32()), fmap if len(fmap) else np.full(1, -1, np.int64)))
+    return pa.array(ordered, pa.large_string()), out
 
 
 def _merged_lists(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,

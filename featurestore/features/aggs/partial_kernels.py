@@ -1,11 +1,9 @@
-"""Numba kernels of a file's SPEC §3a partial states at ingest: the first/last winners and their
-order keys.
+"""Numba kernels of a file's SPEC §3a partial states at ingest: the first/last winners.
 
 A file's ``first`` / ``last`` partial (:func:`.kernels._first_last_partial`) keeps, per
-customer, the value of the row with the smallest (largest) order key ``hit|file|row|product``
-and that key as a zero-padded string. Both were numpy/Arrow passes over every row
-(``ufunc.at`` per key part, then the winners' keys padded and joined by string kernels, ~9 ms
-a file of the issue #26 benchmark drop); here they are one pass each.
+customer, the value of the row with the smallest (largest) (hit time, line, product
+position), with that hit time and the file id. The winners were numpy ``ufunc.at`` passes, one
+per order part; here they are one pass.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["extreme_rows", "order_key_bytes", "warm_up"]
+__all__ = ["extreme_rows", "extreme_values", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -56,58 +54,43 @@ def extreme_rows(codes: np.ndarray, major: np.ndarray, minor: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
-def _key_bytes(parts: np.ndarray, widths: np.ndarray, middle: np.ndarray) -> np.ndarray:
-    k = parts.shape[1]
-    ten, zero = np.uint64(10), np.uint64(48)
-    width = widths[0] + 1 + len(middle) + 1 + widths[1] + 1 + widths[2]
-    out = np.empty(k * width, np.uint8)
-    for i in range(k):
-        at = i * width
-        for p in range(3):
-            if p == 1:  # the file id between the hit time and the row
-                out[at] = 124
-                at += 1
-                for j in range(len(middle)):
-                    out[at + j] = middle[j]
-                at += len(middle)
-            if p > 0:
-                out[at] = 124  # "|"
-                at += 1
-            v = parts[p, i]  # unsigned: a division by 10 is a multiply, no floor fix-up
-            w = widths[p]
-            for j in range(w - 1, -1, -1):
-                q = v // ten
-                out[at + j] = np.uint8(zero + (v - q * ten))  # (uint64 only: no float mix)
-                v = q
-            at += w
-    return out
+def _extreme_values(codes: np.ndarray, x: np.ndarray, m: int, largest: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    best = np.zeros(m, x.dtype)
+    has = np.zeros(m, np.bool_)
+    for i in range(len(codes)):
+        c = codes[i]
+        v = x[i]
+        if not has[c] or (largest and v > best[c]) or (not largest and v < best[c]):
+            best[c] = v
+            has[c] = True
+    return best, has
 
 
-def order_key_bytes(hit: np.ndarray, row: np.ndarray, position: np.ndarray, file_id: str,
-                    widths: tuple[int, int, int]) -> tuple[np.ndarray, int]:
-    """The order keys ``hit|file|row|position``, each part zero-padded to its width, back to
-    back (every key the same length): what Arrow's ``utf8_lpad`` and
-    ``binary_join_element_wise`` give when every part is in ``[0, 10^width)``.
+def extreme_values(codes: np.ndarray, x: np.ndarray, m: int, largest: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per code 0..m-1 the smallest (largest) of its values, and whether it has any (ints,
+    or floats without NaN or -0.0: the value ``np.minimum.at`` / ``np.maximum.at`` give).
 
     Args:
-        hit: hit times.
-        row: line positions.
-        position: product positions within the hit.
-        file_id: the file's id.
-        widths: the three parts' widths.
+        codes: each value's code (< m).
+        x: the values (a numeric numpy array).
+        m: the codes.
+        largest: the largest instead of the smallest.
 
     Returns:
-        (the keys' UTF-8 bytes, one key's length).
+        (the extremes, which codes have a value).
     """
-    middle = np.frombuffer(file_id.encode(), np.uint8)
-    parts = np.vstack([np.asarray(hit, np.int64), np.asarray(row, np.int64),
-                       np.asarray(position, np.int64)]).astype(np.uint64)  # all >= 0
-    out = _key_bytes(parts, np.asarray(widths, np.int64), np.ascontiguousarray(middle))
-    return out, sum(widths) + 3 + len(middle)
+    if x.dtype.kind == "f":
+        x = np.ascontiguousarray(x, np.float64)
+    else:
+        x = np.ascontiguousarray(x, np.int64)
+    return _extreme_values(np.ascontiguousarray(codes, np.int64), x, int(m), bool(largest))
 
 
 def warm_up() -> None:
     """Load (or compile) the kernels now."""
     one = np.zeros(1, np.int64)
     extreme_rows(one, one, one, True)
-    order_key_bytes(one, one, one, "f", (12, 10, 5))
+    for x in (one, np.zeros(1)):
+        extreme_values(one, x, 1, True)

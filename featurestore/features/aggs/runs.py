@@ -12,9 +12,10 @@ None: the caller sorts.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from numba import njit
 
-__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_strings", "numeric_extremes",
+__all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_orders", "numeric_extremes",
            "sorted_positions", "top_k_rows", "warm_up"]
 
 
@@ -330,73 +331,72 @@ def numeric_extremes(codes: np.ndarray, chunks: list[tuple[np.ndarray, np.ndarra
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _prefix(data: np.ndarray, start: int, end: int, skip: int) -> np.uint64:
-    """Bytes ``skip .. skip + 7`` of a string, big-endian in a uint64, zero-padded: two
-    strings whose prefixes differ order as them (a zero pad is below any byte but NUL, and
-    a NUL ties: then the strings are compared whole)."""
-    k = np.uint64(0)
-    for j in range(skip, skip + 8):
-        b = np.uint64(data[start + j]) if start + j < end else np.uint64(0)
-        k = (k << np.uint64(8)) | b
-    return k
+def _bit(bits: np.ndarray, i: int) -> bool:
+    """Arrow validity bit ``i`` (an empty bitmap: every value valid)."""
+    return len(bits) == 0 or (bits[i >> 3] >> (i & 7)) & 1 == 1
 
 
 @njit(nogil=True, cache=True)
-def _extreme_strings(codes: np.ndarray, offsets: np.ndarray, data: np.ndarray,
-                     valid: np.ndarray, m: int, largest: bool) -> np.ndarray:
-    best = np.full(m, -1, np.int64)
-    count = np.zeros(m, np.int64)
-    only = np.full(m, -1, np.int64)
-    # each code's best string's first 16 bytes, beside it: most comparisons end there, without
-    # a read of the best row's bytes elsewhere in the buffer (a cache miss per row)
-    hi = np.zeros(m, np.uint64)
-    lo = np.zeros(m, np.uint64)
+def _order_update(st: np.ndarray, codes: np.ndarray, o: np.ndarray, obits: np.ndarray,
+                  ooff: int, fidx: np.ndarray, fbits: np.ndarray, foff: int,
+                  fmap: np.ndarray, at: int, largest: bool) -> None:
+    # st: per code its best row (-1: none yet), that row's time and file rank
     for i in range(len(codes)):
+        if not _bit(obits, ooff + i):
+            continue
         c = codes[i]
-        count[c] += 1
-        only[c] = i
-        if not valid[i]:
-            continue
-        s, e = offsets[i], offsets[i + 1]
-        h, l = _prefix(data, s, e, 0), _prefix(data, s, e, 8)
-        b = best[c]
-        if b < 0:
-            best[c], hi[c], lo[c] = i, h, l
-            continue
-        if h != hi[c]:
-            r = 1 if h > hi[c] else -1
-        elif l != lo[c]:
-            r = 1 if l > lo[c] else -1
-        else:
-            r = _cmp(data, s, e, offsets[b], offsets[b + 1])
-        if (largest and r > 0) or (not largest and r < 0):
-            best[c], hi[c], lo[c] = i, h, l
-    for c in range(m):
-        if count[c] == 1:
-            best[c] = only[c]
-    return best
+        t = o[i]
+        r = fmap[fidx[i]] if _bit(fbits, foff + i) else -1
+        b, bt, br = st[0, c], st[1, c], st[2, c]
+        if b < 0 or (largest and (t > bt or (t == bt and r > br))) or \
+                (not largest and (t < bt or (t == bt and r < br))):
+            st[0, c] = at + i
+            st[1, c] = t
+            st[2, c] = r
 
 
-def extreme_strings(codes: np.ndarray, offsets: np.ndarray, data: np.ndarray,
-                    valid: np.ndarray, m: int, largest: bool) -> np.ndarray:
-    """Per customer code 0..m-1 the row of its smallest (largest) valid string, the first
-    such row on a tie (a stable sort's choice); a code with one row: that row, valid or not
-    (a merge keeps a single input's row as it is); -1: none.
+def _validity_bytes(arr) -> tuple[np.ndarray, int]:
+    """An Arrow array's validity bitmap as bytes and its bit offset (none: empty)."""
+    bits = arr.buffers()[0]
+    if bits is None or not arr.null_count:
+        return np.zeros(0, np.uint8), 0
+    return np.frombuffer(bits, np.uint8), arr.offset
+
+
+def extreme_orders(codes: np.ndarray, chunks: list, m: int, largest: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per customer code 0..m-1 the row (over all chunks, in order) of its smallest (largest)
+    valid (time, file rank), the first such row on a tie; -1: none (a row without a time has
+    no value either, in every state built here). Read from the Arrow arrays' buffers
+    (memory-mapped inputs: no copy, no null filling).
 
     Args:
-        codes: each row's code (int64, < m).
-        offsets: the strings' offsets (int64), data: their bytes (uint8).
-        valid: which rows take part (bool).
+        codes: each row's code over all chunks (int64, < m).
+        chunks: per chunk (times: an int64 Arrow array, file codes: an int32 Arrow array,
+            each file code's rank: int64 numpy), in order.
         m: the codes.
         largest: the largest (last) instead of the smallest (first).
 
     Returns:
-        The chosen row per code (int64).
+        Per code: the chosen row, its time, whether that time is valid, its file rank (-1:
+        none or a null file).
     """
-    return _extreme_strings(_ro(codes, np.int64),
-                            _ro(offsets, np.int64),
-                            _ro(data, np.uint8),
-                            _ro(valid, np.bool_), int(m), bool(largest))
+    st = np.zeros((3, m), np.int64)
+    st[0] = -1
+    at = 0
+    for o, fidx, fmap in chunks:
+        n = len(o)
+        obits, ooff = _validity_bytes(o)
+        fbits, foff = _validity_bytes(fidx)
+        _order_update(st, _ro(codes[at:at + n], np.int64),
+                      _ro(np.frombuffer(o.buffers()[1], np.int64, n, 8 * o.offset), np.int64),
+                      _ro(obits, np.uint8), ooff,
+                      _ro(np.frombuffer(fidx.buffers()[1], np.int32, n,
+                                                  4 * fidx.offset), np.int32),
+                      _ro(fbits, np.uint8), foff, _ro(fmap, np.int64), at, bool(largest))
+        at += n
+    valid = st[0] >= 0
+    return st[0], st[1], valid, np.where(valid, st[2], -1)
 
 
 @njit(nogil=True, cache=True)
@@ -491,7 +491,9 @@ def warm_up() -> None:
     data = np.array([97], np.uint8)
     add_sums(np.zeros(1), None, one, np.zeros(1))
     add_sums(one.copy(), one.copy(), one, one)
-    extreme_strings(one, offsets, data, np.ones(1, bool), 1, True)
+    extreme_orders(one, [(pa.array(one), pa.array(np.zeros(1, np.int32)), one)], 1, True)
+    extreme_orders(one, [(pa.array([None], pa.int64()), pa.array([None], pa.int32()), one)],
+                   1, True)
     sorted_positions(offsets, data, offsets, data)
     distinct_grouped(one, one, None, 1)
     distinct_grouped(one, one, one, 1)
