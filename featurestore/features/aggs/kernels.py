@@ -898,59 +898,113 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         return tables[0]
     # column by column over the inputs' chunks (memory-mapped files): no copy of every input
     # at once; the value lists are read per input (their dictionaries differ)
-    customers, codes = _merged_customers(_chunks(tables, "customer_id"))
-    m = len(customers)
+    jobs = _merge_jobs(keys)
+    rows = sum(t.num_rows for t in tables)
+    threads = len(jobs) > 1 and rows >= MERGE_THREAD_ROWS
+
+    def run(job: list[tuple[StateKey, str]], coded) -> dict[str, pa.Array]:
+        unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
+        done: dict[str, pa.Array] = {}
+        for key, prefix in job:
+            done.update(_merged_key(key, prefix, tables, coded, unified))
+        return done
+
+    if threads:
+        # the keys are independent once the customers are coded, and their kernels (numba,
+        # numpy, Arrow) release the GIL: a big merge (a day's file partials, on the critical
+        # path of a first day) uses the core its worker's neighbour leaves idle (issue #26);
+        # the list keys unify their values' dictionaries while the customers are coded
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=MERGE_THREADS,
+                                thread_name_prefix="fs-merge") as pool:
+            coding = pool.submit(_merged_customers, _chunks(tables, "customer_id"))
+            futures = [pool.submit(run, job, coding.result) for job in jobs]
+            results = [f.result() for f in futures]
+            customers, codes = coding.result()
+    else:
+        customers, codes = _merged_customers(_chunks(tables, "customer_id"))
+        results = [run(job, lambda: (customers, codes)) for job in jobs]
     out = {"customer_id": customers}
-    unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
-    for key, prefix in keys:
-        comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
-        k = key.kind
-        if k in ("count", "moments"):  # sums over the shared customer codes, in input order
-            cols = _summed_merged(key, prefix, tables, codes, m)
-            if k == "moments":  # an emptied window: exactly zero, not float residue
-                empty = pc.equal(cols[comp["n"]], 0)
-                for c in ("s", "ss"):
-                    cols[comp[c]] = pc.if_else(empty, pa.scalar(0, cols[comp[c]].type),
-                                               cols[comp[c]])
-            out.update(cols)
-            continue
-        if k in ("set", "sketch", "counts"):  # every row, as integer pairs (cheap to redo)
-            vcode, parent, dictionary = _merged_value_codes(
-                [t.column(comp["v"]) for t in tables], unified)
-            sketches = counts = None
-            if k == "sketch":
-                h = _combined(tables, comp["h"])
-                has = _bools(pc.is_valid(h))
-                sketches = (codes[has], h.filter(pa.array(has)))
-            if k == "counts":
-                flat = [pc.list_flatten(c).to_numpy(zero_copy_only=False)
-                        for c in _chunks(tables, comp["c"])]
-                counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
-            out.update(_merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
-                                     counts, sketches))
-            continue
-        if k not in ("first", "last", "min", "max"):
-            raise ValueError(f"unknown state kind {k!r}")
-        numbers = _numeric_merged(key, prefix, tables, codes, m) if k in ("min", "max") \
-            else None
-        if numbers is not None:  # ints and floats: one pass per chunk, no copy
-            out.update(numbers)
-            continue
-        col = {c: _combined(tables, n) for c, n in comp.items()}
-        if k in ("first", "last"):  # the smallest / largest order key per customer: no sort
-            out.update(_first_last_merged(key, prefix, codes, m, col))
-            continue
-        # a customer in one input keeps its row as it is (a lifetime state merged with a
-        # small day recomputes only the day's customers)
-        single = np.bincount(codes, minlength=m)[codes] == 1
-        valid = _bools(pc.is_valid(col["v"])) & ~single
-        state = _coded_state(key, prefix, codes[valid], customers,
-                             col["v"].filter(pa.array(valid)), None)
-        if single.any():
-            state = _with_single_rows(state, col, codes, single, m, prefix,
-                                      state_columns(key, prefix))
-        out.update(state)
+    merged: dict[str, pa.Array] = {}
+    for result in results:
+        merged.update(result)
+    for key, prefix in keys:  # the columns in the keys' order, whatever job built them
+        for f in state_columns(key, prefix):
+            out[f.name] = merged[f.name]
     return pa.table(out)
+
+
+#: A merge of at least this many input rows runs its keys on :data:`MERGE_THREADS` threads.
+MERGE_THREAD_ROWS = 200_000
+MERGE_THREADS = 2
+_LISTS = ("set", "sketch", "counts")
+
+
+def _merge_jobs(keys: list[tuple[StateKey, str]]) -> list[list[tuple[StateKey, str]]]:
+    """The keys of a merge as independent jobs, the costliest first (the list keys, then
+    first/last, then the rest): list keys over the same values (field, rows) are one job, so
+    they share one unification of their inputs' dictionaries."""
+    groups: dict[tuple, list[tuple[StateKey, str]]] = {}
+    for key, prefix in keys:
+        share = ("lists", key.field, key.ftype, key.pairs) if key.kind in _LISTS \
+            else ("one", key, prefix)
+        groups.setdefault(share, []).append((key, prefix))
+    rank = {"set": 0, "sketch": 0, "counts": 0, "first": 1, "last": 1}
+    return sorted(groups.values(), key=lambda job: (min(rank.get(k.kind, 2) for k, _ in job),
+                                                     -len(job)))
+
+
+def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], coded,
+                unified: list) -> dict[str, pa.Array]:
+    """One key's merged columns (see :func:`merge`); ``coded()`` gives the customers and
+    each input row's customer code (called when needed: a list key first codes its values)."""
+    comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
+    k = key.kind
+    if k in _LISTS:  # every row, as integer pairs (cheap to redo)
+        vcode, parent, dictionary = _merged_value_codes(
+            [t.column(comp["v"]) for t in tables], unified)
+        customers, codes = coded()
+        sketches = counts = None
+        if k == "sketch":
+            h = _combined(tables, comp["h"])
+            has = _bools(pc.is_valid(h))
+            sketches = (codes[has], h.filter(pa.array(has)))
+        if k == "counts":
+            flat = [pc.list_flatten(c).to_numpy(zero_copy_only=False)
+                    for c in _chunks(tables, comp["c"])]
+            counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
+        return _merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
+                             counts, sketches)
+    customers, codes = coded()
+    m = len(customers)
+    if k in ("count", "moments"):  # sums over the shared customer codes, in input order
+        cols = _summed_merged(key, prefix, tables, codes, m)
+        if k == "moments":  # an emptied window: exactly zero, not float residue
+            empty = pc.equal(cols[comp["n"]], 0)
+            for c in ("s", "ss"):
+                cols[comp[c]] = pc.if_else(empty, pa.scalar(0, cols[comp[c]].type),
+                                           cols[comp[c]])
+        return cols
+    if k not in ("first", "last", "min", "max"):
+        raise ValueError(f"unknown state kind {k!r}")
+    numbers = _numeric_merged(key, prefix, tables, codes, m) if k in ("min", "max") \
+        else None
+    if numbers is not None:  # ints and floats: one pass per chunk, no copy
+        return numbers
+    col = {c: _combined(tables, n) for c, n in comp.items()}
+    if k in ("first", "last"):  # the smallest / largest order key per customer: no sort
+        return _first_last_merged(key, prefix, codes, m, col)
+    # a customer in one input keeps its row as it is (a lifetime state merged with a
+    # small day recomputes only the day's customers)
+    single = np.bincount(codes, minlength=m)[codes] == 1
+    valid = _bools(pc.is_valid(col["v"])) & ~single
+    state = _coded_state(key, prefix, codes[valid], customers,
+                         col["v"].filter(pa.array(valid)), None)
+    if single.any():
+        state = _with_single_rows(state, col, codes, single, m, prefix,
+                                  state_columns(key, prefix))
+    return state
 
 
 def _chunks(tables: list[pa.Table], name: str) -> list[pa.Array]:
@@ -1074,17 +1128,26 @@ def _numeric_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: n
     if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
         return None
     want = pa.int64() if pa.types.is_integer(field.type) else pa.float64()
-    chunks = []
-    for chunk in _chunks(tables, field.name):
-        x = chunk.cast(want)
-        valid = _bools(pc.is_valid(x)) if x.null_count else np.ones(len(x), bool)
-        chunks.append((pc.fill_null(x, pa.scalar(0, want)).to_numpy(zero_copy_only=False)
-                       if x.null_count else x.to_numpy(zero_copy_only=False), valid))
+    chunks = [_raw_numbers(chunk.cast(want)) for chunk in _chunks(tables, field.name)]
     found = numeric_extremes(codes, chunks, m, key.kind == "max")
     if found is None:
         return None
     values, valid = found
     return {field.name: pa.array(values, want, mask=~valid).cast(field.type)}
+
+
+def _raw_numbers(x: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed-width numeric array's values buffer and validity as numpy views (no fill: a
+    null's slot holds whatever the buffer does, which readers must ignore)."""
+    dtype = x.type.to_pandas_dtype()
+    n = len(x)
+    if not x.null_count:
+        return x.to_numpy(zero_copy_only=False), np.ones(n, bool)
+    bufs = x.buffers()
+    values = np.frombuffer(bufs[1], dtype, n, x.offset * np.dtype(dtype).itemsize)
+    bits = np.frombuffer(bufs[0], np.uint8)
+    valid = np.unpackbits(bits, count=x.offset + n, bitorder="little")[x.offset:]
+    return values, valid.view(bool)
 
 
 def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -282,10 +282,11 @@ def _extreme_update(best: np.ndarray, has: np.ndarray, count: np.ndarray, last: 
     for i in range(len(codes)):
         c = codes[i]
         count[c] += 1
-        last[c] = x[i]
         last_ok[c] = valid[i]
-        if not valid[i]:
+        if not valid[i]:  # a null's slot may hold anything: a null single row is 0
+            last[c] = 0
             continue
+        last[c] = x[i]
         v = x[i]
         if v != v or (v == 0 and np.signbit(v)):  # noqa: PLR0124  NaN, -0.0: Arrow's own rules decide
             odd = True
@@ -303,7 +304,8 @@ def numeric_extremes(codes: np.ndarray, chunks: list[tuple[np.ndarray, np.ndarra
 
     Args:
         codes: each row's code over all chunks (int64).
-        chunks: per chunk (values: int64 or float64 numpy, validity: bool), in order.
+        chunks: per chunk (values: int64 or float64 numpy, validity: bool), in order; a
+            null's value is ignored.
         m: the codes.
         largest: max instead of min.
 
