@@ -596,3 +596,24 @@ def test_anonymous_hits_are_in_no_key_and_rows_count_among_named_hits():
     # c1's last hit is line 11, the 8th hit with a customer (position 7)
     assert got.column(f"{last.name}.o").to_pylist()[1] == f"{T0:012d}|f|{7:010d}|00000"
     assert got.column(f"{keys[1].name}.n").to_pylist() == [4, 4]
+
+
+def test_approx_distinct_merge_of_inputs_with_and_without_sketches():
+    """A merge whose inputs hold sketches for some customers and none in others (the rows
+    holding a sketch are found chunk by chunk, issue #26): each customer's estimate is that
+    of one partial of all its hits, an exact count under 100 values stays exact, and a set
+    key over the same values in the same merge is unchanged."""
+    k = key("sketch", "channel", "string")
+    s = key("set", "channel", "string")
+    a1 = [{"customer_id": "a", "channel": f"x{i}"} for i in range(150)]
+    a2 = [{"customer_id": "a", "channel": f"y{i}"} for i in range(120)]
+    days = [hits(a1 + [{"customer_id": "b", "channel": f"b{i}"} for i in range(3)]),
+            hits([{"customer_id": "b", "channel": "b9"}, {"customer_id": "c", "channel": "c"}]),
+            hits(a2 + [{"customer_id": "0", "channel": "c"}])]  # a is its second row
+    whole = hits(a1 + a2)
+    ids = ["0", "a", "b", "c"]
+    merged = run(k, days, "approx_distinct", ids)
+    assert merged[1] == run(k, [whole], "approx_distinct", ["a"])[0]
+    assert abs(merged[1] - 270) / 270 < 0.03
+    assert [merged[0], *merged[2:]] == [1, 4, 1]
+    assert run(s, days, "distinct", ids) == [1, 270, 4, 1]

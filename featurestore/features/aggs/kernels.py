@@ -823,11 +823,8 @@ def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
     with; computed once per table when many keys or features read it."""
     if not table.num_rows:
         return pa.nulls(len(customers), pa.int32())
-    ids = table.column("customer_id")
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if isinstance(customers, pa.ChunkedArray):
-        customers = customers.combine_chunks()
+    ids = _whole(table.column("customer_id"))
+    customers = _whole(customers)
     if len(ids) == len(customers) and ids.type == customers.type and ids.equals(customers):
         return pa.array(np.arange(len(ids), dtype=np.int32))  # the same rows (a memcmp)
     if _is_text(ids.type) and _is_text(customers.type) and not ids.null_count \
@@ -839,6 +836,14 @@ def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
         if found is not None:
             return pa.array(found.astype(np.int32), mask=found < 0)
     return pc.index_in(customers, value_set=ids)
+
+
+def _whole(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array: its only chunk as it is (a memory-mapped state's: no copy of
+    500 k rows per feature), else its chunks combined."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -855,7 +860,7 @@ def _align(part: pa.Table, customers: pa.Array, prefix: str,
     same = None
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
-        col = part.column(comp).combine_chunks().cast(field.type) if part.num_rows else \
+        col = _whole(part.column(comp)).cast(field.type) if part.num_rows else \
             pa.array([], field.type)
         if same is None:  # whether pos is every row of part in order (then no take)
             same = len(pos) == len(col) and not pos.null_count and bool(
@@ -904,9 +909,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
 
     def run(job: list[tuple[StateKey, str]], coded) -> dict[str, pa.Array]:
         unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
+        seen: list = []  # and their lists (a set and a sketch of the same values share them)
         done: dict[str, pa.Array] = {}
         for key, prefix in job:
-            done.update(_merged_key(key, prefix, tables, coded, unified))
+            done.update(_merged_key(key, prefix, tables, coded, unified, seen))
         return done
 
     if threads:
@@ -956,9 +962,11 @@ def _merge_jobs(keys: list[tuple[StateKey, str]]) -> list[list[tuple[StateKey, s
 
 
 def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], coded,
-                unified: list) -> dict[str, pa.Array]:
+                unified: list, seen: list | None = None) -> dict[str, pa.Array]:
     """One key's merged columns (see :func:`merge`); ``coded()`` gives the customers and
-    each input row's customer code (called when needed: a list key first codes its values)."""
+    each input row's customer code (called when needed: a list key first codes its values);
+    ``unified`` and ``seen``: what the list keys merged before shared (see
+    :func:`_merged_value_codes`, :func:`_merged_lists`)."""
     comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
     k = key.kind
     if k in _LISTS:  # every row, as integer pairs (cheap to redo)
@@ -966,16 +974,22 @@ def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], coded,
             [t.column(comp["v"]) for t in tables], unified)
         customers, codes = coded()
         sketches = counts = None
-        if k == "sketch":
-            h = _combined(tables, comp["h"])
-            has = _bools(pc.is_valid(h))
-            sketches = (codes[has], h.filter(pa.array(has)))
+        if k == "sketch":  # the rows holding a sketch, chunk by chunk (most hold none)
+            rows, blobs, at = [], [], 0
+            for chunk in _chunks(tables, comp["h"]):
+                if chunk.null_count < len(chunk):
+                    has = _bools(pc.is_valid(chunk))
+                    rows.append(np.flatnonzero(has) + at)
+                    blobs.append(chunk.filter(pa.array(has)))
+                at += len(chunk)
+            sketches = (codes[np.concatenate(rows)] if rows else np.zeros(0, np.int64),
+                        pa.concat_arrays(blobs) if blobs else pa.array([], pa.large_binary()))
         if k == "counts":
             flat = [pc.list_flatten(c).to_numpy(zero_copy_only=False)
                     for c in _chunks(tables, comp["c"])]
             counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
         return _merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
-                             counts, sketches)
+                             counts, sketches, seen)
     customers, codes = coded()
     m = len(customers)
     if k in ("count", "moments"):  # sums over the shared customer codes, in input order
@@ -1177,21 +1191,32 @@ def _first_last_merged(key: StateKey, prefix: str, codes: np.ndarray, m: int,
 
 def _merged_lists(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
                   vcode: np.ndarray, dictionary: pa.Array, counts: np.ndarray | None,
-                  sketches: tuple[np.ndarray, pa.Array] | None) -> dict[str, pa.Array]:
+                  sketches: tuple[np.ndarray, pa.Array] | None, seen: list | None = None
+                  ) -> dict[str, pa.Array]:
     """:func:`_list_state` for a merge's pairs: one or two sorted runs are joined in one
     pass (:func:`.runs.distinct_runs`), more (a day's file partials) are grouped by a
-    counting sort on the customer code (:func:`.runs.distinct_grouped`), not sorted whole."""
+    counting sort on the customer code (:func:`.runs.distinct_grouped`), not sorted whole.
+    ``seen``: the (codes, value codes, dictionary, lists) of uncounted keys merged before;
+    a key over the same pairs (a set and a sketch of one field) takes their lists."""
     from .runs import distinct_grouped, distinct_runs
 
     k = key.kind
     m = len(customers)
     fields = state_columns(key, prefix)
     ones = counts if counts is not None or k != "counts" else np.ones(len(codes), np.int64)
-    pairs = distinct_runs(codes, vcode, ones) if len(codes) else None
-    if pairs is None:
-        pairs = distinct_grouped(codes, vcode, ones, m)
+    lists = None
+    if ones is None and seen:
+        lists = next((had for c, v, d, had in seen if d is dictionary and
+                      np.array_equal(c, codes) and np.array_equal(v, vcode)), None)
+    if lists is None:
+        pairs = distinct_runs(codes, vcode, ones) if len(codes) else None
+        if pairs is None:
+            pairs = distinct_grouped(codes, vcode, ones, m)
+        lists = _coded_lists(pairs, dictionary, m)
+        if ones is None and seen is not None:
+            seen.append((codes, vcode, dictionary, lists))
     extra = [sketches] if sketches is not None and len(sketches[0]) else []
-    return _list_columns(k, fields, customers, _coded_lists(pairs, dictionary, m), extra)
+    return _list_columns(k, fields, customers, lists, extra)
 
 
 def _with_single_rows(state: dict[str, pa.Array], col: dict[str, pa.Array],
@@ -1265,11 +1290,11 @@ def _state_values(key: StateKey, prefix: str, state: pa.Table, aggregation: str,
     fields = state_columns(key, prefix)
     c = {}
     for field in fields:
-        col = state.column(field.name).combine_chunks().cast(field.type) if state.num_rows \
+        col = _whole(state.column(field.name)).cast(field.type) if state.num_rows \
             else pa.array([], field.type)
         comp = field.name.rsplit(".", 1)[1]
         c[comp] = pc.fill_null(col, pa.scalar(0, field.type)) if comp in ("n", "s", "ss") \
-            else col
+            and col.null_count else col
     if aggregation == "count":
         return c["n"]
     if aggregation == "sum":
