@@ -519,12 +519,22 @@ def _flat_codes(columns: list) -> tuple[np.ndarray, np.ndarray, pa.Array]:
             row += len(chunk)
     if not dicts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string())
+    if len(dicts) == 1 and not dicts[0].null_count and _strictly_ascending(dicts[0]):
+        return idx[0], parents[0], dicts[0]  # one input, its dictionary as it is (a state's)
     whole = pc.unique(pa.concat_arrays(dicts)).sort()
     if len(dicts) == 1 and whole.equals(dicts[0]):  # one input, its dictionary as it is
         return idx[0], parents[0], whole
     codes = [pc.index_in(d, value_set=whole).to_numpy(zero_copy_only=False).astype(np.int64)[i]
              for d, i in zip(dicts, idx, strict=True)]
     return np.concatenate(codes), np.concatenate(parents), whole
+
+
+def _strictly_ascending(values: pa.Array) -> bool:
+    """Whether large strings without nulls ascend strictly, bytewise (a state's dictionary
+    does: then it is its own sorted distinct values, no hash and sort to find out)."""
+    from .runs import strictly_ascending
+
+    return strictly_ascending(*_string_buffers(values))
 
 
 def _distinct_coded(codes: np.ndarray, vcode: np.ndarray, nv: int,

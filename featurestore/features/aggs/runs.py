@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_strings", "numeric_extremes",
-           "sorted_positions", "top_k_rows", "warm_up"]
+           "sorted_positions", "strictly_ascending", "top_k_rows", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -200,6 +200,11 @@ def _ascending(offsets: np.ndarray, data: np.ndarray) -> bool:
         if _cmp(data, offsets[i - 1], offsets[i], offsets[i], offsets[i + 1]) >= 0:
             return False
     return True
+
+
+def strictly_ascending(offsets: np.ndarray, data: np.ndarray) -> bool:
+    """Whether the strings of (int64 offsets, bytes) ascend strictly, bytewise."""
+    return bool(_ascending(_ro(offsets, np.int64), _ro(data, np.uint8)))
 
 
 @njit(nogil=True, cache=True)
