@@ -1163,12 +1163,15 @@ def _numeric_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: n
 def _raw_numbers(x: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A fixed-width numeric array's values buffer and validity as numpy views (no fill: a
     null's slot holds whatever the buffer does, which readers must ignore)."""
-    dtype = x.type.to_pandas_dtype()
+    dtype = np.dtype(x.type.to_pandas_dtype())
     n = len(x)
     if not x.null_count:
         return x.to_numpy(zero_copy_only=False), np.ones(n, bool)
     bufs = x.buffers()
-    values = np.frombuffer(bufs[1], dtype, n, x.offset * np.dtype(dtype).itemsize)
+    if bufs[1] is None or bufs[1].size < (x.offset + n) * dtype.itemsize:  # no values kept
+        filled = pc.fill_null(x, pa.scalar(0, x.type)).to_numpy(zero_copy_only=False)
+        return filled, _bools(pc.is_valid(x))
+    values = np.frombuffer(bufs[1], dtype, n, x.offset * dtype.itemsize)
     bits = np.frombuffer(bufs[0], np.uint8)
     valid = np.unpackbits(bits, count=x.offset + n, bitorder="little")[x.offset:]
     return values, valid.view(bool)
