@@ -913,76 +913,30 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         return tables[0]
     # column by column over the inputs' chunks (memory-mapped files): no copy of every input
     # at once; the value lists are read per input (their dictionaries differ)
-    jobs = _merge_jobs(keys)
-    rows = sum(t.num_rows for t in tables)
-    threads = len(jobs) > 1 and rows >= MERGE_THREAD_ROWS
-
-    def run(job: list[tuple[StateKey, str]], coded) -> dict[str, pa.Array]:
-        unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
-        seen: list = []  # and their lists (a set and a sketch of the same values share them)
-        done: dict[str, pa.Array] = {}
-        for key, prefix in job:
-            done.update(_merged_key(key, prefix, tables, coded, unified, seen))
-        return done
-
-    if threads:
-        # the keys are independent once the customers are coded, and their kernels (numba,
-        # numpy, Arrow) release the GIL: a big merge (a day's file partials, on the critical
-        # path of a first day) uses the core its worker's neighbour leaves idle (issue #26);
-        # the list keys unify their values' dictionaries while the customers are coded
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=MERGE_THREADS,
-                                thread_name_prefix="fs-merge") as pool:
-            coding = pool.submit(_merged_customers, _chunks(tables, "customer_id"))
-            futures = [pool.submit(run, job, coding.result) for job in jobs]
-            results = [f.result() for f in futures]
-            customers, codes = coding.result()
-    else:
-        customers, codes = _merged_customers(_chunks(tables, "customer_id"))
-        results = [run(job, lambda: (customers, codes)) for job in jobs]
+    customers, codes = _merged_customers(_chunks(tables, "customer_id"))
     out = {"customer_id": customers}
-    merged: dict[str, pa.Array] = {}
-    for result in results:
-        merged.update(result)
-    for key, prefix in keys:  # the columns in the keys' order, whatever job built them
-        for f in state_columns(key, prefix):
-            out[f.name] = merged[f.name]
+    unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
+    seen: list = []  # and their lists (a set and a sketch of the same values share them)
+    for key, prefix in keys:
+        out.update(_merged_key(key, prefix, tables, customers, codes, unified, seen))
     return pa.table(out)
 
 
-#: A merge of at least this many input rows runs its keys on :data:`MERGE_THREADS` threads.
-MERGE_THREAD_ROWS = 200_000
-MERGE_THREADS = 2
 _LISTS = ("set", "sketch", "counts")
 
 
-def _merge_jobs(keys: list[tuple[StateKey, str]]) -> list[list[tuple[StateKey, str]]]:
-    """The keys of a merge as independent jobs, the costliest first (the list keys, then
-    first/last, then the rest): list keys over the same values (field, rows) are one job, so
-    they share one unification of their inputs' dictionaries."""
-    groups: dict[tuple, list[tuple[StateKey, str]]] = {}
-    for key, prefix in keys:
-        share = ("lists", key.field, key.ftype, key.pairs) if key.kind in _LISTS \
-            else ("one", key, prefix)
-        groups.setdefault(share, []).append((key, prefix))
-    rank = {"set": 0, "sketch": 0, "counts": 0, "first": 1, "last": 1}
-    return sorted(groups.values(), key=lambda job: (min(rank.get(k.kind, 2) for k, _ in job),
-                                                     -len(job)))
-
-
-def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], coded,
-                unified: list, seen: list | None = None) -> dict[str, pa.Array]:
-    """One key's merged columns (see :func:`merge`); ``coded()`` gives the customers and
-    each input row's customer code (called when needed: a list key first codes its values);
-    ``unified`` and ``seen``: what the list keys merged before shared (see
+def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], customers: pa.Array,
+                codes: np.ndarray, unified: list, seen: list | None = None
+                ) -> dict[str, pa.Array]:
+    """One key's merged columns (see :func:`merge`) over the customers and each input row's
+    customer code; ``unified`` and ``seen``: what the list keys merged before share (see
     :func:`_merged_value_codes`, :func:`_merged_lists`)."""
     comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
     k = key.kind
+    m = len(customers)
     if k in _LISTS:  # every row, as integer pairs (cheap to redo)
         vcode, parent, dictionary = _merged_value_codes(
             [t.column(comp["v"]) for t in tables], unified)
-        customers, codes = coded()
         sketches = counts = None
         if k == "sketch":  # the rows holding a sketch, chunk by chunk (most hold none)
             rows, blobs, at = [], [], 0
@@ -1000,8 +954,6 @@ def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], coded,
             counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
         return _merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
                              counts, sketches, seen)
-    customers, codes = coded()
-    m = len(customers)
     if k in ("count", "moments"):  # sums over the shared customer codes, in input order
         cols = _summed_merged(key, prefix, tables, codes, m)
         if k == "moments":  # an emptied window: exactly zero, not float residue
