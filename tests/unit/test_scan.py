@@ -20,6 +20,7 @@ from featurestore.sources.weblog.scan import (
     field_is_null,
     gather_columns,
     gather_strings,
+    line_flags,
     products_ok,
     scan_buffer,
     scan_pieces,
@@ -355,3 +356,99 @@ def test_excluded_and_null_fields_as_python_reads_them(values, data):
     args = (scanned.buf, scanned.starts, scanned.ends, rows, 1)
     assert field_is_byte(*args, ord("0")).tolist() == [values[r] == b"0" for r in rows]
     assert field_is_null(*args).tolist() == [values[r] in (b"", b"\\N") for r in rows]
+
+
+def test_empty_wanted_fields_at_every_offset_of_a_block():
+    """An empty wanted field is recorded where the held tab mask shows its start followed by a
+    tab (no pass through the wanted-field branch): at every offset of a 64-byte block, the
+    block's last byte included (the tab after it then lies in the next block), several in a
+    row, one before a non-empty wanted field, and the last field of a line (empty before LF,
+    CRLF or the end of the file: the byte branch's)."""
+    for lead in range(140):
+        # columns: 0 lead bytes, 1 wanted empty, 2 wanted empty, 3 unwanted, 4 wanted value,
+        # 5 unwanted, 6 wanted empty, 7 wanted (empty on odd lines), last column
+        line = b"\t".join([b"a" * lead, b"", b"", b"u", b"val", b"", b"", b""])
+        other = b"\t".join([b"b" * (lead // 2), b"", b"x", b"", b"", b"w" * lead, b"", b"z"])
+        for end in (b"\n", b"\r\n"):
+            text = line + end + other + end + line
+            for cuts in ([], [lead + 1, lead + 2], [len(line) + 1]):
+                _assert_scan_matches_python(text, 8, [1, 2, 4, 6, 7], cuts)
+
+
+def test_field_bounds_turn_int64_before_they_could_pass_int32(monkeypatch):
+    """Field bounds are int32 while the wanted fields' buffer stays below 2 GiB; the piece
+    that could pass it turns them int64 first (here at a few bytes), with the same fields."""
+    from featurestore.sources.weblog import scan
+
+    rows = [[b"%d" % i, b"v" * (i % 50), b"", b"\xc3\xa9" * (i % 3)] for i in range(200)]
+    text = b"".join(b"\t".join(r) + b"\n" for r in rows)
+    small = _scan(text, 4, [0, 1, 3], [len(text) // 3, len(text) // 2])
+    assert small.starts.dtype == np.int32 and small.ends.dtype == np.int32
+    monkeypatch.setattr(scan, "_INT32_BOUNDS", 300)
+    wide = _scan(text, 4, [0, 1, 3], [len(text) // 3, len(text) // 2])
+    assert wide.starts.dtype == np.int64 and wide.ends.dtype == np.int64
+    np.testing.assert_array_equal(wide.starts, small.starts)
+    np.testing.assert_array_equal(wide.ends, small.ends)
+    _assert_scan_matches_python(text, 4, [0, 1, 3], [len(text) // 3])
+    lines = np.arange(len(rows), dtype=np.int64)
+    got = gather_columns(wide.buf, wide.starts, wide.ends, lines, [1, 2])
+    assert got[0].to_pylist() == [r[1].decode() or None for r in rows]
+
+
+_DECLARED_FIELD = st.sampled_from([b"", b"", b"", b"\\N", b"US", b"d\xc3\xa9j\xc3\xa0",
+                                   b"\xff\xfe", b"\xc3", b"12", b"x" * 40])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_DECLARED_FIELD, min_size=4, max_size=4), min_size=1, max_size=40),
+       st.data(), st.booleans(), st.booleans())
+def test_gathered_builtin_and_declared_fields_match_python(rows, data, wide, counted):
+    """gather_fields: the built-in slots' strings, and the declared ones' with a field that is
+    not valid UTF-8 null and counted per slot; empty and ``\\N`` null and not counted; a slot
+    empty on every gathered line an all-null string array. ``wide``: int64 offsets for every
+    column (as past 2 GiB), cast back to string where a column's kept bytes fit. ``counted``:
+    the fields' bytes given, as parse counts them with line_flags over every valid line (a
+    superset of the gathered ones), instead of counted by the gather: the same arrays."""
+    from featurestore.sources.weblog import scan
+
+    text = b"".join(b"\t".join(r) + b"\n" for r in rows)
+    scanned = scan_buffer(text, _slots(4, [0, 1, 2, 3]))
+    lines = np.array(sorted(data.draw(st.sets(st.integers(0, len(rows) - 1)))), np.int64)
+    declared = data.draw(st.lists(st.sampled_from([1, 2, 3]), unique=True, max_size=3))
+    builtin = [s for s in data.draw(st.permutations([0, 1, 2, 3])) if s not in declared][:2]
+    totals = None
+    if counted:
+        every = np.arange(len(rows), dtype=np.int64)
+        totals = line_flags(scanned.buf, scanned.starts, scanned.ends, every, 0, 48, 0,
+                            [*builtin, *declared])[2]
+        assert totals.tolist() == [sum(len(r[s]) for r in rows) for s in [*builtin, *declared]]
+    old = scan._NARROW
+    try:
+        if wide:
+            scan._NARROW = 1  # every column "past" int32 offsets: the int64 path
+        fields, strings, bad = scan.gather_fields(scanned.buf, scanned.starts, scanned.ends,
+                                                  lines, builtin, declared, totals)
+    finally:
+        scan._NARROW = old
+
+    def text_of(value: bytes) -> str | None:
+        if value in (b"", b"\\N"):
+            return None
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+
+    def arrow_type(kept: list) -> pa.DataType:  # int64 offsets stay where bytes were kept
+        return pa.large_string() if wide and any(v for v in kept) else pa.string()
+
+    for slot, column in zip(builtin, fields, strict=True):  # gathered unchecked: as bytes
+        want = [None if v in (b"", b"\\N") else v for v in (rows[i][slot] for i in lines)]
+        assert column.type == arrow_type(want) and len(column) == len(lines)
+        assert column.cast(pa.large_binary()).to_pylist() == want
+    for slot, column, count in zip(declared, strings, bad, strict=True):
+        values = [rows[i][slot] for i in lines]
+        want = [text_of(v) for v in values]
+        assert column.type == arrow_type(want) and len(column) == len(lines)
+        assert column.to_pylist() == want
+        assert count == sum(v in (b"\xff\xfe", b"\xc3") for v in values)

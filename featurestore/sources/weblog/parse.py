@@ -99,14 +99,16 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
             ``true``/``false``, any case).
 
     Returns:
-        The typed array, and how many non-null fields did not parse (now null).
+        The typed array, and how many non-null fields did not parse (now null): an ``int``
+        field that is not :data:`_INT_RE` within int64, a ``float`` field that is not
+        :data:`_FLOAT_RE` or is not finite (``1e999``), a ``bool`` field not in the four words.
     """
     if kind == "string":
         return values, 0
     if values.null_count == len(values):  # an empty column (sparse feeds): nothing to parse
         return pa.nulls(len(values), COLUMN_ARROW_TYPES[kind]), 0
-    present = pc.is_valid(values)
     if kind == "bool":
+        present = pc.is_valid(values)
         lower = pc.utf8_lower(values)
         is_true = pc.is_in(lower, value_set=pa.array(_TRUE))
         is_false = pc.is_in(lower, value_set=pa.array(_FALSE))
@@ -114,56 +116,29 @@ def typed_column(values: pa.Array, kind: str) -> tuple[pa.Array, int]:
         out = pc.if_else(ok, is_true, pa.scalar(None, pa.bool_()))
         bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
         return out, int(bad)
-    out = _typed_by_cast(values, kind)
-    if out is not None:  # every field read as its type: only inf / nan floats are bad (null)
-        ok = present
-        if kind == "float":
-            finite = pc.fill_null(pc.is_finite(out), True)
-            out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
-            ok = pc.and_(ok, finite)
-        bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
-        return out, int(bad)
-    return _typed_by_pattern(values, kind, present)
+    from .scan import number_fields  # (numba loads when a file is parsed)
 
-
-def _typed_by_cast(values: pa.Array, kind: str) -> pa.Array | None:
-    """``int`` / ``float`` fields as Arrow's cast reads them, when it reads every one (the
-    usual file: no bad value), else None. What the cast accepts is what :data:`_INT_RE` /
-    :data:`_FLOAT_RE` accept, with the same value, except hexadecimal ints (``0x1f``: kept
-    off this path) and ``inf`` / ``nan`` floats (non-finite: the caller nulls them, as bad
-    values); a field the patterns accept and the cast does not (``+1``, an int past int64)
-    fails the cast, so the file takes the pattern path."""
-    if kind == "int" and pc.any(pc.match_substring(values, "x", ignore_case=True)).as_py():
-        return None
-    try:
-        return pc.cast(values, COLUMN_ARROW_TYPES[kind])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-
-
-def _typed_by_pattern(values: pa.Array, kind: str, present: pa.Array) -> tuple[pa.Array, int]:
-    """:func:`typed_column` of ``int`` / ``float`` fields by their patterns (a file with a
-    bad value): a field that does not match is null and counted."""
-    pattern = _INT_RE if kind == "int" else _FLOAT_RE
-    ok = pc.fill_null(pc.match_substring_regex(values, pattern), False)
-    if kind == "int":
-        # 19+ digits may overflow int64: those few are checked one by one
-        long = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_ltrim(values, "+-")), 18), False)
-        if pc.any(pc.and_(ok, long)).as_py():
-            fits = [v is not None and -2**63 <= int(v) < 2**63 for v in
-                    pc.if_else(long, values, pa.scalar(None, values.type)).to_pylist()]
-            ok = pc.and_(ok, pc.or_(pc.invert(long), pa.array(fits)))
-    # Arrow's cast takes no leading "+"
-    clean = pc.if_else(ok, values, pa.scalar(None, values.type))
-    if pc.any(pc.starts_with(clean, "+")).as_py():
+    ok, ints, plus = number_fields(values, kind == "int")
+    good = int(np.count_nonzero(ok))
+    bits = pa.py_buffer(np.packbits(ok, bitorder="little")) if good < len(values) else None
+    bad = len(values) - values.null_count - good
+    if kind == "int":  # read by the sweep: exact, any number of digits
+        return pa.Array.from_buffers(pa.int64(), len(values), [bits, pa.py_buffer(ints)],
+                                     len(values) - good), bad
+    # Floats are read by Arrow's cast (correctly rounded), of the well-formed fields only
+    # (the others null first); it takes no leading "+"
+    if values.offset:  # (the validity bits start where the array's first field does)
+        values = pa.concat_arrays([values])
+    clean = pa.Array.from_buffers(values.type, len(values), [bits, *values.buffers()[1:3]],
+                                  len(values) - good)
+    if plus:
         clean = pc.replace_substring_regex(clean, r"^\+", "")
-    out = pc.cast(clean, COLUMN_ARROW_TYPES[kind])
-    if kind == "float":  # 1e999 parses as inf: not a usable value
-        finite = pc.fill_null(pc.is_finite(out), True)
-        out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
-        ok = pc.and_(ok, finite)
-    bad = pc.sum(pc.and_(present, pc.invert(ok))).as_py() or 0
-    return out, int(bad)
+    out = pc.cast(clean, pa.float64())
+    finite = pc.is_finite(out)  # 1e999 parses as inf: not a usable value (null, counted)
+    infinite = good - (pc.sum(finite).as_py() or 0)
+    if infinite:
+        out = pc.if_else(pc.fill_null(finite, True), out, pa.scalar(None, pa.float64()))
+    return out, int(bad + infinite)
 
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -244,9 +219,8 @@ def parse_file(raw: RawFile, compressed: bytes,
     """
     # the numba scanner loads here (workers preload it): discovering drops needs none of it
     from .scan import (
-        field_is_byte,
-        field_is_null,
         gather_fields,
+        line_flags,
         scan_buffer,
         scan_pieces,
         valid_utf8_rows,
@@ -309,20 +283,23 @@ def parse_file(raw: RawFile, compressed: bytes,
     status[(status == 0) & scanned.prod_bad] = 5
     good = np.flatnonzero(status == 0)
 
-    # Excluded and anonymous rows are told from the fields' bytes, so only the landing rows'
-    # fields are copied (filtering gathered columns cost ~3% of a file).
-    excluded = ~field_is_byte(buf, starts, ends, good, WEBLOG_COLUMNS.index("exclude_hit"),
-                              ord("0"))
-    anonymous = int(np.count_nonzero(field_is_null(buf, starts, ends, good,
-                                                   WEBLOG_COLUMNS.index("customer_id"))))
-    rows = good[~excluded]
     names = [name for name in EVENT_SCHEMA.names if name != "hit_time_gmt"]
-    hit_times = times[rows]
     builtin = [WEBLOG_COLUMNS.index(n) for n in names]
     present = [n for n in declared if n in declared_slots]
+    gathered = [*builtin, *(declared_slots[n] for n in present)]
+    # Excluded and anonymous rows are told from the fields' bytes, so only the landing rows'
+    # fields are copied (filtering gathered columns cost ~3% of a file); the same sweep counts
+    # the bytes the gather will need (over the valid rows: room for the landing ones).
+    kept, anonymous_rows, totals = line_flags(
+        buf, starts, ends, good, WEBLOG_COLUMNS.index("exclude_hit"), ord("0"),
+        WEBLOG_COLUMNS.index("customer_id"), gathered)
+    excluded = ~kept
+    anonymous = int(np.count_nonzero(anonymous_rows))
+    rows = good[~excluded]
+    hit_times = times[rows]
     # the declared columns' fields in the same sweep over the lines
     fields, strings, bad_utf8 = gather_fields(buf, starts, ends, rows, builtin,
-                                              [declared_slots[n] for n in present])
+                                              gathered[len(builtin):], totals)
     table = pa.table({
         "hit_time_gmt": pa.array(hit_times, pa.int64()),
         **dict(zip(names, fields)),

@@ -32,6 +32,8 @@ __all__ = [
     "gather_columns",
     "gather_fields",
     "gather_strings",
+    "line_flags",
+    "number_fields",
     "products_ok",
     "scan_buffer",
     "scan_pieces",
@@ -44,6 +46,8 @@ _ONE = np.uint64(1)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BLOCK = 64  # bytes the scan compares at a time (one bit each in a uint64 mask)
 _SLACK = 16  # room past a field's copy in ``compact`` (it is moved 16 bytes at a time)
+_NARROW = 2**31  # a gathered column of fewer bytes has int32 offsets (Arrow's string type)
+_INT32_BOUNDS = 2**31 - 1  # field bounds in ``compact`` up to this are int32, past it int64
 
 # positions in the kernel's ``state`` array (kept between pieces)
 _LINES, _CPOS, _NRAW, _RPOS, _FULL = 0, 1, 2, 3, 4
@@ -437,6 +441,18 @@ def _scan_piece(buf, begin, size, final, slot_of_col, next_wanted, int_slot, pro
                         col = limit
                         hi = False
                         i = fstart
+                        at = fstart - b
+                        if at < _BLOCK and (tm >> np.uint64(at)) & _ONE:
+                            # an empty wanted field (a tab next, seen in the held mask):
+                            # recorded here, with no pass through the wanted-field branch
+                            # (sparse feeds' declared columns are mostly empty: ~6 ms a file
+                            # of 100 k lines with ten of them, measured)
+                            slot = slot_of_col[col]
+                            starts[line, slot] = lcpos
+                            ends[line, slot] = lcpos
+                            col += 1
+                            i += 1
+                            fstart = i
                         continue
                     col += count
                     i = b + _lowest_bit(newlines)  # the byte branch ends the line
@@ -511,7 +527,7 @@ class Scanned:
     """
 
     buf: np.ndarray  # uint8: the wanted fields of every line, back to back
-    starts: np.ndarray  # int64 (lines x wanted fields)
+    starts: np.ndarray  # int32 (int64 past 2 GiB of wanted fields): lines x wanted fields
     ends: np.ndarray
     nfields: np.ndarray  # int64 per line: fields found
     nonascii: np.ndarray  # bool per line: a byte >= 0x80 in a wanted field
@@ -592,8 +608,11 @@ def scan_pieces(pieces: Iterable[bytes | np.ndarray], slot_of_col: np.ndarray,
     t_lo, t_hi = (int(t) for t in time_range)
 
     lines_cap = max(min_lines, 1)
-    starts = np.zeros((lines_cap, k), np.int64)
-    ends = np.zeros((lines_cap, k), np.int64)
+    # int32 field bounds while ``compact`` is below 2 GiB (every file we have seen: half the
+    # memory traffic of int64 for the scan and every sweep after it, ~4 ms a file of 100 k
+    # lines with sixteen wanted fields), int64 from the piece that could pass it
+    starts = np.zeros((lines_cap, k), np.int32)
+    ends = np.zeros((lines_cap, k), np.int32)
     nfields = np.zeros(lines_cap, np.int64)
     nonascii = np.zeros(lines_cap, np.bool_)
     ints = np.zeros(lines_cap, np.int64)
@@ -611,6 +630,8 @@ def scan_pieces(pieces: Iterable[bytes | np.ndarray], slot_of_col: np.ndarray,
         nonlocal raw_offsets, compact, raw, seen
         size = buf.size
         # compact and raw copies of these lines fit in what is left of each
+        if starts.dtype == np.int32 and state[_CPOS] + size - begin + _SLACK > _INT32_BOUNDS:
+            starts, ends = starts.astype(np.int64), ends.astype(np.int64)
         if compact.size - state[_CPOS] < size - begin + _SLACK:
             compact = _grown(compact[:state[_CPOS]],
                              max(2 * compact.size, int(state[_CPOS]) + size + _SLACK),
@@ -739,64 +760,94 @@ def valid_utf8_rows(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
-def _gather_many(buf, starts, ends, rows, slots, check_utf8):  # pragma: no cover - compiled
-    """Copy fields ``slots`` of lines ``rows`` out of ``buf`` in one forward sweep over the
-    lines (row-major): each line of the cold 30 MB buffer comes from memory once, not once per
-    field. Returns one data array (field j at ``bases[j]:bases[j+1]``), offsets, validity and,
-    for the slots ``check_utf8`` marks (declared columns), which fields were not valid UTF-8:
-    those are left out (null) so their row still lands. With no slot marked, ``bad`` is
-    empty."""
-    n = rows.size
+def _gather_totals(starts, ends, rows, slots):  # pragma: no cover - compiled
+    """The bytes of fields ``slots`` over lines ``rows`` (nulls included: an upper bound)."""
     k = slots.size
     totals = np.zeros(k, np.int64)
-    for r in range(n):
+    for r in range(rows.size):
         line = rows[r]
         for j in range(k):
             totals[j] += ends[line, slots[j]] - starts[line, slots[j]]
-    bases = np.zeros(k + 1, np.int64)
-    for j in range(k):
-        bases[j + 1] = bases[j] + totals[j]
+    return totals
+
+
+@njit(nogil=True, cache=True)
+def _gather_many(buf, starts, ends, rows, slots, check_utf8, bases, offsets,
+                 bits):  # pragma: no cover - compiled
+    """Copy fields ``slots`` of lines ``rows`` out of ``buf`` in one forward sweep over the
+    lines (row-major): each line of the cold 30 MB buffer comes from memory once, not once per
+    field. Field j goes to the returned data array from ``bases[j]`` (room from
+    :func:`_gather_totals`), its Arrow offsets to ``offsets[j]`` (int32 where every column
+    fits, else int64: the caller's choice) and its validity to the bits ``bits[j]`` (zeroed:
+    a present field's bit is set), so the Arrow arrays are these buffers as they are. For the
+    slots ``check_utf8`` marks (declared columns), a field that is not valid UTF-8 is left
+    out (null) so its row still lands. Returns the data, and per slot the nulls and how many
+    of them were not valid UTF-8."""
+    n = rows.size
+    k = slots.size
     data = np.empty(max(bases[k], 1) + _SLACK, np.uint8)
-    offsets = np.zeros((k, n + 1), np.int64)
-    valid = np.ones((k, n), np.bool_)
-    bad = np.zeros((k, n if check_utf8.any() else 0), np.bool_)
+    nulls = np.zeros(k, np.int64)
+    bad = np.zeros(k, np.int64)
     pos = bases[:k].copy()
     for r in range(n):
         line = rows[r]
+        byte = r >> 3
+        bit = np.uint8(1 << (r & 7))
         for j in range(k):
             s = starts[line, slots[j]]
             e = ends[line, slots[j]]
             length = e - s
             if length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):  # "", \N
-                valid[j, r] = False
+                nulls[j] += 1
             elif check_utf8[j] and not _utf8_ok(buf, s, e):
-                valid[j, r] = False
-                bad[j, r] = True
+                nulls[j] += 1
+                bad[j] += 1
             else:
                 # (never into the next field's column, written before: rows go first)
                 _copy_field(data, pos[j], buf, s, length, buf.size, bases[j + 1])
                 pos[j] += length
+                bits[j, byte] |= bit
             offsets[j, r + 1] = pos[j] - bases[j]
-    return data, bases, offsets, valid, bad
+    return data, nulls, bad
 
 
 def _gather(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-            slots: list[int], check_utf8: bool | list[bool]) -> tuple[list[pa.Array], np.ndarray]:
-    """:func:`_gather_many` as Arrow string arrays (large ones past 2 GiB), and ``bad``
-    (``check_utf8``: for every slot, or per slot)."""
-    rows = rows.astype(np.int64)
+            slots: list[int], check_utf8: bool | list[bool],
+            totals: np.ndarray | None = None) -> tuple[list[pa.Array], np.ndarray]:
+    """:func:`_gather_many` as Arrow string arrays (large ones past 2 GiB), and per slot how
+    many fields were not valid UTF-8 (``check_utf8``: for every slot, or per slot).
+    ``totals``: per slot, the bytes of its fields over ``rows`` or more lines (each once), as
+    :func:`line_flags` counts them; None: counted here."""
+    rows = np.asarray(rows, dtype=np.int64)
+    n = rows.size
     check = np.zeros(len(slots), np.bool_)
     check[:] = check_utf8
-    data, bases, offsets, valid, bad = _gather_many(buf, starts, ends, rows,
-                                                    np.asarray(slots, dtype=np.int64), check)
-    out = []
-    for j in range(len(slots)):
-        validity = (pa.py_buffer(np.packbits(valid[j], bitorder="little"))
-                    if not valid[j].all() else None)
+    if totals is None:
+        totals = _gather_totals(starts, ends, rows, np.asarray(slots, dtype=np.int64))
+    # A slot whose fields are all empty is all null, with no sweep: the usual declared
+    # column of a sparse feed, which fills a few of its 1,000 columns on a few hits.
+    filled = np.flatnonzero(totals)
+    bases = np.zeros(filled.size + 1, np.int64)
+    np.cumsum(totals[filled], out=bases[1:])
+    # int32 offsets, as the Arrow string type wants, when every column fits (no cast to
+    # narrow them afterwards); else int64 for all, and the columns that fit are cast
+    narrow = bool(totals.max(initial=0) < _NARROW)
+    offsets = np.zeros((filled.size, n + 1), np.int32 if narrow else np.int64)
+    bits = np.zeros((filled.size, (n + 7) // 8), np.uint8)
+    data, nulls, bad_filled = _gather_many(
+        buf, starts, ends, rows, np.asarray(slots, dtype=np.int64)[filled], check[filled],
+        bases, offsets, bits)
+    kind = pa.StringArray if narrow else pa.LargeStringArray
+    out = [pa.nulls(n, pa.string())] * len(slots)
+    for j, slot in enumerate(filled):
+        validity = pa.py_buffer(bits[j]) if nulls[j] else None
         chunk = pa.py_buffer(data[bases[j]:max(bases[j + 1], bases[j] + 1)])
-        array = pa.LargeStringArray.from_buffers(rows.size, pa.py_buffer(offsets[j].copy()),
-                                                 chunk, validity)
-        out.append(array.cast(pa.string()) if bases[j + 1] - bases[j] < 2**31 else array)
+        array = kind.from_buffers(n, pa.py_buffer(offsets[j]), chunk, validity,
+                                  int(nulls[j]))
+        fits = not narrow and offsets[j, n] < _NARROW  # (totals may be an upper bound)
+        out[slot] = array.cast(pa.string()) if fits else array
+    bad = np.zeros(len(slots), np.int64)
+    bad[filled] = bad_filled
     return out, bad
 
 
@@ -808,20 +859,28 @@ def gather_columns(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: 
 
 
 def gather_fields(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                  slots: list[int], declared: list[int]
+                  slots: list[int], declared: list[int], totals: np.ndarray | None = None
                   ) -> tuple[list[pa.Array], list[pa.Array], list[int]]:
     """:func:`gather_columns` of ``slots`` and, in the same sweep over the lines (each line's
     field positions read once: ~5 ms a file of 100 k lines with ten declared columns), the
     declared columns' fields ``declared``, where a field that is not valid UTF-8 is null too.
+
+    Args:
+        buf, starts, ends, rows: as :func:`gather_columns`.
+        slots: the built-in fields' slots.
+        declared: the declared columns' slots.
+        totals: per slot of ``[*slots, *declared]``, the bytes of its fields over ``rows`` or
+            over more lines (each once): :func:`line_flags`'s, which saves a sweep; None:
+            counted here.
 
     Returns:
         The arrays of ``slots``, those of ``declared``, and per declared slot how many fields
         were not valid UTF-8.
     """
     out, bad = _gather(buf, starts, ends, rows, [*slots, *declared],
-                       [False] * len(slots) + [True] * len(declared))
+                       [False] * len(slots) + [True] * len(declared), totals)
     k = len(slots)
-    return out[:k], out[k:], [int(b.sum()) for b in bad[k:]]  # (no declared slot: [])
+    return out[:k], out[k:], [int(b) for b in bad[k:]]  # (no declared slot: [])
 
 
 def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
@@ -831,31 +890,172 @@ def gather_strings(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 
 
 @njit(nogil=True, cache=True)
-def _field_kinds(buf, starts, ends, rows, slot, byte):  # pragma: no cover - compiled
-    """Per row, whether field ``slot`` is the one byte ``byte``, and whether it is null."""
-    is_byte = np.zeros(rows.size, np.bool_)
-    null = np.zeros(rows.size, np.bool_)
-    for r in range(rows.size):
-        s = starts[rows[r], slot]
-        length = ends[rows[r], slot] - s
-        if length == 1:
-            is_byte[r] = buf[s] == byte
-        elif length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78):
-            null[r] = True
-    return is_byte, null
+def _line_flags(buf, starts, ends, rows, byte_slot, byte, null_slot,
+                slots):  # pragma: no cover - compiled
+    """Per row, whether field ``byte_slot`` is the one byte ``byte`` and whether field
+    ``null_slot`` is null (empty or ``\\N``); and per slot of ``slots``, its fields' bytes over
+    the rows (what :func:`_gather_totals` counts), in the same sweep."""
+    n = rows.size
+    is_byte = np.zeros(n, np.bool_)
+    null = np.zeros(n, np.bool_)
+    totals = np.zeros(slots.size, np.int64)
+    for r in range(n):
+        line = rows[r]
+        s = starts[line, byte_slot]
+        is_byte[r] = ends[line, byte_slot] - s == 1 and buf[s] == byte
+        s = starts[line, null_slot]
+        length = ends[line, null_slot] - s
+        null[r] = length == 0 or (length == 2 and buf[s] == 92 and buf[s + 1] == 78)
+        for j in range(slots.size):
+            totals[j] += ends[line, slots[j]] - starts[line, slots[j]]
+    return is_byte, null, totals
+
+
+def line_flags(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
+               byte_slot: int, byte: int, null_slot: int, slots: list[int] = ()
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sweep over lines ``rows`` for what parsing asks of every valid line.
+
+    Args:
+        buf, starts, ends: as :class:`Scanned` holds them.
+        rows: the lines.
+        byte_slot, byte: the field told by one byte (``exclude_hit`` is ``0``).
+        null_slot: the field told null (``customer_id``: empty or ``\\N``).
+        slots: fields whose bytes over ``rows`` are counted, e.g. for :func:`gather_fields`'
+            ``totals`` when it gathers a subset of ``rows``.
+
+    Returns:
+        Per row whether field ``byte_slot`` is exactly ``byte``, per row whether field
+        ``null_slot`` is null, and per slot of ``slots`` its fields' bytes.
+    """
+    return _line_flags(buf, starts, ends, np.asarray(rows, dtype=np.int64), byte_slot, byte,
+                       null_slot, np.asarray(slots, dtype=np.int64))
 
 
 def field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
                   slot: int, byte: int) -> np.ndarray:
     """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
-    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, byte)[0]
+    return line_flags(buf, starts, ends, rows, slot, byte, slot)[0]
 
 
 def field_is_null(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
                   slot: int) -> np.ndarray:
     """Per row of ``rows``, whether field ``slot`` is null: empty or ``\\N`` (as the gather
     reads it)."""
-    return _field_kinds(buf, starts, ends, rows.astype(np.int64), slot, 0)[1]
+    return line_flags(buf, starts, ends, rows, slot, 0, slot)[1]
+
+
+_INT64_MIN = -(2**63)
+
+
+@njit(inline="always")
+def _int_field(data, s, e):  # pragma: no cover - compiled
+    """(value, ok): ``data[s:e]`` as parse's ``_INT_RE`` (``[+-]?[0-9]+``, any number of
+    digits) within int64. Accumulated negative, so int64's minimum needs no wider type."""
+    i = s
+    neg = False
+    if i < e and (data[i] == 43 or data[i] == 45):
+        neg = data[i] == 45
+        i += 1
+    if i >= e:
+        return 0, False
+    v = 0
+    while i < e:
+        c = data[i]
+        if c < 48 or c > 57:
+            return 0, False
+        d = np.int64(c) - 48
+        if v < -922337203685477580:  # v * 10 would pass int64's minimum
+            return 0, False
+        v = v * 10
+        if v < _INT64_MIN + d:
+            return 0, False
+        v -= d
+        i += 1
+    if neg:
+        return v, True
+    if v == _INT64_MIN:
+        return 0, False
+    return -v, True
+
+
+@njit(inline="always")
+def _float_field(data, s, e):  # pragma: no cover - compiled
+    """Whether ``data[s:e]`` matches parse's ``_FLOAT_RE``
+    (``[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][+-]?[0-9]+)?``)."""
+    i = s
+    if i < e and (data[i] == 43 or data[i] == 45):
+        i += 1
+    d = _digits(data, i, e)
+    whole = d - i
+    i = d
+    if i < e and data[i] == 46:
+        d = _digits(data, i + 1, e)
+        if whole == 0 and d == i + 1:  # "." alone
+            return False
+        i = d
+    elif whole == 0:
+        return False
+    if i < e and (data[i] == 101 or data[i] == 69):
+        i += 1
+        if i < e and (data[i] == 43 or data[i] == 45):
+            i += 1
+        d = _digits(data, i, e)
+        if d == i:
+            return False
+        i = d
+    return i == e
+
+
+@njit(nogil=True, cache=True)
+def _number_fields(offsets, data, bitmap, start, n, as_int):  # pragma: no cover - compiled
+    """Per field ``start .. start + n - 1`` of an Arrow string array (``bitmap``: its
+    validity, empty when none): whether it is present and well formed (``as_int``: an int
+    within int64, its value in ``ints``; else a float's form), and how many well-formed ones
+    start with ``+``."""
+    ok = np.zeros(n, np.bool_)
+    ints = np.zeros(n if as_int else 0, np.int64)
+    plus = 0
+    for r in range(n):
+        k = start + r
+        if bitmap.size and not (bitmap[k >> 3] >> (k & 7)) & 1:
+            continue
+        s = offsets[k]
+        e = offsets[k + 1]
+        if as_int:
+            v, good = _int_field(data, s, e)
+            ints[r] = v
+        else:
+            good = _float_field(data, s, e)
+        if good:
+            ok[r] = True
+            if data[s] == 43:
+                plus += 1
+    return ok, ints, plus
+
+
+def number_fields(values: pa.Array, as_int: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """Check (and for ints, read) the fields of a string array as a declared ``int`` or
+    ``float`` column's, in one sweep over its bytes (Arrow's regular expressions, and its cast
+    tried first, took ~5 ms a column of 100 k fields).
+
+    Args:
+        values: an Arrow string or large string array.
+        as_int: ``int`` fields (else ``float``).
+
+    Returns:
+        Per field whether it is present and well formed (parse's ``_INT_RE`` within int64, or
+        ``_FLOAT_RE``), the ints' values (0 where not; empty for floats), and how many
+        well-formed fields start with ``+``.
+    """
+    validity, offsets, data = values.buffers()[:3]
+    wide = pa.types.is_large_string(values.type)
+    start, n = values.offset, len(values)
+    offsets = np.frombuffer(offsets, np.int64 if wide else np.int32)
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    bitmap = (np.frombuffer(validity, np.uint8) if validity is not None and values.null_count
+              else np.zeros(0, np.uint8))
+    return _number_fields(offsets, data, bitmap, start, n, as_int)
 
 
 def warm_up() -> None:
@@ -870,3 +1070,5 @@ def warm_up() -> None:
     gather_columns(buf, starts, ends, rows, [1])
     gather_fields(buf, starts, ends, rows, [1], [1])
     field_is_byte(buf, starts, ends, rows, 1, 48)
+    for as_int in (True, False):  # the declared int / float columns' typing
+        number_fields(pa.array(["1", None]), as_int)
