@@ -69,6 +69,11 @@ def one_run(store: str, copy: str) -> dict:
         wall = time.perf_counter() - start
         cpu = sum(client.run(_cpu).values()) - cpu
     tasks: dict[str, float] = collections.defaultdict(float)
+    t0 = min((s["start"] for t in stream.data for s in t["startstops"]), default=0.0)
+    timeline = sorted(
+        (round(s["start"] - t0, 2), round(s["stop"] - t0, 2), t["worker"][-5:],
+         str(t["key"]).split("-20")[0].removeprefix("fs-"))
+        for t in stream.data for s in t["startstops"] if s["action"] == "compute")
     for task in stream.data:
         prefix = str(task["key"]).split("-20")[0].removeprefix("fs-")
         for span in task["startstops"]:
@@ -82,7 +87,7 @@ def one_run(store: str, copy: str) -> dict:
     shutil.rmtree(copy, ignore_errors=True)
     return {"code": code, "wall": round(wall, 2), "workers_cpu": round(cpu, 2),
             "tasks": {k: round(v, 2) for k, v in sorted(tasks.items(), key=lambda kv: -kv[1])},
-            "identical": same}
+            "identical": same, "timeline": timeline}
 
 
 def main() -> None:
@@ -90,6 +95,8 @@ def main() -> None:
     ap.add_argument("--store", help="a store the plus-30 repository ingested (required)")
     ap.add_argument("--before", help="another checkout, run interleaved")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--timeline", action="store_true",
+                    help="print each task's start and stop on its worker")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # (store, copy): a child run
     args = ap.parse_args()
     if args.one:
@@ -110,6 +117,9 @@ def main() -> None:
                                  text=True)  # cwd: Dask workers import from it first
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result["load"] = os.getloadavg()[0]
+            timeline = result.pop("timeline")
+            if args.timeline:  # each task's (start, stop) seconds on its worker
+                print("\n".join(f"  {a:6.2f} {b:6.2f} {w} {k}" for a, b, w, k in timeline))
             results[side].append(result)
             print(f"round {r + 1} {side}: {json.dumps(result)}", flush=True)
     summary = {side: {"wall": [x["wall"] for x in rs], "workers_cpu": [x["workers_cpu"] for x in rs]}

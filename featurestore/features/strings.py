@@ -365,7 +365,8 @@ def sorted_members(keys: pa.Array, values: pa.Array) -> tuple[np.ndarray, np.nda
 def sorted_run_codes(chunks: list[pa.Array]) -> tuple[pa.Array, np.ndarray] | None:
     """:func:`packed_codes` of the strings of several chunks, each sorted (a merge's inputs:
     sorted customer ids), without concatenating them: each chunk's strings packed into uint64
-    keys, then one stable sort, which joins the sorted runs (timsort), instead of a hash.
+    keys, then the sorted runs joined by one k-way merge (:func:`_merged_runs`), instead of a
+    hash or a sort of every key.
 
     Args:
         chunks: string arrays without nulls (string or large_string), in order.
@@ -380,17 +381,80 @@ def sorted_run_codes(chunks: list[pa.Array]) -> tuple[pa.Array, np.ndarray] | No
         if packed is None:
             return None
         keys.append(packed)
+    starts = np.zeros(len(keys) + 1, dtype=np.int64)
+    np.cumsum([len(k) for k in keys], out=starts[1:])
     keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    new = np.ones(len(ordered), dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    codes = np.empty(len(keys), dtype=np.int64)
-    codes[order] = np.cumsum(new) - 1
-    new_off, new_data = _unpack(ordered[new])
-    distinct = pa.Array.from_buffers(pa.large_string(), int(new.sum()),
+    ok, codes, uniques = _merged_runs(keys, starts)
+    if not ok:  # a chunk out of order: one stable sort joins whatever runs there are
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        new = np.ones(len(ordered), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+        codes = np.empty(len(keys), dtype=np.int64)
+        codes[order] = np.cumsum(new) - 1
+        uniques = ordered[new]
+    new_off, new_data = _unpack(uniques)
+    distinct = pa.Array.from_buffers(pa.large_string(), len(uniques),
                                      [None, pa.py_buffer(new_off), pa.py_buffer(new_data)])
     return distinct, codes
+
+
+@njit(nogil=True, cache=True)
+def _merged_runs(keys: np.ndarray, starts: np.ndarray
+                 ) -> tuple[bool, np.ndarray, np.ndarray]:
+    """Join the ascending runs ``keys[starts[j]:starts[j + 1]]`` with a binary heap of their
+    heads: (whether every run ascends, each key's position among the distinct keys, those
+    keys ascending). n log(runs) comparisons, no sort and no gather of every key."""
+    n = len(keys)
+    r = len(starts) - 1
+    codes = np.empty(n, dtype=np.int64)
+    for j in range(r):
+        for i in range(starts[j] + 1, starts[j + 1]):
+            if keys[i] < keys[i - 1]:
+                return False, codes, keys[:0]
+    heap_key = np.empty(r, dtype=np.uint64)
+    heap_run = np.empty(r, dtype=np.int64)
+    pos = starts[:r].copy()
+    size = 0
+    for j in range(r):  # push each run's head (sift up)
+        if starts[j] < starts[j + 1]:
+            k, at = keys[starts[j]], size
+            size += 1
+            while at > 0:
+                up = (at - 1) >> 1
+                if heap_key[up] <= k:
+                    break
+                heap_key[at], heap_run[at] = heap_key[up], heap_run[up]
+                at = up
+            heap_key[at], heap_run[at] = k, j
+    uniques = np.empty(n, dtype=np.uint64)
+    d = -1
+    while size > 0:
+        k, j = heap_key[0], heap_run[0]
+        if d < 0 or uniques[d] != k:
+            d += 1
+            uniques[d] = k
+        codes[pos[j]] = d
+        pos[j] += 1
+        if pos[j] < starts[j + 1]:  # the run's next key replaces the head
+            k = keys[pos[j]]
+        else:  # the run is done: the heap's last entry replaces the head
+            size -= 1
+            k, j = heap_key[size], heap_run[size]
+        at = 0
+        while True:  # sift down
+            child = 2 * at + 1
+            if child >= size:
+                break
+            if child + 1 < size and heap_key[child + 1] < heap_key[child]:
+                child += 1
+            if heap_key[child] >= k:
+                break
+            heap_key[at], heap_run[at] = heap_key[child], heap_run[child]
+            at = child
+        if size > 0:
+            heap_key[at], heap_run[at] = k, j
+    return True, codes, uniques[:d + 1]
 
 
 def warm_up() -> None:
@@ -401,6 +465,7 @@ def warm_up() -> None:
     packed_codes(ids)
     packed_codes(pa.array(["a"], pa.string()))
     sorted_members(ids, ids)
+    sorted_run_codes([ids, ids])
     # 32-bit offsets too: the online handover merges ``string`` ids (a first materialization
     # inside ``featurestore ingest`` otherwise loaded these two overloads on its critical path)
     sorted_members(pa.array(["a"], pa.string()), pa.array(["a"], pa.string()))

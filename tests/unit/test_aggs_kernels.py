@@ -640,3 +640,24 @@ def test_a_written_partial_leaves_out_empty_columns_and_its_day_state_is_unchang
     assert day.equals(merge(list(complete.values()), pairs))
     one = merge([written], pairs)
     assert one.equals(merge([full], pairs)) and one.schema == merge([full], pairs).schema
+
+
+def test_approx_distinct_merge_of_inputs_with_and_without_sketches():
+    """A merge whose inputs hold sketches for some customers and none in others (the rows
+    holding a sketch are found chunk by chunk, issue #26): each customer's estimate is that
+    of one partial of all its hits, an exact count under 100 values stays exact, and a set
+    key over the same values in the same merge is unchanged."""
+    k = key("sketch", "channel", "string")
+    s = key("set", "channel", "string")
+    a1 = [{"customer_id": "a", "channel": f"x{i}"} for i in range(150)]
+    a2 = [{"customer_id": "a", "channel": f"y{i}"} for i in range(120)]
+    days = [hits(a1 + [{"customer_id": "b", "channel": f"b{i}"} for i in range(3)]),
+            hits([{"customer_id": "b", "channel": "b9"}, {"customer_id": "c", "channel": "c"}]),
+            hits(a2 + [{"customer_id": "0", "channel": "c"}])]  # a is its second row
+    whole = hits(a1 + a2)
+    ids = ["0", "a", "b", "c"]
+    merged = run(k, days, "approx_distinct", ids)
+    assert merged[1] == run(k, [whole], "approx_distinct", ["a"])[0]
+    assert abs(merged[1] - 270) / 270 < 0.03
+    assert [merged[0], *merged[2:]] == [1, 4, 1]
+    assert run(s, days, "distinct", ids) == [1, 270, 4, 1]

@@ -404,3 +404,69 @@ def test_min_max_merge_of_nan_and_negative_zero_follow_arrow():
         assert [str(g) for g in got] == [str(e) for e in expect]
         assert [np.signbit(g) for g in got if g == 0] == [np.signbit(e) for e in expect
                                                           if e == 0]
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_merge_of_all_keys_equals_each_key_merged_alone_byte_for_byte():
+    """The keys of one merge share what they can (customer codes, the list keys' dictionary
+    unification, a set's and a sketch's lists over the same pairs, issue #26): each key's
+    columns are those of the key merged alone, byte for byte, for many inputs, one
+    customer, empty inputs and several prefixes of a key (a chained state's windows)."""
+    rng = np.random.default_rng(21)
+    prefixed = [(k, k.name) for k in KEYS] + [(k, f"{k.name}@7") for k in KEYS[::3]]
+    for trial in range(30):
+        tables, _ = _random_inputs(rng, int(rng.integers(2, 9)))
+        if trial % 5 == 0:  # one customer in every input
+            tables = [t.filter(pc.equal(t.column("customer_id"), t.column("customer_id")[0]))
+                      for t in tables if t.num_rows]
+        if trial % 7 == 0:  # empty inputs among them
+            tables = [t.slice(0, 0) if i % 2 else t for i, t in enumerate(tables)]
+        for pairs in ([(k, k.name) for k in KEYS], prefixed):
+            if pairs is prefixed:  # the key's columns under a second prefix too
+                tables = [_with_prefixes(t, pairs) for t in tables]
+            whole = merge(tables, pairs)
+            for key, prefix in pairs:
+                alone = merge(tables, [(key, prefix)])
+                assert _ipc_bytes(whole.select(alone.column_names)) == _ipc_bytes(alone), \
+                    (key, prefix)
+
+
+def _with_prefixes(table: pa.Table, pairs) -> pa.Table:
+    """``table`` (columns ``<key>.<c>``) with every column a prefix of ``pairs`` names, the
+    key's own columns copied under its other prefixes."""
+    from featurestore.features.aggs.kernels import state_columns
+
+    cols = {"customer_id": table.column("customer_id")}
+    for key, prefix in pairs:
+        for f in state_columns(key, prefix):
+            cols[f.name] = table.column(f"{key.name}.{f.name.rsplit('.', 1)[1]}")
+    return pa.table(cols)
+
+
+def test_min_max_merge_ignores_what_a_null_slot_holds():
+    """A null's value slot may hold any bytes (Arrow leaves it undefined): the merged state
+    is the one of a clean array, byte for byte (a single null row stays null, its slot 0)."""
+    k = _key("min", "x", "float")
+    pairs = [(k, k.name)]
+
+    def state(ids, data, valid):
+        validity = pa.py_buffer(np.packbits(np.array(valid, bool), bitorder="little"))
+        values = pa.Array.from_buffers(pa.float64(), len(data),
+                                       [validity, pa.py_buffer(np.array(data, np.float64))],
+                                       null_count=len(valid) - sum(valid))
+        return pa.table({"customer_id": pa.array(ids, pa.large_string()),
+                         f"{k.name}.v": values})
+
+    dirty = [state(["a", "b", "c"], [3.0, 99.0, -7.0], [True, False, False]),
+             state(["a", "c"], [-98.0, 5.0], [False, True])]
+    clean = [state(["a", "b", "c"], [3.0, 0.0, 0.0], [True, False, False]),
+             state(["a", "c"], [0.0, 5.0], [False, True])]
+    merged = merge(dirty, pairs)
+    assert merged.column(f"{k.name}.v").to_pylist() == [3.0, None, 5.0]
+    assert _ipc_bytes(merged) == _ipc_bytes(merge(clean, pairs))

@@ -164,3 +164,28 @@ def test_packed_codes_of_kept_strings_equal_those_of_the_filtered_strings():
     assert strings.packed_codes(arr) is None
     assert strings.packed_codes(pa.array(["a", "123456789"]), keep=np.array([True, False])) \
         is None
+
+
+def test_sorted_run_codes_join_runs_with_duplicates_empty_and_unsorted_chunks() -> None:
+    """The k-way merge of sorted runs (a day's partials' customers, issue #26): the sorted
+    distinct values and each value's code, as one sort gives; a run with repeats, empty
+    runs, one run, one value; an unsorted chunk falls back to the sort; long values: None."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        chunks = []
+        for j in range(int(rng.integers(0, 7))):
+            size = int(rng.integers(0, 25))
+            values = sorted("".join(rng.choice(list("abz"), int(rng.integers(0, 5))))
+                            for _ in range(size))
+            if trial % 4 == 0 and len(values) > 1:
+                values = values[::-1]  # out of order
+            chunks.append(pa.array(values, pa.large_string() if j % 2 else pa.string()))
+        found = strings.sorted_run_codes(chunks)
+        flat = [v for c in chunks for v in c.to_pylist()]
+        distinct = sorted(set(flat), key=str.encode)
+        assert found[0].to_pylist() == distinct
+        assert found[0].type == pa.large_string()
+        assert found[1].tolist() == [distinct.index(v) for v in flat]
+    assert strings.sorted_run_codes([pa.array(["123456789"])]) is None
+    one = strings.sorted_run_codes([pa.array(["c1"]), pa.array(["c1"]), pa.array(["c1"])])
+    assert one[0].to_pylist() == ["c1"] and one[1].tolist() == [0, 0, 0]

@@ -416,10 +416,10 @@ def block_end(day: dt.date, w: int) -> dt.date:
 def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     """``state`` with the columns of ``extra`` (both sorted by customer_id), on the union of
     their customers; missing values are zero (counts, sums) or null."""
-    from .kernels import _align, positions
+    from .kernels import _align, _whole, positions
 
-    ids = state.column("customer_id").combine_chunks()
-    more = extra.column("customer_id").combine_chunks()
+    ids = _whole(state.column("customer_id"))
+    more = _whole(extra.column("customer_id"))
     if not (len(more) == len(ids) and more.type == ids.type and more.equals(ids)):
         ids = pc.unique(pa.concat_arrays([ids, more])).sort()
     by_name = {f.name: f for f in fields}
@@ -626,7 +626,9 @@ def with_ext_columns(store: Store, repo: FeatureRepo, plan: ExtPlan, table: str,
     ids = base.column("customer_id").combine_chunks()
     if pa.types.is_dictionary(ids.type):
         ids = ids.dictionary_decode()
-    cols: dict[str, object] = {n: base.column(n).combine_chunks()
+    from .kernels import _whole
+
+    cols: dict[str, object] = {n: _whole(base.column(n))
                                for n in base.column_names if n != "customer_id"}
     cols.update(ext_columns(store, plan, table, as_of, state, ids, first))
     cols.update(expression_columns(plan, table, cols, len(ids)))

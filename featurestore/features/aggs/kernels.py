@@ -551,12 +551,22 @@ def _flat_codes(columns: list) -> tuple[np.ndarray, np.ndarray, pa.Array]:
             row += len(chunk)
     if not dicts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), pa.array([], pa.large_string())
+    if len(dicts) == 1 and not dicts[0].null_count and _strictly_ascending(dicts[0]):
+        return idx[0], parents[0], dicts[0]  # one input, its dictionary as it is (a state's)
     whole = pc.unique(pa.concat_arrays(dicts)).sort()
     if len(dicts) == 1 and whole.equals(dicts[0]):  # one input, its dictionary as it is
         return idx[0], parents[0], whole
     codes = [pc.index_in(d, value_set=whole).to_numpy(zero_copy_only=False).astype(np.int64)[i]
              for d, i in zip(dicts, idx, strict=True)]
     return np.concatenate(codes), np.concatenate(parents), whole
+
+
+def _strictly_ascending(values: pa.Array) -> bool:
+    """Whether large strings without nulls ascend strictly, bytewise (a state's dictionary
+    does: then it is its own sorted distinct values, no hash and sort to find out)."""
+    from .runs import strictly_ascending
+
+    return strictly_ascending(*_string_buffers(values))
 
 
 def _distinct_coded(codes: np.ndarray, vcode: np.ndarray, nv: int,
@@ -819,11 +829,8 @@ def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
     with; computed once per table when many keys or features read it."""
     if not table.num_rows:
         return pa.nulls(len(customers), pa.int32())
-    ids = table.column("customer_id")
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if isinstance(customers, pa.ChunkedArray):
-        customers = customers.combine_chunks()
+    ids = _whole(table.column("customer_id"))
+    customers = _whole(customers)
     if len(ids) == len(customers) and ids.type == customers.type and ids.equals(customers):
         return pa.array(np.arange(len(ids), dtype=np.int32))  # the same rows (a memcmp)
     if _is_text(ids.type) and _is_text(customers.type) and not ids.null_count \
@@ -835,6 +842,14 @@ def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
         if found is not None:
             return pa.array(found.astype(np.int32), mask=found < 0)
     return pc.index_in(customers, value_set=ids)
+
+
+def _whole(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one array: its only chunk as it is (a memory-mapped state's: no copy of
+    500 k rows per feature), else its chunks combined."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -851,7 +866,7 @@ def _align(part: pa.Table, customers: pa.Array, prefix: str,
     same = None
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
-        col = part.column(comp).combine_chunks().cast(field.type) if part.num_rows else \
+        col = _whole(part.column(comp)).cast(field.type) if part.num_rows else \
             pa.array([], field.type)
         if same is None:  # whether pos is every row of part in order (then no take)
             same = len(pos) == len(col) and not pos.null_count and bool(
@@ -895,58 +910,73 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
     # column by column over the inputs' chunks (memory-mapped files): no copy of every input
     # at once; the value lists are read per input (their dictionaries differ)
     customers, codes = _merged_customers(_chunks(tables, "customer_id"))
-    m = len(customers)
     out = {"customer_id": customers}
     unified: list = []  # the list keys' dictionaries unified so far (shared by equal ones)
+    seen: list = []  # and their lists (a set and a sketch of the same values share them)
     for key, prefix in keys:
-        comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
-        k = key.kind
-        if k in ("count", "moments"):  # sums over the shared customer codes, in input order
-            cols = _summed_merged(key, prefix, tables, codes, m)
-            if k == "moments":  # an emptied window: exactly zero, not float residue
-                empty = pc.equal(cols[comp["n"]], 0)
-                for c in ("s", "ss"):
-                    cols[comp[c]] = pc.if_else(empty, pa.scalar(0, cols[comp[c]].type),
-                                               cols[comp[c]])
-            out.update(cols)
-            continue
-        if k in ("set", "sketch", "counts"):  # every row, as integer pairs (cheap to redo)
-            vcode, parent, dictionary = _merged_value_codes(
-                [t.column(comp["v"]) for t in tables], unified)
-            sketches = counts = None
-            if k == "sketch":
-                h = _combined(tables, comp["h"])
-                has = _bools(pc.is_valid(h))
-                sketches = (codes[has], h.filter(pa.array(has)))
-            if k == "counts":
-                flat = [pc.list_flatten(c).to_numpy(zero_copy_only=False)
-                        for c in _chunks(tables, comp["c"])]
-                counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
-            out.update(_merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
-                                     counts, sketches))
-            continue
-        if k not in ("first", "last", "min", "max"):
-            raise ValueError(f"unknown state kind {k!r}")
-        numbers = _numeric_merged(key, prefix, tables, codes, m) if k in ("min", "max") \
-            else None
-        if numbers is not None:  # ints and floats: one pass per chunk, no copy
-            out.update(numbers)
-            continue
-        if k in ("first", "last"):  # the smallest / largest (time, file) per customer: no sort
-            out.update(_first_last_merged(key, prefix, tables, codes, m))
-            continue
-        col = {c: _combined(tables, n) for c, n in comp.items()}
-        # a customer in one input keeps its row as it is (a lifetime state merged with a
-        # small day recomputes only the day's customers)
-        single = np.bincount(codes, minlength=m)[codes] == 1
-        valid = _bools(pc.is_valid(col["v"])) & ~single
-        state = _coded_state(key, prefix, codes[valid], customers,
-                             col["v"].filter(pa.array(valid)), None)
-        if single.any():
-            state = _with_single_rows(state, col, codes, single, m, prefix,
-                                      state_columns(key, prefix))
-        out.update(state)
+        out.update(_merged_key(key, prefix, tables, customers, codes, unified, seen))
     return pa.table(out)
+
+
+_LISTS = ("set", "sketch", "counts")
+
+
+def _merged_key(key: StateKey, prefix: str, tables: list[pa.Table], customers: pa.Array,
+                codes: np.ndarray, unified: list, seen: list | None = None
+                ) -> dict[str, pa.Array]:
+    """One key's merged columns (see :func:`merge`) over the customers and each input row's
+    customer code; ``unified`` and ``seen``: what the list keys merged before share (see
+    :func:`_merged_value_codes`, :func:`_merged_lists`)."""
+    comp = {f.name.rsplit(".", 1)[1]: f.name for f in state_columns(key, prefix)}
+    k = key.kind
+    m = len(customers)
+    if k in _LISTS:  # every row, as integer pairs (cheap to redo)
+        vcode, parent, dictionary = _merged_value_codes(
+            [t.column(comp["v"]) for t in tables], unified)
+        sketches = counts = None
+        if k == "sketch":  # the rows holding a sketch, chunk by chunk (most hold none)
+            rows, blobs, at = [], [], 0
+            for chunk in _chunks(tables, comp["h"]):
+                if chunk.null_count < len(chunk):
+                    has = _bools(pc.is_valid(chunk))
+                    rows.append(np.flatnonzero(has) + at)
+                    blobs.append(chunk.filter(pa.array(has)))
+                at += len(chunk)
+            sketches = (codes[np.concatenate(rows)] if rows else np.zeros(0, np.int64),
+                        pa.concat_arrays(blobs) if blobs else pa.array([], pa.large_binary()))
+        if k == "counts":
+            flat = [pc.list_flatten(c).to_numpy(zero_copy_only=False)
+                    for c in _chunks(tables, comp["c"])]
+            counts = np.concatenate(flat).astype(np.int64) if flat else np.zeros(0, np.int64)
+        return _merged_lists(key, prefix, codes[parent], customers, vcode, dictionary,
+                             counts, sketches, seen)
+    if k in ("count", "moments"):  # sums over the shared customer codes, in input order
+        cols = _summed_merged(key, prefix, tables, codes, m)
+        if k == "moments":  # an emptied window: exactly zero, not float residue
+            empty = pc.equal(cols[comp["n"]], 0)
+            for c in ("s", "ss"):
+                cols[comp[c]] = pc.if_else(empty, pa.scalar(0, cols[comp[c]].type),
+                                           cols[comp[c]])
+        return cols
+    if k not in ("first", "last", "min", "max"):
+        raise ValueError(f"unknown state kind {k!r}")
+    numbers = _numeric_merged(key, prefix, tables, codes, m) if k in ("min", "max") \
+        else None
+    if numbers is not None:  # ints and floats: one pass per chunk, no copy
+        return numbers
+    if k in ("first", "last"):  # the smallest / largest (time, file) per customer: no sort
+        return _first_last_merged(key, prefix, tables, codes, m)
+    col = {c: _combined(tables, n) for c, n in comp.items()}
+    # a customer in one input keeps its row as it is (a lifetime state merged with a
+    # small day recomputes only the day's customers)
+    single = np.bincount(codes, minlength=m)[codes] == 1
+    valid = _bools(pc.is_valid(col["v"])) & ~single
+    state = _coded_state(key, prefix, codes[valid], customers,
+                         col["v"].filter(pa.array(valid)), None)
+    if single.any():
+        state = _with_single_rows(state, col, codes, single, m, prefix,
+                                  state_columns(key, prefix))
+    return state
 
 
 def _chunks(tables: list[pa.Table], name: str) -> list[pa.Array]:
@@ -1070,17 +1100,29 @@ def _numeric_merged(key: StateKey, prefix: str, tables: list[pa.Table], codes: n
     if not (pa.types.is_integer(field.type) or pa.types.is_floating(field.type)):
         return None
     want = pa.int64() if pa.types.is_integer(field.type) else pa.float64()
-    chunks = []
-    for chunk in _chunks(tables, field.name):
-        x = chunk.cast(want)
-        valid = _bools(pc.is_valid(x)) if x.null_count else np.ones(len(x), bool)
-        chunks.append((pc.fill_null(x, pa.scalar(0, want)).to_numpy(zero_copy_only=False)
-                       if x.null_count else x.to_numpy(zero_copy_only=False), valid))
+    chunks = [_raw_numbers(chunk.cast(want)) for chunk in _chunks(tables, field.name)]
     found = numeric_extremes(codes, chunks, m, key.kind == "max")
     if found is None:
         return None
     values, valid = found
     return {field.name: pa.array(values, want, mask=~valid).cast(field.type)}
+
+
+def _raw_numbers(x: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed-width numeric array's values buffer and validity as numpy views (no fill: a
+    null's slot holds whatever the buffer does, which readers must ignore)."""
+    dtype = np.dtype(x.type.to_pandas_dtype())
+    n = len(x)
+    if not x.null_count:
+        return x.to_numpy(zero_copy_only=False), np.ones(n, bool)
+    bufs = x.buffers()
+    if bufs[1] is None or bufs[1].size < (x.offset + n) * dtype.itemsize:  # no values kept
+        filled = pc.fill_null(x, pa.scalar(0, x.type)).to_numpy(zero_copy_only=False)
+        return filled, _bools(pc.is_valid(x))
+    values = np.frombuffer(bufs[1], dtype, n, x.offset * dtype.itemsize)
+    bits = np.frombuffer(bufs[0], np.uint8)
+    valid = np.unpackbits(bits, count=x.offset + n, bitorder="little")[x.offset:]
+    return values, valid.view(bool)
 
 
 def _string_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -1138,21 +1180,32 @@ def _file_ranks(chunks: list[pa.Array]) -> tuple[pa.Array, list[tuple[pa.Array, 
 
 def _merged_lists(key: StateKey, prefix: str, codes: np.ndarray, customers: pa.Array,
                   vcode: np.ndarray, dictionary: pa.Array, counts: np.ndarray | None,
-                  sketches: tuple[np.ndarray, pa.Array] | None) -> dict[str, pa.Array]:
+                  sketches: tuple[np.ndarray, pa.Array] | None, seen: list | None = None
+                  ) -> dict[str, pa.Array]:
     """:func:`_list_state` for a merge's pairs: one or two sorted runs are joined in one
     pass (:func:`.runs.distinct_runs`), more (a day's file partials) are grouped by a
-    counting sort on the customer code (:func:`.runs.distinct_grouped`), not sorted whole."""
+    counting sort on the customer code (:func:`.runs.distinct_grouped`), not sorted whole.
+    ``seen``: the (codes, value codes, dictionary, lists) of uncounted keys merged before;
+    a key over the same pairs (a set and a sketch of one field) takes their lists."""
     from .runs import distinct_grouped, distinct_runs
 
     k = key.kind
     m = len(customers)
     fields = state_columns(key, prefix)
     ones = counts if counts is not None or k != "counts" else np.ones(len(codes), np.int64)
-    pairs = distinct_runs(codes, vcode, ones) if len(codes) else None
-    if pairs is None:
-        pairs = distinct_grouped(codes, vcode, ones, m)
+    lists = None
+    if ones is None and seen:
+        lists = next((had for c, v, d, had in seen if d is dictionary and
+                      np.array_equal(c, codes) and np.array_equal(v, vcode)), None)
+    if lists is None:
+        pairs = distinct_runs(codes, vcode, ones) if len(codes) else None
+        if pairs is None:
+            pairs = distinct_grouped(codes, vcode, ones, m)
+        lists = _coded_lists(pairs, dictionary, m)
+        if ones is None and seen is not None:
+            seen.append((codes, vcode, dictionary, lists))
     extra = [sketches] if sketches is not None and len(sketches[0]) else []
-    return _list_columns(k, fields, customers, _coded_lists(pairs, dictionary, m), extra)
+    return _list_columns(k, fields, customers, lists, extra)
 
 
 def _with_single_rows(state: dict[str, pa.Array], col: dict[str, pa.Array],
@@ -1226,11 +1279,11 @@ def _state_values(key: StateKey, prefix: str, state: pa.Table, aggregation: str,
     fields = state_columns(key, prefix)
     c = {}
     for field in fields:
-        col = state.column(field.name).combine_chunks().cast(field.type) if state.num_rows \
+        col = _whole(state.column(field.name)).cast(field.type) if state.num_rows \
             else pa.array([], field.type)
         comp = field.name.rsplit(".", 1)[1]
         c[comp] = pc.fill_null(col, pa.scalar(0, field.type)) if comp in ("n", "s", "ss") \
-            else col
+            and col.null_count else col
     if aggregation == "count":
         return c["n"]
     if aggregation == "sum":

@@ -16,7 +16,7 @@ import pyarrow as pa
 from numba import njit
 
 __all__ = ["add_sums", "distinct_grouped", "distinct_runs", "extreme_orders", "numeric_extremes",
-           "sorted_positions", "top_k_rows", "warm_up"]
+           "sorted_positions", "strictly_ascending", "top_k_rows", "warm_up"]
 
 
 @njit(nogil=True, cache=True)
@@ -203,6 +203,11 @@ def _ascending(offsets: np.ndarray, data: np.ndarray) -> bool:
     return True
 
 
+def strictly_ascending(offsets: np.ndarray, data: np.ndarray) -> bool:
+    """Whether the strings of (int64 offsets, bytes) ascend strictly, bytewise."""
+    return bool(_ascending(_ro(offsets, np.int64), _ro(data, np.uint8)))
+
+
 @njit(nogil=True, cache=True)
 def _sorted_positions(oa: np.ndarray, da: np.ndarray, ob: np.ndarray, db: np.ndarray
                       ) -> np.ndarray:
@@ -283,10 +288,11 @@ def _extreme_update(best: np.ndarray, has: np.ndarray, count: np.ndarray, last: 
     for i in range(len(codes)):
         c = codes[i]
         count[c] += 1
-        last[c] = x[i]
         last_ok[c] = valid[i]
-        if not valid[i]:
+        if not valid[i]:  # a null's slot may hold anything: a null single row is 0
+            last[c] = 0
             continue
+        last[c] = x[i]
         v = x[i]
         if v != v or (v == 0 and np.signbit(v)):  # noqa: PLR0124  NaN, -0.0: Arrow's own rules decide
             odd = True
@@ -304,7 +310,8 @@ def numeric_extremes(codes: np.ndarray, chunks: list[tuple[np.ndarray, np.ndarra
 
     Args:
         codes: each row's code over all chunks (int64).
-        chunks: per chunk (values: int64 or float64 numpy, validity: bool), in order.
+        chunks: per chunk (values: int64 or float64 numpy, validity: bool), in order; a
+            null's value is ignored.
         m: the codes.
         largest: max instead of min.
 
