@@ -182,7 +182,7 @@ def _bools(values) -> np.ndarray:
 
 def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                   rows: np.ndarray | None, mask_fn, products_fn,
-                  where_types: dict[str, str]) -> pa.Table:
+                  where_types: dict[str, str], share=None) -> pa.Table:
     """One file's (or one day's) partial states of every key, per customer.
 
     Args:
@@ -193,6 +193,10 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
         mask_fn: ``(table, Filter) -> bool array``: the original filter conditions.
         products_fn: ``(table, needed) -> dict`` of the product list's pairs (daily._products).
         where_types: column -> type for ``where`` conditions and fields.
+        share: the ingest task's :class:`..daily.HitShare` of ``events`` (None: none): its
+            masks and product entries are used in place of ``mask_fn`` / ``products_fn``,
+            and it is handed the customer coding (the default partials' first-seen coding
+            is derived from it).
 
     Returns:
         The wide state table, one row per customer with a hit, sorted by customer_id.
@@ -221,6 +225,10 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
         codes[named] = named_codes
     else:  # each row's customer code and the sorted customers: shared by every key
         codes, customers = _rank(cust)
+        named_codes = codes
+    if share is not None:
+        share.customer_codes = (named, named_codes, len(customers))
+        mask_fn, products_fn = share.mask, share.products
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     masks: dict[str, np.ndarray] = {}
     for key in keys:
@@ -228,10 +236,10 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             spec = json.loads(key.filter_json)
             conds = spec.pop("where", None) or []
             mask = mask_fn(events, Filter(**spec)) if n else np.zeros(0, bool)
-            for cond in conds:
-                mask &= _where_mask(events, cond, where_types[cond["column"]])
+            for cond in conds:  # (new arrays: a shared mask is not changed)
+                mask = mask & _where_mask(events, cond, where_types[cond["column"]])
             if named is not None:
-                mask &= named
+                mask = mask & named
             masks[key.filter_json] = mask
     need = np.zeros(n, dtype=bool)
     for key in keys:
