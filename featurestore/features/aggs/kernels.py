@@ -218,13 +218,14 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             rows = np.cumsum(named) - 1
         from ..strings import packed_codes
 
-        packed = packed_codes(cust, keep=named)  # (no filtered copy of the ids)
+        # (no filtered copy of the ids; a file's customers are mostly distinct: sorted)
+        packed = packed_codes(cust, keep=named, mostly_distinct=True)
         customers, named_codes = packed if packed is not None else \
             _rank(cust.filter(pa.array(named)))[::-1]
         codes = np.full(n, -1, np.int64)
         codes[named] = named_codes
     else:  # each row's customer code and the sorted customers: shared by every key
-        codes, customers = _rank(cust)
+        codes, customers = _rank(cust, mostly_distinct=True)
         named_codes = codes
     if share is not None:
         share.customer_codes = (named, named_codes, len(customers))
@@ -493,8 +494,9 @@ def _starts(sorted_codes: np.ndarray) -> np.ndarray:
     return np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
 
 
-def _rank(strings) -> tuple[np.ndarray, pa.Array]:
-    """Each string's code in the sorted distinct strings, and those (the dictionary)."""
+def _rank(strings, mostly_distinct: bool = False) -> tuple[np.ndarray, pa.Array]:
+    """Each string's code in the sorted distinct strings, and those (the dictionary);
+    ``mostly_distinct``: few strings repeat (see :func:`..strings.packed_codes`)."""
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
     strings = strings.cast(pa.large_string())
@@ -504,7 +506,7 @@ def _rank(strings) -> tuple[np.ndarray, pa.Array]:
         return np.zeros(0, np.int64), pa.array([], pa.large_string())
     from ..strings import packed_codes
 
-    packed = packed_codes(strings)  # ids of up to 8 bytes: as integers (numba)
+    packed = packed_codes(strings, mostly_distinct=mostly_distinct)  # ids of <= 8 bytes
     if packed is not None:
         return packed[1], packed[0]
     # one hash pass (the distinct values and each string's index among them), then only the
