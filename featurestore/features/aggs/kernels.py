@@ -129,7 +129,11 @@ def _where_mask(table: pa.Table, cond: dict, ctype: str) -> np.ndarray:
     if cond["column"] not in table.column_names or \
             table.column(cond["column"]).null_count == n:  # a column this file lacks: null
         return np.full(n, op == "is_null")
-    col = _typed(table.column(cond["column"]), ctype)
+    col = table.column(cond["column"])
+    if ctype == "string" and pa.types.is_string(col.type):  # compared as it is: no cast
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    else:
+        col = _typed(col, ctype)
     if op == "is_null":
         return _bools(pc.is_null(col))
     if op == "not_null":
@@ -312,10 +316,19 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
     if key.field == "event_date":
         column = events.column("event_date").combine_chunks().cast(pa.date32())
     elif key.field is not None:
-        if key.field in events.column_names:
-            column = _typed(events.column(key.field), key.ftype)
-        else:
-            column = pa.nulls(n, key.value_type)
+        raw = events.column(key.field) if key.field in events.column_names else None
+        if raw is None or raw.null_count == n:  # (a column this file lacks): no typing
+            return np.zeros(0, np.int64), pa.array([], key.value_type), None
+        if key.ftype == "string" and pa.types.is_string(raw.type):
+            # the rows first, then the cast of their strings only (most hits lack a
+            # sparse column's value): the same values as casting every row, then taking
+            raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+            if raw.null_count:
+                mask = mask & _bools(pc.is_valid(raw))
+            rows_of = np.flatnonzero(mask)
+            values = raw if len(rows_of) == n else raw.take(pa.array(rows_of))
+            return rows_of, values.cast(key.value_type), None
+        column = _typed(raw, key.ftype)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
     if key.field is not None and column.null_count == n:  # (a column this file lacks)
@@ -335,19 +348,27 @@ def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.
     from .runs import distinct_grouped
 
     if not len(values):  # (a key matching nothing in this file: no list built)
-        return {"v": pa.nulls(m, _LIST), "n": pa.nulls(m, pa.list_(pa.int64()))}
+        return {"v": pa.nulls(m, _LIST), "n": pa.nulls(m, pa.list_(pa.int64())), "longest": 0}
     vcode, dictionary = _rank(_as_strings(values))
     # the distinct (customer, value) pairs, sorted, each with its number of rows: a counting
     # sort by customer, then each customer's few values (no sort of all the pairs)
     counted = distinct_grouped(codes, vcode, np.ones(len(vcode), np.int64), m)
-    return _coded_lists(counted, dictionary, m)
+    lists = _coded_lists(counted, dictionary, m)
+    offsets = lists["v"].offsets.to_numpy()  # (a customer without values: size 0)
+    lists["longest"] = int(np.diff(offsets).max()) if m else 0
+    return lists
 
 
 def _partial_lists(key: StateKey, customers: pa.Array, lists: dict[str, pa.Array]
                    ) -> dict[str, pa.Array]:
     """A set / counts / sketch partial from :func:`_counted_lists`: the counted pairs'
     values are the distinct pairs (every count is at least 1)."""
-    return _list_columns(key.kind, state_columns(key, key.name), customers, lists, [])
+    fields = state_columns(key, key.name)
+    if key.kind == "sketch" and lists["longest"] <= EXACT_LIMIT:
+        # every list exact (a file's customers rarely have more): what _sketchify gives
+        return {fields[0].name: lists["v"], fields[1].name: pa.nulls(len(customers),
+                                                                     fields[1].type)}
+    return _list_columns(key.kind, fields, customers, lists, [])
 
 
 def _list_columns(kind: str, fields: list[pa.Field], customers: pa.Array,
