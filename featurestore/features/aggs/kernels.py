@@ -303,7 +303,8 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
             if key.field == "product_id":
                 if column.null_count:
                     sel = sel & _bools(pc.is_valid(column))
-                values = column.filter(pa.array(sel))
+                # (every pair of an unfiltered key: no copy)
+                values = column if sel.all() else column.filter(pa.array(sel))
             else:
                 values = pa.array(column[sel])
                 if values.null_count:
