@@ -47,7 +47,8 @@ def test_kill9_mid_ingest_then_rerun_equals_clean_run(clean_ingest, tmp_path, cl
         store = tmp_path / f"killed-{n}"
         killed = _ingest(raw, store,
                          kill_when=lambda: _count(store / "_partials", "*.arrow") >= kill_at)
-        assert killed["killed"], "the ingest finished before the kill point"
+        assert killed["killed"], ("the ingest finished before the kill point: "
+                                  f"rc {killed['rc']}, stderr {killed['stderr'][-2000:]}")
         # killed mid-run: fewer partials than the clean run's
         assert _count(store / "_partials", "*.arrow") < _count(clean / "_partials", "*.arrow")
         again = ingest_in_process(raw, store, client.scheduler.address)
