@@ -4,7 +4,8 @@ One command (full size, as the issue asks; the lead's idle-machine run):
 
     python benchmarks/aggs.py
 
-``--small`` for a quick run (a shorter history, fewer hits). Three measurements, each printed
+``--small`` for a quick run (a shorter history, fewer hits); ``--profile`` adds, for the
+ingest measure, compute seconds per Dask task kind. Three measurements, each printed
 as one JSON object, side by side in one run:
 
 * ``window``: a day's materialization on day ``--days`` (400) of a generated history, with the
@@ -28,6 +29,7 @@ import argparse
 import contextlib
 import json
 import random
+import re
 import shutil
 import statistics
 import tempfile
@@ -150,8 +152,27 @@ def window_ratio(work: Path, days: int, rows: int, customers: int, repeats: int,
             "target": 1.3}
 
 
+def _task_kind(key) -> str:
+    """A Dask task's kind: ``fs-ext-2026-01-02-<ns>`` -> ``ext``; ``_ingest_one-<uuid>`` ->
+    ``_ingest_one``."""
+    key = str(key[0] if isinstance(key, tuple) else key)
+    found = re.match(r"fs-([a-z]+)-\d{4}-\d\d-\d\d", key)
+    return found.group(1) if found else re.sub(r"-[0-9a-f]{8,}.*$|-[0-9a-f]{8}-.*$", "", key)
+
+
+def _task_seconds(stream: list[dict]) -> dict[str, float]:
+    """Compute seconds per task kind of a Dask task stream, largest first."""
+    out: dict[str, float] = {}
+    for task in stream:
+        for ss in task["startstops"]:
+            if ss["action"] == "compute":
+                kind = _task_kind(task["key"])
+                out[kind] = out.get(kind, 0.0) + ss["stop"] - ss["start"]
+    return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 def ingest_ratio(work: Path, days: int, rows: int, customers: int, repeats: int,
-                 client, in_process: bool = False) -> dict:
+                 client, in_process: bool = False, profile: bool = False) -> dict:
     raw = work / "iraw"
     generate_weblog(str(raw), days=days, customers=customers, products=200,
                     rows_per_day=rows, parts=2, seed=8, bad_rows=0.001, late_fraction=0.02)
@@ -159,13 +180,21 @@ def ingest_ratio(work: Path, days: int, rows: int, customers: int, repeats: int,
              "plus30": parse_feature_repo(repo_text(thirty_features(), DECLARED), "plus30")}
     times: dict[str, list[float]] = {k: [] for k in repos}
     cpu: dict[str, list[float]] = {k: [] for k in repos}
+    tasks: dict[str, dict[str, float]] = {}
     for r in range(repeats + 1):
         for name, repo in repos.items():
             store = work / f"ingest-{name}"
             shutil.rmtree(store, ignore_errors=True)
             workers = 0.0 if in_process else _workers_cpu(client)
             started, cpu_started = time.perf_counter(), time.process_time()
-            _build(raw, store, repo, client)
+            if profile and r == repeats:  # the last round: compute seconds per task kind
+                from distributed import get_task_stream
+
+                with get_task_stream(client) as stream:
+                    _build(raw, store, repo, client)
+                tasks[name] = _task_seconds(stream.data)
+            else:
+                _build(raw, store, repo, client)
             if r:
                 times[name].append(time.perf_counter() - started)
                 spent = time.process_time() - cpu_started
@@ -182,6 +211,9 @@ def ingest_ratio(work: Path, days: int, rows: int, customers: int, repeats: int,
     out["cpu_seconds_default"], out["cpu_seconds_plus30"] = cpu["default"], cpu["plus30"]
     out["cpu_ratio"] = round(statistics.median(
         [a / b for a, b in zip(cpu["plus30"], cpu["default"], strict=True)]), 3)
+    if profile:  # where the time goes, per task kind (ext*: the SPEC §3a chain's tasks)
+        out["task_seconds_default"], out["task_seconds_plus30"] = \
+            tasks["default"], tasks["plus30"]
     return out
 
 
@@ -257,6 +289,9 @@ def main() -> None:
                          "e.g. 150 with --window-customers 100 builds day 400 in minutes")
     ap.add_argument("--window-customers", type=int, default=None,
                     help="customers of the window history (default 5000; --small 300)")
+    ap.add_argument("--profile", action="store_true",
+                    help="ingest measure: also print the last round's compute seconds per "
+                         "Dask task kind of each repository (ext, extday, extfront, asof ...)")
     ap.add_argument("--in-process", action="store_true",
                     help="ingest measure on worker threads of this process instead of "
                          "worker processes")
@@ -278,7 +313,7 @@ def main() -> None:
             if args.only in (None, "ingest"):
                 print(json.dumps(ingest_ratio(work, 30 if args.small else 60, rows * 5,
                                               customers, args.repeats, client,
-                                              args.in_process)), flush=True)
+                                              args.in_process, args.profile)), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

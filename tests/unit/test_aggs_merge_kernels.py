@@ -470,3 +470,41 @@ def test_min_max_merge_ignores_what_a_null_slot_holds():
     merged = merge(dirty, pairs)
     assert merged.column(f"{k.name}.v").to_pylist() == [3.0, None, 5.0]
     assert _ipc_bytes(merged) == _ipc_bytes(merge(clean, pairs))
+
+
+def test_merge_completes_inputs_missing_columns_as_zero_or_null():
+    """An input without some keys' columns (a partial without its empty columns, a slide's
+    leaving day) merges as if it held zero counts / sums and null values: the same table as
+    merging that input with those columns written out, and the columns in the keys' order
+    whatever order an input holds them in."""
+    count = StateKey("count", None, None, False, NO_FILTER)
+    moments = StateKey("moments", "price", "float", False, NO_FILTER)
+    low = StateKey("min", "price", "float", False, NO_FILTER)
+    names = StateKey("set", "product_id", "string", False, NO_FILTER)
+    keys = [(count, "a"), (moments, "b"), (low, "c"), (names, "d")]
+    ids = pa.array(["c1", "c2", "c3"], pa.large_string())
+    full = pa.table({
+        "customer_id": ids, "a.n": pa.array([1, 2, 3], pa.int64()),
+        "b.n": pa.array([1, 1, 2], pa.int64()), "b.s": pa.array([1.5, 2.0, 3.25]),
+        "b.ss": pa.array([2.25, 4.0, 5.0]), "c.v": pa.array([1.5, None, 0.5]),
+        "d.v": pa.array([["x"], None, ["x", "y"]], pa.list_(pa.large_string()))})
+    # the second input holds only the count, its columns in another order than the keys'
+    partial = pa.table({"a.n": pa.array([5, 7], pa.int64()),
+                        "customer_id": pa.array(["c2", "c4"], pa.large_string())})
+    written = pa.table({
+        "customer_id": partial["customer_id"], "a.n": partial["a.n"],
+        "b.n": pa.array([0, 0], pa.int64()), "b.s": pa.array([0.0, 0.0]),
+        "b.ss": pa.array([0.0, 0.0]), "c.v": pa.nulls(2, pa.float64()),
+        "d.v": pa.nulls(2, pa.list_(pa.large_string()))})
+    got = merge([full, partial], keys)
+    assert got.equals(merge([full, written], keys))
+    assert got.column_names == full.column_names
+    assert got["customer_id"].to_pylist() == ["c1", "c2", "c3", "c4"]
+    assert got["a.n"].to_pylist() == [1, 7, 3, 7]
+    assert got["b.n"].to_pylist() == [1, 1, 2, 0]
+    assert got["b.s"].to_pylist() == [1.5, 2.0, 3.25, 0.0]
+    assert got["c.v"].to_pylist() == [1.5, None, 0.5, None]
+    # a lone input is completed too (the merge returns it as it is otherwise)
+    alone = merge([partial], keys)
+    assert alone.column_names == full.column_names
+    assert alone["b.s"].to_pylist() == [0.0, 0.0] and alone["c.v"].null_count == 2
