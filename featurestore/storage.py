@@ -317,6 +317,22 @@ class Store:
 
     # -- atomic writes --------------------------------------------------------------------
     @contextlib.contextmanager
+    def publishing(self, *parts: str) -> Iterator[str]:
+        """Publish one file of the store through a writer that takes a path (pyarrow,
+        fastparquet) instead of bytes.
+
+        Args:
+            parts: the file's path inside the store.
+
+        Yields:
+            Where to write: a temporary local file, or on S3 the final key (one PUT is
+            atomic; open it with ``self.fs``). On success the file appears at ``parts`` whole;
+            on an exception nothing does.
+        """
+        with self._publish(self.path(*parts)) as target:
+            yield target
+
+    @contextlib.contextmanager
     def _publish(self, final: str) -> Iterator[str]:
         """Yield a path to write; on success the content appears at ``final`` all at once."""
         lease = _leases.get(self.url)

@@ -3,7 +3,7 @@
 Tables go through pyarrow rather than ``Store.write_parquet`` (fastparquet): fastparquet records
 a nullable ``Int64`` column's numpy type as ``int64``, so ``pandas.read_parquet`` reads it back
 as float64; pyarrow's pandas metadata keeps ``Int64`` (SPEC §4: nullable day counts). The commit
-protocol is the store's own (``Store._publish``: temp name + rename, or one PUT on S3).
+protocol is the store's own (``Store.publishing``: temp name + rename, or one PUT on S3).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def write_ipc(store: Store, table: pa.Table, *parts: str) -> None:
     into the store's temporary file, then renamed (no in-memory copy of the whole file: a
     §3a partial is ~20 MB); a remote one is one PUT of the bytes."""
     if store.is_local:
-        with store._publish(store.path(*parts)) as target, pa.OSFile(target, "wb") as sink, \
+        with store.publishing(*parts) as target, pa.OSFile(target, "wb") as sink, \
                 pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         return

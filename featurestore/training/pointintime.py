@@ -254,7 +254,7 @@ def _write_part(table: Any, nullable: list[str], out: Store, day: dt.date) -> No
     import pyarrow.parquet as pq
 
     table = conform(table, nullable)  # the store's types: Int64 nullable ints in every part
-    with out._publish(out.path(f"part-{day.isoformat()}.parquet")) as target:
+    with out.publishing(f"part-{day.isoformat()}.parquet") as target:
         if out.is_local:  # pyarrow's own file: fsspec's local file costs more than the encoding
             pq.write_table(table, target, compression="snappy")
             return

@@ -15,14 +15,14 @@ from benchmarks.reliability import ROOT, compare, snapshot
 from tests._generated_store import cli_in_process
 
 #: A writer that takes the store's lease, starts publishing one file as every writer does
-#: (``Store._publish``), writes half of it and is killed with SIGKILL before the rename.
+#: (``Store.publishing``), writes half of it and is killed with SIGKILL before the rename.
 _KILLED_WRITER = textwrap.dedent("""
     import os, signal, sys
     from featurestore.storage import Store
 
     store = Store(sys.argv[1])
     with store.lock("ingest"):
-        with store._publish(store.path("events", "date=2020-01-01", "part.parquet")) as tmp:
+        with store.publishing("events", "date=2020-01-01", "part.parquet") as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"PAR1 half a file")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,5 +1,5 @@
 """Where a local write stages its file, and which leftovers the next writing run removes
-(``Store._publish`` / ``Store.sweep_tmp``)."""
+(``Store.publishing`` / ``Store.sweep_tmp``)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_a_write_stages_in_the_store_tmp_folder_named_by_its_run(tmp_path):
     store = Store(str(tmp_path))
     with store.lock("test"):
         run = storage._leases[store.url].run_id
-        with store._publish(store.path("t", "a.bin")) as tmp:
+        with store.publishing("t", "a.bin") as tmp:
             staged = Path(tmp)
             assert staged.parent == tmp_path / TMP_DIR
             assert staged.name.startswith(f"{run}-") and staged.name.endswith("-a.bin")
@@ -35,7 +35,7 @@ def test_a_write_stages_in_the_store_tmp_folder_named_by_its_run(tmp_path):
     assert (tmp_path / "t" / "a.bin").read_bytes() == b"x"
     assert not staged.exists()
     # a write without a lease is named "free"
-    with store._publish(store.path("t", "b.bin")) as tmp:
+    with store.publishing("t", "b.bin") as tmp:
         assert Path(tmp).name.startswith("free-")
         Path(tmp).write_bytes(b"y")
     assert list((tmp_path / TMP_DIR).iterdir()) == []
@@ -43,7 +43,7 @@ def test_a_write_stages_in_the_store_tmp_folder_named_by_its_run(tmp_path):
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):
     store = Store(str(tmp_path))
-    with pytest.raises(RuntimeError), store._publish(store.path("t", "a.bin")) as tmp:
+    with pytest.raises(RuntimeError), store.publishing("t", "a.bin") as tmp:
         Path(tmp).write_bytes(b"half")
         raise RuntimeError("writer failed")
     assert list((tmp_path / TMP_DIR).iterdir()) == []
