@@ -661,3 +661,97 @@ def test_approx_distinct_merge_of_inputs_with_and_without_sketches():
     assert abs(merged[1] - 270) / 270 < 0.03
     assert [merged[0], *merged[2:]] == [1, 4, 1]
     assert run(s, days, "distinct", ids) == [1, 270, 4, 1]
+
+
+ABSENT_REPO = REPO.replace(
+    "weblog: {kind: weblog, table: events}",
+    "weblog: {kind: weblog, table: events, columns: {channel: string, visit_num: int, "
+    "evar: float}}") + (
+    "      n_all: {aggregation: count}\n"
+    "      n_x: {aggregation: count, window_days: 3, "
+    "filter: {where: [{column: channel, op: eq, value: x}]}}\n"
+    "      ev_sd: {aggregation: stddev, field: evar, window_days: 2}\n"
+    "      ev_min: {aggregation: min, field: evar, window_days: 2}\n"
+    "      ev_max: {aggregation: max, field: evar}\n"
+    "      ch_last: {aggregation: last, field: channel, window_days: 2}\n"
+    "      ch_first: {aggregation: first, field: channel}\n"
+    "      ch_top: {aggregation: top_k, field: channel, k: 2, window_days: 2}\n"
+    "      ch_n: {aggregation: distinct, field: channel}\n"
+    "      ch_ax: {aggregation: approx_distinct, field: channel, window_days: 2}\n"
+    "      pr_last: {aggregation: last, field: product_id}\n"
+    "      n_x7: {aggregation: count, window_days: 7, "
+    "filter: {where: [{column: channel, op: eq, value: x}]}}\n"
+    "      pr_last2: {aggregation: last, field: product_id, window_days: 2}\n"
+    "      pr_last5: {aggregation: last, field: product_id, window_days: 5}\n")
+
+
+def test_a_key_no_input_has_merges_to_what_merging_its_empty_columns_gives(tmp_path):
+    """Keys left out of every written partial (a declared column the drop lacks, a filter
+    nothing matches) are not merged but filled (zeros, nulls): the day state equals the merge
+    of the complete partials, schema included, for every kind of key (issue #26)."""
+    from featurestore.features._io import read_ipc
+    from featurestore.features.aggs import engine
+    from featurestore.storage import Store
+
+    plan = engine.ext_plan(parse_feature_repo(ABSENT_REPO, "r"))
+    store = Store(str(tmp_path / "s"))
+    files = {f"2026-01-05-hit_data-000{i}": hits(
+        [{"customer_id": c, "post_product_list": f"x;P{j};1;2", "hit_time_gmt": T0 + j}
+         for j, c in enumerate(cs)]) for i, cs in enumerate(["ab", "bc", "d"])}
+    complete = [engine.partial_of(plan, t, fid) for fid, t in files.items()]
+    for fid, table in files.items():
+        engine.write_ext_partials(store, plan, DAY, fid, table)
+    part = "event_date=" + DAY.isoformat()
+    written = [read_ipc(store, "_partials/ext", part, f"part-{fid}-{plan.partial_fp}.arrow")
+               for fid in files]
+    kinds = {k.kind for k in plan.keys
+             if not any(c.startswith(k.name + ".") for c in written[0].column_names)}
+    assert kinds >= {"count", "moments", "min", "max", "first", "last", "set", "sketch",
+                     "counts"}  # every kind absent from every input
+    pairs = [(k, k.name) for k in plan.keys]
+    got, want = merge(written, pairs), merge(complete, pairs)
+    assert got.schema == want.schema and got.equals(want)
+
+
+def test_state_files_leave_out_empty_and_repeated_columns_and_read_back_equal(tmp_path):
+    """Day states and chained states are written without their empty columns and with a
+    column that is another's very buffers stored once (a first day's chained state is the
+    day state under several prefixes); read back they equal the tables written, and the
+    next day's chain from the read-back state equals the chain from the one in memory."""
+    from featurestore import layout
+    from featurestore.features._io import read_ipc, write_ipc
+    from featurestore.features.aggs import engine
+    from featurestore.storage import Store
+
+    plan = engine.ext_plan(parse_feature_repo(ABSENT_REPO, "r"))
+    store = Store(str(tmp_path / "s"))
+    days = [DAY, DAY + dt.timedelta(1)]
+    for i, day in enumerate(days):
+        rows = [{"customer_id": c, "post_product_list": f"x;P{j + i};1;2",
+                 "hit_time_gmt": T0 + 86400 * i + j, "channel": "x" if i else None,
+                 "evar": 1.5 * j if i else None} for j, c in enumerate("abcd"[i:])]
+        table = hits(rows).set_column(10, "event_date",
+                                      pa.array([day] * len(rows), pa.date32()))
+        daily = merge([engine.partial_of(plan, table, "2026-01-05-hit_data-0000")],
+                      [(k, k.name) for k in plan.keys])
+        engine._write_state(store, daily, layout.EXT_DAILY, "event_date=" + day.isoformat(),
+                            f"part-{plan.partial_fp}.arrow")
+        if not i:
+            today = daily
+    part = f"part-{plan.partial_fp}.arrow"
+    raw = read_ipc(store, layout.EXT_DAILY, "event_date=" + DAY.isoformat(), part)
+    assert raw.num_columns < today.num_columns  # its empty columns left out
+    assert engine._read_daily(store, plan, DAY).equals(today)
+    assert engine._read_daily(store, plan, DAY).schema == today.schema
+    state = engine.advance_ext(store, plan, None, DAY, False)
+    stored = read_ipc(store, layout.EXT_STATE, plan.state_fp, f"as_of={DAY.isoformat()}.arrow")
+    assert stored.num_columns < (raw.num_columns - 1) * 2  # the prefixes' copies once
+    assert json.loads(stored.schema.metadata[engine._SAME])
+    back = engine.load_ext_state(store, plan, DAY)
+    assert back.schema == state.schema and back.equals(state)
+    kept = engine.advance_ext(store, plan, state, days[1], False, write=False)
+    again = engine.advance_ext(store, plan, DAY, days[1], False)
+    assert kept.equals(again) and engine.load_ext_state(store, plan, days[1]).equals(kept)
+    # a file written whole (before this format, or nothing to leave out) reads as it is
+    write_ipc(store, today, "plain.arrow")
+    assert engine._read_state(store, "plain.arrow").equals(today)

@@ -900,9 +900,18 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         One row per customer of any input, sorted by customer_id; count/moment states whose
         ``n`` came back to 0 are exactly 0 (no float residue).
     """
-    fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
+    every = fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
     names = ["customer_id", *(f.name for f in fields)]
-    tables = [_complete(t, fields).select(names) for t in tables if t.num_rows]
+    tables = [t for t in tables if t.num_rows]
+    if len(tables) > 1:  # a key no input has (left out of every partial: empty) is empty
+        have = set().union(*(t.column_names for t in tables))
+        absent = {prefix for key, prefix in keys
+                  if not any(f.name in have for f in state_columns(key, prefix))}
+        if absent:
+            keys = [(key, prefix) for key, prefix in keys if prefix not in absent]
+            fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
+    tables = [_complete(t, fields).select(["customer_id", *(f.name for f in fields)])
+              for t in tables]
     if not tables:
         return empty_state(fields)
     if len(tables) == 1:
@@ -915,6 +924,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
     seen: list = []  # and their lists (a set and a sketch of the same values share them)
     for key, prefix in keys:
         out.update(_merged_key(key, prefix, tables, customers, codes, unified, seen))
+    if len(out) < len(names):  # the absent keys' columns: what merging empty ones gives
+        return pa.table({"customer_id": customers, **{
+            f.name: out[f.name] if f.name in out else empty_column(f, len(customers))
+            for f in every}})
     return pa.table(out)
 
 
@@ -1231,11 +1244,19 @@ def _complete(t: pa.Table, fields: list[pa.Field]) -> pa.Table:
     have = set(t.column_names)  # once: column_names builds a new list on every call
     for f in fields:
         if f.name not in have:
-            col = pa.nulls(t.num_rows, f.type)
-            if f.name.rsplit(".", 1)[1] in ("n", "s", "ss"):
-                col = pc.fill_null(col, pa.scalar(0, f.type))
-            t = t.append_column(f.name, col)
+            t = t.append_column(f.name, empty_column(f, t.num_rows))
     return t
+
+
+def empty_column(field: pa.Field, rows: int) -> pa.Array:
+    """A state column that holds nothing: a count / moments component 0, any other null
+    (what a missing column of a merge's input or of a state file stands for)."""
+    if field.name.rsplit(".", 1)[1] in ("n", "s", "ss"):
+        if pa.types.is_integer(field.type) or pa.types.is_floating(field.type):
+            # +0 (bits all zero): numpy's zeroed pages, no fill pass
+            return pa.array(np.zeros(rows, field.type.to_pandas_dtype()), field.type)
+        return pc.fill_null(pa.nulls(rows, field.type), pa.scalar(0, field.type))
+    return pa.nulls(rows, field.type)
 
 
 # -- final values ----------------------------------------------------------------------------
