@@ -541,7 +541,7 @@ def block_end(day: dt.date, w: int) -> dt.date:
 def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     """``state`` with the columns of ``extra`` (both sorted by customer_id), on the union of
     their customers; missing values are zero (counts, sums) or null."""
-    from .kernels import _align, _whole, positions
+    from .kernels import _align, _whole, positions, same_rows
 
     ids = _whole(state.column("customer_id"))
     more = _whole(extra.column("customer_id"))
@@ -556,8 +556,7 @@ def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     for table in tables:
         pos = positions(ids, table)  # once per table, not per column
         # the same customers in order (a first day's back stacks): the columns as they are
-        same = len(pos) == table.num_rows and not pos.null_count and bool(
-            (pos.to_numpy(zero_copy_only=False) == np.arange(len(pos))).all())
+        same = same_rows(pos, table)
         for n in table.column_names:
             if n == "customer_id":
                 continue
@@ -662,25 +661,27 @@ def ext_columns(store: Store, plan: ExtPlan, table: str, as_of: dt.date, state: 
     Returns:
         Feature name -> values (Arrow), aggregate features then expressions.
     """
-    from .kernels import positions
+    from .kernels import positions, same_rows
 
     ids = ids.cast(pa.large_string())
     out: dict[str, pa.Array] = {}
-    windows: dict[int, tuple[pa.Table, pa.Array]] = {}
+    windows: dict[int, tuple[pa.Table, pa.Array, bool]] = {}
     at = positions(ids, state)  # the rows of ids in the state: once for every feature
+    same = same_rows(at, state)  # and whether they are its rows in order: once too
     for spec in plan.specs:
         if spec.table != table:
             continue
         if spec.mode == "tile":
             if spec.window not in windows:
                 window = stack_window(store, plan, as_of, spec.window, state, first)
-                windows[spec.window] = (window, positions(ids, window))
-            window, where = windows[spec.window]
+                where = positions(ids, window)
+                windows[spec.window] = (window, where, same_rows(where, window))
+            window, where, there = windows[spec.window]
             values = finalize(spec.key, spec.key.name, window, ids, spec.aggregation, spec.k,
-                              as_of.toordinal(), where)
+                              as_of.toordinal(), where, there)
         else:
             values = finalize(spec.key, spec.prefix, state, ids, spec.aggregation, spec.k,
-                              as_of.toordinal(), at)
+                              as_of.toordinal(), at, same)
         out[spec.name] = values
     return out
 

@@ -844,6 +844,13 @@ def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
     return pc.index_in(customers, value_set=ids)
 
 
+def same_rows(pos: pa.Array, table: pa.Table) -> bool:
+    """Whether :func:`positions` ``pos`` are every row of ``table`` in order (then nothing
+    is taken: the table's rows are the ids)."""
+    return bool(table.num_rows and len(pos) == table.num_rows and not pos.null_count and
+                (pos.to_numpy(zero_copy_only=False) == np.arange(len(pos))).all())
+
+
 def _whole(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     """A column as one array: its only chunk as it is (a memory-mapped state's: no copy of
     500 k rows per feature), else its chunks combined."""
@@ -1284,7 +1291,8 @@ def _nulls(t: pa.DataType, rows: int) -> pa.Array:
 
 # -- final values ----------------------------------------------------------------------------
 def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggregation: str,
-             k: int | None, as_of_ordinal: int, pos: pa.Array | None = None) -> pa.Array:
+             k: int | None, as_of_ordinal: int, pos: pa.Array | None = None,
+             same: bool | None = None) -> pa.Array:
     """A feature's values for ``ids`` (sorted customer ids) from a state table (SPEC §3a types
     and empty values).
 
@@ -1297,6 +1305,8 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
         k: top_k's k.
         as_of_ordinal: the as-of date (recency).
         pos: :func:`positions` of ``ids`` in ``state`` (None: computed here).
+        same: whether ``pos`` is every row of ``state`` in order (:func:`same_rows`; None:
+            checked here), when the caller finalizes many features over one ``pos``.
 
     Returns:
         One value per id.
@@ -1306,8 +1316,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
     # computed on the state's rows, then placed on ids: only the values are taken, never the
     # state's list columns (a customer of ids without a state row: the empty value)
     values = _state_values(key, prefix, state, aggregation, k, as_of_ordinal)
-    if state.num_rows and len(pos) == state.num_rows and not pos.null_count and \
-            (pos.to_numpy() == np.arange(len(pos))).all():
+    if same if same is not None else same_rows(pos, state):
         return values  # the state's rows are ids
     taken = values.take(pos) if len(ids) else pa.array([], values.type)
     if aggregation in ("count", "sum", "distinct", "approx_distinct"):
