@@ -772,3 +772,50 @@ def test_state_files_leave_out_empty_and_repeated_columns_and_read_back_equal(tm
     # a file written whole (before this format, or nothing to leave out) reads as it is
     write_ipc(store, today, "plain.arrow")
     assert engine._read_state(store, "plain.arrow").equals(today)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 9, 1000])
+def test_empty_columns_over_numpy_zeros_equal_arrows_nulls_and_zeros(rows):
+    """A left-out state column rebuilt over numpy's zeroed buffers is a valid array equal to
+    ``pa.nulls`` (any other kind) or to zeros (a count / moments component), of the same
+    type, for every type a state column has."""
+    from featurestore.features.aggs.kernels import empty_column
+
+    types = [pa.int64(), pa.float64(), pa.int32(), pa.date32(), pa.large_string(),
+             pa.large_binary(), pa.dictionary(pa.int32(), pa.large_string()),
+             pa.list_(pa.dictionary(pa.int32(), pa.large_string())), pa.list_(pa.int64())]
+    for t in types:
+        col = empty_column(pa.field("k.v", t), rows)
+        col.validate(full=True)
+        assert col.type == t and col.null_count == rows and col.equals(pa.nulls(rows, t))
+        assert pa.table({"x": col}).equals(pa.table({"x": pa.nulls(rows, t)}))
+    for t in (pa.int64(), pa.float64()):
+        col = empty_column(pa.field("k.s", t), rows)
+        col.validate(full=True)
+        assert col.type == t and not col.null_count and col.to_pylist() == [0] * rows
+        if rows and t == pa.float64():  # +0.0, not -0.0
+            assert not np.signbit(col.to_numpy()).any()
+
+
+def test_finalize_with_the_callers_same_rows_equals_finalize_checking_itself():
+    """``finalize(..., same=)`` (decided once per state by the as-of columns) gives what
+    finalize gives deciding itself, for ids that are the state's rows and for ids that are
+    not (a customer missing, one added)."""
+    from featurestore.features.aggs.kernels import build_partial, positions, same_rows
+    from featurestore.features.daily import _mask, _products
+
+    k = key("counts", "channel", "string")
+    types = {**language.WHERE_BUILTINS, "channel": "string"}
+    days = [hits([{"customer_id": c, "channel": f"P{i % 3}", "hit_time_gmt": T0 + i}
+                  for i, c in enumerate("abcab")])]
+
+    state = merge([build_partial([k], t, "2026-01-05-hit_data-0000", None, _mask, _products,
+                                 types) for t in days], [(k, k.name)])
+    for ids in (["a", "b", "c"], ["a", "c", "d"]):
+        arr = pa.array(ids, pa.large_string())
+        pos = positions(arr, state)
+        assert same_rows(pos, state) == (ids == ["a", "b", "c"])
+        got = finalize(k, k.name, state, arr, "top_k", 2, DAY.toordinal(), pos,
+                       same_rows(pos, state))
+        assert got.equals(finalize(k, k.name, state, arr, "top_k", 2, DAY.toordinal()))
+        assert got.to_pylist()[-1] == ([] if ids[-1] == "d" else ["P2"])
