@@ -19,7 +19,8 @@ from numba.extending import intrinsic
 
 from .strings import buffers
 
-__all__ = ["first_seen_codes", "lists_holding", "product_entries", "warm_up"]
+__all__ = ["first_seen_codes", "first_seen_of_codes", "lists_holding", "product_entries",
+           "warm_up"]
 
 # 10**k, exact in float64 for k <= 22 (a float64 parse below stays within 15 digits)
 _POW10 = np.array([10.0 ** k for k in range(23)])
@@ -302,6 +303,46 @@ def first_seen_codes(values: pa.Array) -> tuple[pa.Array, np.ndarray] | None:
     return values.take(pa.array(first)), codes
 
 
+def first_seen_of_codes(values: pa.Array, codes: np.ndarray, m: int
+                        ) -> tuple[pa.Array, np.ndarray]:
+    """:func:`first_seen_codes` of ``values`` when each value's code in another coding is
+    known (``codes``: 0..m-1, equal codes exactly for equal strings, as the SPEC §3a
+    partials' sorted customer codes): the same distinct values and codes, from one pass over
+    the integers instead of a hash of the strings.
+
+    Args:
+        values: the strings (any string type, no nulls).
+        codes: each value's code in the other coding (int64).
+        m: how many codes there are.
+
+    Returns:
+        (distinct values in first-seen order, int64 codes into them).
+    """
+    out, first = _renumbered(np.asarray(codes, np.int64), m)
+    return values.take(pa.array(first)), out
+
+
+@njit(nogil=True, cache=True)
+def _renumbered(codes, m):  # pragma: no cover - compiled
+    """Codes 0..m-1 renumbered in the order they first occur, and each new code's first
+    row."""
+    n = codes.size
+    new = np.full(m, -1, np.int64)
+    first = np.empty(m, np.int64)
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(n):
+        c = codes[i]
+        f = new[c]
+        if f < 0:
+            f = k
+            new[c] = k
+            first[k] = i
+            k += 1
+        out[i] = f
+    return out, first[:k]
+
+
 @njit(nogil=True, cache=True)
 def _holding(offsets, data, valid, needle):  # pragma: no cover - compiled
     """Per string, whether it is valid and one of its comma-separated items is ``needle``."""
@@ -361,5 +402,6 @@ def warm_up() -> None:
     product_entries(lists.cast(pa.large_string()), np.array([0]))
     first_seen_codes(pa.array(["x", "y", "x"]))
     first_seen_codes(pa.array(["x"], pa.large_string()))
+    first_seen_of_codes(pa.array(["x", "y", "x"]), np.array([1, 0, 1]), 2)
     lists_holding(pa.array(["1,2", None]), "2")
     lists_holding(pa.array(["1,2"], pa.large_string()), "2")

@@ -32,7 +32,7 @@ from ..events_compaction import live_file_ids
 from ..layout import PARTIAL_CUSTOMER, PARTIAL_CUSTOMER_PRODUCT
 from ..storage import Store
 from ._io import read_ipc, write_ipc
-from .daily import DailyPlan, _to_pandas, aggregate_tables, sum_by
+from .daily import DailyPlan, HitShare, _to_pandas, aggregate_tables, sum_by
 from .definitions import FeatureRepo, load_feature_repo, parse_feature_repo
 
 __all__ = ["PARTIALS_FORMAT", "combine_partial", "combine_partials", "partial_ids",
@@ -61,7 +61,7 @@ def _folder(day: dt.date | str) -> str:
 
 
 def write_partials(store: Store, plan: DailyPlan, day: dt.date, file_id: str,
-                   events: pd.DataFrame | pa.Table) -> None:
+                   events: pd.DataFrame | pa.Table, share: HitShare | None = None) -> None:
     """Publish one file's partial daily aggregates of ``day``, even when empty (so the file
     is known to contribute nothing rather than to lack a partial).
 
@@ -72,11 +72,14 @@ def write_partials(store: Store, plan: DailyPlan, day: dt.date, file_id: str,
         file_id: the raw file's id.
         events: the file's hits of ``day`` (event columns, pandas or Arrow; anonymous rows
             are left out).
+        share: what the file's SPEC §3a partials computed from the same hits
+            (:class:`.daily.HitShare`), or None.
     """
     name = layout.partial_name(file_id, partials_fingerprint(plan))
     # Arrow all the way (no pandas round trip), keys in first-seen order (combine_partials
     # sorts); ids as large_string, the type these files have always had
-    for kind, table in zip(_KINDS, aggregate_tables(events, plan, sort=False), strict=True):
+    tables = aggregate_tables(events, plan, sort=False, share=share)
+    for kind, table in zip(_KINDS, tables, strict=True):
         table = pa.table([c.cast(pa.large_string()) if pa.types.is_string(c.type) else c
                           for c in table.columns], names=table.column_names)
         write_ipc(store, table, kind, _folder(day), name)

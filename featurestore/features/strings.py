@@ -267,6 +267,82 @@ def _radix_order(keys: np.ndarray) -> np.ndarray:
     return order
 
 
+#: :func:`_sorted_key_codes` groups byte positions into one radix digit while their distinct
+#: byte values multiply to at most this many buckets (a count array that stays in cache).
+_DIGIT_BUCKETS = 4096
+
+
+@njit(nogil=True, cache=True)
+def _sorted_key_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each uint64 key's code in the sorted distinct keys, and those keys: one LSD radix sort
+    of every key, then its runs. A digit is not a byte: the byte positions whose values vary
+    are grouped, the distinct values of each ranked, into digits of up to
+    :data:`_DIGIT_BUCKETS` buckets (ids such as ``C123456`` take 2 passes, not 6). Cheaper
+    than hashing then sorting the distinct keys when most keys are distinct (a file's
+    customers)."""
+    n = len(keys)
+    varying = np.uint64(0)
+    for i in range(1, n):
+        varying |= keys[i] ^ keys[0]
+    counts = np.zeros((8, 256), dtype=np.int64)
+    for b in range(8):
+        if (varying >> np.uint64(8 * b)) & np.uint64(255):
+            shift = np.uint64(8 * b)
+            for i in range(n):
+                counts[b, np.int64((keys[i] >> shift) & np.uint64(255))] += 1
+    rank = np.zeros((8, 256), dtype=np.int64)
+    sizes = np.ones(8, dtype=np.int64)
+    for b in range(8):
+        r = 0
+        for v in range(256):
+            if counts[b, v]:
+                rank[b, v] = r
+                r += 1
+        sizes[b] = max(r, 1)
+    order = np.arange(n)
+    spare = np.empty(n, dtype=np.int64)
+    digit = np.empty(n, dtype=np.int64)
+    b = 0
+    while b < 8:
+        if sizes[b] <= 1:  # one value in this byte: the order stands
+            b += 1
+            continue
+        lo, width = b, 1
+        while b < 8 and width * sizes[b] <= _DIGIT_BUCKETS:
+            width *= sizes[b]
+            b += 1
+        cnt = np.zeros(width + 1, dtype=np.int64)
+        digit[:] = 0
+        mult = 1
+        for p in range(lo, b):
+            if sizes[p] > 1:
+                shift = np.uint64(8 * p)
+                for i in range(n):
+                    digit[i] += rank[p, np.int64((keys[i] >> shift) & np.uint64(255))] * mult
+                mult *= sizes[p]
+        for i in range(n):
+            cnt[digit[i] + 1] += 1
+        for d in range(width):
+            cnt[d + 1] += cnt[d]
+        for i in range(n):
+            j = order[i]
+            d = digit[j]
+            spare[cnt[d]] = j
+            cnt[d] += 1
+        order, spare = spare, order
+    codes = np.empty(n, dtype=np.int64)
+    uniques = np.empty(n, dtype=np.uint64)
+    c = -1
+    for i in range(n):
+        j = order[i]
+        k = keys[j]
+        if c < 0 or k != uniques[c]:
+            c += 1
+            uniques[c] = k
+        codes[j] = c
+    return codes, uniques[:c + 1]
+
+
 def _packed_keys(values: pa.Array, nulls: bool = False) -> np.ndarray | None:
     """Each string of ``values`` packed big-endian into a uint64 (:func:`_packed`), or None
     when one is null (unless ``nulls``: a null slot's key is then meaningless), longer than
@@ -277,7 +353,7 @@ def _packed_keys(values: pa.Array, nulls: bool = False) -> np.ndarray | None:
     return keys if ok else None
 
 
-def packed_codes(values: pa.Array, keep: np.ndarray | None = None
+def packed_codes(values: pa.Array, keep: np.ndarray | None = None, *, mostly_distinct=False
                  ) -> tuple[pa.Array, np.ndarray] | None:
     """:func:`~.pairs.sorted_codes` of short strings (at most 8 bytes, no NUL: customer
     ids, product ids), each packed big-endian into a uint64 (whose order is the strings'
@@ -287,6 +363,9 @@ def packed_codes(values: pa.Array, keep: np.ndarray | None = None
         values: strings without nulls (outside ``keep``).
         keep: which strings to code (bool; None: all): the others are left out without a
             filtered copy of the strings.
+        mostly_distinct: few strings repeat (a file's customers): every key is sorted
+            (:func:`_sorted_key_codes`) instead of hashed and the distinct ones sorted. The
+            same result either way.
 
     Returns:
         (sorted distinct values, each kept value's position among them), or None.
@@ -296,18 +375,22 @@ def packed_codes(values: pa.Array, keep: np.ndarray | None = None
         return None
     if keep is not None:
         keys = keys[keep]
-    bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
-    codes, uniques = _int_codes(keys, bits)
-    order = _radix_order(uniques)  # (distinct keys: the one sorted order, ~4x np.argsort)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    new_off, new_data = _unpack(uniques[order])
+    if mostly_distinct:
+        codes, ordered = _sorted_key_codes(keys)
+    else:
+        bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
+        codes, uniques = _int_codes(keys, bits)
+        order = _radix_order(uniques)  # (distinct keys: the one sorted order, ~4x argsort)
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes, ordered = rank[codes], uniques[order]
+    new_off, new_data = _unpack(ordered)
     large = pa.types.is_large_string(values.type)
     distinct = pa.Array.from_buffers(
-        pa.large_string() if large else pa.string(), len(order),
+        pa.large_string() if large else pa.string(), len(ordered),
         [None, pa.py_buffer(new_off if large else new_off.astype(np.int32)),
          pa.py_buffer(new_data)])
-    return distinct, rank[codes]
+    return distinct, codes
 
 
 def search_sorted(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
@@ -464,6 +547,7 @@ def warm_up() -> None:
     run_codes(ids)
     packed_codes(ids)
     packed_codes(pa.array(["a"], pa.string()))
+    packed_codes(ids, mostly_distinct=True)
     sorted_members(ids, ids)
     sorted_run_codes([ids, ids])
     # 32-bit offsets too: the online handover merges ``string`` ids (a first materialization

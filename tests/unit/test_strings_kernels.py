@@ -166,6 +166,42 @@ def test_packed_codes_of_kept_strings_equal_those_of_the_filtered_strings():
         is None
 
 
+def test_packed_codes_of_mostly_distinct_strings_sort_every_key_to_the_same_codes():
+    """``mostly_distinct`` (a file's customers) radix-sorts every packed key, several byte
+    positions to a digit, instead of hashing: the same distinct values and codes, whatever
+    bytes vary (one, a few, all eight; many values per byte or two), repeats, empty and
+    one-value inputs, string and large_string, with ``keep``."""
+    rng = np.random.default_rng(7)
+    alphabets = ["0123456789", "ab", "".join(map(chr, range(1, 128))), "xyz\u00e9"]
+    for trial in range(400):
+        n = int(rng.integers(0, 400))
+        alphabet = alphabets[trial % len(alphabets)]
+        width = int(rng.integers(0, 9))
+        prefix = "C" if trial % 3 == 0 else ""
+        values = []
+        for _ in range(n):
+            text = prefix + "".join(rng.choice(list(alphabet), int(rng.integers(0, width + 1))))
+            while len(text.encode()) > 8:
+                text = text[:-1]
+            values.append(None if rng.random() < 0.05 else text)
+        if values and trial % 5 == 0:
+            values = values[:3] * 50  # repeats
+        arr = pa.array(values, pa.large_string() if trial % 2 else pa.string())
+        keep = np.array([v is not None for v in values], bool)
+        got = strings.packed_codes(arr, keep=keep, mostly_distinct=True)
+        want = strings.packed_codes(arr, keep=keep)
+        assert got[0].equals(want[0]) and got[1].tolist() == want[1].tolist()
+        kept = [v for v in values if v is not None]
+        distinct = sorted(set(kept), key=str.encode)
+        assert got[0].to_pylist() == distinct
+        assert got[1].tolist() == [distinct.index(v) for v in kept]
+    keys = rng.integers(0, 2 ** 63, 5000).astype(np.uint64)  # every byte varies
+    keys = np.r_[keys, keys[:100]]
+    codes, uniques = strings._sorted_key_codes(keys)
+    assert uniques.tolist() == sorted(set(keys.tolist()))
+    assert codes.tolist() == np.searchsorted(uniques, keys).tolist()
+
+
 def test_sorted_run_codes_join_runs_with_duplicates_empty_and_unsorted_chunks() -> None:
     """The k-way merge of sorted runs (a day's partials' customers, issue #26): the sorted
     distinct values and each value's code, as one sort gives; a run with repeats, empty

@@ -212,16 +212,18 @@ def _day(day: dt.date | str) -> str:
 
 
 def partial_of(plan: ExtPlan, events: pa.Table, file_id: str,
-               rows: np.ndarray | None = None) -> pa.Table:
-    """One file's partial states of one day (see :func:`.kernels.build_partial`)."""
+               rows: np.ndarray | None = None, share=None) -> pa.Table:
+    """One file's partial states of one day (see :func:`.kernels.build_partial`; ``share``:
+    the task's :class:`..daily.HitShare` of ``events``, or None)."""
     from ..daily import _mask, _products
 
     return build_partial(plan.keys, events, file_id, rows, _mask, _products,
-                         plan.where_types())
+                         plan.where_types(), share)
 
 
 def write_ext_partials(store: Store, plan: ExtPlan, day: dt.date, file_id: str,
-                       events: pa.Table, rows: np.ndarray | None = None) -> None:
+                       events: pa.Table, rows: np.ndarray | None = None,
+                       share=None) -> None:
     """Publish one file's partial states of ``day`` (even when empty), before its ledger
     record, like :func:`..partials.write_partials`.
 
@@ -232,8 +234,10 @@ def write_ext_partials(store: Store, plan: ExtPlan, day: dt.date, file_id: str,
         file_id: the raw file's id.
         events: the file's hits of ``day`` (Arrow).
         rows: the hits' positions in the file (their line order).
+        share: the task's :class:`..daily.HitShare` of ``events`` (None: none), which the
+            default partials built after this one then use too.
     """
-    table = _without_empty(partial_of(plan, events, file_id, rows))
+    table = _without_empty(partial_of(plan, events, file_id, rows, share))
     write_ipc(store, table, layout.EXT_PARTIALS, _day(day),
               layout.partial_name(file_id, plan.partial_fp))
 

@@ -129,7 +129,11 @@ def _where_mask(table: pa.Table, cond: dict, ctype: str) -> np.ndarray:
     if cond["column"] not in table.column_names or \
             table.column(cond["column"]).null_count == n:  # a column this file lacks: null
         return np.full(n, op == "is_null")
-    col = _typed(table.column(cond["column"]), ctype)
+    col = table.column(cond["column"])
+    if ctype == "string" and pa.types.is_string(col.type):  # compared as it is: no cast
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    else:
+        col = _typed(col, ctype)
     if op == "is_null":
         return _bools(pc.is_null(col))
     if op == "not_null":
@@ -182,7 +186,7 @@ def _bools(values) -> np.ndarray:
 
 def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
                   rows: np.ndarray | None, mask_fn, products_fn,
-                  where_types: dict[str, str]) -> pa.Table:
+                  where_types: dict[str, str], share=None) -> pa.Table:
     """One file's (or one day's) partial states of every key, per customer.
 
     Args:
@@ -193,6 +197,10 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
         mask_fn: ``(table, Filter) -> bool array``: the original filter conditions.
         products_fn: ``(table, needed) -> dict`` of the product list's pairs (daily._products).
         where_types: column -> type for ``where`` conditions and fields.
+        share: the ingest task's :class:`..daily.HitShare` of ``events`` (None: none): its
+            masks and product entries are used in place of ``mask_fn`` / ``products_fn``,
+            and it is handed the customer coding (the default partials' first-seen coding
+            is derived from it).
 
     Returns:
         The wide state table, one row per customer with a hit, sorted by customer_id.
@@ -214,13 +222,18 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             rows = np.cumsum(named) - 1
         from ..strings import packed_codes
 
-        packed = packed_codes(cust, keep=named)  # (no filtered copy of the ids)
+        # (no filtered copy of the ids; a file's customers are mostly distinct: sorted)
+        packed = packed_codes(cust, keep=named, mostly_distinct=True)
         customers, named_codes = packed if packed is not None else \
             _rank(cust.filter(pa.array(named)))[::-1]
         codes = np.full(n, -1, np.int64)
         codes[named] = named_codes
     else:  # each row's customer code and the sorted customers: shared by every key
-        codes, customers = _rank(cust)
+        codes, customers = _rank(cust, mostly_distinct=True)
+        named_codes = codes
+    if share is not None:
+        share.customer_codes = (named, named_codes, len(customers))
+        mask_fn, products_fn = share.mask, share.products
     rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, np.int64)
     masks: dict[str, np.ndarray] = {}
     for key in keys:
@@ -228,10 +241,10 @@ def build_partial(keys: list[StateKey], events: pa.Table, file_id: str,
             spec = json.loads(key.filter_json)
             conds = spec.pop("where", None) or []
             mask = mask_fn(events, Filter(**spec)) if n else np.zeros(0, bool)
-            for cond in conds:
-                mask &= _where_mask(events, cond, where_types[cond["column"]])
+            for cond in conds:  # (new arrays: a shared mask is not changed)
+                mask = mask & _where_mask(events, cond, where_types[cond["column"]])
             if named is not None:
-                mask &= named
+                mask = mask & named
             masks[key.filter_json] = mask
     need = np.zeros(n, dtype=bool)
     for key in keys:
@@ -290,7 +303,8 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
             if key.field == "product_id":
                 if column.null_count:
                     sel = sel & _bools(pc.is_valid(column))
-                values = column.filter(pa.array(sel))
+                # (every pair of an unfiltered key: no copy)
+                values = column if sel.all() else column.filter(pa.array(sel))
             else:
                 values = pa.array(column[sel])
                 if values.null_count:
@@ -303,10 +317,19 @@ def _key_values(key: StateKey, events: pa.Table, mask: np.ndarray, prod: dict | 
     if key.field == "event_date":
         column = events.column("event_date").combine_chunks().cast(pa.date32())
     elif key.field is not None:
-        if key.field in events.column_names:
-            column = _typed(events.column(key.field), key.ftype)
-        else:
-            column = pa.nulls(n, key.value_type)
+        raw = events.column(key.field) if key.field in events.column_names else None
+        if raw is None or raw.null_count == n:  # (a column this file lacks): no typing
+            return np.zeros(0, np.int64), pa.array([], key.value_type), None
+        if key.ftype == "string" and pa.types.is_string(raw.type):
+            # the rows first, then the cast of their strings only (most hits lack a
+            # sparse column's value): the same values as casting every row, then taking
+            raw = raw.combine_chunks() if isinstance(raw, pa.ChunkedArray) else raw
+            if raw.null_count:
+                mask = mask & _bools(pc.is_valid(raw))
+            rows_of = np.flatnonzero(mask)
+            values = raw if len(rows_of) == n else raw.take(pa.array(rows_of))
+            return rows_of, values.cast(key.value_type), None
+        column = _typed(raw, key.ftype)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
     if key.field is not None and column.null_count == n:  # (a column this file lacks)
@@ -326,19 +349,27 @@ def _counted_lists(codes: np.ndarray, m: int, values: pa.Array) -> dict[str, pa.
     from .runs import distinct_grouped
 
     if not len(values):  # (a key matching nothing in this file: no list built)
-        return {"v": pa.nulls(m, _LIST), "n": pa.nulls(m, pa.list_(pa.int64()))}
+        return {"v": pa.nulls(m, _LIST), "n": pa.nulls(m, pa.list_(pa.int64())), "longest": 0}
     vcode, dictionary = _rank(_as_strings(values))
     # the distinct (customer, value) pairs, sorted, each with its number of rows: a counting
     # sort by customer, then each customer's few values (no sort of all the pairs)
     counted = distinct_grouped(codes, vcode, np.ones(len(vcode), np.int64), m)
-    return _coded_lists(counted, dictionary, m)
+    lists = _coded_lists(counted, dictionary, m)
+    offsets = lists["v"].offsets.to_numpy()  # (a customer without values: size 0)
+    lists["longest"] = int(np.diff(offsets).max()) if m else 0
+    return lists
 
 
 def _partial_lists(key: StateKey, customers: pa.Array, lists: dict[str, pa.Array]
                    ) -> dict[str, pa.Array]:
     """A set / counts / sketch partial from :func:`_counted_lists`: the counted pairs'
     values are the distinct pairs (every count is at least 1)."""
-    return _list_columns(key.kind, state_columns(key, key.name), customers, lists, [])
+    fields = state_columns(key, key.name)
+    if key.kind == "sketch" and lists["longest"] <= EXACT_LIMIT:
+        # every list exact (a file's customers rarely have more): what _sketchify gives
+        return {fields[0].name: lists["v"], fields[1].name: pa.nulls(len(customers),
+                                                                     fields[1].type)}
+    return _list_columns(key.kind, fields, customers, lists, [])
 
 
 def _list_columns(kind: str, fields: list[pa.Field], customers: pa.Array,
@@ -485,8 +516,9 @@ def _starts(sorted_codes: np.ndarray) -> np.ndarray:
     return np.r_[0, np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1]
 
 
-def _rank(strings) -> tuple[np.ndarray, pa.Array]:
-    """Each string's code in the sorted distinct strings, and those (the dictionary)."""
+def _rank(strings, mostly_distinct: bool = False) -> tuple[np.ndarray, pa.Array]:
+    """Each string's code in the sorted distinct strings, and those (the dictionary);
+    ``mostly_distinct``: few strings repeat (see :func:`..strings.packed_codes`)."""
     if isinstance(strings, pa.ChunkedArray):
         strings = strings.combine_chunks()
     strings = strings.cast(pa.large_string())
@@ -496,7 +528,7 @@ def _rank(strings) -> tuple[np.ndarray, pa.Array]:
         return np.zeros(0, np.int64), pa.array([], pa.large_string())
     from ..strings import packed_codes
 
-    packed = packed_codes(strings)  # ids of up to 8 bytes: as integers (numba)
+    packed = packed_codes(strings, mostly_distinct=mostly_distinct)  # ids of <= 8 bytes
     if packed is not None:
         return packed[1], packed[0]
     # one hash pass (the distinct values and each string's index among them), then only the

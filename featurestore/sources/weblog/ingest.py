@@ -57,7 +57,7 @@ from ...events_compaction import (
     write_events_file,
 )
 from ...features.aggs.engine import ext_plan, write_ext_partials
-from ...features.daily import DailyPlan, daily_plan
+from ...features.daily import DailyPlan, HitShare, daily_plan
 from ...features.definitions import FeatureRepo
 from ...features.partials import (
     partials_fingerprint,
@@ -296,10 +296,14 @@ def _ingest_one(store: Store, raw: RawFile, raw_options: dict[str, Any],
         # the partials while the hits are in memory (before the ledger record)
         day_events = (events if whole else events.take(rows)) \
             if daily is not None or ext is not None else None
-        if daily is not None:
-            write_partials(store, daily, day, raw.file_id, day_events)
+        # both kinds share their masks, product entries and customer coding; the §3a
+        # partials first: they parse every product list they need and code the customers
+        # sorted, which the default partials' first-seen coding is derived from
+        share = HitShare(day_events) if daily is not None and ext is not None else None
         if ext is not None:
-            write_ext_partials(store, ext, day, raw.file_id, day_events, rows)
+            write_ext_partials(store, ext, day, raw.file_id, day_events, rows, share)
+        if daily is not None:
+            write_partials(store, daily, day, raw.file_id, day_events, share)
         write_events_file(store, body if whole else body.take(rows), EVENTS_TABLE,
                           f"event_date={day.isoformat()}",
                           f"part-{raw.file_id}.parquet")
