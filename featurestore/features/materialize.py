@@ -807,9 +807,15 @@ class _Run:
         """The customer x product rows of a recomputed ``day``: their own task, on the worker
         of the day's pair window, alongside the day's customer rows."""
         if day not in self.daily_pairs:
+            # with SPEC §3a features the day's merge (the longest task, first on the other
+            # worker: :meth:`ext_day_of`) holds that worker: the rows go beside the day's
+            # aggregates, not to wait there (or to be stolen late, delaying the state chain)
+            # (after the day's state there: priority -1)
             self.daily_pairs[day] = self._submit("dailypairs", day, _daily_pairs_task,
                                                  self.store, self.plan, day,
-                                                 worker=self._worker(day, 1))
+                                                 worker=self._worker(
+                                                     day, 1 if self.ext.empty else 0),
+                                                 priority=0 if self.ext.empty else -1)
             self.submitted.append(self.daily_pairs[day])
         return self.daily_pairs[day]
 
@@ -948,8 +954,12 @@ class _Run:
             # Per customer, on the pair window's worker, ahead of the pair tables there (else
             # the idle first worker may take it over and fetch the day's rows): the customer
             # tables' worker receives these counts, not the window nor the rows.
+            # With SPEC §3a features the day's merge holds that worker first, so the day's
+            # rows are often computed on the other one: then the counts go where the rows
+            # are (the scheduler's choice), not the rows to the busy worker.
             distinct = self._submit("distinct", day, _distinct_task, prior, fresh,
-                                    self.distinct, worker=side, priority=1)
+                                    self.distinct, priority=1,
+                                    worker=side if self.ext.empty else None)
         if pair_names or (needs_pairs and self.rolls):  # the window is stored when it rolls
             deltas = self._deltas_at(day, pair_names)
             # a delta's candidates are the published customer rows of D and the days before

@@ -661,3 +661,161 @@ def test_approx_distinct_merge_of_inputs_with_and_without_sketches():
     assert abs(merged[1] - 270) / 270 < 0.03
     assert [merged[0], *merged[2:]] == [1, 4, 1]
     assert run(s, days, "distinct", ids) == [1, 270, 4, 1]
+
+
+ABSENT_REPO = REPO.replace(
+    "weblog: {kind: weblog, table: events}",
+    "weblog: {kind: weblog, table: events, columns: {channel: string, visit_num: int, "
+    "evar: float}}") + (
+    "      n_all: {aggregation: count}\n"
+    "      n_x: {aggregation: count, window_days: 3, "
+    "filter: {where: [{column: channel, op: eq, value: x}]}}\n"
+    "      ev_sd: {aggregation: stddev, field: evar, window_days: 2}\n"
+    "      ev_min: {aggregation: min, field: evar, window_days: 2}\n"
+    "      ev_max: {aggregation: max, field: evar}\n"
+    "      ch_last: {aggregation: last, field: channel, window_days: 2}\n"
+    "      ch_first: {aggregation: first, field: channel}\n"
+    "      ch_top: {aggregation: top_k, field: channel, k: 2, window_days: 2}\n"
+    "      ch_n: {aggregation: distinct, field: channel}\n"
+    "      ch_ax: {aggregation: approx_distinct, field: channel, window_days: 2}\n"
+    "      pr_last: {aggregation: last, field: product_id}\n"
+    "      n_x7: {aggregation: count, window_days: 7, "
+    "filter: {where: [{column: channel, op: eq, value: x}]}}\n"
+    "      pr_last2: {aggregation: last, field: product_id, window_days: 2}\n"
+    "      pr_last5: {aggregation: last, field: product_id, window_days: 5}\n")
+
+
+def test_a_key_no_input_has_merges_to_what_merging_its_empty_columns_gives(tmp_path):
+    """Keys left out of every written partial (a declared column the drop lacks, a filter
+    nothing matches) are not merged but filled (zeros, nulls): the day state equals the merge
+    of the complete partials, schema included, for every kind of key (issue #26)."""
+    from featurestore.features._io import read_ipc
+    from featurestore.features.aggs import engine
+    from featurestore.storage import Store
+
+    plan = engine.ext_plan(parse_feature_repo(ABSENT_REPO, "r"))
+    store = Store(str(tmp_path / "s"))
+    files = {f"2026-01-05-hit_data-000{i}": hits(
+        [{"customer_id": c, "post_product_list": f"x;P{j};1;2", "hit_time_gmt": T0 + j}
+         for j, c in enumerate(cs)]) for i, cs in enumerate(["ab", "bc", "d"])}
+    complete = [engine.partial_of(plan, t, fid) for fid, t in files.items()]
+    for fid, table in files.items():
+        engine.write_ext_partials(store, plan, DAY, fid, table)
+    part = "event_date=" + DAY.isoformat()
+    written = [read_ipc(store, "_partials/ext", part, f"part-{fid}-{plan.partial_fp}.arrow")
+               for fid in files]
+    kinds = {k.kind for k in plan.keys
+             if not any(c.startswith(k.name + ".") for c in written[0].column_names)}
+    assert kinds >= {"count", "moments", "min", "max", "first", "last", "set", "sketch",
+                     "counts"}  # every kind absent from every input
+    pairs = [(k, k.name) for k in plan.keys]
+    got, want = merge(written, pairs), merge(complete, pairs)
+    assert got.schema == want.schema and got.equals(want)
+
+
+def test_state_files_leave_out_empty_and_repeated_columns_and_read_back_equal(tmp_path):
+    """Day states and chained states are written without their empty columns and with a
+    column that is another's very buffers stored once; a first day's chained state (no
+    prior, no leaving day) is a hard link to its day state file. Read back, each equals the
+    table the general path writes, a later rewrite of the day state leaves the linked state
+    as it was, and the next day's chain from the read-back state equals the one in memory."""
+    import os
+
+    from featurestore import layout
+    from featurestore.features._io import read_ipc, write_ipc
+    from featurestore.features.aggs import engine
+    from featurestore.storage import Store
+
+    plan = engine.ext_plan(parse_feature_repo(ABSENT_REPO, "r"))
+    store = Store(str(tmp_path / "s"))
+    days = [DAY, DAY + dt.timedelta(1)]
+    part = f"part-{plan.partial_fp}.arrow"
+    for i, day in enumerate(days):
+        rows = [{"customer_id": c, "post_product_list": f"x;P{j + i};1;2",
+                 "hit_time_gmt": T0 + 86400 * i + j, "channel": "x" if i else None,
+                 "evar": 1.5 * j if i else None} for j, c in enumerate("abcd"[i:])]
+        table = hits(rows).set_column(10, "event_date",
+                                      pa.array([day] * len(rows), pa.date32()))
+        daily = merge([engine.partial_of(plan, table, "2026-01-05-hit_data-0000")],
+                      [(k, k.name) for k in plan.keys])
+        engine._write_state(store, daily, layout.EXT_DAILY, "event_date=" + day.isoformat(),
+                            part)
+        if not i:
+            today = daily
+    day_file = store.path(layout.EXT_DAILY, "event_date=" + DAY.isoformat(), part)
+    raw = read_ipc(store, layout.EXT_DAILY, "event_date=" + DAY.isoformat(), part)
+    assert raw.num_columns < today.num_columns  # its empty columns left out
+    assert engine._read_daily(store, plan, DAY).equals(today)
+    assert engine._read_daily(store, plan, DAY).schema == today.schema
+    state = engine.advance_ext(store, plan, None, DAY, False)
+    state_file = store.path(layout.EXT_STATE, plan.state_fp, f"as_of={DAY.isoformat()}.arrow")
+    assert os.path.samefile(state_file, day_file)  # the first day: a link, not a copy
+    back = engine.load_ext_state(store, plan, DAY)
+    assert back.schema == state.schema and back.equals(state)
+    # the general path's file: repeated columns once, empty ones left out; the same table
+    engine._write_state(store, state, "general.arrow")
+    general = read_ipc(store, "general.arrow")
+    assert json.loads(general.schema.metadata[engine._SAME])
+    assert general.num_columns < state.num_columns
+    assert engine._read_state(store, "general.arrow").equals(back)
+    kept = engine.advance_ext(store, plan, state, days[1], False, write=False)
+    again = engine.advance_ext(store, plan, DAY, days[1], False)
+    assert kept.equals(again) and engine.load_ext_state(store, plan, days[1]).equals(kept)
+    assert not os.path.samefile(
+        store.path(layout.EXT_STATE, plan.state_fp, f"as_of={days[1].isoformat()}.arrow"),
+        store.path(layout.EXT_DAILY, "event_date=" + days[1].isoformat(), part))
+    # the day state rewritten (late data): the linked state keeps the bytes it was made of
+    engine._write_state(store, engine._read_daily(store, plan, days[1]), layout.EXT_DAILY,
+                        "event_date=" + DAY.isoformat(), part)
+    assert not engine._read_daily(store, plan, DAY).equals(today)
+    assert engine.load_ext_state(store, plan, DAY).equals(state)
+    # a file written whole (before this format, or nothing to leave out) reads as it is
+    write_ipc(store, today, "plain.arrow")
+    assert engine._read_state(store, "plain.arrow").equals(today)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 9, 1000])
+def test_empty_columns_over_numpy_zeros_equal_arrows_nulls_and_zeros(rows):
+    """A left-out state column rebuilt over numpy's zeroed buffers is a valid array equal to
+    ``pa.nulls`` (any other kind) or to zeros (a count / moments component), of the same
+    type, for every type a state column has."""
+    from featurestore.features.aggs.kernels import empty_column
+
+    types = [pa.int64(), pa.float64(), pa.int32(), pa.date32(), pa.large_string(),
+             pa.large_binary(), pa.dictionary(pa.int32(), pa.large_string()),
+             pa.list_(pa.dictionary(pa.int32(), pa.large_string())), pa.list_(pa.int64())]
+    for t in types:
+        col = empty_column(pa.field("k.v", t), rows)
+        col.validate(full=True)
+        assert col.type == t and col.null_count == rows and col.equals(pa.nulls(rows, t))
+        assert pa.table({"x": col}).equals(pa.table({"x": pa.nulls(rows, t)}))
+    for t in (pa.int64(), pa.float64()):
+        col = empty_column(pa.field("k.s", t), rows)
+        col.validate(full=True)
+        assert col.type == t and not col.null_count and col.to_pylist() == [0] * rows
+        if rows and t == pa.float64():  # +0.0, not -0.0
+            assert not np.signbit(col.to_numpy()).any()
+
+
+def test_finalize_with_the_callers_same_rows_equals_finalize_checking_itself():
+    """``finalize(..., same=)`` (decided once per state by the as-of columns) gives what
+    finalize gives deciding itself, for ids that are the state's rows and for ids that are
+    not (a customer missing, one added)."""
+    from featurestore.features.aggs.kernels import build_partial, positions, same_rows
+    from featurestore.features.daily import _mask, _products
+
+    k = key("counts", "channel", "string")
+    types = {**language.WHERE_BUILTINS, "channel": "string"}
+    days = [hits([{"customer_id": c, "channel": f"P{i % 3}", "hit_time_gmt": T0 + i}
+                  for i, c in enumerate("abcab")])]
+
+    state = merge([build_partial([k], t, "2026-01-05-hit_data-0000", None, _mask, _products,
+                                 types) for t in days], [(k, k.name)])
+    for ids in (["a", "b", "c"], ["a", "c", "d"]):
+        arr = pa.array(ids, pa.large_string())
+        pos = positions(arr, state)
+        assert same_rows(pos, state) == (ids == ["a", "b", "c"])
+        got = finalize(k, k.name, state, arr, "top_k", 2, DAY.toordinal(), pos,
+                       same_rows(pos, state))
+        assert got.equals(finalize(k, k.name, state, arr, "top_k", 2, DAY.toordinal()))
+        assert got.to_pylist()[-1] == ([] if ids[-1] == "d" else ["P2"])

@@ -47,7 +47,16 @@ from ..definitions import (
     is_extended,
 )
 from . import language
-from .kernels import StateKey, build_partial, empty_state, finalize, merge, negate, state_columns
+from .kernels import (
+    StateKey,
+    build_partial,
+    empty_column,
+    empty_state,
+    finalize,
+    merge,
+    negate,
+    state_columns,
+)
 
 __all__ = [
     "EXT_FORMAT",
@@ -241,22 +250,101 @@ def _without_empty(table: pa.Table) -> pa.Table:
     rare event) costs no bytes to write or to read back."""
     if not table.num_rows:
         return table
-    keep = []
-    for i, field in enumerate(table.schema):
-        col = table.column(i)
-        if i == 0 or col.num_chunks != 1:
-            keep.append(i)
-            continue
-        if col.null_count == len(col):
-            continue
-        if field.name.rsplit(".", 1)[1] in ("n", "s", "ss") and not col.null_count and \
-                col.type.bit_width == 64:
-            bits = np.frombuffer(col.chunk(0).buffers()[1], np.int64, len(col),
-                                 8 * col.chunk(0).offset)
-            if not bits.any():  # +0 only (a -0.0 sum is kept: its bits are not zero)
-                continue
-        keep.append(i)
+    keep = [i for i in range(table.num_columns) if i == 0 or not _is_empty(table, i)]
     return table.select(keep) if len(keep) < table.num_columns else table
+
+
+def _is_empty(table: pa.Table, i: int) -> bool:
+    """Whether column ``i`` (one chunk) holds nothing: all null, or a count / moments
+    component all exactly +0 (what :func:`.kernels.empty_column` rebuilds)."""
+    col = table.column(i)
+    if col.num_chunks != 1:
+        return False
+    if col.null_count == len(col):
+        return True
+    if table.schema.field(i).name.rsplit(".", 1)[1] in ("n", "s", "ss") and \
+            not col.null_count and col.type.bit_width == 64:
+        bits = np.frombuffer(col.chunk(0).buffers()[1], np.int64, len(col),
+                             8 * col.chunk(0).offset)
+        return not bits.any()  # +0 only (a -0.0 sum is kept: its bits are not zero)
+    return False
+
+
+# A day state or chained state file leaves out its empty columns and stores a column that is
+# another's very buffers once (a first day's chained state is the day state under several
+# prefixes: 218 -> ~115 MB on the issue's sparse drop); its metadata has the whole schema.
+_WHOLE = b"featurestore.state.schema"
+_SAME = b"featurestore.state.same"
+
+
+def _buffers_key(arr: pa.Array) -> tuple:
+    """What an array is made of: its type, bounds and buffers' addresses (children and
+    dictionaries included). Equal keys: the same memory, so the same values."""
+    key: tuple = (str(arr.type), arr.offset, len(arr), arr.null_count,
+                  tuple(None if b is None else (b.address, b.size) for b in arr.buffers()))
+    if pa.types.is_dictionary(arr.type):
+        key += (_buffers_key(arr.dictionary),)
+    elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        key += (_buffers_key(arr.values),)
+    return key
+
+
+def _dictionary_values(arr: pa.Array) -> bool:
+    """Whether a dictionary of ``arr`` (its own or its lists') holds values: then an all-null
+    column is not rebuilt as :func:`.kernels.empty_column` (a one-file day keeps its partial's
+    first/last file dictionary), so it is kept as it is."""
+    if pa.types.is_dictionary(arr.type):
+        return len(arr.dictionary) > 0
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        return _dictionary_values(arr.values)
+    return False
+
+
+def _write_state(store: Store, table: pa.Table, *parts: str) -> None:
+    """Publish a day state or chained state without its empty or repeated columns
+    (:func:`_read_state` rebuilds them)."""
+    if not table.num_rows:
+        write_ipc(store, table, *parts)
+        return
+    keep, same, seen = [0], {}, {}
+    for i in range(1, table.num_columns):
+        if _is_empty(table, i) and not _dictionary_values(table.column(i).chunk(0)):
+            continue
+        col = table.column(i)
+        if col.num_chunks == 1:
+            key = _buffers_key(col.chunk(0))
+            if key in seen:
+                same[table.schema.field(i).name] = seen[key]
+                continue
+            seen[key] = table.schema.field(i).name
+        keep.append(i)
+    if len(keep) == table.num_columns:
+        write_ipc(store, table, *parts)
+        return
+    import base64
+
+    slim = table.select(keep).replace_schema_metadata({
+        _WHOLE: base64.b64encode(table.schema.serialize().to_pybytes()),
+        _SAME: json.dumps(same).encode()})
+    write_ipc(store, slim, *parts)
+
+
+def _read_state(store: Store, *parts: str) -> pa.Table:
+    """A state file written by :func:`_write_state`, whole again: a repeated column is the
+    same array as its first, a left-out one zeros or nulls of its type."""
+    table = read_ipc(store, *parts)
+    meta = table.schema.metadata or {}
+    if _WHOLE not in meta:
+        return table
+    import base64
+
+    whole = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(meta[_WHOLE])))
+    same = json.loads(meta[_SAME])
+    have = set(table.column_names)
+    cols = [table.column(f.name) if f.name in have else
+            table.column(same[f.name]) if f.name in same else
+            empty_column(f, table.num_rows) for f in whole]
+    return pa.Table.from_arrays(cols, schema=whole)
 
 
 def _all_keys(plan: ExtPlan) -> list[tuple[StateKey, str]]:
@@ -298,7 +386,7 @@ def ext_daily(store: Store, plan: ExtPlan, day: dt.date, recompute: bool) -> pa.
     name = f"part-{plan.partial_fp}.arrow"
     if not recompute:
         try:
-            return read_ipc(store, layout.EXT_DAILY, _day(day), name)
+            return _read_state(store, layout.EXT_DAILY, _day(day), name)
         except FileNotFoundError:
             pass
     from ...events_compaction import live_file_ids
@@ -314,13 +402,13 @@ def ext_daily(store: Store, plan: ExtPlan, day: dt.date, recompute: bool) -> pa.
                        for fid in sorted(events)], _all_keys(plan))
     else:
         table = _events_day(store, plan, day)
-    write_ipc(store, table, layout.EXT_DAILY, _day(day), name)
+    _write_state(store, table, layout.EXT_DAILY, _day(day), name)
     return table
 
 
 def _read_daily(store: Store, plan: ExtPlan, day: dt.date) -> pa.Table:
     try:
-        return read_ipc(store, layout.EXT_DAILY, _day(day), f"part-{plan.partial_fp}.arrow")
+        return _read_state(store, layout.EXT_DAILY, _day(day), f"part-{plan.partial_fp}.arrow")
     except FileNotFoundError:  # no events that day (or before the first): nothing
         return empty_state([f for k, p in _all_keys(plan) for f in state_columns(k, p)])
 
@@ -340,7 +428,13 @@ def state_exists(store: Store, plan: ExtPlan, day: dt.date) -> bool:
 
 
 def load_ext_state(store: Store, plan: ExtPlan, day: dt.date) -> pa.Table:
-    return read_ipc(store, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
+    """The stored chained state of ``day`` (a first day's: its day state, chained here, see
+    :func:`_link_first_state`)."""
+    table = _read_state(store, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
+    if table.num_columns > 1 and not any("@" in n for n in table.column_names):
+        return _chained(plan, None, table, {w: table.slice(0, 0) for w in plan.slide_windows()},
+                        day)
+    return table
 
 
 def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, day: dt.date,
@@ -368,24 +462,44 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
     Returns:
         The state of ``day``.
     """
-    chained = plan.chained()
-    everything = plan.chained_all()
-    fields = [f for k, p in everything for f in state_columns(k, p)]
     if isinstance(prior, dt.date):
         prior = load_ext_state(store, plan, prior)
-    if prior is None:
-        prior = empty_state(fields)
+    from_file = today is None  # then today is the day state file's (read or written here)
     if today is None:
         today = ext_daily(store, plan, day, recompute)
     leaving = leaving or {}
+    gone = {}
+    for w in plan.slide_windows():
+        gone[w] = leaving.get(w)
+        if gone[w] is None:
+            gone[w] = _read_daily(store, plan, day - dt.timedelta(w))
+    state = _chained(plan, prior, today, gone, day)
+    if suffixes:
+        for w in plan.stacked():
+            if block_ends(day, w):  # the block is complete: its front stack
+                build_suffixes(store, plan, w, day)
+    if write:
+        if from_file and store.is_local and (prior is None or not prior.num_rows) and \
+                not any(g.num_rows for g in gone.values()) and state.num_columns > 1:
+            _link_first_state(store, plan, day)
+        else:
+            write_ext_state(store, plan, state, day)
+    return state
+
+
+def _chained(plan: ExtPlan, prior: pa.Table | None, today: pa.Table,
+             gone: dict[int, pa.Table], day: dt.date) -> pa.Table:
+    """The chained state of ``day`` from that of the day before (None: empty), the day's
+    combined states and those of the days leaving each slid window (pure)."""
+    chained = plan.chained()
+    fields = [f for k, p in plan.chained_all() for f in state_columns(k, p)]
+    if prior is None:
+        prior = empty_state(fields)
     parts = [prior, _renamed(today, chained)]
     for w in plan.slide_windows():
         names = [(k, p) for k, p in chained if p.endswith(f"@{w}")]
-        gone = leaving.get(w)
-        if gone is None:
-            gone = _read_daily(store, plan, day - dt.timedelta(w))
-        if gone.num_rows:
-            parts.append(negate(_renamed(gone, names), names))
+        if gone[w].num_rows:
+            parts.append(negate(_renamed(gone[w], names), names))
     state = merge(parts, chained) if chained else empty_state([])
     # the back stack of each windowed non-invertible aggregation: the merge of the block of w
     # days (aligned on ordinals) up to today; a new block starts from today alone
@@ -395,16 +509,27 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
         start = day.toordinal() % w == 0
         sources = [_renamed(today, pairs)] if start else [prior, _renamed(today, pairs)]
         state = _join(state, merge(sources, pairs).select(["customer_id", *names]), fields)
-        if suffixes and block_ends(day, w):  # the block is complete: its front stack
-            build_suffixes(store, plan, w, day)
-    if write:
-        write_ext_state(store, plan, state, day)
     return state
+
+
+def _link_first_state(store: Store, plan: ExtPlan, day: dt.date) -> None:
+    """Publish the chained state of a day without a prior state nor a leaving day as a hard
+    link to the day state file: that state is the day state's columns under the state's
+    prefixes (:func:`_chained` of it alone), so the file need not be written twice (a first
+    day of the issue's sparse drop: 95 MB). A later rewrite of the day state publishes a new
+    file (a rename), so the link keeps the bytes it was made of; :func:`load_ext_state`
+    recognises the day state's columns (no ``@``) and chains them again."""
+    import os
+
+    source = store.path(layout.EXT_DAILY, _day(day), f"part-{plan.partial_fp}.arrow")
+    with store._publish(store.path(layout.EXT_STATE, plan.state_fp,
+                                   f"as_of={day.isoformat()}.arrow")) as target:
+        os.link(source, target)
 
 
 def write_ext_state(store: Store, plan: ExtPlan, state: pa.Table, day: dt.date) -> None:
     """Publish the chained state of ``day``."""
-    write_ipc(store, state, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
+    _write_state(store, state, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
 
 
 def block_ends(day: dt.date, w: int) -> bool:
@@ -420,7 +545,7 @@ def block_end(day: dt.date, w: int) -> dt.date:
 def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
     """``state`` with the columns of ``extra`` (both sorted by customer_id), on the union of
     their customers; missing values are zero (counts, sums) or null."""
-    from .kernels import _align, _whole, positions
+    from .kernels import _align, _whole, positions, same_rows
 
     ids = _whole(state.column("customer_id"))
     more = _whole(extra.column("customer_id"))
@@ -434,10 +559,18 @@ def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
         tables = [extra]
     for table in tables:
         pos = positions(ids, table)  # once per table, not per column
+        # the same customers in order (a first day's back stacks): the columns as they are
+        same = same_rows(pos, table)
         for n in table.column_names:
             if n == "customer_id":
                 continue
             prefix, comp = n.rsplit(".", 1)
+            if same:  # what _align gives then, without its check per column
+                col = _whole(table.column(n)).cast(by_name[n].type)
+                if comp in ("n", "s", "ss") and col.null_count:
+                    col = pc.fill_null(col, pa.scalar(0, col.type))
+                cols[n] = col
+                continue
             sub = pa.table({"customer_id": table.column("customer_id"), comp: table.column(n)})
             cols.update(_align(sub, ids, prefix, [by_name[n]], pos))
     return pa.table({k: cols[k] for k in ["customer_id", *(f.name for f in fields)]
@@ -532,25 +665,27 @@ def ext_columns(store: Store, plan: ExtPlan, table: str, as_of: dt.date, state: 
     Returns:
         Feature name -> values (Arrow), aggregate features then expressions.
     """
-    from .kernels import positions
+    from .kernels import positions, same_rows
 
     ids = ids.cast(pa.large_string())
     out: dict[str, pa.Array] = {}
-    windows: dict[int, tuple[pa.Table, pa.Array]] = {}
+    windows: dict[int, tuple[pa.Table, pa.Array, bool]] = {}
     at = positions(ids, state)  # the rows of ids in the state: once for every feature
+    same = same_rows(at, state)  # and whether they are its rows in order: once too
     for spec in plan.specs:
         if spec.table != table:
             continue
         if spec.mode == "tile":
             if spec.window not in windows:
                 window = stack_window(store, plan, as_of, spec.window, state, first)
-                windows[spec.window] = (window, positions(ids, window))
-            window, where = windows[spec.window]
+                where = positions(ids, window)
+                windows[spec.window] = (window, where, same_rows(where, window))
+            window, where, there = windows[spec.window]
             values = finalize(spec.key, spec.key.name, window, ids, spec.aggregation, spec.k,
-                              as_of.toordinal(), where)
+                              as_of.toordinal(), where, there)
         else:
             values = finalize(spec.key, spec.prefix, state, ids, spec.aggregation, spec.k,
-                              as_of.toordinal(), at)
+                              as_of.toordinal(), at, same)
         out[spec.name] = values
     return out
 

@@ -876,6 +876,13 @@ def positions(customers: pa.Array, table: pa.Table) -> pa.Array:
     return pc.index_in(customers, value_set=ids)
 
 
+def same_rows(pos: pa.Array, table: pa.Table) -> bool:
+    """Whether :func:`positions` ``pos`` are every row of ``table`` in order (then nothing
+    is taken: the table's rows are the ids)."""
+    return bool(table.num_rows and len(pos) == table.num_rows and not pos.null_count and
+                (pos.to_numpy(zero_copy_only=False) == np.arange(len(pos))).all())
+
+
 def _whole(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     """A column as one array: its only chunk as it is (a memory-mapped state's: no copy of
     500 k rows per feature), else its chunks combined."""
@@ -932,9 +939,18 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
         One row per customer of any input, sorted by customer_id; count/moment states whose
         ``n`` came back to 0 are exactly 0 (no float residue).
     """
-    fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
+    every = fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
     names = ["customer_id", *(f.name for f in fields)]
-    tables = [_complete(t, fields, names) for t in tables if t.num_rows]
+    tables = [t for t in tables if t.num_rows]
+    if len(tables) > 1:  # a key no input has (left out of every partial: empty) is empty
+        have = set().union(*(t.column_names for t in tables))
+        absent = {prefix for key, prefix in keys
+                  if not any(f.name in have for f in state_columns(key, prefix))}
+        if absent:
+            keys = [(key, prefix) for key, prefix in keys if prefix not in absent]
+            fields = [f for key, prefix in keys for f in state_columns(key, prefix)]
+            names = ["customer_id", *(f.name for f in fields)]
+    tables = [_complete(t, fields, names) for t in tables]
     if not tables:
         return empty_state(fields)
     if len(tables) == 1:
@@ -947,6 +963,10 @@ def merge(tables: list[pa.Table], keys: list[tuple[StateKey, str]]) -> pa.Table:
     seen: list = []  # and their lists (a set and a sketch of the same values share them)
     for key, prefix in keys:
         out.update(_merged_key(key, prefix, tables, customers, codes, unified, seen))
+    if len(fields) < len(every):  # the absent keys' columns: what merging empty ones gives
+        return pa.table({"customer_id": customers, **{
+            f.name: out[f.name] if f.name in out else empty_column(f, len(customers))
+            for f in every}})
     return pa.table(out)
 
 
@@ -1270,15 +1290,49 @@ def _complete(t: pa.Table, fields: list[pa.Field], names: list[str]) -> pa.Table
         i = index.get(f.name)
         if i is not None:
             cols.append(t.column(i))
-        elif f.name.rsplit(".", 1)[1] in ("n", "s", "ss"):
-            cols.append(pa.array(np.zeros(rows, f.type.to_pandas_dtype()), f.type))
         else:
-            cols.append(pa.nulls(rows, f.type))
+            cols.append(empty_column(f, rows))
     return pa.Table.from_arrays(cols, names=names)
 
 
+def empty_column(field: pa.Field, rows: int) -> pa.Array:
+    """A state column that holds nothing: a count / moments component 0, any other null
+    (what a missing column of a merge's input or of a state file stands for)."""
+    if field.name.rsplit(".", 1)[1] in ("n", "s", "ss"):
+        if pa.types.is_integer(field.type) or pa.types.is_floating(field.type):
+            # +0 (bits all zero): numpy's zeroed pages, no fill pass
+            return pa.array(np.zeros(rows, field.type.to_pandas_dtype()), field.type)
+        return pc.fill_null(pa.nulls(rows, field.type), pa.scalar(0, field.type))
+    return _nulls(field.type, rows)
+
+
+def _nulls(t: pa.DataType, rows: int) -> pa.Array:
+    """``pa.nulls(rows, t)`` over numpy's zeroed buffers: Arrow's fills its fresh memory
+    (~3 ms and 4 MB of page faults a column of 500 k rows), numpy's large zeros are pages
+    the kernel maps only when read (a left-out column of a state is mostly never read)."""
+    def zeros(n: int, dtype=np.uint8) -> pa.Buffer:
+        return pa.py_buffer(np.zeros(n, dtype))
+
+    validity = zeros((rows + 7) // 8)
+    if pa.types.is_dictionary(t):
+        return pa.DictionaryArray.from_arrays(_nulls(t.index_type, rows),
+                                              pa.array([], t.value_type), ordered=t.ordered)
+    if pa.types.is_large_string(t) or pa.types.is_large_binary(t):
+        return pa.Array.from_buffers(t, rows, [validity, zeros(rows + 1, np.int64),
+                                               pa.py_buffer(b"")], null_count=rows)
+    if pa.types.is_list(t):
+        return pa.Array.from_buffers(t, rows, [validity, zeros(rows + 1, np.int32)],
+                                     null_count=rows, children=[_nulls(t.value_type, 0)])
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t):
+        return pa.Array.from_buffers(t, rows, [validity, zeros(rows * t.bit_width // 8)],
+                                     null_count=rows)
+    return pa.nulls(rows, t)
+
+
+# -- final values ----------------------------------------------------------------------------
 def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggregation: str,
-             k: int | None, as_of_ordinal: int, pos: pa.Array | None = None) -> pa.Array:
+             k: int | None, as_of_ordinal: int, pos: pa.Array | None = None,
+             same: bool | None = None) -> pa.Array:
     """A feature's values for ``ids`` (sorted customer ids) from a state table (SPEC §3a types
     and empty values).
 
@@ -1291,6 +1345,8 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
         k: top_k's k.
         as_of_ordinal: the as-of date (recency).
         pos: :func:`positions` of ``ids`` in ``state`` (None: computed here).
+        same: whether ``pos`` is every row of ``state`` in order (:func:`same_rows`; None:
+            checked here), when the caller finalizes many features over one ``pos``.
 
     Returns:
         One value per id.
@@ -1300,8 +1356,7 @@ def finalize(key: StateKey, prefix: str, state: pa.Table, ids: pa.Array, aggrega
     # computed on the state's rows, then placed on ids: only the values are taken, never the
     # state's list columns (a customer of ids without a state row: the empty value)
     values = _state_values(key, prefix, state, aggregation, k, as_of_ordinal)
-    if state.num_rows and len(pos) == state.num_rows and not pos.null_count and \
-            (pos.to_numpy() == np.arange(len(pos))).all():
+    if same if same is not None else same_rows(pos, state):
         return values  # the state's rows are ids
     taken = values.take(pos) if len(ids) else pa.array([], values.type)
     if aggregation in ("count", "sum", "distinct", "approx_distinct"):
