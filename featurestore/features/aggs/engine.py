@@ -428,13 +428,7 @@ def state_exists(store: Store, plan: ExtPlan, day: dt.date) -> bool:
 
 
 def load_ext_state(store: Store, plan: ExtPlan, day: dt.date) -> pa.Table:
-    """The stored chained state of ``day`` (a first day's: its day state, chained here, see
-    :func:`_link_first_state`)."""
-    table = _read_state(store, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
-    if table.num_columns > 1 and not any("@" in n for n in table.column_names):
-        return _chained(plan, None, table, {w: table.slice(0, 0) for w in plan.slide_windows()},
-                        day)
-    return table
+    return _read_state(store, layout.EXT_STATE, plan.state_fp, f"as_of={day.isoformat()}.arrow")
 
 
 def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, day: dt.date,
@@ -462,44 +456,24 @@ def advance_ext(store: Store, plan: ExtPlan, prior: pa.Table | dt.date | None, d
     Returns:
         The state of ``day``.
     """
+    chained = plan.chained()
+    everything = plan.chained_all()
+    fields = [f for k, p in everything for f in state_columns(k, p)]
     if isinstance(prior, dt.date):
         prior = load_ext_state(store, plan, prior)
-    from_file = today is None  # then today is the day state file's (read or written here)
+    if prior is None:
+        prior = empty_state(fields)
     if today is None:
         today = ext_daily(store, plan, day, recompute)
     leaving = leaving or {}
-    gone = {}
-    for w in plan.slide_windows():
-        gone[w] = leaving.get(w)
-        if gone[w] is None:
-            gone[w] = _read_daily(store, plan, day - dt.timedelta(w))
-    state = _chained(plan, prior, today, gone, day)
-    if suffixes:
-        for w in plan.stacked():
-            if block_ends(day, w):  # the block is complete: its front stack
-                build_suffixes(store, plan, w, day)
-    if write:
-        if from_file and store.is_local and (prior is None or not prior.num_rows) and \
-                not any(g.num_rows for g in gone.values()) and state.num_columns > 1:
-            _link_first_state(store, plan, day)
-        else:
-            write_ext_state(store, plan, state, day)
-    return state
-
-
-def _chained(plan: ExtPlan, prior: pa.Table | None, today: pa.Table,
-             gone: dict[int, pa.Table], day: dt.date) -> pa.Table:
-    """The chained state of ``day`` from that of the day before (None: empty), the day's
-    combined states and those of the days leaving each slid window (pure)."""
-    chained = plan.chained()
-    fields = [f for k, p in plan.chained_all() for f in state_columns(k, p)]
-    if prior is None:
-        prior = empty_state(fields)
     parts = [prior, _renamed(today, chained)]
     for w in plan.slide_windows():
         names = [(k, p) for k, p in chained if p.endswith(f"@{w}")]
-        if gone[w].num_rows:
-            parts.append(negate(_renamed(gone[w], names), names))
+        gone = leaving.get(w)
+        if gone is None:
+            gone = _read_daily(store, plan, day - dt.timedelta(w))
+        if gone.num_rows:
+            parts.append(negate(_renamed(gone, names), names))
     state = merge(parts, chained) if chained else empty_state([])
     # the back stack of each windowed non-invertible aggregation: the merge of the block of w
     # days (aligned on ordinals) up to today; a new block starts from today alone
@@ -509,22 +483,11 @@ def _chained(plan: ExtPlan, prior: pa.Table | None, today: pa.Table,
         start = day.toordinal() % w == 0
         sources = [_renamed(today, pairs)] if start else [prior, _renamed(today, pairs)]
         state = _join(state, merge(sources, pairs).select(["customer_id", *names]), fields)
+        if suffixes and block_ends(day, w):  # the block is complete: its front stack
+            build_suffixes(store, plan, w, day)
+    if write:
+        write_ext_state(store, plan, state, day)
     return state
-
-
-def _link_first_state(store: Store, plan: ExtPlan, day: dt.date) -> None:
-    """Publish the chained state of a day without a prior state nor a leaving day as a hard
-    link to the day state file: that state is the day state's columns under the state's
-    prefixes (:func:`_chained` of it alone), so the file need not be written twice (a first
-    day of the issue's sparse drop: 95 MB). A later rewrite of the day state publishes a new
-    file (a rename), so the link keeps the bytes it was made of; :func:`load_ext_state`
-    recognises the day state's columns (no ``@``) and chains them again."""
-    import os
-
-    source = store.path(layout.EXT_DAILY, _day(day), f"part-{plan.partial_fp}.arrow")
-    with store._publish(store.path(layout.EXT_STATE, plan.state_fp,
-                                   f"as_of={day.isoformat()}.arrow")) as target:
-        os.link(source, target)
 
 
 def write_ext_state(store: Store, plan: ExtPlan, state: pa.Table, day: dt.date) -> None:
