@@ -528,14 +528,8 @@ def _join(state: pa.Table, extra: pa.Table, fields: list[pa.Field]) -> pa.Table:
             if n == "customer_id":
                 continue
             prefix, comp = n.rsplit(".", 1)
-            if same:  # what _align gives then, without its check per column
-                col = _whole(table.column(n)).cast(by_name[n].type)
-                if comp in ("n", "s", "ss") and col.null_count:
-                    col = pc.fill_null(col, pa.scalar(0, col.type))
-                cols[n] = col
-                continue
             sub = pa.table({"customer_id": table.column("customer_id"), comp: table.column(n)})
-            cols.update(_align(sub, ids, prefix, [by_name[n]], pos))
+            cols.update(_align(sub, ids, prefix, [by_name[n]], pos, same))
     return pa.table({k: cols[k] for k in ["customer_id", *(f.name for f in fields)]
                      if k in cols})
 

@@ -896,22 +896,23 @@ def _is_text(t: pa.DataType) -> bool:
 
 
 def _align(part: pa.Table, customers: pa.Array, prefix: str,
-           fields: list[pa.Field], pos: pa.Array | None = None) -> dict[str, pa.Array]:
+           fields: list[pa.Field], pos: pa.Array | None = None,
+           same: bool | None = None) -> dict[str, pa.Array]:
     """A key's per-customer columns placed on ``customers`` (missing: zero or null);
-    ``pos``: :func:`positions` of ``customers`` in ``part`` when already known."""
+    ``pos``: :func:`positions` of ``customers`` in ``part`` when already known, ``same``:
+    whether those are every row of ``part`` in order (:func:`same_rows`; None: checked
+    here), when the caller aligns many columns over one ``pos``."""
     if pos is None:
         pos = positions(customers, part)
+    if same is None:  # then nothing is taken: the part's rows are the customers
+        same = same_rows(pos, part)
     out = {}
-    same = None
     for field in fields:
         comp = field.name.rsplit(".", 1)[1]
         col = _whole(part.column(comp)).cast(field.type) if part.num_rows else \
             pa.array([], field.type)
-        if same is None:  # whether pos is every row of part in order (then no take)
-            same = len(pos) == len(col) and not pos.null_count and bool(
-                (pos.to_numpy(zero_copy_only=False) == np.arange(len(pos))).all())
         taken = col if same else col.take(pos) if len(customers) else pa.array([], field.type)
-        if comp in ("n", "s", "ss"):
+        if comp in ("n", "s", "ss") and taken.null_count:
             taken = pc.fill_null(taken, pa.scalar(0, field.type))
         out[field.name] = taken
     return out
