@@ -375,22 +375,32 @@ def packed_codes(values: pa.Array, keep: np.ndarray | None = None, *, mostly_dis
         return None
     if keep is not None:
         keys = keys[keep]
+    codes, ordered = _key_codes(keys, mostly_distinct)
+    return _unpacked(ordered, pa.types.is_large_string(values.type)), codes
+
+
+def _key_codes(keys: np.ndarray, mostly_distinct: bool = False
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Each uint64 key's position among the sorted distinct keys, and those keys: every key
+    sorted (``mostly_distinct``, :func:`_sorted_key_codes`), else hashed and only the
+    distinct ones sorted."""
     if mostly_distinct:
-        codes, ordered = _sorted_key_codes(keys)
-    else:
-        bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
-        codes, uniques = _int_codes(keys, bits)
-        order = _radix_order(uniques)  # (distinct keys: the one sorted order, ~4x argsort)
-        rank = np.empty(len(order), dtype=np.int64)
-        rank[order] = np.arange(len(order))
-        codes, ordered = rank[codes], uniques[order]
+        return _sorted_key_codes(keys)
+    bits = max(0, min(14, len(keys).bit_length() - 10))  # partitions of ~1 k rows
+    codes, uniques = _int_codes(keys, bits)
+    order = _radix_order(uniques)  # (distinct keys: the one sorted order, ~4x argsort)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes], uniques[order]
+
+
+def _unpacked(ordered: np.ndarray, large: bool) -> pa.Array:
+    """The strings of packed uint64 keys (:func:`_unpack`), as large_string or string."""
     new_off, new_data = _unpack(ordered)
-    large = pa.types.is_large_string(values.type)
-    distinct = pa.Array.from_buffers(
+    return pa.Array.from_buffers(
         pa.large_string() if large else pa.string(), len(ordered),
         [None, pa.py_buffer(new_off if large else new_off.astype(np.int32)),
          pa.py_buffer(new_data)])
-    return distinct, codes
 
 
 def search_sorted(ids: pa.Array, order: np.ndarray, needles: pa.Array) -> np.ndarray:
@@ -455,8 +465,8 @@ def sorted_run_codes(chunks: list[pa.Array]) -> tuple[pa.Array, np.ndarray] | No
         chunks: string arrays without nulls (string or large_string), in order.
 
     Returns:
-        (sorted distinct values (large_string), each value's position among them, the
-        chunks' values in order), or None when a value is longer than 8 bytes or holds NUL.
+        (sorted distinct values (large_string), each value's position among them, over the
+        chunks in order), or None when a value is longer than 8 bytes or holds NUL.
     """
     keys = []
     for chunk in chunks:
@@ -468,18 +478,9 @@ def sorted_run_codes(chunks: list[pa.Array]) -> tuple[pa.Array, np.ndarray] | No
     np.cumsum([len(k) for k in keys], out=starts[1:])
     keys = np.concatenate(keys) if keys else np.zeros(0, np.uint64)
     ok, codes, uniques = _merged_runs(keys, starts)
-    if not ok:  # a chunk out of order: one stable sort joins whatever runs there are
-        order = np.argsort(keys, kind="stable")
-        ordered = keys[order]
-        new = np.ones(len(ordered), dtype=bool)
-        np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-        codes = np.empty(len(keys), dtype=np.int64)
-        codes[order] = np.cumsum(new) - 1
-        uniques = ordered[new]
-    new_off, new_data = _unpack(uniques)
-    distinct = pa.Array.from_buffers(pa.large_string(), len(uniques),
-                                     [None, pa.py_buffer(new_off), pa.py_buffer(new_data)])
-    return distinct, codes
+    if not ok:  # a chunk out of order: the keys coded as packed_codes codes them
+        codes, uniques = _key_codes(keys)
+    return _unpacked(uniques, large=True), codes
 
 
 @njit(nogil=True, cache=True)
