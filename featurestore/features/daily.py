@@ -456,12 +456,8 @@ def aggregate_tables(ev: pd.DataFrame | pa.Table, plan: DailyPlan, *, sort: bool
         kept = np.flatnonzero(has_id)
         cust_id = cust_id.filter(pa.array(has_id))
     hits = len(cust_id)
-    if share is not None:
-        masks = {f.key: share.mask(table, f) for f in plan.filters}
-    else:
-        event_ids = (_EventIds(table) if any(f.event_id is not None for f in plan.filters)
-                     else None)
-        masks = {f.key: _mask(table, f, event_ids) for f in plan.filters}
+    masker = share if share is not None else HitShare(table)  # event ids parsed once, if any
+    masks = {f.key: masker.mask(table, f) for f in plan.filters}
     if kept is not None:
         masks = {k: m[kept] for k, m in masks.items()}
     masks["all"] = np.ones(hits, dtype=bool)
