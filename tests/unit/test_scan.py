@@ -16,8 +16,6 @@ from hypothesis import strategies as st
 
 from featurestore.sources.weblog.parse import _PRODUCT_RE
 from featurestore.sources.weblog.scan import (
-    field_is_byte,
-    field_is_null,
     gather_columns,
     gather_strings,
     line_flags,
@@ -353,9 +351,10 @@ def test_excluded_and_null_fields_as_python_reads_them(values, data):
     text = b"".join(b"x\t" + v + b"\n" for v in values)
     scanned = scan_buffer(text, _slots(2, [0, 1]))
     rows = np.array(sorted(data.draw(st.sets(st.integers(0, len(values) - 1)))), np.int64)
-    args = (scanned.buf, scanned.starts, scanned.ends, rows, 1)
-    assert field_is_byte(*args, ord("0")).tolist() == [values[r] == b"0" for r in rows]
-    assert field_is_null(*args).tolist() == [values[r] in (b"", b"\\N") for r in rows]
+    is_byte, null, _ = line_flags(scanned.buf, scanned.starts, scanned.ends, rows, 1, ord("0"),
+                                  1)
+    assert is_byte.tolist() == [values[r] == b"0" for r in rows]
+    assert null.tolist() == [values[r] in (b"", b"\\N") for r in rows]
 
 
 def test_empty_wanted_fields_at_every_offset_of_a_block():

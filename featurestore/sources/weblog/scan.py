@@ -27,8 +27,6 @@ from numba.extending import intrinsic
 
 __all__ = [
     "Scanned",
-    "field_is_byte",
-    "field_is_null",
     "gather_columns",
     "gather_fields",
     "gather_strings",
@@ -932,19 +930,6 @@ def line_flags(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.n
                        null_slot, np.asarray(slots, dtype=np.int64))
 
 
-def field_is_byte(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                  slot: int, byte: int) -> np.ndarray:
-    """Per row of ``rows``, whether field ``slot`` is exactly the one byte ``byte``."""
-    return line_flags(buf, starts, ends, rows, slot, byte, slot)[0]
-
-
-def field_is_null(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray,
-                  slot: int) -> np.ndarray:
-    """Per row of ``rows``, whether field ``slot`` is null: empty or ``\\N`` (as the gather
-    reads it)."""
-    return line_flags(buf, starts, ends, rows, slot, 0, slot)[1]
-
-
 _INT64_MIN = -(2**63)
 
 
@@ -1069,6 +1054,6 @@ def warm_up() -> None:
     valid_utf8_rows(buf, starts, ends, rows)
     gather_columns(buf, starts, ends, rows, [1])
     gather_fields(buf, starts, ends, rows, [1], [1])
-    field_is_byte(buf, starts, ends, rows, 1, 48)
+    line_flags(buf, starts, ends, rows, 1, 48, 1, [1])
     for as_int in (True, False):  # the declared int / float columns' typing
         number_fields(pa.array(["1", None]), as_int)
