@@ -3,6 +3,7 @@
 SPEC §3a features (target: at most 1.5x).
 
     python benchmarks/aggs_drops.py [--rounds 3] [--sparse DIR] [--wide DIR] [--only sparse]
+        [--before CHECKOUT]
 
 The drops are those ``benchmarks/ingest.py --issue-drop`` (sparse: 404 MB gzip, issue #27's)
 and ``--issue-drop --wide-filler`` (2.7 GB gzip) generate: one day, 48 files, 4.8 M lines x
@@ -63,21 +64,27 @@ def _cluster_cpu(client) -> float:
     return _cpu() + _cpu(resource.RUSAGE_CHILDREN) + sum(client.run(_cpu).values())
 
 
-def _featurestore(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "featurestore", *args], cwd=ROOT, check=True,
-                          capture_output=True, text=True)
+def _featurestore(*args: str, code: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m featurestore ARGS`` with the code of checkout ``code``."""
+    import os
+
+    return subprocess.run([sys.executable, "-m", "featurestore", *args], cwd=code, check=True,
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(code)})
 
 
-def _command(raw: Path, store: Path, repo: Path | None, extra: list[str], client) -> dict:
-    """One whole ``featurestore ingest`` into an empty store: seconds, report steps, and (on
-    the running cluster, where every process is measurable) CPU seconds."""
+def _command(raw: Path, store: Path, repo: Path | None, extra: list[str], client,
+             code: Path = ROOT) -> dict:
+    """One whole ``featurestore ingest`` into an empty store (the code of checkout ``code``):
+    seconds, report steps, and (on the running cluster, where every process is measurable)
+    CPU seconds."""
     shutil.rmtree(store, ignore_errors=True)
     if repo is not None:
-        _featurestore("apply", "--repo", str(repo), "--store", str(store))
+        _featurestore("apply", "--repo", str(repo), "--store", str(store), code=code)
     cpu = _cluster_cpu(client)
     start = time.perf_counter()
     out = _featurestore("ingest", str(raw), "--store", str(store), "--json", "--no-progress",
-                        *extra)
+                        *extra, code=code)
     seconds = time.perf_counter() - start
     report = json.loads(out.stdout)
     assert report["ok"] and report["files_ingested"] > 0, report
@@ -119,7 +126,12 @@ def main() -> None:
     ap.add_argument("--wide", default=str(ROOT / "benchmarks" / "_work" / "ingest-issue-drop"),
                     help="work folder of the wide drop (the drop is DIR/raw)")
     ap.add_argument("--only", choices=["sparse", "wide"])
+    ap.add_argument("--before", help="another checkout: each round also runs both repositories' "
+                    "commands with its code (own cluster only: the running cluster's workers "
+                    "hold this checkout's code), and prints this code's seconds over its, "
+                    "per repository")
     args = ap.parse_args()
+    before = Path(args.before).resolve() if args.before else None
 
     from distributed import Client
 
@@ -138,12 +150,27 @@ def main() -> None:
             for name, work in drops:
                 raw = _drop(work, wide=name == "wide")
                 runs = {(shape, repo): [] for shape in shapes for repo in REPOS}
+                then = {repo: [] for repo in REPOS}  # --before's, own cluster
                 for _ in range(args.rounds):
                     for shape, extra in shapes.items():
                         for repo in REPOS:
                             runs[shape, repo].append(_command(
                                 raw, scratch / "store", plus30 if repo == "plus30" else None,
                                 extra, client))
+                            if before is not None and shape == "own cluster":
+                                then[repo].append(_command(
+                                    raw, scratch / "store", plus30 if repo == "plus30" else
+                                    None, extra, client, code=before))
+                if before is not None:
+                    line = {"measure": "drops, this code / --before", "drop": name,
+                            "cluster": "own cluster", "before": str(before)}
+                    for repo in REPOS:
+                        now = runs["own cluster", repo]
+                        line[f"ratio_{repo}"] = round(_median_ratio(
+                            {"default": then[repo], "plus30": now}, "whole"), 3)
+                        line[f"seconds_{repo}"] = [r["whole"] for r in now]
+                        line[f"seconds_{repo}_before"] = [r["whole"] for r in then[repo]]
+                    print(json.dumps(line), flush=True)
                 for shape in shapes:
                     by_repo = {repo: runs[shape, repo] for repo in REPOS}
                     line = {"measure": "drops", "drop": name, "cluster": shape,
